@@ -1,0 +1,1 @@
+//! Catalog of licence types (GB/T 36902).

@@ -1,0 +1,1 @@
+//! GB/T 36904 identifier.

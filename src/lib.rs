@@ -1,0 +1,17 @@
+//! elicence: turns legacy paper-licence exports into signed, registered e-licences.
+//!
+//! The modules follow the pipeline, one per stage:
+//! read → normalise → validate → identify → render → sign → (registry) → report.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod identify;
+pub mod licence;
+pub mod normalise;
+pub mod pipeline;
+pub mod read;
+pub mod record;
+pub mod render;
+pub mod sign;
+pub mod validate;
+pub mod verify;

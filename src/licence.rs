@@ -1,0 +1,79 @@
+//! A licence that passed validation (a valid row, normalised): what the renderers, the signer and
+//! the registry work from. It carries the GB/T 36903 metadata as typed fields and every face field
+//! of its catalog type as display text.
+
+use chrono::NaiveDate;
+
+use crate::record::SourcePos;
+
+/// Lifecycle status as the export states it, after the pipeline's status vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LicenceStatus {
+    /// 有效, 现势
+    Valid,
+    /// 变更, 延续, 换证
+    Changed,
+    /// 注销, 吊销, 撤销
+    Revoked,
+}
+
+impl LicenceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenceStatus::Valid => "valid",
+            LicenceStatus::Changed => "changed",
+            LicenceStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// One face field: catalog key, Chinese label and normalised display value (empty when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaceField {
+    pub key: String,
+    pub label: String,
+    pub value: String,
+}
+
+/// A validated licence. Codes are half-width and upper-case; dates are real dates; open-ended
+/// validity is `valid_to: None` with `open_ended: true`, never a fake date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Licence {
+    /// Catalog type name (证照名称), e.g. 食品经营许可证.
+    pub type_name: String,
+    /// 21-char GB/T 36902 type code (证照类型代码).
+    pub type_code: String,
+    /// Printed licence number as on the paper (证照编号).
+    pub printed_no: String,
+    /// Issuing body as printed (颁发机构).
+    pub issuer_name: String,
+    /// Issuing body's USCC (颁发机构代码).
+    pub issuer_code: String,
+    /// Holder name (持证主体), display text as written.
+    pub holder_name: String,
+    /// Holder code (持证主体代码): USCC or citizen ID.
+    pub holder_code: String,
+    /// GB/T 36903 holder-code type: 001 USCC, 111 citizen ID, …
+    pub holder_code_type: String,
+    /// 颁发日期
+    pub issue_date: NaiveDate,
+    /// 有效期起始; the issue date when the export has no separate start.
+    pub valid_from: NaiveDate,
+    /// 有效期截止; `None` for open-ended validity (长期, 永久).
+    pub valid_to: Option<NaiveDate>,
+    /// 6-digit GB/T 2260 region code of the jurisdiction (证照所属管辖属地编码).
+    pub region_code: String,
+    pub status: LicenceStatus,
+    /// Every catalog field in catalog order, including those above, as display text.
+    pub fields: Vec<FaceField>,
+    /// Where the row came from.
+    pub pos: SourcePos,
+}
+
+impl Licence {
+    /// The display value of a face field by catalog key.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields.iter().find(|f| f.key == key).map(|f| f.value.as_str())
+    }
+}

@@ -1,0 +1,1 @@
+//! Readers for CSV and workbooks.

@@ -1,0 +1,2 @@
+//! Validation against the catalog.
+pub mod codes;
