@@ -1,0 +1,2 @@
+//! Criterion bench (placeholder until the stage lands).
+fn main() {}
