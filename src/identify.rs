@@ -486,6 +486,12 @@ mod tests {
 
     proptest! {
         #[test]
+        fn parse_never_panics(tail in "[0-9A-Z.\\PC]{0,80}") {
+            let _ = LicenceId::parse(&format!("{PREFIX}{tail}"));
+            let _ = serial_from_printed(&tail);
+        }
+
+        #[test]
         fn display_parse_round_trip(id in licence_id()) {
             prop_assert_eq!(LicenceId::parse(&id.to_string()), Ok(id));
         }

@@ -498,6 +498,17 @@ mod tests {
 
     proptest! {
         #[test]
+        fn never_panics(s in "\\PC{0,20}") {
+            let _ = check_uscc(&s);
+            let _ = uscc_check_char(&s);
+            let _ = check_citizen_id(&s);
+            let _ = citizen_id_check_char(&s);
+            let _ = check_org_code(&s);
+            let _ = check_region_code(&s);
+            let _ = check_gs15(&s);
+        }
+
+        #[test]
         fn uscc_computed_check_validates_and_others_fail(body in uscc_body()) {
             let check = uscc_check_char(&body).unwrap();
             prop_assert_eq!(check_uscc(&format!("{body}{check}")), Ok(()));
