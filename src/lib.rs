@@ -2,9 +2,13 @@
 //!
 //! The modules follow the pipeline, one per stage:
 //! read → normalise → validate → identify → render → sign → (registry) → report.
+//! `engine` drives the stages over bounded chunks; `cmd` holds one file per subcommand.
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod cli;
+pub mod cmd;
+pub mod engine;
 pub mod identify;
 pub mod licence;
 pub mod normalise;
@@ -12,6 +16,7 @@ pub mod pipeline;
 pub mod read;
 pub mod record;
 pub mod render;
+pub mod report;
 pub mod sign;
 pub mod validate;
 pub mod verify;

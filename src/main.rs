@@ -1,1 +1,31 @@
-fn main() {}
+//! The `elicence` binary: parse flags, run the subcommand, map the result to an exit code.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use elicence::cli::{Cli, Command};
+use elicence::cmd;
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Catalog(c) => cmd::catalog::run(c),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(err) => {
+            if err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                std::process::exit(0);
+            }
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            cmd::exit_code_for(&err)
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,2 +1,372 @@
-//! Validation against the catalog.
+//! Validate: checks one read record against its pipeline plan and catalog type and returns a
+//! [`Licence`] (with notes on what normalisation changed) or a [`RowReject`] naming every broken
+//! rule. Pure: the run date is passed in, nothing is read or written here. Duplicate detection,
+//! which needs the rows seen before, lives in [`Dedupe`].
+
 pub mod codes;
+pub mod rules;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{FieldKind, keys};
+use crate::licence::{FaceField, Licence, LicenceStatus};
+use crate::normalise::{self, CellValue, dates, ids, width};
+use crate::pipeline::{Binding, IssuerPlan, Normaliser, Plan};
+use crate::read::ReadError;
+use crate::record::{Cell, Record, SourcePos};
+pub use rules::{Problem, Rule};
+
+/// A row that passed: the licence, what normalisation changed, and its content key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidRow {
+    pub licence: Licence,
+    /// Notes for the data team, e.g. a 15-digit ID upgraded (with the original).
+    pub notes: Vec<String>,
+    /// Hash of the normalised content: rows with equal keys are duplicates.
+    pub content_key: [u8; 16],
+}
+
+/// A row that failed, with every problem found and its original cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowReject {
+    pub pos: SourcePos,
+    pub problems: Vec<Problem>,
+    pub cells: Vec<String>,
+}
+
+impl RowReject {
+    /// The first problem: its rule is the one the row is counted under.
+    pub fn primary(&self) -> Option<&Problem> {
+        self.problems.first()
+    }
+
+    /// A reject for a row the reader could not read.
+    pub fn unreadable(err: &ReadError) -> RowReject {
+        RowReject {
+            pos: SourcePos { file: err.file.clone(), sheet: err.sheet.clone(), row: err.row.unwrap_or(0) },
+            problems: vec![Problem::new("", Rule::Unreadable, err.kind.to_string())],
+            cells: Vec::new(),
+        }
+    }
+}
+
+/// What became of one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowOutcome {
+    Valid(Box<ValidRow>),
+    Rejected(RowReject),
+}
+
+/// Checks records of one export against a plan bound to that export's headers.
+pub struct Validator<'p> {
+    plan: &'p Plan,
+    binding: Binding,
+    /// Issue dates after this day are refused.
+    today: NaiveDate,
+    /// Interned labels and keys, so a valid row does not re-allocate them.
+    keys: Vec<Arc<str>>,
+}
+
+impl<'p> Validator<'p> {
+    pub fn new(plan: &'p Plan, binding: Binding, today: NaiveDate) -> Validator<'p> {
+        let keys = plan.licence_type.fields.iter().map(|f| Arc::from(f.key.as_str())).collect();
+        Validator { plan, binding, today, keys }
+    }
+
+    /// Checks one record.
+    pub fn check(&self, rec: &Record) -> RowOutcome {
+        let ty = &self.plan.licence_type;
+        let mut problems: Vec<Problem> = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
+        let mut values: Vec<String> = vec![String::new(); ty.fields.len()];
+        let mut dates_by_field: Vec<Option<NaiveDate>> = vec![None; ty.fields.len()];
+        let mut open_ended = false;
+
+        if rec.cells.len() != self.binding.width && rec.cells.iter().skip(self.binding.width).any(|c| !c.is_blank()) {
+            problems.push(Problem::new(
+                "",
+                Rule::Unreadable,
+                format!("{} cells, the header has {}", rec.cells.len(), self.binding.width),
+            ));
+        }
+
+        for col in &self.binding.columns {
+            let spec = &ty.fields[col.field];
+            let cell = col.source.and_then(|i| rec.cells.get(i)).unwrap_or(&Cell::Empty);
+            let value = match normalise::read_cell(cell, &spec.kind, &col.normalisers) {
+                Ok(v) => v,
+                Err(e) => {
+                    let rule = match e {
+                        normalise::CellError::LossyNumber { .. } => Rule::LossyNumber,
+                        normalise::CellError::Date(_) => Rule::Date,
+                        _ => Rule::CellType,
+                    };
+                    problems.push(Problem::new(&spec.label, rule, e.to_string()));
+                    continue;
+                }
+            };
+            let is_valid_to = spec.key == keys::VALID_TO;
+            match value {
+                CellValue::Empty => {
+                    if spec.required {
+                        problems.push(Problem::new(&spec.label, Rule::Required, "empty"));
+                    } else if is_valid_to && ty.validity.open_ended {
+                        open_ended = true;
+                    }
+                }
+                CellValue::Date(d) => {
+                    if matches!(spec.kind, FieldKind::Date) {
+                        if is_valid_to && d.format("%Y-%m-%d").to_string() == "9999-12-31" {
+                            open_ended = true;
+                        } else {
+                            dates_by_field[col.field] = Some(d);
+                            values[col.field] = d.to_string();
+                        }
+                    } else {
+                        values[col.field] = d.to_string();
+                    }
+                }
+                CellValue::Text(text) => {
+                    if matches!(spec.kind, FieldKind::Date) {
+                        let parsed = if is_valid_to {
+                            dates::parse_validity_end(&text).map(|v| match v {
+                                dates::ValidityEnd::Date(d) => Some(d),
+                                dates::ValidityEnd::OpenEnded => None,
+                            })
+                        } else {
+                            dates::parse_date(&text).map(Some)
+                        };
+                        match parsed {
+                            Ok(Some(d)) => {
+                                dates_by_field[col.field] = Some(d);
+                                values[col.field] = d.to_string();
+                            }
+                            Ok(None) => {
+                                if ty.validity.open_ended {
+                                    open_ended = true;
+                                    values[col.field] = text.into_owned();
+                                } else {
+                                    problems.push(Problem::new(
+                                        &spec.label,
+                                        Rule::OpenEnded,
+                                        format!("{text:?}: {} licences must have an end date", ty.name),
+                                    ));
+                                }
+                            }
+                            Err(e) => problems.push(Problem::new(&spec.label, Rule::Date, format!("{text:?}: {e}"))),
+                        }
+                        continue;
+                    }
+                    let mut text = text.into_owned();
+                    if col.normalisers.contains(&Normaliser::CitizenIdUpgrade) {
+                        upgrade_id(&spec.label, &mut text, &mut notes, &mut problems, &spec.kind, &ty.holder_code_type);
+                    }
+                    if let Err(p) = rules::check_length(spec, &text) {
+                        problems.push(p);
+                    } else if let Err(p) = rules::check_kind(spec, &text, &ty.holder_code_type) {
+                        problems.push(p);
+                    }
+                    values[col.field] = text;
+                }
+            }
+        }
+
+        let status = self.status_of(rec, &mut problems);
+        let issuer = self.issuer_of(rec, &mut problems);
+        if let Some((printed, _)) = &issuer
+            && let Some(i) = ty.field_index(keys::ISSUER_NAME)
+        {
+            values[i] = printed.clone();
+        }
+
+        let issue_date = ty.field_index(keys::ISSUE_DATE).and_then(|i| dates_by_field[i]);
+        let valid_from = ty.field_index(keys::VALID_FROM).and_then(|i| dates_by_field[i]);
+        let valid_to = ty.field_index(keys::VALID_TO).and_then(|i| dates_by_field[i]);
+        if let Some(issue) = issue_date {
+            if issue > self.today {
+                let label = ty.field(keys::ISSUE_DATE).map(|f| f.label.as_str()).unwrap_or("");
+                problems.push(Problem::new(label, Rule::FutureDate, format!("{issue} is after {}", self.today)));
+            }
+            let label = ty.field(keys::VALID_TO).map(|f| f.label.as_str()).unwrap_or("");
+            if let Err(p) = rules::check_validity(label, valid_from.unwrap_or(issue), valid_to, ty.validity.max_years) {
+                problems.push(p);
+            }
+        }
+        if ty.field(keys::VALID_TO).is_some_and(|f| f.required) && valid_to.is_none() && open_ended && !ty.validity.open_ended {
+            let label = ty.field(keys::VALID_TO).map(|f| f.label.as_str()).unwrap_or("");
+            problems.push(Problem::new(label, Rule::OpenEnded, "open-ended validity is not allowed for this type"));
+        }
+
+        if !problems.is_empty() {
+            return RowOutcome::Rejected(RowReject {
+                pos: rec.pos.clone(),
+                problems,
+                cells: rec.cells.iter().map(Cell::display).collect(),
+            });
+        }
+        let (Some(issue_date), Some((issuer_name, issuer))) = (issue_date, issuer) else {
+            // Unreachable when the catalog check passed (issue_date and issuer are required), but
+            // a row is never lost: it is rejected.
+            return RowOutcome::Rejected(RowReject {
+                pos: rec.pos.clone(),
+                problems: vec![Problem::new("", Rule::Required, "issue date or issuer missing")],
+                cells: rec.cells.iter().map(Cell::display).collect(),
+            });
+        };
+        let field_value = |key: &str| ty.field_index(key).map(|i| values[i].clone()).unwrap_or_default();
+        let content_key = content_key(&ty.code, &issuer.1, status, &values);
+        let licence = Licence {
+            type_name: ty.name.clone(),
+            type_code: ty.code.clone(),
+            printed_no: field_value(keys::LICENCE_NO),
+            issuer_name,
+            issuer_code: issuer.1,
+            holder_name: field_value(keys::HOLDER_NAME),
+            holder_code: field_value(keys::HOLDER_CODE),
+            holder_code_type: ty.holder_code_type.clone(),
+            issue_date,
+            valid_from: valid_from.unwrap_or(issue_date),
+            valid_to,
+            region_code: issuer.0,
+            status,
+            fields: ty
+                .fields
+                .iter()
+                .zip(values)
+                .zip(&self.keys)
+                .map(|((f, value), key)| FaceField { key: key.to_string(), label: f.label.clone(), value })
+                .collect(),
+            pos: rec.pos.clone(),
+        };
+        RowOutcome::Valid(Box::new(ValidRow { licence, notes, content_key }))
+    }
+
+    fn status_of(&self, rec: &Record, problems: &mut Vec<Problem>) -> LicenceStatus {
+        let plan = &self.plan.status;
+        let word = self
+            .binding
+            .status
+            .and_then(|i| rec.cells.get(i))
+            .map(|c| width::trim(&c.display()).to_string())
+            .unwrap_or_default();
+        let label = plan.column.as_deref().unwrap_or("状态");
+        if word.is_empty() {
+            return match plan.default {
+                Some(s) => s,
+                None => {
+                    problems.push(Problem::new(label, Rule::Status, "empty"));
+                    LicenceStatus::Valid
+                }
+            };
+        }
+        match plan.lookup(&word) {
+            Some(s) => s,
+            None => {
+                let known: Vec<&str> = plan.words.iter().map(|(w, _)| w.as_str()).collect();
+                problems.push(Problem::new(label, Rule::Status, format!("{word:?} is not one of {}", known.join(", "))));
+                LicenceStatus::Valid
+            }
+        }
+    }
+
+    /// The issuer as printed, with (region, code).
+    fn issuer_of(&self, rec: &Record, problems: &mut Vec<Problem>) -> Option<(String, (String, String))> {
+        match &self.plan.issuer {
+            IssuerPlan::Fixed(k) => Some((k.name.clone(), (k.region.clone(), k.code.clone()))),
+            IssuerPlan::FromColumn { column, .. } => {
+                let printed = self
+                    .binding
+                    .issuer
+                    .and_then(|i| rec.cells.get(i))
+                    .map(|c| width::trim(&c.display()).to_string())
+                    .unwrap_or_default();
+                if printed.is_empty() {
+                    problems.push(Problem::new(column, Rule::Required, "empty"));
+                    return None;
+                }
+                match self.plan.issuer.resolve(&printed) {
+                    Some(k) => Some((printed, (k.region.clone(), k.code.clone()))),
+                    None => {
+                        problems.push(Problem::new(
+                            column,
+                            Rule::Issuer,
+                            format!("{printed:?} is not a known issuer of this pipeline"),
+                        ));
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Upgrades a 15-digit citizen ID in place (GB 11643: insert 19, add the check character),
+/// noting the original; other values pass unchanged.
+fn upgrade_id(
+    label: &str,
+    text: &mut String,
+    notes: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
+    kind: &FieldKind,
+    holder_code_type: &str,
+) {
+    let is_person_code = match kind {
+        FieldKind::CitizenId => true,
+        FieldKind::HolderCode => holder_code_type == "111",
+        _ => false,
+    };
+    if !is_person_code || text.len() != 15 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return;
+    }
+    match ids::upgrade_citizen_id_15(text) {
+        Ok(up) => {
+            let mut note = format!("{label}: upgraded from 15 digits ({text})");
+            if up.legacy_1800s {
+                note.push_str("; sequence 996-999: holder born in the 1800s, check the record");
+            }
+            notes.push(note);
+            *text = up.id18;
+        }
+        Err(e) => problems.push(Problem::new(label, Rule::CheckDigit, format!("15-digit ID {text}: {e}"))),
+    }
+}
+
+fn content_key(type_code: &str, issuer_code: &str, status: LicenceStatus, values: &[String]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    for part in [type_code, issuer_code, status.as_str()] {
+        h.update(part.as_bytes());
+        h.update([0x1f]);
+    }
+    for v in values {
+        h.update(v.as_bytes());
+        h.update([0x1f]);
+    }
+    let digest = h.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+/// Finds rows equal to an earlier row after normalisation. Holds one 16-byte hash per distinct
+/// row, never the rows themselves.
+#[derive(Debug, Default)]
+pub struct Dedupe {
+    seen: HashMap<[u8; 16], SourcePos>,
+}
+
+impl Dedupe {
+    /// `None` for a first occurrence; the first row's position for a duplicate.
+    pub fn check(&mut self, key: [u8; 16], pos: &SourcePos) -> Option<SourcePos> {
+        match self.seen.get(&key) {
+            Some(first) => Some(first.clone()),
+            None => {
+                self.seen.insert(key, pos.clone());
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Command-line definitions (clap). Each subcommand's arguments live beside its code in
+//! `cmd/<name>.rs`; this file only assembles them.
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// Turns legacy paper-licence exports (CSV, Excel) into signed, registered e-licences.
+#[derive(Debug, Parser)]
+#[command(
+    name = "elicence",
+    version,
+    about,
+    after_help = "Examples:\n  \
+        elicence validate pipelines/food-business-permit.toml --input fixtures/food-business-permit/export-utf8.csv --out out/\n  \
+        elicence catalog check\n  \
+        elicence catalog show food-business-permit\n\n\
+        Exit codes: 0 done (rejects are data), 1 failure, 2 usage, 3 bad pipeline or catalog, \
+        4 unreadable input, 5 --max-reject-rate exceeded."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read and validate an export without signing or loading anything.
+    Validate(cmd::validate::ValidateArgs),
+    /// List, show or check the catalog of licence types.
+    #[command(subcommand)]
+    Catalog(cmd::catalog::CatalogCommand),
+}

@@ -1,0 +1,135 @@
+//! `elicence catalog list|show|check`: inspect and check the catalog of licence types.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::catalog::{self, FieldKind, LicenceType};
+use crate::cmd::exit;
+
+const DEFAULT_DIR: &str = "pipelines/catalog";
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// List the licence types: id, type code, name, sharing.
+    #[command(after_help = "Example:\n  elicence catalog list --dir pipelines/catalog")]
+    List {
+        #[arg(long, default_value = DEFAULT_DIR)]
+        dir: PathBuf,
+        /// One JSON object per type.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one type with all its fields.
+    #[command(after_help = "Example:\n  elicence catalog show food-business-permit")]
+    Show {
+        /// Type id (file name), type code or Chinese name.
+        which: String,
+        #[arg(long, default_value = DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Check every catalog file and report every problem at once (file:line: key: problem).
+    #[command(after_help = "Example:\n  elicence catalog check --dir pipelines/catalog")]
+    Check {
+        #[arg(long, default_value = DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+}
+
+pub fn run(cmd: &CatalogCommand) -> anyhow::Result<i32> {
+    match cmd {
+        CatalogCommand::List { dir, json } => {
+            let cat = catalog::load_dir(dir)?;
+            for t in &cat.types {
+                if *json {
+                    let v = serde_json::json!({
+                        "id": t.id, "name": t.name, "code": t.code, "local_code": t.local_code,
+                        "sharing": t.sharing, "single_instance": t.single_instance,
+                        "fields": t.fields.len(),
+                    });
+                    println!("{v}");
+                } else {
+                    let local = if t.local_code { " (local code)" } else { "" };
+                    println!("{:<32} {}{}  {}  [{}]", t.id, t.code, local, t.name, t.sharing);
+                }
+            }
+            Ok(exit::OK)
+        }
+        CatalogCommand::Show { which, dir } => {
+            let cat = catalog::load_dir(dir)?;
+            match cat.get(which) {
+                Some(t) => {
+                    print!("{}", describe(t));
+                    Ok(exit::OK)
+                }
+                None => {
+                    eprintln!("no licence type {which:?} in {}", dir.display());
+                    Ok(exit::CONFIG)
+                }
+            }
+        }
+        CatalogCommand::Check { dir } => match catalog::load_dir(dir) {
+            Ok(cat) => {
+                println!("catalog ok: {} licence types in {}", cat.types.len(), dir.display());
+                Ok(exit::OK)
+            }
+            Err(e) => {
+                for p in &e.problems {
+                    println!("{p}");
+                }
+                eprintln!("{} problem(s)", e.problems.len());
+                Ok(exit::CONFIG)
+            }
+        },
+    }
+}
+
+fn describe(t: &LicenceType) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "{} ({})", t.name, t.id);
+    let _ = writeln!(s, "  type code:        {}{}", t.code, if t.local_code { " (derived locally)" } else { "" });
+    let _ = writeln!(s, "  defined by:       {} {} ({})", t.definer.name, t.definer.uscc, t.definer.level.chinese());
+    let _ = writeln!(s, "  issuing level:    {}", t.issuing_level.chinese());
+    let _ = writeln!(s, "  holder:           {:?}, code type {}", t.holder_category, t.holder_code_type);
+    let validity = match (t.validity.max_years, t.validity.open_ended) {
+        (Some(y), true) => format!("at most {y} years, or open-ended"),
+        (Some(y), false) => format!("at most {y} years"),
+        (None, true) => "any, or open-ended".to_string(),
+        (None, false) => "any".to_string(),
+    };
+    let _ = writeln!(s, "  validity:         {validity}");
+    let _ = writeln!(s, "  single instance:  {}", t.single_instance);
+    let _ = writeln!(s, "  sharing:          {}", t.sharing);
+    if let catalog::Sharing::Conditional { scope } = &t.sharing {
+        for d in scope {
+            let _ = writeln!(s, "                    {d}");
+        }
+    }
+    if let Some((name, code)) = &t.service_item {
+        let _ = writeln!(s, "  service item:     {name} ({code})");
+    }
+    let _ = writeln!(s, "  fields:");
+    for f in &t.fields {
+        let kind = match &f.kind {
+            FieldKind::Enum(v) => format!("enum [{}]", v.join(", ")),
+            FieldKind::LicenceNo(re) => format!("licence_no {}", re.as_str()),
+            k => k.name().to_string(),
+        };
+        let mut flags = Vec::new();
+        if f.required {
+            flags.push("required".to_string());
+        }
+        if let Some(m) = f.max_len {
+            flags.push(format!("max {m}"));
+        }
+        if f.personal {
+            flags.push("personal".into());
+        }
+        if f.trade_secret {
+            flags.push("trade secret".into());
+        }
+        let _ = writeln!(s, "    {:<22} {:<14} {:<40} {}", f.key, f.label, kind, flags.join(", "));
+    }
+    s
+}

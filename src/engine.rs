@@ -1,0 +1,152 @@
+//! Engine: streams one export through read → normalise → validate in bounded chunks. A reader
+//! thread fills chunks of records; the chunks are validated on all cores (rayon) and handed to
+//! the caller's sink in input order, so duplicates are found in order and memory stays flat
+//! however large the input is.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use chrono::NaiveDate;
+use rayon::prelude::*;
+
+use crate::pipeline::Plan;
+use crate::read::{self, ReadError};
+use crate::record::{Record, SourcePos};
+use crate::report::{Counts, InputSummary};
+use crate::validate::{Dedupe, RowOutcome, RowReject, ValidRow, Validator};
+
+/// Records per chunk: large enough to amortise the hand-off, small enough to keep memory flat.
+pub const CHUNK_ROWS: usize = 4096;
+/// Chunks in flight between the reader and the validators.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// What became of one row, in input order.
+pub enum Outcome {
+    Valid(Box<ValidRow>),
+    Duplicate { pos: SourcePos, first: SourcePos },
+    Rejected(RowReject),
+}
+
+/// Receives what the engine produces for one input, in order.
+pub trait RowSink {
+    /// The export's header cells, once, before any row.
+    fn headers(&mut self, headers: &[String]) -> anyhow::Result<()>;
+    /// One row's outcome.
+    fn row(&mut self, outcome: Outcome) -> anyhow::Result<()>;
+}
+
+/// Why an input could not be processed to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Read(#[from] ReadError),
+    #[error("{file}: header row {row} lacks the column(s) {}", missing.join(", "))]
+    MissingColumns { file: String, row: u64, missing: Vec<String> },
+    #[error("cannot read {file}: {source}")]
+    Unreadable {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Sink(#[from] anyhow::Error),
+}
+
+type Chunk = Vec<Result<Record, ReadError>>;
+
+/// Reads and validates one input, handing the header cells and then every row, in order, to
+/// `sink`. Returns the input's summary (without its hash).
+pub fn validate_input(
+    plan: &Plan,
+    path: &Path,
+    today: NaiveDate,
+    dedupe: &mut Dedupe,
+    sink: &mut dyn RowSink,
+) -> Result<InputSummary, EngineError> {
+    let mut source = read::open(path, &plan.source_spec())?;
+    let header_row = source.header_row();
+    let binding = plan.bind(source.headers()).map_err(|missing| EngineError::MissingColumns {
+        file: path.display().to_string(),
+        row: header_row,
+        missing,
+    })?;
+    sink.headers(source.headers())?;
+    let encoding = source.encoding_used().to_string();
+    let validator = Validator::new(plan, binding, today);
+
+    let (tx, rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let mut counts = Counts::default();
+    let mut fatal: Option<ReadError> = None;
+    let blank = std::thread::scope(|scope| -> Result<u64, EngineError> {
+        let reader = scope.spawn(move || {
+            let mut chunk: Chunk = Vec::with_capacity(CHUNK_ROWS);
+            for item in source.by_ref() {
+                let stop = matches!(&item, Err(e) if e.is_fatal());
+                chunk.push(item);
+                if chunk.len() == CHUNK_ROWS || stop {
+                    if tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS))).is_err() {
+                        return source.blank_rows_skipped();
+                    }
+                }
+                if stop {
+                    break;
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = tx.send(chunk);
+            }
+            source.blank_rows_skipped()
+        });
+        for chunk in rx {
+            let outcomes: Vec<Result<RowOutcome, ReadError>> = chunk
+                .into_par_iter()
+                .map(|item| match item {
+                    Ok(rec) => Ok(validator.check(&rec)),
+                    Err(e) if e.is_fatal() => Err(e),
+                    Err(e) => Ok(RowOutcome::Rejected(RowReject::unreadable(&e))),
+                })
+                .collect();
+            for outcome in outcomes {
+                let outcome = match outcome {
+                    Ok(o) => o,
+                    Err(e) => {
+                        fatal = Some(e);
+                        break;
+                    }
+                };
+                counts.read += 1;
+                match outcome {
+                    RowOutcome::Valid(row) => match dedupe.check(row.content_key, &row.licence.pos) {
+                        Some(first) => {
+                            counts.duplicates += 1;
+                            sink.row(Outcome::Duplicate { pos: row.licence.pos.clone(), first })?;
+                        }
+                        None => {
+                            counts.valid += 1;
+                            sink.row(Outcome::Valid(row))?;
+                        }
+                    },
+                    RowOutcome::Rejected(r) => {
+                        counts.rejected += 1;
+                        sink.row(Outcome::Rejected(r))?;
+                    }
+                }
+            }
+            if fatal.is_some() {
+                break;
+            }
+        }
+        Ok(reader.join().unwrap_or(0))
+    })?;
+    if let Some(e) = fatal {
+        return Err(EngineError::Read(e));
+    }
+    Ok(InputSummary {
+        file: path.display().to_string(),
+        encoding,
+        header_row,
+        blank_rows_skipped: blank,
+        counts,
+        ..InputSummary::default()
+    })
+}

@@ -1,0 +1,102 @@
+//! The raw form of a pipeline file, exactly as written (serde, `deny_unknown_fields`). Nothing
+//! here is checked; [`super::Plan`] does that.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// Catalog type: id (file stem), type code or Chinese name.
+    #[serde(rename = "type")]
+    pub licence_type: Spanned<String>,
+    /// Catalog folder, relative to the pipeline file. Default: `catalog`.
+    pub catalog: Option<String>,
+    /// Layout file for the PDF face, relative to the pipeline file.
+    /// Default: `layouts/<catalog id>.toml`.
+    pub layout: Option<String>,
+    #[serde(default)]
+    pub source: SourceSpec,
+    pub column: Vec<Spanned<ColumnSpec>>,
+    pub status: Spanned<StatusSpec>,
+    pub issuer: Spanned<IssuerSpec>,
+    /// Column holding the path of a scanned image of the paper licence (存档副本), if any.
+    pub archive_copy_column: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// auto (by extension) | csv | xlsx | xls | ods
+    pub format: Option<Spanned<String>>,
+    /// auto | utf-8 | gbk | gb18030
+    pub encoding: Option<Spanned<String>>,
+    /// One ASCII character; `\t` for tab. Default `,`.
+    pub delimiter: Option<Spanned<String>>,
+    /// Sheet name or 0-based index. Default: the first sheet.
+    pub sheet: Option<SheetSpec>,
+    /// 1-based header row; found automatically when absent.
+    pub header_row: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SheetSpec {
+    Index(usize),
+    Name(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSpec {
+    /// Header text in the export (trimmed).
+    pub header: String,
+    /// Catalog field key.
+    pub field: String,
+    /// Normalisers applied in order; default by field kind.
+    pub normalise: Option<Vec<String>>,
+    /// The column may be missing from an export (the field is then empty).
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusSpec {
+    /// Column holding the status word; without it every row is `valid`.
+    pub column: Option<String>,
+    /// Status of a row whose status cell is empty. Default: `valid`.
+    pub default: Option<String>,
+    #[serde(default)]
+    pub valid: Vec<String>,
+    #[serde(default)]
+    pub revoked: Vec<String>,
+    #[serde(default)]
+    pub changed: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSpec {
+    /// Column holding the issuer as printed. Without it the issuer is fixed (`name`, `code`).
+    pub column: Option<String>,
+    /// Fixed issuer name.
+    pub name: Option<String>,
+    /// Fixed issuer USCC.
+    pub code: Option<String>,
+    /// Fixed issuer's 6-digit region code.
+    pub region: Option<String>,
+    /// Issuers that may appear in the column, with their codes; renamed bodies list old names.
+    #[serde(default)]
+    pub known: Vec<KnownIssuerSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownIssuerSpec {
+    pub name: String,
+    pub code: String,
+    pub region: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
