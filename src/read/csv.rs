@@ -354,7 +354,10 @@ impl<R: Read> Read for RecordLimiter<R> {
 mod tests {
     use super::*;
 
-    fn limited(input: &[u8], limit: usize) -> (Vec<u8>, Vec<(u64, u64, u64, bool)>) {
+    /// (ordinal, line, blank lines before, truncated)
+    type Start = (u64, u64, u64, bool);
+
+    fn limited(input: &[u8], limit: usize) -> (Vec<u8>, Vec<Start>) {
         let mut limiter = RecordLimiter::new(input, b',', limit);
         let mut out = Vec::new();
         let mut chunk = [0u8; 7];

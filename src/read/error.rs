@@ -77,7 +77,7 @@ pub enum ReadErrorKind {
     #[error("is not a readable {format} workbook: {reason}")]
     NotAWorkbook { format: &'static str, reason: String },
 
-    /// The archive's sizes exceed [`Limits`](super::Limits): a zip bomb or a lying header.
+    /// The sizes the archive declares exceed [`Limits`](super::Limits): a zip bomb.
     #[error("suspicious archive{}: {limit}", entry.as_ref().map(|e| format!(" entry {e}")).unwrap_or_default())]
     SuspiciousArchive { entry: Option<String>, limit: ArchiveLimit },
 
@@ -127,8 +127,6 @@ pub enum ArchiveLimit {
     TotalSize { declared: u64, limit: u64 },
     /// One entry inflates more than `limit` times its compressed size.
     Ratio { uncompressed: u64, compressed: u64, limit: u64 },
-    /// An entry inflates to more bytes than its header declares.
-    LyingSize { declared: u64, actual_at_least: u64 },
 }
 
 impl fmt::Display for ArchiveLimit {
@@ -140,10 +138,6 @@ impl fmt::Display for ArchiveLimit {
             ArchiveLimit::Ratio { uncompressed, compressed, limit } => write!(
                 f,
                 "{compressed} bytes inflate to {uncompressed} bytes, more than {limit} times"
-            ),
-            ArchiveLimit::LyingSize { declared, actual_at_least } => write!(
-                f,
-                "declares {declared} bytes but inflates to at least {actual_at_least} bytes"
             ),
         }
     }

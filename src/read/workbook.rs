@@ -1,8 +1,7 @@
 //! Workbook row source (xlsx, xls, ods through calamine), with absolute sheet row numbers.
 //!
-//! An xlsx or ods file is a zip archive: before calamine sees it, [`check_archive`] reads the
-//! central directory (declared sizes and ratios against [`Limits`]) and then inflates every entry
-//! into a counting sink, so that an entry whose header lies about its size is caught too.
+//! An xlsx or ods file is a zip archive: before calamine sees it, [`check_archive`] holds the
+//! sizes its central directory declares against [`Limits`] (total size, ratio per entry).
 //!
 //! What streams: an xlsx worksheet is read cell by cell with calamine's
 //! `Xlsx::worksheet_cells_reader` on a background thread, which sends finished rows through a
@@ -232,12 +231,11 @@ fn stream_xlsx(mut workbook: Xlsx<BufReader<File>>, mut sender: RowSender) {
                     };
                     return sender.fatal(Some(u64::from(row) + 1), kind);
                 }
-                if current.as_ref().is_some_and(|(r, _)| *r != row) {
-                    if let Some((r, cells)) = current.take() {
-                        if !sender.row(u64::from(r) + 1, cells) {
-                            return;
-                        }
-                    }
+                if current.as_ref().is_some_and(|(r, _)| *r != row)
+                    && let Some((r, cells)) = current.take()
+                    && !sender.row(u64::from(r) + 1, cells)
+                {
+                    return;
                 }
                 let (_, cells) = current.get_or_insert_with(|| (row, Vec::new()));
                 let col = col as usize;
@@ -254,10 +252,10 @@ fn stream_xlsx(mut workbook: Xlsx<BufReader<File>>, mut sender: RowSender) {
             }
         }
     }
-    if let Some((r, cells)) = current.take() {
-        if !sender.row(u64::from(r) + 1, cells) {
-            return;
-        }
+    if let Some((r, cells)) = current.take()
+        && !sender.row(u64::from(r) + 1, cells)
+    {
+        return;
     }
     sender.end();
 }
@@ -325,12 +323,16 @@ fn cell_from_ref(data: &DataRef<'_>) -> Cell {
     }
 }
 
-/// Checks a zip-based workbook against the archive limits before calamine opens it: first the
-/// sizes the central directory declares, then the sizes the entries really inflate to (read into
-/// a counting sink, stopping as soon as a limit is passed, so the check itself stays bounded).
+/// Checks a zip-based workbook against the archive limits before calamine opens it, from the
+/// sizes its central directory declares.
 ///
-/// Fails with `NotAWorkbook` when the file is not a readable zip (text, truncated, corrupt
-/// deflate data, CRC mismatch) and `SuspiciousArchive` when a limit is exceeded.
+/// Declared sizes are enough because a header cannot lie past them: the `zip` crate (9.x, also
+/// the one calamine reads through) fails a read once an entry inflates beyond its declared size
+/// ("File is larger than its declared uncompressed size"); calamine then reports a `Workbook`
+/// error. So nothing inflates more than `max_uncompressed_bytes` in total.
+///
+/// Fails with `NotAWorkbook` when the file is not a readable zip (text, truncated) and
+/// `SuspiciousArchive` when a limit is exceeded.
 pub(crate) fn check_archive(
     path: &Path,
     file: &Arc<str>,
@@ -350,7 +352,6 @@ pub(crate) fn check_archive(
             || uncompressed / compressed.max(1) <= limits.max_compression_ratio
     };
 
-    // Pass 1: what the central directory declares.
     let mut declared_total = 0u64;
     for i in 0..zip.len() {
         let entry = zip.by_index_raw(i).map_err(|e| bad_zip(e.to_string()))?;
@@ -373,44 +374,163 @@ pub(crate) fn check_archive(
         }
     }
 
-    // Pass 2: what the entries really inflate to.
-    let mut chunk = vec![0u8; 64 * 1024];
-    let mut actual_total = 0u64;
-    for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| bad_zip(e.to_string()))?;
-        let (declared, compressed) = (entry.size(), entry.compressed_size());
-        let mut actual = 0u64;
-        loop {
-            let n = entry.read(&mut chunk).map_err(|e| bad_zip(e.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            actual += n as u64;
-            actual_total = actual_total.saturating_add(n as u64);
-            if actual > declared {
-                let limit = ArchiveLimit::LyingSize { declared, actual_at_least: actual };
-                return Err(suspicious(entry_name(&entry), limit));
-            }
-            if actual_total > limits.max_uncompressed_bytes {
-                let limit = limits.max_uncompressed_bytes;
-                return Err(suspicious(
-                    None,
-                    ArchiveLimit::TotalSize { declared: actual_total, limit },
-                ));
-            }
-            if !ratio_ok(actual, compressed) {
-                let limit = ArchiveLimit::Ratio {
-                    uncompressed: actual,
-                    compressed,
-                    limit: limits.max_compression_ratio,
-                };
-                return Err(suspicious(entry_name(&entry), limit));
-            }
-        }
-    }
     Ok(())
 }
 
 fn entry_name<R: Read>(entry: &zip::read::ZipFile<'_, R>) -> Option<String> {
     entry.name().ok().map(|n| n.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use crate::read::{ReadErrorKind, RecordSource, SheetSel, SourceSpec, open};
+    use crate::record::{Cell, Record};
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/read").join(name)
+    }
+
+    fn ledger_spec() -> SourceSpec {
+        SourceSpec {
+            expected_headers: vec!["经营者名称".into(), "许可证编号".into(), "发证日期".into()],
+            ..SourceSpec::default()
+        }
+    }
+
+    fn open_ok(name: &str, spec: &SourceSpec) -> (Box<dyn RecordSource>, Vec<Record>) {
+        let source = open(&fixture(name), spec);
+        let Ok(mut source) = source else { panic!("{name}: {:?}", source.err()) };
+        let records: Result<Vec<Record>, _> = source.by_ref().collect();
+        let Ok(records) = records else { panic!("{name}: {:?}", records.err()) };
+        (source, records)
+    }
+
+    /// The 18-digit ID 110105194912310021 as a spreadsheet stores it: a Number near 1.1010519e17.
+    fn is_rounded_id(cell: Option<&Cell>) -> bool {
+        matches!(cell, Some(Cell::Number(n)) if (n - 1.101_051_949_123_1e17).abs() < 1e3)
+    }
+
+    fn text(s: &str) -> Cell {
+        Cell::Text(s.to_owned())
+    }
+
+    /// Same layout in title-rows.xlsx and sample.xls: merged title in row 1, header row 3.
+    fn assert_ledger(name: &str, date: Cell) {
+        let (source, records) = open_ok(name, &ledger_spec());
+        assert_eq!(source.encoding_used(), "workbook");
+        assert_eq!(source.header_row(), 3);
+        assert_eq!(
+            source.headers(),
+            ["序号", "经营者名称", "统一社会信用代码", "许可证编号", "发证日期"]
+        );
+        let rows: Vec<u64> = records.iter().map(|r| r.pos.row).collect();
+        assert_eq!(rows.get(..2), Some(&[4u64, 5][..]), "{name}");
+        let first = records.first().map(|r| r.cells.clone()).unwrap_or_default();
+        assert_eq!(
+            first,
+            vec![
+                Cell::Number(1.0),
+                text("某某餐饮管理有限公司"),
+                text("91110000000000000X"),
+                text("JY11101050000001"),
+                date,
+            ],
+            "{name}"
+        );
+        assert_eq!(records.first().and_then(|r| r.pos.sheet.as_deref()), Some("台账"));
+        // An 18-digit ID typed as a number arrives as a (rounded) Number, never as text.
+        // (xlsx keeps 15 significant digits; both have lost the last ones.)
+        let id = records.get(1).and_then(|r| r.cells.get(2)).cloned();
+        assert!(is_rounded_id(id.as_ref()), "{name}: {id:?}");
+        let name_cell = records.get(1).and_then(|r| r.cells.get(1)).cloned();
+        assert_eq!(name_cell, Some(text("李䶮小吃店")));
+    }
+
+    #[test]
+    fn xlsx_merged_title_row_gives_absolute_row_numbers() {
+        assert_ledger("title-rows.xlsx", Cell::ExcelDate { serial: 42849.0, date1904: false });
+        let (source, records) = open_ok("title-rows.xlsx", &ledger_spec());
+        // Row 6 is blank; row 7 has two cells and is padded to the header width.
+        assert_eq!(records.iter().map(|r| r.pos.row).collect::<Vec<_>>(), vec![4, 5, 7]);
+        assert_eq!(source.blank_rows_skipped(), 1);
+        let last = records.last().map(|r| r.cells.clone()).unwrap_or_default();
+        assert_eq!(
+            last,
+            vec![
+                Cell::Number(3.0),
+                text("  第三家店\u{3000}"),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty
+            ]
+        );
+    }
+
+    #[test]
+    fn xls_merged_title_row_gives_absolute_row_numbers() {
+        assert_ledger("sample.xls", Cell::ExcelDate { serial: 42849.0, date1904: false });
+    }
+
+    #[test]
+    fn ods_dates_arrive_as_iso_text() {
+        let (source, records) = open_ok("sample.ods", &ledger_spec());
+        assert_eq!(source.header_row(), 3);
+        assert_eq!(records.iter().map(|r| r.pos.row).collect::<Vec<_>>(), vec![4, 5]);
+        let date = records.first().and_then(|r| r.cells.get(4)).cloned();
+        assert_eq!(date, Some(Cell::IsoDate("2017-04-24".into())));
+        let id = records.get(1).and_then(|r| r.cells.get(2)).cloned();
+        assert!(is_rounded_id(id.as_ref()), "{id:?}");
+    }
+
+    #[test]
+    fn xlsx_1904_dates_keep_their_epoch() {
+        let (_, records) = open_ok("dates-1904.xlsx", &SourceSpec::default());
+        let date = records.first().and_then(|r| r.cells.get(1)).cloned();
+        // 2017-04-24 is 42849 in the 1900 system and 42849 - 1462 in the 1904 system.
+        assert_eq!(date, Some(Cell::ExcelDate { serial: 41387.0, date1904: true }));
+    }
+
+    #[test]
+    fn range_offset_is_added_to_row_numbers() {
+        let (source, records) = open_ok("offset.xls", &SourceSpec::default());
+        assert_eq!(source.header_row(), 3);
+        assert_eq!(source.headers(), ["", "名称", "许可证编号"]);
+        assert_eq!(records.iter().map(|r| r.pos.row).collect::<Vec<_>>(), vec![4, 6]);
+        assert_eq!(source.blank_rows_skipped(), 1);
+        let cells = records.first().map(|r| r.cells.clone()).unwrap_or_default();
+        assert_eq!(cells, vec![Cell::Empty, text("甲店"), text("JY11101050000001")]);
+    }
+
+    #[test]
+    fn sheet_by_name_and_unknown_sheet() {
+        let spec = SourceSpec { sheet: SheetSel::Name("备注".into()), ..SourceSpec::default() };
+        let (source, records) = open_ok("title-rows.xlsx", &spec);
+        assert_eq!(source.headers(), ["说明"]);
+        assert!(records.is_empty());
+        for sheet in [SheetSel::Name("Sheet9".into()), SheetSel::Index(2)] {
+            let spec = SourceSpec { sheet, ..SourceSpec::default() };
+            match open(&fixture("title-rows.xlsx"), &spec).err().map(|e| e.kind) {
+                Some(ReadErrorKind::SheetNotFound { available, .. }) => {
+                    assert_eq!(available, ["台账", "备注"]);
+                }
+                other => panic!("expected SheetNotFound, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn workbook_header_not_found_is_fatal() {
+        let spec =
+            SourceSpec { expected_headers: vec!["证照编号".into()], ..SourceSpec::default() };
+        for name in ["title-rows.xlsx", "sample.xls", "sample.ods"] {
+            let err = open(&fixture(name), &spec).err();
+            assert!(
+                matches!(err.as_ref().map(|e| &e.kind), Some(ReadErrorKind::HeaderNotFound { missing, .. }) if missing == &["证照编号"]),
+                "{name}: {err:?}"
+            );
+            assert!(err.and_then(|e| e.sheet).is_some());
+        }
+    }
 }
