@@ -155,6 +155,26 @@ enum State {
     QuoteInQuotedField,
 }
 
+const CLASS_OTHER: u8 = 0;
+const CLASS_DELIMITER: u8 = 1;
+const CLASS_QUOTE: u8 = 2;
+const CLASS_LINE_END: u8 = 3;
+
+fn byte_classes(delimiter: u8) -> [u8; 256] {
+    let mut classes = [CLASS_OTHER; 256];
+    for (byte, class) in [
+        (b'"', CLASS_QUOTE),
+        (b'\r', CLASS_LINE_END),
+        (b'\n', CLASS_LINE_END),
+        (delimiter, CLASS_DELIMITER),
+    ] {
+        if let Some(slot) = classes.get_mut(usize::from(byte)) {
+            *slot = class;
+        }
+    }
+    classes
+}
+
 /// Where a record starts, as [`RecordLimiter`] saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordStart {
@@ -182,6 +202,8 @@ pub(crate) struct RecordLimiter<R> {
     pos: usize,
     len: usize,
     delimiter: u8,
+    /// Byte classes for [`Self::plain_run`]: `CLASS_*`.
+    classes: [u8; 256],
     limit: usize,
     state: State,
     /// Current physical line (1-based).
@@ -206,6 +228,7 @@ impl<R: Read> RecordLimiter<R> {
             pos: 0,
             len: 0,
             delimiter,
+            classes: byte_classes(delimiter),
             limit: limit.max(1),
             state: State::StartRecord,
             line: 1,
@@ -315,15 +338,93 @@ impl<R: Read> RecordLimiter<R> {
     }
 }
 
+impl<R: Read> RecordLimiter<R> {
+    /// How many leading bytes of `avail` can be passed on without the per-byte state machine:
+    /// field content and delimiters outside quotes up to a line end or an opening quote, and
+    /// quoted content up to the next quote (newlines inside quotes are counted here). The state
+    /// is updated for the bytes taken. Passing such runs in bulk keeps [`Self::accept`] off the
+    /// common path.
+    fn plain_run(&mut self, avail: &[u8]) -> usize {
+        let budget = if self.skipping {
+            avail.len()
+        } else {
+            avail.len().min(self.limit.saturating_sub(self.record_len))
+        };
+        let avail = avail.get(..budget).unwrap_or_default();
+        match self.state {
+            State::InField | State::StartField => {
+                let mut at_field_start = self.state == State::StartField;
+                let mut taken = 0;
+                for &b in avail {
+                    match self.classes.get(usize::from(b)).copied().unwrap_or(CLASS_OTHER) {
+                        CLASS_OTHER => at_field_start = false,
+                        CLASS_DELIMITER => at_field_start = true,
+                        CLASS_QUOTE if !at_field_start => {}
+                        _ => break,
+                    }
+                    taken += 1;
+                }
+                if taken > 0 {
+                    self.state = if at_field_start { State::StartField } else { State::InField };
+                    self.last_record_line = self.line;
+                }
+                taken
+            }
+            State::InQuotedField => {
+                let taken = avail.iter().position(|&b| b == b'"').unwrap_or(avail.len());
+                let quoted = avail.get(..taken).unwrap_or_default();
+                for &b in quoted {
+                    if b == b'\n' {
+                        self.line += 1;
+                    }
+                }
+                if taken > 0 {
+                    self.last_record_line = self.line;
+                }
+                taken
+            }
+            State::StartRecord | State::QuoteInQuotedField => 0,
+        }
+    }
+}
+
+impl<R: Read> RecordLimiter<R> {
+    /// Passes bytes from `avail` to `out`; returns (bytes consumed, bytes written). Stops
+    /// after one state-machine step so that a closing sequence in `pending` goes out in order.
+    fn pass(&mut self, avail: &[u8], out: &mut [u8]) -> (usize, usize) {
+        let window = avail.get(..out.len()).unwrap_or(avail);
+        let run = self.plain_run(window);
+        if run > 0 {
+            if self.skipping {
+                return (run, 0);
+            }
+            if let (Some(dst), Some(src)) = (out.get_mut(..run), window.get(..run)) {
+                dst.copy_from_slice(src);
+            }
+            self.record_len += run;
+            return (run, run);
+        }
+        let Some(&b) = window.first() else { return (0, 0) };
+        if self.accept(b) {
+            if let Some(slot) = out.first_mut() {
+                *slot = b;
+            }
+            return (1, 1);
+        }
+        (1, 0)
+    }
+}
+
 impl<R: Read> Read for RecordLimiter<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let mut written = 0;
         while written < out.len() {
-            if let Some(b) = self.pending.pop_front() {
-                if let Some(slot) = out.get_mut(written) {
-                    *slot = b;
+            if !self.pending.is_empty() {
+                while let (Some(slot), Some(b)) = (out.get_mut(written), self.pending.front()) {
+                    *slot = *b;
+                    self.pending.pop_front();
+                    written += 1;
                 }
-                written += 1;
                 continue;
             }
             if self.pos >= self.len {
@@ -337,14 +438,12 @@ impl<R: Read> Read for RecordLimiter<R> {
                     break;
                 }
             }
-            let Some(&b) = self.buf.get(self.pos) else { break };
-            self.pos += 1;
-            if self.accept(b) {
-                if let Some(slot) = out.get_mut(written) {
-                    *slot = b;
-                }
-                written += 1;
-            }
+            let buf = std::mem::take(&mut self.buf);
+            let avail = buf.get(self.pos..self.len).unwrap_or_default();
+            let (consumed, passed) = self.pass(avail, out.get_mut(written..).unwrap_or_default());
+            self.buf = buf;
+            self.pos += consumed;
+            written += passed;
         }
         Ok(written)
     }
@@ -393,6 +492,62 @@ mod tests {
             (5, 7, 0, false),
         ];
         assert_eq!(starts, expected);
+    }
+}
+
+#[cfg(test)]
+mod limiter_props {
+    use proptest::prelude::*;
+
+    use super::RecordLimiter;
+
+    fn records(bytes: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        let mut reader =
+            ::csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+        let mut out = Vec::new();
+        let mut record = ::csv::ByteRecord::new();
+        while let Ok(true) = reader.read_byte_record(&mut record) {
+            out.push(record.iter().map(<[u8]>::to_vec).collect());
+        }
+        out
+    }
+
+    fn limited(bytes: &[u8], limit: usize, chunk: usize) -> (Vec<u8>, usize, Vec<u64>) {
+        let mut limiter = RecordLimiter::new(bytes, b',', limit);
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; chunk];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut limiter, &mut buf) {
+            out.extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+        let lines = limiter.starts.iter().map(|s| s.line).collect();
+        (out, limiter.starts.len(), lines)
+    }
+
+    proptest! {
+        /// The limiter agrees with csv-core on where records are: with a generous limit it is
+        /// transparent, with a tight one it keeps the record count and bounds every record.
+        #[test]
+        fn limiter_agrees_with_csv_core(
+            bytes in proptest::collection::vec(prop::sample::select(b"ab,\"\r\n".to_vec()), 0..200),
+            limit in 1usize..12,
+            chunk in 1usize..9,
+        ) {
+            let expected = records(&bytes);
+            let (out, starts, lines) = limited(&bytes, 1 << 20, chunk);
+            prop_assert_eq!(&out, &bytes);
+            prop_assert_eq!(starts, expected.len());
+            let physical_lines = 1 + bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            prop_assert!(lines.windows(2).all(|w| w.first() <= w.last()));
+            prop_assert!(lines.iter().all(|&l| (1..=physical_lines).contains(&l)));
+            let (cut, starts, _) = limited(&bytes, limit, chunk);
+            let cut_records = records(&cut);
+            prop_assert_eq!(cut_records.len(), expected.len());
+            prop_assert_eq!(starts, expected.len());
+            // Field bytes are a subset of the bytes passed on, which stop at the limit.
+            for record in cut_records {
+                prop_assert!(record.concat().len() <= limit);
+            }
+        }
     }
 }
 
