@@ -1,0 +1,536 @@
+//! Workbook row source (xlsx, xls, ods through calamine), with absolute sheet row numbers.
+//!
+//! An xlsx or ods file is a zip archive: before calamine sees it, [`check_archive`] holds the
+//! sizes its central directory declares against [`Limits`] (total size, ratio per entry).
+//!
+//! What streams: an xlsx worksheet is read cell by cell with calamine's
+//! `Xlsx::worksheet_cells_reader` on a background thread, which sends finished rows through a
+//! bounded channel ([`CHANNEL_ROWS`] rows); the shared-strings table and styles are held whole
+//! (bounded by the archive check). What does not: calamine's xls reader decodes every sheet when
+//! the file is opened, and its ods reader parses all of `content.xml` when opened; for those the
+//! whole range of the chosen sheet is in memory, and the thread sends its rows one by one.
+//!
+//! Row numbers are the absolute sheet rows (1-based): calamine's cell positions are absolute for
+//! the streaming reader; a range starts at its first non-empty cell, so its start offset is
+//! added. Columns are absolute too (a sheet starting in column B yields an `Empty` first cell).
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread;
+
+use calamine::{
+    Data, DataRef, ExcelDateTime, ExcelDateTimeType, Ods, Range, Reader, Xls, Xlsx, open_workbook,
+};
+
+use super::{ArchiveLimit, Format, Limits, RawRow, ReadError, ReadErrorKind, RowSource, SheetSel};
+use super::{SourceSpec, trim_header};
+use crate::record::Cell;
+
+/// Rows buffered between the reader thread and the consumer.
+pub const CHANNEL_ROWS: usize = 256;
+
+/// The last spreadsheet column (XFD) is number 16384; a cell beyond it is a corrupt file.
+pub const MAX_COLUMNS: u32 = 16_384;
+
+/// Entries up to this size are not held to the compression-ratio limit (small XML compresses
+/// very well).
+const RATIO_EXEMPT_BYTES: u64 = 1024 * 1024;
+
+enum Msg {
+    Row(RawRow),
+    Fatal(ReadError),
+    End,
+}
+
+/// Receives the rows of one worksheet from the reader thread.
+pub(crate) struct WorkbookRows {
+    rx: Receiver<Msg>,
+    file: Arc<str>,
+    sheet: Arc<str>,
+    finished: bool,
+}
+
+impl WorkbookRows {
+    /// Opens the workbook, picks the sheet and starts the reader thread. Returns the source and
+    /// the sheet name.
+    pub(crate) fn open(
+        path: &Path,
+        file: Arc<str>,
+        format: Format,
+        spec: &SourceSpec,
+    ) -> Result<(Self, Arc<str>), ReadError> {
+        let (tx, rx) = sync_channel(CHANNEL_ROWS);
+        let max_field_bytes = spec.limits.max_field_bytes;
+        let sheet = match format {
+            Format::Xlsx => {
+                check_archive(path, &file, "xlsx", &spec.limits)?;
+                let workbook: Xlsx<_> = open_workbook(path)
+                    .map_err(|e| not_a_workbook(&file, "xlsx", calamine::Error::Xlsx(e)))?;
+                let sheet = pick_sheet(&file, workbook.sheet_names(), &spec.sheet)?;
+                let sender = RowSender::new(&file, &sheet, max_field_bytes, tx);
+                spawn(&file, move || stream_xlsx(workbook, sender))?;
+                sheet
+            }
+            Format::Ods => {
+                check_archive(path, &file, "ods", &spec.limits)?;
+                let workbook: Ods<_> = open_workbook(path)
+                    .map_err(|e| not_a_workbook(&file, "ods", calamine::Error::Ods(e)))?;
+                let sheet = pick_sheet(&file, workbook.sheet_names(), &spec.sheet)?;
+                let sender = RowSender::new(&file, &sheet, max_field_bytes, tx);
+                spawn(&file, move || send_range(workbook, sender))?;
+                sheet
+            }
+            Format::Xls | Format::Csv | Format::Auto => {
+                let workbook: Xls<_> = open_workbook(path)
+                    .map_err(|e| not_a_workbook(&file, "xls", calamine::Error::Xls(e)))?;
+                let sheet = pick_sheet(&file, workbook.sheet_names(), &spec.sheet)?;
+                let sender = RowSender::new(&file, &sheet, max_field_bytes, tx);
+                spawn(&file, move || send_range(workbook, sender))?;
+                sheet
+            }
+        };
+        Ok((WorkbookRows { rx, file, sheet: Arc::clone(&sheet), finished: false }, sheet))
+    }
+}
+
+impl RowSource for WorkbookRows {
+    fn next_row(&mut self) -> Option<Result<RawRow, ReadError>> {
+        if self.finished {
+            return None;
+        }
+        match self.rx.recv() {
+            Ok(Msg::Row(row)) => Some(Ok(row)),
+            Ok(Msg::Fatal(e)) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+            Ok(Msg::End) => {
+                self.finished = true;
+                None
+            }
+            // The thread dropped its sender without `End`: it panicked.
+            Err(_) => {
+                self.finished = true;
+                let mut err = ReadError::new(&self.file, ReadErrorKind::ReaderStopped);
+                err.sheet = Some(Arc::clone(&self.sheet));
+                Some(Err(err))
+            }
+        }
+    }
+}
+
+fn spawn(file: &Arc<str>, work: impl FnOnce() + Send + 'static) -> Result<(), ReadError> {
+    thread::Builder::new()
+        .name("read-workbook".into())
+        .spawn(work)
+        .map(drop)
+        .map_err(|e| ReadError::new(file, ReadErrorKind::Io(e)))
+}
+
+fn not_a_workbook(file: &Arc<str>, format: &'static str, e: calamine::Error) -> ReadError {
+    ReadError::new(file, ReadErrorKind::NotAWorkbook { format, reason: e.to_string() })
+}
+
+/// Resolves the sheet selection against the workbook's sheet names.
+fn pick_sheet(
+    file: &Arc<str>,
+    names: Vec<String>,
+    wanted: &SheetSel,
+) -> Result<Arc<str>, ReadError> {
+    let found = match wanted {
+        SheetSel::Index(i) => names.get(*i),
+        SheetSel::Name(name) => {
+            let name = trim_header(name);
+            names.iter().find(|n| n.as_str() == name || trim_header(n) == name)
+        }
+    };
+    match found {
+        Some(name) => Ok(Arc::from(name.as_str())),
+        None => {
+            let wanted = match wanted {
+                SheetSel::Index(i) => format!("at index {i}"),
+                SheetSel::Name(name) => format!("{name:?}"),
+            };
+            Err(ReadError::new(file, ReadErrorKind::SheetNotFound { wanted, available: names }))
+        }
+    }
+}
+
+/// The thread's end of the channel: builds [`RawRow`]s with blank-row gaps and field checks.
+struct RowSender {
+    tx: SyncSender<Msg>,
+    file: Arc<str>,
+    sheet: Arc<str>,
+    max_field_bytes: usize,
+    last_row: u64,
+}
+
+impl RowSender {
+    fn new(file: &Arc<str>, sheet: &Arc<str>, max_field_bytes: usize, tx: SyncSender<Msg>) -> Self {
+        RowSender {
+            tx,
+            file: Arc::clone(file),
+            sheet: Arc::clone(sheet),
+            max_field_bytes,
+            last_row: 0,
+        }
+    }
+
+    /// Sends row `row` (absolute, 1-based). False when the consumer has gone away.
+    fn row(&mut self, row: u64, cells: Vec<Cell>) -> bool {
+        let blank_before = row.saturating_sub(self.last_row.saturating_add(1));
+        self.last_row = self.last_row.max(row);
+        let too_long = cells.iter().enumerate().find_map(|(i, cell)| match cell {
+            Cell::Text(s) if s.len() > self.max_field_bytes => Some((i + 1, s.len())),
+            _ => None,
+        });
+        let cells = match too_long {
+            Some((field, bytes)) => Err(ReadError::at(
+                &self.file,
+                Some(&self.sheet),
+                row,
+                ReadErrorKind::FieldTooLong { field, bytes, limit: self.max_field_bytes },
+            )),
+            None => Ok(cells),
+        };
+        self.tx.send(Msg::Row(RawRow { row, blank_before, cells })).is_ok()
+    }
+
+    fn fatal(self, row: Option<u64>, kind: ReadErrorKind) {
+        let mut err = ReadError::new(&self.file, kind);
+        err.sheet = Some(self.sheet);
+        err.row = row;
+        // The consumer may be gone; nothing left to do then.
+        let _ = self.tx.send(Msg::Fatal(err));
+    }
+
+    fn end(self) {
+        let _ = self.tx.send(Msg::End);
+    }
+}
+
+/// Streams an xlsx worksheet cell by cell, grouping cells into rows.
+fn stream_xlsx(mut workbook: Xlsx<BufReader<File>>, mut sender: RowSender) {
+    let sheet = Arc::clone(&sender.sheet);
+    let mut cells_reader = match workbook.worksheet_cells_reader(&sheet) {
+        Ok(reader) => reader,
+        Err(e) => return sender.fatal(None, ReadErrorKind::Workbook(calamine::Error::Xlsx(e))),
+    };
+    let mut current: Option<(u32, Vec<Cell>)> = None;
+    loop {
+        match cells_reader.next_cell() {
+            Ok(Some(cell)) => {
+                let (row, col) = cell.get_position();
+                if col >= MAX_COLUMNS {
+                    let kind = ReadErrorKind::ColumnOutOfRange {
+                        column: u64::from(col) + 1,
+                        limit: u64::from(MAX_COLUMNS),
+                    };
+                    return sender.fatal(Some(u64::from(row) + 1), kind);
+                }
+                if current.as_ref().is_some_and(|(r, _)| *r != row)
+                    && let Some((r, cells)) = current.take()
+                    && !sender.row(u64::from(r) + 1, cells)
+                {
+                    return;
+                }
+                let (_, cells) = current.get_or_insert_with(|| (row, Vec::new()));
+                let col = col as usize;
+                if cells.len() <= col {
+                    cells.resize(col + 1, Cell::Empty);
+                }
+                if let Some(slot) = cells.get_mut(col) {
+                    *slot = cell_from_ref(cell.get_value());
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return sender.fatal(None, ReadErrorKind::Workbook(calamine::Error::Xlsx(e)));
+            }
+        }
+    }
+    if let Some((r, cells)) = current.take()
+        && !sender.row(u64::from(r) + 1, cells)
+    {
+        return;
+    }
+    sender.end();
+}
+
+/// Loads the sheet's range (xls, ods) and sends its rows.
+fn send_range<W>(mut workbook: W, mut sender: RowSender)
+where
+    W: Reader<BufReader<File>>,
+    calamine::Error: From<W::Error>,
+{
+    let range: Range<Data> = match workbook.worksheet_range(&Arc::clone(&sender.sheet)) {
+        Ok(range) => range,
+        Err(e) => return sender.fatal(None, ReadErrorKind::Workbook(calamine::Error::from(e))),
+    };
+    drop(workbook);
+    let Some((first_row, first_col)) = range.start() else {
+        return sender.end();
+    };
+    for (i, row) in range.rows().enumerate() {
+        let mut cells = Vec::with_capacity(first_col as usize + row.len());
+        cells.resize(first_col as usize, Cell::Empty);
+        cells.extend(row.iter().map(cell_from_data));
+        if !sender.row(u64::from(first_row) + i as u64 + 1, cells) {
+            return;
+        }
+    }
+    sender.end();
+}
+
+/// A date cell with its epoch. calamine keeps the 1904 flag private inside `ExcelDateTime` but
+/// compares it in `PartialEq`, so it is recovered by comparing with a 1904-flagged twin.
+fn date_cell(dt: &ExcelDateTime) -> Cell {
+    let kind =
+        if dt.is_duration() { ExcelDateTimeType::TimeDelta } else { ExcelDateTimeType::DateTime };
+    let serial = dt.as_f64();
+    Cell::ExcelDate { serial, date1904: *dt == ExcelDateTime::new(serial, kind, true) }
+}
+
+fn cell_from_data(data: &Data) -> Cell {
+    match data {
+        Data::Empty => Cell::Empty,
+        Data::String(s) => Cell::Text(s.clone()),
+        Data::Float(f) => Cell::Number(*f),
+        Data::Int(i) => Cell::Number(*i as f64),
+        Data::Bool(b) => Cell::Bool(*b),
+        Data::DateTime(dt) => date_cell(dt),
+        Data::DateTimeIso(s) => Cell::IsoDate(s.clone()),
+        Data::DurationIso(s) => Cell::Text(s.clone()),
+        Data::Error(e) => Cell::Error(e.to_string()),
+    }
+}
+
+fn cell_from_ref(data: &DataRef<'_>) -> Cell {
+    match data {
+        DataRef::Empty => Cell::Empty,
+        DataRef::String(s) => Cell::Text(s.clone()),
+        DataRef::SharedString(s) => Cell::Text((*s).to_owned()),
+        DataRef::Float(f) => Cell::Number(*f),
+        DataRef::Int(i) => Cell::Number(*i as f64),
+        DataRef::Bool(b) => Cell::Bool(*b),
+        DataRef::DateTime(dt) => date_cell(dt),
+        DataRef::DateTimeIso(s) => Cell::IsoDate(s.clone()),
+        DataRef::DurationIso(s) => Cell::Text(s.clone()),
+        DataRef::Error(e) => Cell::Error(e.to_string()),
+    }
+}
+
+/// Checks a zip-based workbook against the archive limits before calamine opens it, from the
+/// sizes its central directory declares.
+///
+/// Declared sizes are enough because a header cannot lie past them: the `zip` crate (9.x, also
+/// the one calamine reads through) fails a read once an entry inflates beyond its declared size
+/// ("File is larger than its declared uncompressed size"); calamine then reports a `Workbook`
+/// error. So nothing inflates more than `max_uncompressed_bytes` in total.
+///
+/// Fails with `NotAWorkbook` when the file is not a readable zip (text, truncated) and
+/// `SuspiciousArchive` when a limit is exceeded.
+pub(crate) fn check_archive(
+    path: &Path,
+    file: &Arc<str>,
+    format: &'static str,
+    limits: &Limits,
+) -> Result<(), ReadError> {
+    let bad_zip =
+        |reason: String| ReadError::new(file, ReadErrorKind::NotAWorkbook { format, reason });
+    let suspicious = |entry: Option<String>, limit: ArchiveLimit| {
+        ReadError::new(file, ReadErrorKind::SuspiciousArchive { entry, limit })
+    };
+    let handle = File::open(path).map_err(|e| ReadError::new(file, ReadErrorKind::Io(e)))?;
+    let mut zip =
+        zip::ZipArchive::new(BufReader::new(handle)).map_err(|e| bad_zip(e.to_string()))?;
+    let ratio_ok = |uncompressed: u64, compressed: u64| {
+        uncompressed <= RATIO_EXEMPT_BYTES
+            || uncompressed / compressed.max(1) <= limits.max_compression_ratio
+    };
+
+    let mut declared_total = 0u64;
+    for i in 0..zip.len() {
+        let entry = zip.by_index_raw(i).map_err(|e| bad_zip(e.to_string()))?;
+        let (size, compressed) = (entry.size(), entry.compressed_size());
+        declared_total = declared_total.saturating_add(size);
+        if declared_total > limits.max_uncompressed_bytes {
+            let limit = limits.max_uncompressed_bytes;
+            return Err(suspicious(
+                None,
+                ArchiveLimit::TotalSize { declared: declared_total, limit },
+            ));
+        }
+        if !ratio_ok(size, compressed) {
+            let limit = ArchiveLimit::Ratio {
+                uncompressed: size,
+                compressed,
+                limit: limits.max_compression_ratio,
+            };
+            return Err(suspicious(entry_name(&entry), limit));
+        }
+    }
+
+    Ok(())
+}
+
+fn entry_name<R: Read>(entry: &zip::read::ZipFile<'_, R>) -> Option<String> {
+    entry.name().ok().map(|n| n.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use crate::read::{ReadErrorKind, RecordSource, SheetSel, SourceSpec, open};
+    use crate::record::{Cell, Record};
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/read").join(name)
+    }
+
+    fn ledger_spec() -> SourceSpec {
+        SourceSpec {
+            expected_headers: vec!["经营者名称".into(), "许可证编号".into(), "发证日期".into()],
+            ..SourceSpec::default()
+        }
+    }
+
+    fn open_ok(name: &str, spec: &SourceSpec) -> (Box<dyn RecordSource>, Vec<Record>) {
+        let source = open(&fixture(name), spec);
+        let Ok(mut source) = source else { panic!("{name}: {:?}", source.err()) };
+        let records: Result<Vec<Record>, _> = source.by_ref().collect();
+        let Ok(records) = records else { panic!("{name}: {:?}", records.err()) };
+        (source, records)
+    }
+
+    /// The 18-digit ID 110105194912310021 as a spreadsheet stores it: a Number near 1.1010519e17.
+    fn is_rounded_id(cell: Option<&Cell>) -> bool {
+        matches!(cell, Some(Cell::Number(n)) if (n - 1.101_051_949_123_1e17).abs() < 1e3)
+    }
+
+    fn text(s: &str) -> Cell {
+        Cell::Text(s.to_owned())
+    }
+
+    /// Same layout in title-rows.xlsx and sample.xls: merged title in row 1, header row 3.
+    fn assert_ledger(name: &str, date: Cell) {
+        let (source, records) = open_ok(name, &ledger_spec());
+        assert_eq!(source.encoding_used(), "workbook");
+        assert_eq!(source.header_row(), 3);
+        assert_eq!(
+            source.headers(),
+            ["序号", "经营者名称", "统一社会信用代码", "许可证编号", "发证日期"]
+        );
+        let rows: Vec<u64> = records.iter().map(|r| r.pos.row).collect();
+        assert_eq!(rows.get(..2), Some(&[4u64, 5][..]), "{name}");
+        let first = records.first().map(|r| r.cells.clone()).unwrap_or_default();
+        assert_eq!(
+            first,
+            vec![
+                Cell::Number(1.0),
+                text("某某餐饮管理有限公司"),
+                text("91110000000000000X"),
+                text("JY11101050000001"),
+                date,
+            ],
+            "{name}"
+        );
+        assert_eq!(records.first().and_then(|r| r.pos.sheet.as_deref()), Some("台账"));
+        // An 18-digit ID typed as a number arrives as a (rounded) Number, never as text.
+        // (xlsx keeps 15 significant digits; both have lost the last ones.)
+        let id = records.get(1).and_then(|r| r.cells.get(2)).cloned();
+        assert!(is_rounded_id(id.as_ref()), "{name}: {id:?}");
+        let name_cell = records.get(1).and_then(|r| r.cells.get(1)).cloned();
+        assert_eq!(name_cell, Some(text("李䶮小吃店")));
+    }
+
+    #[test]
+    fn xlsx_merged_title_row_gives_absolute_row_numbers() {
+        assert_ledger("title-rows.xlsx", Cell::ExcelDate { serial: 42849.0, date1904: false });
+        let (source, records) = open_ok("title-rows.xlsx", &ledger_spec());
+        // Row 6 is blank; row 7 has two cells and is padded to the header width.
+        assert_eq!(records.iter().map(|r| r.pos.row).collect::<Vec<_>>(), vec![4, 5, 7]);
+        assert_eq!(source.blank_rows_skipped(), 1);
+        let last = records.last().map(|r| r.cells.clone()).unwrap_or_default();
+        assert_eq!(
+            last,
+            vec![
+                Cell::Number(3.0),
+                text("  第三家店\u{3000}"),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty
+            ]
+        );
+    }
+
+    #[test]
+    fn xls_merged_title_row_gives_absolute_row_numbers() {
+        assert_ledger("sample.xls", Cell::ExcelDate { serial: 42849.0, date1904: false });
+    }
+
+    #[test]
+    fn ods_dates_arrive_as_iso_text() {
+        let (source, records) = open_ok("sample.ods", &ledger_spec());
+        assert_eq!(source.header_row(), 3);
+        assert_eq!(records.iter().map(|r| r.pos.row).collect::<Vec<_>>(), vec![4, 5]);
+        let date = records.first().and_then(|r| r.cells.get(4)).cloned();
+        assert_eq!(date, Some(Cell::IsoDate("2017-04-24".into())));
+        let id = records.get(1).and_then(|r| r.cells.get(2)).cloned();
+        assert!(is_rounded_id(id.as_ref()), "{id:?}");
+    }
+
+    #[test]
+    fn xlsx_1904_dates_keep_their_epoch() {
+        let (_, records) = open_ok("dates-1904.xlsx", &SourceSpec::default());
+        let date = records.first().and_then(|r| r.cells.get(1)).cloned();
+        // 2017-04-24 is 42849 in the 1900 system and 42849 - 1462 in the 1904 system.
+        assert_eq!(date, Some(Cell::ExcelDate { serial: 41387.0, date1904: true }));
+    }
+
+    #[test]
+    fn range_offset_is_added_to_row_numbers() {
+        let (source, records) = open_ok("offset.xls", &SourceSpec::default());
+        assert_eq!(source.header_row(), 3);
+        assert_eq!(source.headers(), ["", "名称", "许可证编号"]);
+        assert_eq!(records.iter().map(|r| r.pos.row).collect::<Vec<_>>(), vec![4, 6]);
+        assert_eq!(source.blank_rows_skipped(), 1);
+        let cells = records.first().map(|r| r.cells.clone()).unwrap_or_default();
+        assert_eq!(cells, vec![Cell::Empty, text("甲店"), text("JY11101050000001")]);
+    }
+
+    #[test]
+    fn sheet_by_name_and_unknown_sheet() {
+        let spec = SourceSpec { sheet: SheetSel::Name("备注".into()), ..SourceSpec::default() };
+        let (source, records) = open_ok("title-rows.xlsx", &spec);
+        assert_eq!(source.headers(), ["说明"]);
+        assert!(records.is_empty());
+        for sheet in [SheetSel::Name("Sheet9".into()), SheetSel::Index(2)] {
+            let spec = SourceSpec { sheet, ..SourceSpec::default() };
+            match open(&fixture("title-rows.xlsx"), &spec).err().map(|e| e.kind) {
+                Some(ReadErrorKind::SheetNotFound { available, .. }) => {
+                    assert_eq!(available, ["台账", "备注"]);
+                }
+                other => panic!("expected SheetNotFound, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn workbook_header_not_found_is_fatal() {
+        let spec =
+            SourceSpec { expected_headers: vec!["证照编号".into()], ..SourceSpec::default() };
+        for name in ["title-rows.xlsx", "sample.xls", "sample.ods"] {
+            let err = open(&fixture(name), &spec).err();
+            assert!(
+                matches!(err.as_ref().map(|e| &e.kind), Some(ReadErrorKind::HeaderNotFound { missing, .. }) if missing == &["证照编号"]),
+                "{name}: {err:?}"
+            );
+            assert!(err.and_then(|e| e.sheet).is_some());
+        }
+    }
+}

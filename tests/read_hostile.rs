@@ -1,0 +1,226 @@
+//! Hostile inputs for the read stage (fixtures/hostile/, see its README): each must end in the
+//! named error, never a panic, and a row-level error must not stop the rows after it.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use elicence::read::{ArchiveLimit, Limits, ReadError, ReadErrorKind, SourceSpec, open};
+use elicence::record::Record;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/hostile").join(name)
+}
+
+/// Opens a fixture that must fail at `open`, returning the error.
+fn open_err(name: &str, spec: &SourceSpec) -> ReadError {
+    match open(&fixture(name), spec) {
+        Ok(_) => panic!("{name}: opened, expected an error"),
+        Err(e) => {
+            assert!(e.is_fatal(), "{name}: {e}");
+            assert!(e.to_string().contains(name), "{name}: message names the file: {e}");
+            e
+        }
+    }
+}
+
+/// Opens a fixture and reads it to the end: rows as (row, ok/err kind).
+fn read_all(path: &std::path::Path, spec: &SourceSpec) -> Vec<Result<Record, ReadError>> {
+    let source = open(path, spec);
+    let Ok(source) = source else { panic!("{}: {:?}", path.display(), source.err()) };
+    source.collect()
+}
+
+#[test]
+fn text_named_xlsx_is_not_a_workbook() {
+    let err = open_err("not-a-workbook.xlsx", &SourceSpec::default());
+    assert!(matches!(err.kind, ReadErrorKind::NotAWorkbook { format: "xlsx", .. }), "{err}");
+}
+
+#[test]
+fn truncated_xlsx_is_not_a_workbook() {
+    let err = open_err("truncated.xlsx", &SourceSpec::default());
+    assert!(matches!(err.kind, ReadErrorKind::NotAWorkbook { format: "xlsx", .. }), "{err}");
+}
+
+#[test]
+fn zip_bomb_is_refused_by_ratio() {
+    let err = open_err("zip-bomb.xlsx", &SourceSpec::default());
+    match err.kind {
+        ReadErrorKind::SuspiciousArchive {
+            entry,
+            limit: ArchiveLimit::Ratio { uncompressed, compressed, limit: 200 },
+        } => {
+            assert_eq!(entry.as_deref(), Some("xl/worksheets/sheet1.xml"));
+            assert!(uncompressed > 200 * compressed);
+        }
+        other => panic!("expected SuspiciousArchive/Ratio, got {other:?}"),
+    }
+}
+
+#[test]
+fn zip_bomb_is_a_real_workbook_under_relaxed_limits() {
+    // Proves the refusal above comes from the limit, not from a broken file.
+    let spec = SourceSpec {
+        limits: Limits { max_compression_ratio: 10_000, ..Limits::default() },
+        ..SourceSpec::default()
+    };
+    let source = open(&fixture("zip-bomb.xlsx"), &spec);
+    assert!(matches!(source.err().map(|e| e.kind), Some(ReadErrorKind::HeaderNotFound { .. })));
+}
+
+#[test]
+fn declared_two_gigabytes_is_refused_before_inflating() {
+    let err = open_err("zip-bomb-declared.xlsx", &SourceSpec::default());
+    assert!(
+        matches!(
+            err.kind,
+            ReadErrorKind::SuspiciousArchive { limit: ArchiveLimit::TotalSize { .. }, .. }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn entry_inflating_beyond_its_declared_size_ends_in_a_workbook_error() {
+    // The zip crate stops reading an entry at its declared size, so the lie surfaces as a
+    // fatal error from calamine and nothing beyond the declared size is inflated.
+    let source = open(&fixture("lying-size.xlsx"), &SourceSpec::default());
+    let err = match source {
+        Err(e) => e,
+        Ok(source) => {
+            let rows: Vec<_> = source.collect();
+            assert_eq!(rows.len(), 1, "{rows:?}");
+            match rows.into_iter().next() {
+                Some(Err(e)) => e,
+                other => panic!("expected an error, got {other:?}"),
+            }
+        }
+    };
+    assert!(err.is_fatal());
+    assert!(
+        matches!(err.kind, ReadErrorKind::Workbook(_) | ReadErrorKind::NotAWorkbook { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn nul_byte_is_a_row_error() {
+    let rows = read_all(&fixture("nul-bytes.csv"), &SourceSpec::default());
+    assert_eq!(rows.len(), 2);
+    let first = rows.first().and_then(|r| r.as_ref().err());
+    assert!(matches!(
+        first.map(|e| (&e.kind, e.row)),
+        Some((ReadErrorKind::NulByte { field: 2 }, Some(2)))
+    ));
+    assert!(first.is_some_and(|e| !e.is_fatal()));
+    assert_eq!(rows.get(1).and_then(|r| r.as_ref().ok()).map(|r| r.pos.row), Some(3));
+}
+
+#[test]
+fn bad_gbk_bytes_are_a_row_error_naming_the_line() {
+    let source = open(&fixture("bad-gbk.csv"), &SourceSpec::default());
+    let Ok(source) = source else { panic!("{:?}", source.err()) };
+    assert_eq!(source.encoding_used(), "GB18030");
+    assert_eq!(source.headers(), ["名称", "地址", "许可证编号"]);
+    let rows: Vec<_> = source.collect();
+    assert_eq!(rows.len(), 3);
+    let bad = rows.get(1).and_then(|r| r.as_ref().err());
+    match bad.map(|e| (&e.kind, e.row)) {
+        Some((ReadErrorKind::Undecodable { field: 2, encoding: "GB18030", bytes }, Some(3))) => {
+            assert_eq!(bytes.first(), Some(&0xFF));
+        }
+        other => panic!("expected Undecodable at line 3, got {other:?}"),
+    }
+    let bad = bad.map(ToString::to_string).unwrap_or_default();
+    assert!(bad.ends_with("bad-gbk.csv:3: field 2 is not valid GB18030 (bytes 0xFF)"), "{bad}");
+    let good: Vec<u64> = rows.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.pos.row).collect();
+    assert_eq!(good, vec![2, 4]);
+}
+
+#[test]
+fn ragged_rows_are_reported_not_dropped() {
+    let rows = read_all(&fixture("ragged.csv"), &SourceSpec::default());
+    let kinds: Vec<_> = rows
+        .iter()
+        .map(|r| match r {
+            Ok(rec) => (rec.pos.row, None),
+            Err(e) => (e.row.unwrap_or(0), Some(&e.kind)),
+        })
+        .collect();
+    assert_eq!(kinds.len(), 4);
+    assert!(matches!(kinds.first(), Some((2, None))));
+    assert!(matches!(
+        kinds.get(1),
+        Some((3, Some(ReadErrorKind::WrongFieldCount { expected: 3, found: 2 })))
+    ));
+    assert!(matches!(
+        kinds.get(2),
+        Some((4, Some(ReadErrorKind::WrongFieldCount { expected: 3, found: 4 })))
+    ));
+    assert!(matches!(kinds.get(3), Some((5, None))));
+}
+
+#[test]
+fn huge_field_is_a_row_error_and_reading_goes_on() {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string());
+    let Ok(dir) = dir else { panic!("{dir:?}") };
+    let path = dir.path().join("huge-field.csv");
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        f.write_all("名称,备注\n甲店,短\n乙店,\"".as_bytes())?;
+        let line = [b'x'; 1023];
+        for _ in 0..10 * 1024 {
+            f.write_all(&line)?;
+            f.write_all(b"\n")?;
+        }
+        f.write_all("\"\n丙店,短\n".as_bytes())?;
+        f.flush()
+    })();
+    assert!(written.is_ok(), "{written:?}");
+    let rows = read_all(&path, &SourceSpec::default());
+    assert_eq!(rows.len(), 3);
+    let err = rows.get(1).and_then(|r| r.as_ref().err());
+    assert!(matches!(
+        err.map(|e| (&e.kind, e.row)),
+        Some((ReadErrorKind::RecordTooLong { limit: 1_048_576 }, Some(3)))
+    ));
+    // Line 3 holds the field's first line; its 10,240 newlines put 丙店 on line 10,244.
+    let last = rows.get(2).and_then(|r| r.as_ref().ok());
+    assert_eq!(last.map(|r| r.pos.row), Some(3 + 10 * 1024 + 1));
+
+    // Below the record limit but above the field limit: FieldTooLong.
+    let spec = SourceSpec {
+        limits: Limits { max_record_bytes: 64 << 20, ..Limits::default() },
+        ..SourceSpec::default()
+    };
+    let rows = read_all(&path, &spec);
+    assert!(matches!(
+        rows.get(1).map(|r| r.as_ref().err().map(|e| &e.kind)),
+        Some(Some(ReadErrorKind::FieldTooLong { field: 2, limit: 65_536, .. }))
+    ));
+}
+
+#[test]
+fn hostile_files_under_every_format_never_panic() {
+    use elicence::read::Format;
+    let names = [
+        "not-a-workbook.xlsx",
+        "truncated.xlsx",
+        "zip-bomb.xlsx",
+        "zip-bomb-declared.xlsx",
+        "lying-size.xlsx",
+        "nul-bytes.csv",
+        "bad-gbk.csv",
+        "ragged.csv",
+    ];
+    for name in names {
+        for format in [Format::Csv, Format::Xlsx, Format::Xls, Format::Ods] {
+            let spec = SourceSpec { format, ..SourceSpec::default() };
+            if let Ok(source) = open(&fixture(name), &spec) {
+                for row in source {
+                    drop(row);
+                }
+            }
+        }
+    }
+}
