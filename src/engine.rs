@@ -33,6 +33,10 @@ pub trait RowSink {
     fn headers(&mut self, headers: &[String]) -> anyhow::Result<()>;
     /// One row's outcome.
     fn row(&mut self, outcome: Outcome) -> anyhow::Result<()>;
+    /// True when the sink wants no more rows (e.g. `--limit` reached): reading stops early.
+    fn done(&self) -> bool {
+        false
+    }
 }
 
 /// Why an input could not be processed to the end.
@@ -132,7 +136,7 @@ pub fn validate_input(
                     }
                 }
             }
-            if fatal.is_some() {
+            if fatal.is_some() || sink.done() {
                 break;
             }
         }

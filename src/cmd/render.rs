@@ -1,0 +1,155 @@
+//! `elicence render`: the preview a data team looks at before a real run. Validates an export and
+//! writes a signed PDF and a signed XML e-licence for every valid row into a folder, named by
+//! identifier. Versions are numbered within the input (a licence's first row 001, its next
+//! change 002, …) until the registry decides them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use rayon::prelude::*;
+
+use crate::cmd::{exit, now};
+use crate::engine::{self, Outcome, RowSink};
+use crate::licence::Licence;
+use crate::pipeline;
+use crate::produce::Producer;
+use crate::report::Counts;
+use crate::sign::signer::{Signer, passphrase_from_env_or_file};
+use crate::validate::Dedupe;
+
+/// Licences rendered per parallel batch.
+const BATCH: usize = 256;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    elicence keys init keys/\n  \
+    elicence render pipelines/food-business-permit.toml --input fixtures/food-business-permit/export-utf8.csv --keys keys/ --out preview/\n  \
+    elicence verify preview/*.pdf preview/*.xml --keys keys/")]
+pub struct RenderArgs {
+    /// Pipeline file (pipelines/*.toml).
+    pub pipeline: PathBuf,
+    /// Export to read.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Key folder with signer.key and signer.pem (see `elicence keys init`).
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// File with the key's passphrase (else ELICENCE_KEY_PASSPHRASE, if the key is encrypted).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Folder for the signed <identifier>.pdf and <identifier>.xml files.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Render at most N licences.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
+    let plan = pipeline::load(&args.pipeline)?;
+    let at = now()?;
+    let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
+    let signer = Signer::load(&args.keys, passphrase.as_ref(), at)
+        .with_context(|| format!("cannot load the signing key from {}", args.keys.display()))?;
+    let producer = Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), at)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
+
+    let mut sink = RenderSink {
+        producer: &producer,
+        out: &args.out,
+        limit: args.limit.unwrap_or(usize::MAX),
+        pending: Vec::with_capacity(BATCH),
+        versions: HashMap::new(),
+        rendered: 0,
+        failed: 0,
+    };
+    let mut dedupe = Dedupe::default();
+    let today = at.date_naive();
+    let summary = pool.install(|| -> anyhow::Result<_> {
+        let s = engine::validate_input(&plan, &args.input, today, &mut dedupe, &mut sink)?;
+        sink.flush()?;
+        Ok(s)
+    })?;
+    let c: Counts = summary.counts;
+    eprintln!(
+        "read {}: valid {}, rejected {}, duplicates {}; rendered and signed {} licence(s) into {}{}",
+        c.read,
+        c.valid,
+        c.rejected,
+        c.duplicates,
+        sink.rendered,
+        args.out.display(),
+        if sink.failed > 0 { format!("; {} could not be rendered (see above)", sink.failed) } else { String::new() }
+    );
+    Ok(if sink.failed > 0 { exit::FAILURE } else { exit::OK })
+}
+
+struct RenderSink<'a> {
+    producer: &'a Producer,
+    out: &'a Path,
+    limit: usize,
+    pending: Vec<(Licence, u16)>,
+    /// Rows seen per natural key (type, issuer, printed number): the next row's version.
+    versions: HashMap<(String, String), u16>,
+    rendered: usize,
+    failed: usize,
+}
+
+impl RenderSink<'_> {
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let batch = std::mem::take(&mut self.pending);
+        let results: Vec<_> =
+            batch.par_iter().map(|(licence, version)| (licence, self.producer.produce(licence, *version))).collect();
+        for (licence, result) in results {
+            match result {
+                Ok(a) => {
+                    let name = a.id.to_string();
+                    for (ext, bytes) in [("pdf", a.pdf.as_slice()), ("xml", a.xml.as_bytes())] {
+                        let path = self.out.join(format!("{name}.{ext}"));
+                        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                    }
+                    self.rendered += 1;
+                }
+                Err(e) => {
+                    eprintln!("{}: {}: {e}", licence.pos, licence.printed_no);
+                    self.failed += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RowSink for RenderSink<'_> {
+    fn headers(&mut self, _: &[String]) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn row(&mut self, outcome: Outcome) -> anyhow::Result<()> {
+        if let Outcome::Valid(row) = outcome {
+            if self.rendered + self.failed + self.pending.len() >= self.limit {
+                return Ok(());
+            }
+            let l = row.licence;
+            let v = self.versions.entry((l.issuer_code.clone(), l.printed_no.clone())).or_insert(0);
+            *v += 1;
+            let version = *v;
+            self.pending.push((l, version));
+            if self.pending.len() == BATCH {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.rendered + self.failed + self.pending.len() >= self.limit
+    }
+}
