@@ -325,25 +325,30 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// ESSCertIDv2 (RFC 5035 §4): the hash algorithm is the DEFAULT id-sha256 and therefore
-/// omitted in DER.
+/// ESSCertIDv2 (RFC 5035 §4). `hash_algorithm` DEFAULTs to id-sha256; we write `None`
+/// (DER omits a default value).
 #[derive(Sequence)]
-struct EssCertIdV2 {
-    cert_hash: OctetString,
-    issuer_serial: IssuerSerial,
+pub(crate) struct EssCertIdV2 {
+    #[asn1(optional = "true")]
+    pub(crate) hash_algorithm: Option<AlgorithmIdentifierOwned>,
+    pub(crate) cert_hash: OctetString,
+    #[asn1(optional = "true")]
+    pub(crate) issuer_serial: Option<IssuerSerial>,
 }
 
 /// IssuerSerial (RFC 5035 §4).
 #[derive(Sequence)]
-struct IssuerSerial {
-    issuer: GeneralNames,
-    serial_number: SerialNumber,
+pub(crate) struct IssuerSerial {
+    pub(crate) issuer: GeneralNames,
+    pub(crate) serial_number: SerialNumber,
 }
 
-/// SigningCertificateV2 (RFC 5035 §3), without policies.
+/// SigningCertificateV2 (RFC 5035 §3); policies are not used.
 #[derive(Sequence)]
-struct SigningCertificateV2 {
-    certs: Vec<EssCertIdV2>,
+pub(crate) struct SigningCertificateV2 {
+    pub(crate) certs: Vec<EssCertIdV2>,
+    #[asn1(optional = "true")]
+    pub(crate) policies: Option<Vec<der::Any>>,
 }
 
 /// Builds a detached CMS SignedData (RFC 5652 §5) over an external SHA-256 `digest`,
@@ -358,13 +363,15 @@ pub(crate) fn build_detached_cms(signer: &Signer, digest: &[u8]) -> Result<Vec<u
     // certificate to the signature.
     let signing_certificate = SigningCertificateV2 {
         certs: vec![EssCertIdV2 {
+            hash_algorithm: None,
             cert_hash: OctetString::new(Sha256::digest(signer.certificate_der()).as_slice())
                 .map_err(|e| cms_err(&e))?,
-            issuer_serial: IssuerSerial {
+            issuer_serial: Some(IssuerSerial {
                 issuer: vec![GeneralName::DirectoryName(tbs.issuer().clone())],
                 serial_number: tbs.serial_number().clone(),
-            },
+            }),
         }],
+        policies: None,
     };
     let signing_certificate_value =
         Any::encode_from(&signing_certificate).map_err(|e| cms_err(&e))?;
