@@ -366,7 +366,7 @@ fn another_key_set_is_untrusted_everywhere() -> TestResult {
     let ours = verify_xml(&xml, &trust());
     assert!(matches!(ours.status, SignatureStatus::Untrusted { .. }), "{ours:?}");
     // With the other CA as anchor the same files are authentic.
-    let other_trust = TrustAnchors::from_pem_files(&[paths.ca_cert.clone()])?;
+    let other_trust = TrustAnchors::from_pem_files(std::slice::from_ref(&paths.ca_cert))?;
     assert_eq!(verify_pdf(&pdf, &other_trust).status, SignatureStatus::Authentic);
     assert_eq!(verify_xml(&xml, &other_trust).status, SignatureStatus::Authentic);
     Ok(())

@@ -117,7 +117,7 @@ pub fn init_dev_keys(
     let ca_cert = issue(
         DevProfile { subject: ca_name.clone(), issuer: ca_name.clone(), ca: true },
         random_serial(&mut rng)?,
-        validity.clone(),
+        validity,
         ca_spki,
         &ca_signing,
     )?;

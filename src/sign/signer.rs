@@ -84,6 +84,8 @@ impl Default for RsaBackend {
     }
 }
 
+// One Signer per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     Ring { key: ring::signature::RsaKeyPair, rng: ring::rand::SystemRandom },
     PureRust(Box<rsa::pkcs1v15::SigningKey<sha2::Sha256>>),

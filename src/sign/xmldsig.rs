@@ -429,10 +429,8 @@ impl<'a> CanonicalChecker<'a> {
                         if !plain.is_empty() || !prefixed.is_empty() {
                             return order_error(attr);
                         }
-                        if let Some(&(last, _)) = declarations.last() {
-                            if last >= prefix {
-                                return order_error(attr);
-                            }
+                        if declarations.last().is_some_and(|&(last, _)| last >= prefix) {
+                            return order_error(attr);
                         }
                         declarations.push((prefix, value));
                     } else if let Some((prefix, _)) = attr.split_once(':') {
@@ -580,7 +578,8 @@ mod tests {
     #[test]
     fn rejects_the_pitfalls_from_crates_md() {
         use CanonicalProblem as P;
-        let cases: &[(&str, fn(&P) -> bool)] = &[
+        type Case = (&'static str, fn(&P) -> bool);
+        let cases: &[Case] = &[
             ("<?xml version=\"1.0\"?><a></a>", |p| *p == P::XmlDeclaration),
             ("<a><!-- c --></a>", |p| *p == P::Comment),
             ("<a><b/></a>", |p| *p == P::SelfClosingTag),

@@ -195,10 +195,10 @@ pub(crate) fn chain_to_anchor(
     let mut current = leaf.clone();
     for _ in 0..MAX_DEPTH {
         valid_at(&current, at)?;
-        if let Ok(der) = current.to_der() {
-            if trust.anchors.iter().any(|(_, anchor_der)| *anchor_der == der) {
-                return Ok(());
-            }
+        if let Ok(der) = current.to_der()
+            && trust.anchors.iter().any(|(_, anchor_der)| *anchor_der == der)
+        {
+            return Ok(());
         }
         if let Some((anchor, _)) = trust.anchors.iter().find(|(a, _)| issued_by(&current, a)) {
             return valid_at(anchor, at);

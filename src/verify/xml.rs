@@ -114,7 +114,7 @@ fn check(
 
     // §3.2.1: reference validation. Enveloped transform = the document without Signature.
     let mut hasher = Sha256::new();
-    hasher.update(text[..start].as_bytes());
+    hasher.update(&text.as_bytes()[..start]);
     hasher.update(signed_doc.get(end..).unwrap_or("").as_bytes());
     let digest = hasher.finalize();
     result.signed_digest = Some(hex::encode(digest));
