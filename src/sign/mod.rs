@@ -1,1 +1,95 @@
-//! Signing.
+//! Signing: turns rendered licence bytes into signed e-licences.
+//!
+//! The law makes the signed data the licence (电子证照), so everything here is written to
+//! be accepted by verifiers we did not write (poppler `pdfsig`, pyHanko, `xmlsec1`).
+//!
+//! - [`signer`] owns key material behind a narrow seam: [`Signer`] loads a PKCS#8 key and
+//!   its certificate chain, checks they belong together, and produces RSA signatures.
+//!   Renderers never see the key.
+//! - [`keys`] writes a development CA and signer key set (`elicence keys init`).
+//! - [`pades`] signs a PDF as PAdES baseline B-B (ETSI EN 319 142-1) in an incremental update.
+//! - [`xmldsig`] adds an enveloped XML-DSig signature to a document that the renderer already
+//!   wrote in exclusive-canonical form.
+
+pub mod keys;
+pub mod pades;
+pub mod signer;
+pub mod xmldsig;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+pub use keys::{DevKeyOptions, DevKeyPaths, init_dev_keys};
+pub use pades::{PdfSignOptions, sign_pdf};
+pub use signer::{PASSPHRASE_ENV, Passphrase, RsaBackend, Signer, passphrase_from_env_or_file};
+pub use xmldsig::{canonical_attr_escape, canonical_text_escape, check_canonical, sign_xml};
+
+/// Why a key set could not be loaded or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A key or certificate file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// A key or certificate file could not be written.
+    #[error("{path}: cannot write: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    /// `keys init` found keys already there and `force` was not given.
+    #[error("{path}: already exists (use --force to overwrite)")]
+    AlreadyExists { path: PathBuf },
+    /// The file is not a PKCS#8 PEM private key.
+    #[error("{path}: not a PKCS#8 PEM private key ({detail})")]
+    BadPrivateKey { path: PathBuf, detail: String },
+    /// The key is encrypted and no passphrase was given.
+    #[error("{path}: key is encrypted; set {env} or give a passphrase file", env = signer::PASSPHRASE_ENV)]
+    PassphraseRequired { path: PathBuf },
+    /// The passphrase did not decrypt the key.
+    #[error("{path}: cannot decrypt the key (wrong passphrase?)")]
+    Decrypt { path: PathBuf },
+    /// The passphrase file is empty.
+    #[error("{path}: passphrase file is empty")]
+    EmptyPassphrase { path: PathBuf },
+    /// The key is not an RSA key of a size we sign with (2048–8192 bits).
+    #[error("{path}: unsupported key ({detail})")]
+    UnsupportedKey { path: PathBuf, detail: String },
+    /// The certificate file holds no parsable certificate.
+    #[error("{path}: bad certificate chain ({detail})")]
+    BadCertificate { path: PathBuf, detail: String },
+    /// The private key does not belong to the first certificate of the chain.
+    #[error("{key} does not match the certificate in {cert}")]
+    KeyCertMismatch { key: PathBuf, cert: PathBuf },
+    /// The signer certificate is not valid at the signing time.
+    #[error("signer certificate valid {not_before} .. {not_after}, not at {at}")]
+    CertNotValidAt { not_before: DateTime<Utc>, not_after: DateTime<Utc>, at: DateTime<Utc> },
+    /// Key or certificate generation failed.
+    #[error("cannot generate {what}: {detail}")]
+    Generate { what: &'static str, detail: String },
+}
+
+/// Why a document could not be signed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The RSA backend refused to sign.
+    #[error("RSA signing failed ({backend:?})")]
+    Rsa { backend: RsaBackend },
+    /// The input PDF could not be parsed.
+    #[error("input PDF cannot be parsed: {detail}")]
+    PdfParse { detail: String },
+    /// The input PDF lacks a structure we need (catalog, first page).
+    #[error("input PDF has no {what}")]
+    PdfStructure { what: &'static str },
+    /// Writing the incremental update failed.
+    #[error("cannot write the PDF incremental update: {detail}")]
+    PdfWrite { detail: String },
+    /// The CMS signature does not fit the `/Contents` placeholder.
+    #[error("CMS signature needs {needed} bytes, placeholder holds {available}")]
+    PlaceholderTooSmall { needed: usize, available: usize },
+    /// The CMS structure could not be encoded.
+    #[error("cannot encode CMS SignedData: {detail}")]
+    Cms { detail: String },
+    /// The XML document given to `sign_xml` is not in exclusive-canonical form.
+    #[error("XML is not canonical at byte {offset}: {problem}")]
+    NotCanonical { offset: usize, problem: xmldsig::CanonicalProblem },
+}

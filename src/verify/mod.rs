@@ -1,1 +1,218 @@
-//! Verification.
+//! Verification of signed e-licences: is this PDF or XML what the holder of a trusted key
+//! signed, unchanged?
+//!
+//! [`verify_pdf`] checks PAdES signatures written by [`crate::sign::pades`], [`verify_xml`]
+//! enveloped XML-DSig signatures written by [`crate::sign::xmldsig`]. Both report a
+//! [`SignatureStatus`] and never panic on malformed input. Certificates are chained to
+//! [`TrustAnchors`] loaded from PEM files (RFC 5280 §6, reduced: signatures, names, validity
+//! and CA flags; no revocation).
+
+pub mod pdf;
+pub mod xml;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use der::Encode;
+use serde::{Deserialize, Serialize};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::BasicConstraints;
+
+pub use pdf::{PdfVerification, verify_pdf};
+pub use xml::{XmlVerification, verify_xml};
+
+use crate::sign::signer::{common_name, to_chrono};
+
+/// The verdict on one signed file.
+///
+/// Serialised internally tagged, e.g. `{"status":"tampered","reason":"…"}`,
+/// `{"status":"not-signed"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum SignatureStatus {
+    /// The signature verifies, covers the whole document and chains to a trust anchor.
+    Authentic,
+    /// The signature does not match the document, or the signature structure is broken.
+    Tampered { reason: String },
+    /// The signature is intact but its certificate does not chain to a trust anchor (or is
+    /// not valid at the signing time).
+    Untrusted { subject: String },
+    /// No signature was found.
+    NotSigned,
+}
+
+impl SignatureStatus {
+    /// `authentic`, `tampered`, `untrusted` or `not-signed`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SignatureStatus::Authentic => "authentic",
+            SignatureStatus::Tampered { .. } => "tampered",
+            SignatureStatus::Untrusted { .. } => "untrusted",
+            SignatureStatus::NotSigned => "not-signed",
+        }
+    }
+
+    /// Whether the status is [`SignatureStatus::Authentic`].
+    pub fn is_authentic(&self) -> bool {
+        matches!(self, SignatureStatus::Authentic)
+    }
+}
+
+/// Shorthand for [`SignatureStatus::Tampered`].
+pub(crate) fn tampered(reason: impl Into<String>) -> SignatureStatus {
+    SignatureStatus::Tampered { reason: reason.into() }
+}
+
+/// Why trust anchors could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// The PEM file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The PEM file holds no parsable certificate.
+    #[error("{path}: not a PEM certificate file ({detail})")]
+    BadPem { path: PathBuf, detail: String },
+}
+
+/// Certificates trusted as chain ends (typically the issuing authority's CA).
+#[derive(Debug, Clone, Default)]
+pub struct TrustAnchors {
+    anchors: Vec<(Certificate, Vec<u8>)>,
+}
+
+impl TrustAnchors {
+    /// Loads every certificate of every PEM file. Fails on an unreadable file or one
+    /// without a certificate.
+    pub fn from_pem_files(paths: &[PathBuf]) -> Result<TrustAnchors, TrustError> {
+        let mut certificates = Vec::new();
+        for path in paths {
+            certificates.extend(read_pem_certificates(path)?);
+        }
+        Ok(TrustAnchors::from_certificates(certificates))
+    }
+
+    /// Trusts these certificates.
+    pub fn from_certificates(certificates: Vec<Certificate>) -> TrustAnchors {
+        let anchors =
+            certificates.into_iter().filter_map(|c| c.to_der().ok().map(|der| (c, der))).collect();
+        TrustAnchors { anchors }
+    }
+
+    /// Number of anchors.
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    /// Whether there are no anchors (every signature is then untrusted).
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+}
+
+fn read_pem_certificates(path: &Path) -> Result<Vec<Certificate>, TrustError> {
+    let bytes = std::fs::read(path)
+        .map_err(|source| TrustError::Read { path: path.to_path_buf(), source })?;
+    let certificates = Certificate::load_pem_chain(&bytes)
+        .map_err(|e| TrustError::BadPem { path: path.to_path_buf(), detail: e.to_string() })?;
+    if certificates.is_empty() {
+        return Err(TrustError::BadPem { path: path.to_path_buf(), detail: "empty".into() });
+    }
+    Ok(certificates)
+}
+
+/// A readable subject: the common name, else the whole distinguished name.
+pub(crate) fn subject_label(cert: &Certificate) -> String {
+    let subject = cert.tbs_certificate().subject();
+    common_name(subject).unwrap_or_else(|| subject.to_string())
+}
+
+/// Verifies an RSA PKCS#1 v1.5 signature with the RSA key of `cert`
+/// (RFC 8017 §8.2.2). `hash_oid` selects the digest (sha256/384/512WithRSAEncryption or
+/// rsaEncryption, which means SHA-256 here).
+pub(crate) fn verify_rsa(
+    cert: &Certificate,
+    algorithm: &der::oid::ObjectIdentifier,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
+    use ring::signature as rs;
+    let params: &dyn rs::VerificationAlgorithm = match algorithm.to_string().as_str() {
+        // rsaEncryption: the digest comes from the context (SHA-256 in our profiles).
+        "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.11" => &rs::RSA_PKCS1_2048_8192_SHA256,
+        "1.2.840.113549.1.1.12" => &rs::RSA_PKCS1_2048_8192_SHA384,
+        "1.2.840.113549.1.1.13" => &rs::RSA_PKCS1_2048_8192_SHA512,
+        other => return Err(format!("unsupported signature algorithm {other}")),
+    };
+    let spki = cert.tbs_certificate().subject_public_key_info();
+    if spki.algorithm.oid.to_string() != "1.2.840.113549.1.1.1" {
+        return Err(format!("certificate key algorithm {} is not RSA", spki.algorithm.oid));
+    }
+    rs::UnparsedPublicKey::new(params, spki.subject_public_key.raw_bytes())
+        .verify(message, signature)
+        .map_err(|_| "RSA signature does not verify".to_owned())
+}
+
+fn valid_at(cert: &Certificate, at: DateTime<Utc>) -> Result<(), String> {
+    let validity = cert.tbs_certificate().validity();
+    let (from, to) = (to_chrono(&validity.not_before), to_chrono(&validity.not_after));
+    if at < from || at > to {
+        return Err(format!(
+            "certificate {} valid {from} .. {to}, not at {at}",
+            subject_label(cert)
+        ));
+    }
+    Ok(())
+}
+
+fn is_ca(cert: &Certificate) -> bool {
+    cert.tbs_certificate()
+        .get_extension::<BasicConstraints>()
+        .ok()
+        .flatten()
+        .is_some_and(|(_, bc)| bc.ca)
+}
+
+/// Verifies the signature of `issuer` on `cert`.
+fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
+    if cert.tbs_certificate().issuer() != issuer.tbs_certificate().subject() {
+        return false;
+    }
+    let Ok(tbs) = cert.tbs_certificate().to_der() else { return false };
+    let Some(signature) = cert.signature().as_bytes() else { return false };
+    verify_rsa(issuer, &cert.signature_algorithm().oid, &tbs, signature).is_ok()
+}
+
+/// Builds a path from `leaf` through `pool` (certificates shipped with the signature) to a
+/// trust anchor, every certificate valid at `at`. Returns why not, for the report.
+pub(crate) fn chain_to_anchor(
+    leaf: &Certificate,
+    pool: &[Certificate],
+    trust: &TrustAnchors,
+    at: DateTime<Utc>,
+) -> Result<(), String> {
+    const MAX_DEPTH: usize = 6;
+    let mut current = leaf.clone();
+    for _ in 0..MAX_DEPTH {
+        valid_at(&current, at)?;
+        if let Ok(der) = current.to_der()
+            && trust.anchors.iter().any(|(_, anchor_der)| *anchor_der == der)
+        {
+            return Ok(());
+        }
+        if let Some((anchor, _)) = trust.anchors.iter().find(|(a, _)| issued_by(&current, a)) {
+            return valid_at(anchor, at);
+        }
+        match pool.iter().find(|c| is_ca(c) && *c != &current && issued_by(&current, c)) {
+            Some(next) => current = next.clone(),
+            None => {
+                return Err(format!(
+                    "no path from {} to a trust anchor (issuer {})",
+                    subject_label(leaf),
+                    current.tbs_certificate().issuer()
+                ));
+            }
+        }
+    }
+    Err(format!("certificate path from {} is too long", subject_label(leaf)))
+}

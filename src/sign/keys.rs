@@ -1,0 +1,345 @@
+//! Development key sets: a self-signed CA and a signer certificate it issued, written as
+//! PEM files that [`Signer::load`](super::Signer::load) reads.
+//!
+//! These keys are for development and tests only: production keys come from the issuing
+//! authority's CA. RSA keys are generated with the `rsa` crate (ring cannot generate RSA).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+use der::EncodePem;
+use der::asn1::OctetString;
+use der::pem::LineEnding;
+use der::zeroize::Zeroizing;
+use pkcs8::EncodePrivateKey;
+use rsa::rand_core::{TryCryptoRng, TryRng};
+use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
+use x509_cert::Certificate;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+};
+use x509_cert::ext::{Extension, ToExtension};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+
+use super::KeyError;
+use super::signer::{CHAIN_FILE, KEY_FILE, Passphrase};
+
+/// CA certificate file name.
+pub const CA_CERT_FILE: &str = "ca.pem";
+/// CA private key file name.
+pub const CA_KEY_FILE: &str = "ca.key";
+
+const CA_SUBJECT: &str = "CN=elicence development CA,O=elicence (DEVELOPMENT ONLY)";
+const SIGNER_SUBJECT: &str = "CN=elicence development signer,O=elicence (DEVELOPMENT ONLY)";
+
+/// Options for [`init_dev_keys`].
+#[derive(Debug, Clone)]
+pub struct DevKeyOptions {
+    /// Overwrite existing key files.
+    pub force: bool,
+    /// Encrypt both private keys (PKCS#8 PBES2) with this passphrase.
+    pub passphrase: Option<Passphrase>,
+    /// RSA modulus size in bits (at least 2048).
+    pub bits: usize,
+    /// Certificate lifetime in days, counted from one day before `now`.
+    pub validity_days: i64,
+}
+
+impl Default for DevKeyOptions {
+    fn default() -> Self {
+        DevKeyOptions { force: false, passphrase: None, bits: 2048, validity_days: 3650 }
+    }
+}
+
+/// The files written by [`init_dev_keys`].
+#[derive(Debug, Clone)]
+pub struct DevKeyPaths {
+    /// Self-signed CA certificate: the trust anchor for verification.
+    pub ca_cert: PathBuf,
+    /// CA private key (PKCS#8 PEM, mode 0600).
+    pub ca_key: PathBuf,
+    /// Signer certificate followed by the CA certificate.
+    pub signer_chain: PathBuf,
+    /// Signer private key (PKCS#8 PEM, mode 0600).
+    pub signer_key: PathBuf,
+}
+
+/// Writes a development CA and signer into `dir` (created if missing): `ca.pem`, `ca.key`,
+/// `signer.pem` (signer then CA), `signer.key`. Certificates are valid from `now` − 1 day
+/// for `opts.validity_days`.
+///
+/// Fails with [`KeyError::AlreadyExists`] if any of the files exists and `opts.force` is
+/// false, and with [`KeyError::Generate`] / [`KeyError::Write`] otherwise.
+pub fn init_dev_keys(
+    dir: &Path,
+    now: DateTime<Utc>,
+    opts: &DevKeyOptions,
+) -> Result<DevKeyPaths, KeyError> {
+    let paths = DevKeyPaths {
+        ca_cert: dir.join(CA_CERT_FILE),
+        ca_key: dir.join(CA_KEY_FILE),
+        signer_chain: dir.join(CHAIN_FILE),
+        signer_key: dir.join(KEY_FILE),
+    };
+    if !opts.force {
+        for path in [&paths.ca_cert, &paths.ca_key, &paths.signer_chain, &paths.signer_key] {
+            if path.exists() {
+                return Err(KeyError::AlreadyExists { path: path.clone() });
+            }
+        }
+    }
+    if opts.bits < 2048 {
+        return Err(generate_error("RSA key", format!("{} bits is below 2048", opts.bits)));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|source| KeyError::Write { path: dir.to_path_buf(), source })?;
+
+    let mut rng = SystemRng(ring::rand::SystemRandom::new());
+    let ca_key = rsa::PrivateKey::new(&mut rng, opts.bits)
+        .map_err(|e| generate_error("CA key", e.to_string()))?;
+    let signer_key = rsa::PrivateKey::new(&mut rng, opts.bits)
+        .map_err(|e| generate_error("signer key", e.to_string()))?;
+    let ca_signing = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(ca_key);
+
+    let not_before = now - Duration::days(1);
+    let not_after = not_before + Duration::days(opts.validity_days);
+    let validity = Validity::new(x509_time(not_before)?, x509_time(not_after)?);
+    let ca_name = parse_name(CA_SUBJECT)?;
+    let signer_name = parse_name(SIGNER_SUBJECT)?;
+
+    let ca_spki = spki_of(ca_signing.as_ref().as_public_key())?;
+    let ca_cert = issue(
+        DevProfile { subject: ca_name.clone(), issuer: ca_name.clone(), ca: true },
+        random_serial(&mut rng)?,
+        validity,
+        ca_spki,
+        &ca_signing,
+    )?;
+    let signer_spki = spki_of(signer_key.as_public_key())?;
+    let signer_cert = issue(
+        DevProfile { subject: signer_name, issuer: ca_name, ca: false },
+        random_serial(&mut rng)?,
+        validity,
+        signer_spki,
+        &ca_signing,
+    )?;
+
+    let ca_pem = cert_pem(&ca_cert)?;
+    let chain_pem = format!("{}{}", cert_pem(&signer_cert)?, ca_pem);
+    write_public(&paths.ca_cert, &ca_pem)?;
+    write_public(&paths.signer_chain, &chain_pem)?;
+    write_private(&paths.ca_key, &key_pem(ca_signing.as_ref(), opts.passphrase.as_ref())?)?;
+    write_private(&paths.signer_key, &key_pem(&signer_key, opts.passphrase.as_ref())?)?;
+    Ok(paths)
+}
+
+/// Encrypts a plain PKCS#8 PEM (`PRIVATE KEY`) into an `ENCRYPTED PRIVATE KEY` PEM
+/// (PBES2, RFC 8018 §6.2, with scrypt and AES-256-CBC).
+pub fn encrypt_pkcs8_pem(
+    plain_pem: &str,
+    passphrase: &[u8],
+) -> Result<Zeroizing<String>, KeyError> {
+    let (_, der_bytes) = der::pem::decode_vec(plain_pem.as_bytes())
+        .map_err(|e| generate_error("encrypted key", e.to_string()))?;
+    let der_bytes = Zeroizing::new(der_bytes);
+    encrypt_pkcs8_der(&der_bytes, passphrase)
+}
+
+fn encrypt_pkcs8_der(der_bytes: &[u8], passphrase: &[u8]) -> Result<Zeroizing<String>, KeyError> {
+    use der::Decode;
+    let info = pkcs8::PrivateKeyInfoRef::from_der(der_bytes)
+        .map_err(|e| generate_error("encrypted key", e.to_string()))?;
+    let mut rng = SystemRng(ring::rand::SystemRandom::new());
+    let encrypted = info
+        .encrypt_with_rng(&mut rng, passphrase)
+        .map_err(|e| generate_error("encrypted key", e.to_string()))?;
+    encrypted
+        .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+        .map_err(|e| generate_error("encrypted key", e.to_string()))
+}
+
+fn key_pem(
+    key: &rsa::PrivateKey,
+    passphrase: Option<&Passphrase>,
+) -> Result<Zeroizing<String>, KeyError> {
+    let der_doc = key.to_pkcs8_der().map_err(|e| generate_error("PKCS#8", e.to_string()))?;
+    match passphrase {
+        Some(p) => encrypt_pkcs8_der(der_doc.as_bytes(), p.expose()),
+        None => der_doc
+            .to_pem("PRIVATE KEY", LineEnding::LF)
+            .map_err(|e| generate_error("PKCS#8", e.to_string())),
+    }
+}
+
+fn issue(
+    profile: DevProfile,
+    serial: SerialNumber,
+    validity: Validity,
+    spki: SubjectPublicKeyInfoOwned,
+    issuer_key: &rsa::pkcs1v15::SigningKey<sha2::Sha256>,
+) -> Result<Certificate, KeyError> {
+    let builder = CertificateBuilder::new(profile, serial, validity, spki)
+        .map_err(|e| generate_error("certificate", e.to_string()))?;
+    builder
+        .build::<_, rsa::pkcs1v15::Signature>(issuer_key)
+        .map_err(|e| generate_error("certificate", e.to_string()))
+}
+
+/// Certificate profile for the development CA and signer (RFC 5280 §4.2.1).
+struct DevProfile {
+    subject: Name,
+    issuer: Name,
+    ca: bool,
+}
+
+impl BuilderProfile for DevProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        issuer_spk: SubjectPublicKeyInfoRef<'_>,
+        tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let mut extensions: Vec<Extension> = Vec::new();
+        let subject = tbs.subject();
+        // RFC 5280 §4.2.1.2: subject key identifier, SHA-1 of the public key.
+        let ski = SubjectKeyIdentifier::try_from(spk)?;
+        // RFC 5280 §4.2.1.1: authority key identifier = the issuer's subject key identifier.
+        let issuer_ski = SubjectKeyIdentifier::try_from(issuer_spk)?;
+        extensions.push(
+            AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(issuer_ski.0.as_bytes())?),
+                ..Default::default()
+            }
+            .to_extension(subject, &extensions)?,
+        );
+        // RFC 5280 §4.2.1.9: basicConstraints, critical.
+        extensions.push(
+            BasicConstraints {
+                ca: self.ca,
+                path_len_constraint: if self.ca { Some(0) } else { None },
+            }
+            .to_extension(subject, &extensions)?,
+        );
+        // RFC 5280 §4.2.1.3: keyUsage. ETSI EN 319 412-2 §4.3.2: a signing certificate
+        // for legal acts carries nonRepudiation (contentCommitment).
+        let usage = if self.ca {
+            KeyUsages::KeyCertSign | KeyUsages::CRLSign
+        } else {
+            KeyUsages::DigitalSignature | KeyUsages::NonRepudiation
+        };
+        extensions.push(KeyUsage(usage).to_extension(subject, &extensions)?);
+        extensions.push(ski.to_extension(subject, &extensions)?);
+        Ok(extensions)
+    }
+}
+
+/// `ring`'s system RNG behind the `rand_core` 0.10 traits the `rsa` and `pkcs8` crates use.
+struct SystemRng(ring::rand::SystemRandom);
+
+/// The system random source failed.
+#[derive(Debug)]
+struct RngFailure;
+
+impl std::fmt::Display for RngFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("system random number generator failed")
+    }
+}
+
+impl std::error::Error for RngFailure {}
+
+impl TryRng for SystemRng {
+    type Error = RngFailure;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut bytes = [0u8; 4];
+        self.try_fill_bytes(&mut bytes)?;
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut bytes = [0u8; 8];
+        self.try_fill_bytes(&mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        ring::rand::SecureRandom::fill(&self.0, dst).map_err(|_| RngFailure)
+    }
+}
+
+impl TryCryptoRng for SystemRng {}
+
+/// A positive 127-bit random serial number (RFC 5280 §4.1.2.2: at most 20 octets, positive).
+fn random_serial(rng: &mut SystemRng) -> Result<SerialNumber, KeyError> {
+    let mut bytes = [0u8; 16];
+    rng.try_fill_bytes(&mut bytes).map_err(|e| generate_error("serial number", e.to_string()))?;
+    bytes[0] = (bytes[0] & 0x7f) | 0x01;
+    SerialNumber::new(&bytes).map_err(|e| generate_error("serial number", e.to_string()))
+}
+
+fn x509_time(at: DateTime<Utc>) -> Result<Time, KeyError> {
+    let secs = u64::try_from(at.timestamp())
+        .map_err(|_| generate_error("validity", format!("{at} is before 1970")))?;
+    let datetime = der::DateTime::from_unix_duration(std::time::Duration::from_secs(secs))
+        .map_err(|e| generate_error("validity", e.to_string()))?;
+    Ok(Time::from(datetime))
+}
+
+fn parse_name(text: &str) -> Result<Name, KeyError> {
+    Name::from_str(text).map_err(|e| generate_error("name", e.to_string()))
+}
+
+fn spki_of(key: &rsa::PublicKey) -> Result<SubjectPublicKeyInfoOwned, KeyError> {
+    let der_doc =
+        key.to_public_key_der().map_err(|e| generate_error("public key", e.to_string()))?;
+    der_doc
+        .decode_msg::<SubjectPublicKeyInfoOwned>()
+        .map_err(|e| generate_error("public key", e.to_string()))
+}
+
+fn cert_pem(cert: &Certificate) -> Result<String, KeyError> {
+    cert.to_pem(LineEnding::LF).map_err(|e| generate_error("certificate PEM", e.to_string()))
+}
+
+fn generate_error(what: &'static str, detail: String) -> KeyError {
+    KeyError::Generate { what, detail }
+}
+
+fn write_public(path: &Path, text: &str) -> Result<(), KeyError> {
+    std::fs::write(path, text)
+        .map_err(|source| KeyError::Write { path: path.to_path_buf(), source })
+}
+
+/// Writes a private key readable by the owner only (mode 0600 on Unix), replacing any file.
+fn write_private(path: &Path, text: &str) -> Result<(), KeyError> {
+    use std::io::Write;
+    let err = |source| KeyError::Write { path: path.to_path_buf(), source };
+    if path.exists() {
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(text.as_bytes()).map_err(err)?;
+    file.sync_all().map_err(err)
+}

@@ -1,0 +1,510 @@
+//! PAdES baseline B-B signatures (ETSI EN 319 142-1 §5.1, §6.3) on rendered PDFs.
+//!
+//! The signature is added as an incremental update (ISO 32000-1 §7.5.6): the rendered bytes
+//! stay untouched, and a signature dictionary, an invisible signature widget on page 1 and
+//! an updated catalog (`/AcroForm /SigFlags 3`) are appended. `/Contents` is reserved as a
+//! fixed-size hex placeholder and `/ByteRange` is patched in place to the same width, so the
+//! file is serialised once and never re-serialised after patching.
+//!
+//! The CMS `SignedData` (RFC 5652 §5) is detached (no encapsulated content) and carries the
+//! signed attributes contentType, messageDigest and signing-certificate-v2 (RFC 5035), and
+//! no signingTime: the time goes in `/M` (ETSI EN 319 142-1 §5.2.1).
+
+use chrono::{DateTime, Utc};
+use cms::builder::{create_content_type_attribute, create_message_digest_attribute};
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use der::asn1::{Any, OctetString, SetOfVec};
+use der::oid::ObjectIdentifier;
+use der::{Encode, Sequence};
+use lopdf::{Dictionary, IncrementalDocument, Object, ObjectId, StringFormat};
+use sha2::{Digest, Sha256};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::attr::Attribute;
+use x509_cert::ext::pkix::name::{GeneralName, GeneralNames};
+use x509_cert::serial_number::SerialNumber;
+
+use super::SignError;
+use super::signer::Signer;
+
+/// Bytes reserved for the DER CMS in `/Contents` (written as twice as many hex digits).
+/// RSA-2048 with two certificates needs about 2,600; the rest leaves room for larger keys
+/// and, later, a timestamp token.
+pub const CONTENTS_PLACEHOLDER_BYTES: usize = 8192;
+
+/// Placeholder `/ByteRange`: every number is as wide as any real offset we can write, so
+/// the patched array fits in the same bytes.
+const BYTE_RANGE_PLACEHOLDER: i64 = 9_999_999_999;
+
+pub(crate) const OID_SHA256: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+pub(crate) const OID_SHA256_WITH_RSA: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+pub(crate) const OID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+pub(crate) const OID_SIGNED_DATA: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+/// id-aa-signingCertificateV2 (RFC 5035 §3).
+pub(crate) const OID_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
+
+/// Descriptive entries of the signature dictionary (ISO 32000-1 Table 252). Empty strings
+/// are left out.
+#[derive(Debug, Clone, Default)]
+pub struct PdfSignOptions {
+    /// `/Reason`, e.g. "电子证照签发".
+    pub reason: String,
+    /// `/Location`, e.g. the issuing authority's city.
+    pub location: String,
+    /// `/Name` of the signer as shown by viewers.
+    pub name: String,
+}
+
+/// Signs `pdf` as PAdES B-B with `signer` and returns the signed file: `pdf` followed by
+/// one incremental update. `signing_time` becomes `/M`. Same input, key and time give the
+/// same bytes.
+///
+/// Fails when the PDF cannot be parsed or has no catalog or page, when lopdf cannot write
+/// the update, or when the CMS exceeds [`CONTENTS_PLACEHOLDER_BYTES`].
+pub fn sign_pdf(
+    pdf: &[u8],
+    signer: &Signer,
+    signing_time: DateTime<Utc>,
+    opts: &PdfSignOptions,
+) -> Result<Vec<u8>, SignError> {
+    let parsed = lopdf::Document::load_mem(pdf)
+        .map_err(|e| SignError::PdfParse { detail: e.to_string() })?;
+    let catalog_id = parsed
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_reference)
+        .map_err(|_| SignError::PdfStructure { what: "catalog (/Root)" })?;
+    let page_id = *parsed.get_pages().get(&1).ok_or(SignError::PdfStructure { what: "page" })?;
+
+    let mut update = IncrementalDocument::create_from(pdf.to_vec(), parsed);
+    add_signature_objects(&mut update, catalog_id, page_id, signing_time, opts)?;
+
+    let mut out = Vec::with_capacity(pdf.len() + 2 * CONTENTS_PLACEHOLDER_BYTES + 2048);
+    update.save_to(&mut out).map_err(|e| SignError::PdfWrite { detail: e.to_string() })?;
+    drop(update);
+
+    let placeholder = locate_placeholders(&out, pdf.len())?;
+    // ISO 32000-1 §12.8.1: the byte range covers the whole file except the /Contents
+    // value including its angle brackets.
+    let byte_range = [
+        0,
+        placeholder.contents_start,
+        placeholder.contents_end,
+        out.len() - placeholder.contents_end,
+    ];
+    patch_byte_range(
+        &mut out,
+        placeholder.byte_range_start,
+        placeholder.byte_range_len,
+        byte_range,
+    )?;
+
+    let mut hasher = Sha256::new();
+    hasher.update(&out[..placeholder.contents_start]);
+    hasher.update(&out[placeholder.contents_end..]);
+    let digest = hasher.finalize();
+
+    let cms = build_detached_cms(signer, &digest)?;
+    if cms.len() > CONTENTS_PLACEHOLDER_BYTES {
+        return Err(SignError::PlaceholderTooSmall {
+            needed: cms.len(),
+            available: CONTENTS_PLACEHOLDER_BYTES,
+        });
+    }
+    let hex_start = placeholder.contents_start + 1;
+    hex::encode_to_slice(&cms, &mut out[hex_start..hex_start + 2 * cms.len()])
+        .map_err(|e| SignError::Cms { detail: e.to_string() })?;
+    Ok(out)
+}
+
+/// Adds the signature dictionary, the widget and the updated page and catalog to `update`.
+fn add_signature_objects(
+    update: &mut IncrementalDocument,
+    catalog_id: ObjectId,
+    page_id: ObjectId,
+    signing_time: DateTime<Utc>,
+    opts: &PdfSignOptions,
+) -> Result<(), SignError> {
+    let write_err = |e: lopdf::Error| SignError::PdfWrite { detail: e.to_string() };
+    let doc = &mut update.new_document;
+
+    // ISO 32000-1 §12.8.1 Table 252; ETSI EN 319 142-1 §5.3 (PAdES baseline).
+    let mut sig = Dictionary::new();
+    sig.set("Type", Object::Name(b"Sig".to_vec()));
+    sig.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
+    sig.set("SubFilter", Object::Name(b"ETSI.CAdES.detached".to_vec()));
+    sig.set(
+        "ByteRange",
+        Object::Array(vec![
+            Object::Integer(0),
+            Object::Integer(BYTE_RANGE_PLACEHOLDER),
+            Object::Integer(BYTE_RANGE_PLACEHOLDER),
+            Object::Integer(BYTE_RANGE_PLACEHOLDER),
+        ]),
+    );
+    sig.set(
+        "Contents",
+        Object::String(vec![0u8; CONTENTS_PLACEHOLDER_BYTES], StringFormat::Hexadecimal),
+    );
+    // ISO 32000-1 §7.9.4 date, in UTC.
+    sig.set("M", Object::string_literal(signing_time.format("D:%Y%m%d%H%M%SZ").to_string()));
+    for (key, value) in
+        [("Name", &opts.name), ("Reason", &opts.reason), ("Location", &opts.location)]
+    {
+        if !value.is_empty() {
+            sig.set(key, pdf_text_string(value));
+        }
+    }
+    let sig_id = doc.try_add_object(Object::Dictionary(sig)).map_err(write_err)?;
+
+    // ISO 32000-1 §12.7.4.5: an invisible signature field merged with its widget (§12.5.6.19).
+    let mut widget = Dictionary::new();
+    widget.set("Type", Object::Name(b"Annot".to_vec()));
+    widget.set("Subtype", Object::Name(b"Widget".to_vec()));
+    widget.set("FT", Object::Name(b"Sig".to_vec()));
+    widget.set("T", Object::string_literal("Signature1"));
+    widget.set("V", Object::Reference(sig_id));
+    widget.set("P", Object::Reference(page_id));
+    widget.set("Rect", Object::Array(vec![0.into(), 0.into(), 0.into(), 0.into()]));
+    // Print (4) + Locked (128), ISO 32000-1 §12.5.3.
+    widget.set("F", Object::Integer(132));
+    let widget_id = doc.try_add_object(Object::Dictionary(widget)).map_err(write_err)?;
+
+    // Page: append the widget to /Annots (an inline array or a referenced one).
+    update.opt_clone_object_to_new_document(page_id).map_err(write_err)?;
+    let annots = update
+        .new_document
+        .get_object(page_id)
+        .and_then(Object::as_dict)
+        .ok()
+        .and_then(|page| page.get(b"Annots").ok().cloned());
+    match annots {
+        Some(Object::Reference(array_id)) => {
+            update.opt_clone_object_to_new_document(array_id).map_err(write_err)?;
+            let array = update
+                .new_document
+                .get_object_mut(array_id)
+                .and_then(Object::as_array_mut)
+                .map_err(|_| SignError::PdfStructure { what: "/Annots array" })?;
+            array.push(Object::Reference(widget_id));
+        }
+        other => {
+            let mut array = match other {
+                Some(Object::Array(items)) => items,
+                _ => Vec::new(),
+            };
+            array.push(Object::Reference(widget_id));
+            let page = update
+                .new_document
+                .get_object_mut(page_id)
+                .and_then(Object::as_dict_mut)
+                .map_err(|_| SignError::PdfStructure { what: "page dictionary" })?;
+            page.set("Annots", Object::Array(array));
+        }
+    }
+
+    // Catalog: /AcroForm with the field and /SigFlags 3 (SignaturesExist | AppendOnly,
+    // ISO 32000-1 §12.7.2 Table 219).
+    update.opt_clone_object_to_new_document(catalog_id).map_err(write_err)?;
+    let acro_form = update
+        .new_document
+        .get_object(catalog_id)
+        .and_then(Object::as_dict)
+        .map_err(|_| SignError::PdfStructure { what: "catalog dictionary" })?
+        .get(b"AcroForm")
+        .ok()
+        .cloned();
+    let (form_id, mut form) = match acro_form {
+        Some(Object::Reference(id)) => {
+            let form = update
+                .get_prev_documents()
+                .get_object(id)
+                .and_then(Object::as_dict)
+                .map_err(|_| SignError::PdfStructure { what: "/AcroForm dictionary" })?
+                .clone();
+            (Some(id), form)
+        }
+        Some(Object::Dictionary(form)) => (None, form),
+        _ => (None, Dictionary::new()),
+    };
+    let mut fields = match form.get(b"Fields") {
+        Ok(Object::Array(items)) => items.clone(),
+        Ok(Object::Reference(id)) => update
+            .get_prev_documents()
+            .get_object(*id)
+            .and_then(Object::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    fields.push(Object::Reference(widget_id));
+    form.set("Fields", Object::Array(fields));
+    form.set("SigFlags", Object::Integer(3));
+    match form_id {
+        Some(id) => update.new_document.set_object(id, Object::Dictionary(form)),
+        None => {
+            let catalog = update
+                .new_document
+                .get_object_mut(catalog_id)
+                .and_then(Object::as_dict_mut)
+                .map_err(|_| SignError::PdfStructure { what: "catalog dictionary" })?;
+            catalog.set("AcroForm", Object::Dictionary(form));
+        }
+    }
+    Ok(())
+}
+
+/// A PDF text string (ISO 32000-1 §7.9.2.2): ASCII as is, anything else as UTF-16BE with
+/// a byte order mark.
+fn pdf_text_string(text: &str) -> Object {
+    if text.is_ascii() {
+        Object::string_literal(text)
+    } else {
+        let mut bytes = vec![0xFE, 0xFF];
+        for unit in text.encode_utf16() {
+            bytes.extend_from_slice(&unit.to_be_bytes());
+        }
+        Object::String(bytes, StringFormat::Hexadecimal)
+    }
+}
+
+struct Placeholders {
+    byte_range_start: usize,
+    byte_range_len: usize,
+    contents_start: usize,
+    contents_end: usize,
+}
+
+/// Finds the `/ByteRange` array and the `/Contents` hex string lopdf wrote in the update
+/// (searched only after `prev_len`, the untouched original bytes).
+fn locate_placeholders(out: &[u8], prev_len: usize) -> Result<Placeholders, SignError> {
+    let missing = || SignError::PdfWrite { detail: "signature placeholder not found".into() };
+    let tail = out.get(prev_len..).ok_or_else(missing)?;
+    let array =
+        format!("[0 {BYTE_RANGE_PLACEHOLDER} {BYTE_RANGE_PLACEHOLDER} {BYTE_RANGE_PLACEHOLDER}]");
+    let byte_range_start = prev_len + find(tail, array.as_bytes()).ok_or_else(missing)?;
+    let contents_key = find(tail, b"/Contents<").or_else(|| find(tail, b"/Contents <"));
+    let key_at = prev_len + contents_key.ok_or_else(missing)?;
+    let contents_start =
+        key_at + out.get(key_at..).and_then(|s| find(s, b"<")).ok_or_else(missing)?;
+    let contents_end = contents_start + 2 * CONTENTS_PLACEHOLDER_BYTES + 2;
+    if out.get(contents_end - 1) != Some(&b'>') {
+        return Err(missing());
+    }
+    Ok(Placeholders { byte_range_start, byte_range_len: array.len(), contents_start, contents_end })
+}
+
+/// Overwrites the placeholder array with the real offsets, padded with spaces to the same
+/// width.
+fn patch_byte_range(
+    out: &mut [u8],
+    start: usize,
+    len: usize,
+    range: [usize; 4],
+) -> Result<(), SignError> {
+    let mut text = format!("[{} {} {} {}", range[0], range[1], range[2], range[3]);
+    if text.len() + 1 > len {
+        return Err(SignError::PdfWrite { detail: "file too large for /ByteRange".into() });
+    }
+    while text.len() + 1 < len {
+        text.push(' ');
+    }
+    text.push(']');
+    out[start..start + len].copy_from_slice(text.as_bytes());
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// ESSCertIDv2 (RFC 5035 §4). `hash_algorithm` DEFAULTs to id-sha256; we write `None`
+/// (DER omits a default value).
+#[derive(Sequence)]
+pub(crate) struct EssCertIdV2 {
+    #[asn1(optional = "true")]
+    pub(crate) hash_algorithm: Option<AlgorithmIdentifierOwned>,
+    pub(crate) cert_hash: OctetString,
+    #[asn1(optional = "true")]
+    pub(crate) issuer_serial: Option<IssuerSerial>,
+}
+
+/// IssuerSerial (RFC 5035 §4).
+#[derive(Sequence)]
+pub(crate) struct IssuerSerial {
+    pub(crate) issuer: GeneralNames,
+    pub(crate) serial_number: SerialNumber,
+}
+
+/// SigningCertificateV2 (RFC 5035 §3); policies are not used.
+#[derive(Sequence)]
+pub(crate) struct SigningCertificateV2 {
+    pub(crate) certs: Vec<EssCertIdV2>,
+    #[asn1(optional = "true")]
+    pub(crate) policies: Option<Vec<der::Any>>,
+}
+
+/// Builds a detached CMS SignedData (RFC 5652 §5) over an external SHA-256 `digest`,
+/// signed by `signer`, with both certificates included. Returns the DER `ContentInfo`.
+pub(crate) fn build_detached_cms(signer: &Signer, digest: &[u8]) -> Result<Vec<u8>, SignError> {
+    let cms_err = |e: &dyn std::fmt::Display| SignError::Cms { detail: e.to_string() };
+    let cert = signer.certificate();
+    let tbs = cert.tbs_certificate();
+    let sha256 = AlgorithmIdentifierOwned { oid: OID_SHA256, parameters: None };
+
+    // RFC 5035 §3 / ETSI EN 319 122-1 §5.2.2.3: signing-certificate-v2 binds the signer
+    // certificate to the signature.
+    let signing_certificate = SigningCertificateV2 {
+        certs: vec![EssCertIdV2 {
+            hash_algorithm: None,
+            cert_hash: OctetString::new(Sha256::digest(signer.certificate_der()).as_slice())
+                .map_err(|e| cms_err(&e))?,
+            issuer_serial: Some(IssuerSerial {
+                issuer: vec![GeneralName::DirectoryName(tbs.issuer().clone())],
+                serial_number: tbs.serial_number().clone(),
+            }),
+        }],
+        policies: None,
+    };
+    let signing_certificate_value =
+        Any::encode_from(&signing_certificate).map_err(|e| cms_err(&e))?;
+    let mut signing_certificate_values = SetOfVec::new();
+    signing_certificate_values.insert(signing_certificate_value).map_err(|e| cms_err(&e))?;
+
+    // RFC 5652 §5.3: contentType and messageDigest are mandatory with signed attributes.
+    let mut signed_attrs = SetOfVec::new();
+    for attribute in [
+        create_content_type_attribute(OID_DATA).map_err(|e| cms_err(&e))?,
+        create_message_digest_attribute(digest).map_err(|e| cms_err(&e))?,
+        Attribute { oid: OID_SIGNING_CERTIFICATE_V2, values: signing_certificate_values },
+    ] {
+        signed_attrs.insert(attribute).map_err(|e| cms_err(&e))?;
+    }
+    // RFC 5652 §5.4: the signature covers the DER encoding of the SET OF signed
+    // attributes (tag 0x31), not the [0] IMPLICIT form stored in SignerInfo.
+    let signed_attrs_der = signed_attrs.to_der().map_err(|e| cms_err(&e))?;
+    let signature = signer.sign_sha256_pkcs1(&signed_attrs_der)?;
+
+    let signer_info = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: tbs.issuer().clone(),
+            serial_number: tbs.serial_number().clone(),
+        }),
+        digest_alg: sha256.clone(),
+        signed_attrs: Some(signed_attrs),
+        // RFC 4055 §5: sha256WithRSAEncryption with NULL parameters.
+        signature_algorithm: AlgorithmIdentifierOwned {
+            oid: OID_SHA256_WITH_RSA,
+            parameters: Some(Any::null()),
+        },
+        signature: OctetString::new(signature).map_err(|e| cms_err(&e))?,
+        unsigned_attrs: None,
+    };
+    let mut certificates = SetOfVec::new();
+    for c in signer.chain() {
+        certificates.insert(CertificateChoices::Certificate(c.clone())).map_err(|e| cms_err(&e))?;
+    }
+    let mut digest_algorithms = SetOfVec::new();
+    digest_algorithms.insert(sha256).map_err(|e| cms_err(&e))?;
+    let mut signer_infos = SetOfVec::new();
+    signer_infos.insert(signer_info).map_err(|e| cms_err(&e))?;
+    let signed_data = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms,
+        // RFC 5652 §5.2: detached signature, eContent absent.
+        encap_content_info: EncapsulatedContentInfo { econtent_type: OID_DATA, econtent: None },
+        certificates: Some(CertificateSet(certificates)),
+        crls: None,
+        signer_infos: SignerInfos(signer_infos),
+    };
+    let content_info = ContentInfo {
+        content_type: OID_SIGNED_DATA,
+        content: Any::encode_from(&signed_data).map_err(|e| cms_err(&e))?,
+    };
+    content_info.to_der().map_err(|e| cms_err(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    pub(crate) fn fixture_signer() -> Result<Signer, crate::sign::KeyError> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys");
+        Signer::load(&dir, None, Utc::now())
+    }
+
+    /// A minimal one-page PDF written with lopdf.
+    pub(crate) fn sample_pdf() -> Vec<u8> {
+        use lopdf::{Stream, dictionary};
+        let mut doc = lopdf::Document::with_version("1.7");
+        let pages_id = doc.new_object_id();
+        let font_id = doc.add_object(dictionary! {
+            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+        });
+        let content = b"BT /F1 24 Tf 72 720 Td (Licence 91110000MA01ABCD2X) Tj ET".to_vec();
+        let content_id = doc.add_object(Stream::new(dictionary! {}, content));
+        let page_id = doc.add_object(dictionary! {
+            "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
+            "Resources" => dictionary! { "Font" => dictionary! { "F1" => font_id } },
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        });
+        doc.objects.insert(
+            pages_id,
+            Object::Dictionary(dictionary! {
+                "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1,
+            }),
+        );
+        let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+        doc.trailer.set("Root", catalog_id);
+        let mut out = Vec::new();
+        let _ = doc.save_to(&mut out);
+        out
+    }
+
+    #[test]
+    fn signing_twice_gives_identical_bytes() -> Result<(), Box<dyn std::error::Error>> {
+        let signer = fixture_signer()?;
+        let pdf = sample_pdf();
+        let at = Utc::now();
+        let opts = PdfSignOptions { reason: "电子证照签发".into(), ..Default::default() };
+        let a = sign_pdf(&pdf, &signer, at, &opts)?;
+        let b = sign_pdf(&pdf, &signer, at, &opts)?;
+        assert_eq!(a, b);
+        assert!(a.starts_with(&pdf), "the original bytes must be kept (incremental update)");
+        Ok(())
+    }
+
+    #[test]
+    fn byte_range_excludes_exactly_the_contents() -> Result<(), Box<dyn std::error::Error>> {
+        let signer = fixture_signer()?;
+        let signed = sign_pdf(&sample_pdf(), &signer, Utc::now(), &PdfSignOptions::default())?;
+        let text = String::from_utf8_lossy(&signed);
+        let at = text.find("/ByteRange[").ok_or("no ByteRange")? + "/ByteRange[".len();
+        let end = text[at..].find(']').ok_or("no ]")? + at;
+        let nums: Vec<usize> =
+            text[at..end].split_whitespace().map(str::parse).collect::<Result<_, _>>()?;
+        assert_eq!(nums.len(), 4);
+        assert_eq!(nums[0], 0);
+        assert_eq!(signed[nums[1]], b'<');
+        assert_eq!(signed[nums[2] - 1], b'>');
+        assert_eq!(nums[2] + nums[3], signed.len());
+        Ok(())
+    }
+
+    #[test]
+    fn garbage_input_is_a_named_error() -> Result<(), Box<dyn std::error::Error>> {
+        let signer = fixture_signer()?;
+        let result = sign_pdf(b"not a pdf", &signer, Utc::now(), &PdfSignOptions::default());
+        assert!(matches!(result, Err(SignError::PdfParse { .. })), "{result:?}");
+        Ok(())
+    }
+}

@@ -1,0 +1,323 @@
+//! Verification of PAdES signatures (ETSI EN 319 142-1) on e-licence PDFs.
+//!
+//! Checks, in order: the last signature's `/ByteRange` covers the whole file except exactly
+//! its `/Contents` hex string (anything appended after signing, such as an incremental
+//! update, makes the document Tampered); the SHA-256 of the covered bytes equals the CMS
+//! messageDigest (RFC 5652 §11.2); signing-certificate-v2 names the signer certificate
+//! (RFC 5035); the RSA signature over the signed attributes verifies (RFC 5652 §5.4); the
+//! signer certificate chains to a trust anchor at the `/M` signing time.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use cms::content_info::ContentInfo;
+use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use der::asn1::OctetString;
+use der::{Decode, Encode, SliceReader};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectKeyIdentifier;
+
+use super::{SignatureStatus, TrustAnchors, chain_to_anchor, subject_label, tampered, verify_rsa};
+use crate::sign::pades::{
+    OID_DATA, OID_SHA256, OID_SIGNED_DATA, OID_SIGNING_CERTIFICATE_V2, SigningCertificateV2,
+};
+
+/// OID id-messageDigest (RFC 5652 §11.2).
+const OID_MESSAGE_DIGEST: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+/// OID id-contentType (RFC 5652 §11.1).
+const OID_CONTENT_TYPE: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
+
+/// The result of [`verify_pdf`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PdfVerification {
+    /// The verdict.
+    #[serde(flatten)]
+    pub status: SignatureStatus,
+    /// Signer certificate subject (common name), when a CMS was found.
+    pub signer: Option<String>,
+    /// `/M` of the signature dictionary.
+    pub signing_time: Option<DateTime<Utc>>,
+    /// Hex SHA-256 of the signed byte ranges.
+    pub signed_digest: Option<String>,
+    /// Why a signature is untrusted, when it is.
+    pub detail: Option<String>,
+}
+
+impl PdfVerification {
+    fn new(status: SignatureStatus) -> PdfVerification {
+        PdfVerification {
+            status,
+            signer: None,
+            signing_time: None,
+            signed_digest: None,
+            detail: None,
+        }
+    }
+}
+
+/// Verifies the last signature of a PDF against `trust`. Never panics; malformed input is
+/// reported as [`SignatureStatus::Tampered`] or [`SignatureStatus::NotSigned`].
+pub fn verify_pdf(bytes: &[u8], trust: &TrustAnchors) -> PdfVerification {
+    let doc = match lopdf::Document::load_mem(bytes) {
+        Ok(doc) => doc,
+        Err(e) if find(bytes, b"/ByteRange").is_some() => {
+            return PdfVerification::new(tampered(format!("signed PDF cannot be parsed: {e}")));
+        }
+        Err(_) => return PdfVerification::new(SignatureStatus::NotSigned),
+    };
+    let Some(sig) = last_signature(&doc) else {
+        return PdfVerification::new(SignatureStatus::NotSigned);
+    };
+    let mut result = PdfVerification::new(SignatureStatus::Authentic);
+    result.signing_time = sig.signing_time;
+    match check(bytes, &sig, trust, &mut result) {
+        Ok(()) => {}
+        Err(status) => result.status = status,
+    }
+    result
+}
+
+struct SignatureDictionary {
+    byte_range: [i64; 4],
+    contents: Vec<u8>,
+    signing_time: Option<DateTime<Utc>>,
+}
+
+/// All dictionaries with `/ByteRange` and `/Contents` (ISO 32000-1 §12.8.1); the one whose
+/// range reaches furthest is the last signature.
+fn last_signature(doc: &lopdf::Document) -> Option<SignatureDictionary> {
+    let mut best: Option<SignatureDictionary> = None;
+    for object in doc.objects.values() {
+        let Ok(dict) = object.as_dict() else { continue };
+        let Ok(range) = dict.get(b"ByteRange").and_then(lopdf::Object::as_array) else {
+            continue;
+        };
+        let Ok(contents) = dict.get(b"Contents").and_then(lopdf::Object::as_str) else {
+            continue;
+        };
+        let numbers: Vec<i64> = range.iter().filter_map(|o| o.as_i64().ok()).collect();
+        let Ok(byte_range) = <[i64; 4]>::try_from(numbers) else { continue };
+        let signing_time = dict
+            .get(b"M")
+            .and_then(lopdf::Object::as_str)
+            .ok()
+            .and_then(|m| parse_pdf_date(&String::from_utf8_lossy(m)));
+        let end = byte_range[2].saturating_add(byte_range[3]);
+        if best.as_ref().is_none_or(|b| b.byte_range[2].saturating_add(b.byte_range[3]) < end) {
+            best =
+                Some(SignatureDictionary { byte_range, contents: contents.to_vec(), signing_time });
+        }
+    }
+    best
+}
+
+fn check(
+    bytes: &[u8],
+    sig: &SignatureDictionary,
+    trust: &TrustAnchors,
+    result: &mut PdfVerification,
+) -> Result<(), SignatureStatus> {
+    let [a, b, c, d] = sig.byte_range;
+    let as_usize = |v: i64| usize::try_from(v).map_err(|_| tampered("negative /ByteRange"));
+    let (a, b, c, d) = (as_usize(a)?, as_usize(b)?, as_usize(c)?, as_usize(d)?);
+    let covered_end = c.checked_add(d).ok_or_else(|| tampered("/ByteRange overflows"))?;
+    if a != 0 || b >= c || covered_end > bytes.len() {
+        return Err(tampered(format!("/ByteRange {:?} does not fit the file", sig.byte_range)));
+    }
+    if covered_end < bytes.len() {
+        return Err(tampered(format!(
+            "document changed after signing: {} bytes after the signed range",
+            bytes.len() - covered_end
+        )));
+    }
+    // The gap must be exactly the /Contents hex string, brackets included.
+    let gap = bytes.get(b..c).ok_or_else(|| tampered("bad /ByteRange"))?;
+    let hex_digits = match gap {
+        [b'<', inner @ .., b'>'] => inner,
+        _ => return Err(tampered("/ByteRange gap is not the /Contents hex string")),
+    };
+    let cms_bytes = hex::decode(hex_digits)
+        .map_err(|_| tampered("/ByteRange gap is not the /Contents hex string"))?;
+    if cms_bytes != sig.contents {
+        return Err(tampered("/ByteRange gap is not this signature's /Contents"));
+    }
+
+    let mut hasher = Sha256::new();
+    hasher.update(bytes.get(a..b).unwrap_or_default());
+    hasher.update(bytes.get(c..covered_end).unwrap_or_default());
+    let digest = hasher.finalize();
+    result.signed_digest = Some(hex::encode(digest));
+
+    // /Contents is zero-padded after the DER ContentInfo: read one value, ignore the rest.
+    let mut reader = SliceReader::new(&cms_bytes).map_err(|e| tampered(format!("CMS: {e}")))?;
+    let content_info = ContentInfo::decode(&mut reader)
+        .map_err(|e| tampered(format!("CMS ContentInfo cannot be parsed: {e}")))?;
+    if content_info.content_type != OID_SIGNED_DATA {
+        return Err(tampered("CMS is not SignedData"));
+    }
+    let signed_data: SignedData = content_info
+        .content
+        .decode_as()
+        .map_err(|e| tampered(format!("CMS SignedData cannot be parsed: {e}")))?;
+    let certificates: Vec<Certificate> = signed_data
+        .certificates
+        .iter()
+        .flat_map(|set| set.0.iter())
+        .filter_map(|choice| match choice {
+            cms::cert::CertificateChoices::Certificate(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    let signer_info = match signed_data.signer_infos.0.as_slice() {
+        [one] => one,
+        other => return Err(tampered(format!("{} SignerInfos, expected 1", other.len()))),
+    };
+    let signer_cert = find_signer_certificate(signer_info, &certificates)
+        .ok_or_else(|| tampered("signer certificate is not in the CMS"))?;
+    result.signer = Some(subject_label(signer_cert));
+
+    check_signer_info(signer_info, signer_cert, &digest)?;
+
+    let at = sig.signing_time.unwrap_or_else(Utc::now);
+    if let Err(why) = chain_to_anchor(signer_cert, &certificates, trust, at) {
+        result.detail = Some(why);
+        return Err(SignatureStatus::Untrusted { subject: subject_label(signer_cert) });
+    }
+    Ok(())
+}
+
+/// RFC 5652 §5.4–5.6: digest algorithm, signed attributes, then the signature itself.
+fn check_signer_info(
+    signer_info: &SignerInfo,
+    signer_cert: &Certificate,
+    digest: &[u8],
+) -> Result<(), SignatureStatus> {
+    if signer_info.digest_alg.oid != OID_SHA256 {
+        return Err(tampered(format!(
+            "unsupported digest algorithm {}",
+            signer_info.digest_alg.oid
+        )));
+    }
+    let attrs = signer_info
+        .signed_attrs
+        .as_ref()
+        .ok_or_else(|| tampered("no signed attributes (PAdES requires them)"))?;
+    let single_value = |oid| {
+        attrs.iter().find(|a| a.oid == oid).and_then(|a| match a.values.as_slice() {
+            [value] => Some(value),
+            _ => None,
+        })
+    };
+    let content_type = single_value(OID_CONTENT_TYPE)
+        .and_then(|v| v.decode_as::<der::oid::ObjectIdentifier>().ok());
+    if content_type != Some(OID_DATA) {
+        return Err(tampered("contentType attribute missing or not id-data"));
+    }
+    let message_digest = single_value(OID_MESSAGE_DIGEST)
+        .and_then(|v| v.decode_as::<OctetString>().ok())
+        .ok_or_else(|| tampered("messageDigest attribute missing"))?;
+    if message_digest.as_bytes() != digest {
+        return Err(tampered("signed content changed: digest does not match messageDigest"));
+    }
+    if let Some(value) = single_value(OID_SIGNING_CERTIFICATE_V2) {
+        let signing_certificate: SigningCertificateV2 = value
+            .decode_as()
+            .map_err(|e| tampered(format!("signing-certificate-v2 cannot be parsed: {e}")))?;
+        let first = signing_certificate
+            .certs
+            .first()
+            .ok_or_else(|| tampered("signing-certificate-v2 is empty"))?;
+        let sha256 = first.hash_algorithm.as_ref().is_none_or(|alg| alg.oid == OID_SHA256);
+        let cert_der = signer_cert.to_der().map_err(|e| tampered(e.to_string()))?;
+        if sha256 && first.cert_hash.as_bytes() != Sha256::digest(&cert_der).as_slice() {
+            return Err(tampered("signing-certificate-v2 does not name the signer certificate"));
+        }
+    }
+    let signed_attrs_der = attrs.to_der().map_err(|e| tampered(e.to_string()))?;
+    verify_rsa(
+        signer_cert,
+        &signer_info.signature_algorithm.oid,
+        &signed_attrs_der,
+        signer_info.signature.as_bytes(),
+    )
+    .map_err(|why| tampered(format!("CMS signature: {why}")))
+}
+
+fn find_signer_certificate<'c>(
+    signer_info: &SignerInfo,
+    certificates: &'c [Certificate],
+) -> Option<&'c Certificate> {
+    certificates.iter().find(|cert| {
+        let tbs = cert.tbs_certificate();
+        match &signer_info.sid {
+            SignerIdentifier::IssuerAndSerialNumber(ias) => {
+                *tbs.issuer() == ias.issuer && *tbs.serial_number() == ias.serial_number
+            }
+            SignerIdentifier::SubjectKeyIdentifier(ski) => tbs
+                .get_extension::<SubjectKeyIdentifier>()
+                .ok()
+                .flatten()
+                .is_some_and(|(_, own)| own == *ski),
+        }
+    })
+}
+
+/// Parses a PDF date `D:YYYYMMDDHHmmSS` with `Z`, `+HH'mm'` or `-HH'mm'`
+/// (ISO 32000-1 §7.9.4); missing trailing fields default as the standard says.
+pub(crate) fn parse_pdf_date(text: &str) -> Option<DateTime<Utc>> {
+    let s = text.strip_prefix("D:").unwrap_or(text);
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    let field = |from: usize, len: usize, default: u32| -> Option<u32> {
+        match digits.get(from..from + len) {
+            Some(v) => v.parse().ok(),
+            None if digits.len() <= from => Some(default),
+            None => None,
+        }
+    };
+    let year = i32::try_from(field(0, 4, 0)?).ok()?;
+    let date = NaiveDate::from_ymd_opt(year, field(4, 2, 1)?, field(6, 2, 1)?)?;
+    let local = date.and_hms_opt(field(8, 2, 0)?, field(10, 2, 0)?, field(12, 2, 0)?)?;
+    let rest = s.get(digits.len()..).unwrap_or("");
+    let offset_secs = match rest.chars().next() {
+        None | Some('Z') => 0,
+        Some(sign @ ('+' | '-')) => {
+            let tz: String = rest[1..].chars().filter(char::is_ascii_digit).collect();
+            let hours: i32 = tz.get(0..2)?.parse().ok()?;
+            let minutes: i32 = tz.get(2..4).unwrap_or("0").parse().ok()?;
+            let secs = hours * 3600 + minutes * 60;
+            if sign == '+' { secs } else { -secs }
+        }
+        Some(_) => return None,
+    };
+    let utc = Utc.from_utc_datetime(&local) - chrono::Duration::seconds(i64::from(offset_secs));
+    Some(utc)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_pdf_dates() {
+        let expect = |s: &str| parse_pdf_date(s).map(|d| d.to_rfc3339());
+        assert_eq!(expect("D:20261127100658Z").as_deref(), Some("2026-11-27T10:06:58+00:00"));
+        assert_eq!(expect("D:20261127180658+08'00'").as_deref(), Some("2026-11-27T10:06:58+00:00"));
+        assert_eq!(expect("D:2026").as_deref(), Some("2026-01-01T00:00:00+00:00"));
+        assert_eq!(expect("garbage"), None);
+    }
+
+    #[test]
+    fn garbage_is_not_signed_and_does_not_panic() {
+        let trust = TrustAnchors::default();
+        for input in [&b""[..], b"%PDF-1.7", b"/ByteRange [0 1 2 3] /Contents <00>", &[0xFF; 64]] {
+            let v = verify_pdf(input, &trust);
+            assert!(!v.status.is_authentic(), "{input:?}");
+        }
+    }
+}
