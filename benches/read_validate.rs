@@ -12,7 +12,8 @@ use elicence::validate::Dedupe;
 const ROWS: usize = 100_000;
 
 fn make_input(dir: &std::path::Path) -> std::path::PathBuf {
-    let fixture = std::fs::read_to_string("fixtures/food-business-permit/export-utf8.csv").expect("fixture");
+    let fixture =
+        std::fs::read_to_string("fixtures/food-business-permit/export-utf8.csv").expect("fixture");
     let mut lines = fixture.split("\r\n");
     let header = lines.next().expect("header");
     // Single-line, valid rows of the fixture as templates.
@@ -48,7 +49,8 @@ impl RowSink for CountValid {
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = make_input(dir.path());
-    let plan = pipeline::load(std::path::Path::new("pipelines/food-business-permit.toml")).expect("plan");
+    let plan =
+        pipeline::load(std::path::Path::new("pipelines/food-business-permit.toml")).expect("plan");
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date");
     let mut g = c.benchmark_group("read_validate");
     g.throughput(Throughput::Elements(ROWS as u64));
@@ -57,7 +59,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut dedupe = Dedupe::default();
             let mut sink = CountValid(0);
-            engine::validate_input(&plan, &input, today, &mut dedupe, &mut sink).expect("validates");
+            engine::validate_input(&plan, &input, today, &mut dedupe, &mut sink)
+                .expect("validates");
             assert!(sink.0 > 0);
         })
     });

@@ -27,6 +27,10 @@ pub struct Cli {
 pub enum Command {
     /// Read and validate an export without signing or loading anything.
     Validate(cmd::validate::ValidateArgs),
+    /// Verify signed PDF and XML e-licences.
+    Verify(cmd::verify::VerifyArgs),
+    /// Development signing keys.
+    Keys(cmd::keys::KeysArgs),
     /// List, show or check the catalog of licence types.
     #[command(subcommand)]
     Catalog(cmd::catalog::CatalogCommand),

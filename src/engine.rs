@@ -87,10 +87,13 @@ pub fn validate_input(
             for item in source.by_ref() {
                 let stop = matches!(&item, Err(e) if e.is_fatal());
                 chunk.push(item);
-                if chunk.len() == CHUNK_ROWS || stop {
-                    if tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS))).is_err() {
-                        return source.blank_rows_skipped();
-                    }
+                let full = chunk.len() == CHUNK_ROWS || stop;
+                if full
+                    && tx
+                        .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS)))
+                        .is_err()
+                {
+                    return source.blank_rows_skipped();
                 }
                 if stop {
                     break;
@@ -120,7 +123,8 @@ pub fn validate_input(
                 };
                 counts.read += 1;
                 match outcome {
-                    RowOutcome::Valid(row) => match dedupe.check(row.content_key, &row.licence.pos) {
+                    RowOutcome::Valid(row) => match dedupe.check(row.content_key, &row.licence.pos)
+                    {
                         Some(first) => {
                             counts.duplicates += 1;
                             sink.row(Outcome::Duplicate { pos: row.licence.pos.clone(), first })?;

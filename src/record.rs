@@ -35,7 +35,10 @@ pub enum Cell {
     Number(f64),
     Bool(bool),
     /// A date-formatted cell: the Excel serial and whether the workbook uses the 1904 system.
-    ExcelDate { serial: f64, date1904: bool },
+    ExcelDate {
+        serial: f64,
+        date1904: bool,
+    },
     /// An ISO 8601 date or date-time as ODS stores it (`2024-08-02`, `2024-08-02T00:00:00`).
     IsoDate(String),
     /// An error value such as `#N/A`.

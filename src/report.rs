@@ -114,7 +114,13 @@ impl RowFiles {
         valid.write_record(&header)?;
         let rejects = bom_csv(&dir.join("rejects.csv"))?;
         let mut duplicates = bom_csv(&dir.join("duplicates.csv"))?;
-        duplicates.write_record(["line", "duplicate_of_line", "file", "sheet", "duplicate_of_file"])?;
+        duplicates.write_record([
+            "line",
+            "duplicate_of_line",
+            "file",
+            "sheet",
+            "duplicate_of_file",
+        ])?;
         Ok(RowFiles {
             dir: dir.to_path_buf(),
             valid,
@@ -194,7 +200,8 @@ impl RowFiles {
 /// Writes `report.json` into `dir`.
 pub fn write_json(dir: &Path, report: &impl Serialize) -> Result<(), OutputError> {
     let path = dir.join("report.json");
-    let text = serde_json::to_string_pretty(report).map_err(|e| io_err(&path, std::io::Error::other(e)))?;
+    let text = serde_json::to_string_pretty(report)
+        .map_err(|e| io_err(&path, std::io::Error::other(e)))?;
     std::fs::write(&path, text + "\n").map_err(|e| io_err(&path, e))
 }
 

@@ -16,7 +16,8 @@ use super::{
 use crate::validate::codes;
 
 /// Holder-code types of GB/T 36903 that a catalog may name.
-const HOLDER_CODE_TYPES: [&str; 9] = ["001", "099", "111", "411", "412", "413", "414", "511", "516"];
+const HOLDER_CODE_TYPES: [&str; 9] =
+    ["001", "099", "111", "411", "412", "413", "414", "511", "516"];
 
 /// One problem in one catalog file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +33,9 @@ pub struct ConfigProblem {
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(line) => write!(f, "{}:{}: {}: {}", self.file.display(), line, self.key, self.message),
+            Some(line) => {
+                write!(f, "{}:{}: {}: {}", self.file.display(), line, self.key, self.message)
+            }
             None => write!(f, "{}: {}: {}", self.file.display(), self.key, self.message),
         }
     }
@@ -189,13 +192,17 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
 
 fn check_unique(catalog: &Catalog, problems: &mut Vec<ConfigProblem>) {
     for (i, t) in catalog.types.iter().enumerate() {
-        if let Some(other) = catalog.types[..i].iter().find(|o| o.code == t.code || o.name == t.name)
+        if let Some(other) =
+            catalog.types[..i].iter().find(|o| o.code == t.code || o.name == t.name)
         {
             problems.push(ConfigProblem {
                 file: PathBuf::from(format!("{}.toml", t.id)),
                 line: None,
                 key: "code".into(),
-                message: format!("type {} ({}) duplicates {} ({})", t.name, t.code, other.name, other.id),
+                message: format!(
+                    "type {} ({}) duplicates {} ({})",
+                    t.name, t.code, other.name, other.id
+                ),
             });
         }
     }
@@ -235,7 +242,11 @@ fn build(p: &mut Problems<'_>, id: &str, raw: RawType) -> LicenceType {
     if let Err(e) = codes::check_uscc(raw.definer.uscc.get_ref()) {
         p.at(Some(raw.definer.uscc.span().start), "definer.uscc", e.to_string());
     } else if code.len() == 21 && !code.starts_with(raw.definer.uscc.get_ref().as_str()) {
-        p.at(Some(raw.code.span().start), "code", "must begin with the definer's USCC (GB/T 36902)");
+        p.at(
+            Some(raw.code.span().start),
+            "code",
+            "must begin with the definer's USCC (GB/T 36902)",
+        );
     }
     if !HOLDER_CODE_TYPES.contains(&raw.holder_code_type.get_ref().as_str()) {
         p.at(
@@ -246,27 +257,43 @@ fn build(p: &mut Problems<'_>, id: &str, raw: RawType) -> LicenceType {
     }
     let sharing = match raw.sharing.mode.get_ref().as_str() {
         "unconditional" | "not_shared" if !raw.sharing.scope.is_empty() => {
-            p.at(Some(raw.sharing.mode.span().start), "sharing.scope", "a scope is only for conditional sharing");
+            p.at(
+                Some(raw.sharing.mode.span().start),
+                "sharing.scope",
+                "a scope is only for conditional sharing",
+            );
             Sharing::NotShared
         }
         "unconditional" => Sharing::Unconditional,
         "not_shared" => Sharing::NotShared,
         "conditional" => {
             if raw.sharing.scope.is_empty() {
-                p.at(Some(raw.sharing.mode.span().start), "sharing.scope", "conditional sharing needs the department codes in scope");
+                p.at(
+                    Some(raw.sharing.mode.span().start),
+                    "sharing.scope",
+                    "conditional sharing needs the department codes in scope",
+                );
             }
             for (i, dept) in raw.sharing.scope.iter().enumerate() {
                 if let Err(e) = codes::check_uscc(dept.get_ref()) {
-                    p.at(Some(dept.span().start), format!("sharing.scope[{i}]"), format!("{}: {e}", dept.get_ref()));
+                    p.at(
+                        Some(dept.span().start),
+                        format!("sharing.scope[{i}]"),
+                        format!("{}: {e}", dept.get_ref()),
+                    );
                 }
             }
-            Sharing::Conditional { scope: raw.sharing.scope.iter().map(|s| s.get_ref().clone()).collect() }
+            Sharing::Conditional {
+                scope: raw.sharing.scope.iter().map(|s| s.get_ref().clone()).collect(),
+            }
         }
         other => {
             p.at(
                 Some(raw.sharing.mode.span().start),
                 "sharing.mode",
-                format!("unknown mode {other:?}; expected unconditional, conditional or not_shared"),
+                format!(
+                    "unknown mode {other:?}; expected unconditional, conditional or not_shared"
+                ),
             );
             Sharing::NotShared
         }
@@ -279,7 +306,11 @@ fn build(p: &mut Problems<'_>, id: &str, raw: RawType) -> LicenceType {
             Ok(f) => {
                 if let Some(spec) = build_field(p, at, i, f) {
                     if fields.iter().any(|x| x.key == spec.key) {
-                        p.at(at, format!("field[{i}].key"), format!("duplicate key {:?}", spec.key));
+                        p.at(
+                            at,
+                            format!("field[{i}].key"),
+                            format!("duplicate key {:?}", spec.key),
+                        );
                     }
                     fields.push(spec);
                 }
@@ -301,7 +332,10 @@ fn build(p: &mut Problems<'_>, id: &str, raw: RawType) -> LicenceType {
         issuing_level: raw.issuing_level,
         holder_category: raw.holder_category,
         holder_code_type: raw.holder_code_type.get_ref().clone(),
-        validity: ValidityRange { max_years: raw.validity.max_years, open_ended: raw.validity.open_ended },
+        validity: ValidityRange {
+            max_years: raw.validity.max_years,
+            open_ended: raw.validity.open_ended,
+        },
         single_instance: raw.single_instance,
         sharing,
         service_item: raw.service_item.map(|s| (s.name, s.code)),
@@ -322,7 +356,12 @@ fn check_type_code(p: &mut Problems<'_>, code: &Spanned<String>) {
     }
 }
 
-fn build_field(p: &mut Problems<'_>, at: Option<usize>, i: usize, f: RawField) -> Option<FieldSpec> {
+fn build_field(
+    p: &mut Problems<'_>,
+    at: Option<usize>,
+    i: usize,
+    f: RawField,
+) -> Option<FieldSpec> {
     let key_ok = !f.key.is_empty()
         && f.key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !key_ok {

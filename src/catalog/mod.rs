@@ -223,7 +223,9 @@ impl fmt::Display for Sharing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Sharing::Unconditional => f.write_str("unconditional"),
-            Sharing::Conditional { scope } => write!(f, "conditional ({} departments)", scope.len()),
+            Sharing::Conditional { scope } => {
+                write!(f, "conditional ({} departments)", scope.len())
+            }
             Sharing::NotShared => f.write_str("not shared"),
         }
     }

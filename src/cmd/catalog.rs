@@ -88,10 +88,25 @@ fn describe(t: &LicenceType) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "{} ({})", t.name, t.id);
-    let _ = writeln!(s, "  type code:        {}{}", t.code, if t.local_code { " (derived locally)" } else { "" });
-    let _ = writeln!(s, "  defined by:       {} {} ({})", t.definer.name, t.definer.uscc, t.definer.level.chinese());
+    let _ = writeln!(
+        s,
+        "  type code:        {}{}",
+        t.code,
+        if t.local_code { " (derived locally)" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "  defined by:       {} {} ({})",
+        t.definer.name,
+        t.definer.uscc,
+        t.definer.level.chinese()
+    );
     let _ = writeln!(s, "  issuing level:    {}", t.issuing_level.chinese());
-    let _ = writeln!(s, "  holder:           {:?}, code type {}", t.holder_category, t.holder_code_type);
+    let _ = writeln!(
+        s,
+        "  holder:           {:?}, code type {}",
+        t.holder_category, t.holder_code_type
+    );
     let validity = match (t.validity.max_years, t.validity.open_ended) {
         (Some(y), true) => format!("at most {y} years, or open-ended"),
         (Some(y), false) => format!("at most {y} years"),

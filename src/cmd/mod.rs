@@ -2,7 +2,9 @@
 //! returning the process exit code; errors carry typed causes that `main` maps to exit codes.
 
 pub mod catalog;
+pub mod keys;
 pub mod validate;
+pub mod verify;
 
 use chrono::{DateTime, Utc};
 
@@ -29,7 +31,9 @@ pub fn now() -> anyhow::Result<DateTime<Utc>> {
 /// Maps an error's cause chain to an exit code.
 pub fn exit_code_for(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
-        if cause.is::<crate::pipeline::PipelineError>() || cause.is::<crate::catalog::CatalogError>() {
+        if cause.is::<crate::pipeline::PipelineError>()
+            || cause.is::<crate::catalog::CatalogError>()
+        {
             return exit::CONFIG;
         }
         if cause.is::<crate::read::ReadError>() || cause.is::<crate::engine::EngineError>() {

@@ -70,7 +70,8 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
     if let Some(f) = files {
         f.finish()?;
     }
-    let reject_rate = if counts.read == 0 { 0.0 } else { counts.rejected as f64 / counts.read as f64 };
+    let reject_rate =
+        if counts.read == 0 { 0.0 } else { counts.rejected as f64 / counts.read as f64 };
     let report = ValidateReport {
         pipeline: plan.path.display().to_string(),
         licence_type: plan.licence_type.name.clone(),

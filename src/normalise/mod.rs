@@ -89,7 +89,13 @@ fn read_number(n: f64, kind: &FieldKind) -> Result<CellValue<'static>, CellError
         // digits, and a code with leading zeros has lost them. Never "repair" it.
         let integral = n.fract() == 0.0 && n.abs() < 1e15;
         let fits = exact_digits(kind).is_none_or(|d| shown.len() == d);
-        if !integral || !fits || matches!(kind, FieldKind::Uscc | FieldKind::CitizenId | FieldKind::HolderCode | FieldKind::OrgCode) {
+        if !integral
+            || !fits
+            || matches!(
+                kind,
+                FieldKind::Uscc | FieldKind::CitizenId | FieldKind::HolderCode | FieldKind::OrgCode
+            )
+        {
             return Err(CellError::LossyNumber { shown });
         }
     }

@@ -99,7 +99,10 @@ impl KnownIssuer {
 pub enum IssuerPlan {
     Fixed(KnownIssuer),
     /// Issuer as printed in a column, mapped to its code through the known list.
-    FromColumn { column: String, known: Vec<KnownIssuer> },
+    FromColumn {
+        column: String,
+        known: Vec<KnownIssuer>,
+    },
 }
 
 impl IssuerPlan {
@@ -229,7 +232,8 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
     let issuer = build_issuer(&mut p, &raw.issuer);
     check_coverage(&mut p, &ty, &columns, &issuer);
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let layout_path = base.join(raw.layout.clone().unwrap_or_else(|| format!("layouts/{}.toml", ty.id)));
+    let layout_path =
+        base.join(raw.layout.clone().unwrap_or_else(|| format!("layouts/{}.toml", ty.id)));
     if !p.found.is_empty() {
         return Err(PipelineError { problems: p.found });
     }
@@ -255,30 +259,43 @@ fn build_source(p: &mut Problems<'_>, raw: &spec::SourceSpec) -> SourceSpec {
         Some(("xls", _)) => Format::Xls,
         Some(("ods", _)) => Format::Ods,
         Some((other, at)) => {
-            p.at(Some(at), "source.format", format!("unknown format {other:?}; expected auto, csv, xlsx, xls or ods"));
+            p.at(
+                Some(at),
+                "source.format",
+                format!("unknown format {other:?}; expected auto, csv, xlsx, xls or ods"),
+            );
             Format::Auto
         }
     };
-    let encoding = match raw.encoding.as_ref().map(|s| (s.get_ref().to_ascii_lowercase(), s.span().start)) {
-        None => Encoding::Auto,
-        Some((e, at)) => match e.as_str() {
-            "auto" => Encoding::Auto,
-            "utf-8" | "utf8" => Encoding::Utf8,
-            "gbk" | "gb2312" => Encoding::Gbk,
-            "gb18030" => Encoding::Gb18030,
-            other => {
-                p.at(Some(at), "source.encoding", format!("unknown encoding {other:?}; expected auto, utf-8, gbk or gb18030"));
-                Encoding::Auto
-            }
-        },
-    };
+    let encoding =
+        match raw.encoding.as_ref().map(|s| (s.get_ref().to_ascii_lowercase(), s.span().start)) {
+            None => Encoding::Auto,
+            Some((e, at)) => match e.as_str() {
+                "auto" => Encoding::Auto,
+                "utf-8" | "utf8" => Encoding::Utf8,
+                "gbk" | "gb2312" => Encoding::Gbk,
+                "gb18030" => Encoding::Gb18030,
+                other => {
+                    p.at(
+                        Some(at),
+                        "source.encoding",
+                        format!("unknown encoding {other:?}; expected auto, utf-8, gbk or gb18030"),
+                    );
+                    Encoding::Auto
+                }
+            },
+        };
     let delimiter = match raw.delimiter.as_ref() {
         None => b',',
         Some(d) => match d.get_ref().as_str() {
             "\\t" | "\t" | "tab" => b'\t',
             s if s.len() == 1 && s.is_ascii() => s.as_bytes()[0],
             other => {
-                p.at(Some(d.span().start), "source.delimiter", format!("{other:?} must be one ASCII character"));
+                p.at(
+                    Some(d.span().start),
+                    "source.delimiter",
+                    format!("{other:?} must be one ASCII character"),
+                );
                 b','
             }
         },
@@ -348,7 +365,11 @@ fn build_columns(
             }
         };
         if c.optional && spec.required {
-            p.at(at, format!("column[{i}].optional"), format!("field {:?} is required by the catalog", c.field));
+            p.at(
+                at,
+                format!("column[{i}].optional"),
+                format!("field {:?} is required by the catalog", c.field),
+            );
         }
         out.push(ColumnPlan { header, field, normalisers, optional: c.optional });
     }
@@ -371,7 +392,11 @@ fn build_status(p: &mut Problems<'_>, raw: &toml::Spanned<spec::StatusSpec>) -> 
         None => Some(LicenceStatus::Valid),
         Some("reject") => None,
         Some(w) => parse_status(w).or_else(|| {
-            p.at(at, "status.default", format!("{w:?}: expected valid, changed, revoked or reject"));
+            p.at(
+                at,
+                "status.default",
+                format!("{w:?}: expected valid, changed, revoked or reject"),
+            );
             None
         }),
     };
@@ -384,7 +409,11 @@ fn build_status(p: &mut Problems<'_>, raw: &toml::Spanned<spec::StatusSpec>) -> 
         for w in list {
             let w = width::trim(w).to_string();
             if let Some((_, other)) = words.iter().find(|(x, _)| *x == w) {
-                p.at(at, "status", format!("{w:?} is both {} and {}", other.as_str(), status.as_str()));
+                p.at(
+                    at,
+                    "status",
+                    format!("{w:?} is both {} and {}", other.as_str(), status.as_str()),
+                );
             }
             words.push((w, status));
         }
@@ -423,7 +452,11 @@ fn build_issuer(p: &mut Problems<'_>, raw: &toml::Spanned<spec::IssuerSpec>) -> 
     match (&s.column, &s.name, &s.code) {
         (Some(column), None, None) => {
             if known.is_empty() {
-                p.at(at, "issuer.known", "an issuer column needs the known issuers and their codes");
+                p.at(
+                    at,
+                    "issuer.known",
+                    "an issuer column needs the known issuers and their codes",
+                );
             }
             IssuerPlan::FromColumn { column: width::trim(column).to_string(), known }
         }
@@ -444,7 +477,12 @@ fn build_issuer(p: &mut Problems<'_>, raw: &toml::Spanned<spec::IssuerSpec>) -> 
     }
 }
 
-fn check_coverage(p: &mut Problems<'_>, ty: &LicenceType, columns: &[ColumnPlan], issuer: &IssuerPlan) {
+fn check_coverage(
+    p: &mut Problems<'_>,
+    ty: &LicenceType,
+    columns: &[ColumnPlan],
+    issuer: &IssuerPlan,
+) {
     let mapped: HashSet<usize> = columns.iter().map(|c| c.field).collect();
     for (i, f) in ty.fields.iter().enumerate() {
         if f.key == keys::ISSUER_NAME {
@@ -495,7 +533,11 @@ impl Plan {
             if source.is_none() && !c.optional {
                 missing.push(c.header.clone());
             }
-            columns.push(BoundColumn { source, field: c.field, normalisers: c.normalisers.clone() });
+            columns.push(BoundColumn {
+                source,
+                field: c.field,
+                normalisers: c.normalisers.clone(),
+            });
         }
         let mut lookup = |h: &Option<String>| -> Option<usize> {
             let h = h.as_ref()?;

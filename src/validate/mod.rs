@@ -47,7 +47,11 @@ impl RowReject {
     /// A reject for a row the reader could not read.
     pub fn unreadable(err: &ReadError) -> RowReject {
         RowReject {
-            pos: SourcePos { file: err.file.clone(), sheet: err.sheet.clone(), row: err.row.unwrap_or(0) },
+            pos: SourcePos {
+                file: err.file.clone(),
+                sheet: err.sheet.clone(),
+                row: err.row.unwrap_or(0),
+            },
             problems: vec![Problem::new("", Rule::Unreadable, err.kind.to_string())],
             cells: Vec::new(),
         }
@@ -86,7 +90,9 @@ impl<'p> Validator<'p> {
         let mut dates_by_field: Vec<Option<NaiveDate>> = vec![None; ty.fields.len()];
         let mut open_ended = false;
 
-        if rec.cells.len() != self.binding.width && rec.cells.iter().skip(self.binding.width).any(|c| !c.is_blank()) {
+        if rec.cells.len() != self.binding.width
+            && rec.cells.iter().skip(self.binding.width).any(|c| !c.is_blank())
+        {
             problems.push(Problem::new(
                 "",
                 Rule::Unreadable,
@@ -153,17 +159,31 @@ impl<'p> Validator<'p> {
                                     problems.push(Problem::new(
                                         &spec.label,
                                         Rule::OpenEnded,
-                                        format!("{text:?}: {} licences must have an end date", ty.name),
+                                        format!(
+                                            "{text:?}: {} licences must have an end date",
+                                            ty.name
+                                        ),
                                     ));
                                 }
                             }
-                            Err(e) => problems.push(Problem::new(&spec.label, Rule::Date, format!("{text:?}: {e}"))),
+                            Err(e) => problems.push(Problem::new(
+                                &spec.label,
+                                Rule::Date,
+                                format!("{text:?}: {e}"),
+                            )),
                         }
                         continue;
                     }
                     let mut text = text.into_owned();
                     if col.normalisers.contains(&Normaliser::CitizenIdUpgrade) {
-                        upgrade_id(&spec.label, &mut text, &mut notes, &mut problems, &spec.kind, &ty.holder_code_type);
+                        upgrade_id(
+                            &spec.label,
+                            &mut text,
+                            &mut notes,
+                            &mut problems,
+                            &spec.kind,
+                            &ty.holder_code_type,
+                        );
                     }
                     if let Err(p) = rules::check_length(spec, &text) {
                         problems.push(p);
@@ -189,16 +209,33 @@ impl<'p> Validator<'p> {
         if let Some(issue) = issue_date {
             if issue > self.today {
                 let label = ty.field(keys::ISSUE_DATE).map(|f| f.label.as_str()).unwrap_or("");
-                problems.push(Problem::new(label, Rule::FutureDate, format!("{issue} is after {}", self.today)));
+                problems.push(Problem::new(
+                    label,
+                    Rule::FutureDate,
+                    format!("{issue} is after {}", self.today),
+                ));
             }
             let label = ty.field(keys::VALID_TO).map(|f| f.label.as_str()).unwrap_or("");
-            if let Err(p) = rules::check_validity(label, valid_from.unwrap_or(issue), valid_to, ty.validity.max_years) {
+            if let Err(p) = rules::check_validity(
+                label,
+                valid_from.unwrap_or(issue),
+                valid_to,
+                ty.validity.max_years,
+            ) {
                 problems.push(p);
             }
         }
-        if ty.field(keys::VALID_TO).is_some_and(|f| f.required) && valid_to.is_none() && open_ended && !ty.validity.open_ended {
+        if ty.field(keys::VALID_TO).is_some_and(|f| f.required)
+            && valid_to.is_none()
+            && open_ended
+            && !ty.validity.open_ended
+        {
             let label = ty.field(keys::VALID_TO).map(|f| f.label.as_str()).unwrap_or("");
-            problems.push(Problem::new(label, Rule::OpenEnded, "open-ended validity is not allowed for this type"));
+            problems.push(Problem::new(
+                label,
+                Rule::OpenEnded,
+                "open-ended validity is not allowed for this type",
+            ));
         }
 
         if !problems.is_empty() {
@@ -217,7 +254,8 @@ impl<'p> Validator<'p> {
                 cells: rec.cells.iter().map(Cell::display).collect(),
             });
         };
-        let field_value = |key: &str| ty.field_index(key).map(|i| values[i].clone()).unwrap_or_default();
+        let field_value =
+            |key: &str| ty.field_index(key).map(|i| values[i].clone()).unwrap_or_default();
         let content_key = content_key(&ty.code, &issuer.1, status, &values);
         let licence = Licence {
             type_name: ty.name.clone(),
@@ -238,7 +276,11 @@ impl<'p> Validator<'p> {
                 .iter()
                 .zip(values)
                 .zip(&self.keys)
-                .map(|((f, value), key)| FaceField { key: key.to_string(), label: f.label.clone(), value })
+                .map(|((f, value), key)| FaceField {
+                    key: key.to_string(),
+                    label: f.label.clone(),
+                    value,
+                })
                 .collect(),
             pos: rec.pos.clone(),
         };
@@ -267,14 +309,22 @@ impl<'p> Validator<'p> {
             Some(s) => s,
             None => {
                 let known: Vec<&str> = plan.words.iter().map(|(w, _)| w.as_str()).collect();
-                problems.push(Problem::new(label, Rule::Status, format!("{word:?} is not one of {}", known.join(", "))));
+                problems.push(Problem::new(
+                    label,
+                    Rule::Status,
+                    format!("{word:?} is not one of {}", known.join(", ")),
+                ));
                 LicenceStatus::Valid
             }
         }
     }
 
     /// The issuer as printed, with (region, code).
-    fn issuer_of(&self, rec: &Record, problems: &mut Vec<Problem>) -> Option<(String, (String, String))> {
+    fn issuer_of(
+        &self,
+        rec: &Record,
+        problems: &mut Vec<Problem>,
+    ) -> Option<(String, (String, String))> {
         match &self.plan.issuer {
             IssuerPlan::Fixed(k) => Some((k.name.clone(), (k.region.clone(), k.code.clone()))),
             IssuerPlan::FromColumn { column, .. } => {
@@ -331,11 +381,18 @@ fn upgrade_id(
             notes.push(note);
             *text = up.id18;
         }
-        Err(e) => problems.push(Problem::new(label, Rule::CheckDigit, format!("15-digit ID {text}: {e}"))),
+        Err(e) => {
+            problems.push(Problem::new(label, Rule::CheckDigit, format!("15-digit ID {text}: {e}")))
+        }
     }
 }
 
-fn content_key(type_code: &str, issuer_code: &str, status: LicenceStatus, values: &[String]) -> [u8; 16] {
+fn content_key(
+    type_code: &str,
+    issuer_code: &str,
+    status: LicenceStatus,
+    values: &[String],
+) -> [u8; 16] {
     let mut h = Sha256::new();
     for part in [type_code, issuer_code, status.as_str()] {
         h.update(part.as_bytes());

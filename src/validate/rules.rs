@@ -103,7 +103,11 @@ pub fn check_length(spec: &FieldSpec, value: &str) -> Result<(), Problem> {
         Some(max) => {
             let n = value.chars().count();
             if n > max {
-                Err(Problem::new(&spec.label, Rule::MaxLength, format!("{n} characters, at most {max}")))
+                Err(Problem::new(
+                    &spec.label,
+                    Rule::MaxLength,
+                    format!("{n} characters, at most {max}"),
+                ))
             } else {
                 Ok(())
             }
@@ -168,7 +172,11 @@ pub fn check_validity(
 ) -> Result<(), Problem> {
     let Some(end) = end else { return Ok(()) };
     if end <= start {
-        return Err(Problem::new(label, Rule::ValidityOrder, format!("ends {end}, not after {start}")));
+        return Err(Problem::new(
+            label,
+            Rule::ValidityOrder,
+            format!("ends {end}, not after {start}"),
+        ));
     }
     if let Some(years) = max_years {
         let limit = start.checked_add_months(Months::new(years * 12)).unwrap_or(NaiveDate::MAX);
@@ -193,11 +201,17 @@ mod tests {
 
     #[test]
     fn validity_rules() {
-        assert!(check_validity("有效期至", d("2017-04-24"), Some(d("2022-04-23")), Some(5)).is_ok());
-        assert!(check_validity("有效期至", d("2017-04-24"), Some(d("2022-04-24")), Some(5)).is_ok());
-        let e = check_validity("有效期至", d("2017-04-24"), Some(d("2022-04-25")), Some(5)).unwrap_err();
+        assert!(
+            check_validity("有效期至", d("2017-04-24"), Some(d("2022-04-23")), Some(5)).is_ok()
+        );
+        assert!(
+            check_validity("有效期至", d("2017-04-24"), Some(d("2022-04-24")), Some(5)).is_ok()
+        );
+        let e = check_validity("有效期至", d("2017-04-24"), Some(d("2022-04-25")), Some(5))
+            .unwrap_err();
         assert_eq!(e.rule, Rule::ValidityRange);
-        let e = check_validity("有效期至", d("2017-04-24"), Some(d("2017-04-24")), Some(5)).unwrap_err();
+        let e = check_validity("有效期至", d("2017-04-24"), Some(d("2017-04-24")), Some(5))
+            .unwrap_err();
         assert_eq!(e.rule, Rule::ValidityOrder);
         assert!(check_validity("有效期至", d("2017-04-24"), None, Some(5)).is_ok());
     }

@@ -34,6 +34,7 @@ pub fn run_expect(cmd: &mut Command, code: i32) -> Output {
 pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
     let bytes = std::fs::read(path).expect("csv exists");
     assert!(bytes.starts_with(b"\xef\xbb\xbf"), "{} starts with a UTF-8 BOM", path.display());
-    let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&bytes[3..]);
+    let mut r =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&bytes[3..]);
     r.records().map(|rec| rec.expect("csv row").iter().map(str::to_string).collect()).collect()
 }
