@@ -1001,3 +1001,85 @@ fn backup_snapshot_excludes_a_write_in_progress() {
     assert_eq!(restored.counts().unwrap().licences, 1);
     assert_restored_healthy(&restored);
 }
+
+#[test]
+fn a_new_version_without_its_signed_files_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = open(dir.path());
+    let run = start(&mut reg, 0);
+    let r = row("V1", "a");
+    let decision = reg.decide(&r.input()).unwrap();
+    let mut it = item(&r, decision);
+    it.xml = None;
+    assert!(matches!(
+        reg.commit_chunk(run, vec![it], OP, at(1)),
+        Err(RegistryError::MissingArtefact { kind: FileKind::Xml, .. })
+    ));
+    assert_eq!(reg.counts().unwrap().licences, 0);
+    assert!(reg.store().walk().unwrap().is_empty());
+}
+
+#[test]
+fn archive_copy_is_stored_and_linked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = open(dir.path());
+    let run = start(&mut reg, 0);
+    let r = row("X1", "a");
+    let decision = reg.decide(&r.input()).unwrap();
+    let mut it = item(&r, decision);
+    it.archive_image = Some(b"\x89PNG\r\n\x1a\n fake scan".to_vec());
+    let results = reg.commit_chunk(run, vec![it], OP, at(1)).unwrap();
+    let mut counts = RunCounts::default();
+    results.iter().for_each(|r| counts.tally(r));
+    assert_eq!(counts.issued, 1);
+    let v = reg.licence_by_identifier(&id("X1", 1)).unwrap().unwrap();
+    let scan = v.file(FileKind::Archive).expect("archive copy linked");
+    let path = reg.store().path_of(&scan.sha256, FileKind::Archive).unwrap();
+    assert_eq!(path.extension().and_then(|e| e.to_str()), Some("png"));
+    assert!(reg.store_check().unwrap().is_empty());
+}
+
+#[test]
+fn restore_refuses_a_manifest_that_leaves_out_a_file_or_misstates_the_audit_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = open(&dir.path().join("data"));
+    let run = start(&mut reg, 0);
+    load(&mut reg, run, &[row("N1", "a")], 1);
+    let target = dir.path().join("restored");
+
+    let backup = dir.path().join("backup");
+    let mut manifest = reg.backup(&backup, OP, at(2)).unwrap();
+    manifest.files.retain(|f| !f.path.ends_with(".xml"));
+    fs::write(backup.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    assert!(matches!(
+        Registry::restore(&backup, &target, OP, at(3)),
+        Err(RegistryError::StoreNotClean { .. })
+    ));
+    assert!(!target.exists());
+
+    let backup2 = dir.path().join("backup2");
+    let mut manifest = reg.backup(&backup2, OP, at(4)).unwrap();
+    manifest.audit_head = Some("0".repeat(64));
+    fs::write(backup2.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    assert!(matches!(
+        Registry::restore(&backup2, &target, OP, at(5)),
+        Err(RegistryError::BadManifest { .. })
+    ));
+    assert!(!target.exists());
+
+    // A path outside the layout is refused before anything is read.
+    let backup3 = dir.path().join("backup3");
+    let mut manifest = reg.backup(&backup3, OP, at(6)).unwrap();
+    manifest.files[1].path = "../../etc/passwd".to_owned();
+    fs::write(backup3.join("manifest.json"), serde_json::to_vec(&manifest).unwrap()).unwrap();
+    assert!(matches!(
+        Registry::restore(&backup3, &target, OP, at(7)),
+        Err(RegistryError::BadManifest { .. })
+    ));
+    fs::write(backup3.join("manifest.json"), b"{not json").unwrap();
+    assert!(matches!(
+        Registry::restore(&backup3, &target, OP, at(7)),
+        Err(RegistryError::BadManifest { .. })
+    ));
+    assert!(!target.exists());
+}

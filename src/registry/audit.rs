@@ -26,7 +26,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::RegistryError;
-use super::sqlite::{db_err, get_time, get_u64, time_text, to_i64};
+use super::sqlite::{db_err, get_time, get_u64, parse_time, time_text, to_i64};
 
 /// `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -247,7 +247,9 @@ pub(crate) fn append(
         ])
     })
     .map_err(db_err(path, "append audit entry"))?;
-    Ok(AuditRecord { seq, entry: entry.clone(), prev_hash, hash })
+    // The entry as stored: its time at the stored (microsecond) precision.
+    let stored = AuditEntry { at: parse_time(&at).unwrap_or(entry.at), ..entry.clone() };
+    Ok(AuditRecord { seq, entry: stored, prev_hash, hash })
 }
 
 /// Raw stored columns of one entry.

@@ -15,6 +15,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ use super::{DB_FILE, Registry, RegistryCounts, RegistryError, STORE_DIR, schema}
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The manifest format this build writes and reads.
 pub const MANIFEST_FORMAT: &str = "elicence-backup/1";
+
+/// Temporary restore folders must be unique across threads of one process too.
+static RESTORE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// How many times a backup step that finds the source busy is retried, 50 ms apart.
 const BACKUP_BUSY_RETRIES: u32 = 200;
@@ -308,7 +312,8 @@ impl Registry {
         store::create_dir_durable(&parent)?;
         let name =
             new_data_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let temp = parent.join(format!(".{name}.restore-{}", std::process::id()));
+        let n = RESTORE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let temp = parent.join(format!(".{name}.restore-{}-{n}", std::process::id()));
         if temp.exists() {
             // Left by an earlier restore of ours that died; never live.
             fs::remove_dir_all(&temp).map_err(io_err(&temp, "remove stale restore folder"))?;

@@ -144,9 +144,9 @@ pub struct LoadItem {
     pub valid_to: Option<NaiveDate>,
     /// The face fields as a JSON object, for queries.
     pub fields_json: String,
-    /// Signed PDF; expected for New and Change.
+    /// Signed PDF; required for New and Change, ignored otherwise.
     pub pdf: Option<Vec<u8>>,
-    /// Signed XML; expected for New and Change.
+    /// Signed XML; required for New and Change, ignored otherwise.
     pub xml: Option<Vec<u8>>,
     /// A decoded and verified scan of the paper licence (存档副本), PNG.
     pub archive_image: Option<Vec<u8>>,
@@ -399,6 +399,19 @@ pub(crate) fn decide_many(
 }
 
 /// Writes the files of each item that creates a version; returns them per item.
+/// Every item that creates a version must carry its signed PDF and XML; checked before anything
+/// is written.
+fn require_artefacts(items: &[LoadItem]) -> Result<(), RegistryError> {
+    for item in items.iter().filter(|i| i.decision.new_version().is_some()) {
+        for (kind, bytes) in [(FileKind::Pdf, &item.pdf), (FileKind::Xml, &item.xml)] {
+            if bytes.as_ref().is_none_or(|b| b.is_empty()) {
+                return Err(RegistryError::MissingArtefact { row: item.source.clone(), kind });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn store_files(store: &Store, items: &[LoadItem]) -> Result<Vec<Vec<StoredFile>>, RegistryError> {
     items
         .iter()
@@ -431,6 +444,7 @@ pub(crate) fn commit_chunk(
     operator: &str,
     at: DateTime<Utc>,
 ) -> Result<Vec<LoadResult>, RegistryError> {
+    require_artefacts(&items)?;
     let files = store_files(store, &items)?;
     super::sqlite::immediate(conn, path, "commit chunk", |tx| {
         super::require_open_run(tx, path, run)?;

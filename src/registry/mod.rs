@@ -102,6 +102,19 @@ pub struct RunCounts {
     pub rejected: u64,
 }
 
+impl RunCounts {
+    /// Counts one committed row by its result (`read` and `duplicates` are the caller's).
+    pub fn tally(&mut self, result: &LoadResult) {
+        match result {
+            LoadResult::Issued { .. } => self.issued += 1,
+            LoadResult::Changed { .. } => self.changed += 1,
+            LoadResult::Revoked { .. } => self.revoked += 1,
+            LoadResult::Unchanged { .. } => self.unchanged += 1,
+            LoadResult::Rejected { .. } => self.rejected += 1,
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -352,6 +365,9 @@ pub enum RegistryError {
     /// The restored registry references files that are missing or altered.
     #[error("{path}: restored store has {} problem(s), first: {:?}", problems.len(), problems.first(), path = path.display())]
     StoreNotClean { path: PathBuf, problems: Vec<StoreProblem> },
+    /// An item that creates a version came without its signed PDF or XML (a caller bug).
+    #[error("{row}: new version has no {} file", kind.as_str())]
+    MissingArtefact { row: String, kind: FileKind },
 }
 
 impl RegistryError {
