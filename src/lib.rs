@@ -15,6 +15,7 @@ pub mod normalise;
 pub mod pipeline;
 pub mod read;
 pub mod record;
+pub mod registry;
 pub mod render;
 pub mod report;
 pub mod sign;

@@ -1,0 +1,411 @@
+//! Backup and restore of a whole registry: database and store, with a manifest of hashes.
+//!
+//! A backup folder holds `registry.sqlite` (a consistent snapshot taken with SQLite's online
+//! backup API in one step, so a run may keep writing meanwhile), a copy of every store file the
+//! snapshot references (`store/ab/cd/<sha256>.<ext>`, each checked against its hash while
+//! copied), and `manifest.json` listing every file with its SHA-256 and size, plus the audit
+//! head of the snapshot. Files are written before the transaction that references them, so every
+//! file the snapshot references exists.
+//!
+//! A restore checks every file against the manifest while copying it into a temporary folder
+//! beside the target, opens the copy, verifies the audit chain (and that its head is the
+//! manifest's) and the store, records the restore in the audit trail, and only then renames the
+//! folder into place. A failed restore leaves nothing live.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use rusqlite::backup::{Backup, StepResult};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::audit::{self, AuditEntry, action};
+use super::sqlite::{db_err, immediate};
+use super::store::{self, FileKind, Store, sha256_hex};
+use super::{DB_FILE, Registry, RegistryCounts, RegistryError, STORE_DIR, schema};
+
+/// The manifest's file name inside a backup folder.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The manifest format this build writes and reads.
+pub const MANIFEST_FORMAT: &str = "elicence-backup/1";
+
+/// Temporary restore folders must be unique across threads of one process too.
+static RESTORE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// How many times a backup step that finds the source busy is retried, 50 ms apart.
+const BACKUP_BUSY_RETRIES: u32 = 200;
+
+/// `manifest.json` of a backup folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupManifest {
+    /// [`MANIFEST_FORMAT`].
+    pub format: String,
+    pub created_at: DateTime<Utc>,
+    pub operator: String,
+    pub schema_version: u32,
+    /// Audit entries in the snapshot and the hash of the last one.
+    pub audit_entries: u64,
+    pub audit_head: Option<String>,
+    pub counts: RegistryCounts,
+    /// Every file of the backup, `registry.sqlite` first, paths relative to the folder with `/`.
+    pub files: Vec<ManifestFile>,
+}
+
+/// One file of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> RegistryError + 'a {
+    move |source| RegistryError::Io { path: path.to_path_buf(), op, source }
+}
+
+/// Fails with [`RegistryError::NotEmpty`] when `dir` exists and holds anything.
+fn require_empty(dir: &Path) -> Result<(), RegistryError> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => match entries.next() {
+            None => Ok(()),
+            Some(_) => Err(RegistryError::NotEmpty { path: dir.to_path_buf() }),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            Err(RegistryError::NotEmpty { path: dir.to_path_buf() })
+        }
+        Err(e) => Err(RegistryError::Io { path: dir.to_path_buf(), op: "list folder", source: e }),
+    }
+}
+
+/// The SHA-256 and size of a file, streamed.
+fn hash_file(path: &Path) -> Result<(String, u64), RegistryError> {
+    let mut input = File::open(path).map_err(io_err(path, "open"))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = input.read(&mut buf).map_err(io_err(path, "read"))?;
+        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else { break };
+        hasher.update(chunk);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Streams `src` into `dst` (created new, fsynced) and returns the SHA-256 and size of what was
+/// written.
+fn copy_hashed(src: &Path, dst: &Path) -> Result<(String, u64), RegistryError> {
+    let mut input = File::open(src).map_err(io_err(src, "open"))?;
+    let mut output = File::create(dst).map_err(io_err(dst, "create"))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = input.read(&mut buf).map_err(io_err(src, "read"))?;
+        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else { break };
+        hasher.update(chunk);
+        output.write_all(chunk).map_err(io_err(dst, "write"))?;
+        size += n as u64;
+    }
+    output.sync_all().map_err(io_err(dst, "fsync"))?;
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Copies the database into `dst` with the online backup API in a single step: one read
+/// transaction on the source, so the copy is one consistent state while writers go on (WAL).
+fn snapshot_database(src: &Connection, src_path: &Path, dst: &Path) -> Result<(), RegistryError> {
+    let mut dst_conn = Connection::open(dst).map_err(db_err(dst, "create backup database"))?;
+    {
+        let backup = Backup::new(src, &mut dst_conn).map_err(db_err(src_path, "start backup"))?;
+        let mut busy = 0;
+        loop {
+            match backup.step(-1).map_err(db_err(src_path, "copy database"))? {
+                StepResult::Done => break,
+                StepResult::More => {}
+                StepResult::Busy | StepResult::Locked => {
+                    busy += 1;
+                    if busy > BACKUP_BUSY_RETRIES {
+                        return Err(RegistryError::Locked {
+                            path: src_path.to_path_buf(),
+                            op: "copy database",
+                            source: rusqlite::Error::SqliteFailure(
+                                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                                None,
+                            ),
+                        });
+                    }
+                    thread::sleep(Duration::from_millis(50));
+                }
+                // StepResult is non-exhaustive.
+                _ => thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+    // A self-contained single file: no -wal beside it.
+    let _mode: String = dst_conn
+        .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+        .map_err(db_err(dst, "set backup journal mode"))?;
+    dst_conn.close().map_err(|(_, e)| db_err(dst, "close backup database")(e))?;
+    Ok(())
+}
+
+/// `store/ab/cd/<name>` for a manifest, with `/` separators.
+fn manifest_store_path(sha256: &str, kind: FileKind) -> Result<String, RegistryError> {
+    let rel = Store::relative_path(sha256, kind)?;
+    let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    Ok(format!("{STORE_DIR}/{}", parts.join("/")))
+}
+
+/// Checks a manifest path: `registry.sqlite`, or a store path that matches its hash. Returns
+/// the file kind for a store file.
+fn check_manifest_path(file: &ManifestFile) -> Result<Option<FileKind>, String> {
+    if file.path == DB_FILE {
+        return Ok(None);
+    }
+    let ext = file.path.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+    let kind = FileKind::from_ext(ext).ok_or_else(|| format!("unexpected file {:?}", file.path))?;
+    match manifest_store_path(&file.sha256, kind) {
+        Ok(expected) if expected == file.path => Ok(Some(kind)),
+        _ => Err(format!("{:?} is not the store path of SHA-256 {}", file.path, file.sha256)),
+    }
+}
+
+impl Registry {
+    /// Writes a consistent backup of this registry into `dir` (which must be absent or empty):
+    /// `registry.sqlite`, every referenced store file and `manifest.json`. Safe while other
+    /// processes write. Audited (`backup`) in this registry after the backup is complete.
+    ///
+    /// Fails with [`RegistryError::NotEmpty`], [`RegistryError::AuditBroken`] when the snapshot's
+    /// audit chain does not verify, a store error when a referenced file is missing or altered,
+    /// or an I/O or SQLite error naming the file.
+    pub fn backup(
+        &self,
+        dir: &Path,
+        operator: &str,
+        at: DateTime<Utc>,
+    ) -> Result<BackupManifest, RegistryError> {
+        require_empty(dir)?;
+        store::create_dir_durable(dir)?;
+        let db_copy = dir.join(DB_FILE);
+        snapshot_database(&self.conn, &self.db_path, &db_copy)?;
+
+        let snap = Connection::open(&db_copy).map_err(db_err(&db_copy, "open backup database"))?;
+        let schema_version = schema::current_version(&snap, &db_copy)?;
+        let audit_report = audit::verify(&snap, &db_copy)?;
+        let counts = super::counts_of(&snap, &db_copy)?;
+        let backup_store = Store::new(dir.join(STORE_DIR));
+        let mut store_files = Vec::new();
+        {
+            let mut stmt = snap
+                .prepare("SELECT sha256, kind FROM files ORDER BY sha256, kind")
+                .map_err(db_err(&db_copy, "read files"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(db_err(&db_copy, "read files"))?;
+            for row in rows {
+                let (sha256, kind) = row.map_err(db_err(&db_copy, "read files"))?;
+                let kind =
+                    FileKind::from_role(&kind).ok_or_else(|| RegistryError::Inconsistent {
+                        path: db_copy.clone(),
+                        what: format!("file {sha256} has unknown kind {kind:?}"),
+                    })?;
+                // Checked against its hash on the way.
+                let bytes = self.store.read(&sha256, kind)?;
+                let stored = backup_store.put(kind, &bytes)?;
+                store_files.push(ManifestFile {
+                    path: manifest_store_path(&stored.sha256, kind)?,
+                    sha256: stored.sha256,
+                    size: stored.size,
+                });
+            }
+        }
+        drop(snap);
+
+        let (db_sha256, db_size) = hash_file(&db_copy)?;
+        File::open(&db_copy).and_then(|f| f.sync_all()).map_err(io_err(&db_copy, "fsync"))?;
+        let mut files =
+            vec![ManifestFile { path: DB_FILE.to_owned(), sha256: db_sha256, size: db_size }];
+        files.extend(store_files);
+        let manifest = BackupManifest {
+            format: MANIFEST_FORMAT.to_owned(),
+            created_at: at,
+            operator: operator.to_owned(),
+            schema_version,
+            audit_entries: audit_report.entries,
+            audit_head: audit_report.head,
+            counts,
+            files,
+        };
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| {
+            RegistryError::BadManifest { path: manifest_path.clone(), reason: e.to_string() }
+        })?;
+        store::write_atomic(&manifest_path, &text)?;
+
+        immediate(&self.conn, &self.db_path, "audit backup", |tx| {
+            audit::append(
+                tx,
+                &self.db_path,
+                &AuditEntry {
+                    action: action::BACKUP.to_owned(),
+                    operator: operator.to_owned(),
+                    at,
+                    subject: dir.display().to_string(),
+                    reason: None,
+                    details: json!({
+                        "files": manifest.files.len(),
+                        "manifest_sha256": sha256_hex(&text),
+                        "audit_entries": manifest.audit_entries,
+                        "audit_head": manifest.audit_head,
+                    }),
+                },
+            )
+        })?;
+        Ok(manifest)
+    }
+
+    /// Restores the backup in `backup_dir` into `new_data_dir` (absent or empty) and opens it.
+    /// Every file is checked against the manifest, and the copy's audit chain and store are
+    /// verified, before the folder is renamed into place; the restore is audited in the restored
+    /// registry.
+    ///
+    /// Fails with [`RegistryError::NotEmpty`], [`RegistryError::BadManifest`],
+    /// [`RegistryError::BackupFileAltered`], [`RegistryError::AuditBroken`],
+    /// [`RegistryError::StoreNotClean`], or an I/O or SQLite error; then nothing is made live.
+    pub fn restore(
+        backup_dir: &Path,
+        new_data_dir: &Path,
+        operator: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Registry, RegistryError> {
+        require_empty(new_data_dir)?;
+        let manifest_path = backup_dir.join(MANIFEST_FILE);
+        let bad =
+            |reason: String| RegistryError::BadManifest { path: manifest_path.clone(), reason };
+        let text = fs::read(&manifest_path).map_err(io_err(&manifest_path, "read"))?;
+        let manifest: BackupManifest =
+            serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+        if manifest.format != MANIFEST_FORMAT {
+            return Err(bad(format!("format {:?}, expected {MANIFEST_FORMAT:?}", manifest.format)));
+        }
+        if manifest.files.iter().filter(|f| f.path == DB_FILE).count() != 1 {
+            return Err(bad(format!("does not list {DB_FILE} exactly once")));
+        }
+        for file in &manifest.files {
+            check_manifest_path(file).map_err(bad)?;
+        }
+
+        let parent = new_data_dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        store::create_dir_durable(&parent)?;
+        let name =
+            new_data_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let n = RESTORE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let temp = parent.join(format!(".{name}.restore-{}-{n}", std::process::id()));
+        if temp.exists() {
+            // Left by an earlier restore of ours that died; never live.
+            fs::remove_dir_all(&temp).map_err(io_err(&temp, "remove stale restore folder"))?;
+        }
+        let result = restore_into(backup_dir, &manifest, &text, &temp, operator, at);
+        if let Err(e) = result {
+            // Best effort: the temporary folder is ours and was never live.
+            let _ = fs::remove_dir_all(&temp);
+            return Err(e);
+        }
+        if new_data_dir.exists() {
+            fs::remove_dir(new_data_dir).map_err(io_err(new_data_dir, "replace empty folder"))?;
+        }
+        fs::rename(&temp, new_data_dir)
+            .map_err(io_err(new_data_dir, "move restored registry into place"))?;
+        store::sync_dir(&parent)?;
+        Registry::open(new_data_dir)
+    }
+}
+
+/// Copies and checks everything into `temp`, then verifies and audits the restored registry.
+fn restore_into(
+    backup_dir: &Path,
+    manifest: &BackupManifest,
+    manifest_text: &[u8],
+    temp: &Path,
+    operator: &str,
+    at: DateTime<Utc>,
+) -> Result<(), RegistryError> {
+    store::create_dir_durable(temp)?;
+    let temp_store = Store::new(temp.join(STORE_DIR));
+    store::create_dir_durable(temp_store.root())?;
+    for file in &manifest.files {
+        let src = backup_dir.join(&file.path);
+        let altered = |actual: String, actual_size: u64| RegistryError::BackupFileAltered {
+            path: src.clone(),
+            expected: file.sha256.clone(),
+            actual,
+            expected_size: file.size,
+            actual_size,
+        };
+        if file.path == DB_FILE {
+            let dst = temp.join(DB_FILE);
+            let (actual, size) = copy_hashed(&src, &dst)?;
+            if actual != file.sha256 || size != file.size {
+                return Err(altered(actual, size));
+            }
+        } else {
+            let kind = check_manifest_path(file)
+                .ok()
+                .flatten()
+                .ok_or_else(|| altered(String::new(), 0))?;
+            let bytes = fs::read(&src).map_err(io_err(&src, "read"))?;
+            let actual = sha256_hex(&bytes);
+            if actual != file.sha256 || bytes.len() as u64 != file.size {
+                return Err(altered(actual, bytes.len() as u64));
+            }
+            temp_store.put(kind, &bytes)?;
+        }
+    }
+    store::sync_dir(temp)?;
+
+    let mut registry = Registry::open(temp)?;
+    let report = registry.audit_verify()?;
+    if report.entries != manifest.audit_entries || report.head != manifest.audit_head {
+        return Err(RegistryError::BadManifest {
+            path: backup_dir.join(MANIFEST_FILE),
+            reason: format!(
+                "audit trail has {} entries ending {:?}, manifest says {} ending {:?}",
+                report.entries, report.head, manifest.audit_entries, manifest.audit_head
+            ),
+        });
+    }
+    let problems: Vec<_> = registry.store_check()?.into_iter().filter(|p| p.is_fatal()).collect();
+    if !problems.is_empty() {
+        return Err(RegistryError::StoreNotClean { path: temp.join(STORE_DIR), problems });
+    }
+    registry.audit_append(&AuditEntry {
+        action: action::RESTORE.to_owned(),
+        operator: operator.to_owned(),
+        at,
+        subject: backup_dir.display().to_string(),
+        reason: None,
+        details: json!({
+            "manifest_sha256": sha256_hex(manifest_text),
+            "backup_created_at": manifest.created_at,
+            "backup_operator": manifest.operator,
+            "files": manifest.files.len(),
+            "audit_entries": manifest.audit_entries,
+            "audit_head": manifest.audit_head,
+        }),
+    })?;
+    drop(registry);
+    Ok(())
+}

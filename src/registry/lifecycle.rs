@@ -1,0 +1,754 @@
+//! The licence lifecycle (paper and e-licence in step): what a row means for the registry
+//! ([`Decision`]), and committing a chunk of decided, rendered and signed rows in one
+//! transaction ([`LoadResult`]).
+//!
+//! # Deciding
+//! A row is looked up by its natural key (type code + issuer code + printed number):
+//! 1. No version yet → [`Decision::New`], version 1 — unless the type is single-instance, the
+//!    row is not a revocation and the holder already has a live licence of that type
+//!    ([`Refusal::SingleInstanceConflict`]). A new row that says revoked is registered and
+//!    revoked at once.
+//! 2. The row says revoked → [`Decision::Revoke`] of the current version, or
+//!    [`Decision::AlreadyRevoked`] (counted as unchanged) when it is revoked already.
+//! 3. The row's content hash equals the hash of ANY stored version → [`Decision::Unchanged`]
+//!    (an old row read again after a later change changes nothing).
+//! 4. The current version is revoked → [`Refusal::ChangeAfterRevoke`]: a revoked licence is not
+//!    brought back by an export; a person decides.
+//! 5. Otherwise → [`Decision::Change`]: version max + 1, the current version superseded.
+//!
+//! # Within a chunk
+//! [`decide_many`] decides rows in input order against the database plus an in-memory overlay
+//! holding the effect of every earlier decision of the same call, so two rows of one natural key
+//! in one chunk (a licence and its change) get version 1 and version 2, and a holder's new
+//! single-instance licence blocks a second one in the same chunk. The caller decides a chunk,
+//! renders and signs the rows that need it, then commits that chunk before deciding the next.
+//!
+//! # Committing
+//! [`commit_chunk`] first writes the files of new versions to the store (atomic, content
+//! addressed), then in ONE `BEGIN IMMEDIATE` transaction decides the chunk again and refuses it
+//! with [`RegistryError::StaleDecision`] when anything changed meanwhile (another process
+//! loaded the same key), then inserts licences, versions, file references and audit entries and
+//! commits. Killed before the commit, a chunk leaves only orphan store files; a re-run decides it
+//! again from the committed state and ends where an uninterrupted run would.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+use super::audit::{self, AuditEntry, action};
+use super::sqlite::{date_text, db_err, get_hash16, get_u16, time_text};
+use super::store::{FileKind, Store, StoredFile};
+use super::{NaturalKey, RegistryError, RunId};
+use crate::identify::{IdError, LicenceId, serial_from_printed};
+use crate::licence::LicenceStatus;
+
+/// What the registry needs to know about a row to decide what it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionInput {
+    pub key: NaturalKey,
+    /// The caller's hash of the row's content (what makes two rows "the same licence again").
+    pub content_hash: [u8; 16],
+    /// The status the export states.
+    pub status: LicenceStatus,
+    /// 持证主体代码: USCC or citizen ID.
+    pub holder_code: String,
+    /// The catalog type allows one live licence per holder.
+    pub single_instance: bool,
+}
+
+/// What a row means for the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// A new licence: version 1 with this identifier. Render and sign it. When the row says
+    /// revoked, the commit registers it and revokes it at once.
+    New { identifier: String },
+    /// Same content as stored version `identifier`: nothing to do.
+    Unchanged { identifier: String },
+    /// Changed content: version `version` with `identifier` supersedes the current version
+    /// `previous_identifier`. Render and sign it.
+    Change { previous_identifier: String, identifier: String, version: u16 },
+    /// The row says revoked and `identifier` (the current version) is live: revoke it.
+    Revoke { identifier: String },
+    /// The row says revoked and `identifier` is revoked already: nothing to do (unchanged).
+    AlreadyRevoked { identifier: String },
+    /// The row cannot be loaded; the caller rejects it.
+    Refused(Refusal),
+}
+
+impl Decision {
+    /// The identifier and version to render and sign, for decisions that create a version.
+    pub fn new_version(&self) -> Option<(&str, u16)> {
+        match self {
+            Decision::New { identifier } => Some((identifier, 1)),
+            Decision::Change { identifier, version, .. } => Some((identifier, *version)),
+            _ => None,
+        }
+    }
+}
+
+/// Why a row is refused by the registry (a reject, not a failure of the run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Single-instance type: the holder already has the live licence `live_identifier`.
+    SingleInstanceConflict { live_identifier: String },
+    /// The licence was revoked (`revoked_identifier`); an export row with other content does not
+    /// re-issue it.
+    ChangeAfterRevoke { revoked_identifier: String },
+    /// The natural key does not make a GB/T 36904 identifier.
+    InvalidKey { error: IdError },
+}
+
+impl Refusal {
+    /// A short rule name for the rejects file.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Refusal::SingleInstanceConflict { .. } => "single_instance",
+            Refusal::ChangeAfterRevoke { .. } => "change_after_revoke",
+            Refusal::InvalidKey { .. } => "identifier",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::SingleInstanceConflict { live_identifier } => {
+                write!(
+                    f,
+                    "holder already has live licence {live_identifier} of this single-instance type"
+                )
+            }
+            Refusal::ChangeAfterRevoke { revoked_identifier } => {
+                write!(
+                    f,
+                    "licence {revoked_identifier} is revoked; changed content does not re-issue it"
+                )
+            }
+            Refusal::InvalidKey { error } => write!(f, "no identifier for this key: {error}"),
+        }
+    }
+}
+
+/// One decided row, rendered and signed when its decision creates a version, ready to commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadItem {
+    /// What the decision was made from (checked again inside the commit).
+    pub input: DecisionInput,
+    pub decision: Decision,
+    pub holder_name: String,
+    pub issue_date: NaiveDate,
+    pub valid_to: Option<NaiveDate>,
+    /// The face fields as a JSON object, for queries.
+    pub fields_json: String,
+    /// Signed PDF; required for New and Change, ignored otherwise.
+    pub pdf: Option<Vec<u8>>,
+    /// Signed XML; required for New and Change, ignored otherwise.
+    pub xml: Option<Vec<u8>>,
+    /// A decoded and verified scan of the paper licence (存档副本), PNG.
+    pub archive_image: Option<Vec<u8>>,
+    /// Where the row came from: `file:sheet:line`.
+    pub source: String,
+}
+
+/// What committing one item did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadResult {
+    Issued {
+        identifier: String,
+    },
+    Changed {
+        identifier: String,
+        superseded: String,
+    },
+    /// Revoked by this row (including a new licence registered already revoked).
+    Revoked {
+        identifier: String,
+    },
+    /// Nothing written (same content, or already revoked).
+    Unchanged {
+        identifier: String,
+    },
+    Rejected {
+        refusal: Refusal,
+    },
+}
+
+/// The identifier of version `version` of `key`, built (never patched) by GB/T 36904.
+pub fn identifier_for(key: &NaturalKey, version: u16) -> Result<String, IdError> {
+    let serial = serial_from_printed(&key.printed_no);
+    LicenceId::new(&key.type_code, &key.issuer_code, &serial, version).map(|id| id.to_string())
+}
+
+/// A stored version as the decision needs it.
+#[derive(Debug, Clone)]
+struct KnownVersion {
+    version: u16,
+    content_hash: [u8; 16],
+    identifier: String,
+}
+
+/// The current version of a key.
+#[derive(Debug, Clone)]
+struct Current {
+    identifier: String,
+    revoked: bool,
+    holder_code: String,
+}
+
+/// A key's state: from the database, then updated by each decision of the call.
+#[derive(Debug, Clone, Default)]
+struct KeyState {
+    versions: Vec<KnownVersion>,
+    current: Option<Current>,
+}
+
+impl KeyState {
+    fn is_live_for(&self, holder_code: &str) -> Option<&str> {
+        self.current
+            .as_ref()
+            .filter(|c| !c.revoked && c.holder_code == holder_code)
+            .map(|c| c.identifier.as_str())
+    }
+}
+
+/// The effect of the decisions made so far in one [`decide_many`] call or one commit.
+#[derive(Debug, Default)]
+pub(crate) struct Overlay {
+    keys: BTreeMap<NaturalKey, KeyState>,
+}
+
+fn load_key(conn: &Connection, path: &Path, key: &NaturalKey) -> Result<KeyState, RegistryError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT v.version, v.content_hash, v.identifier, v.superseded_by IS NULL,
+                    v.revoked_at IS NOT NULL, v.holder_code
+             FROM versions v JOIN licences l ON l.id = v.licence_id
+             WHERE l.type_code = ?1 AND l.issuer_code = ?2 AND l.printed_no = ?3
+             ORDER BY v.version",
+        )
+        .map_err(db_err(path, "read licence versions"))?;
+    let rows = stmt
+        .query_map(params![key.type_code, key.issuer_code, key.printed_no], |r| {
+            Ok((
+                KnownVersion {
+                    version: get_u16(r, 0)?,
+                    content_hash: get_hash16(r, 1)?,
+                    identifier: r.get(2)?,
+                },
+                r.get::<_, bool>(3)?,
+                r.get::<_, bool>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .map_err(db_err(path, "read licence versions"))?;
+    let mut state = KeyState::default();
+    for row in rows {
+        let (known, is_current, revoked, holder_code) =
+            row.map_err(db_err(path, "read licence versions"))?;
+        if is_current {
+            state.current =
+                Some(Current { identifier: known.identifier.clone(), revoked, holder_code });
+        }
+        state.versions.push(known);
+    }
+    if !state.versions.is_empty() && state.current.is_none() {
+        return Err(RegistryError::Inconsistent {
+            path: path.to_path_buf(),
+            what: format!("licence {key} has versions but no current version"),
+        });
+    }
+    Ok(state)
+}
+
+/// A live licence of `type_code` held by `holder_code`, other than `key`, in the database or the
+/// overlay (the overlay wins for the keys it holds).
+fn live_for_holder(
+    conn: &Connection,
+    path: &Path,
+    overlay: &Overlay,
+    key: &NaturalKey,
+    holder_code: &str,
+) -> Result<Option<String>, RegistryError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT l.issuer_code, l.printed_no, v.identifier
+             FROM versions v JOIN licences l ON l.id = v.licence_id
+             WHERE v.holder_code = ?1 AND v.superseded_by IS NULL AND v.revoked_at IS NULL
+               AND l.type_code = ?2
+             ORDER BY v.identifier",
+        )
+        .map_err(db_err(path, "read live licences of holder"))?;
+    let rows = stmt
+        .query_map(params![holder_code, key.type_code], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })
+        .map_err(db_err(path, "read live licences of holder"))?;
+    for row in rows {
+        let (issuer_code, printed_no, identifier) =
+            row.map_err(db_err(path, "read live licences of holder"))?;
+        let other = NaturalKey { type_code: key.type_code.clone(), issuer_code, printed_no };
+        if other != *key && !overlay.keys.contains_key(&other) {
+            return Ok(Some(identifier));
+        }
+    }
+    Ok(overlay
+        .keys
+        .iter()
+        .filter(|(k, _)| *k != key && k.type_code == key.type_code)
+        .find_map(|(_, state)| state.is_live_for(holder_code).map(str::to_owned)))
+}
+
+/// Decides one row against the database and `overlay`, and records the decision's effect in
+/// `overlay`.
+pub(crate) fn decide_one(
+    conn: &Connection,
+    path: &Path,
+    overlay: &mut Overlay,
+    input: &DecisionInput,
+) -> Result<Decision, RegistryError> {
+    if !overlay.keys.contains_key(&input.key) {
+        let state = load_key(conn, path, &input.key)?;
+        overlay.keys.insert(input.key.clone(), state);
+    }
+    let revoked_row = input.status == LicenceStatus::Revoked;
+    let state = overlay.keys.get(&input.key).cloned().unwrap_or_default();
+    let Some(current) = &state.current else {
+        // 1. A new licence.
+        if input.single_instance
+            && !revoked_row
+            && let Some(live_identifier) =
+                live_for_holder(conn, path, overlay, &input.key, &input.holder_code)?
+        {
+            return Ok(Decision::Refused(Refusal::SingleInstanceConflict { live_identifier }));
+        }
+        let identifier = match identifier_for(&input.key, 1) {
+            Ok(id) => id,
+            Err(error) => return Ok(Decision::Refused(Refusal::InvalidKey { error })),
+        };
+        let entry = overlay.keys.entry(input.key.clone()).or_default();
+        entry.versions.push(KnownVersion {
+            version: 1,
+            content_hash: input.content_hash,
+            identifier: identifier.clone(),
+        });
+        entry.current = Some(Current {
+            identifier: identifier.clone(),
+            revoked: revoked_row,
+            holder_code: input.holder_code.clone(),
+        });
+        return Ok(Decision::New { identifier });
+    };
+    // 2. A revocation.
+    if revoked_row {
+        let identifier = current.identifier.clone();
+        if current.revoked {
+            return Ok(Decision::AlreadyRevoked { identifier });
+        }
+        if let Some(c) = overlay.keys.get_mut(&input.key).and_then(|s| s.current.as_mut()) {
+            c.revoked = true;
+        }
+        return Ok(Decision::Revoke { identifier });
+    }
+    // 3. Same content as any stored version.
+    if let Some(same) = state.versions.iter().find(|v| v.content_hash == input.content_hash) {
+        return Ok(Decision::Unchanged { identifier: same.identifier.clone() });
+    }
+    // 4. No change of a revoked licence.
+    if current.revoked {
+        return Ok(Decision::Refused(Refusal::ChangeAfterRevoke {
+            revoked_identifier: current.identifier.clone(),
+        }));
+    }
+    // 5. The next version.
+    let max = state.versions.iter().map(|v| v.version).max().unwrap_or(0);
+    let version = max + 1;
+    let identifier = match identifier_for(&input.key, version) {
+        Ok(id) => id,
+        Err(IdError::BadVersion { .. }) => {
+            return Err(RegistryError::VersionsExhausted { key: input.key.clone() });
+        }
+        Err(error) => return Ok(Decision::Refused(Refusal::InvalidKey { error })),
+    };
+    let previous_identifier = current.identifier.clone();
+    let entry = overlay.keys.entry(input.key.clone()).or_default();
+    entry.versions.push(KnownVersion {
+        version,
+        content_hash: input.content_hash,
+        identifier: identifier.clone(),
+    });
+    entry.current = Some(Current {
+        identifier: identifier.clone(),
+        revoked: false,
+        holder_code: input.holder_code.clone(),
+    });
+    Ok(Decision::Change { previous_identifier, identifier, version })
+}
+
+/// Decides `inputs` in order, each seeing the decisions before it (see the module docs).
+pub(crate) fn decide_many(
+    conn: &Connection,
+    path: &Path,
+    inputs: &[DecisionInput],
+) -> Result<Vec<Decision>, RegistryError> {
+    let mut overlay = Overlay::default();
+    inputs.iter().map(|input| decide_one(conn, path, &mut overlay, input)).collect()
+}
+
+/// Writes the files of each item that creates a version; returns them per item.
+/// Every item that creates a version must carry its signed PDF and XML; checked before anything
+/// is written.
+fn require_artefacts(items: &[LoadItem]) -> Result<(), RegistryError> {
+    for item in items.iter().filter(|i| i.decision.new_version().is_some()) {
+        for (kind, bytes) in [(FileKind::Pdf, &item.pdf), (FileKind::Xml, &item.xml)] {
+            if bytes.as_ref().is_none_or(|b| b.is_empty()) {
+                return Err(RegistryError::MissingArtefact { row: item.source.clone(), kind });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn store_files(store: &Store, items: &[LoadItem]) -> Result<Vec<Vec<StoredFile>>, RegistryError> {
+    items
+        .iter()
+        .map(|item| {
+            if item.decision.new_version().is_none() {
+                return Ok(Vec::new());
+            }
+            let mut stored = Vec::new();
+            for (kind, bytes) in [
+                (FileKind::Pdf, &item.pdf),
+                (FileKind::Xml, &item.xml),
+                (FileKind::Archive, &item.archive_image),
+            ] {
+                if let Some(bytes) = bytes {
+                    stored.push(store.put(kind, bytes)?);
+                }
+            }
+            Ok(stored)
+        })
+        .collect()
+}
+
+/// Stores files, then checks and records the whole chunk in one transaction (module docs).
+pub(crate) fn commit_chunk(
+    conn: &Connection,
+    path: &Path,
+    store: &Store,
+    run: RunId,
+    items: Vec<LoadItem>,
+    operator: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<LoadResult>, RegistryError> {
+    require_artefacts(&items)?;
+    let files = store_files(store, &items)?;
+    super::sqlite::immediate(conn, path, "commit chunk", |tx| {
+        super::require_open_run(tx, path, run)?;
+        let mut overlay = Overlay::default();
+        for item in &items {
+            let found = decide_one(tx, path, &mut overlay, &item.input)?;
+            if found != item.decision {
+                return Err(RegistryError::StaleDecision(Box::new(super::StaleDecision {
+                    source: item.source.clone(),
+                    expected: item.decision.clone(),
+                    found,
+                })));
+            }
+        }
+        let mut results = Vec::with_capacity(items.len());
+        for (item, files) in items.iter().zip(&files) {
+            results.push(apply(tx, path, run, item, files, operator, at)?);
+        }
+        Ok(results)
+    })
+}
+
+/// Records one checked item inside the chunk's transaction.
+fn apply(
+    tx: &Connection,
+    path: &Path,
+    run: RunId,
+    item: &LoadItem,
+    files: &[StoredFile],
+    operator: &str,
+    at: DateTime<Utc>,
+) -> Result<LoadResult, RegistryError> {
+    let key = &item.input.key;
+    match &item.decision {
+        Decision::New { identifier } => {
+            tx.prepare_cached(
+                "INSERT INTO licences (type_code, issuer_code, printed_no, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![key.type_code, key.issuer_code, key.printed_no, time_text(at)])
+            })
+            .map_err(db_err(path, "insert licence"))?;
+            let licence_id = tx.last_insert_rowid();
+            insert_version(tx, path, run, licence_id, item, identifier, 1, files, at)?;
+            audit::append(
+                tx,
+                path,
+                &AuditEntry {
+                    action: action::ISSUED.to_owned(),
+                    operator: operator.to_owned(),
+                    at,
+                    subject: identifier.clone(),
+                    reason: None,
+                    details: version_details(run, item, 1, files),
+                },
+            )?;
+            if item.input.status == LicenceStatus::Revoked {
+                revoke_in_tx(tx, path, identifier, &export_reason(item), operator, run, at)?;
+                return Ok(LoadResult::Revoked { identifier: identifier.clone() });
+            }
+            Ok(LoadResult::Issued { identifier: identifier.clone() })
+        }
+        Decision::Change { previous_identifier, identifier, version } => {
+            let licence_id: i64 = tx
+                .prepare_cached(
+                    "SELECT id FROM licences
+                     WHERE type_code = ?1 AND issuer_code = ?2 AND printed_no = ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![key.type_code, key.issuer_code, key.printed_no], |r| {
+                        r.get(0)
+                    })
+                })
+                .map_err(db_err(path, "find licence"))?;
+            let superseded = tx
+                .prepare_cached(
+                    "UPDATE versions SET superseded_by = ?1, superseded_at = ?2
+                     WHERE identifier = ?3 AND superseded_by IS NULL",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![identifier, time_text(at), previous_identifier])
+                })
+                .map_err(db_err(path, "supersede version"))?;
+            if superseded != 1 {
+                return Err(RegistryError::Inconsistent {
+                    path: path.to_path_buf(),
+                    what: format!("{previous_identifier} is not the current version of {key}"),
+                });
+            }
+            insert_version(tx, path, run, licence_id, item, identifier, *version, files, at)?;
+            let mut details = version_details(run, item, *version, files);
+            if let Some(obj) = details.as_object_mut() {
+                obj.insert("supersedes".to_owned(), json!(previous_identifier));
+            }
+            audit::append(
+                tx,
+                path,
+                &AuditEntry {
+                    action: action::CHANGED.to_owned(),
+                    operator: operator.to_owned(),
+                    at,
+                    subject: identifier.clone(),
+                    reason: None,
+                    details,
+                },
+            )?;
+            Ok(LoadResult::Changed {
+                identifier: identifier.clone(),
+                superseded: previous_identifier.clone(),
+            })
+        }
+        Decision::Revoke { identifier } => {
+            revoke_in_tx(tx, path, identifier, &export_reason(item), operator, run, at)?;
+            Ok(LoadResult::Revoked { identifier: identifier.clone() })
+        }
+        Decision::Unchanged { identifier } | Decision::AlreadyRevoked { identifier } => {
+            Ok(LoadResult::Unchanged { identifier: identifier.clone() })
+        }
+        Decision::Refused(refusal) => Ok(LoadResult::Rejected { refusal: refusal.clone() }),
+    }
+}
+
+fn export_reason(item: &LoadItem) -> String {
+    format!("revoked in export {}", item.source)
+}
+
+fn version_details(
+    run: RunId,
+    item: &LoadItem,
+    version: u16,
+    files: &[StoredFile],
+) -> serde_json::Value {
+    let files: serde_json::Map<String, serde_json::Value> =
+        files.iter().map(|f| (f.kind.as_str().to_owned(), json!(f.sha256))).collect();
+    json!({
+        "run": run.0,
+        "version": version,
+        "type_code": item.input.key.type_code,
+        "issuer_code": item.input.key.issuer_code,
+        "printed_no": item.input.key.printed_no,
+        "content_hash": hex::encode(item.input.content_hash),
+        "holder_code": item.input.holder_code,
+        "files": files,
+        "source": item.source,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_version(
+    tx: &Connection,
+    path: &Path,
+    run: RunId,
+    licence_id: i64,
+    item: &LoadItem,
+    identifier: &str,
+    version: u16,
+    files: &[StoredFile],
+    at: DateTime<Utc>,
+) -> Result<(), RegistryError> {
+    tx.prepare_cached(
+        "INSERT INTO versions (licence_id, version, identifier, content_hash, row_status,
+             holder_code, holder_name, issue_date, valid_to, fields_json, source, run_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            licence_id,
+            version,
+            identifier,
+            hex::encode(item.input.content_hash),
+            item.input.status.as_str(),
+            item.input.holder_code,
+            item.holder_name,
+            date_text(item.issue_date),
+            item.valid_to.map(date_text),
+            item.fields_json,
+            item.source,
+            run.0,
+            time_text(at),
+        ])
+    })
+    .map_err(db_err(path, "insert version"))?;
+    let version_id = tx.last_insert_rowid();
+    for file in files {
+        tx.prepare_cached("INSERT OR IGNORE INTO files (sha256, kind, size) VALUES (?1, ?2, ?3)")
+            .and_then(|mut s| {
+                s.execute(params![
+                    file.sha256,
+                    file.kind.as_str(),
+                    super::sqlite::to_i64(file.size)
+                ])
+            })
+            .map_err(db_err(path, "insert file"))?;
+        tx.prepare_cached(
+            "INSERT INTO version_files (version_id, kind, sha256) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![version_id, file.kind.as_str(), file.sha256]))
+        .map_err(db_err(path, "insert version file"))?;
+    }
+    Ok(())
+}
+
+/// Marks the current, live version `identifier` revoked and audits it; run is recorded in the
+/// audit details when the revocation came from an export.
+fn revoke_in_tx(
+    tx: &Connection,
+    path: &Path,
+    identifier: &str,
+    reason: &str,
+    operator: &str,
+    run: RunId,
+    at: DateTime<Utc>,
+) -> Result<(), RegistryError> {
+    mark_revoked(tx, path, identifier, reason, operator, at)?;
+    audit::append(
+        tx,
+        path,
+        &AuditEntry {
+            action: action::REVOKED.to_owned(),
+            operator: operator.to_owned(),
+            at,
+            subject: identifier.to_owned(),
+            reason: Some(reason.to_owned()),
+            details: json!({ "run": run.0 }),
+        },
+    )?;
+    Ok(())
+}
+
+fn mark_revoked(
+    tx: &Connection,
+    path: &Path,
+    identifier: &str,
+    reason: &str,
+    operator: &str,
+    at: DateTime<Utc>,
+) -> Result<(), RegistryError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE versions SET revoked_at = ?1, revoked_reason = ?2, revoked_by = ?3
+             WHERE identifier = ?4 AND superseded_by IS NULL AND revoked_at IS NULL",
+        )
+        .and_then(|mut s| s.execute(params![time_text(at), reason, operator, identifier]))
+        .map_err(db_err(path, "revoke version"))?;
+    if n != 1 {
+        return Err(RegistryError::Inconsistent {
+            path: path.to_path_buf(),
+            what: format!("{identifier} is not a live current version"),
+        });
+    }
+    Ok(())
+}
+
+/// An explicit revocation (`elicence revoke ID --reason TEXT`): `identifier` must be the live
+/// current version. The files stay.
+pub(crate) fn revoke(
+    conn: &Connection,
+    path: &Path,
+    identifier: &str,
+    reason: &str,
+    operator: &str,
+    at: DateTime<Utc>,
+) -> Result<(), RegistryError> {
+    super::sqlite::immediate(conn, path, "revoke", |tx| {
+        let row: Option<(Option<String>, Option<String>)> = tx
+            .query_row(
+                "SELECT superseded_by, revoked_at FROM versions WHERE identifier = ?1",
+                [identifier],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err(path, "find version"))?;
+        match row {
+            None => {
+                return Err(RegistryError::UnknownIdentifier { identifier: identifier.to_owned() });
+            }
+            Some((Some(by), _)) => {
+                return Err(RegistryError::NotCurrent {
+                    identifier: identifier.to_owned(),
+                    superseded_by: by,
+                });
+            }
+            Some((None, Some(revoked_at))) => {
+                return Err(RegistryError::AlreadyRevoked {
+                    identifier: identifier.to_owned(),
+                    at: revoked_at,
+                });
+            }
+            Some((None, None)) => {}
+        }
+        mark_revoked(tx, path, identifier, reason, operator, at)?;
+        audit::append(
+            tx,
+            path,
+            &AuditEntry {
+                action: action::REVOKED.to_owned(),
+                operator: operator.to_owned(),
+                at,
+                subject: identifier.to_owned(),
+                reason: Some(reason.to_owned()),
+                details: json!({ "via": "revoke" }),
+            },
+        )?;
+        Ok(())
+    })
+}

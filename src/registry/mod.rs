@@ -1,0 +1,944 @@
+//! The registry (load stage): the embedded SQLite database `<data dir>/registry.sqlite` and the
+//! content-addressed store `<data dir>/store/` that together hold every licence, its versions
+//! and status, its files, every run and its rejects, and the audit trail.
+//!
+//! This module owns the [`Registry`] handle and its queries. The parts live beside it:
+//! - `schema`: tables and versioned migrations;
+//! - `sqlite`: connection settings, error mapping, column encodings;
+//! - `lifecycle`: what a row means (new, unchanged, change, revoke, refused) and the chunk commit;
+//! - `store`: the content-addressed files;
+//! - `audit`: the hash-chained audit trail;
+//! - `backup`: consistent snapshot and verified restore.
+//!
+//! The registry never renders, signs or reads the clock: callers pass bytes and `at`.
+//! Re-running an input never duplicates or loses a licence: the natural key and
+//! (natural key, version) and the identifier are UNIQUE, a chunk commits in one transaction
+//! with its audit entries, and files are written before the transaction that references them.
+
+mod audit;
+mod backup;
+mod lifecycle;
+mod schema;
+mod sqlite;
+mod store;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use thiserror::Error;
+
+pub use audit::{
+    AuditBreak, AuditBreakReason, AuditEntry, AuditRecord, AuditReport, GENESIS_HASH, action,
+    canonical_json,
+};
+pub use backup::{BackupManifest, ManifestFile};
+pub use lifecycle::{Decision, DecisionInput, LoadItem, LoadResult, Refusal, identifier_for};
+pub use schema::SCHEMA_VERSION;
+pub use store::{FileKind, FileState, Store, StoreEntry, StoreError, StoredFile, sha256_hex};
+
+use crate::licence::LicenceStatus;
+use sqlite::{
+    db_err, get_hash16, get_opt_date, get_opt_time, get_time, get_u16, get_u64, immediate,
+    time_text, to_i64,
+};
+
+/// The database file inside the data folder.
+pub const DB_FILE: &str = "registry.sqlite";
+/// The store folder inside the data folder.
+pub const STORE_DIR: &str = "store";
+
+/// A licence's natural key: type code + issuer code + printed number (证照编号), as validated.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NaturalKey {
+    pub type_code: String,
+    pub issuer_code: String,
+    pub printed_no: String,
+}
+
+impl fmt::Display for NaturalKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.type_code, self.issuer_code, self.printed_no)
+    }
+}
+
+/// A run's number in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub i64);
+
+impl fmt::Display for RunId {
+    /// `run:<n>`, the audit subject of a run.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "run:{}", self.0)
+    }
+}
+
+/// What a run records when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStart {
+    /// Pipeline name or file.
+    pub pipeline: String,
+    /// Each input file with the lower-case hex SHA-256 of its bytes.
+    pub inputs: Vec<(String, String)>,
+    pub operator: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A run's counts; `read = issued + changed + revoked + unchanged + duplicates + rejected`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    pub read: u64,
+    pub issued: u64,
+    pub changed: u64,
+    pub revoked: u64,
+    pub unchanged: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+impl RunCounts {
+    /// Counts one committed row by its result (`read` and `duplicates` are the caller's).
+    pub fn tally(&mut self, result: &LoadResult) {
+        match result {
+            LoadResult::Issued { .. } => self.issued += 1,
+            LoadResult::Changed { .. } => self.changed += 1,
+            LoadResult::Revoked { .. } => self.revoked += 1,
+            LoadResult::Unchanged { .. } => self.unchanged += 1,
+            LoadResult::Rejected { .. } => self.rejected += 1,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOutcome {
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Completed => "completed",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(s: &str) -> Option<RunOutcome> {
+        [RunOutcome::Completed, RunOutcome::Failed, RunOutcome::Interrupted]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// A run as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub pipeline: String,
+    pub operator: String,
+    pub inputs: Vec<(String, String)>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `None` while running, or when the process died before finishing.
+    pub outcome: Option<RunOutcome>,
+    pub counts: Option<RunCounts>,
+    /// Rejects recorded for the run.
+    pub rejects: u64,
+}
+
+/// A rejected row, as the rejects file has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectRecord {
+    pub file: String,
+    pub sheet: Option<String>,
+    pub line: u64,
+    pub field: String,
+    pub rule: String,
+    pub message: String,
+}
+
+/// A revocation: when, why, by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Revocation {
+    pub at: DateTime<Utc>,
+    pub reason: String,
+    pub by_operator: String,
+}
+
+/// What the registry says about an identifier (`elicence verify` adds it as `registry_status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum RegistryStatus {
+    /// The current version, not revoked.
+    Current,
+    /// An older version; `by` is the identifier of the version that replaced it.
+    Superseded {
+        by: String,
+    },
+    Revoked {
+        at: DateTime<Utc>,
+        reason: String,
+        by_operator: String,
+    },
+    /// Not an identifier of this registry.
+    Unknown,
+}
+
+fn hex16<S: serde::Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(bytes))
+}
+
+/// One stored version of a licence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionRow {
+    pub key: NaturalKey,
+    pub version: u16,
+    pub identifier: String,
+    #[serde(serialize_with = "hex16")]
+    pub content_hash: [u8; 16],
+    /// The status the export stated for this version's row.
+    pub row_status: LicenceStatus,
+    pub holder_code: String,
+    pub holder_name: String,
+    pub issue_date: NaiveDate,
+    pub valid_to: Option<NaiveDate>,
+    pub fields_json: String,
+    pub source: String,
+    pub run: Option<RunId>,
+    pub created_at: DateTime<Utc>,
+    pub superseded_by: Option<String>,
+    pub superseded_at: Option<DateTime<Utc>>,
+    pub revoked: Option<Revocation>,
+    pub files: Vec<StoredFile>,
+}
+
+impl VersionRow {
+    /// Current, superseded or revoked.
+    pub fn status(&self) -> RegistryStatus {
+        match (&self.revoked, &self.superseded_by) {
+            (Some(r), _) => RegistryStatus::Revoked {
+                at: r.at,
+                reason: r.reason.clone(),
+                by_operator: r.by_operator.clone(),
+            },
+            (None, Some(by)) => RegistryStatus::Superseded { by: by.clone() },
+            (None, None) => RegistryStatus::Current,
+        }
+    }
+
+    /// The stored file of `kind`, if any.
+    pub fn file(&self, kind: FileKind) -> Option<&StoredFile> {
+        self.files.iter().find(|f| f.kind == kind)
+    }
+}
+
+/// Row counts of the registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryCounts {
+    /// Natural keys.
+    pub licences: u64,
+    pub versions: u64,
+    /// Current versions not revoked (live licences).
+    pub current: u64,
+    /// Revoked versions.
+    pub revoked: u64,
+    /// Distinct stored files referenced.
+    pub files: u64,
+    pub runs: u64,
+    pub rejects: u64,
+    pub audit_entries: u64,
+}
+
+/// A problem `store check` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StoreProblem {
+    /// A referenced file is absent.
+    Missing { sha256: String, file_kind: FileKind, path: PathBuf },
+    /// A referenced file's content does not hash to its name.
+    Altered { sha256: String, file_kind: FileKind, path: PathBuf, actual: String },
+    /// A file nothing references (left by an interrupted run, or a stray). Not fatal.
+    Orphan { path: PathBuf },
+}
+
+impl StoreProblem {
+    /// Missing and altered files are fatal; orphans are not.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, StoreProblem::Orphan { .. })
+    }
+}
+
+/// A decision that no longer holds at commit time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleDecision {
+    /// The row (`file:sheet:line`).
+    pub source: String,
+    pub expected: Decision,
+    pub found: Decision,
+}
+
+/// A registry operation that failed, with the file or identifier it concerns.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("{path}: {op}", path = path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another process holds the database lock longer than the busy timeout.
+    #[error("{path}: database is locked by another process ({op})", path = path.display())]
+    Locked {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Not a SQLite database, or a damaged one.
+    #[error("{path}: not a registry database or damaged ({op})", path = path.display())]
+    Corrupt {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path}: {op}", path = path.display())]
+    Sqlite {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A SQLite database that is not an elicence registry.
+    #[error("{path}: not an elicence registry: {reason}", path = path.display())]
+    NotARegistry { path: PathBuf, reason: String },
+    #[error("{path}: schema version {found} is newer than this build's {supported}", path = path.display())]
+    SchemaTooNew { path: PathBuf, found: u32, supported: u32 },
+    /// The database contradicts an invariant (a hand edit).
+    #[error("{path}: inconsistent registry: {what}", path = path.display())]
+    Inconsistent { path: PathBuf, what: String },
+    /// Another writer changed a key between `decide` and `commit_chunk`; decide the chunk again.
+    #[error("{}: decided {:?} but the registry now says {:?}", .0.source, .0.expected, .0.found)]
+    StaleDecision(Box<StaleDecision>),
+    #[error("licence {key} has 999 versions; no further version fits an identifier")]
+    VersionsExhausted { key: NaturalKey },
+    #[error("{identifier}: not in the registry")]
+    UnknownIdentifier { identifier: String },
+    #[error("{identifier}: superseded by {superseded_by}; only the current version can be revoked")]
+    NotCurrent { identifier: String, superseded_by: String },
+    #[error("{identifier}: already revoked at {at}")]
+    AlreadyRevoked { identifier: String, at: String },
+    #[error("{run}: no such run")]
+    UnknownRun { run: RunId },
+    #[error("{run}: already finished")]
+    RunFinished { run: RunId },
+    #[error(transparent)]
+    AuditBroken(#[from] AuditBreak),
+    /// Backup into, or restore into, a folder that already holds something.
+    #[error("{path}: folder is not empty", path = path.display())]
+    NotEmpty { path: PathBuf },
+    /// A backup manifest that does not parse or does not cover what it must.
+    #[error("{path}: bad backup manifest: {reason}", path = path.display())]
+    BadManifest { path: PathBuf, reason: String },
+    /// A file of a backup whose size or hash is not the manifest's.
+    #[error("{path}: SHA-256 {actual} ({actual_size} bytes), manifest says {expected} ({expected_size} bytes)", path = path.display())]
+    BackupFileAltered {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+        expected_size: u64,
+        actual_size: u64,
+    },
+    /// The restored registry references files that are missing or altered.
+    #[error("{path}: restored store has {} problem(s), first: {:?}", problems.len(), problems.first(), path = path.display())]
+    StoreNotClean { path: PathBuf, problems: Vec<StoreProblem> },
+    /// An item that creates a version came without its signed PDF or XML (a caller bug).
+    #[error("{row}: new version has no {} file", kind.as_str())]
+    MissingArtefact { row: String, kind: FileKind },
+}
+
+impl RegistryError {
+    fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> RegistryError + 'a {
+        move |source| RegistryError::Io { path: path.to_path_buf(), op, source }
+    }
+}
+
+/// The registry: one SQLite connection, the data folder and its store. Open one per thread or
+/// process; several may work on one data folder at once (SQLite serialises writers).
+pub struct Registry {
+    conn: Connection,
+    data_dir: PathBuf,
+    db_path: PathBuf,
+    store: Store,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry").field("data_dir", &self.data_dir).finish_non_exhaustive()
+    }
+}
+
+/// Fails unless `run` exists and has not finished.
+pub(crate) fn require_open_run(
+    conn: &Connection,
+    path: &Path,
+    run: RunId,
+) -> Result<(), RegistryError> {
+    let finished: Option<Option<String>> = conn
+        .prepare_cached("SELECT outcome FROM runs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([run.0], |r| r.get(0)).optional())
+        .map_err(db_err(path, "read run"))?;
+    match finished {
+        None => Err(RegistryError::UnknownRun { run }),
+        Some(Some(_)) => Err(RegistryError::RunFinished { run }),
+        Some(None) => Ok(()),
+    }
+}
+
+impl Registry {
+    /// Opens the registry in `data_dir`, creating the folder, `registry.sqlite` and `store/` on
+    /// first use, and applies pending schema migrations.
+    ///
+    /// Fails with [`RegistryError::Corrupt`] for a file that is not a SQLite database,
+    /// [`RegistryError::NotARegistry`] for someone else's database, [`RegistryError::Locked`]
+    /// when another process holds the lock past the busy timeout,
+    /// [`RegistryError::SchemaTooNew`], or [`RegistryError::Io`] naming the folder.
+    pub fn open(data_dir: &Path) -> Result<Registry, RegistryError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(RegistryError::io(data_dir, "create data folder"))?;
+        let store_dir = data_dir.join(STORE_DIR);
+        std::fs::create_dir_all(&store_dir)
+            .map_err(RegistryError::io(&store_dir, "create store folder"))?;
+        let db_path = data_dir.join(DB_FILE);
+        let conn = sqlite::connect(&db_path)?;
+        schema::migrate(&conn, &db_path)?;
+        Ok(Registry {
+            conn,
+            data_dir: data_dir.to_path_buf(),
+            db_path,
+            store: Store::new(store_dir),
+        })
+    }
+
+    /// The data folder.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// The content-addressed store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// How long to wait for another writer's lock before [`RegistryError::Locked`] (default 5 s).
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), RegistryError> {
+        self.conn.busy_timeout(timeout).map_err(db_err(&self.db_path, "set busy timeout"))
+    }
+
+    /// The applied schema version.
+    pub fn schema_version(&self) -> Result<u32, RegistryError> {
+        schema::current_version(&self.conn, &self.db_path)
+    }
+
+    // ---- runs ----
+
+    /// Records a run's start (audited `run_started`) and returns its id.
+    pub fn start_run(&mut self, run: &RunStart) -> Result<RunId, RegistryError> {
+        let path = &self.db_path;
+        immediate(&self.conn, path, "start run", |tx| {
+            tx.execute(
+                "INSERT INTO runs (pipeline, operator, started_at) VALUES (?1, ?2, ?3)",
+                params![run.pipeline, run.operator, time_text(run.at)],
+            )
+            .map_err(db_err(path, "insert run"))?;
+            let id = RunId(tx.last_insert_rowid());
+            for (position, (file, sha256)) in run.inputs.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO run_inputs (run_id, position, file, sha256) VALUES (?1, ?2, ?3, ?4)",
+                    params![id.0, to_i64(position as u64), file, sha256],
+                )
+                .map_err(db_err(path, "insert run input"))?;
+            }
+            let inputs: Vec<_> = run
+                .inputs
+                .iter()
+                .map(|(file, sha256)| json!({"file": file, "sha256": sha256}))
+                .collect();
+            audit::append(
+                tx,
+                path,
+                &AuditEntry {
+                    action: action::RUN_STARTED.to_owned(),
+                    operator: run.operator.clone(),
+                    at: run.at,
+                    subject: id.to_string(),
+                    reason: None,
+                    details: json!({ "pipeline": run.pipeline, "inputs": inputs }),
+                },
+            )?;
+            Ok(id)
+        })
+    }
+
+    /// Records a run's end with its counts and outcome (audited `run_finished`).
+    ///
+    /// Fails with [`RegistryError::UnknownRun`] or [`RegistryError::RunFinished`].
+    pub fn finish_run(
+        &mut self,
+        id: RunId,
+        counts: &RunCounts,
+        outcome: RunOutcome,
+        operator: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), RegistryError> {
+        let path = &self.db_path;
+        immediate(&self.conn, path, "finish run", |tx| {
+            require_open_run(tx, path, id)?;
+            tx.execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, count_read = ?4, count_issued = ?5,
+                     count_changed = ?6, count_revoked = ?7, count_unchanged = ?8,
+                     count_duplicates = ?9, count_rejected = ?10
+                 WHERE id = ?1",
+                params![
+                    id.0,
+                    time_text(at),
+                    outcome.as_str(),
+                    to_i64(counts.read),
+                    to_i64(counts.issued),
+                    to_i64(counts.changed),
+                    to_i64(counts.revoked),
+                    to_i64(counts.unchanged),
+                    to_i64(counts.duplicates),
+                    to_i64(counts.rejected),
+                ],
+            )
+            .map_err(db_err(path, "finish run"))?;
+            audit::append(
+                tx,
+                path,
+                &AuditEntry {
+                    action: action::RUN_FINISHED.to_owned(),
+                    operator: operator.to_owned(),
+                    at,
+                    subject: id.to_string(),
+                    reason: None,
+                    details: json!({ "outcome": outcome.as_str(), "counts": counts }),
+                },
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records rejected rows of a run (one transaction).
+    pub fn record_rejects(
+        &mut self,
+        run: RunId,
+        rejects: &[RejectRecord],
+    ) -> Result<(), RegistryError> {
+        let path = &self.db_path;
+        immediate(&self.conn, path, "record rejects", |tx| {
+            require_open_run(tx, path, run)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO rejects (run_id, file, sheet, line, field, rule, message)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(db_err(path, "insert reject"))?;
+            for r in rejects {
+                stmt.execute(params![
+                    run.0,
+                    r.file,
+                    r.sheet,
+                    to_i64(r.line),
+                    r.field,
+                    r.rule,
+                    r.message
+                ])
+                .map_err(db_err(path, "insert reject"))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A run as recorded, or `None`.
+    pub fn run(&self, id: RunId) -> Result<Option<RunRecord>, RegistryError> {
+        let path = &self.db_path;
+        let Some(mut record) = self
+            .conn
+            .query_row(
+                "SELECT pipeline, operator, started_at, finished_at, outcome, count_read,
+                        count_issued, count_changed, count_revoked, count_unchanged,
+                        count_duplicates, count_rejected,
+                        (SELECT COUNT(*) FROM rejects WHERE run_id = runs.id)
+                 FROM runs WHERE id = ?1",
+                [id.0],
+                |r| {
+                    let outcome: Option<String> = r.get(4)?;
+                    let counts = match r.get::<_, Option<i64>>(5)? {
+                        None => None,
+                        Some(_) => Some(RunCounts {
+                            read: get_u64(r, 5)?,
+                            issued: get_u64(r, 6)?,
+                            changed: get_u64(r, 7)?,
+                            revoked: get_u64(r, 8)?,
+                            unchanged: get_u64(r, 9)?,
+                            duplicates: get_u64(r, 10)?,
+                            rejected: get_u64(r, 11)?,
+                        }),
+                    };
+                    Ok(RunRecord {
+                        id,
+                        pipeline: r.get(0)?,
+                        operator: r.get(1)?,
+                        inputs: Vec::new(),
+                        started_at: get_time(r, 2)?,
+                        finished_at: get_opt_time(r, 3)?,
+                        outcome: outcome.as_deref().and_then(RunOutcome::parse),
+                        counts,
+                        rejects: get_u64(r, 12)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db_err(path, "read run"))?
+        else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT file, sha256 FROM run_inputs WHERE run_id = ?1 ORDER BY position",
+            )
+            .map_err(db_err(path, "read run inputs"))?;
+        record.inputs = stmt
+            .query_map([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db_err(path, "read run inputs"))?;
+        Ok(Some(record))
+    }
+
+    /// Runs that started and never finished (still going, or killed), oldest first.
+    pub fn unfinished_runs(&self) -> Result<Vec<RunId>, RegistryError> {
+        let path = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM runs WHERE outcome IS NULL ORDER BY id")
+            .map_err(db_err(path, "read runs"))?;
+        stmt.query_map([], |r| Ok(RunId(r.get(0)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(db_err(path, "read runs"))
+    }
+
+    // ---- lifecycle ----
+
+    /// What one row means for the registry as it stands (see [`lifecycle`] docs). For several
+    /// rows of one chunk use [`Registry::decide_many`], which sees earlier rows' decisions.
+    pub fn decide(&self, input: &DecisionInput) -> Result<Decision, RegistryError> {
+        let mut decisions = self.decide_many(std::slice::from_ref(input))?;
+        decisions.pop().ok_or_else(|| RegistryError::Inconsistent {
+            path: self.db_path.clone(),
+            what: "no decision for one input".to_owned(),
+        })
+    }
+
+    /// Decides a chunk of rows in order; each row sees the effect of the rows before it (two rows
+    /// of one natural key get versions 1 and 2). Nothing is written.
+    pub fn decide_many(&self, inputs: &[DecisionInput]) -> Result<Vec<Decision>, RegistryError> {
+        lifecycle::decide_many(&self.conn, &self.db_path, inputs)
+    }
+
+    /// Commits a decided chunk: stores the files of new versions, then in one transaction checks
+    /// every decision again, records versions, supersessions, revocations, file hashes and audit
+    /// entries. Returns one result per item, in order.
+    ///
+    /// Fails with [`RegistryError::StaleDecision`] (nothing recorded; decide again) when the
+    /// registry changed since [`Registry::decide_many`], [`RegistryError::UnknownRun`] /
+    /// [`RegistryError::RunFinished`], a store error, or a SQLite error.
+    pub fn commit_chunk(
+        &mut self,
+        run: RunId,
+        items: Vec<LoadItem>,
+        operator: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<LoadResult>, RegistryError> {
+        lifecycle::commit_chunk(&self.conn, &self.db_path, &self.store, run, items, operator, at)
+    }
+
+    /// Revokes the current version `identifier` with a reason (audited; files kept).
+    ///
+    /// Fails with [`RegistryError::UnknownIdentifier`], [`RegistryError::NotCurrent`] (naming
+    /// the version to revoke instead) or [`RegistryError::AlreadyRevoked`].
+    pub fn revoke(
+        &mut self,
+        identifier: &str,
+        reason: &str,
+        operator: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), RegistryError> {
+        lifecycle::revoke(&self.conn, &self.db_path, identifier, reason, operator, at)
+    }
+
+    // ---- queries ----
+
+    /// Current, superseded (by which identifier), revoked (when, why, by whom) or unknown.
+    pub fn status_of(&self, identifier: &str) -> Result<RegistryStatus, RegistryError> {
+        Ok(self.licence_by_identifier(identifier)?.map_or(RegistryStatus::Unknown, |v| v.status()))
+    }
+
+    /// Every version of a licence, oldest first (empty for an unknown key).
+    pub fn versions(&self, key: &NaturalKey) -> Result<Vec<VersionRow>, RegistryError> {
+        self.query_versions(
+            "l.type_code = ?1 AND l.issuer_code = ?2 AND l.printed_no = ?3",
+            params![key.type_code, key.issuer_code, key.printed_no],
+        )
+    }
+
+    /// The version with this identifier, or `None`.
+    pub fn licence_by_identifier(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<VersionRow>, RegistryError> {
+        Ok(self.query_versions("v.identifier = ?1", params![identifier])?.pop())
+    }
+
+    fn query_versions(
+        &self,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<VersionRow>, RegistryError> {
+        let path = &self.db_path;
+        let sql = format!(
+            "SELECT l.type_code, l.issuer_code, l.printed_no, v.version, v.identifier,
+                    v.content_hash, v.row_status, v.holder_code, v.holder_name, v.issue_date,
+                    v.valid_to, v.fields_json, v.source, v.run_id, v.created_at, v.superseded_by,
+                    v.superseded_at, v.revoked_at, v.revoked_reason, v.revoked_by, v.id
+             FROM versions v JOIN licences l ON l.id = v.licence_id
+             WHERE {filter} ORDER BY v.version"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(db_err(path, "read versions"))?;
+        let rows = stmt
+            .query_map(args, |r| {
+                let status: String = r.get(6)?;
+                let row_status = match status.as_str() {
+                    "valid" => LicenceStatus::Valid,
+                    "changed" => LicenceStatus::Changed,
+                    "revoked" => LicenceStatus::Revoked,
+                    _ => {
+                        return Err(rusqlite::Error::FromSqlConversionFailure(
+                            6,
+                            rusqlite::types::Type::Text,
+                            format!("unknown row status {status:?}").into(),
+                        ));
+                    }
+                };
+                let issue_date = get_opt_date(r, 9)?.ok_or(rusqlite::Error::InvalidColumnType(
+                    9,
+                    "issue_date".to_owned(),
+                    rusqlite::types::Type::Null,
+                ))?;
+                let revoked = match get_opt_time(r, 17)? {
+                    None => None,
+                    Some(at) => Some(Revocation {
+                        at,
+                        reason: r.get::<_, Option<String>>(18)?.unwrap_or_default(),
+                        by_operator: r.get::<_, Option<String>>(19)?.unwrap_or_default(),
+                    }),
+                };
+                Ok((
+                    r.get::<_, i64>(20)?,
+                    VersionRow {
+                        key: NaturalKey {
+                            type_code: r.get(0)?,
+                            issuer_code: r.get(1)?,
+                            printed_no: r.get(2)?,
+                        },
+                        version: get_u16(r, 3)?,
+                        identifier: r.get(4)?,
+                        content_hash: get_hash16(r, 5)?,
+                        row_status,
+                        holder_code: r.get(7)?,
+                        holder_name: r.get(8)?,
+                        issue_date,
+                        valid_to: get_opt_date(r, 10)?,
+                        fields_json: r.get(11)?,
+                        source: r.get(12)?,
+                        run: r.get::<_, Option<i64>>(13)?.map(RunId),
+                        created_at: get_time(r, 14)?,
+                        superseded_by: r.get(15)?,
+                        superseded_at: get_opt_time(r, 16)?,
+                        revoked,
+                        files: Vec::new(),
+                    },
+                ))
+            })
+            .map_err(db_err(path, "read versions"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (version_id, mut version) = row.map_err(db_err(path, "read versions"))?;
+            version.files = self.version_files(version_id)?;
+            out.push(version);
+        }
+        Ok(out)
+    }
+
+    fn version_files(&self, version_id: i64) -> Result<Vec<StoredFile>, RegistryError> {
+        let path = &self.db_path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT vf.kind, vf.sha256, f.size FROM version_files vf
+                 JOIN files f ON f.sha256 = vf.sha256 AND f.kind = vf.kind
+                 WHERE vf.version_id = ?1 ORDER BY vf.kind",
+            )
+            .map_err(db_err(path, "read version files"))?;
+        let rows = stmt
+            .query_map([version_id], |r| {
+                let kind: String = r.get(0)?;
+                let kind = FileKind::from_role(&kind).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Text,
+                        format!("unknown file kind {kind:?}").into(),
+                    )
+                })?;
+                Ok(StoredFile { kind, sha256: r.get(1)?, size: get_u64(r, 2)? })
+            })
+            .map_err(db_err(path, "read version files"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_err(path, "read version files"))
+    }
+
+    /// Row counts.
+    pub fn counts(&self) -> Result<RegistryCounts, RegistryError> {
+        counts_of(&self.conn, &self.db_path)
+    }
+
+    // ---- store ----
+
+    /// Checks every file the registry references (missing, or content not hashing to its hash)
+    /// and lists files nothing references (orphans, non-fatal; see [`StoreProblem::is_fatal`]).
+    /// An empty list means the store is clean.
+    pub fn store_check(&self) -> Result<Vec<StoreProblem>, RegistryError> {
+        store_check(&self.conn, &self.db_path, &self.store)
+    }
+
+    // ---- audit ----
+
+    /// Appends an entry to the audit trail in its own transaction (for actions outside the
+    /// lifecycle: verify, query, denial, copy, check request…).
+    pub fn audit_append(&mut self, entry: &AuditEntry) -> Result<AuditRecord, RegistryError> {
+        immediate(&self.conn, &self.db_path, "append audit entry", |tx| {
+            audit::append(tx, &self.db_path, entry)
+        })
+    }
+
+    /// Recomputes the audit chain. Fails with [`RegistryError::AuditBroken`] naming the first
+    /// bad entry (edited, deleted, inserted or reordered).
+    pub fn audit_verify(&self) -> Result<AuditReport, RegistryError> {
+        audit::verify(&self.conn, &self.db_path)
+    }
+
+    /// Up to `limit` audit entries after sequence number `after`, in order.
+    pub fn audit_entries(&self, after: u64, limit: u32) -> Result<Vec<AuditRecord>, RegistryError> {
+        audit::entries(&self.conn, &self.db_path, after, limit)
+    }
+}
+
+/// Row counts over any connection (the live registry, or a backup snapshot).
+pub(crate) fn counts_of(conn: &Connection, path: &Path) -> Result<RegistryCounts, RegistryError> {
+    conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM licences),
+                (SELECT COUNT(*) FROM versions),
+                (SELECT COUNT(*) FROM versions WHERE superseded_by IS NULL AND revoked_at IS NULL),
+                (SELECT COUNT(*) FROM versions WHERE revoked_at IS NOT NULL),
+                (SELECT COUNT(*) FROM files),
+                (SELECT COUNT(*) FROM runs),
+                (SELECT COUNT(*) FROM rejects),
+                (SELECT COUNT(*) FROM audit_log)",
+        [],
+        |r| {
+            Ok(RegistryCounts {
+                licences: get_u64(r, 0)?,
+                versions: get_u64(r, 1)?,
+                current: get_u64(r, 2)?,
+                revoked: get_u64(r, 3)?,
+                files: get_u64(r, 4)?,
+                runs: get_u64(r, 5)?,
+                rejects: get_u64(r, 6)?,
+                audit_entries: get_u64(r, 7)?,
+            })
+        },
+    )
+    .map_err(db_err(path, "count rows"))
+}
+
+/// Store check over any connection (the live registry, or a backup being restored).
+pub(crate) fn store_check(
+    conn: &Connection,
+    path: &Path,
+    store: &Store,
+) -> Result<Vec<StoreProblem>, RegistryError> {
+    let mut problems = Vec::new();
+    {
+        let mut stmt = conn
+            .prepare("SELECT sha256, kind FROM files ORDER BY sha256, kind")
+            .map_err(db_err(path, "read files"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db_err(path, "read files"))?;
+        for row in rows {
+            let (sha256, kind) = row.map_err(db_err(path, "read files"))?;
+            let Some(file_kind) = FileKind::from_role(&kind) else {
+                return Err(RegistryError::Inconsistent {
+                    path: path.to_path_buf(),
+                    what: format!("file {sha256} has unknown kind {kind:?}"),
+                });
+            };
+            let file_path = store.path_of(&sha256, file_kind)?;
+            match store.check_file(&sha256, file_kind)? {
+                FileState::Present => {}
+                FileState::Missing => {
+                    problems.push(StoreProblem::Missing { sha256, file_kind, path: file_path });
+                }
+                FileState::Altered { actual } => problems.push(StoreProblem::Altered {
+                    sha256,
+                    file_kind,
+                    path: file_path,
+                    actual,
+                }),
+            }
+        }
+    }
+    let mut referenced = conn
+        .prepare("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1 AND kind = ?2)")
+        .map_err(db_err(path, "read files"))?;
+    for entry in store.walk()? {
+        let known = match entry.content {
+            None => false,
+            Some((sha256, kind)) => referenced
+                .query_row(params![sha256, kind.as_str()], |r| r.get::<_, bool>(0))
+                .map_err(db_err(path, "read files"))?,
+        };
+        if !known {
+            problems.push(StoreProblem::Orphan { path: entry.path });
+        }
+    }
+    Ok(problems)
+}

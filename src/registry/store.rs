@@ -1,0 +1,358 @@
+//! The content-addressed file store (`<data dir>/store/`): every PDF, XML and archive image
+//! (存档副本) the registry references, kept under the SHA-256 of its bytes as
+//! `store/ab/cd/<sha256>.<ext>`.
+//!
+//! This module owns the layout, the atomic write (temporary file in the same folder, fsync,
+//! rename, fsync the folder) and reading a file back with its hash checked. It knows nothing of
+//! licences: the registry database says which hashes are referenced, and
+//! [`crate::registry::Registry::store_check`] compares the two. Files are immutable and never
+//! deleted: a file written by a run that was killed before its commit stays as an orphan, which
+//! the check lists but does not count as a licence.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// What a stored file is, which fixes its extension and its role for a licence version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// The signed PDF e-licence.
+    Pdf,
+    /// The signed XML e-licence (GB/T 36903 metadata).
+    Xml,
+    /// A decoded and verified scan of the paper licence (存档副本), stored as PNG. Never the
+    /// e-licence itself.
+    Archive,
+}
+
+impl FileKind {
+    pub const ALL: [FileKind; 3] = [FileKind::Pdf, FileKind::Xml, FileKind::Archive];
+
+    /// The extension of the stored file, without the dot.
+    pub fn ext(self) -> &'static str {
+        match self {
+            FileKind::Pdf => "pdf",
+            FileKind::Xml => "xml",
+            FileKind::Archive => "png",
+        }
+    }
+
+    /// The role name as stored in the registry (`pdf`, `xml`, `archive`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Pdf => "pdf",
+            FileKind::Xml => "xml",
+            FileKind::Archive => "archive",
+        }
+    }
+
+    /// The kind for a role name as stored in the registry.
+    pub fn from_role(role: &str) -> Option<FileKind> {
+        FileKind::ALL.into_iter().find(|k| k.as_str() == role)
+    }
+
+    /// The kind for a stored file's extension.
+    pub fn from_ext(ext: &str) -> Option<FileKind> {
+        FileKind::ALL.into_iter().find(|k| k.ext() == ext)
+    }
+}
+
+/// A file in the store: its kind, lower-case hex SHA-256 and size in bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StoredFile {
+    pub kind: FileKind,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A store operation that failed, naming the file.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{path}: {op}", path = path.display())]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// A file read back does not hash to its name.
+    #[error("{path}: content has SHA-256 {actual}, expected {expected}", path = path.display())]
+    Altered { path: PathBuf, expected: String, actual: String },
+    /// A hash that is not 64 lower-case hex digits.
+    #[error("not a SHA-256 hex digest: {found:?}")]
+    BadHash { found: String },
+}
+
+/// What [`Store::check_file`] found for one expected file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    Present,
+    Missing,
+    Altered { actual: String },
+}
+
+/// A file found under the store root by [`Store::walk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreEntry {
+    pub path: PathBuf,
+    /// `(sha256, kind)` when the file has a store name in the right folder; `None` for
+    /// temporary leftovers and strays.
+    pub content: Option<(String, FileKind)>,
+}
+
+/// Temporary-file names must be unique across threads of one process too.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// True for 64 lower-case hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { path: path.to_path_buf(), op, source }
+}
+
+/// Fsyncs a directory so that a rename or a new entry in it survives a power cut.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "fsync folder"))
+}
+
+/// Creates `dir` and any missing parents, fsyncing each parent that gained an entry.
+pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durable(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another writer created it meanwhile.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => {
+            return Err(StoreError::Io { path: dir.to_path_buf(), op: "create folder", source: e });
+        }
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename over
+/// `path`, fsync the folder. A crash leaves either the old state or the complete file (plus
+/// possibly a `.tmp` leftover, which [`Store::walk`] reports).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    create_dir_durable(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io_err(&tmp, "create temporary file"))?;
+        f.write_all(bytes).map_err(io_err(&tmp, "write"))?;
+        f.sync_all().map_err(io_err(&tmp, "fsync"))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(io_err(path, "rename temporary file into place"))?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        // Best effort: the temporary file is ours; the error that matters is the one above.
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The content-addressed store rooted at one folder.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// A store rooted at `root` (created on the first write).
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    /// The store's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The path relative to the root for a hash and kind: `ab/cd/<sha256>.<ext>`.
+    ///
+    /// Fails with [`StoreError::BadHash`] unless `sha256` is 64 lower-case hex digits.
+    pub fn relative_path(sha256: &str, kind: FileKind) -> Result<PathBuf, StoreError> {
+        if !is_sha256_hex(sha256) {
+            return Err(StoreError::BadHash { found: sha256.to_owned() });
+        }
+        let (a, rest) = sha256.split_at(2);
+        let b = rest.get(..2).unwrap_or_default();
+        Ok(Path::new(a).join(b).join(format!("{sha256}.{}", kind.ext())))
+    }
+
+    /// The absolute path of a stored file (whether or not it exists).
+    pub fn path_of(&self, sha256: &str, kind: FileKind) -> Result<PathBuf, StoreError> {
+        Ok(self.root.join(Self::relative_path(sha256, kind)?))
+    }
+
+    /// Stores `bytes` under their SHA-256 and returns what was stored. When the file is already
+    /// present with the right content nothing is written; when it is present with other content
+    /// (damaged) it is replaced atomically.
+    pub fn put(&self, kind: FileKind, bytes: &[u8]) -> Result<StoredFile, StoreError> {
+        let sha256 = sha256_hex(bytes);
+        let path = self.path_of(&sha256, kind)?;
+        let stored = StoredFile { kind, sha256, size: bytes.len() as u64 };
+        if let Ok(existing) = fs::read(&path)
+            && sha256_hex(&existing) == stored.sha256
+        {
+            return Ok(stored);
+        }
+        write_atomic(&path, bytes)?;
+        Ok(stored)
+    }
+
+    /// Reads a stored file and checks that its content hashes to `sha256`.
+    ///
+    /// Fails with [`StoreError::Io`] (missing or unreadable) or [`StoreError::Altered`].
+    pub fn read(&self, sha256: &str, kind: FileKind) -> Result<Vec<u8>, StoreError> {
+        let path = self.path_of(sha256, kind)?;
+        let bytes = fs::read(&path).map_err(io_err(&path, "read"))?;
+        let actual = sha256_hex(&bytes);
+        if actual != sha256 {
+            return Err(StoreError::Altered { path, expected: sha256.to_owned(), actual });
+        }
+        Ok(bytes)
+    }
+
+    /// Whether the file for `sha256` is present with the right content.
+    pub fn check_file(&self, sha256: &str, kind: FileKind) -> Result<FileState, StoreError> {
+        let path = self.path_of(sha256, kind)?;
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let actual = sha256_hex(&bytes);
+                Ok(if actual == sha256 {
+                    FileState::Present
+                } else {
+                    FileState::Altered { actual }
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(FileState::Missing),
+            Err(e) => Err(StoreError::Io { path, op: "read", source: e }),
+        }
+    }
+
+    /// Every regular file under the root, sorted by path. An absent root is an empty store.
+    pub fn walk(&self) -> Result<Vec<StoreEntry>, StoreError> {
+        let mut out = Vec::new();
+        if !self.root.exists() {
+            return Ok(out);
+        }
+        let mut pending = vec![self.root.clone()];
+        while let Some(dir) = pending.pop() {
+            let entries = fs::read_dir(&dir).map_err(io_err(&dir, "list folder"))?;
+            for entry in entries {
+                let entry = entry.map_err(io_err(&dir, "list folder"))?;
+                let path = entry.path();
+                let file_type = entry.file_type().map_err(io_err(&path, "stat"))?;
+                if file_type.is_dir() {
+                    pending.push(path);
+                } else {
+                    let content = self.parse_store_path(&path);
+                    out.push(StoreEntry { path, content });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// `(sha256, kind)` when `path` is exactly where the store would put that file.
+    fn parse_store_path(&self, path: &Path) -> Option<(String, FileKind)> {
+        let name = path.file_name()?.to_str()?;
+        let (hash, ext) = name.split_once('.')?;
+        let kind = FileKind::from_ext(ext)?;
+        let expected = self.path_of(hash, kind).ok()?;
+        (expected == path).then(|| (hash.to_owned(), kind))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_is_content_addressed_and_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        let a = store.put(FileKind::Pdf, b"%PDF-1.7 fake").unwrap();
+        let b = store.put(FileKind::Pdf, b"%PDF-1.7 fake").unwrap();
+        assert_eq!(a, b);
+        let rel = Store::relative_path(&a.sha256, FileKind::Pdf).unwrap();
+        assert_eq!(
+            rel.to_str().unwrap(),
+            format!("{}/{}/{}.pdf", &a.sha256[..2], &a.sha256[2..4], a.sha256)
+        );
+        assert_eq!(store.read(&a.sha256, FileKind::Pdf).unwrap(), b"%PDF-1.7 fake");
+        let files = store.walk().unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].content, Some((a.sha256.clone(), FileKind::Pdf)));
+    }
+
+    #[test]
+    fn damaged_file_is_detected_and_repaired_by_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let a = store.put(FileKind::Xml, b"<licence/>").unwrap();
+        let path = store.path_of(&a.sha256, FileKind::Xml).unwrap();
+        fs::write(&path, b"<licence>forged</licence>").unwrap();
+        assert!(matches!(
+            store.check_file(&a.sha256, FileKind::Xml).unwrap(),
+            FileState::Altered { .. }
+        ));
+        assert!(matches!(store.read(&a.sha256, FileKind::Xml), Err(StoreError::Altered { .. })));
+        store.put(FileKind::Xml, b"<licence/>").unwrap();
+        assert_eq!(store.check_file(&a.sha256, FileKind::Xml).unwrap(), FileState::Present);
+        fs::remove_file(&path).unwrap();
+        assert_eq!(store.check_file(&a.sha256, FileKind::Xml).unwrap(), FileState::Missing);
+    }
+
+    #[test]
+    fn stray_files_are_not_store_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let a = store.put(FileKind::Pdf, b"x").unwrap();
+        let path = store.path_of(&a.sha256, FileKind::Pdf).unwrap();
+        let tmp = path.with_file_name(format!(".{}.pdf.1.0.tmp", a.sha256));
+        fs::write(&tmp, b"half").unwrap();
+        // The right name in the wrong folder is a stray too.
+        fs::write(dir.path().join(format!("{}.pdf", a.sha256)), b"x").unwrap();
+        let strays: Vec<_> =
+            store.walk().unwrap().into_iter().filter(|e| e.content.is_none()).collect();
+        assert_eq!(strays.len(), 2);
+    }
+
+    #[test]
+    fn bad_hash_is_refused() {
+        assert!(matches!(
+            Store::relative_path("../../etc", FileKind::Pdf),
+            Err(StoreError::BadHash { .. })
+        ));
+    }
+}
