@@ -28,7 +28,9 @@ fn root() -> PathBuf {
 fn font() -> Arc<FaceFont> {
     static FONT: OnceLock<Arc<FaceFont>> = OnceLock::new();
     FONT.get_or_init(|| {
-        Arc::new(FaceFont::load_default().unwrap_or_else(|e| panic!("render tests need a font: {e}")))
+        Arc::new(
+            FaceFont::load_default().unwrap_or_else(|e| panic!("render tests need a font: {e}")),
+        )
     })
     .clone()
 }
@@ -47,11 +49,7 @@ fn created() -> DateTime<Utc> {
 }
 
 fn field(key: &str, label: &str, value: &str) -> FaceField {
-    FaceField {
-        key: key.into(),
-        label: label.into(),
-        value: value.into(),
-    }
+    FaceField { key: key.into(), label: label.into(), value: value.into() }
 }
 
 /// 200 characters of 经营项目, as long as the paper permit allows.
@@ -87,13 +85,13 @@ fn food_licence() -> Licence {
             field("signer", "签发人", "李明"),
             field("issue_date", "发证日期", "2017-04-24"),
             field("valid_to", "有效期至", "2022-04-23"),
-            field("supervisor", "日常监督管理机构", "长春市朝阳区市场监督管理局红旗街市场监督管理所"),
+            field(
+                "supervisor",
+                "日常监督管理机构",
+                "长春市朝阳区市场监督管理局红旗街市场监督管理所",
+            ),
         ],
-        pos: SourcePos {
-            file: "fixtures/food.csv".into(),
-            sheet: None,
-            row: 2,
-        },
+        pos: SourcePos { file: "fixtures/food.csv".into(), sheet: None, row: 2 },
     }
 }
 
@@ -184,17 +182,10 @@ fn food_permit_is_small_single_page_and_plain() {
         .and_then(|r| doc.get_dictionary(r))
         .unwrap();
     assert_eq!(info.get(b"Producer").unwrap().as_str().unwrap(), b"elicence");
-    assert_eq!(
-        info.get(b"CreationDate").unwrap().as_str().unwrap(),
-        b"D:20240506070809Z"
-    );
+    assert_eq!(info.get(b"CreationDate").unwrap().as_str().unwrap(), b"D:20240506070809Z");
     let title = info.get(b"Title").unwrap().as_str().unwrap();
-    let utf16: Vec<u16> = title
-        .get(2..)
-        .unwrap()
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect();
+    let utf16: Vec<u16> =
+        title.get(2..).unwrap().chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
     assert_eq!(String::from_utf16(&utf16).unwrap(), "食品经营许可证 JY12201040001234");
 }
 
@@ -231,9 +222,7 @@ fn value_too_long_for_its_box_is_an_overflow_error() {
             f.value = SCOPE_200.repeat(3);
         }
     }
-    let err = renderer()
-        .render(&licence, ID, &payload_for(&licence), created())
-        .unwrap_err();
+    let err = renderer().render(&licence, ID, &payload_for(&licence), created()).unwrap_err();
     assert!(
         matches!(&err, RenderError::Overflow { field } if field == "business_scope"),
         "{err:?}"
@@ -283,7 +272,11 @@ fn dummy_fields(type_name: &str) -> Vec<(&'static str, &'static str, &'static st
             ("registered_capital", "注册资本", "伍佰万元整"),
             ("established", "成立日期", "2010-01-05"),
             ("domicile", "住所", "吉林省长春市南关区人民大街1号"),
-            ("business_scope", "经营范围", "建筑工程施工；市政公用工程施工；机电工程施工；建筑装饰装修工程施工；钢结构工程施工；园林绿化工程施工；建筑材料销售（依法须经批准的项目，经相关部门批准后方可开展经营活动）。"),
+            (
+                "business_scope",
+                "经营范围",
+                "建筑工程施工；市政公用工程施工；机电工程施工；建筑装饰装修工程施工；钢结构工程施工；园林绿化工程施工；建筑材料销售（依法须经批准的项目，经相关部门批准后方可开展经营活动）。",
+            ),
         ],
         "药品经营许可证" => vec![
             ("legal_rep", "法定代表人", "王䶮"),
@@ -292,7 +285,11 @@ fn dummy_fields(type_name: &str) -> Vec<(&'static str, &'static str, &'static st
             ("domicile", "注册地址", "吉林省长春市南关区人民大街1号"),
             ("warehouse_address", "仓库地址", "吉林省长春市绿园区青年路99号3号库"),
             ("business_mode", "经营方式", "批发"),
-            ("business_scope", "经营范围", "中药饮片、中成药、化学药制剂、抗生素制剂、生化药品、生物制品（除疫苗）"),
+            (
+                "business_scope",
+                "经营范围",
+                "中药饮片、中成药、化学药制剂、抗生素制剂、生化药品、生物制品（除疫苗）",
+            ),
             ("supervisor", "日常监督管理机构", "吉林省药品监督管理局"),
         ],
         "建筑施工企业安全生产许可证" => vec![
@@ -321,7 +318,11 @@ fn dummy_fields(type_name: &str) -> Vec<(&'static str, &'static str, &'static st
             ("legal_rep", "负责人", "王䶮"),
             ("domicile", "地址", "吉林省长春市朝阳区西安大路1234号"),
             ("economic_type", "经济类型", "有限责任公司"),
-            ("business_scope", "经营范围", "道路普通货物运输；货物专用运输（集装箱）；大型物件运输"),
+            (
+                "business_scope",
+                "经营范围",
+                "道路普通货物运输；货物专用运输（集装箱）；大型物件运输",
+            ),
         ],
         _ => vec![],
     };
@@ -333,17 +334,11 @@ fn dummy_licence(layout: &Layout) -> Licence {
     if layout.type_name == "食品经营许可证" {
         return food_licence();
     }
-    let fields: Vec<FaceField> = dummy_fields(&layout.type_name)
-        .into_iter()
-        .map(|(k, l, v)| field(k, l, v))
-        .collect();
+    let fields: Vec<FaceField> =
+        dummy_fields(&layout.type_name).into_iter().map(|(k, l, v)| field(k, l, v)).collect();
     let mut l = food_licence();
     l.type_name = layout.type_name.clone();
-    l.printed_no = fields
-        .iter()
-        .find(|f| f.key == "licence_no")
-        .map(|f| f.value.clone())
-        .unwrap();
+    l.printed_no = fields.iter().find(|f| f.key == "licence_no").map(|f| f.value.clone()).unwrap();
     l.holder_name = fields[1].value.clone();
     l.issuer_name = "吉林省住房和城乡建设厅".into();
     l.fields = fields;
@@ -357,9 +352,7 @@ fn every_shipped_layout_renders_with_its_fields() {
     for layout in &layouts {
         let licence = dummy_licence(layout);
         let keys: Vec<&str> = licence.fields.iter().map(|f| f.key.as_str()).collect();
-        layout
-            .check(&keys)
-            .unwrap_or_else(|e| panic!("{}: {e:?}", layout.source.display()));
+        layout.check(&keys).unwrap_or_else(|e| panic!("{}: {e:?}", layout.source.display()));
         let pdf = render(&licence);
         assert!(pdf.len() <= PDF_BUDGET, "{}: {} bytes", layout.type_name, pdf.len());
         let text = squash(&pdftotext(&pdf));
@@ -391,11 +384,8 @@ fn xml_is_well_formed(xml: &str) {
     let path = dir.path().join("e.xml");
     std::fs::write(&path, xml).unwrap();
     let xsd = root().join("docs/elicence.xsd");
-    if let Ok(out) = Command::new("xmllint")
-        .args(["--noout", "--schema"])
-        .arg(&xsd)
-        .arg(&path)
-        .output()
+    if let Ok(out) =
+        Command::new("xmllint").args(["--noout", "--schema"]).arg(&xsd).arg(&path).output()
     {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         return;
@@ -493,12 +483,7 @@ fn write_docs_sample() {
     if let Ok(dir) = std::env::var("ELICENCE_SAMPLE_DIR") {
         for layout in layouts() {
             let pdf = render(&dummy_licence(&layout));
-            let name = layout
-                .source
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap()
-                .to_string();
+            let name = layout.source.file_stem().and_then(|s| s.to_str()).unwrap().to_string();
             std::fs::write(Path::new(&dir).join(format!("{name}.pdf")), pdf).unwrap();
         }
     }

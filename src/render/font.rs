@@ -24,13 +24,8 @@ pub const DEFAULT_FONTS: [(&str, usize); 2] = [
 /// text placement never go through the (slow) cmap/hmtx parsers: ASCII, CJK symbols and
 /// punctuation, CJK unified ideographs, full-width forms. Anything else (e.g. 䶮 in extension A)
 /// takes the slow path.
-const CACHED_RANGES: [(u32, u32); 5] = [
-    (0x20, 0x7E),
-    (0xB7, 0xB7),
-    (0x2010, 0x2027),
-    (0x3000, 0x303F),
-    (0x4E00, 0x9FFF),
-];
+const CACHED_RANGES: [(u32, u32); 5] =
+    [(0x20, 0x7E), (0xB7, 0xB7), (0x2010, 0x2027), (0x3000, 0x303F), (0x4E00, 0x9FFF)];
 const CACHED_RANGE_FULLWIDTH: (u32, u32) = (0xFF00, 0xFFEF);
 
 /// A glyph of the face font: its glyph id and advance width in font units.
@@ -62,9 +57,7 @@ impl std::fmt::Debug for FaceFont {
 
 /// Parse `PATH` or `PATH#INDEX` (the `ELICENCE_FONT` syntax).
 pub fn parse_font_spec(spec: &str) -> Result<(PathBuf, usize), RenderError> {
-    let bad = || RenderError::FontSpec {
-        spec: spec.to_string(),
-    };
+    let bad = || RenderError::FontSpec { spec: spec.to_string() };
     let spec_trim = spec.trim();
     if spec_trim.is_empty() {
         return Err(bad());
@@ -113,34 +106,25 @@ impl FaceFont {
     /// Load face `index` of the font file at `path` (a `.ttc` collection or a single `.ttf`/`.otf`).
     pub fn load(path: &Path, index: usize) -> Result<Self, RenderError> {
         let bytes = std::fs::read(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => RenderError::FontNotFound {
-                tried: vec![path.to_path_buf()],
-            },
-            _ => RenderError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
+            std::io::ErrorKind::NotFound => {
+                RenderError::FontNotFound { tried: vec![path.to_path_buf()] }
+            }
+            _ => RenderError::Io { path: path.to_path_buf(), source },
         })?;
         Self::from_bytes(&bytes, path, index)
     }
 
     /// Parse a font already in memory; `path` is only kept for messages.
     pub fn from_bytes(bytes: &[u8], path: &Path, index: usize) -> Result<Self, RenderError> {
-        let parse_err = || RenderError::FontParse {
-            path: path.to_path_buf(),
-            index,
-        };
+        let parse_err = || RenderError::FontParse { path: path.to_path_buf(), index };
         let mut warnings = Vec::new();
-        let parsed = printpdf::ParsedFont::from_bytes(bytes, index, &mut warnings)
-            .ok_or_else(parse_err)?;
+        let parsed =
+            printpdf::ParsedFont::from_bytes(bytes, index, &mut warnings).ok_or_else(parse_err)?;
         let units_per_em = parsed.pdf_font_metrics.units_per_em;
         if units_per_em == 0 || parsed.cmap_subtable.is_none() {
             return Err(parse_err());
         }
-        let name = parsed
-            .font_name
-            .clone()
-            .unwrap_or_else(|| "CJKFont".to_string());
+        let name = parsed.font_name.clone().unwrap_or_else(|| "CJKFont".to_string());
         let mut font = FaceFont {
             parsed,
             path: path.to_path_buf(),
@@ -168,10 +152,7 @@ impl FaceFont {
         if gid == 0 {
             return None;
         }
-        Some(Glyph {
-            gid,
-            advance: self.parsed.get_horizontal_advance(gid),
-        })
+        Some(Glyph { gid, advance: self.parsed.get_horizontal_advance(gid) })
     }
 
     /// The glyph drawing `c`, or `None` when the font lacks it.
@@ -184,8 +165,7 @@ impl FaceFont {
 
     /// Advance width of `c` in points at `size_pt`; 0 for characters the font lacks.
     pub fn advance_pt(&self, c: char, size_pt: f32) -> f32 {
-        self.glyph(c)
-            .map_or(0.0, |g| self.units_to_pt(g.advance, size_pt))
+        self.glyph(c).map_or(0.0, |g| self.units_to_pt(g.advance, size_pt))
     }
 
     /// Width of `text` in points at `size_pt` (sum of advances, no kerning: CJK text has none).
@@ -200,12 +180,12 @@ impl FaceFont {
 
     /// Ascender height as a fraction of the em (for baseline placement).
     pub fn ascent_em(&self) -> f32 {
-        f32::from(self.parsed.font_metrics.ascent) / f32::from(self.units_per_em)
+        self.parsed.font_metrics.ascent / f32::from(self.units_per_em)
     }
 
     /// Descender depth as a (negative) fraction of the em.
     pub fn descent_em(&self) -> f32 {
-        f32::from(self.parsed.font_metrics.descent) / f32::from(self.units_per_em)
+        self.parsed.font_metrics.descent / f32::from(self.units_per_em)
     }
 
     pub fn units_per_em(&self) -> u16 {
@@ -240,22 +220,10 @@ mod tests {
 
     #[test]
     fn font_spec_parses_path_and_index() {
-        assert_eq!(
-            parse_font_spec("/x/y.ttc#2").unwrap(),
-            (PathBuf::from("/x/y.ttc"), 2)
-        );
-        assert_eq!(
-            parse_font_spec("/x/y.ttf").unwrap(),
-            (PathBuf::from("/x/y.ttf"), 0)
-        );
-        assert!(matches!(
-            parse_font_spec("/x/y.ttc#two"),
-            Err(RenderError::FontSpec { .. })
-        ));
-        assert!(matches!(
-            parse_font_spec("#1"),
-            Err(RenderError::FontSpec { .. })
-        ));
+        assert_eq!(parse_font_spec("/x/y.ttc#2").unwrap(), (PathBuf::from("/x/y.ttc"), 2));
+        assert_eq!(parse_font_spec("/x/y.ttf").unwrap(), (PathBuf::from("/x/y.ttf"), 0));
+        assert!(matches!(parse_font_spec("/x/y.ttc#two"), Err(RenderError::FontSpec { .. })));
+        assert!(matches!(parse_font_spec("#1"), Err(RenderError::FontSpec { .. })));
     }
 
     #[test]

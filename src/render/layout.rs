@@ -102,12 +102,7 @@ pub struct Title {
 
 impl Default for Title {
     fn default() -> Self {
-        Title {
-            text: None,
-            size: default_title_size(),
-            y: default_title_y(),
-            spacing: 0.0,
-        }
+        Title { text: None, size: default_title_size(), y: default_title_y(), spacing: 0.0 }
     }
 }
 
@@ -204,22 +199,16 @@ impl Layout {
 
     /// Read and parse one layout file.
     pub fn load(path: &Path) -> Result<Self, RenderError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RenderError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| RenderError::Io { path: path.to_path_buf(), source })?;
         Self::from_toml_str(&text, path)
     }
 
     /// Load every `*.toml` in `dir` (sorted by file name). All broken files are reported
     /// together; two files for the same type are an error.
     pub fn load_dir(dir: &Path) -> Result<Vec<Layout>, Vec<RenderError>> {
-        let entries = std::fs::read_dir(dir).map_err(|source| {
-            vec![RenderError::Io {
-                path: dir.to_path_buf(),
-                source,
-            }]
-        })?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|source| vec![RenderError::Io { path: dir.to_path_buf(), source }])?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -245,11 +234,7 @@ impl Layout {
                 Err(e) => errors.push(e),
             }
         }
-        if errors.is_empty() {
-            Ok(layouts)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(layouts) } else { Err(errors) }
     }
 
     /// A fallback layout that stacks every face field in catalog order down the page, wrapping
@@ -258,9 +243,7 @@ impl Layout {
     pub fn default_for(type_name: &str, fields: &[FaceField]) -> Layout {
         let shown: Vec<&FaceField> = fields
             .iter()
-            .filter(|f| {
-                !f.key.ends_with("_id") && f.key != "issuer_name" && f.key != "issue_date"
-            })
+            .filter(|f| !f.key.ends_with("_id") && f.key != "issuer_name" && f.key != "issue_date")
             .collect();
         // Give each box as many lines as its value needs at 10 pt (8 pt if that does not fit
         // between the title and the issuer block).
@@ -311,31 +294,10 @@ impl Layout {
             label_width: default_label_width(),
             title: Title::default(),
             boxes,
-            printed_no: (!has_no).then(|| TextSpot {
-                x: 25.0,
-                y: 42.0,
-                size: 10.0,
-                label: None,
-            }),
-            identifier: TextSpot {
-                x: 25.0,
-                y: 276.0,
-                size: 7.5,
-                label: None,
-            },
-            issuer: IssuerSpot {
-                x: 115.0,
-                y: 236.0,
-                w: 70.0,
-                size: 11.0,
-                caption: None,
-            },
-            qr: QrSpot {
-                x: 25.0,
-                y: 230.0,
-                size: 34.0,
-                caption: None,
-            },
+            printed_no: (!has_no).then_some(TextSpot { x: 25.0, y: 42.0, size: 10.0, label: None }),
+            identifier: TextSpot { x: 25.0, y: 276.0, size: 7.5, label: None },
+            issuer: IssuerSpot { x: 115.0, y: 236.0, w: 70.0, size: 11.0, caption: None },
+            qr: QrSpot { x: 25.0, y: 230.0, size: 34.0, caption: None },
             seal: None,
             source: PathBuf::from("<default>"),
         }
@@ -354,11 +316,7 @@ impl Layout {
                 field: b.field.clone(),
             })
             .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
     /// Font size of a box, in points.
@@ -368,11 +326,7 @@ impl Layout {
 
     /// Label column width of a box, in mm (0 when the box has no label).
     pub fn box_label_width(&self, b: &FieldBox) -> f32 {
-        if b.label.as_deref() == Some("") {
-            0.0
-        } else {
-            b.label_width.unwrap_or(self.label_width)
-        }
+        if b.label.as_deref() == Some("") { 0.0 } else { b.label_width.unwrap_or(self.label_width) }
     }
 
     fn validate(&self) -> Result<(), RenderError> {
@@ -389,7 +343,12 @@ impl Layout {
         }
         let size_ok = |s: f32| (MIN_FONT_PT..=MAX_FONT_PT).contains(&s);
         let on_page = |x: f32, y: f32, w: f32, h: f32| {
-            x >= 0.0 && y >= 0.0 && w > 0.0 && h > 0.0 && x + w <= PAGE_WIDTH_MM && y + h <= PAGE_HEIGHT_MM
+            x >= 0.0
+                && y >= 0.0
+                && w > 0.0
+                && h > 0.0
+                && x + w <= PAGE_WIDTH_MM
+                && y + h <= PAGE_HEIGHT_MM
         };
         if !size_ok(self.font_size) {
             return Err(err("font_size".into(), "font size must be 5–48 pt"));
@@ -414,10 +373,8 @@ impl Layout {
                 ));
             }
         }
-        let spots = [
-            ("identifier", Some(&self.identifier)),
-            ("printed_no", self.printed_no.as_ref()),
-        ];
+        let spots =
+            [("identifier", Some(&self.identifier)), ("printed_no", self.printed_no.as_ref())];
         for (key, spot) in spots {
             if let Some(s) = spot {
                 if !on_page(s.x, s.y, 1.0, 1.0) {
@@ -432,10 +389,7 @@ impl Layout {
             return Err(err("issuer".into(), "block must lie on the A4 page"));
         }
         if !on_page(self.qr.x, self.qr.y, self.qr.size, self.qr.size) || self.qr.size < 15.0 {
-            return Err(err(
-                "qr".into(),
-                "QR square must lie on the page and be at least 15 mm",
-            ));
+            return Err(err("qr".into(), "QR square must lie on the page and be at least 15 mm"));
         }
         if let Some(seal) = &self.seal
             && !(10.0..=60.0).contains(&seal.size)
@@ -475,10 +429,7 @@ fn toml_error_key(e: &toml::de::Error, text: &str) -> String {
         }
     }
     let line = text.lines().nth(line_no - 1).unwrap_or("");
-    let key = line
-        .split_once('=')
-        .map(|(k, _)| k.trim().to_string())
-        .unwrap_or_default();
+    let key = line.split_once('=').map(|(k, _)| k.trim().to_string()).unwrap_or_default();
     let prefix = match box_index {
         Some(i) => format!("box[{i}]"),
         None => table,
@@ -583,11 +534,7 @@ size = 30.0
 
     #[test]
     fn default_layout_leaves_personal_ids_off() {
-        let f = |k: &str| FaceField {
-            key: k.into(),
-            label: k.into(),
-            value: String::new(),
-        };
+        let f = |k: &str| FaceField { key: k.into(), label: k.into(), value: String::new() };
         let l = Layout::default_for("X证", &[f("licence_no"), f("legal_rep_id"), f("holder_name")]);
         let keys: Vec<&str> = l.boxes.iter().map(|b| b.field.as_str()).collect();
         assert_eq!(keys, ["licence_no", "holder_name"]);

@@ -53,27 +53,15 @@ pub enum RenderError {
 
     /// A layout file is malformed or inconsistent. `key` is the TOML key path (`box[3].w`).
     #[error("{}: {key}: {reason}", file.display())]
-    Layout {
-        file: PathBuf,
-        key: String,
-        reason: String,
-    },
+    Layout { file: PathBuf, key: String, reason: String },
 
     /// A layout box names a field the catalog type does not have.
     #[error("{}: {key}: field {field:?} is not in the catalog for this type", file.display())]
-    LayoutUnknownField {
-        file: PathBuf,
-        key: String,
-        field: String,
-    },
+    LayoutUnknownField { file: PathBuf, key: String, field: String },
 
     /// Two layout files claim the same licence type.
     #[error("{}: type {type_name:?} already has a layout in {}", file.display(), first.display())]
-    DuplicateLayout {
-        file: PathBuf,
-        first: PathBuf,
-        type_name: String,
-    },
+    DuplicateLayout { file: PathBuf, first: PathBuf, type_name: String },
 
     /// A seal PNG could not be decoded.
     #[error("{}: seal image: {reason}", path.display())]
@@ -105,11 +93,7 @@ pub enum RenderError {
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// A date the way Chinese licences print it: `2017年4月24日` (no leading zeros).
@@ -160,20 +144,11 @@ pub(crate) mod test_support {
                     label: "经营项目".into(),
                     value: "A & B <c> \"d\" 'e'\r\nf".into(),
                 },
-                FaceField {
-                    key: "note".into(),
-                    label: "a\"b\tc".into(),
-                    value: String::new(),
-                },
+                FaceField { key: "note".into(), label: "a\"b\tc".into(), value: String::new() },
             ],
-            pos: SourcePos {
-                file: "t.csv".into(),
-                sheet: None,
-                row: 2,
-            },
+            pos: SourcePos { file: "t.csv".into(), sheet: None, row: 2 },
         }
     }
-
 }
 
 #[cfg(test)]
@@ -185,17 +160,12 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2017, 4, 24).unwrap();
         assert_eq!(chinese_date(d), "2017年4月24日");
         assert_eq!(chinese_valid_to(None), "长期");
-        assert_eq!(
-            chinese_valid_to(NaiveDate::from_ymd_opt(2022, 4, 23)),
-            "2022年4月23日"
-        );
+        assert_eq!(chinese_valid_to(NaiveDate::from_ymd_opt(2022, 4, 23)), "2022年4月23日");
     }
 
     #[test]
     fn font_not_found_message_says_how_to_install() {
-        let e = RenderError::FontNotFound {
-            tried: vec![PathBuf::from("/a.ttc")],
-        };
+        let e = RenderError::FontNotFound { tried: vec![PathBuf::from("/a.ttc")] };
         let msg = e.to_string();
         assert!(msg.contains("apt-get install fonts-noto-cjk"), "{msg}");
         assert!(msg.contains("/a.ttc"), "{msg}");

@@ -139,11 +139,7 @@ impl PdfRenderer {
             }
             prepared.insert(p.layout.type_name.clone(), p);
         }
-        Ok(PdfRenderer {
-            font,
-            layouts: prepared,
-            seals,
-        })
+        Ok(PdfRenderer { font, layouts: prepared, seals })
     }
 
     /// The layout used for `type_name`, if one was loaded (else [`Layout::default_for`] is used).
@@ -180,10 +176,7 @@ impl PdfRenderer {
             }
         };
         let seal = prepared.seal.and_then(|i| self.seals.get(i));
-        let mut page = PageBuilder {
-            font: &self.font,
-            texts: Vec::with_capacity(64),
-        };
+        let mut page = PageBuilder { font: &self.font, texts: Vec::with_capacity(64) };
         page.licence_texts(&prepared.layout, licence, identifier)?;
         let qr = QrMatrix::encode(qr_payload)?;
 
@@ -219,9 +212,9 @@ fn prepare(font: &FaceFont, layout: Layout, seal: Option<usize>) -> Result<Prepa
     let mut static_ops = String::new();
     if layout.frame {
         // Double border: a heavy outer rule and a thin inner one.
-        let _ = write!(
+        let _ = writeln!(
             static_ops,
-            "q {FRAME_RGB} 2.2 w {} {} {} {} re S 0.6 w {} {} {} {} re S Q\n",
+            "q {FRAME_RGB} 2.2 w {} {} {} {} re S 0.6 w {} {} {} {} re S Q",
             num(mm(10.0)),
             num(mm(10.0)),
             num(PAGE_W_PT - mm(20.0)),
@@ -232,23 +225,14 @@ fn prepare(font: &FaceFont, layout: Layout, seal: Option<usize>) -> Result<Prepa
             num(PAGE_H_PT - mm(25.0)),
         );
     }
-    let mut b = PageBuilder {
-        font,
-        texts: Vec::new(),
-    };
-    let title = layout
-        .title
-        .text
-        .clone()
-        .unwrap_or_else(|| layout.type_name.clone());
+    let mut b = PageBuilder { font, texts: Vec::new() };
+    let title = layout.title.text.clone().unwrap_or_else(|| layout.type_name.clone());
     let size = layout.title.size;
     let glyphs = b.shape("title", &title)?;
     let spacing = layout.title.spacing * size;
     let width = run_width(font, &glyphs, size, spacing);
     if width > PAGE_W_PT - mm(30.0) {
-        return Err(RenderError::Overflow {
-            field: "title".into(),
-        });
+        return Err(RenderError::Overflow { field: "title".into() });
     }
     b.texts.push(TextRun {
         x: (PAGE_W_PT - width) / 2.0,
@@ -269,12 +253,7 @@ fn prepare(font: &FaceFont, layout: Layout, seal: Option<usize>) -> Result<Prepa
             glyphs,
         });
     }
-    Ok(Prepared {
-        layout,
-        static_ops,
-        static_texts: b.texts,
-        seal,
-    })
+    Ok(Prepared { layout, static_ops, static_texts: b.texts, seal })
 }
 
 /// Width of a run in points: advances plus character spacing between glyphs.
@@ -296,22 +275,13 @@ impl PageBuilder<'_> {
             .map(|c| if c.is_control() { ' ' } else { c })
             .map(|c| match self.font.glyph(c) {
                 Some(g) => Ok((g.gid, c)),
-                None => Err(RenderError::MissingGlyph {
-                    field: field.to_string(),
-                    ch: c,
-                }),
+                None => Err(RenderError::MissingGlyph { field: field.to_string(), ch: c }),
             })
             .collect()
     }
 
     fn push_line(&mut self, x: f32, top_pt: f32, size: f32, glyphs: Vec<(u16, char)>) {
-        self.texts.push(TextRun {
-            x,
-            y: top_pt - IDEO_TOP_EM * size,
-            size,
-            spacing: 0.0,
-            glyphs,
-        });
+        self.texts.push(TextRun { x, y: top_pt - IDEO_TOP_EM * size, size, spacing: 0.0, glyphs });
     }
 
     /// Everything that depends on the licence: boxes, printed number, identifier, issuer.
@@ -340,9 +310,7 @@ impl PageBuilder<'_> {
         let text = format!("{label}：{identifier}");
         let glyphs = self.shape("identifier", &text)?;
         if mm(spot.x) + run_width(self.font, &glyphs, spot.size, 0.0) > PAGE_W_PT - mm(12.5) {
-            return Err(RenderError::Overflow {
-                field: "identifier".into(),
-            });
+            return Err(RenderError::Overflow { field: "identifier".into() });
         }
         self.push_line(mm(spot.x), y_pt(spot.y), spot.size, glyphs);
         self.issuer_block(layout, licence)
@@ -356,10 +324,7 @@ impl PageBuilder<'_> {
             .caption
             .iter()
             .map(|c| ("issuer.caption", c.as_str()))
-            .chain([
-                ("issuer_name", licence.issuer_name.as_str()),
-                ("issue_date", date.as_str()),
-            ]);
+            .chain([("issuer_name", licence.issuer_name.as_str()), ("issue_date", date.as_str())]);
         let width = mm(spot.w);
         let mut top = y_pt(spot.y);
         for (field, text) in lines {
@@ -370,9 +335,7 @@ impl PageBuilder<'_> {
                 size = (size * width / w).max(MIN_SHRINK_PT);
                 w = run_width(self.font, &glyphs, size, 0.0);
                 if w > width + 0.01 {
-                    return Err(RenderError::Overflow {
-                        field: field.to_string(),
-                    });
+                    return Err(RenderError::Overflow { field: field.to_string() });
                 }
             }
             self.push_line(mm(spot.x) + (width - w) / 2.0, top, size, glyphs);
@@ -408,9 +371,7 @@ impl PageBuilder<'_> {
                 let block = (lines.len().max(1) - 1) as f32 * s * LINE_PITCH + s;
                 (block <= box_h + 0.01).then_some((s, lines))
             })
-            .ok_or_else(|| RenderError::Overflow {
-                field: b.field.clone(),
-            })?;
+            .ok_or_else(|| RenderError::Overflow { field: b.field.clone() })?;
 
         // The value block is centred vertically in its box; the label sits on its first line.
         let block_h = (lines.len().max(1) - 1) as f32 * value_size * LINE_PITCH + value_size;
@@ -424,9 +385,7 @@ impl PageBuilder<'_> {
             let label_size = if natural > label_w {
                 let s = size * label_w / natural;
                 if s < MIN_SHRINK_PT {
-                    return Err(RenderError::Overflow {
-                        field: b.field.clone(),
-                    });
+                    return Err(RenderError::Overflow { field: b.field.clone() });
                 }
                 s
             } else {
@@ -452,15 +411,38 @@ impl PageBuilder<'_> {
 fn no_line_start(c: char) -> bool {
     matches!(
         c,
-        '，' | '。' | '、' | '；' | '：' | '？' | '！' | '）' | '】' | '》' | '」' | '』' | '”' | '’'
-            | ',' | '.' | ';' | ':' | ')' | ']' | '%'
+        '，' | '。'
+            | '、'
+            | '；'
+            | '：'
+            | '？'
+            | '！'
+            | '）'
+            | '】'
+            | '》'
+            | '」'
+            | '』'
+            | '”'
+            | '’'
+            | ','
+            | '.'
+            | ';'
+            | ':'
+            | ')'
+            | ']'
+            | '%'
     )
 }
 
 /// Break glyphs into lines no wider than `width`: anywhere between CJK characters, at spaces or
 /// between ASCII words otherwise, never putting closing punctuation at a line start. `None` when
 /// a single glyph is wider than the box.
-fn wrap(font: &FaceFont, glyphs: &[(u16, char)], size: f32, width: f32) -> Option<Vec<Vec<(u16, char)>>> {
+fn wrap(
+    font: &FaceFont,
+    glyphs: &[(u16, char)],
+    size: f32,
+    width: f32,
+) -> Option<Vec<Vec<(u16, char)>>> {
     let mut lines: Vec<Vec<(u16, char)>> = Vec::new();
     let mut line: Vec<(u16, char)> = Vec::new();
     let mut line_w = 0.0_f32;
@@ -474,10 +456,8 @@ fn wrap(font: &FaceFont, glyphs: &[(u16, char)], size: f32, width: f32) -> Optio
             // punctuation, to the next line.
             let mut carry: Vec<(u16, char)> = Vec::new();
             if c.is_ascii_alphanumeric() {
-                let word_start = line
-                    .iter()
-                    .rposition(|(_, p)| !p.is_ascii_alphanumeric())
-                    .map_or(0, |i| i + 1);
+                let word_start =
+                    line.iter().rposition(|(_, p)| !p.is_ascii_alphanumeric()).map_or(0, |i| i + 1);
                 if word_start > 0 {
                     carry = line.split_off(word_start);
                 }
@@ -570,13 +550,7 @@ fn write_qr(out: &mut String, layout: &Layout, qr: &QrMatrix) {
     );
     let top = modules - QR_QUIET;
     for r in qr.runs() {
-        let _ = writeln!(
-            out,
-            "{} {} {} 1 re",
-            r.col + QR_QUIET,
-            top - r.row - 1,
-            r.len
-        );
+        let _ = writeln!(out, "{} {} {} 1 re", r.col + QR_QUIET, top - r.row - 1, r.len);
     }
     out.push_str("f Q\n");
 }
@@ -601,15 +575,10 @@ fn write_seal(out: &mut String, layout: &Layout, _seal: &SealImage) {
 }
 
 fn load_seal(path: &std::path::Path) -> Result<SealImage, RenderError> {
-    let bytes = std::fs::read(path).map_err(|source| RenderError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|source| RenderError::Io { path: path.to_path_buf(), source })?;
     let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
-        .map_err(|e| RenderError::Seal {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| RenderError::Seal { path: path.to_path_buf(), reason: e.to_string() })?
         .to_rgba8();
     let (width, height) = img.dimensions();
     let mut rgb = Vec::with_capacity((width * height * 3) as usize);
@@ -619,19 +588,13 @@ fn load_seal(path: &std::path::Path) -> Result<SealImage, RenderError> {
         alpha.push(p.0[3]);
     }
     let has_alpha = alpha.iter().any(|a| *a != 255);
-    let seal_err = |e: lopdf::Error| RenderError::Seal {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
+    let seal_err =
+        |e: lopdf::Error| RenderError::Seal { path: path.to_path_buf(), reason: e.to_string() };
     Ok(SealImage {
         width,
         height,
         rgb_deflated: deflate(rgb).map_err(seal_err)?,
-        alpha_deflated: if has_alpha {
-            Some(deflate(alpha).map_err(seal_err)?)
-        } else {
-            None
-        },
+        alpha_deflated: if has_alpha { Some(deflate(alpha).map_err(seal_err)?) } else { None },
     })
 }
 
@@ -666,8 +629,8 @@ enum FontProgram {
 impl EmbeddedFont {
     fn subset(font: &FaceFont, used: &BTreeMap<u16, String>) -> Result<Self, RenderError> {
         let parsed = font.parsed();
-        let subset = printpdf::subset_font(parsed, used)
-            .map_err(|reason| RenderError::Subset { reason })?;
+        let subset =
+            printpdf::subset_font(parsed, used).map_err(|reason| RenderError::Subset { reason })?;
         let cid_map = printpdf::cff_charset_gid_to_cid_map(&subset.bytes, 0);
         let program = match printpdf::extract_cid_keyed_cff(&subset.bytes, 0) {
             Some(cff) => FontProgram::CidCff(cff),
@@ -695,12 +658,7 @@ impl EmbeddedFont {
             h.update(code.to_be_bytes());
             h.update(text.as_bytes());
         }
-        let tag: String = h
-            .finalize()
-            .iter()
-            .take(6)
-            .map(|b| char::from(b'A' + b % 26))
-            .collect();
+        let tag: String = h.finalize().iter().take(6).map(|b| char::from(b'A' + b % 26)).collect();
         let m = &parsed.pdf_font_metrics;
         Ok(EmbeddedFont {
             codes,
@@ -777,9 +735,7 @@ fn name(s: &str) -> Object {
 
 fn compressed(dict: Dictionary, content: Vec<u8>) -> Result<Stream, RenderError> {
     let mut s = Stream::new(dict, content);
-    s.compress().map_err(|e| RenderError::PdfWrite {
-        reason: e.to_string(),
-    })?;
+    s.compress().map_err(|e| RenderError::PdfWrite { reason: e.to_string() })?;
     Ok(s)
 }
 
@@ -793,10 +749,7 @@ fn text_string(s: &str) -> Object {
 }
 
 fn pdf_date(t: DateTime<Utc>) -> Object {
-    Object::String(
-        t.format("D:%Y%m%d%H%M%SZ").to_string().into_bytes(),
-        StringFormat::Literal,
-    )
+    Object::String(t.format("D:%Y%m%d%H%M%SZ").to_string().into_bytes(), StringFormat::Literal)
 }
 
 /// Placeholder for the trailer `/ID`, replaced by a content hash after writing.
@@ -833,18 +786,12 @@ fn assemble(
     );
     let mut resources = Dictionary::from_iter(vec![(
         "Font",
-        Object::Dictionary(Dictionary::from_iter(vec![(
-            FONT_RES,
-            Object::Reference(id(5)),
-        )])),
+        Object::Dictionary(Dictionary::from_iter(vec![(FONT_RES, Object::Reference(id(5)))])),
     )]);
     if seal.is_some() {
         resources.set(
             "XObject",
-            Object::Dictionary(Dictionary::from_iter(vec![(
-                SEAL_RES,
-                Object::Reference(id(11)),
-            )])),
+            Object::Dictionary(Dictionary::from_iter(vec![(SEAL_RES, Object::Reference(id(11)))])),
         );
     }
     doc.objects.insert(
@@ -865,8 +812,7 @@ fn assemble(
             ("Contents", Object::Reference(id(4))),
         ])),
     );
-    doc.objects
-        .insert(id(4), Object::Stream(compressed(Dictionary::new(), content)?));
+    doc.objects.insert(id(4), Object::Stream(compressed(Dictionary::new(), content)?));
 
     // Font: Type0 / Identity-H over one CIDFont.
     let (subtype, file_key, program) = match &font.program {
@@ -911,10 +857,7 @@ fn assemble(
             ("Type", name("FontDescriptor")),
             ("FontName", name(&font.base_font)),
             ("Flags", Object::Integer(4)),
-            (
-                "FontBBox",
-                Object::Array(font.bbox.iter().map(|v| Object::Integer(*v)).collect()),
-            ),
+            ("FontBBox", Object::Array(font.bbox.iter().map(|v| Object::Integer(*v)).collect())),
             ("ItalicAngle", Object::Integer(0)),
             ("Ascent", Object::Integer(font.ascent)),
             ("Descent", Object::Integer(font.descent)),
@@ -929,14 +872,8 @@ fn assemble(
         FontProgram::OpenType(_) => program_dict.set("Subtype", name("OpenType")),
         FontProgram::TrueType(b) => program_dict.set("Length1", Object::Integer(b.len() as i64)),
     }
-    doc.objects.insert(
-        id(8),
-        Object::Stream(compressed(program_dict, program.clone())?),
-    );
-    doc.objects.insert(
-        id(9),
-        Object::Stream(compressed(Dictionary::new(), font.to_unicode())?),
-    );
+    doc.objects.insert(id(8), Object::Stream(compressed(program_dict, program.clone())?));
+    doc.objects.insert(id(9), Object::Stream(compressed(Dictionary::new(), font.to_unicode())?));
     doc.objects.insert(
         id(10),
         Object::Dictionary(Dictionary::from_iter(vec![
@@ -987,13 +924,10 @@ fn assemble(
     doc.trailer.set("Root", Object::Reference(id(1)));
     doc.trailer.set("Info", Object::Reference(id(10)));
     let placeholder = Object::String(ID_PLACEHOLDER.to_vec(), StringFormat::Hexadecimal);
-    doc.trailer
-        .set("ID", Object::Array(vec![placeholder.clone(), placeholder]));
+    doc.trailer.set("ID", Object::Array(vec![placeholder.clone(), placeholder]));
 
     let mut out = Vec::with_capacity(48 * 1024);
-    doc.save_to(&mut out).map_err(|e| RenderError::PdfWrite {
-        reason: e.to_string(),
-    })?;
+    doc.save_to(&mut out).map_err(|e| RenderError::PdfWrite { reason: e.to_string() })?;
     patch_document_id(&mut out)?;
     Ok(out)
 }
@@ -1008,9 +942,7 @@ fn patch_document_id(out: &mut [u8]) -> Result<(), RenderError> {
     let trailer_start = out
         .windows(7)
         .rposition(|w| w == b"trailer")
-        .ok_or_else(|| RenderError::PdfWrite {
-            reason: "no trailer written".into(),
-        })?;
+        .ok_or_else(|| RenderError::PdfWrite { reason: "no trailer written".into() })?;
     let mut patched = 0;
     let mut i = trailer_start;
     while i + pattern.len() <= out.len() {
@@ -1060,10 +992,7 @@ mod tests {
         let Ok(font) = FaceFont::locate(None) else {
             return;
         };
-        let b = PageBuilder {
-            font: &font,
-            texts: Vec::new(),
-        };
+        let b = PageBuilder { font: &font, texts: Vec::new() };
         let text = "预包装食品销售（含冷藏冷冻食品），散装食品销售（不含冷藏冷冻食品），热食类食品制售，ABC123 coffee";
         let glyphs = b.shape("x", text).unwrap();
         for width in (60..240).step_by(3) {

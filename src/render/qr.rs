@@ -26,10 +26,8 @@ pub const QR_DIGEST_LEN: usize = 16;
 /// `content_digest_hex` is the hex SHA-256 of the unsigned canonical XML (64 digits); a shorter
 /// string is used whole.
 pub fn qr_payload(identifier: &str, content_digest_hex: &str) -> String {
-    let digest = content_digest_hex
-        .get(..QR_DIGEST_LEN)
-        .unwrap_or(content_digest_hex)
-        .to_ascii_uppercase();
+    let digest =
+        content_digest_hex.get(..QR_DIGEST_LEN).unwrap_or(content_digest_hex).to_ascii_uppercase();
     format!("{QR_PREFIX}:{identifier}:{digest}")
 }
 
@@ -44,9 +42,7 @@ pub fn parse_qr_payload(payload: &str) -> Result<(String, String), RenderError> 
         .ok_or(bad("missing ELIC1: prefix"))?;
     let (identifier, digest) = rest.rsplit_once(':').ok_or(bad("missing digest"))?;
     if identifier.is_empty()
-        || !identifier
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'.')
+        || !identifier.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'.')
     {
         return Err(bad("identifier is not [0-9A-Z.]+"));
     }
@@ -74,16 +70,10 @@ pub struct QrRun {
 impl QrMatrix {
     /// Encode `payload` at error-correction level M.
     pub fn encode(payload: &str) -> Result<Self, RenderError> {
-        let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M).map_err(
-            |_| RenderError::QrEncode {
-                len: payload.len(),
-            },
-        )?;
+        let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M)
+            .map_err(|_| RenderError::QrEncode { len: payload.len() })?;
         let dark = code.to_colors().into_iter().map(|c| c == Color::Dark).collect();
-        Ok(QrMatrix {
-            width: code.width(),
-            dark,
-        })
+        Ok(QrMatrix { width: code.width(), dark })
     }
 
     /// Modules per side (without quiet zone).
@@ -108,11 +98,7 @@ impl QrMatrix {
                     while line.get(col) == Some(&true) {
                         col += 1;
                     }
-                    runs.push(QrRun {
-                        row,
-                        col: start,
-                        len: col - start,
-                    });
+                    runs.push(QrRun { row, col: start, len: col - start });
                 } else {
                     col += 1;
                 }
@@ -152,10 +138,7 @@ mod tests {
             "ELIC1:1.2.156:0123456789ABCDEG",
             "ELIC1:1.2.156",
         ] {
-            assert!(
-                matches!(parse_qr_payload(p), Err(RenderError::QrPayload { .. })),
-                "{p}"
-            );
+            assert!(matches!(parse_qr_payload(p), Err(RenderError::QrPayload { .. })), "{p}");
         }
     }
 

@@ -89,9 +89,7 @@ struct XmlWriter {
 
 impl XmlWriter {
     fn with_capacity(n: usize) -> Self {
-        XmlWriter {
-            out: String::with_capacity(n),
-        }
+        XmlWriter { out: String::with_capacity(n) }
     }
 
     /// `<name>text</name>`; an empty text gives `<name></name>` (canonical form of an empty
@@ -206,10 +204,7 @@ mod tests {
 
     #[test]
     fn same_input_same_bytes() {
-        assert_eq!(
-            render_xml(&licence(), ID, &seal()),
-            render_xml(&licence(), ID, &seal())
-        );
+        assert_eq!(render_xml(&licence(), ID, &seal()), render_xml(&licence(), ID, &seal()));
     }
 
     #[test]
