@@ -1,2 +1,109 @@
-//! Criterion bench (placeholder until the stage lands).
-fn main() {}
+//! Render-stage benchmarks: one food business permit (the heaviest face: a 200-character
+//! 经营项目, seal, QR) rendered to PDF and to canonical XML. Font parsing, layout loading and
+//! seal decoding happen once, outside the timing, as in the pipeline.
+//!
+//! `cargo bench --bench render -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use elicence::licence::{FaceField, Licence, LicenceStatus};
+use elicence::record::SourcePos;
+use elicence::render::{FaceFont, Layout, PdfRenderer, SealMeta, qr_payload, render_xml};
+
+const ID: &str = "1.2.156.3005.2.11100000000013338W032.11220000013544541J.2430599.001.F";
+
+fn licence() -> Licence {
+    let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
+    let f = |key: &str, label: &str, value: &str| FaceField {
+        key: key.into(),
+        label: label.into(),
+        value: value.into(),
+    };
+    Licence {
+        type_name: "食品经营许可证".into(),
+        type_code: "11100000MB0327169X001".into(),
+        printed_no: "JY12201040001234".into(),
+        issuer_name: "长春市朝阳区市场监督管理局".into(),
+        issuer_code: "11220104MB1234567X".into(),
+        holder_name: "长春市王䶮餐饮管理有限公司".into(),
+        holder_code: "91220104MA0Y4K2B3C".into(),
+        holder_code_type: "001".into(),
+        issue_date: d(2017, 4, 24),
+        valid_from: d(2017, 4, 24),
+        valid_to: Some(d(2022, 4, 23)),
+        region_code: "220104".into(),
+        status: LicenceStatus::Valid,
+        fields: vec![
+            f("licence_no", "许可证编号", "JY12201040001234"),
+            f("holder_name", "经营者名称", "长春市王䶮餐饮管理有限公司"),
+            f("holder_code", "统一社会信用代码", "91220104MA0Y4K2B3C"),
+            f("legal_rep", "法定代表人", "王䶮"),
+            f("legal_rep_id", "法定代表人身份证号", "11010519491231002X"),
+            f("domicile", "住所", "吉林省长春市朝阳区人民大街8888号长春国际大厦A座1201室"),
+            f("premises", "经营场所", "吉林省长春市朝阳区西安大路1234号一层至二层"),
+            f("business_type", "主体业态", "餐饮服务经营者（中型餐馆）"),
+            f(
+                "business_scope",
+                "经营项目",
+                "预包装食品销售（含冷藏冷冻食品），散装食品销售（含冷藏冷冻食品），特殊食品销售（保健食品、特殊医学用途配方食品、婴幼儿配方乳粉、其他婴幼儿配方食品），热食类食品制售，冷食类食品制售，生食类食品制售，糕点类食品制售（含裱花蛋糕），自制饮品制售（不含自酿酒），单位食堂（含学校食堂、托幼机构食堂、养老机构食堂、建筑工地食堂），网络经营，中央厨房，集体用餐配送单位，其他类食品制售。",
+            ),
+            f("issuer_name", "发证机关", "长春市朝阳区市场监督管理局"),
+            f("signer", "签发人", "李明"),
+            f("issue_date", "发证日期", "2017-04-24"),
+            f("valid_to", "有效期至", "2022-04-23"),
+            f("supervisor", "日常监督管理机构", "长春市朝阳区市场监督管理局红旗街市场监督管理所"),
+        ],
+        pos: SourcePos { file: "bench.csv".into(), sheet: None, row: 2 },
+    }
+}
+
+fn bench_render(c: &mut Criterion) {
+    let font = match FaceFont::load_default() {
+        Ok(f) => Arc::new(f),
+        Err(e) => {
+            eprintln!("render bench skipped: {e}");
+            return;
+        }
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/layouts");
+    let layouts = match Layout::load_dir(&dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("render bench skipped: {e:?}");
+            return;
+        }
+    };
+    let renderer = match PdfRenderer::new(font, layouts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("render bench skipped: {e}");
+            return;
+        }
+    };
+    let licence = licence();
+    let created = Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).single().unwrap_or_default();
+    let seal = SealMeta {
+        signer_name: "李明".into(),
+        sign_time: created,
+        seal_name: "长春市朝阳区市场监督管理局电子印章".into(),
+    };
+    let payload =
+        qr_payload(ID, "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b");
+
+    let mut group = c.benchmark_group("render");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("pdf_food_permit", |b| {
+        b.iter(|| renderer.render(black_box(&licence), ID, &payload, created))
+    });
+    group.bench_function("xml_food_permit", |b| {
+        b.iter(|| render_xml(black_box(&licence), ID, &seal))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_render);
+criterion_main!(benches);

@@ -1,1 +1,173 @@
-//! Renderers.
+//! Renderers: turn a validated [`Licence`](crate::licence::Licence) into the two artefacts that
+//! the signer signs — the PDF licence face ([`pdf`]) and the XML e-licence ([`xml`]) — plus the
+//! verification string printed as a QR code on the face ([`qr`]).
+//!
+//! Everything here is pure once loaded: the CJK font ([`font::FaceFont`]), the per-type face
+//! layouts ([`layout::Layout`]) and the seal images are read by explicit loaders at start-up;
+//! rendering itself touches no file and no clock (the creation time is passed in), so the same
+//! input always gives the same bytes.
+
+pub mod font;
+pub mod layout;
+pub mod pdf;
+pub mod qr;
+pub mod xml;
+
+use std::path::PathBuf;
+
+use chrono::{Datelike, NaiveDate};
+
+pub use font::{FaceFont, Glyph};
+pub use layout::Layout;
+pub use pdf::PdfRenderer;
+pub use qr::{QrMatrix, parse_qr_payload, qr_payload};
+pub use xml::{SealMeta, render_xml};
+
+/// Errors of the render stage. Each variant keeps the facts (file, key, field, character);
+/// the `Display` text is built from them.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// No usable CJK font at any of the searched paths.
+    #[error(
+        "no CJK font found (tried: {}); install one with `apt-get install fonts-noto-cjk` \
+         or point ELICENCE_FONT at a font file (PATH[#INDEX])",
+        display_paths(.tried)
+    )]
+    FontNotFound { tried: Vec<PathBuf> },
+
+    /// `ELICENCE_FONT` is not `PATH` or `PATH#INDEX`.
+    #[error("ELICENCE_FONT={spec:?} is not PATH or PATH#INDEX")]
+    FontSpec { spec: String },
+
+    /// The font file exists but face `index` could not be parsed.
+    #[error("{}: face {index} is not a usable font", path.display())]
+    FontParse { path: PathBuf, index: usize },
+
+    /// Reading a font, layout or seal file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A layout file is malformed or inconsistent. `key` is the TOML key path (`box[3].w`).
+    #[error("{}: {key}: {reason}", file.display())]
+    Layout { file: PathBuf, key: String, reason: String },
+
+    /// A layout box names a field the catalog type does not have.
+    #[error("{}: {key}: field {field:?} is not in the catalog for this type", file.display())]
+    LayoutUnknownField { file: PathBuf, key: String, field: String },
+
+    /// Two layout files claim the same licence type.
+    #[error("{}: type {type_name:?} already has a layout in {}", file.display(), first.display())]
+    DuplicateLayout { file: PathBuf, first: PathBuf, type_name: String },
+
+    /// A seal PNG could not be decoded.
+    #[error("{}: seal image: {reason}", path.display())]
+    Seal { path: PathBuf, reason: String },
+
+    /// A value does not fit its box even after shrinking the font one step.
+    #[error("field {field}: text does not fit its box")]
+    Overflow { field: String },
+
+    /// The face font has no glyph for a character of this field.
+    #[error("field {field}: the face font has no glyph for {ch:?} (U+{:04X})", *ch as u32)]
+    MissingGlyph { field: String, ch: char },
+
+    /// Font subsetting failed inside printpdf/allsorts.
+    #[error("font subsetting failed: {reason}")]
+    Subset { reason: String },
+
+    /// Writing the PDF failed.
+    #[error("writing the PDF failed: {reason}")]
+    PdfWrite { reason: String },
+
+    /// The QR payload is too long for a QR code.
+    #[error("QR payload of {len} bytes cannot be encoded")]
+    QrEncode { len: usize },
+
+    /// A scanned QR payload is not `ELIC1:<identifier>:<16 hex>`.
+    #[error("QR payload is not ELIC1:<identifier>:<16 hex digits>: {reason}")]
+    QrPayload { reason: &'static str },
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A date the way Chinese licences print it: `2017年4月24日` (no leading zeros).
+pub fn chinese_date(date: NaiveDate) -> String {
+    format!("{}年{}月{}日", date.year(), date.month(), date.day())
+}
+
+/// The validity end as printed: a Chinese date, or 长期 for open-ended validity.
+pub fn chinese_valid_to(valid_to: Option<NaiveDate>) -> String {
+    match valid_to {
+        Some(d) => chinese_date(d),
+        None => "长期".to_string(),
+    }
+}
+
+/// A small licence shared by the unit tests of this module.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use chrono::NaiveDate;
+
+    use crate::licence::{FaceField, Licence, LicenceStatus};
+    use crate::record::SourcePos;
+
+    pub(crate) fn licence() -> Licence {
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        Licence {
+            type_name: "食品经营许可证".into(),
+            type_code: "11100000MB0327169X001".into(),
+            printed_no: "JY12201020000123".into(),
+            issuer_name: "长春市朝阳区市场监督管理局".into(),
+            issuer_code: "11220104MB1234567X".into(),
+            holder_name: "长春市王䶮餐饮有限公司".into(),
+            holder_code: "91220104MA0Y123456".into(),
+            holder_code_type: "001".into(),
+            issue_date: d(2017, 4, 24),
+            valid_from: d(2017, 4, 24),
+            valid_to: Some(d(2022, 4, 23)),
+            region_code: "220104".into(),
+            status: LicenceStatus::Valid,
+            fields: vec![
+                FaceField {
+                    key: "holder_name".into(),
+                    label: "经营者名称".into(),
+                    value: "长春市王䶮餐饮有限公司".into(),
+                },
+                FaceField {
+                    key: "business_scope".into(),
+                    label: "经营项目".into(),
+                    value: "A & B <c> \"d\" 'e'\r\nf".into(),
+                },
+                FaceField { key: "note".into(), label: "a\"b\tc".into(), value: String::new() },
+            ],
+            pos: SourcePos { file: "t.csv".into(), sheet: None, row: 2 },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_dates_have_no_leading_zeros() {
+        let d = NaiveDate::from_ymd_opt(2017, 4, 24).unwrap();
+        assert_eq!(chinese_date(d), "2017年4月24日");
+        assert_eq!(chinese_valid_to(None), "长期");
+        assert_eq!(chinese_valid_to(NaiveDate::from_ymd_opt(2022, 4, 23)), "2022年4月23日");
+    }
+
+    #[test]
+    fn font_not_found_message_says_how_to_install() {
+        let e = RenderError::FontNotFound { tried: vec![PathBuf::from("/a.ttc")] };
+        let msg = e.to_string();
+        assert!(msg.contains("apt-get install fonts-noto-cjk"), "{msg}");
+        assert!(msg.contains("/a.ttc"), "{msg}");
+    }
+}

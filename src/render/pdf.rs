@@ -1,0 +1,1011 @@
+//! The PDF licence face (证照版式文件): one A4 page per licence, laid out by the type's
+//! [`Layout`], with an embedded subset of the CJK face font, the verification QR code drawn as
+//! vector rectangles and the seal image.
+//!
+//! printpdf supplies the parsed font and the subsetter (`text_layout` feature); the page and the
+//! file are assembled here with lopdf so that the output is fully under control:
+//! - deterministic: objects are numbered in a fixed order, the subset tag and the trailer `/ID`
+//!   are hashes of the content, the dates are the `created` argument ⇒ the same licence,
+//!   identifier and time give byte-identical files;
+//! - plain objects and a classic xref table (no object streams), PDF 1.7, so that the signer can
+//!   append an incremental update;
+//! - small: one subset font (Identity-H, `/ToUnicode` for text extraction), Flate-compressed
+//!   streams, seal images decoded and compressed once at start-up.
+//!
+//! Coordinates in layouts are millimetres from the top-left corner; PDF user space is points
+//! from the bottom-left.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use lopdf::{Dictionary, Document, Object, Stream, StringFormat};
+use sha2::{Digest, Sha256};
+
+use crate::licence::Licence;
+use crate::render::font::FaceFont;
+use crate::render::layout::{FieldBox, Layout, PAGE_HEIGHT_MM, PAGE_WIDTH_MM};
+use crate::render::qr::QrMatrix;
+use crate::render::{RenderError, chinese_date, chinese_valid_to};
+
+const PT_PER_MM: f32 = 72.0 / 25.4;
+const PAGE_W_PT: f32 = PAGE_WIDTH_MM * PT_PER_MM;
+const PAGE_H_PT: f32 = PAGE_HEIGHT_MM * PT_PER_MM;
+/// Line pitch as a multiple of the font size.
+const LINE_PITCH: f32 = 1.45;
+/// Top of the CJK ideographic em box above the baseline, in em (ideographic box −0.12…0.88).
+const IDEO_TOP_EM: f32 = 0.88;
+/// "One step" of shrinking when a value overflows its box, in points.
+const SHRINK_STEP_PT: f32 = 1.5;
+/// Smallest size a label or issuer line is shrunk to before giving up.
+const MIN_SHRINK_PT: f32 = 6.0;
+/// Space between the label column and the value, in mm.
+const LABEL_GAP_MM: f32 = 2.0;
+/// Quiet zone around the QR code, in modules (ISO/IEC 18004 asks for 4).
+const QR_QUIET: usize = 4;
+/// `/DW` of the CID font: the advance of an ideograph, in 1/1000 em.
+const DEFAULT_WIDTH: i64 = 1000;
+/// Resource names.
+const FONT_RES: &str = "F1";
+const SEAL_RES: &str = "Im1";
+/// Text colour (near-black) and frame colour (dark bronze).
+const TEXT_GRAY: &str = "0.08 g";
+const FRAME_RGB: &str = "0.55 0.38 0.12 RG";
+
+fn mm(v: f32) -> f32 {
+    v * PT_PER_MM
+}
+
+/// PDF y (points from the bottom) of a layout y (mm from the top).
+fn y_pt(y_mm: f32) -> f32 {
+    PAGE_H_PT - mm(y_mm)
+}
+
+/// Decoded seal picture, compressed once.
+struct SealImage {
+    width: u32,
+    height: u32,
+    rgb_deflated: Vec<u8>,
+    alpha_deflated: Option<Vec<u8>>,
+}
+
+/// A layout plus what can be computed once per type: the frame and the title.
+struct Prepared {
+    layout: Layout,
+    static_ops: String,
+    static_texts: Vec<TextRun>,
+    seal: Option<usize>,
+}
+
+/// One line of positioned text.
+#[derive(Debug, Clone)]
+struct TextRun {
+    x: f32,
+    y: f32,
+    size: f32,
+    /// Extra character spacing in points (`Tc`).
+    spacing: f32,
+    glyphs: Vec<(u16, char)>,
+}
+
+/// Renders licence faces. Build once (font, layouts and seal images are loaded here), then call
+/// [`PdfRenderer::render`] from any number of threads.
+pub struct PdfRenderer {
+    font: Arc<FaceFont>,
+    layouts: HashMap<String, Prepared>,
+    seals: Vec<SealImage>,
+}
+
+impl std::fmt::Debug for PdfRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut types: Vec<&String> = self.layouts.keys().collect();
+        types.sort();
+        f.debug_struct("PdfRenderer")
+            .field("font", &self.font)
+            .field("layouts", &types)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PdfRenderer {
+    /// Prepare the renderer: lay out each layout's static content and decode its seal PNG
+    /// (the only file access). Fails when a seal cannot be read or decoded, when the font lacks
+    /// a glyph of a title, or when two layouts claim the same type.
+    pub fn new(font: Arc<FaceFont>, layouts: Vec<Layout>) -> Result<Self, RenderError> {
+        let mut seals = Vec::new();
+        let mut seal_index: HashMap<PathBuf, usize> = HashMap::new();
+        let mut prepared: HashMap<String, Prepared> = HashMap::new();
+        for layout in layouts {
+            let seal = match &layout.seal {
+                Some(spot) => Some(match seal_index.get(&spot.path) {
+                    Some(i) => *i,
+                    None => {
+                        seals.push(load_seal(&spot.path)?);
+                        seal_index.insert(spot.path.clone(), seals.len() - 1);
+                        seals.len() - 1
+                    }
+                }),
+                None => None,
+            };
+            let p = prepare(&font, layout, seal)?;
+            if let Some(first) = prepared.get(&p.layout.type_name) {
+                return Err(RenderError::DuplicateLayout {
+                    file: p.layout.source.clone(),
+                    first: first.layout.source.clone(),
+                    type_name: p.layout.type_name.clone(),
+                });
+            }
+            prepared.insert(p.layout.type_name.clone(), p);
+        }
+        Ok(PdfRenderer { font, layouts: prepared, seals })
+    }
+
+    /// The layout used for `type_name`, if one was loaded (else [`Layout::default_for`] is used).
+    pub fn layout_for(&self, type_name: &str) -> Option<&Layout> {
+        self.layouts.get(type_name).map(|p| &p.layout)
+    }
+
+    /// The face font.
+    pub fn font(&self) -> &FaceFont {
+        &self.font
+    }
+
+    /// Render the licence face as an unsigned PDF.
+    ///
+    /// `identifier` is the 证照标识 printed on the face, `qr_payload` the string encoded in the QR
+    /// code (see [`crate::render::qr::qr_payload`]), `created` the document creation time written
+    /// into the metadata. Same arguments ⇒ same bytes. Fails with [`RenderError::Overflow`] when
+    /// a value does not fit its box even one font step smaller, and with
+    /// [`RenderError::MissingGlyph`] when the font cannot draw a character.
+    pub fn render(
+        &self,
+        licence: &Licence,
+        identifier: &str,
+        qr_payload: &str,
+        created: DateTime<Utc>,
+    ) -> Result<Vec<u8>, RenderError> {
+        let fallback;
+        let prepared = match self.layouts.get(&licence.type_name) {
+            Some(p) => p,
+            None => {
+                let layout = Layout::default_for(&licence.type_name, &licence.fields);
+                fallback = prepare(&self.font, layout, None)?;
+                &fallback
+            }
+        };
+        let seal = prepared.seal.and_then(|i| self.seals.get(i));
+        let mut page = PageBuilder { font: &self.font, texts: Vec::with_capacity(64) };
+        page.licence_texts(&prepared.layout, licence, identifier)?;
+        let qr = QrMatrix::encode(qr_payload)?;
+
+        let mut content = String::with_capacity(16 * 1024);
+        content.push_str(&prepared.static_ops);
+
+        // Glyph set of the page: static and dynamic text.
+        let mut used: BTreeMap<u16, String> = BTreeMap::new();
+        for run in prepared.static_texts.iter().chain(&page.texts) {
+            for (gid, ch) in &run.glyphs {
+                used.entry(*gid).or_insert_with(|| ch.to_string());
+            }
+        }
+        let font = EmbeddedFont::subset(&self.font, &used)?;
+
+        content.push_str(TEXT_GRAY);
+        content.push('\n');
+        for run in prepared.static_texts.iter().chain(&page.texts) {
+            write_text_run(&mut content, run, &font.codes);
+        }
+        write_qr(&mut content, &prepared.layout, &qr);
+        if let Some(seal) = seal {
+            write_seal(&mut content, &prepared.layout, seal);
+        }
+
+        let title = format!("{} {}", licence.type_name, licence.printed_no);
+        assemble(&font, content.into_bytes(), seal, &title, created)
+    }
+}
+
+/// Lay out the static part of a layout once.
+fn prepare(font: &FaceFont, layout: Layout, seal: Option<usize>) -> Result<Prepared, RenderError> {
+    let mut static_ops = String::new();
+    if layout.frame {
+        // Double border: a heavy outer rule and a thin inner one.
+        let _ = writeln!(
+            static_ops,
+            "q {FRAME_RGB} 2.2 w {} {} {} {} re S 0.6 w {} {} {} {} re S Q",
+            num(mm(10.0)),
+            num(mm(10.0)),
+            num(PAGE_W_PT - mm(20.0)),
+            num(PAGE_H_PT - mm(20.0)),
+            num(mm(12.5)),
+            num(mm(12.5)),
+            num(PAGE_W_PT - mm(25.0)),
+            num(PAGE_H_PT - mm(25.0)),
+        );
+    }
+    let mut b = PageBuilder { font, texts: Vec::new() };
+    let title = layout.title.text.clone().unwrap_or_else(|| layout.type_name.clone());
+    let size = layout.title.size;
+    let glyphs = b.shape("title", &title)?;
+    let spacing = layout.title.spacing * size;
+    let width = run_width(font, &glyphs, size, spacing);
+    if width > PAGE_W_PT - mm(30.0) {
+        return Err(RenderError::Overflow { field: "title".into() });
+    }
+    b.texts.push(TextRun {
+        x: (PAGE_W_PT - width) / 2.0,
+        y: y_pt(layout.title.y) - IDEO_TOP_EM * size,
+        size,
+        spacing,
+        glyphs,
+    });
+    if let Some(caption) = &layout.qr.caption {
+        let size = 7.0;
+        let glyphs = b.shape("qr.caption", caption)?;
+        let w = run_width(font, &glyphs, size, 0.0);
+        b.texts.push(TextRun {
+            x: mm(layout.qr.x + layout.qr.size / 2.0) - w / 2.0,
+            y: y_pt(layout.qr.y + layout.qr.size) - IDEO_TOP_EM * size,
+            size,
+            spacing: 0.0,
+            glyphs,
+        });
+    }
+    Ok(Prepared { layout, static_ops, static_texts: b.texts, seal })
+}
+
+/// Width of a run in points: advances plus character spacing between glyphs.
+fn run_width(font: &FaceFont, glyphs: &[(u16, char)], size: f32, spacing: f32) -> f32 {
+    let adv: f32 = glyphs.iter().map(|(_, c)| font.advance_pt(*c, size)).sum();
+    adv + spacing * glyphs.len().saturating_sub(1) as f32
+}
+
+struct PageBuilder<'a> {
+    font: &'a FaceFont,
+    texts: Vec<TextRun>,
+}
+
+impl PageBuilder<'_> {
+    /// Map text to glyphs; control characters become spaces. Fails on a character the font
+    /// cannot draw.
+    fn shape(&self, field: &str, text: &str) -> Result<Vec<(u16, char)>, RenderError> {
+        text.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .map(|c| match self.font.glyph(c) {
+                Some(g) => Ok((g.gid, c)),
+                None => Err(RenderError::MissingGlyph { field: field.to_string(), ch: c }),
+            })
+            .collect()
+    }
+
+    fn push_line(&mut self, x: f32, top_pt: f32, size: f32, glyphs: Vec<(u16, char)>) {
+        self.texts.push(TextRun { x, y: top_pt - IDEO_TOP_EM * size, size, spacing: 0.0, glyphs });
+    }
+
+    /// Everything that depends on the licence: boxes, printed number, identifier, issuer.
+    fn licence_texts(
+        &mut self,
+        layout: &Layout,
+        licence: &Licence,
+        identifier: &str,
+    ) -> Result<(), RenderError> {
+        for b in &layout.boxes {
+            let Some(field) = licence.fields.iter().find(|f| f.key == b.field) else {
+                continue; // the catalog has no such field: nothing to print
+            };
+            let label = b.label.as_deref().unwrap_or(&field.label);
+            let value = display_value(&b.field, &field.value, licence);
+            self.field_box(layout, b, label, &value)?;
+        }
+        if let Some(spot) = &layout.printed_no {
+            let label = spot.label.as_deref().unwrap_or("编号");
+            let text = format!("{label}：{}", licence.printed_no);
+            let glyphs = self.shape("printed_no", &text)?;
+            self.push_line(mm(spot.x), y_pt(spot.y), spot.size, glyphs);
+        }
+        let spot = &layout.identifier;
+        let label = spot.label.as_deref().unwrap_or("证照标识");
+        let text = format!("{label}：{identifier}");
+        let glyphs = self.shape("identifier", &text)?;
+        if mm(spot.x) + run_width(self.font, &glyphs, spot.size, 0.0) > PAGE_W_PT - mm(12.5) {
+            return Err(RenderError::Overflow { field: "identifier".into() });
+        }
+        self.push_line(mm(spot.x), y_pt(spot.y), spot.size, glyphs);
+        self.issuer_block(layout, licence)
+    }
+
+    /// Issuer name over the issue date, each line centred in the block, shrunk to fit.
+    fn issuer_block(&mut self, layout: &Layout, licence: &Licence) -> Result<(), RenderError> {
+        let spot = &layout.issuer;
+        let date = chinese_date(licence.issue_date);
+        let lines = spot
+            .caption
+            .iter()
+            .map(|c| ("issuer.caption", c.as_str()))
+            .chain([("issuer_name", licence.issuer_name.as_str()), ("issue_date", date.as_str())]);
+        let width = mm(spot.w);
+        let mut top = y_pt(spot.y);
+        for (field, text) in lines {
+            let glyphs = self.shape(field, text)?;
+            let mut size = spot.size;
+            let mut w = run_width(self.font, &glyphs, size, 0.0);
+            if w > width {
+                size = (size * width / w).max(MIN_SHRINK_PT);
+                w = run_width(self.font, &glyphs, size, 0.0);
+                if w > width + 0.01 {
+                    return Err(RenderError::Overflow { field: field.to_string() });
+                }
+            }
+            self.push_line(mm(spot.x) + (width - w) / 2.0, top, size, glyphs);
+            top -= spot.size * 1.7;
+        }
+        Ok(())
+    }
+
+    /// Label (justified over a fixed width) and value (wrapped, shrunk one step if needed).
+    fn field_box(
+        &mut self,
+        layout: &Layout,
+        b: &FieldBox,
+        label: &str,
+        value: &str,
+    ) -> Result<(), RenderError> {
+        let size = layout.box_size(b);
+        let label_w = mm(layout.box_label_width(b));
+        let value_x = mm(b.x) + label_w + if label_w > 0.0 { mm(LABEL_GAP_MM) } else { 0.0 };
+        let value_w = mm(b.x + b.w) - value_x;
+        let box_h = mm(b.h);
+
+        let value_glyphs = self.shape(&b.field, value)?;
+        let (value_size, lines) = [size, size - SHRINK_STEP_PT]
+            .into_iter()
+            .find_map(|s| {
+                let lines = if b.wrap {
+                    wrap(self.font, &value_glyphs, s, value_w)
+                } else {
+                    let fits = run_width(self.font, &value_glyphs, s, 0.0) <= value_w;
+                    fits.then(|| vec![value_glyphs.clone()])
+                }?;
+                let block = (lines.len().max(1) - 1) as f32 * s * LINE_PITCH + s;
+                (block <= box_h + 0.01).then_some((s, lines))
+            })
+            .ok_or_else(|| RenderError::Overflow { field: b.field.clone() })?;
+
+        // The value block is centred vertically in its box; the label sits on its first line.
+        let block_h = (lines.len().max(1) - 1) as f32 * value_size * LINE_PITCH + value_size;
+        let top = y_pt(b.y) - (box_h - block_h) / 2.0;
+
+        if label_w > 0.0 && !label.is_empty() {
+            let glyphs = self.shape(&b.field, label)?;
+            let natural = run_width(self.font, &glyphs, size, 0.0);
+            // Labels are set at their natural width: letter-spaced labels (住　　所) confuse the
+            // reading order of text extraction (pdftotext), which must give the face back.
+            let label_size = if natural > label_w {
+                let s = size * label_w / natural;
+                if s < MIN_SHRINK_PT {
+                    return Err(RenderError::Overflow { field: b.field.clone() });
+                }
+                s
+            } else {
+                size
+            };
+            self.texts.push(TextRun {
+                x: mm(b.x),
+                y: top - IDEO_TOP_EM * value_size,
+                size: label_size,
+                spacing: 0.0,
+                glyphs,
+            });
+        }
+        for (i, line) in lines.into_iter().enumerate() {
+            let line_top = top - i as f32 * value_size * LINE_PITCH;
+            self.push_line(value_x, line_top, value_size, line);
+        }
+        Ok(())
+    }
+}
+
+/// Characters that must not start a line (closing punctuation), GB/T 15834 style.
+fn no_line_start(c: char) -> bool {
+    matches!(
+        c,
+        '，' | '。'
+            | '、'
+            | '；'
+            | '：'
+            | '？'
+            | '！'
+            | '）'
+            | '】'
+            | '》'
+            | '」'
+            | '』'
+            | '”'
+            | '’'
+            | ','
+            | '.'
+            | ';'
+            | ':'
+            | ')'
+            | ']'
+            | '%'
+    )
+}
+
+/// Break glyphs into lines no wider than `width`: anywhere between CJK characters, at spaces or
+/// between ASCII words otherwise, never putting closing punctuation at a line start. `None` when
+/// a single glyph is wider than the box.
+fn wrap(
+    font: &FaceFont,
+    glyphs: &[(u16, char)],
+    size: f32,
+    width: f32,
+) -> Option<Vec<Vec<(u16, char)>>> {
+    let mut lines: Vec<Vec<(u16, char)>> = Vec::new();
+    let mut line: Vec<(u16, char)> = Vec::new();
+    let mut line_w = 0.0_f32;
+    for &(gid, c) in glyphs {
+        let adv = font.advance_pt(c, size);
+        if adv > width {
+            return None;
+        }
+        if line_w + adv > width && !line.is_empty() {
+            // Find a break: move a trailing ASCII word, or the last CJK char before closing
+            // punctuation, to the next line.
+            let mut carry: Vec<(u16, char)> = Vec::new();
+            if c.is_ascii_alphanumeric() {
+                let word_start =
+                    line.iter().rposition(|(_, p)| !p.is_ascii_alphanumeric()).map_or(0, |i| i + 1);
+                if word_start > 0 {
+                    carry = line.split_off(word_start);
+                }
+            } else if no_line_start(c) {
+                // Carry the last character that may start a line, with the closing punctuation
+                // after it (`…食品）` + `，` → `品），`).
+                let mut k = line.len().saturating_sub(1);
+                while k > 0 && line.get(k).is_some_and(|(_, p)| no_line_start(*p)) {
+                    k -= 1;
+                }
+                if k > 0 {
+                    carry = line.split_off(k);
+                }
+            }
+            while line.last().is_some_and(|(_, p)| *p == ' ') {
+                line.pop();
+            }
+            lines.push(std::mem::take(&mut line));
+            line_w = carry.iter().map(|(_, p)| font.advance_pt(*p, size)).sum();
+            line = carry;
+            if c == ' ' && line.is_empty() {
+                continue;
+            }
+        }
+        line.push((gid, c));
+        line_w += adv;
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    Some(lines)
+}
+
+/// The printed form of a field value: validity and issue dates from the typed licence fields
+/// (Chinese dates, 长期), ISO dates (`2017-04-24`) in Chinese form, anything else as is.
+fn display_value(key: &str, value: &str, licence: &Licence) -> String {
+    match key {
+        "valid_to" => chinese_valid_to(licence.valid_to),
+        "valid_from" => chinese_date(licence.valid_from),
+        "issue_date" => chinese_date(licence.issue_date),
+        _ => match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+            Ok(d) if value.len() == 10 => chinese_date(d),
+            _ => value.to_string(),
+        },
+    }
+}
+
+/// A number for a content stream: at most two decimals, no trailing zeros.
+fn num(v: f32) -> String {
+    let mut s = format!("{v:.2}");
+    while s.ends_with('0') {
+        s.pop();
+    }
+    if s.ends_with('.') {
+        s.pop();
+    }
+    if s == "-0" { "0".to_string() } else { s }
+}
+
+fn write_text_run(out: &mut String, run: &TextRun, codes: &HashMap<u16, u16>) {
+    let _ = write!(
+        out,
+        "BT /{FONT_RES} {} Tf {} Tc 1 0 0 1 {} {} Tm <",
+        num(run.size),
+        num(run.spacing),
+        num(run.x),
+        num(run.y)
+    );
+    for (gid, _) in &run.glyphs {
+        let code = codes.get(gid).copied().unwrap_or(0);
+        let _ = write!(out, "{code:04X}");
+    }
+    out.push_str("> Tj ET\n");
+}
+
+/// Dark modules as merged horizontal runs, one `re` each in module units (a `cm` scales them to
+/// the layout size, so the numbers stay short integers), filled once.
+fn write_qr(out: &mut String, layout: &Layout, qr: &QrMatrix) {
+    let spot = &layout.qr;
+    let modules = qr.width() + 2 * QR_QUIET;
+    let m = mm(spot.size) / modules as f32;
+    // Origin at the bottom-left of the quiet zone; module rows counted from the top.
+    let _ = writeln!(
+        out,
+        "q 0 g {} 0 0 {} {} {} cm",
+        num(m),
+        num(m),
+        num(mm(spot.x)),
+        num(y_pt(spot.y + spot.size))
+    );
+    let top = modules - QR_QUIET;
+    for r in qr.runs() {
+        let _ = writeln!(out, "{} {} {} 1 re", r.col + QR_QUIET, top - r.row - 1, r.len);
+    }
+    out.push_str("f Q\n");
+}
+
+/// The seal image centred over the issuer block.
+fn write_seal(out: &mut String, layout: &Layout, _seal: &SealImage) {
+    let Some(spot) = &layout.seal else { return };
+    let issuer = &layout.issuer;
+    let lines = 2.0 + if issuer.caption.is_some() { 1.0 } else { 0.0 };
+    let block_h_mm = ((lines - 1.0) * issuer.size * 1.7 + issuer.size) / PT_PER_MM;
+    let cx = mm(issuer.x + issuer.w / 2.0);
+    let cy = y_pt(issuer.y + block_h_mm / 2.0);
+    let d = mm(spot.size);
+    let _ = writeln!(
+        out,
+        "q {} 0 0 {} {} {} cm /{SEAL_RES} Do Q",
+        num(d),
+        num(d),
+        num(cx - d / 2.0),
+        num(cy - d / 2.0)
+    );
+}
+
+fn load_seal(path: &std::path::Path) -> Result<SealImage, RenderError> {
+    let bytes = std::fs::read(path)
+        .map_err(|source| RenderError::Io { path: path.to_path_buf(), source })?;
+    let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
+        .map_err(|e| RenderError::Seal { path: path.to_path_buf(), reason: e.to_string() })?
+        .to_rgba8();
+    let (width, height) = img.dimensions();
+    let mut rgb = Vec::with_capacity((width * height * 3) as usize);
+    let mut alpha = Vec::with_capacity((width * height) as usize);
+    for p in img.pixels() {
+        rgb.extend_from_slice(&p.0[..3]);
+        alpha.push(p.0[3]);
+    }
+    let has_alpha = alpha.iter().any(|a| *a != 255);
+    let seal_err =
+        |e: lopdf::Error| RenderError::Seal { path: path.to_path_buf(), reason: e.to_string() };
+    Ok(SealImage {
+        width,
+        height,
+        rgb_deflated: deflate(rgb).map_err(seal_err)?,
+        alpha_deflated: if has_alpha { Some(deflate(alpha).map_err(seal_err)?) } else { None },
+    })
+}
+
+fn deflate(data: Vec<u8>) -> Result<Vec<u8>, lopdf::Error> {
+    let mut s = Stream::new(Dictionary::new(), data);
+    s.compress()?;
+    Ok(s.content)
+}
+
+/// The subset font ready for embedding, and the glyph id → Identity-H code map of the page.
+struct EmbeddedFont {
+    /// Original gid → code written in the content stream.
+    codes: HashMap<u16, u16>,
+    /// (code, text, width in 1/1000 em), ascending by code.
+    glyphs: Vec<(u16, String, i64)>,
+    program: FontProgram,
+    base_font: String,
+    ascent: i64,
+    descent: i64,
+    bbox: [i64; 4],
+}
+
+enum FontProgram {
+    /// Bare CID-keyed CFF table (`/FontFile3 /CIDFontType0C`); codes are the font's CIDs.
+    CidCff(Vec<u8>),
+    /// Whole OpenType/CFF sfnt (`/FontFile3 /OpenType`); codes are subset gids.
+    OpenType(Vec<u8>),
+    /// TrueType (`/FontFile2`); codes are subset gids.
+    TrueType(Vec<u8>),
+}
+
+impl EmbeddedFont {
+    fn subset(font: &FaceFont, used: &BTreeMap<u16, String>) -> Result<Self, RenderError> {
+        let parsed = font.parsed();
+        let subset =
+            printpdf::subset_font(parsed, used).map_err(|reason| RenderError::Subset { reason })?;
+        let cid_map = printpdf::cff_charset_gid_to_cid_map(&subset.bytes, 0);
+        let program = match printpdf::extract_cid_keyed_cff(&subset.bytes, 0) {
+            Some(cff) => FontProgram::CidCff(cff),
+            None if subset.bytes.starts_with(b"OTTO") => FontProgram::OpenType(subset.bytes),
+            None => FontProgram::TrueType(subset.bytes),
+        };
+        let upm = i64::from(font.units_per_em());
+        let scale = |v: i64| v * 1000 / upm;
+        let mut codes = HashMap::with_capacity(used.len());
+        let mut glyphs = Vec::with_capacity(used.len());
+        for (orig, (new_gid, text)) in &subset.glyph_mapping {
+            let code = match (&program, &cid_map) {
+                (FontProgram::CidCff(_), Some(m)) => m.get(new_gid).copied().unwrap_or(*new_gid),
+                _ => *new_gid,
+            };
+            codes.insert(*orig, code);
+            let advance = scale(i64::from(parsed.get_horizontal_advance(*orig)));
+            glyphs.push((code, text.clone(), advance));
+        }
+        glyphs.sort_by_key(|g| g.0);
+
+        // Subset tag (ISO 32000-1 §9.6.4): six capitals, here derived from the glyph set.
+        let mut h = Sha256::new();
+        for (code, text, _) in &glyphs {
+            h.update(code.to_be_bytes());
+            h.update(text.as_bytes());
+        }
+        let tag: String = h.finalize().iter().take(6).map(|b| char::from(b'A' + b % 26)).collect();
+        let m = &parsed.pdf_font_metrics;
+        Ok(EmbeddedFont {
+            codes,
+            glyphs,
+            program,
+            base_font: format!("{tag}+{}", font.name().replace([' ', '/', '(', ')'], "")),
+            ascent: scale(parsed.font_metrics.ascent.round() as i64),
+            descent: scale(parsed.font_metrics.descent.round() as i64),
+            bbox: [
+                scale(i64::from(m.x_min)),
+                scale(i64::from(m.y_min)),
+                scale(i64::from(m.x_max)),
+                scale(i64::from(m.y_max)),
+            ],
+        })
+    }
+
+    /// `/W` array: runs of consecutive codes share one width list; glyphs of the default width
+    /// (`/DW 1000`, every ideograph) are left out.
+    fn widths(&self) -> Vec<Object> {
+        let mut out = Vec::new();
+        let mut start: Option<u16> = None;
+        let mut prev = 0u16;
+        let mut run: Vec<Object> = Vec::new();
+        for (code, _, w) in self.glyphs.iter().filter(|g| g.2 != DEFAULT_WIDTH) {
+            match start {
+                Some(_) if *code == prev.wrapping_add(1) => run.push(Object::Integer(*w)),
+                _ => {
+                    if let Some(s) = start {
+                        out.push(Object::Integer(i64::from(s)));
+                        out.push(Object::Array(std::mem::take(&mut run)));
+                    }
+                    start = Some(*code);
+                    run.push(Object::Integer(*w));
+                }
+            }
+            prev = *code;
+        }
+        if let Some(s) = start {
+            out.push(Object::Integer(i64::from(s)));
+            out.push(Object::Array(run));
+        }
+        out
+    }
+
+    /// `/ToUnicode` CMap so that text extraction gives the characters back.
+    fn to_unicode(&self) -> Vec<u8> {
+        let mut s = String::with_capacity(256 + self.glyphs.len() * 16);
+        s.push_str(
+            "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
+             /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n\
+             /CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n\
+             1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n",
+        );
+        for chunk in self.glyphs.chunks(100) {
+            let _ = writeln!(s, "{} beginbfchar", chunk.len());
+            for (code, text, _) in chunk {
+                let _ = write!(s, "<{code:04X}> <");
+                for unit in text.encode_utf16() {
+                    let _ = write!(s, "{unit:04X}");
+                }
+                s.push_str(">\n");
+            }
+            s.push_str("endbfchar\n");
+        }
+        s.push_str("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n");
+        s.into_bytes()
+    }
+}
+
+fn name(s: &str) -> Object {
+    Object::Name(s.as_bytes().to_vec())
+}
+
+fn compressed(dict: Dictionary, content: Vec<u8>) -> Result<Stream, RenderError> {
+    let mut s = Stream::new(dict, content);
+    s.compress().map_err(|e| RenderError::PdfWrite { reason: e.to_string() })?;
+    Ok(s)
+}
+
+/// A PDF text string: UTF-16BE with BOM, hex-encoded.
+fn text_string(s: &str) -> Object {
+    let mut bytes = vec![0xFE, 0xFF];
+    for unit in s.encode_utf16() {
+        bytes.extend_from_slice(&unit.to_be_bytes());
+    }
+    Object::String(bytes, StringFormat::Hexadecimal)
+}
+
+fn pdf_date(t: DateTime<Utc>) -> Object {
+    Object::String(t.format("D:%Y%m%d%H%M%SZ").to_string().into_bytes(), StringFormat::Literal)
+}
+
+/// Placeholder for the trailer `/ID`, replaced by a content hash after writing.
+const ID_PLACEHOLDER: [u8; 16] = [0; 16];
+
+/// Write the one-page document. Object numbers are fixed: 1 catalog, 2 pages, 3 page,
+/// 4 contents, 5 font, 6 CID font, 7 descriptor, 8 font program, 9 ToUnicode, 10 info,
+/// 11/12 seal image and mask.
+fn assemble(
+    font: &EmbeddedFont,
+    content: Vec<u8>,
+    seal: Option<&SealImage>,
+    title: &str,
+    created: DateTime<Utc>,
+) -> Result<Vec<u8>, RenderError> {
+    let mut doc = Document::with_version("1.7");
+    doc.reference_table.cross_reference_type = lopdf::xref::XrefType::CrossReferenceTable;
+    let id = |n: u32| (n, 0u16);
+
+    doc.objects.insert(
+        id(1),
+        Object::Dictionary(Dictionary::from_iter(vec![
+            ("Type", name("Catalog")),
+            ("Pages", Object::Reference(id(2))),
+        ])),
+    );
+    doc.objects.insert(
+        id(2),
+        Object::Dictionary(Dictionary::from_iter(vec![
+            ("Type", name("Pages")),
+            ("Kids", Object::Array(vec![Object::Reference(id(3))])),
+            ("Count", Object::Integer(1)),
+        ])),
+    );
+    let mut resources = Dictionary::from_iter(vec![(
+        "Font",
+        Object::Dictionary(Dictionary::from_iter(vec![(FONT_RES, Object::Reference(id(5)))])),
+    )]);
+    if seal.is_some() {
+        resources.set(
+            "XObject",
+            Object::Dictionary(Dictionary::from_iter(vec![(SEAL_RES, Object::Reference(id(11)))])),
+        );
+    }
+    doc.objects.insert(
+        id(3),
+        Object::Dictionary(Dictionary::from_iter(vec![
+            ("Type", name("Page")),
+            ("Parent", Object::Reference(id(2))),
+            (
+                "MediaBox",
+                Object::Array(vec![
+                    Object::Integer(0),
+                    Object::Integer(0),
+                    Object::Real(PAGE_W_PT),
+                    Object::Real(PAGE_H_PT),
+                ]),
+            ),
+            ("Resources", Object::Dictionary(resources)),
+            ("Contents", Object::Reference(id(4))),
+        ])),
+    );
+    doc.objects.insert(id(4), Object::Stream(compressed(Dictionary::new(), content)?));
+
+    // Font: Type0 / Identity-H over one CIDFont.
+    let (subtype, file_key, program) = match &font.program {
+        FontProgram::CidCff(b) => ("CIDFontType0", "FontFile3", b),
+        FontProgram::OpenType(b) => ("CIDFontType0", "FontFile3", b),
+        FontProgram::TrueType(b) => ("CIDFontType2", "FontFile2", b),
+    };
+    doc.objects.insert(
+        id(5),
+        Object::Dictionary(Dictionary::from_iter(vec![
+            ("Type", name("Font")),
+            ("Subtype", name("Type0")),
+            ("BaseFont", name(&font.base_font)),
+            ("Encoding", name("Identity-H")),
+            ("DescendantFonts", Object::Array(vec![Object::Reference(id(6))])),
+            ("ToUnicode", Object::Reference(id(9))),
+        ])),
+    );
+    let mut cid_font = Dictionary::from_iter(vec![
+        ("Type", name("Font")),
+        ("Subtype", name(subtype)),
+        ("BaseFont", name(&font.base_font)),
+        (
+            "CIDSystemInfo",
+            Object::Dictionary(Dictionary::from_iter(vec![
+                ("Registry", Object::string_literal("Adobe")),
+                ("Ordering", Object::string_literal("Identity")),
+                ("Supplement", Object::Integer(0)),
+            ])),
+        ),
+        ("FontDescriptor", Object::Reference(id(7))),
+        ("DW", Object::Integer(DEFAULT_WIDTH)),
+        ("W", Object::Array(font.widths())),
+    ]);
+    if subtype == "CIDFontType2" {
+        cid_font.set("CIDToGIDMap", name("Identity"));
+    }
+    doc.objects.insert(id(6), Object::Dictionary(cid_font));
+    doc.objects.insert(
+        id(7),
+        Object::Dictionary(Dictionary::from_iter(vec![
+            ("Type", name("FontDescriptor")),
+            ("FontName", name(&font.base_font)),
+            ("Flags", Object::Integer(4)),
+            ("FontBBox", Object::Array(font.bbox.iter().map(|v| Object::Integer(*v)).collect())),
+            ("ItalicAngle", Object::Integer(0)),
+            ("Ascent", Object::Integer(font.ascent)),
+            ("Descent", Object::Integer(font.descent)),
+            ("CapHeight", Object::Integer(font.ascent)),
+            ("StemV", Object::Integer(80)),
+            (file_key, Object::Reference(id(8))),
+        ])),
+    );
+    let mut program_dict = Dictionary::new();
+    match &font.program {
+        FontProgram::CidCff(_) => program_dict.set("Subtype", name("CIDFontType0C")),
+        FontProgram::OpenType(_) => program_dict.set("Subtype", name("OpenType")),
+        FontProgram::TrueType(b) => program_dict.set("Length1", Object::Integer(b.len() as i64)),
+    }
+    doc.objects.insert(id(8), Object::Stream(compressed(program_dict, program.clone())?));
+    doc.objects.insert(id(9), Object::Stream(compressed(Dictionary::new(), font.to_unicode())?));
+    doc.objects.insert(
+        id(10),
+        Object::Dictionary(Dictionary::from_iter(vec![
+            ("Title", text_string(title)),
+            ("Producer", Object::string_literal("elicence")),
+            ("Creator", Object::string_literal("elicence render")),
+            ("CreationDate", pdf_date(created)),
+            ("ModDate", pdf_date(created)),
+        ])),
+    );
+    if let Some(seal) = seal {
+        let mut dict = Dictionary::from_iter(vec![
+            ("Type", name("XObject")),
+            ("Subtype", name("Image")),
+            ("Width", Object::Integer(i64::from(seal.width))),
+            ("Height", Object::Integer(i64::from(seal.height))),
+            ("ColorSpace", name("DeviceRGB")),
+            ("BitsPerComponent", Object::Integer(8)),
+            ("Filter", name("FlateDecode")),
+        ]);
+        if let Some(alpha) = &seal.alpha_deflated {
+            dict.set("SMask", Object::Reference(id(12)));
+            doc.objects.insert(
+                id(12),
+                Object::Stream(
+                    Stream::new(
+                        Dictionary::from_iter(vec![
+                            ("Type", name("XObject")),
+                            ("Subtype", name("Image")),
+                            ("Width", Object::Integer(i64::from(seal.width))),
+                            ("Height", Object::Integer(i64::from(seal.height))),
+                            ("ColorSpace", name("DeviceGray")),
+                            ("BitsPerComponent", Object::Integer(8)),
+                            ("Filter", name("FlateDecode")),
+                        ]),
+                        alpha.clone(),
+                    )
+                    .with_compression(false),
+                ),
+            );
+        }
+        doc.objects.insert(
+            id(11),
+            Object::Stream(Stream::new(dict, seal.rgb_deflated.clone()).with_compression(false)),
+        );
+    }
+    doc.max_id = if seal.is_some() { 12 } else { 10 };
+    doc.trailer.set("Root", Object::Reference(id(1)));
+    doc.trailer.set("Info", Object::Reference(id(10)));
+    let placeholder = Object::String(ID_PLACEHOLDER.to_vec(), StringFormat::Hexadecimal);
+    doc.trailer.set("ID", Object::Array(vec![placeholder.clone(), placeholder]));
+
+    let mut out = Vec::with_capacity(48 * 1024);
+    doc.save_to(&mut out).map_err(|e| RenderError::PdfWrite { reason: e.to_string() })?;
+    patch_document_id(&mut out)?;
+    Ok(out)
+}
+
+/// Replace both `/ID` placeholders in the trailer by the first 16 bytes of the SHA-256 of the
+/// file (taken with the placeholders in place), keeping every byte offset unchanged.
+fn patch_document_id(out: &mut [u8]) -> Result<(), RenderError> {
+    let digest = Sha256::digest(&*out);
+    let hex_id = hex::encode_upper(digest.get(..16).unwrap_or_default());
+    let pattern = format!("<{}>", "00".repeat(16));
+    let pattern = pattern.as_bytes();
+    let trailer_start = out
+        .windows(7)
+        .rposition(|w| w == b"trailer")
+        .ok_or_else(|| RenderError::PdfWrite { reason: "no trailer written".into() })?;
+    let mut patched = 0;
+    let mut i = trailer_start;
+    while i + pattern.len() <= out.len() {
+        if out.get(i..i + pattern.len()) == Some(pattern) {
+            if let Some(dst) = out.get_mut(i + 1..i + 1 + hex_id.len()) {
+                dst.copy_from_slice(hex_id.as_bytes());
+            }
+            patched += 1;
+            i += pattern.len();
+        } else {
+            i += 1;
+        }
+    }
+    if patched != 2 {
+        return Err(RenderError::PdfWrite {
+            reason: format!("expected 2 /ID placeholders in the trailer, found {patched}"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_short() {
+        assert_eq!(num(12.0), "12");
+        assert_eq!(num(12.5), "12.5");
+        assert_eq!(num(0.004), "0");
+        assert_eq!(num(-0.001), "0");
+        assert_eq!(num(595.2756), "595.28");
+    }
+
+    #[test]
+    fn display_value_uses_typed_dates() {
+        let mut l = crate::render::test_support::licence();
+        assert_eq!(display_value("valid_to", "", &l), "2022年4月23日");
+        l.valid_to = None;
+        assert_eq!(display_value("valid_to", "2022-04-23", &l), "长期");
+        assert_eq!(display_value("established", "2010-01-05", &l), "2010年1月5日");
+        assert_eq!(display_value("x", "2010-1-5 ok", &l), "2010-1-5 ok");
+    }
+
+    #[test]
+    fn wrapping_keeps_lines_inside_the_width() {
+        let Ok(font) = FaceFont::locate(None) else {
+            return;
+        };
+        let b = PageBuilder { font: &font, texts: Vec::new() };
+        let text = "预包装食品销售（含冷藏冷冻食品），散装食品销售（不含冷藏冷冻食品），热食类食品制售，ABC123 coffee";
+        let glyphs = b.shape("x", text).unwrap();
+        for width in (60..240).step_by(3) {
+            let width = width as f32;
+            let lines = wrap(&font, &glyphs, 10.0, width).unwrap();
+            assert!(lines.len() > 1);
+            let joined: String = lines.iter().flatten().map(|(_, c)| *c).collect();
+            assert_eq!(joined.replace(' ', ""), text.replace(' ', ""));
+            for line in &lines {
+                assert!(run_width(&font, line, 10.0, 0.0) <= width + 0.01);
+                let first = line.first().map(|(_, c)| *c).unwrap_or('x');
+                assert!(!no_line_start(first), "width {width}: line starts with {first}");
+            }
+        }
+    }
+}

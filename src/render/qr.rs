@@ -1,0 +1,170 @@
+//! The verification QR code (核验码) printed on the face.
+//!
+//! Payload format, version 1:
+//!
+//! ```text
+//! ELIC1:<identifier>:<DIGEST16>
+//! ```
+//!
+//! `<identifier>` is the GB/T 36904 证照标识 (`[0-9A-Z.]+`); `<DIGEST16>` is the first 16 hex
+//! digits, upper case, of the SHA-256 of the unsigned canonical XML e-licence. A verifier that
+//! scans a printed face looks the identifier up, fetches the signed XML, strips the signature,
+//! hashes it and compares: that ties a picture of a licence to its signed record (the picture
+//! itself proves nothing). Every character of the payload is in the QR alphanumeric set, so the
+//! code stays small (version 5 for a typical identifier). Error correction level M.
+
+use qrcode::{Color, EcLevel, QrCode};
+
+use crate::render::RenderError;
+
+/// Payload prefix and format version.
+pub const QR_PREFIX: &str = "ELIC1";
+/// Hex digits of the content digest carried in the payload.
+pub const QR_DIGEST_LEN: usize = 16;
+
+/// The QR payload `ELIC1:<identifier>:<first 16 hex of content_digest_hex, upper case>`.
+/// `content_digest_hex` is the hex SHA-256 of the unsigned canonical XML (64 digits); a shorter
+/// string is used whole.
+pub fn qr_payload(identifier: &str, content_digest_hex: &str) -> String {
+    let digest =
+        content_digest_hex.get(..QR_DIGEST_LEN).unwrap_or(content_digest_hex).to_ascii_uppercase();
+    format!("{QR_PREFIX}:{identifier}:{digest}")
+}
+
+/// Split a scanned payload into (identifier, 16-hex digest in upper case). Fails when the prefix,
+/// the identifier alphabet or the digest length/alphabet is wrong. Does not check the identifier's
+/// check character (that is the identifier module's job).
+pub fn parse_qr_payload(payload: &str) -> Result<(String, String), RenderError> {
+    let bad = |reason| RenderError::QrPayload { reason };
+    let rest = payload
+        .strip_prefix(QR_PREFIX)
+        .and_then(|r| r.strip_prefix(':'))
+        .ok_or(bad("missing ELIC1: prefix"))?;
+    let (identifier, digest) = rest.rsplit_once(':').ok_or(bad("missing digest"))?;
+    if identifier.is_empty()
+        || !identifier.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'.')
+    {
+        return Err(bad("identifier is not [0-9A-Z.]+"));
+    }
+    if digest.len() != QR_DIGEST_LEN || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("digest is not 16 hex digits"));
+    }
+    Ok((identifier.to_string(), digest.to_ascii_uppercase()))
+}
+
+/// The module matrix of a QR code: `width × width` modules, row-major, `true` = dark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrMatrix {
+    width: usize,
+    dark: Vec<bool>,
+}
+
+/// A horizontal run of dark modules: row, first column, length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QrRun {
+    pub row: usize,
+    pub col: usize,
+    pub len: usize,
+}
+
+impl QrMatrix {
+    /// Encode `payload` at error-correction level M.
+    pub fn encode(payload: &str) -> Result<Self, RenderError> {
+        let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M)
+            .map_err(|_| RenderError::QrEncode { len: payload.len() })?;
+        let dark = code.to_colors().into_iter().map(|c| c == Color::Dark).collect();
+        Ok(QrMatrix { width: code.width(), dark })
+    }
+
+    /// Modules per side (without quiet zone).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Whether the module at (`row`, `col`) is dark; false outside the matrix.
+    pub fn is_dark(&self, row: usize, col: usize) -> bool {
+        row < self.width && col < self.width && self.dark.get(row * self.width + col) == Some(&true)
+    }
+
+    /// Dark modules merged into horizontal runs, row by row: one rectangle per run keeps the PDF
+    /// content stream small.
+    pub fn runs(&self) -> Vec<QrRun> {
+        let mut runs = Vec::new();
+        for (row, line) in self.dark.chunks(self.width.max(1)).enumerate() {
+            let mut col = 0;
+            while col < line.len() {
+                if line.get(col) == Some(&true) {
+                    let start = col;
+                    while line.get(col) == Some(&true) {
+                        col += 1;
+                    }
+                    runs.push(QrRun { row, col: start, len: col - start });
+                } else {
+                    col += 1;
+                }
+            }
+        }
+        runs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "1.2.156.3005.2.11100000000013338W032.11220000013544541J.2430599.001.F";
+    const DIGEST: &str = "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b";
+
+    #[test]
+    fn payload_round_trips() {
+        let p = qr_payload(ID, DIGEST);
+        assert_eq!(p, format!("ELIC1:{ID}:3A7BD3E2360A3D29"));
+        let (id, d) = parse_qr_payload(&p).unwrap();
+        assert_eq!(id, ID);
+        assert_eq!(d, "3A7BD3E2360A3D29");
+        // Lower-case digests from other producers are accepted.
+        let (_, d) = parse_qr_payload(&format!("ELIC1:{ID}:3a7bd3e2360a3d29")).unwrap();
+        assert_eq!(d, "3A7BD3E2360A3D29");
+    }
+
+    #[test]
+    fn bad_payloads_are_rejected() {
+        for p in [
+            "",
+            "ELIC2:1.2:0123456789ABCDEF",
+            "ELIC1:1.2.x:0123456789ABCDEF",
+            "ELIC1::0123456789ABCDEF",
+            "ELIC1:1.2.156:0123",
+            "ELIC1:1.2.156:0123456789ABCDEG",
+            "ELIC1:1.2.156",
+        ] {
+            assert!(matches!(parse_qr_payload(p), Err(RenderError::QrPayload { .. })), "{p}");
+        }
+    }
+
+    #[test]
+    fn payload_is_alphanumeric_and_small() {
+        let m = QrMatrix::encode(&qr_payload(ID, DIGEST)).unwrap();
+        // 92 alphanumeric characters at level M fit version 5 (37 modules).
+        assert!(m.width() <= 37, "{}", m.width());
+    }
+
+    #[test]
+    fn runs_cover_exactly_the_dark_modules() {
+        let m = QrMatrix::encode("ELIC1:TEST:0123456789ABCDEF").unwrap();
+        let mut covered = vec![false; m.width() * m.width()];
+        for r in m.runs() {
+            assert!(r.len > 0);
+            for c in r.col..r.col + r.len {
+                covered[r.row * m.width() + c] = true;
+            }
+        }
+        for row in 0..m.width() {
+            for col in 0..m.width() {
+                assert_eq!(covered[row * m.width() + col], m.is_dark(row, col));
+            }
+        }
+        // Finder pattern: top-left 7 modules of row 0 are dark.
+        assert!((0..7).all(|c| m.is_dark(0, c)));
+    }
+}
