@@ -27,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Read and validate an export without signing or loading anything.
     Validate(cmd::validate::ValidateArgs),
+    /// Validate, then render and sign a PDF and an XML e-licence per valid row (a preview).
+    Render(cmd::render::RenderArgs),
     /// Verify signed PDF and XML e-licences.
     Verify(cmd::verify::VerifyArgs),
     /// Development signing keys.

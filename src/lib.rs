@@ -13,6 +13,7 @@ pub mod identify;
 pub mod licence;
 pub mod normalise;
 pub mod pipeline;
+pub mod produce;
 pub mod read;
 pub mod record;
 pub mod registry;

@@ -9,6 +9,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Validate(args) => cmd::validate::run(args),
+        Command::Render(args) => cmd::render::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Keys(args) => cmd::keys::run(args),
         Command::Catalog(c) => cmd::catalog::run(c),

@@ -12,16 +12,16 @@ use sha2::{Digest, Sha256};
 
 use crate::identify::{IdError, LicenceId, serial_from_printed};
 use crate::licence::Licence;
+use crate::render::RenderError;
 use crate::render::font::FaceFont;
 use crate::render::layout::Layout;
 use crate::render::pdf::PdfRenderer;
 use crate::render::qr::qr_payload;
 use crate::render::xml::{SealMeta, render_xml};
-use crate::render::RenderError;
+use crate::sign::SignError;
 use crate::sign::pades::{PdfSignOptions, sign_pdf};
 use crate::sign::signer::Signer;
 use crate::sign::xmldsig::sign_xml;
-use crate::sign::SignError;
 
 /// The signed artefacts of one licence version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +50,14 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// Loads the face font (see [`FaceFont::locate`]) and the layout files. Fails on a missing
+    /// Loads the face font (see [`FaceFont::load_default`]) and the layout files. Fails on a missing
     /// font or a broken layout, before any row is read.
-    pub fn new(layouts: &[&Path], signer: Arc<Signer>, signed_at: DateTime<Utc>) -> Result<Producer, RenderError> {
-        let font = Arc::new(FaceFont::locate(None)?);
+    pub fn new(
+        layouts: &[&Path],
+        signer: Arc<Signer>,
+        signed_at: DateTime<Utc>,
+    ) -> Result<Producer, RenderError> {
+        let font = Arc::new(FaceFont::load_default()?);
         let layouts = layouts.iter().map(|p| Layout::load(p)).collect::<Result<Vec<_>, _>>()?;
         Ok(Producer { renderer: PdfRenderer::new(font, layouts)?, signer, signed_at })
     }
@@ -66,7 +70,12 @@ impl Producer {
     /// The identifier a licence gets at `version` (serial: the printed number, or a stable
     /// serial derived from it; see [`serial_from_printed`]).
     pub fn identifier(licence: &Licence, version: u16) -> Result<LicenceId, IdError> {
-        LicenceId::new(&licence.type_code, &licence.issuer_code, &serial_from_printed(&licence.printed_no), version)
+        LicenceId::new(
+            &licence.type_code,
+            &licence.issuer_code,
+            &serial_from_printed(&licence.printed_no),
+            version,
+        )
     }
 
     /// Renders and signs one licence at `version`.

@@ -334,8 +334,26 @@ fn dummy_licence(layout: &Layout) -> Licence {
     if layout.type_name == "食品经营许可证" {
         return food_licence();
     }
-    let fields: Vec<FaceField> =
-        dummy_fields(&layout.type_name).into_iter().map(|(k, l, v)| field(k, l, v)).collect();
+    // Every field of the shipped catalog type, with the sample value of `dummy_fields` where it
+    // has one and a value of the right kind otherwise: the layout must fit the real catalog.
+    let catalog = elicence::catalog::load_dir(&root().join("pipelines/catalog")).expect("catalog");
+    let ty = catalog.get(&layout.type_name).expect("a catalog type per layout");
+    let samples = dummy_fields(&layout.type_name);
+    let fields: Vec<FaceField> = ty
+        .fields
+        .iter()
+        .map(|f| {
+            let value = match samples.iter().find(|(k, _, _)| *k == f.key) {
+                Some((_, _, v)) => v.to_string(),
+                None => match &f.kind {
+                    elicence::catalog::FieldKind::Date => "2020-01-02".to_string(),
+                    elicence::catalog::FieldKind::Enum(values) => values[0].clone(),
+                    _ => format!("{}样例", f.label),
+                },
+            };
+            field(&f.key, &f.label, &value)
+        })
+        .collect();
     let mut l = food_licence();
     l.type_name = layout.type_name.clone();
     l.printed_no = fields.iter().find(|f| f.key == "licence_no").map(|f| f.value.clone()).unwrap();

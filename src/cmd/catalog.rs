@@ -1,11 +1,12 @@
 //! `elicence catalog list|show|check`: inspect and check the catalog of licence types.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
 use crate::catalog::{self, FieldKind, LicenceType};
 use crate::cmd::exit;
+use crate::render::layout::Layout;
 
 const DEFAULT_DIR: &str = "pipelines/catalog";
 
@@ -70,6 +71,14 @@ pub fn run(cmd: &CatalogCommand) -> anyhow::Result<i32> {
         }
         CatalogCommand::Check { dir } => match catalog::load_dir(dir) {
             Ok(cat) => {
+                let problems = check_layouts(dir, &cat);
+                for p in &problems {
+                    println!("{p}");
+                }
+                if !problems.is_empty() {
+                    eprintln!("{} problem(s) in the layouts", problems.len());
+                    return Ok(exit::CONFIG);
+                }
                 println!("catalog ok: {} licence types in {}", cat.types.len(), dir.display());
                 Ok(exit::OK)
             }
@@ -82,6 +91,37 @@ pub fn run(cmd: &CatalogCommand) -> anyhow::Result<i32> {
             }
         },
     }
+}
+
+/// Checks the face layout of each type (`<dir>/../layouts/<id>.toml`, when present) against the
+/// type's fields: a layout box naming a field the catalog lacks is a problem.
+fn check_layouts(dir: &Path, cat: &catalog::Catalog) -> Vec<String> {
+    let layouts = dir.parent().unwrap_or(Path::new(".")).join("layouts");
+    let mut problems = Vec::new();
+    for t in &cat.types {
+        let path = layouts.join(format!("{}.toml", t.id));
+        if !path.exists() {
+            continue;
+        }
+        match Layout::load(&path) {
+            Ok(layout) => {
+                let keys: Vec<&str> = t.fields.iter().map(|f| f.key.as_str()).collect();
+                if let Err(errors) = layout.check(&keys) {
+                    problems.extend(errors.iter().map(|e| e.to_string()));
+                }
+                if layout.type_name != t.name {
+                    problems.push(format!(
+                        "{}: type_name {:?} is not the catalog name {:?}",
+                        path.display(),
+                        layout.type_name,
+                        t.name
+                    ));
+                }
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    problems
 }
 
 fn describe(t: &LicenceType) -> String {

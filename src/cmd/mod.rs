@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod keys;
+pub mod render;
 pub mod validate;
 pub mod verify;
 

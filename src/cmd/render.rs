@@ -58,7 +58,8 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let signer = Signer::load(&args.keys, passphrase.as_ref(), at)
         .with_context(|| format!("cannot load the signing key from {}", args.keys.display()))?;
     let producer = Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), at)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
 
     let mut sink = RenderSink {
@@ -86,7 +87,11 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
         c.duplicates,
         sink.rendered,
         args.out.display(),
-        if sink.failed > 0 { format!("; {} could not be rendered (see above)", sink.failed) } else { String::new() }
+        if sink.failed > 0 {
+            format!("; {} could not be rendered (see above)", sink.failed)
+        } else {
+            String::new()
+        }
     );
     Ok(if sink.failed > 0 { exit::FAILURE } else { exit::OK })
 }
@@ -105,15 +110,18 @@ struct RenderSink<'a> {
 impl RenderSink<'_> {
     fn flush(&mut self) -> anyhow::Result<()> {
         let batch = std::mem::take(&mut self.pending);
-        let results: Vec<_> =
-            batch.par_iter().map(|(licence, version)| (licence, self.producer.produce(licence, *version))).collect();
+        let results: Vec<_> = batch
+            .par_iter()
+            .map(|(licence, version)| (licence, self.producer.produce(licence, *version)))
+            .collect();
         for (licence, result) in results {
             match result {
                 Ok(a) => {
                     let name = a.id.to_string();
                     for (ext, bytes) in [("pdf", a.pdf.as_slice()), ("xml", a.xml.as_bytes())] {
                         let path = self.out.join(format!("{name}.{ext}"));
-                        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+                        std::fs::write(&path, bytes)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
                     }
                     self.rendered += 1;
                 }
