@@ -25,6 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The main job: read, validate, render, sign and load exports into the registry.
+    Run(cmd::run::RunArgs),
     /// Read and validate an export without signing or loading anything.
     Validate(cmd::validate::ValidateArgs),
     /// Validate, then render and sign a PDF and an XML e-licence per valid row (a preview).

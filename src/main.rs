@@ -8,6 +8,7 @@ use elicence::cmd;
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Run(args) => cmd::run::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Render(args) => cmd::render::run(args),
         Command::Verify(args) => cmd::verify::run(args),

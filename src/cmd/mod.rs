@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod keys;
 pub mod render;
+pub mod run;
 pub mod validate;
 pub mod verify;
 
@@ -26,6 +27,18 @@ pub fn now() -> anyhow::Result<DateTime<Utc>> {
             .map_err(|e| anyhow::anyhow!("ELICENCE_NOW={s:?} is not an RFC 3339 time: {e}"))?
             .with_timezone(&Utc)),
         _ => Ok(Utc::now()),
+    }
+}
+
+/// Who runs a command, for the audit trail: `--operator`, else the OS user.
+pub fn operator(given: Option<&str>) -> String {
+    match given {
+        Some(o) if !o.trim().is_empty() => o.trim().to_string(),
+        _ => std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "unknown".to_string()),
     }
 }
 

@@ -28,6 +28,8 @@ pub struct ValidRow {
     pub notes: Vec<String>,
     /// Hash of the normalised content: rows with equal keys are duplicates.
     pub content_key: [u8; 16],
+    /// Path of a scanned image of the paper licence (存档副本), as written in the export.
+    pub archive_copy: Option<String>,
 }
 
 /// A row that failed, with every problem found and its original cells.
@@ -284,7 +286,13 @@ impl<'p> Validator<'p> {
                 .collect(),
             pos: rec.pos.clone(),
         };
-        RowOutcome::Valid(Box::new(ValidRow { licence, notes, content_key }))
+        let archive_copy = self
+            .binding
+            .archive_copy
+            .and_then(|i| rec.cells.get(i))
+            .map(|c| width::trim(&c.display()).to_string())
+            .filter(|p| !p.is_empty());
+        RowOutcome::Valid(Box::new(ValidRow { licence, notes, content_key, archive_copy }))
     }
 
     fn status_of(&self, rec: &Record, problems: &mut Vec<Problem>) -> LicenceStatus {

@@ -46,6 +46,16 @@ pub enum Rule {
     Issuer,
     /// The row could not be read: undecodable bytes, wrong field count, NUL bytes, oversized field.
     Unreadable,
+    /// Registry: the holder already has a live licence of this single-instance type.
+    SingleInstance,
+    /// Registry: changed content for a revoked licence (an export does not re-issue it).
+    ChangeAfterRevoke,
+    /// The natural key makes no GB/T 36904 identifier.
+    Identifier,
+    /// The licence could not be rendered or signed (e.g. a value that does not fit its box).
+    Render,
+    /// The scanned archive copy named by the row is missing or not an image.
+    ArchiveCopy,
 }
 
 impl Rule {
@@ -67,6 +77,11 @@ impl Rule {
             Rule::Status => "status",
             Rule::Issuer => "issuer",
             Rule::Unreadable => "unreadable",
+            Rule::SingleInstance => "single_instance",
+            Rule::ChangeAfterRevoke => "change_after_revoke",
+            Rule::Identifier => "identifier",
+            Rule::Render => "render",
+            Rule::ArchiveCopy => "archive_copy",
         }
     }
 }

@@ -1,0 +1,482 @@
+//! `elicence run`: the main job. Read → validate → identify → render → sign → load into the
+//! registry, chunk by chunk: each chunk's rows are decided against the registry in input order
+//! (new, unchanged, change, revoke), the new versions are rendered and signed on all cores, and
+//! the chunk is committed in one transaction. A run killed at any point and started again ends
+//! with the same registry: committed chunks come back as `unchanged`, the rest is loaded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::Args;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cmd::{exit, now, operator};
+use crate::engine::{self, EngineError, Outcome, RowSink};
+use crate::pipeline::{self, Plan};
+use crate::produce::Producer;
+use crate::registry::{
+    Decision, DecisionInput, LoadItem, NaturalKey, Registry, RegistryError, RejectRecord,
+    RunCounts, RunId, RunOutcome, RunStart,
+};
+use crate::report::{self, InputSummary, RowFiles};
+use crate::sign::keys::{DevKeyOptions, init_dev_keys};
+use crate::sign::signer::{Signer, passphrase_from_env_or_file};
+use crate::validate::{Dedupe, Problem, RowReject, Rule, ValidRow};
+
+/// Valid rows decided, rendered and committed together (one transaction).
+const CHUNK: usize = 256;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    elicence run pipelines/food-business-permit.toml --input fixtures/food-business-permit/export-gbk.csv\n  \
+    elicence run pipelines/food-business-permit.toml --input 2017.xlsx 2018.xlsx --keys /etc/elicence/keys --data /var/lib/elicence --out out/\n\n\
+    Without --keys, a development key in <data>/dev-keys is used (created on first use) and every run says so.")]
+pub struct RunArgs {
+    /// Pipeline file (pipelines/*.toml).
+    pub pipeline: PathBuf,
+    /// Export(s) to load.
+    #[arg(long, required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
+    /// Key folder with signer.key and signer.pem. Default: a development key in the data folder.
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+    /// File with the key's passphrase (else ELICENCE_KEY_PASSPHRASE, if the key is encrypted).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+    /// Registry folder (SQLite file and content-addressed store).
+    #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
+    pub data: PathBuf,
+    /// Folder for rejects.csv, duplicates.csv, valid.csv and report.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Who runs this (audit trail). Default: the OS user.
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Fail (exit 5) when more than this fraction of rows is rejected.
+    #[arg(long, value_name = "FRACTION")]
+    pub max_reject_rate: Option<f64>,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Print the JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The JSON report of a run: read = issued + changed + revoked + unchanged + duplicates + rejected.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub run: i64,
+    pub pipeline: String,
+    pub licence_type: String,
+    pub data: String,
+    pub development_key: bool,
+    pub started: String,
+    pub finished: String,
+    pub inputs: Vec<InputSummary>,
+    pub counts: RunCounts,
+    pub reconciled: bool,
+    pub rejects_by_rule: BTreeMap<String, u64>,
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    if let Some(r) = args.max_reject_rate
+        && !(0.0..=1.0).contains(&r)
+    {
+        anyhow::bail!("--max-reject-rate must be between 0 and 1, got {r}");
+    }
+    let plan = pipeline::load(&args.pipeline)?;
+    let started = now()?;
+    let operator = operator(args.operator.as_deref());
+    let mut registry = Registry::open(&args.data)?;
+    let (keys, development_key) = match &args.keys {
+        Some(k) => (k.clone(), false),
+        None => (development_keys(&args.data, started)?, true),
+    };
+    let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
+    let signer = Signer::load(&keys, passphrase.as_ref(), started)
+        .with_context(|| format!("cannot load the signing key from {}", keys.display()))?;
+    let producer = Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), started)?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
+
+    let mut hashes = Vec::with_capacity(args.input.len());
+    for path in &args.input {
+        let (sha, bytes) = report::sha256_file(path).map_err(|source| EngineError::Unreadable {
+            file: path.display().to_string(),
+            source,
+        })?;
+        hashes.push((path.clone(), sha, bytes));
+    }
+    let run_id = registry.start_run(&RunStart {
+        pipeline: plan.path.display().to_string(),
+        inputs: hashes.iter().map(|(p, s, _)| (p.display().to_string(), s.clone())).collect(),
+        operator: operator.clone(),
+        at: started,
+    })?;
+    eprintln!("run {} of {} into {}", run_id.0, plan.name, args.data.display());
+
+    let files = match &args.out {
+        Some(dir) => Some(RowFiles::create(dir, &plan.licence_type)?),
+        None => None,
+    };
+    let mut sink = RunSink {
+        plan: &plan,
+        producer: &producer,
+        registry: &mut registry,
+        run: run_id,
+        operator: &operator,
+        at: started,
+        files,
+        pending: Vec::with_capacity(CHUNK),
+        rejects: Vec::new(),
+        counts: RunCounts::default(),
+        by_rule: BTreeMap::new(),
+        input_dir: PathBuf::new(),
+    };
+    let mut dedupe = Dedupe::default();
+    let mut inputs = Vec::with_capacity(hashes.len());
+    let today = started.date_naive();
+    let result = pool.install(|| -> anyhow::Result<()> {
+        for (path, sha, bytes) in &hashes {
+            sink.input_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut summary = engine::validate_input(&plan, path, today, &mut dedupe, &mut sink)?;
+            sink.flush()?;
+            summary.sha256 = sha.clone();
+            summary.bytes = *bytes;
+            inputs.push(summary);
+        }
+        Ok(())
+    });
+    let finished = now()?;
+    let counts = sink.counts;
+    let by_rule = std::mem::take(&mut sink.by_rule);
+    let files = sink.files.take();
+    drop(sink);
+    if let Err(e) = result {
+        // Record the failure; the error itself is what the user needs to see.
+        let _ = registry.finish_run(run_id, &counts, RunOutcome::Failed, &operator, finished);
+        return Err(e);
+    }
+    registry.finish_run(run_id, &counts, RunOutcome::Completed, &operator, finished)?;
+    if let Some(f) = files {
+        f.finish()?;
+    }
+    let reconciled = counts.read
+        == counts.issued
+            + counts.changed
+            + counts.revoked
+            + counts.unchanged
+            + counts.duplicates
+            + counts.rejected;
+    let report = RunReport {
+        run: run_id.0,
+        pipeline: plan.path.display().to_string(),
+        licence_type: plan.licence_type.name.clone(),
+        data: args.data.display().to_string(),
+        development_key,
+        started: started.to_rfc3339(),
+        finished: finished.to_rfc3339(),
+        inputs,
+        counts,
+        reconciled,
+        rejects_by_rule: by_rule,
+    };
+    if let Some(dir) = &args.out {
+        report::write_json(dir, &report)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    let c = &counts;
+    eprintln!(
+        "read {} = issued {} + changed {} + revoked {} + unchanged {} + duplicates {} + rejected {}{}",
+        c.read,
+        c.issued,
+        c.changed,
+        c.revoked,
+        c.unchanged,
+        c.duplicates,
+        c.rejected,
+        if reconciled { "" } else { "  (DOES NOT RECONCILE)" }
+    );
+    for (rule, n) in &report.rejects_by_rule {
+        eprintln!("  rejected by {rule}: {n}");
+    }
+    if development_key {
+        eprintln!(
+            "warning: signed with the DEVELOPMENT key in {} (not for production)",
+            keys.display()
+        );
+    }
+    if !reconciled {
+        return Ok(exit::FAILURE);
+    }
+    let rate = if c.read == 0 { 0.0 } else { c.rejected as f64 / c.read as f64 };
+    if let Some(max) = args.max_reject_rate
+        && rate > max
+    {
+        eprintln!("reject rate {rate:.4} exceeds --max-reject-rate {max}");
+        return Ok(exit::REJECT_RATE);
+    }
+    Ok(exit::OK)
+}
+
+/// The development key of a data folder, created on first use. Every run that uses it says so.
+fn development_keys(data: &Path, at: DateTime<Utc>) -> anyhow::Result<PathBuf> {
+    let dir = data.join("dev-keys");
+    if !dir.join("signer.key").exists() {
+        init_dev_keys(&dir, at, &DevKeyOptions::default())
+            .with_context(|| format!("cannot create a development key in {}", dir.display()))?;
+        eprintln!("created a DEVELOPMENT signing key in {} (not for production)", dir.display());
+    }
+    eprintln!("warning: no --keys given: signing with the DEVELOPMENT key in {}", dir.display());
+    Ok(dir)
+}
+
+/// Decides, renders, signs and commits valid rows chunk by chunk; writes and records rejects.
+struct RunSink<'a> {
+    plan: &'a Plan,
+    producer: &'a Producer,
+    registry: &'a mut Registry,
+    run: RunId,
+    operator: &'a str,
+    at: DateTime<Utc>,
+    files: Option<RowFiles>,
+    pending: Vec<ValidRow>,
+    rejects: Vec<RejectRecord>,
+    counts: RunCounts,
+    by_rule: BTreeMap<String, u64>,
+    /// Folder of the current input: archive-copy paths are relative to it.
+    input_dir: PathBuf,
+}
+
+impl RunSink<'_> {
+    fn reject(&mut self, r: &RowReject) -> anyhow::Result<()> {
+        self.counts.rejected += 1;
+        if let Some(p) = r.primary() {
+            *self.by_rule.entry(p.rule.as_str().to_string()).or_default() += 1;
+        }
+        if let Some(f) = self.files.as_mut() {
+            f.reject(r)?;
+        }
+        self.rejects.push(RejectRecord {
+            file: r.pos.file.to_string(),
+            sheet: r.pos.sheet.as_deref().map(str::to_string),
+            line: r.pos.row,
+            field: r.primary().map(|p| p.field.clone()).unwrap_or_default(),
+            rule: r.primary().map(|p| p.rule.as_str().to_string()).unwrap_or_default(),
+            message: r.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "),
+        });
+        Ok(())
+    }
+
+    /// A valid row refused at a later stage becomes a reject with its position.
+    fn late_reject(&mut self, row: &ValidRow, rule: Rule, message: String) -> anyhow::Result<()> {
+        let r = RowReject {
+            pos: row.licence.pos.clone(),
+            problems: vec![Problem::new("", rule, message)],
+            cells: row.licence.fields.iter().map(|f| f.value.clone()).collect(),
+        };
+        self.reject(&r)
+    }
+
+    fn decision_input(&self, row: &ValidRow) -> DecisionInput {
+        let l = &row.licence;
+        DecisionInput {
+            key: NaturalKey {
+                type_code: l.type_code.clone(),
+                issuer_code: l.issuer_code.clone(),
+                printed_no: l.printed_no.clone(),
+            },
+            content_hash: row.content_key,
+            status: l.status,
+            holder_code: l.holder_code.clone(),
+            single_instance: self.plan.licence_type.single_instance,
+        }
+    }
+
+    /// Decides, renders and commits the pending rows; retries the decision when another process
+    /// changed the same licences in between.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let rows = std::mem::take(&mut self.pending);
+        if !rows.is_empty() {
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                match self.load(&rows) {
+                    Err(LoadError::Stale) if attempts < 5 => continue,
+                    Err(LoadError::Stale) => {
+                        anyhow::bail!("the registry kept changing under this run; try again")
+                    }
+                    Err(LoadError::Other(e)) => return Err(e),
+                    Ok(()) => break,
+                }
+            }
+        }
+        if !self.rejects.is_empty() {
+            let rejects = std::mem::take(&mut self.rejects);
+            self.registry.record_rejects(self.run, &rejects)?;
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, rows: &[ValidRow]) -> Result<(), LoadError> {
+        let inputs: Vec<DecisionInput> = rows.iter().map(|r| self.decision_input(r)).collect();
+        let decisions = self.registry.decide_many(&inputs).map_err(LoadError::from)?;
+        let producer = self.producer;
+        let input_dir = &self.input_dir;
+        // Render and sign the new versions on all cores; read and check archive copies.
+        let made: Vec<Made> = rows
+            .par_iter()
+            .zip(decisions.par_iter())
+            .map(|(row, decision)| {
+                let artefacts = match decision.new_version() {
+                    Some((identifier, version)) => match producer.produce(&row.licence, version) {
+                        Ok(a) if a.id.to_string() == identifier => Some(a),
+                        Ok(a) => {
+                            return Made::Refused(
+                                Rule::Identifier,
+                                format!("rendered {} but the registry expects {identifier}", a.id),
+                            );
+                        }
+                        Err(e) => return Made::Refused(Rule::Render, e.to_string()),
+                    },
+                    None => None,
+                };
+                let archive = match &row.archive_copy {
+                    Some(path) => match read_archive_copy(&input_dir.join(path)) {
+                        Ok(bytes) => Some(bytes),
+                        Err(e) => return Made::Refused(Rule::ArchiveCopy, format!("{path}: {e}")),
+                    },
+                    None => None,
+                };
+                Made::Ready(artefacts.map(|a| (a.pdf, a.xml.into_bytes())), archive)
+            })
+            .collect();
+        let mut items = Vec::with_capacity(rows.len());
+        for ((row, input), (decision, made)) in
+            rows.iter().zip(inputs).zip(decisions.into_iter().zip(made))
+        {
+            if let Decision::Refused(refusal) = &decision {
+                let rule = match refusal.rule() {
+                    "single_instance" => Rule::SingleInstance,
+                    "change_after_revoke" => Rule::ChangeAfterRevoke,
+                    _ => Rule::Identifier,
+                };
+                self.late_reject(row, rule, refusal.to_string()).map_err(LoadError::Other)?;
+                continue;
+            }
+            let (files, archive) = match made {
+                Made::Refused(rule, message) => {
+                    self.late_reject(row, rule, message).map_err(LoadError::Other)?;
+                    continue;
+                }
+                Made::Ready(files, archive) => (files, archive),
+            };
+            let l = &row.licence;
+            let fields: serde_json::Map<String, serde_json::Value> = l
+                .fields
+                .iter()
+                .map(|f| (f.key.clone(), serde_json::Value::String(f.value.clone())))
+                .collect();
+            let (pdf, xml) = match files {
+                Some((p, x)) => (Some(p), Some(x)),
+                None => (None, None),
+            };
+            items.push(LoadItem {
+                input,
+                decision,
+                holder_name: l.holder_name.clone(),
+                issue_date: l.issue_date,
+                valid_to: l.valid_to,
+                fields_json: serde_json::Value::Object(fields).to_string(),
+                pdf,
+                xml,
+                archive_image: archive,
+                source: l.pos.to_string(),
+            });
+        }
+        // Valid rows of this chunk were written to valid.csv in input order before the commit.
+        if let Some(f) = self.files.as_mut() {
+            for row in rows {
+                f.valid(row).map_err(|e| LoadError::Other(e.into()))?;
+            }
+        }
+        let results = self
+            .registry
+            .commit_chunk(self.run, items, self.operator, self.at)
+            .map_err(LoadError::from)?;
+        for r in &results {
+            self.counts.tally(r);
+        }
+        Ok(())
+    }
+}
+
+enum Made {
+    Ready(Option<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>),
+    Refused(Rule, String),
+}
+
+enum LoadError {
+    Stale,
+    Other(anyhow::Error),
+}
+
+impl From<RegistryError> for LoadError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::StaleDecision(_) => LoadError::Stale,
+            e => LoadError::Other(e.into()),
+        }
+    }
+}
+
+/// Largest scanned archive copy accepted (a scan of one page).
+const MAX_ARCHIVE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Reads a scanned image of the paper licence and checks that it decodes as an image. It is
+/// stored as the archive copy (存档副本), never as the e-licence.
+fn read_archive_copy(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let size =
+        std::fs::metadata(path).with_context(|| "cannot read the archive copy".to_string())?.len();
+    if size > MAX_ARCHIVE_BYTES {
+        anyhow::bail!("archive copy is {size} bytes, at most {MAX_ARCHIVE_BYTES}");
+    }
+    let bytes = std::fs::read(path)?;
+    image::load_from_memory(&bytes).map_err(|e| anyhow::anyhow!("not a readable image: {e}"))?;
+    Ok(bytes)
+}
+
+impl RowSink for RunSink<'_> {
+    fn headers(&mut self, headers: &[String]) -> anyhow::Result<()> {
+        if let Some(f) = self.files.as_mut() {
+            f.set_source_headers(headers)?;
+        }
+        Ok(())
+    }
+
+    fn row(&mut self, outcome: Outcome) -> anyhow::Result<()> {
+        self.counts.read += 1;
+        match outcome {
+            Outcome::Valid(row) => {
+                self.pending.push(*row);
+                if self.pending.len() == CHUNK {
+                    self.flush()?;
+                }
+            }
+            Outcome::Duplicate { pos, first } => {
+                self.counts.duplicates += 1;
+                if let Some(f) = self.files.as_mut() {
+                    f.duplicate(&pos, &first)?;
+                }
+            }
+            Outcome::Rejected(r) => self.reject(&r)?,
+        }
+        Ok(())
+    }
+}
