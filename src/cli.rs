@@ -27,6 +27,18 @@ pub struct Cli {
 pub enum Command {
     /// The main job: read, validate, render, sign and load exports into the registry.
     Run(cmd::run::RunArgs),
+    /// Revoke a licence in the registry (status revoked with date, reason, operator).
+    Revoke(cmd::revoke::RevokeArgs),
+    /// Check the content-addressed store against the registry.
+    #[command(subcommand)]
+    Store(cmd::store::StoreCommand),
+    /// Verify the hash-chained audit trail.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
+    /// Write a consistent backup of registry and store with a manifest of hashes.
+    Backup(cmd::backup::BackupArgs),
+    /// Check a backup's hashes and restore it into a new data folder.
+    Restore(cmd::restore::RestoreArgs),
     /// Read and validate an export without signing or loading anything.
     Validate(cmd::validate::ValidateArgs),
     /// Validate, then render and sign a PDF and an XML e-licence per valid row (a preview).

@@ -9,6 +9,11 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => cmd::run::run(args),
+        Command::Revoke(args) => cmd::revoke::run(args),
+        Command::Store(c) => cmd::store::run(c),
+        Command::Audit(c) => cmd::audit::run(c),
+        Command::Backup(args) => cmd::backup::run(args),
+        Command::Restore(args) => cmd::restore::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Render(args) => cmd::render::run(args),
         Command::Verify(args) => cmd::verify::run(args),

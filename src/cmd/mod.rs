@@ -1,10 +1,15 @@
 //! One file per subcommand. Each exposes its clap `Args` and `run(&args) -> anyhow::Result<i32>`
 //! returning the process exit code; errors carry typed causes that `main` maps to exit codes.
 
+pub mod audit;
+pub mod backup;
 pub mod catalog;
 pub mod keys;
 pub mod render;
+pub mod restore;
+pub mod revoke;
 pub mod run;
+pub mod store;
 pub mod validate;
 pub mod verify;
 

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::registry::{AuditEntry, Registry, RegistryStatus};
 use crate::sign::keys::CA_CERT_FILE;
 use crate::verify::{SignatureStatus, TrustAnchors, verify_pdf, verify_xml};
 
@@ -27,6 +28,14 @@ pub struct VerifyArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Registry folder: adds each file's registry status (current, superseded, revoked,
+    /// unknown) and records the verification in the audit trail. The registry's development
+    /// CA (`<data>/dev-keys/ca.pem`) is trusted when present.
+    #[arg(long, env = "ELICENCE_DATA")]
+    pub data: Option<PathBuf>,
+    /// Who verifies (audit trail). Default: the OS user.
+    #[arg(long)]
+    pub operator: Option<String>,
 }
 
 /// One file's verdict as printed.
@@ -45,19 +54,35 @@ pub struct FileReport {
     pub signed_digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// Registry check (registry stage): filled in when the registry lookup is
-    /// wired in; `None` until then, and not printed.
+    /// The registry's status of this exact file (with `--data`): current, superseded (by),
+    /// revoked (when, why, by whom) or unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry_status: Option<String>,
+    pub registry_status: Option<RegistryStatus>,
+    /// The identifier the registry holds this file under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
 }
 
-/// Runs `elicence verify`; returns 0 if every file is authentic, else 1. Fails (before
+/// Runs `elicence verify`; returns 0 if every file is authentic (and, with `--data`, current in
+/// the registry), else 1. Fails (before
 /// reading any file) when no trust anchor is given or one cannot be loaded.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     let mut anchor_files = args.trust.clone();
     if let Some(dir) = &args.keys {
         anchor_files.push(dir.join(CA_CERT_FILE));
     }
+    let mut registry = match &args.data {
+        Some(dir) => {
+            let dev_ca = dir.join("dev-keys").join(CA_CERT_FILE);
+            if dev_ca.exists() {
+                anchor_files.push(dev_ca);
+            }
+            Some(Registry::open(dir)?)
+        }
+        None => None,
+    };
+    let operator = crate::cmd::operator(args.operator.as_deref());
+    let at = crate::cmd::now()?;
     if anchor_files.is_empty() {
         anyhow::bail!("no trust anchor: give --trust PEM or --keys DIR");
     }
@@ -67,8 +92,32 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     let mut out = stdout.lock();
     let mut all_authentic = true;
     for file in &args.files {
-        let report = verify_file(file, &trust);
+        let mut report = verify_file(file, &trust);
         all_authentic &= report.status.is_authentic();
+        if let Some(reg) = registry.as_mut() {
+            let (status, identifier) = match crate::report::sha256_file(file) {
+                Ok((sha, _)) => match reg.licence_by_file_hash(&sha)? {
+                    Some(v) => (v.status(), Some(v.identifier)),
+                    None => (RegistryStatus::Unknown, None),
+                },
+                Err(_) => (RegistryStatus::Unknown, None),
+            };
+            all_authentic &= status == RegistryStatus::Current;
+            reg.audit_append(&AuditEntry {
+                action: "verify".into(),
+                operator: operator.clone(),
+                at,
+                subject: identifier.clone().unwrap_or_else(|| file.display().to_string()),
+                reason: None,
+                details: serde_json::json!({
+                    "file": file.display().to_string(),
+                    "signature": report.status.label(),
+                    "registry_status": &status,
+                }),
+            })?;
+            report.registry_status = Some(status);
+            report.identifier = identifier;
+        }
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&report)?)?;
         } else {
@@ -90,6 +139,7 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors) -> FileReport {
         signed_digest: None,
         detail: None,
         registry_status: None,
+        identifier: None,
     };
     let bytes = match std::fs::read(file) {
         Ok(bytes) => bytes,
@@ -118,6 +168,21 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors) -> FileReport {
 }
 
 fn text_line(report: &FileReport) -> String {
+    let line = signature_line(report);
+    match &report.registry_status {
+        None => line,
+        Some(RegistryStatus::Current) => format!("{line}; registry: current"),
+        Some(RegistryStatus::Superseded { by }) => format!("{line}; registry: superseded by {by}"),
+        Some(RegistryStatus::Revoked { at, reason, by_operator }) => {
+            format!("{line}; registry: REVOKED {at} by {by_operator}: {reason}")
+        }
+        Some(RegistryStatus::Unknown) => {
+            format!("{line}; registry: unknown (not a file we issued)")
+        }
+    }
+}
+
+fn signature_line(report: &FileReport) -> String {
     let file = report.file.display();
     let signer = report.signer.as_deref().unwrap_or("?");
     let signed = report

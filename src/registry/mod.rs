@@ -719,6 +719,17 @@ impl Registry {
         Ok(self.query_versions("v.identifier = ?1", params![identifier])?.pop())
     }
 
+    /// The version whose stored PDF, XML or archive copy has this SHA-256 (lower-case hex), if
+    /// any: how `verify` finds the registry status of a presented file.
+    pub fn licence_by_file_hash(&self, sha256: &str) -> Result<Option<VersionRow>, RegistryError> {
+        Ok(self
+            .query_versions(
+                "v.id IN (SELECT version_id FROM version_files WHERE sha256 = ?1)",
+                params![sha256],
+            )?
+            .pop())
+    }
+
     fn query_versions(
         &self,
         filter: &str,
