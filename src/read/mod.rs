@@ -8,6 +8,11 @@
 //!
 //! Nothing in this module panics on input: malformed rows become row-level [`ReadError`]s, a
 //! broken file becomes a fatal one, after which the iterator ends.
+//!
+//! Memory: CSV streams with at most `max_record_bytes + 2` bytes of one record held (see
+//! `csv.rs`); xlsx streams the sheet cell by cell (shared strings held whole); xls and ods are
+//! loaded whole by calamine, one sheet range at a time (see `workbook.rs`). xlsx/ods archives are
+//! refused before opening when their declared sizes break [`Limits`].
 
 mod csv;
 mod encoding;
@@ -145,20 +150,20 @@ pub fn open(path: &Path, spec: &SourceSpec) -> Result<Box<dyn RecordSource>, Rea
             .ok_or_else(|| ReadError::new(&file, unknown_format(path)))?,
         other => other,
     };
-    match format {
+    let kind = match format {
         Format::Csv => {
             let (rows, encoding) = csv::CsvRows::open(path, Arc::clone(&file), spec)?;
             let table = Table::start(rows, file, None, spec, WidthRule::Exact, encoding)?;
-            Ok(Box::new(table))
+            return Ok(Box::new(table));
         }
-        Format::Xlsx | Format::Xls | Format::Ods | Format::Auto => {
-            let (rows, sheet) =
-                workbook::WorkbookRows::open(path, Arc::clone(&file), format, spec)?;
-            let table =
-                Table::start(rows, file, Some(sheet), spec, WidthRule::PadToHeader, "workbook")?;
-            Ok(Box::new(table))
-        }
-    }
+        Format::Xlsx => workbook::Kind::Xlsx,
+        Format::Xls => workbook::Kind::Xls,
+        // `Auto` was resolved above; an ods is the remaining case.
+        Format::Ods | Format::Auto => workbook::Kind::Ods,
+    };
+    let (rows, sheet) = workbook::WorkbookRows::open(path, Arc::clone(&file), kind, spec)?;
+    let table = Table::start(rows, file, Some(sheet), spec, WidthRule::PadToHeader, "workbook")?;
+    Ok(Box::new(table))
 }
 
 fn format_from_extension(path: &Path) -> Option<Format> {

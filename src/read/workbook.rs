@@ -25,7 +25,7 @@ use calamine::{
     Data, DataRef, ExcelDateTime, ExcelDateTimeType, Ods, Range, Reader, Xls, Xlsx, open_workbook,
 };
 
-use super::{ArchiveLimit, Format, Limits, RawRow, ReadError, ReadErrorKind, RowSource, SheetSel};
+use super::{ArchiveLimit, Limits, RawRow, ReadError, ReadErrorKind, RowSource, SheetSel};
 use super::{SourceSpec, trim_header};
 use crate::record::Cell;
 
@@ -38,6 +38,14 @@ pub const MAX_COLUMNS: u32 = 16_384;
 /// Entries up to this size are not held to the compression-ratio limit (small XML compresses
 /// very well).
 const RATIO_EXEMPT_BYTES: u64 = 1024 * 1024;
+
+/// The workbook formats calamine reads for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Xlsx,
+    Xls,
+    Ods,
+}
 
 enum Msg {
     Row(RawRow),
@@ -59,13 +67,13 @@ impl WorkbookRows {
     pub(crate) fn open(
         path: &Path,
         file: Arc<str>,
-        format: Format,
+        kind: Kind,
         spec: &SourceSpec,
     ) -> Result<(Self, Arc<str>), ReadError> {
         let (tx, rx) = sync_channel(CHANNEL_ROWS);
         let max_field_bytes = spec.limits.max_field_bytes;
-        let sheet = match format {
-            Format::Xlsx => {
+        let sheet = match kind {
+            Kind::Xlsx => {
                 check_archive(path, &file, "xlsx", &spec.limits)?;
                 let workbook: Xlsx<_> = open_workbook(path)
                     .map_err(|e| not_a_workbook(&file, "xlsx", calamine::Error::Xlsx(e)))?;
@@ -74,7 +82,7 @@ impl WorkbookRows {
                 spawn(&file, move || stream_xlsx(workbook, sender))?;
                 sheet
             }
-            Format::Ods => {
+            Kind::Ods => {
                 check_archive(path, &file, "ods", &spec.limits)?;
                 let workbook: Ods<_> = open_workbook(path)
                     .map_err(|e| not_a_workbook(&file, "ods", calamine::Error::Ods(e)))?;
@@ -83,7 +91,7 @@ impl WorkbookRows {
                 spawn(&file, move || send_range(workbook, sender))?;
                 sheet
             }
-            Format::Xls | Format::Csv | Format::Auto => {
+            Kind::Xls => {
                 let workbook: Xls<_> = open_workbook(path)
                     .map_err(|e| not_a_workbook(&file, "xls", calamine::Error::Xls(e)))?;
                 let sheet = pick_sheet(&file, workbook.sheet_names(), &spec.sheet)?;
