@@ -14,6 +14,7 @@ pub mod licence;
 pub mod normalise;
 pub mod pipeline;
 pub mod produce;
+pub mod progress;
 pub mod read;
 pub mod record;
 pub mod registry;

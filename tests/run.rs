@@ -328,3 +328,52 @@ fn a_run_killed_at_random_points_and_rerun_ends_like_an_uninterrupted_run() {
     let licences: i64 = conn.query_row("SELECT count(*) FROM licences", [], |r| r.get(0)).unwrap();
     assert_eq!(licences, 500, "none lost, none duplicated");
 }
+
+#[test]
+fn ctrl_c_stops_at_a_chunk_boundary_and_the_rerun_resumes() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = big_export(scratch.path(), 1500);
+    let input = input.to_str().unwrap();
+    let data = scratch.path().join("data");
+    let child = elicence()
+        .args(["run", FOOD, "--input", input, "--operator", "tester", "--progress", "never"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--keys")
+        .arg(root().join("fixtures/keys"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first chunk is committed, then interrupt.
+    let db = data.join("registry.sqlite");
+    let started = std::time::Instant::now();
+    loop {
+        let committed = rusqlite::Connection::open(&db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM versions", [], |r| r.get::<_, i64>(0)))
+            .unwrap_or(0);
+        if committed > 0 || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(130) {
+        assert!(err.contains("Run the same command again to resume"), "{err}");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let outcome: String = conn
+            .query_row("SELECT outcome FROM runs ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(outcome, "interrupted");
+    } else {
+        // The run finished before the signal arrived: nothing to resume, still a valid outcome.
+        assert_eq!(out.status.code(), Some(0), "{err}");
+    }
+    let last = run_food(&data, input, None);
+    assert_eq!(last["reconciled"], true);
+    let c = counts(&last);
+    assert_eq!(c[1] + c[4], 1500, "issued now + unchanged (committed before) = every licence");
+    run_expect(elicence().args(["audit", "verify"]).arg("--data").arg(&data), 0);
+}

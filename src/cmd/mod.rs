@@ -23,6 +23,8 @@ pub mod exit {
     pub const CONFIG: i32 = 3;
     pub const INPUT: i32 = 4;
     pub const REJECT_RATE: i32 = 5;
+    /// Interrupted (Ctrl-C) at a chunk boundary; run again to resume.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// The clock of this process: `ELICENCE_NOW` (RFC 3339) pins it for reproducible runs and tests.

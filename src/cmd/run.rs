@@ -18,6 +18,7 @@ use crate::cmd::{exit, now, operator};
 use crate::engine::{self, EngineError, Outcome, RowSink};
 use crate::pipeline::{self, Plan};
 use crate::produce::Producer;
+use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::registry::{
     Decision, DecisionInput, LoadItem, NaturalKey, Registry, RegistryError, RejectRecord,
     RunCounts, RunId, RunOutcome, RunStart,
@@ -65,6 +66,12 @@ pub struct RunArgs {
     /// Print the JSON report on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Progress bars (auto: when stderr is a terminal; else a log line every 10 s).
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// No progress and no summary on stderr (errors and warnings still show).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// The JSON report of a run: read = issued + changed + revoked + unchanged + duplicates + rejected.
@@ -136,12 +143,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         counts: RunCounts::default(),
         by_rule: BTreeMap::new(),
         input_dir: PathBuf::new(),
+        progress: Progress::new(args.progress, args.quiet),
+        interrupt: Interrupt::install(),
     };
     let mut dedupe = Dedupe::default();
     let mut inputs = Vec::with_capacity(hashes.len());
     let today = started.date_naive();
     let result = pool.install(|| -> anyhow::Result<()> {
         for (path, sha, bytes) in &hashes {
+            if sink.interrupt.is_set() {
+                break;
+            }
             sink.input_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
             let mut summary = engine::validate_input(&plan, path, today, &mut dedupe, &mut sink)?;
             sink.flush()?;
@@ -152,6 +164,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         Ok(())
     });
     let finished = now()?;
+    sink.progress.finish();
+    let interrupted = sink.interrupt.is_set();
     let counts = sink.counts;
     let by_rule = std::mem::take(&mut sink.by_rule);
     let files = sink.files.take();
@@ -160,6 +174,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         // Record the failure; the error itself is what the user needs to see.
         let _ = registry.finish_run(run_id, &counts, RunOutcome::Failed, &operator, finished);
         return Err(e);
+    }
+    if interrupted {
+        registry.finish_run(run_id, &counts, RunOutcome::Interrupted, &operator, finished)?;
+        eprintln!(
+            "interrupted at a chunk boundary after {} rows ({} issued, {} changed, {} revoked committed). \
+             Run the same command again to resume: committed licences come back as unchanged.",
+            counts.read, counts.issued, counts.changed, counts.revoked
+        );
+        return Ok(exit::INTERRUPTED);
     }
     registry.finish_run(run_id, &counts, RunOutcome::Completed, &operator, finished)?;
     if let Some(f) = files {
@@ -192,19 +215,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string(&report)?);
     }
     let c = &counts;
-    eprintln!(
-        "read {} = issued {} + changed {} + revoked {} + unchanged {} + duplicates {} + rejected {}{}",
-        c.read,
-        c.issued,
-        c.changed,
-        c.revoked,
-        c.unchanged,
-        c.duplicates,
-        c.rejected,
-        if reconciled { "" } else { "  (DOES NOT RECONCILE)" }
-    );
-    for (rule, n) in &report.rejects_by_rule {
-        eprintln!("  rejected by {rule}: {n}");
+    if !args.quiet {
+        eprintln!(
+            "read {} = issued {} + changed {} + revoked {} + unchanged {} + duplicates {} + rejected {}{}",
+            c.read,
+            c.issued,
+            c.changed,
+            c.revoked,
+            c.unchanged,
+            c.duplicates,
+            c.rejected,
+            if reconciled { "" } else { "  (DOES NOT RECONCILE)" }
+        );
+        for (rule, n) in &report.rejects_by_rule {
+            eprintln!("  rejected by {rule}: {n}");
+        }
     }
     if development_key {
         eprintln!(
@@ -252,6 +277,8 @@ struct RunSink<'a> {
     by_rule: BTreeMap<String, u64>,
     /// Folder of the current input: archive-copy paths are relative to it.
     input_dir: PathBuf,
+    progress: Progress,
+    interrupt: Interrupt,
 }
 
 impl RunSink<'_> {
@@ -358,6 +385,8 @@ impl RunSink<'_> {
             })
             .collect();
         let mut items = Vec::with_capacity(rows.len());
+        let mut accepted: Vec<&ValidRow> = Vec::with_capacity(rows.len());
+        let mut signed = 0u64;
         for ((row, input), (decision, made)) in
             rows.iter().zip(inputs).zip(decisions.into_iter().zip(made))
         {
@@ -384,9 +413,13 @@ impl RunSink<'_> {
                 .map(|f| (f.key.clone(), serde_json::Value::String(f.value.clone())))
                 .collect();
             let (pdf, xml) = match files {
-                Some((p, x)) => (Some(p), Some(x)),
+                Some((p, x)) => {
+                    signed += 1;
+                    (Some(p), Some(x))
+                }
                 None => (None, None),
             };
+            accepted.push(row);
             items.push(LoadItem {
                 input,
                 decision,
@@ -400,18 +433,19 @@ impl RunSink<'_> {
                 source: l.pos.to_string(),
             });
         }
-        // Valid rows of this chunk were written to valid.csv in input order before the commit.
-        if let Some(f) = self.files.as_mut() {
-            for row in rows {
-                f.valid(row).map_err(|e| LoadError::Other(e.into()))?;
-            }
-        }
         let results = self
             .registry
             .commit_chunk(self.run, items, self.operator, self.at)
             .map_err(LoadError::from)?;
         for r in &results {
             self.counts.tally(r);
+        }
+        self.progress.chunk(signed, results.len() as u64);
+        // The accepted rows of the chunk, in input order, once committed.
+        if let Some(f) = self.files.as_mut() {
+            for row in accepted {
+                f.valid(row).map_err(|e| LoadError::Other(e.into()))?;
+            }
         }
         Ok(())
     }
@@ -462,6 +496,7 @@ impl RowSink for RunSink<'_> {
 
     fn row(&mut self, outcome: Outcome) -> anyhow::Result<()> {
         self.counts.read += 1;
+        self.progress.row(matches!(outcome, Outcome::Valid(_)));
         match outcome {
             Outcome::Valid(row) => {
                 self.pending.push(*row);
@@ -478,5 +513,10 @@ impl RowSink for RunSink<'_> {
             Outcome::Rejected(r) => self.reject(&r)?,
         }
         Ok(())
+    }
+
+    /// Ctrl-C: stop reading; the pending chunk is committed, then the run ends as interrupted.
+    fn done(&self) -> bool {
+        self.interrupt.is_set()
     }
 }
