@@ -212,6 +212,8 @@ fn hostile_files_under_every_format_never_panic() {
         "nul-bytes.csv",
         "bad-gbk.csv",
         "ragged.csv",
+        "cfb-loop.xls",
+        "fuzz-oom-cfb.xls",
     ];
     for name in names {
         for format in [Format::Csv, Format::Xlsx, Format::Xls, Format::Ods] {
@@ -222,5 +224,18 @@ fn hostile_files_under_every_format_never_panic() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn xls_with_looping_sector_chain_is_refused() {
+    // Regression: fuzz_workbook found that calamine follows a looping FAT chain until memory
+    // runs out (fuzz-oom-cfb.xls); cfb-loop.xls is the same defect made by hand.
+    for name in ["cfb-loop.xls", "fuzz-oom-cfb.xls"] {
+        let err = open_err(name, &SourceSpec::default());
+        assert!(
+            matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason.contains("loops")),
+            "{err}"
+        );
     }
 }
