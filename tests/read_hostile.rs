@@ -214,6 +214,7 @@ fn hostile_files_under_every_format_never_panic() {
         "ragged.csv",
         "cfb-loop.xls",
         "fuzz-oom-cfb.xls",
+        "fuzz-panic-cfb.xls",
     ];
     for name in names {
         for format in [Format::Csv, Format::Xlsx, Format::Xls, Format::Ods] {
@@ -238,4 +239,19 @@ fn xls_with_looping_sector_chain_is_refused() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn xls_that_makes_calamine_panic_is_a_fatal_error() {
+    // Regression: fuzz_workbook found a sector id past the end of the file that makes calamine
+    // panic while slicing (cfb.rs). The compound-file check refuses it; were it to slip through,
+    // the panic stays on the reader thread and surfaces as `ReaderStopped`.
+    let err = open_err("fuzz-panic-cfb.xls", &SourceSpec::default());
+    assert!(
+        matches!(
+            err.kind,
+            ReadErrorKind::NotAWorkbook { format: "xls", .. } | ReadErrorKind::ReaderStopped
+        ),
+        "{err}"
+    );
 }

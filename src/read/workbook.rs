@@ -493,13 +493,20 @@ mod cfb {
             _ => return Ok(()),
         };
         let data = bytes.get(sector_size..).unwrap_or_default();
-        // Like calamine: sector ids up to file length / sector size are accepted.
+        // calamine accepts sector ids up to file length / sector size, one or two more than the
+        // file holds after its header, and panics slicing a sector that starts past the end.
         let max_id = bytes.len() / sector_size;
-        let sector = |id: u32| -> Option<&[u8]> {
-            let start = (id as usize).checked_mul(sector_size)?;
-            (id as usize <= max_id)
-                .then(|| data.get(start..).unwrap_or_default())
-                .map(|rest| rest.get(..sector_size).unwrap_or(rest))
+        let in_file = data.len().div_ceil(sector_size);
+        let sector = |id: u32| -> Result<Option<&[u8]>, &'static str> {
+            let id = id as usize;
+            if id > max_id {
+                return Ok(None);
+            }
+            if id >= in_file {
+                return Err("sector past the end of the file");
+            }
+            let rest = data.get(id * sector_size..).unwrap_or_default();
+            Ok(Some(rest.get(..sector_size).unwrap_or(rest)))
         };
         let (Some(mini_fat_start), Some(difat_start)) = (u32_at(header, 60), u32_at(header, 68))
         else {
@@ -516,7 +523,7 @@ mod cfb {
             if difat_sectors > max_id + 1 {
                 return Err("DIFAT chain loops");
             }
-            let Some(s) = sector(id) else { return Ok(()) };
+            let Some(s) = sector(id)? else { return Ok(()) };
             difat.extend(u32s(s));
             let Some(next) = difat.pop() else { return Ok(()) };
             id = next;
@@ -527,25 +534,38 @@ mod cfb {
         }
         let mut fat = Vec::with_capacity(fat_sectors.len() * sector_size / 4);
         for id in fat_sectors {
-            let Some(s) = sector(id) else { return Ok(()) };
+            let Some(s) = sector(id)? else { return Ok(()) };
             fat.extend(u32s(s));
         }
-        check_table(&fat, max_id, "FAT")?;
+        check_table(&fat, max_id, in_file, "FAT")?;
+        if let Some(dir_start) = u32_at(header, 48)
+            && dir_start < MAX_REGULAR_SECTOR
+        {
+            sector(dir_start)?;
+        }
 
         // §2.3 mini FAT: a chain in the FAT (already known to end).
         let mut mini_fat = Vec::new();
         let mut id = mini_fat_start;
-        while let Some(s) = (id < MAX_REGULAR_SECTOR).then(|| sector(id)).flatten() {
+        while id < MAX_REGULAR_SECTOR {
+            let Some(s) = sector(id)? else { break };
             mini_fat.extend(u32s(s));
             let Some(&next) = fat.get(id as usize) else { break };
             id = next;
         }
-        check_table(&mini_fat, max_id.saturating_mul(8), "mini FAT")
+        let mini_max = max_id.saturating_mul(8);
+        check_table(&mini_fat, mini_max, mini_max + 1, "mini FAT")
     }
 
-    /// Every chain in `table` must end: no loop, and no link to an id that calamine would
-    /// accept as a sector (`<= max_id`) but that has no entry in the table.
-    fn check_table(table: &[u32], max_id: usize, name: &'static str) -> Result<(), &'static str> {
+    /// Every chain in `table` must end: no loop, no link to an id that calamine would accept
+    /// as a sector (`<= max_id`) but that has no entry in the table, and no link to a sector
+    /// at or past `in_file` (the number of sectors the file holds).
+    fn check_table(
+        table: &[u32],
+        max_id: usize,
+        in_file: usize,
+        name: &'static str,
+    ) -> Result<(), &'static str> {
         const UNSEEN: u8 = 0;
         const ON_PATH: u8 = 1;
         const ENDS: u8 = 2;
@@ -561,8 +581,11 @@ mod cfb {
                         }
                         path.push(id);
                         let Some(&next) = table.get(id) else { break };
-                        if next >= MAX_REGULAR_SECTOR {
+                        if next >= MAX_REGULAR_SECTOR || next as usize > max_id {
                             break;
+                        }
+                        if next as usize >= in_file {
+                            return Err("sector chain runs past the end of the file");
                         }
                         id = next as usize;
                     }
@@ -600,12 +623,16 @@ mod cfb {
         #[test]
         fn loops_and_dangling_links_are_found() {
             const END: u32 = 0xFFFF_FFFE;
-            assert_eq!(check_table(&[1, 2, END, END], 10, "FAT"), Ok(()));
-            assert_eq!(check_table(&[1, 2, 0], 10, "FAT"), Err("FAT chain loops"));
-            assert_eq!(check_table(&[1, 1], 10, "FAT"), Err("FAT chain loops"));
-            assert_eq!(check_table(&[5], 10, "FAT"), Err("FAT chain points past the FAT"));
+            assert_eq!(check_table(&[1, 2, END, END], 10, 10, "FAT"), Ok(()));
+            assert_eq!(check_table(&[1, 2, 0], 10, 10, "FAT"), Err("FAT chain loops"));
+            assert_eq!(check_table(&[1, 1], 10, 10, "FAT"), Err("FAT chain loops"));
+            assert_eq!(check_table(&[5], 10, 10, "FAT"), Err("FAT chain points past the FAT"));
+            assert_eq!(
+                check_table(&[1, 9, END], 10, 9, "FAT"),
+                Err("sector chain runs past the end of the file")
+            );
             // Beyond max_id calamine fails cleanly by itself.
-            assert_eq!(check_table(&[50], 10, "FAT"), Ok(()));
+            assert_eq!(check_table(&[50], 10, 10, "FAT"), Ok(()));
         }
     }
 }
