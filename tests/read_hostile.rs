@@ -212,6 +212,9 @@ fn hostile_files_under_every_format_never_panic() {
         "nul-bytes.csv",
         "bad-gbk.csv",
         "ragged.csv",
+        "cfb-loop.xls",
+        "fuzz-oom-cfb.xls",
+        "fuzz-panic-cfb.xls",
     ];
     for name in names {
         for format in [Format::Csv, Format::Xlsx, Format::Xls, Format::Ods] {
@@ -223,4 +226,32 @@ fn hostile_files_under_every_format_never_panic() {
             }
         }
     }
+}
+
+#[test]
+fn xls_with_looping_sector_chain_is_refused() {
+    // Regression: fuzz_workbook found that calamine follows a looping FAT chain until memory
+    // runs out (fuzz-oom-cfb.xls); cfb-loop.xls is the same defect made by hand.
+    for name in ["cfb-loop.xls", "fuzz-oom-cfb.xls"] {
+        let err = open_err(name, &SourceSpec::default());
+        assert!(
+            matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason.contains("loops")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn xls_that_makes_calamine_panic_is_a_fatal_error() {
+    // Regression: fuzz_workbook found a sector id past the end of the file that makes calamine
+    // panic while slicing (cfb.rs). The compound-file check refuses it; were it to slip through,
+    // the panic stays on the reader thread and surfaces as `ReaderStopped`.
+    let err = open_err("fuzz-panic-cfb.xls", &SourceSpec::default());
+    assert!(
+        matches!(
+            err.kind,
+            ReadErrorKind::NotAWorkbook { format: "xls", .. } | ReadErrorKind::ReaderStopped
+        ),
+        "{err}"
+    );
 }

@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
@@ -48,6 +48,8 @@ pub(crate) enum Kind {
 }
 
 enum Msg {
+    /// The workbook opened and this sheet was picked; rows follow.
+    Opened(Arc<str>),
     Row(RawRow),
     Fatal(ReadError),
     End,
@@ -70,37 +72,89 @@ impl WorkbookRows {
         kind: Kind,
         spec: &SourceSpec,
     ) -> Result<(Self, Arc<str>), ReadError> {
+        match kind {
+            Kind::Xlsx => check_archive(path, &file, "xlsx", &spec.limits)?,
+            Kind::Ods => check_archive(path, &file, "ods", &spec.limits)?,
+            Kind::Xls => check_compound_file(path, &file, &spec.limits)?,
+        }
+        // calamine runs on the reader thread from the start, opening included, so that a panic
+        // inside it becomes `ReaderStopped` instead of unwinding through the caller.
         let (tx, rx) = sync_channel(CHANNEL_ROWS);
-        let max_field_bytes = spec.limits.max_field_bytes;
-        let sheet = match kind {
-            Kind::Xlsx => {
-                check_archive(path, &file, "xlsx", &spec.limits)?;
-                let workbook: Xlsx<_> = open_workbook(path)
-                    .map_err(|e| not_a_workbook(&file, "xlsx", calamine::Error::Xlsx(e)))?;
-                let sheet = pick_sheet(&file, workbook.sheet_names(), &spec.sheet)?;
-                let sender = RowSender::new(&file, &sheet, max_field_bytes, tx);
-                spawn(&file, move || stream_xlsx(workbook, sender))?;
-                sheet
-            }
-            Kind::Ods => {
-                check_archive(path, &file, "ods", &spec.limits)?;
-                let workbook: Ods<_> = open_workbook(path)
-                    .map_err(|e| not_a_workbook(&file, "ods", calamine::Error::Ods(e)))?;
-                let sheet = pick_sheet(&file, workbook.sheet_names(), &spec.sheet)?;
-                let sender = RowSender::new(&file, &sheet, max_field_bytes, tx);
-                spawn(&file, move || send_range(workbook, sender))?;
-                sheet
-            }
-            Kind::Xls => {
-                let workbook: Xls<_> = open_workbook(path)
-                    .map_err(|e| not_a_workbook(&file, "xls", calamine::Error::Xls(e)))?;
-                let sheet = pick_sheet(&file, workbook.sheet_names(), &spec.sheet)?;
-                let sender = RowSender::new(&file, &sheet, max_field_bytes, tx);
-                spawn(&file, move || send_range(workbook, sender))?;
-                sheet
+        let job = OpenJob {
+            kind,
+            path: path.to_owned(),
+            file: Arc::clone(&file),
+            wanted: spec.sheet.clone(),
+            max_field_bytes: spec.limits.max_field_bytes,
+        };
+        spawn(&file, move || job.run(tx))?;
+        let sheet = match rx.recv() {
+            Ok(Msg::Opened(sheet)) => sheet,
+            Ok(Msg::Fatal(e)) => return Err(e),
+            Ok(Msg::Row(_) | Msg::End) | Err(_) => {
+                return Err(ReadError::new(&file, ReadErrorKind::ReaderStopped));
             }
         };
         Ok((WorkbookRows { rx, file, sheet: Arc::clone(&sheet), finished: false }, sheet))
+    }
+}
+
+/// What the reader thread needs to open the workbook and pick the sheet.
+struct OpenJob {
+    kind: Kind,
+    path: PathBuf,
+    file: Arc<str>,
+    wanted: SheetSel,
+    max_field_bytes: usize,
+}
+
+impl OpenJob {
+    /// Opens the workbook, reports `Opened` (or a fatal error) and sends the sheet's rows.
+    fn run(self, tx: SyncSender<Msg>) {
+        match self.kind {
+            Kind::Xlsx => match open_workbook::<Xlsx<_>, _>(&self.path) {
+                Ok(workbook) => {
+                    if let Some(sender) = self.opened(workbook.sheet_names(), tx) {
+                        stream_xlsx(workbook, sender);
+                    }
+                }
+                Err(e) => self.failed(tx, "xlsx", calamine::Error::Xlsx(e)),
+            },
+            Kind::Ods => match open_workbook::<Ods<_>, _>(&self.path) {
+                Ok(workbook) => {
+                    if let Some(sender) = self.opened(workbook.sheet_names(), tx) {
+                        send_range(workbook, sender);
+                    }
+                }
+                Err(e) => self.failed(tx, "ods", calamine::Error::Ods(e)),
+            },
+            Kind::Xls => match open_workbook::<Xls<_>, _>(&self.path) {
+                Ok(workbook) => {
+                    if let Some(sender) = self.opened(workbook.sheet_names(), tx) {
+                        send_range(workbook, sender);
+                    }
+                }
+                Err(e) => self.failed(tx, "xls", calamine::Error::Xls(e)),
+            },
+        }
+    }
+
+    fn opened(&self, names: Vec<String>, tx: SyncSender<Msg>) -> Option<RowSender> {
+        match pick_sheet(&self.file, names, &self.wanted) {
+            Ok(sheet) => {
+                tx.send(Msg::Opened(Arc::clone(&sheet))).ok()?;
+                Some(RowSender::new(&self.file, &sheet, self.max_field_bytes, tx))
+            }
+            Err(e) => {
+                // The caller may be gone; nothing left to do then.
+                let _ = tx.send(Msg::Fatal(e));
+                None
+            }
+        }
+    }
+
+    fn failed(&self, tx: SyncSender<Msg>, format: &'static str, e: calamine::Error) {
+        let _ = tx.send(Msg::Fatal(not_a_workbook(&self.file, format, e)));
     }
 }
 
@@ -111,6 +165,7 @@ impl RowSource for WorkbookRows {
         }
         match self.rx.recv() {
             Ok(Msg::Row(row)) => Some(Ok(row)),
+            Ok(Msg::Opened(_)) => self.next_row(),
             Ok(Msg::Fatal(e)) => {
                 self.finished = true;
                 Some(Err(e))
@@ -383,6 +438,203 @@ pub(crate) fn check_archive(
     }
 
     Ok(())
+}
+
+/// Checks an xls file's compound-file structure (MS-CFB) before calamine reads it: calamine
+/// follows sector chains without loop detection and indexes its FAT with ids from the file, so
+/// a few crafted bytes make it allocate without bound (found by `fuzz_workbook`). Refused here:
+/// a file larger than `max_uncompressed_bytes` (calamine holds it whole), more FAT sectors than
+/// the file has sectors, and a FAT or mini FAT in which a chain loops or points past the table.
+///
+/// Anything this check cannot parse is left to calamine, which reports it as `NotAWorkbook`.
+fn check_compound_file(path: &Path, file: &Arc<str>, limits: &Limits) -> Result<(), ReadError> {
+    let io_err = |e| ReadError::new(file, ReadErrorKind::Io(e));
+    let size = std::fs::metadata(path).map_err(io_err)?.len();
+    if size > limits.max_uncompressed_bytes {
+        let limit =
+            ArchiveLimit::TotalSize { declared: size, limit: limits.max_uncompressed_bytes };
+        return Err(ReadError::new(file, ReadErrorKind::SuspiciousArchive { entry: None, limit }));
+    }
+    let bytes = std::fs::read(path).map_err(io_err)?;
+    cfb::check(&bytes).map_err(|reason| {
+        ReadError::new(file, ReadErrorKind::NotAWorkbook { format: "xls", reason: reason.into() })
+    })
+}
+
+/// Just enough of MS-CFB (Compound File Binary Format) §2.2–2.5 to validate sector chains the
+/// way calamine's `cfb.rs` walks them.
+mod cfb {
+    const SIGNATURE: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+    /// Ids at or above this are markers (DIFSECT, FATSECT, ENDOFCHAIN, FREESECT), not sectors.
+    const MAX_REGULAR_SECTOR: u32 = 0xFFFF_FFFA;
+    const DIFSECT: u32 = 0xFFFF_FFFC;
+
+    fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+        let raw = bytes.get(offset..offset + 4)?;
+        Some(u32::from_le_bytes([*raw.first()?, *raw.get(1)?, *raw.get(2)?, *raw.get(3)?]))
+    }
+
+    fn u32s(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+        bytes
+            .chunks_exact(4)
+            .map(|c| c.iter().rev().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
+    }
+
+    /// `Err` names what is wrong; `Ok` also when the file is not parseable this far (calamine
+    /// reports those itself).
+    pub(super) fn check(bytes: &[u8]) -> Result<(), &'static str> {
+        let Some(header) = bytes.get(..512) else { return Ok(()) };
+        if header.get(..8) != Some(SIGNATURE) {
+            return Ok(());
+        }
+        let sector_size = match header.get(30..32) {
+            Some([0x09, 0x00]) => 512usize,
+            Some([0x0C, 0x00]) => 4096,
+            _ => return Ok(()),
+        };
+        let data = bytes.get(sector_size..).unwrap_or_default();
+        // calamine accepts sector ids up to file length / sector size, one or two more than the
+        // file holds after its header, and panics slicing a sector that starts past the end.
+        let max_id = bytes.len() / sector_size;
+        let in_file = data.len().div_ceil(sector_size);
+        let sector = |id: u32| -> Result<Option<&[u8]>, &'static str> {
+            let id = id as usize;
+            if id > max_id {
+                return Ok(None);
+            }
+            if id >= in_file {
+                return Err("sector past the end of the file");
+            }
+            let rest = data.get(id * sector_size..).unwrap_or_default();
+            Ok(Some(rest.get(..sector_size).unwrap_or(rest)))
+        };
+        let (Some(mini_fat_start), Some(difat_start)) = (u32_at(header, 60), u32_at(header, 68))
+        else {
+            return Ok(());
+        };
+
+        // §2.5 DIFAT: 109 entries in the header, then a chain of DIFAT sectors whose last
+        // entry points to the next one.
+        let mut difat: Vec<u32> = u32s(header.get(76..512).unwrap_or_default()).collect();
+        let mut id = difat_start;
+        let mut difat_sectors = 0usize;
+        while id < MAX_REGULAR_SECTOR {
+            difat_sectors += 1;
+            if difat_sectors > max_id + 1 {
+                return Err("DIFAT chain loops");
+            }
+            let Some(s) = sector(id)? else { return Ok(()) };
+            difat.extend(u32s(s));
+            let Some(next) = difat.pop() else { return Ok(()) };
+            id = next;
+        }
+        let fat_sectors: Vec<u32> = difat.into_iter().filter(|&id| id < DIFSECT).collect();
+        if fat_sectors.len() > max_id + 1 {
+            return Err("more FAT sectors than the file has sectors");
+        }
+        let mut fat = Vec::with_capacity(fat_sectors.len() * sector_size / 4);
+        for id in fat_sectors {
+            let Some(s) = sector(id)? else { return Ok(()) };
+            fat.extend(u32s(s));
+        }
+        check_table(&fat, max_id, in_file, "FAT")?;
+        if let Some(dir_start) = u32_at(header, 48)
+            && dir_start < MAX_REGULAR_SECTOR
+        {
+            sector(dir_start)?;
+        }
+
+        // §2.3 mini FAT: a chain in the FAT (already known to end).
+        let mut mini_fat = Vec::new();
+        let mut id = mini_fat_start;
+        while id < MAX_REGULAR_SECTOR {
+            let Some(s) = sector(id)? else { break };
+            mini_fat.extend(u32s(s));
+            let Some(&next) = fat.get(id as usize) else { break };
+            id = next;
+        }
+        let mini_max = max_id.saturating_mul(8);
+        check_table(&mini_fat, mini_max, mini_max + 1, "mini FAT")
+    }
+
+    /// Every chain in `table` must end: no loop, no link to an id that calamine would accept
+    /// as a sector (`<= max_id`) but that has no entry in the table, and no link to a sector
+    /// at or past `in_file` (the number of sectors the file holds).
+    fn check_table(
+        table: &[u32],
+        max_id: usize,
+        in_file: usize,
+        name: &'static str,
+    ) -> Result<(), &'static str> {
+        const UNSEEN: u8 = 0;
+        const ON_PATH: u8 = 1;
+        const ENDS: u8 = 2;
+        let mut state = vec![UNSEEN; table.len()];
+        let mut path = Vec::new();
+        for start in 0..table.len() {
+            let mut id = start;
+            loop {
+                match state.get(id) {
+                    Some(&UNSEEN) => {
+                        if let Some(slot) = state.get_mut(id) {
+                            *slot = ON_PATH;
+                        }
+                        path.push(id);
+                        let Some(&next) = table.get(id) else { break };
+                        if next >= MAX_REGULAR_SECTOR || next as usize > max_id {
+                            break;
+                        }
+                        if next as usize >= in_file {
+                            return Err("sector chain runs past the end of the file");
+                        }
+                        id = next as usize;
+                    }
+                    Some(&ON_PATH) => {
+                        return Err(if name == "FAT" {
+                            "FAT chain loops"
+                        } else {
+                            "mini FAT chain loops"
+                        });
+                    }
+                    Some(_) => break,
+                    None if id <= max_id => {
+                        return Err(if name == "FAT" {
+                            "FAT chain points past the FAT"
+                        } else {
+                            "mini FAT chain points past the mini FAT"
+                        });
+                    }
+                    None => break,
+                }
+            }
+            for id in path.drain(..) {
+                if let Some(slot) = state.get_mut(id) {
+                    *slot = ENDS;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::check_table;
+
+        #[test]
+        fn loops_and_dangling_links_are_found() {
+            const END: u32 = 0xFFFF_FFFE;
+            assert_eq!(check_table(&[1, 2, END, END], 10, 10, "FAT"), Ok(()));
+            assert_eq!(check_table(&[1, 2, 0], 10, 10, "FAT"), Err("FAT chain loops"));
+            assert_eq!(check_table(&[1, 1], 10, 10, "FAT"), Err("FAT chain loops"));
+            assert_eq!(check_table(&[5], 10, 10, "FAT"), Err("FAT chain points past the FAT"));
+            assert_eq!(
+                check_table(&[1, 9, END], 10, 9, "FAT"),
+                Err("sector chain runs past the end of the file")
+            );
+            // Beyond max_id calamine fails cleanly by itself.
+            assert_eq!(check_table(&[50], 10, 10, "FAT"), Ok(()));
+        }
+    }
 }
 
 fn entry_name<R: Read>(entry: &zip::read::ZipFile<'_, R>) -> Option<String> {
