@@ -19,6 +19,7 @@ pub mod record;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod share;
 pub mod sign;
 pub mod validate;
 pub mod verify;
