@@ -47,6 +47,19 @@ pub enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// Development signing keys.
     Keys(cmd::keys::KeysArgs),
+    /// Departments that consume the registry: add, list, disable, grant.
+    #[command(subcommand)]
+    Dept(cmd::dept::DeptCommand),
+    /// Query licences within the department's sharing rights (事由 required).
+    Query(cmd::query::QueryArgs),
+    /// Write a watermarked, signed copy for use (加注件) of a licence.
+    Copy(cmd::copy::CopyArgs),
+    /// Ask the issuer to check a licence (核查), or list open check requests.
+    CheckRequest(cmd::check_request::CheckRequestArgs),
+    /// Answer a check request (issuer only).
+    CheckAnswer(cmd::check_answer::CheckAnswerArgs),
+    /// Figures for oversight: per issuer and per consuming department.
+    Stats(cmd::stats::StatsArgs),
     /// List, show or check the catalog of licence types.
     #[command(subcommand)]
     Catalog(cmd::catalog::CatalogCommand),

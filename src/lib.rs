@@ -20,6 +20,7 @@ pub mod record;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod share;
 pub mod sign;
 pub mod validate;
 pub mod verify;

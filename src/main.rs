@@ -19,6 +19,12 @@ fn main() {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Keys(args) => cmd::keys::run(args),
         Command::Catalog(c) => cmd::catalog::run(c),
+        Command::Dept(c) => cmd::dept::run(c),
+        Command::Query(args) => cmd::query::run(args),
+        Command::Copy(args) => cmd::copy::run(args),
+        Command::CheckRequest(args) => cmd::check_request::run(args),
+        Command::CheckAnswer(args) => cmd::check_answer::run(args),
+        Command::Stats(args) => cmd::stats::run(args),
     };
     let code = match result {
         Ok(code) => code,

@@ -4,11 +4,17 @@
 pub mod audit;
 pub mod backup;
 pub mod catalog;
+pub mod check_answer;
+pub mod check_request;
+pub mod copy;
+pub mod dept;
 pub mod keys;
+pub mod query;
 pub mod render;
 pub mod restore;
 pub mod revoke;
 pub mod run;
+pub mod stats;
 pub mod store;
 pub mod validate;
 pub mod verify;
@@ -23,6 +29,8 @@ pub mod exit {
     pub const CONFIG: i32 = 3;
     pub const INPUT: i32 = 4;
     pub const REJECT_RATE: i32 = 5;
+    /// A sharing command refused: not authenticated, disabled, or outside the rights.
+    pub const DENIED: i32 = 6;
     /// Interrupted (Ctrl-C) at a chunk boundary; run again to resume.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -52,6 +60,9 @@ pub fn operator(given: Option<&str>) -> String {
 /// Maps an error's cause chain to an exit code.
 pub fn exit_code_for(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::share::ShareError>() {
+            return e.exit_code();
+        }
         if cause.is::<crate::pipeline::PipelineError>()
             || cause.is::<crate::catalog::CatalogError>()
         {

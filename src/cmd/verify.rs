@@ -55,12 +55,61 @@ pub struct FileReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The registry's status of this exact file (with `--data`): current, superseded (by),
-    /// revoked (when, why, by whom) or unknown.
+    /// revoked (when, why, by whom) or unknown; for a copy for use (加注件), copy or expired.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry_status: Option<RegistryStatus>,
+    pub registry_status: Option<FileStatus>,
     /// The identifier the registry holds this file under.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identifier: Option<String>,
+}
+
+/// What the registry says about a presented file: an original's status, or a copy for use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum FileStatus {
+    Licence(RegistryStatus),
+    Copy(CopyStatus),
+}
+
+/// A copy for use (加注件) as `registry_status`: `{"status":"copy","for":…,"expires":…}`, or
+/// `"status":"expired"` after its date. `licence` is the status of the licence it copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyStatus {
+    /// `copy` or `expired`.
+    pub status: &'static str,
+    /// The department it was made for (USCC).
+    #[serde(rename = "for")]
+    pub for_department: String,
+    pub reason: String,
+    pub expires: chrono::NaiveDate,
+    pub copy: i64,
+    pub licence: RegistryStatus,
+}
+
+/// The registry status of the file with `sha256`: an original version, else a recorded copy
+/// for use (expired after its date, `at` being today), else unknown.
+fn file_status(
+    reg: &Registry,
+    sha256: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<(FileStatus, Option<String>)> {
+    if let Some(v) = reg.licence_by_file_hash(sha256)? {
+        return Ok((FileStatus::Licence(v.status()), Some(v.identifier)));
+    }
+    if let Some(c) = reg.copy_by_file_hash(sha256)? {
+        let licence = reg.status_of(&c.identifier)?;
+        let status = if at.date_naive() > c.expires { "expired" } else { "copy" };
+        let s = CopyStatus {
+            status,
+            for_department: c.department,
+            reason: c.reason,
+            expires: c.expires,
+            copy: c.id,
+            licence,
+        };
+        return Ok((FileStatus::Copy(s), Some(c.identifier)));
+    }
+    Ok((FileStatus::Licence(RegistryStatus::Unknown), None))
 }
 
 /// Runs `elicence verify`; returns 0 if every file is authentic (and, with `--data`, current in
@@ -96,13 +145,13 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         all_authentic &= report.status.is_authentic();
         if let Some(reg) = registry.as_mut() {
             let (status, identifier) = match crate::report::sha256_file(file) {
-                Ok((sha, _)) => match reg.licence_by_file_hash(&sha)? {
-                    Some(v) => (v.status(), Some(v.identifier)),
-                    None => (RegistryStatus::Unknown, None),
-                },
-                Err(_) => (RegistryStatus::Unknown, None),
+                Ok((sha, _)) => file_status(reg, &sha, at)?,
+                Err(_) => (FileStatus::Licence(RegistryStatus::Unknown), None),
             };
-            all_authentic &= status == RegistryStatus::Current;
+            all_authentic &= match &status {
+                FileStatus::Licence(s) => *s == RegistryStatus::Current,
+                FileStatus::Copy(c) => c.status == "copy" && c.licence == RegistryStatus::Current,
+            };
             reg.audit_append(&AuditEntry {
                 action: "verify".into(),
                 operator: operator.clone(),
@@ -171,12 +220,29 @@ fn text_line(report: &FileReport) -> String {
     let line = signature_line(report);
     match &report.registry_status {
         None => line,
-        Some(RegistryStatus::Current) => format!("{line}; registry: current"),
-        Some(RegistryStatus::Superseded { by }) => format!("{line}; registry: superseded by {by}"),
-        Some(RegistryStatus::Revoked { at, reason, by_operator }) => {
+        Some(FileStatus::Copy(c)) => format!(
+            "{line}; registry: {} for use by {} ({}), valid until {}; licence {}",
+            if c.status == "copy" { "copy" } else { "EXPIRED copy" },
+            c.for_department,
+            c.reason,
+            c.expires,
+            match &c.licence {
+                RegistryStatus::Current => "current".to_string(),
+                other => format!("{other:?}"),
+            }
+        ),
+        Some(FileStatus::Licence(s)) => licence_line(line, s),
+    }
+}
+
+fn licence_line(line: String, status: &RegistryStatus) -> String {
+    match status {
+        RegistryStatus::Current => format!("{line}; registry: current"),
+        RegistryStatus::Superseded { by } => format!("{line}; registry: superseded by {by}"),
+        RegistryStatus::Revoked { at, reason, by_operator } => {
             format!("{line}; registry: REVOKED {at} by {by_operator}: {reason}")
         }
-        Some(RegistryStatus::Unknown) => {
+        RegistryStatus::Unknown => {
             format!("{line}; registry: unknown (not a file we issued)")
         }
     }

@@ -8,7 +8,8 @@
 //! - `lifecycle`: what a row means (new, unchanged, change, revoke, refused) and the chunk commit;
 //! - `store`: the content-addressed files;
 //! - `audit`: the hash-chained audit trail;
-//! - `backup`: consistent snapshot and verified restore.
+//! - `backup`: consistent snapshot and verified restore;
+//! - `sharing`: departments, grants, check requests and copies for use.
 //!
 //! The registry never renders, signs or reads the clock: callers pass bytes and `at`.
 //! Re-running an input never duplicates or loses a licence: the natural key and
@@ -19,6 +20,7 @@ mod audit;
 mod backup;
 mod lifecycle;
 mod schema;
+mod sharing;
 mod sqlite;
 mod store;
 
@@ -40,6 +42,9 @@ pub use audit::{
 pub use backup::{BackupManifest, ManifestFile};
 pub use lifecycle::{Decision, DecisionInput, LoadItem, LoadResult, Refusal, identifier_for};
 pub use schema::SCHEMA_VERSION;
+pub use sharing::{
+    AnswerOutcome, CheckRequest, CopyRecord, Department, Grant, IssuerFigures, RejectFigures,
+};
 pub use store::{FileKind, FileState, Store, StoreEntry, StoreError, StoredFile, sha256_hex};
 
 use crate::licence::LicenceStatus;

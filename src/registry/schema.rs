@@ -15,6 +15,15 @@
 //! - `files`, `version_files`: the store files (SHA-256 and kind) and which version they belong to.
 //! - `audit_log`: the hash-chained, append-only audit trail (see `audit.rs`).
 //!
+//! Tables (migration 2, sharing; see `sharing.rs`):
+//! - `departments`: consuming and issuing departments (code = USCC) with their credential hash
+//!   (argon2id PHC string; the credential itself is never stored).
+//! - `grants`: per department and licence type, whether personal and trade-secret fields are
+//!   shown unmasked.
+//! - `check_requests`: check requests (核查) from a department to a licence's issuer, and the
+//!   answers.
+//! - `copies`: copies for use (加注件) handed out, by the SHA-256 of the signed file.
+//!
 //! Triggers make what must never change refuse to change: audit entries, and versions, licences
 //! and files, are never deleted; a version's content is immutable; it is superseded or revoked
 //! at most once. A hand edit has to drop a trigger first, and the audit chain still tells.
@@ -34,12 +43,13 @@ pub(crate) struct Migration {
 }
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial registry: runs, licences, versions, files, audit trail",
-    sql: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial registry: runs, licences, versions, files, audit trail",
+        sql: r#"
 CREATE TABLE runs (
     id               INTEGER PRIMARY KEY,
     pipeline         TEXT NOT NULL,
@@ -171,7 +181,70 @@ BEGIN SELECT RAISE(ABORT, 'stored files are never forgotten'); END;
 CREATE TRIGGER version_files_no_delete BEFORE DELETE ON version_files
 BEGIN SELECT RAISE(ABORT, 'stored files are never forgotten'); END;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "sharing: departments, grants, check requests, copies for use",
+        sql: r#"
+CREATE TABLE departments (
+    code            TEXT PRIMARY KEY CHECK (length(code) = 18),
+    name            TEXT NOT NULL,
+    level           TEXT NOT NULL
+                    CHECK (level IN ('national', 'provincial', 'prefectural', 'county')),
+    region          TEXT NOT NULL CHECK (length(region) = 6),
+    enabled         INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+    credential_hash TEXT NOT NULL,
+    created_at      TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER departments_no_delete BEFORE DELETE ON departments
+BEGIN SELECT RAISE(ABORT, 'departments are disabled, never deleted'); END;
+
+CREATE TABLE grants (
+    department TEXT NOT NULL REFERENCES departments(code),
+    type_code  TEXT NOT NULL,
+    unmask     INTEGER NOT NULL CHECK (unmask IN (0, 1)),
+    granted_at TEXT NOT NULL,
+    PRIMARY KEY (department, type_code)
+) STRICT;
+
+CREATE TABLE check_requests (
+    id          INTEGER PRIMARY KEY,
+    identifier  TEXT NOT NULL REFERENCES versions(identifier),
+    requester   TEXT NOT NULL REFERENCES departments(code),
+    issuer_code TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    opened_at   TEXT NOT NULL,
+    answered_at TEXT,
+    answerer    TEXT REFERENCES departments(code),
+    result      TEXT CHECK (result IN ('consistent', 'inconsistent')),
+    note        TEXT,
+    CHECK ((answered_at IS NULL) = (result IS NULL)
+       AND (answered_at IS NULL) = (answerer IS NULL))
+) STRICT;
+CREATE INDEX check_requests_issuer ON check_requests(issuer_code) WHERE answered_at IS NULL;
+CREATE INDEX check_requests_requester ON check_requests(requester);
+CREATE TRIGGER check_requests_answer_once BEFORE UPDATE ON check_requests
+    WHEN OLD.answered_at IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a check request is answered once'); END;
+CREATE TRIGGER check_requests_no_delete BEFORE DELETE ON check_requests
+BEGIN SELECT RAISE(ABORT, 'check requests are never deleted'); END;
+
+CREATE TABLE copies (
+    id         INTEGER PRIMARY KEY,
+    identifier TEXT NOT NULL REFERENCES versions(identifier),
+    department TEXT NOT NULL REFERENCES departments(code),
+    reason     TEXT NOT NULL,
+    expires    TEXT NOT NULL,
+    sha256     TEXT NOT NULL UNIQUE CHECK (length(sha256) = 64),
+    created_at TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER copies_fixed BEFORE UPDATE ON copies
+BEGIN SELECT RAISE(ABORT, 'a copy record is immutable'); END;
+CREATE TRIGGER copies_no_delete BEFORE DELETE ON copies
+BEGIN SELECT RAISE(ABORT, 'copy records are never deleted'); END;
+"#,
+    },
+];
 
 /// Brings the database at `path` to [`SCHEMA_VERSION`] and returns that version.
 ///
