@@ -1,18 +1,20 @@
 //! Page-at-a-time subsetting of CID-keyed CFF fonts (the `CFF ` table of Noto Sans CJK and other
 //! OpenType/CFF CJK faces).
 //!
-//! The font is parsed once per process ([`CidCff::parse`]). What a glyph needs in a subset (its
-//! charstring, Font DICT, CID and the subroutines it calls) is worked out the first time the glyph
-//! is used and kept for the life of the process, so a page's subset ([`CidCff::subset`]) only
-//! copies bytes: no pass over the font's character map, no sfnt wrapper, no re-parsing.
+//! The font is parsed once per process ([`CidCff::parse`]). The first time a glyph is used, its
+//! charstring is flattened: every subroutine call is replaced by the subroutine's body
+//! (desubroutinised, as fontTools' `--desubroutinize` does), and the result is kept for the life
+//! of the process. A page's subset ([`CidCff::subset`]) then only copies bytes: no pass over the
+//! font's character map, no sfnt wrapper, no re-parsing, and no subroutine INDEXes (which in Noto
+//! Sans CJK run to tens of thousands of entries and would have to be carried, emptied, to keep
+//! their call bias).
 //!
 //! The output is a bare CID-keyed CFF for `/FontFile3 /Subtype /CIDFontType0C` (ISO 32000-1
 //! §9.9): glyph 0 (`.notdef`) first, then the requested glyphs in the order given; every glyph
 //! keeps its CID (the charset maps new glyph ids to the original CIDs), so the Identity-H codes in
-//! the content stream are the original CIDs. Unused subroutines are emptied in place, not
-//! renumbered: the subroutine INDEX keeps its count, hence its call bias, and charstrings are
-//! copied unchanged. Only the Font DICTs the page uses are kept. Name and String INDEXes and every
-//! other DICT entry are copied as they are.
+//! the content stream are the original CIDs. Only the Font DICTs the page uses are kept, their
+//! Private DICTs without `Subrs`. Name and String INDEXes and every other DICT entry are copied as
+//! they are.
 //!
 //! Formats: Adobe TN #5176 (CFF) and TN #5177 (Type 2 charstrings). Anything this module does not
 //! understand (a name-keyed CFF, arithmetic charstring operators) is an error, and the caller
@@ -269,13 +271,6 @@ struct FontDict {
     local_subrs: Option<Index>,
 }
 
-/// What a glyph needs in a subset: the subroutines its charstring calls (sorted, unique).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct GlyphNeeds {
-    global: Vec<u16>,
-    local: Vec<u16>,
-}
-
 /// A parsed CID-keyed CFF table. `Send + Sync`; parse once, subset per page.
 pub struct CidCff {
     data: Vec<u8>,
@@ -289,7 +284,8 @@ pub struct CidCff {
     /// Glyph id → Font DICT.
     fd_select: Vec<u8>,
     fonts: Vec<FontDict>,
-    needs: Vec<OnceLock<Result<GlyphNeeds, CffError>>>,
+    /// Glyph id → its flattened charstring, made on first use.
+    flat: Vec<OnceLock<Result<Vec<u8>, CffError>>>,
 }
 
 impl std::fmt::Debug for CidCff {
@@ -355,7 +351,7 @@ impl CidCff {
         if fd_select.iter().any(|fd| usize::from(*fd) >= fonts.len()) {
             return Err(malformed("FDSelect names a missing Font DICT"));
         }
-        let needs = (0..n).map(|_| OnceLock::new()).collect();
+        let flat = (0..n).map(|_| OnceLock::new()).collect();
         Ok(CidCff {
             name_index: (be(d, 2, 1)?, names.end),
             string_index: (tops.end, strings.end),
@@ -365,7 +361,7 @@ impl CidCff {
             cids,
             fd_select,
             fonts,
-            needs,
+            flat,
             data,
         })
     }
@@ -380,37 +376,32 @@ impl CidCff {
         self.cids.get(usize::from(gid)).copied()
     }
 
-    /// The subroutines glyph `gid` calls, worked out on first use and then kept.
-    fn needs(&self, gid: u16) -> Result<&GlyphNeeds, CffError> {
-        let slot = self.needs.get(usize::from(gid)).ok_or(CffError::NoSuchGlyph { gid })?;
-        slot.get_or_init(|| self.scan(gid)).as_ref().map_err(Clone::clone)
+    /// Glyph `gid`'s charstring with every subroutine call inlined, made on first use and then
+    /// kept.
+    fn flat(&self, gid: u16) -> Result<&[u8], CffError> {
+        let slot = self.flat.get(usize::from(gid)).ok_or(CffError::NoSuchGlyph { gid })?;
+        slot.get_or_init(|| self.flatten(gid)).as_deref().map_err(Clone::clone)
     }
 
-    fn scan(&self, gid: u16) -> Result<GlyphNeeds, CffError> {
+    fn flatten(&self, gid: u16) -> Result<Vec<u8>, CffError> {
         let err = |what| CffError::Charstring { gid, what };
         let code = self.char_strings.get(&self.data, usize::from(gid)).ok_or(err("charstring"))?;
         let fd = self.fd_select.get(usize::from(gid)).copied().unwrap_or_default();
         let local = self.fonts.get(usize::from(fd)).and_then(|f| f.local_subrs);
-        let mut scan = Scan {
+        let mut scan = Flatten {
             data: &self.data,
             global: self.global_subrs,
             local,
             stack: Vec::with_capacity(MAX_STACK),
             stems: 0,
             ended: false,
-            used_global: Vec::new(),
-            used_local: Vec::new(),
+            out: Vec::with_capacity(code.len() * 3),
         };
         scan.run(code, 0).map_err(err)?;
         if !scan.ended {
             return Err(err("charstring has no endchar"));
         }
-        let mut needs = GlyphNeeds { global: scan.used_global, local: scan.used_local };
-        for v in [&mut needs.global, &mut needs.local] {
-            v.sort_unstable();
-            v.dedup();
-        }
-        Ok(needs)
+        Ok(scan.out)
     }
 
     /// A CID-keyed CFF holding `.notdef` and the glyphs `gids` (in that order; glyph 0 and
@@ -424,35 +415,15 @@ impl CidCff {
                 ids.push(*g);
             }
         }
-        // What the page uses.
-        let mut global_used = vec![false; self.global_subrs.count];
-        let mut local_used: Vec<Vec<bool>> = vec![Vec::new(); self.fonts.len()];
+        let mut char_strings: Vec<&[u8]> = Vec::with_capacity(ids.len());
         let mut fd_used = vec![false; self.fonts.len()];
         let mut glyph_fd = Vec::with_capacity(ids.len());
         for &gid in &ids {
-            let needs = self.needs(gid)?;
+            char_strings.push(self.flat(gid)?);
             let fd = usize::from(self.fd_select.get(usize::from(gid)).copied().unwrap_or_default());
             glyph_fd.push(fd);
             if let Some(u) = fd_used.get_mut(fd) {
                 *u = true;
-            }
-            for s in &needs.global {
-                if let Some(u) = global_used.get_mut(usize::from(*s)) {
-                    *u = true;
-                }
-            }
-            if !needs.local.is_empty()
-                && let (Some(used), Some(index)) =
-                    (local_used.get_mut(fd), self.fonts.get(fd).and_then(|f| f.local_subrs))
-            {
-                if used.is_empty() {
-                    used.resize(index.count, false);
-                }
-                for s in &needs.local {
-                    if let Some(u) = used.get_mut(usize::from(*s)) {
-                        *u = true;
-                    }
-                }
             }
         }
         let mut new_fd = vec![0u8; self.fonts.len()];
@@ -461,42 +432,16 @@ impl CidCff {
             new_fd[*old] = new as u8;
         }
         let d = &self.data;
-        let pick = |index: Index, used: &[bool]| -> Vec<&[u8]> {
-            (0..index.count)
-                .map(|i| match used.get(i) {
-                    Some(true) => index.get(d, i).unwrap_or_default(),
-                    _ => &[],
-                })
-                .collect()
-        };
-        let globals = pick(self.global_subrs, &global_used);
-        let char_strings: Vec<&[u8]> = ids
+        // Private DICTs of the kept Font DICTs, without Subrs (nothing calls a subroutine).
+        let privates: Vec<Vec<u8>> = kept
             .iter()
-            .map(|g| self.char_strings.get(d, usize::from(*g)).unwrap_or_default())
+            .filter_map(|old| self.fonts.get(*old))
+            .map(|font| {
+                let mut p = Vec::with_capacity(128);
+                write_dict(&mut p, &font.private, &[], &[OP_SUBRS]);
+                p
+            })
             .collect();
-        // Private DICTs and local subroutines of the kept Font DICTs.
-        let mut privates: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(kept.len());
-        for &old in &kept {
-            let Some(font) = self.fonts.get(old) else { continue };
-            let used = local_used.get(old).map(Vec::as_slice).unwrap_or_default();
-            let subrs = match font.local_subrs {
-                Some(index) if used.contains(&true) => {
-                    let mut s = Vec::new();
-                    let items = pick(index, used);
-                    write_index(&mut s, items.iter().copied());
-                    Some(s)
-                }
-                _ => None,
-            };
-            let mut p = Vec::with_capacity(128);
-            write_dict(&mut p, &font.private, &[], &[OP_SUBRS]);
-            if subrs.is_some() {
-                let len = p.len() + 6; // + 5-byte operand + operator
-                push_int5(&mut p, len);
-                p.push(OP_SUBRS as u8);
-            }
-            privates.push((p, subrs.unwrap_or_default()));
-        }
 
         // Layout: header, Name, Top DICT, String, Global Subr INDEXes, then charset, FDSelect,
         // CharStrings, FDArray, Private DICTs each followed by its Subrs.
@@ -509,12 +454,11 @@ impl CidCff {
         let (name_a, name_b) = self.name_index;
         let (str_a, str_b) = self.string_index;
         let header_len = 4;
-        let globals_total: usize = globals.iter().map(|g| g.len()).sum();
         let charset_at = header_len
             + (name_b - name_a)
             + index_len(1, top_len)
             + (str_b - str_a)
-            + index_len(globals.len(), globals_total);
+            + index_len(0, 0);
         let charset_len = 1 + 2 * (ids.len() - 1);
         let fd_select_at = charset_at + charset_len;
         let char_strings_at = fd_select_at + 1 + ids.len();
@@ -532,12 +476,12 @@ impl CidCff {
         let fd_total: usize = font_dicts_unplaced.iter().map(Vec::len).sum();
         let mut private_at = fd_array_at + index_len(kept.len(), fd_total);
         let mut font_dicts = Vec::with_capacity(kept.len());
-        for (old, (p, subrs)) in kept.iter().zip(&privates) {
+        for (old, p) in kept.iter().zip(&privates) {
             let Some(f) = self.fonts.get(*old) else { continue };
             let mut v = Vec::new();
             write_dict(&mut v, &f.dict, &[(OP_PRIVATE, &[p.len(), private_at])], &[]);
             font_dicts.push(v);
-            private_at += p.len() + subrs.len();
+            private_at += p.len();
         }
 
         let mut out = Vec::with_capacity(private_at);
@@ -556,7 +500,7 @@ impl CidCff {
         write_dict(&mut top, &self.top, &fixed, &drop);
         write_index(&mut out, std::iter::once(top.as_slice()));
         out.extend_from_slice(d.get(str_a..str_b).unwrap_or_default());
-        write_index(&mut out, globals.iter().copied());
+        write_index(&mut out, std::iter::empty()); // no global subroutines
         // charset format 0: the CID of every glyph after .notdef.
         out.push(0);
         for g in ids.iter().skip(1) {
@@ -567,9 +511,8 @@ impl CidCff {
         out.extend(glyph_fd.iter().map(|fd| new_fd.get(*fd).copied().unwrap_or_default()));
         write_index(&mut out, char_strings.iter().copied());
         write_index(&mut out, font_dicts.iter().map(Vec::as_slice));
-        for (p, subrs) in &privates {
+        for p in &privates {
             out.extend_from_slice(p);
-            out.extend_from_slice(subrs);
         }
         debug_assert_eq!(out.len(), private_at);
         Ok(out)
@@ -647,26 +590,34 @@ fn subr_bias(count: usize) -> i64 {
     }
 }
 
-/// Follows a Type 2 charstring far enough to know which subroutines it calls: the operand stack
-/// (for `callsubr`/`callgsubr`) and the stem count (for the length of `hintmask`/`cntrmask`).
-struct Scan<'a> {
+/// Flattens a Type 2 charstring: copies it token by token, replacing each `callsubr` /
+/// `callgsubr` and the number before it by the subroutine's body (without its `return`). Follows
+/// the operand stack (subroutine numbers, kept with where their token starts in the output) and
+/// the stem count (the length of `hintmask`/`cntrmask`).
+struct Flatten<'a> {
     data: &'a [u8],
     global: Index,
     local: Option<Index>,
-    stack: Vec<i64>,
+    /// Operand values and where each one's token starts in `out`.
+    stack: Vec<(i64, usize)>,
     stems: usize,
     ended: bool,
-    used_global: Vec<u16>,
-    used_local: Vec<u16>,
+    out: Vec<u8>,
 }
 
-impl Scan<'_> {
-    fn push(&mut self, v: i64) -> Result<(), &'static str> {
+impl Flatten<'_> {
+    fn number(&mut self, v: i64, token: &[u8]) -> Result<(), &'static str> {
         if self.stack.len() >= MAX_STACK {
             return Err("argument stack overflow");
         }
-        self.stack.push(v);
+        self.stack.push((v, self.out.len()));
+        self.out.extend_from_slice(token);
         Ok(())
+    }
+
+    fn operator(&mut self, token: &[u8]) {
+        self.stack.clear();
+        self.out.extend_from_slice(token);
     }
 
     fn run(&mut self, code: &[u8], depth: u8) -> Result<(), &'static str> {
@@ -675,92 +626,92 @@ impl Scan<'_> {
         }
         let mut i = 0;
         while let Some(&b0) = code.get(i) {
+            let token = |len: usize| code.get(i..i + len).ok_or("charstring ends early");
             let byte =
                 |k: usize| code.get(i + k).map(|b| i64::from(*b)).ok_or("charstring ends early");
-            match b0 {
+            let len = match b0 {
                 32..=246 => {
-                    self.push(i64::from(b0) - 139)?;
-                    i += 1;
+                    self.number(i64::from(b0) - 139, token(1)?)?;
+                    1
                 }
                 247..=250 => {
-                    self.push((i64::from(b0) - 247) * 256 + byte(1)? + 108)?;
-                    i += 2;
+                    self.number((i64::from(b0) - 247) * 256 + byte(1)? + 108, token(2)?)?;
+                    2
                 }
                 251..=254 => {
-                    self.push(-(i64::from(b0) - 251) * 256 - byte(1)? - 108)?;
-                    i += 2;
+                    self.number(-(i64::from(b0) - 251) * 256 - byte(1)? - 108, token(2)?)?;
+                    2
                 }
                 28 => {
-                    self.push(i64::from(((byte(1)? << 8) | byte(2)?) as u16 as i16))?;
-                    i += 3;
+                    let v = i64::from(((byte(1)? << 8) | byte(2)?) as u16 as i16);
+                    self.number(v, token(3)?)?;
+                    3
                 }
                 255 => {
                     // 16.16 fixed: only the integer part can matter (as a subroutine number).
                     let v = (byte(1)? << 24) | (byte(2)? << 16) | (byte(3)? << 8) | byte(4)?;
-                    self.push(i64::from((v as u32 as i32) >> 16))?;
-                    i += 5;
+                    self.number(i64::from((v as u32 as i32) >> 16), token(5)?)?;
+                    5
                 }
                 // hstem, vstem, hstemhm, vstemhm: pairs of arguments (an odd one is the width).
                 1 | 3 | 18 | 23 => {
                     self.stems += self.stack.len() / 2;
-                    self.stack.clear();
-                    i += 1;
+                    self.operator(token(1)?);
+                    1
                 }
                 // hintmask, cntrmask: arguments left on the stack are an implied vstem; then one
                 // mask bit per stem.
                 19 | 20 => {
                     self.stems += self.stack.len() / 2;
-                    self.stack.clear();
-                    i += 1 + self.stems.div_ceil(8);
+                    let len = 1 + self.stems.div_ceil(8);
+                    self.operator(token(len)?);
+                    len
                 }
                 10 | 29 => {
-                    let n = self.stack.pop().ok_or("subroutine call without a number")?;
+                    let (n, start) = self.stack.pop().ok_or("subroutine call without a number")?;
                     let index = if b0 == 10 {
                         self.local.ok_or("callsubr without Subrs")?
                     } else {
                         self.global
                     };
-                    let k = n + subr_bias(index.count);
-                    let k = usize::try_from(k)
+                    let k = usize::try_from(n + subr_bias(index.count))
                         .ok()
                         .filter(|k| *k < index.count)
                         .ok_or("subroutine number out of range")?;
                     let sub = index.get(self.data, k).ok_or("subroutine")?;
-                    let k16 = u16::try_from(k).map_err(|_| "subroutine number out of range")?;
-                    if b0 == 10 {
-                        self.used_local.push(k16)
-                    } else {
-                        self.used_global.push(k16)
-                    }
+                    // The number is the last token written (operators empty the stack).
+                    self.out.truncate(start);
                     self.run(sub, depth + 1)?;
                     if self.ended {
                         return Ok(());
                     }
-                    i += 1;
+                    1
                 }
-                11 => return Ok(()), // return
+                11 => return Ok(()), // return: the caller goes on
                 14 => {
                     if self.stack.len() >= 4 {
                         return Err("endchar with accent arguments (seac)");
                     }
+                    self.operator(token(1)?);
                     self.ended = true;
                     return Ok(());
                 }
                 12 => match byte(1)? {
                     // dotsection (deprecated), hflex, flex, hflex1, flex1
                     0 | 34..=37 => {
-                        self.stack.clear();
-                        i += 2;
+                        self.operator(token(2)?);
+                        2
                     }
                     _ => return Err("arithmetic or unknown escape operator"),
                 },
                 // Path operators: rmoveto … hvcurveto.
                 4..=8 | 21 | 22 | 24..=27 | 30 | 31 => {
-                    self.stack.clear();
-                    i += 1;
+                    self.operator(token(1)?);
+                    1
                 }
                 _ => return Err("reserved operator"),
-            }
+            };
+            i += len;
         }
         Ok(())
     }
@@ -854,66 +805,71 @@ mod tests {
         assert!(parse_dict(&[139]).is_err(), "operands without an operator");
     }
 
-    /// A scan over hand-made charstrings and subroutine INDEXes.
-    fn scan(
-        code: &[u8],
-        global: &[&[u8]],
-        local: &[&[u8]],
-    ) -> Result<(Vec<u16>, Vec<u16>), &'static str> {
+    /// Flatten a hand-made charstring over hand-made subroutine INDEXes.
+    fn flatten(code: &[u8], global: &[&[u8]], local: &[&[u8]]) -> Result<Vec<u8>, &'static str> {
         let mut data = Vec::new();
         write_index(&mut data, global.iter().copied());
         let g = Index::parse(&data, 0).unwrap();
         let at = data.len();
         write_index(&mut data, local.iter().copied());
         let l = Index::parse(&data, at).unwrap();
-        let mut s = Scan {
+        let mut f = Flatten {
             data: &data,
             global: g,
             local: Some(l),
             stack: Vec::new(),
             stems: 0,
             ended: false,
-            used_global: Vec::new(),
-            used_local: Vec::new(),
+            out: Vec::new(),
         };
-        s.run(code, 0)?;
-        if !s.ended {
+        f.run(code, 0)?;
+        if !f.ended {
             return Err("no endchar");
         }
-        Ok((s.used_global, s.used_local))
+        Ok(f.out)
     }
 
     #[test]
-    fn scan_follows_subroutines_with_bias() {
+    fn flatten_inlines_subroutines_with_bias() {
         // Bias 107 for small INDEXes: operand -107 (byte 32) calls subroutine 0, -106 calls 1.
-        let ret: &[u8] = &[11];
-        let call_local_1: &[u8] = &[33, 10, 11]; // callsubr 1, return
-        let code = [32, 29, 33, 29, 14]; // callgsubr 0, callgsubr 1 (which calls local 1), endchar
-        let (g, l) = scan(&code, &[ret, call_local_1], &[ret, ret]).unwrap();
-        assert_eq!(g, vec![0, 1]);
-        assert_eq!(l, vec![1]);
+        let moveto: &[u8] = &[139, 140, 21, 11]; // 0 1 rmoveto return
+        let line_then_local_1: &[u8] = &[141, 6, 33, 10, 11]; // 2 hlineto, callsubr 1, return
+        let vline: &[u8] = &[142, 7, 11]; // 3 vlineto return
+        // 5 (width) callgsubr 0, callgsubr 1, endchar
+        let code = [144, 32, 29, 33, 29, 14];
+        let flat = flatten(&code, &[moveto, line_then_local_1], &[moveto, vline]).unwrap();
+        assert_eq!(flat, [144, 139, 140, 21, 141, 6, 142, 7, 14]);
+        // An argument pushed by the caller and used inside the subroutine stays in place.
+        let uses_arg: &[u8] = &[139, 5, 11]; // (x) 0 rlineto return
+        assert_eq!(flatten(&[150, 32, 29, 14], &[uses_arg], &[]).unwrap(), [150, 139, 5, 14]);
         // endchar inside a subroutine ends the glyph.
         let end: &[u8] = &[14];
-        assert_eq!(scan(&[32, 29], &[end], &[]).unwrap().0, vec![0]);
+        assert_eq!(flatten(&[32, 29], &[end], &[]).unwrap(), [14]);
+        // A flat charstring flattens to itself.
+        assert_eq!(flatten(&flat, &[], &[]).unwrap(), flat);
         // Out-of-range numbers, missing endchar and runaway recursion are errors, not panics.
-        assert!(scan(&[34, 29, 14], &[ret], &[]).is_err());
-        assert!(scan(&[32, 29], &[ret], &[]).is_err());
+        let ret: &[u8] = &[11];
+        assert!(flatten(&[34, 29, 14], &[ret], &[]).is_err());
+        assert!(flatten(&[32, 29], &[ret], &[]).is_err());
         let recurse: &[u8] = &[32, 29, 11];
-        assert!(scan(&[32, 29, 14], &[recurse], &[]).is_err());
-        assert!(scan(&[29, 14], &[ret], &[]).is_err(), "call with an empty stack");
-        assert!(scan(&[12, 24, 14], &[], &[]).is_err(), "arithmetic operators are not followed");
+        assert!(flatten(&[32, 29, 14], &[recurse], &[]).is_err());
+        assert!(flatten(&[29, 14], &[ret], &[]).is_err(), "call with an empty stack");
+        assert!(flatten(&[12, 24, 14], &[], &[]).is_err(), "arithmetic operators are refused");
+        assert!(flatten(&[28, 1], &[], &[]).is_err(), "truncated operand");
     }
 
     #[test]
-    fn scan_skips_hint_mask_bytes_by_stem_count() {
+    fn flatten_copies_hint_mask_bytes_by_stem_count() {
         // Three stem pairs via hstemhm, then an implied vstem (2 args) at hintmask: 4 stems ⇒ one
-        // mask byte. The mask byte 0x1D (29 = callgsubr) must not be read as an operator.
+        // mask byte. The mask byte 0x1D (29 = callgsubr) must be copied, not called.
         let code = [139, 139, 139, 139, 139, 139, 18, 139, 139, 19, 0x1D, 14];
-        assert_eq!(scan(&code, &[], &[]).unwrap().0, Vec::<u16>::new());
-        // Nine stems ⇒ two mask bytes.
+        assert_eq!(flatten(&code, &[], &[]).unwrap(), code);
+        // Nine stems ⇒ two mask bytes; a hintmask inside a subroutine counts the caller's stems.
         let mut code = vec![139; 18];
-        code.extend_from_slice(&[1, 19, 0x1D, 0x1D, 14]);
-        assert_eq!(scan(&code, &[], &[]).unwrap().0, Vec::<u16>::new());
+        code.extend_from_slice(&[1, 32, 29, 14]);
+        let mask: &[u8] = &[19, 0x1D, 0x0A, 11];
+        let flat = flatten(&code, &[mask], &[]).unwrap();
+        assert_eq!(flat.get(19..), Some(&[19, 0x1D, 0x0A, 14][..]));
     }
 
     #[test]
@@ -940,36 +896,22 @@ mod tests {
         let out = cff.subset(&ids).unwrap();
         let sub = CidCff::parse(out.clone()).unwrap();
         assert_eq!(sub.glyph_count(), ids.len() + 1);
-        assert_eq!(sub.global_subrs.count, cff.global_subrs.count, "bias must not change");
+        assert_eq!(sub.global_subrs.count, 0);
+        assert!(sub.fonts.iter().all(|f| f.local_subrs.is_none()));
         for (new, old) in std::iter::once(&0).chain(&ids).enumerate() {
             let new = new as u16;
             assert_eq!(sub.cid(new), cff.cid(*old), "CID of glyph {old}");
-            assert_eq!(
-                sub.char_strings.get(&sub.data, usize::from(new)),
-                cff.char_strings.get(&cff.data, usize::from(*old)),
-            );
-            // The glyph can be followed in the subset, and every subroutine it calls is there,
-            // byte for byte.
-            let needs = sub.needs(new).unwrap();
-            assert_eq!(needs, cff.needs(*old).unwrap());
-            for s in &needs.global {
-                let s = usize::from(*s);
-                let got = sub.global_subrs.get(&sub.data, s).unwrap();
-                assert!(!got.is_empty());
-                assert_eq!(Some(got), cff.global_subrs.get(&cff.data, s));
-            }
+            // The subset holds the flattened charstring, which flattens to itself there (so it
+            // calls no subroutine).
+            let flat = cff.flat(*old).unwrap();
+            assert_eq!(sub.char_strings.get(&sub.data, usize::from(new)), Some(flat));
+            assert_eq!(sub.flat(new).unwrap(), flat);
             let fd = |f: &CidCff, g: u16| usize::from(f.fd_select[usize::from(g)]);
             let (sf, of) = (&sub.fonts[fd(&sub, new)], &cff.fonts[fd(&cff, *old)]);
             let without =
                 |d: &[DictEntry], op| d.iter().filter(|e| e.op != op).cloned().collect::<Vec<_>>();
             assert_eq!(without(&sf.dict, OP_PRIVATE), without(&of.dict, OP_PRIVATE));
             assert_eq!(without(&sf.private, OP_SUBRS), without(&of.private, OP_SUBRS));
-            for s in &needs.local {
-                let s = usize::from(*s);
-                let (si, oi) = (sf.local_subrs.unwrap(), of.local_subrs.unwrap());
-                assert_eq!(si.count, oi.count);
-                assert_eq!(si.get(&sub.data, s), oi.get(&cff.data, s));
-            }
         }
         assert!(sub.fonts.len() < cff.fonts.len(), "unused Font DICTs are dropped");
         // An independent reader (allsorts, through printpdf) sees the same CIDs.
