@@ -1,6 +1,12 @@
 //! Render-stage benchmarks: one food business permit (the heaviest face: a 200-character
-//! 经营项目, seal, QR) rendered to PDF and to canonical XML. Font parsing, layout loading and
-//! seal decoding happen once, outside the timing, as in the pipeline.
+//! 经营项目, seal, QR) rendered to PDF and to canonical XML, and the whole produce step
+//! (identify + XML + PDF + both signatures, `render_and_sign`) with the committed test keys in
+//! `fixtures/keys`. Font parsing, layout loading, key loading and seal decoding happen once,
+//! outside the timing, as in the pipeline. Single-threaded.
+//!
+//! Times are CPU time of the benchmarking thread (`/proc/thread-self/schedstat`), not wall time,
+//! so that another job on the machine does not inflate them; where that file is missing they
+//! fall back to wall time.
 //!
 //! `cargo bench --bench render -- --warm-up-time 1 --measurement-time 3`
 
@@ -9,10 +15,50 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use elicence::licence::{FaceField, Licence, LicenceStatus};
+use elicence::produce::Producer;
 use elicence::record::SourcePos;
 use elicence::render::{FaceFont, Layout, PdfRenderer, SealMeta, qr_payload, render_xml};
+use elicence::sign::Signer;
+
+/// CPU time consumed by the calling thread, in nanoseconds (first field of
+/// `/proc/thread-self/schedstat`); wall time since the first call where that is unavailable.
+fn thread_cpu_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or_else(|| START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64)
+}
+
+/// Criterion measurement in thread CPU nanoseconds (formatted like wall time).
+struct ThreadCpuTime;
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
 
 const ID: &str = "1.2.156.3005.2.11100000000013338W032.11220000013544541J.2430599.001.F";
 
@@ -61,7 +107,7 @@ fn licence() -> Licence {
     }
 }
 
-fn bench_render(c: &mut Criterion) {
+fn bench_render(c: &mut Criterion<ThreadCpuTime>) {
     let font = match FaceFont::load_default() {
         Ok(f) => Arc::new(f),
         Err(e) => {
@@ -105,5 +151,38 @@ fn bench_render(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_render);
+/// Identify + render XML + render PDF + sign both, as `elicence render` does per licence.
+fn bench_render_and_sign(c: &mut Criterion<ThreadCpuTime>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Inside the validity of the committed test certificate (2026-11-26 … 2036-11-23).
+    let at = Utc.with_ymd_and_hms(2027, 1, 2, 3, 4, 5).single().unwrap_or_default();
+    let signer = match Signer::load(&root.join("fixtures/keys"), None, at) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("render_and_sign bench skipped: {e}");
+            return;
+        }
+    };
+    let layout = root.join("pipelines/layouts/food-business-permit.toml");
+    let producer = match Producer::new(&[layout.as_path()], signer, at) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("render_and_sign bench skipped: {e}");
+            return;
+        }
+    };
+    let licence = licence();
+    let mut group = c.benchmark_group("produce");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("render_and_sign", |b| {
+        b.iter(|| producer.produce(black_box(&licence), 1).map(|a| a.pdf.len() + a.xml.len()))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = bench_render, bench_render_and_sign
+}
 criterion_main!(benches);

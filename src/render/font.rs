@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::render::RenderError;
+use crate::render::subset::{CidCff, cff_table};
 
 /// Environment variable that overrides the font search: `PATH` or `PATH#INDEX`.
 pub const FONT_ENV: &str = "ELICENCE_FONT";
@@ -43,6 +44,9 @@ pub struct FaceFont {
     units_per_em: u16,
     name: String,
     cache: HashMap<char, Glyph>,
+    /// The face's CID-keyed `CFF ` table, parsed for fast per-page subsetting; `None` for
+    /// TrueType and name-keyed CFF faces (those are subset by printpdf).
+    cid_cff: Option<CidCff>,
 }
 
 impl std::fmt::Debug for FaceFont {
@@ -132,6 +136,7 @@ impl FaceFont {
             units_per_em,
             name,
             cache: HashMap::new(),
+            cid_cff: cff_table(bytes, index).and_then(|t| CidCff::parse(t.to_vec()).ok()),
         };
         let mut cache = HashMap::with_capacity(22_000);
         for (lo, hi) in CACHED_RANGES.into_iter().chain([CACHED_RANGE_FULLWIDTH]) {
@@ -204,6 +209,11 @@ impl FaceFont {
 
     pub(crate) fn parsed(&self) -> &printpdf::ParsedFont {
         &self.parsed
+    }
+
+    /// The parsed CID-keyed CFF outlines, when the face has them.
+    pub(crate) fn cid_cff(&self) -> Option<&CidCff> {
+        self.cid_cff.as_ref()
     }
 }
 

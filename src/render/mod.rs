@@ -11,6 +11,7 @@ pub mod font;
 pub mod layout;
 pub mod pdf;
 pub mod qr;
+pub mod subset;
 pub mod xml;
 
 use std::path::PathBuf;

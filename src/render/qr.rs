@@ -12,8 +12,14 @@
 //! hashes it and compares: that ties a picture of a licence to its signed record (the picture
 //! itself proves nothing). Every character of the payload is in the QR alphanumeric set, so the
 //! code stays small (version 5 for a typical identifier). Error correction level M.
+//!
+//! Mask choice: all eight masks are evaluated with the penalty rules of ISO/IEC 18004 §7.8.3,
+//! as the `qrcode` crate does; the scores are computed here on a plain module grid with the
+//! crate's exact formulas (same result, tested against the crate), because the crate's own
+//! scoring allocates per module and was a tenth of the time of a whole page.
 
-use qrcode::{Color, EcLevel, QrCode};
+use qrcode::canvas::{Canvas, MaskPattern};
+use qrcode::{Color, EcLevel, QrCode, Version};
 
 use crate::render::RenderError;
 
@@ -70,6 +76,38 @@ pub struct QrRun {
 impl QrMatrix {
     /// Encode `payload` at error-correction level M.
     pub fn encode(payload: &str) -> Result<Self, RenderError> {
+        let err = |_| RenderError::QrEncode { len: payload.len() };
+        let bits = qrcode::bits::encode_auto(payload.as_bytes(), EcLevel::M).map_err(err)?;
+        let version = bits.version();
+        if !matches!(version, Version::Normal(_)) {
+            return Self::encode_with_crate(payload);
+        }
+        let (data, ec) = qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M)
+            .map_err(err)?;
+        let width = usize::try_from(version.width()).unwrap_or_default();
+        let mut canvas = Canvas::new(version, EcLevel::M);
+        canvas.draw_all_functional_patterns();
+        canvas.draw_data(&data, &ec);
+        // The first mask with the lowest penalty wins, in the crate's order.
+        let mut best: Option<(u16, Vec<bool>)> = None;
+        for pattern in ALL_MASKS {
+            let mut masked = canvas.clone();
+            masked.apply_mask(pattern);
+            let dark: Vec<bool> =
+                masked.into_colors().into_iter().map(|c| c == Color::Dark).collect();
+            let score = penalty(&dark, width);
+            if best.as_ref().is_none_or(|(s, _)| score < *s) {
+                best = Some((score, dark));
+            }
+        }
+        match best {
+            Some((_, dark)) if dark.len() == width * width => Ok(QrMatrix { width, dark }),
+            _ => Self::encode_with_crate(payload),
+        }
+    }
+
+    /// Encode with the `qrcode` crate's own mask choice (reference for the fast path).
+    fn encode_with_crate(payload: &str) -> Result<Self, RenderError> {
         let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M)
             .map_err(|_| RenderError::QrEncode { len: payload.len() })?;
         let dark = code.to_colors().into_iter().map(|c| c == Color::Dark).collect();
@@ -108,9 +146,81 @@ impl QrMatrix {
     }
 }
 
+/// The masks in the order the `qrcode` crate tries them (ties go to the earlier one).
+const ALL_MASKS: [MaskPattern; 8] = [
+    MaskPattern::Checkerboard,
+    MaskPattern::HorizontalLines,
+    MaskPattern::VerticalLines,
+    MaskPattern::DiagonalLines,
+    MaskPattern::LargeCheckerboard,
+    MaskPattern::Fields,
+    MaskPattern::Diamonds,
+    MaskPattern::Meadow,
+];
+
+/// Total mask penalty of a masked symbol (`dark`: row-major, `width × width`), ISO/IEC 18004
+/// §7.8.3 N1–N4 as the `qrcode` crate 0.14 computes them (u16 arithmetic included): runs of 5+N
+/// equal modules score 3+N; each 2×2 block of one colour 3; each 1:1:3:1:1 finder-like pattern
+/// not bordered by 4 light modules on both sides 40 (minus the 360 of the three real finder
+/// patterns); |dark share − 50 %| in 0.5 % steps.
+fn penalty(dark: &[bool], width: usize) -> u16 {
+    let at = |row: usize, col: usize| dark.get(row * width + col).copied().unwrap_or(false);
+    let mut score = 0u16;
+    for horizontal in [true, false] {
+        let line = |i: usize, k: usize| if horizontal { at(i, k) } else { at(k, i) };
+        for i in 0..width {
+            // N1: runs of five or more.
+            let mut run = 1u16;
+            for k in 1..=width {
+                if k < width && line(i, k) == line(i, k - 1) {
+                    run += 1;
+                } else {
+                    if run >= 5 {
+                        score = score.wrapping_add(run - 2);
+                    }
+                    run = 1;
+                }
+            }
+        }
+    }
+    // N2: 2×2 blocks.
+    for r in 0..width.saturating_sub(1) {
+        for c in 0..width.saturating_sub(1) {
+            let v = at(r, c);
+            if at(r, c + 1) == v && at(r + 1, c) == v && at(r + 1, c + 1) == v {
+                score = score.wrapping_add(3);
+            }
+        }
+    }
+    // N3: dark-light-dark×3-light-dark with too little light space on a side.
+    const FINDER: [bool; 7] = [true, false, true, true, true, false, true];
+    for horizontal in [true, false] {
+        let line = |i: usize, k: usize| if horizontal { at(i, k) } else { at(k, i) };
+        let mut finder = 0u16;
+        for i in 0..width {
+            for j in 0..width.saturating_sub(6) {
+                if !FINDER.iter().enumerate().all(|(k, d)| line(i, j + k) == *d) {
+                    continue;
+                }
+                let dark_before = (j.saturating_sub(4)..j).any(|k| line(i, k));
+                let dark_after = (j + 7..(j + 11).min(width)).any(|k| line(i, k));
+                if !dark_before || !dark_after {
+                    finder = finder.wrapping_add(40);
+                }
+            }
+        }
+        score = score.wrapping_add(finder.wrapping_sub(360));
+    }
+    // N4: balance.
+    let dark_count = dark.iter().filter(|d| **d).count();
+    let ratio = dark_count * 200 / dark.len().max(1);
+    score.wrapping_add(ratio.abs_diff(100) as u16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest as _;
 
     const ID: &str = "1.2.156.3005.2.11100000000013338W032.11220000013544541J.2430599.001.F";
     const DIGEST: &str = "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b";
@@ -147,6 +257,27 @@ mod tests {
         let m = QrMatrix::encode(&qr_payload(ID, DIGEST)).unwrap();
         // 92 alphanumeric characters at level M fit version 5 (37 modules).
         assert!(m.width() <= 37, "{}", m.width());
+    }
+
+    #[test]
+    fn mask_choice_matches_the_qrcode_crate() {
+        // Identifiers of several lengths (several versions) and many digests: different masks win
+        // for different payloads, and the symbol must equal the crate's own, module for module.
+        let mut versions = std::collections::BTreeSet::new();
+        for i in 0..300u32 {
+            let serial = "JY1220104000".repeat(1 + (i % 6) as usize);
+            let id = format!(
+                "1.2.156.3005.2.11100000MB0327169X001.11220104MB1234567X.{serial}.{:03}.Q",
+                i % 7
+            );
+            let digest = hex::encode(sha2::Sha256::digest(i.to_be_bytes()));
+            let payload = qr_payload(&id, &digest);
+            let fast = QrMatrix::encode(&payload).unwrap();
+            let reference = QrMatrix::encode_with_crate(&payload).unwrap();
+            versions.insert(fast.width());
+            assert_eq!(fast, reference, "{payload}");
+        }
+        assert!(versions.len() >= 3, "{versions:?}");
     }
 
     #[test]
