@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod backup;
 pub mod catalog;
+pub mod r#gen;
 pub mod keys;
 pub mod render;
 pub mod restore;
