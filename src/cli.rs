@@ -45,6 +45,8 @@ pub enum Command {
     Render(cmd::render::RenderArgs),
     /// Verify signed PDF and XML e-licences.
     Verify(cmd::verify::VerifyArgs),
+    /// Write a synthetic export with defects and the expected outcome of every row.
+    Gen(cmd::r#gen::GenArgs),
     /// Development signing keys.
     Keys(cmd::keys::KeysArgs),
     /// Departments that consume the registry: add, list, disable, grant.

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod cmd;
 pub mod engine;
+pub mod r#gen;
 pub mod identify;
 pub mod licence;
 pub mod normalise;

@@ -8,6 +8,7 @@ pub mod check_answer;
 pub mod check_request;
 pub mod copy;
 pub mod dept;
+pub mod r#gen;
 pub mod keys;
 pub mod query;
 pub mod render;
