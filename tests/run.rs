@@ -356,7 +356,10 @@ fn ctrl_c_stops_at_a_chunk_boundary_and_the_rerun_resumes() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
