@@ -126,15 +126,21 @@ struct RawField {
     trade_secret: bool,
 }
 
-/// Collects problems for one file, turning byte offsets into line numbers.
-struct Problems<'a> {
-    file: &'a Path,
-    text: &'a str,
-    found: Vec<ConfigProblem>,
+/// Collects problems for one configuration file (catalog or pipeline), turning byte offsets
+/// into line numbers.
+pub(crate) struct Problems<'a> {
+    pub(crate) file: &'a Path,
+    pub(crate) text: &'a str,
+    pub(crate) found: Vec<ConfigProblem>,
 }
 
 impl Problems<'_> {
-    fn at(&mut self, offset: Option<usize>, key: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn at(
+        &mut self,
+        offset: Option<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let line = offset.map(|o| line_of(self.text, o));
         self.found.push(ConfigProblem {
             file: self.file.to_path_buf(),

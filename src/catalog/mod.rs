@@ -3,7 +3,7 @@
 //! carries. Loaded from `pipelines/catalog/*.toml` by [`load`]; checked as a whole so that every
 //! error in every file is reported at once.
 
-mod load;
+pub(crate) mod load;
 
 use std::fmt;
 

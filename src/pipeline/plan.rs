@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::spec::{self, PipelineSpec, SheetSpec};
+use crate::catalog::load::Problems;
 use crate::catalog::{self, ConfigProblem, FieldKind, LicenceType, keys};
 use crate::licence::LicenceStatus;
 use crate::normalise::width;
@@ -165,24 +166,6 @@ pub struct Binding {
     pub archive_copy: Option<usize>,
     /// Number of header cells.
     pub width: usize,
-}
-
-struct Problems<'a> {
-    file: &'a Path,
-    text: &'a str,
-    found: Vec<ConfigProblem>,
-}
-
-impl Problems<'_> {
-    fn at(&mut self, offset: Option<usize>, key: impl Into<String>, message: impl Into<String>) {
-        let line = offset.map(|o| crate::catalog::line_of(self.text, o));
-        self.found.push(ConfigProblem {
-            file: self.file.to_path_buf(),
-            line,
-            key: key.into(),
-            message: message.into(),
-        });
-    }
 }
 
 /// Reads a pipeline file and its catalog and checks both. Fails with every problem found.
