@@ -52,6 +52,7 @@ fn bench(c: &mut Criterion) {
     let plan =
         pipeline::load(std::path::Path::new("pipelines/food-business-permit.toml")).expect("plan");
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date");
+    let pool = rayon::ThreadPoolBuilder::new().build().expect("thread pool");
     let mut g = c.benchmark_group("read_validate");
     g.throughput(Throughput::Elements(ROWS as u64));
     g.sample_size(10);
@@ -59,7 +60,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut dedupe = Dedupe::default();
             let mut sink = CountValid(0);
-            engine::validate_input(&plan, &input, today, &mut dedupe, &mut sink)
+            engine::validate_input(&plan, &input, today, &pool, &mut dedupe, &mut sink)
                 .expect("validates");
             assert!(sink.0 > 0);
         })

@@ -64,9 +64,9 @@ const ID: &str = "1.2.156.3005.2.11100000000013338W032.11220000013544541J.243059
 
 fn licence() -> Licence {
     let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
-    let f = |key: &str, label: &str, value: &str| FaceField {
-        key: key.into(),
-        label: label.into(),
+    let f = |key: &'static str, label: &'static str, value: &str| FaceField {
+        key,
+        label,
         value: value.into(),
     };
     Licence {

@@ -1,10 +1,11 @@
 //! Engine: streams one export through read → normalise → validate in bounded chunks. A reader
-//! thread fills chunks of records; the chunks are validated on all cores (rayon) and handed to
-//! the caller's sink in input order, so duplicates are found in order and memory stays flat
-//! however large the input is.
+//! thread fills chunks of records; a validator thread checks them on all cores (rayon) while the
+//! caller's sink consumes the previous chunks in input order, so duplicates are found in order,
+//! the stages overlap, and memory stays flat however large the input is.
 
 use std::path::Path;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use rayon::prelude::*;
@@ -12,13 +13,13 @@ use rayon::prelude::*;
 use crate::pipeline::Plan;
 use crate::read::{self, ReadError};
 use crate::record::{Record, SourcePos};
-use crate::report::{Counts, InputSummary};
+use crate::report::{Counts, InputSummary, StageTimes};
 use crate::validate::{Dedupe, RowOutcome, RowReject, ValidRow, Validator};
 
 /// Records per chunk: large enough to amortise the hand-off, small enough to keep memory flat.
-pub const CHUNK_ROWS: usize = 4096;
+pub const CHUNK_ROWS: usize = 1024;
 /// Chunks in flight between the reader and the validators.
-const CHUNKS_IN_FLIGHT: usize = 4;
+const CHUNKS_IN_FLIGHT: usize = 2;
 
 /// What became of one row, in input order.
 pub enum Outcome {
@@ -57,13 +58,20 @@ pub enum EngineError {
 }
 
 type Chunk = Vec<Result<Record, ReadError>>;
+type Checked = Vec<Result<RowOutcome, ReadError>>;
 
 /// Reads and validates one input, handing the header cells and then every row, in order, to
 /// `sink`. Returns the input's summary (without its hash).
+///
+/// Three stages overlap: a reader thread fills chunks of records; a validator thread checks each
+/// chunk on all of `pool`'s threads; the calling thread runs the de-duplication and the sink on
+/// the checked chunks, in input order. The calling thread must not be one of `pool`'s workers
+/// (it blocks on the hand-off); the sink may itself use `pool` (e.g. to render).
 pub fn validate_input(
     plan: &Plan,
     path: &Path,
     today: NaiveDate,
+    pool: &rayon::ThreadPool,
     dedupe: &mut Dedupe,
     sink: &mut dyn RowSink,
 ) -> Result<InputSummary, EngineError> {
@@ -78,47 +86,69 @@ pub fn validate_input(
     let encoding = source.encoding_used().to_string();
     let validator = Validator::new(plan, binding, today);
 
-    let (tx, rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (read_tx, read_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+    let (checked_tx, checked_rx) = mpsc::sync_channel::<Checked>(CHUNKS_IN_FLIGHT);
     let mut counts = Counts::default();
     let mut fatal: Option<ReadError> = None;
+    let mut stages = StageTimes::default();
     let blank = std::thread::scope(|scope| -> Result<u64, EngineError> {
         let reader = scope.spawn(move || {
+            let mut busy = Duration::ZERO;
+            let mut started = Instant::now();
             let mut chunk: Chunk = Vec::with_capacity(CHUNK_ROWS);
             for item in source.by_ref() {
                 let stop = matches!(&item, Err(e) if e.is_fatal());
                 chunk.push(item);
                 let full = chunk.len() == CHUNK_ROWS || stop;
-                if full
-                    && tx
-                        .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS)))
-                        .is_err()
-                {
-                    return source.blank_rows_skipped();
+                if full {
+                    busy += started.elapsed();
+                    let next = Vec::with_capacity(CHUNK_ROWS);
+                    if read_tx.send(std::mem::replace(&mut chunk, next)).is_err() {
+                        return (source.blank_rows_skipped(), busy);
+                    }
+                    started = Instant::now();
                 }
                 if stop {
                     break;
                 }
             }
+            busy += started.elapsed();
             if !chunk.is_empty() {
-                let _ = tx.send(chunk);
+                let _ = read_tx.send(chunk);
             }
-            source.blank_rows_skipped()
+            (source.blank_rows_skipped(), busy)
         });
-        for chunk in rx {
-            let outcomes: Vec<Result<RowOutcome, ReadError>> = chunk
-                .into_par_iter()
-                .map(|item| match item {
-                    Ok(rec) => Ok(validator.check(&rec)),
-                    Err(e) if e.is_fatal() => Err(e),
-                    Err(e) => Ok(RowOutcome::Rejected(RowReject::unreadable(&e))),
-                })
-                .collect();
-            for outcome in outcomes {
+        let validator = &validator;
+        let validating = scope.spawn(move || {
+            let mut busy = Duration::ZERO;
+            for chunk in read_rx {
+                let started = Instant::now();
+                let checked: Checked = pool.install(|| {
+                    chunk
+                        .into_par_iter()
+                        .map(|item| match item {
+                            Ok(rec) => Ok(validator.check(rec)),
+                            Err(e) if e.is_fatal() => Err(e),
+                            Err(e) => Ok(RowOutcome::Rejected(RowReject::unreadable(&e))),
+                        })
+                        .collect()
+                });
+                busy += started.elapsed();
+                if checked_tx.send(checked).is_err() {
+                    // The sink stopped (limit, Ctrl-C or an error): dropping `read_rx` stops the
+                    // reader too.
+                    break;
+                }
+            }
+            busy
+        });
+        'chunks: for checked in checked_rx {
+            for outcome in checked {
                 let outcome = match outcome {
                     Ok(o) => o,
                     Err(e) => {
                         fatal = Some(e);
-                        break;
+                        break 'chunks;
                     }
                 };
                 counts.read += 1;
@@ -140,11 +170,14 @@ pub fn validate_input(
                     }
                 }
             }
-            if fatal.is_some() || sink.done() {
+            if sink.done() {
                 break;
             }
         }
-        Ok(reader.join().unwrap_or(0))
+        let (blank, read) = reader.join().unwrap_or_default();
+        stages.read_s = read.as_secs_f64();
+        stages.validate_s = validating.join().unwrap_or_default().as_secs_f64();
+        Ok(blank)
     })?;
     if let Some(e) = fatal {
         return Err(EngineError::Read(e));
@@ -155,6 +188,7 @@ pub fn validate_input(
         header_row,
         blank_rows_skipped: blank,
         counts,
+        stages,
         ..InputSummary::default()
     })
 }

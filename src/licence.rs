@@ -2,6 +2,9 @@
 //! the registry work from. It carries the GB/T 36903 metadata as typed fields and every face field
 //! of its catalog type as display text.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
 use chrono::NaiveDate;
 
 use crate::record::SourcePos;
@@ -29,11 +32,28 @@ impl LicenceStatus {
 }
 
 /// One face field: catalog key, Chinese label and normalised display value (empty when absent).
+/// Key and label come from the catalog and are shared by every licence of the type (see
+/// [`intern`]), so a validated row allocates only its values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaceField {
-    pub key: String,
-    pub label: String,
+    pub key: &'static str,
+    pub label: &'static str,
     pub value: String,
+}
+
+/// The one shared copy of a catalog key or label. A catalog holds a few hundred of them and they
+/// live as long as the process, so each distinct text is leaked once and then reused: a
+/// million-row backfill does not allocate (and free, on another thread) two strings per field
+/// and row.
+pub fn intern(text: &str) -> &'static str {
+    static TEXTS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut texts = TEXTS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(&t) = texts.get(text) {
+        return t;
+    }
+    let t: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    texts.insert(t);
+    t
 }
 
 /// A validated licence. Codes are half-width and upper-case; dates are real dates; open-ended

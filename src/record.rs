@@ -55,6 +55,14 @@ impl Cell {
         }
     }
 
+    /// The cell's text: borrowed for a text cell, else as [`Cell::display`] shows it.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Cell::Text(s) => std::borrow::Cow::Borrowed(s),
+            other => std::borrow::Cow::Owned(other.display()),
+        }
+    }
+
     /// The cell as a spreadsheet user would read it, for rejects files and messages.
     pub fn display(&self) -> String {
         match self {

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use elicence::licence::{FaceField, Licence, LicenceStatus};
+use elicence::licence::{FaceField, Licence, LicenceStatus, intern};
 use elicence::record::SourcePos;
 use elicence::render::{
     FaceFont, Layout, PdfRenderer, RenderError, SealMeta, qr_payload, render_xml,
@@ -49,7 +49,7 @@ fn created() -> DateTime<Utc> {
 }
 
 fn field(key: &str, label: &str, value: &str) -> FaceField {
-    FaceField { key: key.into(), label: label.into(), value: value.into() }
+    FaceField { key: intern(key), label: intern(label), value: value.into() }
 }
 
 /// 200 characters of 经营项目, as long as the paper permit allows.
@@ -369,7 +369,7 @@ fn every_shipped_layout_renders_with_its_fields() {
     assert_eq!(layouts.len(), 8);
     for layout in &layouts {
         let licence = dummy_licence(layout);
-        let keys: Vec<&str> = licence.fields.iter().map(|f| f.key.as_str()).collect();
+        let keys: Vec<&str> = licence.fields.iter().map(|f| f.key).collect();
         layout.check(&keys).unwrap_or_else(|e| panic!("{}: {e:?}", layout.source.display()));
         let pdf = render(&licence);
         assert!(pdf.len() <= PDF_BUDGET, "{}: {} bytes", layout.type_name, pdf.len());

@@ -63,6 +63,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
 
     let mut sink = RenderSink {
+        pool: &pool,
         producer: &producer,
         out: &args.out,
         limit: args.limit.unwrap_or(usize::MAX),
@@ -73,11 +74,8 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     };
     let mut dedupe = Dedupe::default();
     let today = at.date_naive();
-    let summary = pool.install(|| -> anyhow::Result<_> {
-        let s = engine::validate_input(&plan, &args.input, today, &mut dedupe, &mut sink)?;
-        sink.flush()?;
-        Ok(s)
-    })?;
+    let summary = engine::validate_input(&plan, &args.input, today, &pool, &mut dedupe, &mut sink)?;
+    sink.flush()?;
     let c: Counts = summary.counts;
     eprintln!(
         "read {}: valid {}, rejected {}, duplicates {}; rendered and signed {} licence(s) into {}{}",
@@ -97,6 +95,8 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
 }
 
 struct RenderSink<'a> {
+    /// Renders on the command's threads (the sink itself runs outside the pool).
+    pool: &'a rayon::ThreadPool,
     producer: &'a Producer,
     out: &'a Path,
     limit: usize,
@@ -110,10 +110,13 @@ struct RenderSink<'a> {
 impl RenderSink<'_> {
     fn flush(&mut self) -> anyhow::Result<()> {
         let batch = std::mem::take(&mut self.pending);
-        let results: Vec<_> = batch
-            .par_iter()
-            .map(|(licence, version)| (licence, self.producer.produce(licence, *version)))
-            .collect();
+        let producer = self.producer;
+        let results: Vec<_> = self.pool.install(|| {
+            batch
+                .par_iter()
+                .map(|(licence, version)| (licence, producer.produce(licence, *version)))
+                .collect()
+        });
         for (licence, result) in results {
             match result {
                 Ok(a) => {

@@ -4,9 +4,10 @@
 //! the chunk is committed in one transaction. A run killed at any point and started again ends
 //! with the same registry: committed chunks come back as `unchanged`, the rest is loaded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -15,15 +16,18 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cmd::{exit, now, operator};
+use loader::{Done, Job, Loader};
+
+mod loader;
 use crate::engine::{self, EngineError, Outcome, RowSink};
 use crate::pipeline::{self, Plan};
 use crate::produce::Producer;
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::registry::{
-    Decision, DecisionInput, LoadItem, NaturalKey, Registry, RegistryError, RejectRecord,
-    RunCounts, RunId, RunOutcome, RunStart,
+    Decision, DecisionInput, LoadItem, NaturalKey, Registry, RejectRecord, RunCounts, RunOutcome,
+    RunStart,
 };
-use crate::report::{self, InputSummary, RowFiles};
+use crate::report::{self, InputSummary, RowFiles, StageTimes};
 use crate::sign::keys::{DevKeyOptions, init_dev_keys};
 use crate::sign::signer::{Signer, passphrase_from_env_or_file};
 use crate::validate::{Dedupe, Problem, RowReject, Rule, ValidRow};
@@ -88,6 +92,9 @@ pub struct RunReport {
     pub counts: RunCounts,
     pub reconciled: bool,
     pub rejects_by_rule: BTreeMap<String, u64>,
+    /// Wall time of the whole run, and the busy time of each stage (they overlap).
+    pub wall_s: f64,
+    pub stages: StageTimes,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
@@ -96,6 +103,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     {
         anyhow::bail!("--max-reject-rate must be between 0 and 1, got {r}");
     }
+    let clock = Instant::now();
     let plan = pipeline::load(&args.pipeline)?;
     let started = now()?;
     let operator = operator(args.operator.as_deref());
@@ -130,46 +138,68 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         Some(dir) => Some(RowFiles::create(dir, &plan.licence_type)?),
         None => None,
     };
-    let mut sink = RunSink {
-        plan: &plan,
-        producer: &producer,
-        registry: &mut registry,
-        run: run_id,
-        operator: &operator,
-        at: started,
-        files,
-        pending: Vec::with_capacity(CHUNK),
-        rejects: Vec::new(),
-        counts: RunCounts::default(),
-        by_rule: BTreeMap::new(),
-        input_dir: PathBuf::new(),
-        progress: Progress::new(args.progress, args.quiet),
-        interrupt: Interrupt::install(),
-    };
     let mut dedupe = Dedupe::default();
     let mut inputs = Vec::with_capacity(hashes.len());
     let today = started.date_naive();
-    let result = pool.install(|| -> anyhow::Result<()> {
-        for (path, sha, bytes) in &hashes {
-            if sink.interrupt.is_set() {
-                break;
+    let progress = Progress::new(args.progress, args.quiet);
+    let interrupt = Interrupt::install();
+    let registry_ref = &registry;
+    let outcome = std::thread::scope(|scope| {
+        let loader = Loader::spawn(scope, &args.data, run_id, &operator, started)?;
+        let mut sink = RunSink {
+            pool: &pool,
+            plan: &plan,
+            producer: &producer,
+            registry: registry_ref,
+            loader,
+            in_flight: VecDeque::new(),
+            files,
+            pending: Vec::with_capacity(CHUNK),
+            rejects: Vec::new(),
+            counts: RunCounts::default(),
+            by_rule: BTreeMap::new(),
+            input_dir: PathBuf::new(),
+            progress,
+            interrupt,
+            stages: StageTimes::default(),
+        };
+        let mut result = (|| -> anyhow::Result<()> {
+            for (path, sha, bytes) in &hashes {
+                if sink.interrupt.is_set() {
+                    break;
+                }
+                sink.input_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                let mut summary =
+                    engine::validate_input(&plan, path, today, &pool, &mut dedupe, &mut sink)?;
+                sink.flush()?;
+                summary.sha256 = sha.clone();
+                summary.bytes = *bytes;
+                inputs.push(summary);
             }
-            sink.input_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let mut summary = engine::validate_input(&plan, path, today, &mut dedupe, &mut sink)?;
-            sink.flush()?;
-            summary.sha256 = sha.clone();
-            summary.bytes = *bytes;
-            inputs.push(summary);
+            Ok(())
+        })();
+        // Whatever happened, wait for the chunks already handed to the loader: they are
+        // committed and belong in the counts.
+        let finished = sink.finish();
+        if result.is_ok() {
+            result = finished;
         }
-        Ok(())
-    });
+        sink.loader.close();
+        sink.progress.finish();
+        anyhow::Ok(Sunk {
+            result,
+            interrupted: sink.interrupt.is_set(),
+            counts: sink.counts,
+            by_rule: std::mem::take(&mut sink.by_rule),
+            files: sink.files.take(),
+            stages: sink.stages,
+        })
+    })?;
     let finished = now()?;
-    sink.progress.finish();
-    let interrupted = sink.interrupt.is_set();
-    let counts = sink.counts;
-    let by_rule = std::mem::take(&mut sink.by_rule);
-    let files = sink.files.take();
-    drop(sink);
+    let Sunk { result, interrupted, counts, by_rule, files, mut stages } = outcome;
+    for input in &inputs {
+        stages.add(&input.stages);
+    }
     if let Err(e) = result {
         // Record the failure; the error itself is what the user needs to see.
         let _ = registry.finish_run(run_id, &counts, RunOutcome::Failed, &operator, finished);
@@ -207,6 +237,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         counts,
         reconciled,
         rejects_by_rule: by_rule,
+        wall_s: clock.elapsed().as_secs_f64(),
+        stages,
     };
     if let Some(dir) = &args.out {
         report::write_json(dir, &report)?;
@@ -262,14 +294,18 @@ fn development_keys(data: &Path, at: DateTime<Utc>) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Decides, renders, signs and commits valid rows chunk by chunk; writes and records rejects.
-struct RunSink<'a> {
+/// Decides, renders and signs valid rows chunk by chunk and hands them to the loader thread;
+/// writes and records rejects; keeps the counts as chunks come back committed.
+struct RunSink<'a, 'scope> {
+    /// Renders and signs on the run's threads (the sink itself runs outside the pool).
+    pool: &'a rayon::ThreadPool,
     plan: &'a Plan,
     producer: &'a Producer,
-    registry: &'a mut Registry,
-    run: RunId,
-    operator: &'a str,
-    at: DateTime<Utc>,
+    /// This thread's connection: decisions only (the loader commits on its own).
+    registry: &'a Registry,
+    loader: Loader<'scope>,
+    /// Natural keys and holders of each chunk in flight, oldest first.
+    in_flight: VecDeque<(HashSet<NaturalKey>, HashSet<String>)>,
     files: Option<RowFiles>,
     pending: Vec<ValidRow>,
     rejects: Vec<RejectRecord>,
@@ -279,9 +315,24 @@ struct RunSink<'a> {
     input_dir: PathBuf,
     progress: Progress,
     interrupt: Interrupt,
+    /// Busy time of the decide, render-and-sign and load stages.
+    stages: StageTimes,
 }
 
-impl RunSink<'_> {
+/// What the sink leaves behind when the inputs are done (or the run stopped).
+struct Sunk {
+    result: anyhow::Result<()>,
+    interrupted: bool,
+    counts: RunCounts,
+    by_rule: BTreeMap<String, u64>,
+    files: Option<RowFiles>,
+    stages: StageTimes,
+}
+
+/// Attempts at deciding one chunk when other processes keep changing the same licences.
+const MAX_ATTEMPTS: u32 = 5;
+
+impl RunSink<'_, '_> {
     fn reject(&mut self, r: &RowReject) -> anyhow::Result<()> {
         self.counts.rejected += 1;
         if let Some(p) = r.primary() {
@@ -301,16 +352,6 @@ impl RunSink<'_> {
         Ok(())
     }
 
-    /// A valid row refused at a later stage becomes a reject with its position.
-    fn late_reject(&mut self, row: &ValidRow, rule: Rule, message: String) -> anyhow::Result<()> {
-        let r = RowReject {
-            pos: row.licence.pos.clone(),
-            problems: vec![Problem::new("", rule, message)],
-            cells: row.licence.fields.iter().map(|f| f.value.clone()).collect(),
-        };
-        self.reject(&r)
-    }
-
     fn decision_input(&self, row: &ValidRow) -> DecisionInput {
         let l = &row.licence;
         DecisionInput {
@@ -326,69 +367,119 @@ impl RunSink<'_> {
         }
     }
 
-    /// Decides, renders and commits the pending rows; retries the decision when another process
-    /// changed the same licences in between.
+    /// Hands the pending rows (and the rejects so far) to the load stage.
     fn flush(&mut self) -> anyhow::Result<()> {
         let rows = std::mem::take(&mut self.pending);
-        if !rows.is_empty() {
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                match self.load(&rows) {
-                    Err(LoadError::Stale) if attempts < 5 => continue,
-                    Err(LoadError::Stale) => {
-                        anyhow::bail!("the registry kept changing under this run; try again")
-                    }
-                    Err(LoadError::Other(e)) => return Err(e),
-                    Ok(()) => break,
-                }
-            }
+        let rejects = std::mem::take(&mut self.rejects);
+        if rows.is_empty() && rejects.is_empty() {
+            return Ok(());
         }
-        if !self.rejects.is_empty() {
-            let rejects = std::mem::take(&mut self.rejects);
-            self.registry.record_rejects(self.run, &rejects)?;
-        }
+        self.submit(rows, rejects, 1)
+    }
+
+    /// Flushes, then waits until every chunk is committed.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.flush()?;
+        while self.collect(true)? {}
         Ok(())
     }
 
-    fn load(&mut self, rows: &[ValidRow]) -> Result<(), LoadError> {
+    /// Decides, renders and signs `rows` and queues them for the loader. Chunks still in
+    /// flight that touch the same licences (or holders) are waited for first, so that every
+    /// decision sees the registry as the earlier rows left it.
+    fn submit(
+        &mut self,
+        rows: Vec<ValidRow>,
+        rejects: Vec<RejectRecord>,
+        attempt: u32,
+    ) -> anyhow::Result<()> {
+        while self.collect(false)? {}
         let inputs: Vec<DecisionInput> = rows.iter().map(|r| self.decision_input(r)).collect();
-        let decisions = self.registry.decide_many(&inputs).map_err(LoadError::from)?;
+        let keys: HashSet<NaturalKey> = inputs.iter().map(|i| i.key.clone()).collect();
+        let holders: HashSet<String> =
+            inputs.iter().filter(|i| i.single_instance).map(|i| i.holder_code.clone()).collect();
+        while self.in_flight.iter().any(|(k, h)| !k.is_disjoint(&keys) || !h.is_disjoint(&holders))
+        {
+            self.collect(true)?;
+        }
+        let job = self.prepare(rows, inputs, rejects, attempt)?;
+        self.loader.send(job)?;
+        self.in_flight.push_back((keys, holders));
+        Ok(())
+    }
+
+    /// Takes one finished chunk from the loader (waiting for it when `wait`). False when there
+    /// was none.
+    fn collect(&mut self, wait: bool) -> anyhow::Result<bool> {
+        let Some(done) = self.loader.next(wait)? else {
+            return Ok(false);
+        };
+        self.in_flight.pop_front();
+        match done {
+            Done::Committed { job, results, seconds } => {
+                self.stages.load_s += seconds;
+                for r in &results {
+                    self.counts.tally(r);
+                }
+                self.progress.chunk(job.signed, results.len() as u64);
+                for r in &job.late {
+                    self.reject(r)?;
+                }
+                // The accepted rows of the chunk, in input order, once committed.
+                if let Some(f) = self.files.as_mut() {
+                    for &i in &job.accepted {
+                        if let Some(row) = job.rows.get(i) {
+                            f.valid(row)?;
+                        }
+                    }
+                }
+            }
+            Done::Stale { job } => {
+                if job.attempt >= MAX_ATTEMPTS {
+                    anyhow::bail!("the registry kept changing under this run; try again");
+                }
+                // Decide again once everything before it is committed.
+                while self.collect(true)? {}
+                self.submit(job.rows, Vec::new(), job.attempt + 1)?;
+            }
+            Done::Failed(e) => return Err(e),
+        }
+        Ok(true)
+    }
+
+    /// Decides `rows` against the registry, renders and signs the new versions on all cores,
+    /// reads archive copies, and builds the chunk for the loader.
+    fn prepare(
+        &mut self,
+        rows: Vec<ValidRow>,
+        inputs: Vec<DecisionInput>,
+        rejects: Vec<RejectRecord>,
+        attempt: u32,
+    ) -> anyhow::Result<Job> {
+        let started = Instant::now();
+        let decisions = self.registry.decide_many(&inputs)?;
+        self.stages.decide_s += started.elapsed().as_secs_f64();
+        let started = Instant::now();
         let producer = self.producer;
         let input_dir = &self.input_dir;
-        // Render and sign the new versions on all cores; read and check archive copies.
-        let made: Vec<Made> = rows
-            .par_iter()
-            .zip(decisions.par_iter())
-            .map(|(row, decision)| {
-                let artefacts = match decision.new_version() {
-                    Some((identifier, version)) => match producer.produce(&row.licence, version) {
-                        Ok(a) if a.id.to_string() == identifier => Some(a),
-                        Ok(a) => {
-                            return Made::Refused(
-                                Rule::Identifier,
-                                format!("rendered {} but the registry expects {identifier}", a.id),
-                            );
-                        }
-                        Err(e) => return Made::Refused(Rule::Render, e.to_string()),
-                    },
-                    None => None,
-                };
-                let archive = match &row.archive_copy {
-                    Some(path) => match read_archive_copy(&input_dir.join(path)) {
-                        Ok(bytes) => Some(bytes),
-                        Err(e) => return Made::Refused(Rule::ArchiveCopy, format!("{path}: {e}")),
-                    },
-                    None => None,
-                };
-                Made::Ready(artefacts.map(|a| (a.pdf, a.xml.into_bytes())), archive)
-            })
-            .collect();
-        let mut items = Vec::with_capacity(rows.len());
-        let mut accepted: Vec<&ValidRow> = Vec::with_capacity(rows.len());
-        let mut signed = 0u64;
-        for ((row, input), (decision, made)) in
-            rows.iter().zip(inputs).zip(decisions.into_iter().zip(made))
+        let made: Vec<Made> = self.pool.install(|| {
+            rows.par_iter()
+                .zip(decisions.par_iter())
+                .map(|(row, decision)| make(producer, input_dir, row, decision))
+                .collect()
+        });
+        self.stages.render_sign_s += started.elapsed().as_secs_f64();
+        let mut job = Job {
+            items: Vec::with_capacity(rows.len()),
+            rejects,
+            rows: Vec::new(),
+            accepted: Vec::with_capacity(rows.len()),
+            late: Vec::new(),
+            signed: 0,
+            attempt,
+        };
+        for (i, ((row, input), (decision, made))) in
+            rows.iter().zip(inputs).zip(decisions.into_iter().zip(made)).enumerate()
         {
             if let Decision::Refused(refusal) = &decision {
                 let rule = match refusal.rule() {
@@ -396,12 +487,12 @@ impl RunSink<'_> {
                     "change_after_revoke" => Rule::ChangeAfterRevoke,
                     _ => Rule::Identifier,
                 };
-                self.late_reject(row, rule, refusal.to_string()).map_err(LoadError::Other)?;
+                job.late.push(late_reject(row, rule, refusal.to_string()));
                 continue;
             }
             let (files, archive) = match made {
                 Made::Refused(rule, message) => {
-                    self.late_reject(row, rule, message).map_err(LoadError::Other)?;
+                    job.late.push(late_reject(row, rule, message));
                     continue;
                 }
                 Made::Ready(files, archive) => (files, archive),
@@ -410,17 +501,17 @@ impl RunSink<'_> {
             let fields: serde_json::Map<String, serde_json::Value> = l
                 .fields
                 .iter()
-                .map(|f| (f.key.clone(), serde_json::Value::String(f.value.clone())))
+                .map(|f| (f.key.to_string(), serde_json::Value::String(f.value.clone())))
                 .collect();
             let (pdf, xml) = match files {
                 Some((p, x)) => {
-                    signed += 1;
+                    job.signed += 1;
                     (Some(p), Some(x))
                 }
                 None => (None, None),
             };
-            accepted.push(row);
-            items.push(LoadItem {
+            job.accepted.push(i);
+            job.items.push(LoadItem {
                 input,
                 decision,
                 holder_name: l.holder_name.clone(),
@@ -433,41 +524,49 @@ impl RunSink<'_> {
                 source: l.pos.to_string(),
             });
         }
-        let results = self
-            .registry
-            .commit_chunk(self.run, items, self.operator, self.at)
-            .map_err(LoadError::from)?;
-        for r in &results {
-            self.counts.tally(r);
-        }
-        self.progress.chunk(signed, results.len() as u64);
-        // The accepted rows of the chunk, in input order, once committed.
-        if let Some(f) = self.files.as_mut() {
-            for row in accepted {
-                f.valid(row).map_err(|e| LoadError::Other(e.into()))?;
+        job.rows = rows;
+        Ok(job)
+    }
+}
+
+/// Renders and signs one row's new version (if the decision makes one) and reads its archive
+/// copy (if it has one).
+fn make(producer: &Producer, input_dir: &Path, row: &ValidRow, decision: &Decision) -> Made {
+    let artefacts = match decision.new_version() {
+        Some((identifier, version)) => match producer.produce(&row.licence, version) {
+            Ok(a) if a.id.to_string() == identifier => Some(a),
+            Ok(a) => {
+                return Made::Refused(
+                    Rule::Identifier,
+                    format!("rendered {} but the registry expects {identifier}", a.id),
+                );
             }
-        }
-        Ok(())
+            Err(e) => return Made::Refused(Rule::Render, e.to_string()),
+        },
+        None => None,
+    };
+    let archive = match &row.archive_copy {
+        Some(path) => match read_archive_copy(&input_dir.join(path)) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => return Made::Refused(Rule::ArchiveCopy, format!("{path}: {e}")),
+        },
+        None => None,
+    };
+    Made::Ready(artefacts.map(|a| (a.pdf, a.xml.into_bytes())), archive)
+}
+
+/// A valid row refused at a later stage becomes a reject with its position.
+fn late_reject(row: &ValidRow, rule: Rule, message: String) -> RowReject {
+    RowReject {
+        pos: row.licence.pos.clone(),
+        problems: vec![Problem::new("", rule, message)],
+        cells: row.licence.fields.iter().map(|f| f.value.clone()).collect(),
     }
 }
 
 enum Made {
     Ready(Option<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>),
     Refused(Rule, String),
-}
-
-enum LoadError {
-    Stale,
-    Other(anyhow::Error),
-}
-
-impl From<RegistryError> for LoadError {
-    fn from(e: RegistryError) -> Self {
-        match e {
-            RegistryError::StaleDecision(_) => LoadError::Stale,
-            e => LoadError::Other(e.into()),
-        }
-    }
 }
 
 /// Largest scanned archive copy accepted (a scan of one page).
@@ -486,7 +585,7 @@ fn read_archive_copy(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-impl RowSink for RunSink<'_> {
+impl RowSink for RunSink<'_, '_> {
     fn headers(&mut self, headers: &[String]) -> anyhow::Result<()> {
         if let Some(f) = self.files.as_mut() {
             f.set_source_headers(headers)?;

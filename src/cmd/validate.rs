@@ -61,7 +61,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
         })?;
         let mut sink = ValidateSink { files: files.as_mut(), by_rule: &mut by_rule };
         let mut summary =
-            pool.install(|| engine::validate_input(&plan, path, today, &mut dedupe, &mut sink))?;
+            engine::validate_input(&plan, path, today, &pool, &mut dedupe, &mut sink)?;
         summary.sha256 = sha;
         summary.bytes = bytes;
         counts.add(&summary.counts);

@@ -19,13 +19,29 @@ fn is_trimmable(c: char) -> bool {
 /// `s` without leading and trailing whitespace, including NBSP (U+00A0), ideographic space
 /// (U+3000), BOM (U+FEFF) and zero-width space (U+200B). Never fails; borrows from `s`.
 pub fn trim(s: &str) -> &str {
-    if let (Some(first), Some(last)) = (s.as_bytes().first(), s.as_bytes().last())
-        && first.is_ascii_graphic()
-        && last.is_ascii_graphic()
+    let bytes = s.as_bytes();
+    // The last character's first byte: step back over UTF-8 continuation bytes (10xxxxxx).
+    let last_lead = bytes.iter().rev().take(4).find(|&&b| b & 0xc0 != 0x80);
+    if let (Some(&first), Some(&last)) = (bytes.first(), last_lead)
+        && !may_start_trimmable(first)
+        && !may_start_trimmable(last)
     {
         return s;
     }
     s.trim_matches(is_trimmable)
+}
+
+/// False when no trimmable character starts with this UTF-8 byte. Every trimmable character is
+/// ASCII whitespace or starts with 0xC2 (U+0085, U+00A0), 0xE1 (U+1680), 0xE2 (U+2000–U+205F),
+/// 0xE3 (U+3000) or 0xEF (U+FEFF); CJK ideographs start with 0xE4–0xE9 and take the fast path.
+fn may_start_trimmable(lead: u8) -> bool {
+    lead.is_ascii_whitespace()
+        || lead == 0x0b
+        || lead == 0x1c
+        || lead == 0x1d
+        || lead == 0x1e
+        || lead == 0x1f
+        || matches!(lead, 0xc2 | 0xe1 | 0xe2 | 0xe3 | 0xef)
 }
 
 /// The half-width counterpart of a full-width character, if it has one.
@@ -136,6 +152,13 @@ mod tests {
             prop_assert_eq!(trim(t), t);
             prop_assert!(s.contains(t));
             prop_assert!(!t.starts_with(is_trimmable) && !t.ends_with(is_trimmable));
+        }
+
+        #[test]
+        fn trim_fast_path_agrees_with_the_full_scan(
+            s in "[ \t\u{a0}\u{3000}\u{feff}\u{200b}\u{2028}\u{85}a中（]{0,6}\\PC{0,6}[ \u{a0}\u{3000}\u{feff}\u{2029}\u{1680}z（中]{0,4}"
+        ) {
+            prop_assert_eq!(trim(&s), s.trim_matches(is_trimmable));
         }
     }
 }

@@ -72,14 +72,18 @@ pub fn sniff(declared: &Encoding, head: &[u8], complete: bool) -> Sniffed {
 /// Decodes one field. On failure returns the offending bytes (at most 4).
 pub fn decode_field(encoding: TextEncoding, bytes: &[u8]) -> Result<String, Vec<u8>> {
     match encoding {
-        TextEncoding::Utf8 => match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.to_owned()),
-            Err(e) => {
-                let start = e.valid_up_to();
-                let len = e.error_len().unwrap_or(bytes.len().saturating_sub(start)).min(4);
-                Err(bytes.get(start..start + len).unwrap_or_default().to_vec())
+        // simdutf8 checks valid text several times faster than std (Chinese text is never on
+        // std's ASCII fast path); std then finds the offending bytes of an invalid field.
+        TextEncoding::Utf8 => {
+            match simdutf8::basic::from_utf8(bytes).or_else(|_| std::str::from_utf8(bytes)) {
+                Ok(s) => Ok(s.to_owned()),
+                Err(e) => {
+                    let start = e.valid_up_to();
+                    let len = e.error_len().unwrap_or(bytes.len().saturating_sub(start)).min(4);
+                    Err(bytes.get(start..start + len).unwrap_or_default().to_vec())
+                }
             }
-        },
+        }
         TextEncoding::Gb18030 => {
             // ASCII is identical in GB18030 and needs no table lookups.
             if bytes.is_ascii() {

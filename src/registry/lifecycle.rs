@@ -413,25 +413,26 @@ fn require_artefacts(items: &[LoadItem]) -> Result<(), RegistryError> {
 }
 
 fn store_files(store: &Store, items: &[LoadItem]) -> Result<Vec<Vec<StoredFile>>, RegistryError> {
-    items
-        .iter()
-        .map(|item| {
-            if item.decision.new_version().is_none() {
-                return Ok(Vec::new());
-            }
-            let mut stored = Vec::new();
+    // Every file of the chunk in one batch: one durability barrier instead of two per file.
+    let mut files: Vec<(FileKind, &[u8])> = Vec::new();
+    let mut per_item = Vec::with_capacity(items.len());
+    for item in items {
+        let before = files.len();
+        if item.decision.new_version().is_some() {
             for (kind, bytes) in [
                 (FileKind::Pdf, &item.pdf),
                 (FileKind::Xml, &item.xml),
                 (FileKind::Archive, &item.archive_image),
             ] {
                 if let Some(bytes) = bytes {
-                    stored.push(store.put(kind, bytes)?);
+                    files.push((kind, bytes.as_slice()));
                 }
             }
-            Ok(stored)
-        })
-        .collect()
+        }
+        per_item.push(files.len() - before);
+    }
+    let mut stored = store.put_many(&files)?.into_iter();
+    Ok(per_item.into_iter().map(|n| stored.by_ref().take(n).collect()).collect())
 }
 
 /// Stores files, then checks and records the whole chunk in one transaction (module docs).

@@ -9,6 +9,7 @@
 //! deleted: a file written by a run that was killed before its commit stays as an orphan, which
 //! the check lists but does not count as a licence.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -150,15 +151,41 @@ pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// A fresh temporary name beside `path`: hidden, with this process's id and a counter.
+fn temp_path(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+/// Makes the content of `paths` (files or folders) durable. On Linux one `syncfs` of the file
+/// system that holds `root` does it for all of them at once; elsewhere each is fsynced.
+#[cfg(target_os = "linux")]
+fn flush_files<'p>(root: &Path, _paths: impl Iterator<Item = &'p Path>) -> Result<(), StoreError> {
+    let dir = File::open(root).map_err(io_err(root, "open the store folder"))?;
+    rustix::fs::syncfs(&dir).map_err(|e| StoreError::Io {
+        path: root.to_path_buf(),
+        op: "syncfs",
+        source: e.into(),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn flush_files<'p>(_root: &Path, paths: impl Iterator<Item = &'p Path>) -> Result<(), StoreError> {
+    for p in paths {
+        File::open(p).and_then(|f| f.sync_all()).map_err(io_err(p, "fsync"))?;
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename over
 /// `path`, fsync the folder. A crash leaves either the old state or the complete file (plus
 /// possibly a `.tmp` leftover, which [`Store::walk`] reports).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_dir_durable(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let tmp = temp_path(path);
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -226,6 +253,68 @@ impl Store {
         }
         write_atomic(&path, bytes)?;
         Ok(stored)
+    }
+
+    /// Stores many files with one durability barrier for all of them, for a chunk of licences.
+    /// Same result as [`Store::put`] on each, in order, but instead of two fsyncs per file
+    /// (file and folder) it writes every temporary file, flushes them all at once, renames them
+    /// into place and flushes the folders at once. A crash leaves each file either absent or
+    /// complete (plus possibly `.tmp` leftovers), and every file is durable before this returns,
+    /// so the registry rows that reference them may be committed.
+    pub fn put_many(&self, files: &[(FileKind, &[u8])]) -> Result<Vec<StoredFile>, StoreError> {
+        let mut stored = Vec::with_capacity(files.len());
+        // (temporary file, final path) of each file still to be renamed into place.
+        let mut pending: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut renamed: Vec<PathBuf> = Vec::new();
+        let result = (|| {
+            for (kind, bytes) in files {
+                let sha256 = sha256_hex(bytes);
+                let path = self.path_of(&sha256, *kind)?;
+                let present = pending.iter().any(|(_, p)| *p == path)
+                    || fs::read(&path).is_ok_and(|existing| sha256_hex(&existing) == sha256);
+                stored.push(StoredFile { kind: *kind, sha256, size: bytes.len() as u64 });
+                if present {
+                    continue;
+                }
+                let dir = path.parent().unwrap_or(Path::new("."));
+                // On Linux the final syncfs also makes new folders durable.
+                if cfg!(target_os = "linux") {
+                    fs::create_dir_all(dir).map_err(io_err(dir, "create folder"))?;
+                } else {
+                    create_dir_durable(dir)?;
+                }
+                let tmp = temp_path(&path);
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)
+                    .map_err(io_err(&tmp, "create temporary file"))?;
+                pending.push((tmp.clone(), path));
+                f.write_all(bytes).map_err(io_err(&tmp, "write"))?;
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            flush_files(&self.root, pending.iter().map(|(tmp, _)| tmp.as_path()))?;
+            for (tmp, path) in std::mem::take(&mut pending) {
+                if let Err(e) = fs::rename(&tmp, &path) {
+                    pending.push((tmp, path.clone()));
+                    return Err(StoreError::Io {
+                        path,
+                        op: "rename temporary file into place",
+                        source: e,
+                    });
+                }
+                renamed.push(path);
+            }
+            let dirs: BTreeSet<&Path> = renamed.iter().filter_map(|p| p.parent()).collect();
+            flush_files(&self.root, dirs.into_iter())
+        })();
+        for (tmp, _) in &pending {
+            // Best effort: the temporary files are ours; the error that matters is `result`.
+            let _ = fs::remove_file(tmp);
+        }
+        result.map(|()| stored)
     }
 
     /// Reads a stored file and checks that its content hashes to `sha256`.

@@ -271,7 +271,7 @@ impl Layout {
             .zip(hs)
             .map(|(f, h)| {
                 let b = FieldBox {
-                    field: f.key.clone(),
+                    field: f.key.to_string(),
                     label: None,
                     x,
                     y,
@@ -534,7 +534,10 @@ size = 30.0
 
     #[test]
     fn default_layout_leaves_personal_ids_off() {
-        let f = |k: &str| FaceField { key: k.into(), label: k.into(), value: String::new() };
+        let f = |k: &str| {
+            let k = crate::licence::intern(k);
+            FaceField { key: k, label: k, value: String::new() }
+        };
         let l = Layout::default_for("X证", &[f("licence_no"), f("legal_rep_id"), f("holder_name")]);
         let keys: Vec<&str> = l.boxes.iter().map(|b| b.field.as_str()).collect();
         assert_eq!(keys, ["licence_no", "holder_name"]);

@@ -136,16 +136,16 @@ pub(crate) mod test_support {
             status: LicenceStatus::Valid,
             fields: vec![
                 FaceField {
-                    key: "holder_name".into(),
-                    label: "经营者名称".into(),
+                    key: "holder_name",
+                    label: "经营者名称",
                     value: "长春市王䶮餐饮有限公司".into(),
                 },
                 FaceField {
-                    key: "business_scope".into(),
-                    label: "经营项目".into(),
+                    key: "business_scope",
+                    label: "经营项目",
                     value: "A & B <c> \"d\" 'e'\r\nf".into(),
                 },
-                FaceField { key: "note".into(), label: "a\"b\tc".into(), value: String::new() },
+                FaceField { key: "note", label: "a\"b\tc", value: String::new() },
             ],
             pos: SourcePos { file: "t.csv".into(), sheet: None, row: 2 },
         }

@@ -307,7 +307,7 @@ impl PageBuilder<'_> {
             let Some(field) = licence.fields.iter().find(|f| f.key == b.field) else {
                 continue; // the catalog has no such field: nothing to print
             };
-            let label = b.label.as_deref().unwrap_or(&field.label);
+            let label = b.label.as_deref().unwrap_or(field.label);
             let value = display_value(&b.field, &field.value, licence);
             self.field_box(layout, b, label, &value)?;
         }

@@ -61,9 +61,9 @@ pub fn render_xml(licence: &Licence, identifier: &str, seal: &SealMeta) -> Strin
     for f in &licence.fields {
         // Canonical attribute order: key < label.
         w.out.push_str("<Field key=\"");
-        escape_attr(&f.key, &mut w.out);
+        escape_attr(f.key, &mut w.out);
         w.out.push_str("\" label=\"");
-        escape_attr(&f.label, &mut w.out);
+        escape_attr(f.label, &mut w.out);
         w.out.push_str("\">");
         escape_text(&f.value, &mut w.out);
         w.out.push_str("</Field>");

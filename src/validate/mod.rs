@@ -6,14 +6,16 @@
 pub mod codes;
 pub mod rules;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{FieldKind, keys};
-use crate::licence::{FaceField, Licence, LicenceStatus};
+use crate::licence::{FaceField, Licence, LicenceStatus, intern};
 use crate::normalise::{self, CellValue, dates, ids, width};
 use crate::pipeline::{Binding, IssuerPlan, Normaliser, Plan};
 use crate::read::ReadError;
@@ -73,22 +75,24 @@ pub struct Validator<'p> {
     binding: Binding,
     /// Issue dates after this day are refused.
     today: NaiveDate,
-    /// Interned labels and keys, so a valid row does not re-allocate them.
-    keys: Vec<Arc<str>>,
+    /// Interned keys and labels, so a valid row does not re-allocate them.
+    keys: Vec<(&'static str, &'static str)>,
 }
 
 impl<'p> Validator<'p> {
     pub fn new(plan: &'p Plan, binding: Binding, today: NaiveDate) -> Validator<'p> {
-        let keys = plan.licence_type.fields.iter().map(|f| Arc::from(f.key.as_str())).collect();
+        let keys =
+            plan.licence_type.fields.iter().map(|f| (intern(&f.key), intern(&f.label))).collect();
         Validator { plan, binding, today, keys }
     }
 
-    /// Checks one record.
-    pub fn check(&self, rec: &Record) -> RowOutcome {
+    /// Checks one record. A valid row takes its texts out of the record instead of copying them.
+    pub fn check(&self, mut rec: Record) -> RowOutcome {
         let ty = &self.plan.licence_type;
         let mut problems: Vec<Problem> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
-        let mut values: Vec<String> = vec![String::new(); ty.fields.len()];
+        let mut values: Vec<Text> =
+            (0..ty.fields.len()).map(|_| Text::Owned(String::new())).collect();
         let mut dates_by_field: Vec<Option<NaiveDate>> = vec![None; ty.fields.len()];
         let mut open_ended = false;
 
@@ -105,6 +109,10 @@ impl<'p> Validator<'p> {
         for col in &self.binding.columns {
             let spec = &ty.fields[col.field];
             let cell = col.source.and_then(|i| rec.cells.get(i)).unwrap_or(&Cell::Empty);
+            let whole_cell = |t: &str| match (cell, col.source) {
+                (Cell::Text(s), Some(i)) if s.len() == t.len() => Some(i),
+                _ => None,
+            };
             let value = match normalise::read_cell(cell, &spec.kind, &col.normalisers) {
                 Ok(v) => v,
                 Err(e) => {
@@ -132,10 +140,10 @@ impl<'p> Validator<'p> {
                             open_ended = true;
                         } else {
                             dates_by_field[col.field] = Some(d);
-                            values[col.field] = d.to_string();
+                            values[col.field] = Text::Owned(d.to_string());
                         }
                     } else {
-                        values[col.field] = d.to_string();
+                        values[col.field] = Text::Owned(d.to_string());
                     }
                 }
                 CellValue::Text(text) => {
@@ -151,12 +159,12 @@ impl<'p> Validator<'p> {
                         match parsed {
                             Ok(Some(d)) => {
                                 dates_by_field[col.field] = Some(d);
-                                values[col.field] = d.to_string();
+                                values[col.field] = Text::Owned(d.to_string());
                             }
                             Ok(None) => {
                                 if ty.validity.open_ended {
                                     open_ended = true;
-                                    values[col.field] = text.into_owned();
+                                    values[col.field] = Text::Owned(text.into_owned());
                                 } else {
                                     problems.push(Problem::new(
                                         &spec.label,
@@ -176,33 +184,41 @@ impl<'p> Validator<'p> {
                         }
                         continue;
                     }
-                    let mut text = text.into_owned();
-                    if col.normalisers.contains(&Normaliser::CitizenIdUpgrade) {
+                    let mut text = text;
+                    if text.len() == 15 && col.normalisers.contains(&Normaliser::CitizenIdUpgrade) {
+                        let mut owned = text.into_owned();
                         upgrade_id(
                             &spec.label,
-                            &mut text,
+                            &mut owned,
                             &mut notes,
                             &mut problems,
                             &spec.kind,
                             &ty.holder_code_type,
                         );
+                        text = Cow::Owned(owned);
                     }
                     if let Err(p) = rules::check_length(spec, &text) {
                         problems.push(p);
                     } else if let Err(p) = rules::check_kind(spec, &text, &ty.holder_code_type) {
                         problems.push(p);
                     }
-                    values[col.field] = text;
+                    values[col.field] = match text {
+                        Cow::Borrowed(b) => match whole_cell(b) {
+                            Some(i) => Text::Cell(i),
+                            None => Text::Owned(b.to_owned()),
+                        },
+                        Cow::Owned(o) => Text::Owned(o),
+                    };
                 }
             }
         }
 
-        let status = self.status_of(rec, &mut problems);
-        let issuer = self.issuer_of(rec, &mut problems);
+        let status = self.status_of(&rec, &mut problems);
+        let issuer = self.issuer_of(&rec, &mut problems);
         if let Some((printed, _)) = &issuer
             && let Some(i) = ty.field_index(keys::ISSUER_NAME)
         {
-            values[i] = printed.clone();
+            values[i] = Text::Owned(printed.clone());
         }
 
         let issue_date = ty.field_index(keys::ISSUE_DATE).and_then(|i| dates_by_field[i]);
@@ -256,6 +272,17 @@ impl<'p> Validator<'p> {
                 cells: rec.cells.iter().map(Cell::display).collect(),
             });
         };
+        // The row is valid: its texts move out of the record.
+        let values: Vec<String> = values
+            .into_iter()
+            .map(|t| match t {
+                Text::Owned(s) => s,
+                Text::Cell(i) => match rec.cells.get_mut(i) {
+                    Some(Cell::Text(s)) => std::mem::take(s),
+                    _ => String::new(),
+                },
+            })
+            .collect();
         let field_value =
             |key: &str| ty.field_index(key).map(|i| values[i].clone()).unwrap_or_default();
         let content_key = content_key(&ty.code, &issuer.1, status, &values);
@@ -278,11 +305,7 @@ impl<'p> Validator<'p> {
                 .iter()
                 .zip(values)
                 .zip(&self.keys)
-                .map(|((f, value), key)| FaceField {
-                    key: key.to_string(),
-                    label: f.label.clone(),
-                    value,
-                })
+                .map(|((_, value), &(key, label))| FaceField { key, label, value })
                 .collect(),
             pos: rec.pos.clone(),
         };
@@ -290,7 +313,7 @@ impl<'p> Validator<'p> {
             .binding
             .archive_copy
             .and_then(|i| rec.cells.get(i))
-            .map(|c| width::trim(&c.display()).to_string())
+            .map(|c| width::trim(&c.text()).to_string())
             .filter(|p| !p.is_empty());
         RowOutcome::Valid(Box::new(ValidRow { licence, notes, content_key, archive_copy }))
     }
@@ -301,7 +324,7 @@ impl<'p> Validator<'p> {
             .binding
             .status
             .and_then(|i| rec.cells.get(i))
-            .map(|c| width::trim(&c.display()).to_string())
+            .map(|c| width::trim(&c.text()).to_string())
             .unwrap_or_default();
         let label = plan.column.as_deref().unwrap_or("状态");
         if word.is_empty() {
@@ -340,7 +363,7 @@ impl<'p> Validator<'p> {
                     .binding
                     .issuer
                     .and_then(|i| rec.cells.get(i))
-                    .map(|c| width::trim(&c.display()).to_string())
+                    .map(|c| width::trim(&c.text()).to_string())
                     .unwrap_or_default();
                 if printed.is_empty() {
                     problems.push(Problem::new(column, Rule::Required, "empty"));
@@ -395,6 +418,13 @@ fn upgrade_id(
     }
 }
 
+/// A field's text while the row is checked: its own, or a whole cell of the record (moved out
+/// only once the row is known to be valid, so that a reject still shows every cell).
+enum Text {
+    Owned(String),
+    Cell(usize),
+}
+
 fn content_key(
     type_code: &str,
     issuer_code: &str,
@@ -416,22 +446,85 @@ fn content_key(
     key
 }
 
-/// Finds rows equal to an earlier row after normalisation. Holds one 16-byte hash per distinct
-/// row, never the rows themselves.
+/// Finds rows equal to an earlier row after normalisation. Holds one 16-byte hash and one
+/// packed position (8 bytes) per distinct row, never the rows themselves: about 25 bytes per
+/// distinct row with the table's slack, so 10 million rows stay near 400 MB at worst, and the
+/// usual million near 50 MB.
 #[derive(Debug, Default)]
 pub struct Dedupe {
-    seen: HashMap<[u8; 16], SourcePos>,
+    seen: HashMap<u128, u64, BuildHasherDefault<PrehashedKey>>,
+    /// The (file, sheet) of every input seen so far; a packed position names one by index.
+    sources: Vec<(Arc<str>, Option<Arc<str>>)>,
 }
+
+/// Bits of a packed position that hold the row; the rest name the source.
+const ROW_BITS: u32 = 48;
 
 impl Dedupe {
     /// `None` for a first occurrence; the first row's position for a duplicate.
     pub fn check(&mut self, key: [u8; 16], pos: &SourcePos) -> Option<SourcePos> {
-        match self.seen.get(&key) {
-            Some(first) => Some(first.clone()),
-            None => {
-                self.seen.insert(key, pos.clone());
-                None
-            }
+        let key = u128::from_le_bytes(key);
+        if let Some(&packed) = self.seen.get(&key) {
+            return Some(self.unpack(packed));
         }
+        let packed = self.pack(pos);
+        self.seen.insert(key, packed);
+        None
+    }
+
+    /// Distinct rows seen.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    fn pack(&mut self, pos: &SourcePos) -> u64 {
+        let same = |(f, s): &(Arc<str>, Option<Arc<str>>)| *f == pos.file && *s == pos.sheet;
+        let source = match self.sources.iter().rposition(same) {
+            Some(i) => i,
+            None => {
+                self.sources.push((Arc::clone(&pos.file), pos.sheet.clone()));
+                self.sources.len() - 1
+            }
+        };
+        // 65,536 inputs and 2^48 rows per input are far beyond any export; saturate rather than
+        // wrap so that a wrong position can never name another input.
+        let source = (source as u64).min((1 << (64 - ROW_BITS)) - 1);
+        let row = pos.row.min((1 << ROW_BITS) - 1);
+        (source << ROW_BITS) | row
+    }
+
+    fn unpack(&self, packed: u64) -> SourcePos {
+        let source = (packed >> ROW_BITS) as usize;
+        let row = packed & ((1 << ROW_BITS) - 1);
+        let (file, sheet) =
+            self.sources.get(source).cloned().unwrap_or_else(|| (Arc::from(""), None));
+        SourcePos { file, sheet, row }
+    }
+}
+
+/// The dedupe keys are already SHA-256 output: hashing them again is wasted work, so the table
+/// uses 64 of their bits as they are.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 ^= n as u64;
     }
 }

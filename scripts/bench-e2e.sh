@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: generates N rows with `elicence gen`, then measures
+#   1. validate only (read → normalise → validate, no registry): rows/s and peak RSS;
+#   2. the whole run (… → render → sign PDF and XML → load) into a fresh SQLite registry:
+#      licences/s, peak RSS and the busy time of each stage (from the run's JSON report).
+# Usage: scripts/bench-e2e.sh ROWS [--format csv|csv-gbk|xlsx] [--defects RATE] [--jobs N]
+#                             [--pipeline FILE] [--validate-only] [--keep DIR]
+# Prints one Markdown table row per measurement, ready for BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rows="${1:?usage: scripts/bench-e2e.sh ROWS [options]}"
+shift
+format=csv
+defects=0.05
+jobs=""
+pipeline=pipelines/food-business-permit.toml
+validate_only=false
+keep=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --format) format="$2"; shift 2 ;;
+    --defects) defects="$2"; shift 2 ;;
+    --jobs) jobs="$2"; shift 2 ;;
+    --pipeline) pipeline="$2"; shift 2 ;;
+    --validate-only) validate_only=true; shift ;;
+    --keep) keep="$2"; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/elicence-target}"
+cargo build --release --locked --bin elicence >&2
+bin="$CARGO_TARGET_DIR/release/elicence"
+
+work="${keep:-$(mktemp -d /var/tmp/elicence-bench.XXXXXX)}"
+mkdir -p "$work"
+[ -n "$keep" ] || trap 'rm -rf "$work"' EXIT
+ext=csv
+[ "$format" = xlsx ] && ext=xlsx
+input="$work/export-$rows.$ext"
+jobs_arg=()
+[ -n "$jobs" ] && jobs_arg=(--jobs "$jobs")
+
+# Peak RSS and wall time of a command, via GNU time; stdout goes to $1.
+measure() {
+  local out="$1"; shift
+  /usr/bin/time -f '%e %M %U %S' -o "$work/time.txt" "$@" >"$out" 2>"$work/stderr.txt" || {
+    local rc=$?
+    # exit 5 (reject rate) and the like still produce a report; anything else is a failure.
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ]; then cat "$work/stderr.txt" >&2; exit "$rc"; fi
+  }
+  read -r wall rss_kb user sys <"$work/time.txt"
+}
+
+if [ ! -f "$input" ]; then
+  measure /dev/null "$bin" gen "$pipeline" --rows "$rows" --format "$format" \
+    --defects "$defects" --seed 1 --out "$input"
+  echo "gen: $rows rows ($format) in ${wall}s" >&2
+fi
+size_mb=$(python3 -c "import os,sys; print(round(os.path.getsize(sys.argv[1])/1e6,1))" "$input")
+threads="${jobs:-$(nproc)}"
+machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+
+measure "$work/validate.json" "$bin" validate "$pipeline" --input "$input" --json "${jobs_arg[@]}"
+python3 - "$work/validate.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" <<'EOF'
+import json, sys
+report = json.load(open(sys.argv[1]))
+rows, wall, rss, user, sys_ = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+c = report["counts"]
+assert c["read"] == rows and report["reconciled"], f"validate does not reconcile: {c}"
+st = [i["stages"] for i in report["inputs"]]
+read_s = sum(s["read_s"] for s in st); val_s = sum(s["validate_s"] for s in st)
+print(f"| validate only | {rows:,} | {sys.argv[7]} ({sys.argv[8]} MB) | {sys.argv[9]} | {wall:.2f} s | "
+      f"**{rows / wall:,.0f} rows/s** | {rss / 1024:.0f} MB | CPU {user + sys_:.2f} s; read {read_s:.2f} s, validate {val_s:.2f} s |")
+EOF
+
+$validate_only && exit 0
+
+data="$work/data"
+rm -rf "$data"
+measure "$work/run.json" "$bin" run "$pipeline" --input "$input" --data "$data" --json \
+  --progress never --quiet "${jobs_arg[@]}"
+python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" <<'EOF'
+import json, sys
+report = json.load(open(sys.argv[1]))
+rows, wall, rss, user, sys_ = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+c = report["counts"]
+assert c["read"] == rows and report["reconciled"], f"run does not reconcile: {c}"
+signed = c["issued"] + c["changed"] + c["revoked"]
+s = report["stages"]
+print(f"| run (end to end) | {rows:,} | {sys.argv[7]} ({sys.argv[8]} MB) | {sys.argv[9]} | {wall:.1f} s | "
+      f"**{signed / wall:,.0f} licences/s** ({signed:,} signed) | {rss / 1024:.0f} MB | CPU {user + sys_:.1f} s; "
+      f"read {s['read_s']:.1f} s, validate {s['validate_s']:.1f} s, decide {s['decide_s']:.1f} s, "
+      f"render+sign {s['render_sign_s']:.1f} s, load {s['load_s']:.1f} s |")
+EOF
+echo "machine: $machine; $(date -u +%Y-%m-%d); $(git rev-parse --short HEAD)" >&2

@@ -1,0 +1,160 @@
+//! The load stage of `elicence run` on its own thread, so that committing chunk k (writing its
+//! files to the store, one durability barrier, one transaction) overlaps with deciding,
+//! rendering and signing chunk k+1 on the other threads.
+//!
+//! The loader has its own registry connection and commits chunks in the order it receives them.
+//! Every chunk comes back as a [`Done`], in order; the run's counts and output files are kept
+//! by the sender, which never decides a chunk that touches a licence (or, for single-instance
+//! types, a holder) of a chunk still in flight.
+
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::thread::{Scope, ScopedJoinHandle};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use crate::registry::{LoadItem, LoadResult, Registry, RegistryError, RejectRecord, RunId};
+use crate::validate::{RowReject, ValidRow};
+
+/// A decided, rendered and signed chunk on its way to the registry.
+pub(super) struct Job {
+    /// One per accepted row, in input order.
+    pub items: Vec<LoadItem>,
+    /// Rejects found since the previous job (recorded whatever becomes of `items`).
+    pub rejects: Vec<RejectRecord>,
+    /// Every valid row of the chunk, in input order (to decide again when the chunk is stale).
+    pub rows: Vec<ValidRow>,
+    /// Indices into `rows` of the rows in `items`.
+    pub accepted: Vec<usize>,
+    /// Rows refused while deciding or rendering: rejects once the chunk is committed.
+    pub late: Vec<RowReject>,
+    /// New versions rendered and signed.
+    pub signed: u64,
+    /// How often this chunk was decided already.
+    pub attempt: u32,
+}
+
+/// What became of a job.
+pub(super) enum Done {
+    Committed {
+        job: Job,
+        results: Vec<LoadResult>,
+        seconds: f64,
+    },
+    /// Another process changed the same licences between decision and commit: decide again.
+    Stale {
+        job: Job,
+    },
+    Failed(anyhow::Error),
+}
+
+/// The sending side of the load stage.
+pub(super) struct Loader<'scope> {
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<Done>,
+    thread: Option<ScopedJoinHandle<'scope, ()>>,
+    /// Jobs sent and not yet returned.
+    pub in_flight: usize,
+}
+
+impl<'scope> Loader<'scope> {
+    /// Opens a second connection to the registry in `data` and starts the loader thread.
+    pub fn spawn<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        data: &'env Path,
+        run: RunId,
+        operator: &'env str,
+        at: DateTime<Utc>,
+    ) -> Result<Loader<'scope>, RegistryError> {
+        let mut registry = Registry::open(data)?;
+        // One job queued while one commits: enough to overlap, little memory held.
+        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(1);
+        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let thread = scope.spawn(move || {
+            for job in jobs_rx {
+                let done = commit(&mut registry, run, operator, at, job);
+                let failed = matches!(done, Done::Failed(_));
+                if done_tx.send(done).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Loader { jobs: Some(jobs_tx), done: done_rx, thread: Some(thread), in_flight: 0 })
+    }
+
+    /// Queues a job; blocks while the loader is a job behind.
+    pub fn send(&mut self, job: Job) -> anyhow::Result<()> {
+        let sent = self.jobs.as_ref().map(|tx| tx.send(job).is_ok()).unwrap_or(false);
+        if !sent {
+            return Err(self.failure());
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// The next finished job: waits for it when `wait`, else only if one is ready.
+    pub fn next(&mut self, wait: bool) -> anyhow::Result<Option<Done>> {
+        if self.in_flight == 0 {
+            return Ok(None);
+        }
+        let done = if wait {
+            self.done.recv().map_err(|_| self.failure())?
+        } else {
+            match self.done.try_recv() {
+                Ok(d) => d,
+                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Disconnected) => return Err(self.failure()),
+            }
+        };
+        self.in_flight -= 1;
+        Ok(Some(done))
+    }
+
+    /// Stops the loader thread once its queue is empty.
+    pub fn close(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn failure(&self) -> anyhow::Error {
+        anyhow::anyhow!("the load stage stopped unexpectedly")
+    }
+}
+
+impl Drop for Loader<'_> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn commit(
+    registry: &mut Registry,
+    run: RunId,
+    operator: &str,
+    at: DateTime<Utc>,
+    mut job: Job,
+) -> Done {
+    let started = Instant::now();
+    if !job.rejects.is_empty() {
+        if let Err(e) = registry.record_rejects(run, &job.rejects) {
+            return Done::Failed(e.into());
+        }
+        job.rejects.clear();
+    }
+    if job.items.is_empty() {
+        return Done::Committed {
+            job,
+            results: Vec::new(),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+    }
+    let items = std::mem::take(&mut job.items);
+    match registry.commit_chunk(run, items, operator, at) {
+        Ok(results) => Done::Committed { job, results, seconds: started.elapsed().as_secs_f64() },
+        Err(RegistryError::StaleDecision(_)) => Done::Stale { job },
+        Err(e) => Done::Failed(e.into()),
+    }
+}
