@@ -2,7 +2,9 @@
 //! 经营项目, seal, QR) rendered to PDF and to canonical XML, and the whole produce step
 //! (identify + XML + PDF + both signatures, `render_and_sign`) with the committed test keys in
 //! `fixtures/keys`. Font parsing, layout loading, key loading and seal decoding happen once,
-//! outside the timing, as in the pipeline. Single-threaded.
+//! outside the timing, as in the pipeline. Single-threaded. `sign_face` signs the rendered face
+//! alone, by the direct path `produce` uses and by the general lopdf path (same bytes), and the
+//! bare RSA-2048 signature of the default backend.
 //!
 //! Times are CPU time of the benchmarking thread (`/proc/thread-self/schedstat`), not wall time,
 //! so that another job on the machine does not inflate them; where that file is missing they
@@ -16,12 +18,12 @@ use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use elicence::licence::{FaceField, Licence, LicenceStatus};
 use elicence::produce::Producer;
 use elicence::record::SourcePos;
 use elicence::render::{FaceFont, Layout, PdfRenderer, SealMeta, qr_payload, render_xml};
-use elicence::sign::Signer;
+use elicence::sign::{PdfSignOptions, Signer, sign_pdf, sign_rendered_pdf};
 
 /// CPU time consumed by the calling thread, in nanoseconds (first field of
 /// `/proc/thread-self/schedstat`); wall time since the first call where that is unavailable.
@@ -164,7 +166,7 @@ fn bench_render_and_sign(c: &mut Criterion<ThreadCpuTime>) {
         }
     };
     let layout = root.join("pipelines/layouts/food-business-permit.toml");
-    let producer = match Producer::new(&[layout.as_path()], signer, at) {
+    let producer = match Producer::new(&[layout.as_path()], signer.clone(), at) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("render_and_sign bench skipped: {e}");
@@ -176,6 +178,38 @@ fn bench_render_and_sign(c: &mut Criterion<ThreadCpuTime>) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("render_and_sign", |b| {
         b.iter(|| producer.produce(black_box(&licence), 1).map(|a| a.pdf.len() + a.xml.len()))
+    });
+    group.finish();
+
+    // PAdES signing of the rendered face alone: the direct path `produce` uses, and the general
+    // lopdf path (parse + incremental update) that gives the same bytes.
+    let payload =
+        qr_payload(ID, "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b");
+    let Ok(rendered) = producer.renderer().render_signable(&licence, ID, &payload, at) else {
+        eprintln!("sign_rendered bench skipped: render failed");
+        return;
+    };
+    let opts = PdfSignOptions {
+        reason: "食品经营许可证 电子证照签发".into(),
+        location: "220104".into(),
+        name: "长春市朝阳区市场监督管理局".into(),
+    };
+    let mut group = c.benchmark_group("sign_face");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("rendered_direct", |b| {
+        b.iter_batched(
+            || rendered.clone(),
+            |r| sign_rendered_pdf(r, &signer, at, &opts).map(|v| v.len()),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("lopdf_reparse", |b| {
+        b.iter(|| sign_pdf(black_box(rendered.bytes()), &signer, at, &opts).map(|v| v.len()))
+    });
+    // The RSA-2048 operation alone, in thread CPU time (compare `openssl speed rsa2048`, which
+    // also reports CPU time).
+    group.bench_function("rsa2048_only", |b| {
+        b.iter(|| signer.sign_sha256_pkcs1(black_box(b"signed attributes")).map(|v| v.len()))
     });
     group.finish();
 }
