@@ -178,23 +178,19 @@ fn penalty_packed(dark: &[bool], width: usize) -> Option<u16> {
     let (rows, cols) = (&rows[..width], &cols[..width]);
     let low = |n: usize| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
     let mut score = 0u16;
+    // N1: a run of L ≥ 5 equal modules scores L − 2 = (L − 4) + 2, i.e. one per window of five
+    // equal modules inside it, plus two per run (its first window).
     for lines in [rows, cols] {
         for &line in lines {
-            // N1: runs of five or more equal modules score run − 2.
-            let mut run = 1u16;
-            for k in 1..width {
-                if (line >> k) & 1 == (line >> (k - 1)) & 1 {
-                    run += 1;
-                } else {
-                    if run >= 5 {
-                        score = score.wrapping_add(run - 2);
-                    }
-                    run = 1;
-                }
-            }
-            if run >= 5 {
-                score = score.wrapping_add(run - 2);
-            }
+            let same_next = !(line ^ (line >> 1));
+            let windows = same_next
+                & (same_next >> 1)
+                & (same_next >> 2)
+                & (same_next >> 3)
+                & low(width.saturating_sub(4));
+            let first_windows = windows & !(windows << 1);
+            let points = windows.count_ones() + 2 * first_windows.count_ones();
+            score = score.wrapping_add(points as u16);
         }
     }
     // N2: a 2×2 block of one colour at (r, c) when row r equals itself shifted by one, so does
@@ -211,10 +207,15 @@ fn penalty_packed(dark: &[bool], width: usize) -> Option<u16> {
     for lines in [rows, cols] {
         let mut finder = 0u16;
         for &line in lines {
-            for j in 0..width.saturating_sub(6) {
-                if (line >> j) & 0x7F != FINDER_BITS {
-                    continue;
-                }
+            // Bit j of `starts`: the seven modules from j read 1011101.
+            let mut starts = low(width.saturating_sub(6));
+            for k in 0..7 {
+                let shifted = line >> k;
+                starts &= if (FINDER_BITS >> k) & 1 == 1 { shifted } else { !shifted };
+            }
+            while starts != 0 {
+                let j = starts.trailing_zeros() as usize;
+                starts &= starts - 1;
                 let before = j.saturating_sub(4);
                 let dark_before = (line >> before) & low(j - before) != 0;
                 let after = (j + 11).min(width).saturating_sub(j + 7);
