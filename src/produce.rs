@@ -19,7 +19,7 @@ use crate::render::pdf::PdfRenderer;
 use crate::render::qr::qr_payload;
 use crate::render::xml::{SealMeta, render_xml};
 use crate::sign::SignError;
-use crate::sign::pades::{PdfSignOptions, sign_pdf};
+use crate::sign::pades::{PdfSignOptions, sign_rendered_pdf};
 use crate::sign::signer::Signer;
 use crate::sign::xmldsig::sign_xml;
 
@@ -62,6 +62,11 @@ impl Producer {
         Ok(Producer { renderer: PdfRenderer::new(font, layouts)?, signer, signed_at })
     }
 
+    /// The face renderer (font and layouts loaded).
+    pub fn renderer(&self) -> &PdfRenderer {
+        &self.renderer
+    }
+
     /// The signing time stamped into every artefact of this run.
     pub fn signed_at(&self) -> DateTime<Utc> {
         self.signed_at
@@ -90,13 +95,13 @@ impl Producer {
         let xml = render_xml(licence, &identifier, &seal);
         let digest = hex::encode(Sha256::digest(xml.as_bytes()));
         let qr = qr_payload(&identifier, &digest);
-        let pdf = self.renderer.render(licence, &identifier, &qr, self.signed_at)?;
+        let pdf = self.renderer.render_signable(licence, &identifier, &qr, self.signed_at)?;
         let opts = PdfSignOptions {
             reason: format!("{} 电子证照签发", licence.type_name),
             location: licence.region_code.clone(),
             name: licence.issuer_name.clone(),
         };
-        let pdf = sign_pdf(&pdf, &self.signer, self.signed_at, &opts)?;
+        let pdf = sign_rendered_pdf(pdf, &self.signer, self.signed_at, &opts)?;
         let xml = sign_xml(&xml, &self.signer)?;
         Ok(Artefacts { id, pdf, xml })
     }

@@ -6,7 +6,6 @@
 //! Simplified Chinese, from `fonts-noto-cjk`), then WenQuanYi Micro Hei (`wqy-microhei.ttc`,
 //! face 0). `ELICENCE_FONT=PATH[#INDEX]` overrides the search.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::render::RenderError;
@@ -43,7 +42,9 @@ pub struct FaceFont {
     index: usize,
     units_per_em: u16,
     name: String,
-    cache: HashMap<char, Glyph>,
+    /// Glyphs of the [`CACHED_RANGES`], indexed by code point (all below U+10000); gid 0 where
+    /// the character is outside them or the font lacks it.
+    cache: Vec<Glyph>,
     /// The face's CID-keyed `CFF ` table, parsed for fast per-page subsetting; `None` for
     /// TrueType and name-keyed CFF faces (those are subset by printpdf).
     cid_cff: Option<CidCff>,
@@ -135,16 +136,19 @@ impl FaceFont {
             index,
             units_per_em,
             name,
-            cache: HashMap::new(),
+            cache: Vec::new(),
             cid_cff: cff_table(bytes, index).and_then(|t| CidCff::parse(t.to_vec()).ok()),
         };
-        let mut cache = HashMap::with_capacity(22_000);
-        for (lo, hi) in CACHED_RANGES.into_iter().chain([CACHED_RANGE_FULLWIDTH]) {
+        let ranges = CACHED_RANGES.into_iter().chain([CACHED_RANGE_FULLWIDTH]);
+        let end = ranges.clone().map(|(_, hi)| hi as usize + 1).max().unwrap_or(0);
+        let mut cache = vec![Glyph { gid: 0, advance: 0 }; end];
+        for (lo, hi) in ranges {
             for cp in lo..=hi {
                 if let Some(c) = char::from_u32(cp)
                     && let Some(g) = font.lookup_uncached(c)
+                    && let Some(slot) = cache.get_mut(cp as usize)
                 {
-                    cache.insert(c, g);
+                    *slot = g;
                 }
             }
         }
@@ -162,9 +166,9 @@ impl FaceFont {
 
     /// The glyph drawing `c`, or `None` when the font lacks it.
     pub fn glyph(&self, c: char) -> Option<Glyph> {
-        match self.cache.get(&c) {
-            Some(g) => Some(*g),
-            None => self.lookup_uncached(c),
+        match self.cache.get(c as usize) {
+            Some(g) if g.gid != 0 => Some(*g),
+            _ => self.lookup_uncached(c),
         }
     }
 

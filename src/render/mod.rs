@@ -20,7 +20,7 @@ use chrono::{Datelike, NaiveDate};
 
 pub use font::{FaceFont, Glyph};
 pub use layout::Layout;
-pub use pdf::PdfRenderer;
+pub use pdf::{PdfRenderer, RenderedPdf};
 pub use qr::{QrMatrix, parse_qr_payload, qr_payload};
 pub use xml::{SealMeta, render_xml};
 
@@ -149,6 +149,30 @@ pub(crate) mod test_support {
             ],
             pos: SourcePos { file: "t.csv".into(), sheet: None, row: 2 },
         }
+    }
+
+    /// Renders the test licence with every shipped layout (seal or not) and the default layout.
+    pub(crate) fn rendered_samples() -> Vec<crate::render::RenderedPdf> {
+        let Ok(font) = crate::render::FaceFont::locate(None) else {
+            return Vec::new();
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/layouts");
+        let layouts = crate::render::Layout::load_dir(&dir).unwrap();
+        let types: Vec<String> = layouts.iter().map(|l| l.type_name.clone()).collect();
+        let renderer = crate::render::PdfRenderer::new(std::sync::Arc::new(font), layouts).unwrap();
+        let created = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let id = "1.2.156.3005.2.11100000MB0327169X001.11220104MB1234567X.JY12201020000123.001.Q";
+        let mut l = licence();
+        l.fields[1].value = "预包装食品销售".into();
+        types
+            .into_iter()
+            .chain(["某某登记证".to_string()])
+            .filter_map(|t| {
+                l.type_name = t;
+                // A shipped layout may need fields the test licence lacks: those are skipped.
+                renderer.render_signable(&l, id, "ELIC1:X:0123456789ABCDEF", created).ok()
+            })
+            .collect()
     }
 }
 

@@ -17,11 +17,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use lopdf::{Dictionary, Document, Object, Stream, StringFormat};
+use lopdf::{Dictionary, Object, Stream, StringFormat, Writer};
 use sha2::{Digest, Sha256};
 
 use crate::licence::Licence;
@@ -88,6 +90,56 @@ struct TextRun {
     /// Extra character spacing in points (`Tc`).
     spacing: f32,
     glyphs: Vec<(u16, char)>,
+}
+
+/// A rendered face and what an incremental update (ISO 32000-1 §7.5.6) needs to know about
+/// it. Only the renderer makes one, so the layout always describes these bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedPdf {
+    bytes: Vec<u8>,
+    layout: PdfLayout,
+}
+
+/// Where the parts of a rendered file that an incremental update rewrites or repeats are.
+/// Offsets are byte offsets into [`RenderedPdf::bytes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PdfLayout {
+    /// The catalog: no `/AcroForm` yet.
+    pub(crate) catalog: ObjectSpan,
+    /// The only page: no `/Annots` yet.
+    pub(crate) page: ObjectSpan,
+    /// The trailer entries to repeat in the update, `/Size` excepted
+    /// (`/Root 1 0 R/Info 10 0 R/ID[<…><…>]`).
+    pub(crate) trailer_entries: Range<usize>,
+    /// Trailer `/Size`: the first free object number.
+    pub(crate) size: u32,
+    /// Offset of the `xref` keyword (the file's `startxref`).
+    pub(crate) xref_offset: usize,
+}
+
+/// An indirect object (generation 0) whose value is a dictionary: its number and where the
+/// dictionary, `<<` to `>>`, is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectSpan {
+    pub(crate) number: u32,
+    pub(crate) dict: Range<usize>,
+}
+
+impl RenderedPdf {
+    /// The PDF file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The PDF file, without the layout.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// The file and its layout, for the signer.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, PdfLayout) {
+        (self.bytes, self.layout)
+    }
 }
 
 /// Renders licence faces. Build once (font, layouts and seal images are loaded here), then call
@@ -166,6 +218,19 @@ impl PdfRenderer {
         qr_payload: &str,
         created: DateTime<Utc>,
     ) -> Result<Vec<u8>, RenderError> {
+        self.render_signable(licence, identifier, qr_payload, created).map(RenderedPdf::into_bytes)
+    }
+
+    /// [`PdfRenderer::render`], returning the same bytes together with where the catalog, the
+    /// page and the cross-reference table are, so that
+    /// [`crate::sign::pades::sign_rendered_pdf`] can append the signature without parsing them.
+    pub fn render_signable(
+        &self,
+        licence: &Licence,
+        identifier: &str,
+        qr_payload: &str,
+        created: DateTime<Utc>,
+    ) -> Result<RenderedPdf, RenderError> {
         self.render_with(licence, identifier, qr_payload, created, true)
     }
 
@@ -177,7 +242,7 @@ impl PdfRenderer {
         qr_payload: &str,
         created: DateTime<Utc>,
         fast_subset: bool,
-    ) -> Result<Vec<u8>, RenderError> {
+    ) -> Result<RenderedPdf, RenderError> {
         let fallback;
         let prepared = match self.layouts.get(&licence.type_name) {
             Some(p) => p,
@@ -843,32 +908,45 @@ fn pdf_date(t: DateTime<Utc>) -> Object {
     Object::String(t.format("D:%Y%m%d%H%M%SZ").to_string().into_bytes(), StringFormat::Literal)
 }
 
-/// Placeholder for the trailer `/ID`, replaced by a content hash after writing.
-const ID_PLACEHOLDER: [u8; 16] = [0; 16];
+/// Object numbers of the one-page document.
+const CATALOG_ID: u32 = 1;
+const PAGE_ID: u32 = 3;
+const INFO_ID: u32 = 10;
 
-/// Write the one-page document. Object numbers are fixed: 1 catalog, 2 pages, 3 page,
-/// 4 contents, 5 font, 6 CID font, 7 descriptor, 8 font program, 9 ToUnicode, 10 info,
-/// 11/12 seal image and mask.
+/// Write the one-page document (see [`page_objects`] and [`write_file`]).
 fn assemble(
     font: &EmbeddedFont,
     content: Vec<u8>,
     seal: Option<&SealImage>,
     title: &str,
     created: DateTime<Utc>,
-) -> Result<Vec<u8>, RenderError> {
-    let mut doc = Document::with_version("1.7");
-    doc.reference_table.cross_reference_type = lopdf::xref::XrefType::CrossReferenceTable;
+) -> Result<RenderedPdf, RenderError> {
+    write_file(&page_objects(font, content, seal, title, created)?)
+}
+
+/// The objects of the one-page document. Object numbers are fixed: 1 catalog, 2 pages, 3 page,
+/// 4 contents, 5 font, 6 CID font, 7 descriptor, 8 font program, 9 ToUnicode, 10 info,
+/// 11/12 seal image and mask. The catalog has no `/AcroForm` and the page no `/Annots`: the
+/// signer adds them in its incremental update.
+fn page_objects(
+    font: &EmbeddedFont,
+    content: Vec<u8>,
+    seal: Option<&SealImage>,
+    title: &str,
+    created: DateTime<Utc>,
+) -> Result<BTreeMap<u32, Object>, RenderError> {
+    let mut objects = BTreeMap::new();
     let id = |n: u32| (n, 0u16);
 
-    doc.objects.insert(
-        id(1),
+    objects.insert(
+        1,
         Object::Dictionary(Dictionary::from_iter(vec![
             ("Type", name("Catalog")),
             ("Pages", Object::Reference(id(2))),
         ])),
     );
-    doc.objects.insert(
-        id(2),
+    objects.insert(
+        2,
         Object::Dictionary(Dictionary::from_iter(vec![
             ("Type", name("Pages")),
             ("Kids", Object::Array(vec![Object::Reference(id(3))])),
@@ -885,8 +963,8 @@ fn assemble(
             Object::Dictionary(Dictionary::from_iter(vec![(SEAL_RES, Object::Reference(id(11)))])),
         );
     }
-    doc.objects.insert(
-        id(3),
+    objects.insert(
+        3,
         Object::Dictionary(Dictionary::from_iter(vec![
             ("Type", name("Page")),
             ("Parent", Object::Reference(id(2))),
@@ -903,10 +981,7 @@ fn assemble(
             ("Contents", Object::Reference(id(4))),
         ])),
     );
-    doc.objects.insert(
-        id(4),
-        Object::Stream(compressed(Dictionary::new(), &content, TEXT_DEFLATE_LEVEL)?),
-    );
+    objects.insert(4, Object::Stream(compressed(Dictionary::new(), &content, TEXT_DEFLATE_LEVEL)?));
 
     // Font: Type0 / Identity-H over one CIDFont.
     let (subtype, file_key, program) = match &font.program {
@@ -914,8 +989,8 @@ fn assemble(
         FontProgram::OpenType(b) => ("CIDFontType0", "FontFile3", b),
         FontProgram::TrueType(b) => ("CIDFontType2", "FontFile2", b),
     };
-    doc.objects.insert(
-        id(5),
+    objects.insert(
+        5,
         Object::Dictionary(Dictionary::from_iter(vec![
             ("Type", name("Font")),
             ("Subtype", name("Type0")),
@@ -944,9 +1019,9 @@ fn assemble(
     if subtype == "CIDFontType2" {
         cid_font.set("CIDToGIDMap", name("Identity"));
     }
-    doc.objects.insert(id(6), Object::Dictionary(cid_font));
-    doc.objects.insert(
-        id(7),
+    objects.insert(6, Object::Dictionary(cid_font));
+    objects.insert(
+        7,
         Object::Dictionary(Dictionary::from_iter(vec![
             ("Type", name("FontDescriptor")),
             ("FontName", name(&font.base_font)),
@@ -966,14 +1041,13 @@ fn assemble(
         FontProgram::OpenType(_) => program_dict.set("Subtype", name("OpenType")),
         FontProgram::TrueType(b) => program_dict.set("Length1", Object::Integer(b.len() as i64)),
     }
-    doc.objects
-        .insert(id(8), Object::Stream(compressed(program_dict, program, FONT_DEFLATE_LEVEL)?));
-    doc.objects.insert(
-        id(9),
+    objects.insert(8, Object::Stream(compressed(program_dict, program, FONT_DEFLATE_LEVEL)?));
+    objects.insert(
+        9,
         Object::Stream(compressed(Dictionary::new(), &font.to_unicode(), TEXT_DEFLATE_LEVEL)?),
     );
-    doc.objects.insert(
-        id(10),
+    objects.insert(
+        10,
         Object::Dictionary(Dictionary::from_iter(vec![
             ("Title", text_string(title)),
             ("Producer", Object::string_literal("elicence")),
@@ -994,8 +1068,8 @@ fn assemble(
         ]);
         if let Some(alpha) = &seal.alpha_deflated {
             dict.set("SMask", Object::Reference(id(12)));
-            doc.objects.insert(
-                id(12),
+            objects.insert(
+                12,
                 Object::Stream(
                     Stream::new(
                         Dictionary::from_iter(vec![
@@ -1013,53 +1087,126 @@ fn assemble(
                 ),
             );
         }
-        doc.objects.insert(
-            id(11),
+        objects.insert(
+            11,
             Object::Stream(Stream::new(dict, seal.rgb_deflated.clone()).with_compression(false)),
         );
     }
-    doc.max_id = if seal.is_some() { 12 } else { 10 };
-    doc.trailer.set("Root", Object::Reference(id(1)));
-    doc.trailer.set("Info", Object::Reference(id(10)));
-    let placeholder = Object::String(ID_PLACEHOLDER.to_vec(), StringFormat::Hexadecimal);
-    doc.trailer.set("ID", Object::Array(vec![placeholder.clone(), placeholder]));
-
-    let mut out = Vec::with_capacity(48 * 1024);
-    doc.save_to(&mut out).map_err(|e| RenderError::PdfWrite { reason: e.to_string() })?;
-    patch_document_id(&mut out)?;
-    Ok(out)
+    Ok(objects)
 }
 
-/// Replace both `/ID` placeholders in the trailer by the first 16 bytes of the SHA-256 of the
-/// file (taken with the placeholders in place), keeping every byte offset unchanged.
-fn patch_document_id(out: &mut [u8]) -> Result<(), RenderError> {
-    let digest = Sha256::digest(&*out);
-    let hex_id = hex::encode_upper(digest.get(..16).unwrap_or_default());
-    let pattern = format!("<{}>", "00".repeat(16));
-    let pattern = pattern.as_bytes();
-    let trailer_start = out
-        .windows(7)
-        .rposition(|w| w == b"trailer")
-        .ok_or_else(|| RenderError::PdfWrite { reason: "no trailer written".into() })?;
-    let mut patched = 0;
-    let mut i = trailer_start;
-    while i + pattern.len() <= out.len() {
-        if out.get(i..i + pattern.len()) == Some(pattern) {
-            if let Some(dst) = out.get_mut(i + 1..i + 1 + hex_id.len()) {
-                dst.copy_from_slice(hex_id.as_bytes());
-            }
-            patched += 1;
-            i += pattern.len();
-        } else {
-            i += 1;
+/// Placeholder of the trailer `/ID` strings, replaced by a content hash after writing.
+const ID_PLACEHOLDER_HEX: &[u8; 32] = b"00000000000000000000000000000000";
+
+/// Serialise `objects` (numbered 1, 2, … without gaps) as a PDF 1.7 file: the bytes lopdf's
+/// `Document::save` writes for them (object bodies by lopdf's own [`Writer`], the framing, the
+/// classic xref table and the trailer here), so that the offsets an incremental update needs
+/// are known without parsing the result. The trailer `/ID` (both strings) is the first 16 bytes
+/// of the SHA-256 of the file with the `/ID` digits still zero.
+fn write_file(objects: &BTreeMap<u32, Object>) -> Result<RenderedPdf, RenderError> {
+    let write_err = |reason: String| RenderError::PdfWrite { reason };
+    let mut out: Vec<u8> = Vec::with_capacity(48 * 1024);
+    out.extend_from_slice(b"%PDF-1.7\n%\xBB\xAD\xC0\xDE\n");
+    let mut offsets = Vec::with_capacity(objects.len());
+    let mut catalog = None;
+    let mut page = None;
+    for (&number, object) in objects {
+        offsets.push((number, out.len()));
+        let body = write_indirect_object(&mut out, number, object)
+            .map_err(|e| write_err(e.to_string()))?;
+        match number {
+            CATALOG_ID => catalog = Some(ObjectSpan { number, dict: body }),
+            PAGE_ID => page = Some(ObjectSpan { number, dict: body }),
+            _ => {}
         }
     }
-    if patched != 2 {
-        return Err(RenderError::PdfWrite {
-            reason: format!("expected 2 /ID placeholders in the trailer, found {patched}"),
-        });
+    let (Some(catalog), Some(page)) = (catalog, page) else {
+        return Err(write_err("catalog or page object missing".into()));
+    };
+    let size = offsets.last().map_or(1, |(n, _)| n + 1);
+    if offsets.iter().zip(1..).any(|((n, _), expected)| *n != expected) {
+        return Err(write_err("object numbers are not 1, 2, 3, …".into()));
     }
-    Ok(())
+    let xref_offset = out.len();
+    write_xref_table(&mut out, &offsets);
+    out.extend_from_slice(b"trailer\n<<");
+    let entries_start = out.len();
+    let _ = write!(out, "/Root {CATALOG_ID} 0 R/Info {INFO_ID} 0 R/ID[<");
+    let first_id = out.len();
+    out.extend_from_slice(ID_PLACEHOLDER_HEX);
+    out.extend_from_slice(b"><");
+    let second_id = out.len();
+    out.extend_from_slice(ID_PLACEHOLDER_HEX);
+    out.extend_from_slice(b">]");
+    let trailer_entries = entries_start..out.len();
+    let _ = write!(out, "/Size {size}>>\nstartxref\n{xref_offset}\n%%EOF");
+
+    // The document /ID (ISO 32000-1 §14.4): a hash of the content, so that the same licence
+    // gives the same file.
+    let digest = Sha256::digest(&out);
+    let mut hex_id = [0u8; 32];
+    hex::encode_to_slice(digest.get(..16).unwrap_or_default(), &mut hex_id)
+        .map_err(|e| write_err(e.to_string()))?;
+    hex_id.make_ascii_uppercase();
+    for at in [first_id, second_id] {
+        if let Some(dst) = out.get_mut(at..at + hex_id.len()) {
+            dst.copy_from_slice(&hex_id);
+        }
+    }
+    Ok(RenderedPdf {
+        bytes: out,
+        layout: PdfLayout { catalog, page, trailer_entries, size, xref_offset },
+    })
+}
+
+/// Writes `number 0 obj` … `endobj` with lopdf's framing; returns where the body is.
+fn write_indirect_object(
+    out: &mut Vec<u8>,
+    number: u32,
+    object: &Object,
+) -> std::io::Result<Range<usize>> {
+    let _ = writeln!(out, "{number} 0 obj");
+    if Writer::need_separator(object) {
+        out.push(b' ');
+    }
+    let start = out.len();
+    Writer::write_object(out, object)?;
+    let end = out.len();
+    if Writer::need_end_separator(object) {
+        out.push(b' ');
+    }
+    out.extend_from_slice(b"\nendobj\n");
+    Ok(start..end)
+}
+
+/// A classic cross-reference table (ISO 32000-1 §7.5.4) for objects at `offsets` (number,
+/// byte offset; ascending numbers, generation 0), laid out as lopdf writes it: one subsection
+/// per run of consecutive numbers, the free head of the free list (object 0) joining the first
+/// subsection when that starts at object 1.
+pub(crate) fn write_xref_table(out: &mut Vec<u8>, offsets: &[(u32, usize)]) {
+    out.extend_from_slice(b"xref\n");
+    let mut rest = offsets;
+    let mut first = true;
+    while let Some(&(start, _)) = rest.first() {
+        let run = rest.iter().zip(start..).take_while(|((n, _), expected)| n == expected).count();
+        let (section, tail) = rest.split_at(run);
+        if first && start == 1 {
+            let _ = write!(out, "0 {}\n0000000000 65535 f \n", run + 1);
+        } else {
+            if first {
+                out.extend_from_slice(b"0 1\n0000000000 65535 f \n");
+            }
+            let _ = writeln!(out, "{start} {run}");
+        }
+        for (_, offset) in section {
+            let _ = writeln!(out, "{offset:010} 00000 n ");
+        }
+        first = false;
+        rest = tail;
+    }
+    if first {
+        out.extend_from_slice(b"0 1\n0000000000 65535 f \n");
+    }
 }
 
 #[cfg(test)]
@@ -1115,9 +1262,14 @@ mod tests {
             "预包装食品销售（含冷藏冷冻食品），散装食品销售，热食类食品制售 ABC123 coffee".into();
         let created = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let id = "1.2.156.3005.2.11100000MB0327169X001.11220104MB1234567X.JY12201020000123.001.Q";
-        let fast = renderer.render_with(&l, id, "ELIC1:X:0123456789ABCDEF", created, true).unwrap();
-        let slow =
-            renderer.render_with(&l, id, "ELIC1:X:0123456789ABCDEF", created, false).unwrap();
+        let fast = renderer
+            .render_with(&l, id, "ELIC1:X:0123456789ABCDEF", created, true)
+            .unwrap()
+            .into_bytes();
+        let slow = renderer
+            .render_with(&l, id, "ELIC1:X:0123456789ABCDEF", created, false)
+            .unwrap()
+            .into_bytes();
         assert_ne!(fast, slow, "the two paths embed different font programs");
         let dir = tempfile::tempdir().unwrap();
         let (Some(a), Some(b)) =
@@ -1128,6 +1280,63 @@ mod tests {
         };
         assert!(a.len() > 100_000);
         assert!(a == b, "pages differ when drawn by poppler");
+    }
+
+    #[test]
+    fn written_file_is_what_lopdf_writes_and_layout_points_at_it() {
+        let samples = crate::render::test_support::rendered_samples();
+        if samples.is_empty() {
+            eprintln!("no face font; skipped");
+            return;
+        }
+        assert!(samples.len() >= 2, "a layout with a seal and the default one");
+        assert!(samples.iter().any(|r| r.layout.size == 13), "one with a seal");
+        assert!(samples.iter().any(|r| r.layout.size == 11), "one without");
+        for rendered in samples {
+            let bytes = rendered.bytes();
+            // lopdf reads the file back and writes the very same bytes (including /ID).
+            let mut doc = lopdf::Document::load_mem(bytes).unwrap();
+            let mut again = Vec::new();
+            doc.save_to(&mut again).unwrap();
+            assert!(again == bytes, "hand-written file differs from lopdf's serialisation");
+            // The layout points at what lopdf found.
+            let l = &rendered.layout;
+            let root = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
+            assert_eq!(root, (l.catalog.number, 0));
+            assert_eq!(*doc.get_pages().get(&1).unwrap(), (l.page.number, 0));
+            assert_eq!(doc.xref_start, l.xref_offset);
+            assert_eq!(doc.trailer.get(b"Size").unwrap().as_i64().unwrap(), i64::from(l.size));
+            for span in [&l.catalog, &l.page] {
+                let dict = &bytes[span.dict.clone()];
+                assert!(dict.starts_with(b"<<") && dict.ends_with(b">>"));
+                let header = format!("{} 0 obj\n", span.number);
+                assert!(bytes[..span.dict.start].ends_with(header.as_bytes()));
+            }
+            assert!(!bytes[l.catalog.dict.clone()].windows(9).any(|w| w == b"/AcroForm"));
+            assert!(!bytes[l.page.dict.clone()].windows(7).any(|w| w == b"/Annots"));
+            let entries = &bytes[l.trailer_entries.clone()];
+            assert!(entries.starts_with(b"/Root 1 0 R/Info 10 0 R/ID[<"), "{entries:?}");
+            assert!(bytes[l.trailer_entries.end..].starts_with(b"/Size "));
+            assert!(bytes[l.xref_offset..].starts_with(b"xref\n0 "));
+        }
+    }
+
+    #[test]
+    fn xref_table_has_one_subsection_per_run() {
+        let mut out = Vec::new();
+        write_xref_table(&mut out, &[(1, 15), (3, 120), (13, 9000), (14, 12000)]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "xref\n0 2\n0000000000 65535 f \n0000000015 00000 n \n\
+             3 1\n0000000120 00000 n \n\
+             13 2\n0000009000 00000 n \n0000012000 00000 n \n"
+        );
+        let mut out = Vec::new();
+        write_xref_table(&mut out, &[(4, 7)]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "xref\n0 1\n0000000000 65535 f \n4 1\n0000000007 00000 n \n"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 pub use keys::{DevKeyOptions, DevKeyPaths, init_dev_keys};
-pub use pades::{PdfSignOptions, sign_pdf};
+pub use pades::{PdfSignOptions, sign_pdf, sign_rendered_pdf};
 pub use signer::{PASSPHRASE_ENV, Passphrase, RsaBackend, Signer, passphrase_from_env_or_file};
 pub use xmldsig::{canonical_attr_escape, canonical_text_escape, check_canonical, sign_xml};
 

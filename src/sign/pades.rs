@@ -6,9 +6,16 @@
 //! fixed-size hex placeholder and `/ByteRange` is patched in place to the same width, so the
 //! file is serialised once and never re-serialised after patching.
 //!
+//! Two entry points write the same bytes: [`sign_pdf`] takes any PDF with classic xref
+//! tables, parses it with lopdf and lets lopdf write the update; [`sign_rendered_pdf`] takes
+//! a face from our renderer, which says where its catalog, page and xref table are, and writes
+//! the update directly (the per-licence path: no parse, no re-serialisation).
+//!
 //! The CMS `SignedData` (RFC 5652 §5) is detached (no encapsulated content) and carries the
 //! signed attributes contentType, messageDigest and signing-certificate-v2 (RFC 5035), and
 //! no signingTime: the time goes in `/M` (ETSI EN 319 142-1 §5.2.1).
+
+use std::io::Write as _;
 
 use chrono::{DateTime, Utc};
 use cms::builder::{create_content_type_attribute, create_message_digest_attribute};
@@ -29,6 +36,8 @@ use x509_cert::serial_number::SerialNumber;
 
 use super::SignError;
 use super::signer::Signer;
+use crate::render::RenderedPdf;
+use crate::render::pdf::write_xref_table;
 
 /// Bytes reserved for the DER CMS in `/Contents` (written as twice as many hex digits).
 /// RSA-2048 with two certificates needs about 2,600; the rest leaves room for larger keys
@@ -91,6 +100,145 @@ pub fn sign_pdf(
     drop(update);
 
     let placeholder = locate_placeholders(&out, pdf.len())?;
+    fill_signature(&mut out, &placeholder, signer)?;
+    Ok(out)
+}
+
+/// Signs a face rendered by [`PdfRenderer::render_signable`] as PAdES B-B: the same bytes
+/// [`sign_pdf`] makes of `rendered.bytes()`, written without parsing them, since the renderer
+/// says where its catalog, page, trailer and xref table are. The update holds the updated
+/// catalog and page, the signature dictionary and the widget, as lopdf's incremental writer
+/// lays them out.
+///
+/// Fails when the CMS exceeds [`CONTENTS_PLACEHOLDER_BYTES`].
+///
+/// [`PdfRenderer::render_signable`]: crate::render::PdfRenderer::render_signable
+pub fn sign_rendered_pdf(
+    rendered: RenderedPdf,
+    signer: &Signer,
+    signing_time: DateTime<Utc>,
+    opts: &PdfSignOptions,
+) -> Result<Vec<u8>, SignError> {
+    let (mut out, layout) = rendered.into_parts();
+    let catalog_dict = dict_without_close(&out, &layout.catalog.dict, "catalog dictionary")?;
+    let page_dict = dict_without_close(&out, &layout.page.dict, "page dictionary")?;
+    let trailer_entries = out
+        .get(layout.trailer_entries.clone())
+        .ok_or(SignError::PdfStructure { what: "trailer" })?
+        .to_vec();
+    let sig_id = layout.size;
+    let widget_id = layout.size + 1;
+
+    out.reserve(2 * CONTENTS_PLACEHOLDER_BYTES + 2048);
+    if out.last() != Some(&b'\n') {
+        out.push(b'\n');
+    }
+    // Objects in ascending numbers, as lopdf writes an update.
+    let mut changed = [(layout.catalog.number, catalog_dict), (layout.page.number, page_dict)];
+    changed.sort_by_key(|(number, _)| *number);
+    let mut offsets = Vec::with_capacity(4);
+    for (number, dict) in changed {
+        offsets.push((number, out.len()));
+        let _ = writeln!(out, "{number} 0 obj");
+        out.extend_from_slice(&dict);
+        if number == layout.catalog.number {
+            // ISO 32000-1 §12.7.2 Table 219: SigFlags 3 = SignaturesExist | AppendOnly.
+            let _ = write!(out, "/AcroForm<</Fields[{widget_id} 0 R]/SigFlags 3>>");
+        } else {
+            let _ = write!(out, "/Annots[{widget_id} 0 R]");
+        }
+        out.extend_from_slice(b">>\nendobj\n");
+    }
+
+    // The signature dictionary, ISO 32000-1 §12.8.1 Table 252, entries in the order
+    // `add_signature_objects` sets them.
+    offsets.push((sig_id, out.len()));
+    let _ = write!(
+        out,
+        "{sig_id} 0 obj\n<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/ByteRange"
+    );
+    let byte_range_start = out.len();
+    let _ = write!(
+        out,
+        "[0 {BYTE_RANGE_PLACEHOLDER} {BYTE_RANGE_PLACEHOLDER} {BYTE_RANGE_PLACEHOLDER}]/Contents"
+    );
+    let byte_range_len = out.len() - "/Contents".len() - byte_range_start;
+    let contents_start = out.len();
+    out.push(b'<');
+    out.resize(out.len() + 2 * CONTENTS_PLACEHOLDER_BYTES, b'0');
+    out.push(b'>');
+    let contents_end = out.len();
+    out.extend_from_slice(b"/M");
+    write_pdf_object(&mut out, &pdf_date(signing_time))?;
+    for (key, value) in
+        [("Name", &opts.name), ("Reason", &opts.reason), ("Location", &opts.location)]
+    {
+        if !value.is_empty() {
+            let _ = write!(out, "/{key}");
+            write_pdf_object(&mut out, &pdf_text_string(value))?;
+        }
+    }
+    out.extend_from_slice(b">>\nendobj\n");
+
+    // The widget, as in `add_signature_objects`.
+    offsets.push((widget_id, out.len()));
+    let _ = write!(
+        out,
+        "{widget_id} 0 obj\n<</Type/Annot/Subtype/Widget/FT/Sig/T(Signature1)/V {sig_id} 0 R\
+         /P {page} 0 R/Rect[0 0 0 0]/F 132>>\nendobj\n",
+        page = layout.page.number
+    );
+
+    // ISO 32000-1 §7.5.6: the update's xref section and a trailer pointing at the previous one.
+    let xref_start = out.len();
+    write_xref_table(&mut out, &offsets);
+    out.extend_from_slice(b"trailer\n<<");
+    out.extend_from_slice(&trailer_entries);
+    let _ = write!(
+        out,
+        "/Size {}/Prev {}>>\nstartxref\n{xref_start}\n%%EOF",
+        widget_id + 1,
+        layout.xref_offset
+    );
+
+    let placeholder =
+        Placeholders { byte_range_start, byte_range_len, contents_start, contents_end };
+    fill_signature(&mut out, &placeholder, signer)?;
+    Ok(out)
+}
+
+/// The dictionary at `range` of `pdf` without its closing `>>`, for appending entries.
+fn dict_without_close(
+    pdf: &[u8],
+    range: &std::ops::Range<usize>,
+    what: &'static str,
+) -> Result<Vec<u8>, SignError> {
+    match pdf.get(range.clone()) {
+        Some(dict) if dict.starts_with(b"<<") && dict.ends_with(b">>") && dict.len() >= 4 => {
+            Ok(dict[..dict.len() - 2].to_vec())
+        }
+        _ => Err(SignError::PdfStructure { what }),
+    }
+}
+
+/// Serialises one direct object the way lopdf does.
+fn write_pdf_object(out: &mut Vec<u8>, object: &Object) -> Result<(), SignError> {
+    lopdf::Writer::write_object(out, object)
+        .map_err(|e| SignError::PdfWrite { detail: e.to_string() })
+}
+
+/// `/M` (ISO 32000-1 §7.9.4 date, in UTC).
+fn pdf_date(signing_time: DateTime<Utc>) -> Object {
+    Object::string_literal(signing_time.format("D:%Y%m%d%H%M%SZ").to_string())
+}
+
+/// Patches `/ByteRange` to the real offsets, hashes the covered bytes and writes the CMS
+/// into the `/Contents` placeholder, in place.
+fn fill_signature(
+    out: &mut [u8],
+    placeholder: &Placeholders,
+    signer: &Signer,
+) -> Result<(), SignError> {
     // ISO 32000-1 §12.8.1: the byte range covers the whole file except the /Contents
     // value including its angle brackets.
     let byte_range = [
@@ -99,12 +247,7 @@ pub fn sign_pdf(
         placeholder.contents_end,
         out.len() - placeholder.contents_end,
     ];
-    patch_byte_range(
-        &mut out,
-        placeholder.byte_range_start,
-        placeholder.byte_range_len,
-        byte_range,
-    )?;
+    patch_byte_range(out, placeholder.byte_range_start, placeholder.byte_range_len, byte_range)?;
 
     let mut hasher = Sha256::new();
     hasher.update(&out[..placeholder.contents_start]);
@@ -120,8 +263,7 @@ pub fn sign_pdf(
     }
     let hex_start = placeholder.contents_start + 1;
     hex::encode_to_slice(&cms, &mut out[hex_start..hex_start + 2 * cms.len()])
-        .map_err(|e| SignError::Cms { detail: e.to_string() })?;
-    Ok(out)
+        .map_err(|e| SignError::Cms { detail: e.to_string() })
 }
 
 /// Adds the signature dictionary, the widget and the updated page and catalog to `update`.
@@ -153,8 +295,7 @@ fn add_signature_objects(
         "Contents",
         Object::String(vec![0u8; CONTENTS_PLACEHOLDER_BYTES], StringFormat::Hexadecimal),
     );
-    // ISO 32000-1 §7.9.4 date, in UTC.
-    sig.set("M", Object::string_literal(signing_time.format("D:%Y%m%d%H%M%SZ").to_string()));
+    sig.set("M", pdf_date(signing_time));
     for (key, value) in
         [("Name", &opts.name), ("Reason", &opts.reason), ("Location", &opts.location)]
     {
@@ -497,6 +638,40 @@ mod tests {
         assert_eq!(signed[nums[1]], b'<');
         assert_eq!(signed[nums[2] - 1], b'>');
         assert_eq!(nums[2] + nums[3], signed.len());
+        Ok(())
+    }
+
+    /// The fast path writes exactly what the lopdf path writes, for every shipped layout and for
+    /// descriptive strings that need escaping (ASCII with parentheses and backslashes) or
+    /// UTF-16 (Chinese), and with entries left out.
+    #[test]
+    fn rendered_face_is_signed_as_sign_pdf_signs_it() -> Result<(), Box<dyn std::error::Error>> {
+        let signer = fixture_signer()?;
+        let samples = crate::render::test_support::rendered_samples();
+        if samples.is_empty() {
+            eprintln!("no face font; skipped");
+            return Ok(());
+        }
+        let at = DateTime::from_timestamp(1_800_000_000, 0).ok_or("time")?;
+        let options = [
+            PdfSignOptions {
+                reason: "食品经营许可证 电子证照签发".into(),
+                location: "220104".into(),
+                name: "长春市朝阳区市场监督管理局".into(),
+            },
+            PdfSignOptions {
+                reason: "a (b) c) \\ d(".into(),
+                location: String::new(),
+                name: "x\ry".into(),
+            },
+            PdfSignOptions::default(),
+        ];
+        for (i, rendered) in samples.into_iter().enumerate() {
+            let opts = &options[i % options.len()];
+            let slow = sign_pdf(rendered.bytes(), &signer, at, opts)?;
+            let fast = sign_rendered_pdf(rendered, &signer, at, opts)?;
+            assert!(fast == slow, "sample {i}: the two signing paths differ");
+        }
         Ok(())
     }
 
