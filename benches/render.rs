@@ -25,35 +25,12 @@ use elicence::record::SourcePos;
 use elicence::render::{FaceFont, Layout, PdfRenderer, SealMeta, qr_payload, render_xml};
 use elicence::sign::{PdfSignOptions, Signer, sign_pdf, sign_rendered_pdf};
 
-/// `struct timespec` on 64-bit Linux.
-#[repr(C)]
-struct Timespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
-
-unsafe extern "C" {
-    /// POSIX `clock_gettime` from the C library std already links.
-    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-}
-
-/// Linux `CLOCK_THREAD_CPUTIME_ID`.
-const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-
-/// CPU time consumed by the calling thread, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`, exact to
-/// the nanosecond; `/proc/thread-self/schedstat`, used before, only moves at scheduler ticks, so
-/// samples shorter than a tick read zero); wall time since the first call where the clock fails.
+/// CPU time consumed by the calling thread, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID` through
+/// rustix's safe wrapper, exact to the nanosecond; `/proc/thread-self/schedstat`, used before,
+/// only moves at scheduler ticks, so samples shorter than a tick read zero).
 fn thread_cpu_ns() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable `struct timespec` (two 64-bit fields on 64-bit Linux)
-    // for the duration of the call; the function only writes it.
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc == 0 && ts.tv_sec >= 0 && ts.tv_nsec >= 0 {
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    } else {
-        START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
-    }
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    ts.tv_sec.max(0) as u64 * 1_000_000_000 + ts.tv_nsec.max(0) as u64
 }
 
 /// Criterion measurement in thread CPU nanoseconds (formatted like wall time).
