@@ -9,7 +9,7 @@
 //! deleted: a file written by a run that was killed before its commit stays as an orphan, which
 //! the check lists but does not count as a licence.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -266,11 +266,13 @@ impl Store {
         // (temporary file, final path) of each file still to be renamed into place.
         let mut pending: Vec<(PathBuf, PathBuf)> = Vec::new();
         let mut renamed: Vec<PathBuf> = Vec::new();
+        // Paths already queued in this batch (the same content twice is stored once).
+        let mut queued: HashSet<PathBuf> = HashSet::with_capacity(files.len());
         let result = (|| {
             for (kind, bytes) in files {
                 let sha256 = sha256_hex(bytes);
                 let path = self.path_of(&sha256, *kind)?;
-                let present = pending.iter().any(|(_, p)| *p == path)
+                let present = !queued.insert(path.clone())
                     || fs::read(&path).is_ok_and(|existing| sha256_hex(&existing) == sha256);
                 stored.push(StoredFile { kind: *kind, sha256, size: bytes.len() as u64 });
                 if present {
