@@ -171,7 +171,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
                 sink.input_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 let mut summary =
                     engine::validate_input(&plan, path, today, &pool, &mut dedupe, &mut sink)?;
-                sink.flush()?;
+                sink.drain_pending()?;
                 summary.sha256 = sha.clone();
                 summary.bytes = *bytes;
                 inputs.push(summary);
@@ -377,16 +377,62 @@ impl RunSink<'_, '_> {
         self.submit(rows, rejects, 1)
     }
 
-    /// Flushes, then waits until every chunk is committed.
+    /// Submits every pending row, including rows held back behind chunks in flight (at the
+    /// end of an input: archive-copy paths are relative to it).
+    fn drain_pending(&mut self) -> anyhow::Result<()> {
+        while !self.pending.is_empty() || !self.rejects.is_empty() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Submits every pending row, then waits until every chunk is committed.
     fn finish(&mut self) -> anyhow::Result<()> {
-        self.flush()?;
+        self.drain_pending()?;
         while self.collect(true)? {}
         Ok(())
     }
 
-    /// Decides, renders and signs `rows` and queues them for the loader. Chunks still in
-    /// flight that touch the same licences (or holders) are waited for first, so that every
-    /// decision sees the registry as the earlier rows left it.
+    /// Splits `rows` into those that can be decided now and those that touch a licence (or,
+    /// for single-instance types, a holder) of a chunk still in flight: those wait, and so do
+    /// later rows of the same licence or holder, so that each licence's rows keep their order.
+    fn hold_back(&self, rows: Vec<ValidRow>) -> (Vec<ValidRow>, Vec<ValidRow>) {
+        if self.in_flight.is_empty() {
+            return (rows, Vec::new());
+        }
+        let single = self.plan.licence_type.single_instance;
+        let mut held_keys: HashSet<NaturalKey> = HashSet::new();
+        let mut held_holders: HashSet<String> = HashSet::new();
+        let (mut ready, mut held) = (Vec::with_capacity(rows.len()), Vec::new());
+        for row in rows {
+            let l = &row.licence;
+            let key = NaturalKey {
+                type_code: l.type_code.clone(),
+                issuer_code: l.issuer_code.clone(),
+                printed_no: l.printed_no.clone(),
+            };
+            let holder = single.then_some(l.holder_code.as_str());
+            let busy = held_keys.contains(&key)
+                || holder.is_some_and(|h| held_holders.contains(h))
+                || self.in_flight.iter().any(|(k, h)| {
+                    k.contains(&key) || holder.is_some_and(|holder| h.contains(holder))
+                });
+            if busy {
+                held_keys.insert(key);
+                if let Some(h) = holder {
+                    held_holders.insert(h.to_string());
+                }
+                held.push(row);
+            } else {
+                ready.push(row);
+            }
+        }
+        (ready, held)
+    }
+
+    /// Decides, renders and signs `rows` and queues them for the loader. Rows that touch a
+    /// chunk still in flight go back to the pending rows (see [`RunSink::hold_back`]), so that
+    /// every decision sees the registry as the earlier rows left it while the loader commits.
     fn submit(
         &mut self,
         rows: Vec<ValidRow>,
@@ -394,14 +440,29 @@ impl RunSink<'_, '_> {
         attempt: u32,
     ) -> anyhow::Result<()> {
         while self.collect(false)? {}
+        let mut rows = rows;
+        loop {
+            let (ready, held) = self.hold_back(rows);
+            if ready.is_empty() && !held.is_empty() {
+                // Everything waits for the oldest chunk in flight.
+                self.collect(true)?;
+                rows = held;
+                continue;
+            }
+            if !held.is_empty() {
+                let later = std::mem::replace(&mut self.pending, held);
+                self.pending.extend(later);
+            }
+            rows = ready;
+            break;
+        }
+        if rows.is_empty() && rejects.is_empty() {
+            return Ok(());
+        }
         let inputs: Vec<DecisionInput> = rows.iter().map(|r| self.decision_input(r)).collect();
         let keys: HashSet<NaturalKey> = inputs.iter().map(|i| i.key.clone()).collect();
         let holders: HashSet<String> =
             inputs.iter().filter(|i| i.single_instance).map(|i| i.holder_code.clone()).collect();
-        while self.in_flight.iter().any(|(k, h)| !k.is_disjoint(&keys) || !h.is_disjoint(&holders))
-        {
-            self.collect(true)?;
-        }
         let job = self.prepare(rows, inputs, rejects, attempt)?;
         self.loader.send(job)?;
         self.in_flight.push_back((keys, holders));
