@@ -75,7 +75,7 @@ impl CsvRows {
     }
 
     /// Decodes the current record into cells.
-    fn decode(&self, line: u64) -> Result<Vec<Cell>, ReadError> {
+    fn decode(&mut self, line: u64) -> Result<Vec<Cell>, ReadError> {
         if self.record.as_slice().contains(&0) {
             let field = self.record.iter().position(|f| f.contains(&0)).map_or(1, |i| i + 1);
             return Err(self.row_error(line, ReadErrorKind::NulByte { field }));
@@ -94,6 +94,11 @@ impl CsvRows {
             if bytes.is_empty() {
                 cells.push(Cell::Empty);
                 continue;
+            }
+            if self.encoding == TextEncoding::Undecided
+                && let Some(settled) = encoding::settle(self.encoding, bytes)
+            {
+                self.encoding = settled;
             }
             match encoding::decode_field(self.encoding, bytes) {
                 Ok(text) => cells.push(Cell::Text(text)),
@@ -625,6 +630,32 @@ mod source_tests {
             assert_eq!(source.encoding_used(), "GB18030");
             assert_eq!(source.headers(), ["姓名", "地址"]);
             assert_eq!(ok_rows(source), vec![row(2, &["李䶮", "北京"]), row(3, &["王𠈌", "上海"])]);
+        }
+    }
+
+    #[test]
+    fn auto_with_an_ascii_head_settles_at_the_first_non_ascii_field() {
+        let head: String = (0..4000).map(|i| format!("JY{i:014},2020-01-01\n")).collect();
+        assert!(head.len() > super::SNIFF_BYTES);
+        for gbk in [true, false] {
+            let mut bytes = format!("no,date\n{head}").into_bytes();
+            let tail = "李䶮,北京\n王店,上海\n";
+            if gbk {
+                bytes.extend_from_slice(&GB18030.encode(tail).0);
+            } else {
+                bytes.extend_from_slice(tail.as_bytes());
+            }
+            let Ok(source) = open_bytes(&bytes, &SourceSpec::default()) else { panic!("open") };
+            let got = rows(source);
+            assert_eq!(got.len(), 4002, "gbk={gbk}");
+            assert!(
+                got.iter().all(Result::is_ok),
+                "gbk={gbk}: {:?}",
+                got.iter().find(|r| r.is_err())
+            );
+            let ok = |i: usize| got.get(i).and_then(|r| r.as_ref().ok());
+            assert_eq!(ok(4000), Some(&row(4002, &["李䶮", "北京"])), "gbk={gbk}");
+            assert_eq!(ok(4001), Some(&row(4003, &["王店", "上海"])), "gbk={gbk}");
         }
     }
 

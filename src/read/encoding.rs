@@ -19,6 +19,9 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 pub enum TextEncoding {
     Utf8,
     Gb18030,
+    /// Auto-detected, but the sniffed window held only ASCII (a long export whose first 64 KiB
+    /// are codes and dates): decided at the first non-ASCII field, by [`settle`].
+    Undecided,
 }
 
 impl TextEncoding {
@@ -27,6 +30,7 @@ impl TextEncoding {
         match self {
             TextEncoding::Utf8 => "UTF-8",
             TextEncoding::Gb18030 => "GB18030",
+            TextEncoding::Undecided => "UTF-8 or GB18030",
         }
     }
 }
@@ -59,6 +63,11 @@ pub fn sniff(declared: &Encoding, head: &[u8], complete: bool) -> Sniffed {
         Encoding::Utf8 => utf8(has_bom),
         Encoding::Gbk | Encoding::Gb18030 => gb,
         Encoding::Auto if has_bom => utf8(true),
+        Encoding::Auto if head.is_ascii() && !complete => Sniffed {
+            encoding: TextEncoding::Undecided,
+            bom_len: 0,
+            label: "ASCII so far (UTF-8 or GB18030 decided at the first non-ASCII field)",
+        },
         Encoding::Auto => match std::str::from_utf8(head) {
             Ok(_) => utf8(false),
             // `error_len() == None`: the input ended inside a character, which is only
@@ -69,9 +78,28 @@ pub fn sniff(declared: &Encoding, head: &[u8], complete: bool) -> Sniffed {
     }
 }
 
+/// The encoding of an [`TextEncoding::Undecided`] file, decided by its first non-ASCII field:
+/// UTF-8 when that field is valid UTF-8, else GB18030 (real GBK text is almost never valid
+/// UTF-8). Other encodings stay as they are; `None` while the field is ASCII.
+pub fn settle(encoding: TextEncoding, field: &[u8]) -> Option<TextEncoding> {
+    match encoding {
+        TextEncoding::Undecided if field.is_ascii() => None,
+        TextEncoding::Undecided if simdutf8::basic::from_utf8(field).is_ok() => {
+            Some(TextEncoding::Utf8)
+        }
+        TextEncoding::Undecided => Some(TextEncoding::Gb18030),
+        settled => Some(settled),
+    }
+}
+
 /// Decodes one field. On failure returns the offending bytes (at most 4).
 pub fn decode_field(encoding: TextEncoding, bytes: &[u8]) -> Result<String, Vec<u8>> {
     match encoding {
+        // Only ASCII has been seen, and ASCII is the same in both.
+        TextEncoding::Undecided => match settle(encoding, bytes) {
+            None => Ok(String::from_utf8_lossy(bytes).into_owned()),
+            Some(settled) => decode_field(settled, bytes),
+        },
         // simdutf8 checks valid text several times faster than std (Chinese text is never on
         // std's ASCII fast path); std then finds the offending bytes of an invalid field.
         TextEncoding::Utf8 => {
