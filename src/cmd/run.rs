@@ -77,9 +77,10 @@ pub struct RunArgs {
     /// No progress and no summary on stderr (errors and warnings still show).
     #[arg(long)]
     pub quiet: bool,
-    /// Load only shard K of N (0-based): N processes with K = 0..N-1, on one or several
-    /// machines, load the whole input together into one registry (PostgreSQL, or a shared
-    /// SQLite file). Rows go to shards by natural key; rejects and duplicates to shard 0.
+    /// Load only shard K of N (0-based): N processes with K = 0..N-1 load the whole input
+    /// together into one registry (PostgreSQL across machines; SQLite only on one machine).
+    /// Rows go to shards by natural key; rejects and duplicates to shard 0. Give every shard
+    /// the same --keys.
     #[arg(long, env = "ELICENCE_SHARD", value_name = "K/N")]
     pub shard: Option<Shard>,
 }

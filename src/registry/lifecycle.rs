@@ -32,14 +32,14 @@
 //! commits. Killed before the commit, a chunk leaves only orphan store files; a re-run decides it
 //! again from the committed state and ends where an uninterrupted run would.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
 use super::audit::{self, AuditEntry, action};
-use super::db::{Db, vals};
+use super::db::{Db, Val, vals};
 use super::encode::{date_text, get_hash16, get_u16, time_text};
 use super::store::{FileKind, Store, StoredFile};
 use super::{NaturalKey, RegistryError, RunId};
@@ -221,43 +221,86 @@ pub(crate) struct Overlay {
     keys: BTreeMap<NaturalKey, KeyState>,
 }
 
-fn load_key(db: &Db, key: &NaturalKey) -> Result<KeyState, RegistryError> {
-    let rows = db.query(
-        "read licence versions",
-        "SELECT v.version, v.content_hash, v.identifier, v.superseded_by IS NULL,
-                v.revoked_at IS NOT NULL, v.holder_code
-         FROM versions v JOIN licences l ON l.id = v.licence_id
-         WHERE l.type_code = ?1 AND l.issuer_code = ?2 AND l.printed_no = ?3
-         ORDER BY v.version",
-        &vals![&key.type_code, &key.issuer_code, &key.printed_no],
-        |r| {
+/// Most keys one prefetch query asks for. A query asks for a power of two of keys (the list
+/// padded with its last key), so a backend caches at most a handful of statement shapes.
+const PREFETCH_KEYS: usize = 256;
+
+/// Loads the stored state of every key in `keys` that `overlay` does not hold yet, up to
+/// [`PREFETCH_KEYS`] keys a query: one round trip per chunk instead of one per row (what makes
+/// PostgreSQL keep up with SQLite).
+fn prefetch<'a>(
+    db: &Db,
+    overlay: &mut Overlay,
+    keys: impl IntoIterator<Item = &'a NaturalKey>,
+) -> Result<(), RegistryError> {
+    let missing: BTreeSet<&NaturalKey> =
+        keys.into_iter().filter(|k| !overlay.keys.contains_key(*k)).collect();
+    let missing: Vec<&NaturalKey> = missing.into_iter().collect();
+    for batch in missing.chunks(PREFETCH_KEYS) {
+        let Some(last) = batch.last() else { continue };
+        let width = batch.len().next_power_of_two();
+        let filter: Vec<String> = (0..width)
+            .map(|i| {
+                format!(
+                    "(l.type_code = ?{} AND l.issuer_code = ?{} AND l.printed_no = ?{})",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                )
+            })
+            .collect();
+        let params: Vec<Val> = batch
+            .iter()
+            .chain(std::iter::repeat_n(last, width - batch.len()))
+            .flat_map(|k| {
+                [Val::from(&k.type_code), Val::from(&k.issuer_code), Val::from(&k.printed_no)]
+            })
+            .collect();
+        let sql = format!(
+            "SELECT l.type_code, l.issuer_code, l.printed_no, v.version, v.content_hash,
+                    v.identifier, v.superseded_by IS NULL, v.revoked_at IS NOT NULL, v.holder_code
+             FROM versions v JOIN licences l ON l.id = v.licence_id
+             WHERE {}
+             ORDER BY l.id, v.version",
+            filter.join(" OR ")
+        );
+        let rows = db.query("read licence versions", &sql, &params, |r| {
             Ok((
+                NaturalKey { type_code: r.get(0)?, issuer_code: r.get(1)?, printed_no: r.get(2)? },
                 KnownVersion {
-                    version: get_u16(r, 0)?,
-                    content_hash: get_hash16(r, 1)?,
-                    identifier: r.get(2)?,
+                    version: get_u16(r, 3)?,
+                    content_hash: get_hash16(r, 4)?,
+                    identifier: r.get(5)?,
                 },
-                r.get::<bool>(3)?,
-                r.get::<bool>(4)?,
-                r.get::<String>(5)?,
+                r.get::<bool>(6)?,
+                r.get::<bool>(7)?,
+                r.get::<String>(8)?,
             ))
-        },
-    )?;
-    let mut state = KeyState::default();
-    for (known, is_current, revoked, holder_code) in rows {
-        if is_current {
-            state.current =
-                Some(Current { identifier: known.identifier.clone(), revoked, holder_code });
+        })?;
+        for key in batch {
+            overlay.keys.insert((*key).clone(), KeyState::default());
         }
-        state.versions.push(known);
+        for (key, known, is_current, revoked, holder_code) in rows {
+            let state = overlay.keys.entry(key).or_default();
+            if is_current {
+                state.current =
+                    Some(Current { identifier: known.identifier.clone(), revoked, holder_code });
+            }
+            state.versions.push(known);
+        }
+        for key in batch {
+            if let Some(state) = overlay.keys.get(*key)
+                && !state.versions.is_empty()
+                && state.current.is_none()
+            {
+                return Err(RegistryError::Inconsistent {
+                    path: db.location().to_path_buf(),
+                    what: format!("licence {key} has versions but no current version"),
+                });
+            }
+        }
     }
-    if !state.versions.is_empty() && state.current.is_none() {
-        return Err(RegistryError::Inconsistent {
-            path: db.location().to_path_buf(),
-            what: format!("licence {key} has versions but no current version"),
-        });
-    }
-    Ok(state)
+    Ok(())
 }
 
 /// A live licence of `type_code` held by `holder_code`, other than `key`, in the database or the
@@ -298,10 +341,7 @@ pub(crate) fn decide_one(
     overlay: &mut Overlay,
     input: &DecisionInput,
 ) -> Result<Decision, RegistryError> {
-    if !overlay.keys.contains_key(&input.key) {
-        let state = load_key(db, &input.key)?;
-        overlay.keys.insert(input.key.clone(), state);
-    }
+    prefetch(db, overlay, [&input.key])?;
     let revoked_row = input.status == LicenceStatus::Revoked;
     let state = overlay.keys.get(&input.key).cloned().unwrap_or_default();
     let Some(current) = &state.current else {
@@ -382,6 +422,7 @@ pub(crate) fn decide_many(
     inputs: &[DecisionInput],
 ) -> Result<Vec<Decision>, RegistryError> {
     let mut overlay = Overlay::default();
+    prefetch(db, &mut overlay, inputs.iter().map(|i| &i.key))?;
     inputs.iter().map(|input| decide_one(db, &mut overlay, input)).collect()
 }
 
@@ -435,6 +476,7 @@ pub(crate) fn commit_chunk(
     db.write("commit chunk", |tx| {
         super::require_open_run(tx, run)?;
         let mut overlay = Overlay::default();
+        prefetch(tx, &mut overlay, items.iter().map(|i| &i.input.key))?;
         for item in &items {
             let found = decide_one(tx, &mut overlay, &item.input)?;
             if found != item.decision {
