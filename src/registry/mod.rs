@@ -378,9 +378,6 @@ pub enum RegistryError {
     /// `migrate` copied a table but the target does not hold what the source holds.
     #[error("{location}: after migration {table} has {found} rows, source has {expected}", location = location.display())]
     MigrationMismatch { location: PathBuf, table: String, expected: u64, found: u64 },
-    /// An operation this backend does not offer (yet).
-    #[error("{location}: {op} is not available for this registry backend: {hint}", location = location.display())]
-    Unsupported { location: PathBuf, op: &'static str, hint: &'static str },
     /// A SQLite database that is not an elicence registry.
     #[error("{path}: not an elicence registry: {reason}", path = path.display())]
     NotARegistry { path: PathBuf, reason: String },
