@@ -39,6 +39,8 @@ pub enum Command {
     Backup(cmd::backup::BackupArgs),
     /// Check a backup's hashes and restore it into a new data folder.
     Restore(cmd::restore::RestoreArgs),
+    /// Copy a registry into an empty one on another backend (SQLite → PostgreSQL), verified.
+    Migrate(cmd::migrate::MigrateArgs),
     /// Read and validate an export without signing or loading anything.
     Validate(cmd::validate::ValidateArgs),
     /// Validate, then render and sign a PDF and an XML e-licence per valid row (a preview).

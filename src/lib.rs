@@ -21,6 +21,7 @@ pub mod record;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod shard;
 pub mod share;
 pub mod sign;
 pub mod validate;

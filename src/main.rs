@@ -19,6 +19,7 @@ fn main() {
         Command::Audit(c) => cmd::audit::run(c),
         Command::Backup(args) => cmd::backup::run(args),
         Command::Restore(args) => cmd::restore::run(args),
+        Command::Migrate(args) => cmd::migrate::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Render(args) => cmd::render::run(args),
         Command::Verify(args) => cmd::verify::run(args),

@@ -1,6 +1,7 @@
 //! The registry through its library API: every lifecycle case, re-run idempotency, chunk
 //! overlay, single-instance types, revocation and status, store check, audit tamper detection,
-//! backup while writing and verified restore, and hostile database files.
+//! backup while writing and verified restore, and hostile database files. The lifecycle, run,
+//! store and reopen tests run on both backends (`NAME::sqlite`, `NAME::postgres`).
 
 use std::fs;
 use std::path::Path;
@@ -15,6 +16,8 @@ use elicence::registry::{
     RunOutcome, RunStart, StoreProblem, canonical_json,
 };
 use sha2::{Digest, Sha256};
+
+mod util;
 
 const TYPE_CODE: &str = "11100000000013338W001";
 const OTHER_TYPE: &str = "11100000000013338W002";
@@ -114,6 +117,55 @@ fn open(dir: &Path) -> Registry {
     Registry::open(dir).expect("registry opens")
 }
 
+/// A scratch registry on one backend: a data folder (the store), and for PostgreSQL a fresh
+/// database dropped afterwards.
+struct Backend {
+    dir: tempfile::TempDir,
+    pg: Option<util::PgDatabase>,
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend { dir: tempfile::tempdir().expect("tempdir"), pg: None }
+    }
+
+    /// `None` (skipped, with a message) when no PostgreSQL server is reachable.
+    fn postgres(test: &str) -> Option<Backend> {
+        let pg = util::PgDatabase::create(test)?;
+        Some(Backend { dir: tempfile::tempdir().expect("tempdir"), pg: Some(pg) })
+    }
+
+    /// Opens (another connection to) this registry.
+    fn open(&self) -> Registry {
+        Registry::open_with(self.dir.path(), self.pg.as_ref().map(|p| p.url.as_str()))
+            .expect("registry opens")
+    }
+}
+
+/// Runs a test body once per backend: `NAME::sqlite` and `NAME::postgres` (skipped when no
+/// PostgreSQL is reachable; see `util::PgDatabase::create`).
+macro_rules! both_backends {
+    (fn $name:ident($b:ident) $body:block) => {
+        mod $name {
+            use super::*;
+
+            fn body($b: &Backend) $body
+
+            #[test]
+            fn sqlite() {
+                body(&Backend::sqlite());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(b) = Backend::postgres(concat!(stringify!($name), "::postgres")) {
+                    body(&b);
+                }
+            }
+        }
+    };
+}
+
 fn start(reg: &mut Registry, secs: i64) -> RunId {
     reg.start_run(&RunStart {
         pipeline: "food-licences".to_owned(),
@@ -140,10 +192,8 @@ fn id(printed: &str, version: u16) -> String {
 
 // ---- lifecycle ----
 
-#[test]
-fn new_licence_is_version_1_with_its_files_and_audit() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn new_licence_is_version_1_with_its_files_and_audit(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     let r = row("JY12201020000012", "a");
     assert_eq!(
@@ -171,14 +221,12 @@ fn new_licence_is_version_1_with_its_files_and_audit() {
         reg.audit_entries(0, 100).unwrap().into_iter().map(|e| e.entry.action).collect();
     assert_eq!(actions, ["run_started", "issued"]);
     assert!(reg.store_check().unwrap().is_empty());
-}
+});
 
-#[test]
-fn identifiers_are_built_not_patched() {
+both_backends!(fn identifiers_are_built_not_patched(b) {
     // A printed number that is not a serial is hashed into one (identify::serial_from_printed).
     let printed = "吉食药监械经营许20170001号";
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     load(&mut reg, run, &[row(printed, "a")], 1);
     let results = load(&mut reg, run, &[row(printed, "b")], 2);
@@ -190,12 +238,10 @@ fn identifiers_are_built_not_patched() {
     let parsed = LicenceId::parse(&v2).expect("a valid GB/T 36904 identifier");
     assert_eq!(parsed.version(), 2);
     assert_eq!(parsed.serial(), "HERWE1WYFB1TSMS0Z7BS4");
-}
+});
 
-#[test]
-fn rerun_of_the_same_input_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn rerun_of_the_same_input_changes_nothing(b) {
+    let mut reg = b.open();
     let rows = vec![
         row("A1", "a"),
         row("A2", "b"),
@@ -228,12 +274,10 @@ fn rerun_of_the_same_input_changes_nothing() {
     assert_eq!(after.audit_entries, counts.audit_entries + 1);
     assert_eq!(reg.store().walk().unwrap(), files_before);
     reg.audit_verify().unwrap();
-}
+});
 
-#[test]
-fn changed_content_supersedes_and_both_versions_stay_queryable() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn changed_content_supersedes_and_both_versions_stay_queryable(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     load(&mut reg, run, &[row("B1", "v1")], 1);
     let d = reg.decide(&row("B1", "v2").status(LicenceStatus::Changed).input()).unwrap();
@@ -268,12 +312,10 @@ fn changed_content_supersedes_and_both_versions_stay_queryable() {
         reg.decide(&row("B1", "v1").input()).unwrap(),
         Decision::Unchanged { identifier: id("B1", 1) }
     );
-}
+});
 
-#[test]
-fn revocation_in_the_export_keeps_files_and_counts_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn revocation_in_the_export_keeps_files_and_counts_once(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     load(&mut reg, run, &[row("C1", "a")], 1);
     let revoked_row = Row { line: 9, ..row("C1", "a").status(LicenceStatus::Revoked) };
@@ -306,12 +348,10 @@ fn revocation_in_the_export_keeps_files_and_counts_once() {
     assert!(reg.store_check().unwrap().is_empty());
     let c = reg.counts().unwrap();
     assert_eq!((c.licences, c.versions, c.current, c.revoked, c.files), (1, 1, 0, 1, 2));
-}
+});
 
-#[test]
-fn new_key_that_says_revoked_is_registered_revoked() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn new_key_that_says_revoked_is_registered_revoked(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     let r = row("D1", "a").status(LicenceStatus::Revoked);
     assert_eq!(reg.decide(&r.input()).unwrap(), Decision::New { identifier: id("D1", 1) });
@@ -320,12 +360,10 @@ fn new_key_that_says_revoked_is_registered_revoked() {
     let actions: Vec<_> =
         reg.audit_entries(0, 100).unwrap().into_iter().map(|e| e.entry.action).collect();
     assert_eq!(actions, ["run_started", "issued", "revoked"]);
-}
+});
 
-#[test]
-fn changed_content_after_revocation_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn changed_content_after_revocation_is_refused(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     load(&mut reg, run, &[row("E1", "a"), row("E1", "a").status(LicenceStatus::Revoked)], 1);
     let refusal = Refusal::ChangeAfterRevoke { revoked_identifier: id("E1", 1) };
@@ -334,12 +372,10 @@ fn changed_content_after_revocation_is_refused() {
     // The old row is still just unchanged.
     assert!(matches!(reg.decide(&row("E1", "a").input()).unwrap(), Decision::Unchanged { .. }));
     assert_eq!(reg.counts().unwrap().versions, 1);
-}
+});
 
-#[test]
-fn two_rows_of_one_key_in_one_chunk_see_each_other() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn two_rows_of_one_key_in_one_chunk_see_each_other(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     let rows = [
         row("F1", "a"),
@@ -386,12 +422,10 @@ fn two_rows_of_one_key_in_one_chunk_see_each_other() {
     let c = reg.counts().unwrap();
     assert_eq!((c.licences, c.versions, c.current, c.revoked), (1, 3, 0, 1));
     reg.audit_verify().unwrap();
-}
+});
 
-#[test]
-fn single_instance_type_allows_one_live_licence_per_holder() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn single_instance_type_allows_one_live_licence_per_holder(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     let holder = "110101199003074514";
     load(&mut reg, run, &[row("G1", "a").holder(holder).single()], 1);
@@ -437,12 +471,10 @@ fn single_instance_type_allows_one_live_licence_per_holder() {
     // A revocation row for a new key never conflicts.
     let revoked_new = row("H3", "z").holder(h2).single().status(LicenceStatus::Revoked);
     assert!(matches!(reg.decide(&revoked_new.input()).unwrap(), Decision::New { .. }));
-}
+});
 
-#[test]
-fn explicit_revoke_and_status_of_every_kind() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn explicit_revoke_and_status_of_every_kind(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     load(&mut reg, run, &[row("K1", "a"), row("K1", "b")], 1);
     assert_eq!(reg.status_of(&id("K1", 2)).unwrap(), RegistryStatus::Current);
@@ -487,13 +519,11 @@ fn explicit_revoke_and_status_of_every_kind() {
     // The files stay.
     assert!(reg.store_check().unwrap().is_empty());
     assert_eq!(reg.counts().unwrap().files, 4);
-}
+});
 
-#[test]
-fn a_decision_made_stale_by_another_writer_is_refused_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = open(dir.path());
-    let mut b = open(dir.path());
+both_backends!(fn a_decision_made_stale_by_another_writer_is_refused_whole(b) {
+    let mut a = b.open();
+    let mut b = b.open();
     let run_a = start(&mut a, 0);
     let run_b = start(&mut b, 0);
     let rows = [row("S0", "x"), row("S1", "a")];
@@ -517,14 +547,12 @@ fn a_decision_made_stale_by_another_writer_is_refused_whole() {
     assert!(matches!(results[0], LoadResult::Issued { .. }));
     assert!(matches!(results[1], LoadResult::Unchanged { .. }));
     a.audit_verify().unwrap();
-}
+});
 
 // ---- runs ----
 
-#[test]
-fn runs_and_rejects_are_recorded() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn runs_and_rejects_are_recorded(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     reg.record_rejects(
         run,
@@ -563,14 +591,12 @@ fn runs_and_rejects_are_recorded() {
     let actions: Vec<_> =
         reg.audit_entries(0, 100).unwrap().into_iter().map(|e| e.entry.action).collect();
     assert_eq!(actions, ["run_started", "run_finished"]);
-}
+});
 
 // ---- store ----
 
-#[test]
-fn store_check_finds_missing_altered_and_orphan_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn store_check_finds_missing_altered_and_orphan_files(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     load(&mut reg, run, &[row("M1", "a"), row("M2", "b")], 1);
     assert!(reg.store_check().unwrap().is_empty());
@@ -599,7 +625,7 @@ fn store_check_finds_missing_altered_and_orphan_files() {
     assert_eq!(problems.iter().filter(|p| p.is_fatal()).count(), 2);
     // An orphan is not a licence.
     assert_eq!(reg.counts().unwrap().licences, 2);
-}
+});
 
 // ---- audit ----
 
@@ -954,19 +980,17 @@ fn locked_database_is_a_clear_error() {
     start(&mut reg, 1);
 }
 
-#[test]
-fn reopening_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
+both_backends!(fn reopening_keeps_everything(b) {
     {
-        let mut reg = open(dir.path());
+        let mut reg = b.open();
         let run = start(&mut reg, 0);
         load(&mut reg, run, &[row("R1", "a")], 1);
     }
-    let reg = open(dir.path());
+    let reg = b.open();
     assert_eq!(reg.schema_version().unwrap(), elicence::registry::SCHEMA_VERSION);
     assert_eq!(reg.status_of(&id("R1", 1)).unwrap(), RegistryStatus::Current);
     reg.audit_verify().unwrap();
-}
+});
 
 #[test]
 fn backup_snapshot_excludes_a_write_in_progress() {
@@ -1002,10 +1026,8 @@ fn backup_snapshot_excludes_a_write_in_progress() {
     assert_restored_healthy(&restored);
 }
 
-#[test]
-fn a_new_version_without_its_signed_files_is_refused_before_anything_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn a_new_version_without_its_signed_files_is_refused_before_anything_is_written(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     let r = row("V1", "a");
     let decision = reg.decide(&r.input()).unwrap();
@@ -1017,12 +1039,10 @@ fn a_new_version_without_its_signed_files_is_refused_before_anything_is_written(
     ));
     assert_eq!(reg.counts().unwrap().licences, 0);
     assert!(reg.store().walk().unwrap().is_empty());
-}
+});
 
-#[test]
-fn archive_copy_is_stored_and_linked() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut reg = open(dir.path());
+both_backends!(fn archive_copy_is_stored_and_linked(b) {
+    let mut reg = b.open();
     let run = start(&mut reg, 0);
     let r = row("X1", "a");
     let decision = reg.decide(&r.input()).unwrap();
@@ -1037,7 +1057,7 @@ fn archive_copy_is_stored_and_linked() {
     let path = reg.store().path_of(&scan.sha256, FileKind::Archive).unwrap();
     assert_eq!(path.extension().and_then(|e| e.to_str()), Some("png"));
     assert!(reg.store_check().unwrap().is_empty());
-}
+});
 
 #[test]
 fn restore_refuses_a_manifest_that_leaves_out_a_file_or_misstates_the_audit_head() {
@@ -1082,4 +1102,64 @@ fn restore_refuses_a_manifest_that_leaves_out_a_file_or_misstates_the_audit_head
         Err(RegistryError::BadManifest { .. })
     ));
     assert!(!target.exists());
+}
+
+#[test]
+fn postgres_refuses_deleting_or_rewriting_history_through_sql() {
+    let Some(b) = Backend::postgres("postgres_refuses_deleting_or_rewriting_history_through_sql")
+    else {
+        return;
+    };
+    let mut reg = b.open();
+    let run = start(&mut reg, 0);
+    load(&mut reg, run, &[row("T1", "a")], 1);
+    let url = &b.pg.as_ref().expect("postgres").url;
+    let mut raw = postgres::Client::connect(url, postgres::NoTls).expect("connects");
+    for sql in [
+        "DELETE FROM versions",
+        "UPDATE versions SET holder_name = 'x'",
+        "DELETE FROM licences",
+        "UPDATE audit_log SET operator = 'x'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log CASCADE",
+        "DELETE FROM files",
+    ] {
+        let err = raw.batch_execute(sql).expect_err(sql);
+        let db = err.as_db_error().map(|e| e.message().to_owned()).unwrap_or_default();
+        assert!(
+            ["immutable", "never", "append-only"].iter().any(|w| db.contains(w)),
+            "{sql}: {db}"
+        );
+    }
+    reg.audit_verify().unwrap();
+    assert_eq!(reg.counts().unwrap().versions, 1);
+}
+
+#[test]
+fn a_postgres_registry_backs_up_into_the_usual_folder_and_restores_into_sqlite() {
+    let Some(b) = Backend::postgres(
+        "a_postgres_registry_backs_up_into_the_usual_folder_and_restores_into_sqlite",
+    ) else {
+        return;
+    };
+    let mut reg = b.open();
+    let run = start(&mut reg, 0);
+    load(&mut reg, run, &[row("P1", "a"), row("P2", "b"), row("P1", "a2")], 1);
+    let scratch = tempfile::tempdir().unwrap();
+    let backup = scratch.path().join("backup");
+    let manifest = reg.backup(&backup, OP, at(5)).unwrap();
+    assert_eq!(manifest.counts.versions, 3);
+    assert!(backup.join("registry.sqlite").exists());
+    let restored = Registry::restore(&backup, &scratch.path().join("restored"), OP, at(6)).unwrap();
+    assert_eq!(restored.counts().unwrap().versions, 3);
+    assert_eq!(
+        restored.status_of(&id("P1", 1)).unwrap(),
+        RegistryStatus::Superseded { by: id("P1", 2) }
+    );
+    restored.audit_verify().unwrap();
+    assert!(restored.store_check().unwrap().is_empty());
+    // The backup itself is audited in the PostgreSQL registry.
+    let last = reg.audit_entries(0, 100).unwrap().pop().expect("entries");
+    assert_eq!(last.entry.action, "backup");
+    reg.audit_verify().unwrap();
 }

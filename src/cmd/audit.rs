@@ -15,13 +15,17 @@ pub enum AuditCommand {
     Verify {
         #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
         data: PathBuf,
+        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+        #[arg(long, env = "ELICENCE_REGISTRY")]
+        registry: Option<String>,
     },
 }
 
 pub fn run(cmd: &AuditCommand) -> anyhow::Result<i32> {
     match cmd {
-        AuditCommand::Verify { data } => {
-            let registry = Registry::open(data)?;
+        AuditCommand::Verify { data, registry } => {
+            let registry = Registry::open_with(data, registry.as_deref())?;
             match registry.audit_verify() {
                 Ok(report) => {
                     println!(

@@ -17,12 +17,16 @@ pub struct BackupArgs {
     pub dir: PathBuf,
     #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
     pub data: PathBuf,
+    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+    #[arg(long, env = "ELICENCE_REGISTRY")]
+    pub registry: Option<String>,
     #[arg(long)]
     pub operator: Option<String>,
 }
 
 pub fn run(args: &BackupArgs) -> anyhow::Result<i32> {
-    let registry = Registry::open(&args.data)?;
+    let registry = Registry::open_with(&args.data, args.registry.as_deref())?;
     let manifest = registry.backup(&args.dir, &operator(args.operator.as_deref()), now()?)?;
     println!(
         "backup written to {}: {} files, {} licences, audit head {}",

@@ -28,6 +28,10 @@ pub struct CheckAnswerArgs {
     pub note: Option<String>,
     #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
     pub data: PathBuf,
+    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+    #[arg(long, env = "ELICENCE_REGISTRY")]
+    pub registry: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -47,7 +51,7 @@ impl CheckResult {
 
 pub fn run(args: &CheckAnswerArgs) -> anyhow::Result<i32> {
     let at = now()?;
-    let mut registry = Registry::open(&args.data)?;
+    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
     let ask = Ask {
         command: "check-answer",
         as_code: &args.as_code,

@@ -43,11 +43,15 @@ pub struct CheckRequestArgs {
     pub catalog: PathBuf,
     #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
     pub data: PathBuf,
+    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+    #[arg(long, env = "ELICENCE_REGISTRY")]
+    pub registry: Option<String>,
 }
 
 pub fn run(args: &CheckRequestArgs) -> anyhow::Result<i32> {
     let at = now()?;
-    let mut registry = Registry::open(&args.data)?;
+    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
     if args.list {
         let ask = Ask {
             command: "check-request --list",

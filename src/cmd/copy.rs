@@ -59,6 +59,10 @@ pub struct CopyArgs {
     pub catalog: PathBuf,
     #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
     pub data: PathBuf,
+    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+    #[arg(long, env = "ELICENCE_REGISTRY")]
+    pub registry: Option<String>,
 }
 
 pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
@@ -66,7 +70,7 @@ pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
     let cat = catalog::load_dir(&args.catalog)
         .with_context(|| format!("cannot load the catalog from {}", args.catalog.display()))?;
     let identifier = args.identifier.trim();
-    let mut registry = Registry::open(&args.data)?;
+    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
     let ask = Ask {
         command: "copy",
         as_code: &args.as_code,

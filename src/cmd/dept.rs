@@ -37,6 +37,10 @@ pub enum DeptCommand {
         credential_file: Option<PathBuf>,
         #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
         data: PathBuf,
+        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+        #[arg(long, env = "ELICENCE_REGISTRY")]
+        registry: Option<String>,
         /// Who adds it (audit trail). Default: the OS user.
         #[arg(long)]
         operator: Option<String>,
@@ -46,6 +50,10 @@ pub enum DeptCommand {
     List {
         #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
         data: PathBuf,
+        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+        #[arg(long, env = "ELICENCE_REGISTRY")]
+        registry: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -55,6 +63,10 @@ pub enum DeptCommand {
         code: String,
         #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
         data: PathBuf,
+        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+        #[arg(long, env = "ELICENCE_REGISTRY")]
+        registry: Option<String>,
         #[arg(long)]
         operator: Option<String>,
     },
@@ -73,6 +85,10 @@ pub enum DeptCommand {
         catalog: PathBuf,
         #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
         data: PathBuf,
+        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+        #[arg(long, env = "ELICENCE_REGISTRY")]
+        registry: Option<String>,
         #[arg(long)]
         operator: Option<String>,
     },
@@ -109,7 +125,16 @@ impl LevelArg {
 
 pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
     match cmd {
-        DeptCommand::Add { code, name, level, region, credential_file, data, operator: op } => {
+        DeptCommand::Add {
+            code,
+            name,
+            level,
+            region,
+            credential_file,
+            data,
+            registry,
+            operator: op,
+        } => {
             let code = input::department_code("code", code)?;
             let name = input::text("--name", Some(name), input::MAX_TEXT)?;
             let region = region.trim();
@@ -133,7 +158,7 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
                 enabled: true,
                 created_at: at,
             };
-            let mut registry = Registry::open(data)?;
+            let mut registry = Registry::open_with(data, registry.as_deref())?;
             let added = registry.department_add(
                 &dept,
                 &hash,
@@ -161,8 +186,8 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
             }
             Ok(exit::OK)
         }
-        DeptCommand::List { data, json } => {
-            let registry = Registry::open(data)?;
+        DeptCommand::List { data, registry, json } => {
+            let registry = Registry::open_with(data, registry.as_deref())?;
             let departments = registry.departments()?;
             if *json {
                 let mut rows = Vec::with_capacity(departments.len());
@@ -192,9 +217,9 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
             }
             Ok(exit::OK)
         }
-        DeptCommand::Disable { code, data, operator: op } => {
+        DeptCommand::Disable { code, data, registry, operator: op } => {
             let code = input::department_code("code", code)?;
-            let mut registry = Registry::open(data)?;
+            let mut registry = Registry::open_with(data, registry.as_deref())?;
             let at = now()?;
             let done = registry.department_disable(
                 &code,
@@ -213,7 +238,15 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
             println!("disabled {code}");
             Ok(exit::OK)
         }
-        DeptCommand::Grant { code, licence_type, unmask, catalog: dir, data, operator: op } => {
+        DeptCommand::Grant {
+            code,
+            licence_type,
+            unmask,
+            catalog: dir,
+            data,
+            registry,
+            operator: op,
+        } => {
             let code = input::department_code("code", code)?;
             input::bounded("--type", licence_type, input::MAX_TEXT)?;
             let cat = catalog::load_dir(dir)
@@ -222,7 +255,7 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
                 anyhow::anyhow!("no licence type {licence_type:?} in the catalog")
             })?;
             let at = now()?;
-            let mut registry = Registry::open(data)?;
+            let mut registry = Registry::open_with(data, registry.as_deref())?;
             let done = registry.grant_set(
                 &Grant {
                     department: code.clone(),

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod dept;
 pub mod r#gen;
 pub mod keys;
+pub mod migrate;
 pub mod query;
 pub mod render;
 pub mod restore;

@@ -57,6 +57,10 @@ pub struct QueryArgs {
     pub catalog: PathBuf,
     #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
     pub data: PathBuf,
+    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+    #[arg(long, env = "ELICENCE_REGISTRY")]
+    pub registry: Option<String>,
 }
 
 /// The JSON answer.
@@ -86,7 +90,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<i32> {
         subject: format!("{by}:{}", share::key_for_audit(key)),
         at,
     };
-    let mut registry = Registry::open(&args.data)?;
+    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
     let (department, reason) = authenticate(&mut registry, &ask, args.reason.as_deref(), true)?;
     let reason = reason.unwrap_or_default();
 

@@ -19,6 +19,10 @@ pub struct RevokeArgs {
     pub reason: String,
     #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
     pub data: PathBuf,
+    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+    #[arg(long, env = "ELICENCE_REGISTRY")]
+    pub registry: Option<String>,
     /// Who revokes (audit trail). Default: the OS user.
     #[arg(long)]
     pub operator: Option<String>,
@@ -34,7 +38,7 @@ pub fn run(args: &RevokeArgs) -> anyhow::Result<i32> {
     }
     crate::identify::LicenceId::parse(&args.identifier)
         .map_err(|e| anyhow::anyhow!("{:?} is not a valid identifier: {e}", args.identifier))?;
-    let mut registry = Registry::open(&args.data)?;
+    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
     registry.revoke(&args.identifier, reason, &operator(args.operator.as_deref()), now()?)?;
     println!("revoked {}", args.identifier);
     Ok(exit::OK)

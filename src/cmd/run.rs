@@ -28,6 +28,7 @@ use crate::registry::{
     RunStart,
 };
 use crate::report::{self, InputSummary, RowFiles, StageTimes};
+use crate::shard::Shard;
 use crate::sign::keys::{DevKeyOptions, init_dev_keys};
 use crate::sign::signer::{Signer, passphrase_from_env_or_file};
 use crate::validate::{Dedupe, Problem, RowReject, Rule, ValidRow};
@@ -55,6 +56,10 @@ pub struct RunArgs {
     /// Registry folder (SQLite file and content-addressed store).
     #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
     pub data: PathBuf,
+    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+    #[arg(long, env = "ELICENCE_REGISTRY")]
+    pub registry: Option<String>,
     /// Folder for rejects.csv, duplicates.csv, valid.csv and report.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -76,9 +81,16 @@ pub struct RunArgs {
     /// No progress and no summary on stderr (errors and warnings still show).
     #[arg(long)]
     pub quiet: bool,
+    /// Load only shard K of N (0-based): N processes with K = 0..N-1 load the whole input
+    /// together into one registry (PostgreSQL across machines; SQLite only on one machine).
+    /// Rows go to shards by natural key; rejects and duplicates to shard 0. Give every shard
+    /// the same --keys.
+    #[arg(long, env = "ELICENCE_SHARD", value_name = "K/N")]
+    pub shard: Option<Shard>,
 }
 
-/// The JSON report of a run: read = issued + changed + revoked + unchanged + duplicates + rejected.
+/// The JSON report of a run: read = issued + changed + revoked + unchanged + duplicates +
+/// rejected (+ other_shard with `--shard`).
 #[derive(Debug, Serialize)]
 pub struct RunReport {
     pub run: i64,
@@ -107,7 +119,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let plan = pipeline::load(&args.pipeline)?;
     let started = now()?;
     let operator = operator(args.operator.as_deref());
-    let mut registry = Registry::open(&args.data)?;
+    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
     let (keys, development_key) = match &args.keys {
         Some(k) => (k.clone(), false),
         None => (development_keys(&args.data, started)?, true),
@@ -132,7 +144,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         operator: operator.clone(),
         at: started,
     })?;
-    eprintln!("run {} of {} into {}", run_id.0, plan.name, args.data.display());
+    let shard_note = args.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
+    eprintln!(
+        "run {} of {} into {}{shard_note}",
+        run_id.0,
+        plan.name,
+        registry.db_path().display()
+    );
 
     let files = match &args.out {
         Some(dir) => Some(RowFiles::create(dir, &plan.licence_type)?),
@@ -145,7 +163,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let interrupt = Interrupt::install();
     let registry_ref = &registry;
     let outcome = std::thread::scope(|scope| {
-        let loader = Loader::spawn(scope, &args.data, run_id, &operator, started)?;
+        let loader =
+            Loader::spawn(scope, &args.data, args.registry.as_deref(), run_id, &operator, started)?;
         let mut sink = RunSink {
             pool: &pool,
             plan: &plan,
@@ -162,6 +181,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             progress,
             interrupt,
             stages: StageTimes::default(),
+            shard: args.shard,
         };
         let mut result = (|| -> anyhow::Result<()> {
             for (path, sha, bytes) in &hashes {
@@ -218,13 +238,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     if let Some(f) = files {
         f.finish()?;
     }
-    let reconciled = counts.read
-        == counts.issued
-            + counts.changed
-            + counts.revoked
-            + counts.unchanged
-            + counts.duplicates
-            + counts.rejected;
+    let reconciled = counts.reconciles();
     let report = RunReport {
         run: run_id.0,
         pipeline: plan.path.display().to_string(),
@@ -249,7 +263,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let c = &counts;
     if !args.quiet {
         eprintln!(
-            "read {} = issued {} + changed {} + revoked {} + unchanged {} + duplicates {} + rejected {}{}",
+            "read {} = issued {} + changed {} + revoked {} + unchanged {} + duplicates {} + rejected {}{}{}",
             c.read,
             c.issued,
             c.changed,
@@ -257,6 +271,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             c.unchanged,
             c.duplicates,
             c.rejected,
+            args.shard.map(|_| format!(" + other shards {}", c.other_shard)).unwrap_or_default(),
             if reconciled { "" } else { "  (DOES NOT RECONCILE)" }
         );
         for (rule, n) in &report.rejects_by_rule {
@@ -317,6 +332,8 @@ struct RunSink<'a, 'scope> {
     interrupt: Interrupt,
     /// Busy time of the decide, render-and-sign and load stages.
     stages: StageTimes,
+    /// `--shard K/N`: rows of other shards are only counted.
+    shard: Option<Shard>,
 }
 
 /// What the sink leaves behind when the inputs are done (or the run stopped).
@@ -656,6 +673,10 @@ impl RowSink for RunSink<'_, '_> {
 
     fn row(&mut self, outcome: Outcome) -> anyhow::Result<()> {
         self.counts.read += 1;
+        if self.shard.is_some_and(|s| !s.owns(&outcome)) {
+            self.counts.other_shard += 1;
+            return Ok(());
+        }
         self.progress.row(matches!(outcome, Outcome::Valid(_)));
         match outcome {
             Outcome::Valid(row) => {

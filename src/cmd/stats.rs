@@ -25,6 +25,10 @@ pub struct StatsArgs {
     pub json: bool,
     #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
     pub data: PathBuf,
+    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+    #[arg(long, env = "ELICENCE_REGISTRY")]
+    pub registry: Option<String>,
 }
 
 /// Per consuming department, from the audit trail.
@@ -125,7 +129,7 @@ pub fn collect(registry: &Registry, since: Option<NaiveDate>) -> anyhow::Result<
 }
 
 pub fn run(args: &StatsArgs) -> anyhow::Result<i32> {
-    let registry = Registry::open(&args.data)?;
+    let registry = Registry::open_with(&args.data, args.registry.as_deref())?;
     let stats = collect(&registry, args.since)?;
     if args.json {
         println!("{}", serde_json::to_string(&stats)?);

@@ -14,13 +14,17 @@ pub enum StoreCommand {
     Check {
         #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
         data: PathBuf,
+        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
+        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
+        #[arg(long, env = "ELICENCE_REGISTRY")]
+        registry: Option<String>,
     },
 }
 
 pub fn run(cmd: &StoreCommand) -> anyhow::Result<i32> {
     match cmd {
-        StoreCommand::Check { data } => {
-            let registry = Registry::open(data)?;
+        StoreCommand::Check { data, registry } => {
+            let registry = Registry::open_with(data, registry.as_deref())?;
             let problems = registry.store_check()?;
             let fatal = problems.iter().filter(|p| p.is_fatal()).count();
             for p in &problems {

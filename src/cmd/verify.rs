@@ -33,6 +33,10 @@ pub struct VerifyArgs {
     /// CA (`<data>/dev-keys/ca.pem`) is trusted when present.
     #[arg(long, env = "ELICENCE_DATA")]
     pub data: Option<PathBuf>,
+    /// Registry database (with --data): postgres://USER@HOST/DB or sqlite:PATH (default: the
+    /// SQLite file in --data).
+    #[arg(long, env = "ELICENCE_REGISTRY")]
+    pub registry: Option<String>,
     /// Who verifies (audit trail). Default: the OS user.
     #[arg(long)]
     pub operator: Option<String>,
@@ -126,7 +130,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
             if dev_ca.exists() {
                 anchor_files.push(dev_ca);
             }
-            Some(Registry::open(dir)?)
+            Some(Registry::open_with(dir, args.registry.as_deref())?)
         }
         None => None,
     };

@@ -17,16 +17,15 @@
 //! head hash elsewhere (the backup manifest records it) to detect that.
 
 use std::fmt;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::RegistryError;
-use super::sqlite::{db_err, get_time, get_u64, parse_time, time_text, to_i64};
+use super::db::{ColumnError, Db, vals};
+use super::encode::{get_time, get_u64, parse_time, time_text};
 
 /// `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -195,17 +194,17 @@ fn decode_hash(text: &str) -> Option<[u8; 32]> {
     hex::decode_to_slice(text, &mut out).ok().map(|()| out)
 }
 
-/// Appends `entry` after the current head. Call inside the transaction that does what the entry
-/// records (an IMMEDIATE one, so the head cannot move under it).
-pub(crate) fn append(
-    conn: &Connection,
-    path: &Path,
-    entry: &AuditEntry,
-) -> Result<AuditRecord, RegistryError> {
-    let head: Option<(i64, String)> = conn
-        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-        .map_err(db_err(path, "read audit head"))?;
+/// Appends `entry` after the current head. Call inside the write transaction ([`Db::write`])
+/// that does what the entry records: writers are serialised there (SQLite's write lock,
+/// PostgreSQL's advisory lock), so the head cannot move under it and the trail stays one chain
+/// however many processes write.
+pub(crate) fn append(db: &Db, entry: &AuditEntry) -> Result<AuditRecord, RegistryError> {
+    let head: Option<(i64, String)> = db.query_opt(
+        "read audit head",
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let (seq, prev_hash) = match head {
         Some((seq, hash)) => (u64::try_from(seq).unwrap_or(0) + 1, hash),
         None => (1, GENESIS_HASH.to_owned()),
@@ -229,24 +228,22 @@ pub(crate) fn append(
         entry.reason.as_deref(),
         &entry.details,
     );
-    conn.prepare_cached(
+    db.execute(
+        "append audit entry",
         "INSERT INTO audit_log (seq, at, action, operator, subject, reason, details, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            to_i64(seq),
-            at,
-            entry.action,
-            entry.operator,
-            entry.subject,
-            entry.reason,
+        &vals![
+            seq,
+            at.as_str(),
+            &entry.action,
+            &entry.operator,
+            &entry.subject,
+            &entry.reason,
             details,
-            prev_hash,
-            hash
-        ])
-    })
-    .map_err(db_err(path, "append audit entry"))?;
+            prev_hash.as_str(),
+            hash.as_str()
+        ],
+    )?;
     // The entry as stored: its time at the stored (microsecond) precision.
     let stored = AuditEntry { at: parse_time(&at).unwrap_or(entry.at), ..entry.clone() };
     Ok(AuditRecord { seq, entry: stored, prev_hash, hash })
@@ -268,16 +265,14 @@ struct StoredRow {
 /// Recomputes the whole chain in sequence order.
 ///
 /// Returns the number of entries and the head hash, or [`RegistryError::AuditBroken`] naming the
-/// first bad entry; SQLite errors as usual.
-pub(crate) fn verify(conn: &Connection, path: &Path) -> Result<AuditReport, RegistryError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT seq, at, action, operator, subject, reason, details, prev_hash, hash
-             FROM audit_log ORDER BY seq",
-        )
-        .map_err(db_err(path, "read audit trail"))?;
-    let rows = stmt
-        .query_map([], |r| {
+/// first bad entry; database errors as usual.
+pub(crate) fn verify(db: &Db) -> Result<AuditReport, RegistryError> {
+    let rows = db.query(
+        "read audit trail",
+        "SELECT seq, at, action, operator, subject, reason, details, prev_hash, hash
+         FROM audit_log ORDER BY seq",
+        &[],
+        |r| {
             Ok(StoredRow {
                 seq: r.get(0)?,
                 at: r.get(1)?,
@@ -289,12 +284,11 @@ pub(crate) fn verify(conn: &Connection, path: &Path) -> Result<AuditReport, Regi
                 prev_hash: r.get(7)?,
                 hash: r.get(8)?,
             })
-        })
-        .map_err(db_err(path, "read audit trail"))?;
+        },
+    )?;
     let mut expected_seq: u64 = 1;
     let mut prev = GENESIS_HASH.to_owned();
     for row in rows {
-        let row = row.map_err(db_err(path, "read audit trail"))?;
         let broken = |reason| RegistryError::AuditBroken(AuditBreak { seq: expected_seq, reason });
         let found = u64::try_from(row.seq).unwrap_or(0);
         if found != expected_seq {
@@ -331,28 +325,16 @@ pub(crate) fn verify(conn: &Connection, path: &Path) -> Result<AuditReport, Regi
 }
 
 /// Up to `limit` stored entries with `seq > after`, in order (no verification).
-pub(crate) fn entries(
-    conn: &Connection,
-    path: &Path,
-    after: u64,
-    limit: u32,
-) -> Result<Vec<AuditRecord>, RegistryError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT seq, at, action, operator, subject, reason, details, prev_hash, hash
-             FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )
-        .map_err(db_err(path, "read audit trail"))?;
-    let rows = stmt
-        .query_map(params![to_i64(after), limit], |r| {
+pub(crate) fn entries(db: &Db, after: u64, limit: u32) -> Result<Vec<AuditRecord>, RegistryError> {
+    db.query(
+        "read audit trail",
+        "SELECT seq, at, action, operator, subject, reason, details, prev_hash, hash
+         FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        &vals![after, u64::from(limit)],
+        |r| {
             let details: String = r.get(6)?;
-            let details = serde_json::from_str(&details).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    6,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?;
+            let details =
+                serde_json::from_str(&details).map_err(|e| ColumnError::new(6, e.to_string()))?;
             Ok(AuditRecord {
                 seq: get_u64(r, 0)?,
                 entry: AuditEntry {
@@ -366,9 +348,8 @@ pub(crate) fn entries(
                 prev_hash: r.get(7)?,
                 hash: r.get(8)?,
             })
-        })
-        .map_err(db_err(path, "read audit trail"))?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(db_err(path, "read audit trail"))
+        },
+    )
 }
 
 #[cfg(test)]

@@ -27,9 +27,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::audit::{self, AuditEntry, action};
-use super::sqlite::{db_err, immediate};
+use super::db::{Db, sqlite_err as db_err};
 use super::store::{self, FileKind, Store, sha256_hex};
-use super::{DB_FILE, Registry, RegistryCounts, RegistryError, STORE_DIR, schema};
+use super::{DB_FILE, Registry, RegistryCounts, RegistryError, STORE_DIR, migrate, schema};
 
 /// The manifest's file name inside a backup folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -197,23 +197,35 @@ impl Registry {
         require_empty(dir)?;
         store::create_dir_durable(dir)?;
         let db_copy = dir.join(DB_FILE);
-        snapshot_database(&self.conn, &self.db_path, &db_copy)?;
+        match self.db.sqlite_conn() {
+            Some(conn) => snapshot_database(conn, self.db.location(), &db_copy)?,
+            // A PostgreSQL registry is backed up as the same SQLite file: its tables are copied
+            // from one snapshot (REPEATABLE READ) into a fresh registry database.
+            None => {
+                let copy = Db::sqlite(super::sqlite::connect(&db_copy)?, &db_copy);
+                schema::migrate(&copy)?;
+                migrate::copy_tables(&self.db, &copy)?;
+                copy.batch("set backup journal mode", "PRAGMA journal_mode=DELETE")?;
+            }
+        }
 
-        let snap = Connection::open(&db_copy).map_err(db_err(&db_copy, "open backup database"))?;
-        let schema_version = schema::current_version(&snap, &db_copy)?;
-        let audit_report = audit::verify(&snap, &db_copy)?;
-        let counts = super::counts_of(&snap, &db_copy)?;
+        let snap = Db::sqlite(
+            Connection::open(&db_copy).map_err(db_err(&db_copy, "open backup database"))?,
+            &db_copy,
+        );
+        let schema_version = schema::current_version(&snap)?;
+        let audit_report = audit::verify(&snap)?;
+        let counts = super::counts_of(&snap)?;
         let backup_store = Store::new(dir.join(STORE_DIR));
         let mut store_files = Vec::new();
         {
-            let mut stmt = snap
-                .prepare("SELECT sha256, kind FROM files ORDER BY sha256, kind")
-                .map_err(db_err(&db_copy, "read files"))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .map_err(db_err(&db_copy, "read files"))?;
-            for row in rows {
-                let (sha256, kind) = row.map_err(db_err(&db_copy, "read files"))?;
+            let rows: Vec<(String, String)> = snap.query(
+                "read files",
+                "SELECT sha256, kind FROM files ORDER BY sha256, kind",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            for (sha256, kind) in rows {
                 let kind =
                     FileKind::from_role(&kind).ok_or_else(|| RegistryError::Inconsistent {
                         path: db_copy.clone(),
@@ -252,10 +264,9 @@ impl Registry {
         })?;
         store::write_atomic(&manifest_path, &text)?;
 
-        immediate(&self.conn, &self.db_path, "audit backup", |tx| {
+        self.db.write("audit backup", |tx| {
             audit::append(
                 tx,
-                &self.db_path,
                 &AuditEntry {
                     action: action::BACKUP.to_owned(),
                     operator: operator.to_owned(),

@@ -25,22 +25,22 @@
 //!
 //! # Committing
 //! [`commit_chunk`] first writes the files of new versions to the store (atomic, content
-//! addressed), then in ONE `BEGIN IMMEDIATE` transaction decides the chunk again and refuses it
+//! addressed), then in ONE write transaction ([`Db::write`]: SQLite `BEGIN IMMEDIATE`, PostgreSQL
+//! under the registry's advisory lock, so concurrent processes commit one after another) decides the chunk again and refuses it
 //! with [`RegistryError::StaleDecision`] when anything changed meanwhile (another process
 //! loaded the same key), then inserts licences, versions, file references and audit entries and
 //! commits. Killed before the commit, a chunk leaves only orphan store files; a re-run decides it
 //! again from the committed state and ends where an uninterrupted run would.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use super::audit::{self, AuditEntry, action};
-use super::sqlite::{date_text, db_err, get_hash16, get_u16, time_text};
+use super::db::{Db, Val, vals};
+use super::encode::{date_text, get_hash16, get_u16, time_text};
 use super::store::{FileKind, Store, StoredFile};
 use super::{NaturalKey, RegistryError, RunId};
 use crate::identify::{IdError, LicenceId, serial_from_printed};
@@ -221,75 +221,107 @@ pub(crate) struct Overlay {
     keys: BTreeMap<NaturalKey, KeyState>,
 }
 
-fn load_key(conn: &Connection, path: &Path, key: &NaturalKey) -> Result<KeyState, RegistryError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT v.version, v.content_hash, v.identifier, v.superseded_by IS NULL,
-                    v.revoked_at IS NOT NULL, v.holder_code
+/// Most keys one prefetch query asks for. A query asks for a power of two of keys (the list
+/// padded with its last key), so a backend caches at most a handful of statement shapes.
+const PREFETCH_KEYS: usize = 256;
+
+/// Loads the stored state of every key in `keys` that `overlay` does not hold yet, up to
+/// [`PREFETCH_KEYS`] keys a query: one round trip per chunk instead of one per row (what makes
+/// PostgreSQL keep up with SQLite).
+fn prefetch<'a>(
+    db: &Db,
+    overlay: &mut Overlay,
+    keys: impl IntoIterator<Item = &'a NaturalKey>,
+) -> Result<(), RegistryError> {
+    let missing: BTreeSet<&NaturalKey> =
+        keys.into_iter().filter(|k| !overlay.keys.contains_key(*k)).collect();
+    let missing: Vec<&NaturalKey> = missing.into_iter().collect();
+    for batch in missing.chunks(PREFETCH_KEYS) {
+        let Some(last) = batch.last() else { continue };
+        let width = batch.len().next_power_of_two();
+        let filter: Vec<String> = (0..width)
+            .map(|i| {
+                format!(
+                    "(l.type_code = ?{} AND l.issuer_code = ?{} AND l.printed_no = ?{})",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                )
+            })
+            .collect();
+        let params: Vec<Val> = batch
+            .iter()
+            .chain(std::iter::repeat_n(last, width - batch.len()))
+            .flat_map(|k| {
+                [Val::from(&k.type_code), Val::from(&k.issuer_code), Val::from(&k.printed_no)]
+            })
+            .collect();
+        let sql = format!(
+            "SELECT l.type_code, l.issuer_code, l.printed_no, v.version, v.content_hash,
+                    v.identifier, v.superseded_by IS NULL, v.revoked_at IS NOT NULL, v.holder_code
              FROM versions v JOIN licences l ON l.id = v.licence_id
-             WHERE l.type_code = ?1 AND l.issuer_code = ?2 AND l.printed_no = ?3
-             ORDER BY v.version",
-        )
-        .map_err(db_err(path, "read licence versions"))?;
-    let rows = stmt
-        .query_map(params![key.type_code, key.issuer_code, key.printed_no], |r| {
+             WHERE {}
+             ORDER BY l.id, v.version",
+            filter.join(" OR ")
+        );
+        let rows = db.query("read licence versions", &sql, &params, |r| {
             Ok((
+                NaturalKey { type_code: r.get(0)?, issuer_code: r.get(1)?, printed_no: r.get(2)? },
                 KnownVersion {
-                    version: get_u16(r, 0)?,
-                    content_hash: get_hash16(r, 1)?,
-                    identifier: r.get(2)?,
+                    version: get_u16(r, 3)?,
+                    content_hash: get_hash16(r, 4)?,
+                    identifier: r.get(5)?,
                 },
-                r.get::<_, bool>(3)?,
-                r.get::<_, bool>(4)?,
-                r.get::<_, String>(5)?,
+                r.get::<bool>(6)?,
+                r.get::<bool>(7)?,
+                r.get::<String>(8)?,
             ))
-        })
-        .map_err(db_err(path, "read licence versions"))?;
-    let mut state = KeyState::default();
-    for row in rows {
-        let (known, is_current, revoked, holder_code) =
-            row.map_err(db_err(path, "read licence versions"))?;
-        if is_current {
-            state.current =
-                Some(Current { identifier: known.identifier.clone(), revoked, holder_code });
+        })?;
+        for key in batch {
+            overlay.keys.insert((*key).clone(), KeyState::default());
         }
-        state.versions.push(known);
+        for (key, known, is_current, revoked, holder_code) in rows {
+            let state = overlay.keys.entry(key).or_default();
+            if is_current {
+                state.current =
+                    Some(Current { identifier: known.identifier.clone(), revoked, holder_code });
+            }
+            state.versions.push(known);
+        }
+        for key in batch {
+            if let Some(state) = overlay.keys.get(*key)
+                && !state.versions.is_empty()
+                && state.current.is_none()
+            {
+                return Err(RegistryError::Inconsistent {
+                    path: db.location().to_path_buf(),
+                    what: format!("licence {key} has versions but no current version"),
+                });
+            }
+        }
     }
-    if !state.versions.is_empty() && state.current.is_none() {
-        return Err(RegistryError::Inconsistent {
-            path: path.to_path_buf(),
-            what: format!("licence {key} has versions but no current version"),
-        });
-    }
-    Ok(state)
+    Ok(())
 }
 
 /// A live licence of `type_code` held by `holder_code`, other than `key`, in the database or the
 /// overlay (the overlay wins for the keys it holds).
 fn live_for_holder(
-    conn: &Connection,
-    path: &Path,
+    db: &Db,
     overlay: &Overlay,
     key: &NaturalKey,
     holder_code: &str,
 ) -> Result<Option<String>, RegistryError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT l.issuer_code, l.printed_no, v.identifier
-             FROM versions v JOIN licences l ON l.id = v.licence_id
-             WHERE v.holder_code = ?1 AND v.superseded_by IS NULL AND v.revoked_at IS NULL
-               AND l.type_code = ?2
-             ORDER BY v.identifier",
-        )
-        .map_err(db_err(path, "read live licences of holder"))?;
-    let rows = stmt
-        .query_map(params![holder_code, key.type_code], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-        })
-        .map_err(db_err(path, "read live licences of holder"))?;
-    for row in rows {
-        let (issuer_code, printed_no, identifier) =
-            row.map_err(db_err(path, "read live licences of holder"))?;
+    let rows = db.query(
+        "read live licences of holder",
+        "SELECT l.issuer_code, l.printed_no, v.identifier
+         FROM versions v JOIN licences l ON l.id = v.licence_id
+         WHERE v.holder_code = ?1 AND v.superseded_by IS NULL AND v.revoked_at IS NULL
+           AND l.type_code = ?2
+         ORDER BY v.identifier",
+        &vals![holder_code, &key.type_code],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
+    )?;
+    for (issuer_code, printed_no, identifier) in rows {
         let other = NaturalKey { type_code: key.type_code.clone(), issuer_code, printed_no };
         if other != *key && !overlay.keys.contains_key(&other) {
             return Ok(Some(identifier));
@@ -305,15 +337,11 @@ fn live_for_holder(
 /// Decides one row against the database and `overlay`, and records the decision's effect in
 /// `overlay`.
 pub(crate) fn decide_one(
-    conn: &Connection,
-    path: &Path,
+    db: &Db,
     overlay: &mut Overlay,
     input: &DecisionInput,
 ) -> Result<Decision, RegistryError> {
-    if !overlay.keys.contains_key(&input.key) {
-        let state = load_key(conn, path, &input.key)?;
-        overlay.keys.insert(input.key.clone(), state);
-    }
+    prefetch(db, overlay, [&input.key])?;
     let revoked_row = input.status == LicenceStatus::Revoked;
     let state = overlay.keys.get(&input.key).cloned().unwrap_or_default();
     let Some(current) = &state.current else {
@@ -321,7 +349,7 @@ pub(crate) fn decide_one(
         if input.single_instance
             && !revoked_row
             && let Some(live_identifier) =
-                live_for_holder(conn, path, overlay, &input.key, &input.holder_code)?
+                live_for_holder(db, overlay, &input.key, &input.holder_code)?
         {
             return Ok(Decision::Refused(Refusal::SingleInstanceConflict { live_identifier }));
         }
@@ -390,12 +418,12 @@ pub(crate) fn decide_one(
 
 /// Decides `inputs` in order, each seeing the decisions before it (see the module docs).
 pub(crate) fn decide_many(
-    conn: &Connection,
-    path: &Path,
+    db: &Db,
     inputs: &[DecisionInput],
 ) -> Result<Vec<Decision>, RegistryError> {
     let mut overlay = Overlay::default();
-    inputs.iter().map(|input| decide_one(conn, path, &mut overlay, input)).collect()
+    prefetch(db, &mut overlay, inputs.iter().map(|i| &i.key))?;
+    inputs.iter().map(|input| decide_one(db, &mut overlay, input)).collect()
 }
 
 /// Writes the files of each item that creates a version; returns them per item.
@@ -437,8 +465,7 @@ fn store_files(store: &Store, items: &[LoadItem]) -> Result<Vec<Vec<StoredFile>>
 
 /// Stores files, then checks and records the whole chunk in one transaction (module docs).
 pub(crate) fn commit_chunk(
-    conn: &Connection,
-    path: &Path,
+    db: &Db,
     store: &Store,
     run: RunId,
     items: Vec<LoadItem>,
@@ -447,11 +474,12 @@ pub(crate) fn commit_chunk(
 ) -> Result<Vec<LoadResult>, RegistryError> {
     require_artefacts(&items)?;
     let files = store_files(store, &items)?;
-    super::sqlite::immediate(conn, path, "commit chunk", |tx| {
-        super::require_open_run(tx, path, run)?;
+    db.write("commit chunk", |tx| {
+        super::require_open_run(tx, run)?;
         let mut overlay = Overlay::default();
+        prefetch(tx, &mut overlay, items.iter().map(|i| &i.input.key))?;
         for item in &items {
-            let found = decide_one(tx, path, &mut overlay, &item.input)?;
+            let found = decide_one(tx, &mut overlay, &item.input)?;
             if found != item.decision {
                 return Err(RegistryError::StaleDecision(Box::new(super::StaleDecision {
                     source: item.source.clone(),
@@ -462,7 +490,7 @@ pub(crate) fn commit_chunk(
         }
         let mut results = Vec::with_capacity(items.len());
         for (item, files) in items.iter().zip(&files) {
-            results.push(apply(tx, path, run, item, files, operator, at)?);
+            results.push(apply(tx, run, item, files, operator, at)?);
         }
         Ok(results)
     })
@@ -470,8 +498,7 @@ pub(crate) fn commit_chunk(
 
 /// Records one checked item inside the chunk's transaction.
 fn apply(
-    tx: &Connection,
-    path: &Path,
+    tx: &Db,
     run: RunId,
     item: &LoadItem,
     files: &[StoredFile],
@@ -481,19 +508,15 @@ fn apply(
     let key = &item.input.key;
     match &item.decision {
         Decision::New { identifier } => {
-            tx.prepare_cached(
+            let licence_id = tx.insert_id(
+                "insert licence",
                 "INSERT INTO licences (type_code, issuer_code, printed_no, created_at)
                  VALUES (?1, ?2, ?3, ?4)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![key.type_code, key.issuer_code, key.printed_no, time_text(at)])
-            })
-            .map_err(db_err(path, "insert licence"))?;
-            let licence_id = tx.last_insert_rowid();
-            insert_version(tx, path, run, licence_id, item, identifier, 1, files, at)?;
+                &vals![&key.type_code, &key.issuer_code, &key.printed_no, time_text(at)],
+            )?;
+            insert_version(tx, run, licence_id, item, identifier, 1, files, at)?;
             audit::append(
                 tx,
-                path,
                 &AuditEntry {
                     action: action::ISSUED.to_owned(),
                     operator: operator.to_owned(),
@@ -504,46 +527,38 @@ fn apply(
                 },
             )?;
             if item.input.status == LicenceStatus::Revoked {
-                revoke_in_tx(tx, path, identifier, &export_reason(item), operator, run, at)?;
+                revoke_in_tx(tx, identifier, &export_reason(item), operator, run, at)?;
                 return Ok(LoadResult::Revoked { identifier: identifier.clone() });
             }
             Ok(LoadResult::Issued { identifier: identifier.clone() })
         }
         Decision::Change { previous_identifier, identifier, version } => {
-            let licence_id: i64 = tx
-                .prepare_cached(
-                    "SELECT id FROM licences
-                     WHERE type_code = ?1 AND issuer_code = ?2 AND printed_no = ?3",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![key.type_code, key.issuer_code, key.printed_no], |r| {
-                        r.get(0)
-                    })
-                })
-                .map_err(db_err(path, "find licence"))?;
-            let superseded = tx
-                .prepare_cached(
-                    "UPDATE versions SET superseded_by = ?1, superseded_at = ?2
-                     WHERE identifier = ?3 AND superseded_by IS NULL",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![identifier, time_text(at), previous_identifier])
-                })
-                .map_err(db_err(path, "supersede version"))?;
+            let licence_id: i64 = tx.query_one(
+                "find licence",
+                "SELECT id FROM licences
+                 WHERE type_code = ?1 AND issuer_code = ?2 AND printed_no = ?3",
+                &vals![&key.type_code, &key.issuer_code, &key.printed_no],
+                |r| r.get(0),
+            )?;
+            let superseded = tx.execute(
+                "supersede version",
+                "UPDATE versions SET superseded_by = ?1, superseded_at = ?2
+                 WHERE identifier = ?3 AND superseded_by IS NULL",
+                &vals![identifier, time_text(at), previous_identifier],
+            )?;
             if superseded != 1 {
                 return Err(RegistryError::Inconsistent {
-                    path: path.to_path_buf(),
+                    path: tx.location().to_path_buf(),
                     what: format!("{previous_identifier} is not the current version of {key}"),
                 });
             }
-            insert_version(tx, path, run, licence_id, item, identifier, *version, files, at)?;
+            insert_version(tx, run, licence_id, item, identifier, *version, files, at)?;
             let mut details = version_details(run, item, *version, files);
             if let Some(obj) = details.as_object_mut() {
                 obj.insert("supersedes".to_owned(), json!(previous_identifier));
             }
             audit::append(
                 tx,
-                path,
                 &AuditEntry {
                     action: action::CHANGED.to_owned(),
                     operator: operator.to_owned(),
@@ -559,7 +574,7 @@ fn apply(
             })
         }
         Decision::Revoke { identifier } => {
-            revoke_in_tx(tx, path, identifier, &export_reason(item), operator, run, at)?;
+            revoke_in_tx(tx, identifier, &export_reason(item), operator, run, at)?;
             Ok(LoadResult::Revoked { identifier: identifier.clone() })
         }
         Decision::Unchanged { identifier } | Decision::AlreadyRevoked { identifier } => {
@@ -596,8 +611,7 @@ fn version_details(
 
 #[allow(clippy::too_many_arguments)]
 fn insert_version(
-    tx: &Connection,
-    path: &Path,
+    tx: &Db,
     run: RunId,
     licence_id: i64,
     item: &LoadItem,
@@ -606,45 +620,40 @@ fn insert_version(
     files: &[StoredFile],
     at: DateTime<Utc>,
 ) -> Result<(), RegistryError> {
-    tx.prepare_cached(
+    let version_id = tx.insert_id(
+        "insert version",
         "INSERT INTO versions (licence_id, version, identifier, content_hash, row_status,
              holder_code, holder_name, issue_date, valid_to, fields_json, source, run_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
+        &vals![
             licence_id,
             version,
             identifier,
             hex::encode(item.input.content_hash),
             item.input.status.as_str(),
-            item.input.holder_code,
-            item.holder_name,
+            &item.input.holder_code,
+            &item.holder_name,
             date_text(item.issue_date),
             item.valid_to.map(date_text),
-            item.fields_json,
-            item.source,
+            &item.fields_json,
+            &item.source,
             run.0,
             time_text(at),
-        ])
-    })
-    .map_err(db_err(path, "insert version"))?;
-    let version_id = tx.last_insert_rowid();
+        ],
+    )?;
     for file in files {
-        tx.prepare_cached("INSERT OR IGNORE INTO files (sha256, kind, size) VALUES (?1, ?2, ?3)")
-            .and_then(|mut s| {
-                s.execute(params![
-                    file.sha256,
-                    file.kind.as_str(),
-                    super::sqlite::to_i64(file.size)
-                ])
-            })
-            .map_err(db_err(path, "insert file"))?;
-        tx.prepare_cached(
+        // A file shared by two versions (same bytes) is one row.
+        tx.execute(
+            "insert file",
+            "INSERT INTO files (sha256, kind, size) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sha256, kind) DO NOTHING",
+            &vals![&file.sha256, file.kind.as_str(), file.size],
+        )?;
+        tx.execute(
+            "insert version file",
             "INSERT INTO version_files (version_id, kind, sha256) VALUES (?1, ?2, ?3)",
-        )
-        .and_then(|mut s| s.execute(params![version_id, file.kind.as_str(), file.sha256]))
-        .map_err(db_err(path, "insert version file"))?;
+            &vals![version_id, file.kind.as_str(), &file.sha256],
+        )?;
     }
     Ok(())
 }
@@ -652,18 +661,16 @@ fn insert_version(
 /// Marks the current, live version `identifier` revoked and audits it; run is recorded in the
 /// audit details when the revocation came from an export.
 fn revoke_in_tx(
-    tx: &Connection,
-    path: &Path,
+    tx: &Db,
     identifier: &str,
     reason: &str,
     operator: &str,
     run: RunId,
     at: DateTime<Utc>,
 ) -> Result<(), RegistryError> {
-    mark_revoked(tx, path, identifier, reason, operator, at)?;
+    mark_revoked(tx, identifier, reason, operator, at)?;
     audit::append(
         tx,
-        path,
         &AuditEntry {
             action: action::REVOKED.to_owned(),
             operator: operator.to_owned(),
@@ -677,23 +684,21 @@ fn revoke_in_tx(
 }
 
 fn mark_revoked(
-    tx: &Connection,
-    path: &Path,
+    tx: &Db,
     identifier: &str,
     reason: &str,
     operator: &str,
     at: DateTime<Utc>,
 ) -> Result<(), RegistryError> {
-    let n = tx
-        .prepare_cached(
-            "UPDATE versions SET revoked_at = ?1, revoked_reason = ?2, revoked_by = ?3
-             WHERE identifier = ?4 AND superseded_by IS NULL AND revoked_at IS NULL",
-        )
-        .and_then(|mut s| s.execute(params![time_text(at), reason, operator, identifier]))
-        .map_err(db_err(path, "revoke version"))?;
+    let n = tx.execute(
+        "revoke version",
+        "UPDATE versions SET revoked_at = ?1, revoked_reason = ?2, revoked_by = ?3
+         WHERE identifier = ?4 AND superseded_by IS NULL AND revoked_at IS NULL",
+        &vals![time_text(at), reason, operator, identifier],
+    )?;
     if n != 1 {
         return Err(RegistryError::Inconsistent {
-            path: path.to_path_buf(),
+            path: tx.location().to_path_buf(),
             what: format!("{identifier} is not a live current version"),
         });
     }
@@ -703,22 +708,19 @@ fn mark_revoked(
 /// An explicit revocation (`elicence revoke ID --reason TEXT`): `identifier` must be the live
 /// current version. The files stay.
 pub(crate) fn revoke(
-    conn: &Connection,
-    path: &Path,
+    db: &Db,
     identifier: &str,
     reason: &str,
     operator: &str,
     at: DateTime<Utc>,
 ) -> Result<(), RegistryError> {
-    super::sqlite::immediate(conn, path, "revoke", |tx| {
-        let row: Option<(Option<String>, Option<String>)> = tx
-            .query_row(
-                "SELECT superseded_by, revoked_at FROM versions WHERE identifier = ?1",
-                [identifier],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db_err(path, "find version"))?;
+    db.write("revoke", |tx| {
+        let row: Option<(Option<String>, Option<String>)> = tx.query_opt(
+            "find version",
+            "SELECT superseded_by, revoked_at FROM versions WHERE identifier = ?1",
+            &vals![identifier],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         match row {
             None => {
                 return Err(RegistryError::UnknownIdentifier { identifier: identifier.to_owned() });
@@ -737,10 +739,9 @@ pub(crate) fn revoke(
             }
             Some((None, None)) => {}
         }
-        mark_revoked(tx, path, identifier, reason, operator, at)?;
+        mark_revoked(tx, identifier, reason, operator, at)?;
         audit::append(
             tx,
-            path,
             &AuditEntry {
                 action: action::REVOKED.to_owned(),
                 operator: operator.to_owned(),

@@ -1,10 +1,15 @@
-//! The registry (load stage): the embedded SQLite database `<data dir>/registry.sqlite` and the
-//! content-addressed store `<data dir>/store/` that together hold every licence, its versions
-//! and status, its files, every run and its rejects, and the audit trail.
+//! The registry (load stage): a database (the embedded SQLite file `<data dir>/registry.sqlite`
+//! by default, or PostgreSQL for several machines loading at once) and the content-addressed
+//! store `<data dir>/store/` that together hold every licence, its versions and status, its
+//! files, every run and its rejects, and the audit trail. Both backends have the same schema
+//! and the same code above one small seam (`db`).
 //!
 //! This module owns the [`Registry`] handle and its queries. The parts live beside it:
 //! - `schema`: tables and versioned migrations;
-//! - `sqlite`: connection settings, error mapping, column encodings;
+//! - `db`: the seam over the two backends (SQLite, PostgreSQL): queries, write transactions;
+//! - `location`: `--registry` (`postgres://…`, `sqlite:PATH`, or the SQLite file in `--data`);
+//! - `sqlite`: SQLite connection settings; `encode`: column encodings both backends share;
+//! - `migrate`: copying a whole registry from one backend to another, verified;
 //! - `lifecycle`: what a row means (new, unchanged, change, revoke, refused) and the chunk commit;
 //! - `store`: the content-addressed files;
 //! - `audit`: the hash-chained audit trail;
@@ -18,7 +23,11 @@
 
 mod audit;
 mod backup;
+pub(crate) mod db;
+mod encode;
 mod lifecycle;
+mod location;
+mod migrate;
 mod schema;
 mod sharing;
 mod sqlite;
@@ -30,7 +39,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use thiserror::Error;
@@ -41,6 +49,8 @@ pub use audit::{
 };
 pub use backup::{BackupManifest, ManifestFile};
 pub use lifecycle::{Decision, DecisionInput, LoadItem, LoadResult, Refusal, identifier_for};
+pub use location::RegistryLocation;
+pub use migrate::{MigrationReport, migrate as migrate_registry};
 pub use schema::SCHEMA_VERSION;
 pub use sharing::{
     AnswerOutcome, CheckRequest, CopyRecord, Department, Grant, IssuerFigures, RejectFigures,
@@ -48,9 +58,9 @@ pub use sharing::{
 pub use store::{FileKind, FileState, Store, StoreEntry, StoreError, StoredFile, sha256_hex};
 
 use crate::licence::LicenceStatus;
-use sqlite::{
-    db_err, get_hash16, get_opt_date, get_opt_time, get_time, get_u16, get_u64, immediate,
-    time_text, to_i64,
+use db::{ColumnError, Db, Dialect, Val, vals};
+use encode::{
+    get_date, get_hash16, get_opt_date, get_opt_time, get_time, get_u16, get_u64, time_text,
 };
 
 /// The database file inside the data folder.
@@ -95,7 +105,8 @@ pub struct RunStart {
     pub at: DateTime<Utc>,
 }
 
-/// A run's counts; `read = issued + changed + revoked + unchanged + duplicates + rejected`.
+/// A run's counts;
+/// `read = issued + changed + revoked + unchanged + duplicates + rejected + other_shard`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunCounts {
     pub read: u64,
@@ -105,9 +116,29 @@ pub struct RunCounts {
     pub unchanged: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    /// Rows left to the other shards of a sharded run (`--shard K/N`); 0 otherwise, and then
+    /// left out of the JSON.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_shard: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl RunCounts {
+    /// Every row read is accounted for exactly once.
+    pub fn reconciles(&self) -> bool {
+        self.read
+            == self.issued
+                + self.changed
+                + self.revoked
+                + self.unchanged
+                + self.duplicates
+                + self.rejected
+                + self.other_shard
+    }
+
     /// Counts one committed row by its result (`read` and `duplicates` are the caller's).
     pub fn tally(&mut self, result: &LoadResult) {
         match result {
@@ -327,6 +358,26 @@ pub enum RegistryError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A PostgreSQL error; `location` is the URL without its password.
+    #[error("{location}: {op}", location = location.display())]
+    Postgres {
+        location: PathBuf,
+        op: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    /// A stored value that does not read back as what it must be (a hand edit, or a bug).
+    #[error("{location}: {op}: column {column}: {reason}", location = location.display())]
+    Column { location: PathBuf, op: &'static str, column: usize, reason: String },
+    /// `--registry` / `ELICENCE_REGISTRY` that names no registry this build can open.
+    #[error("registry {spec:?}: {reason}")]
+    BadLocation { spec: String, reason: String },
+    /// `migrate` into a registry that already holds data.
+    #[error("{location}: target registry is not empty ({table} has {rows} rows)", location = location.display())]
+    TargetNotEmpty { location: PathBuf, table: String, rows: u64 },
+    /// `migrate` copied a table but the target does not hold what the source holds.
+    #[error("{location}: after migration {table} has {found} rows, source has {expected}", location = location.display())]
+    MigrationMismatch { location: PathBuf, table: String, expected: u64, found: u64 },
     /// A SQLite database that is not an elicence registry.
     #[error("{path}: not an elicence registry: {reason}", path = path.display())]
     NotARegistry { path: PathBuf, reason: String },
@@ -381,12 +432,12 @@ impl RegistryError {
     }
 }
 
-/// The registry: one SQLite connection, the data folder and its store. Open one per thread or
-/// process; several may work on one data folder at once (SQLite serialises writers).
+/// The registry: one database connection (SQLite or PostgreSQL), the data folder and its store.
+/// Open one per thread or process; several may work on one registry at once (writers are
+/// serialised: SQLite's write lock, PostgreSQL's advisory lock).
 pub struct Registry {
-    conn: Connection,
+    db: Db,
     data_dir: PathBuf,
-    db_path: PathBuf,
     store: Store,
 }
 
@@ -397,15 +448,11 @@ impl fmt::Debug for Registry {
 }
 
 /// Fails unless `run` exists and has not finished.
-pub(crate) fn require_open_run(
-    conn: &Connection,
-    path: &Path,
-    run: RunId,
-) -> Result<(), RegistryError> {
-    let finished: Option<Option<String>> = conn
-        .prepare_cached("SELECT outcome FROM runs WHERE id = ?1")
-        .and_then(|mut s| s.query_row([run.0], |r| r.get(0)).optional())
-        .map_err(db_err(path, "read run"))?;
+pub(crate) fn require_open_run(db: &Db, run: RunId) -> Result<(), RegistryError> {
+    let finished: Option<Option<String>> =
+        db.query_opt("read run", "SELECT outcome FROM runs WHERE id = ?1", &vals![run.0], |r| {
+            r.get(0)
+        })?;
     match finished {
         None => Err(RegistryError::UnknownRun { run }),
         Some(Some(_)) => Err(RegistryError::RunFinished { run }),
@@ -422,20 +469,33 @@ impl Registry {
     /// when another process holds the lock past the busy timeout,
     /// [`RegistryError::SchemaTooNew`], or [`RegistryError::Io`] naming the folder.
     pub fn open(data_dir: &Path) -> Result<Registry, RegistryError> {
+        Registry::open_at(data_dir, &RegistryLocation::Sqlite(data_dir.join(DB_FILE)))
+    }
+
+    /// Opens the registry that `--registry` / `ELICENCE_REGISTRY` names (`postgres://…`,
+    /// `sqlite:PATH`), or the SQLite file in `data_dir` when `spec` is `None`. The store is
+    /// `data_dir/store` in every case (with PostgreSQL, a path every machine shares).
+    pub fn open_with(data_dir: &Path, spec: Option<&str>) -> Result<Registry, RegistryError> {
+        Registry::open_at(data_dir, &RegistryLocation::parse(spec, data_dir)?)
+    }
+
+    /// Opens the registry database at `location` with the store in `data_dir/store`, creating
+    /// what is missing, and applies pending schema migrations.
+    ///
+    /// Fails as [`Registry::open`] does, or with [`RegistryError::Postgres`] (naming the URL
+    /// without password) when the server cannot be reached.
+    pub fn open_at(
+        data_dir: &Path,
+        location: &RegistryLocation,
+    ) -> Result<Registry, RegistryError> {
         std::fs::create_dir_all(data_dir)
             .map_err(RegistryError::io(data_dir, "create data folder"))?;
         let store_dir = data_dir.join(STORE_DIR);
         std::fs::create_dir_all(&store_dir)
             .map_err(RegistryError::io(&store_dir, "create store folder"))?;
-        let db_path = data_dir.join(DB_FILE);
-        let conn = sqlite::connect(&db_path)?;
-        schema::migrate(&conn, &db_path)?;
-        Ok(Registry {
-            conn,
-            data_dir: data_dir.to_path_buf(),
-            db_path,
-            store: Store::new(store_dir),
-        })
+        let db = location.connect()?;
+        schema::migrate(&db)?;
+        Ok(Registry { db, data_dir: data_dir.to_path_buf(), store: Store::new(store_dir) })
     }
 
     /// The data folder.
@@ -443,9 +503,14 @@ impl Registry {
         &self.data_dir
     }
 
-    /// The database file.
+    /// The database file, or the PostgreSQL URL without password (what errors name).
     pub fn db_path(&self) -> &Path {
-        &self.db_path
+        self.db.location()
+    }
+
+    /// True when the registry lives in PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.db.dialect() == Dialect::Postgres
     }
 
     /// The content-addressed store.
@@ -454,33 +519,37 @@ impl Registry {
     }
 
     /// How long to wait for another writer's lock before [`RegistryError::Locked`] (default 5 s).
+    /// SQLite only; a PostgreSQL writer waits for the advisory lock as long as it takes.
     pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), RegistryError> {
-        self.conn.busy_timeout(timeout).map_err(db_err(&self.db_path, "set busy timeout"))
+        match self.db.sqlite_conn() {
+            Some(conn) => conn
+                .busy_timeout(timeout)
+                .map_err(db::sqlite_err(self.db.location(), "set busy timeout")),
+            None => Ok(()),
+        }
     }
 
     /// The applied schema version.
     pub fn schema_version(&self) -> Result<u32, RegistryError> {
-        schema::current_version(&self.conn, &self.db_path)
+        schema::current_version(&self.db)
     }
 
     // ---- runs ----
 
     /// Records a run's start (audited `run_started`) and returns its id.
     pub fn start_run(&mut self, run: &RunStart) -> Result<RunId, RegistryError> {
-        let path = &self.db_path;
-        immediate(&self.conn, path, "start run", |tx| {
-            tx.execute(
+        self.db.write("start run", |tx| {
+            let id = RunId(tx.insert_id(
+                "insert run",
                 "INSERT INTO runs (pipeline, operator, started_at) VALUES (?1, ?2, ?3)",
-                params![run.pipeline, run.operator, time_text(run.at)],
-            )
-            .map_err(db_err(path, "insert run"))?;
-            let id = RunId(tx.last_insert_rowid());
+                &vals![&run.pipeline, &run.operator, time_text(run.at)],
+            )?);
             for (position, (file, sha256)) in run.inputs.iter().enumerate() {
                 tx.execute(
+                    "insert run input",
                     "INSERT INTO run_inputs (run_id, position, file, sha256) VALUES (?1, ?2, ?3, ?4)",
-                    params![id.0, to_i64(position as u64), file, sha256],
-                )
-                .map_err(db_err(path, "insert run input"))?;
+                    &vals![id.0, position as u64, file, sha256],
+                )?;
             }
             let inputs: Vec<_> = run
                 .inputs
@@ -489,7 +558,6 @@ impl Registry {
                 .collect();
             audit::append(
                 tx,
-                path,
                 &AuditEntry {
                     action: action::RUN_STARTED.to_owned(),
                     operator: run.operator.clone(),
@@ -514,31 +582,30 @@ impl Registry {
         operator: &str,
         at: DateTime<Utc>,
     ) -> Result<(), RegistryError> {
-        let path = &self.db_path;
-        immediate(&self.conn, path, "finish run", |tx| {
-            require_open_run(tx, path, id)?;
+        self.db.write("finish run", |tx| {
+            require_open_run(tx, id)?;
             tx.execute(
+                "finish run",
                 "UPDATE runs SET finished_at = ?2, outcome = ?3, count_read = ?4, count_issued = ?5,
                      count_changed = ?6, count_revoked = ?7, count_unchanged = ?8,
-                     count_duplicates = ?9, count_rejected = ?10
+                     count_duplicates = ?9, count_rejected = ?10, count_other_shard = ?11
                  WHERE id = ?1",
-                params![
+                &vals![
                     id.0,
                     time_text(at),
                     outcome.as_str(),
-                    to_i64(counts.read),
-                    to_i64(counts.issued),
-                    to_i64(counts.changed),
-                    to_i64(counts.revoked),
-                    to_i64(counts.unchanged),
-                    to_i64(counts.duplicates),
-                    to_i64(counts.rejected),
+                    counts.read,
+                    counts.issued,
+                    counts.changed,
+                    counts.revoked,
+                    counts.unchanged,
+                    counts.duplicates,
+                    counts.rejected,
+                    counts.other_shard,
                 ],
-            )
-            .map_err(db_err(path, "finish run"))?;
+            )?;
             audit::append(
                 tx,
-                path,
                 &AuditEntry {
                     action: action::RUN_FINISHED.to_owned(),
                     operator: operator.to_owned(),
@@ -558,26 +625,15 @@ impl Registry {
         run: RunId,
         rejects: &[RejectRecord],
     ) -> Result<(), RegistryError> {
-        let path = &self.db_path;
-        immediate(&self.conn, path, "record rejects", |tx| {
-            require_open_run(tx, path, run)?;
-            let mut stmt = tx
-                .prepare_cached(
+        self.db.write("record rejects", |tx| {
+            require_open_run(tx, run)?;
+            for r in rejects {
+                tx.execute(
+                    "insert reject",
                     "INSERT INTO rejects (run_id, file, sheet, line, field, rule, message)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(db_err(path, "insert reject"))?;
-            for r in rejects {
-                stmt.execute(params![
-                    run.0,
-                    r.file,
-                    r.sheet,
-                    to_i64(r.line),
-                    r.field,
-                    r.rule,
-                    r.message
-                ])
-                .map_err(db_err(path, "insert reject"))?;
+                    &vals![run.0, &r.file, &r.sheet, r.line, &r.field, &r.rule, &r.message],
+                )?;
             }
             Ok(())
         })
@@ -585,71 +641,65 @@ impl Registry {
 
     /// A run as recorded, or `None`.
     pub fn run(&self, id: RunId) -> Result<Option<RunRecord>, RegistryError> {
-        let path = &self.db_path;
-        let Some(mut record) = self
-            .conn
-            .query_row(
-                "SELECT pipeline, operator, started_at, finished_at, outcome, count_read,
-                        count_issued, count_changed, count_revoked, count_unchanged,
-                        count_duplicates, count_rejected,
-                        (SELECT COUNT(*) FROM rejects WHERE run_id = runs.id)
-                 FROM runs WHERE id = ?1",
-                [id.0],
-                |r| {
-                    let outcome: Option<String> = r.get(4)?;
-                    let counts = match r.get::<_, Option<i64>>(5)? {
-                        None => None,
-                        Some(_) => Some(RunCounts {
-                            read: get_u64(r, 5)?,
-                            issued: get_u64(r, 6)?,
-                            changed: get_u64(r, 7)?,
-                            revoked: get_u64(r, 8)?,
-                            unchanged: get_u64(r, 9)?,
-                            duplicates: get_u64(r, 10)?,
-                            rejected: get_u64(r, 11)?,
-                        }),
-                    };
-                    Ok(RunRecord {
-                        id,
-                        pipeline: r.get(0)?,
-                        operator: r.get(1)?,
-                        inputs: Vec::new(),
-                        started_at: get_time(r, 2)?,
-                        finished_at: get_opt_time(r, 3)?,
-                        outcome: outcome.as_deref().and_then(RunOutcome::parse),
-                        counts,
-                        rejects: get_u64(r, 12)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(db_err(path, "read run"))?
+        let Some(mut record) = self.db.query_opt(
+            "read run",
+            "SELECT pipeline, operator, started_at, finished_at, outcome, count_read,
+                    count_issued, count_changed, count_revoked, count_unchanged,
+                    count_duplicates, count_rejected,
+                    (SELECT COUNT(*) FROM rejects WHERE run_id = runs.id), count_other_shard
+             FROM runs WHERE id = ?1",
+            &vals![id.0],
+            |r| {
+                let outcome: Option<String> = r.get(4)?;
+                let counts = match r.get::<Option<i64>>(5)? {
+                    None => None,
+                    Some(_) => Some(RunCounts {
+                        read: get_u64(r, 5)?,
+                        issued: get_u64(r, 6)?,
+                        changed: get_u64(r, 7)?,
+                        revoked: get_u64(r, 8)?,
+                        unchanged: get_u64(r, 9)?,
+                        duplicates: get_u64(r, 10)?,
+                        rejected: get_u64(r, 11)?,
+                        other_shard: match r.get::<Option<i64>>(13)? {
+                            None => 0,
+                            Some(_) => get_u64(r, 13)?,
+                        },
+                    }),
+                };
+                Ok(RunRecord {
+                    id,
+                    pipeline: r.get(0)?,
+                    operator: r.get(1)?,
+                    inputs: Vec::new(),
+                    started_at: get_time(r, 2)?,
+                    finished_at: get_opt_time(r, 3)?,
+                    outcome: outcome.as_deref().and_then(RunOutcome::parse),
+                    counts,
+                    rejects: get_u64(r, 12)?,
+                })
+            },
+        )?
         else {
             return Ok(None);
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT file, sha256 FROM run_inputs WHERE run_id = ?1 ORDER BY position",
-            )
-            .map_err(db_err(path, "read run inputs"))?;
-        record.inputs = stmt
-            .query_map([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(db_err(path, "read run inputs"))?;
+        record.inputs = self.db.query(
+            "read run inputs",
+            "SELECT file, sha256 FROM run_inputs WHERE run_id = ?1 ORDER BY position",
+            &vals![id.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(Some(record))
     }
 
     /// Runs that started and never finished (still going, or killed), oldest first.
     pub fn unfinished_runs(&self) -> Result<Vec<RunId>, RegistryError> {
-        let path = &self.db_path;
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id FROM runs WHERE outcome IS NULL ORDER BY id")
-            .map_err(db_err(path, "read runs"))?;
-        stmt.query_map([], |r| Ok(RunId(r.get(0)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(db_err(path, "read runs"))
+        self.db.query(
+            "read runs",
+            "SELECT id FROM runs WHERE outcome IS NULL ORDER BY id",
+            &[],
+            |r| Ok(RunId(r.get(0)?)),
+        )
     }
 
     // ---- lifecycle ----
@@ -659,7 +709,7 @@ impl Registry {
     pub fn decide(&self, input: &DecisionInput) -> Result<Decision, RegistryError> {
         let mut decisions = self.decide_many(std::slice::from_ref(input))?;
         decisions.pop().ok_or_else(|| RegistryError::Inconsistent {
-            path: self.db_path.clone(),
+            path: self.db.location().to_path_buf(),
             what: "no decision for one input".to_owned(),
         })
     }
@@ -667,16 +717,17 @@ impl Registry {
     /// Decides a chunk of rows in order; each row sees the effect of the rows before it (two rows
     /// of one natural key get versions 1 and 2). Nothing is written.
     pub fn decide_many(&self, inputs: &[DecisionInput]) -> Result<Vec<Decision>, RegistryError> {
-        lifecycle::decide_many(&self.conn, &self.db_path, inputs)
+        lifecycle::decide_many(&self.db, inputs)
     }
 
     /// Commits a decided chunk: stores the files of new versions, then in one transaction checks
     /// every decision again, records versions, supersessions, revocations, file hashes and audit
-    /// entries. Returns one result per item, in order.
+    /// entries. Returns one result per item, in order. Safe with several processes committing
+    /// into one registry at once (they commit one after another).
     ///
     /// Fails with [`RegistryError::StaleDecision`] (nothing recorded; decide again) when the
     /// registry changed since [`Registry::decide_many`], [`RegistryError::UnknownRun`] /
-    /// [`RegistryError::RunFinished`], a store error, or a SQLite error.
+    /// [`RegistryError::RunFinished`], a store error, or a database error.
     pub fn commit_chunk(
         &mut self,
         run: RunId,
@@ -684,7 +735,7 @@ impl Registry {
         operator: &str,
         at: DateTime<Utc>,
     ) -> Result<Vec<LoadResult>, RegistryError> {
-        lifecycle::commit_chunk(&self.conn, &self.db_path, &self.store, run, items, operator, at)
+        lifecycle::commit_chunk(&self.db, &self.store, run, items, operator, at)
     }
 
     /// Revokes the current version `identifier` with a reason (audited; files kept).
@@ -698,7 +749,7 @@ impl Registry {
         operator: &str,
         at: DateTime<Utc>,
     ) -> Result<(), RegistryError> {
-        lifecycle::revoke(&self.conn, &self.db_path, identifier, reason, operator, at)
+        lifecycle::revoke(&self.db, identifier, reason, operator, at)
     }
 
     // ---- queries ----
@@ -712,7 +763,7 @@ impl Registry {
     pub fn versions(&self, key: &NaturalKey) -> Result<Vec<VersionRow>, RegistryError> {
         self.query_versions(
             "l.type_code = ?1 AND l.issuer_code = ?2 AND l.printed_no = ?3",
-            params![key.type_code, key.issuer_code, key.printed_no],
+            &vals![&key.type_code, &key.issuer_code, &key.printed_no],
         )
     }
 
@@ -721,7 +772,7 @@ impl Registry {
         &self,
         identifier: &str,
     ) -> Result<Option<VersionRow>, RegistryError> {
-        Ok(self.query_versions("v.identifier = ?1", params![identifier])?.pop())
+        Ok(self.query_versions("v.identifier = ?1", &vals![identifier])?.pop())
     }
 
     /// The version whose stored PDF, XML or archive copy has this SHA-256 (lower-case hex), if
@@ -730,17 +781,12 @@ impl Registry {
         Ok(self
             .query_versions(
                 "v.id IN (SELECT version_id FROM version_files WHERE sha256 = ?1)",
-                params![sha256],
+                &vals![sha256],
             )?
             .pop())
     }
 
-    fn query_versions(
-        &self,
-        filter: &str,
-        args: &[&dyn rusqlite::ToSql],
-    ) -> Result<Vec<VersionRow>, RegistryError> {
-        let path = &self.db_path;
+    fn query_versions(&self, filter: &str, args: &[Val]) -> Result<Vec<VersionRow>, RegistryError> {
         let sql = format!(
             "SELECT l.type_code, l.issuer_code, l.printed_no, v.version, v.identifier,
                     v.content_hash, v.row_status, v.holder_code, v.holder_name, v.issue_date,
@@ -749,66 +795,51 @@ impl Registry {
              FROM versions v JOIN licences l ON l.id = v.licence_id
              WHERE {filter} ORDER BY v.version"
         );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(db_err(path, "read versions"))?;
-        let rows = stmt
-            .query_map(args, |r| {
-                let status: String = r.get(6)?;
-                let row_status = match status.as_str() {
-                    "valid" => LicenceStatus::Valid,
-                    "changed" => LicenceStatus::Changed,
-                    "revoked" => LicenceStatus::Revoked,
-                    _ => {
-                        return Err(rusqlite::Error::FromSqlConversionFailure(
-                            6,
-                            rusqlite::types::Type::Text,
-                            format!("unknown row status {status:?}").into(),
-                        ));
-                    }
-                };
-                let issue_date = get_opt_date(r, 9)?.ok_or(rusqlite::Error::InvalidColumnType(
-                    9,
-                    "issue_date".to_owned(),
-                    rusqlite::types::Type::Null,
-                ))?;
-                let revoked = match get_opt_time(r, 17)? {
-                    None => None,
-                    Some(at) => Some(Revocation {
-                        at,
-                        reason: r.get::<_, Option<String>>(18)?.unwrap_or_default(),
-                        by_operator: r.get::<_, Option<String>>(19)?.unwrap_or_default(),
-                    }),
-                };
-                Ok((
-                    r.get::<_, i64>(20)?,
-                    VersionRow {
-                        key: NaturalKey {
-                            type_code: r.get(0)?,
-                            issuer_code: r.get(1)?,
-                            printed_no: r.get(2)?,
-                        },
-                        version: get_u16(r, 3)?,
-                        identifier: r.get(4)?,
-                        content_hash: get_hash16(r, 5)?,
-                        row_status,
-                        holder_code: r.get(7)?,
-                        holder_name: r.get(8)?,
-                        issue_date,
-                        valid_to: get_opt_date(r, 10)?,
-                        fields_json: r.get(11)?,
-                        source: r.get(12)?,
-                        run: r.get::<_, Option<i64>>(13)?.map(RunId),
-                        created_at: get_time(r, 14)?,
-                        superseded_by: r.get(15)?,
-                        superseded_at: get_opt_time(r, 16)?,
-                        revoked,
-                        files: Vec::new(),
+        let rows = self.db.query("read versions", &sql, args, |r| {
+            let status: String = r.get(6)?;
+            let row_status = match status.as_str() {
+                "valid" => LicenceStatus::Valid,
+                "changed" => LicenceStatus::Changed,
+                "revoked" => LicenceStatus::Revoked,
+                _ => return Err(ColumnError::new(6, format!("unknown row status {status:?}"))),
+            };
+            let revoked = match get_opt_time(r, 17)? {
+                None => None,
+                Some(at) => Some(Revocation {
+                    at,
+                    reason: r.get::<Option<String>>(18)?.unwrap_or_default(),
+                    by_operator: r.get::<Option<String>>(19)?.unwrap_or_default(),
+                }),
+            };
+            Ok((
+                r.get::<i64>(20)?,
+                VersionRow {
+                    key: NaturalKey {
+                        type_code: r.get(0)?,
+                        issuer_code: r.get(1)?,
+                        printed_no: r.get(2)?,
                     },
-                ))
-            })
-            .map_err(db_err(path, "read versions"))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (version_id, mut version) = row.map_err(db_err(path, "read versions"))?;
+                    version: get_u16(r, 3)?,
+                    identifier: r.get(4)?,
+                    content_hash: get_hash16(r, 5)?,
+                    row_status,
+                    holder_code: r.get(7)?,
+                    holder_name: r.get(8)?,
+                    issue_date: get_date(r, 9)?,
+                    valid_to: get_opt_date(r, 10)?,
+                    fields_json: r.get(11)?,
+                    source: r.get(12)?,
+                    run: r.get::<Option<i64>>(13)?.map(RunId),
+                    created_at: get_time(r, 14)?,
+                    superseded_by: r.get(15)?,
+                    superseded_at: get_opt_time(r, 16)?,
+                    revoked,
+                    files: Vec::new(),
+                },
+            ))
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (version_id, mut version) in rows {
             version.files = self.version_files(version_id)?;
             out.push(version);
         }
@@ -816,34 +847,24 @@ impl Registry {
     }
 
     fn version_files(&self, version_id: i64) -> Result<Vec<StoredFile>, RegistryError> {
-        let path = &self.db_path;
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT vf.kind, vf.sha256, f.size FROM version_files vf
-                 JOIN files f ON f.sha256 = vf.sha256 AND f.kind = vf.kind
-                 WHERE vf.version_id = ?1 ORDER BY vf.kind",
-            )
-            .map_err(db_err(path, "read version files"))?;
-        let rows = stmt
-            .query_map([version_id], |r| {
+        self.db.query(
+            "read version files",
+            "SELECT vf.kind, vf.sha256, f.size FROM version_files vf
+             JOIN files f ON f.sha256 = vf.sha256 AND f.kind = vf.kind
+             WHERE vf.version_id = ?1 ORDER BY vf.kind",
+            &vals![version_id],
+            |r| {
                 let kind: String = r.get(0)?;
-                let kind = FileKind::from_role(&kind).ok_or_else(|| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        0,
-                        rusqlite::types::Type::Text,
-                        format!("unknown file kind {kind:?}").into(),
-                    )
-                })?;
+                let kind = FileKind::from_role(&kind)
+                    .ok_or_else(|| ColumnError::new(0, format!("unknown file kind {kind:?}")))?;
                 Ok(StoredFile { kind, sha256: r.get(1)?, size: get_u64(r, 2)? })
-            })
-            .map_err(db_err(path, "read version files"))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db_err(path, "read version files"))
+            },
+        )
     }
 
     /// Row counts.
     pub fn counts(&self) -> Result<RegistryCounts, RegistryError> {
-        counts_of(&self.conn, &self.db_path)
+        counts_of(&self.db)
     }
 
     // ---- store ----
@@ -852,7 +873,7 @@ impl Registry {
     /// and lists files nothing references (orphans, non-fatal; see [`StoreProblem::is_fatal`]).
     /// An empty list means the store is clean.
     pub fn store_check(&self) -> Result<Vec<StoreProblem>, RegistryError> {
-        store_check(&self.conn, &self.db_path, &self.store)
+        store_check(&self.db, &self.store)
     }
 
     // ---- audit ----
@@ -860,26 +881,25 @@ impl Registry {
     /// Appends an entry to the audit trail in its own transaction (for actions outside the
     /// lifecycle: verify, query, denial, copy, check request…).
     pub fn audit_append(&mut self, entry: &AuditEntry) -> Result<AuditRecord, RegistryError> {
-        immediate(&self.conn, &self.db_path, "append audit entry", |tx| {
-            audit::append(tx, &self.db_path, entry)
-        })
+        self.db.write("append audit entry", |tx| audit::append(tx, entry))
     }
 
     /// Recomputes the audit chain. Fails with [`RegistryError::AuditBroken`] naming the first
     /// bad entry (edited, deleted, inserted or reordered).
     pub fn audit_verify(&self) -> Result<AuditReport, RegistryError> {
-        audit::verify(&self.conn, &self.db_path)
+        audit::verify(&self.db)
     }
 
     /// Up to `limit` audit entries after sequence number `after`, in order.
     pub fn audit_entries(&self, after: u64, limit: u32) -> Result<Vec<AuditRecord>, RegistryError> {
-        audit::entries(&self.conn, &self.db_path, after, limit)
+        audit::entries(&self.db, after, limit)
     }
 }
 
 /// Row counts over any connection (the live registry, or a backup snapshot).
-pub(crate) fn counts_of(conn: &Connection, path: &Path) -> Result<RegistryCounts, RegistryError> {
-    conn.query_row(
+pub(crate) fn counts_of(db: &Db) -> Result<RegistryCounts, RegistryError> {
+    db.query_one(
+        "count rows",
         "SELECT (SELECT COUNT(*) FROM licences),
                 (SELECT COUNT(*) FROM versions),
                 (SELECT COUNT(*) FROM versions WHERE superseded_by IS NULL AND revoked_at IS NULL),
@@ -888,7 +908,7 @@ pub(crate) fn counts_of(conn: &Connection, path: &Path) -> Result<RegistryCounts
                 (SELECT COUNT(*) FROM runs),
                 (SELECT COUNT(*) FROM rejects),
                 (SELECT COUNT(*) FROM audit_log)",
-        [],
+        &[],
         |r| {
             Ok(RegistryCounts {
                 licences: get_u64(r, 0)?,
@@ -902,55 +922,43 @@ pub(crate) fn counts_of(conn: &Connection, path: &Path) -> Result<RegistryCounts
             })
         },
     )
-    .map_err(db_err(path, "count rows"))
 }
 
 /// Store check over any connection (the live registry, or a backup being restored).
-pub(crate) fn store_check(
-    conn: &Connection,
-    path: &Path,
-    store: &Store,
-) -> Result<Vec<StoreProblem>, RegistryError> {
+pub(crate) fn store_check(db: &Db, store: &Store) -> Result<Vec<StoreProblem>, RegistryError> {
+    let path = db.location();
     let mut problems = Vec::new();
-    {
-        let mut stmt = conn
-            .prepare("SELECT sha256, kind FROM files ORDER BY sha256, kind")
-            .map_err(db_err(path, "read files"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(db_err(path, "read files"))?;
-        for row in rows {
-            let (sha256, kind) = row.map_err(db_err(path, "read files"))?;
-            let Some(file_kind) = FileKind::from_role(&kind) else {
-                return Err(RegistryError::Inconsistent {
-                    path: path.to_path_buf(),
-                    what: format!("file {sha256} has unknown kind {kind:?}"),
-                });
-            };
-            let file_path = store.path_of(&sha256, file_kind)?;
-            match store.check_file(&sha256, file_kind)? {
-                FileState::Present => {}
-                FileState::Missing => {
-                    problems.push(StoreProblem::Missing { sha256, file_kind, path: file_path });
-                }
-                FileState::Altered { actual } => problems.push(StoreProblem::Altered {
-                    sha256,
-                    file_kind,
-                    path: file_path,
-                    actual,
-                }),
+    let files: Vec<(String, String)> =
+        db.query("read files", "SELECT sha256, kind FROM files ORDER BY sha256, kind", &[], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    for (sha256, kind) in files {
+        let Some(file_kind) = FileKind::from_role(&kind) else {
+            return Err(RegistryError::Inconsistent {
+                path: path.to_path_buf(),
+                what: format!("file {sha256} has unknown kind {kind:?}"),
+            });
+        };
+        let file_path = store.path_of(&sha256, file_kind)?;
+        match store.check_file(&sha256, file_kind)? {
+            FileState::Present => {}
+            FileState::Missing => {
+                problems.push(StoreProblem::Missing { sha256, file_kind, path: file_path });
+            }
+            FileState::Altered { actual } => {
+                problems.push(StoreProblem::Altered { sha256, file_kind, path: file_path, actual })
             }
         }
     }
-    let mut referenced = conn
-        .prepare("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1 AND kind = ?2)")
-        .map_err(db_err(path, "read files"))?;
     for entry in store.walk()? {
         let known = match entry.content {
             None => false,
-            Some((sha256, kind)) => referenced
-                .query_row(params![sha256, kind.as_str()], |r| r.get::<_, bool>(0))
-                .map_err(db_err(path, "read files"))?,
+            Some((sha256, kind)) => db.query_one(
+                "read files",
+                "SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1 AND kind = ?2)",
+                &vals![sha256, kind.as_str()],
+                |r| r.get::<bool>(0),
+            )?,
         };
         if !known {
             problems.push(StoreProblem::Orphan { path: entry.path });

@@ -8,11 +8,11 @@
 //! audit entry.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::audit::{self, AuditEntry};
-use super::sqlite::{date_text, db_err, get_opt_time, get_time, get_u64, immediate, time_text};
+use super::db::{ColumnError, Row, vals};
+use super::encode::{date_text, get_date, get_opt_time, get_time, get_u64, time_text};
 use super::{Registry, RegistryError, VersionRow};
 
 /// A department as registered (code = its USCC). The credential hash is not part of it.
@@ -93,7 +93,7 @@ pub struct RejectFigures {
     pub count: u64,
 }
 
-fn department_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Department> {
+fn department_row(r: &Row) -> Result<Department, ColumnError> {
     Ok(Department {
         code: r.get(0)?,
         name: r.get(1)?,
@@ -104,7 +104,7 @@ fn department_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Department> {
     })
 }
 
-fn check_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckRequest> {
+fn check_row(r: &Row) -> Result<CheckRequest, ColumnError> {
     Ok(CheckRequest {
         id: r.get(0)?,
         identifier: r.get(1)?,
@@ -131,58 +131,49 @@ impl Registry {
         credential_hash: &str,
         audit_entry: &AuditEntry,
     ) -> Result<bool, RegistryError> {
-        let path = &self.db_path;
-        immediate(&self.conn, path, "add department", |tx| {
-            let inserted = tx
-                .execute(
-                    "INSERT INTO departments
-                         (code, name, level, region, enabled, credential_hash, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (code) DO NOTHING",
-                    params![
-                        dept.code,
-                        dept.name,
-                        dept.level,
-                        dept.region,
-                        dept.enabled,
-                        credential_hash,
-                        time_text(dept.created_at)
-                    ],
-                )
-                .map_err(db_err(path, "insert department"))?;
+        self.db.write("add department", |tx| {
+            let inserted = tx.execute(
+                "insert department",
+                "INSERT INTO departments
+                     (code, name, level, region, enabled, credential_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (code) DO NOTHING",
+                &vals![
+                    &dept.code,
+                    &dept.name,
+                    &dept.level,
+                    &dept.region,
+                    dept.enabled,
+                    credential_hash,
+                    time_text(dept.created_at)
+                ],
+            )?;
             if inserted == 0 {
                 return Ok(false);
             }
-            audit::append(tx, path, audit_entry)?;
+            audit::append(tx, audit_entry)?;
             Ok(true)
         })
     }
 
     /// A department and its credential hash, or `None`.
     pub fn department(&self, code: &str) -> Result<Option<(Department, String)>, RegistryError> {
-        self.conn
-            .query_row(
-                "SELECT code, name, level, region, enabled, created_at, credential_hash
-                 FROM departments WHERE code = ?1",
-                [code],
-                |r| Ok((department_row(r)?, r.get(6)?)),
-            )
-            .optional()
-            .map_err(db_err(&self.db_path, "read department"))
+        self.db.query_opt(
+            "read department",
+            "SELECT code, name, level, region, enabled, created_at, credential_hash
+             FROM departments WHERE code = ?1",
+            &vals![code],
+            |r| Ok((department_row(r)?, r.get(6)?)),
+        )
     }
 
     /// Every department, by code.
     pub fn departments(&self) -> Result<Vec<Department>, RegistryError> {
-        let path = &self.db_path;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT code, name, level, region, enabled, created_at
-                 FROM departments ORDER BY code",
-            )
-            .map_err(db_err(path, "read departments"))?;
-        stmt.query_map([], department_row)
-            .and_then(|rows| rows.collect())
-            .map_err(db_err(path, "read departments"))
+        self.db.query(
+            "read departments",
+            "SELECT code, name, level, region, enabled, created_at FROM departments ORDER BY code",
+            &[],
+            department_row,
+        )
     }
 
     /// Disables a department (audited). Returns `false` for an unknown code.
@@ -191,15 +182,16 @@ impl Registry {
         code: &str,
         audit_entry: &AuditEntry,
     ) -> Result<bool, RegistryError> {
-        let path = &self.db_path;
-        immediate(&self.conn, path, "disable department", |tx| {
-            let n = tx
-                .execute("UPDATE departments SET enabled = 0 WHERE code = ?1", [code])
-                .map_err(db_err(path, "disable department"))?;
+        self.db.write("disable department", |tx| {
+            let n = tx.execute(
+                "disable department",
+                "UPDATE departments SET enabled = 0 WHERE code = ?1",
+                &vals![code],
+            )?;
             if n == 0 {
                 return Ok(false);
             }
-            audit::append(tx, path, audit_entry)?;
+            audit::append(tx, audit_entry)?;
             Ok(true)
         })
     }
@@ -211,61 +203,55 @@ impl Registry {
         grant: &Grant,
         audit_entry: &AuditEntry,
     ) -> Result<bool, RegistryError> {
-        let path = &self.db_path;
-        immediate(&self.conn, path, "grant", |tx| {
-            let known: bool = tx
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM departments WHERE code = ?1)",
-                    [&grant.department],
-                    |r| r.get(0),
-                )
-                .map_err(db_err(path, "read department"))?;
+        self.db.write("grant", |tx| {
+            let known: bool = tx.query_one(
+                "read department",
+                "SELECT EXISTS (SELECT 1 FROM departments WHERE code = ?1)",
+                &vals![&grant.department],
+                |r| r.get(0),
+            )?;
             if !known {
                 return Ok(false);
             }
             tx.execute(
+                "insert grant",
                 "INSERT INTO grants (department, type_code, unmask, granted_at)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (department, type_code)
                  DO UPDATE SET unmask = excluded.unmask, granted_at = excluded.granted_at",
-                params![
-                    grant.department,
-                    grant.type_code,
+                &vals![
+                    &grant.department,
+                    &grant.type_code,
                     grant.unmask,
                     time_text(grant.granted_at)
                 ],
-            )
-            .map_err(db_err(path, "insert grant"))?;
-            audit::append(tx, path, audit_entry)?;
+            )?;
+            audit::append(tx, audit_entry)?;
             Ok(true)
         })
     }
 
     /// A department's grants, by type code.
     pub fn grants_of(&self, department: &str) -> Result<Vec<Grant>, RegistryError> {
-        let path = &self.db_path;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT department, type_code, unmask, granted_at FROM grants
-                 WHERE department = ?1 ORDER BY type_code",
-            )
-            .map_err(db_err(path, "read grants"))?;
-        stmt.query_map([department], |r| {
-            Ok(Grant {
-                department: r.get(0)?,
-                type_code: r.get(1)?,
-                unmask: r.get(2)?,
-                granted_at: get_time(r, 3)?,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(db_err(path, "read grants"))
+        self.db.query(
+            "read grants",
+            "SELECT department, type_code, unmask, granted_at FROM grants
+             WHERE department = ?1 ORDER BY type_code",
+            &vals![department],
+            |r| {
+                Ok(Grant {
+                    department: r.get(0)?,
+                    type_code: r.get(1)?,
+                    unmask: r.get(2)?,
+                    granted_at: get_time(r, 3)?,
+                })
+            },
+        )
     }
 
     /// Every version whose holder code is `holder_code`, oldest first.
     pub fn licences_by_holder(&self, holder_code: &str) -> Result<Vec<VersionRow>, RegistryError> {
-        self.query_versions("v.holder_code = ?1", params![holder_code])
+        self.query_versions("v.holder_code = ?1", &vals![holder_code])
     }
 
     /// Every version of the licences printed with number `printed_no` (any type or issuer).
@@ -273,7 +259,7 @@ impl Registry {
         &self,
         printed_no: &str,
     ) -> Result<Vec<VersionRow>, RegistryError> {
-        self.query_versions("l.printed_no = ?1", params![printed_no])
+        self.query_versions("l.printed_no = ?1", &vals![printed_no])
     }
 
     /// Opens a check request (in one transaction with `audit_entry`) and returns its number.
@@ -286,35 +272,31 @@ impl Registry {
         at: DateTime<Utc>,
         audit_entry: &AuditEntry,
     ) -> Result<i64, RegistryError> {
-        let path = &self.db_path;
-        immediate(&self.conn, path, "open check request", |tx| {
-            tx.execute(
+        self.db.write("open check request", |tx| {
+            let id = tx.insert_id(
+                "insert check request",
                 "INSERT INTO check_requests (identifier, requester, issuer_code, reason, opened_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![identifier, requester, issuer_code, reason, time_text(at)],
-            )
-            .map_err(db_err(path, "insert check request"))?;
-            let id = tx.last_insert_rowid();
+                &vals![identifier, requester, issuer_code, reason, time_text(at)],
+            )?;
             let mut entry = audit_entry.clone();
             entry.subject = identifier.to_owned();
             if let serde_json::Value::Object(map) = &mut entry.details {
                 map.insert("request".into(), id.into());
             }
-            audit::append(tx, path, &entry)?;
+            audit::append(tx, &entry)?;
             Ok(id)
         })
     }
 
     /// A check request, or `None`.
     pub fn check_request(&self, id: i64) -> Result<Option<CheckRequest>, RegistryError> {
-        self.conn
-            .query_row(
-                &format!("SELECT {CHECK_COLUMNS} FROM check_requests WHERE id = ?1"),
-                [id],
-                check_row,
-            )
-            .optional()
-            .map_err(db_err(&self.db_path, "read check request"))
+        self.db.query_opt(
+            "read check request",
+            &format!("SELECT {CHECK_COLUMNS} FROM check_requests WHERE id = ?1"),
+            &vals![id],
+            check_row,
+        )
     }
 
     /// Records the answer to request `id` (in one transaction with `audit_entry`).
@@ -327,26 +309,25 @@ impl Registry {
         at: DateTime<Utc>,
         audit_entry: &AuditEntry,
     ) -> Result<AnswerOutcome, RegistryError> {
-        let path = &self.db_path;
-        immediate(&self.conn, path, "answer check request", |tx| {
-            let answered: Option<Option<String>> = tx
-                .query_row("SELECT answered_at FROM check_requests WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()
-                .map_err(db_err(path, "read check request"))?;
+        self.db.write("answer check request", |tx| {
+            let answered: Option<Option<String>> = tx.query_opt(
+                "read check request",
+                "SELECT answered_at FROM check_requests WHERE id = ?1",
+                &vals![id],
+                |r| r.get(0),
+            )?;
             match answered {
                 None => return Ok(AnswerOutcome::Unknown),
                 Some(Some(_)) => return Ok(AnswerOutcome::AlreadyAnswered),
                 Some(None) => {}
             }
             tx.execute(
+                "answer check request",
                 "UPDATE check_requests SET answered_at = ?2, answerer = ?3, result = ?4, note = ?5
                  WHERE id = ?1",
-                params![id, time_text(at), answerer, result, note],
-            )
-            .map_err(db_err(path, "answer check request"))?;
-            audit::append(tx, path, audit_entry)?;
+                &vals![id, time_text(at), answerer, result, note],
+            )?;
+            audit::append(tx, audit_entry)?;
             Ok(AnswerOutcome::Answered)
         })
     }
@@ -357,16 +338,12 @@ impl Registry {
         department: &str,
         all: bool,
     ) -> Result<Vec<CheckRequest>, RegistryError> {
-        let path = &self.db_path;
         let sql = format!(
             "SELECT {CHECK_COLUMNS} FROM check_requests
              WHERE (requester = ?1 OR issuer_code = ?1) AND (?2 OR answered_at IS NULL)
              ORDER BY id"
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(db_err(path, "read check requests"))?;
-        stmt.query_map(params![department, all], check_row)
-            .and_then(|rows| rows.collect())
-            .map_err(db_err(path, "read check requests"))
+        self.db.query("read check requests", &sql, &vals![department, all], check_row)
     }
 
     /// Every check request opened at or after `since` (all when `None`), by number.
@@ -374,15 +351,11 @@ impl Registry {
         &self,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<CheckRequest>, RegistryError> {
-        let path = &self.db_path;
-        let sql = format!(
-            "SELECT {CHECK_COLUMNS} FROM check_requests WHERE ?1 IS NULL OR opened_at >= ?1
-             ORDER BY id"
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(db_err(path, "read check requests"))?;
-        stmt.query_map([since.map(time_text)], check_row)
-            .and_then(|rows| rows.collect())
-            .map_err(db_err(path, "read check requests"))
+        // An empty lower bound takes every request (times are RFC 3339 text).
+        let sql =
+            format!("SELECT {CHECK_COLUMNS} FROM check_requests WHERE opened_at >= ?1 ORDER BY id");
+        let since = since.map(time_text).unwrap_or_default();
+        self.db.query("read check requests", &sql, &vals![since], check_row)
     }
 
     /// Records a copy for use (in one transaction with `audit_entry`) and returns its number.
@@ -396,53 +369,41 @@ impl Registry {
         at: DateTime<Utc>,
         audit_entry: &AuditEntry,
     ) -> Result<i64, RegistryError> {
-        let path = &self.db_path;
-        immediate(&self.conn, path, "record copy", |tx| {
-            tx.execute(
+        self.db.write("record copy", |tx| {
+            let id = tx.insert_id(
+                "insert copy",
                 "INSERT INTO copies (identifier, department, reason, expires, sha256, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![identifier, department, reason, date_text(expires), sha256, time_text(at)],
-            )
-            .map_err(db_err(path, "insert copy"))?;
-            let id = tx.last_insert_rowid();
+                &vals![identifier, department, reason, date_text(expires), sha256, time_text(at)],
+            )?;
             let mut entry = audit_entry.clone();
             if let serde_json::Value::Object(map) = &mut entry.details {
                 map.insert("copy".into(), id.into());
             }
-            audit::append(tx, path, &entry)?;
+            audit::append(tx, &entry)?;
             Ok(id)
         })
     }
 
     /// The copy for use whose signed file has this SHA-256 (lower-case hex), if any.
     pub fn copy_by_file_hash(&self, sha256: &str) -> Result<Option<CopyRecord>, RegistryError> {
-        self.conn
-            .query_row(
-                "SELECT id, identifier, department, reason, expires, sha256, created_at
-                 FROM copies WHERE sha256 = ?1",
-                [sha256],
-                |r| {
-                    let expires: String = r.get(4)?;
-                    let expires = super::sqlite::parse_date(&expires).ok_or_else(|| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            4,
-                            rusqlite::types::Type::Text,
-                            format!("not a YYYY-MM-DD date: {expires:?}").into(),
-                        )
-                    })?;
-                    Ok(CopyRecord {
-                        id: r.get(0)?,
-                        identifier: r.get(1)?,
-                        department: r.get(2)?,
-                        reason: r.get(3)?,
-                        expires,
-                        sha256: r.get(5)?,
-                        created_at: get_time(r, 6)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(db_err(&self.db_path, "read copy"))
+        self.db.query_opt(
+            "read copy",
+            "SELECT id, identifier, department, reason, expires, sha256, created_at
+             FROM copies WHERE sha256 = ?1",
+            &vals![sha256],
+            |r| {
+                Ok(CopyRecord {
+                    id: r.get(0)?,
+                    identifier: r.get(1)?,
+                    department: r.get(2)?,
+                    reason: r.get(3)?,
+                    expires: get_date(r, 4)?,
+                    sha256: r.get(5)?,
+                    created_at: get_time(r, 6)?,
+                })
+            },
+        )
     }
 
     /// Per issuer: versions issued (first versions) and changed (later versions) created at or
@@ -451,28 +412,27 @@ impl Registry {
         &self,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<IssuerFigures>, RegistryError> {
-        let path = &self.db_path;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT l.issuer_code,
-                        SUM(v.version = 1 AND (?1 IS NULL OR v.created_at >= ?1)),
-                        SUM(v.version > 1 AND (?1 IS NULL OR v.created_at >= ?1)),
-                        SUM(v.revoked_at IS NOT NULL AND (?1 IS NULL OR v.revoked_at >= ?1))
-                 FROM versions v JOIN licences l ON l.id = v.licence_id
-                 GROUP BY l.issuer_code ORDER BY l.issuer_code",
-            )
-            .map_err(db_err(path, "read issuer figures"))?;
-        stmt.query_map([since.map(time_text)], |r| {
-            Ok(IssuerFigures {
-                issuer_code: r.get(0)?,
-                issued: get_u64(r, 1)?,
-                changed: get_u64(r, 2)?,
-                revoked: get_u64(r, 3)?,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(db_err(path, "read issuer figures"))
+        // An empty lower bound counts everything (times are RFC 3339 text).
+        let since = since.map(time_text).unwrap_or_default();
+        self.db.query(
+            "read issuer figures",
+            "SELECT l.issuer_code,
+                    SUM(CASE WHEN v.version = 1 AND v.created_at >= ?1 THEN 1 ELSE 0 END),
+                    SUM(CASE WHEN v.version > 1 AND v.created_at >= ?1 THEN 1 ELSE 0 END),
+                    SUM(CASE WHEN v.revoked_at IS NOT NULL AND v.revoked_at >= ?1
+                             THEN 1 ELSE 0 END)
+             FROM versions v JOIN licences l ON l.id = v.licence_id
+             GROUP BY l.issuer_code ORDER BY l.issuer_code",
+            &vals![since],
+            |r| {
+                Ok(IssuerFigures {
+                    issuer_code: r.get(0)?,
+                    issued: get_u64(r, 1)?,
+                    changed: get_u64(r, 2)?,
+                    revoked: get_u64(r, 3)?,
+                })
+            },
+        )
     }
 
     /// Rejected rows of runs started at or after `since`, by pipeline and rule.
@@ -480,19 +440,14 @@ impl Registry {
         &self,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<RejectFigures>, RegistryError> {
-        let path = &self.db_path;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT r.pipeline, j.rule, COUNT(*) FROM rejects j JOIN runs r ON r.id = j.run_id
-                 WHERE ?1 IS NULL OR r.started_at >= ?1
-                 GROUP BY r.pipeline, j.rule ORDER BY r.pipeline, j.rule",
-            )
-            .map_err(db_err(path, "read reject figures"))?;
-        stmt.query_map([since.map(time_text)], |r| {
-            Ok(RejectFigures { pipeline: r.get(0)?, rule: r.get(1)?, count: get_u64(r, 2)? })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(db_err(path, "read reject figures"))
+        let since = since.map(time_text).unwrap_or_default();
+        self.db.query(
+            "read reject figures",
+            "SELECT r.pipeline, j.rule, COUNT(*) FROM rejects j JOIN runs r ON r.id = j.run_id
+             WHERE r.started_at >= ?1
+             GROUP BY r.pipeline, j.rule ORDER BY r.pipeline, j.rule",
+            &vals![since],
+            |r| Ok(RejectFigures { pipeline: r.get(0)?, rule: r.get(1)?, count: get_u64(r, 2)? }),
+        )
     }
 }

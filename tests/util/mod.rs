@@ -38,3 +38,89 @@ pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
         csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&bytes[3..]);
     r.records().map(|rec| rec.expect("csv row").iter().map(str::to_string).collect()).collect()
 }
+
+// ---- PostgreSQL ----
+
+/// How the PostgreSQL tests find a server: `ELICENCE_TEST_PG` (an admin URL whose user may
+/// create databases), else `postgres://$USER@127.0.0.1:5432/test`.
+pub fn pg_admin_url() -> String {
+    match std::env::var("ELICENCE_TEST_PG") {
+        Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
+        _ => {
+            let user = std::env::var("USER").ok().filter(|u| !u.is_empty());
+            format!("postgres://{}@127.0.0.1:5432/test", user.as_deref().unwrap_or("postgres"))
+        }
+    }
+}
+
+/// A fresh PostgreSQL database for one test, dropped when this goes out of scope, so tests
+/// run in parallel without seeing each other.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    /// The URL of the fresh database.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// A fresh database, or `None` (with a message saying how to enable the test) when no
+    /// server is reachable. With `ELICENCE_REQUIRE_PG=1` (CI) an unreachable server panics.
+    pub fn create(test: &str) -> Option<PgDatabase> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let admin_url = pg_admin_url();
+        let mut admin = match postgres::Client::connect(&admin_url, postgres::NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                let required = std::env::var("ELICENCE_REQUIRE_PG").is_ok_and(|v| v == "1");
+                assert!(
+                    !required,
+                    "ELICENCE_REQUIRE_PG=1 but PostgreSQL at {admin_url} is unreachable: {e}"
+                );
+                eprintln!(
+                    "SKIPPED {test}: no PostgreSQL at {admin_url} ({e}). Set ELICENCE_TEST_PG=postgres://USER@HOST:PORT/DB \
+                     (a user that may CREATE DATABASE) to run it; ELICENCE_REQUIRE_PG=1 makes this a failure."
+                );
+                return None;
+            }
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "elicence_test_{}_{}_{nanos}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("CREATE DATABASE");
+        let url = with_database(&admin_url, &name);
+        Some(PgDatabase { admin_url, name, url })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+            let _ =
+                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}

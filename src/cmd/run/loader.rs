@@ -59,15 +59,17 @@ pub(super) struct Loader<'scope> {
 }
 
 impl<'scope> Loader<'scope> {
-    /// Opens a second connection to the registry in `data` and starts the loader thread.
+    /// Opens a second connection to the registry (`location`, else the SQLite file in `data`)
+    /// and starts the loader thread.
     pub fn spawn<'env>(
         scope: &'scope Scope<'scope, 'env>,
         data: &'env Path,
+        location: Option<&str>,
         run: RunId,
         operator: &'env str,
         at: DateTime<Utc>,
     ) -> Result<Loader<'scope>, RegistryError> {
-        let mut registry = Registry::open(data)?;
+        let mut registry = Registry::open_with(data, location)?;
         // One job queued while one commits: enough to overlap, little memory held.
         let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(1);
         let (done_tx, done_rx) = mpsc::channel::<Done>();
