@@ -818,31 +818,38 @@ impl EmbeddedFont {
 
     /// `/ToUnicode` CMap so that text extraction gives the characters back.
     fn to_unicode(&self) -> Vec<u8> {
-        let mut s = String::with_capacity(256 + self.glyphs.len() * 16);
-        s.push_str(
-            "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
-             /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n\
-             /CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n\
-             1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n",
-        );
-        for chunk in self.glyphs.chunks(100) {
-            let _ = writeln!(s, "{} beginbfchar", chunk.len());
-            for (code, text, _) in chunk {
-                let _ = write!(s, "<{code:04X}> <");
-                for unit in text.encode_utf16() {
-                    let _ = write!(s, "{unit:04X}");
-                }
-                s.push_str(">\n");
-            }
-            s.push_str("endbfchar\n");
-        }
-        s.push_str("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n");
-        s.into_bytes()
+        to_unicode_cmap(&self.glyphs)
     }
 }
 
 fn name(s: &str) -> Object {
     Object::Name(s.as_bytes().to_vec())
+}
+
+/// A `/ToUnicode` CMap for an Identity-H font: each (code, text, width) glyph maps its 2-byte
+/// code back to its text, so that text extraction gives the characters back. Also used by the
+/// watermark of copies for use (`share::watermark`).
+pub(crate) fn to_unicode_cmap(glyphs: &[(u16, String, i64)]) -> Vec<u8> {
+    let mut s = String::with_capacity(256 + glyphs.len() * 16);
+    s.push_str(
+        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
+         /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n\
+         /CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n\
+         1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n",
+    );
+    for chunk in glyphs.chunks(100) {
+        let _ = writeln!(s, "{} beginbfchar", chunk.len());
+        for (code, text, _) in chunk {
+            let _ = write!(s, "<{code:04X}> <");
+            for unit in text.encode_utf16() {
+                let _ = write!(s, "{unit:04X}");
+            }
+            s.push_str(">\n");
+        }
+        s.push_str("endbfchar\n");
+    }
+    s.push_str("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n");
+    s.into_bytes()
 }
 
 /// zlib level of the content and ToUnicode streams: text operators and hex codes compress well,

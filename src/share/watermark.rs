@@ -271,25 +271,7 @@ impl Embedded {
     }
 
     fn to_unicode(&self) -> Vec<u8> {
-        let mut s = String::from(
-            "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
-             /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n\
-             /CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n\
-             1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n",
-        );
-        for chunk in self.glyphs.chunks(100) {
-            let _ = writeln!(s, "{} beginbfchar", chunk.len());
-            for (code, text, _) in chunk {
-                let _ = write!(s, "<{code:04X}> <");
-                for unit in text.encode_utf16() {
-                    let _ = write!(s, "{unit:04X}");
-                }
-                s.push_str(">\n");
-            }
-            s.push_str("endbfchar\n");
-        }
-        s.push_str("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n");
-        s.into_bytes()
+        crate::render::pdf::to_unicode_cmap(&self.glyphs)
     }
 
     /// Adds the Type0 font and its parts to `doc`; returns the Type0 font's id.
