@@ -8,6 +8,7 @@
 # Prints one Markdown table row per measurement, ready for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-common.sh
 
 rows="${1:?usage: scripts/bench-e2e.sh ROWS [options]}"
 shift
@@ -29,13 +30,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/elicence-target}"
-cargo build --release --locked --bin elicence >&2
-bin="$CARGO_TARGET_DIR/release/elicence"
-
-work="${keep:-$(mktemp -d /var/tmp/elicence-bench.XXXXXX)}"
-mkdir -p "$work"
-[ -n "$keep" ] || trap 'rm -rf "$work"' EXIT
+setup_bench "$keep"
 ext=csv
 [ "$format" = xlsx ] && ext=xlsx
 input="$work/export-$rows.$ext"
@@ -78,7 +73,7 @@ EOF
 $validate_only && exit 0
 
 data="$work/data"
-rm -rf "$data"
+fresh_data_dir "$data"
 measure "$work/run.json" "$bin" run "$pipeline" --input "$input" --data "$data" --json \
   --progress never --quiet "${jobs_arg[@]}"
 python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" <<'EOF'

@@ -38,6 +38,9 @@ pub trait RowSink {
     fn done(&self) -> bool {
         false
     }
+    /// After each chunk: how much of the input has been read (0.0 to 1.0), when the format can
+    /// tell. For progress only.
+    fn read_fraction(&mut self, _fraction: f64) {}
 }
 
 /// Why an input could not be processed to the end.
@@ -57,8 +60,9 @@ pub enum EngineError {
     Sink(#[from] anyhow::Error),
 }
 
-type Chunk = Vec<Result<Record, ReadError>>;
-type Checked = Vec<Result<RowOutcome, ReadError>>;
+/// Records read, and how much of the input was read once they were.
+type Chunk = (Vec<Result<Record, ReadError>>, Option<f64>);
+type Checked = (Vec<Result<RowOutcome, ReadError>>, Option<f64>);
 
 /// Reads and validates one input, handing the header cells and then every row, in order, to
 /// `sink`. Returns the input's summary (without its hash).
@@ -95,15 +99,16 @@ pub fn validate_input(
         let reader = scope.spawn(move || {
             let mut busy = Duration::ZERO;
             let mut started = Instant::now();
-            let mut chunk: Chunk = Vec::with_capacity(CHUNK_ROWS);
-            for item in source.by_ref() {
+            let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+            while let Some(item) = source.next() {
                 let stop = matches!(&item, Err(e) if e.is_fatal());
                 chunk.push(item);
                 let full = chunk.len() == CHUNK_ROWS || stop;
                 if full {
                     busy += started.elapsed();
                     let next = Vec::with_capacity(CHUNK_ROWS);
-                    if read_tx.send(std::mem::replace(&mut chunk, next)).is_err() {
+                    let records = std::mem::replace(&mut chunk, next);
+                    if read_tx.send((records, source.fraction_read())).is_err() {
                         return (source.blank_rows_skipped(), busy);
                     }
                     started = Instant::now();
@@ -114,16 +119,16 @@ pub fn validate_input(
             }
             busy += started.elapsed();
             if !chunk.is_empty() {
-                let _ = read_tx.send(chunk);
+                let _ = read_tx.send((chunk, source.fraction_read()));
             }
             (source.blank_rows_skipped(), busy)
         });
         let validator = &validator;
         let validating = scope.spawn(move || {
             let mut busy = Duration::ZERO;
-            for chunk in read_rx {
+            for (chunk, fraction) in read_rx {
                 let started = Instant::now();
-                let checked: Checked = pool.install(|| {
+                let checked: Vec<_> = pool.install(|| {
                     chunk
                         .into_par_iter()
                         .map(|item| match item {
@@ -134,7 +139,7 @@ pub fn validate_input(
                         .collect()
                 });
                 busy += started.elapsed();
-                if checked_tx.send(checked).is_err() {
+                if checked_tx.send((checked, fraction)).is_err() {
                     // The sink stopped (limit, Ctrl-C or an error): dropping `read_rx` stops the
                     // reader too.
                     break;
@@ -142,7 +147,7 @@ pub fn validate_input(
             }
             busy
         });
-        'chunks: for checked in checked_rx {
+        'chunks: for (checked, fraction) in checked_rx {
             for outcome in checked {
                 let outcome = match outcome {
                     Ok(o) => o,
@@ -169,6 +174,9 @@ pub fn validate_input(
                         sink.row(Outcome::Rejected(r))?;
                     }
                 }
+            }
+            if let Some(f) = fraction {
+                sink.read_fraction(f);
             }
             if sink.done() {
                 break;

@@ -1,5 +1,6 @@
-//! Progress of a long run: indicatif bars per stage (read, validated, signed, loaded; with rates)
-//! when stderr is a terminal, periodic plain log lines otherwise, nothing with `--quiet`.
+//! Progress of a long run: indicatif bars per stage (read and validated, rendered and signed,
+//! settled; with rates and an ETA) when stderr is a terminal, a plain log line every 10 s
+//! otherwise, nothing with `--quiet`.
 //! Also the Ctrl-C flag: an interrupted run stops at the next chunk boundary.
 
 use std::io::IsTerminal;
@@ -21,16 +22,21 @@ pub enum ProgressMode {
     Never,
 }
 
-/// Interval between plain progress lines.
+/// Default interval between plain progress lines.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 enum Display {
     Quiet,
     Bars { _multi: MultiProgress, read: ProgressBar, signed: ProgressBar, loaded: ProgressBar },
-    Lines { last: Instant },
+    Lines { last: Instant, every: Duration },
 }
 
 /// Counts per stage and how they are shown.
+///
+/// The ETA comes from how much of the input bytes (CSV) or sheet rows (workbooks) the reader
+/// has consumed: rows read ÷ that fraction estimates the rows in all inputs, and a row is
+/// settled once it is rejected, a duplicate, or committed to the registry. The rate of settled
+/// rows over the run so far gives the time left.
 pub struct Progress {
     display: Display,
     started: Instant,
@@ -38,10 +44,18 @@ pub struct Progress {
     valid: u64,
     signed: u64,
     loaded: u64,
+    /// Sizes in bytes of all inputs, of those finished, and of the one being read.
+    total_bytes: u64,
+    bytes_before: u64,
+    current_bytes: u64,
+    /// How much of the current input was read (0.0 to 1.0), if its format can tell, and the
+    /// rows read by then.
+    fraction: Option<(f64, u64)>,
 }
 
 impl Progress {
-    pub fn new(mode: ProgressMode, quiet: bool) -> Progress {
+    /// `total_bytes`: the sizes of all inputs of the run, for the ETA.
+    pub fn new(mode: ProgressMode, quiet: bool, total_bytes: u64) -> Progress {
         let bars = match mode {
             ProgressMode::Always => true,
             ProgressMode::Never => false,
@@ -50,25 +64,68 @@ impl Progress {
         let display = if quiet {
             Display::Quiet
         } else if bars {
-            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-            let style = ProgressStyle::with_template(
+            // `always` must draw into a file or pipe too: indicatif's stderr target hides
+            // itself when stderr is not a terminal, a `TermLike` target never does.
+            let target = if mode == ProgressMode::Always {
+                ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::stderr()), 4)
+            } else {
+                ProgressDrawTarget::stderr_with_hz(4)
+            };
+            let multi = MultiProgress::with_draw_target(target);
+            let counted = ProgressStyle::with_template(
+                "{prefix:>18} {wide_bar} {human_pos:>10}/~{human_len} {msg} ({per_sec}, ETA {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let spinner = ProgressStyle::with_template(
                 "{prefix:>18} {spinner} {human_pos:>10} {msg} ({per_sec}, {elapsed})",
             )
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
-            let bar = |name: &str| {
+            let bar = |name: &str, style: &ProgressStyle| {
                 let b = multi.add(ProgressBar::no_length());
                 b.set_style(style.clone());
                 b.set_prefix(name.to_string());
                 b
             };
-            let read = bar("read / validated");
-            let signed = bar("rendered + signed");
-            let loaded = bar("loaded");
+            let read = bar("read / validated", &counted);
+            let signed = bar("rendered + signed", &spinner);
+            let loaded = bar("settled", &counted);
             Display::Bars { _multi: multi, read, signed, loaded }
         } else {
-            Display::Lines { last: Instant::now() }
+            Display::Lines { last: Instant::now(), every: LOG_EVERY }
         };
-        Progress { display, started: Instant::now(), read: 0, valid: 0, signed: 0, loaded: 0 }
+        Progress {
+            display,
+            started: Instant::now(),
+            read: 0,
+            valid: 0,
+            signed: 0,
+            loaded: 0,
+            total_bytes,
+            bytes_before: 0,
+            current_bytes: 0,
+            fraction: None,
+        }
+    }
+
+    /// Plain progress lines every `every` (default 10 s).
+    pub fn log_every(mut self, every: Duration) -> Progress {
+        if let Display::Lines { every: e, .. } = &mut self.display {
+            *e = every;
+        }
+        self
+    }
+
+    /// The next input (of `bytes` bytes) starts.
+    pub fn begin_input(&mut self, bytes: u64) {
+        self.bytes_before += self.current_bytes;
+        self.current_bytes = bytes;
+        self.fraction = None;
+    }
+
+    /// How much of the current input was read, 0.0 to 1.0.
+    pub fn read_fraction(&mut self, fraction: f64) {
+        self.fraction = Some((fraction.clamp(0.0, 1.0), self.read));
+        self.update();
     }
 
     /// One row read (and validated or rejected).
@@ -77,40 +134,92 @@ impl Progress {
         self.valid += u64::from(valid);
         if let Display::Bars { read, .. } = &self.display {
             read.set_position(self.read);
-            if self.read.is_multiple_of(1024) {
-                read.set_message(format!("{} valid", self.valid));
-            }
         }
-        self.log_line();
+        if self.read.is_multiple_of(1024) {
+            self.update();
+        }
     }
 
     /// Licences rendered and signed, and rows committed to the registry.
     pub fn chunk(&mut self, signed: u64, loaded: u64) {
         self.signed += signed;
         self.loaded += loaded;
-        if let Display::Bars { signed: s, loaded: l, read, .. } = &self.display {
-            s.set_position(self.signed);
-            l.set_position(self.loaded);
-            read.set_message(format!("{} valid", self.valid));
-        }
-        self.log_line();
+        self.update();
     }
 
-    fn log_line(&mut self) {
-        if let Display::Lines { last } = &mut self.display
-            && last.elapsed() >= LOG_EVERY
-        {
-            *last = Instant::now();
-            let secs = self.started.elapsed().as_secs_f64().max(0.001);
-            eprintln!(
-                "progress: read {} ({:.0} rows/s), valid {}, signed {}, loaded {}",
-                self.read,
-                self.read as f64 / secs,
-                self.valid,
-                self.signed,
-                self.loaded
-            );
+    /// Rows read, rejected or duplicate, or committed: valid rows still on their way are not.
+    fn settled(&self) -> u64 {
+        self.read.saturating_sub(self.valid.saturating_sub(self.loaded))
+    }
+
+    /// Estimated rows in all inputs, once a little of the input has been read.
+    fn estimated_rows(&self) -> Option<u64> {
+        let (f, read) = self.fraction?;
+        if self.total_bytes == 0 {
+            return None;
         }
+        let done =
+            (self.bytes_before as f64 + f * self.current_bytes as f64) / self.total_bytes as f64;
+        (done >= 0.001).then(|| ((read as f64 / done).round() as u64).max(self.read))
+    }
+
+    /// Time left at the settled-row rate so far.
+    fn eta(&self) -> Option<Duration> {
+        let total = self.estimated_rows()?;
+        let settled = self.settled();
+        let secs = self.started.elapsed().as_secs_f64();
+        if settled == 0 || secs <= 0.0 {
+            return None;
+        }
+        let left = total.saturating_sub(settled) as f64 / (settled as f64 / secs);
+        Some(Duration::from_secs_f64(left.min(1e7)))
+    }
+
+    fn update(&mut self) {
+        let (total, settled) = (self.estimated_rows(), self.settled());
+        match &mut self.display {
+            Display::Quiet => {}
+            Display::Bars { read, signed, loaded, .. } => {
+                if let Some(total) = total {
+                    read.set_length(total);
+                    loaded.set_length(total);
+                }
+                read.set_message(format!("{} valid", self.valid));
+                signed.set_position(self.signed);
+                loaded.set_position(settled);
+            }
+            Display::Lines { last, every } => {
+                if last.elapsed() < *every {
+                    return;
+                }
+                *last = Instant::now();
+                eprintln!("{}", self.line());
+            }
+        }
+    }
+
+    /// One plain progress line.
+    fn line(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let of = match self.estimated_rows() {
+            Some(total) => format!(" of ~{total}"),
+            None => String::new(),
+        };
+        let eta = match self.eta() {
+            Some(left) => format!(", ETA {}", hms(left)),
+            None => String::new(),
+        };
+        format!(
+            "progress: read {}{of} ({:.0} rows/s), valid {}, signed {} ({:.0}/s), loaded {}, \
+             settled {}{eta}",
+            self.read,
+            self.read as f64 / secs,
+            self.valid,
+            self.signed,
+            self.signed as f64 / secs,
+            self.loaded,
+            self.settled(),
+        )
     }
 
     /// Clears the bars.
@@ -120,6 +229,16 @@ impl Progress {
                 b.finish();
             }
         }
+    }
+}
+
+/// `1h02m03s`, `4m05s`, `6s`.
+fn hms(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, min, sec) => format!("{min}m{sec:02}s"),
+        (h, min, sec) => format!("{h}h{min:02}m{sec:02}s"),
     }
 }
 
@@ -142,5 +261,65 @@ impl Interrupt {
 
     pub fn is_set(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quiet(total_bytes: u64) -> Progress {
+        Progress::new(ProgressMode::Never, true, total_bytes)
+    }
+
+    #[test]
+    fn estimates_rows_from_the_fraction_read_across_inputs() {
+        let mut p = quiet(300);
+        assert_eq!(p.estimated_rows(), None, "nothing read yet");
+        p.begin_input(100);
+        for _ in 0..50 {
+            p.row(true);
+        }
+        p.read_fraction(0.5);
+        // 50 rows in half of the first third of the bytes: about 300 rows in all.
+        assert_eq!(p.estimated_rows(), Some(300));
+        // Rows of the next chunk arrive before its fraction: the estimate does not jump.
+        for _ in 0..20 {
+            p.row(true);
+        }
+        assert_eq!(p.estimated_rows(), Some(300));
+        p.read_fraction(0.7);
+        assert_eq!(p.estimated_rows(), Some(300));
+        p.read_fraction(1.0);
+        p.begin_input(200);
+        for _ in 0..80 {
+            p.row(false);
+        }
+        p.read_fraction(0.5);
+        // 150 rows in 200 of 300 bytes.
+        assert_eq!(p.estimated_rows(), Some(225));
+    }
+
+    #[test]
+    fn settled_rows_wait_for_the_load_and_drive_the_eta() {
+        let mut p = quiet(100);
+        p.begin_input(100);
+        for i in 0..100 {
+            p.row(i % 10 != 0);
+        }
+        p.read_fraction(0.5);
+        // 90 valid rows, none committed: only the 10 rejects are settled.
+        assert_eq!(p.settled(), 10);
+        p.chunk(80, 90);
+        assert_eq!(p.settled(), 100);
+        assert!(p.eta().is_some_and(|left| left <= p.started.elapsed() * 2));
+        assert!(p.line().contains("of ~200"), "{}", p.line());
+    }
+
+    #[test]
+    fn hms_formats() {
+        assert_eq!(hms(Duration::from_secs(6)), "6s");
+        assert_eq!(hms(Duration::from_secs(245)), "4m05s");
+        assert_eq!(hms(Duration::from_secs(3723)), "1h02m03s");
     }
 }

@@ -72,13 +72,7 @@ impl Shard {
     pub fn owns(&self, outcome: &Outcome) -> bool {
         match outcome {
             Outcome::Valid(row) => {
-                let l = &row.licence;
-                let key = NaturalKey {
-                    type_code: l.type_code.clone(),
-                    issuer_code: l.issuer_code.clone(),
-                    printed_no: l.printed_no.clone(),
-                };
-                Shard::of_key(&key, self.count) == self.index
+                Shard::of_key(&NaturalKey::of(&row.licence), self.count) == self.index
             }
             Outcome::Duplicate { .. } | Outcome::Rejected(_) => self.index == 0,
         }

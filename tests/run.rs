@@ -380,3 +380,33 @@ fn ctrl_c_stops_at_a_chunk_boundary_and_the_rerun_resumes() {
     assert_eq!(c[1] + c[4], 1500, "issued now + unchanged (committed before) = every licence");
     run_expect(elicence().args(["audit", "verify"]).arg("--data").arg(&data), 0);
 }
+
+#[test]
+fn progress_goes_to_stderr_as_lines_with_an_eta_or_as_bars_when_asked() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = big_export(scratch.path(), 1500);
+    let progress = |mode: &str, data: &str| {
+        let mut cmd = elicence();
+        cmd.args(["run", FOOD, "--input", input.to_str().unwrap(), "--operator", "tester"])
+            .args(["--progress", mode, "--progress-interval", "0"])
+            .arg("--data")
+            .arg(scratch.path().join(data))
+            .arg("--keys")
+            .arg(root().join("fixtures/keys"));
+        String::from_utf8(run_expect(&mut cmd, 0).stderr).unwrap()
+    };
+    // stderr is a pipe here: `never` (and `auto`) write plain lines, with the estimated total
+    // once the reader reports how far into the file it is, and an ETA once rows are committed.
+    let lines = progress("never", "lines");
+    let line = lines.lines().filter(|l| l.starts_with("progress: read")).last();
+    let line = line.unwrap_or_else(|| panic!("no progress line in {lines}"));
+    assert!(line.contains(" of ~1500 "), "{line}");
+    assert!(line.contains("settled 1500"), "{line}");
+    assert!(lines.contains(", ETA "), "{lines}");
+    // `always` draws the bars even into a pipe.
+    let bars = progress("always", "bars");
+    for stage in ["read / validated", "rendered + signed", "settled"] {
+        assert!(bars.contains(stage), "no {stage:?} bar in {bars}");
+    }
+    assert!(!bars.contains("progress: read"), "{bars}");
+}

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -69,15 +69,22 @@ pub struct RunArgs {
     /// Fail (exit 5) when more than this fraction of rows is rejected.
     #[arg(long, value_name = "FRACTION")]
     pub max_reject_rate: Option<f64>,
-    /// Threads (default: all cores).
+    /// Worker threads for validating, rendering and signing (default: all cores). Reading and
+    /// loading run on their own threads beside them; to hold the whole run to fewer cores, use
+    /// `taskset` (Linux) or the scheduler's CPU limit.
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Print the JSON report on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Progress bars (auto: when stderr is a terminal; else a log line every 10 s).
+    /// Progress bars (auto: when stderr is a terminal; else a log line every
+    /// --progress-interval seconds).
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Seconds between plain progress lines (when stderr is not a terminal, or with
+    /// --progress never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub progress_interval: f64,
     /// No progress and no summary on stderr (errors and warnings still show).
     #[arg(long)]
     pub quiet: bool,
@@ -159,7 +166,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let mut dedupe = Dedupe::default();
     let mut inputs = Vec::with_capacity(hashes.len());
     let today = started.date_naive();
-    let progress = Progress::new(args.progress, args.quiet);
+    let total_bytes = hashes.iter().map(|(_, _, bytes)| *bytes).sum();
+    let progress = Progress::new(args.progress, args.quiet, total_bytes)
+        .log_every(Duration::from_secs_f64(args.progress_interval.clamp(0.0, 86_400.0)));
     let interrupt = Interrupt::install();
     let registry_ref = &registry;
     let outcome = std::thread::scope(|scope| {
@@ -189,6 +198,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
                     break;
                 }
                 sink.input_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                sink.progress.begin_input(*bytes);
                 let mut summary =
                     engine::validate_input(&plan, path, today, &pool, &mut dedupe, &mut sink)?;
                 sink.drain_pending()?;
@@ -372,11 +382,7 @@ impl RunSink<'_, '_> {
     fn decision_input(&self, row: &ValidRow) -> DecisionInput {
         let l = &row.licence;
         DecisionInput {
-            key: NaturalKey {
-                type_code: l.type_code.clone(),
-                issuer_code: l.issuer_code.clone(),
-                printed_no: l.printed_no.clone(),
-            },
+            key: NaturalKey::of(l),
             content_hash: row.content_key,
             status: l.status,
             holder_code: l.holder_code.clone(),
@@ -423,11 +429,7 @@ impl RunSink<'_, '_> {
         let (mut ready, mut held) = (Vec::with_capacity(rows.len()), Vec::new());
         for row in rows {
             let l = &row.licence;
-            let key = NaturalKey {
-                type_code: l.type_code.clone(),
-                issuer_code: l.issuer_code.clone(),
-                printed_no: l.printed_no.clone(),
-            };
+            let key = NaturalKey::of(l);
             let holder = single.then_some(l.holder_code.as_str());
             let busy = held_keys.contains(&key)
                 || holder.is_some_and(|h| held_holders.contains(h))
@@ -699,5 +701,9 @@ impl RowSink for RunSink<'_, '_> {
     /// Ctrl-C: stop reading; the pending chunk is committed, then the run ends as interrupted.
     fn done(&self) -> bool {
         self.interrupt.is_set()
+    }
+
+    fn read_fraction(&mut self, fraction: f64) {
+        self.progress.read_fraction(fraction);
     }
 }

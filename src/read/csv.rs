@@ -34,6 +34,9 @@ pub(crate) struct CsvRows {
     max_record_bytes: usize,
     /// Records returned by the csv reader so far (its ordinal numbering, 1-based).
     records: u64,
+    /// File size and BOM length, for [`RowSource::fraction_read`].
+    total_bytes: u64,
+    bom_len: u64,
 }
 
 impl CsvRows {
@@ -45,6 +48,7 @@ impl CsvRows {
     ) -> Result<(Self, &'static str), ReadError> {
         let io_err = |e| ReadError::new(&file, ReadErrorKind::Io(e));
         let mut handle = File::open(path).map_err(io_err)?;
+        let total_bytes = handle.metadata().map_err(io_err)?.len();
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         (&mut handle).take(SNIFF_BYTES as u64).read_to_end(&mut head).map_err(io_err)?;
         let complete = head.len() < SNIFF_BYTES;
@@ -66,6 +70,8 @@ impl CsvRows {
             max_field_bytes: spec.limits.max_field_bytes,
             max_record_bytes: spec.limits.max_record_bytes,
             records: 0,
+            total_bytes,
+            bom_len: sniffed.bom_len as u64,
         };
         Ok((rows, sniffed.label))
     }
@@ -145,6 +151,11 @@ impl RowSource for CsvRows {
             self.decode(line)
         };
         Some(Ok(RawRow { row: line, blank_before, cells }))
+    }
+
+    fn fraction_read(&self) -> Option<f64> {
+        let consumed = self.bom_len + self.reader.position().byte();
+        (self.total_bytes > 0).then(|| (consumed as f64 / self.total_bytes as f64).min(1.0))
     }
 }
 

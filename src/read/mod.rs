@@ -135,6 +135,9 @@ pub trait RecordSource: Iterator<Item = Result<Record, ReadError>> + Send {
     fn encoding_used(&self) -> &'static str;
     /// Blank rows after the header that were skipped so far.
     fn blank_rows_skipped(&self) -> u64;
+    /// How much of the input has been read, 0.0 to 1.0, when the format can tell (CSV: bytes;
+    /// workbooks: rows of the sheet's used range). For progress and its ETA only.
+    fn fraction_read(&self) -> Option<f64>;
 }
 
 /// Opens `path` as described by `spec`, reads up to and including the header row, and returns
@@ -202,6 +205,8 @@ pub(crate) struct RawRow {
 /// A format reader. `Some(Err)` is fatal; the source is not polled after it.
 pub(crate) trait RowSource: Send {
     fn next_row(&mut self) -> Option<Result<RawRow, ReadError>>;
+    /// See [`RecordSource::fraction_read`].
+    fn fraction_read(&self) -> Option<f64>;
 }
 
 /// How data rows are held against the header width.
@@ -409,6 +414,10 @@ impl<S: RowSource> RecordSource for Table<S> {
 
     fn blank_rows_skipped(&self) -> u64 {
         self.blank_rows
+    }
+
+    fn fraction_read(&self) -> Option<f64> {
+        if self.done { Some(1.0) } else { self.rows.fraction_read() }
     }
 }
 

@@ -50,6 +50,8 @@ pub(crate) enum Kind {
 enum Msg {
     /// The workbook opened and this sheet was picked; rows follow.
     Opened(Arc<str>),
+    /// The last row (1-based) of the sheet's used range, when the file declares it.
+    Extent(u64),
     Row(RawRow),
     Fatal(ReadError),
     End,
@@ -61,6 +63,9 @@ pub(crate) struct WorkbookRows {
     file: Arc<str>,
     sheet: Arc<str>,
     finished: bool,
+    /// [`Msg::Extent`] and the last row received, for [`RowSource::fraction_read`].
+    extent: Option<u64>,
+    row_seen: u64,
 }
 
 impl WorkbookRows {
@@ -91,11 +96,19 @@ impl WorkbookRows {
         let sheet = match rx.recv() {
             Ok(Msg::Opened(sheet)) => sheet,
             Ok(Msg::Fatal(e)) => return Err(e),
-            Ok(Msg::Row(_) | Msg::End) | Err(_) => {
+            Ok(Msg::Row(_) | Msg::Extent(_) | Msg::End) | Err(_) => {
                 return Err(ReadError::new(&file, ReadErrorKind::ReaderStopped));
             }
         };
-        Ok((WorkbookRows { rx, file, sheet: Arc::clone(&sheet), finished: false }, sheet))
+        let rows = WorkbookRows {
+            rx,
+            file,
+            sheet: Arc::clone(&sheet),
+            finished: false,
+            extent: None,
+            row_seen: 0,
+        };
+        Ok((rows, sheet))
     }
 }
 
@@ -164,8 +177,15 @@ impl RowSource for WorkbookRows {
             return None;
         }
         match self.rx.recv() {
-            Ok(Msg::Row(row)) => Some(Ok(row)),
+            Ok(Msg::Row(row)) => {
+                self.row_seen = row.row;
+                Some(Ok(row))
+            }
             Ok(Msg::Opened(_)) => self.next_row(),
+            Ok(Msg::Extent(last)) => {
+                self.extent = Some(last);
+                self.next_row()
+            }
             Ok(Msg::Fatal(e)) => {
                 self.finished = true;
                 Some(Err(e))
@@ -182,6 +202,11 @@ impl RowSource for WorkbookRows {
                 Some(Err(err))
             }
         }
+    }
+
+    fn fraction_read(&self) -> Option<f64> {
+        let last = self.extent.filter(|&n| n > 0)?;
+        Some((self.row_seen as f64 / last as f64).min(1.0))
     }
 }
 
@@ -262,6 +287,11 @@ impl RowSender {
         self.tx.send(Msg::Row(RawRow { row, blank_before, cells })).is_ok()
     }
 
+    /// Announces the last row of the sheet's used range (1-based), for progress.
+    fn extent(&self, last_row: u64) -> bool {
+        self.tx.send(Msg::Extent(last_row)).is_ok()
+    }
+
     fn fatal(self, row: Option<u64>, kind: ReadErrorKind) {
         let mut err = ReadError::new(&self.file, kind);
         err.sheet = Some(self.sheet);
@@ -282,6 +312,11 @@ fn stream_xlsx(mut workbook: Xlsx<BufReader<File>>, mut sender: RowSender) {
         Ok(reader) => reader,
         Err(e) => return sender.fatal(None, ReadErrorKind::Workbook(calamine::Error::Xlsx(e))),
     };
+    // A sheet without a <dimension> element reports (0, 0): no extent, no ETA.
+    let declared = cells_reader.dimensions().end.0;
+    if declared > 0 && !sender.extent(u64::from(declared) + 1) {
+        return;
+    }
     let mut current: Option<(u32, Vec<Cell>)> = None;
     loop {
         match cells_reader.next_cell() {
@@ -337,6 +372,11 @@ where
     let Some((first_row, first_col)) = range.start() else {
         return sender.end();
     };
+    if let Some((last_row, _)) = range.end()
+        && !sender.extent(u64::from(last_row) + 1)
+    {
+        return;
+    }
     for (i, row) in range.rows().enumerate() {
         let mut cells = Vec::with_capacity(first_col as usize + row.len());
         cells.resize(first_col as usize, Cell::Empty);

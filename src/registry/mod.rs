@@ -76,6 +76,17 @@ pub struct NaturalKey {
     pub printed_no: String,
 }
 
+impl NaturalKey {
+    /// The natural key of a validated licence.
+    pub fn of(licence: &crate::licence::Licence) -> NaturalKey {
+        NaturalKey {
+            type_code: licence.type_code.clone(),
+            issuer_code: licence.issuer_code.clone(),
+            printed_no: licence.printed_no.clone(),
+        }
+    }
+}
+
 impl fmt::Display for NaturalKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.type_code, self.issuer_code, self.printed_no)

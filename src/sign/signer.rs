@@ -2,9 +2,12 @@
 //! when loaded, producing RSA PKCS#1 v1.5 SHA-256 signatures (RFC 8017 §8.2).
 //!
 //! Renderers hand bytes to [`Signer::sign_sha256_pkcs1`] and read the public chain; they
-//! never see the key. The default backend is `ring` (about 4× faster than the pure-Rust
-//! `rsa` crate here); cargo feature `pure-rust-rsa` makes the `rsa` crate the default.
-//! PKCS#1 v1.5 is deterministic, so both backends produce identical signatures.
+//! never see the key. The default backend is the system OpenSSL (cargo feature `openssl-rsa`,
+//! on by default): its AVX-512 IFMA code signs in 0.30 ms on this machine's CPU, ring in
+//! 0.63 ms, the pure-Rust `rsa` crate in 2.75 ms, and the RSA signatures are most of the CPU
+//! time per licence. Without the feature the default is `ring`; cargo feature `pure-rust-rsa`
+//! makes the `rsa` crate the default. PKCS#1 v1.5 is deterministic, so all backends produce
+//! identical signatures (unit test).
 
 use std::fmt;
 use std::path::Path;
@@ -75,20 +78,46 @@ pub enum RsaBackend {
     Ring,
     /// The pure-Rust `rsa` crate: about 2.75 ms per RSA-2048 signature.
     PureRust,
+    /// The system OpenSSL (libcrypto 3): about 0.30 ms per RSA-2048 signature on a CPU with
+    /// AVX-512 IFMA, about 0.68 ms without. Needs cargo feature `openssl-rsa`.
+    OpenSsl,
+}
+
+impl RsaBackend {
+    /// Every backend compiled into this build.
+    pub fn available() -> &'static [RsaBackend] {
+        if cfg!(feature = "openssl-rsa") {
+            &[RsaBackend::Ring, RsaBackend::PureRust, RsaBackend::OpenSsl]
+        } else {
+            &[RsaBackend::Ring, RsaBackend::PureRust]
+        }
+    }
 }
 
 impl Default for RsaBackend {
-    /// `Ring`, or `PureRust` when the cargo feature `pure-rust-rsa` is on.
+    /// `PureRust` when the cargo feature `pure-rust-rsa` is on, else `OpenSsl` when
+    /// `openssl-rsa` is on (the default build), else `Ring`.
     fn default() -> Self {
-        if cfg!(feature = "pure-rust-rsa") { RsaBackend::PureRust } else { RsaBackend::Ring }
+        if cfg!(feature = "pure-rust-rsa") {
+            RsaBackend::PureRust
+        } else if cfg!(feature = "openssl-rsa") {
+            RsaBackend::OpenSsl
+        } else {
+            RsaBackend::Ring
+        }
     }
 }
 
 // One Signer per process: the size difference between variants does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Backend {
-    Ring { key: ring::signature::RsaKeyPair, rng: ring::rand::SystemRandom },
+    Ring {
+        key: ring::signature::RsaKeyPair,
+        rng: ring::rand::SystemRandom,
+    },
     PureRust(Box<rsa::pkcs1v15::SigningKey<sha2::Sha256>>),
+    #[cfg(feature = "openssl-rsa")]
+    OpenSsl(openssl::pkey::PKey<openssl::pkey::Private>),
 }
 
 /// A loaded signing key with its X.509 chain (signer certificate first, then its issuers).
@@ -197,6 +226,22 @@ impl Signer {
                     .to_vec();
                 (Backend::PureRust(Box::new(rsa::pkcs1v15::SigningKey::new(key))), public)
             }
+            #[cfg(feature = "openssl-rsa")]
+            RsaBackend::OpenSsl => {
+                let key = openssl::pkey::PKey::private_key_from_pkcs8(pkcs8_der)
+                    .map_err(|e| unsupported(format!("openssl: {e}")))?;
+                let public = key
+                    .rsa()
+                    .and_then(|rsa| rsa.public_key_to_der_pkcs1())
+                    .map_err(|e| unsupported(format!("openssl: not an RSA key: {e}")))?;
+                (Backend::OpenSsl(key), public)
+            }
+            #[cfg(not(feature = "openssl-rsa"))]
+            RsaBackend::OpenSsl => {
+                return Err(unsupported(
+                    "this build has no OpenSSL backend (cargo feature `openssl-rsa`)".into(),
+                ));
+            }
         };
         if key_public != cert_public_key {
             return Err(KeyError::KeyCertMismatch {
@@ -236,6 +281,18 @@ impl Signer {
                     .map_err(|_| SignError::Rsa { backend: RsaBackend::PureRust })?;
                 Ok(signature.to_vec())
             }
+            #[cfg(feature = "openssl-rsa")]
+            Backend::OpenSsl(key) => {
+                let failed = |_| SignError::Rsa { backend: RsaBackend::OpenSsl };
+                let mut signer =
+                    openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key)
+                        .map_err(failed)?;
+                // PKCS#1 v1.5 is OpenSSL's default padding for RSA keys; set it anyway so a
+                // changed default cannot silently change the signature scheme.
+                signer.set_rsa_padding(openssl::rsa::Padding::PKCS1).map_err(failed)?;
+                signer.update(msg).map_err(failed)?;
+                signer.sign_to_vec().map_err(failed)
+            }
         }
     }
 
@@ -244,6 +301,8 @@ impl Signer {
         match self.backend {
             Backend::Ring { .. } => RsaBackend::Ring,
             Backend::PureRust(_) => RsaBackend::PureRust,
+            #[cfg(feature = "openssl-rsa")]
+            Backend::OpenSsl(_) => RsaBackend::OpenSsl,
         }
     }
 
@@ -346,17 +405,33 @@ mod tests {
     }
 
     #[test]
-    fn ring_and_pure_rust_signatures_are_identical() -> Result<(), Box<dyn std::error::Error>> {
+    fn all_backends_sign_identically() -> Result<(), Box<dyn std::error::Error>> {
         let ring = Signer::load_with_backend(&fixtures(), None, now(), RsaBackend::Ring)?;
-        let pure = Signer::load_with_backend(&fixtures(), None, now(), RsaBackend::PureRust)?;
-        for msg in [&b""[..], b"abc", "统一社会信用代码".as_bytes()] {
-            let a = ring.sign_sha256_pkcs1(msg)?;
-            let b = pure.sign_sha256_pkcs1(msg)?;
-            assert_eq!(a.len(), 256);
-            assert_eq!(a, b, "backends differ for {msg:?}");
-            assert_eq!(a, ring.sign_sha256_pkcs1(msg)?, "ring signature not deterministic");
+        let msgs = [&b""[..], b"abc", "统一社会信用代码".as_bytes(), &[0x5a; 40_000]];
+        for &backend in RsaBackend::available() {
+            let other = Signer::load_with_backend(&fixtures(), None, now(), backend)?;
+            assert_eq!(other.backend(), backend);
+            for msg in msgs {
+                let a = ring.sign_sha256_pkcs1(msg)?;
+                let b = other.sign_sha256_pkcs1(msg)?;
+                assert_eq!(a.len(), 256);
+                assert_eq!(a, b, "{backend:?} differs from ring for {} bytes", msg.len());
+                assert_eq!(b, other.sign_sha256_pkcs1(msg)?, "{backend:?} not deterministic");
+            }
         }
         Ok(())
+    }
+
+    #[test]
+    fn default_backend_is_compiled_in() {
+        assert!(RsaBackend::available().contains(&RsaBackend::default()));
+    }
+
+    #[cfg(not(feature = "openssl-rsa"))]
+    #[test]
+    fn openssl_backend_absent_is_a_named_error() {
+        let result = Signer::load_with_backend(&fixtures(), None, now(), RsaBackend::OpenSsl);
+        assert!(matches!(result, Err(KeyError::UnsupportedKey { .. })), "{result:?}");
     }
 
     #[test]
@@ -380,7 +455,7 @@ mod tests {
         // The CA key with the signer chain: a real key that belongs to another certificate.
         std::fs::copy(fixtures().join("ca.key"), dir.path().join(KEY_FILE))?;
         std::fs::copy(fixtures().join(CHAIN_FILE), dir.path().join(CHAIN_FILE))?;
-        for backend in [RsaBackend::Ring, RsaBackend::PureRust] {
+        for &backend in RsaBackend::available() {
             let result = Signer::load_with_backend(dir.path(), None, now(), backend);
             assert!(matches!(result, Err(KeyError::KeyCertMismatch { .. })), "{result:?}");
         }
