@@ -3,6 +3,7 @@
 //! otherwise, nothing with `--quiet`.
 //! Also the Ctrl-C flag: an interrupted run stops at the next chunk boundary.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,9 @@ pub enum ProgressMode {
 
 /// Default interval between plain progress lines.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// The ETA uses the rate over about this long.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 enum Display {
     Quiet,
@@ -36,7 +40,7 @@ enum Display {
 /// The ETA comes from how much of the input bytes (CSV) or sheet rows (workbooks) the reader
 /// has consumed: rows read ÷ that fraction estimates the rows in all inputs, and a row is
 /// settled once it is rejected, a duplicate, or committed to the registry. The rate of settled
-/// rows over the run so far gives the time left.
+/// rows over the last minute gives the time left.
 pub struct Progress {
     display: Display,
     started: Instant,
@@ -51,6 +55,8 @@ pub struct Progress {
     /// How much of the current input was read (0.0 to 1.0), if its format can tell, and the
     /// rows read by then.
     fraction: Option<(f64, u64)>,
+    /// (time, settled rows), oldest first, for the recent rate.
+    samples: VecDeque<(Instant, u64)>,
 }
 
 impl Progress {
@@ -104,6 +110,7 @@ impl Progress {
             bytes_before: 0,
             current_bytes: 0,
             fraction: None,
+            samples: VecDeque::new(),
         }
     }
 
@@ -163,19 +170,47 @@ impl Progress {
         (done >= 0.001).then(|| ((read as f64 / done).round() as u64).max(self.read))
     }
 
-    /// Time left at the settled-row rate so far.
+    /// Time left at the settled-row rate of the last minute or so (a resumed run settles its
+    /// committed rows fast, then signs the rest: the rate since the start would be far off).
     fn eta(&self) -> Option<Duration> {
+        self.eta_at(Instant::now())
+    }
+
+    fn eta_at(&self, now: Instant) -> Option<Duration> {
         let total = self.estimated_rows()?;
         let settled = self.settled();
-        let secs = self.started.elapsed().as_secs_f64();
-        if settled == 0 || secs <= 0.0 {
+        let (since, base) = self.samples.front().copied().unwrap_or((self.started, 0));
+        let secs = now.saturating_duration_since(since).as_secs_f64();
+        if settled <= base || secs <= 0.0 {
             return None;
         }
-        let left = total.saturating_sub(settled) as f64 / (settled as f64 / secs);
+        let rate = (settled - base) as f64 / secs;
+        let left = total.saturating_sub(settled) as f64 / rate;
         Some(Duration::from_secs_f64(left.min(1e7)))
     }
 
+    /// Keeps one (time, settled rows) sample a second, back to [`RATE_WINDOW`] ago.
+    fn sample(&mut self, now: Instant) {
+        if self
+            .samples
+            .back()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) < SAMPLE_EVERY)
+        {
+            return;
+        }
+        self.samples.push_back((now, self.settled()));
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+    }
+
     fn update(&mut self) {
+        self.sample(Instant::now());
         let (total, settled) = (self.estimated_rows(), self.settled());
         match &mut self.display {
             Display::Quiet => {}
@@ -314,6 +349,37 @@ mod tests {
         assert_eq!(p.settled(), 100);
         assert!(p.eta().is_some_and(|left| left <= p.started.elapsed() * 2));
         assert!(p.line().contains("of ~200"), "{}", p.line());
+    }
+
+    #[test]
+    fn the_eta_follows_the_recent_rate_not_the_rate_since_the_start() {
+        let mut p = quiet(1000);
+        p.begin_input(1000);
+        let t0 = p.started;
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // A resumed run: 500 committed rows come back as unchanged within the first second...
+        for _ in 0..500 {
+            p.row(true);
+        }
+        p.chunk(0, 500);
+        p.read_fraction(0.5);
+        p.sample(at(1));
+        // ...then 10 new licences a second for two minutes.
+        for s in 2..=120 {
+            for _ in 0..10 {
+                p.row(true);
+            }
+            p.chunk(10, 10);
+            p.sample(at(s));
+        }
+        // 1,690 rows read and settled of about 2,000.
+        p.read_fraction(0.845);
+        assert_eq!((p.settled(), p.estimated_rows()), (1690, Some(2000)));
+        // At the last minute's 10 rows/s, 310 rows take 31 s (the average since the start,
+        // 14 rows/s, would say 22 s).
+        let left = p.eta_at(at(120)).unwrap().as_secs_f64();
+        assert!((30.0..=32.0).contains(&left), "ETA {left} s");
+        assert!(p.samples.len() <= 62, "{} samples kept", p.samples.len());
     }
 
     #[test]
