@@ -20,6 +20,9 @@ use crate::validate::{Dedupe, RowOutcome, RowReject, ValidRow, Validator};
 pub const CHUNK_ROWS: usize = 1024;
 /// Chunks in flight between the reader and the validators.
 const CHUNKS_IN_FLIGHT: usize = 2;
+/// Most rows the de-duplication table is sized for up front (≈ 1 GB of table); beyond this it
+/// grows as rows arrive.
+const MAX_RESERVE_ROWS: f64 = 40_000_000.0;
 
 /// What became of one row, in input order.
 pub enum Outcome {
@@ -147,6 +150,7 @@ pub fn validate_input(
             }
             busy
         });
+        let mut reserved = false;
         'chunks: for (checked, fraction) in checked_rx {
             for outcome in checked {
                 let outcome = match outcome {
@@ -177,6 +181,13 @@ pub fn validate_input(
             }
             if let Some(f) = fraction {
                 sink.read_fraction(f);
+                // Size the de-duplication table once, from the first chunk's share of the
+                // input, instead of doubling it as rows arrive (see `Dedupe::reserve`).
+                if !reserved && f > 0.0 && f < 1.0 {
+                    reserved = true;
+                    let expected = counts.read as f64 / f;
+                    dedupe.reserve((expected * 1.05).min(MAX_RESERVE_ROWS) as usize);
+                }
             }
             if sink.done() {
                 break;

@@ -477,6 +477,14 @@ impl Dedupe {
         self.seen.len()
     }
 
+    /// Makes room for about `more` further distinct rows at once. Growing step by step, the
+    /// table doubles, and during each doubling the old and the new table are both held (at a
+    /// million rows, 26 MB and 52 MB); sized once from the expected row count, the peak is
+    /// the final table alone.
+    pub fn reserve(&mut self, more: usize) {
+        self.seen.reserve(more);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
     }
