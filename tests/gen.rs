@@ -219,12 +219,18 @@ fn gbk_export_is_gb18030_and_xlsx_opens_with_calamine() {
         expected_headers: vec!["证书编号".into(), "姓名".into(), "身份证号".into()],
         ..elicence::read::SourceSpec::default()
     };
-    let source = elicence::read::open(&xlsx, &spec).unwrap();
+    let mut source = elicence::read::open(&xlsx, &spec).unwrap();
     assert_eq!(source.header_row(), 2, "a title row above the headers");
     assert_eq!(source.headers().first().map(String::as_str), Some("证书编号"));
-    let rows: Vec<_> = source.collect::<Result<Vec<_>, _>>().unwrap();
-    assert_eq!(rows.len(), 50);
-    assert_eq!(rows[0].pos.row, 3);
+    // The sheet declares its used range (as Excel does), so the reader can tell how far it is:
+    // 25 of 52 sheet rows after the title, the header and 23 data rows.
+    let first: Vec<_> = source.by_ref().take(23).collect::<Result<Vec<_>, _>>().unwrap();
+    let fraction = source.fraction_read().unwrap();
+    assert!((fraction - 25.0 / 52.0).abs() < 1e-9, "{fraction}");
+    let rest: Vec<_> = source.by_ref().collect::<Result<Vec<_>, _>>().unwrap();
+    assert_eq!(first.len() + rest.len(), 50);
+    assert_eq!(first[0].pos.row, 3);
+    assert_eq!(source.fraction_read(), Some(1.0));
 }
 
 #[test]

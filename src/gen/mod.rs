@@ -292,7 +292,8 @@ pub fn generate(plan: &Plan, opts: &GenOptions, out: &Path) -> Result<GenSummary
         OutputFormat::Xlsx => {
             let title = format!("{}发放台账", plan.licence_type.name);
             let shared = layout.columns.iter().map(|c| c.has_small_vocabulary()).collect();
-            Box::new(xlsx_out::XlsxWriter::create(out, &title, layout.columns.len(), shared)?)
+            let width = layout.columns.len();
+            Box::new(xlsx_out::XlsxWriter::create(out, &title, width, shared, opts.rows)?)
         }
     };
     let expected_path = expected_path(out);

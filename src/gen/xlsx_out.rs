@@ -44,7 +44,7 @@ const SST_START: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"
 <sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main""#;
 
 const SHEET_START: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheetData>"#;
+<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">"#;
 
 /// Most entries of the shared-strings table; later new texts are written inline.
 pub const MAX_SHARED: usize = 4096;
@@ -74,12 +74,15 @@ fn options() -> SimpleFileOptions {
 impl XlsxWriter {
     /// Creates `path` with the workbook parts and opens the sheet entry. `width` is the number
     /// of columns (for the merged title).
-    /// `shared_columns` marks the columns whose texts are shared strings.
+    /// `shared_columns` marks the columns whose texts are shared strings. `data_rows` (one
+    /// sheet row each) goes into the sheet's `<dimension>`, as Excel writes it: readers use it
+    /// to tell how far into the sheet they are.
     pub fn create(
         path: &Path,
         title: &str,
         width: usize,
         shared_columns: Vec<bool>,
+        data_rows: u64,
     ) -> Result<XlsxWriter, GenError> {
         let file = File::create(path)
             .map_err(|source| GenError::Write { path: path.to_path_buf(), source })?;
@@ -106,7 +109,12 @@ impl XlsxWriter {
             w.put(body)?;
         }
         w.zip.start_file("xl/worksheets/sheet1.xml", options()).map_err(|e| w.zip_err(e))?;
-        w.put(SHEET_START)?;
+        let mut start = String::from(SHEET_START);
+        start.push_str("<dimension ref=\"A1:");
+        push_column_name(&mut start, w.width - 1);
+        push_uint(&mut start, DATA_START_ROW + data_rows.max(1) - 1);
+        start.push_str("\"/><sheetData>");
+        w.put(&start)?;
         Ok(w)
     }
 
