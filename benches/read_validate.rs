@@ -5,9 +5,9 @@
 use std::io::Write;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use elicence::engine::Dedupe;
 use elicence::engine::{self, Outcome, RowSink};
 use elicence::pipeline;
-use elicence::validate::Dedupe;
 
 const ROWS: usize = 100_000;
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use chrono::{NaiveDate, TimeZone, Utc};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use elicence::identify::LicenceId;
 use elicence::licence::{FaceField, Licence, LicenceStatus};
 use elicence::produce::Producer;
 use elicence::record::SourcePos;
@@ -172,10 +173,17 @@ fn bench_render_and_sign(c: &mut Criterion<ThreadCpuTime>) {
         }
     };
     let licence = licence();
+    let id = LicenceId::for_printed_number(
+        &licence.type_code,
+        &licence.issuer_code,
+        &licence.printed_no,
+        1,
+    )
+    .expect("the bench licence has a valid identifier");
     let mut group = c.benchmark_group("produce");
     group.throughput(Throughput::Elements(1));
     group.bench_function("render_and_sign", |b| {
-        b.iter(|| producer.produce(black_box(&licence), 1).map(|a| a.pdf.len() + a.xml.len()))
+        b.iter(|| producer.produce(black_box(&licence), &id).map(|a| a.pdf.len() + a.xml.len()))
     });
     group.finish();
 

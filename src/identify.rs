@@ -138,6 +138,19 @@ impl LicenceId {
         Self::build(type_code, issuer_code, serial, version, IssuerRule::Uscc)
     }
 
+    /// The identifier of a licence known by its printed number (证照编号) at `version`: the
+    /// one way every stage builds it (the registry when it decides a version, `render` for a
+    /// preview). The serial is the printed number or a stable serial derived from it (see
+    /// [`serial_from_printed`]). Fails as [`LicenceId::new`] does.
+    pub fn for_printed_number(
+        type_code: &str,
+        issuer_code: &str,
+        printed_no: &str,
+        version: u16,
+    ) -> Result<LicenceId, IdError> {
+        LicenceId::new(type_code, issuer_code, &serial_from_printed(printed_no), version)
+    }
+
     fn build(
         type_code: &str,
         issuer_code: &str,

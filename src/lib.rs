@@ -7,8 +7,11 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
+pub mod codes;
 pub mod engine;
+pub mod exit;
 pub mod r#gen;
 pub mod identify;
 pub mod licence;
@@ -21,7 +24,6 @@ pub mod record;
 pub mod registry;
 pub mod render;
 pub mod report;
-pub mod shard;
 pub mod share;
 pub mod sign;
 pub mod validate;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::identify::{IdError, LicenceId, serial_from_printed};
+use crate::identify::{IdError, LicenceId};
 use crate::licence::Licence;
 use crate::render::RenderError;
 use crate::render::font::FaceFont;
@@ -57,9 +57,25 @@ impl Producer {
         signer: Arc<Signer>,
         signed_at: DateTime<Utc>,
     ) -> Result<Producer, RenderError> {
+        Ok(Producer::with_renderer(Producer::load_renderer(layouts)?, signer, signed_at))
+    }
+
+    /// The face renderer for `layouts`: the font (see [`FaceFont::load_default`]), the layout
+    /// files and the seal images they name, all loaded and checked. Touches nothing but those
+    /// files, so a run calls it before any effect.
+    pub fn load_renderer(layouts: &[&Path]) -> Result<PdfRenderer, RenderError> {
         let font = Arc::new(FaceFont::load_default()?);
         let layouts = layouts.iter().map(|p| Layout::load(p)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Producer { renderer: PdfRenderer::new(font, layouts)?, signer, signed_at })
+        PdfRenderer::new(font, layouts)
+    }
+
+    /// A producer over a renderer already loaded (see [`Producer::load_renderer`]).
+    pub fn with_renderer(
+        renderer: PdfRenderer,
+        signer: Arc<Signer>,
+        signed_at: DateTime<Utc>,
+    ) -> Producer {
+        Producer { renderer, signer, signed_at }
     }
 
     /// The face renderer (font and layouts loaded).
@@ -72,20 +88,9 @@ impl Producer {
         self.signed_at
     }
 
-    /// The identifier a licence gets at `version` (serial: the printed number, or a stable
-    /// serial derived from it; see [`serial_from_printed`]).
-    pub fn identifier(licence: &Licence, version: u16) -> Result<LicenceId, IdError> {
-        LicenceId::new(
-            &licence.type_code,
-            &licence.issuer_code,
-            &serial_from_printed(&licence.printed_no),
-            version,
-        )
-    }
-
-    /// Renders and signs one licence at `version`.
-    pub fn produce(&self, licence: &Licence, version: u16) -> Result<Artefacts, ProduceError> {
-        let id = Producer::identifier(licence, version)?;
+    /// Renders and signs one licence as version `id` (decided by the registry, or numbered
+    /// within the input for a preview).
+    pub fn produce(&self, licence: &Licence, id: &LicenceId) -> Result<Artefacts, ProduceError> {
         let identifier = id.to_string();
         let seal = SealMeta {
             signer_name: licence.issuer_name.clone(),
@@ -103,6 +108,6 @@ impl Producer {
         };
         let pdf = sign_rendered_pdf(pdf, &self.signer, self.signed_at, &opts)?;
         let xml = sign_xml(&xml, &self.signer)?;
-        Ok(Artefacts { id, pdf, xml })
+        Ok(Artefacts { id: id.clone(), pdf, xml })
     }
 }

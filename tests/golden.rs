@@ -86,9 +86,14 @@ fn signed_outputs_are_byte_identical_to_the_golden_list() {
         0,
     );
     run_expect(
-        elicence()
-            .env("ELICENCE_DATA", &data)
-            .args(["dept", "grant", MED, "--type", "food-business-permit", "--unmask"]),
+        elicence().env("ELICENCE_DATA", &data).args([
+            "dept",
+            "grant",
+            MED,
+            "--type",
+            "food-business-permit",
+            "--unmask",
+        ]),
         0,
     );
     let credential = dir.path().join("med.cred");

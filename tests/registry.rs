@@ -93,7 +93,7 @@ impl Row {
 /// What the caller does: render and sign (here: fake bytes) the rows whose decision needs it.
 fn item(row: &Row, decision: Decision) -> LoadItem {
     let (pdf, xml) = match decision.new_version() {
-        Some((identifier, _)) => (
+        Some(identifier) => (
             Some(format!("%PDF-1.7 fake {identifier} {}", row.content).into_bytes()),
             Some(format!("<licence id=\"{identifier}\">{}</licence>", row.content).into_bytes()),
         ),
@@ -184,6 +184,11 @@ fn load(reg: &mut Registry, run: RunId, rows: &[Row], secs: i64) -> Vec<LoadResu
     reg.commit_chunk(run, items, OP, at(secs)).expect("commit")
 }
 
+/// A new version's identifier, as the registry decides it.
+fn lid(printed: &str, version: u16) -> LicenceId {
+    LicenceId::for_printed_number(TYPE_CODE, ISSUER, printed, version).expect("identifier")
+}
+
 fn id(printed: &str, version: u16) -> String {
     LicenceId::new(TYPE_CODE, ISSUER, &serial_from_printed(printed), version)
         .expect("identifier")
@@ -198,7 +203,7 @@ both_backends!(fn new_licence_is_version_1_with_its_files_and_audit(b) {
     let r = row("JY12201020000012", "a");
     assert_eq!(
         reg.decide(&r.input()).unwrap(),
-        Decision::New { identifier: id("JY12201020000012", 1) }
+        Decision::New { identifier: lid("JY12201020000012", 1) }
     );
     let results = load(&mut reg, run, std::slice::from_ref(&r), 1);
     assert_eq!(results, vec![LoadResult::Issued { identifier: id("JY12201020000012", 1) }]);
@@ -283,7 +288,7 @@ both_backends!(fn changed_content_supersedes_and_both_versions_stay_queryable(b)
     let d = reg.decide(&row("B1", "v2").status(LicenceStatus::Changed).input()).unwrap();
     assert_eq!(
         d,
-        Decision::Change { previous_identifier: id("B1", 1), identifier: id("B1", 2), version: 2 }
+        Decision::Change { previous_identifier: id("B1", 1), identifier: lid("B1", 2) }
     );
     load(&mut reg, run, &[row("B1", "v2").status(LicenceStatus::Changed)], 2);
     load(&mut reg, run, &[row("B1", "v3")], 3);
@@ -354,7 +359,7 @@ both_backends!(fn new_key_that_says_revoked_is_registered_revoked(b) {
     let mut reg = b.open();
     let run = start(&mut reg, 0);
     let r = row("D1", "a").status(LicenceStatus::Revoked);
-    assert_eq!(reg.decide(&r.input()).unwrap(), Decision::New { identifier: id("D1", 1) });
+    assert_eq!(reg.decide(&r.input()).unwrap(), Decision::New { identifier: lid("D1", 1) });
     assert_eq!(load(&mut reg, run, &[r], 1), vec![LoadResult::Revoked { identifier: id("D1", 1) }]);
     assert!(matches!(reg.status_of(&id("D1", 1)).unwrap(), RegistryStatus::Revoked { .. }));
     let actions: Vec<_> =
@@ -389,17 +394,15 @@ both_backends!(fn two_rows_of_one_key_in_one_chunk_see_each_other(b) {
     assert_eq!(
         decisions,
         vec![
-            Decision::New { identifier: id("F1", 1) },
+            Decision::New { identifier: lid("F1", 1) },
             Decision::Change {
                 previous_identifier: id("F1", 1),
-                identifier: id("F1", 2),
-                version: 2
+                identifier: lid("F1", 2),
             },
             Decision::Unchanged { identifier: id("F1", 1) },
             Decision::Change {
                 previous_identifier: id("F1", 2),
-                identifier: id("F1", 3),
-                version: 3
+                identifier: lid("F1", 3),
             },
             Decision::Revoke { identifier: id("F1", 3) },
             Decision::AlreadyRevoked { identifier: id("F1", 3) },
@@ -467,7 +470,7 @@ both_backends!(fn single_instance_type_allows_one_live_licence_per_holder(b) {
 
     // Once the live licence is revoked, the holder may get a new one.
     reg.revoke(&id("G1", 1), "注销: holder request", OP, at(3)).unwrap();
-    assert_eq!(reg.decide(&second.input()).unwrap(), Decision::New { identifier: id("G2", 1) });
+    assert_eq!(reg.decide(&second.input()).unwrap(), Decision::New { identifier: lid("G2", 1) });
     // A revocation row for a new key never conflicts.
     let revoked_new = row("H3", "z").holder(h2).single().status(LicenceStatus::Revoked);
     assert!(matches!(reg.decide(&revoked_new.input()).unwrap(), Decision::New { .. }));
@@ -533,7 +536,7 @@ both_backends!(fn a_decision_made_stale_by_another_writer_is_refused_whole(b) {
     let items = rows.iter().zip(decisions).map(|(r, d)| item(r, d)).collect();
     match a.commit_chunk(run_a, items, OP, at(2)) {
         Err(RegistryError::StaleDecision(stale)) => {
-            assert_eq!(stale.expected, Decision::New { identifier: id("S1", 1) });
+            assert_eq!(stale.expected, Decision::New { identifier: lid("S1", 1) });
             assert_eq!(stale.found, Decision::Unchanged { identifier: id("S1", 1) });
         }
         other => panic!("expected a stale decision, got {other:?}"),

@@ -13,7 +13,7 @@ use super::{
     Authority, Catalog, FieldKind, FieldSpec, HolderCategory, Level, LicenceType, Sharing,
     ValidityRange, keys,
 };
-use crate::validate::codes;
+use crate::codes;
 
 /// Holder-code types of GB/T 36903 that a catalog may name.
 const HOLDER_CODE_TYPES: [&str; 9] =

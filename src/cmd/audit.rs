@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use crate::cmd::exit;
+use crate::exit;
 use crate::registry::{Registry, RegistryError};
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use crate::catalog::{self, FieldKind, LicenceType};
-use crate::cmd::exit;
+use crate::exit;
 use crate::render::layout::Layout;
 
 const DEFAULT_DIR: &str = "pipelines/catalog";

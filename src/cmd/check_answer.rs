@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use crate::cmd::{exit, now};
+use crate::clock::now;
+use crate::exit;
 use crate::registry::{AnswerOutcome, AuditEntry, Registry};
 use crate::share::{Ask, Refusal, ShareError, action, audit_refusal, authenticate, input};
 

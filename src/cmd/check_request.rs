@@ -9,7 +9,8 @@ use clap::Args;
 use serde_json::json;
 
 use crate::catalog;
-use crate::cmd::{exit, now};
+use crate::clock::now;
+use crate::exit;
 use crate::identify::LicenceId;
 use crate::registry::{AuditEntry, Registry};
 use crate::share::{self, Ask, ShareError, action, audit_refusal, authenticate, input};

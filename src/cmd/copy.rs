@@ -17,7 +17,8 @@ use clap::Args;
 use serde_json::json;
 
 use crate::catalog;
-use crate::cmd::{exit, now};
+use crate::clock::now;
+use crate::exit;
 use crate::identify::LicenceId;
 use crate::registry::{AuditEntry, FileKind, Registry, RegistryStatus, sha256_hex};
 use crate::render::font::FaceFont;

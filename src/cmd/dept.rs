@@ -9,10 +9,12 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::catalog::{self, Level};
-use crate::cmd::{exit, now, operator};
+use crate::clock::now;
+use crate::cmd::operator;
+use crate::codes::check_region_code;
+use crate::exit;
 use crate::registry::{AuditEntry, Department, Grant, Registry};
 use crate::share::{action, auth, input};
-use crate::validate::codes::check_region_code;
 
 #[derive(Debug, Subcommand)]
 pub enum DeptCommand {

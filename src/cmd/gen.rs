@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::cmd::exit;
+use crate::exit;
 use crate::r#gen::{self, GenOptions, OutputFormat};
 use crate::pipeline;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cmd::exit;
+use crate::exit;
 use crate::registry::{RegistryLocation, migrate_registry};
 
 #[derive(Debug, Args)]

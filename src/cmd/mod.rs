@@ -21,31 +21,8 @@ pub mod store;
 pub mod validate;
 pub mod verify;
 
-use chrono::{DateTime, Utc};
-
-/// Exit codes, documented in the README.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FAILURE: i32 = 1;
-    pub const USAGE: i32 = 2;
-    pub const CONFIG: i32 = 3;
-    pub const INPUT: i32 = 4;
-    pub const REJECT_RATE: i32 = 5;
-    /// A sharing command refused: not authenticated, disabled, or outside the rights.
-    pub const DENIED: i32 = 6;
-    /// Interrupted (Ctrl-C) at a chunk boundary; run again to resume.
-    pub const INTERRUPTED: i32 = 130;
-}
-
-/// The clock of this process: `ELICENCE_NOW` (RFC 3339) pins it for reproducible runs and tests.
-pub fn now() -> anyhow::Result<DateTime<Utc>> {
-    match std::env::var("ELICENCE_NOW") {
-        Ok(s) if !s.is_empty() => Ok(DateTime::parse_from_rfc3339(&s)
-            .map_err(|e| anyhow::anyhow!("ELICENCE_NOW={s:?} is not an RFC 3339 time: {e}"))?
-            .with_timezone(&Utc)),
-        _ => Ok(Utc::now()),
-    }
-}
+pub use crate::clock::now;
+pub use crate::exit;
 
 /// Who runs a command, for the audit trail: `--operator`, else the OS user.
 pub fn operator(given: Option<&str>) -> String {

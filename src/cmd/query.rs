@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::catalog;
-use crate::cmd::{exit, now};
+use crate::clock::now;
+use crate::exit;
 use crate::identify::LicenceId;
 use crate::registry::{AuditEntry, Registry, RegistryStatus};
 use crate::render::qr::parse_qr_payload;

@@ -11,14 +11,16 @@ use anyhow::Context;
 use clap::Args;
 use rayon::prelude::*;
 
-use crate::cmd::{exit, now};
+use crate::clock::now;
+use crate::engine::Dedupe;
 use crate::engine::{self, Outcome, RowSink};
+use crate::exit;
+use crate::identify::LicenceId;
 use crate::licence::Licence;
 use crate::pipeline;
-use crate::produce::Producer;
+use crate::produce::{ProduceError, Producer};
 use crate::report::Counts;
 use crate::sign::signer::{Signer, passphrase_from_env_or_file};
-use crate::validate::Dedupe;
 
 /// Licences rendered per parallel batch.
 const BATCH: usize = 256;
@@ -114,7 +116,17 @@ impl RenderSink<'_> {
         let results: Vec<_> = self.pool.install(|| {
             batch
                 .par_iter()
-                .map(|(licence, version)| (licence, producer.produce(licence, *version)))
+                .map(|(licence, version)| {
+                    let produced = LicenceId::for_printed_number(
+                        &licence.type_code,
+                        &licence.issuer_code,
+                        &licence.printed_no,
+                        *version,
+                    )
+                    .map_err(ProduceError::from)
+                    .and_then(|id| producer.produce(licence, &id));
+                    (licence, produced)
+                })
                 .collect()
         });
         for (licence, result) in results {

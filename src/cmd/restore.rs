@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cmd::{exit, now, operator};
+use crate::clock::now;
+use crate::cmd::operator;
+use crate::exit;
 use crate::registry::Registry;
 
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
 use serde::Serialize;
 
-use crate::cmd::exit;
+use crate::exit;
 use crate::registry::{IssuerFigures, Registry, RejectFigures};
 use crate::share::action;
 

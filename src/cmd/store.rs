@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use crate::cmd::exit;
+use crate::exit;
 use crate::registry::Registry;
 
 #[derive(Debug, Subcommand)]

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cmd::{exit, now};
+use crate::clock::now;
+use crate::engine::Dedupe;
 use crate::engine::{self, Outcome, RowSink};
+use crate::exit;
 use crate::pipeline;
 use crate::report::{self, Counts, RowFiles, ValidateReport};
-use crate::validate::Dedupe;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -56,7 +57,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<i32> {
     let mut counts = Counts::default();
     let mut by_rule: BTreeMap<String, u64> = BTreeMap::new();
     for path in &args.input {
-        let (sha, bytes) = report::sha256_file(path).map_err(|source| {
+        let (sha, bytes) = crate::read::sha256_file(path).map_err(|source| {
             engine::EngineError::Unreadable { file: path.display().to_string(), source }
         })?;
         let mut sink = ValidateSink { files: files.as_mut(), by_rule: &mut by_rule };

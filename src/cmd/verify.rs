@@ -135,7 +135,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         None => None,
     };
     let operator = crate::cmd::operator(args.operator.as_deref());
-    let at = crate::cmd::now()?;
+    let at = crate::clock::now()?;
     if anchor_files.is_empty() {
         anyhow::bail!("no trust anchor: give --trust PEM or --keys DIR");
     }
@@ -148,7 +148,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         let mut report = verify_file(file, &trust);
         all_authentic &= report.status.is_authentic();
         if let Some(reg) = registry.as_mut() {
-            let (status, identifier) = match crate::report::sha256_file(file) {
+            let (status, identifier) = match crate::read::sha256_file(file) {
                 Ok((sha, _)) => file_status(reg, &sha, at)?,
                 Err(_) => (FileStatus::Licence(RegistryStatus::Unknown), None),
             };

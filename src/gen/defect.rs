@@ -18,7 +18,8 @@ use super::rng::Rng;
 use super::{CellKind, ExportRow};
 use crate::catalog::{FieldKind, keys};
 use crate::normalise;
-use crate::pipeline::{IssuerPlan, Normaliser, Plan};
+use crate::normalise::Normaliser;
+use crate::pipeline::{IssuerPlan, Plan};
 use crate::validate::Rule;
 
 /// What `elicence validate` must make of a row.

@@ -4,7 +4,8 @@
 //! required, length, normalisers), which is what the defects aim at.
 
 use crate::catalog::{FieldKind, keys};
-use crate::pipeline::{IssuerPlan, Normaliser, Plan};
+use crate::normalise::Normaliser;
+use crate::pipeline::{IssuerPlan, Plan};
 
 /// What a column holds.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 use super::dates::push_uint;
 use super::places::DISTRICTS;
 use super::rng::Rng;
-use crate::validate::codes::uscc_check_char;
+use crate::codes::uscc_check_char;
 
 // GB 32100-2015: code characters, no I O Z S V.
 const USCC_ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
@@ -280,7 +280,7 @@ pub fn push_canteen(out: &mut String, rng: &mut Rng) -> Registrant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::codes::{check_org_code, check_uscc};
+    use crate::codes::{check_org_code, check_uscc};
     use std::collections::HashSet;
 
     #[test]

@@ -6,7 +6,7 @@ use chrono::{Datelike, NaiveDate};
 
 use super::dates::push_padded;
 use super::rng::Rng;
-use crate::validate::codes::citizen_id_check_char;
+use crate::codes::citizen_id_check_char;
 
 /// The most common surnames first: a name draws from the first ten more often.
 const SURNAMES: [&str; 100] = [
@@ -149,8 +149,8 @@ pub fn wrong_id_check(right: char, rng: &mut Rng) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codes::{CodeError, check_citizen_id};
     use crate::normalise::ids::upgrade_citizen_id_15;
-    use crate::validate::codes::{CodeError, check_citizen_id};
 
     #[test]
     fn ids_are_valid_and_sexed() {

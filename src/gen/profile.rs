@@ -22,7 +22,8 @@ use super::rng::Rng;
 use super::{CellKind, ExportRow, GenError};
 use crate::catalog::FieldKind;
 use crate::licence::LicenceStatus;
-use crate::pipeline::{IssuerPlan, Normaliser, Plan};
+use crate::normalise::Normaliser;
+use crate::pipeline::{IssuerPlan, Plan};
 
 /// The catalog types the generator can draft.
 pub const SUPPORTED_TYPES: [&str; 3] =

@@ -1,11 +1,11 @@
 //! Citizen identity numbers (公民身份号码) as exports hold them: the matching form of an
 //! 18-character number (full-width digits, lower-case `x`) and the upgrade of an old 15-digit
 //! number to 18 characters (GB 11643-1999). The check character itself lives in
-//! [`crate::validate::codes`].
+//! [`crate::codes`].
 
 use std::borrow::Cow;
 
-use crate::validate::codes::{CodeError, check_citizen_id, citizen_id_check_char};
+use crate::codes::{CodeError, check_citizen_id, citizen_id_check_char};
 
 use super::width::{to_half_width, trim};
 

@@ -11,8 +11,48 @@ use std::borrow::Cow;
 use chrono::NaiveDate;
 
 use crate::catalog::FieldKind;
-use crate::pipeline::Normaliser;
 use crate::record::Cell;
+
+/// A text transformation applied to a cell before its kind is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normaliser {
+    /// Strip leading and trailing whitespace, including NBSP and U+3000.
+    Trim,
+    /// Full-width ASCII (`２０１７`, `Ｘ`) to half-width.
+    HalfWidth,
+    /// ASCII letters to upper case (codes only: `x` → `X`).
+    Upper,
+    /// Runs of inner whitespace to one space.
+    CollapseSpaces,
+    /// 15-digit citizen ID numbers to 18 digits (GB 11643), keeping the original.
+    CitizenIdUpgrade,
+}
+
+impl Normaliser {
+    /// The normaliser a pipeline file names `name`, if any.
+    pub fn parse(name: &str) -> Option<Normaliser> {
+        Some(match name {
+            "trim" => Normaliser::Trim,
+            "half_width" => Normaliser::HalfWidth,
+            "upper" => Normaliser::Upper,
+            "collapse_spaces" => Normaliser::CollapseSpaces,
+            "citizen_id_upgrade" => Normaliser::CitizenIdUpgrade,
+            _ => return None,
+        })
+    }
+
+    /// The normalisers a field kind gets when the pipeline names none.
+    pub fn defaults_for(kind: &FieldKind) -> Vec<Normaliser> {
+        use Normaliser::*;
+        match kind {
+            FieldKind::CitizenId => vec![Trim, HalfWidth, Upper, CitizenIdUpgrade],
+            FieldKind::HolderCode => vec![Trim, HalfWidth, Upper, CitizenIdUpgrade],
+            k if k.is_code() => vec![Trim, HalfWidth, Upper],
+            FieldKind::Date => vec![Trim, HalfWidth],
+            _ => vec![Trim],
+        }
+    }
+}
 
 /// Why a cell could not be turned into text for its field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

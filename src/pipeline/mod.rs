@@ -7,6 +7,6 @@ mod plan;
 pub mod spec;
 
 pub use plan::{
-    Binding, BoundColumn, ColumnPlan, IssuerPlan, KnownIssuer, Normaliser, PipelineError, Plan,
-    StatusPlan, load,
+    Binding, BoundColumn, ColumnPlan, IssuerPlan, KnownIssuer, PipelineError, Plan, StatusPlan,
+    load,
 };

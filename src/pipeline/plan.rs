@@ -8,51 +8,11 @@ use std::path::{Path, PathBuf};
 
 use super::spec::{self, PipelineSpec, SheetSpec};
 use crate::catalog::load::Problems;
-use crate::catalog::{self, ConfigProblem, FieldKind, LicenceType, keys};
+use crate::catalog::{self, ConfigProblem, LicenceType, keys};
+use crate::codes;
 use crate::licence::LicenceStatus;
-use crate::normalise::width;
+use crate::normalise::{Normaliser, width};
 use crate::read::{Encoding, Format, Limits, SheetSel, SourceSpec};
-use crate::validate::codes;
-
-/// A text transformation applied to a cell before its kind is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Normaliser {
-    /// Strip leading and trailing whitespace, including NBSP and U+3000.
-    Trim,
-    /// Full-width ASCII (`２０１７`, `Ｘ`) to half-width.
-    HalfWidth,
-    /// ASCII letters to upper case (codes only: `x` → `X`).
-    Upper,
-    /// Runs of inner whitespace to one space.
-    CollapseSpaces,
-    /// 15-digit citizen ID numbers to 18 digits (GB 11643), keeping the original.
-    CitizenIdUpgrade,
-}
-
-impl Normaliser {
-    fn parse(name: &str) -> Option<Normaliser> {
-        Some(match name {
-            "trim" => Normaliser::Trim,
-            "half_width" => Normaliser::HalfWidth,
-            "upper" => Normaliser::Upper,
-            "collapse_spaces" => Normaliser::CollapseSpaces,
-            "citizen_id_upgrade" => Normaliser::CitizenIdUpgrade,
-            _ => return None,
-        })
-    }
-
-    /// The normalisers a field kind gets when the pipeline names none.
-    pub fn defaults_for(kind: &FieldKind) -> Vec<Normaliser> {
-        use Normaliser::*;
-        match kind {
-            FieldKind::CitizenId => vec![Trim, HalfWidth, Upper, CitizenIdUpgrade],
-            FieldKind::HolderCode => vec![Trim, HalfWidth, Upper, CitizenIdUpgrade],
-            k if k.is_code() => vec![Trim, HalfWidth, Upper],
-            FieldKind::Date => vec![Trim, HalfWidth],
-            _ => vec![Trim],
-        }
-    }
-}
 
 /// One mapped column.
 #[derive(Debug, Clone, PartialEq)]

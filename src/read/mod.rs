@@ -17,12 +17,14 @@
 mod csv;
 mod encoding;
 mod error;
+mod hash;
 mod workbook;
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use error::{ArchiveLimit, ReadError, ReadErrorKind};
+pub use hash::sha256_file;
 
 use crate::record::{Cell, Record, SourcePos};
 

@@ -43,7 +43,7 @@ use super::db::{Db, Val, vals};
 use super::encode::{date_text, get_hash16, get_u16, time_text};
 use super::store::{FileKind, Store, StoredFile};
 use super::{NaturalKey, RegistryError, RunId};
-use crate::identify::{IdError, LicenceId, serial_from_printed};
+use crate::identify::{IdError, LicenceId};
 use crate::licence::LicenceStatus;
 
 /// What the registry needs to know about a row to decide what it means.
@@ -65,12 +65,12 @@ pub struct DecisionInput {
 pub enum Decision {
     /// A new licence: version 1 with this identifier. Render and sign it. When the row says
     /// revoked, the commit registers it and revokes it at once.
-    New { identifier: String },
+    New { identifier: LicenceId },
     /// Same content as stored version `identifier`: nothing to do.
     Unchanged { identifier: String },
-    /// Changed content: version `version` with `identifier` supersedes the current version
+    /// Changed content: `identifier` (the next version) supersedes the current version
     /// `previous_identifier`. Render and sign it.
-    Change { previous_identifier: String, identifier: String, version: u16 },
+    Change { previous_identifier: String, identifier: LicenceId },
     /// The row says revoked and `identifier` (the current version) is live: revoke it.
     Revoke { identifier: String },
     /// The row says revoked and `identifier` is revoked already: nothing to do (unchanged).
@@ -80,11 +80,11 @@ pub enum Decision {
 }
 
 impl Decision {
-    /// The identifier and version to render and sign, for decisions that create a version.
-    pub fn new_version(&self) -> Option<(&str, u16)> {
+    /// The identifier to render and sign, for decisions that create a version: computed here
+    /// once and carried as it is through produce and load.
+    pub fn new_version(&self) -> Option<&LicenceId> {
         match self {
-            Decision::New { identifier } => Some((identifier, 1)),
-            Decision::Change { identifier, version, .. } => Some((identifier, *version)),
+            Decision::New { identifier } | Decision::Change { identifier, .. } => Some(identifier),
             _ => None,
         }
     }
@@ -175,12 +175,6 @@ pub enum LoadResult {
     Rejected {
         refusal: Refusal,
     },
-}
-
-/// The identifier of version `version` of `key`, built (never patched) by GB/T 36904.
-pub fn identifier_for(key: &NaturalKey, version: u16) -> Result<String, IdError> {
-    let serial = serial_from_printed(&key.printed_no);
-    LicenceId::new(&key.type_code, &key.issuer_code, &serial, version).map(|id| id.to_string())
 }
 
 /// A stored version as the decision needs it.
@@ -353,7 +347,7 @@ pub(crate) fn decide_one(
         {
             return Ok(Decision::Refused(Refusal::SingleInstanceConflict { live_identifier }));
         }
-        let identifier = match identifier_for(&input.key, 1) {
+        let identifier = match input.key.identifier(1) {
             Ok(id) => id,
             Err(error) => return Ok(Decision::Refused(Refusal::InvalidKey { error })),
         };
@@ -361,10 +355,10 @@ pub(crate) fn decide_one(
         entry.versions.push(KnownVersion {
             version: 1,
             content_hash: input.content_hash,
-            identifier: identifier.clone(),
+            identifier: identifier.to_string(),
         });
         entry.current = Some(Current {
-            identifier: identifier.clone(),
+            identifier: identifier.to_string(),
             revoked: revoked_row,
             holder_code: input.holder_code.clone(),
         });
@@ -394,7 +388,7 @@ pub(crate) fn decide_one(
     // 5. The next version.
     let max = state.versions.iter().map(|v| v.version).max().unwrap_or(0);
     let version = max + 1;
-    let identifier = match identifier_for(&input.key, version) {
+    let identifier = match input.key.identifier(version) {
         Ok(id) => id,
         Err(IdError::BadVersion { .. }) => {
             return Err(RegistryError::VersionsExhausted { key: input.key.clone() });
@@ -406,14 +400,14 @@ pub(crate) fn decide_one(
     entry.versions.push(KnownVersion {
         version,
         content_hash: input.content_hash,
-        identifier: identifier.clone(),
+        identifier: identifier.to_string(),
     });
     entry.current = Some(Current {
-        identifier: identifier.clone(),
+        identifier: identifier.to_string(),
         revoked: false,
         holder_code: input.holder_code.clone(),
     });
-    Ok(Decision::Change { previous_identifier, identifier, version })
+    Ok(Decision::Change { previous_identifier, identifier })
 }
 
 /// Decides `inputs` in order, each seeing the decisions before it (see the module docs).
@@ -508,6 +502,7 @@ fn apply(
     let key = &item.input.key;
     match &item.decision {
         Decision::New { identifier } => {
+            let identifier = &identifier.to_string();
             let licence_id = tx.insert_id(
                 "insert licence",
                 "INSERT INTO licences (type_code, issuer_code, printed_no, created_at)
@@ -532,7 +527,9 @@ fn apply(
             }
             Ok(LoadResult::Issued { identifier: identifier.clone() })
         }
-        Decision::Change { previous_identifier, identifier, version } => {
+        Decision::Change { previous_identifier, identifier } => {
+            let version = &identifier.version();
+            let identifier = &identifier.to_string();
             let licence_id: i64 = tx.query_one(
                 "find licence",
                 "SELECT id FROM licences

@@ -48,7 +48,7 @@ pub use audit::{
     canonical_json,
 };
 pub use backup::{BackupManifest, ManifestFile};
-pub use lifecycle::{Decision, DecisionInput, LoadItem, LoadResult, Refusal, identifier_for};
+pub use lifecycle::{Decision, DecisionInput, LoadItem, LoadResult, Refusal};
 pub use location::RegistryLocation;
 pub use migrate::{MigrationReport, migrate as migrate_registry};
 pub use schema::SCHEMA_VERSION;
@@ -57,6 +57,7 @@ pub use sharing::{
 };
 pub use store::{FileKind, FileState, Store, StoreEntry, StoreError, StoredFile, sha256_hex};
 
+use crate::identify::{IdError, LicenceId};
 use crate::licence::LicenceStatus;
 use db::{ColumnError, Db, Dialect, Val, vals};
 use encode::{
@@ -84,6 +85,12 @@ impl NaturalKey {
             issuer_code: licence.issuer_code.clone(),
             printed_no: licence.printed_no.clone(),
         }
+    }
+
+    /// The GB/T 36904 identifier of version `version` of this licence (see
+    /// [`LicenceId::for_printed_number`]).
+    pub fn identifier(&self, version: u16) -> Result<LicenceId, IdError> {
+        LicenceId::for_printed_number(&self.type_code, &self.issuer_code, &self.printed_no, version)
     }
 }
 

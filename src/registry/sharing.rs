@@ -2,8 +2,8 @@
 //! grants, check requests (核查) and copies for use (加注件), plus the lookups a sharing query
 //! needs (by holder code, by printed number) and the raw figures for oversight.
 //!
-//! Only storage lives here. Who may see what (rights, masking) is decided in `crate::share`,
-//! which never touches SQL; credentials arrive here already hashed. Every record that answers a
+//! Only storage lives here. Who may see what (rights, masking) is decided by the sharing layer
+//! above, which never touches SQL; credentials arrive here already hashed. Every record that answers a
 //! consumer (a check request, an answer, a copy) is written in the same transaction as its
 //! audit entry.
 

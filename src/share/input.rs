@@ -5,7 +5,7 @@
 
 use thiserror::Error;
 
-use crate::validate::codes::{CodeError, check_uscc};
+use crate::codes::{CodeError, check_uscc};
 
 /// Longest reason, note, department name (characters).
 pub const MAX_TEXT: usize = 200;

@@ -122,11 +122,11 @@ impl ShareError {
     /// The exit code: 2 for bad input, 6 for a refusal, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            ShareError::Input(_) | ShareError::Credential(_) => crate::cmd::exit::USAGE,
+            ShareError::Input(_) | ShareError::Credential(_) => crate::exit::USAGE,
             ShareError::NotAuthenticated { .. }
             | ShareError::Disabled { .. }
-            | ShareError::NotPermitted { .. } => crate::cmd::exit::DENIED,
-            ShareError::NotFound { .. } | ShareError::Registry(_) => crate::cmd::exit::FAILURE,
+            | ShareError::NotPermitted { .. } => crate::exit::DENIED,
+            ShareError::NotFound { .. } | ShareError::Registry(_) => crate::exit::FAILURE,
         }
     }
 
@@ -313,7 +313,7 @@ pub fn shared_view(
 /// A search key as written into the audit trail: a citizen ID number (personal data) masked,
 /// anything else shortened.
 pub fn key_for_audit(key: &str) -> String {
-    if crate::validate::codes::check_citizen_id(key).is_ok() {
+    if crate::codes::check_citizen_id(key).is_ok() {
         mask::mask(key, mask::MaskStyle::CitizenId)
     } else {
         input::for_audit(key)

@@ -7,7 +7,7 @@ use chrono::{Months, NaiveDate};
 use serde::Serialize;
 
 use crate::catalog::{FieldKind, FieldSpec};
-use crate::validate::codes;
+use crate::codes;
 
 /// A rule a row can break. The snake_case name is what rejects files and reports show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

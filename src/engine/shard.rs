@@ -21,8 +21,9 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use crate::engine::Outcome;
 use crate::registry::NaturalKey;
+
+use super::stream::Outcome;
 
 /// Shard `index` of `count` (0-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

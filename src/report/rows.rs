@@ -1,97 +1,16 @@
-//! Report: the counts of a run (which always reconcile: read = valid + rejected + duplicates),
-//! the JSON run report, and the CSV files a data team opens in a spreadsheet (UTF-8 with BOM so
-//! that Excel reads the Chinese text).
+//! The row files a data team opens in a spreadsheet: `rejects.csv` (source position, field, rule
+//! and reason of every rejected row), `duplicates.csv` and `valid.csv`, in UTF-8 with BOM so
+//! that Excel reads the Chinese text.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-
-use serde::Serialize;
 
 use crate::catalog::LicenceType;
 use crate::record::SourcePos;
 use crate::validate::{RowReject, ValidRow};
 
-/// Counts of one run. `read` counts every data row (blank rows excluded).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub read: u64,
-    pub valid: u64,
-    pub rejected: u64,
-    pub duplicates: u64,
-}
-
-impl Counts {
-    /// read = valid + rejected + duplicates.
-    pub fn reconciles(&self) -> bool {
-        self.read == self.valid + self.rejected + self.duplicates
-    }
-
-    pub fn add(&mut self, other: &Counts) {
-        self.read += other.read;
-        self.valid += other.valid;
-        self.rejected += other.rejected;
-        self.duplicates += other.duplicates;
-    }
-}
-
-/// What was read from one input file.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct InputSummary {
-    pub file: String,
-    pub sha256: String,
-    pub bytes: u64,
-    pub encoding: String,
-    pub header_row: u64,
-    pub blank_rows_skipped: u64,
-    pub counts: Counts,
-    /// Busy time of the stages for this input.
-    pub stages: StageTimes,
-}
-
-/// Busy time per stage, in seconds. The stages overlap (reading, validating and loading run at
-/// the same time), so the sum exceeds the wall time; the largest one bounds the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct StageTimes {
-    /// Reading, splitting and decoding the export (the reader thread).
-    pub read_s: f64,
-    /// Normalising and validating, on all cores (wall time per chunk, summed).
-    pub validate_s: f64,
-    /// Deciding new / unchanged / change / revoke against the registry.
-    pub decide_s: f64,
-    /// Rendering and signing PDF and XML, on all cores (wall time per chunk, summed).
-    pub render_sign_s: f64,
-    /// Writing the files to the store and committing each chunk.
-    pub load_s: f64,
-}
-
-impl StageTimes {
-    pub fn add(&mut self, other: &StageTimes) {
-        self.read_s += other.read_s;
-        self.validate_s += other.validate_s;
-        self.decide_s += other.decide_s;
-        self.render_sign_s += other.render_sign_s;
-        self.load_s += other.load_s;
-    }
-}
-
-/// The JSON report of a validate (or run) invocation.
-#[derive(Debug, Clone, Serialize)]
-pub struct ValidateReport {
-    pub pipeline: String,
-    pub licence_type: String,
-    pub type_code: String,
-    pub started: String,
-    pub finished: String,
-    pub inputs: Vec<InputSummary>,
-    pub counts: Counts,
-    pub reconciled: bool,
-    pub rejects_by_rule: BTreeMap<String, u64>,
-    pub reject_rate: f64,
-}
-
-fn io_err(path: &Path, e: std::io::Error) -> OutputError {
+pub(super) fn io_err(path: &Path, e: std::io::Error) -> OutputError {
     OutputError { path: path.to_path_buf(), source: e }
 }
 
@@ -223,31 +142,4 @@ impl RowFiles {
         }
         Ok(())
     }
-}
-
-/// Writes `report.json` into `dir`.
-pub fn write_json(dir: &Path, report: &impl Serialize) -> Result<(), OutputError> {
-    let path = dir.join("report.json");
-    let text = serde_json::to_string_pretty(report)
-        .map_err(|e| io_err(&path, std::io::Error::other(e)))?;
-    std::fs::write(&path, text + "\n").map_err(|e| io_err(&path, e))
-}
-
-/// SHA-256 of a file, streamed.
-pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        h.update(&buf[..n]);
-    }
-    Ok((hex::encode(h.finalize()), total))
 }

@@ -1,9 +1,9 @@
-//! The load stage of `elicence run` on its own thread, so that committing chunk k (writing its
+//! The load stage of a run on its own thread, so that committing chunk k (writing its
 //! files to the store, one durability barrier, one transaction) overlaps with deciding,
 //! rendering and signing chunk k+1 on the other threads.
 //!
 //! The loader has its own registry connection and commits chunks in the order it receives them.
-//! Every chunk comes back as a [`Done`], in order; the run's counts and output files are kept
+//! Every chunk comes back as a [`ChunkOutcome`], in order; the run's counts and output files are kept
 //! by the sender, which never decides a chunk that touches a licence (or, for single-instance
 //! types, a holder) of a chunk still in flight.
 
@@ -18,10 +18,10 @@ use crate::registry::{LoadItem, LoadResult, Registry, RegistryError, RejectRecor
 use crate::validate::{RowReject, ValidRow};
 
 /// A decided, rendered and signed chunk on its way to the registry.
-pub(super) struct Job {
+pub(super) struct DecidedChunk {
     /// One per accepted row, in input order.
     pub items: Vec<LoadItem>,
-    /// Rejects found since the previous job (recorded whatever becomes of `items`).
+    /// Rejects found since the previous chunk (recorded whatever becomes of `items`).
     pub rejects: Vec<RejectRecord>,
     /// Every valid row of the chunk, in input order (to decide again when the chunk is stale).
     pub rows: Vec<ValidRow>,
@@ -35,26 +35,26 @@ pub(super) struct Job {
     pub attempt: u32,
 }
 
-/// What became of a job.
-pub(super) enum Done {
+/// What became of a decided chunk.
+pub(super) enum ChunkOutcome {
     Committed {
-        job: Job,
+        chunk: DecidedChunk,
         results: Vec<LoadResult>,
         seconds: f64,
     },
     /// Another process changed the same licences between decision and commit: decide again.
     Stale {
-        job: Job,
+        chunk: DecidedChunk,
     },
     Failed(anyhow::Error),
 }
 
 /// The sending side of the load stage.
 pub(super) struct Loader<'scope> {
-    jobs: Option<SyncSender<Job>>,
-    done: Receiver<Done>,
+    chunks: Option<SyncSender<DecidedChunk>>,
+    done: Receiver<ChunkOutcome>,
     thread: Option<ScopedJoinHandle<'scope, ()>>,
-    /// Jobs sent and not yet returned.
+    /// Chunks sent and not yet returned.
     pub in_flight: usize,
 }
 
@@ -70,24 +70,24 @@ impl<'scope> Loader<'scope> {
         at: DateTime<Utc>,
     ) -> Result<Loader<'scope>, RegistryError> {
         let mut registry = Registry::open_with(data, location)?;
-        // One job queued while one commits: enough to overlap, little memory held.
-        let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(1);
-        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        // One chunk queued while one commits: enough to overlap, little memory held.
+        let (chunks_tx, chunks_rx) = mpsc::sync_channel::<DecidedChunk>(1);
+        let (done_tx, done_rx) = mpsc::channel::<ChunkOutcome>();
         let thread = scope.spawn(move || {
-            for job in jobs_rx {
-                let done = commit(&mut registry, run, operator, at, job);
-                let failed = matches!(done, Done::Failed(_));
+            for chunk in chunks_rx {
+                let done = commit(&mut registry, run, operator, at, chunk);
+                let failed = matches!(done, ChunkOutcome::Failed(_));
                 if done_tx.send(done).is_err() || failed {
                     return;
                 }
             }
         });
-        Ok(Loader { jobs: Some(jobs_tx), done: done_rx, thread: Some(thread), in_flight: 0 })
+        Ok(Loader { chunks: Some(chunks_tx), done: done_rx, thread: Some(thread), in_flight: 0 })
     }
 
-    /// Queues a job; blocks while the loader is a job behind.
-    pub fn send(&mut self, job: Job) -> anyhow::Result<()> {
-        let sent = self.jobs.as_ref().map(|tx| tx.send(job).is_ok()).unwrap_or(false);
+    /// Queues a chunk; blocks while the loader is a chunk behind.
+    pub fn send(&mut self, chunk: DecidedChunk) -> anyhow::Result<()> {
+        let sent = self.chunks.as_ref().map(|tx| tx.send(chunk).is_ok()).unwrap_or(false);
         if !sent {
             return Err(self.failure());
         }
@@ -95,8 +95,8 @@ impl<'scope> Loader<'scope> {
         Ok(())
     }
 
-    /// The next finished job: waits for it when `wait`, else only if one is ready.
-    pub fn next(&mut self, wait: bool) -> anyhow::Result<Option<Done>> {
+    /// The next finished chunk: waits for it when `wait`, else only if one is ready.
+    pub fn next(&mut self, wait: bool) -> anyhow::Result<Option<ChunkOutcome>> {
         if self.in_flight == 0 {
             return Ok(None);
         }
@@ -115,7 +115,7 @@ impl<'scope> Loader<'scope> {
 
     /// Stops the loader thread once its queue is empty.
     pub fn close(&mut self) {
-        self.jobs = None;
+        self.chunks = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -137,26 +137,28 @@ fn commit(
     run: RunId,
     operator: &str,
     at: DateTime<Utc>,
-    mut job: Job,
-) -> Done {
+    mut chunk: DecidedChunk,
+) -> ChunkOutcome {
     let started = Instant::now();
-    if !job.rejects.is_empty() {
-        if let Err(e) = registry.record_rejects(run, &job.rejects) {
-            return Done::Failed(e.into());
+    if !chunk.rejects.is_empty() {
+        if let Err(e) = registry.record_rejects(run, &chunk.rejects) {
+            return ChunkOutcome::Failed(e.into());
         }
-        job.rejects.clear();
+        chunk.rejects.clear();
     }
-    if job.items.is_empty() {
-        return Done::Committed {
-            job,
+    if chunk.items.is_empty() {
+        return ChunkOutcome::Committed {
+            chunk,
             results: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
         };
     }
-    let items = std::mem::take(&mut job.items);
+    let items = std::mem::take(&mut chunk.items);
     match registry.commit_chunk(run, items, operator, at) {
-        Ok(results) => Done::Committed { job, results, seconds: started.elapsed().as_secs_f64() },
-        Err(RegistryError::StaleDecision(_)) => Done::Stale { job },
-        Err(e) => Done::Failed(e.into()),
+        Ok(results) => {
+            ChunkOutcome::Committed { chunk, results, seconds: started.elapsed().as_secs_f64() }
+        }
+        Err(RegistryError::StaleDecision(_)) => ChunkOutcome::Stale { chunk },
+        Err(e) => ChunkOutcome::Failed(e.into()),
     }
 }

@@ -4,7 +4,7 @@
 //! the old 15-digit business registration number (工商注册号, GS15-2006) and the administrative
 //! region code (行政区划代码, GB/T 2260, structure only).
 //!
-//! Every function takes an already normalised code (see [`crate::normalise`]): half-width,
+//! Every function takes an already normalised code (the `normalise` stage does that): half-width,
 //! trimmed, upper-case. Nothing here trims, folds case or touches I/O. Character positions in
 //! errors are 0-based character indices.
 

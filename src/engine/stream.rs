@@ -1,5 +1,5 @@
-//! Engine: streams one export through read → normalise → validate in bounded chunks. A reader
-//! thread fills chunks of records; a validator thread checks them on all cores (rayon) while the
+//! Streams one export through read → normalise → validate in bounded chunks. A reader thread
+//! fills chunks of records; a validator thread checks them on all cores (rayon) while the
 //! caller's sink consumes the previous chunks in input order, so duplicates are found in order,
 //! the stages overlap, and memory stays flat however large the input is.
 
@@ -14,7 +14,9 @@ use crate::pipeline::Plan;
 use crate::read::{self, ReadError};
 use crate::record::{Record, SourcePos};
 use crate::report::{Counts, InputSummary, StageTimes};
-use crate::validate::{Dedupe, RowOutcome, RowReject, ValidRow, Validator};
+use crate::validate::{RowOutcome, RowReject, ValidRow, Validator};
+
+use super::dedupe::Dedupe;
 
 /// Records per chunk: large enough to amortise the hand-off, small enough to keep memory flat.
 pub const CHUNK_ROWS: usize = 1024;

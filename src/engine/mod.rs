@@ -1,0 +1,25 @@
+//! Engine: owns a run. It streams exports through read → normalise → validate in bounded
+//! chunks, finds duplicates in input order, and for `elicence run` decides each chunk against
+//! the registry, produces (renders and signs) the new versions on all cores and commits the
+//! chunk on a loader thread, while the next chunk is being produced. Memory stays flat however
+//! large the input is, and a run killed at any point and started again ends with the same
+//! registry.
+//!
+//! - [`stream`]: one input → [`Outcome`]s in order, through a [`RowSink`] (`validate`, `render`
+//!   and the run all sink rows this way).
+//! - [`dedupe`]: rows equal to an earlier row of the run.
+//! - [`run`]: the whole `run` job: everything checked before any effect, then the inputs
+//!   scheduled chunk by chunk ([`schedule`]) and committed ([`loader`]).
+//! - [`shard`]: which rows one process of a `--shard K/N` run keeps.
+
+pub mod dedupe;
+mod loader;
+pub mod run;
+mod schedule;
+pub mod shard;
+pub mod stream;
+
+pub use dedupe::Dedupe;
+pub use run::{RunOptions, RunReport, RunResult};
+pub use shard::Shard;
+pub use stream::{CHUNK_ROWS, EngineError, Outcome, RowSink, validate_input};

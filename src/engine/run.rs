@@ -1,0 +1,267 @@
+//! The `run` job: read → validate → identify → produce → load into the registry, chunk by chunk.
+//!
+//! Everything the run needs (pipeline, catalog, layout, font, seal image, inputs' hashes and the
+//! signing key) is loaded and checked before the first effect: a broken configuration stops the
+//! run with nothing created, no registry opened and no key written. Then the run is recorded,
+//! every input is streamed through the [chunk scheduler](super::schedule), and the run's
+//! outcome (completed, interrupted, failed) is recorded with its counts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::pipeline;
+use crate::produce::Producer;
+use crate::progress::{Interrupt, Progress, ProgressMode};
+use crate::read::sha256_file;
+use crate::registry::{Registry, RunCounts, RunOutcome, RunStart};
+use crate::report::{self, InputSummary, RowFiles, StageTimes};
+use crate::sign::keys::{DevKeyOptions, init_dev_keys};
+use crate::sign::signer::{Signer, passphrase_from_env_or_file};
+
+use super::dedupe::Dedupe;
+use super::loader::Loader;
+use super::schedule::{CHUNK, ChunkScheduler, ScheduledTotals};
+use super::shard::Shard;
+use super::stream::{EngineError, validate_input};
+
+/// What a run is asked to do (the flags of `elicence run`, already parsed).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub pipeline: PathBuf,
+    pub inputs: Vec<PathBuf>,
+    /// Key folder; `None`: the development key of the data folder (created on first use).
+    pub keys: Option<PathBuf>,
+    pub passphrase_file: Option<PathBuf>,
+    /// Registry folder (SQLite file and store).
+    pub data: PathBuf,
+    /// Registry database other than the SQLite file in `data` (e.g. PostgreSQL).
+    pub registry: Option<String>,
+    /// Folder for the row files and `report.json`.
+    pub out: Option<PathBuf>,
+    /// Who runs this (audit trail).
+    pub operator: String,
+    /// Worker threads (`None`: all cores).
+    pub jobs: Option<usize>,
+    pub progress: ProgressMode,
+    pub progress_interval: Duration,
+    pub quiet: bool,
+    pub shard: Option<Shard>,
+    /// The run's clock: signing time, run start, and "today" for validation.
+    pub started: DateTime<Utc>,
+}
+
+/// The JSON report of a run: read = issued + changed + revoked + unchanged + duplicates +
+/// rejected (+ other_shard with `--shard`).
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub run: i64,
+    pub pipeline: String,
+    pub licence_type: String,
+    pub data: String,
+    pub development_key: bool,
+    pub started: String,
+    pub finished: String,
+    pub inputs: Vec<InputSummary>,
+    pub counts: RunCounts,
+    pub reconciled: bool,
+    pub rejects_by_rule: BTreeMap<String, u64>,
+    /// Wall time of the whole run, and the busy time of each stage (they overlap).
+    pub wall_s: f64,
+    pub stages: StageTimes,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum RunResult {
+    /// Every input was read to the end and every chunk committed (`report.json` written when
+    /// an output folder was given).
+    Completed {
+        report: Box<RunReport>,
+        /// The development key folder, when the run signed with it.
+        development_keys: Option<PathBuf>,
+    },
+    /// Ctrl-C: the run stopped at a chunk boundary; everything counted is committed.
+    Interrupted { counts: RunCounts },
+}
+
+/// Runs the job. Fails before any effect on a broken configuration, an unreadable input or a
+/// key that cannot be loaded; fails later on a fatal read error or a registry failure (the run
+/// is then recorded as failed).
+pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
+    let clock = Instant::now();
+    let started = options.started;
+    // 1. Configuration and inputs, checked before any effect.
+    let plan = pipeline::load(&options.pipeline)?;
+    let renderer = Producer::load_renderer(&[plan.layout_path.as_path()])?;
+    let mut hashes = Vec::with_capacity(options.inputs.len());
+    for path in &options.inputs {
+        let (sha, bytes) = sha256_file(path).map_err(|source| EngineError::Unreadable {
+            file: path.display().to_string(),
+            source,
+        })?;
+        hashes.push((path.clone(), sha, bytes));
+    }
+    let passphrase = passphrase_from_env_or_file(options.passphrase_file.as_deref())?;
+    let load_signer = |keys: &Path| {
+        Signer::load(keys, passphrase.as_ref(), started)
+            .with_context(|| format!("cannot load the signing key from {}", keys.display()))
+    };
+    let given_signer = options.keys.as_deref().map(load_signer).transpose()?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
+
+    // 2. Effects: the registry (created on first use), the development key if no key was
+    // given, the run record.
+    let mut registry = Registry::open_with(&options.data, options.registry.as_deref())?;
+    let (signer, development_keys) = match given_signer {
+        Some(signer) => (signer, None),
+        None => {
+            let dir = development_key_folder(&options.data, started)?;
+            (load_signer(&dir)?, Some(dir))
+        }
+    };
+    let development_key = development_keys.is_some();
+    let producer = Producer::with_renderer(renderer, Arc::new(signer), started);
+    let run_id = registry.start_run(&RunStart {
+        pipeline: plan.path.display().to_string(),
+        inputs: hashes.iter().map(|(p, s, _)| (p.display().to_string(), s.clone())).collect(),
+        operator: options.operator.clone(),
+        at: started,
+    })?;
+    let shard_note = options.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
+    eprintln!(
+        "run {} of {} into {}{shard_note}",
+        run_id.0,
+        plan.name,
+        registry.db_path().display()
+    );
+
+    let files = match &options.out {
+        Some(dir) => Some(RowFiles::create(dir, &plan.licence_type)?),
+        None => None,
+    };
+    let mut dedupe = Dedupe::default();
+    let mut inputs = Vec::with_capacity(hashes.len());
+    let today = started.date_naive();
+    let total_bytes = hashes.iter().map(|(_, _, bytes)| *bytes).sum();
+    let progress = Progress::new(options.progress, options.quiet, total_bytes)
+        .log_every(options.progress_interval);
+    let interrupt = Interrupt::install();
+    let registry_ref = &registry;
+    let operator = options.operator.as_str();
+    let totals = std::thread::scope(|scope| {
+        let loader = Loader::spawn(
+            scope,
+            &options.data,
+            options.registry.as_deref(),
+            run_id,
+            operator,
+            started,
+        )?;
+        let mut scheduler = ChunkScheduler {
+            pool: &pool,
+            plan: &plan,
+            producer: &producer,
+            registry: registry_ref,
+            loader,
+            in_flight: Default::default(),
+            files,
+            pending: Vec::with_capacity(CHUNK),
+            rejects: Vec::new(),
+            counts: RunCounts::default(),
+            by_rule: BTreeMap::new(),
+            input_dir: PathBuf::new(),
+            progress,
+            interrupt,
+            stages: StageTimes::default(),
+            shard: options.shard,
+        };
+        let mut result = (|| -> anyhow::Result<()> {
+            for (path, sha, bytes) in &hashes {
+                if scheduler.interrupt.is_set() {
+                    break;
+                }
+                scheduler.input_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                scheduler.progress.begin_input(*bytes);
+                let mut summary =
+                    validate_input(&plan, path, today, &pool, &mut dedupe, &mut scheduler)?;
+                scheduler.drain_pending()?;
+                summary.sha256 = sha.clone();
+                summary.bytes = *bytes;
+                inputs.push(summary);
+            }
+            Ok(())
+        })();
+        // Whatever happened, wait for the chunks already handed to the loader: they are
+        // committed and belong in the counts.
+        let finished = scheduler.finish();
+        if result.is_ok() {
+            result = finished;
+        }
+        scheduler.loader.close();
+        scheduler.progress.finish();
+        anyhow::Ok(ScheduledTotals {
+            result,
+            interrupted: scheduler.interrupt.is_set(),
+            counts: scheduler.counts,
+            by_rule: std::mem::take(&mut scheduler.by_rule),
+            files: scheduler.files.take(),
+            stages: scheduler.stages,
+        })
+    })?;
+    let finished = crate::clock::now()?;
+    let ScheduledTotals { result, interrupted, counts, by_rule, files, mut stages } = totals;
+    for input in &inputs {
+        stages.add(&input.stages);
+    }
+    if let Err(e) = result {
+        // Record the failure; the error itself is what the user needs to see.
+        let _ = registry.finish_run(run_id, &counts, RunOutcome::Failed, operator, finished);
+        return Err(e);
+    }
+    if interrupted {
+        registry.finish_run(run_id, &counts, RunOutcome::Interrupted, operator, finished)?;
+        return Ok(RunResult::Interrupted { counts });
+    }
+    registry.finish_run(run_id, &counts, RunOutcome::Completed, operator, finished)?;
+    if let Some(f) = files {
+        f.finish()?;
+    }
+    let reconciled = counts.reconciles();
+    let report = RunReport {
+        run: run_id.0,
+        pipeline: plan.path.display().to_string(),
+        licence_type: plan.licence_type.name.clone(),
+        data: options.data.display().to_string(),
+        development_key,
+        started: started.to_rfc3339(),
+        finished: finished.to_rfc3339(),
+        inputs,
+        counts,
+        reconciled,
+        rejects_by_rule: by_rule,
+        wall_s: clock.elapsed().as_secs_f64(),
+        stages,
+    };
+    if let Some(dir) = &options.out {
+        report::write_json(dir, &report)?;
+    }
+    Ok(RunResult::Completed { report: Box::new(report), development_keys })
+}
+
+/// The development key of a data folder, created on first use. Every run that uses it says so.
+fn development_key_folder(data: &Path, at: DateTime<Utc>) -> anyhow::Result<PathBuf> {
+    let dir = data.join("dev-keys");
+    if !dir.join("signer.key").exists() {
+        init_dev_keys(&dir, at, &DevKeyOptions::default())
+            .with_context(|| format!("cannot create a development key in {}", dir.display()))?;
+        eprintln!("created a DEVELOPMENT signing key in {} (not for production)", dir.display());
+    }
+    eprintln!("warning: no --keys given: signing with the DEVELOPMENT key in {}", dir.display());
+    Ok(dir)
+}

@@ -1,0 +1,417 @@
+//! The chunk scheduler of a run: valid rows are gathered into chunks; each chunk is decided
+//! against the registry in input order (new, unchanged, change, revoke), its new versions are
+//! produced (rendered and signed) on all cores, and it goes to the loader thread, which commits
+//! it in one transaction while the next chunk is being produced. A row that touches a licence
+//! (or, for single-instance types, a holder) of a chunk still in flight waits, so that every
+//! decision sees the registry as the earlier rows left it.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use rayon::prelude::*;
+
+use crate::pipeline::Plan;
+use crate::produce::Producer;
+use crate::progress::{Interrupt, Progress};
+use crate::registry::{
+    Decision, DecisionInput, LoadItem, NaturalKey, Registry, RejectRecord, RunCounts,
+};
+use crate::report::{RowFiles, StageTimes};
+use crate::validate::{Problem, RowReject, Rule, ValidRow};
+
+use super::loader::{ChunkOutcome, DecidedChunk, Loader};
+use super::shard::Shard;
+use super::stream::{Outcome, RowSink};
+
+/// Valid rows decided, rendered and committed together (one transaction).
+pub(super) const CHUNK: usize = 256;
+
+/// Decides, renders and signs valid rows chunk by chunk and hands them to the loader thread;
+/// writes and records rejects; keeps the counts as chunks come back committed.
+pub(super) struct ChunkScheduler<'a, 'scope> {
+    /// Renders and signs on the run's threads (the sink itself runs outside the pool).
+    pub(super) pool: &'a rayon::ThreadPool,
+    pub(super) plan: &'a Plan,
+    pub(super) producer: &'a Producer,
+    /// This thread's connection: decisions only (the loader commits on its own).
+    pub(super) registry: &'a Registry,
+    pub(super) loader: Loader<'scope>,
+    /// Natural keys and holders of each chunk in flight, oldest first.
+    pub(super) in_flight: VecDeque<(HashSet<NaturalKey>, HashSet<String>)>,
+    pub(super) files: Option<RowFiles>,
+    pub(super) pending: Vec<ValidRow>,
+    pub(super) rejects: Vec<RejectRecord>,
+    pub(super) counts: RunCounts,
+    pub(super) by_rule: BTreeMap<String, u64>,
+    /// Folder of the current input: archive-copy paths are relative to it.
+    pub(super) input_dir: PathBuf,
+    pub(super) progress: Progress,
+    pub(super) interrupt: Interrupt,
+    /// Busy time of the decide, render-and-sign and load stages.
+    pub(super) stages: StageTimes,
+    /// `--shard K/N`: rows of other shards are only counted.
+    pub(super) shard: Option<Shard>,
+}
+
+/// What the scheduler leaves behind when the inputs are done (or the run stopped).
+pub(super) struct ScheduledTotals {
+    pub(super) result: anyhow::Result<()>,
+    pub(super) interrupted: bool,
+    pub(super) counts: RunCounts,
+    pub(super) by_rule: BTreeMap<String, u64>,
+    pub(super) files: Option<RowFiles>,
+    pub(super) stages: StageTimes,
+}
+
+/// Attempts at deciding one chunk when other processes keep changing the same licences.
+const MAX_ATTEMPTS: u32 = 5;
+
+impl ChunkScheduler<'_, '_> {
+    fn reject(&mut self, r: &RowReject) -> anyhow::Result<()> {
+        self.counts.rejected += 1;
+        if let Some(p) = r.primary() {
+            *self.by_rule.entry(p.rule.as_str().to_string()).or_default() += 1;
+        }
+        if let Some(f) = self.files.as_mut() {
+            f.reject(r)?;
+        }
+        self.rejects.push(RejectRecord {
+            file: r.pos.file.to_string(),
+            sheet: r.pos.sheet.as_deref().map(str::to_string),
+            line: r.pos.row,
+            field: r.primary().map(|p| p.field.clone()).unwrap_or_default(),
+            rule: r.primary().map(|p| p.rule.as_str().to_string()).unwrap_or_default(),
+            message: r.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "),
+        });
+        Ok(())
+    }
+
+    fn decision_input(&self, row: &ValidRow) -> DecisionInput {
+        let l = &row.licence;
+        DecisionInput {
+            key: NaturalKey::of(l),
+            content_hash: row.content_key,
+            status: l.status,
+            holder_code: l.holder_code.clone(),
+            single_instance: self.plan.licence_type.single_instance,
+        }
+    }
+
+    /// Hands the pending rows (and the rejects so far) to the load stage.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let rows = std::mem::take(&mut self.pending);
+        let rejects = std::mem::take(&mut self.rejects);
+        if rows.is_empty() && rejects.is_empty() {
+            return Ok(());
+        }
+        self.submit(rows, rejects, 1)
+    }
+
+    /// Submits every pending row, including rows held back behind chunks in flight (at the
+    /// end of an input: archive-copy paths are relative to it).
+    pub(super) fn drain_pending(&mut self) -> anyhow::Result<()> {
+        while !self.pending.is_empty() || !self.rejects.is_empty() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Submits every pending row, then waits until every chunk is committed.
+    pub(super) fn finish(&mut self) -> anyhow::Result<()> {
+        self.drain_pending()?;
+        while self.collect(true)? {}
+        Ok(())
+    }
+
+    /// Splits `rows` into those that can be decided now and those that touch a licence (or,
+    /// for single-instance types, a holder) of a chunk still in flight: those wait, and so do
+    /// later rows of the same licence or holder, so that each licence's rows keep their order.
+    fn hold_back(&self, rows: Vec<ValidRow>) -> (Vec<ValidRow>, Vec<ValidRow>) {
+        if self.in_flight.is_empty() {
+            return (rows, Vec::new());
+        }
+        let single = self.plan.licence_type.single_instance;
+        let mut held_keys: HashSet<NaturalKey> = HashSet::new();
+        let mut held_holders: HashSet<String> = HashSet::new();
+        let (mut ready, mut held) = (Vec::with_capacity(rows.len()), Vec::new());
+        for row in rows {
+            let l = &row.licence;
+            let key = NaturalKey::of(l);
+            let holder = single.then_some(l.holder_code.as_str());
+            let busy = held_keys.contains(&key)
+                || holder.is_some_and(|h| held_holders.contains(h))
+                || self.in_flight.iter().any(|(k, h)| {
+                    k.contains(&key) || holder.is_some_and(|holder| h.contains(holder))
+                });
+            if busy {
+                held_keys.insert(key);
+                if let Some(h) = holder {
+                    held_holders.insert(h.to_string());
+                }
+                held.push(row);
+            } else {
+                ready.push(row);
+            }
+        }
+        (ready, held)
+    }
+
+    /// Decides, renders and signs `rows` and queues them for the loader. Rows that touch a
+    /// chunk still in flight go back to the pending rows (see [`ChunkScheduler::hold_back`]), so that
+    /// every decision sees the registry as the earlier rows left it while the loader commits.
+    fn submit(
+        &mut self,
+        rows: Vec<ValidRow>,
+        rejects: Vec<RejectRecord>,
+        attempt: u32,
+    ) -> anyhow::Result<()> {
+        while self.collect(false)? {}
+        let mut rows = rows;
+        loop {
+            let (ready, held) = self.hold_back(rows);
+            if ready.is_empty() && !held.is_empty() {
+                // Everything waits for the oldest chunk in flight.
+                self.collect(true)?;
+                rows = held;
+                continue;
+            }
+            if !held.is_empty() {
+                let later = std::mem::replace(&mut self.pending, held);
+                self.pending.extend(later);
+            }
+            rows = ready;
+            break;
+        }
+        if rows.is_empty() && rejects.is_empty() {
+            return Ok(());
+        }
+        let inputs: Vec<DecisionInput> = rows.iter().map(|r| self.decision_input(r)).collect();
+        let keys: HashSet<NaturalKey> = inputs.iter().map(|i| i.key.clone()).collect();
+        let holders: HashSet<String> =
+            inputs.iter().filter(|i| i.single_instance).map(|i| i.holder_code.clone()).collect();
+        let chunk = self.prepare(rows, inputs, rejects, attempt)?;
+        self.loader.send(chunk)?;
+        self.in_flight.push_back((keys, holders));
+        Ok(())
+    }
+
+    /// Takes one finished chunk from the loader (waiting for it when `wait`). False when there
+    /// was none.
+    fn collect(&mut self, wait: bool) -> anyhow::Result<bool> {
+        let Some(outcome) = self.loader.next(wait)? else {
+            return Ok(false);
+        };
+        self.in_flight.pop_front();
+        match outcome {
+            ChunkOutcome::Committed { chunk, results, seconds } => {
+                self.stages.load_s += seconds;
+                for r in &results {
+                    self.counts.tally(r);
+                }
+                self.progress.chunk(chunk.signed, results.len() as u64);
+                for r in &chunk.late {
+                    self.reject(r)?;
+                }
+                // The accepted rows of the chunk, in input order, once committed.
+                if let Some(f) = self.files.as_mut() {
+                    for &i in &chunk.accepted {
+                        if let Some(row) = chunk.rows.get(i) {
+                            f.valid(row)?;
+                        }
+                    }
+                }
+            }
+            ChunkOutcome::Stale { chunk } => {
+                if chunk.attempt >= MAX_ATTEMPTS {
+                    anyhow::bail!("the registry kept changing under this run; try again");
+                }
+                // Decide again once everything before it is committed.
+                while self.collect(true)? {}
+                self.submit(chunk.rows, Vec::new(), chunk.attempt + 1)?;
+            }
+            ChunkOutcome::Failed(e) => return Err(e),
+        }
+        Ok(true)
+    }
+
+    /// Decides `rows` against the registry, renders and signs the new versions on all cores,
+    /// reads archive copies, and builds the chunk for the loader.
+    fn prepare(
+        &mut self,
+        rows: Vec<ValidRow>,
+        inputs: Vec<DecisionInput>,
+        rejects: Vec<RejectRecord>,
+        attempt: u32,
+    ) -> anyhow::Result<DecidedChunk> {
+        let started = Instant::now();
+        let decisions = self.registry.decide_many(&inputs)?;
+        self.stages.decide_s += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let producer = self.producer;
+        let input_dir = &self.input_dir;
+        let produced: Vec<RowArtefacts> = self.pool.install(|| {
+            rows.par_iter()
+                .zip(decisions.par_iter())
+                .map(|(row, decision)| produce_row(producer, input_dir, row, decision))
+                .collect()
+        });
+        self.stages.render_sign_s += started.elapsed().as_secs_f64();
+        let mut chunk = DecidedChunk {
+            items: Vec::with_capacity(rows.len()),
+            rejects,
+            rows: Vec::new(),
+            accepted: Vec::with_capacity(rows.len()),
+            late: Vec::new(),
+            signed: 0,
+            attempt,
+        };
+        for (i, ((row, input), (decision, produced))) in
+            rows.iter().zip(inputs).zip(decisions.into_iter().zip(produced)).enumerate()
+        {
+            if let Decision::Refused(refusal) = &decision {
+                let rule = match refusal.rule() {
+                    "single_instance" => Rule::SingleInstance,
+                    "change_after_revoke" => Rule::ChangeAfterRevoke,
+                    _ => Rule::Identifier,
+                };
+                chunk.late.push(late_reject(row, rule, refusal.to_string()));
+                continue;
+            }
+            let (files, archive) = match produced {
+                RowArtefacts::Refused(rule, message) => {
+                    chunk.late.push(late_reject(row, rule, message));
+                    continue;
+                }
+                RowArtefacts::Ready(files, archive) => (files, archive),
+            };
+            let l = &row.licence;
+            let fields: serde_json::Map<String, serde_json::Value> = l
+                .fields
+                .iter()
+                .map(|f| (f.key.to_string(), serde_json::Value::String(f.value.clone())))
+                .collect();
+            let (pdf, xml) = match files {
+                Some((p, x)) => {
+                    chunk.signed += 1;
+                    (Some(p), Some(x))
+                }
+                None => (None, None),
+            };
+            chunk.accepted.push(i);
+            chunk.items.push(LoadItem {
+                input,
+                decision,
+                holder_name: l.holder_name.clone(),
+                issue_date: l.issue_date,
+                valid_to: l.valid_to,
+                fields_json: serde_json::Value::Object(fields).to_string(),
+                pdf,
+                xml,
+                archive_image: archive,
+                source: l.pos.to_string(),
+            });
+        }
+        chunk.rows = rows;
+        Ok(chunk)
+    }
+}
+
+/// Renders and signs one row's new version (if the decision makes one) and reads its archive
+/// copy (if it has one).
+fn produce_row(
+    producer: &Producer,
+    input_dir: &Path,
+    row: &ValidRow,
+    decision: &Decision,
+) -> RowArtefacts {
+    let artefacts = match decision.new_version() {
+        Some(identifier) => match producer.produce(&row.licence, identifier) {
+            Ok(a) => Some(a),
+            Err(e) => return RowArtefacts::Refused(Rule::Render, e.to_string()),
+        },
+        None => None,
+    };
+    let archive = match &row.archive_copy {
+        Some(path) => match read_archive_copy(&input_dir.join(path)) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => return RowArtefacts::Refused(Rule::ArchiveCopy, format!("{path}: {e}")),
+        },
+        None => None,
+    };
+    RowArtefacts::Ready(artefacts.map(|a| (a.pdf, a.xml.into_bytes())), archive)
+}
+
+/// A valid row refused at a later stage becomes a reject with its position.
+fn late_reject(row: &ValidRow, rule: Rule, message: String) -> RowReject {
+    RowReject {
+        pos: row.licence.pos.clone(),
+        problems: vec![Problem::new("", rule, message)],
+        cells: row.licence.fields.iter().map(|f| f.value.clone()).collect(),
+    }
+}
+
+enum RowArtefacts {
+    Ready(Option<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>),
+    Refused(Rule, String),
+}
+
+/// Largest scanned archive copy accepted (a scan of one page).
+const MAX_ARCHIVE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Reads a scanned image of the paper licence and checks that it decodes as an image. It is
+/// stored as the archive copy (存档副本), never as the e-licence.
+fn read_archive_copy(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let size =
+        std::fs::metadata(path).with_context(|| "cannot read the archive copy".to_string())?.len();
+    if size > MAX_ARCHIVE_BYTES {
+        anyhow::bail!("archive copy is {size} bytes, at most {MAX_ARCHIVE_BYTES}");
+    }
+    let bytes = std::fs::read(path)?;
+    image::load_from_memory(&bytes).map_err(|e| anyhow::anyhow!("not a readable image: {e}"))?;
+    Ok(bytes)
+}
+
+impl RowSink for ChunkScheduler<'_, '_> {
+    fn headers(&mut self, headers: &[String]) -> anyhow::Result<()> {
+        if let Some(f) = self.files.as_mut() {
+            f.set_source_headers(headers)?;
+        }
+        Ok(())
+    }
+
+    fn row(&mut self, outcome: Outcome) -> anyhow::Result<()> {
+        self.counts.read += 1;
+        if self.shard.is_some_and(|s| !s.owns(&outcome)) {
+            self.counts.other_shard += 1;
+            return Ok(());
+        }
+        self.progress.row(matches!(outcome, Outcome::Valid(_)));
+        match outcome {
+            Outcome::Valid(row) => {
+                self.pending.push(*row);
+                if self.pending.len() == CHUNK {
+                    self.flush()?;
+                }
+            }
+            Outcome::Duplicate { pos, first } => {
+                self.counts.duplicates += 1;
+                if let Some(f) = self.files.as_mut() {
+                    f.duplicate(&pos, &first)?;
+                }
+            }
+            Outcome::Rejected(r) => self.reject(&r)?,
+        }
+        Ok(())
+    }
+
+    /// Ctrl-C: stop reading; the pending chunk is committed, then the run ends as interrupted.
+    fn done(&self) -> bool {
+        self.interrupt.is_set()
+    }
+
+    fn read_fraction(&mut self, fraction: f64) {
+        self.progress.read_fraction(fraction);
+    }
+}

@@ -1,0 +1,13 @@
+//! The process exit codes, documented in the README. A leaf: library modules name the code an
+//! error maps to (e.g. a sharing refusal is [`DENIED`]) without importing the command layer.
+
+pub const OK: i32 = 0;
+pub const FAILURE: i32 = 1;
+pub const USAGE: i32 = 2;
+pub const CONFIG: i32 = 3;
+pub const INPUT: i32 = 4;
+pub const REJECT_RATE: i32 = 5;
+/// A sharing command refused: not authenticated, disabled, or outside the rights.
+pub const DENIED: i32 = 6;
+/// Interrupted (Ctrl-C) at a chunk boundary; run again to resume.
+pub const INTERRUPTED: i32 = 130;
