@@ -68,3 +68,16 @@ pub enum Command {
     #[command(subcommand)]
     Catalog(cmd::catalog::CatalogCommand),
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every flag name, short name and flattened argument block is unambiguous.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

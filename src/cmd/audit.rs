@@ -1,31 +1,26 @@
 //! `elicence audit verify`: recompute the hash chain of the audit trail; name the first entry
 //! that was edited, deleted, inserted or moved.
 
-use std::path::PathBuf;
-
 use clap::Subcommand;
 
+use crate::cmd::args::RegistryArgs;
 use crate::exit;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::RegistryError;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify the hash chain; exit 1 at the first bad entry.
     #[command(after_help = "Example:\n  elicence audit verify --data elicence-data")]
     Verify {
-        #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-        data: PathBuf,
-        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-        #[arg(long, env = "ELICENCE_REGISTRY")]
-        registry: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
 }
 
 pub fn run(cmd: &AuditCommand) -> anyhow::Result<i32> {
     match cmd {
-        AuditCommand::Verify { data, registry } => {
-            let registry = Registry::open_with(data, registry.as_deref())?;
+        AuditCommand::Verify { registry } => {
+            let registry = registry.open()?;
             match registry.audit_verify() {
                 Ok(report) => {
                     println!(

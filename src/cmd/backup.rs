@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::clock::now;
+use crate::cmd::args::RegistryArgs;
 use crate::cmd::operator;
 use crate::exit;
-use crate::registry::Registry;
 
 #[derive(Debug, Args)]
 #[command(
@@ -17,18 +17,14 @@ use crate::registry::Registry;
 pub struct BackupArgs {
     /// An empty or new folder for the backup.
     pub dir: PathBuf,
-    #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-    pub data: PathBuf,
-    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-    #[arg(long, env = "ELICENCE_REGISTRY")]
-    pub registry: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[arg(long)]
     pub operator: Option<String>,
 }
 
 pub fn run(args: &BackupArgs) -> anyhow::Result<i32> {
-    let registry = Registry::open_with(&args.data, args.registry.as_deref())?;
+    let registry = args.registry.open()?;
     let manifest = registry.backup(&args.dir, &operator(args.operator.as_deref()), now()?)?;
     println!(
         "backup written to {}: {} files, {} licences, audit head {}",

@@ -2,14 +2,13 @@
 //! issuer of a licence answers a check request (核查) about it. Only the issuer may answer, once;
 //! the answer is recorded and audited, and refusals are audited too.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use serde_json::json;
 
 use crate::clock::now;
+use crate::cmd::args::{DepartmentArgs, RegistryArgs};
 use crate::exit;
-use crate::registry::{AnswerOutcome, AuditEntry, Registry};
+use crate::registry::{AnswerOutcome, AuditEntry};
 use crate::share::{Ask, Refusal, ShareError, action, audit_refusal, authenticate, input};
 
 #[derive(Debug, Args)]
@@ -18,21 +17,15 @@ use crate::share::{Ask, Refusal, ShareError, action, audit_refusal, authenticate
 pub struct CheckAnswerArgs {
     /// Number of the check request.
     pub request: i64,
-    #[arg(long = "as", value_name = "ISSUER")]
-    pub as_code: String,
-    #[arg(long)]
-    pub credential_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub department: DepartmentArgs,
     #[arg(long, value_enum)]
     pub result: CheckResult,
     /// What the check found; required, at most 200 characters.
     #[arg(long)]
     pub note: Option<String>,
-    #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-    pub data: PathBuf,
-    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-    #[arg(long, env = "ELICENCE_REGISTRY")]
-    pub registry: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -52,11 +45,11 @@ impl CheckResult {
 
 pub fn run(args: &CheckAnswerArgs) -> anyhow::Result<i32> {
     let at = now()?;
-    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
+    let mut registry = args.registry.open()?;
     let ask = Ask {
         command: "check-answer",
-        as_code: &args.as_code,
-        credential_file: args.credential_file.as_deref(),
+        as_code: &args.department.as_code,
+        credential_file: args.department.credential_file.as_deref(),
         subject: format!("check-request:{}", args.request),
         at,
     };

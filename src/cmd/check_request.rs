@@ -2,14 +2,13 @@
 //! its issuer to check it (核查); the request is recorded and audited. `--list` shows the open
 //! requests a department made or must answer.
 
-use std::path::PathBuf;
-
 use anyhow::Context as _;
 use clap::Args;
 use serde_json::json;
 
 use crate::catalog;
 use crate::clock::now;
+use crate::cmd::args::{CatalogArgs, RegistryArgs, RequestArgs};
 use crate::exit;
 use crate::identify::LicenceId;
 use crate::registry::{AuditEntry, Registry};
@@ -23,6 +22,8 @@ use crate::share::{self, Ask, ShareError, action, audit_refusal, authenticate, i
     the licence's issuer (颁发机构代码).")]
 pub struct CheckRequestArgs {
     /// Identifier of the licence version to check.
+    #[command(flatten)]
+    pub request: RequestArgs,
     #[arg(required_unless_present = "list")]
     pub identifier: Option<String>,
     /// List open requests made by or addressed to the department instead.
@@ -31,33 +32,22 @@ pub struct CheckRequestArgs {
     /// With --list: answered requests too.
     #[arg(long, requires = "list")]
     pub all: bool,
-    #[arg(long = "as", value_name = "DEPT")]
-    pub as_code: String,
-    #[arg(long)]
-    pub credential_file: Option<PathBuf>,
-    /// Why the licence is doubted (事由); required for a request.
-    #[arg(long)]
-    pub reason: Option<String>,
     #[arg(long)]
     pub json: bool,
-    #[arg(long, env = "ELICENCE_CATALOG", default_value = "pipelines/catalog")]
-    pub catalog: PathBuf,
-    #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-    pub data: PathBuf,
-    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-    #[arg(long, env = "ELICENCE_REGISTRY")]
-    pub registry: Option<String>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 pub fn run(args: &CheckRequestArgs) -> anyhow::Result<i32> {
     let at = now()?;
-    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
+    let mut registry = args.registry.open()?;
     if args.list {
         let ask = Ask {
             command: "check-request --list",
-            as_code: &args.as_code,
-            credential_file: args.credential_file.as_deref(),
+            as_code: &args.request.department.as_code,
+            credential_file: args.request.department.credential_file.as_deref(),
             subject: "check-requests".into(),
             at,
         };
@@ -96,14 +86,16 @@ pub fn run(args: &CheckRequestArgs) -> anyhow::Result<i32> {
     let identifier = args.identifier.as_deref().unwrap_or_default().trim();
     let ask = Ask {
         command: "check-request",
-        as_code: &args.as_code,
-        credential_file: args.credential_file.as_deref(),
+        as_code: &args.request.department.as_code,
+        credential_file: args.request.department.credential_file.as_deref(),
         subject: identifier.to_string(),
         at,
     };
-    let cat = catalog::load_dir(&args.catalog)
-        .with_context(|| format!("cannot load the catalog from {}", args.catalog.display()))?;
-    let (department, reason) = authenticate(&mut registry, &ask, args.reason.as_deref(), true)?;
+    let cat = catalog::load_dir(&args.catalog.catalog).with_context(|| {
+        format!("cannot load the catalog from {}", args.catalog.catalog.display())
+    })?;
+    let (department, reason) =
+        authenticate(&mut registry, &ask, args.request.reason.as_deref(), true)?;
     let reason = reason.unwrap_or_default();
     let refuse = |registry: &mut Registry, e: ShareError| -> anyhow::Result<i32> {
         if let Some(refusal) = e.refusal() {

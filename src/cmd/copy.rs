@@ -18,9 +18,10 @@ use serde_json::json;
 
 use crate::catalog;
 use crate::clock::now;
+use crate::cmd::args::{CatalogArgs, KeyArgs, RegistryArgs, RequestArgs};
 use crate::exit;
 use crate::identify::LicenceId;
-use crate::registry::{AuditEntry, FileKind, Registry, RegistryStatus, sha256_hex};
+use crate::registry::{AuditEntry, FileKind, RegistryStatus, sha256_hex};
 use crate::render::font::FaceFont;
 use crate::share::{
     self, Ask, Refusal, ShareError, action, audit_refusal, authenticate, input, watermark,
@@ -37,49 +38,38 @@ use crate::sign::signer::{Signer, passphrase_from_env_or_file};
 pub struct CopyArgs {
     /// Identifier of the current version to copy.
     pub identifier: String,
-    #[arg(long = "as", value_name = "DEPT")]
-    pub as_code: String,
-    #[arg(long)]
-    pub credential_file: Option<PathBuf>,
-    /// The purpose (事由), printed in the watermark; required, at most 200 characters.
-    #[arg(long)]
-    pub reason: Option<String>,
+    #[command(flatten)]
+    pub request: RequestArgs,
     /// Last day the copy may be used (YYYY-MM-DD), today or later.
     #[arg(long)]
     pub expires: NaiveDate,
     /// Where to write the copy (PDF).
     #[arg(long)]
     pub out: PathBuf,
-    /// Key folder of the registry's signing key. Default: <data>/dev-keys.
-    #[arg(long)]
-    pub keys: Option<PathBuf>,
-    /// File with the key's passphrase (else ELICENCE_KEY_PASSPHRASE, if encrypted).
-    #[arg(long)]
-    pub passphrase_file: Option<PathBuf>,
-    #[arg(long, env = "ELICENCE_CATALOG", default_value = "pipelines/catalog")]
-    pub catalog: PathBuf,
-    #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-    pub data: PathBuf,
-    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-    #[arg(long, env = "ELICENCE_REGISTRY")]
-    pub registry: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
     let at = now()?;
-    let cat = catalog::load_dir(&args.catalog)
-        .with_context(|| format!("cannot load the catalog from {}", args.catalog.display()))?;
+    let cat = catalog::load_dir(&args.catalog.catalog).with_context(|| {
+        format!("cannot load the catalog from {}", args.catalog.catalog.display())
+    })?;
     let identifier = args.identifier.trim();
-    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
+    let mut registry = args.registry.open()?;
     let ask = Ask {
         command: "copy",
-        as_code: &args.as_code,
-        credential_file: args.credential_file.as_deref(),
+        as_code: &args.request.department.as_code,
+        credential_file: args.request.department.credential_file.as_deref(),
         subject: identifier.to_string(),
         at,
     };
-    let (department, reason) = authenticate(&mut registry, &ask, args.reason.as_deref(), true)?;
+    let (department, reason) =
+        authenticate(&mut registry, &ask, args.request.reason.as_deref(), true)?;
     let reason = reason.unwrap_or_default();
     let checked = input::bounded("identifier", identifier, input::MAX_KEY)
         .and_then(|()| {
@@ -137,8 +127,8 @@ pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
     let font = FaceFont::load_default()?;
     let text = watermark::watermark_text(&reason, &department.name, args.expires);
     let unsigned = watermark::watermark(&original, &font, &text, &watermark::banner_text(&reason))?;
-    let keys = args.keys.clone().unwrap_or_else(|| args.data.join("dev-keys"));
-    let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
+    let keys = args.keys.keys.clone().unwrap_or_else(|| args.registry.data.join("dev-keys"));
+    let passphrase = passphrase_from_env_or_file(args.keys.passphrase_file.as_deref())?;
     let signer = Signer::load(&keys, passphrase.as_ref(), at)
         .with_context(|| format!("cannot load the signing key from {}", keys.display()))?;
     let opts = PdfSignOptions {

@@ -10,10 +10,11 @@ use serde_json::json;
 
 use crate::catalog::{self, Level};
 use crate::clock::now;
+use crate::cmd::args::{CatalogArgs, RegistryArgs};
 use crate::cmd::operator;
 use crate::codes::check_region_code;
 use crate::exit;
-use crate::registry::{AuditEntry, Department, Grant, Registry};
+use crate::registry::{AuditEntry, Department, Grant};
 use crate::share::{action, auth, input};
 
 #[derive(Debug, Subcommand)]
@@ -37,12 +38,8 @@ pub enum DeptCommand {
         /// Use the credential in this file (16–128 characters) instead of generating one.
         #[arg(long)]
         credential_file: Option<PathBuf>,
-        #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-        data: PathBuf,
-        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-        #[arg(long, env = "ELICENCE_REGISTRY")]
-        registry: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// Who adds it (audit trail). Default: the OS user.
         #[arg(long)]
         operator: Option<String>,
@@ -50,12 +47,8 @@ pub enum DeptCommand {
     /// List departments (never their credentials).
     #[command(after_help = "Example:\n  elicence dept list --json")]
     List {
-        #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-        data: PathBuf,
-        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-        #[arg(long, env = "ELICENCE_REGISTRY")]
-        registry: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[arg(long)]
         json: bool,
     },
@@ -63,12 +56,8 @@ pub enum DeptCommand {
     #[command(after_help = "Example:\n  elicence dept disable 11220100MB18300819")]
     Disable {
         code: String,
-        #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-        data: PathBuf,
-        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-        #[arg(long, env = "ELICENCE_REGISTRY")]
-        registry: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[arg(long)]
         operator: Option<String>,
     },
@@ -83,14 +72,10 @@ pub enum DeptCommand {
         /// Show personal and trade-secret fields of this type unmasked.
         #[arg(long)]
         unmask: bool,
-        #[arg(long, env = "ELICENCE_CATALOG", default_value = "pipelines/catalog")]
-        catalog: PathBuf,
-        #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-        data: PathBuf,
-        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-        #[arg(long, env = "ELICENCE_REGISTRY")]
-        registry: Option<String>,
+        #[command(flatten)]
+        catalog: CatalogArgs,
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[arg(long)]
         operator: Option<String>,
     },
@@ -127,16 +112,7 @@ impl LevelArg {
 
 pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
     match cmd {
-        DeptCommand::Add {
-            code,
-            name,
-            level,
-            region,
-            credential_file,
-            data,
-            registry,
-            operator: op,
-        } => {
+        DeptCommand::Add { code, name, level, region, credential_file, registry, operator: op } => {
             let code = input::department_code("code", code)?;
             let name = input::text("--name", Some(name), input::MAX_TEXT)?;
             let region = region.trim();
@@ -160,7 +136,7 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
                 enabled: true,
                 created_at: at,
             };
-            let mut registry = Registry::open_with(data, registry.as_deref())?;
+            let mut registry = registry.open()?;
             let added = registry.department_add(
                 &dept,
                 &hash,
@@ -188,8 +164,8 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
             }
             Ok(exit::OK)
         }
-        DeptCommand::List { data, registry, json } => {
-            let registry = Registry::open_with(data, registry.as_deref())?;
+        DeptCommand::List { registry, json } => {
+            let registry = registry.open()?;
             let departments = registry.departments()?;
             if *json {
                 let mut rows = Vec::with_capacity(departments.len());
@@ -219,9 +195,9 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
             }
             Ok(exit::OK)
         }
-        DeptCommand::Disable { code, data, registry, operator: op } => {
+        DeptCommand::Disable { code, registry, operator: op } => {
             let code = input::department_code("code", code)?;
-            let mut registry = Registry::open_with(data, registry.as_deref())?;
+            let mut registry = registry.open()?;
             let at = now()?;
             let done = registry.department_disable(
                 &code,
@@ -244,8 +220,7 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
             code,
             licence_type,
             unmask,
-            catalog: dir,
-            data,
+            catalog: CatalogArgs { catalog: dir },
             registry,
             operator: op,
         } => {
@@ -257,7 +232,7 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
                 anyhow::anyhow!("no licence type {licence_type:?} in the catalog")
             })?;
             let at = now()?;
-            let mut registry = Registry::open_with(data, registry.as_deref())?;
+            let mut registry = registry.open()?;
             let done = registry.grant_set(
                 &Grant {
                     department: code.clone(),

@@ -1,6 +1,7 @@
 //! One file per subcommand. Each exposes its clap `Args` and `run(&args) -> anyhow::Result<i32>`
 //! returning the process exit code; errors carry typed causes that `main` maps to exit codes.
 
+pub mod args;
 pub mod audit;
 pub mod backup;
 pub mod catalog;

@@ -5,7 +5,6 @@
 //! withheld) or its refusal is appended to the audit trail.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -14,6 +13,7 @@ use serde_json::json;
 
 use crate::catalog;
 use crate::clock::now;
+use crate::cmd::args::{CatalogArgs, RegistryArgs, RequestArgs};
 use crate::exit;
 use crate::identify::LicenceId;
 use crate::registry::{AuditEntry, Registry, RegistryStatus};
@@ -31,16 +31,9 @@ use crate::share::{
     elicence query --as 11220100MB18300819 --reason 扫码核验 --qr 'ELIC1:1.2.156.3005.2.…:0123456789ABCDEF' --json\n\n\
     Exit codes: 0 answered, 1 nothing matches, 2 usage or bad input, 6 not permitted.")]
 pub struct QueryArgs {
-    /// The requesting department's USCC.
-    #[arg(long = "as", value_name = "DEPT")]
-    pub as_code: String,
-    /// File holding the department's credential (else ELICENCE_CREDENTIAL).
-    #[arg(long)]
-    pub credential_file: Option<PathBuf>,
-    /// Why the department asks (事由); required, at most 200 characters.
-    #[arg(long)]
-    pub reason: Option<String>,
     /// A GB/T 36904 identifier.
+    #[command(flatten)]
+    pub request: RequestArgs,
     #[arg(long)]
     pub id: Option<String>,
     /// A holder code (USCC or citizen ID number).
@@ -54,14 +47,10 @@ pub struct QueryArgs {
     pub qr: Option<String>,
     #[arg(long)]
     pub json: bool,
-    #[arg(long, env = "ELICENCE_CATALOG", default_value = "pipelines/catalog")]
-    pub catalog: PathBuf,
-    #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-    pub data: PathBuf,
-    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-    #[arg(long, env = "ELICENCE_REGISTRY")]
-    pub registry: Option<String>,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// The JSON answer.
@@ -75,8 +64,9 @@ pub struct QueryAnswer {
 
 pub fn run(args: &QueryArgs) -> anyhow::Result<i32> {
     let at = now()?;
-    let cat = catalog::load_dir(&args.catalog)
-        .with_context(|| format!("cannot load the catalog from {}", args.catalog.display()))?;
+    let cat = catalog::load_dir(&args.catalog.catalog).with_context(|| {
+        format!("cannot load the catalog from {}", args.catalog.catalog.display())
+    })?;
     let (by, key) = match (&args.id, &args.holder, &args.number, &args.qr) {
         (Some(k), _, _, _) => ("identifier", k.as_str()),
         (_, Some(k), _, _) => ("holder", k.as_str()),
@@ -86,13 +76,14 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<i32> {
     };
     let ask = Ask {
         command: "query",
-        as_code: &args.as_code,
-        credential_file: args.credential_file.as_deref(),
+        as_code: &args.request.department.as_code,
+        credential_file: args.request.department.credential_file.as_deref(),
         subject: format!("{by}:{}", share::key_for_audit(key)),
         at,
     };
-    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
-    let (department, reason) = authenticate(&mut registry, &ask, args.reason.as_deref(), true)?;
+    let mut registry = args.registry.open()?;
+    let (department, reason) =
+        authenticate(&mut registry, &ask, args.request.reason.as_deref(), true)?;
     let reason = reason.unwrap_or_default();
 
     let found = match lookup(&registry, by, key) {

@@ -1,14 +1,12 @@
 //! `elicence revoke ID --reason TEXT`: revoke a licence in the registry (吊销/注销 outside an
 //! export). The version's status becomes revoked with date, reason and operator; its files stay.
 
-use std::path::PathBuf;
-
 use clap::Args;
 
 use crate::clock::now;
+use crate::cmd::args::RegistryArgs;
 use crate::cmd::operator;
 use crate::exit;
-use crate::registry::Registry;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  \
@@ -19,12 +17,8 @@ pub struct RevokeArgs {
     /// Why (recorded in the registry and the audit trail).
     #[arg(long)]
     pub reason: String,
-    #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-    pub data: PathBuf,
-    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-    #[arg(long, env = "ELICENCE_REGISTRY")]
-    pub registry: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Who revokes (audit trail). Default: the OS user.
     #[arg(long)]
     pub operator: Option<String>,
@@ -40,7 +34,7 @@ pub fn run(args: &RevokeArgs) -> anyhow::Result<i32> {
     }
     crate::identify::LicenceId::parse(&args.identifier)
         .map_err(|e| anyhow::anyhow!("{:?} is not a valid identifier: {e}", args.identifier))?;
-    let mut registry = Registry::open_with(&args.data, args.registry.as_deref())?;
+    let mut registry = args.registry.open()?;
     registry.revoke(&args.identifier, reason, &operator(args.operator.as_deref()), now()?)?;
     println!("revoked {}", args.identifier);
     Ok(exit::OK)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::clock::now;
+use crate::cmd::args::{KeyArgs, RegistryArgs};
 use crate::cmd::operator;
 use crate::engine::run::{RunOptions, RunResult, run as run_job};
 use crate::engine::shard::Shard;
@@ -25,19 +26,10 @@ pub struct RunArgs {
     /// Export(s) to load.
     #[arg(long, required = true, num_args = 1..)]
     pub input: Vec<PathBuf>,
-    /// Key folder with signer.key and signer.pem. Default: a development key in the data folder.
-    #[arg(long)]
-    pub keys: Option<PathBuf>,
-    /// File with the key's passphrase (else ELICENCE_KEY_PASSPHRASE, if the key is encrypted).
-    #[arg(long)]
-    pub passphrase_file: Option<PathBuf>,
-    /// Registry folder (SQLite file and content-addressed store).
-    #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-    pub data: PathBuf,
-    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-    #[arg(long, env = "ELICENCE_REGISTRY")]
-    pub registry: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Folder for rejects.csv, duplicates.csv, valid.csv and report.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -83,10 +75,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let options = RunOptions {
         pipeline: args.pipeline.clone(),
         inputs: args.input.clone(),
-        keys: args.keys.clone(),
-        passphrase_file: args.passphrase_file.clone(),
-        data: args.data.clone(),
-        registry: args.registry.clone(),
+        keys: args.keys.keys.clone(),
+        passphrase_file: args.keys.passphrase_file.clone(),
+        data: args.registry.data.clone(),
+        registry: args.registry.registry.clone(),
         out: args.out.clone(),
         operator: operator(args.operator.as_deref()),
         jobs: args.jobs,

@@ -5,12 +5,12 @@
 //! with the mean time to answer. An operator's command: figures only, no licence data.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Args;
 use serde::Serialize;
 
+use crate::cmd::args::RegistryArgs;
 use crate::exit;
 use crate::registry::{IssuerFigures, Registry, RejectFigures};
 use crate::share::action;
@@ -23,12 +23,8 @@ pub struct StatsArgs {
     pub since: Option<NaiveDate>,
     #[arg(long)]
     pub json: bool,
-    #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-    pub data: PathBuf,
-    /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-    /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-    #[arg(long, env = "ELICENCE_REGISTRY")]
-    pub registry: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Per consuming department, from the audit trail.
@@ -129,7 +125,7 @@ pub fn collect(registry: &Registry, since: Option<NaiveDate>) -> anyhow::Result<
 }
 
 pub fn run(args: &StatsArgs) -> anyhow::Result<i32> {
-    let registry = Registry::open_with(&args.data, args.registry.as_deref())?;
+    let registry = args.registry.open()?;
     let stats = collect(&registry, args.since)?;
     if args.json {
         println!("{}", serde_json::to_string(&stats)?);

@@ -1,30 +1,24 @@
 //! `elicence store check`: every file the registry references is present and hashes to its name.
 
-use std::path::PathBuf;
-
 use clap::Subcommand;
 
+use crate::cmd::args::RegistryArgs;
 use crate::exit;
-use crate::registry::Registry;
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
     /// Find missing and altered files (and list orphans left by an interrupted run).
     #[command(after_help = "Example:\n  elicence store check --data elicence-data")]
     Check {
-        #[arg(long, env = "ELICENCE_DATA", default_value = "elicence-data")]
-        data: PathBuf,
-        /// Registry database: postgres://USER@HOST/DB or sqlite:PATH (default: the SQLite file
-        /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
-        #[arg(long, env = "ELICENCE_REGISTRY")]
-        registry: Option<String>,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
 }
 
 pub fn run(cmd: &StoreCommand) -> anyhow::Result<i32> {
     match cmd {
-        StoreCommand::Check { data, registry } => {
-            let registry = Registry::open_with(data, registry.as_deref())?;
+        StoreCommand::Check { registry } => {
+            let registry = registry.open()?;
             let problems = registry.store_check()?;
             let fatal = problems.iter().filter(|p| p.is_fatal()).count();
             for p in &problems {
