@@ -25,6 +25,7 @@ mod audit;
 mod backup;
 pub(crate) mod db;
 mod encode;
+mod error;
 mod lifecycle;
 mod location;
 mod migrate;
@@ -34,20 +35,19 @@ mod sqlite;
 mod store;
 
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use thiserror::Error;
 
 pub use audit::{
     AuditBreak, AuditBreakReason, AuditEntry, AuditRecord, AuditReport, GENESIS_HASH, action,
     canonical_json,
 };
 pub use backup::{BackupManifest, ManifestFile};
+pub use error::{RegistryError, StaleDecision};
 pub use lifecycle::{Decision, DecisionInput, LoadItem, LoadResult, Refusal};
 pub use location::RegistryLocation;
 pub use migrate::{MigrationReport, migrate as migrate_registry};
@@ -329,124 +329,6 @@ impl StoreProblem {
     /// Missing and altered files are fatal; orphans are not.
     pub fn is_fatal(&self) -> bool {
         !matches!(self, StoreProblem::Orphan { .. })
-    }
-}
-
-/// A decision that no longer holds at commit time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaleDecision {
-    /// The row (`file:sheet:line`).
-    pub source: String,
-    pub expected: Decision,
-    pub found: Decision,
-}
-
-/// A registry operation that failed, with the file or identifier it concerns.
-#[derive(Debug, Error)]
-pub enum RegistryError {
-    #[error("{path}: {op}", path = path.display())]
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Another process holds the database lock longer than the busy timeout.
-    #[error("{path}: database is locked by another process ({op})", path = path.display())]
-    Locked {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// Not a SQLite database, or a damaged one.
-    #[error("{path}: not a registry database or damaged ({op})", path = path.display())]
-    Corrupt {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("{path}: {op}", path = path.display())]
-    Sqlite {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// A PostgreSQL error; `location` is the URL without its password.
-    #[error("{location}: {op}", location = location.display())]
-    Postgres {
-        location: PathBuf,
-        op: &'static str,
-        #[source]
-        source: postgres::Error,
-    },
-    /// A stored value that does not read back as what it must be (a hand edit, or a bug).
-    #[error("{location}: {op}: column {column}: {reason}", location = location.display())]
-    Column { location: PathBuf, op: &'static str, column: usize, reason: String },
-    /// `--registry` / `ELICENCE_REGISTRY` that names no registry this build can open.
-    #[error("registry {spec:?}: {reason}")]
-    BadLocation { spec: String, reason: String },
-    /// `migrate` into a registry that already holds data.
-    #[error("{location}: target registry is not empty ({table} has {rows} rows)", location = location.display())]
-    TargetNotEmpty { location: PathBuf, table: String, rows: u64 },
-    /// `migrate` copied a table but the target does not hold what the source holds.
-    #[error("{location}: after migration {table} has {found} rows, source has {expected}", location = location.display())]
-    MigrationMismatch { location: PathBuf, table: String, expected: u64, found: u64 },
-    /// A SQLite database that is not an elicence registry.
-    #[error("{path}: not an elicence registry: {reason}", path = path.display())]
-    NotARegistry { path: PathBuf, reason: String },
-    #[error("{path}: schema version {found} is newer than this build's {supported}", path = path.display())]
-    SchemaTooNew { path: PathBuf, found: u32, supported: u32 },
-    /// The database contradicts an invariant (a hand edit).
-    #[error("{path}: inconsistent registry: {what}", path = path.display())]
-    Inconsistent { path: PathBuf, what: String },
-    /// Another writer changed a key between `decide` and `commit_chunk`; decide the chunk again.
-    #[error("{}: decided {:?} but the registry now says {:?}", .0.source, .0.expected, .0.found)]
-    StaleDecision(Box<StaleDecision>),
-    #[error("licence {key} has 999 versions; no further version fits an identifier")]
-    VersionsExhausted { key: NaturalKey },
-    #[error("{identifier}: not in the registry")]
-    UnknownIdentifier { identifier: String },
-    #[error("{identifier}: superseded by {superseded_by}; only the current version can be revoked")]
-    NotCurrent { identifier: String, superseded_by: String },
-    #[error("{identifier}: already revoked at {at}")]
-    AlreadyRevoked { identifier: String, at: String },
-    #[error("{run}: no such run")]
-    UnknownRun { run: RunId },
-    #[error("{run}: already finished")]
-    RunFinished { run: RunId },
-    #[error(transparent)]
-    AuditBroken(#[from] AuditBreak),
-    /// Backup into, or restore into, a folder that already holds something.
-    #[error("{path}: folder is not empty", path = path.display())]
-    NotEmpty { path: PathBuf },
-    /// A backup manifest that does not parse or does not cover what it must.
-    #[error("{path}: bad backup manifest: {reason}", path = path.display())]
-    BadManifest { path: PathBuf, reason: String },
-    /// A file of a backup whose size or hash is not the manifest's.
-    #[error("{path}: SHA-256 {actual} ({actual_size} bytes), manifest says {expected} ({expected_size} bytes)", path = path.display())]
-    BackupFileAltered {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-        expected_size: u64,
-        actual_size: u64,
-    },
-    /// The restored registry references files that are missing or altered.
-    #[error("{path}: restored store has {} problem(s), first: {:?}", problems.len(), problems.first(), path = path.display())]
-    StoreNotClean { path: PathBuf, problems: Vec<StoreProblem> },
-    /// An item that creates a version came without its signed PDF or XML (a caller bug).
-    #[error("{row}: new version has no {} file", kind.as_str())]
-    MissingArtefact { row: String, kind: FileKind },
-}
-
-impl RegistryError {
-    fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> RegistryError + 'a {
-        move |source| RegistryError::Io { path: path.to_path_buf(), op, source }
     }
 }
 
