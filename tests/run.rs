@@ -410,3 +410,76 @@ fn progress_goes_to_stderr_as_lines_with_an_eta_or_as_bars_when_asked() {
     }
     assert!(!bars.contains("progress: read"), "{bars}");
 }
+
+/// Copies `pipelines/` (and the seal image its layouts name) into `dir`, so a test can break a
+/// copy of the configuration.
+fn copy_pipelines(dir: &Path) -> PathBuf {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.path().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+    copy_dir(&root().join("pipelines"), &dir.join("pipelines"));
+    let seals = dir.join("fixtures/seals");
+    std::fs::create_dir_all(&seals).expect("seals dir");
+    std::fs::copy(root().join("fixtures/seals/seal.png"), seals.join("seal.png")).expect("seal");
+    dir.join("pipelines/food-business-permit.toml")
+}
+
+/// Everything a run needs is checked before any effect: a broken layout, a seal image that is
+/// missing, or a key folder that cannot be loaded stop the run before the registry is opened,
+/// a development key is written or the output folder is made.
+#[test]
+fn broken_configuration_stops_the_run_before_anything_is_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = copy_pipelines(dir.path());
+    let layout = dir.path().join("pipelines/layouts/food-business-permit.toml");
+    let good_layout = std::fs::read_to_string(&layout).expect("layout");
+    let data = dir.path().join("data");
+    let out = dir.path().join("out");
+    let run = |keys: Option<&str>, code: i32| {
+        let mut cmd = elicence();
+        cmd.arg("run")
+            .arg(&pipeline)
+            .args(["--input", "fixtures/food-business-permit/export-gbk.csv"]);
+        cmd.arg("--data").arg(&data).arg("--out").arg(&out);
+        if let Some(k) = keys {
+            cmd.args(["--keys", k]);
+        }
+        let output = run_expect(&mut cmd, code);
+        assert!(!data.exists(), "nothing created in the data folder");
+        assert!(!out.exists(), "no output folder");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+
+    std::fs::write(&layout, good_layout.replace("[seal]", "[seal]\nnot_a_key = 1")).expect("w");
+    let err = run(None, 3);
+    assert!(err.contains("food-business-permit.toml"), "names the layout file: {err}");
+
+    std::fs::write(&layout, good_layout.replace("seal.png", "missing-seal.png")).expect("w");
+    let err = run(None, 3);
+    assert!(err.contains("missing-seal.png"), "names the seal image: {err}");
+
+    std::fs::write(&layout, &good_layout).expect("w");
+    let err = run(Some("fixtures/no-such-keys"), 1);
+    assert!(err.contains("no-such-keys"), "names the key folder: {err}");
+
+    // The same configuration, repaired, runs.
+    run_expect(
+        elicence()
+            .arg("run")
+            .arg(&pipeline)
+            .args(["--input", "fixtures/food-business-permit/export-gbk.csv", "--keys"])
+            .arg(root().join("fixtures/keys"))
+            .arg("--data")
+            .arg(&data),
+        0,
+    );
+}

@@ -24,6 +24,7 @@ pub mod verify;
 
 pub use crate::clock::now;
 pub use crate::exit;
+use crate::render::RenderError;
 
 /// Who runs a command, for the audit trail: `--operator`, else the OS user.
 pub fn operator(given: Option<&str>) -> String {
@@ -37,6 +38,22 @@ pub fn operator(given: Option<&str>) -> String {
     }
 }
 
+/// A render error that comes from the configuration (font, layout or seal image), not from
+/// one licence's data.
+fn is_render_configuration(e: &RenderError) -> bool {
+    matches!(
+        e,
+        RenderError::FontNotFound { .. }
+            | RenderError::FontSpec { .. }
+            | RenderError::FontParse { .. }
+            | RenderError::Io { .. }
+            | RenderError::Layout { .. }
+            | RenderError::LayoutUnknownField { .. }
+            | RenderError::DuplicateLayout { .. }
+            | RenderError::Seal { .. }
+    )
+}
+
 /// Maps an error's cause chain to an exit code.
 pub fn exit_code_for(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
@@ -45,6 +62,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         }
         if cause.is::<crate::pipeline::PipelineError>()
             || cause.is::<crate::catalog::CatalogError>()
+            || cause.downcast_ref::<RenderError>().is_some_and(is_render_configuration)
         {
             return exit::CONFIG;
         }
