@@ -209,6 +209,7 @@ fn a_tampered_rendered_licence_is_caught_by_elicence_and_by_pdfsig_and_xmlsec1()
     assert_eq!(text.matches("\"untrusted\"").count(), 2, "{text}");
 }
 
+/// A missing face font is a configuration error (exit 3), found before anything is rendered.
 #[test]
 fn a_missing_font_is_a_clear_error_at_start() {
     let out = tempfile::tempdir().unwrap();
@@ -225,7 +226,7 @@ fn a_missing_font_is_a_clear_error_at_start() {
             .arg(keys())
             .arg("--out")
             .arg(out.path()),
-        1,
+        3,
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("font"), "{err}");

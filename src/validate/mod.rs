@@ -15,7 +15,7 @@ use crate::catalog::{FieldKind, keys};
 use crate::licence::{FaceField, Licence, LicenceStatus, intern};
 use crate::normalise::Normaliser;
 use crate::normalise::{self, CellValue, dates, ids, width};
-use crate::pipeline::{Binding, IssuerPlan, Plan};
+use crate::pipeline::{Binding, BoundColumn, IssuerPlan, Plan};
 use crate::read::ReadError;
 use crate::record::{Cell, Record, SourcePos};
 pub use rules::{Problem, Rule};
@@ -77,6 +77,38 @@ pub struct Validator<'p> {
     keys: Vec<(&'static str, &'static str)>,
 }
 
+/// What checking a row's columns found so far.
+struct RowState {
+    problems: Vec<Problem>,
+    /// Notes for the data team (e.g. an upgraded ID).
+    notes: Vec<String>,
+    /// Each field's text, by catalog field index.
+    values: Vec<Text>,
+    /// Each date field's date, by catalog field index.
+    dates: Vec<Option<NaiveDate>>,
+    /// The validity end says 长期 (or the field is empty where the type allows that).
+    open_ended: bool,
+}
+
+impl RowState {
+    fn new(fields: usize) -> RowState {
+        RowState {
+            problems: Vec::new(),
+            notes: Vec::new(),
+            values: (0..fields).map(|_| Text::Owned(String::new())).collect(),
+            dates: vec![None; fields],
+            open_ended: false,
+        }
+    }
+}
+
+/// The dates a licence's rules are checked on.
+struct RowDates {
+    issue: Option<NaiveDate>,
+    valid_from: Option<NaiveDate>,
+    valid_to: Option<NaiveDate>,
+}
+
 impl<'p> Validator<'p> {
     pub fn new(plan: &'p Plan, binding: Binding, today: NaiveDate) -> Validator<'p> {
         let keys =
@@ -87,181 +119,36 @@ impl<'p> Validator<'p> {
     /// Checks one record. A valid row takes its texts out of the record instead of copying them.
     pub fn check(&self, mut rec: Record) -> RowOutcome {
         let ty = &self.plan.licence_type;
-        let mut problems: Vec<Problem> = Vec::new();
-        let mut notes: Vec<String> = Vec::new();
-        let mut values: Vec<Text> =
-            (0..ty.fields.len()).map(|_| Text::Owned(String::new())).collect();
-        let mut dates_by_field: Vec<Option<NaiveDate>> = vec![None; ty.fields.len()];
-        let mut open_ended = false;
-
+        let mut row = RowState::new(ty.fields.len());
         if rec.cells.len() != self.binding.width
             && rec.cells.iter().skip(self.binding.width).any(|c| !c.is_blank())
         {
-            problems.push(Problem::new(
+            row.problems.push(Problem::new(
                 "",
                 Rule::Unreadable,
                 format!("{} cells, the header has {}", rec.cells.len(), self.binding.width),
             ));
         }
-
         for col in &self.binding.columns {
-            let spec = &ty.fields[col.field];
-            let cell = col.source.and_then(|i| rec.cells.get(i)).unwrap_or(&Cell::Empty);
-            let whole_cell = |t: &str| match (cell, col.source) {
-                (Cell::Text(s), Some(i)) if s.len() == t.len() => Some(i),
-                _ => None,
-            };
-            let value = match normalise::read_cell(cell, &spec.kind, &col.normalisers) {
-                Ok(v) => v,
-                Err(e) => {
-                    let rule = match e {
-                        normalise::CellError::LossyNumber { .. } => Rule::LossyNumber,
-                        normalise::CellError::Date(_) => Rule::Date,
-                        _ => Rule::CellType,
-                    };
-                    problems.push(Problem::new(&spec.label, rule, e.to_string()));
-                    continue;
-                }
-            };
-            let is_valid_to = spec.key == keys::VALID_TO;
-            match value {
-                CellValue::Empty => {
-                    if spec.required {
-                        problems.push(Problem::new(&spec.label, Rule::Required, "empty"));
-                    } else if is_valid_to && ty.validity.open_ended {
-                        open_ended = true;
-                    }
-                }
-                CellValue::Date(d) => {
-                    if matches!(spec.kind, FieldKind::Date) {
-                        if is_valid_to && d.format("%Y-%m-%d").to_string() == "9999-12-31" {
-                            open_ended = true;
-                        } else {
-                            dates_by_field[col.field] = Some(d);
-                            values[col.field] = Text::Owned(d.to_string());
-                        }
-                    } else {
-                        values[col.field] = Text::Owned(d.to_string());
-                    }
-                }
-                CellValue::Text(text) => {
-                    if matches!(spec.kind, FieldKind::Date) {
-                        let parsed = if is_valid_to {
-                            dates::parse_validity_end(&text).map(|v| match v {
-                                dates::ValidityEnd::Date(d) => Some(d),
-                                dates::ValidityEnd::OpenEnded => None,
-                            })
-                        } else {
-                            dates::parse_date(&text).map(Some)
-                        };
-                        match parsed {
-                            Ok(Some(d)) => {
-                                dates_by_field[col.field] = Some(d);
-                                values[col.field] = Text::Owned(d.to_string());
-                            }
-                            Ok(None) => {
-                                if ty.validity.open_ended {
-                                    open_ended = true;
-                                    values[col.field] = Text::Owned(text.into_owned());
-                                } else {
-                                    problems.push(Problem::new(
-                                        &spec.label,
-                                        Rule::OpenEnded,
-                                        format!(
-                                            "{text:?}: {} licences must have an end date",
-                                            ty.name
-                                        ),
-                                    ));
-                                }
-                            }
-                            Err(e) => problems.push(Problem::new(
-                                &spec.label,
-                                Rule::Date,
-                                format!("{text:?}: {e}"),
-                            )),
-                        }
-                        continue;
-                    }
-                    let mut text = text;
-                    if text.len() == 15 && col.normalisers.contains(&Normaliser::CitizenIdUpgrade) {
-                        let mut owned = text.into_owned();
-                        upgrade_id(
-                            &spec.label,
-                            &mut owned,
-                            &mut notes,
-                            &mut problems,
-                            &spec.kind,
-                            &ty.holder_code_type,
-                        );
-                        text = Cow::Owned(owned);
-                    }
-                    if let Err(p) = rules::check_length(spec, &text) {
-                        problems.push(p);
-                    } else if let Err(p) = rules::check_kind(spec, &text, &ty.holder_code_type) {
-                        problems.push(p);
-                    }
-                    values[col.field] = match text {
-                        Cow::Borrowed(b) => match whole_cell(b) {
-                            Some(i) => Text::Cell(i),
-                            None => Text::Owned(b.to_owned()),
-                        },
-                        Cow::Owned(o) => Text::Owned(o),
-                    };
-                }
-            }
+            self.check_column(col, &rec, &mut row);
         }
-
-        let status = self.status_of(&rec, &mut problems);
-        let issuer = self.issuer_of(&rec, &mut problems);
+        let status = self.status_of(&rec, &mut row.problems);
+        let issuer = self.issuer_of(&rec, &mut row.problems);
         if let Some((printed, _)) = &issuer
             && let Some(i) = ty.field_index(keys::ISSUER_NAME)
         {
-            values[i] = Text::Owned(printed.clone());
+            row.values[i] = Text::Owned(printed.clone());
         }
+        let dates = self.check_dates(&mut row);
 
-        let issue_date = ty.field_index(keys::ISSUE_DATE).and_then(|i| dates_by_field[i]);
-        let valid_from = ty.field_index(keys::VALID_FROM).and_then(|i| dates_by_field[i]);
-        let valid_to = ty.field_index(keys::VALID_TO).and_then(|i| dates_by_field[i]);
-        if let Some(issue) = issue_date {
-            if issue > self.today {
-                let label = ty.field(keys::ISSUE_DATE).map(|f| f.label.as_str()).unwrap_or("");
-                problems.push(Problem::new(
-                    label,
-                    Rule::FutureDate,
-                    format!("{issue} is after {}", self.today),
-                ));
-            }
-            let label = ty.field(keys::VALID_TO).map(|f| f.label.as_str()).unwrap_or("");
-            if let Err(p) = rules::check_validity(
-                label,
-                valid_from.unwrap_or(issue),
-                valid_to,
-                ty.validity.max_years,
-            ) {
-                problems.push(p);
-            }
-        }
-        if ty.field(keys::VALID_TO).is_some_and(|f| f.required)
-            && valid_to.is_none()
-            && open_ended
-            && !ty.validity.open_ended
-        {
-            let label = ty.field(keys::VALID_TO).map(|f| f.label.as_str()).unwrap_or("");
-            problems.push(Problem::new(
-                label,
-                Rule::OpenEnded,
-                "open-ended validity is not allowed for this type",
-            ));
-        }
-
-        if !problems.is_empty() {
+        if !row.problems.is_empty() {
             return RowOutcome::Rejected(RowReject {
                 pos: rec.pos.clone(),
-                problems,
+                problems: row.problems,
                 cells: rec.cells.iter().map(Cell::display).collect(),
             });
         }
-        let (Some(issue_date), Some((issuer_name, issuer))) = (issue_date, issuer) else {
+        let (Some(issue_date), Some(issuer)) = (dates.issue, issuer) else {
             // Unreachable when the catalog check passed (issue_date and issuer are required), but
             // a row is never lost: it is rejected.
             return RowOutcome::Rejected(RowReject {
@@ -270,8 +157,170 @@ impl<'p> Validator<'p> {
                 cells: rec.cells.iter().map(Cell::display).collect(),
             });
         };
-        // The row is valid: its texts move out of the record.
-        let values: Vec<String> = values
+        self.valid_row(&mut rec, row, status, issuer, issue_date, &dates)
+    }
+
+    /// Reads, normalises and checks one mapped column into `row`.
+    fn check_column(&self, col: &BoundColumn, rec: &Record, row: &mut RowState) {
+        let ty = &self.plan.licence_type;
+        let spec = &ty.fields[col.field];
+        let cell = col.source.and_then(|i| rec.cells.get(i)).unwrap_or(&Cell::Empty);
+        let whole_cell = |t: &str| match (cell, col.source) {
+            (Cell::Text(s), Some(i)) if s.len() == t.len() => Some(i),
+            _ => None,
+        };
+        let value = match normalise::read_cell(cell, &spec.kind, &col.normalisers) {
+            Ok(v) => v,
+            Err(e) => {
+                let rule = match e {
+                    normalise::CellError::LossyNumber { .. } => Rule::LossyNumber,
+                    normalise::CellError::Date(_) => Rule::Date,
+                    _ => Rule::CellType,
+                };
+                row.problems.push(Problem::new(&spec.label, rule, e.to_string()));
+                return;
+            }
+        };
+        let is_valid_to = spec.key == keys::VALID_TO;
+        match value {
+            CellValue::Empty => {
+                if spec.required {
+                    row.problems.push(Problem::new(&spec.label, Rule::Required, "empty"));
+                } else if is_valid_to && ty.validity.open_ended {
+                    row.open_ended = true;
+                }
+            }
+            CellValue::Date(d) => {
+                if matches!(spec.kind, FieldKind::Date) {
+                    if is_valid_to && d.format("%Y-%m-%d").to_string() == "9999-12-31" {
+                        row.open_ended = true;
+                    } else {
+                        row.dates[col.field] = Some(d);
+                        row.values[col.field] = Text::Owned(d.to_string());
+                    }
+                } else {
+                    row.values[col.field] = Text::Owned(d.to_string());
+                }
+            }
+            CellValue::Text(text) if matches!(spec.kind, FieldKind::Date) => {
+                let parsed = if is_valid_to {
+                    dates::parse_validity_end(&text).map(|v| match v {
+                        dates::ValidityEnd::Date(d) => Some(d),
+                        dates::ValidityEnd::OpenEnded => None,
+                    })
+                } else {
+                    dates::parse_date(&text).map(Some)
+                };
+                match parsed {
+                    Ok(Some(d)) => {
+                        row.dates[col.field] = Some(d);
+                        row.values[col.field] = Text::Owned(d.to_string());
+                    }
+                    Ok(None) => {
+                        if ty.validity.open_ended {
+                            row.open_ended = true;
+                            row.values[col.field] = Text::Owned(text.into_owned());
+                        } else {
+                            row.problems.push(Problem::new(
+                                &spec.label,
+                                Rule::OpenEnded,
+                                format!("{text:?}: {} licences must have an end date", ty.name),
+                            ));
+                        }
+                    }
+                    Err(e) => row.problems.push(Problem::new(
+                        &spec.label,
+                        Rule::Date,
+                        format!("{text:?}: {e}"),
+                    )),
+                }
+            }
+            CellValue::Text(mut text) => {
+                if text.len() == 15 && col.normalisers.contains(&Normaliser::CitizenIdUpgrade) {
+                    let mut owned = text.into_owned();
+                    upgrade_id(
+                        &spec.label,
+                        &mut owned,
+                        &mut row.notes,
+                        &mut row.problems,
+                        &spec.kind,
+                        &ty.holder_code_type,
+                    );
+                    text = Cow::Owned(owned);
+                }
+                if let Err(p) = rules::check_length(spec, &text) {
+                    row.problems.push(p);
+                } else if let Err(p) = rules::check_kind(spec, &text, &ty.holder_code_type) {
+                    row.problems.push(p);
+                }
+                row.values[col.field] = match text {
+                    Cow::Borrowed(b) => match whole_cell(b) {
+                        Some(i) => Text::Cell(i),
+                        None => Text::Owned(b.to_owned()),
+                    },
+                    Cow::Owned(o) => Text::Owned(o),
+                };
+            }
+        }
+    }
+
+    /// Cross-field date rules: no issue date in the future, validity after issue and within
+    /// the type's longest term, open-ended validity only where the type allows it.
+    fn check_dates(&self, row: &mut RowState) -> RowDates {
+        let ty = &self.plan.licence_type;
+        let date_of = |key: &str| ty.field_index(key).and_then(|i| row.dates[i]);
+        let dates = RowDates {
+            issue: date_of(keys::ISSUE_DATE),
+            valid_from: date_of(keys::VALID_FROM),
+            valid_to: date_of(keys::VALID_TO),
+        };
+        if let Some(issue) = dates.issue {
+            if issue > self.today {
+                let label = ty.field(keys::ISSUE_DATE).map(|f| f.label.as_str()).unwrap_or("");
+                row.problems.push(Problem::new(
+                    label,
+                    Rule::FutureDate,
+                    format!("{issue} is after {}", self.today),
+                ));
+            }
+            let label = ty.field(keys::VALID_TO).map(|f| f.label.as_str()).unwrap_or("");
+            if let Err(p) = rules::check_validity(
+                label,
+                dates.valid_from.unwrap_or(issue),
+                dates.valid_to,
+                ty.validity.max_years,
+            ) {
+                row.problems.push(p);
+            }
+        }
+        if ty.field(keys::VALID_TO).is_some_and(|f| f.required)
+            && dates.valid_to.is_none()
+            && row.open_ended
+            && !ty.validity.open_ended
+        {
+            let label = ty.field(keys::VALID_TO).map(|f| f.label.as_str()).unwrap_or("");
+            row.problems.push(Problem::new(
+                label,
+                Rule::OpenEnded,
+                "open-ended validity is not allowed for this type",
+            ));
+        }
+        dates
+    }
+
+    /// The licence of a row without problems; its texts move out of the record.
+    fn valid_row(
+        &self,
+        rec: &mut Record,
+        row: RowState,
+        status: LicenceStatus,
+        (issuer_name, issuer): (String, (String, String)),
+        issue_date: NaiveDate,
+        dates: &RowDates,
+    ) -> RowOutcome {
+        let ty = &self.plan.licence_type;
+        let values: Vec<String> = row
+            .values
             .into_iter()
             .map(|t| match t {
                 Text::Owned(s) => s,
@@ -294,8 +343,8 @@ impl<'p> Validator<'p> {
             holder_code: field_value(keys::HOLDER_CODE),
             holder_code_type: ty.holder_code_type.clone(),
             issue_date,
-            valid_from: valid_from.unwrap_or(issue_date),
-            valid_to,
+            valid_from: dates.valid_from.unwrap_or(issue_date),
+            valid_to: dates.valid_to,
             region_code: issuer.0,
             status,
             fields: ty
@@ -313,7 +362,12 @@ impl<'p> Validator<'p> {
             .and_then(|i| rec.cells.get(i))
             .map(|c| width::trim(&c.text()).to_string())
             .filter(|p| !p.is_empty());
-        RowOutcome::Valid(Box::new(ValidRow { licence, notes, content_key, archive_copy }))
+        RowOutcome::Valid(Box::new(ValidRow {
+            licence,
+            notes: row.notes,
+            content_key,
+            archive_copy,
+        }))
     }
 
     fn status_of(&self, rec: &Record, problems: &mut Vec<Problem>) -> LicenceStatus {
