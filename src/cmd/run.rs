@@ -30,7 +30,7 @@ use crate::registry::{
 use crate::report::{self, InputSummary, RowFiles, StageTimes};
 use crate::shard::Shard;
 use crate::sign::keys::{DevKeyOptions, init_dev_keys};
-use crate::sign::signer::{Signer, passphrase_from_env_or_file};
+use crate::sign::{RsaSigner, passphrase_from_env_or_file};
 use crate::validate::{Dedupe, Problem, RowReject, Rule, ValidRow};
 
 /// Valid rows decided, rendered and committed together (one transaction).
@@ -132,7 +132,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         None => (development_keys(&args.data, started)?, true),
     };
     let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
-    let signer = Signer::load(&keys, passphrase.as_ref(), started)
+    let signer = RsaSigner::load(&keys, passphrase.as_ref(), started)
         .with_context(|| format!("cannot load the signing key from {}", keys.display()))?;
     let producer = Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), started)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
