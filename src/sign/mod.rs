@@ -6,21 +6,21 @@
 //! - [`signer`] is the narrow seam: the [`Signer`] trait (sign a message, name the algorithm,
 //!   hand out the public chain) and the [`SignatureAlgorithm`] that tells the formats which
 //!   digest, OIDs and URIs to write. Renderers never see the key.
-//! - [`rsa`] implements it for RSA keys ([`RsaSigner`], with the OpenSSL, ring and pure-Rust
-//!   backends); [`key_files`] reads a key directory (passphrase, PKCS#8, chain) for it.
+//! - [`rsa`](self::rsa) implements it for RSA keys ([`RsaSigner`], with the OpenSSL, ring and
+//!   pure-Rust backends); [`key_files`] reads a key directory (passphrase, PKCS#8, chain).
 //! - [`keys`] writes a development CA and signer key set (`elicence keys init`).
 //! - [`pades`] signs a PDF as PAdES baseline B-B (ETSI EN 319 142-1) in an incremental update,
-//!   with the CMS `SignedData` built by [`cms`].
+//!   with the CMS `SignedData` built by [`signed_data`].
 //! - [`xmldsig`] adds an enveloped XML-DSig signature to a document that the renderer already
 //!   wrote in exclusive-canonical form.
 //!
 //! The formats take `&dyn Signer`: a new key type is a new implementation, not a change to them.
 
-pub mod cms;
 pub mod key_files;
 pub mod keys;
 pub mod pades;
 pub mod rsa;
+pub mod signed_data;
 pub mod signer;
 pub mod xmldsig;
 
@@ -28,10 +28,10 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+pub use self::rsa::{RsaBackend, RsaSigner};
 pub use key_files::{PASSPHRASE_ENV, Passphrase, passphrase_from_env_or_file};
 pub use keys::{DevKeyOptions, DevKeyPaths, init_dev_keys};
 pub use pades::{PdfSignOptions, sign_pdf, sign_rendered_pdf};
-pub use rsa::{RsaBackend, RsaSigner};
 pub use signer::{DigestAlgorithm, SignatureAlgorithm, Signer};
 pub use xmldsig::{canonical_attr_escape, canonical_text_escape, check_canonical, sign_xml};
 

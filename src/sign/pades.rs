@@ -11,10 +11,10 @@
 //! a [`RenderedPdf`] from our PDF writer, which says where its catalog, page and xref table
 //! are, and writes the update directly (the per-licence path: no parse, no re-serialisation).
 //!
-//! The CMS `SignedData` ([`super::cms`], RFC 5652 §5) is detached (no encapsulated content) and
-//! carries the signed attributes contentType, messageDigest and signing-certificate-v2
-//! (RFC 5035), and no signingTime: the time goes in `/M` (ETSI EN 319 142-1 §5.2.1). Digest and
-//! signature algorithm are the [`Signer`]'s.
+//! The CMS `SignedData` ([`super::signed_data`], RFC 5652 §5) is detached (no encapsulated
+//! content) and carries the signed attributes contentType, messageDigest and
+//! signing-certificate-v2 (RFC 5035), and no signingTime: the time goes in `/M` (ETSI EN
+//! 319 142-1 §5.2.1). Digest and signature algorithm are the [`Signer`]'s.
 
 use std::io::Write as _;
 
@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use lopdf::{Dictionary, IncrementalDocument, Object, ObjectId, StringFormat};
 
 use super::SignError;
-use super::cms::build_detached_cms;
+use super::signed_data::build_detached_cms;
 use super::signer::Signer;
 use crate::pdf::objects::{date, text_string, write_object};
 use crate::pdf::{RenderedPdf, write_xref_table};
