@@ -19,12 +19,13 @@ use std::sync::Arc;
 use chrono::{NaiveDate, TimeZone, Utc};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use elicence::font::FaceFont;
 use elicence::identify::LicenceId;
 use elicence::licence::{FaceField, Licence, LicenceStatus};
 use elicence::produce::Producer;
 use elicence::record::SourcePos;
-use elicence::render::{FaceFont, Layout, PdfRenderer, SealMeta, qr_payload, render_xml};
-use elicence::sign::{PdfSignOptions, Signer, sign_pdf, sign_rendered_pdf};
+use elicence::render::{Layout, PdfRenderer, SealMeta, qr_payload, render_xml};
+use elicence::sign::{PdfSignOptions, RsaSigner, Signer, sign_pdf, sign_rendered_pdf};
 
 /// CPU time consumed by the calling thread, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID` through
 /// rustix's safe wrapper, exact to the nanosecond; `/proc/thread-self/schedstat`, used before,
@@ -157,7 +158,7 @@ fn bench_render_and_sign(c: &mut Criterion<ThreadCpuTime>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // Inside the validity of the committed test certificate (2026-11-26 … 2036-11-23).
     let at = Utc.with_ymd_and_hms(2027, 1, 2, 3, 4, 5).single().unwrap_or_default();
-    let signer = match Signer::load(&root.join("fixtures/keys"), None, at) {
+    let signer = match RsaSigner::load(&root.join("fixtures/keys"), None, at) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("render_and_sign bench skipped: {e}");
@@ -205,17 +206,19 @@ fn bench_render_and_sign(c: &mut Criterion<ThreadCpuTime>) {
     group.bench_function("rendered_direct", |b| {
         b.iter_batched(
             || rendered.clone(),
-            |r| sign_rendered_pdf(r, &signer, at, &opts).map(|v| v.len()),
+            |r| sign_rendered_pdf(r, signer.as_ref(), at, &opts).map(|v| v.len()),
             BatchSize::SmallInput,
         )
     });
     group.bench_function("lopdf_reparse", |b| {
-        b.iter(|| sign_pdf(black_box(rendered.bytes()), &signer, at, &opts).map(|v| v.len()))
+        b.iter(|| {
+            sign_pdf(black_box(rendered.bytes()), signer.as_ref(), at, &opts).map(|v| v.len())
+        })
     });
     // The RSA-2048 operation alone, in thread CPU time (compare `openssl speed rsa2048`, which
     // also reports CPU time).
     group.bench_function("rsa2048_only", |b| {
-        b.iter(|| signer.sign_sha256_pkcs1(black_box(b"signed attributes")).map(|v| v.len()))
+        b.iter(|| signer.sign(black_box(b"signed attributes")).map(|v| v.len()))
     });
     group.finish();
 }

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::font::FaceFont;
 use crate::identify::{IdError, LicenceId};
 use crate::licence::Licence;
 use crate::render::RenderError;
-use crate::render::font::FaceFont;
 use crate::render::layout::Layout;
 use crate::render::pdf::PdfRenderer;
 use crate::render::qr::qr_payload;
@@ -45,7 +45,7 @@ pub enum ProduceError {
 /// Renders and signs licences of the types whose layouts it was given.
 pub struct Producer {
     renderer: PdfRenderer,
-    signer: Arc<Signer>,
+    signer: Arc<dyn Signer>,
     signed_at: DateTime<Utc>,
 }
 
@@ -54,7 +54,7 @@ impl Producer {
     /// font or a broken layout, before any row is read.
     pub fn new(
         layouts: &[&Path],
-        signer: Arc<Signer>,
+        signer: Arc<dyn Signer>,
         signed_at: DateTime<Utc>,
     ) -> Result<Producer, RenderError> {
         Ok(Producer::with_renderer(Producer::load_renderer(layouts)?, signer, signed_at))
@@ -72,7 +72,7 @@ impl Producer {
     /// A producer over a renderer already loaded (see [`Producer::load_renderer`]).
     pub fn with_renderer(
         renderer: PdfRenderer,
-        signer: Arc<Signer>,
+        signer: Arc<dyn Signer>,
         signed_at: DateTime<Utc>,
     ) -> Producer {
         Producer { renderer, signer, signed_at }
@@ -106,8 +106,8 @@ impl Producer {
             location: licence.region_code.clone(),
             name: licence.issuer_name.clone(),
         };
-        let pdf = sign_rendered_pdf(pdf, &self.signer, self.signed_at, &opts)?;
-        let xml = sign_xml(&xml, &self.signer)?;
+        let pdf = sign_rendered_pdf(pdf, self.signer.as_ref(), self.signed_at, &opts)?;
+        let xml = sign_xml(&xml, self.signer.as_ref())?;
         Ok(Artefacts { id: id.clone(), pdf, xml })
     }
 }

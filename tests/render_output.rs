@@ -11,11 +11,10 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use elicence::font::FaceFont;
 use elicence::licence::{FaceField, Licence, LicenceStatus, intern};
 use elicence::record::SourcePos;
-use elicence::render::{
-    FaceFont, Layout, PdfRenderer, RenderError, SealMeta, qr_payload, render_xml,
-};
+use elicence::render::{Layout, PdfRenderer, RenderError, SealMeta, qr_payload, render_xml};
 use sha2::{Digest, Sha256};
 
 const ID: &str = "1.2.156.3005.2.11100000000013338W032.11220000013544541J.2430599.001.F";

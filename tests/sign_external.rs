@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use chrono::{DateTime, SubsecRound, Utc};
 use elicence::sign::keys::{DevKeyOptions, init_dev_keys};
 use elicence::sign::{
-    KeyError, PdfSignOptions, Signer, canonical_attr_escape, canonical_text_escape,
+    KeyError, PdfSignOptions, RsaSigner, canonical_attr_escape, canonical_text_escape,
     check_canonical, sign_pdf, sign_xml,
 };
 use elicence::verify::{SignatureStatus, TrustAnchors, verify_pdf, verify_xml};
@@ -39,8 +39,8 @@ fn signing_time() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(0)
 }
 
-fn fixture_signer() -> Signer {
-    match Signer::load(&fixture_keys(), None, Utc::now()) {
+fn fixture_signer() -> RsaSigner {
+    match RsaSigner::load(&fixture_keys(), None, Utc::now()) {
         Ok(s) => s,
         Err(e) => panic!("fixtures/keys: {e}"),
     }
@@ -345,7 +345,7 @@ fn another_key_set_is_untrusted_everywhere() -> TestResult {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&paths.signer_key)?.permissions().mode() & 0o777, 0o600);
     }
-    let other = Signer::load(&other_keys, None, now)?;
+    let other = RsaSigner::load(&other_keys, None, now)?;
 
     let pdf = sign_pdf(&sample_pdf(), &other, signing_time(), &Default::default())?;
     let pdf_file = dir.path().join("other.pdf");

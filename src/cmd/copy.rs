@@ -20,14 +20,14 @@ use crate::catalog;
 use crate::clock::now;
 use crate::cmd::args::{CatalogArgs, KeyArgs, RegistryArgs, RequestArgs};
 use crate::exit;
+use crate::font::FaceFont;
 use crate::identify::LicenceId;
 use crate::registry::{AuditEntry, FileKind, RegistryStatus, sha256_hex};
-use crate::render::font::FaceFont;
 use crate::share::{
     self, Ask, Refusal, ShareError, action, audit_refusal, authenticate, input, watermark,
 };
 use crate::sign::pades::{PdfSignOptions, sign_pdf};
-use crate::sign::signer::{Signer, passphrase_from_env_or_file};
+use crate::sign::{RsaSigner, passphrase_from_env_or_file};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  \
@@ -129,7 +129,7 @@ pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
     let unsigned = watermark::watermark(&original, &font, &text, &watermark::banner_text(&reason))?;
     let keys = args.keys.keys.clone().unwrap_or_else(|| args.registry.data.join("dev-keys"));
     let passphrase = passphrase_from_env_or_file(args.keys.passphrase_file.as_deref())?;
-    let signer = Signer::load(&keys, passphrase.as_ref(), at)
+    let signer = RsaSigner::load(&keys, passphrase.as_ref(), at)
         .with_context(|| format!("cannot load the signing key from {}", keys.display()))?;
     let opts = PdfSignOptions {
         reason: format!("加注件：{text}"),

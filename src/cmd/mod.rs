@@ -43,9 +43,7 @@ pub fn operator(given: Option<&str>) -> String {
 fn is_render_configuration(e: &RenderError) -> bool {
     matches!(
         e,
-        RenderError::FontNotFound { .. }
-            | RenderError::FontSpec { .. }
-            | RenderError::FontParse { .. }
+        RenderError::Font(_)
             | RenderError::Io { .. }
             | RenderError::Layout { .. }
             | RenderError::LayoutUnknownField { .. }
@@ -62,6 +60,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         }
         if cause.is::<crate::pipeline::PipelineError>()
             || cause.is::<crate::catalog::CatalogError>()
+            || cause.is::<crate::font::FontError>()
             || cause.downcast_ref::<RenderError>().is_some_and(is_render_configuration)
         {
             return exit::CONFIG;

@@ -20,7 +20,7 @@ use crate::licence::Licence;
 use crate::pipeline;
 use crate::produce::{ProduceError, Producer};
 use crate::report::Counts;
-use crate::sign::signer::{Signer, passphrase_from_env_or_file};
+use crate::sign::{RsaSigner, passphrase_from_env_or_file};
 
 /// Licences rendered per parallel batch.
 const BATCH: usize = 256;
@@ -57,7 +57,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let plan = pipeline::load(&args.pipeline)?;
     let at = now()?;
     let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
-    let signer = Signer::load(&args.keys, passphrase.as_ref(), at)
+    let signer = RsaSigner::load(&args.keys, passphrase.as_ref(), at)
         .with_context(|| format!("cannot load the signing key from {}", args.keys.display()))?;
     let producer = Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), at)?;
     std::fs::create_dir_all(&args.out)

@@ -22,7 +22,7 @@ use crate::read::sha256_file;
 use crate::registry::{Registry, RunCounts, RunOutcome, RunStart};
 use crate::report::{self, InputSummary, RowFiles, StageTimes};
 use crate::sign::keys::{DevKeyOptions, init_dev_keys};
-use crate::sign::signer::{Signer, passphrase_from_env_or_file};
+use crate::sign::{RsaSigner, passphrase_from_env_or_file};
 
 use super::dedupe::Dedupe;
 use super::loader::Loader;
@@ -109,7 +109,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     }
     let passphrase = passphrase_from_env_or_file(options.passphrase_file.as_deref())?;
     let load_signer = |keys: &Path| {
-        Signer::load(keys, passphrase.as_ref(), started)
+        RsaSigner::load(keys, passphrase.as_ref(), started)
             .with_context(|| format!("cannot load the signing key from {}", keys.display()))
     };
     let given_signer = options.keys.as_deref().map(load_signer).transpose()?;

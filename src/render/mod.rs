@@ -1,26 +1,28 @@
 //! Renderers: turn a validated [`Licence`](crate::licence::Licence) into the two artefacts that
-//! the signer signs — the PDF licence face ([`pdf`]) and the XML e-licence ([`xml`]) — plus the
+//! get signed — the PDF licence face ([`pdf`]) and the XML e-licence ([`xml`]) — plus the
 //! verification string printed as a QR code on the face ([`qr`]).
 //!
-//! Everything here is pure once loaded: the CJK font ([`font::FaceFont`]), the per-type face
-//! layouts ([`layout::Layout`]) and the seal images are read by explicit loaders at start-up;
-//! rendering itself touches no file and no clock (the creation time is passed in), so the same
-//! input always gives the same bytes.
+//! Everything here is pure once loaded: the CJK font ([`crate::font::FaceFont`]), the face layouts
+//! ([`layout::Layout`]) and the seal images are read by explicit loaders at start-up; rendering
+//! itself touches no file and no clock (the creation time is passed in), so the same input
+//! always gives the same bytes. The page is laid out here; the PDF file it goes into, the font
+//! embedding and compression are [`crate::pdf`]'s.
 
-pub mod font;
 pub mod layout;
 pub mod pdf;
 pub mod qr;
-pub mod subset;
+mod wrap;
 pub mod xml;
 
 use std::path::PathBuf;
 
 use chrono::{Datelike, NaiveDate};
 
-pub use font::{FaceFont, Glyph};
+use crate::font::FontError;
+use crate::pdf::PdfError;
+
 pub use layout::Layout;
-pub use pdf::{PdfRenderer, RenderedPdf};
+pub use pdf::PdfRenderer;
 pub use qr::{QrMatrix, parse_qr_payload, qr_payload};
 pub use xml::{SealMeta, render_xml};
 
@@ -28,23 +30,11 @@ pub use xml::{SealMeta, render_xml};
 /// the `Display` text is built from them.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    /// No usable CJK font at any of the searched paths.
-    #[error(
-        "no CJK font found (tried: {}); install one with `apt-get install fonts-noto-cjk` \
-         or point ELICENCE_FONT at a font file (PATH[#INDEX])",
-        display_paths(.tried)
-    )]
-    FontNotFound { tried: Vec<PathBuf> },
+    /// The face font could not be located or loaded.
+    #[error(transparent)]
+    Font(#[from] FontError),
 
-    /// `ELICENCE_FONT` is not `PATH` or `PATH#INDEX`.
-    #[error("ELICENCE_FONT={spec:?} is not PATH or PATH#INDEX")]
-    FontSpec { spec: String },
-
-    /// The font file exists but face `index` could not be parsed.
-    #[error("{}: face {index} is not a usable font", path.display())]
-    FontParse { path: PathBuf, index: usize },
-
-    /// Reading a font, layout or seal file failed.
+    /// Reading a layout or seal file failed.
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -76,13 +66,9 @@ pub enum RenderError {
     #[error("field {field}: the face font has no glyph for {ch:?} (U+{:04X})", *ch as u32)]
     MissingGlyph { field: String, ch: char },
 
-    /// Font subsetting failed inside printpdf/allsorts.
-    #[error("font subsetting failed: {reason}")]
-    Subset { reason: String },
-
-    /// Writing the PDF failed.
-    #[error("writing the PDF failed: {reason}")]
-    PdfWrite { reason: String },
+    /// The face could not be written as a PDF (font subsetting or serialisation).
+    #[error(transparent)]
+    Pdf(#[from] PdfError),
 
     /// The QR payload is too long for a QR code.
     #[error("QR payload of {len} bytes cannot be encoded")]
@@ -91,10 +77,6 @@ pub enum RenderError {
     /// A scanned QR payload is not `ELIC1:<identifier>:<16 hex>`.
     #[error("QR payload is not ELIC1:<identifier>:<16 hex digits>: {reason}")]
     QrPayload { reason: &'static str },
-}
-
-fn display_paths(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// A date the way Chinese licences print it: `2017年4月24日` (no leading zeros).
@@ -152,8 +134,8 @@ pub(crate) mod test_support {
     }
 
     /// Renders the test licence with every shipped layout (seal or not) and the default layout.
-    pub(crate) fn rendered_samples() -> Vec<crate::render::RenderedPdf> {
-        let Ok(font) = crate::render::FaceFont::locate(None) else {
+    pub(crate) fn rendered_samples() -> Vec<crate::pdf::RenderedPdf> {
+        let Ok(font) = crate::font::FaceFont::locate(None) else {
             return Vec::new();
         };
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/layouts");
@@ -189,10 +171,11 @@ mod tests {
     }
 
     #[test]
-    fn font_not_found_message_says_how_to_install() {
-        let e = RenderError::FontNotFound { tried: vec![PathBuf::from("/a.ttc")] };
-        let msg = e.to_string();
-        assert!(msg.contains("apt-get install fonts-noto-cjk"), "{msg}");
-        assert!(msg.contains("/a.ttc"), "{msg}");
+    fn font_errors_read_as_before() {
+        let inner = FontError::NotFound { tried: vec![PathBuf::from("/a.ttc")] };
+        let text = inner.to_string();
+        let e = RenderError::from(inner);
+        assert_eq!(e.to_string(), text, "a wrapped font error prints as itself");
+        assert!(text.contains("apt-get install fonts-noto-cjk"), "{text}");
     }
 }

@@ -2,13 +2,14 @@
 //! [`Layout`], with an embedded subset of the CJK face font, the verification QR code drawn as
 //! vector rectangles and the seal image.
 //!
-//! printpdf supplies the parsed font and the subsetter (`text_layout` feature); the page and the
-//! file are assembled here with lopdf so that the output is fully under control:
+//! This module owns the page: text shaped and placed from the layout, the content stream, the
+//! page's objects and their fixed numbers. The file around it — font embedding, compression,
+//! the writer with its xref table — is [`crate::pdf`]'s, and keeps the output under control:
 //! - deterministic: objects are numbered in a fixed order, the subset tag and the trailer `/ID`
 //!   are hashes of the content, the dates are the `created` argument ⇒ the same licence,
 //!   identifier and time give byte-identical files;
-//! - plain objects and a classic xref table (no object streams), PDF 1.7, so that the signer can
-//!   append an incremental update;
+//! - plain objects and a classic xref table (no object streams), PDF 1.7, so that a signature
+//!   can be appended as an incremental update;
 //! - small: one subset font (Identity-H, `/ToUnicode` for text extraction), Flate-compressed
 //!   streams, seal images decoded and compressed once at start-up.
 //!
@@ -17,19 +18,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use lopdf::{Dictionary, Object, Stream, StringFormat, Writer};
-use sha2::{Digest, Sha256};
+use lopdf::{Dictionary, Object, Stream};
 
+use crate::font::FaceFont;
 use crate::licence::Licence;
-use crate::render::font::FaceFont;
+use crate::pdf::compress::{FONT_PROGRAM_LEVEL, IMAGE_LEVEL, TEXT_LEVEL, compressed, zlib};
+use crate::pdf::embed::{self, DescriptorMetrics};
+use crate::pdf::objects::{date, name, utf16_text_string};
+use crate::pdf::{DocumentRoots, EmbeddedFont, RenderedPdf, SubsetPath, write_file};
 use crate::render::layout::{FieldBox, Layout, PAGE_HEIGHT_MM, PAGE_WIDTH_MM};
 use crate::render::qr::QrMatrix;
+use crate::render::wrap::{run_width, wrap};
 use crate::render::{RenderError, chinese_date, chinese_valid_to};
 
 const PT_PER_MM: f32 = 72.0 / 25.4;
@@ -47,8 +50,6 @@ const MIN_SHRINK_PT: f32 = 6.0;
 const LABEL_GAP_MM: f32 = 2.0;
 /// Quiet zone around the QR code, in modules (ISO/IEC 18004 asks for 4).
 const QR_QUIET: usize = 4;
-/// `/DW` of the CID font: the advance of an ideograph, in 1/1000 em.
-const DEFAULT_WIDTH: i64 = 1000;
 /// Resource names.
 const FONT_RES: &str = "F1";
 const SEAL_RES: &str = "Im1";
@@ -90,56 +91,6 @@ struct TextRun {
     /// Extra character spacing in points (`Tc`).
     spacing: f32,
     glyphs: Vec<(u16, char)>,
-}
-
-/// A rendered face and what an incremental update (ISO 32000-1 §7.5.6) needs to know about
-/// it. Only the renderer makes one, so the layout always describes these bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedPdf {
-    bytes: Vec<u8>,
-    layout: PdfLayout,
-}
-
-/// Where the parts of a rendered file that an incremental update rewrites or repeats are.
-/// Offsets are byte offsets into [`RenderedPdf::bytes`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PdfLayout {
-    /// The catalog: no `/AcroForm` yet.
-    pub(crate) catalog: ObjectSpan,
-    /// The only page: no `/Annots` yet.
-    pub(crate) page: ObjectSpan,
-    /// The trailer entries to repeat in the update, `/Size` excepted
-    /// (`/Root 1 0 R/Info 10 0 R/ID[<…><…>]`).
-    pub(crate) trailer_entries: Range<usize>,
-    /// Trailer `/Size`: the first free object number.
-    pub(crate) size: u32,
-    /// Offset of the `xref` keyword (the file's `startxref`).
-    pub(crate) xref_offset: usize,
-}
-
-/// An indirect object (generation 0) whose value is a dictionary: its number and where the
-/// dictionary, `<<` to `>>`, is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ObjectSpan {
-    pub(crate) number: u32,
-    pub(crate) dict: Range<usize>,
-}
-
-impl RenderedPdf {
-    /// The PDF file.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// The PDF file, without the layout.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
-    }
-
-    /// The file and its layout, for the signer.
-    pub(crate) fn into_parts(self) -> (Vec<u8>, PdfLayout) {
-        (self.bytes, self.layout)
-    }
 }
 
 /// Renders licence faces. Build once (font, layouts and seal images are loaded here), then call
@@ -222,8 +173,8 @@ impl PdfRenderer {
     }
 
     /// [`PdfRenderer::render`], returning the same bytes together with where the catalog, the
-    /// page and the cross-reference table are, so that
-    /// [`crate::sign::pades::sign_rendered_pdf`] can append the signature without parsing them.
+    /// page and the cross-reference table are ([`RenderedPdf`]), so that a signer can append its
+    /// signature as an incremental update without parsing them.
     pub fn render_signable(
         &self,
         licence: &Licence,
@@ -267,12 +218,13 @@ impl PdfRenderer {
                 used.entry(*gid).or_insert_with(|| ch.to_string());
             }
         }
-        let font = EmbeddedFont::subset_with(&self.font, &used, fast_subset)?;
+        let path = if fast_subset { SubsetPath::Fast } else { SubsetPath::Printpdf };
+        let font = EmbeddedFont::subset(&self.font, &used, path)?;
 
         content.push_str(TEXT_GRAY);
         content.push('\n');
         for run in prepared.static_texts.iter().chain(&page.texts) {
-            write_text_run(&mut content, run, &font.codes);
+            write_text_run(&mut content, run, font.codes());
         }
         write_qr(&mut content, &prepared.layout, &qr);
         if let Some(seal) = seal {
@@ -332,13 +284,6 @@ fn prepare(font: &FaceFont, layout: Layout, seal: Option<usize>) -> Result<Prepa
     }
     Ok(Prepared { layout, static_ops, static_texts: b.texts, seal })
 }
-
-/// Width of a run in points: advances plus character spacing between glyphs.
-fn run_width(font: &FaceFont, glyphs: &[(u16, char)], size: f32, spacing: f32) -> f32 {
-    let adv: f32 = glyphs.iter().map(|(_, c)| font.advance_pt(*c, size)).sum();
-    adv + spacing * glyphs.len().saturating_sub(1) as f32
-}
-
 struct PageBuilder<'a> {
     font: &'a FaceFont,
     texts: Vec<TextRun>,
@@ -484,90 +429,6 @@ impl PageBuilder<'_> {
     }
 }
 
-/// Characters that must not start a line (closing punctuation), GB/T 15834 style.
-fn no_line_start(c: char) -> bool {
-    matches!(
-        c,
-        '，' | '。'
-            | '、'
-            | '；'
-            | '：'
-            | '？'
-            | '！'
-            | '）'
-            | '】'
-            | '》'
-            | '」'
-            | '』'
-            | '”'
-            | '’'
-            | ','
-            | '.'
-            | ';'
-            | ':'
-            | ')'
-            | ']'
-            | '%'
-    )
-}
-
-/// Break glyphs into lines no wider than `width`: anywhere between CJK characters, at spaces or
-/// between ASCII words otherwise, never putting closing punctuation at a line start. `None` when
-/// a single glyph is wider than the box.
-fn wrap(
-    font: &FaceFont,
-    glyphs: &[(u16, char)],
-    size: f32,
-    width: f32,
-) -> Option<Vec<Vec<(u16, char)>>> {
-    let mut lines: Vec<Vec<(u16, char)>> = Vec::new();
-    let mut line: Vec<(u16, char)> = Vec::new();
-    let mut line_w = 0.0_f32;
-    for &(gid, c) in glyphs {
-        let adv = font.advance_pt(c, size);
-        if adv > width {
-            return None;
-        }
-        if line_w + adv > width && !line.is_empty() {
-            // Find a break: move a trailing ASCII word, or the last CJK char before closing
-            // punctuation, to the next line.
-            let mut carry: Vec<(u16, char)> = Vec::new();
-            if c.is_ascii_alphanumeric() {
-                let word_start =
-                    line.iter().rposition(|(_, p)| !p.is_ascii_alphanumeric()).map_or(0, |i| i + 1);
-                if word_start > 0 {
-                    carry = line.split_off(word_start);
-                }
-            } else if no_line_start(c) {
-                // Carry the last character that may start a line, with the closing punctuation
-                // after it (`…食品）` + `，` → `品），`).
-                let mut k = line.len().saturating_sub(1);
-                while k > 0 && line.get(k).is_some_and(|(_, p)| no_line_start(*p)) {
-                    k -= 1;
-                }
-                if k > 0 {
-                    carry = line.split_off(k);
-                }
-            }
-            while line.last().is_some_and(|(_, p)| *p == ' ') {
-                line.pop();
-            }
-            lines.push(std::mem::take(&mut line));
-            line_w = carry.iter().map(|(_, p)| font.advance_pt(*p, size)).sum();
-            line = carry;
-            if c == ' ' && line.is_empty() {
-                continue;
-            }
-        }
-        line.push((gid, c));
-        line_w += adv;
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    Some(lines)
-}
-
 /// The printed form of a field value: validity and issue dates from the typed licence fields
 /// (Chinese dates, 长期), ISO dates (`2017-04-24`) in Chinese form, anything else as is.
 fn display_value(key: &str, value: &str, licence: &Licence) -> String {
@@ -678,241 +539,7 @@ fn load_seal(path: &std::path::Path) -> Result<SealImage, RenderError> {
 }
 
 fn deflate(data: Vec<u8>) -> Result<Vec<u8>, flate2::CompressError> {
-    zlib(&data, SEAL_DEFLATE_LEVEL)
-}
-
-/// The subset font ready for embedding, and the glyph id → Identity-H code map of the page.
-struct EmbeddedFont {
-    /// Original gid → code written in the content stream.
-    codes: HashMap<u16, u16>,
-    /// (code, text, width in 1/1000 em), ascending by code.
-    glyphs: Vec<(u16, String, i64)>,
-    program: FontProgram,
-    base_font: String,
-    ascent: i64,
-    descent: i64,
-    bbox: [i64; 4],
-}
-
-enum FontProgram {
-    /// Bare CID-keyed CFF table (`/FontFile3 /CIDFontType0C`); codes are the font's CIDs.
-    CidCff(Vec<u8>),
-    /// Whole OpenType/CFF sfnt (`/FontFile3 /OpenType`); codes are subset gids.
-    OpenType(Vec<u8>),
-    /// TrueType (`/FontFile2`); codes are subset gids.
-    TrueType(Vec<u8>),
-}
-
-impl EmbeddedFont {
-    /// Subset the face font to the glyphs `used` (gid → text they stand for); `fast = false`
-    /// forces printpdf's subsetter (tests compare the two).
-    fn subset_with(
-        font: &FaceFont,
-        used: &BTreeMap<u16, String>,
-        fast: bool,
-    ) -> Result<Self, RenderError> {
-        let parsed = font.parsed();
-        // Fast path: CID-keyed CFF faces (Noto Sans CJK) are subset from per-glyph data kept for
-        // the life of the process; codes are the original CIDs. Anything else, or a glyph the fast
-        // path cannot follow, goes through printpdf's general subsetter.
-        let fast = font.cid_cff().filter(|_| fast).and_then(|cff| {
-            let gids: Vec<u16> = used.keys().copied().collect();
-            let bytes = cff.subset(&gids).ok()?;
-            let mapping: Vec<(u16, u16, &String)> = used
-                .iter()
-                .map(|(gid, text)| cff.cid(*gid).map(|cid| (*gid, cid, text)))
-                .collect::<Option<_>>()?;
-            Some((FontProgram::CidCff(bytes), mapping))
-        });
-        let (program, mapping): (FontProgram, Vec<(u16, u16, &String)>) = match fast {
-            Some(f) => f,
-            None => {
-                let subset = printpdf::subset_font(parsed, used)
-                    .map_err(|reason| RenderError::Subset { reason })?;
-                let cid_map = printpdf::cff_charset_gid_to_cid_map(&subset.bytes, 0);
-                let program = match printpdf::extract_cid_keyed_cff(&subset.bytes, 0) {
-                    Some(cff) => FontProgram::CidCff(cff),
-                    None if subset.bytes.starts_with(b"OTTO") => {
-                        FontProgram::OpenType(subset.bytes)
-                    }
-                    None => FontProgram::TrueType(subset.bytes),
-                };
-                let mapping = subset
-                    .glyph_mapping
-                    .iter()
-                    .filter_map(|(orig, (new_gid, _))| {
-                        let code = match (&program, &cid_map) {
-                            (FontProgram::CidCff(_), Some(m)) => {
-                                m.get(new_gid).copied().unwrap_or(*new_gid)
-                            }
-                            _ => *new_gid,
-                        };
-                        used.get(orig).map(|text| (*orig, code, text))
-                    })
-                    .collect();
-                (program, mapping)
-            }
-        };
-        let upm = i64::from(font.units_per_em());
-        let scale = |v: i64| v * 1000 / upm;
-        let mut codes = HashMap::with_capacity(used.len());
-        let mut glyphs = Vec::with_capacity(used.len());
-        for (orig, code, text) in mapping {
-            codes.insert(orig, code);
-            let advance = scale(i64::from(parsed.get_horizontal_advance(orig)));
-            glyphs.push((code, text.clone(), advance));
-        }
-        glyphs.sort_by_key(|g| g.0);
-
-        // Subset tag (ISO 32000-1 §9.6.4): six capitals, here derived from the glyph set.
-        let mut h = Sha256::new();
-        for (code, text, _) in &glyphs {
-            h.update(code.to_be_bytes());
-            h.update(text.as_bytes());
-        }
-        let tag: String = h.finalize().iter().take(6).map(|b| char::from(b'A' + b % 26)).collect();
-        let m = &parsed.pdf_font_metrics;
-        Ok(EmbeddedFont {
-            codes,
-            glyphs,
-            program,
-            base_font: format!("{tag}+{}", font.name().replace([' ', '/', '(', ')'], "")),
-            ascent: scale(parsed.font_metrics.ascent.round() as i64),
-            descent: scale(parsed.font_metrics.descent.round() as i64),
-            bbox: [
-                scale(i64::from(m.x_min)),
-                scale(i64::from(m.y_min)),
-                scale(i64::from(m.x_max)),
-                scale(i64::from(m.y_max)),
-            ],
-        })
-    }
-
-    /// `/W` array: runs of consecutive codes share one width list; glyphs of the default width
-    /// (`/DW 1000`, every ideograph) are left out.
-    fn widths(&self) -> Vec<Object> {
-        let mut out = Vec::new();
-        let mut start: Option<u16> = None;
-        let mut prev = 0u16;
-        let mut run: Vec<Object> = Vec::new();
-        for (code, _, w) in self.glyphs.iter().filter(|g| g.2 != DEFAULT_WIDTH) {
-            match start {
-                Some(_) if *code == prev.wrapping_add(1) => run.push(Object::Integer(*w)),
-                _ => {
-                    if let Some(s) = start {
-                        out.push(Object::Integer(i64::from(s)));
-                        out.push(Object::Array(std::mem::take(&mut run)));
-                    }
-                    start = Some(*code);
-                    run.push(Object::Integer(*w));
-                }
-            }
-            prev = *code;
-        }
-        if let Some(s) = start {
-            out.push(Object::Integer(i64::from(s)));
-            out.push(Object::Array(run));
-        }
-        out
-    }
-
-    /// `/ToUnicode` CMap so that text extraction gives the characters back.
-    fn to_unicode(&self) -> Vec<u8> {
-        to_unicode_cmap(&self.glyphs)
-    }
-}
-
-fn name(s: &str) -> Object {
-    Object::Name(s.as_bytes().to_vec())
-}
-
-/// A `/ToUnicode` CMap for an Identity-H font: each (code, text, width) glyph maps its 2-byte
-/// code back to its text, so that text extraction gives the characters back. Also used by the
-/// watermark of copies for use (`share::watermark`).
-pub(crate) fn to_unicode_cmap(glyphs: &[(u16, String, i64)]) -> Vec<u8> {
-    let mut s = String::with_capacity(256 + glyphs.len() * 16);
-    s.push_str(
-        "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n\
-         /CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n\
-         /CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n\
-         1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n",
-    );
-    for chunk in glyphs.chunks(100) {
-        let _ = writeln!(s, "{} beginbfchar", chunk.len());
-        for (code, text, _) in chunk {
-            let _ = write!(s, "<{code:04X}> <");
-            for unit in text.encode_utf16() {
-                let _ = write!(s, "{unit:04X}");
-            }
-            s.push_str(">\n");
-        }
-        s.push_str("endbfchar\n");
-    }
-    s.push_str("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n");
-    s.into_bytes()
-}
-
-/// zlib level of the content and ToUnicode streams: text operators and hex codes compress well,
-/// and level 6 gets within 0.5 % of level 9 (content stream of the food permit: 8.4 KB → 2.15 KB
-/// at 6 and 9, 2.56 KB at 1) for a fraction of its time.
-const TEXT_DEFLATE_LEVEL: u32 = 6;
-/// zlib level of the font program: flattened charstrings are nearly incompressible, so the
-/// fastest level with dynamic Huffman codes (2) is enough: the food permit grows by 10 bytes
-/// against level 6 (37,059 vs 37,049). Level 1 (zlib-rs' fixed-code "quick" mode) adds 3.8 KB.
-const FONT_DEFLATE_LEVEL: u32 = 2;
-/// zlib level of the seal images, compressed once per process.
-const SEAL_DEFLATE_LEVEL: u32 = 9;
-
-/// zlib-compress `data` at `level`, reusing one compressor per thread (its window and hash
-/// tables are large to set up). Deterministic: the compressor is reset before each stream.
-fn zlib(data: &[u8], level: u32) -> Result<Vec<u8>, flate2::CompressError> {
-    use flate2::{Compress, Compression, FlushCompress, Status};
-    thread_local! {
-        static COMPRESSORS: std::cell::RefCell<Vec<(u32, Compress)>> =
-            const { std::cell::RefCell::new(Vec::new()) };
-    }
-    fn run(c: &mut Compress, data: &[u8]) -> Result<Vec<u8>, flate2::CompressError> {
-        c.reset();
-        let mut out = Vec::with_capacity(data.len() / 2 + 64);
-        loop {
-            let consumed = usize::try_from(c.total_in()).unwrap_or(data.len());
-            let rest = data.get(consumed..).unwrap_or_default();
-            if c.compress_vec(rest, &mut out, FlushCompress::Finish)? == Status::StreamEnd {
-                return Ok(out);
-            }
-            out.reserve(out.capacity().max(4096));
-        }
-    }
-    let fresh = || Compress::new(Compression::new(level), true);
-    COMPRESSORS.with_borrow_mut(|pool| {
-        if !pool.iter().any(|(l, _)| *l == level) {
-            pool.push((level, fresh()));
-        }
-        match pool.iter_mut().find(|(l, _)| *l == level) {
-            Some((_, c)) => run(c, data),
-            None => run(&mut fresh(), data),
-        }
-    })
-}
-
-fn compressed(mut dict: Dictionary, content: &[u8], level: u32) -> Result<Stream, RenderError> {
-    let deflated =
-        zlib(content, level).map_err(|e| RenderError::PdfWrite { reason: e.to_string() })?;
-    dict.set("Filter", name("FlateDecode"));
-    Ok(Stream::new(dict, deflated).with_compression(false))
-}
-
-/// A PDF text string: UTF-16BE with BOM, hex-encoded.
-fn text_string(s: &str) -> Object {
-    let mut bytes = vec![0xFE, 0xFF];
-    for unit in s.encode_utf16() {
-        bytes.extend_from_slice(&unit.to_be_bytes());
-    }
-    Object::String(bytes, StringFormat::Hexadecimal)
-}
-
-fn pdf_date(t: DateTime<Utc>) -> Object {
-    Object::String(t.format("D:%Y%m%d%H%M%SZ").to_string().into_bytes(), StringFormat::Literal)
+    zlib(&data, IMAGE_LEVEL)
 }
 
 /// Object numbers of the one-page document.
@@ -920,7 +547,7 @@ const CATALOG_ID: u32 = 1;
 const PAGE_ID: u32 = 3;
 const INFO_ID: u32 = 10;
 
-/// Write the one-page document (see [`page_objects`] and [`write_file`]).
+/// Write the one-page document (see [`page_objects`]).
 fn assemble(
     font: &EmbeddedFont,
     content: Vec<u8>,
@@ -928,7 +555,9 @@ fn assemble(
     title: &str,
     created: DateTime<Utc>,
 ) -> Result<RenderedPdf, RenderError> {
-    write_file(&page_objects(font, content, seal, title, created)?)
+    let roots = DocumentRoots { catalog: CATALOG_ID, page: PAGE_ID, info: INFO_ID };
+    write_file(&page_objects(font, content, seal, title, created)?, roots)
+        .map_err(RenderError::from)
 }
 
 /// The objects of the one-page document. Object numbers are fixed: 1 catalog, 2 pages, 3 page,
@@ -988,79 +617,34 @@ fn page_objects(
             ("Contents", Object::Reference(id(4))),
         ])),
     );
-    objects.insert(4, Object::Stream(compressed(Dictionary::new(), &content, TEXT_DEFLATE_LEVEL)?));
+    objects.insert(4, Object::Stream(compressed(Dictionary::new(), &content, TEXT_LEVEL)?));
 
     // Font: Type0 / Identity-H over one CIDFont.
-    let (subtype, file_key, program) = match &font.program {
-        FontProgram::CidCff(b) => ("CIDFontType0", "FontFile3", b),
-        FontProgram::OpenType(b) => ("CIDFontType0", "FontFile3", b),
-        FontProgram::TrueType(b) => ("CIDFontType2", "FontFile2", b),
-    };
+    let base_font = font.base_font(&font.hashed_subset_tag());
+    let program = font.program();
+    objects.insert(5, Object::Dictionary(embed::type0_font(&base_font, id(6), id(9))));
+    objects
+        .insert(6, Object::Dictionary(embed::cid_font(&base_font, program, id(7), font.widths())));
+    let metrics =
+        DescriptorMetrics { bbox: font.bbox(), ascent: font.ascent(), descent: font.descent() };
+    objects
+        .insert(7, Object::Dictionary(embed::font_descriptor(&base_font, program, metrics, id(8))));
     objects.insert(
-        5,
-        Object::Dictionary(Dictionary::from_iter(vec![
-            ("Type", name("Font")),
-            ("Subtype", name("Type0")),
-            ("BaseFont", name(&font.base_font)),
-            ("Encoding", name("Identity-H")),
-            ("DescendantFonts", Object::Array(vec![Object::Reference(id(6))])),
-            ("ToUnicode", Object::Reference(id(9))),
-        ])),
+        8,
+        Object::Stream(compressed(program.stream_dict(), program.bytes(), FONT_PROGRAM_LEVEL)?),
     );
-    let mut cid_font = Dictionary::from_iter(vec![
-        ("Type", name("Font")),
-        ("Subtype", name(subtype)),
-        ("BaseFont", name(&font.base_font)),
-        (
-            "CIDSystemInfo",
-            Object::Dictionary(Dictionary::from_iter(vec![
-                ("Registry", Object::string_literal("Adobe")),
-                ("Ordering", Object::string_literal("Identity")),
-                ("Supplement", Object::Integer(0)),
-            ])),
-        ),
-        ("FontDescriptor", Object::Reference(id(7))),
-        ("DW", Object::Integer(DEFAULT_WIDTH)),
-        ("W", Object::Array(font.widths())),
-    ]);
-    if subtype == "CIDFontType2" {
-        cid_font.set("CIDToGIDMap", name("Identity"));
-    }
-    objects.insert(6, Object::Dictionary(cid_font));
-    objects.insert(
-        7,
-        Object::Dictionary(Dictionary::from_iter(vec![
-            ("Type", name("FontDescriptor")),
-            ("FontName", name(&font.base_font)),
-            ("Flags", Object::Integer(4)),
-            ("FontBBox", Object::Array(font.bbox.iter().map(|v| Object::Integer(*v)).collect())),
-            ("ItalicAngle", Object::Integer(0)),
-            ("Ascent", Object::Integer(font.ascent)),
-            ("Descent", Object::Integer(font.descent)),
-            ("CapHeight", Object::Integer(font.ascent)),
-            ("StemV", Object::Integer(80)),
-            (file_key, Object::Reference(id(8))),
-        ])),
-    );
-    let mut program_dict = Dictionary::new();
-    match &font.program {
-        FontProgram::CidCff(_) => program_dict.set("Subtype", name("CIDFontType0C")),
-        FontProgram::OpenType(_) => program_dict.set("Subtype", name("OpenType")),
-        FontProgram::TrueType(b) => program_dict.set("Length1", Object::Integer(b.len() as i64)),
-    }
-    objects.insert(8, Object::Stream(compressed(program_dict, program, FONT_DEFLATE_LEVEL)?));
     objects.insert(
         9,
-        Object::Stream(compressed(Dictionary::new(), &font.to_unicode(), TEXT_DEFLATE_LEVEL)?),
+        Object::Stream(compressed(Dictionary::new(), &font.to_unicode_cmap(), TEXT_LEVEL)?),
     );
     objects.insert(
         10,
         Object::Dictionary(Dictionary::from_iter(vec![
-            ("Title", text_string(title)),
+            ("Title", utf16_text_string(title)),
             ("Producer", Object::string_literal("elicence")),
             ("Creator", Object::string_literal("elicence render")),
-            ("CreationDate", pdf_date(created)),
-            ("ModDate", pdf_date(created)),
+            ("CreationDate", date(created)),
+            ("ModDate", date(created)),
         ])),
     );
     if let Some(seal) = seal {
@@ -1100,120 +684,6 @@ fn page_objects(
         );
     }
     Ok(objects)
-}
-
-/// Placeholder of the trailer `/ID` strings, replaced by a content hash after writing.
-const ID_PLACEHOLDER_HEX: &[u8; 32] = b"00000000000000000000000000000000";
-
-/// Serialise `objects` (numbered 1, 2, … without gaps) as a PDF 1.7 file: the bytes lopdf's
-/// `Document::save` writes for them (object bodies by lopdf's own [`Writer`], the framing, the
-/// classic xref table and the trailer here), so that the offsets an incremental update needs
-/// are known without parsing the result. The trailer `/ID` (both strings) is the first 16 bytes
-/// of the SHA-256 of the file with the `/ID` digits still zero.
-fn write_file(objects: &BTreeMap<u32, Object>) -> Result<RenderedPdf, RenderError> {
-    let write_err = |reason: String| RenderError::PdfWrite { reason };
-    let mut out: Vec<u8> = Vec::with_capacity(48 * 1024);
-    out.extend_from_slice(b"%PDF-1.7\n%\xBB\xAD\xC0\xDE\n");
-    let mut offsets = Vec::with_capacity(objects.len());
-    let mut catalog = None;
-    let mut page = None;
-    for (&number, object) in objects {
-        offsets.push((number, out.len()));
-        let body = write_indirect_object(&mut out, number, object)
-            .map_err(|e| write_err(e.to_string()))?;
-        match number {
-            CATALOG_ID => catalog = Some(ObjectSpan { number, dict: body }),
-            PAGE_ID => page = Some(ObjectSpan { number, dict: body }),
-            _ => {}
-        }
-    }
-    let (Some(catalog), Some(page)) = (catalog, page) else {
-        return Err(write_err("catalog or page object missing".into()));
-    };
-    let size = offsets.last().map_or(1, |(n, _)| n + 1);
-    if offsets.iter().zip(1..).any(|((n, _), expected)| *n != expected) {
-        return Err(write_err("object numbers are not 1, 2, 3, …".into()));
-    }
-    let xref_offset = out.len();
-    write_xref_table(&mut out, &offsets);
-    out.extend_from_slice(b"trailer\n<<");
-    let entries_start = out.len();
-    let _ = write!(out, "/Root {CATALOG_ID} 0 R/Info {INFO_ID} 0 R/ID[<");
-    let first_id = out.len();
-    out.extend_from_slice(ID_PLACEHOLDER_HEX);
-    out.extend_from_slice(b"><");
-    let second_id = out.len();
-    out.extend_from_slice(ID_PLACEHOLDER_HEX);
-    out.extend_from_slice(b">]");
-    let trailer_entries = entries_start..out.len();
-    let _ = write!(out, "/Size {size}>>\nstartxref\n{xref_offset}\n%%EOF");
-
-    // The document /ID (ISO 32000-1 §14.4): a hash of the content, so that the same licence
-    // gives the same file.
-    let digest = Sha256::digest(&out);
-    let mut hex_id = [0u8; 32];
-    hex::encode_to_slice(digest.get(..16).unwrap_or_default(), &mut hex_id)
-        .map_err(|e| write_err(e.to_string()))?;
-    hex_id.make_ascii_uppercase();
-    for at in [first_id, second_id] {
-        if let Some(dst) = out.get_mut(at..at + hex_id.len()) {
-            dst.copy_from_slice(&hex_id);
-        }
-    }
-    Ok(RenderedPdf {
-        bytes: out,
-        layout: PdfLayout { catalog, page, trailer_entries, size, xref_offset },
-    })
-}
-
-/// Writes `number 0 obj` … `endobj` with lopdf's framing; returns where the body is.
-fn write_indirect_object(
-    out: &mut Vec<u8>,
-    number: u32,
-    object: &Object,
-) -> std::io::Result<Range<usize>> {
-    let _ = writeln!(out, "{number} 0 obj");
-    if Writer::need_separator(object) {
-        out.push(b' ');
-    }
-    let start = out.len();
-    Writer::write_object(out, object)?;
-    let end = out.len();
-    if Writer::need_end_separator(object) {
-        out.push(b' ');
-    }
-    out.extend_from_slice(b"\nendobj\n");
-    Ok(start..end)
-}
-
-/// A classic cross-reference table (ISO 32000-1 §7.5.4) for objects at `offsets` (number,
-/// byte offset; ascending numbers, generation 0), laid out as lopdf writes it: one subsection
-/// per run of consecutive numbers, the free head of the free list (object 0) joining the first
-/// subsection when that starts at object 1.
-pub(crate) fn write_xref_table(out: &mut Vec<u8>, offsets: &[(u32, usize)]) {
-    out.extend_from_slice(b"xref\n");
-    let mut rest = offsets;
-    let mut first = true;
-    while let Some(&(start, _)) = rest.first() {
-        let run = rest.iter().zip(start..).take_while(|((n, _), expected)| n == expected).count();
-        let (section, tail) = rest.split_at(run);
-        if first && start == 1 {
-            let _ = write!(out, "0 {}\n0000000000 65535 f \n", run + 1);
-        } else {
-            if first {
-                out.extend_from_slice(b"0 1\n0000000000 65535 f \n");
-            }
-            let _ = writeln!(out, "{start} {run}");
-        }
-        for (_, offset) in section {
-            let _ = writeln!(out, "{offset:010} 00000 n ");
-        }
-        first = false;
-        rest = tail;
-    }
-    if first {
-        out.extend_from_slice(b"0 1\n0000000000 65535 f \n");
-    }
 }
 
 #[cfg(test)]
@@ -1297,8 +767,8 @@ mod tests {
             return;
         }
         assert!(samples.len() >= 2, "a layout with a seal and the default one");
-        assert!(samples.iter().any(|r| r.layout.size == 13), "one with a seal");
-        assert!(samples.iter().any(|r| r.layout.size == 11), "one without");
+        assert!(samples.iter().any(|r| r.layout().size == 13), "one with a seal");
+        assert!(samples.iter().any(|r| r.layout().size == 11), "one without");
         for rendered in samples {
             let bytes = rendered.bytes();
             // lopdf reads the file back and writes the very same bytes (including /ID).
@@ -1307,7 +777,7 @@ mod tests {
             doc.save_to(&mut again).unwrap();
             assert!(again == bytes, "hand-written file differs from lopdf's serialisation");
             // The layout points at what lopdf found.
-            let l = &rendered.layout;
+            let l = rendered.layout();
             let root = doc.trailer.get(b"Root").unwrap().as_reference().unwrap();
             assert_eq!(root, (l.catalog.number, 0));
             assert_eq!(*doc.get_pages().get(&1).unwrap(), (l.page.number, 0));
@@ -1325,46 +795,6 @@ mod tests {
             assert!(entries.starts_with(b"/Root 1 0 R/Info 10 0 R/ID[<"), "{entries:?}");
             assert!(bytes[l.trailer_entries.end..].starts_with(b"/Size "));
             assert!(bytes[l.xref_offset..].starts_with(b"xref\n0 "));
-        }
-    }
-
-    #[test]
-    fn xref_table_has_one_subsection_per_run() {
-        let mut out = Vec::new();
-        write_xref_table(&mut out, &[(1, 15), (3, 120), (13, 9000), (14, 12000)]);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "xref\n0 2\n0000000000 65535 f \n0000000015 00000 n \n\
-             3 1\n0000000120 00000 n \n\
-             13 2\n0000009000 00000 n \n0000012000 00000 n \n"
-        );
-        let mut out = Vec::new();
-        write_xref_table(&mut out, &[(4, 7)]);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "xref\n0 1\n0000000000 65535 f \n4 1\n0000000007 00000 n \n"
-        );
-    }
-
-    #[test]
-    fn wrapping_keeps_lines_inside_the_width() {
-        let Ok(font) = FaceFont::locate(None) else {
-            return;
-        };
-        let b = PageBuilder { font: &font, texts: Vec::new() };
-        let text = "预包装食品销售（含冷藏冷冻食品），散装食品销售（不含冷藏冷冻食品），热食类食品制售，ABC123 coffee";
-        let glyphs = b.shape("x", text).unwrap();
-        for width in (60..240).step_by(3) {
-            let width = width as f32;
-            let lines = wrap(&font, &glyphs, 10.0, width).unwrap();
-            assert!(lines.len() > 1);
-            let joined: String = lines.iter().flatten().map(|(_, c)| *c).collect();
-            assert_eq!(joined.replace(' ', ""), text.replace(' ', ""));
-            for line in &lines {
-                assert!(run_width(&font, line, 10.0, 0.0) <= width + 0.01);
-                let first = line.first().map(|(_, c)| *c).unwrap_or('x');
-                assert!(!no_line_start(first), "width {width}: line starts with {first}");
-            }
         }
     }
 }

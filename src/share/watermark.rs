@@ -13,13 +13,15 @@
 //! (`/FW`) with a `/ToUnicode` map so that `pdftotext` gives the watermark back. The original's
 //! bytes are never handed out: the copy is a new file with a new signature and its own hash.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use lopdf::{Dictionary, Document, Object, ObjectId, Stream};
 use thiserror::Error;
 
-use crate::render::font::FaceFont;
+use crate::font::FaceFont;
+use crate::pdf::embed::{self, DescriptorMetrics};
+use crate::pdf::{EmbeddedFont, PdfError, SubsetPath};
 
 /// Resource names of the watermark font and graphics state.
 const FONT_RES: &str = "FW";
@@ -204,145 +206,58 @@ fn add_entry(resources: &mut Dictionary, category: &str, name: &str, id: ObjectI
     resources.set(category, Object::Dictionary(sub));
 }
 
-/// The watermark's font subset: glyph → code map and the font program.
+/// The watermark's font: a printpdf subset of the face font with a fixed subset tag.
 struct Embedded {
-    codes: HashMap<u16, u16>,
-    /// (code, text, advance in 1/1000 em), by code.
-    glyphs: Vec<(u16, String, i64)>,
-    program: Vec<u8>,
-    /// `CIDFontType0` (CFF) or `CIDFontType2` (TrueType).
-    cid_type: &'static str,
-    /// `/Subtype` of the CFF program stream (`CIDFontType0C`, `OpenType`), none for TrueType.
-    cff_subtype: Option<&'static str>,
+    font: EmbeddedFont,
     base_font: String,
-    ascent: i64,
-    descent: i64,
 }
 
 impl Embedded {
     fn subset(font: &FaceFont, used: &BTreeMap<u16, String>) -> Result<Embedded, WatermarkError> {
-        let parsed = font.parsed();
-        let subset = printpdf::subset_font(parsed, used)
-            .map_err(|reason| WatermarkError::Subset { reason })?;
-        let cid_map = printpdf::cff_charset_gid_to_cid_map(&subset.bytes, 0);
-        let (program, cid_type, cff_subtype, cid_keyed) =
-            match printpdf::extract_cid_keyed_cff(&subset.bytes, 0) {
-                Some(cff) => (cff, "CIDFontType0", Some("CIDFontType0C"), true),
-                None if subset.bytes.starts_with(b"OTTO") => {
-                    (subset.bytes.clone(), "CIDFontType0", Some("OpenType"), false)
-                }
-                None => (subset.bytes.clone(), "CIDFontType2", None, false),
-            };
-        let upm = i64::from(font.units_per_em().max(1));
-        let scale = |v: i64| v * 1000 / upm;
-        let mut codes = HashMap::new();
-        let mut glyphs = Vec::new();
-        for (orig, (new_gid, text)) in &subset.glyph_mapping {
-            let code = match (&cid_map, cid_keyed) {
-                (Some(m), true) => m.get(new_gid).copied().unwrap_or(*new_gid),
-                _ => *new_gid,
-            };
-            codes.insert(*orig, code);
-            glyphs.push((
-                code,
-                text.clone(),
-                scale(i64::from(parsed.get_horizontal_advance(*orig))),
-            ));
-        }
-        glyphs.sort_by_key(|g| g.0);
-        Ok(Embedded {
-            codes,
-            glyphs,
-            program,
-            cid_type,
-            cff_subtype,
-            base_font: format!("WMARKA+{}", font.name().replace([' ', '/', '(', ')'], "")),
-            ascent: scale(parsed.font_metrics.ascent.round() as i64),
-            descent: scale(parsed.font_metrics.descent.round() as i64),
-        })
+        // printpdf's subsetter, not the renderer's fast CFF path: a copy is made once, and the
+        // copy's bytes must stay what they have been.
+        let font = EmbeddedFont::subset(font, used, SubsetPath::Printpdf).map_err(|e| match e {
+            PdfError::Subset { reason } => WatermarkError::Subset { reason },
+            PdfError::Write { reason } => WatermarkError::Write { detail: reason },
+        })?;
+        let base_font = font.base_font("WMARKA");
+        Ok(Embedded { font, base_font })
     }
 
     fn hex(&self, glyphs: &[(u16, char)]) -> String {
         let mut s = String::with_capacity(glyphs.len() * 4);
         for (gid, _) in glyphs {
-            let _ = write!(s, "{:04X}", self.codes.get(gid).copied().unwrap_or(0));
+            let _ = write!(s, "{:04X}", self.font.code(*gid));
         }
         s
     }
 
-    fn to_unicode(&self) -> Vec<u8> {
-        crate::render::pdf::to_unicode_cmap(&self.glyphs)
-    }
-
     /// Adds the Type0 font and its parts to `doc`; returns the Type0 font's id.
     fn add_to(&self, doc: &mut Document) -> Result<ObjectId, WatermarkError> {
-        let name = |s: &str| Object::Name(s.as_bytes().to_vec());
         let compressed = |dict: Dictionary, data: Vec<u8>| -> Result<Stream, WatermarkError> {
             let mut s = Stream::new(dict, data);
             s.compress().map_err(|e| WatermarkError::Write { detail: e.to_string() })?;
             Ok(s)
         };
-        let mut program_dict = Dictionary::new();
-        match self.cff_subtype {
-            Some(sub) => program_dict.set("Subtype", name(sub)),
-            None => program_dict.set("Length1", Object::Integer(self.program.len() as i64)),
-        }
-        let program_id = doc.add_object(compressed(program_dict, self.program.clone())?);
-        let file_key = if self.cff_subtype.is_some() { "FontFile3" } else { "FontFile2" };
-        let descriptor_id = doc.add_object(Dictionary::from_iter(vec![
-            ("Type", name("FontDescriptor")),
-            ("FontName", name(&self.base_font)),
-            ("Flags", Object::Integer(4)),
-            (
-                "FontBBox",
-                Object::Array(vec![
-                    Object::Integer(0),
-                    Object::Integer(self.descent),
-                    Object::Integer(1000),
-                    Object::Integer(self.ascent),
-                ]),
-            ),
-            ("ItalicAngle", Object::Integer(0)),
-            ("Ascent", Object::Integer(self.ascent)),
-            ("Descent", Object::Integer(self.descent)),
-            ("CapHeight", Object::Integer(self.ascent)),
-            ("StemV", Object::Integer(80)),
-            (file_key, Object::Reference(program_id)),
-        ]));
+        let program = self.font.program();
+        let program_id =
+            doc.add_object(compressed(program.stream_dict(), program.bytes().to_vec())?);
+        let (ascent, descent) = (self.font.ascent(), self.font.descent());
+        // The box of an em square from the descender to the ascender, not the face's own box.
+        let metrics = DescriptorMetrics { bbox: [0, descent, 1000, ascent], ascent, descent };
+        let descriptor_id =
+            doc.add_object(embed::font_descriptor(&self.base_font, program, metrics, program_id));
+        // One `/W` entry per glyph, default widths included.
         let mut widths = Vec::new();
-        for (code, _, w) in &self.glyphs {
+        for (code, _, w) in self.font.glyphs() {
             widths.push(Object::Integer(i64::from(*code)));
             widths.push(Object::Array(vec![Object::Integer(*w)]));
         }
-        let mut cid_font = Dictionary::from_iter(vec![
-            ("Type", name("Font")),
-            ("Subtype", name(self.cid_type)),
-            ("BaseFont", name(&self.base_font)),
-            (
-                "CIDSystemInfo",
-                Object::Dictionary(Dictionary::from_iter(vec![
-                    ("Registry", Object::string_literal("Adobe")),
-                    ("Ordering", Object::string_literal("Identity")),
-                    ("Supplement", Object::Integer(0)),
-                ])),
-            ),
-            ("FontDescriptor", Object::Reference(descriptor_id)),
-            ("DW", Object::Integer(1000)),
-            ("W", Object::Array(widths)),
-        ]);
-        if self.cid_type == "CIDFontType2" {
-            cid_font.set("CIDToGIDMap", name("Identity"));
-        }
-        let cid_id = doc.add_object(cid_font);
-        let to_unicode_id = doc.add_object(compressed(Dictionary::new(), self.to_unicode())?);
-        Ok(doc.add_object(Dictionary::from_iter(vec![
-            ("Type", name("Font")),
-            ("Subtype", name("Type0")),
-            ("BaseFont", name(&self.base_font)),
-            ("Encoding", name("Identity-H")),
-            ("DescendantFonts", Object::Array(vec![Object::Reference(cid_id)])),
-            ("ToUnicode", Object::Reference(to_unicode_id)),
-        ])))
+        let cid_id =
+            doc.add_object(embed::cid_font(&self.base_font, program, descriptor_id, widths));
+        let to_unicode_id =
+            doc.add_object(compressed(Dictionary::new(), self.font.to_unicode_cmap())?);
+        Ok(doc.add_object(embed::type0_font(&self.base_font, cid_id, to_unicode_id)))
     }
 }
 

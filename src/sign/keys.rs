@@ -1,5 +1,5 @@
 //! Development key sets: a self-signed CA and a signer certificate it issued, written as
-//! PEM files that [`Signer::load`](super::Signer::load) reads.
+//! PEM files that [`RsaSigner::load`](super::RsaSigner::load) reads.
 //!
 //! These keys are for development and tests only: production keys come from the issuing
 //! authority's CA. RSA keys are generated with the `rsa` crate (ring cannot generate RSA).
@@ -28,7 +28,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 use super::KeyError;
-use super::signer::{CHAIN_FILE, KEY_FILE, Passphrase};
+use super::key_files::{CHAIN_FILE, KEY_FILE, Passphrase};
 
 /// CA certificate file name.
 pub const CA_CERT_FILE: &str = "ca.pem";

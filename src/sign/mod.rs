@@ -3,16 +3,24 @@
 //! The law makes the signed data the licence (电子证照), so everything here is written to
 //! be accepted by verifiers we did not write (poppler `pdfsig`, pyHanko, `xmlsec1`).
 //!
-//! - [`signer`] owns key material behind a narrow seam: [`Signer`] loads a PKCS#8 key and
-//!   its certificate chain, checks they belong together, and produces RSA signatures.
-//!   Renderers never see the key.
+//! - [`signer`] is the narrow seam: the [`Signer`] trait (sign a message, name the algorithm,
+//!   hand out the public chain) and the [`SignatureAlgorithm`] that tells the formats which
+//!   digest, OIDs and URIs to write. Renderers never see the key.
+//! - [`rsa`](self::rsa) implements it for RSA keys ([`RsaSigner`], with the OpenSSL, ring and
+//!   pure-Rust backends); [`key_files`] reads a key directory (passphrase, PKCS#8, chain).
 //! - [`keys`] writes a development CA and signer key set (`elicence keys init`).
-//! - [`pades`] signs a PDF as PAdES baseline B-B (ETSI EN 319 142-1) in an incremental update.
+//! - [`pades`] signs a PDF as PAdES baseline B-B (ETSI EN 319 142-1) in an incremental update,
+//!   with the CMS `SignedData` built by [`signed_data`].
 //! - [`xmldsig`] adds an enveloped XML-DSig signature to a document that the renderer already
 //!   wrote in exclusive-canonical form.
+//!
+//! The formats take `&dyn Signer`: a new key type is a new implementation, not a change to them.
 
+pub mod key_files;
 pub mod keys;
 pub mod pades;
+pub mod rsa;
+pub mod signed_data;
 pub mod signer;
 pub mod xmldsig;
 
@@ -20,9 +28,11 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+pub use self::rsa::{RsaBackend, RsaSigner};
+pub use key_files::{PASSPHRASE_ENV, Passphrase, passphrase_from_env_or_file};
 pub use keys::{DevKeyOptions, DevKeyPaths, init_dev_keys};
 pub use pades::{PdfSignOptions, sign_pdf, sign_rendered_pdf};
-pub use signer::{PASSPHRASE_ENV, Passphrase, RsaBackend, Signer, passphrase_from_env_or_file};
+pub use signer::{DigestAlgorithm, SignatureAlgorithm, Signer};
 pub use xmldsig::{canonical_attr_escape, canonical_text_escape, check_canonical, sign_xml};
 
 /// Why a key set could not be loaded or written.
@@ -42,7 +52,7 @@ pub enum KeyError {
     #[error("{path}: not a PKCS#8 PEM private key ({detail})")]
     BadPrivateKey { path: PathBuf, detail: String },
     /// The key is encrypted and no passphrase was given.
-    #[error("{path}: key is encrypted; set {env} or give a passphrase file", env = signer::PASSPHRASE_ENV)]
+    #[error("{path}: key is encrypted; set {env} or give a passphrase file", env = key_files::PASSPHRASE_ENV)]
     PassphraseRequired { path: PathBuf },
     /// The passphrase did not decrypt the key.
     #[error("{path}: cannot decrypt the key (wrong passphrase?)")]

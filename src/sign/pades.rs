@@ -8,36 +8,24 @@
 //!
 //! Two entry points write the same bytes: [`sign_pdf`] takes any PDF with classic xref
 //! tables, parses it with lopdf and lets lopdf write the update; [`sign_rendered_pdf`] takes
-//! a face from our renderer, which says where its catalog, page and xref table are, and writes
-//! the update directly (the per-licence path: no parse, no re-serialisation).
+//! a [`RenderedPdf`] from our PDF writer, which says where its catalog, page and xref table
+//! are, and writes the update directly (the per-licence path: no parse, no re-serialisation).
 //!
-//! The CMS `SignedData` (RFC 5652 §5) is detached (no encapsulated content) and carries the
-//! signed attributes contentType, messageDigest and signing-certificate-v2 (RFC 5035), and
-//! no signingTime: the time goes in `/M` (ETSI EN 319 142-1 §5.2.1).
+//! The CMS `SignedData` ([`super::signed_data`], RFC 5652 §5) is detached (no encapsulated
+//! content) and carries the signed attributes contentType, messageDigest and
+//! signing-certificate-v2 (RFC 5035), and no signingTime: the time goes in `/M` (ETSI EN
+//! 319 142-1 §5.2.1). Digest and signature algorithm are the [`Signer`]'s.
 
 use std::io::Write as _;
 
 use chrono::{DateTime, Utc};
-use cms::builder::{create_content_type_attribute, create_message_digest_attribute};
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
-use der::asn1::{Any, OctetString, SetOfVec};
-use der::oid::ObjectIdentifier;
-use der::{Encode, Sequence};
 use lopdf::{Dictionary, IncrementalDocument, Object, ObjectId, StringFormat};
-use sha2::{Digest, Sha256};
-use spki::AlgorithmIdentifierOwned;
-use x509_cert::attr::Attribute;
-use x509_cert::ext::pkix::name::{GeneralName, GeneralNames};
-use x509_cert::serial_number::SerialNumber;
 
 use super::SignError;
+use super::signed_data::build_detached_cms;
 use super::signer::Signer;
-use crate::render::RenderedPdf;
-use crate::render::pdf::write_xref_table;
+use crate::pdf::objects::{date, text_string, write_object};
+use crate::pdf::{RenderedPdf, write_xref_table};
 
 /// Bytes reserved for the DER CMS in `/Contents` (written as twice as many hex digits).
 /// RSA-2048 with two certificates needs about 2,600; the rest leaves room for larger keys
@@ -47,17 +35,6 @@ pub const CONTENTS_PLACEHOLDER_BYTES: usize = 8192;
 /// Placeholder `/ByteRange`: every number is as wide as any real offset we can write, so
 /// the patched array fits in the same bytes.
 const BYTE_RANGE_PLACEHOLDER: i64 = 9_999_999_999;
-
-pub(crate) const OID_SHA256: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-pub(crate) const OID_SHA256_WITH_RSA: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-pub(crate) const OID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
-pub(crate) const OID_SIGNED_DATA: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
-/// id-aa-signingCertificateV2 (RFC 5035 §3).
-pub(crate) const OID_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
 
 /// Descriptive entries of the signature dictionary (ISO 32000-1 Table 252). Empty strings
 /// are left out.
@@ -79,7 +56,7 @@ pub struct PdfSignOptions {
 /// the update, or when the CMS exceeds [`CONTENTS_PLACEHOLDER_BYTES`].
 pub fn sign_pdf(
     pdf: &[u8],
-    signer: &Signer,
+    signer: &dyn Signer,
     signing_time: DateTime<Utc>,
     opts: &PdfSignOptions,
 ) -> Result<Vec<u8>, SignError> {
@@ -104,18 +81,16 @@ pub fn sign_pdf(
     Ok(out)
 }
 
-/// Signs a face rendered by [`PdfRenderer::render_signable`] as PAdES B-B: the same bytes
-/// [`sign_pdf`] makes of `rendered.bytes()`, written without parsing them, since the renderer
-/// says where its catalog, page, trailer and xref table are. The update holds the updated
-/// catalog and page, the signature dictionary and the widget, as lopdf's incremental writer
-/// lays them out.
+/// Signs a file written by [`crate::pdf::write_file`] (a rendered licence face) as PAdES B-B:
+/// the same bytes [`sign_pdf`] makes of `rendered.bytes()`, written without parsing them, since
+/// the writer says where its catalog, page, trailer and xref table are. The update holds the
+/// updated catalog and page, the signature dictionary and the widget, as lopdf's incremental
+/// writer lays them out.
 ///
 /// Fails when the CMS exceeds [`CONTENTS_PLACEHOLDER_BYTES`].
-///
-/// [`PdfRenderer::render_signable`]: crate::render::PdfRenderer::render_signable
 pub fn sign_rendered_pdf(
     rendered: RenderedPdf,
-    signer: &Signer,
+    signer: &dyn Signer,
     signing_time: DateTime<Utc>,
     opts: &PdfSignOptions,
 ) -> Result<Vec<u8>, SignError> {
@@ -169,13 +144,13 @@ pub fn sign_rendered_pdf(
     out.push(b'>');
     let contents_end = out.len();
     out.extend_from_slice(b"/M");
-    write_pdf_object(&mut out, &pdf_date(signing_time))?;
+    write_pdf_object(&mut out, &date(signing_time))?;
     for (key, value) in
         [("Name", &opts.name), ("Reason", &opts.reason), ("Location", &opts.location)]
     {
         if !value.is_empty() {
             let _ = write!(out, "/{key}");
-            write_pdf_object(&mut out, &pdf_text_string(value))?;
+            write_pdf_object(&mut out, &text_string(value))?;
         }
     }
     out.extend_from_slice(b">>\nendobj\n");
@@ -223,13 +198,7 @@ fn dict_without_close(
 
 /// Serialises one direct object the way lopdf does.
 fn write_pdf_object(out: &mut Vec<u8>, object: &Object) -> Result<(), SignError> {
-    lopdf::Writer::write_object(out, object)
-        .map_err(|e| SignError::PdfWrite { detail: e.to_string() })
-}
-
-/// `/M` (ISO 32000-1 §7.9.4 date, in UTC).
-fn pdf_date(signing_time: DateTime<Utc>) -> Object {
-    Object::string_literal(signing_time.format("D:%Y%m%d%H%M%SZ").to_string())
+    write_object(out, object).map_err(|e| SignError::PdfWrite { detail: e.to_string() })
 }
 
 /// Patches `/ByteRange` to the real offsets, hashes the covered bytes and writes the CMS
@@ -237,7 +206,7 @@ fn pdf_date(signing_time: DateTime<Utc>) -> Object {
 fn fill_signature(
     out: &mut [u8],
     placeholder: &Placeholders,
-    signer: &Signer,
+    signer: &dyn Signer,
 ) -> Result<(), SignError> {
     // ISO 32000-1 §12.8.1: the byte range covers the whole file except the /Contents
     // value including its angle brackets.
@@ -249,10 +218,10 @@ fn fill_signature(
     ];
     patch_byte_range(out, placeholder.byte_range_start, placeholder.byte_range_len, byte_range)?;
 
-    let mut hasher = Sha256::new();
-    hasher.update(&out[..placeholder.contents_start]);
-    hasher.update(&out[placeholder.contents_end..]);
-    let digest = hasher.finalize();
+    let digest = signer
+        .algorithm()
+        .digest()
+        .digest_parts(&[&out[..placeholder.contents_start], &out[placeholder.contents_end..]]);
 
     let cms = build_detached_cms(signer, &digest)?;
     if cms.len() > CONTENTS_PLACEHOLDER_BYTES {
@@ -295,12 +264,12 @@ fn add_signature_objects(
         "Contents",
         Object::String(vec![0u8; CONTENTS_PLACEHOLDER_BYTES], StringFormat::Hexadecimal),
     );
-    sig.set("M", pdf_date(signing_time));
+    sig.set("M", date(signing_time));
     for (key, value) in
         [("Name", &opts.name), ("Reason", &opts.reason), ("Location", &opts.location)]
     {
         if !value.is_empty() {
-            sig.set(key, pdf_text_string(value));
+            sig.set(key, text_string(value));
         }
     }
     let sig_id = doc.try_add_object(Object::Dictionary(sig)).map_err(write_err)?;
@@ -402,20 +371,6 @@ fn add_signature_objects(
     Ok(())
 }
 
-/// A PDF text string (ISO 32000-1 §7.9.2.2): ASCII as is, anything else as UTF-16BE with
-/// a byte order mark.
-fn pdf_text_string(text: &str) -> Object {
-    if text.is_ascii() {
-        Object::string_literal(text)
-    } else {
-        let mut bytes = vec![0xFE, 0xFF];
-        for unit in text.encode_utf16() {
-            bytes.extend_from_slice(&unit.to_be_bytes());
-        }
-        Object::String(bytes, StringFormat::Hexadecimal)
-    }
-}
-
 struct Placeholders {
     byte_range_start: usize,
     byte_range_len: usize,
@@ -466,121 +421,15 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// ESSCertIDv2 (RFC 5035 §4). `hash_algorithm` DEFAULTs to id-sha256; we write `None`
-/// (DER omits a default value).
-#[derive(Sequence)]
-pub(crate) struct EssCertIdV2 {
-    #[asn1(optional = "true")]
-    pub(crate) hash_algorithm: Option<AlgorithmIdentifierOwned>,
-    pub(crate) cert_hash: OctetString,
-    #[asn1(optional = "true")]
-    pub(crate) issuer_serial: Option<IssuerSerial>,
-}
-
-/// IssuerSerial (RFC 5035 §4).
-#[derive(Sequence)]
-pub(crate) struct IssuerSerial {
-    pub(crate) issuer: GeneralNames,
-    pub(crate) serial_number: SerialNumber,
-}
-
-/// SigningCertificateV2 (RFC 5035 §3); policies are not used.
-#[derive(Sequence)]
-pub(crate) struct SigningCertificateV2 {
-    pub(crate) certs: Vec<EssCertIdV2>,
-    #[asn1(optional = "true")]
-    pub(crate) policies: Option<Vec<der::Any>>,
-}
-
-/// Builds a detached CMS SignedData (RFC 5652 §5) over an external SHA-256 `digest`,
-/// signed by `signer`, with both certificates included. Returns the DER `ContentInfo`.
-pub(crate) fn build_detached_cms(signer: &Signer, digest: &[u8]) -> Result<Vec<u8>, SignError> {
-    let cms_err = |e: &dyn std::fmt::Display| SignError::Cms { detail: e.to_string() };
-    let cert = signer.certificate();
-    let tbs = cert.tbs_certificate();
-    let sha256 = AlgorithmIdentifierOwned { oid: OID_SHA256, parameters: None };
-
-    // RFC 5035 §3 / ETSI EN 319 122-1 §5.2.2.3: signing-certificate-v2 binds the signer
-    // certificate to the signature.
-    let signing_certificate = SigningCertificateV2 {
-        certs: vec![EssCertIdV2 {
-            hash_algorithm: None,
-            cert_hash: OctetString::new(Sha256::digest(signer.certificate_der()).as_slice())
-                .map_err(|e| cms_err(&e))?,
-            issuer_serial: Some(IssuerSerial {
-                issuer: vec![GeneralName::DirectoryName(tbs.issuer().clone())],
-                serial_number: tbs.serial_number().clone(),
-            }),
-        }],
-        policies: None,
-    };
-    let signing_certificate_value =
-        Any::encode_from(&signing_certificate).map_err(|e| cms_err(&e))?;
-    let mut signing_certificate_values = SetOfVec::new();
-    signing_certificate_values.insert(signing_certificate_value).map_err(|e| cms_err(&e))?;
-
-    // RFC 5652 §5.3: contentType and messageDigest are mandatory with signed attributes.
-    let mut signed_attrs = SetOfVec::new();
-    for attribute in [
-        create_content_type_attribute(OID_DATA).map_err(|e| cms_err(&e))?,
-        create_message_digest_attribute(digest).map_err(|e| cms_err(&e))?,
-        Attribute { oid: OID_SIGNING_CERTIFICATE_V2, values: signing_certificate_values },
-    ] {
-        signed_attrs.insert(attribute).map_err(|e| cms_err(&e))?;
-    }
-    // RFC 5652 §5.4: the signature covers the DER encoding of the SET OF signed
-    // attributes (tag 0x31), not the [0] IMPLICIT form stored in SignerInfo.
-    let signed_attrs_der = signed_attrs.to_der().map_err(|e| cms_err(&e))?;
-    let signature = signer.sign_sha256_pkcs1(&signed_attrs_der)?;
-
-    let signer_info = SignerInfo {
-        version: CmsVersion::V1,
-        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: tbs.issuer().clone(),
-            serial_number: tbs.serial_number().clone(),
-        }),
-        digest_alg: sha256.clone(),
-        signed_attrs: Some(signed_attrs),
-        // RFC 4055 §5: sha256WithRSAEncryption with NULL parameters.
-        signature_algorithm: AlgorithmIdentifierOwned {
-            oid: OID_SHA256_WITH_RSA,
-            parameters: Some(Any::null()),
-        },
-        signature: OctetString::new(signature).map_err(|e| cms_err(&e))?,
-        unsigned_attrs: None,
-    };
-    let mut certificates = SetOfVec::new();
-    for c in signer.chain() {
-        certificates.insert(CertificateChoices::Certificate(c.clone())).map_err(|e| cms_err(&e))?;
-    }
-    let mut digest_algorithms = SetOfVec::new();
-    digest_algorithms.insert(sha256).map_err(|e| cms_err(&e))?;
-    let mut signer_infos = SetOfVec::new();
-    signer_infos.insert(signer_info).map_err(|e| cms_err(&e))?;
-    let signed_data = SignedData {
-        version: CmsVersion::V1,
-        digest_algorithms,
-        // RFC 5652 §5.2: detached signature, eContent absent.
-        encap_content_info: EncapsulatedContentInfo { econtent_type: OID_DATA, econtent: None },
-        certificates: Some(CertificateSet(certificates)),
-        crls: None,
-        signer_infos: SignerInfos(signer_infos),
-    };
-    let content_info = ContentInfo {
-        content_type: OID_SIGNED_DATA,
-        content: Any::encode_from(&signed_data).map_err(|e| cms_err(&e))?,
-    };
-    content_info.to_der().map_err(|e| cms_err(&e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sign::rsa::RsaSigner;
     use std::path::PathBuf;
 
-    pub(crate) fn fixture_signer() -> Result<Signer, crate::sign::KeyError> {
+    pub(crate) fn fixture_signer() -> Result<RsaSigner, crate::sign::KeyError> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys");
-        Signer::load(&dir, None, Utc::now())
+        RsaSigner::load(&dir, None, Utc::now())
     }
 
     /// A minimal one-page PDF written with lopdf.

@@ -6,8 +6,9 @@
 //! attributes in canonical order, canonical escaping (use [`canonical_text_escape`] and
 //! [`canonical_attr_escape`]). Because those bytes are their own canonical form, the
 //! enveloped-signature + exc-c14n transforms of the signed document give back exactly the
-//! input, so its SHA-256 is the reference digest. [`sign_xml`] then signs the canonical
-//! `SignedInfo` and inserts `<Signature>` right before the root's end tag.
+//! input, so its digest is the reference digest. [`sign_xml`] then signs the canonical
+//! `SignedInfo` and inserts `<Signature>` right before the root's end tag. The digest and
+//! signature methods are the signer's [`SignatureAlgorithm`].
 //!
 //! [`check_canonical`] catches the mistakes that broke verification in practice
 //! (`/work/shared/crates.md`): self-closing tags, `&quot;` in text, CR, an XML declaration,
@@ -18,19 +19,14 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use sha2::{Digest, Sha256};
 
 use super::SignError;
-use super::signer::Signer;
+use super::signer::{SignatureAlgorithm, Signer};
 
 /// XML-DSig namespace (XML Signature §4).
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
 /// Exclusive XML Canonicalization 1.0, without comments.
 pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
-/// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 6931 §2.3.2).
-pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
-/// SHA-256 digest (XML Encryption §5.7.2).
-pub const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
 /// Enveloped signature transform (XML Signature §6.6.4).
 pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 
@@ -39,33 +35,34 @@ pub const SIGNATURE_START: &str = "<Signature xmlns=\"http://www.w3.org/2000/09/
 /// The end tag of the signature element.
 pub const SIGNATURE_END: &str = "</Signature>";
 
-/// The canonical `SignedInfo` for a reference digest (base64), exactly as exc-c14n renders
-/// it when it is the apex of the canonicalised node set: the default namespace declared on
-/// `Signature` is visibly utilised, so it is rendered on `SignedInfo` (Exc-C14N §3).
-pub fn canonical_signed_info(digest_b64: &str) -> String {
+/// The canonical `SignedInfo` for a reference digest (base64) made with `algorithm`'s digest,
+/// exactly as exc-c14n renders it when it is the apex of the canonicalised node set: the
+/// default namespace declared on `Signature` is visibly utilised, so it is rendered on
+/// `SignedInfo` (Exc-C14N §3).
+pub fn canonical_signed_info(algorithm: SignatureAlgorithm, digest_b64: &str) -> String {
     let mut out = String::with_capacity(720);
     out.push_str("<SignedInfo xmlns=\"");
     out.push_str(DSIG_NS);
     out.push_str("\">");
-    push_signed_info_children(&mut out, digest_b64);
+    push_signed_info_children(&mut out, algorithm, digest_b64);
     out.push_str("</SignedInfo>");
     out
 }
 
-fn push_signed_info_children(out: &mut String, digest_b64: &str) {
+fn push_signed_info_children(out: &mut String, algorithm: SignatureAlgorithm, digest_b64: &str) {
     // XML Signature §4.4: SignedInfo → CanonicalizationMethod, SignatureMethod, Reference.
     for part in [
         "<CanonicalizationMethod Algorithm=\"",
         EXC_C14N,
         "\"></CanonicalizationMethod><SignatureMethod Algorithm=\"",
-        RSA_SHA256,
+        algorithm.xml_uri(),
         // §4.4.3: URI="" is the whole document without comments.
         "\"></SignatureMethod><Reference URI=\"\"><Transforms><Transform Algorithm=\"",
         ENVELOPED,
         "\"></Transform><Transform Algorithm=\"",
         EXC_C14N,
         "\"></Transform></Transforms><DigestMethod Algorithm=\"",
-        SHA256,
+        algorithm.digest().xml_uri(),
         "\"></DigestMethod><DigestValue>",
         digest_b64,
         "</DigestValue></Reference>",
@@ -79,9 +76,9 @@ fn push_signed_info_children(out: &mut String, digest_b64: &str) {
 /// end tag (no whitespace added). Trailing whitespace after the root element is not part of
 /// the canonical form; it is kept after the signed document but not digested.
 ///
-/// Fails with [`SignError::NotCanonical`] when [`check_canonical`] rejects `doc`, and with
-/// [`SignError::Rsa`] if the key cannot sign.
-pub fn sign_xml(doc: &str, signer: &Signer) -> Result<String, SignError> {
+/// Fails with [`SignError::NotCanonical`] when [`check_canonical`] rejects `doc`, and with the
+/// signer's error (e.g. [`SignError::Rsa`]) if the key cannot sign.
+pub fn sign_xml(doc: &str, signer: &dyn Signer) -> Result<String, SignError> {
     let body = doc.trim_end_matches(['\n', ' ', '\t']);
     let trailer = &doc[body.len()..];
     check_canonical(body)?;
@@ -91,10 +88,11 @@ pub fn sign_xml(doc: &str, signer: &Signer) -> Result<String, SignError> {
     })?;
 
     // XML Signature §6.6.4 + Exc-C14N: the enveloped, canonicalised document is `body`.
-    let digest = Sha256::digest(body.as_bytes());
+    let algorithm = signer.algorithm();
+    let digest = algorithm.digest().digest(body.as_bytes());
     let digest_b64 = BASE64.encode(digest);
-    let signed_info = canonical_signed_info(&digest_b64);
-    let signature = signer.sign_sha256_pkcs1(signed_info.as_bytes())?;
+    let signed_info = canonical_signed_info(algorithm, &digest_b64);
+    let signature = signer.sign(signed_info.as_bytes())?;
 
     let certificate_b64 = BASE64.encode(signer.certificate_der());
     let mut out = String::with_capacity(doc.len() + 2200 + certificate_b64.len());
@@ -102,7 +100,7 @@ pub fn sign_xml(doc: &str, signer: &Signer) -> Result<String, SignError> {
     out.push_str(SIGNATURE_START);
     // Inside <Signature> the namespace is inherited, so SignedInfo carries no xmlns here.
     out.push_str("<SignedInfo>");
-    push_signed_info_children(&mut out, &digest_b64);
+    push_signed_info_children(&mut out, algorithm, &digest_b64);
     out.push_str("</SignedInfo><SignatureValue>");
     BASE64.encode_string(&signature, &mut out);
     // XML Signature §4.5.4: the signer certificate.

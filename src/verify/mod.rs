@@ -21,7 +21,7 @@ use x509_cert::ext::pkix::BasicConstraints;
 pub use pdf::{PdfVerification, verify_pdf};
 pub use xml::{XmlVerification, verify_xml};
 
-use crate::sign::signer::{common_name, to_chrono};
+use crate::sign::key_files::{common_name, to_chrono};
 
 /// The verdict on one signed file.
 ///

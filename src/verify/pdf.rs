@@ -18,7 +18,7 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 use super::{SignatureStatus, TrustAnchors, chain_to_anchor, subject_label, tampered, verify_rsa};
-use crate::sign::pades::{
+use crate::sign::signed_data::{
     OID_DATA, OID_SHA256, OID_SIGNED_DATA, OID_SIGNING_CERTIFICATE_V2, SigningCertificateV2,
 };
 

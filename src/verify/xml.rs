@@ -20,7 +20,7 @@ use x509_cert::Certificate;
 
 use super::{SignatureStatus, TrustAnchors, chain_to_anchor, subject_label, tampered, verify_rsa};
 use crate::sign::SignError;
-use crate::sign::pades::OID_SHA256_WITH_RSA;
+use crate::sign::SignatureAlgorithm;
 use crate::sign::xmldsig::{
     DSIG_NS, SIGNATURE_END, SIGNATURE_START, canonical_signed_info, check_canonical,
 };
@@ -86,7 +86,8 @@ fn check(
     let end = inner_start + inner_len + SIGNATURE_END.len();
 
     let parts = SignatureParts::parse(inner).map_err(tampered)?;
-    let expected_signed_info = canonical_signed_info(parts.digest_value);
+    let expected_signed_info =
+        canonical_signed_info(SignatureAlgorithm::RsaPkcs1Sha256, parts.digest_value);
     let actual_signed_info =
         format!("<SignedInfo xmlns=\"{DSIG_NS}\">{}</SignedInfo>", parts.signed_info_inner);
     if expected_signed_info != actual_signed_info {
@@ -109,8 +110,13 @@ fn check(
     result.signer = Some(subject_label(signer_cert));
 
     // XML Signature §3.2.2: the SignatureValue over the canonical SignedInfo.
-    verify_rsa(signer_cert, &OID_SHA256_WITH_RSA, actual_signed_info.as_bytes(), &signature)
-        .map_err(|why| tampered(format!("SignatureValue: {why}")))?;
+    verify_rsa(
+        signer_cert,
+        &SignatureAlgorithm::RsaPkcs1Sha256.oid(),
+        actual_signed_info.as_bytes(),
+        &signature,
+    )
+    .map_err(|why| tampered(format!("SignatureValue: {why}")))?;
 
     // §3.2.1: reference validation. Enveloped transform = the document without Signature.
     let mut hasher = Sha256::new();

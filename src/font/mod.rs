@@ -1,15 +1,51 @@
 //! The CJK face font (字体): located and parsed once per process, then shared read-only by every
-//! render thread. It answers the two questions layout and PDF writing ask: which glyph draws a
-//! character, and how wide it is.
+//! render thread. It answers the questions layout and embedding ask — which glyph draws a
+//! character, how wide it is, what the face's metrics are — and owns the CID-keyed CFF subsetter
+//! ([`subset`]) that cuts a page's glyphs out of it. Nothing here knows about PDF (or OFD):
+//! the writers that embed the face sit above it.
 //!
 //! Search order when nothing is configured: Noto Sans CJK SC (`NotoSansCJK-Regular.ttc`, face 2 =
 //! Simplified Chinese, from `fonts-noto-cjk`), then WenQuanYi Micro Hei (`wqy-microhei.ttc`,
 //! face 0). `ELICENCE_FONT=PATH[#INDEX]` overrides the search.
 
+pub mod subset;
+
 use std::path::{Path, PathBuf};
 
-use crate::render::RenderError;
-use crate::render::subset::{CidCff, cff_table};
+use subset::{CidCff, cff_table};
+
+/// Why the face font could not be located or loaded. Each variant keeps the facts (paths, spec,
+/// face index); the `Display` text is built from them.
+#[derive(Debug, thiserror::Error)]
+pub enum FontError {
+    /// No usable CJK font at any of the searched paths.
+    #[error(
+        "no CJK font found (tried: {}); install one with `apt-get install fonts-noto-cjk` \
+         or point ELICENCE_FONT at a font file (PATH[#INDEX])",
+        display_paths(.tried)
+    )]
+    NotFound { tried: Vec<PathBuf> },
+
+    /// `ELICENCE_FONT` is not `PATH` or `PATH#INDEX`.
+    #[error("ELICENCE_FONT={spec:?} is not PATH or PATH#INDEX")]
+    Spec { spec: String },
+
+    /// The font file exists but face `index` could not be parsed.
+    #[error("{}: face {index} is not a usable font", path.display())]
+    Parse { path: PathBuf, index: usize },
+
+    /// Reading the font file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
 
 /// Environment variable that overrides the font search: `PATH` or `PATH#INDEX`.
 pub const FONT_ENV: &str = "ELICENCE_FONT";
@@ -61,8 +97,8 @@ impl std::fmt::Debug for FaceFont {
 }
 
 /// Parse `PATH` or `PATH#INDEX` (the `ELICENCE_FONT` syntax).
-pub fn parse_font_spec(spec: &str) -> Result<(PathBuf, usize), RenderError> {
-    let bad = || RenderError::FontSpec { spec: spec.to_string() };
+pub fn parse_font_spec(spec: &str) -> Result<(PathBuf, usize), FontError> {
+    let bad = || FontError::Spec { spec: spec.to_string() };
     let spec_trim = spec.trim();
     if spec_trim.is_empty() {
         return Err(bad());
@@ -81,19 +117,19 @@ pub fn parse_font_spec(spec: &str) -> Result<(PathBuf, usize), RenderError> {
 
 impl FaceFont {
     /// Locate and load the face font: `ELICENCE_FONT` when set, else [`DEFAULT_FONTS`] in order.
-    /// Fails with [`RenderError::FontNotFound`] listing every path tried.
-    pub fn load_default() -> Result<Self, RenderError> {
+    /// Fails with [`FontError::NotFound`] listing every path tried.
+    pub fn load_default() -> Result<Self, FontError> {
         let env = std::env::var(FONT_ENV).ok();
         Self::locate(env.as_deref())
     }
 
     /// Like [`FaceFont::load_default`] with the override passed in instead of read from the
     /// environment: `Some("PATH[#INDEX]")` loads exactly that font.
-    pub fn locate(spec: Option<&str>) -> Result<Self, RenderError> {
+    pub fn locate(spec: Option<&str>) -> Result<Self, FontError> {
         if let Some(spec) = spec.filter(|s| !s.trim().is_empty()) {
             let (path, index) = parse_font_spec(spec)?;
             if !path.is_file() {
-                return Err(RenderError::FontNotFound { tried: vec![path] });
+                return Err(FontError::NotFound { tried: vec![path] });
             }
             return Self::load(&path, index);
         }
@@ -105,23 +141,21 @@ impl FaceFont {
             }
             tried.push(path.to_path_buf());
         }
-        Err(RenderError::FontNotFound { tried })
+        Err(FontError::NotFound { tried })
     }
 
     /// Load face `index` of the font file at `path` (a `.ttc` collection or a single `.ttf`/`.otf`).
-    pub fn load(path: &Path, index: usize) -> Result<Self, RenderError> {
+    pub fn load(path: &Path, index: usize) -> Result<Self, FontError> {
         let bytes = std::fs::read(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => {
-                RenderError::FontNotFound { tried: vec![path.to_path_buf()] }
-            }
-            _ => RenderError::Io { path: path.to_path_buf(), source },
+            std::io::ErrorKind::NotFound => FontError::NotFound { tried: vec![path.to_path_buf()] },
+            _ => FontError::Io { path: path.to_path_buf(), source },
         })?;
         Self::from_bytes(&bytes, path, index)
     }
 
     /// Parse a font already in memory; `path` is only kept for messages.
-    pub fn from_bytes(bytes: &[u8], path: &Path, index: usize) -> Result<Self, RenderError> {
-        let parse_err = || RenderError::FontParse { path: path.to_path_buf(), index };
+    pub fn from_bytes(bytes: &[u8], path: &Path, index: usize) -> Result<Self, FontError> {
+        let parse_err = || FontError::Parse { path: path.to_path_buf(), index };
         let mut warnings = Vec::new();
         let parsed =
             printpdf::ParsedFont::from_bytes(bytes, index, &mut warnings).ok_or_else(parse_err)?;
@@ -233,18 +267,26 @@ mod tests {
     }
 
     #[test]
+    fn font_not_found_message_says_how_to_install() {
+        let e = FontError::NotFound { tried: vec![PathBuf::from("/a.ttc")] };
+        let msg = e.to_string();
+        assert!(msg.contains("apt-get install fonts-noto-cjk"), "{msg}");
+        assert!(msg.contains("/a.ttc"), "{msg}");
+    }
+
+    #[test]
     fn font_spec_parses_path_and_index() {
         assert_eq!(parse_font_spec("/x/y.ttc#2").unwrap(), (PathBuf::from("/x/y.ttc"), 2));
         assert_eq!(parse_font_spec("/x/y.ttf").unwrap(), (PathBuf::from("/x/y.ttf"), 0));
-        assert!(matches!(parse_font_spec("/x/y.ttc#two"), Err(RenderError::FontSpec { .. })));
-        assert!(matches!(parse_font_spec("#1"), Err(RenderError::FontSpec { .. })));
+        assert!(matches!(parse_font_spec("/x/y.ttc#two"), Err(FontError::Spec { .. })));
+        assert!(matches!(parse_font_spec("#1"), Err(FontError::Spec { .. })));
     }
 
     #[test]
     fn missing_font_lists_what_was_tried() {
         let err = FaceFont::locate(Some("/nonexistent/font.ttc#2")).unwrap_err();
         match err {
-            RenderError::FontNotFound { tried } => {
+            FontError::NotFound { tried } => {
                 assert_eq!(tried, vec![PathBuf::from("/nonexistent/font.ttc")])
             }
             other => panic!("unexpected {other:?}"),

@@ -1,0 +1,140 @@
+//! CMS `SignedData` (RFC 5652 §5) as PAdES embeds it: detached (no encapsulated content), one
+//! `SignerInfo` with the signed attributes contentType, messageDigest and
+//! signing-certificate-v2 (RFC 5035), and the signer's chain. The digest and signature
+//! algorithms are the [`Signer`]'s ([`SignatureAlgorithm`](super::signer::SignatureAlgorithm)),
+//! so another key type changes nothing here.
+
+use cms::builder::{create_content_type_attribute, create_message_digest_attribute};
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use der::asn1::{Any, OctetString, SetOfVec};
+use der::oid::ObjectIdentifier;
+use der::{Encode, Sequence};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::attr::Attribute;
+use x509_cert::ext::pkix::name::{GeneralName, GeneralNames};
+use x509_cert::serial_number::SerialNumber;
+
+use super::SignError;
+use super::signer::{DigestAlgorithm, Signer};
+
+pub use super::signer::{OID_SHA256, OID_SHA256_WITH_RSA};
+
+/// id-data (RFC 5652 §4).
+pub const OID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
+/// id-signedData (RFC 5652 §5.1).
+pub const OID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+/// id-aa-signingCertificateV2 (RFC 5035 §3).
+pub const OID_SIGNING_CERTIFICATE_V2: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
+
+/// ESSCertIDv2 (RFC 5035 §4). `hash_algorithm` DEFAULTs to id-sha256; for SHA-256 we write
+/// `None` (DER omits a default value).
+#[derive(Sequence)]
+pub struct EssCertIdV2 {
+    #[asn1(optional = "true")]
+    pub hash_algorithm: Option<AlgorithmIdentifierOwned>,
+    pub cert_hash: OctetString,
+    #[asn1(optional = "true")]
+    pub issuer_serial: Option<IssuerSerial>,
+}
+
+/// IssuerSerial (RFC 5035 §4).
+#[derive(Sequence)]
+pub struct IssuerSerial {
+    pub issuer: GeneralNames,
+    pub serial_number: SerialNumber,
+}
+
+/// SigningCertificateV2 (RFC 5035 §3); policies are not used.
+#[derive(Sequence)]
+pub struct SigningCertificateV2 {
+    pub certs: Vec<EssCertIdV2>,
+    #[asn1(optional = "true")]
+    pub policies: Option<Vec<der::Any>>,
+}
+
+/// Builds a detached CMS SignedData (RFC 5652 §5) over an external `digest` (made with the
+/// signer's digest algorithm), signed by `signer`, with its whole chain included. Returns the
+/// DER `ContentInfo`.
+pub fn build_detached_cms(signer: &dyn Signer, digest: &[u8]) -> Result<Vec<u8>, SignError> {
+    let cms_err = |e: &dyn std::fmt::Display| SignError::Cms { detail: e.to_string() };
+    let cert = signer.certificate();
+    let tbs = cert.tbs_certificate();
+    let algorithm = signer.algorithm();
+    let digest_algorithm = algorithm.digest();
+    let digest_id = digest_algorithm.algorithm_identifier();
+
+    // RFC 5035 §3 / ETSI EN 319 122-1 §5.2.2.3: signing-certificate-v2 binds the signer
+    // certificate to the signature.
+    let signing_certificate = SigningCertificateV2 {
+        certs: vec![EssCertIdV2 {
+            // RFC 5035 §4: the default (SHA-256) is left out.
+            hash_algorithm: (digest_algorithm != DigestAlgorithm::Sha256)
+                .then(|| digest_id.clone()),
+            cert_hash: OctetString::new(digest_algorithm.digest(signer.certificate_der()))
+                .map_err(|e| cms_err(&e))?,
+            issuer_serial: Some(IssuerSerial {
+                issuer: vec![GeneralName::DirectoryName(tbs.issuer().clone())],
+                serial_number: tbs.serial_number().clone(),
+            }),
+        }],
+        policies: None,
+    };
+    let signing_certificate_value =
+        Any::encode_from(&signing_certificate).map_err(|e| cms_err(&e))?;
+    let mut signing_certificate_values = SetOfVec::new();
+    signing_certificate_values.insert(signing_certificate_value).map_err(|e| cms_err(&e))?;
+
+    // RFC 5652 §5.3: contentType and messageDigest are mandatory with signed attributes.
+    let mut signed_attrs = SetOfVec::new();
+    for attribute in [
+        create_content_type_attribute(OID_DATA).map_err(|e| cms_err(&e))?,
+        create_message_digest_attribute(digest).map_err(|e| cms_err(&e))?,
+        Attribute { oid: OID_SIGNING_CERTIFICATE_V2, values: signing_certificate_values },
+    ] {
+        signed_attrs.insert(attribute).map_err(|e| cms_err(&e))?;
+    }
+    // RFC 5652 §5.4: the signature covers the DER encoding of the SET OF signed
+    // attributes (tag 0x31), not the [0] IMPLICIT form stored in SignerInfo.
+    let signed_attrs_der = signed_attrs.to_der().map_err(|e| cms_err(&e))?;
+    let signature = signer.sign(&signed_attrs_der)?;
+
+    let signer_info = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: tbs.issuer().clone(),
+            serial_number: tbs.serial_number().clone(),
+        }),
+        digest_alg: digest_id.clone(),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm: algorithm.algorithm_identifier(),
+        signature: OctetString::new(signature).map_err(|e| cms_err(&e))?,
+        unsigned_attrs: None,
+    };
+    let mut certificates = SetOfVec::new();
+    for c in signer.chain() {
+        certificates.insert(CertificateChoices::Certificate(c.clone())).map_err(|e| cms_err(&e))?;
+    }
+    let mut digest_algorithms = SetOfVec::new();
+    digest_algorithms.insert(digest_id).map_err(|e| cms_err(&e))?;
+    let mut signer_infos = SetOfVec::new();
+    signer_infos.insert(signer_info).map_err(|e| cms_err(&e))?;
+    let signed_data = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms,
+        // RFC 5652 §5.2: detached signature, eContent absent.
+        encap_content_info: EncapsulatedContentInfo { econtent_type: OID_DATA, econtent: None },
+        certificates: Some(CertificateSet(certificates)),
+        crls: None,
+        signer_infos: SignerInfos(signer_infos),
+    };
+    let content_info = ContentInfo {
+        content_type: OID_SIGNED_DATA,
+        content: Any::encode_from(&signed_data).map_err(|e| cms_err(&e))?,
+    };
+    content_info.to_der().map_err(|e| cms_err(&e))
+}
