@@ -22,7 +22,7 @@ mod workbook;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use error::{ArchiveLimit, ReadError, ReadErrorKind};
+pub use error::{ArchiveLimit, ReadError, ReadErrorKind, ReferenceProblem, ReferenceSite};
 
 use crate::record::{Cell, Record, SourcePos};
 
