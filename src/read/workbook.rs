@@ -865,7 +865,7 @@ pub(crate) mod sheet_refs {
                         .flatten()
                         .filter_map(|a| {
                             let key = a.key.as_ref().to_owned();
-                            a.unescape_value().ok().map(|v| (key, v.into_owned()))
+                            a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| (key, v.into_owned()))
                         })
                         .collect();
                     found.push(attrs);
