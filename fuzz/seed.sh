@@ -24,13 +24,13 @@ for f in fixtures/hostile/*.csv fixtures/read/*.csv fixtures/*/export*.csv; do
 done
 # Selector % 3: 0 xlsx, 1 xls, 2 ods.
 for f in fixtures/hostile/*.xlsx fixtures/read/*.xlsx fixtures/*/export*.xlsx; do
-    [ -f "$f" ] && prefix 000 "$f" "$corpus/fuzz_workbook/$(echo "$f" | tr / _)"
+    if [ -f "$f" ]; then prefix 000 "$f" "$corpus/fuzz_workbook/$(echo "$f" | tr / _)"; fi
 done
 for f in fixtures/hostile/*.xls fixtures/read/*.xls fixtures/*/export*.xls; do
-    [ -f "$f" ] && prefix 001 "$f" "$corpus/fuzz_workbook/$(echo "$f" | tr / _)"
+    if [ -f "$f" ]; then prefix 001 "$f" "$corpus/fuzz_workbook/$(echo "$f" | tr / _)"; fi
 done
 for f in fixtures/read/*.ods fixtures/*/export*.ods; do
-    [ -f "$f" ] && prefix 002 "$f" "$corpus/fuzz_workbook/$(echo "$f" | tr / _)"
+    if [ -f "$f" ]; then prefix 002 "$f" "$corpus/fuzz_workbook/$(echo "$f" | tr / _)"; fi
 done
 
 if [ -x "$bin" ]; then

@@ -94,9 +94,8 @@ fn a1(row: u64, col: u64) -> String {
 
 /// A valid sheet: header row 1 with `width` columns, then `rows` data rows, every cell set.
 fn valid_sheet(width: u64, rows: u64) -> SheetXml {
-    let header = (0..width)
-        .map(|c| CellXml { reference: Some(a1(0, c)), text: format!("h{c}") })
-        .collect();
+    let header =
+        (0..width).map(|c| CellXml { reference: Some(a1(0, c)), text: format!("h{c}") }).collect();
     let mut sheet = SheetXml { rows: vec![(1, header)] };
     for r in 1..=rows {
         let cells = (0..width)
@@ -134,7 +133,8 @@ fn apply(sheet: &mut SheetXml, width: usize, changes: &[(usize, Change)]) {
             Change::SwapWith(other) => {
                 let Some(&other) = data.get(other % data.len()) else { continue };
                 let theirs = reference(sheet, other);
-                if let Some(cell) = sheet.rows.get_mut(other.0).and_then(|(_, v)| v.get_mut(other.1))
+                if let Some(cell) =
+                    sheet.rows.get_mut(other.0).and_then(|(_, v)| v.get_mut(other.1))
                 {
                     cell.reference = current;
                 }
@@ -310,14 +310,20 @@ fn check(width: u64, rows: u64, changes: &[(usize, Change)]) -> Result<(), TestC
             prop_assert_eq!(err.row, Some(row), "{}", err);
             prop_assert!(err.to_string().contains("book.xlsx"), "{}", err);
             match err.kind {
-                ReadErrorKind::BadReference { site: ReferenceSite::Cell, reference: r, problem: p } => {
+                ReadErrorKind::BadReference {
+                    site: ReferenceSite::Cell,
+                    reference: r,
+                    problem: p,
+                } => {
                     prop_assert_eq!(r, reference);
                     prop_assert_eq!(p, problem);
                 }
                 other => prop_assert!(false, "expected BadReference, got {:?}", other),
             }
         }
-        (want, got) => prop_assert!(false, "expected {:?}, got {:?}\n{}", want, got, sheet_xml(&sheet)),
+        (want, got) => {
+            prop_assert!(false, "expected {:?}, got {:?}\n{}", want, got, sheet_xml(&sheet))
+        }
     }
     Ok(())
 }

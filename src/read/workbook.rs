@@ -348,8 +348,11 @@ fn stream_xlsx(mut workbook: Xlsx<BufReader<File>>, mut sender: RowSender) {
                         _ => ReferenceProblem::BeyondLastRow,
                     };
                     let reference = sheet_refs::a1(u64::from(row), u64::from(col));
-                    let kind =
-                        ReadErrorKind::BadReference { site: ReferenceSite::Cell, reference, problem };
+                    let kind = ReadErrorKind::BadReference {
+                        site: ReferenceSite::Cell,
+                        reference,
+                        problem,
+                    };
                     return sender.fatal(Some(u64::from(row) + 1), kind);
                 }
                 previous = Some((row, col));
@@ -697,9 +700,8 @@ pub(crate) mod sheet_refs {
         site: ReferenceSite,
         row: Option<u64>,
     ) -> Result<Option<&'e str>, Finding> {
-        let mut values = RawAttributes { raw: e.attributes_raw() }
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v);
+        let mut values =
+            RawAttributes { raw: e.attributes_raw() }.filter(|(k, _)| *k == key).map(|(_, v)| v);
         let first = values.next();
         if let (Some(first), Some(_)) = (first, values.next()) {
             return Err(Finding {
@@ -823,7 +825,8 @@ pub(crate) mod sheet_refs {
             let id = sheet.iter().find(|(k, _)| k == "id" || k.ends_with(":id"))?.1.as_str();
             let target = rels.iter().find(|r| value(r, "Id") == Some(id))?;
             let target = value(target, "Target")?;
-            let path = target.strip_prefix('/').map_or_else(|| format!("{dir}{target}"), str::to_owned);
+            let path =
+                target.strip_prefix('/').map_or_else(|| format!("{dir}{target}"), str::to_owned);
             (normalised(&path) == wanted).then(|| value(sheet, "name").map(str::to_owned))?
         })
     }
@@ -850,9 +853,8 @@ pub(crate) mod sheet_refs {
                 .is_some_and(|n| n.replace('\\', "/").to_ascii_lowercase() == wanted)
         })?;
         let entry = zip.by_index(index).ok()?;
-        let mut xml = quick_xml::Reader::from_reader(std::io::BufReader::new(
-            entry.take(READ_AT_MOST),
-        ));
+        let mut xml =
+            quick_xml::Reader::from_reader(std::io::BufReader::new(entry.take(READ_AT_MOST)));
         xml.config_mut().expand_empty_elements = true;
         let mut found = Vec::new();
         let mut buf = Vec::new();
@@ -865,7 +867,9 @@ pub(crate) mod sheet_refs {
                         .flatten()
                         .filter_map(|a| {
                             let key = a.key.as_ref().to_owned();
-                            a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| (key, v.into_owned()))
+                            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                .ok()
+                                .map(|v| (key, v.into_owned()))
                         })
                         .collect();
                     found.push(attrs);
@@ -972,8 +976,7 @@ mod cfb {
             if difat_sectors > max_id + 1 {
                 return Err("DIFAT chain loops");
             }
-            let Some(s) = table_sector(id, "DIFAT sector cut short by the end of the file")?
-            else {
+            let Some(s) = table_sector(id, "DIFAT sector cut short by the end of the file")? else {
                 return Ok(());
             };
             difat.extend(u32s(s));
