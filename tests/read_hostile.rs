@@ -221,6 +221,7 @@ fn hostile_files_under_every_format_never_panic() {
         "fuzz-panic-cfb.xls",
         "xls-partial-last-sector.xls",
         "xlsx-column-reference-wraps.xlsx",
+        "xls-dimensions-huge-reserve.xls",
     ];
     for name in names {
         for format in [Format::Csv, Format::Xlsx, Format::Xls, Format::Ods] {
@@ -343,4 +344,19 @@ fn validate_refuses_the_cut_short_compound_file_without_a_panic() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked") && !stderr.contains("stopped unexpectedly"), "{stderr}");
+}
+
+#[test]
+fn xls_declaring_billions_of_rows_is_refused_before_calamine_allocates() {
+    // Regression: fuzz_workbook (this branch's run) found a sheet whose Dimensions record
+    // declares about 4 billion rows; calamine reserved room for every cell at once, the 2 PB
+    // allocation failed and the whole process aborted (exit 134: not a panic the reader thread
+    // could contain). The compound-file check now reads the sheets' Dimensions records first.
+    let err = open_err("xls-dimensions-huge-reserve.xls", &SourceSpec::default());
+    assert!(
+        matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason == "sheet dimensions beyond 65536 rows by 256 columns"),
+        "{err}"
+    );
+    let (stderr, _out) = validate_hostile("xls-dimensions-huge-reserve.xls", 4);
+    assert!(stderr.contains("xls-dimensions-huge-reserve.xls: is not a readable xls workbook"));
 }

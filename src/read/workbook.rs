@@ -1014,7 +1014,98 @@ mod cfb {
             id = next;
         }
         let mini_max = max_id.saturating_mul(8);
-        check_table(&mini_fat, mini_max, mini_max + 1, "mini FAT")
+        check_table(&mini_fat, mini_max, mini_max + 1, "mini FAT")?;
+
+        // The workbook stream, found and read as calamine's `Cfb::new` and `get_stream` do,
+        // for the sheet checks in `biff`. Every chain is known to end (checked above).
+        let chain = |start: u32, len: usize| -> Result<Vec<u8>, &'static str> {
+            let mut out = Vec::new();
+            let mut id = start;
+            while id < MAX_REGULAR_SECTOR && out.len() < len {
+                let Some(s) = sector(id)? else { break };
+                let take = s.len().min(len - out.len());
+                out.extend_from_slice(s.get(..take).unwrap_or_default());
+                let Some(&next) = fat.get(id as usize) else { break };
+                id = next;
+            }
+            Ok(out)
+        };
+        let Some(dir_start) = u32_at(header, 48) else { return Ok(()) };
+        let directory = chain(dir_start, usize::MAX)?;
+        let entries: Vec<Entry> =
+            directory.chunks_exact(128).map(|e| Entry::parse(e, sector_size)).collect();
+        let Some(root) = entries.first() else { return Ok(()) };
+        let mini_stream = match u32_at(header, 64) {
+            Some(n) if n > 0 => chain(root.start, root.len)?,
+            _ => Vec::new(),
+        };
+        // calamine reads "Workbook", and "Book" when that fails: both are checked.
+        for entry in entries.iter().filter(|e| e.is_workbook()) {
+            let stream = if entry.len < 4096 {
+                mini_chain(&mini_stream, &mini_fat, mini_max, entry.start, entry.len)?
+            } else {
+                chain(entry.start, entry.len)?
+            };
+            super::biff::check(&stream)?;
+        }
+        Ok(())
+    }
+
+    /// A directory entry (MS-CFB §2.6): name, first sector, stream size.
+    struct Entry {
+        name: String,
+        start: u32,
+        len: usize,
+    }
+
+    impl Entry {
+        fn parse(raw: &[u8], sector_size: usize) -> Entry {
+            let units = raw.get(..64).unwrap_or_default().chunks_exact(2);
+            let units = units.map(|u| u16::from_le_bytes([u[0], u[1]]));
+            let name: String = char::decode_utf16(units).map(|c| c.unwrap_or('\u{FFFD}')).collect();
+            // calamine cuts the name at its first NUL.
+            let name = name.split('\0').next().unwrap_or_default().to_owned();
+            let low = u32_at(raw, 120).unwrap_or(0);
+            let len = if sector_size == 512 {
+                u64::from(low)
+            } else {
+                u64::from(low) | (u64::from(u32_at(raw, 124).unwrap_or(0)) << 32)
+            };
+            Entry {
+                name,
+                start: u32_at(raw, 116).unwrap_or(u32::MAX),
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+            }
+        }
+
+        fn is_workbook(&self) -> bool {
+            self.name.eq_ignore_ascii_case("Workbook") || self.name.eq_ignore_ascii_case("Book")
+        }
+    }
+
+    /// A stream in the mini stream (64-byte mini sectors chained in the mini FAT). A mini sector
+    /// reaching past the end of the mini stream is refused: calamine would fill it from
+    /// wherever its file reader stands, or panic slicing it.
+    fn mini_chain(
+        mini_stream: &[u8],
+        mini_fat: &[u32],
+        mini_max: usize,
+        start: u32,
+        len: usize,
+    ) -> Result<Vec<u8>, &'static str> {
+        const MINI_SECTOR: usize = 64;
+        let mut out = Vec::new();
+        let mut id = start;
+        while id < MAX_REGULAR_SECTOR && out.len() < len && id as usize <= mini_max {
+            let from = id as usize * MINI_SECTOR;
+            let Some(s) = mini_stream.get(from..from + MINI_SECTOR) else {
+                return Err("mini sector past the end of the mini stream");
+            };
+            out.extend_from_slice(s.get(..MINI_SECTOR.min(len - out.len())).unwrap_or_default());
+            let Some(&next) = mini_fat.get(id as usize) else { break };
+            id = next;
+        }
+        Ok(out)
     }
 
     /// Every chain in `table` must end: no loop, no link to an id that calamine would accept
@@ -1112,6 +1203,183 @@ mod cfb {
             );
             // Beyond max_id calamine fails cleanly by itself.
             assert_eq!(check_table(&[50], 10, 10, "FAT"), Ok(()));
+        }
+    }
+}
+
+/// Just enough of the BIFF record stream (MS-XLS §2.1.4) to find what calamine's xls reader
+/// would allocate for, before it runs.
+///
+/// calamine parses every sheet when the workbook is opened, and on a sheet's Dimensions record
+/// (MS-XLS §2.4.90) reserves room for `rows × columns` cells at once, the size taken from the
+/// file: a few bytes declaring 4 billion rows made it request 2 PB, and the allocation failure
+/// aborts the whole process (found by `fuzz_workbook`: xls-dimensions-huge-reserve.xls). A
+/// reversed range underflows its subtraction (a panic in a debug build). So each sheet's
+/// records are walked as calamine walks them (from the BoundSheet8 offsets, skipping embedded
+/// substreams, continuation records folded in), and a Dimensions record that is reversed or
+/// larger than the BIFF8 grid (65,536 rows × 256 columns, MS-XLS §2.5.53 `ColU`, §2.5.204 `Rw`)
+/// is refused, as is a sheet offset past the end of the stream (calamine panics slicing it).
+mod biff {
+    const BOUND_SHEET: u16 = 0x0085;
+    const BOF: u16 = 0x0809;
+    const EOF: u16 = 0x000A;
+    const DIMENSIONS: u16 = 0x0200;
+    const CONTINUE: u16 = 0x003C;
+    /// The cells of a full BIFF8 sheet.
+    const MAX_CELLS: usize = 65_536 * 256;
+
+    fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
+        let raw = bytes.get(offset..offset + 2)?;
+        Some(u16::from_le_bytes([*raw.first()?, *raw.get(1)?]))
+    }
+
+    fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+        Some(u32::from(u16_at(bytes, offset)?) | (u32::from(u16_at(bytes, offset + 2)?) << 16))
+    }
+
+    /// Records as calamine's `RecordIter` yields them: (type, data), a following run of
+    /// Continue records folded into the one before. Ends where calamine reports an error.
+    fn records(mut stream: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+        std::iter::from_fn(move || {
+            let typ = u16_at(stream, 0)?;
+            let len = usize::from(u16_at(stream, 2)?);
+            let data = stream.get(4..4 + len)?;
+            stream = stream.get(4 + len..)?;
+            while stream.len() > 4 && u16_at(stream, 0) == Some(CONTINUE) {
+                let len = usize::from(u16_at(stream, 2)?);
+                stream = stream.get(4 + len..)?;
+            }
+            Some((typ, data))
+        })
+    }
+
+    /// `Err` names what is wrong with the workbook stream `stream`.
+    pub(super) fn check(stream: &[u8]) -> Result<(), &'static str> {
+        let mut sheets = Vec::new();
+        for (typ, data) in records(stream) {
+            match typ {
+                BOUND_SHEET => sheets.extend(u32_at(data, 0)),
+                EOF => break,
+                _ => {}
+            }
+        }
+        for offset in sheets {
+            let Some(sheet) = stream.get(offset as usize..) else {
+                return Err("sheet offset past the end of the workbook stream");
+            };
+            let (mut seen_bof, mut depth) = (false, 0usize);
+            for (typ, data) in records(sheet) {
+                match (depth, typ) {
+                    (0, BOF) if seen_bof => depth = 1,
+                    (0, BOF) => seen_bof = true,
+                    (0, EOF) => break,
+                    (0, DIMENSIONS) => dimensions(data)?,
+                    (_, BOF) if depth > 0 => depth += 1,
+                    (_, EOF) if depth > 0 => depth -= 1,
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// calamine's `parse_dimensions` and the reservation after it, in checked arithmetic.
+    fn dimensions(data: &[u8]) -> Result<(), &'static str> {
+        let fields = match data.len() {
+            10 => (0..4).map(|i| u16_at(data, 2 * i).map(u32::from)).collect::<Option<Vec<_>>>(),
+            14 | 16 => Some(vec![
+                u32_at(data, 0).unwrap_or(0),
+                u32_at(data, 4).unwrap_or(0),
+                u16_at(data, 8).map_or(0, u32::from),
+                u16_at(data, 10).map_or(0, u32::from),
+            ]),
+            // calamine reports any other length as an error.
+            _ => return Ok(()),
+        };
+        let Some(&[first_row, row_end, mut first_col, col_end]) = fields.as_deref() else {
+            return Ok(());
+        };
+        if first_col > 0xFF || col_end < first_col {
+            first_col = 0;
+        }
+        let (rows, cols) = if row_end >= 1 && col_end >= 1 {
+            ((row_end - 1).checked_sub(first_row), (col_end - 1).checked_sub(first_col))
+        } else {
+            (Some(0), Some(0))
+        };
+        let (Some(rows), Some(cols)) = (rows, cols) else {
+            return Err("sheet dimensions end before they start");
+        };
+        let cells = (rows as usize + 1).saturating_mul(cols as usize + 1);
+        if cells > MAX_CELLS {
+            return Err("sheet dimensions beyond 65536 rows by 256 columns");
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::{check, dimensions};
+
+        fn record(typ: u16, data: &[u8]) -> Vec<u8> {
+            let mut out = typ.to_le_bytes().to_vec();
+            out.extend_from_slice(&(data.len() as u16).to_le_bytes());
+            out.extend_from_slice(data);
+            out
+        }
+
+        fn dims(first_row: u32, row_end: u32, first_col: u16, col_end: u16) -> Vec<u8> {
+            let mut d = first_row.to_le_bytes().to_vec();
+            d.extend_from_slice(&row_end.to_le_bytes());
+            d.extend_from_slice(&first_col.to_le_bytes());
+            d.extend_from_slice(&col_end.to_le_bytes());
+            d.extend_from_slice(&[0, 0]);
+            d
+        }
+
+        #[test]
+        fn dimensions_within_the_grid_pass() {
+            assert_eq!(dimensions(&dims(0, 65_536, 0, 256)), Ok(()));
+            assert_eq!(dimensions(&dims(2, 3, 0, 5)), Ok(()));
+            assert_eq!(dimensions(&dims(0, 0, 0, 0)), Ok(()));
+            // calamine starts a column range it finds odd at column 0.
+            assert_eq!(dimensions(&dims(0, 10, 300, 5)), Ok(()));
+        }
+
+        #[test]
+        fn oversized_or_reversed_dimensions_are_refused() {
+            let beyond = Err("sheet dimensions beyond 65536 rows by 256 columns");
+            assert_eq!(dimensions(&dims(0, 65_537, 0, 256)), beyond);
+            assert_eq!(dimensions(&dims(0, u32::MAX, 0, 256)), beyond);
+            let reversed = Err("sheet dimensions end before they start");
+            assert_eq!(dimensions(&dims(10, 5, 0, 5)), reversed);
+            assert_eq!(dimensions(&dims(0, 5, 5, 5)), reversed);
+        }
+
+        #[test]
+        fn only_the_sheet_records_calamine_reads_are_checked() {
+            // Globals: BoundSheet8 at offset 10 (after itself), EOF.
+            let mut stream = record(0x0085, &[10, 0, 0, 0, 0, 0]);
+            stream.extend(record(0x000A, &[]));
+            assert_eq!(stream.len(), 14);
+            stream.truncate(10);
+            // Sheet: BOF, an embedded chart (BOF .. EOF) with a bad Dimensions, then EOF.
+            stream.extend(record(0x0809, &[0; 4]));
+            stream.extend(record(0x0809, &[0; 4]));
+            stream.extend(record(0x0200, &dims(0, u32::MAX, 0, 256)));
+            stream.extend(record(0x000A, &[]));
+            stream.extend(record(0x000A, &[]));
+            assert_eq!(check(&stream), Ok(()));
+            // The same Dimensions in the sheet itself is refused.
+            let at = stream.len();
+            stream.truncate(at - 4);
+            stream.extend(record(0x0200, &dims(0, u32::MAX, 0, 256)));
+            stream.extend(record(0x000A, &[]));
+            assert!(check(&stream).is_err());
+            // A sheet offset past the end.
+            let mut stream = record(0x0085, &[0xFF, 0, 0, 0, 0, 0]);
+            stream.extend(record(0x000A, &[]));
+            assert_eq!(check(&stream), Err("sheet offset past the end of the workbook stream"));
         }
     }
 }
