@@ -885,8 +885,10 @@ pub(crate) mod sheet_refs {
 /// follows sector chains without loop detection and indexes its FAT with ids from the file, so
 /// a few crafted bytes make it allocate without bound (found by `fuzz_workbook`). Refused here:
 /// a file larger than `max_uncompressed_bytes` (calamine holds it whole), more FAT sectors than
-/// the file has sectors, a FAT or mini FAT in which a chain loops or points past the table, and
-/// a DIFAT, FAT or mini FAT sector cut short by the end of the file (calamine panics on it).
+/// the file has sectors, a FAT or mini FAT in which a chain loops or points past the table,
+/// a DIFAT, FAT or mini FAT sector cut short by the end of the file (calamine panics on it), and
+/// a sheet whose Dimensions record would make calamine reserve more cells than a BIFF8 sheet
+/// holds (the allocation failure aborts the process; see [`biff`]).
 ///
 /// Anything this check cannot parse is left to calamine, which reports it as `NotAWorkbook`.
 fn check_compound_file(path: &Path, file: &Arc<str>, limits: &Limits) -> Result<(), ReadError> {
@@ -903,8 +905,8 @@ fn check_compound_file(path: &Path, file: &Arc<str>, limits: &Limits) -> Result<
     })
 }
 
-/// Just enough of MS-CFB (Compound File Binary Format) §2.2–2.5 to validate sector chains the
-/// way calamine's `cfb.rs` walks them.
+/// Just enough of MS-CFB (Compound File Binary Format) §2.2–2.6 to validate sector chains the
+/// way calamine's `cfb.rs` walks them, and to read the workbook stream for [`biff`].
 mod cfb {
     const SIGNATURE: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
     /// Ids at or above this are markers (DIFSECT, FATSECT, ENDOFCHAIN, FREESECT), not sectors.
