@@ -1,11 +1,15 @@
 //! Hostile inputs for the read stage (fixtures/hostile/, see its README): each must end in the
 //! named error, never a panic, and a row-level error must not stop the rows after it.
 
+mod util;
+
 use std::io::Write;
 use std::path::PathBuf;
 
 use elicence::read::{ArchiveLimit, Limits, ReadError, ReadErrorKind, SourceSpec, open};
+use elicence::read::{ReferenceProblem, ReferenceSite};
 use elicence::record::Record;
+use util::{elicence, run_expect};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/hostile").join(name)
@@ -215,6 +219,9 @@ fn hostile_files_under_every_format_never_panic() {
         "cfb-loop.xls",
         "fuzz-oom-cfb.xls",
         "fuzz-panic-cfb.xls",
+        "xls-partial-last-sector.xls",
+        "xlsx-column-reference-wraps.xlsx",
+        "xls-dimensions-huge-reserve.xls",
     ];
     for name in names {
         for format in [Format::Csv, Format::Xlsx, Format::Xls, Format::Ods] {
@@ -254,4 +261,102 @@ fn xls_that_makes_calamine_panic_is_a_fatal_error() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn xls_with_a_table_sector_cut_short_is_refused() {
+    // Regression (issue 19): fuzz_workbook found a compound file whose last sector, its DIFAT
+    // sector, is 3 bytes long; calamine panicked on it (utils.rs `to_u32` assertion) and the
+    // compound-file check let it through. It is refused before calamine opens it.
+    let err = open_err("xls-partial-last-sector.xls", &SourceSpec::default());
+    assert!(
+        matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason == "DIFAT sector cut short by the end of the file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn xlsx_cell_reference_beyond_xfd_is_refused_naming_sheet_row_and_reference() {
+    // Regression (issue 19): calamine computes the column of `AATYHWUT4` with unchecked
+    // arithmetic; it wrapped to column B in a release build (row 4's 统一社会信用代码 overwrote
+    // its 经营者名称) and panicked in a debug build. The reference is refused before calamine
+    // reads it.
+    let err = open_err("xlsx-column-reference-wraps.xlsx", &SourceSpec::default());
+    match &err.kind {
+        ReadErrorKind::BadReference {
+            site: ReferenceSite::Cell,
+            reference,
+            problem: ReferenceProblem::BeyondLastColumn,
+        } => assert_eq!(reference, "AATYHWUT4"),
+        other => panic!("expected BadReference, got {other:?}"),
+    }
+    assert_eq!(err.sheet.as_deref(), Some("台账"));
+    assert_eq!(err.row, Some(4));
+    assert!(
+        err.to_string().ends_with(
+            "xlsx-column-reference-wraps.xlsx:台账:4: cell reference \"AATYHWUT4\" is beyond the last column XFD"
+        ),
+        "{err}"
+    );
+}
+
+/// `elicence validate` of a hostile fixture with the food-business-permit pipeline: exit code
+/// and stderr.
+fn validate_hostile(name: &str, code: i32) -> (String, tempfile::TempDir) {
+    let out = tempfile::tempdir().map_err(|e| e.to_string());
+    let Ok(out) = out else { panic!("{out:?}") };
+    let output = run_expect(
+        elicence()
+            .args(["validate", "pipelines/food-business-permit.toml", "--input"])
+            .arg(fixture(name))
+            .arg("--out")
+            .arg(out.path()),
+        code,
+    );
+    (String::from_utf8_lossy(&output.stderr).into_owned(), out)
+}
+
+#[test]
+fn validate_refuses_the_wrapping_reference_and_moves_no_value() {
+    // Before the fix this run exited 0 with 9 valid, 17 rejected, 1 duplicate: row 4's USCC
+    // sat in the 经营者名称 column. Now the workbook is refused as unreadable input (exit 4),
+    // the message names file, sheet, row and reference, and no row is written.
+    let (stderr, out) = validate_hostile("xlsx-column-reference-wraps.xlsx", 4);
+    assert!(
+        stderr.contains(
+            "xlsx-column-reference-wraps.xlsx:台账:4: cell reference \"AATYHWUT4\" is beyond the last column XFD"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // valid.csv is opened before reading starts: it holds its header line and nothing else.
+    let valid = std::fs::read_to_string(out.path().join("valid.csv")).unwrap_or_default();
+    assert!(valid.lines().count() <= 1, "{valid}");
+}
+
+#[test]
+fn validate_refuses_the_cut_short_compound_file_without_a_panic() {
+    let (stderr, _out) = validate_hostile("xls-partial-last-sector.xls", 4);
+    assert!(
+        stderr.contains(
+            "xls-partial-last-sector.xls: is not a readable xls workbook: DIFAT sector cut short by the end of the file"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked") && !stderr.contains("stopped unexpectedly"), "{stderr}");
+}
+
+#[test]
+fn xls_declaring_billions_of_rows_is_refused_before_calamine_allocates() {
+    // Regression: fuzz_workbook (this branch's run) found a sheet whose Dimensions record
+    // declares about 4 billion rows; calamine reserved room for every cell at once, the 2 PB
+    // allocation failed and the whole process aborted (exit 134: not a panic the reader thread
+    // could contain). The compound-file check now reads the sheets' Dimensions records first.
+    let err = open_err("xls-dimensions-huge-reserve.xls", &SourceSpec::default());
+    assert!(
+        matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason == "sheet dimensions beyond 65536 rows by 256 columns"),
+        "{err}"
+    );
+    let (stderr, _out) = validate_hostile("xls-dimensions-huge-reserve.xls", 4);
+    assert!(stderr.contains("xls-dimensions-huge-reserve.xls: is not a readable xls workbook"));
 }

@@ -92,6 +92,12 @@ pub enum ReadErrorKind {
     #[error("cell in column {column} is beyond the last column {limit}")]
     ColumnOutOfRange { column: u64, limit: u64 },
 
+    /// A reference in an xlsx worksheet (a cell's `r`, a row's `r`, the sheet's `<dimension>`)
+    /// that the workbook reader would misplace or fail on. The workbook is refused: a value
+    /// must never land in another cell than the one its reference names.
+    #[error("{site} reference {} {problem}", quoted(reference))]
+    BadReference { site: ReferenceSite, reference: String, problem: ReferenceProblem },
+
     #[error("header row not found in the first {searched} rows; missing from the best candidate: {}", missing.join(", "))]
     HeaderNotFound { missing: Vec<String>, searched: u64 },
 
@@ -118,6 +124,72 @@ pub enum ReadErrorKind {
 
     #[error("field {field} contains a NUL byte")]
     NulByte { field: usize },
+}
+
+/// Where in a worksheet a [`ReadErrorKind::BadReference`] was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceSite {
+    /// A cell's `r` attribute (`<c r="C4">`), or the position a cell without one is given.
+    Cell,
+    /// A row's `r` attribute (`<row r="4">`).
+    Row,
+    /// The used range the sheet declares (`<dimension ref="A1:E20">`).
+    Dimension,
+}
+
+impl fmt::Display for ReferenceSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReferenceSite::Cell => "cell",
+            ReferenceSite::Row => "row",
+            ReferenceSite::Dimension => "dimension",
+        })
+    }
+}
+
+/// What is wrong with a worksheet reference. A reference is A1 style (ECMA-376 Part 1
+/// `ST_CellRef`): column letters, then the row number, within Excel's grid of 16,384 columns
+/// (`A`..`XFD`) and 1,048,576 rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReferenceProblem {
+    /// Not column letters followed by a row number (`4`, `A`, `A0`, `$A$1`, `A1B`, `R1C1`).
+    Malformed,
+    /// The column is beyond XFD (16,384).
+    BeyondLastColumn,
+    /// The row is beyond 1,048,576.
+    BeyondLastRow,
+    /// The cell does not come after the cell before it: a worksheet stores its cells row by
+    /// row, left to right, each once (ECMA-376 Part 1 §18.3.1.73 `row`, §18.3.1.4 `c`), so this
+    /// is a duplicate or a cell out of order. `previous` is the position of the cell before it.
+    OutOfOrder { previous: String },
+    /// The element carries the reference attribute more than once.
+    Repeated,
+    /// A range whose end is above or left of its start (`B2:A1`).
+    Reversed,
+}
+
+impl fmt::Display for ReferenceProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReferenceProblem::Malformed => f.write_str("is malformed"),
+            ReferenceProblem::BeyondLastColumn => f.write_str("is beyond the last column XFD"),
+            ReferenceProblem::BeyondLastRow => f.write_str("is beyond the last row 1048576"),
+            ReferenceProblem::OutOfOrder { previous } => {
+                write!(f, "does not come after the cell before it ({})", quoted(previous))
+            }
+            ReferenceProblem::Repeated => f.write_str("is given more than once on one element"),
+            ReferenceProblem::Reversed => f.write_str("ends before it starts"),
+        }
+    }
+}
+
+/// A reference as it appears in a message: quoted and escaped, and cut after 40 characters
+/// (it comes from the file and may be arbitrarily long).
+fn quoted(reference: &str) -> String {
+    const SHOWN: usize = 40;
+    let mut chars = reference.chars();
+    let shown: String = chars.by_ref().take(SHOWN).collect();
+    if chars.next().is_some() { format!("{shown:?}…") } else { format!("{shown:?}") }
 }
 
 /// Which archive limit was exceeded.
@@ -182,5 +254,35 @@ mod tests {
         assert_eq!(err.to_string(), "exports/2017.csv:Sheet1:4: has 14 fields, the header has 15");
         let fatal = ReadError::new(&file, ReadErrorKind::HeaderRowMissing { row: 9 });
         assert!(fatal.is_fatal());
+    }
+
+    #[test]
+    fn bad_reference_names_sheet_row_and_reference() {
+        let file: Arc<str> = Arc::from("exports/2017.xlsx");
+        let sheet: Arc<str> = Arc::from("Sheet1");
+        let err = ReadError::at(
+            &file,
+            Some(&sheet),
+            4,
+            ReadErrorKind::BadReference {
+                site: ReferenceSite::Cell,
+                reference: "AATYHWUT4".into(),
+                problem: ReferenceProblem::BeyondLastColumn,
+            },
+        );
+        assert!(err.is_fatal());
+        assert_eq!(
+            err.to_string(),
+            "exports/2017.xlsx:Sheet1:4: cell reference \"AATYHWUT4\" is beyond the last column XFD"
+        );
+        let long = ReadErrorKind::BadReference {
+            site: ReferenceSite::Row,
+            reference: "9".repeat(50),
+            problem: ReferenceProblem::BeyondLastRow,
+        };
+        assert_eq!(
+            long.to_string(),
+            format!("row reference \"{}\"… is beyond the last row 1048576", "9".repeat(40))
+        );
     }
 }

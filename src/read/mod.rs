@@ -23,7 +23,7 @@ mod workbook;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use error::{ArchiveLimit, ReadError, ReadErrorKind};
+pub use error::{ArchiveLimit, ReadError, ReadErrorKind, ReferenceProblem, ReferenceSite};
 pub use hash::sha256_file;
 
 use crate::record::{Cell, Record, SourcePos};

@@ -1,7 +1,10 @@
 //! Workbook row source (xlsx, xls, ods through calamine), with absolute sheet row numbers.
 //!
 //! An xlsx or ods file is a zip archive: before calamine sees it, [`check_archive`] holds the
-//! sizes its central directory declares against [`Limits`] (total size, ratio per entry).
+//! sizes its central directory declares against [`Limits`] (total size, ratio per entry), and
+//! for an xlsx reads every cell reference of its worksheets ([`sheet_refs`]): calamine computes
+//! positions from them with unchecked arithmetic, so an overlong reference would put a value in
+//! another column (issue 19). An xls file is a compound file, checked by [`check_compound_file`].
 //!
 //! What streams: an xlsx worksheet is read cell by cell with calamine's
 //! `Xlsx::worksheet_cells_reader` on a background thread, which sends finished rows through a
@@ -26,7 +29,7 @@ use calamine::{
 };
 
 use super::{ArchiveLimit, Limits, RawRow, ReadError, ReadErrorKind, RowSource, SheetSel};
-use super::{SourceSpec, trim_header};
+use super::{ReferenceProblem, ReferenceSite, SourceSpec, trim_header};
 use crate::record::Cell;
 
 /// Rows buffered between the reader thread and the consumer.
@@ -34,6 +37,9 @@ pub const CHANNEL_ROWS: usize = 256;
 
 /// The last spreadsheet column (XFD) is number 16384; a cell beyond it is a corrupt file.
 pub const MAX_COLUMNS: u32 = 16_384;
+
+/// The last spreadsheet row is number 1,048,576; a cell below it is a corrupt file.
+pub const MAX_ROWS: u32 = 1_048_576;
 
 /// Entries up to this size are not held to the compression-ratio limit (small XML compresses
 /// very well).
@@ -318,6 +324,11 @@ fn stream_xlsx(mut workbook: Xlsx<BufReader<File>>, mut sender: RowSender) {
         return;
     }
     let mut current: Option<(u32, Vec<Cell>)> = None;
+    // The position of the cell before, to hold calamine's positions to the sheet's own order.
+    // `check_archive` has already refused a sheet whose references break it; this catches a
+    // position calamine derives differently from that check (cells without a reference after
+    // unusual markup), so that no cell can overwrite another or split a row silently.
+    let mut previous: Option<(u32, u32)> = None;
     loop {
         match cells_reader.next_cell() {
             Ok(Some(cell)) => {
@@ -329,6 +340,22 @@ fn stream_xlsx(mut workbook: Xlsx<BufReader<File>>, mut sender: RowSender) {
                     };
                     return sender.fatal(Some(u64::from(row) + 1), kind);
                 }
+                if row >= MAX_ROWS || previous.is_some_and(|p| (row, col) <= p) {
+                    let problem = match previous {
+                        Some(p) if row < MAX_ROWS => ReferenceProblem::OutOfOrder {
+                            previous: sheet_refs::a1(u64::from(p.0), u64::from(p.1)),
+                        },
+                        _ => ReferenceProblem::BeyondLastRow,
+                    };
+                    let reference = sheet_refs::a1(u64::from(row), u64::from(col));
+                    let kind = ReadErrorKind::BadReference {
+                        site: ReferenceSite::Cell,
+                        reference,
+                        problem,
+                    };
+                    return sender.fatal(Some(u64::from(row) + 1), kind);
+                }
+                previous = Some((row, col));
                 if current.as_ref().is_some_and(|(r, _)| *r != row)
                     && let Some((r, cells)) = current.take()
                     && !sender.row(u64::from(r) + 1, cells)
@@ -434,8 +461,11 @@ fn cell_from_ref(data: &DataRef<'_>) -> Cell {
 /// ("File is larger than its declared uncompressed size"); calamine then reports a `Workbook`
 /// error. So nothing inflates more than `max_uncompressed_bytes` in total.
 ///
-/// Fails with `NotAWorkbook` when the file is not a readable zip (text, truncated) and
-/// `SuspiciousArchive` when a limit is exceeded.
+/// For an xlsx, every worksheet's cell references are then read ([`check_references`]).
+///
+/// Fails with `NotAWorkbook` when the file is not a readable zip (text, truncated),
+/// `SuspiciousArchive` when a limit is exceeded, and `BadReference` when a worksheet holds a
+/// reference calamine would misplace.
 pub(crate) fn check_archive(
     path: &Path,
     file: &Arc<str>,
@@ -477,14 +507,55 @@ pub(crate) fn check_archive(
         }
     }
 
+    if format == "xlsx" {
+        check_references(&mut zip, file)?;
+    }
     Ok(())
 }
+
+/// Reads the cell references of every worksheet in the archive before calamine does, and
+/// refuses the workbook at the first one calamine would misplace or fail on (see
+/// [`sheet_refs`]). The error names the sheet (or, when the workbook does not say which sheet
+/// the entry is, the entry), the row calamine would have been in, and the reference.
+///
+/// Every entry is read, not only the sheets the workbook lists: a worksheet is found through
+/// relationship files calamine resolves itself, and a check that resolved them differently
+/// could miss the entry calamine reads. An entry that is not a worksheet costs one XML parse.
+/// Inflating is bounded as for calamine (declared sizes, checked above).
+fn check_references<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    file: &Arc<str>,
+) -> Result<(), ReadError> {
+    for i in 0..zip.len() {
+        // An entry that cannot be opened (encrypted, unsupported compression) is reported by
+        // calamine if it is one it needs.
+        let Ok(entry) = zip.by_index(i) else { continue };
+        let name = entry_name(&entry).unwrap_or_default();
+        let Err(found) = sheet_refs::scan(BufReader::new(entry)) else { continue };
+        let sheet = sheet_refs::sheet_of_entry(zip, &name).unwrap_or(name);
+        let kind = ReadErrorKind::BadReference {
+            site: found.site,
+            reference: found.reference,
+            problem: found.problem,
+        };
+        let mut err = ReadError::new(file, kind);
+        err.sheet = Some(Arc::from(sheet));
+        err.row = found.row;
+        return Err(err);
+    }
+    Ok(())
+}
+
+pub(crate) mod sheet_refs;
 
 /// Checks an xls file's compound-file structure (MS-CFB) before calamine reads it: calamine
 /// follows sector chains without loop detection and indexes its FAT with ids from the file, so
 /// a few crafted bytes make it allocate without bound (found by `fuzz_workbook`). Refused here:
 /// a file larger than `max_uncompressed_bytes` (calamine holds it whole), more FAT sectors than
-/// the file has sectors, and a FAT or mini FAT in which a chain loops or points past the table.
+/// the file has sectors, a FAT or mini FAT in which a chain loops or points past the table,
+/// a DIFAT, FAT or mini FAT sector cut short by the end of the file (calamine panics on it), and
+/// a sheet whose Dimensions record would make calamine reserve more cells than a BIFF8 sheet
+/// holds (the allocation failure aborts the process; see [`biff`]).
 ///
 /// Anything this check cannot parse is left to calamine, which reports it as `NotAWorkbook`.
 fn check_compound_file(path: &Path, file: &Arc<str>, limits: &Limits) -> Result<(), ReadError> {
@@ -501,181 +572,9 @@ fn check_compound_file(path: &Path, file: &Arc<str>, limits: &Limits) -> Result<
     })
 }
 
-/// Just enough of MS-CFB (Compound File Binary Format) §2.2–2.5 to validate sector chains the
-/// way calamine's `cfb.rs` walks them.
-mod cfb {
-    const SIGNATURE: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
-    /// Ids at or above this are markers (DIFSECT, FATSECT, ENDOFCHAIN, FREESECT), not sectors.
-    const MAX_REGULAR_SECTOR: u32 = 0xFFFF_FFFA;
-    const DIFSECT: u32 = 0xFFFF_FFFC;
+mod cfb;
 
-    fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
-        let raw = bytes.get(offset..offset + 4)?;
-        Some(u32::from_le_bytes([*raw.first()?, *raw.get(1)?, *raw.get(2)?, *raw.get(3)?]))
-    }
-
-    fn u32s(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
-        bytes
-            .chunks_exact(4)
-            .map(|c| c.iter().rev().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)))
-    }
-
-    /// `Err` names what is wrong; `Ok` also when the file is not parseable this far (calamine
-    /// reports those itself).
-    pub(super) fn check(bytes: &[u8]) -> Result<(), &'static str> {
-        let Some(header) = bytes.get(..512) else { return Ok(()) };
-        if header.get(..8) != Some(SIGNATURE) {
-            return Ok(());
-        }
-        let sector_size = match header.get(30..32) {
-            Some([0x09, 0x00]) => 512usize,
-            Some([0x0C, 0x00]) => 4096,
-            _ => return Ok(()),
-        };
-        let data = bytes.get(sector_size..).unwrap_or_default();
-        // calamine accepts sector ids up to file length / sector size, one or two more than the
-        // file holds after its header, and panics slicing a sector that starts past the end.
-        let max_id = bytes.len() / sector_size;
-        let in_file = data.len().div_ceil(sector_size);
-        let sector = |id: u32| -> Result<Option<&[u8]>, &'static str> {
-            let id = id as usize;
-            if id > max_id {
-                return Ok(None);
-            }
-            if id >= in_file {
-                return Err("sector past the end of the file");
-            }
-            let rest = data.get(id * sector_size..).unwrap_or_default();
-            Ok(Some(rest.get(..sector_size).unwrap_or(rest)))
-        };
-        let (Some(mini_fat_start), Some(difat_start)) = (u32_at(header, 60), u32_at(header, 68))
-        else {
-            return Ok(());
-        };
-
-        // §2.5 DIFAT: 109 entries in the header, then a chain of DIFAT sectors whose last
-        // entry points to the next one.
-        let mut difat: Vec<u32> = u32s(header.get(76..512).unwrap_or_default()).collect();
-        let mut id = difat_start;
-        let mut difat_sectors = 0usize;
-        while id < MAX_REGULAR_SECTOR {
-            difat_sectors += 1;
-            if difat_sectors > max_id + 1 {
-                return Err("DIFAT chain loops");
-            }
-            let Some(s) = sector(id)? else { return Ok(()) };
-            difat.extend(u32s(s));
-            let Some(next) = difat.pop() else { return Ok(()) };
-            id = next;
-        }
-        let fat_sectors: Vec<u32> = difat.into_iter().filter(|&id| id < DIFSECT).collect();
-        if fat_sectors.len() > max_id + 1 {
-            return Err("more FAT sectors than the file has sectors");
-        }
-        let mut fat = Vec::with_capacity(fat_sectors.len() * sector_size / 4);
-        for id in fat_sectors {
-            let Some(s) = sector(id)? else { return Ok(()) };
-            fat.extend(u32s(s));
-        }
-        check_table(&fat, max_id, in_file, "FAT")?;
-        if let Some(dir_start) = u32_at(header, 48)
-            && dir_start < MAX_REGULAR_SECTOR
-        {
-            sector(dir_start)?;
-        }
-
-        // §2.3 mini FAT: a chain in the FAT (already known to end).
-        let mut mini_fat = Vec::new();
-        let mut id = mini_fat_start;
-        while id < MAX_REGULAR_SECTOR {
-            let Some(s) = sector(id)? else { break };
-            mini_fat.extend(u32s(s));
-            let Some(&next) = fat.get(id as usize) else { break };
-            id = next;
-        }
-        let mini_max = max_id.saturating_mul(8);
-        check_table(&mini_fat, mini_max, mini_max + 1, "mini FAT")
-    }
-
-    /// Every chain in `table` must end: no loop, no link to an id that calamine would accept
-    /// as a sector (`<= max_id`) but that has no entry in the table, and no link to a sector
-    /// at or past `in_file` (the number of sectors the file holds).
-    fn check_table(
-        table: &[u32],
-        max_id: usize,
-        in_file: usize,
-        name: &'static str,
-    ) -> Result<(), &'static str> {
-        const UNSEEN: u8 = 0;
-        const ON_PATH: u8 = 1;
-        const ENDS: u8 = 2;
-        let mut state = vec![UNSEEN; table.len()];
-        let mut path = Vec::new();
-        for start in 0..table.len() {
-            let mut id = start;
-            loop {
-                match state.get(id) {
-                    Some(&UNSEEN) => {
-                        if let Some(slot) = state.get_mut(id) {
-                            *slot = ON_PATH;
-                        }
-                        path.push(id);
-                        let Some(&next) = table.get(id) else { break };
-                        if next >= MAX_REGULAR_SECTOR || next as usize > max_id {
-                            break;
-                        }
-                        if next as usize >= in_file {
-                            return Err("sector chain runs past the end of the file");
-                        }
-                        id = next as usize;
-                    }
-                    Some(&ON_PATH) => {
-                        return Err(if name == "FAT" {
-                            "FAT chain loops"
-                        } else {
-                            "mini FAT chain loops"
-                        });
-                    }
-                    Some(_) => break,
-                    None if id <= max_id => {
-                        return Err(if name == "FAT" {
-                            "FAT chain points past the FAT"
-                        } else {
-                            "mini FAT chain points past the mini FAT"
-                        });
-                    }
-                    None => break,
-                }
-            }
-            for id in path.drain(..) {
-                if let Some(slot) = state.get_mut(id) {
-                    *slot = ENDS;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::check_table;
-
-        #[test]
-        fn loops_and_dangling_links_are_found() {
-            const END: u32 = 0xFFFF_FFFE;
-            assert_eq!(check_table(&[1, 2, END, END], 10, 10, "FAT"), Ok(()));
-            assert_eq!(check_table(&[1, 2, 0], 10, 10, "FAT"), Err("FAT chain loops"));
-            assert_eq!(check_table(&[1, 1], 10, 10, "FAT"), Err("FAT chain loops"));
-            assert_eq!(check_table(&[5], 10, 10, "FAT"), Err("FAT chain points past the FAT"));
-            assert_eq!(
-                check_table(&[1, 9, END], 10, 9, "FAT"),
-                Err("sector chain runs past the end of the file")
-            );
-            // Beyond max_id calamine fails cleanly by itself.
-            assert_eq!(check_table(&[50], 10, 10, "FAT"), Ok(()));
-        }
-    }
-}
+mod biff;
 
 fn entry_name<R: Read>(entry: &zip::read::ZipFile<'_, R>) -> Option<String> {
     entry.name().ok().map(|n| n.into_owned())

@@ -1,0 +1,331 @@
+//! Cell references in xlsx worksheets, read before calamine reads them (issue 19).
+//!
+//! calamine 0.38 turns a reference into a position with unchecked arithmetic
+//! (`xlsx::get_row_column`: `col * 26 + letter`, `row * 10 + digit`): a reference of eight or
+//! more letters, such as `AATYHWUT4`, wraps in a release build and the value silently lands in
+//! another column; in a debug build it panics. A reversed `<dimension>` (`B2:A1`) underflows in
+//! `get_dimension`. calamine does not report the references it read, only the positions, so
+//! [`scan`] reads them itself, walking the worksheet XML the way `XlsxCellReader` does (same
+//! quick-xml version and configuration, hence the same events): the `<dimension>` before
+//! `<sheetData>`, then each `<row r>` and `<c r>` up to `</sheetData>`, tracking the position
+//! of a cell without a reference as calamine does. A reference must be A1 style within
+//! `XFD1048576`, and each cell must come after the one before it (rows top to bottom, cells
+//! left to right, each once), so no value can overwrite another or land where its reference
+//! does not point. Lower-case letters are accepted: calamine reads `c4` as `C4`.
+//!
+//! Proposed upstream: docs/upstream/calamine-cell-reference-overflow.md.
+
+use std::io::{BufRead, Read, Seek};
+
+use quick_xml::events::{BytesStart, Event};
+
+use super::{MAX_COLUMNS, MAX_ROWS};
+use crate::read::{ReferenceProblem, ReferenceSite};
+
+/// A reference that calamine must not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Finding {
+    /// The 1-based row calamine would have been in (none for the dimension or a row's own
+    /// reference).
+    pub row: Option<u64>,
+    pub site: ReferenceSite,
+    /// As written in the file (A1 form of the position for a cell without one).
+    pub reference: String,
+    pub problem: ReferenceProblem,
+}
+
+/// A 0-based (row, column) position, wide enough that counting cells never overflows.
+type Pos = (u64, u64);
+
+/// Reads one archive entry; `Err` at the first reference calamine must not read. An entry
+/// that is not XML, or not a worksheet, passes: only what calamine's cell reader would read
+/// is checked, and an XML error stops this scan where it stops calamine.
+pub(crate) fn scan<R: BufRead>(input: R) -> Result<(), Finding> {
+    let mut xml = quick_xml::Reader::from_reader(input);
+    // calamine's `xlsx::xml_reader` configuration, so both see the same events.
+    let config = xml.config_mut();
+    config.check_end_names = false;
+    config.trim_text(false);
+    config.check_comments = false;
+    config.expand_empty_elements = true;
+
+    let mut buf = Vec::with_capacity(1024);
+    let mut in_sheet_data = false;
+    // calamine's `XlsxCellReader` state: the row it is in and the column the next cell
+    // without a reference gets.
+    let mut row_index: u64 = 0;
+    let mut col_index: u64 = 0;
+    let mut previous: Option<Pos> = None;
+    loop {
+        buf.clear();
+        let Ok(event) = xml.read_event_into(&mut buf) else { return Ok(()) };
+        match event {
+            Event::Start(e) => match (in_sheet_data, e.local_name().as_ref()) {
+                (false, "dimension") => check_dimension(&e)?,
+                (false, "sheetData") => in_sheet_data = true,
+                (true, "row") => {
+                    if let Some(r) = attribute(&e, "r", ReferenceSite::Row, None)? {
+                        let row = parse_row(r).map_err(|problem| Finding {
+                            row: None,
+                            site: ReferenceSite::Row,
+                            reference: r.to_owned(),
+                            problem,
+                        })?;
+                        row_index = row - 1;
+                    }
+                }
+                (true, "c") => {
+                    let at = Some(row_index + 1);
+                    let reference = attribute(&e, "r", ReferenceSite::Cell, at)?;
+                    let finding = |reference: String, problem| Finding {
+                        row: at,
+                        site: ReferenceSite::Cell,
+                        reference,
+                        problem,
+                    };
+                    let pos = match reference {
+                        Some(r) => parse_cell(r).map_err(|p| finding(r.to_owned(), p))?,
+                        None => {
+                            let pos = (row_index, col_index);
+                            if let Err(problem) = within_grid(pos) {
+                                return Err(finding(a1(pos.0, pos.1), problem));
+                            }
+                            pos
+                        }
+                    };
+                    if let Some(prev) = previous.filter(|&prev| pos <= prev) {
+                        let shown = reference.map_or_else(|| a1(pos.0, pos.1), str::to_owned);
+                        let previous = a1(prev.0, prev.1);
+                        return Err(finding(shown, ReferenceProblem::OutOfOrder { previous }));
+                    }
+                    previous = Some(pos);
+                    col_index = pos.1 + 1;
+                }
+                _ => {}
+            },
+            Event::End(e) if in_sheet_data => match e.local_name().as_ref() {
+                "row" => {
+                    row_index = row_index.saturating_add(1);
+                    col_index = 0;
+                }
+                // calamine's cell reader stops here.
+                "sheetData" => return Ok(()),
+                _ => {}
+            },
+            Event::Eof => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// `<dimension ref="A1:E20">`: calamine parses both ends and subtracts them.
+fn check_dimension(e: &BytesStart<'_>) -> Result<(), Finding> {
+    let Some(range) = attribute(e, "ref", ReferenceSite::Dimension, None)? else {
+        return Ok(());
+    };
+    let finding = |problem| Finding {
+        row: None,
+        site: ReferenceSite::Dimension,
+        reference: range.to_owned(),
+        problem,
+    };
+    let mut parts = range.split(':');
+    let start = parts.next().map(parse_cell).transpose().map_err(finding)?;
+    let end = parts.next().map(parse_cell).transpose().map_err(finding)?;
+    if parts.next().is_some() {
+        return Err(finding(ReferenceProblem::Malformed));
+    }
+    if let (Some(start), Some(end)) = (start, end)
+        && (end.0 < start.0 || end.1 < start.1)
+    {
+        return Err(finding(ReferenceProblem::Reversed));
+    }
+    Ok(())
+}
+
+/// The value of attribute `key`, read as calamine's `attrs.rs` reads attributes (raw, key
+/// compared exactly). Two of them are refused: calamine would pick one, depending on the
+/// other attributes, and every value it could pick is then checked by nobody.
+fn attribute<'e>(
+    e: &'e BytesStart<'_>,
+    key: &str,
+    site: ReferenceSite,
+    row: Option<u64>,
+) -> Result<Option<&'e str>, Finding> {
+    let mut values =
+        RawAttributes { raw: e.attributes_raw() }.filter(|(k, _)| *k == key).map(|(_, v)| v);
+    let first = values.next();
+    if let (Some(first), Some(_)) = (first, values.next()) {
+        return Err(Finding {
+            row,
+            site,
+            reference: first.to_owned(),
+            problem: ReferenceProblem::Repeated,
+        });
+    }
+    Ok(first)
+}
+
+/// The attributes of a start tag as `(key, raw value)`, split the way calamine's
+/// `RawAttrIter` splits them (key up to `=`, trimmed; value between matching quotes). Ends
+/// at the first malformed attribute, where calamine's reading ends with an error.
+struct RawAttributes<'a> {
+    raw: &'a str,
+}
+
+impl<'a> Iterator for RawAttributes<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.raw.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        let (key, after_eq) = rest.split_once('=')?;
+        let after_eq = after_eq.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        let quote = after_eq.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+        let body = after_eq.get(1..)?;
+        let (value, rest) = body.split_once(quote).unwrap_or((body, ""));
+        self.raw = rest;
+        Some((key.trim_end_matches(|c: char| c.is_ascii_whitespace()), value))
+    }
+}
+
+/// A1 cell reference to a 0-based position: one or more letters (either case), then a
+/// row number; within `XFD1048576`. A malformed reference is reported before one beyond
+/// the grid, and a column beyond XFD before a row beyond 1,048,576. The column stops
+/// growing once past XFD, so no length of reference overflows.
+pub(crate) fn parse_cell(reference: &str) -> Result<Pos, ReferenceProblem> {
+    let letters = reference.bytes().take_while(u8::is_ascii_alphabetic).count();
+    let (column, row) = reference.split_at(letters);
+    if column.is_empty() || !is_row_number(row) {
+        return Err(ReferenceProblem::Malformed);
+    }
+    let mut col: u64 = 0;
+    for letter in column.bytes() {
+        col = col * 26 + u64::from(letter.to_ascii_uppercase() - b'A') + 1;
+        if col > u64::from(MAX_COLUMNS) {
+            return Err(ReferenceProblem::BeyondLastColumn);
+        }
+    }
+    Ok((parse_row(row)? - 1, col - 1))
+}
+
+/// Digits only, not all zeros.
+fn is_row_number(digits: &str) -> bool {
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.bytes().any(|b| b != b'0')
+}
+
+/// A row number, 1-based: digits only, 1 to 1,048,576.
+fn parse_row(digits: &str) -> Result<u64, ReferenceProblem> {
+    if !is_row_number(digits) {
+        return Err(ReferenceProblem::Malformed);
+    }
+    let mut row: u64 = 0;
+    for digit in digits.bytes() {
+        row = row * 10 + u64::from(digit - b'0');
+        if row > u64::from(MAX_ROWS) {
+            return Err(ReferenceProblem::BeyondLastRow);
+        }
+    }
+    Ok(row)
+}
+
+fn within_grid((row, col): Pos) -> Result<(), ReferenceProblem> {
+    if col >= u64::from(MAX_COLUMNS) {
+        Err(ReferenceProblem::BeyondLastColumn)
+    } else if row >= u64::from(MAX_ROWS) {
+        Err(ReferenceProblem::BeyondLastRow)
+    } else {
+        Ok(())
+    }
+}
+
+/// The A1 reference of a 0-based position (`a1(3, 2)` is `C4`).
+pub(crate) fn a1(row: u64, col: u64) -> String {
+    let mut letters = Vec::new();
+    let mut n = col + 1;
+    while n > 0 {
+        let rem = (n - 1) % 26;
+        letters.push(char::from(b'A' + rem as u8));
+        n = (n - 1) / 26;
+    }
+    letters.iter().rev().collect::<String>() + &(row + 1).to_string()
+}
+
+/// The name of the sheet stored in archive entry `entry`, found as calamine finds it
+/// (`_rels/.rels` → workbook part → its relationships → `<sheet name r:id>`). Only for the
+/// error message: `None` when the workbook does not say.
+pub(crate) fn sheet_of_entry<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    entry: &str,
+) -> Option<String> {
+    let normalised = |path: &str| path.replace('\\', "/").to_ascii_lowercase();
+    let wanted = normalised(entry);
+    let document = elements(zip, "_rels/.rels", "Relationship")?
+        .into_iter()
+        .find(|attrs| {
+            value(attrs, "Type").is_some_and(|t| t.ends_with("/relationships/officeDocument"))
+        })
+        .and_then(|attrs| value(&attrs, "Target").map(str::to_owned))
+        .unwrap_or_else(|| "xl/workbook.xml".to_owned());
+    let (dir, name) = document.rsplit_once('/').unwrap_or(("", &document));
+    let dir = dir.strip_prefix('/').unwrap_or(dir);
+    let dir = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+    let rels = elements(zip, &format!("{dir}_rels/{name}.rels"), "Relationship")?;
+    let sheets = elements(zip, &format!("{dir}{name}"), "sheet")?;
+    sheets.iter().find_map(|sheet| {
+        let id = sheet.iter().find(|(k, _)| k == "id" || k.ends_with(":id"))?.1.as_str();
+        let target = rels.iter().find(|r| value(r, "Id") == Some(id))?;
+        let target = value(target, "Target")?;
+        let path = target.strip_prefix('/').map_or_else(|| format!("{dir}{target}"), str::to_owned);
+        (normalised(&path) == wanted).then(|| value(sheet, "name").map(str::to_owned))?
+    })
+}
+
+type Attrs = Vec<(String, String)>;
+
+fn value<'a>(attrs: &'a Attrs, key: &str) -> Option<&'a str> {
+    attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The attributes (key, unescaped value) of every element named `local` in the entry at
+/// `path` (found as calamine finds it: case-insensitive, `\` read as `/`). At most 16 MiB
+/// of the entry is read: these are small parts, and this is only for a message.
+fn elements<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    path: &str,
+    local: &str,
+) -> Option<Vec<Attrs>> {
+    const READ_AT_MOST: u64 = 16 << 20;
+    let wanted = path.replace('\\', "/").to_ascii_lowercase();
+    let index = (0..zip.len()).find(|&i| {
+        zip.name_for_index(i)
+            .and_then(Result::ok)
+            .is_some_and(|n| n.replace('\\', "/").to_ascii_lowercase() == wanted)
+    })?;
+    let entry = zip.by_index(index).ok()?;
+    let mut xml = quick_xml::Reader::from_reader(std::io::BufReader::new(entry.take(READ_AT_MOST)));
+    xml.config_mut().expand_empty_elements = true;
+    let mut found = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match xml.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == local => {
+                let attrs = e
+                    .attributes()
+                    .flatten()
+                    .filter_map(|a| {
+                        let key = a.key.as_ref().to_owned();
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .ok()
+                            .map(|v| (key, v.into_owned()))
+                    })
+                    .collect();
+                found.push(attrs);
+            }
+            Ok(Event::Eof) | Err(_) => return Some(found),
+            _ => {}
+        }
+    }
+}
