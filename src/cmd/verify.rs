@@ -194,7 +194,17 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors) -> FileReport {
         registry_status: None,
         identifier: None,
     };
-    let bytes = match std::fs::read(file) {
+    // Read one byte past the verifier's bound so a huge file is refused, not loaded.
+    let limit = crate::verify::pdf::MAX_PDF_BYTES as u64 + 1;
+    let read = std::fs::File::open(file).and_then(|f| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, limit), &mut bytes).map(|_| bytes)
+    });
+    let bytes = match read {
+        Ok(bytes) if bytes.len() as u64 >= limit && !bytes.starts_with(b"%PDF") => {
+            report.detail = Some(format!("larger than {} bytes", limit - 1));
+            return report;
+        }
         Ok(bytes) => bytes,
         Err(e) => {
             report.detail = Some(format!("cannot read: {e}"));
