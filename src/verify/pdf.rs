@@ -5,7 +5,7 @@
 //! update, makes the document Tampered); the SHA-256 of the covered bytes equals the CMS
 //! messageDigest (RFC 5652 §11.2); signing-certificate-v2 names the signer certificate
 //! (RFC 5035); the RSA signature over the signed attributes verifies (RFC 5652 §5.4); the
-//! signer certificate chains to a trust anchor at the `/M` signing time. The file is scanned,
+//! signer certificate has a valid path to a trust anchor now ([`super::path`]; `/M` is a claim). The file is scanned,
 //! never parsed as a whole or inflated (see [`verify_pdf`]): verification is bounded.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
-use super::{SignatureStatus, TrustAnchors, chain_to_anchor, subject_label, tampered, verify_rsa};
+use super::{
+    SignatureStatus, TimeSource, TrustAnchors, subject_label, tampered, validate_signer, verify_rsa,
+};
 use crate::sign::signed_data::{
     OID_DATA, OID_SHA256, OID_SIGNED_DATA, OID_SIGNING_CERTIFICATE_V2, SigningCertificateV2,
 };
@@ -38,8 +40,11 @@ pub struct PdfVerification {
     pub status: SignatureStatus,
     /// Signer certificate subject (common name), when a CMS was found.
     pub signer: Option<String>,
-    /// `/M` of the signature dictionary.
+    /// `/M` of the signature dictionary (a claim, see `signing_time_source`).
     pub signing_time: Option<DateTime<Utc>>,
+    /// Where `signing_time` comes from; the path is validated at it only when it is
+    /// [`TimeSource::Timestamp`], else at the verifier's current time.
+    pub signing_time_source: Option<TimeSource>,
     /// Hex SHA-256 of the signed byte ranges.
     pub signed_digest: Option<String>,
     /// Why a signature is untrusted, when it is.
@@ -52,6 +57,7 @@ impl PdfVerification {
             status,
             signer: None,
             signing_time: None,
+            signing_time_source: None,
             signed_digest: None,
             detail: None,
         }
@@ -77,6 +83,12 @@ pub const MAX_SIGNATURES: usize = 64;
 /// linear in the file size (at most [`MAX_PDF_BYTES`]) and independent of what the file's
 /// streams claim to inflate to, and of the number of threads.
 pub fn verify_pdf(bytes: &[u8], trust: &TrustAnchors) -> PdfVerification {
+    verify_pdf_at(bytes, trust, Utc::now())
+}
+
+/// As [`verify_pdf`], validating the signer's certificate path at `now` (the verifier's
+/// clock; the signer's `/M` is only reported). Never panics.
+pub fn verify_pdf_at(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> PdfVerification {
     if bytes.len() > MAX_PDF_BYTES {
         let status = if find(bytes, b"/ByteRange").is_some() {
             tampered(format!(
@@ -97,7 +109,8 @@ pub fn verify_pdf(bytes: &[u8], trust: &TrustAnchors) -> PdfVerification {
     };
     let mut result = PdfVerification::new(SignatureStatus::Authentic);
     result.signing_time = sig.signing_time;
-    match check(bytes, &sig, trust, &mut result) {
+    result.signing_time_source = sig.signing_time.map(|_| TimeSource::Claimed);
+    match check(bytes, &sig, trust, now, &mut result) {
         Ok(()) => {}
         Err(status) => result.status = status,
     }
@@ -180,6 +193,7 @@ fn check(
     bytes: &[u8],
     sig: &SignatureDictionary,
     trust: &TrustAnchors,
+    now: DateTime<Utc>,
     result: &mut PdfVerification,
 ) -> Result<(), SignatureStatus> {
     let [a, b, c, d] = sig.byte_range;
@@ -245,9 +259,9 @@ fn check(
 
     check_signer_info(signer_info, signer_cert, &digest)?;
 
-    let at = sig.signing_time.unwrap_or_else(Utc::now);
-    if let Err(why) = chain_to_anchor(signer_cert, &certificates, trust, at) {
-        result.detail = Some(why);
+    // No trusted timestamp yet: the only trustworthy time is now (never `/M`).
+    if let Err(why) = validate_signer(signer_cert, &certificates, trust, now) {
+        result.detail = Some(why.to_string());
         return Err(SignatureStatus::Untrusted { subject: subject_label(signer_cert) });
     }
     Ok(())
