@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::registry::{AuditEntry, Registry, RegistryStatus};
 use crate::sign::keys::CA_CERT_FILE;
-use crate::verify::{SignatureStatus, TrustAnchors, verify_pdf, verify_xml};
+use crate::verify::{SignatureStatus, TimeSource, TrustAnchors, verify_pdf_at, verify_xml_at};
 
 /// Arguments of `elicence verify`.
 #[derive(Debug, clap::Args)]
@@ -54,6 +54,9 @@ pub struct FileReport {
     pub signer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_time: Option<DateTime<Utc>>,
+    /// `timestamp` (trusted, the path was validated at it) or `claimed` (the signer's `/M`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_time_source: Option<TimeSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -144,8 +147,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut all_authentic = true;
+    // Paths are validated at the (injectable) current time, never at a time the file claims.
+    let now = crate::clock::now()?;
     for file in &args.files {
-        let mut report = verify_file(file, &trust);
+        let mut report = verify_file(file, &trust, now);
         all_authentic &= report.status.is_authentic();
         if let Some(reg) = registry.as_mut() {
             let (status, identifier) = match crate::read::sha256_file(file) {
@@ -181,20 +186,32 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     Ok(if all_authentic { 0 } else { 1 })
 }
 
-/// Verifies one file; a file that cannot be read is reported as not signed with a detail.
-pub fn verify_file(file: &Path, trust: &TrustAnchors) -> FileReport {
+/// Verifies one file with certificate paths validated at `now`; a file that cannot be read
+/// is reported as not signed with a detail.
+pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> FileReport {
     let mut report = FileReport {
         file: file.to_path_buf(),
         kind: "pdf",
         status: SignatureStatus::NotSigned,
         signer: None,
         signing_time: None,
+        signing_time_source: None,
         signed_digest: None,
         detail: None,
         registry_status: None,
         identifier: None,
     };
-    let bytes = match std::fs::read(file) {
+    // Read one byte past the verifier's bound so a huge file is refused, not loaded.
+    let limit = crate::verify::pdf::MAX_PDF_BYTES as u64 + 1;
+    let read = std::fs::File::open(file).and_then(|f| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, limit), &mut bytes).map(|_| bytes)
+    });
+    let bytes = match read {
+        Ok(bytes) if bytes.len() as u64 >= limit && !bytes.starts_with(b"%PDF") => {
+            report.detail = Some(format!("larger than {} bytes", limit - 1));
+            return report;
+        }
         Ok(bytes) => bytes,
         Err(e) => {
             report.detail = Some(format!("cannot read: {e}"));
@@ -202,14 +219,15 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors) -> FileReport {
         }
     };
     if bytes.starts_with(b"%PDF") {
-        let v = verify_pdf(&bytes, trust);
+        let v = verify_pdf_at(&bytes, trust, now);
         (report.status, report.signer, report.signing_time) = (v.status, v.signer, v.signing_time);
+        report.signing_time_source = v.signing_time_source;
         (report.signed_digest, report.detail) = (v.signed_digest, v.detail);
     } else {
         report.kind = "xml";
         match String::from_utf8(bytes) {
             Ok(text) => {
-                let v = verify_xml(&text, trust);
+                let v = verify_xml_at(&text, trust, now);
                 (report.status, report.signer, report.signing_time) =
                     (v.status, v.signer, v.signing_time);
                 (report.signed_digest, report.detail) = (v.signed_digest, v.detail);

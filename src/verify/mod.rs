@@ -4,24 +4,24 @@
 //! [`verify_pdf`] checks PAdES signatures written by [`crate::sign::pades`], [`verify_xml`]
 //! enveloped XML-DSig signatures written by [`crate::sign::xmldsig`]. Both report a
 //! [`SignatureStatus`] and never panic on malformed input. Certificates are chained to
-//! [`TrustAnchors`] loaded from PEM files (RFC 5280 §6, reduced: signatures, names, validity
-//! and CA flags; no revocation).
+//! [`TrustAnchors`] loaded from PEM files by OpenSSL ([`path`], RFC 5280 §6) at the
+//! validation time: now, never the time the signer claims (no revocation yet).
 
+pub mod path;
 pub mod pdf;
 pub mod xml;
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
 use der::Encode;
 use serde::{Deserialize, Serialize};
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::BasicConstraints;
 
-pub use pdf::{PdfVerification, verify_pdf};
-pub use xml::{XmlVerification, verify_xml};
+pub use path::{PathError, validate_signer};
+pub use pdf::{PdfVerification, verify_pdf, verify_pdf_at};
+pub use xml::{XmlVerification, verify_xml, verify_xml_at};
 
-use crate::sign::key_files::{common_name, to_chrono};
+use crate::sign::key_files::common_name;
 
 /// The verdict on one signed file.
 ///
@@ -153,66 +153,12 @@ pub(crate) fn verify_rsa(
         .map_err(|_| "RSA signature does not verify".to_owned())
 }
 
-fn valid_at(cert: &Certificate, at: DateTime<Utc>) -> Result<(), String> {
-    let validity = cert.tbs_certificate().validity();
-    let (from, to) = (to_chrono(&validity.not_before), to_chrono(&validity.not_after));
-    if at < from || at > to {
-        return Err(format!(
-            "certificate {} valid {from} .. {to}, not at {at}",
-            subject_label(cert)
-        ));
-    }
-    Ok(())
-}
-
-fn is_ca(cert: &Certificate) -> bool {
-    cert.tbs_certificate()
-        .get_extension::<BasicConstraints>()
-        .ok()
-        .flatten()
-        .is_some_and(|(_, bc)| bc.ca)
-}
-
-/// Verifies the signature of `issuer` on `cert`.
-fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
-    if cert.tbs_certificate().issuer() != issuer.tbs_certificate().subject() {
-        return false;
-    }
-    let Ok(tbs) = cert.tbs_certificate().to_der() else { return false };
-    let Some(signature) = cert.signature().as_bytes() else { return false };
-    verify_rsa(issuer, &cert.signature_algorithm().oid, &tbs, signature).is_ok()
-}
-
-/// Builds a path from `leaf` through `pool` (certificates shipped with the signature) to a
-/// trust anchor, every certificate valid at `at`. Returns why not, for the report.
-pub(crate) fn chain_to_anchor(
-    leaf: &Certificate,
-    pool: &[Certificate],
-    trust: &TrustAnchors,
-    at: DateTime<Utc>,
-) -> Result<(), String> {
-    const MAX_DEPTH: usize = 6;
-    let mut current = leaf.clone();
-    for _ in 0..MAX_DEPTH {
-        valid_at(&current, at)?;
-        if let Ok(der) = current.to_der()
-            && trust.anchors.iter().any(|(_, anchor_der)| *anchor_der == der)
-        {
-            return Ok(());
-        }
-        if let Some((anchor, _)) = trust.anchors.iter().find(|(a, _)| issued_by(&current, a)) {
-            return valid_at(anchor, at);
-        }
-        match pool.iter().find(|c| is_ca(c) && *c != &current && issued_by(&current, c)) {
-            Some(next) => current = next.clone(),
-            None => {
-                return Err(format!(
-                    "no path from {} to a trust anchor (issuer {})",
-                    subject_label(leaf),
-                    current.tbs_certificate().issuer()
-                ));
-            }
-        }
-    }
-    Err(format!("certificate path from {} is too long", subject_label(leaf)))
+/// Where a reported signing time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeSource {
+    /// A trusted RFC 3161 timestamp: the certificate path was validated at this time.
+    Timestamp,
+    /// Only the signer's own claim (`/M`): reported, never used for validation.
+    Claimed,
 }

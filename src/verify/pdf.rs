@@ -5,7 +5,8 @@
 //! update, makes the document Tampered); the SHA-256 of the covered bytes equals the CMS
 //! messageDigest (RFC 5652 §11.2); signing-certificate-v2 names the signer certificate
 //! (RFC 5035); the RSA signature over the signed attributes verifies (RFC 5652 §5.4); the
-//! signer certificate chains to a trust anchor at the `/M` signing time.
+//! signer certificate has a valid path to a trust anchor now ([`super::path`]; `/M` is a claim). The file is scanned,
+//! never parsed as a whole or inflated (see [`verify_pdf`]): verification is bounded.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use cms::content_info::ContentInfo;
@@ -17,7 +18,9 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
-use super::{SignatureStatus, TrustAnchors, chain_to_anchor, subject_label, tampered, verify_rsa};
+use super::{
+    SignatureStatus, TimeSource, TrustAnchors, subject_label, tampered, validate_signer, verify_rsa,
+};
 use crate::sign::signed_data::{
     OID_DATA, OID_SHA256, OID_SIGNED_DATA, OID_SIGNING_CERTIFICATE_V2, SigningCertificateV2,
 };
@@ -37,8 +40,11 @@ pub struct PdfVerification {
     pub status: SignatureStatus,
     /// Signer certificate subject (common name), when a CMS was found.
     pub signer: Option<String>,
-    /// `/M` of the signature dictionary.
+    /// `/M` of the signature dictionary (a claim, see `signing_time_source`).
     pub signing_time: Option<DateTime<Utc>>,
+    /// Where `signing_time` comes from; the path is validated at it only when it is
+    /// [`TimeSource::Timestamp`], else at the verifier's current time.
+    pub signing_time_source: Option<TimeSource>,
     /// Hex SHA-256 of the signed byte ranges.
     pub signed_digest: Option<String>,
     /// Why a signature is untrusted, when it is.
@@ -51,28 +57,60 @@ impl PdfVerification {
             status,
             signer: None,
             signing_time: None,
+            signing_time_source: None,
             signed_digest: None,
             detail: None,
         }
     }
 }
 
+/// Largest PDF [`verify_pdf`] looks at. An e-licence is a few hundred kilobytes; anything
+/// near this is not one of ours, and refusing it keeps memory bounded per file.
+pub const MAX_PDF_BYTES: usize = 64 << 20;
+
+/// Most signature dictionaries [`verify_pdf`] considers in one file (ours have one; a
+/// watermarked copy or a B-LTA file a handful).
+pub const MAX_SIGNATURES: usize = 64;
+
 /// Verifies the last signature of a PDF against `trust`. Never panics; malformed input is
 /// reported as [`SignatureStatus::Tampered`] or [`SignatureStatus::NotSigned`].
+///
+/// Bounded by construction: the file is never parsed as a whole and no stream is ever
+/// inflated. A signature dictionary cannot live in a compressed object stream (its
+/// `/Contents` must be the literal gap in `/ByteRange`, ISO 32000-1 §12.8.1), so the
+/// dictionaries are found by a linear scan of the raw bytes; everything a signature
+/// protects is then checked by hashing the covered bytes as they are. Work and memory are
+/// linear in the file size (at most [`MAX_PDF_BYTES`]) and independent of what the file's
+/// streams claim to inflate to, and of the number of threads.
 pub fn verify_pdf(bytes: &[u8], trust: &TrustAnchors) -> PdfVerification {
-    let doc = match lopdf::Document::load_mem(bytes) {
-        Ok(doc) => doc,
-        Err(e) if find(bytes, b"/ByteRange").is_some() => {
-            return PdfVerification::new(tampered(format!("signed PDF cannot be parsed: {e}")));
-        }
-        Err(_) => return PdfVerification::new(SignatureStatus::NotSigned),
+    verify_pdf_at(bytes, trust, Utc::now())
+}
+
+/// As [`verify_pdf`], validating the signer's certificate path at `now` (the verifier's
+/// clock; the signer's `/M` is only reported). Never panics.
+pub fn verify_pdf_at(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> PdfVerification {
+    if bytes.len() > MAX_PDF_BYTES {
+        let status = if find(bytes, b"/ByteRange").is_some() {
+            tampered(format!(
+                "file is {} bytes, more than the {MAX_PDF_BYTES} verified",
+                bytes.len()
+            ))
+        } else {
+            SignatureStatus::NotSigned
+        };
+        return PdfVerification::new(status);
+    }
+    let signatures = match signature_dictionaries(bytes) {
+        Ok(signatures) => signatures,
+        Err(status) => return PdfVerification::new(status),
     };
-    let Some(sig) = last_signature(&doc) else {
+    let Some(sig) = last_signature(signatures) else {
         return PdfVerification::new(SignatureStatus::NotSigned);
     };
     let mut result = PdfVerification::new(SignatureStatus::Authentic);
     result.signing_time = sig.signing_time;
-    match check(bytes, &sig, trust, &mut result) {
+    result.signing_time_source = sig.signing_time.map(|_| TimeSource::Claimed);
+    match check(bytes, &sig, trust, now, &mut result) {
         Ok(()) => {}
         Err(status) => result.status = status,
     }
@@ -81,42 +119,81 @@ pub fn verify_pdf(bytes: &[u8], trust: &TrustAnchors) -> PdfVerification {
 
 struct SignatureDictionary {
     byte_range: [i64; 4],
-    contents: Vec<u8>,
     signing_time: Option<DateTime<Utc>>,
 }
 
-/// All dictionaries with `/ByteRange` and `/Contents` (ISO 32000-1 §12.8.1); the one whose
-/// range reaches furthest is the last signature.
-fn last_signature(doc: &lopdf::Document) -> Option<SignatureDictionary> {
-    let mut best: Option<SignatureDictionary> = None;
-    for object in doc.objects.values() {
-        let Ok(dict) = object.as_dict() else { continue };
-        let Ok(range) = dict.get(b"ByteRange").and_then(lopdf::Object::as_array) else {
-            continue;
-        };
-        let Ok(contents) = dict.get(b"Contents").and_then(lopdf::Object::as_str) else {
-            continue;
-        };
-        let numbers: Vec<i64> = range.iter().filter_map(|o| o.as_i64().ok()).collect();
-        let Ok(byte_range) = <[i64; 4]>::try_from(numbers) else { continue };
-        let signing_time = dict
-            .get(b"M")
-            .and_then(lopdf::Object::as_str)
-            .ok()
-            .and_then(|m| parse_pdf_date(&String::from_utf8_lossy(m)));
-        let end = byte_range[2].saturating_add(byte_range[3]);
-        if best.as_ref().is_none_or(|b| b.byte_range[2].saturating_add(b.byte_range[3]) < end) {
-            best =
-                Some(SignatureDictionary { byte_range, contents: contents.to_vec(), signing_time });
+/// The signature whose range reaches furthest is the last one.
+fn last_signature(signatures: Vec<SignatureDictionary>) -> Option<SignatureDictionary> {
+    signatures.into_iter().max_by_key(|s| s.byte_range[2].saturating_add(s.byte_range[3]))
+}
+
+/// Every `/ByteRange [a b c d]` in the raw file with the `/M` of the object around it.
+/// An unreadable array is skipped, as a parser would ignore a broken object; more than
+/// [`MAX_SIGNATURES`] arrays make the file [`SignatureStatus::Tampered`].
+fn signature_dictionaries(bytes: &[u8]) -> Result<Vec<SignatureDictionary>, SignatureStatus> {
+    const KEY: &[u8] = b"/ByteRange";
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = bytes.get(from..).and_then(|rest| find(rest, KEY)).map(|i| from + i) {
+        from = at + KEY.len();
+        if found.len() == MAX_SIGNATURES {
+            return Err(tampered(format!("more than {MAX_SIGNATURES} /ByteRange arrays")));
         }
+        let Some(byte_range) = parse_byte_range(bytes.get(from..).unwrap_or_default()) else {
+            continue;
+        };
+        found.push(SignatureDictionary { byte_range, signing_time: claimed_time(bytes, at) });
     }
-    best
+    Ok(found)
+}
+
+/// Parses `[a b c d]` (PDF whitespace allowed, ISO 32000-1 §7.2.2) at the start of `text`.
+fn parse_byte_range(text: &[u8]) -> Option<[i64; 4]> {
+    let is_space = |b: &u8| b" \t\r\n\x0c\x00".contains(b);
+    let open = text.iter().position(|b| !is_space(b))?;
+    if text.get(open) != Some(&b'[') {
+        return None;
+    }
+    // Four numbers of at most 20 characters each plus spaces: never read far.
+    let window = text.get(open + 1..)?;
+    let close = window.iter().take(128).position(|&b| b == b']')?;
+    let inner = std::str::from_utf8(window.get(..close)?).ok()?;
+    let numbers: Vec<i64> = inner
+        .split(|c: char| is_space(&(c as u8)))
+        .filter(|t| !t.is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    <[i64; 4]>::try_from(numbers).ok()
+}
+
+/// The `/M (D:…)` of the indirect object holding the `/ByteRange` at `at`: from the
+/// nearest `obj` before it to the nearest `endobj` after it. Only a claim, reported as such.
+fn claimed_time(bytes: &[u8], at: usize) -> Option<DateTime<Utc>> {
+    let head = bytes.get(..at)?;
+    let start = head.windows(3).rposition(|w| w == b"obj").unwrap_or(0);
+    let end = bytes.get(at..).and_then(|t| find(t, b"endobj")).map_or(bytes.len(), |e| at + e);
+    let object = bytes.get(start..end)?;
+    let mut from = 0;
+    while let Some(m) = object.get(from..).and_then(|t| find(t, b"/M")).map(|i| from + i) {
+        from = m + 2;
+        let rest = object.get(from..)?;
+        let value = rest.iter().position(|b| !b" \t\r\n".contains(b))?;
+        if rest.get(value) != Some(&b'(') {
+            continue; // `/MDP`, `/Mx`…: another key
+        }
+        let text = rest.get(value + 1..)?;
+        let close = text.iter().take(64).position(|&b| b == b')')?;
+        return parse_pdf_date(&String::from_utf8_lossy(text.get(..close)?));
+    }
+    None
 }
 
 fn check(
     bytes: &[u8],
     sig: &SignatureDictionary,
     trust: &TrustAnchors,
+    now: DateTime<Utc>,
     result: &mut PdfVerification,
 ) -> Result<(), SignatureStatus> {
     let [a, b, c, d] = sig.byte_range;
@@ -140,8 +217,10 @@ fn check(
     };
     let cms_bytes = hex::decode(hex_digits)
         .map_err(|_| tampered("/ByteRange gap is not the /Contents hex string"))?;
-    if cms_bytes != sig.contents {
-        return Err(tampered("/ByteRange gap is not this signature's /Contents"));
+    let before = bytes.get(..b).unwrap_or_default();
+    let key_end = before.iter().rposition(|c| !b" \t\r\n".contains(c)).map_or(0, |i| i + 1);
+    if !before.get(..key_end).unwrap_or_default().ends_with(b"/Contents") {
+        return Err(tampered("/ByteRange gap is not a /Contents value"));
     }
 
     let mut hasher = Sha256::new();
@@ -180,9 +259,9 @@ fn check(
 
     check_signer_info(signer_info, signer_cert, &digest)?;
 
-    let at = sig.signing_time.unwrap_or_else(Utc::now);
-    if let Err(why) = chain_to_anchor(signer_cert, &certificates, trust, at) {
-        result.detail = Some(why);
+    // No trusted timestamp yet: the only trustworthy time is now (never `/M`).
+    if let Err(why) = validate_signer(signer_cert, &certificates, trust, now) {
+        result.detail = Some(why.to_string());
         return Err(SignatureStatus::Untrusted { subject: subject_label(signer_cert) });
     }
     Ok(())

@@ -18,7 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
-use super::{SignatureStatus, TrustAnchors, chain_to_anchor, subject_label, tampered, verify_rsa};
+use super::{SignatureStatus, TrustAnchors, subject_label, tampered, validate_signer, verify_rsa};
 use crate::sign::SignError;
 use crate::sign::SignatureAlgorithm;
 use crate::sign::xmldsig::{
@@ -130,8 +130,8 @@ fn check(
         return Err(tampered("signed content changed: digest does not match DigestValue"));
     }
 
-    if let Err(why) = chain_to_anchor(signer_cert, &certificates, trust, at) {
-        result.detail = Some(why);
+    if let Err(why) = validate_signer(signer_cert, &certificates, trust, at) {
+        result.detail = Some(why.to_string());
         return Err(SignatureStatus::Untrusted { subject: subject_label(signer_cert) });
     }
     Ok(())
