@@ -40,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&scratch.path, data).is_err() {
         return;
     }
-    let report = verify_file(&scratch.path, &scratch.trust);
+    // The verifier's clock (certificate validity is checked at it): pinned by ELICENCE_NOW
+    // like every other run, else the current time.
+    let Ok(now) = elicence::clock::now() else { return };
+    let report = verify_file(&scratch.path, &scratch.trust, now);
     // Touch everything a user would see, so a lazy panic (Display, serialisation) shows too.
     let _ = (report.kind, report.status.label(), report.detail.as_deref().map(str::len));
     if let SignatureStatus::Tampered { reason } = &report.status {
