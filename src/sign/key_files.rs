@@ -20,6 +20,10 @@ pub const PASSPHRASE_ENV: &str = "ELICENCE_KEY_PASSPHRASE";
 pub const KEY_FILE: &str = "signer.key";
 /// Signer certificate followed by the CA certificate, PEM.
 pub const CHAIN_FILE: &str = "signer.pem";
+/// The SM2 signer's PKCS#8 key (OFD seals), beside the RSA files.
+pub const SM2_KEY_FILE: &str = "sm2-signer.key";
+/// The SM2 signer certificate followed by the SM2 CA certificate, PEM.
+pub const SM2_CHAIN_FILE: &str = "sm2-signer.pem";
 
 /// A key passphrase; wiped from memory on drop, never printed.
 #[derive(Clone)]
@@ -79,8 +83,15 @@ impl KeyDir {
     /// `dir/`[`CHAIN_FILE`]. Fails when a file is missing or malformed, or the key is
     /// encrypted and `passphrase` is `None` or wrong.
     pub(crate) fn read(dir: &Path, passphrase: Option<&Passphrase>) -> Result<KeyDir, KeyError> {
-        let key_path = dir.join(KEY_FILE);
-        let cert_path = dir.join(CHAIN_FILE);
+        KeyDir::read_files(dir.join(KEY_FILE), dir.join(CHAIN_FILE), passphrase)
+    }
+
+    /// As [`KeyDir::read`], for a key file and a chain file of any name.
+    pub(crate) fn read_files(
+        key_path: PathBuf,
+        cert_path: PathBuf,
+        passphrase: Option<&Passphrase>,
+    ) -> Result<KeyDir, KeyError> {
         let key_pem = Zeroizing::new(
             std::fs::read_to_string(&key_path)
                 .map_err(|source| KeyError::Read { path: key_path.clone(), source })?,

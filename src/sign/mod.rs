@@ -7,7 +7,9 @@
 //!   hand out the public chain) and the [`SignatureAlgorithm`] that tells the formats which
 //!   digest, OIDs and URIs to write. Renderers never see the key.
 //! - [`rsa`](self::rsa) implements it for RSA keys ([`RsaSigner`], with the OpenSSL, ring and
-//!   pure-Rust backends); [`key_files`] reads a key directory (passphrase, PKCS#8, chain).
+//!   pure-Rust backends); [`sm2`](self::sm2) implements it for SM2 keys ([`Sm2Signer`], SM3
+//!   hashes, the OFD seal signatures); [`key_files`] reads a key directory (passphrase,
+//!   PKCS#8, chain).
 //! - [`keys`] writes a development CA and signer key set (`elicence keys init`).
 //! - [`pades`] signs a PDF as PAdES baseline B-B (ETSI EN 319 142-1) in an incremental update,
 //!   with the CMS `SignedData` built by [`signed_data`].
@@ -22,6 +24,7 @@ pub mod pades;
 pub mod rsa;
 pub mod signed_data;
 pub mod signer;
+pub mod sm2;
 pub mod xmldsig;
 
 use std::path::PathBuf;
@@ -29,6 +32,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 pub use self::rsa::{RsaBackend, RsaSigner};
+pub use self::sm2::{SM2_DEFAULT_DIST_ID, Sm2Signer};
 pub use key_files::{PASSPHRASE_ENV, Passphrase, passphrase_from_env_or_file};
 pub use keys::{DevKeyOptions, DevKeyPaths, init_dev_keys};
 pub use pades::{PdfSignOptions, sign_pdf, sign_rendered_pdf};
@@ -84,6 +88,9 @@ pub enum SignError {
     /// The RSA backend refused to sign.
     #[error("RSA signing failed ({backend:?})")]
     Rsa { backend: RsaBackend },
+    /// The SM2 signer refused to sign.
+    #[error("SM2 signing failed")]
+    Sm2,
     /// The input PDF could not be parsed.
     #[error("input PDF cannot be parsed: {detail}")]
     PdfParse { detail: String },

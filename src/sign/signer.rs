@@ -13,6 +13,7 @@ use std::fmt;
 use der::asn1::Any;
 use der::oid::ObjectIdentifier;
 use sha2::{Digest, Sha256};
+use sm3::Sm3;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 
@@ -24,12 +25,19 @@ pub const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.
 pub const OID_SHA256_WITH_RSA: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 
+/// SM3 (GB/T 32905-2016; OID from GM/T 0006-2012 and GB/T 33560-2017).
+pub const OID_SM3: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.1.401");
+/// SM2 signature with SM3 (GM/T 0006-2012 `SM3withSM2`; RFC 8998 §3.1 calls it sm2sig_sm3).
+pub const OID_SM2_WITH_SM3: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.1.501");
+
 /// A message digest used by a signature algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DigestAlgorithm {
     /// SHA-256 (FIPS 180-4).
     Sha256,
+    /// SM3 (GB/T 32905-2016), the hash of OFD references and SES seals.
+    Sm3,
 }
 
 impl DigestAlgorithm {
@@ -37,6 +45,7 @@ impl DigestAlgorithm {
     pub fn oid(self) -> ObjectIdentifier {
         match self {
             DigestAlgorithm::Sha256 => OID_SHA256,
+            DigestAlgorithm::Sm3 => OID_SM3,
         }
     }
 
@@ -51,6 +60,8 @@ impl DigestAlgorithm {
         match self {
             // XML Encryption §5.7.2.
             DigestAlgorithm::Sha256 => "http://www.w3.org/2001/04/xmlenc#sha256",
+            // RFC 9231 §2.1.7.
+            DigestAlgorithm::Sm3 => "http://www.w3.org/2021/04/xmldsig-more#sm3",
         }
     }
 
@@ -59,6 +70,13 @@ impl DigestAlgorithm {
         match self {
             DigestAlgorithm::Sha256 => {
                 let mut hasher = Sha256::new();
+                for part in parts {
+                    hasher.update(part);
+                }
+                hasher.finalize().to_vec()
+            }
+            DigestAlgorithm::Sm3 => {
+                let mut hasher = Sm3::new();
                 for part in parts {
                     hasher.update(part);
                 }
@@ -79,6 +97,10 @@ impl DigestAlgorithm {
 pub enum SignatureAlgorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2).
     RsaPkcs1Sha256,
+    /// SM2 (GB/T 32918.2-2016) over SM3(Z_A ‖ M), Z_A computed with the signer's
+    /// distinguishing ID (GB/T 35276-2017 §10: `1234567812345678` by default); the value is
+    /// the DER `SEQUENCE { r INTEGER, s INTEGER }` (GB/T 35276-2017 §7.3).
+    Sm2Sm3,
 }
 
 impl SignatureAlgorithm {
@@ -86,6 +108,7 @@ impl SignatureAlgorithm {
     pub fn digest(self) -> DigestAlgorithm {
         match self {
             SignatureAlgorithm::RsaPkcs1Sha256 => DigestAlgorithm::Sha256,
+            SignatureAlgorithm::Sm2Sm3 => DigestAlgorithm::Sm3,
         }
     }
 
@@ -93,6 +116,7 @@ impl SignatureAlgorithm {
     pub fn oid(self) -> ObjectIdentifier {
         match self {
             SignatureAlgorithm::RsaPkcs1Sha256 => OID_SHA256_WITH_RSA,
+            SignatureAlgorithm::Sm2Sm3 => OID_SM2_WITH_SM3,
         }
     }
 
@@ -102,6 +126,10 @@ impl SignatureAlgorithm {
             // RFC 4055 §5: sha256WithRSAEncryption with NULL parameters.
             SignatureAlgorithm::RsaPkcs1Sha256 => {
                 AlgorithmIdentifierOwned { oid: self.oid(), parameters: Some(Any::null()) }
+            }
+            // GB/T 35276-2017 §7.1 and OpenSSL's SM2 certificates: parameters absent.
+            SignatureAlgorithm::Sm2Sm3 => {
+                AlgorithmIdentifierOwned { oid: self.oid(), parameters: None }
             }
         }
     }
@@ -113,6 +141,8 @@ impl SignatureAlgorithm {
             SignatureAlgorithm::RsaPkcs1Sha256 => {
                 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
             }
+            // RFC 9231 §2.3.8.
+            SignatureAlgorithm::Sm2Sm3 => "http://www.w3.org/2021/04/xmldsig-more#sm2-sm3",
         }
     }
 }
@@ -150,6 +180,7 @@ impl fmt::Display for SignatureAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SignatureAlgorithm::RsaPkcs1Sha256 => f.write_str("RSA PKCS#1 v1.5 SHA-256"),
+            SignatureAlgorithm::Sm2Sm3 => f.write_str("SM2 with SM3"),
         }
     }
 }
@@ -174,5 +205,28 @@ mod tests {
         assert!(a.digest().xml_uri().ends_with("#sha256"));
         assert_eq!(a.algorithm_identifier().parameters, Some(Any::null()));
         assert_eq!(a.digest().algorithm_identifier().parameters, None);
+    }
+
+    #[test]
+    fn sm3_matches_the_standard_examples() {
+        // GB/T 32905-2016 Appendix A.1 ("abc") and A.2 ("abcd" × 16).
+        assert_eq!(
+            hex::encode(DigestAlgorithm::Sm3.digest(b"abc")),
+            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+        );
+        assert_eq!(
+            hex::encode(DigestAlgorithm::Sm3.digest_parts(&[&b"abcd".repeat(15), b"abcd"])),
+            "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
+        );
+    }
+
+    #[test]
+    fn sm2_sm3_names_the_chinese_oids() {
+        let a = SignatureAlgorithm::Sm2Sm3;
+        assert_eq!(a.oid().to_string(), "1.2.156.10197.1.501");
+        assert_eq!(a.digest().oid().to_string(), "1.2.156.10197.1.401");
+        assert_eq!(a.algorithm_identifier().parameters, None);
+        assert!(a.xml_uri().ends_with("#sm2-sm3"));
+        assert!(a.digest().xml_uri().ends_with("#sm3"));
     }
 }
