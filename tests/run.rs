@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use util::{elicence, root, run_expect};
+use util::{copy_dir, elicence, root, run_expect};
 
 const FOOD: &str = "pipelines/food-business-permit.toml";
 
@@ -414,18 +414,6 @@ fn progress_goes_to_stderr_as_lines_with_an_eta_or_as_bars_when_asked() {
 /// Copies `pipelines/` (and the seal image its layouts name) into `dir`, so a test can break a
 /// copy of the configuration.
 fn copy_pipelines(dir: &Path) -> PathBuf {
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).expect("mkdir");
-        for entry in std::fs::read_dir(from).expect("read_dir") {
-            let entry = entry.expect("entry");
-            let target = to.join(entry.file_name());
-            if entry.path().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).expect("copy");
-            }
-        }
-    }
     copy_dir(&root().join("pipelines"), &dir.join("pipelines"));
     let seals = dir.join("fixtures/seals");
     std::fs::create_dir_all(&seals).expect("seals dir");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use util::{elicence, root, run_expect};
+use util::{copy_dir, elicence, root, run_expect};
 
 /// 长春市医疗保障局: in the drug type's scope (and the conditional food scope below).
 const MED: &str = "11220100MB18300819";
@@ -166,19 +166,6 @@ impl Fixture {
             )
             .expect("count");
         assert_eq!(leaked, 0, "audit entries of sharing hold no field data");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
     }
 }
 

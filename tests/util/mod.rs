@@ -30,6 +30,20 @@ pub fn run_expect(cmd: &mut Command, code: i32) -> Output {
     out
 }
 
+/// Copies the folder `from` into `to`, recursively (a test's own copy of `pipelines/` to break).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
 /// Reads a CSV written by elicence (UTF-8 with BOM) into rows of strings, header included.
 pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
     let bytes = std::fs::read(path).expect("csv exists");
