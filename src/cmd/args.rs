@@ -2,7 +2,7 @@
 //! (`#[command(flatten)]`), so that a flag means the same thing, reads the same environment
 //! variable and has the same default everywhere.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -25,16 +25,6 @@ impl RegistryArgs {
     /// Opens (and on first use creates) the registry these flags name.
     pub fn open(&self) -> Result<Registry, RegistryError> {
         Registry::open_with(&self.data, self.registry.as_deref())
-    }
-
-    /// The data folder.
-    pub fn data(&self) -> &Path {
-        &self.data
-    }
-
-    /// The database named by `--registry`, if any.
-    pub fn location(&self) -> Option<&str> {
-        self.registry.as_deref()
     }
 }
 
