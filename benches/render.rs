@@ -200,6 +200,7 @@ fn bench_render_and_sign(c: &mut Criterion<ThreadCpuTime>) {
         reason: "食品经营许可证 电子证照签发".into(),
         location: "220104".into(),
         name: "长春市朝阳区市场监督管理局".into(),
+        tsa: None,
     };
     let mut group = c.benchmark_group("sign_face");
     group.throughput(Throughput::Elements(1));

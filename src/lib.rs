@@ -28,5 +28,6 @@ pub mod render;
 pub mod report;
 pub mod share;
 pub mod sign;
+pub mod timestamp;
 pub mod validate;
 pub mod verify;

@@ -2,7 +2,7 @@
 //! writes the canonical XML e-licence and the PDF face (whose QR code carries the identifier and
 //! a digest of the XML), and signs both through the [`Signer`] seam. Built once per run (font
 //! parsed once, layouts prepared once); `produce` is pure given the injected signing time, so
-//! same licence, key and time ⇒ byte-identical artefacts. Safe to call from many threads.
+//! same licence, key and time ⇒ byte-identical artefacts (unless a TSA adds its own time). Safe to call from many threads.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use crate::sign::SignError;
 use crate::sign::pades::{PdfSignOptions, sign_rendered_pdf};
 use crate::sign::signer::Signer;
 use crate::sign::xmldsig::sign_xml;
+use crate::timestamp::Tsa;
 
 /// The signed artefacts of one licence version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +48,7 @@ pub struct Producer {
     renderer: PdfRenderer,
     signer: Arc<dyn Signer>,
     signed_at: DateTime<Utc>,
+    tsa: Option<Arc<dyn Tsa>>,
 }
 
 impl Producer {
@@ -75,7 +77,14 @@ impl Producer {
         signer: Arc<dyn Signer>,
         signed_at: DateTime<Utc>,
     ) -> Producer {
-        Producer { renderer, signer, signed_at }
+        Producer { renderer, signer, signed_at, tsa: None }
+    }
+
+    /// Timestamps every PDF signature with `tsa` (PAdES B-T). The token's time is the TSA's,
+    /// so artefacts are no longer byte-identical across runs.
+    pub fn with_tsa(mut self, tsa: Option<Arc<dyn Tsa>>) -> Producer {
+        self.tsa = tsa;
+        self
     }
 
     /// The face renderer (font and layouts loaded).
@@ -105,6 +114,7 @@ impl Producer {
             reason: format!("{} 电子证照签发", licence.type_name),
             location: licence.region_code.clone(),
             name: licence.issuer_name.clone(),
+            tsa: self.tsa.clone(),
         };
         let pdf = sign_rendered_pdf(pdf, self.signer.as_ref(), self.signed_at, &opts)?;
         let xml = sign_xml(&xml, self.signer.as_ref())?;

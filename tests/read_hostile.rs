@@ -360,3 +360,18 @@ fn xls_declaring_billions_of_rows_is_refused_before_calamine_allocates() {
     let (stderr, _out) = validate_hostile("xls-dimensions-huge-reserve.xls", 4);
     assert!(stderr.contains("xls-dimensions-huge-reserve.xls: is not a readable xls workbook"));
 }
+
+#[test]
+fn xls_whose_cells_lie_far_apart_is_refused_before_calamine_builds_its_grid() {
+    // Regression (issue 19): fuzz_workbook found a sheet with two cells far apart; calamine
+    // builds a dense grid spanning every cell position when it opens an xls, here 123 GB, and
+    // the allocation failure aborts the process. The compound-file check now walks the cell
+    // records first.
+    let err = open_err("xls-cells-far-apart.xls", &SourceSpec::default());
+    assert!(
+        matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason == "cell beyond column IV, the last of a BIFF8 sheet"),
+        "{err}"
+    );
+    let (stderr, _out) = validate_hostile("xls-cells-far-apart.xls", 4);
+    assert!(stderr.contains("xls-cells-far-apart.xls: is not a readable xls workbook"), "{stderr}");
+}

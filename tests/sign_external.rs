@@ -4,6 +4,8 @@
 //!
 //! Nothing is skipped: a missing tool fails the test with the install command.
 
+mod util;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -60,36 +62,6 @@ fn text(out: &Output) -> String {
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap_or_default()
-}
-
-/// A one-page PDF with a text object, written with lopdf.
-fn sample_pdf() -> Vec<u8> {
-    use lopdf::{Object, Stream, dictionary};
-    let mut doc = lopdf::Document::with_version("1.7");
-    let pages_id = doc.new_object_id();
-    let font_id = doc.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
-    });
-    let content = b"BT /F1 18 Tf 72 760 Td (Business licence 91110000MA01ABCD2X) Tj ET".to_vec();
-    let content_id = doc.add_object(Stream::new(dictionary! {}, content));
-    let page_id = doc.add_object(dictionary! {
-        "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
-        "Resources" => dictionary! { "Font" => dictionary! { "F1" => font_id } },
-        "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-    });
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! {
-            "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1,
-        }),
-    );
-    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog_id);
-    let mut out = Vec::new();
-    if let Err(e) = doc.save_to(&mut out) {
-        panic!("sample PDF: {e}");
-    }
-    out
 }
 
 /// A canonical licence XML with Chinese text, attributes, an empty element, `"` and `&`.
@@ -173,8 +145,9 @@ fn signed_pdf_is_valid_for_pdfsig_pyhanko_openssl_and_us() -> TestResult {
         reason: "电子证照签发".into(),
         location: "Beijing".into(),
         name: "elicence development signer".into(),
+        tsa: None,
     };
-    let signed = sign_pdf(&sample_pdf(), &fixture_signer(), at, &opts)?;
+    let signed = sign_pdf(&util::sample_pdf(), &fixture_signer(), at, &opts)?;
     let file = dir.path().join("signed.pdf");
     std::fs::write(&file, &signed)?;
 
@@ -228,7 +201,7 @@ fn signed_pdf_is_valid_for_pdfsig_pyhanko_openssl_and_us() -> TestResult {
 fn pdf_byte_changed_inside_signed_range_is_caught() -> TestResult {
     let dir = tempfile::tempdir()?;
     let mut signed =
-        sign_pdf(&sample_pdf(), &fixture_signer(), signing_time(), &Default::default())?;
+        sign_pdf(&util::sample_pdf(), &fixture_signer(), signing_time(), &Default::default())?;
     let at = signed.windows(8).position(|w| w == b"MA01ABCD").ok_or("text not found")?;
     signed[at] = b'X';
     let file = dir.path().join("tampered.pdf");
@@ -246,7 +219,8 @@ fn pdf_byte_changed_inside_signed_range_is_caught() -> TestResult {
 #[test]
 fn pdf_incremental_update_after_signing_is_caught() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let signed = sign_pdf(&sample_pdf(), &fixture_signer(), signing_time(), &Default::default())?;
+    let signed =
+        sign_pdf(&util::sample_pdf(), &fixture_signer(), signing_time(), &Default::default())?;
     // Change the page's text in an appended revision.
     let mut update: lopdf::IncrementalDocument = signed.as_slice().try_into()?;
     let page_id = *update.get_prev_documents().get_pages().get(&1).ok_or("no page")?;
@@ -347,7 +321,7 @@ fn another_key_set_is_untrusted_everywhere() -> TestResult {
     }
     let other = RsaSigner::load(&other_keys, None, now)?;
 
-    let pdf = sign_pdf(&sample_pdf(), &other, signing_time(), &Default::default())?;
+    let pdf = sign_pdf(&util::sample_pdf(), &other, signing_time(), &Default::default())?;
     let pdf_file = dir.path().join("other.pdf");
     std::fs::write(&pdf_file, &pdf)?;
     let report = pdfsig(&nss_db(&dir.path().join("nss")), &pdf_file);

@@ -160,8 +160,12 @@ fn signed_pdf(keys: &Path, at: DateTime<Utc>) -> Vec<u8> {
     let mut pdf = Vec::new();
     doc.save_to(&mut pdf).unwrap();
     let signer = RsaSigner::load(keys, None, at).unwrap_or_else(|e| panic!("{e}"));
-    let opts =
-        PdfSignOptions { reason: "attack".into(), location: "test".into(), name: "attack".into() };
+    let opts = PdfSignOptions {
+        reason: "attack".into(),
+        location: "test".into(),
+        name: "attack".into(),
+        tsa: None,
+    };
     sign_pdf(&pdf, &signer, at, &opts).unwrap()
 }
 

@@ -135,6 +135,7 @@ pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
         reason: format!("加注件：{text}"),
         location: String::new(),
         name: department.name.clone(),
+        tsa: None,
     };
     let signed = sign_pdf(&unsigned, &signer, at, &opts)?;
     let sha256 = sha256_hex(&signed);

@@ -567,7 +567,7 @@ fn check_compound_file(path: &Path, file: &Arc<str>, limits: &Limits) -> Result<
         return Err(ReadError::new(file, ReadErrorKind::SuspiciousArchive { entry: None, limit }));
     }
     let bytes = std::fs::read(path).map_err(io_err)?;
-    cfb::check(&bytes).map_err(|reason| {
+    cfb::check(&bytes, limits.max_uncompressed_bytes).map_err(|reason| {
         ReadError::new(file, ReadErrorKind::NotAWorkbook { format: "xls", reason: reason.into() })
     })
 }

@@ -106,6 +106,9 @@ pub enum SignError {
     /// The CMS structure could not be encoded.
     #[error("cannot encode CMS SignedData: {detail}")]
     Cms { detail: String },
+    /// No timestamp could be obtained for the signature (B-T was asked for).
+    #[error("timestamp: {0}")]
+    Timestamp(#[from] crate::timestamp::TsaError),
     /// The XML document given to `sign_xml` is not in exclusive-canonical form.
     #[error("XML is not canonical at byte {offset}: {problem}")]
     NotCanonical { offset: usize, problem: xmldsig::CanonicalProblem },

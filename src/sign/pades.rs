@@ -17,6 +17,7 @@
 //! 319 142-1 §5.2.1). Digest and signature algorithm are the [`Signer`]'s.
 
 use std::io::Write as _;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use lopdf::{Dictionary, IncrementalDocument, Object, ObjectId, StringFormat};
@@ -26,6 +27,7 @@ use super::signed_data::build_detached_cms;
 use super::signer::Signer;
 use crate::pdf::objects::{date, text_string, write_object};
 use crate::pdf::{RenderedPdf, write_xref_table};
+use crate::timestamp::Tsa;
 
 /// Bytes reserved for the DER CMS in `/Contents` (written as twice as many hex digits).
 /// RSA-2048 with two certificates needs about 2,600; the rest leaves room for larger keys
@@ -46,6 +48,9 @@ pub struct PdfSignOptions {
     pub location: String,
     /// `/Name` of the signer as shown by viewers.
     pub name: String,
+    /// A time-stamping authority: with one, the signature is PAdES B-T (a timestamp token over
+    /// the signature value in the CMS); without, B-B.
+    pub tsa: Option<Arc<dyn Tsa>>,
 }
 
 /// Signs `pdf` as PAdES B-B with `signer` and returns the signed file: `pdf` followed by
@@ -77,7 +82,7 @@ pub fn sign_pdf(
     drop(update);
 
     let placeholder = locate_placeholders(&out, pdf.len())?;
-    fill_signature(&mut out, &placeholder, signer)?;
+    fill_signature(&mut out, &placeholder, signer, opts.tsa.as_deref())?;
     Ok(out)
 }
 
@@ -178,7 +183,7 @@ pub fn sign_rendered_pdf(
 
     let placeholder =
         Placeholders { byte_range_start, byte_range_len, contents_start, contents_end };
-    fill_signature(&mut out, &placeholder, signer)?;
+    fill_signature(&mut out, &placeholder, signer, opts.tsa.as_deref())?;
     Ok(out)
 }
 
@@ -207,6 +212,7 @@ fn fill_signature(
     out: &mut [u8],
     placeholder: &Placeholders,
     signer: &dyn Signer,
+    tsa: Option<&dyn Tsa>,
 ) -> Result<(), SignError> {
     // ISO 32000-1 §12.8.1: the byte range covers the whole file except the /Contents
     // value including its angle brackets.
@@ -223,7 +229,7 @@ fn fill_signature(
         .digest()
         .digest_parts(&[&out[..placeholder.contents_start], &out[placeholder.contents_end..]]);
 
-    let cms = build_detached_cms(signer, &digest)?;
+    let cms = build_detached_cms(signer, &digest, tsa)?;
     if cms.len() > CONTENTS_PLACEHOLDER_BYTES {
         return Err(SignError::PlaceholderTooSmall {
             needed: cms.len(),
@@ -507,11 +513,13 @@ mod tests {
                 reason: "食品经营许可证 电子证照签发".into(),
                 location: "220104".into(),
                 name: "长春市朝阳区市场监督管理局".into(),
+                tsa: None,
             },
             PdfSignOptions {
                 reason: "a (b) c) \\ d(".into(),
                 location: String::new(),
                 name: "x\ry".into(),
+                tsa: None,
             },
             PdfSignOptions::default(),
         ];

@@ -12,7 +12,7 @@ use cms::signed_data::{
 };
 use der::asn1::{Any, OctetString, SetOfVec};
 use der::oid::ObjectIdentifier;
-use der::{Encode, Sequence};
+use der::{Decode, Encode, Sequence};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::name::{GeneralName, GeneralNames};
@@ -20,6 +20,8 @@ use x509_cert::serial_number::SerialNumber;
 
 use super::SignError;
 use super::signer::{DigestAlgorithm, Signer};
+use crate::timestamp::Tsa;
+use crate::timestamp::asn1::OID_SIGNATURE_TIME_STAMP_TOKEN;
 
 pub use super::signer::{OID_SHA256, OID_SHA256_WITH_RSA};
 
@@ -60,7 +62,15 @@ pub struct SigningCertificateV2 {
 /// Builds a detached CMS SignedData (RFC 5652 §5) over an external `digest` (made with the
 /// signer's digest algorithm), signed by `signer`, with its whole chain included. Returns the
 /// DER `ContentInfo`.
-pub fn build_detached_cms(signer: &dyn Signer, digest: &[u8]) -> Result<Vec<u8>, SignError> {
+///
+/// With a `tsa`, the SignerInfo also carries a timestamp token over its signature value in
+/// the unsigned attribute id-aa-signatureTimeStampToken (RFC 3161 Appendix A; CAdES/PAdES
+/// B-T, ETSI EN 319 122-1 §5.3).
+pub fn build_detached_cms(
+    signer: &dyn Signer,
+    digest: &[u8],
+    tsa: Option<&dyn Tsa>,
+) -> Result<Vec<u8>, SignError> {
     let cms_err = |e: &dyn std::fmt::Display| SignError::Cms { detail: e.to_string() };
     let cert = signer.certificate();
     let tbs = cert.tbs_certificate();
@@ -102,6 +112,20 @@ pub fn build_detached_cms(signer: &dyn Signer, digest: &[u8]) -> Result<Vec<u8>,
     // attributes (tag 0x31), not the [0] IMPLICIT form stored in SignerInfo.
     let signed_attrs_der = signed_attrs.to_der().map_err(|e| cms_err(&e))?;
     let signature = signer.sign(&signed_attrs_der)?;
+    let unsigned_attrs = match tsa {
+        Some(tsa) => {
+            let token = tsa.stamp(&signature)?;
+            let value = Any::from_der(&token.der).map_err(|e| cms_err(&e))?;
+            let mut values = SetOfVec::new();
+            values.insert(value).map_err(|e| cms_err(&e))?;
+            let mut attrs = SetOfVec::new();
+            attrs
+                .insert(Attribute { oid: OID_SIGNATURE_TIME_STAMP_TOKEN, values })
+                .map_err(|e| cms_err(&e))?;
+            Some(attrs)
+        }
+        None => None,
+    };
 
     let signer_info = SignerInfo {
         version: CmsVersion::V1,
@@ -113,7 +137,7 @@ pub fn build_detached_cms(signer: &dyn Signer, digest: &[u8]) -> Result<Vec<u8>,
         signed_attrs: Some(signed_attrs),
         signature_algorithm: algorithm.algorithm_identifier(),
         signature: OctetString::new(signature).map_err(|e| cms_err(&e))?,
-        unsigned_attrs: None,
+        unsigned_attrs,
     };
     let mut certificates = SetOfVec::new();
     for c in signer.chain() {

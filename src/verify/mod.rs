@@ -9,9 +9,11 @@
 
 pub mod path;
 pub mod pdf;
+pub mod timestamp;
 pub mod xml;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use der::Encode;
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,7 @@ use x509_cert::Certificate;
 
 pub use path::{PathError, validate_signer};
 pub use pdf::{PdfVerification, verify_pdf, verify_pdf_at};
+pub use timestamp::{TimestampReport, check_token};
 pub use xml::{XmlVerification, verify_xml, verify_xml_at};
 
 use crate::sign::key_files::common_name;
@@ -75,10 +78,13 @@ pub enum TrustError {
     BadPem { path: PathBuf, detail: String },
 }
 
-/// Certificates trusted as chain ends (typically the issuing authority's CA).
+/// Certificates trusted as chain ends (typically the issuing authority's CA), and apart from
+/// them the roots trusted for time-stamping authorities (a signer's CA does not vouch for a
+/// TSA, nor a TSA's root for a signer).
 #[derive(Debug, Clone, Default)]
 pub struct TrustAnchors {
     anchors: Vec<(Certificate, Vec<u8>)>,
+    tsa: Option<Arc<TrustAnchors>>,
 }
 
 impl TrustAnchors {
@@ -96,7 +102,18 @@ impl TrustAnchors {
     pub fn from_certificates(certificates: Vec<Certificate>) -> TrustAnchors {
         let anchors =
             certificates.into_iter().filter_map(|c| c.to_der().ok().map(|der| (c, der))).collect();
-        TrustAnchors { anchors }
+        TrustAnchors { anchors, tsa: None }
+    }
+
+    /// Also trusts timestamps from TSAs under `tsa` (an empty set trusts none).
+    pub fn with_tsa(mut self, tsa: TrustAnchors) -> TrustAnchors {
+        self.tsa = (!tsa.is_empty()).then(|| Arc::new(TrustAnchors { tsa: None, ..tsa }));
+        self
+    }
+
+    /// The anchors trusted for time-stamping authorities, if any.
+    pub fn tsa(&self) -> Option<&TrustAnchors> {
+        self.tsa.as_deref()
     }
 
     /// Number of anchors.

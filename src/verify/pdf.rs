@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
+use super::timestamp::{TimestampReport, signature_timestamp};
 use super::{
     SignatureStatus, TimeSource, TrustAnchors, subject_label, tampered, validate_signer, verify_rsa,
 };
@@ -49,6 +50,9 @@ pub struct PdfVerification {
     pub signed_digest: Option<String>,
     /// Why a signature is untrusted, when it is.
     pub detail: Option<String>,
+    /// The signature's RFC 3161 timestamp (PAdES B-T), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<TimestampReport>,
 }
 
 impl PdfVerification {
@@ -60,6 +64,7 @@ impl PdfVerification {
             signing_time_source: None,
             signed_digest: None,
             detail: None,
+            timestamp: None,
         }
     }
 }
@@ -240,15 +245,7 @@ fn check(
         .content
         .decode_as()
         .map_err(|e| tampered(format!("CMS SignedData cannot be parsed: {e}")))?;
-    let certificates: Vec<Certificate> = signed_data
-        .certificates
-        .iter()
-        .flat_map(|set| set.0.iter())
-        .filter_map(|choice| match choice {
-            cms::cert::CertificateChoices::Certificate(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect();
+    let certificates = carried_certificates(&signed_data);
     let signer_info = match signed_data.signer_infos.0.as_slice() {
         [one] => one,
         other => return Err(tampered(format!("{} SignerInfos, expected 1", other.len()))),
@@ -257,21 +254,46 @@ fn check(
         .ok_or_else(|| tampered("signer certificate is not in the CMS"))?;
     result.signer = Some(subject_label(signer_cert));
 
-    check_signer_info(signer_info, signer_cert, &digest)?;
+    check_signer_info(signer_info, signer_cert, &digest, OID_DATA)?;
 
-    // No trusted timestamp yet: the only trustworthy time is now (never `/M`).
-    if let Err(why) = validate_signer(signer_cert, &certificates, trust, now) {
+    // The path is validated at a trusted timestamp's time when there is one, else now
+    // (never `/M`).
+    let mut at = now;
+    if let Some(stamp) = signature_timestamp(signer_info, trust, now)? {
+        if stamp.trusted {
+            at = stamp.time;
+            result.signing_time = Some(stamp.time);
+            result.signing_time_source = Some(TimeSource::Timestamp);
+        }
+        result.timestamp = Some(stamp);
+    }
+    if let Err(why) = validate_signer(signer_cert, &certificates, trust, at) {
         result.detail = Some(why.to_string());
         return Err(SignatureStatus::Untrusted { subject: subject_label(signer_cert) });
     }
     Ok(())
 }
 
-/// RFC 5652 §5.4–5.6: digest algorithm, signed attributes, then the signature itself.
-fn check_signer_info(
+/// The certificates a CMS SignedData carries.
+pub(crate) fn carried_certificates(signed_data: &SignedData) -> Vec<Certificate> {
+    signed_data
+        .certificates
+        .iter()
+        .flat_map(|set| set.0.iter())
+        .filter_map(|choice| match choice {
+            cms::cert::CertificateChoices::Certificate(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// RFC 5652 §5.4–5.6: digest algorithm, signed attributes (contentType `content_type`,
+/// messageDigest `digest`, signing-certificate-v2 naming `signer_cert`), then the signature.
+pub(crate) fn check_signer_info(
     signer_info: &SignerInfo,
     signer_cert: &Certificate,
     digest: &[u8],
+    content_type_expected: der::oid::ObjectIdentifier,
 ) -> Result<(), SignatureStatus> {
     if signer_info.digest_alg.oid != OID_SHA256 {
         return Err(tampered(format!(
@@ -291,8 +313,10 @@ fn check_signer_info(
     };
     let content_type = single_value(OID_CONTENT_TYPE)
         .and_then(|v| v.decode_as::<der::oid::ObjectIdentifier>().ok());
-    if content_type != Some(OID_DATA) {
-        return Err(tampered("contentType attribute missing or not id-data"));
+    if content_type != Some(content_type_expected) {
+        return Err(tampered(format!(
+            "contentType attribute missing or not {content_type_expected}"
+        )));
     }
     let message_digest = single_value(OID_MESSAGE_DIGEST)
         .and_then(|v| v.decode_as::<OctetString>().ok())
@@ -324,7 +348,7 @@ fn check_signer_info(
     .map_err(|why| tampered(format!("CMS signature: {why}")))
 }
 
-fn find_signer_certificate<'c>(
+pub(crate) fn find_signer_certificate<'c>(
     signer_info: &SignerInfo,
     certificates: &'c [Certificate],
 ) -> Option<&'c Certificate> {

@@ -17,7 +17,7 @@ fn u32s(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
 
 /// `Err` names what is wrong; `Ok` also when the file is not parseable this far (calamine
 /// reports those itself).
-pub(super) fn check(bytes: &[u8]) -> Result<(), &'static str> {
+pub(super) fn check(bytes: &[u8], max_grid_bytes: u64) -> Result<(), &'static str> {
     let Some(header) = bytes.get(..512) else { return Ok(()) };
     if header.get(..8) != Some(SIGNATURE) {
         return Ok(());
@@ -137,7 +137,7 @@ pub(super) fn check(bytes: &[u8]) -> Result<(), &'static str> {
         } else {
             chain(entry.start, entry.len)?
         };
-        super::biff::check(&stream)?;
+        super::biff::check(&stream, max_grid_bytes)?;
     }
     Ok(())
 }
@@ -271,14 +271,14 @@ mod tests {
         file[30] = 0x09;
         file[76..512].fill(0xFF);
         file.extend_from_slice(&[0, 0xFF, 0]);
-        assert_eq!(check(&file), Err("DIFAT sector cut short by the end of the file"));
+        assert_eq!(check(&file, u64::MAX), Err("DIFAT sector cut short by the end of the file"));
         // The same header as a FAT sector: no DIFAT chain, sector 0 listed in the header.
         file[68..72].fill(0xFF);
         file[76..80].fill(0);
-        assert_eq!(check(&file), Err("FAT sector cut short by the end of the file"));
+        assert_eq!(check(&file, u64::MAX), Err("FAT sector cut short by the end of the file"));
         // Whole, it passes this check.
         file.resize(1024, 0xFF);
-        assert_eq!(check(&file), Ok(()));
+        assert_eq!(check(&file, u64::MAX), Ok(()));
     }
 
     #[test]

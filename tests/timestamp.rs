@@ -1,0 +1,299 @@
+//! RFC 3161 timestamps (issue 14, PAdES B-T) against a real TSA on loopback
+//! (`tests/tsa/start.sh`: `openssl ts -reply` behind an HTTP server), checked by OpenSSL
+//! (`openssl ts -verify`), pyHanko and our own verifier; tampered and untrusted tokens; a TSA
+//! that cannot be reached.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignedData;
+use der::{Decode, Encode};
+use elicence::sign::keys::{DevKeyOptions, init_dev_keys};
+use elicence::sign::{PdfSignOptions, RsaSigner, SignError, sign_pdf};
+use elicence::timestamp::asn1::OID_SIGNATURE_TIME_STAMP_TOKEN;
+use elicence::timestamp::{HttpTsa, Tsa, TsaError};
+use elicence::verify::{SignatureStatus, TimeSource, TrustAnchors, verify_pdf_at};
+use sha2::{Digest, Sha256};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A test TSA on a free loopback port, stopped when dropped.
+struct TestTsa {
+    dir: tempfile::TempDir,
+    pid: String,
+    url: String,
+}
+
+impl TestTsa {
+    fn start() -> TestTsa {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tsa/start.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(dir.path())
+            .arg(port.to_string())
+            .output()
+            .expect("bash tests/tsa/start.sh (needs openssl and python3)");
+        assert!(out.status.success(), "test TSA: {}", String::from_utf8_lossy(&out.stderr));
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        TestTsa { dir, pid, url: format!("http://127.0.0.1:{port}/") }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn client(&self) -> Arc<dyn Tsa> {
+        Arc::new(HttpTsa::new(&self.url, Duration::from_secs(10)).expect("TSA url"))
+    }
+}
+
+impl Drop for TestTsa {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.pid).status();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(0)
+}
+
+/// A development key set whose signer certificate is valid one day either side of now.
+fn short_lived_keys() -> (tempfile::TempDir, RsaSigner) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = DevKeyOptions { validity_days: 2, ..DevKeyOptions::default() };
+    init_dev_keys(dir.path(), now(), &opts).expect("keys init");
+    let signer = RsaSigner::load(dir.path(), None, now()).expect("signer");
+    (dir, signer)
+}
+
+fn sign_with(signer: &RsaSigner, tsa: Option<Arc<dyn Tsa>>) -> Result<Vec<u8>, SignError> {
+    let opts =
+        PdfSignOptions { reason: "电子证照签发".into(), tsa, ..PdfSignOptions::default() };
+    sign_pdf(&util::sample_pdf(), signer, now(), &opts)
+}
+
+fn trust(keys: &Path, tsa: Option<&TestTsa>) -> TrustAnchors {
+    let signers = TrustAnchors::from_pem_files(&[keys.join("ca.pem")]).expect("ca.pem");
+    match tsa {
+        Some(tsa) => signers.with_tsa(TrustAnchors::from_pem_files(&[tsa.ca()]).expect("tsa ca")),
+        None => signers,
+    }
+}
+
+/// The /Contents hex span of the only signature and the CMS in it.
+fn contents(pdf: &[u8]) -> (std::ops::Range<usize>, Vec<u8>) {
+    let text = String::from_utf8_lossy(pdf);
+    let at = text.find("/ByteRange[").expect("/ByteRange") + "/ByteRange[".len();
+    let end = text[at..].find(']').expect("]") + at;
+    let n: Vec<usize> = text[at..end].split_whitespace().map(|v| v.parse().expect("n")).collect();
+    let span = n[1] + 1..n[2] - 1;
+    let raw = hex::decode(&pdf[span.clone()]).expect("hex");
+    let len = 4 + ((raw[2] as usize) << 8 | raw[3] as usize);
+    (span, raw[..len].to_vec())
+}
+
+fn signed_data(cms: &[u8]) -> SignedData {
+    ContentInfo::from_der(cms).expect("ContentInfo").content.decode_as().expect("SignedData")
+}
+
+/// The DER timestamp token in the CMS and the signature value it is over.
+fn token_of(cms: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let sd = signed_data(cms);
+    let si = &sd.signer_infos.0.as_slice()[0];
+    let attr = si
+        .unsigned_attrs
+        .as_ref()
+        .and_then(|a| a.iter().find(|a| a.oid == OID_SIGNATURE_TIME_STAMP_TOKEN))
+        .expect("signature timestamp attribute");
+    (attr.values.get(0).expect("value").to_der().expect("der"), si.signature.as_bytes().to_vec())
+}
+
+#[test]
+fn pdf_signed_with_a_tsa_is_b_t_for_openssl_pyhanko_and_us() -> TestResult {
+    let tsa = TestTsa::start();
+    let (keys, signer) = short_lived_keys();
+    let before = now();
+    let pdf = sign_with(&signer, Some(tsa.client()))?;
+    let (_, cms) = contents(&pdf);
+    let (token, signature) = token_of(&cms);
+
+    // OpenSSL checks the token over the signature value, with the TSA's own root.
+    let work = tempfile::tempdir()?;
+    let token_file = work.path().join("token.der");
+    std::fs::write(&token_file, &token)?;
+    let out = Command::new("openssl")
+        .args(["ts", "-verify", "-token_in", "-in"])
+        .arg(&token_file)
+        .args(["-digest", &hex::encode(Sha256::digest(&signature)), "-CAfile"])
+        .arg(tsa.ca())
+        .output()?;
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("Verification: OK"), "openssl ts -verify: {report}");
+
+    // Ours: authentic, the path validated at the TSA's time.
+    let v = verify_pdf_at(&pdf, &trust(keys.path(), Some(&tsa)), now());
+    assert_eq!(v.status, SignatureStatus::Authentic, "{v:?}");
+    assert_eq!(v.signing_time_source, Some(TimeSource::Timestamp));
+    let stamp = v.timestamp.as_ref().ok_or("no timestamp reported")?;
+    assert!(stamp.trusted, "{stamp:?}");
+    assert_eq!(stamp.tsa.as_deref(), Some("Test TSA"));
+    assert!(
+        stamp.time >= before - chrono::Duration::seconds(2)
+            && stamp.time <= now() + chrono::Duration::seconds(2)
+    );
+
+    // pyHanko sees the signature timestamp and trusts its TSA.
+    let file = work.path().join("b-t.pdf");
+    std::fs::write(&file, &pdf)?;
+    let out = Command::new("pyhanko")
+        .args(["sign", "validate", "--pretty-print", "--trust"])
+        .arg(keys.path().join("ca.pem"))
+        .arg("--trust")
+        .arg(tsa.ca())
+        .arg("--trust-replace")
+        .arg(&file)
+        .output()?;
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("pyhanko:\n{report}");
+    assert!(out.status.success(), "pyhanko: {report}");
+    assert!(report.contains("The signature is judged VALID"), "pyhanko: {report}");
+    assert!(report.contains("The timestamp token is cryptographically sound."), "{report}");
+    assert!(report.contains("The TSA certificate is trusted."), "pyhanko: {report}");
+    Ok(())
+}
+
+#[test]
+fn a_trusted_timestamp_keeps_an_expired_signer_valid_and_only_a_trusted_one() -> TestResult {
+    let tsa = TestTsa::start();
+    let (keys, signer) = short_lived_keys();
+    let stamped = sign_with(&signer, Some(tsa.client()))?;
+    let plain = sign_with(&signer, None)?;
+    // Three days on, the signer certificate has expired.
+    let later = now() + chrono::Duration::days(3);
+
+    let v = verify_pdf_at(&stamped, &trust(keys.path(), Some(&tsa)), later);
+    assert_eq!(v.status, SignatureStatus::Authentic, "{v:?}");
+    assert_eq!(v.signing_time_source, Some(TimeSource::Timestamp));
+
+    // Without a timestamp the only trustworthy time is the verifier's: expired.
+    let v = verify_pdf_at(&plain, &trust(keys.path(), Some(&tsa)), later);
+    assert!(matches!(v.status, SignatureStatus::Untrusted { .. }), "{v:?}");
+    assert!(v.detail.as_deref().unwrap_or_default().contains("expired"), "{v:?}");
+
+    // A token from a TSA nobody trusts proves nothing: validated now, expired.
+    let v = verify_pdf_at(&stamped, &trust(keys.path(), None), later);
+    assert!(matches!(v.status, SignatureStatus::Untrusted { .. }), "{v:?}");
+    let stamp = v.timestamp.as_ref().ok_or("no timestamp reported")?;
+    assert!(!stamp.trusted);
+    assert_eq!(stamp.detail.as_deref(), Some("no TSA trust anchors given"));
+    assert_eq!(v.signing_time_source, Some(TimeSource::Claimed));
+
+    // The signer's own CA does not vouch for a TSA.
+    let signer_ca_as_tsa = TrustAnchors::from_pem_files(&[keys.path().join("ca.pem")])?;
+    let v = verify_pdf_at(&stamped, &trust(keys.path(), None).with_tsa(signer_ca_as_tsa), later);
+    assert!(matches!(v.status, SignatureStatus::Untrusted { .. }), "{v:?}");
+    Ok(())
+}
+
+#[test]
+fn a_token_moved_from_another_signature_or_altered_is_tampered() -> TestResult {
+    let tsa = TestTsa::start();
+    let (keys, signer) = short_lived_keys();
+    let first = sign_with(&signer, Some(tsa.client()))?;
+    // Another signing time, so another signature value.
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = sign_with(&signer, Some(tsa.client()))?;
+    let trust = trust(keys.path(), Some(&tsa));
+
+    // The second file's CMS with the first file's token: the PDF bytes and the CMS signature
+    // are intact, only the token is over another signature.
+    let (span, cms) = contents(&second);
+    let (_, first_cms) = contents(&first);
+    let (first_token, _) = token_of(&first_cms);
+    let mut content_info = ContentInfo::from_der(&cms)?;
+    let mut sd = signed_data(&cms);
+    let mut infos: Vec<_> = sd.signer_infos.0.into_vec();
+    let attrs = infos[0].unsigned_attrs.as_mut().ok_or("attrs")?;
+    let mut replaced = der::asn1::SetOfVec::new();
+    for mut attr in attrs.clone().into_vec() {
+        if attr.oid == OID_SIGNATURE_TIME_STAMP_TOKEN {
+            let mut values = der::asn1::SetOfVec::new();
+            values.insert(der::asn1::Any::from_der(&first_token)?)?;
+            attr.values = values;
+        }
+        replaced.insert(attr)?;
+    }
+    *attrs = replaced;
+    sd.signer_infos = cms::signed_data::SignerInfos(der::asn1::SetOfVec::try_from(infos)?);
+    content_info.content = der::asn1::Any::encode_from(&sd)?;
+    let forged_cms = content_info.to_der()?;
+    let mut forged = second.clone();
+    let hex_cms = hex::encode(&forged_cms);
+    assert!(hex_cms.len() <= span.len());
+    forged[span.start..span.start + hex_cms.len()].copy_from_slice(hex_cms.as_bytes());
+    forged[span.start + hex_cms.len()..span.end].fill(b'0');
+    let v = verify_pdf_at(&forged, &trust, now());
+    match &v.status {
+        SignatureStatus::Tampered { reason } => {
+            assert!(reason.contains("the token is over another signature"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The token's genTime moved by a second: the TSTInfo still parses and still names this
+    // signature, but the TSA's signature over it no longer verifies.
+    let (token, _) = token_of(&cms);
+    let read = elicence::timestamp::read_token(&token).map_err(|e| e.to_string())?;
+    let gen_time = read.token.gen_time.format("%Y%m%d%H%M%SZ").to_string();
+    let in_token = find(&token, gen_time.as_bytes()).ok_or("genTime in token")? + 13;
+    let mut changed_token = token.clone();
+    changed_token[in_token] =
+        if changed_token[in_token] == b'9' { b'8' } else { changed_token[in_token] + 1 };
+    let at = find(&second, hex::encode(&token).as_bytes()).ok_or("token in /Contents")?;
+    let mut altered = second.clone();
+    altered[at..at + 2 * token.len()].copy_from_slice(hex::encode(&changed_token).as_bytes());
+    let v = verify_pdf_at(&altered, &trust, now());
+    match &v.status {
+        SignatureStatus::Tampered { reason } => {
+            assert!(reason.starts_with("signature timestamp:"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
+#[test]
+fn an_unreachable_tsa_is_a_named_error_after_retries_and_nothing_is_signed() {
+    let url = format!("http://127.0.0.1:{}/", free_port());
+    let tsa: Arc<dyn Tsa> = Arc::new(HttpTsa::new(&url, Duration::from_secs(2)).expect("url"));
+    let (_keys, signer) = short_lived_keys();
+    match sign_with(&signer, Some(tsa)) {
+        Err(SignError::Timestamp(TsaError::Unavailable { attempts: 4, url: u, .. })) => {
+            assert_eq!(u, url)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        HttpTsa::new("ftp://tsa.example/", Duration::from_secs(1)),
+        Err(TsaError::BadUrl { .. })
+    ));
+}
