@@ -297,3 +297,74 @@ fn an_unreachable_tsa_is_a_named_error_after_retries_and_nothing_is_signed() {
         Err(TsaError::BadUrl { .. })
     ));
 }
+
+#[test]
+fn run_with_tsa_stores_b_t_pdfs_that_verify_at_the_tsa_time_and_a_dead_tsa_creates_nothing() {
+    let tsa = TestTsa::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let run = |url: &str, code: i32| {
+        util::run_expect(
+            util::elicence()
+                .args(["run", "pipelines/food-business-permit.toml", "--input"])
+                .arg("fixtures/food-business-permit/export-utf8.csv")
+                .arg("--data")
+                .arg(&data)
+                .arg("--out")
+                .arg(dir.path().join("out"))
+                .args(["--tsa", url]),
+            code,
+        )
+    };
+
+    // A TSA that does not answer: the probe fails before the registry is created.
+    let dead = format!("http://127.0.0.1:{}/", free_port());
+    let out = run(&dead, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unavailable after 4 attempts"), "{stderr}");
+    assert!(!data.exists(), "nothing created");
+
+    run(&tsa.url, 0);
+    let mut pdfs = Vec::new();
+    let mut stack = vec![data.join("store")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("store").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "pdf") {
+                pdfs.push(path);
+            }
+        }
+    }
+    assert!(pdfs.len() >= 5, "{} PDFs", pdfs.len());
+    // Verified at the real clock: the test TSA's certificate is younger than ELICENCE_NOW.
+    let out = util::run_expect(
+        util::elicence()
+            .env_remove("ELICENCE_NOW")
+            .args(["verify", "--json", "--keys"])
+            .arg(data.join("dev-keys"))
+            .arg("--tsa-trust")
+            .arg(tsa.ca())
+            .args(&pdfs),
+        0,
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        assert_eq!(v["status"], "authentic", "{line}");
+        assert_eq!(v["signing_time_source"], "timestamp", "{line}");
+        assert_eq!(v["timestamp"]["trusted"], true, "{line}");
+        assert_eq!(v["timestamp"]["tsa"], "Test TSA", "{line}");
+    }
+    // Without the TSA's root the same files are authentic on the verifier's clock only.
+    let out = util::run_expect(
+        util::elicence()
+            .env_remove("ELICENCE_NOW")
+            .args(["verify", "--keys"])
+            .arg(data.join("dev-keys"))
+            .arg(&pdfs[0]),
+        0,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("authentic") && text.contains("claims to be signed"), "{text}");
+}

@@ -69,3 +69,14 @@ pub struct KeyArgs {
     #[arg(long)]
     pub passphrase_file: Option<PathBuf>,
 }
+
+/// A time-stamping authority for the signatures a command makes (PAdES B-T).
+#[derive(Debug, Clone, Args)]
+pub struct TsaArgs {
+    /// RFC 3161 time-stamping authority (http:// or https://): every PDF signature gets a
+    /// timestamp token, so it stays verifiable after the signer certificate expires. Probed
+    /// once before anything is created; a TSA that stops answering stops the run at a chunk
+    /// boundary (nothing unstamped is loaded).
+    #[arg(long, env = "ELICENCE_TSA", value_name = "URL")]
+    pub tsa: Option<String>,
+}

@@ -54,6 +54,10 @@ fn is_render_configuration(e: &RenderError) -> bool {
 
 /// Maps an error's cause chain to an exit code.
 pub fn exit_code_for(err: &anyhow::Error) -> i32 {
+    // A TSA outage is neither the input's fault nor the configuration's, wherever it surfaced.
+    if err.chain().any(|cause| cause.is::<crate::timestamp::TsaError>()) {
+        return exit::FAILURE;
+    }
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<crate::share::ShareError>() {
             return e.exit_code();

@@ -21,6 +21,9 @@ use crate::pipeline;
 use crate::produce::{ProduceError, Producer};
 use crate::report::Counts;
 use crate::sign::{RsaSigner, passphrase_from_env_or_file};
+use crate::timestamp;
+
+use super::args::TsaArgs;
 
 /// Licences rendered per parallel batch.
 const BATCH: usize = 256;
@@ -51,6 +54,8 @@ pub struct RenderArgs {
     /// Threads (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub tsa: TsaArgs,
 }
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
@@ -59,7 +64,9 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
     let signer = RsaSigner::load(&args.keys, passphrase.as_ref(), at)
         .with_context(|| format!("cannot load the signing key from {}", args.keys.display()))?;
-    let producer = Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), at)?;
+    let tsa = args.tsa.tsa.as_deref().map(timestamp::connect).transpose()?;
+    let producer =
+        Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), at)?.with_tsa(tsa);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::clock::now;
-use crate::cmd::args::{KeyArgs, RegistryArgs};
+use crate::cmd::args::{KeyArgs, RegistryArgs, TsaArgs};
 use crate::cmd::operator;
 use crate::engine::run::{RunOptions, RunResult, run as run_job};
 use crate::engine::shard::Shard;
@@ -64,6 +64,8 @@ pub struct RunArgs {
     /// the same --keys.
     #[arg(long, env = "ELICENCE_SHARD", value_name = "K/N")]
     pub shard: Option<Shard>,
+    #[command(flatten)]
+    pub tsa: TsaArgs,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
@@ -86,6 +88,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         progress_interval: Duration::from_secs_f64(args.progress_interval.clamp(0.0, 86_400.0)),
         quiet: args.quiet,
         shard: args.shard,
+        tsa: args.tsa.tsa.clone(),
         started: now()?,
     };
     let (report, development_keys) = match run_job(&options)? {

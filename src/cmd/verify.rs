@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::registry::{AuditEntry, Registry, RegistryStatus};
 use crate::sign::keys::CA_CERT_FILE;
-use crate::verify::{SignatureStatus, TimeSource, TrustAnchors, verify_pdf_at, verify_xml_at};
+use crate::verify::{
+    SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_pdf_at, verify_xml_at,
+};
 
 /// Arguments of `elicence verify`.
 #[derive(Debug, clap::Args)]
@@ -25,6 +27,11 @@ pub struct VerifyArgs {
     /// Key directory whose ca.pem is trusted (e.g. a development key set).
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
+    /// Roots trusted for time-stamping authorities (PEM); may be repeated. A signature
+    /// timestamp from a TSA under one of them is the time its signer is validated at;
+    /// without, the verifier's clock is.
+    #[arg(long, value_name = "PEM")]
+    pub tsa_trust: Vec<PathBuf>,
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -61,6 +68,9 @@ pub struct FileReport {
     pub signed_digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The signature's RFC 3161 timestamp, trusted or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<TimestampReport>,
     /// The registry's status of this exact file (with `--data`): current, superseded (by),
     /// revoked (when, why, by whom) or unknown; for a copy for use (加注件), copy or expired.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -142,7 +152,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     if anchor_files.is_empty() {
         anyhow::bail!("no trust anchor: give --trust PEM or --keys DIR");
     }
-    let trust = TrustAnchors::from_pem_files(&anchor_files).context("loading trust anchors")?;
+    let trust = TrustAnchors::from_pem_files(&anchor_files)
+        .context("loading trust anchors")?
+        .with_tsa(TrustAnchors::from_pem_files(&args.tsa_trust).context("loading TSA roots")?);
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -198,6 +210,7 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> Fil
         signing_time_source: None,
         signed_digest: None,
         detail: None,
+        timestamp: None,
         registry_status: None,
         identifier: None,
     };
@@ -223,6 +236,7 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> Fil
         (report.status, report.signer, report.signing_time) = (v.status, v.signer, v.signing_time);
         report.signing_time_source = v.signing_time_source;
         (report.signed_digest, report.detail) = (v.signed_digest, v.detail);
+        report.timestamp = v.timestamp;
     } else {
         report.kind = "xml";
         match String::from_utf8(bytes) {
@@ -273,10 +287,15 @@ fn licence_line(line: String, status: &RegistryStatus) -> String {
 fn signature_line(report: &FileReport) -> String {
     let file = report.file.display();
     let signer = report.signer.as_deref().unwrap_or("?");
-    let signed = report
-        .signing_time
-        .map(|t| format!(", signed {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
-        .unwrap_or_default();
+    let signed = match (&report.timestamp, report.signing_time) {
+        (Some(stamp), _) if stamp.trusted => format!(
+            ", timestamped {} by {}",
+            stamp.time.format("%Y-%m-%d %H:%M:%S UTC"),
+            stamp.tsa.as_deref().unwrap_or("?")
+        ),
+        (_, Some(t)) => format!(", claims to be signed {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+        (_, None) => String::new(),
+    };
     match &report.status {
         SignatureStatus::Authentic => format!("{file}: authentic (signer {signer}{signed})"),
         SignatureStatus::Tampered { reason } => format!("{file}: tampered ({reason})"),

@@ -23,6 +23,7 @@ use crate::registry::{Registry, RunCounts, RunOutcome, RunStart};
 use crate::report::{self, InputSummary, RowFiles, StageTimes};
 use crate::sign::keys::{DevKeyOptions, init_dev_keys};
 use crate::sign::{RsaSigner, passphrase_from_env_or_file};
+use crate::timestamp;
 
 use super::dedupe::Dedupe;
 use super::loader::Loader;
@@ -52,6 +53,8 @@ pub struct RunOptions {
     pub progress_interval: Duration,
     pub quiet: bool,
     pub shard: Option<Shard>,
+    /// RFC 3161 TSA URL: every PDF signature is timestamped (PAdES B-T).
+    pub tsa: Option<String>,
     /// The run's clock: signing time, run start, and "today" for validation.
     pub started: DateTime<Utc>,
 }
@@ -113,6 +116,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
             .with_context(|| format!("cannot load the signing key from {}", keys.display()))
     };
     let given_signer = options.keys.as_deref().map(load_signer).transpose()?;
+    let tsa = options.tsa.as_deref().map(timestamp::connect).transpose()?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
 
     // 2. Effects: the registry (created on first use), the development key if no key was
@@ -126,7 +130,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         }
     };
     let development_key = development_keys.is_some();
-    let producer = Producer::with_renderer(renderer, Arc::new(signer), started);
+    let producer = Producer::with_renderer(renderer, Arc::new(signer), started).with_tsa(tsa);
     let run_id = registry.start_run(&RunStart {
         pipeline: plan.path.display().to_string(),
         inputs: hashes.iter().map(|(p, s, _)| (p.display().to_string(), s.clone())).collect(),

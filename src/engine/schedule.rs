@@ -13,12 +13,14 @@ use anyhow::Context;
 use rayon::prelude::*;
 
 use crate::pipeline::Plan;
-use crate::produce::Producer;
+use crate::produce::{ProduceError, Producer};
 use crate::progress::{Interrupt, Progress};
 use crate::registry::{
     Decision, DecisionInput, LoadItem, NaturalKey, Registry, RejectRecord, RunCounts,
 };
 use crate::report::{RowFiles, StageTimes};
+use crate::sign::SignError;
+use crate::timestamp::TsaError;
 use crate::validate::{Problem, RowReject, Rule, ValidRow};
 
 use super::loader::{ChunkOutcome, DecidedChunk, Loader};
@@ -285,6 +287,13 @@ impl ChunkScheduler<'_, '_> {
                     continue;
                 }
                 RowArtefacts::Ready(files, archive) => (files, archive),
+                RowArtefacts::Outage(e) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "{}: no timestamp, so nothing of this chunk was loaded; run the same \
+                         command again once the TSA answers",
+                        row.licence.pos
+                    )));
+                }
             };
             let l = &row.licence;
             let fields: serde_json::Map<String, serde_json::Value> = l
@@ -329,6 +338,8 @@ fn produce_row(
     let artefacts = match decision.new_version() {
         Some(identifier) => match producer.produce(&row.licence, identifier) {
             Ok(a) => Some(a),
+            // The TSA, not the row: the run stops before this chunk is loaded.
+            Err(ProduceError::Sign(SignError::Timestamp(e))) => return RowArtefacts::Outage(e),
             Err(e) => return RowArtefacts::Refused(Rule::Render, e.to_string()),
         },
         None => None,
@@ -355,6 +366,8 @@ fn late_reject(row: &ValidRow, rule: Rule, message: String) -> RowReject {
 enum RowArtefacts {
     Ready(Option<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>),
     Refused(Rule, String),
+    /// A service the run depends on failed (the TSA): stop, load nothing of the chunk.
+    Outage(TsaError),
 }
 
 /// Largest scanned archive copy accepted (a scan of one page).

@@ -17,6 +17,8 @@ mod http;
 pub mod token;
 
 use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use http::HttpTsa;
 pub use token::{Token, imprint_of, read_token};
@@ -49,4 +51,15 @@ pub enum TsaError {
     /// The request could not be encoded.
     #[error("timestamp request cannot be encoded: {detail}")]
     Encode { detail: String },
+}
+
+/// How long one request to a TSA may take in all.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client for the TSA at `url`, checked by asking it for one token (so a wrong address or a
+/// TSA that is down stops a run before anything is created).
+pub fn connect(url: &str) -> Result<Arc<dyn Tsa>, TsaError> {
+    let tsa = HttpTsa::new(url, REQUEST_TIMEOUT)?;
+    tsa.stamp(b"elicence: TSA probe")?;
+    Ok(Arc::new(tsa))
 }
