@@ -32,6 +32,10 @@ pub struct VerifyArgs {
     /// without, the verifier's clock is.
     #[arg(long, value_name = "PEM")]
     pub tsa_trust: Vec<PathBuf>,
+    /// Certificate revocation lists (DER or PEM); may be repeated. With any, every
+    /// certificate of every path needs a current CRL of its issuer that does not list it.
+    #[arg(long, value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -154,7 +158,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     }
     let trust = TrustAnchors::from_pem_files(&anchor_files)
         .context("loading trust anchors")?
-        .with_tsa(TrustAnchors::from_pem_files(&args.tsa_trust).context("loading TSA roots")?);
+        .with_tsa(TrustAnchors::from_pem_files(&args.tsa_trust).context("loading TSA roots")?)
+        .with_crls(&args.crl)
+        .context("loading CRLs")?;
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -76,15 +76,31 @@ pub enum TrustError {
     /// The PEM file holds no parsable certificate.
     #[error("{path}: not a PEM certificate file ({detail})")]
     BadPem { path: PathBuf, detail: String },
+    /// The file is not a CRL (DER or PEM).
+    #[error("{path}: not a certificate revocation list ({detail})")]
+    BadCrl { path: PathBuf, detail: String },
 }
 
 /// Certificates trusted as chain ends (typically the issuing authority's CA), and apart from
 /// them the roots trusted for time-stamping authorities (a signer's CA does not vouch for a
 /// TSA, nor a TSA's root for a signer).
+///
+/// With certificate revocation lists ([`TrustAnchors::with_crls`]) every certificate of every
+/// path (signer, intermediates, TSA) must be covered by a current CRL of its issuer that does
+/// not list it: a strict profile, in which a missing CRL is a reason not to trust.
 #[derive(Debug, Clone, Default)]
 pub struct TrustAnchors {
     anchors: Vec<(Certificate, Vec<u8>)>,
     tsa: Option<Arc<TrustAnchors>>,
+    crls: Vec<CrlFile>,
+}
+
+/// A CRL file, checked readable when it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlFile {
+    pub path: PathBuf,
+    /// PEM (`-----BEGIN X509 CRL-----`) rather than DER.
+    pub pem: bool,
 }
 
 impl TrustAnchors {
@@ -102,13 +118,36 @@ impl TrustAnchors {
     pub fn from_certificates(certificates: Vec<Certificate>) -> TrustAnchors {
         let anchors =
             certificates.into_iter().filter_map(|c| c.to_der().ok().map(|der| (c, der))).collect();
-        TrustAnchors { anchors, tsa: None }
+        TrustAnchors { anchors, tsa: None, crls: Vec::new() }
     }
 
     /// Also trusts timestamps from TSAs under `tsa` (an empty set trusts none).
     pub fn with_tsa(mut self, tsa: TrustAnchors) -> TrustAnchors {
-        self.tsa = (!tsa.is_empty()).then(|| Arc::new(TrustAnchors { tsa: None, ..tsa }));
+        let crls = self.crls.clone();
+        self.tsa = (!tsa.is_empty()).then(|| Arc::new(TrustAnchors { tsa: None, crls, ..tsa }));
         self
+    }
+
+    /// Checks revocation against these CRL files (DER or PEM), for signers and TSAs alike.
+    /// Fails on a file that is not a CRL.
+    pub fn with_crls(mut self, paths: &[PathBuf]) -> Result<TrustAnchors, TrustError> {
+        for path in paths {
+            let bytes = std::fs::read(path)
+                .map_err(|source| TrustError::Read { path: path.clone(), source })?;
+            let pem = bytes.starts_with(b"-----BEGIN");
+            let parsed = if pem {
+                openssl::x509::X509Crl::from_pem(&bytes)
+            } else {
+                openssl::x509::X509Crl::from_der(&bytes)
+            };
+            parsed.map_err(|e| TrustError::BadCrl { path: path.clone(), detail: e.to_string() })?;
+            self.crls.push(CrlFile { path: path.clone(), pem });
+        }
+        if let Some(tsa) = self.tsa.take() {
+            let tsa = TrustAnchors { crls: self.crls.clone(), ..(*tsa).clone() };
+            self.tsa = Some(Arc::new(tsa));
+        }
+        Ok(self)
     }
 
     /// The anchors trusted for time-stamping authorities, if any.

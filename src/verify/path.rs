@@ -7,14 +7,19 @@
 //! `nonRepudiation` (ETSI EN 319 412-2 §4.3.2; a certificate without the extension is refused
 //! too, since it would allow any use).
 //!
+//! With CRLs ([`TrustAnchors::with_crls`]), OpenSSL also checks every certificate of the path
+//! against its issuer's CRL (`CRL_CHECK | CRL_CHECK_ALL`): revoked, or no current CRL for an
+//! issuer, is a rejected path.
+//!
 //! The validation time is the caller's: the current time unless a trusted timestamp proves
 //! an earlier one, never the signer's own claim (`/M`, CMS signingTime).
 
 use chrono::{DateTime, Utc};
 use der::Encode;
+use openssl::ssl::SslFiletype;
 use openssl::stack::Stack;
-use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::verify::X509VerifyParam;
+use openssl::x509::store::{X509Lookup, X509StoreBuilder};
+use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
 use openssl::x509::{X509, X509StoreContext};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
@@ -85,6 +90,17 @@ fn openssl_path(
     // X509_VERIFY_PARAM_set_time also sets X509_V_FLAG_USE_CHECK_TIME.
     let mut param = X509VerifyParam::new().map_err(unreadable)?;
     param.set_time(at.timestamp());
+    if !trust.crls.is_empty() {
+        // Every certificate of the path, not only the signer, needs its issuer's CRL.
+        let lookup = store.add_lookup(X509Lookup::file()).map_err(unreadable)?;
+        for crl in &trust.crls {
+            let kind = if crl.pem { SslFiletype::PEM } else { SslFiletype::ASN1 };
+            lookup.load_crl_file(&crl.path, kind).map_err(unreadable)?;
+        }
+        param
+            .set_flags(X509VerifyFlags::CRL_CHECK | X509VerifyFlags::CRL_CHECK_ALL)
+            .map_err(unreadable)?;
+    }
     store.set_param(&param).map_err(unreadable)?;
     let store = store.build();
     let mut untrusted = Stack::new().map_err(unreadable)?;
