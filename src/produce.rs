@@ -21,7 +21,7 @@ use crate::render::xml::{SealMeta, render_xml};
 use crate::sign::SignError;
 use crate::sign::pades::{PdfSignOptions, sign_rendered_pdf};
 use crate::sign::signer::Signer;
-use crate::sign::xmldsig::sign_xml;
+use crate::sign::xmldsig::sign_xml_with;
 use crate::timestamp::Tsa;
 
 /// The signed artefacts of one licence version.
@@ -80,7 +80,7 @@ impl Producer {
         Producer { renderer, signer, signed_at, tsa: None }
     }
 
-    /// Timestamps every PDF signature with `tsa` (PAdES B-T). The token's time is the TSA's,
+    /// Timestamps every signature with `tsa` (PAdES and XAdES B-T). The token's time is the TSA's,
     /// so artefacts are no longer byte-identical across runs.
     pub fn with_tsa(mut self, tsa: Option<Arc<dyn Tsa>>) -> Producer {
         self.tsa = tsa;
@@ -117,7 +117,7 @@ impl Producer {
             tsa: self.tsa.clone(),
         };
         let pdf = sign_rendered_pdf(pdf, self.signer.as_ref(), self.signed_at, &opts)?;
-        let xml = sign_xml(&xml, self.signer.as_ref())?;
+        let xml = sign_xml_with(&xml, self.signer.as_ref(), self.tsa.as_deref())?;
         Ok(Artefacts { id: id.clone(), pdf, xml })
     }
 }

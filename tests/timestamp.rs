@@ -299,7 +299,7 @@ fn an_unreachable_tsa_is_a_named_error_after_retries_and_nothing_is_signed() {
 }
 
 #[test]
-fn run_with_tsa_stores_b_t_pdfs_that_verify_at_the_tsa_time_and_a_dead_tsa_creates_nothing() {
+fn run_with_tsa_stores_b_t_files_that_verify_at_the_tsa_time_and_a_dead_tsa_creates_nothing() {
     let tsa = TestTsa::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
@@ -332,12 +332,12 @@ fn run_with_tsa_stores_b_t_pdfs_that_verify_at_the_tsa_time_and_a_dead_tsa_creat
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "pdf") {
+            } else if path.extension().is_some_and(|e| e == "pdf" || e == "xml") {
                 pdfs.push(path);
             }
         }
     }
-    assert!(pdfs.len() >= 5, "{} PDFs", pdfs.len());
+    assert!(pdfs.len() >= 10, "{} PDFs and XMLs", pdfs.len());
     // Verified at the real clock: the test TSA's certificate is younger than ELICENCE_NOW.
     let out = util::run_expect(
         util::elicence()
@@ -362,9 +362,87 @@ fn run_with_tsa_stores_b_t_pdfs_that_verify_at_the_tsa_time_and_a_dead_tsa_creat
             .env_remove("ELICENCE_NOW")
             .args(["verify", "--keys"])
             .arg(data.join("dev-keys"))
-            .arg(&pdfs[0]),
+            .arg(pdfs.iter().find(|p| p.extension().is_some_and(|e| e == "pdf")).expect("a PDF")),
         0,
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("authentic") && text.contains("claims to be signed"), "{text}");
+}
+
+#[test]
+fn xml_signed_with_a_tsa_is_xades_b_t_for_xmlsec1_openssl_and_us() -> TestResult {
+    use elicence::sign::xmldsig::{canonical_signature_value, sign_xml_with};
+    use elicence::verify::verify_xml_at;
+    let tsa = TestTsa::start();
+    let (keys, signer) = short_lived_keys();
+    let doc =
+        "<licence xmlns=\"urn:example:licence\"><holder>某某食品有限公司</holder></licence>\n";
+    let xml = sign_xml_with(doc, &signer, Some(tsa.client().as_ref()))?;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("b-t.xml");
+    std::fs::write(&file, &xml)?;
+
+    // xmlsec1 still verifies the XML-DSig signature (the timestamp is unsigned content).
+    let out = Command::new("xmlsec1")
+        .args(["--verify", "--trusted-pem"])
+        .arg(keys.path().join("ca.pem"))
+        .arg(&file)
+        .output()?;
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.contains("OK"), "xmlsec1: {report}");
+
+    // OpenSSL: the token is over the canonical SignatureValue element.
+    let value = xml
+        .split("<SignatureValue>")
+        .nth(1)
+        .and_then(|r| r.split("</SignatureValue>").next())
+        .ok_or("SignatureValue")?;
+    let token_b64 = xml
+        .split("<EncapsulatedTimeStamp>")
+        .nth(1)
+        .and_then(|r| r.split("</EncapsulatedTimeStamp>").next())
+        .ok_or("token")?;
+    let data = work.path().join("signature-value.xml");
+    std::fs::write(&data, canonical_signature_value(value))?;
+    let token_file = work.path().join("token.der");
+    std::fs::write(
+        &token_file,
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, token_b64)?,
+    )?;
+    let out = Command::new("openssl")
+        .args(["ts", "-verify", "-token_in", "-in"])
+        .arg(&token_file)
+        .arg("-data")
+        .arg(&data)
+        .arg("-CAfile")
+        .arg(tsa.ca())
+        .output()?;
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("Verification: OK"), "openssl ts -verify: {report}");
+
+    // Ours, three days on (signer expired): authentic at the TSA's time.
+    let later = now() + chrono::Duration::days(3);
+    let v = verify_xml_at(&xml, &trust(keys.path(), Some(&tsa)), later);
+    assert_eq!(v.status, SignatureStatus::Authentic, "{v:?}");
+    assert_eq!(v.signing_time_source, Some(TimeSource::Timestamp));
+    let v = verify_xml_at(&xml, &trust(keys.path(), None), later);
+    assert!(matches!(v.status, SignatureStatus::Untrusted { .. }), "{v:?}");
+
+    // A token from another signature: tampered.
+    let other = sign_xml_with(&doc.replace("某某", "另一"), &signer, Some(tsa.client().as_ref()))?;
+    let other_token = other
+        .split("<EncapsulatedTimeStamp>")
+        .nth(1)
+        .and_then(|r| r.split("</EncapsulatedTimeStamp>").next())
+        .ok_or("token")?;
+    let moved = xml.replace(token_b64, other_token);
+    match verify_xml_at(&moved, &trust(keys.path(), Some(&tsa)), now()).status {
+        SignatureStatus::Tampered { reason } => {
+            assert!(reason.contains("over another signature"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    Ok(())
 }

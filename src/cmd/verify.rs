@@ -251,6 +251,8 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> Fil
                 (report.status, report.signer, report.signing_time) =
                     (v.status, v.signer, v.signing_time);
                 (report.signed_digest, report.detail) = (v.signed_digest, v.detail);
+                (report.signing_time_source, report.timestamp) =
+                    (v.signing_time_source, v.timestamp);
             }
             Err(_) => report.detail = Some("neither a PDF nor UTF-8 XML".into()),
         }

@@ -22,6 +22,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::SignError;
 use super::signer::{SignatureAlgorithm, Signer};
+use crate::timestamp::Tsa;
 
 /// XML-DSig namespace (XML Signature §4).
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -32,6 +33,10 @@ pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signatu
 
 /// The start tag `sign_xml` writes; the verifier looks for exactly this.
 pub const SIGNATURE_START: &str = "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\">";
+/// The start tag of a timestamped signature: XAdES `QualifyingProperties` point at it by Id.
+pub const SIGNATURE_START_WITH_ID: &str =
+    "<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\" Id=\"elicence-signature\">";
+
 /// The end tag of the signature element.
 pub const SIGNATURE_END: &str = "</Signature>";
 
@@ -79,6 +84,18 @@ fn push_signed_info_children(out: &mut String, algorithm: SignatureAlgorithm, di
 /// Fails with [`SignError::NotCanonical`] when [`check_canonical`] rejects `doc`, and with the
 /// signer's error (e.g. [`SignError::Rsa`]) if the key cannot sign.
 pub fn sign_xml(doc: &str, signer: &dyn Signer) -> Result<String, SignError> {
+    sign_xml_with(doc, signer, None)
+}
+
+/// As [`sign_xml`]; with a `tsa`, the signature is XAdES B-T: an unsigned
+/// `SignatureTimeStamp` (ETSI EN 319 132-1 §5.3) whose token is over the exclusive-canonical
+/// `SignatureValue` element ([`canonical_signature_value`]), in `Object/QualifyingProperties`.
+/// Nothing under `SignedInfo` changes, so XML-DSig verifiers see the same signature.
+pub fn sign_xml_with(
+    doc: &str,
+    signer: &dyn Signer,
+    tsa: Option<&dyn Tsa>,
+) -> Result<String, SignError> {
     let body = doc.trim_end_matches(['\n', ' ', '\t']);
     let trailer = &doc[body.len()..];
     check_canonical(body)?;
@@ -97,7 +114,7 @@ pub fn sign_xml(doc: &str, signer: &dyn Signer) -> Result<String, SignError> {
     let certificate_b64 = BASE64.encode(signer.certificate_der());
     let mut out = String::with_capacity(doc.len() + 2200 + certificate_b64.len());
     out.push_str(&body[..root_end]);
-    out.push_str(SIGNATURE_START);
+    out.push_str(if tsa.is_some() { SIGNATURE_START_WITH_ID } else { SIGNATURE_START });
     // Inside <Signature> the namespace is inherited, so SignedInfo carries no xmlns here.
     out.push_str("<SignedInfo>");
     push_signed_info_children(&mut out, algorithm, &digest_b64);
@@ -107,10 +124,37 @@ pub fn sign_xml(doc: &str, signer: &dyn Signer) -> Result<String, SignError> {
     out.push_str("</SignatureValue><KeyInfo><X509Data><X509Certificate>");
     out.push_str(&certificate_b64);
     out.push_str("</X509Certificate></X509Data></KeyInfo>");
+    if let Some(tsa) = tsa {
+        let token = tsa.stamp(canonical_signature_value(&BASE64.encode(&signature)).as_bytes())?;
+        push_signature_timestamp(&mut out, &BASE64.encode(&token.der));
+    }
     out.push_str(SIGNATURE_END);
     out.push_str(&body[root_end..]);
     out.push_str(trailer);
     Ok(out)
+}
+
+/// The `SignatureValue` element as exclusive canonicalisation renders it on its own (the
+/// input of a XAdES signature timestamp): the default namespace is declared on it.
+pub fn canonical_signature_value(value_b64: &str) -> String {
+    format!("<SignatureValue xmlns=\"{DSIG_NS}\">{value_b64}</SignatureValue>")
+}
+
+/// The start of the XAdES `Object` [`sign_xml_with`] writes, up to the token's base64.
+pub const SIGNATURE_TIMESTAMP_START: &str = "<Object><QualifyingProperties \
+    xmlns=\"http://uri.etsi.org/01903/v1.3.2#\" Target=\"#elicence-signature\">\
+    <UnsignedProperties><UnsignedSignatureProperties><SignatureTimeStamp>\
+    <CanonicalizationMethod xmlns=\"http://www.w3.org/2000/09/xmldsig#\" \
+    Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"></CanonicalizationMethod>\
+    <EncapsulatedTimeStamp>";
+/// The end of that `Object`, after the token's base64.
+pub const SIGNATURE_TIMESTAMP_END: &str = "</EncapsulatedTimeStamp></SignatureTimeStamp>\
+    </UnsignedSignatureProperties></UnsignedProperties></QualifyingProperties></Object>";
+
+fn push_signature_timestamp(out: &mut String, token_b64: &str) {
+    out.push_str(SIGNATURE_TIMESTAMP_START);
+    out.push_str(token_b64);
+    out.push_str(SIGNATURE_TIMESTAMP_END);
 }
 
 /// Escapes character data for canonical XML (Canonical XML 1.0 §2.3, text nodes):

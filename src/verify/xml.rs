@@ -18,11 +18,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
-use super::{SignatureStatus, TrustAnchors, subject_label, tampered, validate_signer, verify_rsa};
+use super::timestamp::{TimestampReport, check_token};
+use super::{
+    SignatureStatus, TimeSource, TrustAnchors, subject_label, tampered, validate_signer, verify_rsa,
+};
 use crate::sign::SignError;
 use crate::sign::SignatureAlgorithm;
 use crate::sign::xmldsig::{
-    DSIG_NS, SIGNATURE_END, SIGNATURE_START, canonical_signed_info, check_canonical,
+    DSIG_NS, SIGNATURE_END, SIGNATURE_START, SIGNATURE_START_WITH_ID, SIGNATURE_TIMESTAMP_END,
+    SIGNATURE_TIMESTAMP_START, canonical_signature_value, canonical_signed_info, check_canonical,
 };
 
 /// The result of [`verify_xml`].
@@ -33,12 +37,17 @@ pub struct XmlVerification {
     pub status: SignatureStatus,
     /// Signer certificate subject (common name), when a certificate was found.
     pub signer: Option<String>,
-    /// XML-DSig carries no signing time in our profile; always `None` for now.
+    /// The time of a trusted XAdES signature timestamp (XML-DSig itself carries none).
     pub signing_time: Option<DateTime<Utc>>,
+    /// `timestamp` when `signing_time` is a trusted timestamp's.
+    pub signing_time_source: Option<TimeSource>,
     /// Hex SHA-256 of the signed content (the canonical document without `<Signature>`).
     pub signed_digest: Option<String>,
     /// Why a signature is untrusted, when it is.
     pub detail: Option<String>,
+    /// The XAdES signature timestamp (B-T), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<TimestampReport>,
 }
 
 /// Verifies the enveloped signature of `text` against `trust`, certificates valid now.
@@ -52,8 +61,10 @@ pub fn verify_xml_at(text: &str, trust: &TrustAnchors, at: DateTime<Utc>) -> Xml
         status: SignatureStatus::Authentic,
         signer: None,
         signing_time: None,
+        signing_time_source: None,
         signed_digest: None,
         detail: None,
+        timestamp: None,
     };
     if let Err(status) = check(text, trust, at, &mut result) {
         result.status = status;
@@ -67,7 +78,10 @@ fn check(
     at: DateTime<Utc>,
     result: &mut XmlVerification,
 ) -> Result<(), SignatureStatus> {
-    let Some(start) = text.find(SIGNATURE_START) else {
+    let start_tag = [SIGNATURE_START, SIGNATURE_START_WITH_ID]
+        .into_iter()
+        .find_map(|tag| text.find(tag).map(|at| (at, tag)));
+    let Some((start, start_tag)) = start_tag else {
         if text.contains(DSIG_NS) {
             return Err(tampered("XML-DSig signature not in the elicence layout"));
         }
@@ -77,7 +91,7 @@ fn check(
     if let Err(SignError::NotCanonical { offset, problem }) = check_canonical(signed_doc) {
         return Err(tampered(format!("signed XML is not canonical at byte {offset}: {problem}")));
     }
-    let inner_start = start + SIGNATURE_START.len();
+    let inner_start = start + start_tag.len();
     let inner_len = text
         .get(inner_start..)
         .and_then(|rest| rest.find(SIGNATURE_END))
@@ -86,6 +100,9 @@ fn check(
     let end = inner_start + inner_len + SIGNATURE_END.len();
 
     let parts = SignatureParts::parse(inner).map_err(tampered)?;
+    if parts.timestamp.is_some() != (start_tag == SIGNATURE_START_WITH_ID) {
+        return Err(tampered("signature Id and XAdES timestamp do not go together"));
+    }
     let expected_signed_info =
         canonical_signed_info(SignatureAlgorithm::RsaPkcs1Sha256, parts.digest_value);
     let actual_signed_info =
@@ -130,6 +147,21 @@ fn check(
         return Err(tampered("signed content changed: digest does not match DigestValue"));
     }
 
+    // XAdES B-T: a token over the canonical SignatureValue; when its TSA is trusted the
+    // signer is validated at its time.
+    let mut at = at;
+    if let Some(token_b64) = parts.timestamp {
+        let token = decode_base64(token_b64)
+            .ok_or_else(|| tampered("EncapsulatedTimeStamp is not base64"))?;
+        let message = canonical_signature_value(parts.signature_value);
+        let stamp = check_token(&token, message.as_bytes(), trust.tsa(), at)?;
+        if stamp.trusted {
+            at = stamp.time;
+            result.signing_time = Some(stamp.time);
+            result.signing_time_source = Some(TimeSource::Timestamp);
+        }
+        result.timestamp = Some(stamp);
+    }
     if let Err(why) = validate_signer(signer_cert, &certificates, trust, at) {
         result.detail = Some(why.to_string());
         return Err(SignatureStatus::Untrusted { subject: subject_label(signer_cert) });
@@ -143,6 +175,8 @@ struct SignatureParts<'a> {
     digest_value: &'a str,
     signature_value: &'a str,
     certificates: Vec<&'a str>,
+    /// Base64 of the XAdES signature timestamp token.
+    timestamp: Option<&'a str>,
 }
 
 impl<'a> SignatureParts<'a> {
@@ -150,9 +184,15 @@ impl<'a> SignatureParts<'a> {
         let (signed_info_inner, rest) = element(inner, "SignedInfo")?;
         let (signature_value, rest) = element(rest, "SignatureValue")?;
         let (key_info, rest) = element(rest, "KeyInfo")?;
-        if !rest.trim().is_empty() {
-            return Err("unexpected content after KeyInfo".into());
-        }
+        let timestamp = match rest.trim() {
+            "" => None,
+            object => Some(
+                object
+                    .strip_prefix(SIGNATURE_TIMESTAMP_START)
+                    .and_then(|o| o.strip_suffix(SIGNATURE_TIMESTAMP_END))
+                    .ok_or("unexpected content after KeyInfo")?,
+            ),
+        };
         let (mut x509_data, rest) = element(key_info, "X509Data")?;
         if !rest.trim().is_empty() {
             return Err("unexpected content after X509Data".into());
@@ -169,7 +209,13 @@ impl<'a> SignatureParts<'a> {
             .find("</DigestValue>")
             .ok_or("unterminated DigestValue")?;
         let digest_value = &signed_info_inner[digest_start..digest_start + digest_len];
-        Ok(SignatureParts { signed_info_inner, digest_value, signature_value, certificates })
+        Ok(SignatureParts {
+            signed_info_inner,
+            digest_value,
+            signature_value,
+            certificates,
+            timestamp,
+        })
     }
 }
 
