@@ -6,6 +6,11 @@ use der::{Sequence, ValueOrd};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::ext::Extension;
 
+/// id-sha256 (RFC 5754 §2): the imprint algorithm of our requests. (`sign` has the same
+/// constant; `timestamp` sits below it and cannot import it.)
+pub const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+/// id-signedData (RFC 5652 §5.1): a token is a ContentInfo of this type.
+pub const OID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 /// id-ct-TSTInfo (RFC 3161 §2.4.2): the eContentType of a timestamp token.
 pub const OID_TST_INFO: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");

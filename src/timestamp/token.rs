@@ -10,8 +10,10 @@ use sha2::{Digest, Sha256};
 use spki::AlgorithmIdentifierOwned;
 
 use super::TsaError;
-use super::asn1::{MessageImprint, OID_TST_INFO, TimeStampReq, TimeStampResp, TstInfo};
-use crate::sign::signed_data::{OID_SHA256, OID_SIGNED_DATA};
+use super::asn1::{
+    MessageImprint, OID_SHA256, OID_SIGNED_DATA, OID_TST_INFO, TimeStampReq, TimeStampResp,
+    TstInfo,
+};
 
 /// A SHA-256 imprint of `message` (RFC 3161 §2.4.1; parameters absent, RFC 5754 §2).
 pub fn imprint_of(message: &[u8]) -> Result<MessageImprint, TsaError> {
