@@ -70,9 +70,10 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
+    let production = engine::production_pool(args.jobs, args.tsa.tsa.is_some())?;
 
     let mut sink = RenderSink {
-        pool: &pool,
+        pool: production.as_ref().unwrap_or(&pool),
         producer: &producer,
         out: &args.out,
         limit: args.limit.unwrap_or(usize::MAX),

@@ -118,6 +118,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let given_signer = options.keys.as_deref().map(load_signer).transpose()?;
     let tsa = options.tsa.as_deref().map(timestamp::connect).transpose()?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
+    let production = super::schedule::production_pool(options.jobs, options.tsa.is_some())?;
 
     // 2. Effects: the registry (created on first use), the development key if no key was
     // given, the run record.
@@ -168,7 +169,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
             started,
         )?;
         let mut scheduler = ChunkScheduler {
-            pool: &pool,
+            pool: production.as_ref().unwrap_or(&pool),
             plan: &plan,
             producer: &producer,
             registry: registry_ref,

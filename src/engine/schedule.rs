@@ -327,6 +327,26 @@ impl ChunkScheduler<'_, '_> {
     }
 }
 
+/// Threads that render and sign per core when every signature waits for a TSA: the round trip
+/// then overlaps other licences' rendering instead of holding a core idle.
+const THREADS_PER_CORE_WITH_TSA: usize = 8;
+
+/// A pool of its own for rendering and signing when a TSA is asked for each signature:
+/// [`THREADS_PER_CORE_WITH_TSA`] threads per core of `jobs` (all cores when `None`), since
+/// most of them wait on the network while the others render (CPU work still runs on the
+/// cores there are). `None` without a TSA: the run's pool renders, as it validates.
+pub fn production_pool(
+    jobs: Option<usize>,
+    timestamped: bool,
+) -> Result<Option<rayon::ThreadPool>, rayon::ThreadPoolBuildError> {
+    if !timestamped {
+        return Ok(None);
+    }
+    let cores = jobs.filter(|&n| n > 0).unwrap_or_else(rayon::current_num_threads);
+    let threads = cores * THREADS_PER_CORE_WITH_TSA;
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().map(Some)
+}
+
 /// Renders and signs one row's new version (if the decision makes one) and reads its archive
 /// copy (if it has one).
 fn produce_row(
