@@ -20,7 +20,7 @@ pub mod shard;
 pub mod stream;
 
 pub use dedupe::Dedupe;
-pub use schedule::production_pool;
 pub use run::{RunOptions, RunReport, RunResult};
+pub use schedule::production_pool;
 pub use shard::Shard;
 pub use stream::{CHUNK_ROWS, EngineError, Outcome, RowSink, validate_input};

@@ -11,8 +11,7 @@ use spki::AlgorithmIdentifierOwned;
 
 use super::TsaError;
 use super::asn1::{
-    MessageImprint, OID_SHA256, OID_SIGNED_DATA, OID_TST_INFO, TimeStampReq, TimeStampResp,
-    TstInfo,
+    MessageImprint, OID_SHA256, OID_SIGNED_DATA, OID_TST_INFO, TimeStampReq, TimeStampResp, TstInfo,
 };
 
 /// A SHA-256 imprint of `message` (RFC 3161 §2.4.1; parameters absent, RFC 5754 §2).
