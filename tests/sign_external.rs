@@ -251,6 +251,44 @@ fn pdf_incremental_update_after_signing_is_caught() -> TestResult {
 }
 
 #[test]
+fn every_signature_is_checked_and_a_second_one_does_not_cover_up_a_changed_first_revision()
+-> TestResult {
+    let dir = tempfile::tempdir()?;
+    let signer = fixture_signer();
+    let first = sign_pdf(&util::sample_pdf(), &signer, signing_time(), &Default::default())?;
+    // Signed twice by trusted keys, nothing changed: authentic, both signatures reported.
+    let twice = sign_pdf(&first, &signer, signing_time(), &Default::default())?;
+    let ours = verify_pdf(&twice, &trust());
+    assert_eq!(ours.status, SignatureStatus::Authentic, "{ours:?}");
+    assert_eq!((ours.revision, ours.revisions), (Some(3), Some(3)));
+    assert_eq!(ours.earlier_signatures.len(), 1);
+    assert_eq!(ours.earlier_signatures[0].revision, Some(2));
+    assert!(ours.earlier_signatures[0].status.is_authentic());
+
+    // The first revision's text changed in place, then signed again: the last signature
+    // verifies, the first does not.
+    let at = first.windows(8).position(|w| w == b"Business").ok_or("text")?;
+    let mut forged = first.clone();
+    forged[at] = b'X';
+    let resigned = sign_pdf(&forged, &signer, signing_time(), &Default::default())?;
+    let file = dir.path().join("resigned.pdf");
+    std::fs::write(&file, &resigned)?;
+    let ours = verify_pdf(&resigned, &trust());
+    match &ours.status {
+        SignatureStatus::Tampered { reason } => {
+            assert!(reason.contains("digest does not match"), "{reason}")
+        }
+        other => panic!("expected tampered, got {other:?}"),
+    }
+    let detail = ours.detail.as_deref().unwrap_or_default();
+    assert!(detail.starts_with("earlier signature over revision 2: tampered"), "{detail}");
+    // poppler agrees: the first signature's digest no longer matches.
+    let report = pdfsig(&nss_db(&dir.path().join("nss")), &file);
+    assert!(report.contains("Digest Mismatch"), "pdfsig: {report}");
+    Ok(())
+}
+
+#[test]
 fn signed_xml_is_valid_for_xmlsec1_and_us() -> TestResult {
     let dir = tempfile::tempdir()?;
     let doc = sample_xml("北京某某科技有限公司 & \"合伙人\"");

@@ -53,6 +53,27 @@ pub struct PdfVerification {
     /// The signature's RFC 3161 timestamp (PAdES B-T), when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<TimestampReport>,
+    /// The revision (counted in `%%EOF` markers) the signature covers, and how many the file
+    /// has: the last signature of an unchanged file covers the last revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revisions: Option<usize>,
+    /// Signatures before the last one (a copy for use has the original's), each checked over
+    /// the revision it covers; any that is not authentic decides `status`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier_signatures: Vec<EarlierSignature>,
+}
+
+/// An earlier signature of a PDF, as [`verify_pdf`] found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EarlierSignature {
+    #[serde(flatten)]
+    pub status: SignatureStatus,
+    pub signer: Option<String>,
+    pub revision: Option<usize>,
+    pub signing_time: Option<DateTime<Utc>>,
+    pub signing_time_source: Option<TimeSource>,
 }
 
 impl PdfVerification {
@@ -65,6 +86,9 @@ impl PdfVerification {
             signed_digest: None,
             detail: None,
             timestamp: None,
+            revision: None,
+            revisions: None,
+            earlier_signatures: Vec::new(),
         }
     }
 }
@@ -77,7 +101,8 @@ pub const MAX_PDF_BYTES: usize = 64 << 20;
 /// watermarked copy or a B-LTA file a handful).
 pub const MAX_SIGNATURES: usize = 64;
 
-/// Verifies the last signature of a PDF against `trust`. Never panics; malformed input is
+/// Verifies every signature of a PDF against `trust`: the last must cover the whole file, each
+/// earlier one the revision it ends. Never panics; malformed input is
 /// reported as [`SignatureStatus::Tampered`] or [`SignatureStatus::NotSigned`].
 ///
 /// Bounded by construction: the file is never parsed as a whole and no stream is ever
@@ -109,27 +134,75 @@ pub fn verify_pdf_at(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> 
         Ok(signatures) => signatures,
         Err(status) => return PdfVerification::new(status),
     };
-    let Some(sig) = last_signature(signatures) else {
+    let mut signatures = signatures;
+    // The signature whose range reaches furthest is the last one; it must cover the file.
+    signatures.sort_by_key(|s| s.byte_range[2].saturating_add(s.byte_range[3]));
+    let Some(sig) = signatures.pop() else {
         return PdfVerification::new(SignatureStatus::NotSigned);
     };
+    let mut result = checked(bytes, &sig, trust, now, Coverage::WholeFile);
+    result.revisions = Some(revisions(bytes, bytes.len()));
+    // Every earlier signature must be intact over the revision it covers.
+    for earlier in &signatures {
+        let v = checked(bytes, earlier, trust, now, Coverage::Revision);
+        if result.status.is_authentic() && !v.status.is_authentic() {
+            result.detail = Some(format!(
+                "earlier signature over revision {}: {}{}",
+                v.revision.unwrap_or(0),
+                v.status.label(),
+                match (&v.status, &v.detail) {
+                    (SignatureStatus::Tampered { reason }, _) => format!(" ({reason})"),
+                    (_, Some(why)) => format!(" ({why})"),
+                    _ => String::new(),
+                }
+            ));
+            result.status = v.status.clone();
+        }
+        result.earlier_signatures.push(EarlierSignature {
+            status: v.status,
+            signer: v.signer,
+            revision: v.revision,
+            signing_time: v.signing_time,
+            signing_time_source: v.signing_time_source,
+        });
+    }
+    result
+}
+
+/// What a signature's byte range must reach.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Coverage {
+    /// The last signature: the whole file (anything after it is an unsigned change).
+    WholeFile,
+    /// An earlier signature: the end of a revision (`%%EOF`).
+    Revision,
+}
+
+fn checked(
+    bytes: &[u8],
+    sig: &SignatureDictionary,
+    trust: &TrustAnchors,
+    now: DateTime<Utc>,
+    coverage: Coverage,
+) -> PdfVerification {
     let mut result = PdfVerification::new(SignatureStatus::Authentic);
     result.signing_time = sig.signing_time;
     result.signing_time_source = sig.signing_time.map(|_| TimeSource::Claimed);
-    match check(bytes, &sig, trust, now, &mut result) {
-        Ok(()) => {}
-        Err(status) => result.status = status,
+    if let Err(status) = check(bytes, sig, trust, now, coverage, &mut result) {
+        result.status = status;
     }
     result
+}
+
+/// The number of revisions (`%%EOF` markers) in the first `end` bytes.
+fn revisions(bytes: &[u8], end: usize) -> usize {
+    let head = bytes.get(..end).unwrap_or(bytes);
+    head.windows(5).filter(|w| *w == b"%%EOF").count()
 }
 
 struct SignatureDictionary {
     byte_range: [i64; 4],
     signing_time: Option<DateTime<Utc>>,
-}
-
-/// The signature whose range reaches furthest is the last one.
-fn last_signature(signatures: Vec<SignatureDictionary>) -> Option<SignatureDictionary> {
-    signatures.into_iter().max_by_key(|s| s.byte_range[2].saturating_add(s.byte_range[3]))
 }
 
 /// Every `/ByteRange [a b c d]` in the raw file with the `/M` of the object around it.
@@ -199,6 +272,7 @@ fn check(
     sig: &SignatureDictionary,
     trust: &TrustAnchors,
     now: DateTime<Utc>,
+    coverage: Coverage,
     result: &mut PdfVerification,
 ) -> Result<(), SignatureStatus> {
     let [a, b, c, d] = sig.byte_range;
@@ -208,11 +282,22 @@ fn check(
     if a != 0 || b >= c || covered_end > bytes.len() {
         return Err(tampered(format!("/ByteRange {:?} does not fit the file", sig.byte_range)));
     }
-    if covered_end < bytes.len() {
-        return Err(tampered(format!(
-            "document changed after signing: {} bytes after the signed range",
-            bytes.len() - covered_end
-        )));
+    result.revision = Some(revisions(bytes, covered_end));
+    match coverage {
+        Coverage::WholeFile if covered_end < bytes.len() => {
+            return Err(tampered(format!(
+                "document changed after signing: {} bytes after the signed range",
+                bytes.len() - covered_end
+            )));
+        }
+        Coverage::Revision => {
+            let covered = bytes.get(..covered_end).unwrap_or_default();
+            let end = covered.iter().rposition(|b| !b"\r\n".contains(b)).map_or(0, |i| i + 1);
+            if !covered.get(..end).unwrap_or_default().ends_with(b"%%EOF") {
+                return Err(tampered("an earlier signature's range does not end a revision"));
+            }
+        }
+        Coverage::WholeFile => {}
     }
     // The gap must be exactly the /Contents hex string, brackets included.
     let gap = bytes.get(b..c).ok_or_else(|| tampered("bad /ByteRange"))?;
