@@ -6,9 +6,7 @@ use serde_json::{Value, json};
 /// The document.
 pub fn document() -> Value {
     let problem = json!({"$ref": "#/components/responses/Problem"});
-    let html = |description: &str| {
-        json!({"description": description, "content": {"text/html": {"schema": {"type": "string"}}}})
-    };
+    let html = |description: &str| json!({"description": description, "content": {"text/html": {"schema": {"type": "string"}}}});
     json!({
         "openapi": "3.1.0",
         "info": {

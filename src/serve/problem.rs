@@ -17,6 +17,9 @@ pub struct Problem {
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
+    /// Seconds for `Retry-After` (RFC 9110 §10.2.3) on a 429.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -28,6 +31,15 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A 429 whose client may retry after `seconds`.
+    pub fn too_many_requests(detail: impl Into<String>, seconds: u64) -> Problem {
+        Problem {
+            retry_after: Some(seconds),
+            ..Problem::new(StatusCode::TOO_MANY_REQUESTS, detail)
         }
     }
 
@@ -62,6 +74,9 @@ impl IntoResponse for Problem {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3: a 401 names the scheme the client must use.
             response

@@ -27,13 +27,11 @@ use crate::verify::presented::verify_bytes;
 pub const VERIFY_BODY_LIMIT: usize = 20 * 1024 * 1024;
 
 /// The rate-limit bucket of a public caller: its address.
-pub(super) fn limit(state: &AppState, peer: SocketAddr) -> Result<(), Response> {
-    state.rate.take(&format!("ip:{}", peer.ip()), Instant::now()).map_err(|wait| {
-        let mut r =
-            Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded").into_response();
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        r
-    })
+pub(super) fn limit(state: &AppState, peer: SocketAddr) -> Result<(), Problem> {
+    state
+        .rate
+        .take(&format!("ip:{}", peer.ip()), Instant::now())
+        .map_err(|wait| Problem::too_many_requests("rate limit exceeded", wait))
 }
 
 /// `POST /api/v1/verify`: signature verdict and registry status of the body, audited as a
@@ -43,8 +41,8 @@ pub async fn verify(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(r) = limit(&state, peer) {
-        return r;
+    if let Err(p) = limit(&state, peer) {
+        return p.into_response();
     }
     let bytes = match body(raw) {
         Ok(b) if b.is_empty() => {
@@ -73,8 +71,8 @@ pub async fn page(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     identifier: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    if let Err(r) = limit(&state, peer) {
-        return r;
+    if let Err(p) = limit(&state, peer) {
+        return p.into_response();
     }
     let Ok(Path(identifier)) = identifier else {
         return message(StatusCode::BAD_REQUEST, "标识格式不正确", "链接中的证照标识无法识别。");

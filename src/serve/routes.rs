@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Path, Query, Req
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -40,18 +40,39 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .route("/api/v1/token", post(token).layer(DefaultBodyLimit::max(TOKEN_BODY_LIMIT)))
+        .route("/api/v1/token", limited(post(token), TOKEN_BODY_LIMIT))
         .route("/api/v1/licences", get(licences))
         .route("/api/v1/licences/{identifier}", get(licence))
         .route(
             "/api/v1/verify",
-            post(super::public::verify)
-                .layer(DefaultBodyLimit::max(super::public::VERIFY_BODY_LIMIT)),
+            limited(post(super::public::verify), super::public::VERIFY_BODY_LIMIT),
         )
         .route("/v/{identifier}", get(super::public::page))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
+}
+
+/// `route` with its request bodies bounded by `limit` bytes: a larger announced
+/// `Content-Length` is refused (413) before any of the body is read, and a streamed body is cut
+/// off (413) as soon as it passes the limit, so nothing beyond `limit` is ever buffered.
+fn limited(route: MethodRouter<Arc<AppState>>, limit: usize) -> MethodRouter<Arc<AppState>> {
+    route
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(limit, announced_length))
+}
+
+async fn announced_length(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        let detail = format!("request body over the limit of {limit} bytes");
+        return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, detail).into_response();
+    }
+    next.run(request).await
 }
 
 /// Runs `f` with a registry connection on the blocking pool: the registry is synchronous and
@@ -151,9 +172,7 @@ async fn token(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    if let Err(r) = super::public::limit(&state, peer) {
-        return Ok(r);
-    }
+    super::public::limit(&state, peer)?;
     let raw = body(raw)?;
     let request: TokenRequest = serde_json::from_slice(&raw).map_err(|e| {
         Problem::bad_request(format!(
@@ -226,8 +245,8 @@ fn now() -> Result<chrono::DateTime<chrono::Utc>, Problem> {
 
 /// The department a bearer token names, after its signature, expiry and rate limit; the
 /// registry check (still enabled) happens in [`gate`].
-fn bearer(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
-    let refuse = |e: TokenError| Problem::unauthorized(e.to_string()).into_response();
+fn bearer(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    let refuse = |e: TokenError| Box::new(Problem::unauthorized(e.to_string()).into_response());
     let value = headers.get(header::AUTHORIZATION).ok_or_else(|| refuse(TokenError::Missing))?;
     let value = value.to_str().map_err(|_| refuse(TokenError::Malformed))?;
     let token = value
@@ -236,13 +255,9 @@ fn bearer(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
         .ok_or_else(|| refuse(TokenError::Missing))?;
     let claims = state.tokens.check(token.trim(), token::unix_now()).map_err(refuse)?;
     if let Err(wait) = state.rate.take(&claims.dept, Instant::now()) {
-        let mut r = Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("rate limit of department {} exceeded", claims.dept),
-        )
-        .into_response();
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return Err(with_department(r, LoggedDepartment(claims.dept)));
+        let detail = format!("rate limit of department {} exceeded", claims.dept);
+        let r = Problem::too_many_requests(detail, wait).into_response();
+        return Err(Box::new(with_department(r, LoggedDepartment(claims.dept))));
     }
     Ok(claims.dept)
 }
@@ -339,7 +354,7 @@ async fn answer(
 ) -> Response {
     let dept = match bearer(&state, &headers) {
         Ok(d) => d,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let logged = LoggedDepartment(dept.clone());
     let reason = reason(&headers);

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::registry::{AuditEntry, Registry, RegistryError, RegistryStatus};
-use crate::verify::{SignatureStatus, TimeSource};
 use crate::verify::presented::Verdict;
+use crate::verify::{SignatureStatus, TimeSource};
 
 /// One file's verdict as `elicence verify --json` prints it.
 #[derive(Debug, Serialize)]
