@@ -424,6 +424,13 @@ fn department_queries_within_rights_masked_refused_and_audited() {
     let p = r.problem(403);
     assert!(!r.body.contains(LEGAL_REP) && !r.body.contains("禾丰"), "{p}");
     get(&format!("/api/v1/licences?holder={HOLDER}"), &market_h).problem(403);
+    // A well-formed identifier the registry does not hold: 404 (the empty answer is audited).
+    let unknown = elicence::identify::LicenceId::parse(CURRENT)
+        .and_then(|id| id.with_version(9))
+        .expect("identifier")
+        .to_string();
+    get(&format!("/api/v1/licences/{unknown}"), &med_h).problem(404);
+    assert_eq!(s.get(&format!("/v/{unknown}"), &[]).status, 404);
 
     // Refusals of shape.
     get(&format!("/api/v1/licences/{CURRENT}"), &[]).problem(401);
@@ -453,7 +460,7 @@ fn department_queries_within_rights_masked_refused_and_audited() {
     let new = &audit[before..];
     let count = |action: &str| new.iter().filter(|e| e.0 == action).count();
     assert_eq!(count("share_token"), 2, "{new:?}");
-    assert_eq!(count("share_query"), 5, "{new:?}");
+    assert_eq!(count("share_query"), 6, "{new:?}");
     let denials: Vec<String> = new
         .iter()
         .filter(|e| e.0 == "share_denied")
@@ -673,4 +680,171 @@ fn plain_http_is_refused_off_loopback_and_tls_flags_go_together() {
     serve(&["--listen", "127.0.0.1:0", "--token-ttl", "7200"], 2);
     let err = serve(&["--listen", "127.0.0.1:0", "--tls-cert", "x.pem", "--tls-key", "y.pem"], 3);
     assert!(err.contains("TLS"), "{err}");
+}
+
+/// 长春市朝阳区市场监督管理局, the issuer of the fixture's licences.
+const ISSUER: &str = "11220104MB1875524M";
+/// A licence loaded on top of the fixture, valid until 2030: current on the tests' date.
+const NEW_NUMBER: &str = "JY12201040000233";
+
+impl Fixture {
+    /// Loads one more food licence, [`NEW_NUMBER`], issued 2026-01-05 and valid to 2030-12-31.
+    fn load_current_licence(&self) {
+        let text =
+            std::fs::read_to_string(root().join("fixtures/food-business-permit/export-utf8.csv"))
+                .expect("fixture");
+        let mut lines = text.lines();
+        let header = lines.next().expect("header");
+        let row = lines.next().expect("first row");
+        let row = row
+            .replace("JY12201040000016", NEW_NUMBER)
+            .replace("2017-04-24", "2026-01-05")
+            .replace("2022-04-23", "2030-12-31");
+        assert!(row.contains(NEW_NUMBER) && row.contains("2030-12-31"), "{row}");
+        let csv = self.dir.path().join("new.csv");
+        std::fs::write(&csv, format!("{header}\n{row}\n")).expect("write csv");
+        run_expect(
+            self.cmd()
+                .arg("run")
+                .arg(self.dir.path().join("pipelines/food-business-permit.toml"))
+                .arg("--input")
+                .arg(&csv)
+                .args(["--keys", "fixtures/keys"])
+                .arg("--out")
+                .arg(self.dir.path().join("out-new")),
+            0,
+        );
+    }
+
+    /// `elicence verify --json --data` of every stored PDF: (exit code, reports).
+    fn verify_all(&self) -> (Option<i32>, Vec<Value>) {
+        let mut pdfs = Vec::new();
+        stored(&self.data().join("store"), "pdf", &mut pdfs);
+        let out = self
+            .cmd()
+            .args(["verify", "--json", "--keys", "fixtures/keys"])
+            .args(&pdfs)
+            .output()
+            .expect("verify runs");
+        let reports = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        (out.status.code(), reports)
+    }
+
+    /// `elicence verify --json --data` of the stored PDF of `identifier`: (exit code, report).
+    fn verify_one(&self, identifier: &str) -> (Option<i32>, Value) {
+        let (_, reports) = self.verify_all();
+        let file = reports
+            .iter()
+            .find(|r| r["identifier"] == identifier)
+            .and_then(|r| r["file"].as_str())
+            .expect("the licence's stored PDF")
+            .to_owned();
+        let out = self
+            .cmd()
+            .args(["verify", "--json", "--keys", "fixtures/keys", &file])
+            .output()
+            .expect("verify runs");
+        (out.status.code(), serde_json::from_slice(&out.stdout).expect("json"))
+    }
+}
+
+#[test]
+fn status_rules_expired_disputed_and_revoked_alike_in_cli_api_and_page() {
+    let f = Fixture::new();
+    f.load_current_licence();
+    let med_cred = f.dir.path().join("med.cred");
+    std::fs::write(&med_cred, &f.med).expect("cred");
+    let issuer_cred = f.dir.path().join("issuer.cred");
+    std::fs::write(&issuer_cred, f.add_dept(ISSUER, "长春市朝阳区市场监督管理局")).expect("cred");
+    let s = f.serve(&["--trust", "fixtures/keys/ca.pem"]);
+    let med = s.bearer(MED, &f.med);
+    let h = [("authorization", med.as_str()), ("x-reason", REASON)];
+    let api = |path: &str| {
+        let r = s.get(path, &h);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["licences"][0]["registry_status"].clone()
+    };
+    let new_id = {
+        let r = s.get(&format!("/api/v1/licences?number={NEW_NUMBER}"), &h);
+        r.json()["licences"][0]["identifier"].as_str().expect("the new licence").to_owned()
+    };
+    let by_id = |id: &str| api(&format!("/api/v1/licences/{id}"));
+    let page = |id: &str| s.get(&format!("/v/{id}"), &[]).body;
+
+    // Expired: valid to 2022-04-23, seen on 2026-11-27 (ELICENCE_NOW of the tests).
+    assert_eq!(by_id(CURRENT), json!({"status": "expired", "on": "2022-04-23"}));
+    assert!(page(CURRENT).contains(">已过期<"));
+    let (code, report) = f.verify_one(CURRENT);
+    assert_eq!((code, &report["status"]), (Some(1), &json!("authentic")), "{report}");
+    assert_eq!(report["registry_status"]["status"], "expired");
+
+    // Current: within its validity, no check answered.
+    assert_eq!(by_id(&new_id), json!({"status": "current"}));
+    assert!(page(&new_id).contains(">有效<"));
+    let (code, report) = f.verify_one(&new_id);
+    assert_eq!((code, &report["registry_status"]["status"]), (Some(0), &json!("current")));
+
+    // Disputed while the issuer's `inconsistent` answer stands.
+    let as_dept = |code: &str, cred: &Path, args: &[&str]| {
+        let mut c = f.cmd();
+        c.args(args).args(["--as", code]).arg("--credential-file").arg(cred);
+        c
+    };
+    run_expect(
+        &mut as_dept(MED, &med_cred, &["check-request", &new_id, "--reason", "经营场所与现场不符"]),
+        0,
+    );
+    // An open request changes nothing.
+    assert_eq!(by_id(&new_id), json!({"status": "current"}));
+    let answer = |n: &str, result: &str| {
+        let args = ["check-answer", n, "--result", result, "--note", "现场核查"];
+        run_expect(&mut as_dept(ISSUER, &issuer_cred, &args), 0);
+    };
+    answer("1", "inconsistent");
+    let status = by_id(&new_id);
+    assert_eq!(
+        (&status["status"], &status["check_request"]),
+        (&json!("disputed"), &json!(1)),
+        "{status}"
+    );
+    assert!(page(&new_id).contains(">核查存疑<"));
+    let (code, report) = f.verify_one(&new_id);
+    assert_eq!((code, &report["registry_status"]["status"]), (Some(1), &json!("disputed")));
+    let q = run_expect(
+        &mut as_dept(MED, &med_cred, &["query", "--reason", "复核", "--id", &new_id]),
+        0,
+    );
+    assert!(String::from_utf8_lossy(&q.stdout).contains("DISPUTED"), "{q:?}");
+
+    // A later consistent answer stands instead.
+    run_expect(
+        &mut as_dept(MED, &med_cred, &["check-request", &new_id, "--reason", "再次核查"]),
+        0,
+    );
+    answer("2", "consistent");
+    assert_eq!(by_id(&new_id), json!({"status": "current"}));
+    assert_eq!(f.verify_one(&new_id).0, Some(0));
+
+    // Revoked: the signature is still authentic, but CLI, API and page say revoked.
+    run_expect(f.cmd().args(["revoke", &new_id, "--reason", "吊销"]), 0);
+    assert_eq!(by_id(&new_id)["status"], "revoked");
+    assert!(page(&new_id).contains(">已注销<"));
+    let (code, report) = f.verify_one(&new_id);
+    assert_eq!((code, &report["status"]), (Some(1), &json!("authentic")));
+    assert_eq!(report["registry_status"]["status"], "revoked");
+    let r = s.post(
+        "/api/v1/verify",
+        "application/pdf",
+        &std::fs::read(report["file"].as_str().expect("file")).expect("pdf"),
+    );
+    assert_eq!(
+        (r.json()["status"].clone(), r.json()["registry_status"]["status"].clone()),
+        (json!("authentic"), json!("revoked"))
+    );
+
+    s.check_openapi();
+    let _ = s.stop();
 }

@@ -94,10 +94,17 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// `current`, `superseded by …`, `REVOKED …`.
+/// `current`, `superseded by …`, `REVOKED …`, `EXPIRED …`, `DISPUTED …`.
 pub fn status_text(s: &RegistryStatus) -> String {
     match s {
         RegistryStatus::Current => "current".into(),
+        RegistryStatus::Expired { on } => format!("EXPIRED (valid to {on})"),
+        RegistryStatus::Disputed { check_request, since } => {
+            format!(
+                "DISPUTED (check request #{check_request} answered inconsistent {})",
+                since.date_naive()
+            )
+        }
         RegistryStatus::Superseded { by } => format!("superseded by {by}"),
         RegistryStatus::Revoked { at, reason, .. } => {
             format!("REVOKED {} ({reason})", at.date_naive())

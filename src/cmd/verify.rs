@@ -132,10 +132,7 @@ fn text_line(report: &FileReport) -> String {
             c.for_department,
             c.reason,
             c.expires,
-            match &c.licence {
-                RegistryStatus::Current => "current".to_string(),
-                other => format!("{other:?}"),
-            }
+            crate::cmd::query::status_text(&c.licence)
         ),
         Some(FileStatus::Licence(s)) => licence_line(line, s),
     }
@@ -148,6 +145,11 @@ fn licence_line(line: String, status: &RegistryStatus) -> String {
         RegistryStatus::Revoked { at, reason, by_operator } => {
             format!("{line}; registry: REVOKED {at} by {by_operator}: {reason}")
         }
+        RegistryStatus::Expired { on } => format!("{line}; registry: EXPIRED (valid to {on})"),
+        RegistryStatus::Disputed { check_request, since } => format!(
+            "{line}; registry: DISPUTED (check request #{check_request} answered inconsistent {})",
+            since.date_naive()
+        ),
         RegistryStatus::Unknown => {
             format!("{line}; registry: unknown (not a file we issued)")
         }

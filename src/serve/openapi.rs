@@ -47,7 +47,7 @@ pub fn document() -> Value {
                         "identifier": {"type": "string"}, "type_code": {"type": "string"},
                         "type_name": {"type": "string"}, "issuer_code": {"type": "string"},
                         "printed_no": {"type": "string"}, "version": {"type": "integer"},
-                        "registry_status": {"type": "object"},
+                        "registry_status": {"$ref": "#/components/schemas/RegistryStatus"},
                         "holder_name": {"type": "string"}, "holder_code": {"type": "string"},
                         "issue_date": {"type": "string", "format": "date"},
                         "valid_to": {"type": ["string", "null"], "format": "date"},
@@ -59,7 +59,7 @@ pub fn document() -> Value {
                     "type": "object",
                     "required": ["status"],
                     "properties": {
-                        "status": {"type": "string", "enum": ["current", "superseded", "revoked", "unknown", "copy", "expired"]}
+                        "status": {"type": "string", "enum": ["current", "superseded", "revoked", "expired", "disputed", "unknown", "copy"]}
                     }
                 },
                 "VerifyReport": {

@@ -82,7 +82,11 @@ pub async fn page(
     }
     let found = with_registry(&state, move |state, r| {
         let today = crate::clock::now().map_err(|e| Problem::internal(&e))?.date_naive();
-        Ok(r.licence_by_identifier(&identifier)?.map(|v| public_view(&state.catalog, &v, today)))
+        let Some(v) = r.licence_by_identifier(&identifier)? else {
+            return Ok(None);
+        };
+        let status = r.status_on(&v, today)?;
+        Ok(Some(public_view(&state.catalog, &v, status)))
     })
     .await;
     match found {
@@ -170,6 +174,13 @@ fn licence_page(l: &PublicLicence) -> Response {
         PublicStatus::Expired { on } => {
             ("bad", "已过期".to_owned(), format!("<p>有效期已于 {on} 届满。</p>"))
         }
+        PublicStatus::Disputed { since } => (
+            "warn",
+            "核查存疑".to_owned(),
+            format!(
+                "<p>发证机关于 {since} 核查认定此证照信息与登记档案不符，请勿据此办理业务。</p>"
+            ),
+        ),
     };
     let valid_to = l.valid_to.map_or_else(|| "长期".to_owned(), |d| d.to_string());
     let main = format!(

@@ -311,10 +311,12 @@ pub fn rights_on<'c>(
     Ok((t, access, unmask))
 }
 
-/// The view of `v` a department with `access` (and `unmask`) gets.
+/// The view of `v` (whose status is `status`, [`Registry::status_on`]) a department with
+/// `access` (and `unmask`) gets.
 pub fn shared_view(
     t: &crate::catalog::LicenceType,
     v: &crate::registry::VersionRow,
+    status: crate::registry::RegistryStatus,
     access: rights::Access,
     unmask: bool,
 ) -> SharedLicence {
@@ -331,7 +333,7 @@ pub fn shared_view(
         issuer_code: v.key.issuer_code.clone(),
         printed_no: v.key.printed_no.clone(),
         version: v.version,
-        registry_status: v.status(),
+        registry_status: status,
         holder_name,
         holder_code,
         issue_date: v.issue_date,

@@ -91,18 +91,20 @@ pub struct CopyStatus {
     pub licence: RegistryStatus,
 }
 
-/// The registry status of the file with `sha256`: an original version, else a recorded copy
-/// for use (expired after its date, `at` being today), else unknown.
+/// The registry status of the file with `sha256` at `at`: an original version (with the rules
+/// of time and checks, [`Registry::status_on`]), else a recorded copy for use (expired after its
+/// date), else unknown.
 pub fn file_status(
     reg: &Registry,
     sha256: &str,
     at: DateTime<Utc>,
 ) -> Result<(FileStatus, Option<String>), RegistryError> {
     if let Some(v) = reg.licence_by_file_hash(sha256)? {
-        return Ok((FileStatus::Licence(v.status()), Some(v.identifier)));
+        let status = reg.status_on(&v, at.date_naive())?;
+        return Ok((FileStatus::Licence(status), Some(v.identifier)));
     }
     if let Some(c) = reg.copy_by_file_hash(sha256)? {
-        let licence = reg.status_of(&c.identifier)?;
+        let licence = reg.status_of(&c.identifier, at.date_naive())?;
         let status = if at.date_naive() > c.expires { "expired" } else { "copy" };
         let s = CopyStatus {
             status,

@@ -1,7 +1,7 @@
 //! What anyone may learn about a licence without logging in (the public verification page
 //! `/v/{identifier}`): its type, issuer, printed number, validity and status; never the holder
-//! or any field value. The status adds the time rule the registry alone does not apply: a
-//! current version whose 有效期至 is past is expired. Pure.
+//! or any field value. The status comes from [`crate::registry::Registry::status_on`] (the rules
+//! of time and checks). Pure.
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -21,6 +21,8 @@ pub enum PublicStatus {
     Revoked { on: NaiveDate },
     /// 已过期: the current version, but its validity ended on `on`.
     Expired { on: NaiveDate },
+    /// 存疑: the issuer answered a check (核查) `inconsistent`, and that answer stands.
+    Disputed { since: NaiveDate },
 }
 
 /// A licence as the public sees it.
@@ -37,21 +39,22 @@ pub struct PublicLicence {
     pub status: PublicStatus,
 }
 
-/// The public view of `v` on `today`.
-pub fn public_view(catalog: &Catalog, v: &VersionRow, today: NaiveDate) -> PublicLicence {
+/// The public view of `v`, whose status is `status`.
+pub fn public_view(catalog: &Catalog, v: &VersionRow, status: RegistryStatus) -> PublicLicence {
     let type_name = catalog
         .types
         .iter()
         .find(|t| t.code == v.key.type_code)
         .map_or_else(|| v.key.type_code.clone(), |t| t.name.clone());
-    let status = match v.status() {
+    let status = match status {
         RegistryStatus::Superseded { by } => PublicStatus::Superseded { by },
+        // Never the reason or the operator: only that and when.
         RegistryStatus::Revoked { at, .. } => PublicStatus::Revoked { on: at.date_naive() },
-        RegistryStatus::Current | RegistryStatus::Unknown => match v.valid_to {
-            // 有效期至 is the last valid day.
-            Some(end) if end < today => PublicStatus::Expired { on: end },
-            _ => PublicStatus::Current,
-        },
+        RegistryStatus::Expired { on } => PublicStatus::Expired { on },
+        RegistryStatus::Disputed { since, .. } => {
+            PublicStatus::Disputed { since: since.date_naive() }
+        }
+        RegistryStatus::Current | RegistryStatus::Unknown => PublicStatus::Current,
     };
     PublicLicence {
         identifier: v.identifier.clone(),

@@ -79,7 +79,10 @@ pub fn answer(
     let mut withheld = Vec::new();
     for v in &found {
         match share::rights_on(catalog, &grants, department, v) {
-            Ok((t, access, unmask)) => shown.push(share::shared_view(t, v, access, unmask)),
+            Ok((t, access, unmask)) => {
+                let status = registry.status_on(v, ask.at.date_naive())?;
+                shown.push(share::shared_view(t, v, status, access, unmask));
+            }
             Err(refusal) => withheld.push((v.identifier.clone(), refusal)),
         }
     }
