@@ -848,3 +848,91 @@ fn status_rules_expired_disputed_and_revoked_alike_in_cli_api_and_page() {
     s.check_openapi();
     let _ = s.stop();
 }
+
+#[test]
+fn signed_files_within_rights_byte_for_byte_and_audited() {
+    let f = Fixture::new();
+    let s = f.serve(&["--trust", "fixtures/keys/ca.pem"]);
+    let med = s.bearer(MED, &f.med);
+    let market = s.bearer(MARKET, &f.market);
+    let h = |t: &str| [("authorization", t.to_owned()), ("x-reason", REASON.to_owned())];
+    let get = |t: &str, path: &str| {
+        let hs = h(t);
+        let hs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut req = agent().get(format!("{}{path}", s.url));
+        for (k, v) in &hs {
+            req = req.header(*k, *v);
+        }
+        let mut r = req.call().expect("a response");
+        let header = |n: &str| {
+            r.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+        };
+        let (ct, cd) = (header("content-type"), header("content-disposition"));
+        let status = r.status().as_u16();
+        let body = r.body_mut().read_to_vec().expect("body");
+        // Recorded for the OpenAPI check (binary bodies as their length).
+        let text = if ct.contains("json") {
+            String::from_utf8_lossy(&body).into_owned()
+        } else {
+            String::new()
+        };
+        s.record(
+            "GET",
+            path,
+            Reply { status, content_type: ct.clone(), body: text, retry_after: None },
+        );
+        (status, ct, cd, body)
+    };
+    let pdf = format!("/api/v1/licences/{CURRENT}/files/pdf");
+    // The food type has personal fields: the whole face needs a grant with unmasking.
+    let (status, _, _, body) = get(&med, &pdf);
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    run_expect(
+        f.cmd().args(["dept", "grant", MED, "--type", "food-business-permit", "--unmask"]),
+        0,
+    );
+    let (status, ct, cd, body) = get(&med, &pdf);
+    assert_eq!((status, ct.as_str()), (200, "application/pdf"));
+    assert_eq!(cd, format!("attachment; filename=\"{CURRENT}.pdf\""));
+    // Byte for byte the file the registry stored, and it verifies.
+    let sha = elicence::registry::sha256_hex(&body);
+    let mut pdfs = Vec::new();
+    stored(&f.data().join("store"), "pdf", &mut pdfs);
+    assert!(pdfs.iter().any(|p| p.file_stem().is_some_and(|s| s.to_string_lossy() == sha)));
+    let v = s.post("/api/v1/verify", "application/pdf", &body).json();
+    assert_eq!(
+        (v["status"].clone(), v["identifier"].clone()),
+        (json!("authentic"), json!(CURRENT))
+    );
+    let (status, ct, _, body) = get(&med, &format!("/api/v1/licences/{CURRENT}/files/xml"));
+    assert_eq!((status, ct.as_str()), (200, "application/xml"));
+    assert!(String::from_utf8_lossy(&body).contains("<Signature"));
+
+    // Outside the scope, unknown kinds, OFD (not produced yet), unknown and malformed ids.
+    assert_eq!(get(&market, &pdf).0, 403);
+    assert_eq!(get(&med, &format!("/api/v1/licences/{CURRENT}/files/png")).0, 404);
+    assert_eq!(get(&med, &format!("/api/v1/licences/{CURRENT}/files/ofd")).0, 404);
+    assert_eq!(get(&med, "/api/v1/licences/..%2F..%2Fetc%2Fpasswd/files/pdf").0, 400);
+    let unknown = CURRENT.replace(".002.8", ".009.8");
+    assert_eq!(
+        get(&med, &format!("/api/v1/licences/{unknown}/files/pdf")).0,
+        400,
+        "bad check character"
+    );
+    assert_eq!(s.get(&pdf, &[]).status, 401);
+
+    let audit = f.audit();
+    let files: Vec<&Value> = audit.iter().filter(|e| e.0 == "share_file").map(|e| &e.4).collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files[0]["kind"], "pdf");
+    assert_eq!(files[0]["sha256"], sha.as_str());
+    let refusals: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.0 == "share_denied" && e.4["command"] == "api-file")
+        .filter_map(|e| e.4["refusal"].as_str())
+        .collect();
+    // The two refusals of rights, then the path traversal and the bad check character.
+    assert_eq!(refusals, ["needs_unmask", "not_in_scope", "bad_input", "bad_input"]);
+    s.check_openapi();
+    let _ = s.stop();
+}

@@ -140,6 +140,22 @@ pub fn document() -> Value {
                     "400": problem, "401": problem, "403": problem, "404": problem, "429": problem
                 }
             }},
+            "/api/v1/licences/{identifier}/files/{kind}": {"get": {
+                "summary": "The signed e-licence as issued (PDF or XML; OFD once produced), within rights; a type with personal or trade-secret fields needs a grant with unmasking",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"$ref": "#/components/parameters/Reason"},
+                    {"name": "identifier", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "kind", "in": "path", "required": true, "schema": {"type": "string", "enum": ["pdf", "xml", "ofd"]}}
+                ],
+                "responses": {
+                    "200": {"description": "the stored file, byte for byte", "content": {
+                        "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}},
+                        "application/xml": {"schema": {"type": "string", "contentMediaType": "application/xml"}}
+                    }},
+                    "400": problem, "401": problem, "403": problem, "404": problem, "429": problem
+                }
+            }},
             "/api/v1/verify": {"post": {
                 "summary": "Check a presented PDF or XML e-licence (public, at most 20 MB): the JSON of `elicence verify --json --data`",
                 "requestBody": {"required": true, "content": {

@@ -22,7 +22,7 @@ use serde_json::json;
 use super::AppState;
 use super::problem::Problem;
 use super::token::{self, TokenError};
-use crate::registry::{Department, Registry};
+use crate::registry::{Department, FileKind, Registry};
 use crate::share::query::{self, By};
 use crate::share::{self, Ask, Refusal, ShareError, audit_refusal, input};
 
@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/token", limited(post(token), TOKEN_BODY_LIMIT))
         .route("/api/v1/licences", get(licences))
         .route("/api/v1/licences/{identifier}", get(licence))
+        .route("/api/v1/licences/{identifier}/files/{kind}", get(file))
         .route(
             "/api/v1/verify",
             limited(post(super::public::verify), super::public::VERIFY_BODY_LIMIT),
@@ -369,6 +370,67 @@ async fn answer(
             Problem::not_found("no licence with this identifier").into_response()
         }
         Ok(a) => axum::Json(a).into_response(),
+        Err(p) => p.into_response(),
+    };
+    with_department(response, logged)
+}
+
+/// `GET /api/v1/licences/{identifier}/files/{pdf|xml|ofd}`: the signed e-licence as issued, within
+/// rights (`share::files::signed_file`), as an attachment.
+async fn file(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((identifier, kind)): Path<(String, String)>,
+) -> Response {
+    let dept = match bearer(&state, &headers) {
+        Ok(d) => d,
+        Err(r) => return *r,
+    };
+    let logged = LoggedDepartment(dept.clone());
+    let kind = match kind.as_str() {
+        "pdf" => FileKind::Pdf,
+        "xml" => FileKind::Xml,
+        // OFD faces are not produced yet (issue 13): no licence has one.
+        "ofd" => {
+            let p = Problem::not_found("no OFD e-licence is stored for any licence yet");
+            return with_department(p.into_response(), logged);
+        }
+        _ => {
+            let p = Problem::not_found("files are pdf, xml or ofd");
+            return with_department(p.into_response(), logged);
+        }
+    };
+    let reason = reason(&headers);
+    let id = identifier.clone();
+    let result = with_registry(&state, move |state, r| {
+        let ask = Ask {
+            command: "api-file",
+            as_code: &dept,
+            credential_file: None,
+            subject: input::for_audit(&id),
+            at: now()?,
+        };
+        let (department, reason) = gate(r, &ask, &reason)?;
+        let request = (id.trim(), kind);
+        Ok(share::files::signed_file(r, &state.catalog, &department, &reason, request, &ask)?)
+    })
+    .await;
+    let response = match result {
+        Ok(bytes) => {
+            let content_type = match kind {
+                FileKind::Pdf => "application/pdf",
+                _ => "application/xml",
+            };
+            // The identifier passed LicenceId::parse: [0-9A-Z.] only, safe in the header.
+            let disposition =
+                format!("attachment; filename=\"{}.{}\"", identifier.trim(), kind.ext());
+            let mut r = bytes.into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            if let Ok(v) = HeaderValue::from_str(&disposition) {
+                r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            }
+            r
+        }
         Err(p) => p.into_response(),
     };
     with_department(response, logged)

@@ -7,6 +7,7 @@
 //! - [`input`]: bounds and character checks on everything a consumer types (pure);
 //! - [`auth`]: credentials, argon2id hashes;
 //! - [`query`]: a department's search answered within its rights and audited;
+//! - [`files`]: the signed e-licence itself (PDF, XML) within the rights, audited;
 //! - [`presented`]: what the registry says about a presented file (核验), and its audit entry;
 //! - [`public`]: what anyone may see of a licence (the public verification page);
 //! - [`watermark`]: the visible watermark of a copy for use (加注件);
@@ -17,6 +18,7 @@
 //! never field values.
 
 pub mod auth;
+pub mod files;
 pub mod input;
 pub mod mask;
 pub mod presented;
@@ -49,6 +51,8 @@ pub mod action {
     pub const DEPT_GRANT: &str = "department_grant";
     /// A bearer token issued by `elicence serve`.
     pub const TOKEN: &str = "share_token";
+    /// A signed e-licence file handed to a department (`GET …/files/{pdf|xml}`).
+    pub const FILE: &str = "share_file";
 }
 
 /// Why a consumer was refused (recorded as `refusal` in the audit entry).
