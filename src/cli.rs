@@ -64,6 +64,8 @@ pub enum Command {
     CheckAnswer(cmd::check_answer::CheckAnswerArgs),
     /// Figures for oversight: per issuer and per consuming department.
     Stats(cmd::stats::StatsArgs),
+    /// Serve the registry over HTTPS: the department API (v1), health and metrics.
+    Serve(cmd::serve::ServeArgs),
     /// List, show or check the catalog of licence types.
     #[command(subcommand)]
     Catalog(cmd::catalog::CatalogCommand),

@@ -32,6 +32,7 @@ fn main() {
         Command::CheckRequest(args) => cmd::check_request::run(args),
         Command::CheckAnswer(args) => cmd::check_answer::run(args),
         Command::Stats(args) => cmd::stats::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
     };
     let code = match result {
         Ok(code) => code,

@@ -24,6 +24,11 @@ const OTHER_TYPE: &str = "11100000000013338W002";
 const ISSUER: &str = "11220100013544789Q";
 const OP: &str = "tester";
 
+/// The day the registry is asked on: within the test licences' validity (to 2027-02-28).
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 27).expect("date")
+}
+
 fn at(secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).single().expect("valid time")
         + chrono::Duration::seconds(secs)
@@ -299,14 +304,14 @@ both_backends!(fn changed_content_supersedes_and_both_versions_stay_queryable(b)
     assert_eq!(versions[0].superseded_at, Some(at(2)));
     assert_eq!(versions[1].row_status, LicenceStatus::Changed);
     assert_eq!(
-        reg.status_of(&id("B1", 1)).unwrap(),
+        reg.status_of(&id("B1", 1), today()).unwrap(),
         RegistryStatus::Superseded { by: id("B1", 2) }
     );
     assert_eq!(
-        reg.status_of(&id("B1", 2)).unwrap(),
+        reg.status_of(&id("B1", 2), today()).unwrap(),
         RegistryStatus::Superseded { by: id("B1", 3) }
     );
-    assert_eq!(reg.status_of(&id("B1", 3)).unwrap(), RegistryStatus::Current);
+    assert_eq!(reg.status_of(&id("B1", 3), today()).unwrap(), RegistryStatus::Current);
     // Every version keeps its files.
     assert!(versions.iter().all(|v| v.files.len() == 2));
     let c = reg.counts().unwrap();
@@ -331,7 +336,7 @@ both_backends!(fn revocation_in_the_export_keeps_files_and_counts_once(b) {
     let results = load(&mut reg, run, std::slice::from_ref(&revoked_row), 5);
     assert_eq!(results, vec![LoadResult::Revoked { identifier: id("C1", 1) }]);
     assert_eq!(
-        reg.status_of(&id("C1", 1)).unwrap(),
+        reg.status_of(&id("C1", 1), today()).unwrap(),
         RegistryStatus::Revoked {
             at: at(5),
             reason: "revoked in export exports/2017.csv:9".to_owned(),
@@ -361,7 +366,7 @@ both_backends!(fn new_key_that_says_revoked_is_registered_revoked(b) {
     let r = row("D1", "a").status(LicenceStatus::Revoked);
     assert_eq!(reg.decide(&r.input()).unwrap(), Decision::New { identifier: lid("D1", 1) });
     assert_eq!(load(&mut reg, run, &[r], 1), vec![LoadResult::Revoked { identifier: id("D1", 1) }]);
-    assert!(matches!(reg.status_of(&id("D1", 1)).unwrap(), RegistryStatus::Revoked { .. }));
+    assert!(matches!(reg.status_of(&id("D1", 1), today()).unwrap(), RegistryStatus::Revoked { .. }));
     let actions: Vec<_> =
         reg.audit_entries(0, 100).unwrap().into_iter().map(|e| e.entry.action).collect();
     assert_eq!(actions, ["run_started", "issued", "revoked"]);
@@ -480,12 +485,23 @@ both_backends!(fn explicit_revoke_and_status_of_every_kind(b) {
     let mut reg = b.open();
     let run = start(&mut reg, 0);
     load(&mut reg, run, &[row("K1", "a"), row("K1", "b")], 1);
-    assert_eq!(reg.status_of(&id("K1", 2)).unwrap(), RegistryStatus::Current);
+    assert_eq!(reg.status_of(&id("K1", 2), today()).unwrap(), RegistryStatus::Current);
     assert_eq!(
-        reg.status_of(&id("K1", 1)).unwrap(),
+        reg.status_of(&id("K1", 1), today()).unwrap(),
         RegistryStatus::Superseded { by: id("K1", 2) }
     );
-    assert_eq!(reg.status_of("1.2.156.3005.2.nope").unwrap(), RegistryStatus::Unknown);
+    assert_eq!(reg.status_of("1.2.156.3005.2.nope", today()).unwrap(), RegistryStatus::Unknown);
+    // 有效期至 (2027-02-28) is the last valid day; the day after, the current version is expired.
+    let day = |m, d| NaiveDate::from_ymd_opt(2027, m, d).expect("date");
+    assert_eq!(reg.status_of(&id("K1", 2), day(2, 28)).unwrap(), RegistryStatus::Current);
+    assert_eq!(
+        reg.status_of(&id("K1", 2), day(3, 1)).unwrap(),
+        RegistryStatus::Expired { on: day(2, 28) }
+    );
+    assert!(matches!(
+        reg.status_of(&id("K1", 1), day(3, 1)).unwrap(),
+        RegistryStatus::Superseded { .. }
+    ));
 
     assert!(matches!(
         reg.revoke(&id("K1", 1), "吊销", OP, at(2)),
@@ -496,7 +512,7 @@ both_backends!(fn explicit_revoke_and_status_of_every_kind(b) {
         Err(RegistryError::UnknownIdentifier { .. })
     ));
     reg.revoke(&id("K1", 2), "吊销: court order 2026-17", "clerk", at(3)).unwrap();
-    let status = reg.status_of(&id("K1", 2)).unwrap();
+    let status = reg.status_of(&id("K1", 2), today()).unwrap();
     assert_eq!(
         status,
         RegistryStatus::Revoked {
@@ -507,7 +523,7 @@ both_backends!(fn explicit_revoke_and_status_of_every_kind(b) {
     );
     assert_eq!(serde_json::to_value(&status).unwrap()["status"], serde_json::json!("revoked"));
     assert_eq!(
-        serde_json::to_value(reg.status_of(&id("K1", 1)).unwrap()).unwrap(),
+        serde_json::to_value(reg.status_of(&id("K1", 1), today()).unwrap()).unwrap(),
         serde_json::json!({"status": "superseded", "by": id("K1", 2)})
     );
     assert!(matches!(
@@ -991,7 +1007,7 @@ both_backends!(fn reopening_keeps_everything(b) {
     }
     let reg = b.open();
     assert_eq!(reg.schema_version().unwrap(), elicence::registry::SCHEMA_VERSION);
-    assert_eq!(reg.status_of(&id("R1", 1)).unwrap(), RegistryStatus::Current);
+    assert_eq!(reg.status_of(&id("R1", 1), today()).unwrap(), RegistryStatus::Current);
     reg.audit_verify().unwrap();
 });
 
@@ -1156,7 +1172,7 @@ fn a_postgres_registry_backs_up_into_the_usual_folder_and_restores_into_sqlite()
     let restored = Registry::restore(&backup, &scratch.path().join("restored"), OP, at(6)).unwrap();
     assert_eq!(restored.counts().unwrap().versions, 3);
     assert_eq!(
-        restored.status_of(&id("P1", 1)).unwrap(),
+        restored.status_of(&id("P1", 1), today()).unwrap(),
         RegistryStatus::Superseded { by: id("P1", 2) }
     );
     restored.audit_verify().unwrap();

@@ -105,21 +105,23 @@ fn verify_reports_current_superseded_and_revoked_and_revoke_command_works() {
         .arg("--json")
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "superseded and revoked files are not current");
+    assert_eq!(o.status.code(), Some(1), "superseded, revoked and expired files are not current");
     let reports: Vec<Value> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let status = |s: &str| reports.iter().filter(|r| r["registry_status"]["status"] == s).count();
-    assert_eq!((status("current"), status("superseded"), status("revoked")), (6, 1, 1));
+    // Every licence of the fixture is valid to 2021–2023: expired on the tests' date (2026).
+    let counts = (status("current"), status("expired"), status("superseded"), status("revoked"));
+    assert_eq!(counts, (0, 6, 1, 1));
     assert!(reports.iter().all(|r| r["status"] == "authentic"));
     let superseded =
         reports.iter().find(|r| r["registry_status"]["status"] == "superseded").unwrap();
     assert!(superseded["identifier"].as_str().unwrap().contains(".001."));
     assert!(superseded["registry_status"]["by"].as_str().unwrap().contains(".002."));
 
-    // Revoke a current licence explicitly.
-    let current = reports.iter().find(|r| r["registry_status"]["status"] == "current").unwrap();
+    // Revoke a live (if expired) licence explicitly.
+    let current = reports.iter().find(|r| r["registry_status"]["status"] == "expired").unwrap();
     let id = current["identifier"].as_str().unwrap().to_string();
     let file = current["file"].as_str().unwrap().to_string();
     run_expect(

@@ -271,7 +271,11 @@ fn unconditional_query_by_every_key_masks_personal_data_until_granted() {
         assert!(!raw.contains(LEGAL_REP_ID) && !raw.contains(LEGAL_REP), "{by:?}: {raw}");
         let licences = answer["licences"].as_array().expect("licences");
         let current = licences.iter().find(|l| l["identifier"] == CURRENT).expect("current");
-        assert_eq!(current["registry_status"]["status"], "current");
+        // Valid to 2022-04-23, asked on 2026-11-27: the current version, expired.
+        assert_eq!(
+            current["registry_status"],
+            serde_json::json!({"status": "expired", "on": "2022-04-23"})
+        );
         assert_eq!(current["access"], "unconditional");
         assert_eq!(field(current, "legal_rep_id")["value"], "2201**********0318");
         assert_eq!(field(current, "legal_rep_id")["masked"], true);
@@ -506,12 +510,14 @@ fn copy_for_use_is_watermarked_signed_recorded_and_expires() {
             "{text}"
         );
     }
-    // verify: authentic, a copy for use; expired after its date.
+    // verify: authentic, a copy for use; expired after its date. The licence it copies is
+    // expired (valid to 2022-04-23), which `licence` says and makes the exit code 1.
     let v =
-        run_expect(f.cmd().arg("verify").arg(&out).args(["--keys", "fixtures/keys", "--json"]), 0);
+        run_expect(f.cmd().arg("verify").arg(&out).args(["--keys", "fixtures/keys", "--json"]), 1);
     let report: Value = serde_json::from_slice(&v.stdout).expect("json");
     assert_eq!(report["status"], "authentic");
     assert_eq!(report["registry_status"]["status"], "copy");
+    assert_eq!(report["registry_status"]["licence"]["status"], "expired");
     assert_eq!(report["registry_status"]["for"], MED);
     assert_eq!(report["registry_status"]["expires"], "2026-12-31");
     assert_eq!(report["identifier"], CURRENT);

@@ -37,8 +37,8 @@ pub enum CheckResult {
 impl CheckResult {
     fn as_str(self) -> &'static str {
         match self {
-            CheckResult::Consistent => "consistent",
-            CheckResult::Inconsistent => "inconsistent",
+            CheckResult::Consistent => crate::registry::CHECK_CONSISTENT,
+            CheckResult::Inconsistent => crate::registry::CHECK_INCONSISTENT,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod render;
 pub mod restore;
 pub mod revoke;
 pub mod run;
+pub mod serve;
 pub mod stats;
 pub mod store;
 pub mod validate;
@@ -60,6 +61,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
     }
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<crate::share::ShareError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::serve::ServeError>() {
             return e.exit_code();
         }
         if cause.is::<crate::pipeline::PipelineError>()

@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use crate::registry::{AuditEntry, Registry, RegistryStatus};
+use crate::registry::{Registry, RegistryStatus};
+use crate::share::presented::registry_check;
 use crate::sign::keys::CA_CERT_FILE;
-use crate::verify::{
-    SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_pdf_at, verify_xml_at,
-};
+use crate::verify::presented::{Verdict, verify_bytes};
+use crate::verify::{SignatureStatus, TrustAnchors};
 
 /// Arguments of `elicence verify`.
 #[derive(Debug, clap::Args)]
@@ -53,85 +52,7 @@ pub struct VerifyArgs {
     pub operator: Option<String>,
 }
 
-/// One file's verdict as printed.
-#[derive(Debug, Serialize)]
-pub struct FileReport {
-    pub file: PathBuf,
-    /// `pdf` or `xml`.
-    pub kind: &'static str,
-    #[serde(flatten)]
-    pub status: SignatureStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signer: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signing_time: Option<DateTime<Utc>>,
-    /// `timestamp` (trusted, the path was validated at it) or `claimed` (the signer's `/M`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signing_time_source: Option<TimeSource>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signed_digest: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// The signature's RFC 3161 timestamp, trusted or not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<TimestampReport>,
-    /// The registry's status of this exact file (with `--data`): current, superseded (by),
-    /// revoked (when, why, by whom) or unknown; for a copy for use (加注件), copy or expired.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry_status: Option<FileStatus>,
-    /// The identifier the registry holds this file under.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub identifier: Option<String>,
-}
-
-/// What the registry says about a presented file: an original's status, or a copy for use.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum FileStatus {
-    Licence(RegistryStatus),
-    Copy(CopyStatus),
-}
-
-/// A copy for use (加注件) as `registry_status`: `{"status":"copy","for":…,"expires":…}`, or
-/// `"status":"expired"` after its date. `licence` is the status of the licence it copies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CopyStatus {
-    /// `copy` or `expired`.
-    pub status: &'static str,
-    /// The department it was made for (USCC).
-    #[serde(rename = "for")]
-    pub for_department: String,
-    pub reason: String,
-    pub expires: chrono::NaiveDate,
-    pub copy: i64,
-    pub licence: RegistryStatus,
-}
-
-/// The registry status of the file with `sha256`: an original version, else a recorded copy
-/// for use (expired after its date, `at` being today), else unknown.
-fn file_status(
-    reg: &Registry,
-    sha256: &str,
-    at: DateTime<Utc>,
-) -> anyhow::Result<(FileStatus, Option<String>)> {
-    if let Some(v) = reg.licence_by_file_hash(sha256)? {
-        return Ok((FileStatus::Licence(v.status()), Some(v.identifier)));
-    }
-    if let Some(c) = reg.copy_by_file_hash(sha256)? {
-        let licence = reg.status_of(&c.identifier)?;
-        let status = if at.date_naive() > c.expires { "expired" } else { "copy" };
-        let s = CopyStatus {
-            status,
-            for_department: c.department,
-            reason: c.reason,
-            expires: c.expires,
-            copy: c.id,
-            licence,
-        };
-        return Ok((FileStatus::Copy(s), Some(c.identifier)));
-    }
-    Ok((FileStatus::Licence(RegistryStatus::Unknown), None))
-}
+pub use crate::share::presented::{CopyStatus, FileReport, FileStatus};
 
 /// Runs `elicence verify`; returns 0 if every file is authentic (and, with `--data`, current in
 /// the registry), else 1. Fails (before
@@ -171,28 +92,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         let mut report = verify_file(file, &trust, now);
         all_authentic &= report.status.is_authentic();
         if let Some(reg) = registry.as_mut() {
-            let (status, identifier) = match crate::read::sha256_file(file) {
-                Ok((sha, _)) => file_status(reg, &sha, at)?,
-                Err(_) => (FileStatus::Licence(RegistryStatus::Unknown), None),
-            };
-            all_authentic &= match &status {
-                FileStatus::Licence(s) => *s == RegistryStatus::Current,
-                FileStatus::Copy(c) => c.status == "copy" && c.licence == RegistryStatus::Current,
-            };
-            reg.audit_append(&AuditEntry {
-                action: "verify".into(),
-                operator: operator.clone(),
-                at,
-                subject: identifier.clone().unwrap_or_else(|| file.display().to_string()),
-                reason: None,
-                details: serde_json::json!({
-                    "file": file.display().to_string(),
-                    "signature": report.status.label(),
-                    "registry_status": &status,
-                }),
-            })?;
-            report.registry_status = Some(status);
-            report.identifier = identifier;
+            let sha = crate::read::sha256_file(file).ok().map(|(sha, _)| sha);
+            all_authentic &= registry_check(reg, &mut report, sha.as_deref(), &operator, at)?;
         }
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&report)?)?;
@@ -207,18 +108,18 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
 /// Verifies one file with certificate paths validated at `now`; a file that cannot be read
 /// is reported as not signed with a detail.
 pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> FileReport {
-    let mut report = FileReport {
-        file: file.to_path_buf(),
-        kind: "pdf",
-        status: SignatureStatus::NotSigned,
-        signer: None,
-        signing_time: None,
-        signing_time_source: None,
-        signed_digest: None,
-        detail: None,
-        timestamp: None,
-        registry_status: None,
-        identifier: None,
+    let not_signed = |detail: String| {
+        let verdict = Verdict {
+            kind: "pdf",
+            status: SignatureStatus::NotSigned,
+            signer: None,
+            signing_time: None,
+            signing_time_source: None,
+            signed_digest: None,
+            detail: Some(detail),
+            timestamp: None,
+        };
+        FileReport::new(file.to_path_buf(), verdict)
     };
     // Read one byte past the verifier's bound so a huge file is refused, not loaded.
     let limit = crate::verify::pdf::MAX_PDF_BYTES as u64 + 1;
@@ -226,38 +127,13 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> Fil
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(f, limit), &mut bytes).map(|_| bytes)
     });
-    let bytes = match read {
+    match read {
         Ok(bytes) if bytes.len() as u64 >= limit && !bytes.starts_with(b"%PDF") => {
-            report.detail = Some(format!("larger than {} bytes", limit - 1));
-            return report;
+            not_signed(format!("larger than {} bytes", limit - 1))
         }
-        Ok(bytes) => bytes,
-        Err(e) => {
-            report.detail = Some(format!("cannot read: {e}"));
-            return report;
-        }
-    };
-    if bytes.starts_with(b"%PDF") {
-        let v = verify_pdf_at(&bytes, trust, now);
-        (report.status, report.signer, report.signing_time) = (v.status, v.signer, v.signing_time);
-        report.signing_time_source = v.signing_time_source;
-        (report.signed_digest, report.detail) = (v.signed_digest, v.detail);
-        report.timestamp = v.timestamp;
-    } else {
-        report.kind = "xml";
-        match String::from_utf8(bytes) {
-            Ok(text) => {
-                let v = verify_xml_at(&text, trust, now);
-                (report.status, report.signer, report.signing_time) =
-                    (v.status, v.signer, v.signing_time);
-                (report.signed_digest, report.detail) = (v.signed_digest, v.detail);
-                (report.signing_time_source, report.timestamp) =
-                    (v.signing_time_source, v.timestamp);
-            }
-            Err(_) => report.detail = Some("neither a PDF nor UTF-8 XML".into()),
-        }
+        Ok(bytes) => FileReport::new(file.to_path_buf(), verify_bytes(&bytes, trust, now)),
+        Err(e) => not_signed(format!("cannot read: {e}")),
     }
-    report
 }
 
 fn text_line(report: &FileReport) -> String {
@@ -270,10 +146,7 @@ fn text_line(report: &FileReport) -> String {
             c.for_department,
             c.reason,
             c.expires,
-            match &c.licence {
-                RegistryStatus::Current => "current".to_string(),
-                other => format!("{other:?}"),
-            }
+            crate::cmd::query::status_text(&c.licence)
         ),
         Some(FileStatus::Licence(s)) => licence_line(line, s),
     }
@@ -286,6 +159,11 @@ fn licence_line(line: String, status: &RegistryStatus) -> String {
         RegistryStatus::Revoked { at, reason, by_operator } => {
             format!("{line}; registry: REVOKED {at} by {by_operator}: {reason}")
         }
+        RegistryStatus::Expired { on } => format!("{line}; registry: EXPIRED (valid to {on})"),
+        RegistryStatus::Disputed { check_request, since } => format!(
+            "{line}; registry: DISPUTED (check request #{check_request} answered inconsistent {})",
+            since.date_naive()
+        ),
         RegistryStatus::Unknown => {
             format!("{line}; registry: unknown (not a file we issued)")
         }

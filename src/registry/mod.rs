@@ -53,7 +53,8 @@ pub use location::RegistryLocation;
 pub use migrate::{MigrationReport, migrate as migrate_registry};
 pub use schema::SCHEMA_VERSION;
 pub use sharing::{
-    AnswerOutcome, CheckRequest, CopyRecord, Department, Grant, IssuerFigures, RejectFigures,
+    AnswerOutcome, CHECK_CONSISTENT, CHECK_INCONSISTENT, CheckRequest, CopyRecord, Department,
+    Grant, IssuerFigures, RejectFigures,
 };
 pub use store::{FileKind, FileState, Store, StoreEntry, StoreError, StoredFile, sha256_hex};
 
@@ -230,10 +231,12 @@ pub struct Revocation {
 }
 
 /// What the registry says about an identifier (`elicence verify` adds it as `registry_status`).
+/// [`VersionRow::status`] gives the lifecycle alone; [`Registry::status_on`] adds the rules of
+/// time and checks (`expired`, `disputed`) that every front end reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum RegistryStatus {
-    /// The current version, not revoked.
+    /// The current version, not revoked, within its validity, not disputed.
     Current,
     /// An older version; `by` is the identifier of the version that replaced it.
     Superseded {
@@ -243,6 +246,16 @@ pub enum RegistryStatus {
         at: DateTime<Utc>,
         reason: String,
         by_operator: String,
+    },
+    /// 已过期: the current version, but its 有效期至 (`on`, the last valid day) has passed.
+    Expired {
+        on: NaiveDate,
+    },
+    /// 存疑: the current version, while the issuer's `inconsistent` answer to check request
+    /// `check_request` (核查) stands: it is the latest answered check of this version.
+    Disputed {
+        check_request: i64,
+        since: DateTime<Utc>,
     },
     /// Not an identifier of this registry.
     Unknown,
@@ -287,6 +300,36 @@ impl VersionRow {
             },
             (None, Some(by)) => RegistryStatus::Superseded { by: by.clone() },
             (None, None) => RegistryStatus::Current,
+        }
+    }
+
+    /// The status on `today` with the rules of time and checks: revoked and superseded as
+    /// [`VersionRow::status`]; else expired when 有效期至 is before `today` (it is the last valid
+    /// day; open-ended validity never expires); else disputed while `standing_dispute` (the
+    /// latest answered check request of this version, when it was answered `inconsistent`);
+    /// else current. Pure.
+    pub fn status_on(
+        &self,
+        today: NaiveDate,
+        standing_dispute: Option<&CheckRequest>,
+    ) -> RegistryStatus {
+        match self.status() {
+            RegistryStatus::Current => {}
+            other => return other,
+        }
+        if let Some(end) = self.valid_to
+            && end < today
+        {
+            return RegistryStatus::Expired { on: end };
+        }
+        match standing_dispute {
+            Some(c) if c.result.as_deref() == Some(CHECK_INCONSISTENT) => {
+                RegistryStatus::Disputed {
+                    check_request: c.id,
+                    since: c.answered_at.unwrap_or(c.opened_at),
+                }
+            }
+            _ => RegistryStatus::Current,
         }
     }
 
@@ -654,9 +697,31 @@ impl Registry {
 
     // ---- queries ----
 
-    /// Current, superseded (by which identifier), revoked (when, why, by whom) or unknown.
-    pub fn status_of(&self, identifier: &str) -> Result<RegistryStatus, RegistryError> {
-        Ok(self.licence_by_identifier(identifier)?.map_or(RegistryStatus::Unknown, |v| v.status()))
+    /// The status of `identifier` on `today`: current, superseded (by which identifier), revoked
+    /// (when, why, by whom), expired, disputed ([`VersionRow::status_on`]) or unknown.
+    pub fn status_of(
+        &self,
+        identifier: &str,
+        today: NaiveDate,
+    ) -> Result<RegistryStatus, RegistryError> {
+        match self.licence_by_identifier(identifier)? {
+            Some(v) => self.status_on(&v, today),
+            None => Ok(RegistryStatus::Unknown),
+        }
+    }
+
+    /// The status of version `v` on `today` with the rules of time and checks
+    /// ([`VersionRow::status_on`]); reads the version's latest answered check request.
+    pub fn status_on(
+        &self,
+        v: &VersionRow,
+        today: NaiveDate,
+    ) -> Result<RegistryStatus, RegistryError> {
+        let dispute = match v.status() {
+            RegistryStatus::Current => self.latest_check_answer(&v.identifier)?,
+            _ => None,
+        };
+        Ok(v.status_on(today, dispute.as_ref()))
     }
 
     /// Every version of a licence, oldest first (empty for an unknown key).

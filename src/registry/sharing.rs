@@ -38,6 +38,11 @@ pub struct Grant {
     pub granted_at: DateTime<Utc>,
 }
 
+/// A check answer: the licence agrees with the issuer's records.
+pub const CHECK_CONSISTENT: &str = "consistent";
+/// A check answer: it does not; the licence is disputed while this answer stands.
+pub const CHECK_INCONSISTENT: &str = "inconsistent";
+
 /// A check request (核查) and its answer, if any.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckRequest {
@@ -49,7 +54,7 @@ pub struct CheckRequest {
     pub opened_at: DateTime<Utc>,
     pub answered_at: Option<DateTime<Utc>>,
     pub answerer: Option<String>,
-    /// `consistent` or `inconsistent`.
+    /// [`CHECK_CONSISTENT`] or [`CHECK_INCONSISTENT`].
     pub result: Option<String>,
     pub note: Option<String>,
 }
@@ -330,6 +335,20 @@ impl Registry {
             audit::append(tx, audit_entry)?;
             Ok(AnswerOutcome::Answered)
         })
+    }
+
+    /// The latest answered check request about `identifier` (by answer time), or `None`: its
+    /// answer is the one that stands.
+    pub fn latest_check_answer(
+        &self,
+        identifier: &str,
+    ) -> Result<Option<CheckRequest>, RegistryError> {
+        let sql = format!(
+            "SELECT {CHECK_COLUMNS} FROM check_requests
+             WHERE identifier = ?1 AND answered_at IS NOT NULL
+             ORDER BY answered_at DESC, id DESC LIMIT 1"
+        );
+        self.db.query_opt("read check requests", &sql, &vals![identifier], check_row)
     }
 
     /// Check requests a department opened or must answer; only unanswered ones unless `all`.

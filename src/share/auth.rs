@@ -46,6 +46,12 @@ pub fn read(file: Option<&Path>) -> Result<String, CredentialError> {
             .map_err(|source| CredentialError::Read { path: path.display().to_string(), source })?,
         None => std::env::var(CREDENTIAL_ENV).map_err(|_| CredentialError::Missing)?,
     };
+    parse(&raw)
+}
+
+/// A credential as presented (a file's first line, an environment variable, a JSON field):
+/// trimmed, non-empty, bounded, no control characters.
+pub fn parse(raw: &str) -> Result<String, CredentialError> {
     let value = raw.lines().next().unwrap_or_default().trim().to_string();
     if value.is_empty() {
         return Err(CredentialError::Missing);

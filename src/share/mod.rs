@@ -6,6 +6,10 @@
 //! - [`mask`]: how a protected value is masked (pure);
 //! - [`input`]: bounds and character checks on everything a consumer types (pure);
 //! - [`auth`]: credentials, argon2id hashes;
+//! - [`query`]: a department's search answered within its rights and audited;
+//! - [`files`]: the signed e-licence itself (PDF, XML) within the rights, audited;
+//! - [`presented`]: what the registry says about a presented file (核验), and its audit entry;
+//! - [`public`]: what anyone may see of a licence (the public verification page);
 //! - [`watermark`]: the visible watermark of a copy for use (加注件);
 //! - this file: the gate every consumer command goes through ([`authenticate`]) and the audit
 //!   entries of answers and refusals ([`audit_refusal`]).
@@ -14,8 +18,12 @@
 //! never field values.
 
 pub mod auth;
+pub mod files;
 pub mod input;
 pub mod mask;
+pub mod presented;
+pub mod public;
+pub mod query;
 pub mod rights;
 pub mod watermark;
 
@@ -41,6 +49,10 @@ pub mod action {
     pub const DEPT_ADDED: &str = "department_added";
     pub const DEPT_DISABLED: &str = "department_disabled";
     pub const DEPT_GRANT: &str = "department_grant";
+    /// A bearer token issued by `elicence serve`.
+    pub const TOKEN: &str = "share_token";
+    /// A signed e-licence file handed to a department (`GET …/files/{pdf|xml}`).
+    pub const FILE: &str = "share_file";
 }
 
 /// Why a consumer was refused (recorded as `refusal` in the audit entry).
@@ -192,7 +204,30 @@ pub fn authenticate(
     reason: Option<&str>,
     reason_required: bool,
 ) -> Result<(Department, Option<String>), ShareError> {
-    match gate(registry, ask, reason, reason_required) {
+    authenticate_with(registry, ask, auth::read(ask.credential_file), reason, reason_required)
+}
+
+/// As [`authenticate`], with the credential presented directly (the server's token request
+/// carries it in its body) instead of read from `ask.credential_file` or the environment.
+pub fn authenticate_credential(
+    registry: &mut Registry,
+    ask: &Ask<'_>,
+    credential: Option<&str>,
+    reason: Option<&str>,
+    reason_required: bool,
+) -> Result<(Department, Option<String>), ShareError> {
+    let credential = credential.map_or(Err(CredentialError::Missing), auth::parse);
+    authenticate_with(registry, ask, credential, reason, reason_required)
+}
+
+fn authenticate_with(
+    registry: &mut Registry,
+    ask: &Ask<'_>,
+    credential: Result<String, CredentialError>,
+    reason: Option<&str>,
+    reason_required: bool,
+) -> Result<(Department, Option<String>), ShareError> {
+    match gate(registry, ask, credential, reason, reason_required) {
         Ok(ok) => Ok(ok),
         Err(e) => {
             let refusal = match &e {
@@ -219,11 +254,12 @@ pub fn authenticate(
 fn gate(
     registry: &mut Registry,
     ask: &Ask<'_>,
+    credential: Result<String, CredentialError>,
     reason: Option<&str>,
     reason_required: bool,
 ) -> Result<(Department, Option<String>), ShareError> {
     let code = input::department_code("--as", ask.as_code)?;
-    let credential = auth::read(ask.credential_file)?;
+    let credential = credential?;
     let Some((department, hash)) = registry.department(&code)? else {
         // Spend the time a verification takes, so that timing does not tell which codes exist.
         let _ = auth::hash(&credential);
@@ -279,10 +315,12 @@ pub fn rights_on<'c>(
     Ok((t, access, unmask))
 }
 
-/// The view of `v` a department with `access` (and `unmask`) gets.
+/// The view of `v` (whose status is `status`, [`Registry::status_on`]) a department with
+/// `access` (and `unmask`) gets.
 pub fn shared_view(
     t: &crate::catalog::LicenceType,
     v: &crate::registry::VersionRow,
+    status: crate::registry::RegistryStatus,
     access: rights::Access,
     unmask: bool,
 ) -> SharedLicence {
@@ -299,7 +337,7 @@ pub fn shared_view(
         issuer_code: v.key.issuer_code.clone(),
         printed_no: v.key.printed_no.clone(),
         version: v.version,
-        registry_status: v.status(),
+        registry_status: status,
         holder_name,
         holder_code,
         issue_date: v.issue_date,

@@ -9,6 +9,7 @@
 
 pub mod path;
 pub mod pdf;
+pub mod presented;
 pub mod timestamp;
 pub mod xml;
 

@@ -1,0 +1,68 @@
+//! `elicence serve --listen ADDR [--tls-cert PEM --tls-key PEM]`: the registry as an HTTP
+//! service for departments (see `serve`). Flags become a `serve::ServeConfig`; the server runs
+//! until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cmd::args::{CatalogArgs, RegistryArgs};
+use crate::serve::{ServeConfig, rate::RateLimit};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    elicence serve --listen 127.0.0.1:8080\n  \
+    elicence serve --listen 0.0.0.0:8443 --tls-cert server.pem --tls-key server.key\n\n\
+    Plain HTTP is served only on a loopback address. Exit codes: 0 stopped by SIGTERM or \
+    Ctrl-C, 1 failure, 2 usage, 3 bad catalog or TLS files.")]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port, named in the `listening` log line).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Certificate chain (PEM) for TLS; required unless --listen is a loopback address.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Public base URL of this service (for links to the verification page).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Trust anchor certificates (PEM) for POST /api/v1/verify; may be repeated. The registry's
+    /// development CA (<data>/dev-keys/ca.pem) is trusted when present.
+    #[arg(long, value_name = "PEM")]
+    pub trust: Vec<PathBuf>,
+    /// Requests per second allowed per department (and per address on public routes).
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Requests a department may send at once after a quiet period.
+    #[arg(long, default_value_t = 100.0)]
+    pub burst: f64,
+    /// Lifetime of department tokens in seconds (at most 3600).
+    #[arg(long, default_value_t = 900)]
+    pub token_ttl: u64,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ => None,
+    };
+    crate::serve::run(ServeConfig {
+        listen: args.listen,
+        tls,
+        public_url: args.public_url.clone(),
+        data: args.registry.data.clone(),
+        registry: args.registry.registry.clone(),
+        catalog: args.catalog.catalog.clone(),
+        rate: RateLimit { per_second: args.rate, burst: args.burst },
+        token_ttl: args.token_ttl,
+        trust: args.trust.clone(),
+    })?;
+    Ok(crate::exit::OK)
+}

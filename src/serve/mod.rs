@@ -1,0 +1,245 @@
+//! `elicence serve`: the registry as an HTTP service for departments (the v1 JSON API behind
+//! short-lived bearer tokens) with health, readiness and Prometheus metrics. A front end like
+//! `cmd/`: it turns requests into calls of the same library functions (`share`, `registry`) and
+//! maps their typed errors to RFC 9457 problems ([`problem`]); it holds no business rules and
+//! nothing below it imports it.
+//!
+//! - [`ServeConfig`]: the checked configuration; plain HTTP only on a loopback address;
+//! - [`pool`]: registry connections used from blocking threads, never on the async runtime;
+//! - [`routes`]: the router, the access log and metrics middleware, the department handlers;
+//! - [`public`]: the public verification API and page;
+//! - [`token`], [`rate`], [`metrics`], [`problem`], [`openapi`]: the pieces they use.
+//!
+//! The server runs on tokio with axum (HTTP/1.1 and HTTP/2, TLS by rustls through axum-server)
+//! and stops gracefully on SIGTERM or Ctrl-C: the listener closes, in-flight requests finish
+//! (up to [`SHUTDOWN_GRACE`]).
+
+pub mod metrics;
+pub mod openapi;
+pub mod pool;
+pub mod problem;
+pub mod public;
+pub mod rate;
+pub mod routes;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::registry::RegistryError;
+
+/// How long in-flight requests may run after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// The server's checked configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// Certificate chain and private key (PEM); `None` serves plain HTTP (loopback only).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Public base URL (for links; the QR payload later).
+    pub public_url: Option<String>,
+    pub data: PathBuf,
+    pub registry: Option<String>,
+    pub catalog: PathBuf,
+    pub rate: rate::RateLimit,
+    /// Lifetime of department tokens, seconds (capped at [`token::MAX_TTL`]).
+    pub token_ttl: u64,
+    /// Trust anchor certificates (PEM) for `POST /api/v1/verify`, besides the registry's
+    /// development CA (`<data>/dev-keys/ca.pem`) when present, as `elicence verify --data`.
+    pub trust: Vec<PathBuf>,
+}
+
+/// Why the server did not start or stopped.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error(
+        "{addr} is not a loopback address: serving plain HTTP there would send credentials \
+         and tokens in clear; give --tls-cert and --tls-key"
+    )]
+    PlainHttpNotLoopback { addr: SocketAddr },
+    #[error("--tls-cert and --tls-key go together")]
+    HalfTls,
+    #[error("--token-ttl must be 1 to {max} seconds, not {found}")]
+    TokenTtl { max: u64, found: u64 },
+    #[error("--rate and --burst must be positive")]
+    Rate,
+    #[error("cannot load the catalog from {path}")]
+    Catalog {
+        path: PathBuf,
+        #[source]
+        source: CatalogError,
+    },
+    #[error("cannot load the trust anchors")]
+    Trust(#[source] crate::verify::TrustError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("cannot load the TLS certificate and key ({cert}, {key})")]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot draw a random token key")]
+    Random,
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the async runtime failed")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl ServeError {
+    /// The process exit code: a bad flag 2, a configuration problem 3, anything else 1.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ServeError::PlainHttpNotLoopback { .. }
+            | ServeError::HalfTls
+            | ServeError::TokenTtl { .. }
+            | ServeError::Rate => crate::exit::USAGE,
+            ServeError::Catalog { .. } | ServeError::Tls { .. } | ServeError::Trust(_) => {
+                crate::exit::CONFIG
+            }
+            _ => crate::exit::FAILURE,
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub pool: pool::RegistryPool,
+    pub catalog: Catalog,
+    pub tokens: token::TokenKey,
+    pub token_ttl: u64,
+    pub rate: rate::RateLimiter,
+    pub metrics: metrics::Metrics,
+    pub public_url: Option<String>,
+    /// Trust anchors of `POST /api/v1/verify`.
+    pub trust: crate::verify::TrustAnchors,
+}
+
+impl ServeConfig {
+    /// Checks what can be checked without effects.
+    pub fn check(&self) -> Result<(), ServeError> {
+        if self.tls.is_none() && !self.listen.ip().is_loopback() {
+            return Err(ServeError::PlainHttpNotLoopback { addr: self.listen });
+        }
+        if !(1..=token::MAX_TTL).contains(&self.token_ttl) {
+            return Err(ServeError::TokenTtl { max: token::MAX_TTL, found: self.token_ttl });
+        }
+        if !(self.rate.per_second > 0.0 && self.rate.burst >= 1.0) {
+            return Err(ServeError::Rate);
+        }
+        Ok(())
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C. Checks the configuration, loads the catalog and
+/// opens the registry (so a broken setup fails before listening), then serves.
+pub fn run(config: ServeConfig) -> Result<(), ServeError> {
+    config.check()?;
+    let catalog = crate::catalog::load_dir(&config.catalog)
+        .map_err(|source| ServeError::Catalog { path: config.catalog.clone(), source })?;
+    let mut anchors = config.trust.clone();
+    let dev_ca = config.data.join("dev-keys").join(crate::sign::keys::CA_CERT_FILE);
+    if dev_ca.exists() {
+        anchors.push(dev_ca);
+    }
+    let trust = crate::verify::TrustAnchors::from_pem_files(&anchors).map_err(ServeError::Trust)?;
+    let pool = pool::RegistryPool::new(config.data.clone(), config.registry.clone());
+    // Open one connection now: migrations run once, and an unreachable registry stops here.
+    pool.with(|_| ())?;
+    let state = Arc::new(AppState {
+        pool,
+        catalog,
+        tokens: token::TokenKey::random().map_err(|_| ServeError::Random)?,
+        token_ttl: config.token_ttl,
+        rate: rate::RateLimiter::new(config.rate),
+        metrics: metrics::Metrics::default(),
+        public_url: config.public_url.clone(),
+        trust,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(serve(config, state))
+}
+
+async fn serve(config: ServeConfig, state: Arc<AppState>) -> Result<(), ServeError> {
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+    let listener = std::net::TcpListener::bind(config.listen)
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let bound = listener.local_addr().unwrap_or(config.listen);
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    // One line a supervisor (or a test) can wait for; it names the bound port when 0 was asked.
+    eprintln!(
+        "{}",
+        serde_json::json!({"level": "info", "event": "listening", "url": format!("{scheme}://{bound}")})
+    );
+    match &config.tls {
+        None => {
+            eprintln!(
+                "{}",
+                serde_json::json!({"level": "warning", "event": "plain_http",
+                    "detail": "serving plain HTTP on a loopback address; use TLS for anything else"})
+            );
+            axum_server::from_tcp(listener)
+                .map_err(|source| ServeError::Listen { addr: config.listen, source })?
+                .handle(handle)
+                .serve(app)
+                .await
+                .map_err(ServeError::Runtime)
+        }
+        Some((cert, key)) => {
+            let tls =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(
+                    |source| ServeError::Tls { cert: cert.clone(), key: key.clone(), source },
+                )?;
+            axum_server::from_tcp_rustls(listener, tls)
+                .map_err(|source| ServeError::Listen { addr: config.listen, source })?
+                .handle(handle)
+                .serve(app)
+                .await
+                .map_err(ServeError::Runtime)
+        }
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C, then stops accepting and lets in-flight requests finish.
+async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    eprintln!("{}", serde_json::json!({"level": "info", "event": "shutdown"}));
+    handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+}

@@ -1,0 +1,183 @@
+//! The OpenAPI 3.1 document of the v1 API (`GET /openapi.json`), written by hand next to the
+//! routes it describes; `tests/serve.rs` checks every route the router serves is in it.
+
+use serde_json::{Value, json};
+
+/// The document.
+pub fn document() -> Value {
+    let problem = json!({"$ref": "#/components/responses/Problem"});
+    let html = |description: &str| json!({"description": description, "content": {"text/html": {"schema": {"type": "string"}}}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "elicence registry API",
+            "version": "1",
+            "description": "Departments query the e-licence registry within their sharing rights; every call is audited. Errors are RFC 9457 problem details."
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "parameters": {
+                "Reason": {
+                    "name": "X-Reason", "in": "header", "required": true,
+                    "description": "Why the department asks (事由), percent-encoded UTF-8, at most 200 characters.",
+                    "schema": {"type": "string"}
+                }
+            },
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail"],
+                    "properties": {
+                        "type": {"type": "string"}, "title": {"type": "string"},
+                        "status": {"type": "integer"}, "detail": {"type": "string"}
+                    }
+                },
+                "Field": {
+                    "type": "object",
+                    "required": ["key", "label", "value", "masked"],
+                    "properties": {
+                        "key": {"type": "string"}, "label": {"type": "string"},
+                        "value": {"type": "string"}, "masked": {"type": "boolean"}
+                    }
+                },
+                "Licence": {
+                    "type": "object",
+                    "required": ["identifier", "type_code", "type_name", "issuer_code", "printed_no", "version", "registry_status", "holder_name", "holder_code", "issue_date", "access", "unmasked", "fields"],
+                    "properties": {
+                        "identifier": {"type": "string"}, "type_code": {"type": "string"},
+                        "type_name": {"type": "string"}, "issuer_code": {"type": "string"},
+                        "printed_no": {"type": "string"}, "version": {"type": "integer"},
+                        "registry_status": {"$ref": "#/components/schemas/RegistryStatus"},
+                        "holder_name": {"type": "string"}, "holder_code": {"type": "string"},
+                        "issue_date": {"type": "string", "format": "date"},
+                        "valid_to": {"type": ["string", "null"], "format": "date"},
+                        "access": {"type": "string"}, "unmasked": {"type": "boolean"},
+                        "fields": {"type": "array", "items": {"$ref": "#/components/schemas/Field"}}
+                    }
+                },
+                "RegistryStatus": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["current", "superseded", "revoked", "expired", "disputed", "unknown", "copy"]}
+                    }
+                },
+                "VerifyReport": {
+                    "type": "object",
+                    "required": ["file", "kind", "status"],
+                    "properties": {
+                        "file": {"type": "string"},
+                        "kind": {"type": "string", "enum": ["pdf", "xml"]},
+                        "status": {"type": "string", "enum": ["authentic", "tampered", "untrusted", "not-signed"]},
+                        "reason": {"type": "string"}, "subject": {"type": "string"},
+                        "signer": {"type": "string"},
+                        "signing_time": {"type": "string", "format": "date-time"},
+                        "signing_time_source": {"type": "string", "enum": ["timestamp", "claimed"]},
+                        "signed_digest": {"type": "string"}, "detail": {"type": "string"},
+                        "registry_status": {"$ref": "#/components/schemas/RegistryStatus"},
+                        "identifier": {"type": "string"}
+                    }
+                },
+                "QueryAnswer": {
+                    "type": "object",
+                    "required": ["department", "reason", "by", "licences"],
+                    "properties": {
+                        "department": {"type": "string"}, "reason": {"type": "string"},
+                        "by": {"type": "string", "enum": ["identifier", "holder", "number", "qr"]},
+                        "licences": {"type": "array", "items": {"$ref": "#/components/schemas/Licence"}}
+                    }
+                }
+            },
+            "responses": {
+                "Problem": {
+                    "description": "RFC 9457 problem details",
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                }
+            }
+        },
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "Readiness (registry reachable)", "responses": {"200": {"description": "ready"}, "503": problem}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition format 0.0.4"}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            "/api/v1/token": {"post": {
+                "summary": "A bearer token (at most one hour) for a department's credential",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["department", "credential"], "additionalProperties": false,
+                    "properties": {"department": {"type": "string"}, "credential": {"type": "string"}}
+                }}}},
+                "responses": {
+                    "200": {"description": "token", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["access_token", "token_type", "expires_in"],
+                        "properties": {"access_token": {"type": "string"}, "token_type": {"const": "Bearer"}, "expires_in": {"type": "integer"}}
+                    }}}},
+                    "400": problem, "401": problem, "403": problem, "413": problem, "429": problem
+                }
+            }},
+            "/api/v1/licences": {"get": {
+                "summary": "Licences by holder code, printed number or QR payload, within rights",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"$ref": "#/components/parameters/Reason"},
+                    {"name": "holder", "in": "query", "schema": {"type": "string"}},
+                    {"name": "number", "in": "query", "schema": {"type": "string"}},
+                    {"name": "qr", "in": "query", "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "matches within rights (may be empty)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/QueryAnswer"}}}},
+                    "400": problem, "401": problem, "403": problem, "429": problem
+                }
+            }},
+            "/api/v1/licences/{identifier}": {"get": {
+                "summary": "One licence by its GB/T 36904 identifier, within rights",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"$ref": "#/components/parameters/Reason"},
+                    {"name": "identifier", "in": "path", "required": true, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "the licence", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/QueryAnswer"}}}},
+                    "400": problem, "401": problem, "403": problem, "404": problem, "429": problem
+                }
+            }},
+            "/api/v1/licences/{identifier}/files/{kind}": {"get": {
+                "summary": "The signed e-licence as issued (PDF or XML; OFD once produced), within rights; a type with personal or trade-secret fields needs a grant with unmasking",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"$ref": "#/components/parameters/Reason"},
+                    {"name": "identifier", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "kind", "in": "path", "required": true, "schema": {"type": "string", "enum": ["pdf", "xml", "ofd"]}}
+                ],
+                "responses": {
+                    "200": {"description": "the stored file, byte for byte", "content": {
+                        "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}},
+                        "application/xml": {"schema": {"type": "string", "contentMediaType": "application/xml"}}
+                    }},
+                    "400": problem, "401": problem, "403": problem, "404": problem, "429": problem
+                }
+            }},
+            "/api/v1/verify": {"post": {
+                "summary": "Check a presented PDF or XML e-licence (public, at most 20 MB): the JSON of `elicence verify --json --data`",
+                "requestBody": {"required": true, "content": {
+                    "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}},
+                    "application/xml": {"schema": {"type": "string", "contentMediaType": "application/xml"}},
+                    "application/octet-stream": {"schema": {"type": "string"}}
+                }},
+                "responses": {
+                    "200": {"description": "signature verdict and registry status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/VerifyReport"}}}},
+                    "400": problem, "413": problem, "429": problem
+                }
+            }},
+            "/v/{identifier}": {"get": {
+                "summary": "Public verification page (HTML in Chinese): type, issuer, number, validity, status; never personal data",
+                "parameters": [{"name": "identifier", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": html("the licence's page"),
+                    "400": html("not an identifier"),
+                    "404": html("no such licence"),
+                    "429": problem
+                }
+            }}
+        }
+    })
+}

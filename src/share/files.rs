@@ -1,0 +1,73 @@
+//! A department obtains the signed e-licence itself (Art. 5: 通过系统获取电子证照): the stored
+//! PDF or XML of one version, exactly as issued (its hash checked against the registry), within
+//! the department's rights. The file shows every field, so a type with personal or trade-secret
+//! fields needs a grant with unmasking, as a copy for use does. Every answer and refusal is
+//! audited. `elicence serve` calls [`signed_file`]; nothing here prints.
+
+use serde_json::json;
+
+use crate::catalog::Catalog;
+use crate::identify::LicenceId;
+use crate::registry::{AuditEntry, Department, FileKind, Registry, RegistryError};
+use crate::share::{self, Ask, Refusal, ShareError, action, audit_refusal, input};
+
+/// The stored file of `kind` of version `identifier` for `department` (asking for `reason`,
+/// already checked), after its rights: the type's sharing mode and, when the type has protected
+/// fields, a grant with unmasking. Fails with [`ShareError::Input`] on a malformed identifier,
+/// [`ShareError::NotFound`] when the registry holds no such version or no file of that kind,
+/// [`ShareError::NotPermitted`] outside the rights (audited), and [`ShareError::Registry`] when
+/// the stored file is missing or altered.
+pub fn signed_file(
+    registry: &mut Registry,
+    catalog: &Catalog,
+    department: &Department,
+    reason: &str,
+    (identifier, kind): (&str, FileKind),
+    ask: &Ask<'_>,
+) -> Result<Vec<u8>, ShareError> {
+    let checked = input::bounded("identifier", identifier, input::MAX_KEY).and_then(|()| {
+        LicenceId::parse(identifier).map(|_| ()).map_err(|e| input::InputError::Invalid {
+            field: "identifier",
+            reason: format!("not a GB/T 36904 identifier: {e}"),
+        })
+    });
+    if let Err(e) = checked {
+        let e = ShareError::from(e);
+        audit_refusal(registry, ask, Some(reason), Refusal::BadInput, &e.to_string())?;
+        return Err(e);
+    }
+    let Some(version) = registry.licence_by_identifier(identifier)? else {
+        return Err(ShareError::NotFound { what: identifier.to_owned() });
+    };
+    let grants = registry.grants_of(&department.code)?;
+    let refusal = match share::rights_on(catalog, &grants, department, &version) {
+        Err(r) => Some(r),
+        Ok((t, _, unmask)) => {
+            let protected = t.fields.iter().any(|f| f.personal || f.trade_secret);
+            (protected && !unmask).then_some(Refusal::NeedsUnmask)
+        }
+    };
+    if let Some(refusal) = refusal {
+        let e = ShareError::NotPermitted {
+            department: department.code.clone(),
+            what: format!("obtain the {} of {identifier}", kind.ext()),
+            refusal,
+        };
+        audit_refusal(registry, ask, Some(reason), refusal, &e.to_string())?;
+        return Err(e);
+    }
+    let Some(stored) = version.file(kind) else {
+        return Err(ShareError::NotFound { what: format!("the {} of {identifier}", kind.ext()) });
+    };
+    let sha256 = stored.sha256.clone();
+    let bytes = registry.store().read(&sha256, kind).map_err(RegistryError::from)?;
+    registry.audit_append(&AuditEntry {
+        action: action::FILE.into(),
+        operator: department.code.clone(),
+        at: ask.at,
+        subject: identifier.to_owned(),
+        reason: Some(reason.to_owned()),
+        details: json!({"department": department.code, "kind": kind.ext(), "sha256": sha256}),
+    })?;
+    Ok(bytes)
+}

@@ -1,0 +1,156 @@
+//! What the registry says about a file someone presents (核验): an original version's status,
+//! a copy for use (加注件, expired after its date), or unknown; and the audit entry of the check.
+//! `elicence verify --data` and the server's `POST /api/v1/verify` build the same
+//! [`FileReport`] through [`registry_check`], so their JSON is the same.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::registry::{AuditEntry, Registry, RegistryError, RegistryStatus};
+use crate::verify::presented::Verdict;
+use crate::verify::{SignatureStatus, TimeSource, TimestampReport};
+
+/// One file's verdict as `elicence verify --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    pub file: PathBuf,
+    /// `pdf` or `xml`.
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub status: SignatureStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_time: Option<DateTime<Utc>>,
+    /// `timestamp` (trusted, the path was validated at it) or `claimed` (the signer's `/M`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_time_source: Option<TimeSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The signature's RFC 3161 timestamp, trusted or not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<TimestampReport>,
+    /// The registry's status of this exact file (with `--data`): current, superseded (by),
+    /// revoked (when, why, by whom) or unknown; for a copy for use (加注件), copy or expired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_status: Option<FileStatus>,
+    /// The identifier the registry holds this file under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
+}
+
+impl FileReport {
+    /// The report of `file` with signature verdict `v` and no registry status yet.
+    pub fn new(file: PathBuf, v: Verdict) -> FileReport {
+        FileReport {
+            file,
+            kind: v.kind,
+            status: v.status,
+            signer: v.signer,
+            signing_time: v.signing_time,
+            signing_time_source: v.signing_time_source,
+            signed_digest: v.signed_digest,
+            detail: v.detail,
+            timestamp: v.timestamp,
+            registry_status: None,
+            identifier: None,
+        }
+    }
+}
+
+/// What the registry says about a presented file: an original's status, or a copy for use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum FileStatus {
+    Licence(RegistryStatus),
+    Copy(CopyStatus),
+}
+
+impl FileStatus {
+    /// An original that is current, or an unexpired copy of a current licence.
+    pub fn is_current(&self) -> bool {
+        match self {
+            FileStatus::Licence(s) => *s == RegistryStatus::Current,
+            FileStatus::Copy(c) => c.status == "copy" && c.licence == RegistryStatus::Current,
+        }
+    }
+}
+
+/// A copy for use (加注件) as `registry_status`: `{"status":"copy","for":…,"expires":…}`, or
+/// `"status":"expired"` after its date. `licence` is the status of the licence it copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyStatus {
+    /// `copy` or `expired`.
+    pub status: &'static str,
+    /// The department it was made for (USCC).
+    #[serde(rename = "for")]
+    pub for_department: String,
+    pub reason: String,
+    pub expires: chrono::NaiveDate,
+    pub copy: i64,
+    pub licence: RegistryStatus,
+}
+
+/// The registry status of the file with `sha256` at `at`: an original version (with the rules
+/// of time and checks, [`Registry::status_on`]), else a recorded copy for use (expired after its
+/// date), else unknown.
+pub fn file_status(
+    reg: &Registry,
+    sha256: &str,
+    at: DateTime<Utc>,
+) -> Result<(FileStatus, Option<String>), RegistryError> {
+    if let Some(v) = reg.licence_by_file_hash(sha256)? {
+        let status = reg.status_on(&v, at.date_naive())?;
+        return Ok((FileStatus::Licence(status), Some(v.identifier)));
+    }
+    if let Some(c) = reg.copy_by_file_hash(sha256)? {
+        let licence = reg.status_of(&c.identifier, at.date_naive())?;
+        let status = if at.date_naive() > c.expires { "expired" } else { "copy" };
+        let s = CopyStatus {
+            status,
+            for_department: c.department,
+            reason: c.reason,
+            expires: c.expires,
+            copy: c.id,
+            licence,
+        };
+        return Ok((FileStatus::Copy(s), Some(c.identifier)));
+    }
+    Ok((FileStatus::Licence(RegistryStatus::Unknown), None))
+}
+
+/// Adds the registry's status of the file with `sha256` (`None`: unreadable, so unknown) to
+/// `report` and appends the `verify` audit entry by `operator`. Returns whether the file is
+/// current ([`FileStatus::is_current`]).
+pub fn registry_check(
+    reg: &mut Registry,
+    report: &mut FileReport,
+    sha256: Option<&str>,
+    operator: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, RegistryError> {
+    let (status, identifier) = match sha256 {
+        Some(sha) => file_status(reg, sha, at)?,
+        None => (FileStatus::Licence(RegistryStatus::Unknown), None),
+    };
+    let current = status.is_current();
+    reg.audit_append(&AuditEntry {
+        action: "verify".into(),
+        operator: operator.to_owned(),
+        at,
+        subject: identifier.clone().unwrap_or_else(|| report.file.display().to_string()),
+        reason: None,
+        details: serde_json::json!({
+            "file": report.file.display().to_string(),
+            "signature": report.status.label(),
+            "registry_status": &status,
+        }),
+    })?;
+    report.registry_status = Some(status);
+    report.identifier = identifier;
+    Ok(current)
+}

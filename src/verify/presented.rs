@@ -1,0 +1,69 @@
+//! A presented file's bytes → the verdict on its signature, whichever format it is: a PDF
+//! (PAdES) when it starts with `%PDF`, else UTF-8 XML (XML-DSig). Shared by `elicence verify`
+//! and the server's `POST /api/v1/verify`, so both say the same about the same bytes. Pure (the
+//! validation time is passed in); never panics on input.
+
+use chrono::{DateTime, Utc};
+
+use crate::verify::{
+    SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_pdf_at, verify_xml_at,
+};
+
+/// The signature verdict on one presented file.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// `pdf` or `xml`.
+    pub kind: &'static str,
+    pub status: SignatureStatus,
+    pub signer: Option<String>,
+    pub signing_time: Option<DateTime<Utc>>,
+    /// `timestamp` (the path was validated at it) or `claimed` (the signer's `/M`).
+    pub signing_time_source: Option<TimeSource>,
+    pub signed_digest: Option<String>,
+    pub detail: Option<String>,
+    /// The signature's RFC 3161 timestamp (B-T), trusted or not.
+    pub timestamp: Option<TimestampReport>,
+}
+
+/// Verifies `bytes` as a PDF or an XML e-licence against `trust`, with certificate paths
+/// validated at `now` (never at a time the file claims).
+pub fn verify_bytes(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> Verdict {
+    if bytes.starts_with(b"%PDF") {
+        let v = verify_pdf_at(bytes, trust, now);
+        return Verdict {
+            kind: "pdf",
+            status: v.status,
+            signer: v.signer,
+            signing_time: v.signing_time,
+            signing_time_source: v.signing_time_source,
+            signed_digest: v.signed_digest,
+            detail: v.detail,
+            timestamp: v.timestamp,
+        };
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            let v = verify_xml_at(text, trust, now);
+            Verdict {
+                kind: "xml",
+                status: v.status,
+                signer: v.signer,
+                signing_time: v.signing_time,
+                signing_time_source: v.signing_time_source,
+                signed_digest: v.signed_digest,
+                detail: v.detail,
+                timestamp: v.timestamp,
+            }
+        }
+        Err(_) => Verdict {
+            kind: "xml",
+            status: SignatureStatus::NotSigned,
+            signer: None,
+            signing_time: None,
+            signing_time_source: None,
+            signed_digest: None,
+            detail: Some("neither a PDF nor UTF-8 XML".into()),
+            timestamp: None,
+        },
+    }
+}

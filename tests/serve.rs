@@ -1,0 +1,938 @@
+//! `elicence serve` (issue 15) through the real binary on a free loopback port, with a real HTTP
+//! client (ureq): health, readiness, metrics, the OpenAPI document, department tokens, queries
+//! within rights (masked as `elicence query` masks), every refusal as problem+json and in the
+//! audit trail, token expiry, `dept disable` cutting a live token, the rate limit, hostile
+//! input (malformed JSON, oversized bodies, path traversal, header injection) and the access
+//! log holding no field values.
+
+mod util;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use util::{copy_dir, elicence, root, run_expect};
+
+/// 长春市医疗保障局: in the conditional food scope below.
+const MED: &str = "11220100MB18300819";
+/// 长春市市场监督管理局: outside it.
+const MARKET: &str = "11220100MB1560013P";
+const HOLDER: &str = "91220104MA00001708";
+const NUMBER: &str = "JY12201040000016";
+const CURRENT: &str =
+    "1.2.156.3005.2.11100000MB0143028R901.11220104MB1875524M.JY12201040000016.002.8";
+const LEGAL_REP_ID: &str = "220104198005120318";
+const LEGAL_REP: &str = "张伟";
+/// 医保定点资格审核, percent-encoded UTF-8.
+const REASON: &str = "%E5%8C%BB%E4%BF%9D%E5%AE%9A%E7%82%B9%E8%B5%84%E6%A0%BC%E5%AE%A1%E6%A0%B8";
+
+/// A registry loaded from the food fixture with the food type shared conditionally (MED in
+/// scope, MARKET not), and the credentials of both departments.
+struct Fixture {
+    dir: tempfile::TempDir,
+    catalog: PathBuf,
+    med: String,
+    market: String,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let copy = dir.path().join("pipelines");
+        copy_dir(&root().join("pipelines"), &copy);
+        let seals = dir.path().join("fixtures/seals");
+        std::fs::create_dir_all(&seals).expect("seals dir");
+        std::fs::copy(root().join("fixtures/seals/seal.png"), seals.join("seal.png"))
+            .expect("seal");
+        let path = copy.join("catalog/food-business-permit.toml");
+        let text = std::fs::read_to_string(&path).expect("food catalog");
+        let replaced = text.replace(
+            "[sharing]\nmode = \"unconditional\"",
+            &format!("[sharing]\nmode = \"conditional\"\nscope = [\"{MED}\"]"),
+        );
+        assert_ne!(replaced, text);
+        std::fs::write(&path, replaced).expect("write catalog");
+        let mut f = Fixture {
+            catalog: copy.join("catalog"),
+            dir,
+            med: String::new(),
+            market: String::new(),
+        };
+        run_expect(
+            f.cmd()
+                .arg("run")
+                .arg(copy.join("food-business-permit.toml"))
+                .args(["--input", "fixtures/food-business-permit/export-utf8.csv"])
+                .args(["--keys", "fixtures/keys"]),
+            0,
+        );
+        f.med = f.add_dept(MED, "长春市医疗保障局");
+        f.market = f.add_dept(MARKET, "长春市市场监督管理局");
+        f
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = elicence();
+        c.env("ELICENCE_DATA", self.data());
+        c.env("ELICENCE_CATALOG", &self.catalog);
+        c.env_remove("ELICENCE_CREDENTIAL");
+        c
+    }
+
+    fn add_dept(&self, code: &str, name: &str) -> String {
+        let out = run_expect(
+            self.cmd()
+                .args(["dept", "add", code, "--name", name, "--level", "prefectural"])
+                .args(["--region", "220100"]),
+            0,
+        );
+        String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    }
+
+    /// Starts `elicence serve` on a free loopback port with `extra` flags.
+    fn serve(&self, extra: &[&str]) -> Server {
+        self.serve_env(extra, &[])
+    }
+
+    /// As [`Fixture::serve`], with environment variables set.
+    fn serve_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = self
+            .cmd()
+            .envs(env.iter().copied())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["event"] == "listening"
+                {
+                    let _ = tx.send(v["url"].as_str().unwrap_or_default().to_owned());
+                }
+                sink.lock().expect("log").push(line);
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("no listening line: {:?}", lines.lock().expect("log"))
+        });
+        Server { child, url, log: lines, exchanges: Mutex::new(Vec::new()) }
+    }
+
+    /// Every audit entry as (action, operator, subject, reason, details).
+    fn audit(&self) -> Vec<(String, String, String, Option<String>, Value)> {
+        let conn = rusqlite::Connection::open(self.data().join("registry.sqlite")).expect("db");
+        let mut stmt = conn
+            .prepare(
+                "SELECT action, operator, subject, reason, details FROM audit_log ORDER BY seq",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| {
+            let details: String = r.get(4)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                serde_json::from_str(&details).unwrap_or(Value::Null),
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+    }
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    /// Every exchange through [`Server::get`] and [`Server::post`], for [`Server::check_openapi`].
+    exchanges: Mutex<Vec<Value>>,
+}
+
+/// A response as (status, content type, body).
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: String,
+    retry_after: Option<String>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// A problem+json of `status`.
+    fn problem(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.content_type, "application/problem+json", "{}", self.body);
+        let p = self.json();
+        assert_eq!(p["status"], status);
+        assert!(p["title"].is_string() && p["detail"].is_string(), "{p}");
+        p
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut r = r.expect("a response");
+    let header =
+        |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = header("content-type").unwrap_or_default();
+    let retry_after = header("retry-after");
+    let status = r.status().as_u16();
+    let body = r.body_mut().read_to_string().unwrap_or_default();
+    Reply { status, content_type, body, retry_after }
+}
+
+impl Server {
+    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = agent().get(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.record("GET", path, reply(req.call()))
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
+        self.post_with(path, content_type, body, &[])
+    }
+
+    fn post_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = agent().post(format!("{}{path}", self.url)).content_type(content_type);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.record("POST", path, reply(req.send(body)))
+    }
+
+    fn record(&self, method: &str, path: &str, r: Reply) -> Reply {
+        self.exchanges.lock().expect("exchanges").push(json!({
+            "method": method,
+            "path": path,
+            "status": r.status,
+            "content_type": r.content_type,
+            "body": r.body,
+        }));
+        r
+    }
+
+    /// Checks every exchange so far against the server's own `GET /openapi.json` (validated
+    /// itself) with `tests/openapi_check.py` (openapi-spec-validator and jsonschema).
+    fn check_openapi(&self) {
+        let doc = reply(agent().get(format!("{}/openapi.json", self.url)).call()).json();
+        let exchanges = self.exchanges.lock().expect("exchanges").clone();
+        assert!(!exchanges.is_empty());
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), json!({"doc": doc, "exchanges": exchanges}).to_string())
+            .expect("write exchanges");
+        let out = Command::new("python3")
+            .arg(root().join("tests/openapi_check.py"))
+            .arg(file.path())
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "responses do not match /openapi.json:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn token(&self, department: &str, credential: &str) -> Reply {
+        let body = json!({"department": department, "credential": credential}).to_string();
+        self.post("/api/v1/token", "application/json", body.as_bytes())
+    }
+
+    fn bearer(&self, department: &str, credential: &str) -> String {
+        let r = self.token(department, credential);
+        assert_eq!(r.status, 200, "{}", r.body);
+        format!("Bearer {}", r.json()["access_token"].as_str().expect("token"))
+    }
+
+    /// Sends `request` as raw bytes on a new connection and reads the answer until the
+    /// server closes it.
+    fn raw(&self, request: &str) -> String {
+        use std::io::{Read as _, Write as _};
+        let addr = self.url.trim_start_matches("http://");
+        let mut c = std::net::TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        c.write_all(request.as_bytes()).expect("write");
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Stops the server with SIGTERM and returns its exit code and log lines.
+    fn stop(mut self) -> (Option<i32>, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(killed.success());
+        let status = self.child.wait().expect("wait");
+        std::thread::sleep(Duration::from_millis(100));
+        let log = self.log.lock().expect("log").clone();
+        (status.code(), log)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field<'a>(licence: &'a Value, key: &str) -> &'a Value {
+    licence["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["key"] == key))
+        .unwrap_or(&Value::Null)
+}
+
+#[test]
+fn health_readiness_metrics_openapi_and_unknown_routes() {
+    let f = Fixture::new();
+    let s = f.serve(&[]);
+    let r = s.get("/healthz", &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    let r = s.get("/readyz", &[]);
+    assert_eq!((r.status, r.json()["status"].clone()), (200, json!("ready")));
+    s.get("/no/such/route", &[]).problem(404);
+
+    let doc = s.get("/openapi.json", &[]).json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in
+        ["/healthz", "/readyz", "/metrics", "/openapi.json", "/api/v1/token", "/api/v1/licences"]
+    {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    assert!(doc["paths"]["/api/v1/licences/{identifier}"].is_object());
+
+    let m = s.get("/metrics", &[]);
+    assert_eq!(m.status, 200);
+    assert!(m.content_type.starts_with("text/plain; version=0.0.4"), "{}", m.content_type);
+    assert!(
+        m.body.contains("elicence_http_requests_total{route=\"/healthz\",status=\"200\"} 1"),
+        "{}",
+        m.body
+    );
+    assert!(m.body.contains("elicence_http_requests_total{route=\"unmatched\",status=\"404\"} 1"));
+    assert!(m.body.contains("elicence_http_request_duration_seconds_bucket{route=\"/readyz\""));
+
+    s.check_openapi();
+    let (code, log) = s.stop();
+    assert_eq!(code, Some(0), "graceful stop on SIGTERM: {log:?}");
+    assert!(log.iter().any(|l| l.contains("\"plain_http\"")), "loopback warning: {log:?}");
+    let access: Vec<Value> = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["route"].is_string())
+        .collect();
+    assert_eq!(access.len(), 6, "{log:?}");
+    assert!(access.iter().all(|v| v["time"].is_string() && v["duration_ms"].is_number()));
+    assert!(!log.iter().any(|l| l.contains("/no/such/route")), "raw paths are not logged");
+}
+
+#[test]
+fn department_queries_within_rights_masked_refused_and_audited() {
+    let f = Fixture::new();
+    let s = f.serve(&[]);
+    let before = f.audit().len();
+
+    // Tokens: refusals first.
+    s.token(MED, "wrong-credential-value-0000").problem(401);
+    s.token("11220100MB18300818", &f.med).problem(400);
+    s.post("/api/v1/token", "application/json", b"{\"department\": ").problem(400);
+    s.post("/api/v1/token", "application/json", b"[1,2,3]").problem(400);
+    let extra = json!({"department": MED, "credential": f.med, "role": "admin"}).to_string();
+    s.post("/api/v1/token", "application/json", extra.as_bytes()).problem(400);
+    s.post("/api/v1/token", "application/json", &vec![b' '; 64 * 1024]).problem(413);
+    let med = s.bearer(MED, &f.med);
+    let market = s.bearer(MARKET, &f.market);
+
+    // In scope: every key answers, protected fields masked as the CLI masks them.
+    let auth = |t: &str| vec![("authorization", t.to_owned()), ("x-reason", REASON.to_owned())];
+    let h = |v: &Vec<(&'static str, String)>| -> Vec<(&'static str, String)> { v.clone() };
+    let get = |path: &str, headers: &[(&str, String)]| {
+        let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.get(path, &hs)
+    };
+    let med_h = h(&auth(&med));
+    let r = get(&format!("/api/v1/licences/{CURRENT}"), &med_h);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.content_type, "application/json");
+    let a = r.json();
+    assert_eq!(a["reason"], "医保定点资格审核");
+    assert_eq!(a["by"], "identifier");
+    let l = &a["licences"][0];
+    assert_eq!(l["identifier"], CURRENT);
+    assert_eq!(l["access"], "in_scope");
+    assert_eq!(field(l, "legal_rep_id")["masked"], true);
+    assert!(!r.body.contains(LEGAL_REP_ID) && !r.body.contains(LEGAL_REP), "{}", r.body);
+    // The same answer as `elicence query --json`.
+    let cred = f.dir.path().join("med.cred");
+    std::fs::write(&cred, &f.med).expect("cred");
+    let out = run_expect(
+        f.cmd()
+            .args(["query", "--as", MED, "--reason", "医保定点资格审核", "--json", "--id", CURRENT])
+            .arg("--credential-file")
+            .arg(&cred),
+        0,
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(cli, a, "API and CLI answer alike");
+
+    let r = get(&format!("/api/v1/licences?holder={HOLDER}"), &med_h);
+    assert_eq!(r.json()["licences"].as_array().map(Vec::len), Some(2), "{}", r.body);
+    let r = get(&format!("/api/v1/licences?number={NUMBER}"), &med_h);
+    assert_eq!(r.json()["by"], "number");
+    let r = get("/api/v1/licences?holder=91220104MA0000170X", &med_h);
+    assert_eq!((r.status, r.json()["licences"].clone()), (200, json!([])));
+
+    // Outside scope: 403, no data.
+    let market_h = h(&auth(&market));
+    let r = get(&format!("/api/v1/licences/{CURRENT}"), &market_h);
+    let p = r.problem(403);
+    assert!(!r.body.contains(LEGAL_REP) && !r.body.contains("禾丰"), "{p}");
+    get(&format!("/api/v1/licences?holder={HOLDER}"), &market_h).problem(403);
+    // A well-formed identifier the registry does not hold: 404 (the empty answer is audited).
+    let unknown = elicence::identify::LicenceId::parse(CURRENT)
+        .and_then(|id| id.with_version(9))
+        .expect("identifier")
+        .to_string();
+    get(&format!("/api/v1/licences/{unknown}"), &med_h).problem(404);
+    assert_eq!(s.get(&format!("/v/{unknown}"), &[]).status, 404);
+
+    // Refusals of shape.
+    get(&format!("/api/v1/licences/{CURRENT}"), &[]).problem(401);
+    get(&format!("/api/v1/licences/{CURRENT}"), &[("authorization", "Bearer abc.def".into())])
+        .problem(401);
+    let forged = med.replace("Bearer ", "Bearer x");
+    get(&format!("/api/v1/licences/{CURRENT}"), &[("authorization", forged)]).problem(401);
+    get(&format!("/api/v1/licences/{CURRENT}"), &[("authorization", med.clone())]).problem(400);
+    get(
+        &format!("/api/v1/licences/{CURRENT}"),
+        &[("authorization", med.clone()), ("x-reason", "%E5%8C%BB%0D%0AX-Injected:%201".into())],
+    )
+    .problem(400);
+    get(
+        &format!("/api/v1/licences/{CURRENT}"),
+        &[("authorization", med.clone()), ("x-reason", "%FF%FE".into())],
+    )
+    .problem(400);
+    get("/api/v1/licences/..%2F..%2F..%2Fetc%2Fpasswd", &med_h).problem(400);
+    get("/api/v1/licences", &med_h).problem(400);
+    get(&format!("/api/v1/licences?holder={HOLDER}&number={NUMBER}"), &med_h).problem(400);
+    get("/api/v1/licences?holder=x%27%20OR%201%3D1", &med_h).problem(400);
+    get("/api/v1/licences?id=1", &med_h).problem(400);
+
+    // The audit trail holds every answer and every refusal, and still verifies.
+    let audit = f.audit();
+    let new = &audit[before..];
+    let count = |action: &str| new.iter().filter(|e| e.0 == action).count();
+    assert_eq!(count("share_token"), 2, "{new:?}");
+    assert_eq!(count("share_query"), 6, "{new:?}");
+    let denials: Vec<String> = new
+        .iter()
+        .filter(|e| e.0 == "share_denied")
+        .map(|e| e.4["refusal"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        denials,
+        [
+            "wrong_credential",
+            "bad_input",
+            "not_in_scope",
+            "not_in_scope",
+            "bad_input",
+            "bad_input",
+            "bad_input",
+            "bad_input",
+            "bad_input"
+        ],
+        "{new:?}"
+    );
+    assert!(
+        new.iter()
+            .filter(|e| e.0 == "share_query")
+            .all(|e| e.3.as_deref() == Some("医保定点资格审核"))
+    );
+    let raw = format!("{new:?}");
+    assert!(
+        !raw.contains(LEGAL_REP_ID) && !raw.contains(LEGAL_REP) && !raw.contains("X-Injected:")
+    );
+    run_expect(f.cmd().args(["audit", "verify"]), 0);
+
+    s.check_openapi();
+    let (code, log) = s.stop();
+    assert_eq!(code, Some(0));
+    let joined = log.join("\n");
+    assert!(!joined.contains(LEGAL_REP) && !joined.contains(&f.med) && !joined.contains(HOLDER));
+    assert!(log.iter().any(|l| l.contains(&format!("\"department\":\"{MARKET}\""))));
+}
+
+#[test]
+fn tokens_expire_dept_disable_cuts_them_and_the_rate_limit_answers_429() {
+    let f = Fixture::new();
+    // A sustained rate so small that the bucket does not refill while the test runs, however
+    // slow the machine: the fourth request is over the burst of three.
+    let s = f.serve(&["--rate", "0.001", "--burst", "3"]);
+    let headers = |t: &str| [("authorization", t.to_owned()), ("x-reason", REASON.to_owned())];
+    let get = |s: &Server, t: &str| {
+        let h = headers(t);
+        let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.get(&format!("/api/v1/licences/{CURRENT}"), &hs)
+    };
+    let med = s.bearer(MED, &f.med);
+    assert_eq!(get(&s, &med).status, 200);
+    assert_eq!(get(&s, &med).status, 200);
+    assert_eq!(get(&s, &med).status, 200);
+    let r = get(&s, &med);
+    r.problem(429);
+    assert!(r.retry_after.is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n >= 1)));
+
+    // A live token dies with `dept disable`.
+    let market = s.bearer(MARKET, &f.market);
+    get(&s, &market).problem(403);
+    run_expect(f.cmd().args(["dept", "disable", MARKET]), 0);
+    get(&s, &market).problem(401);
+    s.token(MARKET, &f.market).problem(403);
+    let refusals: Vec<String> = f
+        .audit()
+        .iter()
+        .filter(|e| e.0 == "share_denied" && e.4["department"] == MARKET)
+        .map(|e| e.4["refusal"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(refusals, ["not_in_scope", "disabled", "disabled"]);
+    let m = s.get("/metrics", &[]).body;
+    assert!(m.contains("elicence_http_refusals_total{status=\"429\"} 1"), "{m}");
+    s.check_openapi();
+    let _ = s.stop();
+
+    // Expiry runs on the system clock (ELICENCE_NOW does not pin tokens): a one-second token
+    // is refused once a second has passed.
+    let s = f.serve(&["--token-ttl", "1"]);
+    let med = s.bearer(MED, &f.med);
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = get(&s, &med);
+    assert!(r.problem(401)["detail"].as_str().is_some_and(|d| d.contains("expired")), "{}", r.body);
+    s.check_openapi();
+    let _ = s.stop();
+}
+
+/// Every stored file of `kind` (`pdf`, `xml`) under the registry's store.
+fn stored(dir: &Path, ext: &str, into: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            stored(&path, ext, into);
+        } else if path.extension().is_some_and(|e| e == ext) {
+            into.push(path);
+        }
+    }
+}
+
+#[test]
+fn public_verify_and_page_say_what_the_cli_says_without_personal_data() {
+    let f = Fixture::new();
+    // Within its validity (to 2022-04-23) the current version is 有效 (the clock is injected).
+    let earlier = f.serve_env(&[], &[("ELICENCE_NOW", "2020-01-01T00:00:00Z")]);
+    let r = earlier.get(&format!("/v/{CURRENT}"), &[]);
+    assert!(r.body.contains("class=\"status ok\" role=\"status\">有效<"), "{}", r.body);
+    let _ = earlier.stop();
+
+    let s = f.serve(&["--trust", "fixtures/keys/ca.pem"]);
+    let mut pdfs = Vec::new();
+    stored(&f.data().join("store"), "pdf", &mut pdfs);
+    let pdf = pdfs.first().expect("a stored PDF").clone();
+    let bytes = std::fs::read(&pdf).expect("pdf");
+
+    // The same JSON as `elicence verify --json --data` (but the file name).
+    let cli = |file: &Path| -> Value {
+        let out = f
+            .cmd()
+            .args(["verify", "--json", "--trust", "fixtures/keys/ca.pem"])
+            .arg("--data")
+            .arg(f.data())
+            .arg(file)
+            .output()
+            .expect("verify runs");
+        let mut v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["file"] = json!("upload");
+        v
+    };
+    let r = s.post("/api/v1/verify", "application/pdf", &bytes);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let api = r.json();
+    assert_eq!(api["status"], "authentic", "{api}");
+    assert!(api["registry_status"]["status"].is_string(), "{api}");
+    assert_eq!(api, cli(&pdf));
+
+    let mut tampered = bytes.clone();
+    let at = tampered.len() / 3;
+    tampered[at] ^= 0x20;
+    let r = s.post("/api/v1/verify", "application/pdf", &tampered);
+    assert_eq!(r.json()["status"], "tampered", "{}", r.body);
+    assert_eq!(r.json()["registry_status"]["status"], "unknown");
+    let r = s.post("/api/v1/verify", "application/xml", b"<not-a-licence/>");
+    assert_eq!(r.json()["status"], "not-signed");
+    s.post("/api/v1/verify", "application/pdf", b"").problem(400);
+    // 1 GB announced: refused from Content-Length at once, nothing sent or buffered.
+    let raw = s.raw(
+        "POST /api/v1/verify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/pdf\r\n\
+         Content-Length: 1073741824\r\nConnection: close\r\n\r\n%PDF",
+    );
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.contains("application/problem+json"), "{raw}");
+    // Just over the limit, sent in full: 413 (or the connection closed on the sender).
+    let big = vec![b'%'; 20 * 1024 * 1024 + 1];
+    if let Ok(r) = agent()
+        .post(format!("{}/api/v1/verify", s.url))
+        .content_type("application/pdf")
+        .send(&big[..])
+    {
+        assert_eq!(r.status().as_u16(), 413);
+    }
+    // Still serving.
+    assert_eq!(s.get("/healthz", &[]).status, 200);
+    let audits = f.audit().into_iter().filter(|e| e.0 == "verify" && e.1 == "public").count();
+    assert_eq!(audits, 3);
+
+    // The page: current, superseded (with a link), revoked, unknown, malformed.
+    let page = |id: &str| s.get(&format!("/v/{id}"), &[]);
+    let r = page(CURRENT);
+    assert_eq!(r.status, 200);
+    assert!(r.content_type.starts_with("text/html"));
+    // Valid to 2022-04-23, seen on 2026-11-27: expired (the issue's example).
+    assert!(r.body.contains(">已过期<") && r.body.contains(NUMBER), "{}", r.body);
+    assert!(r.body.contains("lang=\"zh-CN\""));
+    assert!(
+        !r.body.contains("<script") && !r.body.contains("http://") && !r.body.contains("https://")
+    );
+    assert!(!r.body.contains(LEGAL_REP) && !r.body.contains(HOLDER) && !r.body.contains("禾丰"));
+    let med = s.bearer(MED, &f.med);
+    let listed = s.get(
+        &format!("/api/v1/licences?holder={HOLDER}"),
+        &[("authorization", med.as_str()), ("x-reason", REASON)],
+    );
+    let old = listed.json()["licences"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["registry_status"]["status"] == "superseded"))
+        .and_then(|l| l["identifier"].as_str())
+        .expect("a superseded version")
+        .to_owned();
+    let r = page(&old);
+    assert!(
+        r.body.contains("已变更") && r.body.contains(&format!("href=\"/v/{CURRENT}\"")),
+        "{}",
+        r.body
+    );
+    run_expect(f.cmd().args(["revoke", CURRENT, "--reason", "吊销"]), 0);
+    assert!(page(CURRENT).body.contains("已注销"));
+    assert_eq!(page(&CURRENT.replace(".002.8", ".009.8")).status, 400);
+    assert_eq!(page("..%2F..%2Fetc%2Fpasswd").status, 400);
+    assert_eq!(page("%3Cscript%3E").status, 400);
+    s.check_openapi();
+    let _ = s.stop();
+}
+
+#[test]
+fn plain_http_is_refused_off_loopback_and_tls_flags_go_together() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = |args: &[&str], code: i32| {
+        let mut c = elicence();
+        c.env("ELICENCE_DATA", dir.path().join("data")).arg("serve").args(args);
+        String::from_utf8_lossy(&run_expect(&mut c, code).stderr).into_owned()
+    };
+    let err = serve(&["--listen", "0.0.0.0:0"], 2);
+    assert!(err.contains("not a loopback address"), "{err}");
+    assert!(!dir.path().join("data").exists(), "refused before the registry is opened");
+    serve(&["--listen", "127.0.0.1:0", "--tls-cert", "x.pem"], 2);
+    serve(&["--listen", "127.0.0.1:0", "--token-ttl", "7200"], 2);
+    let err = serve(&["--listen", "127.0.0.1:0", "--tls-cert", "x.pem", "--tls-key", "y.pem"], 3);
+    assert!(err.contains("TLS"), "{err}");
+}
+
+/// 长春市朝阳区市场监督管理局, the issuer of the fixture's licences.
+const ISSUER: &str = "11220104MB1875524M";
+/// A licence loaded on top of the fixture, valid until 2030: current on the tests' date.
+const NEW_NUMBER: &str = "JY12201040000233";
+
+impl Fixture {
+    /// Loads one more food licence, [`NEW_NUMBER`], issued 2026-01-05 and valid to 2030-12-31.
+    fn load_current_licence(&self) {
+        let text =
+            std::fs::read_to_string(root().join("fixtures/food-business-permit/export-utf8.csv"))
+                .expect("fixture");
+        let mut lines = text.lines();
+        let header = lines.next().expect("header");
+        let row = lines.next().expect("first row");
+        let row = row
+            .replace("JY12201040000016", NEW_NUMBER)
+            .replace("2017-04-24", "2026-01-05")
+            .replace("2022-04-23", "2030-12-31");
+        assert!(row.contains(NEW_NUMBER) && row.contains("2030-12-31"), "{row}");
+        let csv = self.dir.path().join("new.csv");
+        std::fs::write(&csv, format!("{header}\n{row}\n")).expect("write csv");
+        run_expect(
+            self.cmd()
+                .arg("run")
+                .arg(self.dir.path().join("pipelines/food-business-permit.toml"))
+                .arg("--input")
+                .arg(&csv)
+                .args(["--keys", "fixtures/keys"])
+                .arg("--out")
+                .arg(self.dir.path().join("out-new")),
+            0,
+        );
+    }
+
+    /// `elicence verify --json --data` of every stored PDF: (exit code, reports).
+    fn verify_all(&self) -> (Option<i32>, Vec<Value>) {
+        let mut pdfs = Vec::new();
+        stored(&self.data().join("store"), "pdf", &mut pdfs);
+        let out = self
+            .cmd()
+            .args(["verify", "--json", "--keys", "fixtures/keys"])
+            .args(&pdfs)
+            .output()
+            .expect("verify runs");
+        let reports = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        (out.status.code(), reports)
+    }
+
+    /// `elicence verify --json --data` of the stored PDF of `identifier`: (exit code, report).
+    fn verify_one(&self, identifier: &str) -> (Option<i32>, Value) {
+        let (_, reports) = self.verify_all();
+        let file = reports
+            .iter()
+            .find(|r| r["identifier"] == identifier)
+            .and_then(|r| r["file"].as_str())
+            .expect("the licence's stored PDF")
+            .to_owned();
+        let out = self
+            .cmd()
+            .args(["verify", "--json", "--keys", "fixtures/keys", &file])
+            .output()
+            .expect("verify runs");
+        (out.status.code(), serde_json::from_slice(&out.stdout).expect("json"))
+    }
+}
+
+#[test]
+fn status_rules_expired_disputed_and_revoked_alike_in_cli_api_and_page() {
+    let f = Fixture::new();
+    f.load_current_licence();
+    let med_cred = f.dir.path().join("med.cred");
+    std::fs::write(&med_cred, &f.med).expect("cred");
+    let issuer_cred = f.dir.path().join("issuer.cred");
+    std::fs::write(&issuer_cred, f.add_dept(ISSUER, "长春市朝阳区市场监督管理局")).expect("cred");
+    let s = f.serve(&["--trust", "fixtures/keys/ca.pem"]);
+    let med = s.bearer(MED, &f.med);
+    let h = [("authorization", med.as_str()), ("x-reason", REASON)];
+    let api = |path: &str| {
+        let r = s.get(path, &h);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["licences"][0]["registry_status"].clone()
+    };
+    let new_id = {
+        let r = s.get(&format!("/api/v1/licences?number={NEW_NUMBER}"), &h);
+        r.json()["licences"][0]["identifier"].as_str().expect("the new licence").to_owned()
+    };
+    let by_id = |id: &str| api(&format!("/api/v1/licences/{id}"));
+    let page = |id: &str| s.get(&format!("/v/{id}"), &[]).body;
+
+    // Expired: valid to 2022-04-23, seen on 2026-11-27 (ELICENCE_NOW of the tests).
+    assert_eq!(by_id(CURRENT), json!({"status": "expired", "on": "2022-04-23"}));
+    assert!(page(CURRENT).contains(">已过期<"));
+    let (code, report) = f.verify_one(CURRENT);
+    assert_eq!((code, &report["status"]), (Some(1), &json!("authentic")), "{report}");
+    assert_eq!(report["registry_status"]["status"], "expired");
+
+    // Current: within its validity, no check answered.
+    assert_eq!(by_id(&new_id), json!({"status": "current"}));
+    assert!(page(&new_id).contains(">有效<"));
+    let (code, report) = f.verify_one(&new_id);
+    assert_eq!((code, &report["registry_status"]["status"]), (Some(0), &json!("current")));
+
+    // Disputed while the issuer's `inconsistent` answer stands.
+    let as_dept = |code: &str, cred: &Path, args: &[&str]| {
+        let mut c = f.cmd();
+        c.args(args).args(["--as", code]).arg("--credential-file").arg(cred);
+        c
+    };
+    run_expect(
+        &mut as_dept(MED, &med_cred, &["check-request", &new_id, "--reason", "经营场所与现场不符"]),
+        0,
+    );
+    // An open request changes nothing.
+    assert_eq!(by_id(&new_id), json!({"status": "current"}));
+    let answer = |n: &str, result: &str| {
+        let args = ["check-answer", n, "--result", result, "--note", "现场核查"];
+        run_expect(&mut as_dept(ISSUER, &issuer_cred, &args), 0);
+    };
+    answer("1", "inconsistent");
+    let status = by_id(&new_id);
+    assert_eq!(
+        (&status["status"], &status["check_request"]),
+        (&json!("disputed"), &json!(1)),
+        "{status}"
+    );
+    assert!(page(&new_id).contains(">核查存疑<"));
+    let (code, report) = f.verify_one(&new_id);
+    assert_eq!((code, &report["registry_status"]["status"]), (Some(1), &json!("disputed")));
+    let q = run_expect(
+        &mut as_dept(MED, &med_cred, &["query", "--reason", "复核", "--id", &new_id]),
+        0,
+    );
+    assert!(String::from_utf8_lossy(&q.stdout).contains("DISPUTED"), "{q:?}");
+
+    // A later consistent answer stands instead.
+    run_expect(
+        &mut as_dept(MED, &med_cred, &["check-request", &new_id, "--reason", "再次核查"]),
+        0,
+    );
+    answer("2", "consistent");
+    assert_eq!(by_id(&new_id), json!({"status": "current"}));
+    assert_eq!(f.verify_one(&new_id).0, Some(0));
+
+    // Revoked: the signature is still authentic, but CLI, API and page say revoked.
+    run_expect(f.cmd().args(["revoke", &new_id, "--reason", "吊销"]), 0);
+    assert_eq!(by_id(&new_id)["status"], "revoked");
+    assert!(page(&new_id).contains(">已注销<"));
+    let (code, report) = f.verify_one(&new_id);
+    assert_eq!((code, &report["status"]), (Some(1), &json!("authentic")));
+    assert_eq!(report["registry_status"]["status"], "revoked");
+    let r = s.post(
+        "/api/v1/verify",
+        "application/pdf",
+        &std::fs::read(report["file"].as_str().expect("file")).expect("pdf"),
+    );
+    assert_eq!(
+        (r.json()["status"].clone(), r.json()["registry_status"]["status"].clone()),
+        (json!("authentic"), json!("revoked"))
+    );
+
+    s.check_openapi();
+    let _ = s.stop();
+}
+
+#[test]
+fn signed_files_within_rights_byte_for_byte_and_audited() {
+    let f = Fixture::new();
+    let s = f.serve(&["--trust", "fixtures/keys/ca.pem"]);
+    let med = s.bearer(MED, &f.med);
+    let market = s.bearer(MARKET, &f.market);
+    let h = |t: &str| [("authorization", t.to_owned()), ("x-reason", REASON.to_owned())];
+    let get = |t: &str, path: &str| {
+        let hs = h(t);
+        let hs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut req = agent().get(format!("{}{path}", s.url));
+        for (k, v) in &hs {
+            req = req.header(*k, *v);
+        }
+        let mut r = req.call().expect("a response");
+        let header = |n: &str| {
+            r.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+        };
+        let (ct, cd) = (header("content-type"), header("content-disposition"));
+        let status = r.status().as_u16();
+        let body = r.body_mut().read_to_vec().expect("body");
+        // Recorded for the OpenAPI check (binary bodies as their length).
+        let text = if ct.contains("json") {
+            String::from_utf8_lossy(&body).into_owned()
+        } else {
+            String::new()
+        };
+        s.record(
+            "GET",
+            path,
+            Reply { status, content_type: ct.clone(), body: text, retry_after: None },
+        );
+        (status, ct, cd, body)
+    };
+    let pdf = format!("/api/v1/licences/{CURRENT}/files/pdf");
+    // The food type has personal fields: the whole face needs a grant with unmasking.
+    let (status, _, _, body) = get(&med, &pdf);
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    run_expect(
+        f.cmd().args(["dept", "grant", MED, "--type", "food-business-permit", "--unmask"]),
+        0,
+    );
+    let (status, ct, cd, body) = get(&med, &pdf);
+    assert_eq!((status, ct.as_str()), (200, "application/pdf"));
+    assert_eq!(cd, format!("attachment; filename=\"{CURRENT}.pdf\""));
+    // Byte for byte the file the registry stored, and it verifies.
+    let sha = elicence::registry::sha256_hex(&body);
+    let mut pdfs = Vec::new();
+    stored(&f.data().join("store"), "pdf", &mut pdfs);
+    assert!(pdfs.iter().any(|p| p.file_stem().is_some_and(|s| s.to_string_lossy() == sha)));
+    let v = s.post("/api/v1/verify", "application/pdf", &body).json();
+    assert_eq!(
+        (v["status"].clone(), v["identifier"].clone()),
+        (json!("authentic"), json!(CURRENT))
+    );
+    let (status, ct, _, body) = get(&med, &format!("/api/v1/licences/{CURRENT}/files/xml"));
+    assert_eq!((status, ct.as_str()), (200, "application/xml"));
+    assert!(String::from_utf8_lossy(&body).contains("<Signature"));
+
+    // Outside the scope, unknown kinds, OFD (not produced yet), unknown and malformed ids.
+    assert_eq!(get(&market, &pdf).0, 403);
+    assert_eq!(get(&med, &format!("/api/v1/licences/{CURRENT}/files/png")).0, 404);
+    assert_eq!(get(&med, &format!("/api/v1/licences/{CURRENT}/files/ofd")).0, 404);
+    assert_eq!(get(&med, "/api/v1/licences/..%2F..%2Fetc%2Fpasswd/files/pdf").0, 400);
+    let unknown = CURRENT.replace(".002.8", ".009.8");
+    assert_eq!(
+        get(&med, &format!("/api/v1/licences/{unknown}/files/pdf")).0,
+        400,
+        "bad check character"
+    );
+    assert_eq!(s.get(&pdf, &[]).status, 401);
+
+    let audit = f.audit();
+    let files: Vec<&Value> = audit.iter().filter(|e| e.0 == "share_file").map(|e| &e.4).collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files[0]["kind"], "pdf");
+    assert_eq!(files[0]["sha256"], sha.as_str());
+    let refusals: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.0 == "share_denied" && e.4["command"] == "api-file")
+        .filter_map(|e| e.4["refusal"].as_str())
+        .collect();
+    // The two refusals of rights, then the path traversal and the bad check character.
+    assert_eq!(refusals, ["needs_unmask", "not_in_scope", "bad_input", "bad_input"]);
+    s.check_openapi();
+    let _ = s.stop();
+}
