@@ -26,6 +26,7 @@ pub mod record;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod seal;
 pub mod share;
 pub mod sign;
 pub mod validate;

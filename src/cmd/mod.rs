@@ -17,6 +17,7 @@ pub mod render;
 pub mod restore;
 pub mod revoke;
 pub mod run;
+pub mod seal;
 pub mod stats;
 pub mod store;
 pub mod validate;
