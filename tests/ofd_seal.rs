@@ -424,3 +424,151 @@ fn seal_make_list_show_from_the_command_line() -> TestResult {
     assert!(String::from_utf8_lossy(&out.stderr).contains("junk.esl"));
     Ok(())
 }
+
+const CHAOYANG: (&str, &str) = ("11220104MB1875524M", "长春市朝阳区市场监督管理局");
+const NANGUAN: (&str, &str) = ("11220102MB1953012R", "长春市南关区市场监督管理局");
+
+/// `keys init DIR` and a seal for each of `issuers` made with `seal make`.
+fn cli_keys(dir: &Path, issuers: &[(&str, &str)]) {
+    run_expect(elicence().args(["keys", "init"]).arg(dir), 0);
+    for (code, name) in issuers {
+        run_expect(
+            elicence()
+                .args(["seal", "make", "--keys"])
+                .arg(dir)
+                .args(["--issuer", code, "--name", name, "--image", "fixtures/seals/seal.png"])
+                .args(["--valid-from", "2026-01-01", "--valid-to", "2036-12-31"]),
+            0,
+        );
+    }
+}
+
+fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == ext));
+    files.sort();
+    files
+}
+
+#[test]
+fn render_writes_an_ofd_per_licence_sealed_with_its_issuers_seal() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    cli_keys(&keys, &[CHAOYANG, NANGUAN]);
+    let out = tmp.path().join("out");
+    let render = |out: &Path, formats: &str| {
+        let mut c = elicence();
+        c.args(["render", "pipelines/food-business-permit.toml", "--input"])
+            .arg("fixtures/food-business-permit/export-utf8.csv")
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--out")
+            .arg(out)
+            .args(["--formats", formats]);
+        c
+    };
+    run_expect(&mut render(&out, "pdf,xml,ofd"), 0);
+    let ofds = files_with_ext(&out, "ofd");
+    assert_eq!(ofds.len(), files_with_ext(&out, "pdf").len());
+    assert!(ofds.len() >= 2, "{ofds:?}");
+    let mut seal_names = std::collections::BTreeSet::new();
+    for file in &ofds {
+        if let Err(e) = independent_check(file, &keys.join("sm2-ca.pem")) {
+            panic!("{}: {e}", file.display());
+        }
+        let ofd = std::fs::read(file)?;
+        let seal = Seal::from_der(&zip_entry(&ofd, SEAL_PATH))?;
+        // The identifier names the issuer; the seal inside is that issuer's.
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let (code, issuer) = if name.contains(CHAOYANG.0) { CHAOYANG } else { NANGUAN };
+        assert!(name.contains(code), "{name}");
+        assert_eq!(seal.name(), issuer, "{name}");
+        seal_names.insert(seal.name().to_string());
+        let meta = String::from_utf8(zip_entry(&ofd, "OFD.xml"))?;
+        assert!(meta.contains(&format!("<ofd:CustomData Name=\"IssuerCode\">{code}<")));
+    }
+    assert_eq!(seal_names.len(), 2, "both issuers' seals are used");
+    // Only the formats asked for.
+    let only = tmp.path().join("only-ofd");
+    run_expect(&mut render(&only, "ofd"), 0);
+    assert_eq!(files_with_ext(&only, "ofd").len(), ofds.len());
+    assert!(files_with_ext(&only, "pdf").is_empty() && files_with_ext(&only, "xml").is_empty());
+    run_expect(&mut render(&tmp.path().join("bad"), "pdf,docx"), 2);
+    // An issuer without a seal: a configuration error before anything is written.
+    std::fs::remove_file(keys.join(format!("seals/{}.esl", NANGUAN.0)))?;
+    let missing = tmp.path().join("missing");
+    let err = run_expect(&mut render(&missing, "pdf,xml,ofd"), 3);
+    assert!(String::from_utf8_lossy(&err.stderr).contains(NANGUAN.0));
+    assert!(!missing.exists(), "nothing written");
+    Ok(())
+}
+
+#[test]
+fn run_stores_ofds_that_survive_backup_and_restore() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    let run = |formats: &str| {
+        let mut c = elicence();
+        c.args(["run", "pipelines/food-business-permit.toml", "--input"])
+            .arg("fixtures/food-business-permit/export-utf8.csv")
+            .arg("--data")
+            .arg(&data)
+            .args(["--quiet", "--formats", formats]);
+        c
+    };
+    run_expect(&mut run("ofd"), 2);
+    // No --keys: development keys and development seals for the pipeline's issuers.
+    run_expect(&mut run("pdf,xml,ofd"), 0);
+    let seals = data.join("dev-keys/seals");
+    assert_eq!(files_with_ext(&seals, "esl").len(), 2);
+    let mut stored = Vec::new();
+    for entry in walk(&data.join("store")) {
+        if entry.extension().is_some_and(|e| e == "ofd") {
+            stored.push(entry);
+        }
+    }
+    let pdfs = walk(&data.join("store"))
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
+        .count();
+    assert_eq!(stored.len(), pdfs);
+    for file in &stored {
+        if let Err(e) = independent_check(file, &data.join("dev-keys/sm2-ca.pem")) {
+            panic!("{}: {e}", file.display());
+        }
+    }
+    run_expect(elicence().args(["store", "check", "--data"]).arg(&data), 0);
+    let backup = tmp.path().join("backup");
+    run_expect(elicence().args(["backup", "--data"]).arg(&data).arg(&backup), 0);
+    let restored = tmp.path().join("restored");
+    run_expect(elicence().args(["restore", "--data"]).arg(&restored).arg(&backup), 0);
+    let back: Vec<PathBuf> = walk(&restored.join("store"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ofd"))
+        .collect();
+    assert_eq!(back.len(), stored.len());
+    run_expect(elicence().args(["store", "check", "--data"]).arg(&restored), 0);
+    // One byte of a stored OFD changed: store check finds it.
+    let mut bytes = std::fs::read(&stored[0])?;
+    let i = bytes.len() / 2;
+    bytes[i] ^= 1;
+    std::fs::write(&stored[0], bytes)?;
+    run_expect(elicence().args(["store", "check", "--data"]).arg(&data), 1);
+    Ok(())
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

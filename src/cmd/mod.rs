@@ -62,6 +62,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         if cause.is::<crate::pipeline::PipelineError>()
             || cause.is::<crate::catalog::CatalogError>()
             || cause.is::<crate::font::FontError>()
+            || cause.is::<crate::produce::SealSetError>()
             || cause.downcast_ref::<RenderError>().is_some_and(is_render_configuration)
         {
             return exit::CONFIG;

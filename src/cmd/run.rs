@@ -13,6 +13,7 @@ use crate::cmd::operator;
 use crate::engine::run::{RunOptions, RunResult, run as run_job};
 use crate::engine::shard::Shard;
 use crate::exit;
+use crate::produce::Formats;
 use crate::progress::ProgressMode;
 
 #[derive(Debug, Args)]
@@ -64,9 +65,17 @@ pub struct RunArgs {
     /// the same --keys.
     #[arg(long, env = "ELICENCE_SHARD", value_name = "K/N")]
     pub shard: Option<Shard>,
+    /// Face formats to write and store: pdf and xml (always), ofd (sealed with each issuer's
+    /// seal from --keys DIR/seals/<USCC>.esl; development seals without --keys).
+    #[arg(long, value_name = "LIST", default_value = "pdf,xml")]
+    pub formats: Formats,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    if !(args.formats.pdf && args.formats.xml) {
+        eprintln!("run: --formats must include pdf and xml (the registry stores both)");
+        return Ok(exit::USAGE);
+    }
     if let Some(r) = args.max_reject_rate
         && !(0.0..=1.0).contains(&r)
     {
@@ -87,6 +96,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         quiet: args.quiet,
         shard: args.shard,
         started: now()?,
+        formats: args.formats,
     };
     let (report, development_keys) = match run_job(&options)? {
         RunResult::Completed { report, development_keys } => (report, development_keys),

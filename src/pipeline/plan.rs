@@ -67,6 +67,14 @@ pub enum IssuerPlan {
 }
 
 impl IssuerPlan {
+    /// Every issuer the plan knows (the fixed one, or the known list).
+    pub fn known(&self) -> Vec<&KnownIssuer> {
+        match self {
+            IssuerPlan::Fixed(k) => vec![k],
+            IssuerPlan::FromColumn { known, .. } => known.iter().collect(),
+        }
+    }
+
     /// The known issuer for a printed name (its current name or an old one).
     pub fn resolve(&self, printed: &str) -> Option<&KnownIssuer> {
         match self {
