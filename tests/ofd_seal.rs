@@ -572,3 +572,183 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `elicence verify --json` on one file: (status, the JSON line).
+fn verify_json(file: &Path, trust: &[&str]) -> (String, serde_json::Value) {
+    let out = elicence().args(["verify", "--json"]).args(trust).arg(file).output().expect("runs");
+    let line: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    (line["status"].as_str().unwrap_or_default().to_string(), line)
+}
+
+/// Renders the food-business-permit fixture with `keys` into `out` as OFD only.
+fn render_ofds(keys: &Path, out: &Path) -> Vec<PathBuf> {
+    run_expect(
+        elicence()
+            .args(["render", "pipelines/food-business-permit.toml", "--input"])
+            .arg("fixtures/food-business-permit/export-utf8.csv")
+            .arg("--keys")
+            .arg(keys)
+            .arg("--out")
+            .arg(out)
+            .args(["--formats", "ofd"]),
+        0,
+    );
+    files_with_ext(out, "ofd")
+}
+
+#[test]
+fn verify_reads_ofd_and_every_tamper_is_caught() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    cli_keys(&keys, &[CHAOYANG, NANGUAN]);
+    let ofds = render_ofds(&keys, &tmp.path().join("out"));
+    let keys_arg = format!("--keys={}", keys.display());
+    let trust = keys.join("sm2-ca.pem");
+    let a_file = ofds.iter().find(|p| p.to_string_lossy().contains(CHAOYANG.0)).expect("朝阳");
+    let b_file = ofds.iter().find(|p| p.to_string_lossy().contains(NANGUAN.0)).expect("南关");
+    let (status, line) = verify_json(a_file, &[&keys_arg]);
+    assert_eq!(status, "authentic", "{line}");
+    assert_eq!(line["kind"], "ofd");
+    assert_eq!(line["seal_name"], CHAOYANG.1);
+    assert_eq!(line["seal_id"], format!("{}20261127100000", CHAOYANG.0));
+    assert_eq!(line["signer"], "elicence development SM2 signer");
+    let a = std::fs::read(a_file)?;
+    let b = std::fs::read(b_file)?;
+    let flip = |i: usize| {
+        move |mut bytes: Vec<u8>| {
+            let i = i.min(bytes.len() - 1);
+            bytes[i] ^= 0x01;
+            bytes
+        }
+    };
+    let sign_dir = ["Doc_0/Signs/Sign_0/Signature.xml", SIGNED_VALUE_PATH, SEAL_PATH];
+    let mut other_seal_dir = a.clone();
+    for path in sign_dir {
+        let from_b = zip_entry(&b, path);
+        other_seal_dir = rezip(&other_seal_dir, path, |_| from_b.clone());
+    }
+    let page_added_listed = rezip(
+        &rezip(&a, "Doc_0/Pages/Page_1/Content.xml", |_| zip_entry(&a, PAGE_CONTENT_PATH)),
+        "Doc_0/Document.xml",
+        |doc| {
+            String::from_utf8(doc)
+                .expect("utf-8")
+                .replace(
+                    "</ofd:Pages>",
+                    "<ofd:Page ID=\"999\" BaseLoc=\"Pages/Page_1/Content.xml\"/></ofd:Pages>",
+                )
+                .into_bytes()
+        },
+    );
+    // (what, bytes, whether ses_check.py can see it: it checks only the listed references).
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("page content byte", rezip(&a, PAGE_CONTENT_PATH, flip(300)), true),
+        (
+            "CustomData field",
+            rezip(&a, "OFD.xml", |x| {
+                String::from_utf8(x)
+                    .expect("utf-8")
+                    .replace("Name=\"Status\">valid<", "Name=\"Status\">revoked<")
+                    .replace("Name=\"HolderCodeType\">", "Name=\"HolderCodeType\">9")
+                    .into_bytes()
+            }),
+            true,
+        ),
+        ("Signature.xml byte", rezip(&a, "Doc_0/Signs/Sign_0/Signature.xml", flip(400)), true),
+        (
+            "signature bit",
+            rezip(&a, SIGNED_VALUE_PATH, |x| {
+                let n = x.len();
+                flip(n - 3)(x)
+            }),
+            true,
+        ),
+        ("Seal.esl of another issuer", rezip(&a, SEAL_PATH, |_| zip_entry(&b, SEAL_PATH)), true),
+        ("a page added and listed", page_added_listed, true),
+        (
+            "a file added outside the seal",
+            rezip(&a, "Doc_0/Res/extra.png", |_| b"\x89PNG".to_vec()),
+            false,
+        ),
+        ("the seal directory of another licence", other_seal_dir, true),
+    ];
+    for (what, bytes, checker_sees_it) in cases {
+        assert_ne!(bytes, a, "{what}: changed");
+        let file = tmp.path().join("tampered.ofd");
+        std::fs::write(&file, &bytes)?;
+        let (status, line) = verify_json(&file, &[&keys_arg]);
+        assert_eq!(status, "tampered", "{what}: {line}");
+        if checker_sees_it {
+            assert!(independent_check(&file, &trust).is_err(), "{what}: ses_check.py passes");
+        }
+    }
+    // A package without a signature list is not signed.
+    let unsigned = rezip(&a, "OFD.xml", |x| {
+        let text = String::from_utf8(x).expect("utf-8");
+        let start = text.find("<ofd:Signatures>").expect("pointer");
+        let end = text.find("</ofd:Signatures>").expect("pointer") + "</ofd:Signatures>".len();
+        format!("{}{}", &text[..start], &text[end..]).into_bytes()
+    });
+    let file = tmp.path().join("unsigned.ofd");
+    std::fs::write(&file, unsigned)?;
+    assert_eq!(verify_json(&file, &[&keys_arg]).0, "not-signed");
+    // Another key set's SM2 root does not vouch for the signer: untrusted, not tampered.
+    let other = tmp.path().join("other");
+    run_expect(elicence().args(["keys", "init"]).arg(&other), 0);
+    let other_arg = format!("--trust={}", other.join("sm2-ca.pem").display());
+    let (status, line) = verify_json(a_file, &[&other_arg]);
+    assert_eq!(status, "untrusted", "{line}");
+    Ok(())
+}
+
+#[test]
+fn a_seal_made_by_an_untrusted_maker_is_untrusted() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    cli_keys(&keys, &[CHAOYANG, NANGUAN]);
+    // A seal for 朝阳 made by another key set's seal maker, naming our SM2 signer.
+    let rogue = tmp.path().join("rogue");
+    run_expect(elicence().args(["keys", "init"]).arg(&rogue), 0);
+    run_expect(
+        elicence()
+            .args(["seal", "make", "--keys"])
+            .arg(&rogue)
+            .args(["--issuer", CHAOYANG.0, "--name", CHAOYANG.1])
+            .args(["--image", "fixtures/seals/seal.png", "--valid-to", "2036-12-31"])
+            .arg("--signer-cert")
+            .arg(keys.join("sm2-signer.pem")),
+        0,
+    );
+    let seal = format!("seals/{}.esl", CHAOYANG.0);
+    std::fs::copy(rogue.join(&seal), keys.join(&seal))?;
+    let ofds = render_ofds(&keys, &tmp.path().join("out"));
+    let file = ofds.iter().find(|p| p.to_string_lossy().contains(CHAOYANG.0)).expect("朝阳");
+    let (status, line) = verify_json(file, &[&format!("--keys={}", keys.display())]);
+    assert_eq!(status, "untrusted", "{line}");
+    assert!(line["detail"].as_str().unwrap_or_default().contains("seal maker"), "{line}");
+    Ok(())
+}
+
+#[test]
+fn ofdrw_sample_is_untrusted_and_tampered_once_its_page_changes() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    run_expect(elicence().args(["keys", "init"]).arg(&keys), 0);
+    let keys_arg = format!("--keys={}", keys.display());
+    let (status, line) = verify_json(&ofdrw_sample(), &[&keys_arg]);
+    assert_eq!(status, "untrusted", "{line}");
+    assert_eq!(line["seal_name"], "OFD R&W 测试用印章");
+    let sample = std::fs::read(ofdrw_sample())?;
+    let changed = rezip(&sample, PAGE_CONTENT_PATH, |mut b| {
+        b[100] ^= 0x01;
+        b
+    });
+    let file = tmp.path().join("changed.ofd");
+    std::fs::write(&file, changed)?;
+    let (status, line) = verify_json(&file, &[&keys_arg]);
+    assert_eq!(status, "tampered", "{line}");
+    let (ok, _) = ses_check(&file, None);
+    assert!(!ok, "ses_check.py sees it too");
+    Ok(())
+}

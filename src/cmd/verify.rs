@@ -1,4 +1,4 @@
-//! `elicence verify FILE...`: checks signed e-licences (PDF or XML) and prints one line per
+//! `elicence verify FILE...`: checks signed e-licences (PDF, XML or sealed OFD) and prints one line per
 //! file, or one JSON object per line with `--json`. Exit code 0 only if every file is
 //! authentic.
 
@@ -10,19 +10,23 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::registry::{AuditEntry, Registry, RegistryStatus};
-use crate::sign::keys::CA_CERT_FILE;
-use crate::verify::{SignatureStatus, TimeSource, TrustAnchors, verify_pdf_at, verify_xml_at};
+use crate::sign::keys::{CA_CERT_FILE, SM2_CA_CERT_FILE};
+use crate::verify::ofd::looks_like_ofd;
+use crate::verify::{
+    SignatureStatus, TimeSource, TrustAnchors, verify_ofd_at, verify_pdf_at, verify_xml_at,
+};
 
 /// Arguments of `elicence verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// Signed PDF or XML files.
+    /// Signed PDF, XML or OFD files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Trust anchor certificates (PEM); may be repeated.
     #[arg(long, value_name = "PEM")]
     pub trust: Vec<PathBuf>,
-    /// Key directory whose ca.pem is trusted (e.g. a development key set).
+    /// Key directory whose ca.pem (and sm2-ca.pem, for OFD seals) is trusted (e.g. a
+    /// development key set).
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
     /// One JSON object per line instead of text.
@@ -46,7 +50,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Serialize)]
 pub struct FileReport {
     pub file: PathBuf,
-    /// `pdf` or `xml`.
+    /// `pdf`, `xml` or `ofd`.
     pub kind: &'static str,
     #[serde(flatten)]
     pub status: SignatureStatus,
@@ -59,6 +63,11 @@ pub struct FileReport {
     pub signing_time_source: Option<TimeSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_digest: Option<String>,
+    /// An OFD's seal: its name and esID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The registry's status of this exact file (with `--data`): current, superseded (by),
@@ -126,12 +135,19 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     let mut anchor_files = args.trust.clone();
     if let Some(dir) = &args.keys {
         anchor_files.push(dir.join(CA_CERT_FILE));
+        if dir.join(SM2_CA_CERT_FILE).exists() {
+            anchor_files.push(dir.join(SM2_CA_CERT_FILE));
+        }
     }
     let mut registry = match &args.data {
         Some(dir) => {
             let dev_ca = dir.join("dev-keys").join(CA_CERT_FILE);
             if dev_ca.exists() {
                 anchor_files.push(dev_ca);
+            }
+            let dev_sm2_ca = dir.join("dev-keys").join(SM2_CA_CERT_FILE);
+            if dev_sm2_ca.exists() {
+                anchor_files.push(dev_sm2_ca);
             }
             Some(Registry::open_with(dir, args.registry.as_deref())?)
         }
@@ -197,12 +213,14 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> Fil
         signing_time: None,
         signing_time_source: None,
         signed_digest: None,
+        seal_name: None,
+        seal_id: None,
         detail: None,
         registry_status: None,
         identifier: None,
     };
     // Read one byte past the verifier's bound so a huge file is refused, not loaded.
-    let limit = crate::verify::pdf::MAX_PDF_BYTES as u64 + 1;
+    let limit = crate::verify::pdf::MAX_PDF_BYTES.max(crate::verify::ofd::MAX_OFD_BYTES) as u64 + 1;
     let read = std::fs::File::open(file).and_then(|f| {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(f, limit), &mut bytes).map(|_| bytes)
@@ -218,7 +236,12 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> Fil
             return report;
         }
     };
-    if bytes.starts_with(b"%PDF") {
+    if looks_like_ofd(&bytes) {
+        report.kind = "ofd";
+        let v = verify_ofd_at(&bytes, trust, now);
+        (report.status, report.signer, report.signing_time) = (v.status, v.signer, v.signing_time);
+        (report.seal_name, report.seal_id, report.detail) = (v.seal_name, v.seal_id, v.detail);
+    } else if bytes.starts_with(b"%PDF") {
         let v = verify_pdf_at(&bytes, trust, now);
         (report.status, report.signer, report.signing_time) = (v.status, v.signer, v.signing_time);
         report.signing_time_source = v.signing_time_source;
