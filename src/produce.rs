@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::font::FaceFont;
 use crate::identify::{IdError, LicenceId};
 use crate::licence::Licence;
+pub use crate::pipeline::Formats;
 use crate::render::RenderError;
 use crate::render::layout::Layout;
 use crate::render::ofd::render_ofd;
@@ -37,43 +38,6 @@ pub struct Artefacts {
     pub xml: String,
     /// The sealed OFD, when the producer writes OFD.
     pub ofd: Option<Vec<u8>>,
-}
-
-/// The face formats a run or preview writes (`--formats pdf,xml,ofd`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Formats {
-    pub pdf: bool,
-    pub xml: bool,
-    pub ofd: bool,
-}
-
-impl Default for Formats {
-    /// PDF and XML.
-    fn default() -> Formats {
-        Formats { pdf: true, xml: true, ofd: false }
-    }
-}
-
-impl std::str::FromStr for Formats {
-    type Err = String;
-
-    /// A comma-separated list of `pdf`, `xml`, `ofd` (at least one, each at most once).
-    fn from_str(text: &str) -> Result<Formats, String> {
-        let mut f = Formats { pdf: false, xml: false, ofd: false };
-        for name in text.split(',').map(str::trim) {
-            let slot = match name {
-                "pdf" => &mut f.pdf,
-                "xml" => &mut f.xml,
-                "ofd" => &mut f.ofd,
-                other => return Err(format!("unknown format {other:?} (pdf, xml, ofd)")),
-            };
-            if *slot {
-                return Err(format!("format {name:?} given twice"));
-            }
-            *slot = true;
-        }
-        Ok(f)
-    }
 }
 
 /// What seals OFD e-licences: the SM2 signer of the key directory and the seals of the

@@ -752,3 +752,151 @@ fn ofdrw_sample_is_untrusted_and_tampered_once_its_page_changes() -> TestResult 
     assert!(!ok, "ses_check.py sees it too");
     Ok(())
 }
+
+/// The shipped food-business-permit pipeline with `[output] formats = FORMATS`, written into
+/// `dir` (catalog and layout still the repository's).
+fn pipeline_with_formats(dir: &Path, formats: &str) -> PathBuf {
+    let root = util::root().join("pipelines");
+    let text = std::fs::read_to_string(root.join("food-business-permit.toml")).expect("pipeline");
+    let (first, rest) = text.split_once('\n').expect("lines");
+    let path = dir.join("food-business-permit.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{first}\ncatalog = {:?}\nlayout = {:?}\n{rest}\n[output]\nformats = {formats}\n",
+            root.join("catalog").display().to_string(),
+            root.join("layouts/food-business-permit.toml").display().to_string()
+        ),
+    )
+    .expect("write pipeline");
+    path
+}
+
+#[test]
+fn the_pipelines_output_formats_are_the_default_and_are_checked() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    cli_keys(&keys, &[CHAOYANG, NANGUAN]);
+    let render = |pipeline: &Path, out: &Path| {
+        let mut c = elicence();
+        c.arg("render")
+            .arg(pipeline)
+            .args(["--input", "fixtures/food-business-permit/export-utf8.csv", "--keys"])
+            .arg(&keys)
+            .arg("--out")
+            .arg(out);
+        c
+    };
+    let with_ofd = pipeline_with_formats(tmp.path(), r#"["pdf", "xml", "ofd"]"#);
+    let out = tmp.path().join("out");
+    run_expect(&mut render(&with_ofd, &out), 0);
+    assert!(!files_with_ext(&out, "ofd").is_empty());
+    assert_eq!(files_with_ext(&out, "ofd").len(), files_with_ext(&out, "pdf").len());
+    // --formats overrides the pipeline.
+    let pdf_only = tmp.path().join("pdf-only");
+    run_expect(render(&with_ofd, &pdf_only).args(["--formats", "pdf"]), 0);
+    assert!(files_with_ext(&pdf_only, "ofd").is_empty());
+    // An unknown format is a configuration error naming the key.
+    let bad = pipeline_with_formats(tmp.path(), r#"["pdf", "docx"]"#);
+    let err = run_expect(&mut render(&bad, &tmp.path().join("bad")), 3);
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(stderr.contains("output.formats") && stderr.contains("docx"), "{stderr}");
+    Ok(())
+}
+
+/// easyofd (PyPI, OFD → reportlab PDF → image) with the 宋体 it draws every text in
+/// registered from Debian's `fonts-arphic-gbsn00lp`: writes `pdf_out`, prints
+/// `min mean` of the page-1 pixels.
+const EASYOFD: &str = r#"
+import base64, sys
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+pdfmetrics.registerFont(TTFont("宋体", "/usr/share/fonts/truetype/arphic-gbsn00lp/gbsn00lp.ttf"))
+from easyofd.ofd import OFD
+import numpy as np
+ofd = OFD()
+ofd.read(base64.b64encode(open(sys.argv[1], "rb").read()).decode(), save_xml=False)
+open(sys.argv[2], "wb").write(ofd.to_pdf())
+page = np.array(ofd.to_jpg()[0])
+print("PIXELS", int(page.min()), float(page.mean()))
+"#;
+
+/// Words of page 1 with their boxes in points, by `pdftotext -bbox`, scaled to `width` points.
+fn word_boxes(pdf: &Path, width: f64) -> Vec<(String, [f64; 4])> {
+    let out = Command::new("pdftotext")
+        .args(["-bbox", "-f", "1", "-l", "1"])
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let attr = |line: &str, name: &str| -> f64 {
+        let key = format!("{name}=\"");
+        line.split(&key)
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let page_width =
+        text.lines().find(|l| l.contains("<page ")).map_or(f64::NAN, |l| attr(l, "width"));
+    let scale = width / page_width;
+    text.lines()
+        .filter(|l| l.contains("<word "))
+        .map(|l| {
+            let word =
+                l.split('>').nth(1).and_then(|r| r.split('<').next()).unwrap_or("").to_string();
+            let b = [attr(l, "xMin"), attr(l, "yMin"), attr(l, "xMax"), attr(l, "yMax")]
+                .map(|v| v * scale);
+            (word, b)
+        })
+        .collect()
+}
+
+#[test]
+fn easyofd_draws_our_ofd_with_the_text_where_the_pdf_has_it() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    cli_keys(&keys, &[CHAOYANG, NANGUAN]);
+    let out = tmp.path().join("out");
+    run_expect(
+        elicence()
+            .args(["render", "pipelines/food-business-permit.toml", "--input"])
+            .arg("fixtures/food-business-permit/export-utf8.csv")
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--out")
+            .arg(&out)
+            .args(["--formats", "pdf,ofd", "--limit", "2"]),
+        0,
+    );
+    for ofd in files_with_ext(&out, "ofd") {
+        let drawn = tmp.path().join("easyofd.pdf");
+        let run = Command::new("python3").arg("-c").arg(EASYOFD).arg(&ofd).arg(&drawn).output()?;
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(run.status.success(), "easyofd: {stdout}{}", String::from_utf8_lossy(&run.stderr));
+        let pixels = stdout.lines().find_map(|l| l.strip_prefix("PIXELS ")).expect("pixels");
+        let (min, mean) = pixels.split_once(' ').expect("two numbers");
+        let (min, mean): (u32, f64) = (min.parse()?, mean.parse()?);
+        assert!(min < 64 && mean < 253.0, "a blank page: min {min}, mean {mean}");
+        // The same words sit at the same place as in the PDF (A4 = 595.28 pt wide): left edges
+        // within 0.5 pt, vertical centres within 3 pt (the two fonts' boxes differ a little).
+        let ours = word_boxes(&ofd.with_extension("pdf"), 595.2756);
+        let theirs = word_boxes(&drawn, 595.2756);
+        let mut compared = 0;
+        for label in ["许可证编号", "经营者名称", "经营项目", "日常监督管理机构", "签发人"]
+        {
+            let (Some((_, a)), Some((_, b))) =
+                (ours.iter().find(|(w, _)| w == label), theirs.iter().find(|(w, _)| w == label))
+            else {
+                panic!("{label} missing: ours {ours:?}\ntheirs {theirs:?}");
+            };
+            assert!((a[0] - b[0]).abs() < 0.5, "{label}: x {} vs {}", a[0], b[0]);
+            let (ca, cb) = ((a[1] + a[3]) / 2.0, (b[1] + b[3]) / 2.0);
+            assert!((ca - cb).abs() < 3.0, "{label}: y centre {ca} vs {cb}");
+            compared += 1;
+        }
+        assert_eq!(compared, 5);
+    }
+    Ok(())
+}

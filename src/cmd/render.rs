@@ -52,19 +52,21 @@ pub struct RenderArgs {
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Formats to write: any of pdf, xml, ofd (OFD needs the SM2 signer and the issuers'
-    /// seals in --keys: sm2-signer.key, sm2-signer.pem, seals/<USCC>.esl).
-    #[arg(long, value_name = "LIST", default_value = "pdf,xml")]
-    pub formats: Formats,
+    /// seals in --keys: sm2-signer.key, sm2-signer.pem, seals/<USCC>.esl). Default: the
+    /// pipeline's [output] formats, else pdf,xml.
+    #[arg(long, value_name = "LIST")]
+    pub formats: Option<Formats>,
 }
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let plan = pipeline::load(&args.pipeline)?;
+    let formats = args.formats.unwrap_or(plan.formats);
     let at = now()?;
     let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
     let signer = RsaSigner::load(&args.keys, passphrase.as_ref(), at)
         .with_context(|| format!("cannot load the signing key from {}", args.keys.display()))?;
     let mut producer = Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), at)?;
-    if args.formats.ofd {
+    if formats.ofd {
         let sealing = OfdSealing::load(&args.keys, passphrase.as_ref(), at)?;
         let issuers = plan.issuer.known();
         sealing.check_issuers(&args.keys, issuers.iter().map(|k| k.code.as_str()), at)?;
@@ -78,7 +80,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
         pool: &pool,
         producer: &producer,
         out: &args.out,
-        formats: args.formats,
+        formats,
         limit: args.limit.unwrap_or(usize::MAX),
         pending: Vec::with_capacity(BATCH),
         versions: HashMap::new(),

@@ -66,13 +66,14 @@ pub struct RunArgs {
     #[arg(long, env = "ELICENCE_SHARD", value_name = "K/N")]
     pub shard: Option<Shard>,
     /// Face formats to write and store: pdf and xml (always), ofd (sealed with each issuer's
-    /// seal from --keys DIR/seals/<USCC>.esl; development seals without --keys).
-    #[arg(long, value_name = "LIST", default_value = "pdf,xml")]
-    pub formats: Formats,
+    /// seal from --keys DIR/seals/<USCC>.esl; development seals without --keys). Default: the
+    /// pipeline's [output] formats, else pdf,xml.
+    #[arg(long, value_name = "LIST")]
+    pub formats: Option<Formats>,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
-    if !(args.formats.pdf && args.formats.xml) {
+    if args.formats.is_some_and(|f| !(f.pdf && f.xml)) {
         eprintln!("run: --formats must include pdf and xml (the registry stores both)");
         return Ok(exit::USAGE);
     }

@@ -59,8 +59,9 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// The run's clock: signing time, run start, and "today" for validation.
     pub started: DateTime<Utc>,
-    /// The face formats written and stored (PDF and XML always; OFD when asked).
-    pub formats: Formats,
+    /// The face formats written and stored (PDF and XML always; OFD when asked); `None`: the
+    /// pipeline's `[output] formats`.
+    pub formats: Option<Formats>,
 }
 
 /// The JSON report of a run: read = issued + changed + revoked + unchanged + duplicates +
@@ -105,6 +106,13 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let started = options.started;
     // 1. Configuration and inputs, checked before any effect.
     let plan = pipeline::load(&options.pipeline)?;
+    let formats = options.formats.unwrap_or(plan.formats);
+    if !(formats.pdf && formats.xml) {
+        anyhow::bail!(
+            "{}: [output] formats must include pdf and xml for a run (the registry stores both)",
+            plan.path.display()
+        );
+    }
     let renderer = Producer::load_renderer(&[plan.layout_path.as_path()])?;
     let mut hashes = Vec::with_capacity(options.inputs.len());
     for path in &options.inputs {
@@ -127,7 +135,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         sealing.check_issuers(keys, known_issuers.iter().copied(), started)?;
         Ok(sealing)
     };
-    let given_sealing = match (&options.keys, options.formats.ofd) {
+    let given_sealing = match (&options.keys, formats.ofd) {
         (Some(keys), true) => Some(load_sealing(keys)?),
         _ => None,
     };
@@ -140,7 +148,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         Some(signer) => (signer, given_sealing, None),
         None => {
             let dir = development_key_folder(&options.data, started)?;
-            let sealing = if options.formats.ofd {
+            let sealing = if formats.ofd {
                 let issuers: Vec<(&str, &str)> = plan
                     .issuer
                     .known()
