@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: generates N rows with `elicence gen`, then measures
 #   1. validate only (read → normalise → validate, no registry): rows/s and peak RSS;
-#   2. the whole run (… → render → sign PDF and XML → load) into a fresh SQLite registry:
-#      licences/s, peak RSS and the busy time of each stage (from the run's JSON report).
+#   2. the whole run (… → render → sign PDF and XML [and OFD] → load) into a fresh SQLite
+#      registry: licences/s, peak RSS and the busy time of each stage (from the run's JSON report).
 # Usage: scripts/bench-e2e.sh ROWS [--format csv|csv-gbk|xlsx] [--defects RATE] [--jobs N]
-#                             [--pipeline FILE] [--validate-only] [--keep DIR]
+#                             [--pipeline FILE] [--formats pdf,xml[,ofd]] [--validate-only]
+#                             [--keep DIR]
 # Prints one Markdown table row per measurement, ready for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ defects=0.05
 jobs=""
 pipeline=pipelines/food-business-permit.toml
 validate_only=false
+formats=pdf,xml
 keep=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,6 +26,7 @@ while [ $# -gt 0 ]; do
     --defects) defects="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --pipeline) pipeline="$2"; shift 2 ;;
+    --formats) formats="$2"; shift 2 ;;
     --validate-only) validate_only=true; shift ;;
     --keep) keep="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -75,8 +78,8 @@ $validate_only && exit 0
 data="$work/data"
 fresh_data_dir "$data"
 measure "$work/run.json" "$bin" run "$pipeline" --input "$input" --data "$data" --json \
-  --progress never --quiet "${jobs_arg[@]}"
-python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" <<'EOF'
+  --progress never --quiet --formats "$formats" "${jobs_arg[@]}"
+python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))
 rows, wall, rss, user, sys_ = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
@@ -84,7 +87,7 @@ c = report["counts"]
 assert c["read"] == rows and report["reconciled"], f"run does not reconcile: {c}"
 signed = c["issued"] + c["changed"] + c["revoked"]
 s = report["stages"]
-print(f"| run (end to end) | {rows:,} | {sys.argv[7]} ({sys.argv[8]} MB) | {sys.argv[9]} | {wall:.1f} s | "
+print(f"| run (end to end, {sys.argv[10]}) | {rows:,} | {sys.argv[7]} ({sys.argv[8]} MB) | {sys.argv[9]} | {wall:.1f} s | "
       f"**{signed / wall:,.0f} licences/s** ({signed:,} signed) | {rss / 1024:.0f} MB | CPU {user + sys_:.1f} s; "
       f"read {s['read_s']:.1f} s, validate {s['validate_s']:.1f} s, decide {s['decide_s']:.1f} s, "
       f"render+sign {s['render_sign_s']:.1f} s, load {s['load_s']:.1f} s |")

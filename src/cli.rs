@@ -51,6 +51,9 @@ pub enum Command {
     Gen(cmd::r#gen::GenArgs),
     /// Development signing keys.
     Keys(cmd::keys::KeysArgs),
+    /// Electronic seals (GB/T 38540) of issuing authorities: make, list, show.
+    #[command(subcommand)]
+    Seal(cmd::seal::SealCommand),
     /// Departments that consume the registry: add, list, disable, grant.
     #[command(subcommand)]
     Dept(cmd::dept::DeptCommand),

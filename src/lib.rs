@@ -27,6 +27,7 @@ pub mod record;
 pub mod registry;
 pub mod render;
 pub mod report;
+pub mod seal;
 pub mod serve;
 pub mod share;
 pub mod sign;

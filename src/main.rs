@@ -24,6 +24,7 @@ fn main() {
         Command::Render(args) => cmd::render::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Keys(args) => cmd::keys::run(args),
+        Command::Seal(c) => cmd::seal::run(c),
         Command::Gen(args) => cmd::r#gen::run(args),
         Command::Catalog(c) => cmd::catalog::run(c),
         Command::Dept(c) => cmd::dept::run(c),

@@ -113,6 +113,7 @@ fn item(row: &Row, decision: Decision) -> LoadItem {
         fields_json: format!("{{\"content\":{:?}}}", row.content),
         pdf,
         xml,
+        ofd: None,
         archive_image: None,
         source: format!("exports/2017.csv:{}", row.line),
     }

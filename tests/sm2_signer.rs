@@ -219,3 +219,46 @@ fn refuses_a_key_of_another_certificate_and_non_sm2_keys() -> TestResult {
     assert!(matches!(garbage, Err(KeyError::BadPrivateKey { .. })), "{garbage:?}");
     Ok(())
 }
+
+#[test]
+fn keys_init_writes_an_sm2_pki_that_openssl_accepts() -> TestResult {
+    use elicence::sign::keys::{DevKeyOptions, init_dev_keys};
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let paths = init_dev_keys(dir, Utc::now(), &DevKeyOptions::default())?;
+    let distid = format!("distid:{SM2_DEFAULT_DIST_ID}");
+    // Today's RSA layout is untouched.
+    for file in ["ca.pem", "ca.key", "signer.pem", "signer.key"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    for (chain, cn) in [
+        (&paths.sm2.seal_maker_chain, "elicence development seal maker"),
+        (&paths.sm2.signer_chain, "elicence development SM2 signer"),
+    ] {
+        // The first certificate of the chain file, checked against the SM2 root alone.
+        let text = openssl(dir, &["x509", "-in", &chain.display().to_string(), "-text"])?;
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("SM2-with-SM3"), "{text}");
+        assert!(text.contains(cn), "{text}");
+        // The certificate signature uses the default SM2 ID (GB/T 35276-2017 §10, as gmssl and
+        // BouncyCastle/ofdrw do). OpenSSL 3.0's `verify` uses an empty ID unless told: with
+        // `-vfyopt distid:…` it accepts, without it it reports a signature failure.
+        let chain = chain.display().to_string();
+        let out = openssl(dir, &["verify", "-vfyopt", &distid, "-CAfile", "sm2-ca.pem", &chain])?;
+        assert!(String::from_utf8_lossy(&out).contains("OK"));
+        assert!(openssl(dir, &["verify", "-CAfile", "sm2-ca.pem", &chain]).is_err());
+    }
+    // The RSA root does not vouch for the SM2 signer.
+    let signer_chain = paths.sm2.signer_chain.display().to_string();
+    let wrong_root =
+        openssl(dir, &["verify", "-vfyopt", &distid, "-CAfile", "ca.pem", &signer_chain]);
+    assert!(wrong_root.is_err());
+    let signer = Sm2Signer::load(dir, None, Utc::now())?;
+    assert_eq!(signer.subject_cn(), "elicence development SM2 signer");
+    let signature = signer.sign(b"abc")?;
+    assert!(verify_sm2(signer.certificate_der(), b"abc", &signature));
+    // A second init without --force refuses, naming a file.
+    let again = init_dev_keys(dir, Utc::now(), &DevKeyOptions::default());
+    assert!(matches!(again, Err(KeyError::AlreadyExists { .. })), "{again:?}");
+    Ok(())
+}

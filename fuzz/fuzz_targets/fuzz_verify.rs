@@ -1,6 +1,7 @@
 //! Fuzzes `verify`'s per-file path: [`elicence::cmd::verify::verify_file`] reads one file and
-//! classifies its bytes (`%PDF` → PAdES check through lopdf and CMS; otherwise UTF-8 → enveloped
-//! XML-DSig check; otherwise "neither"). Any panic is a bug: a verifier is pointed at files
+//! classifies its bytes (`PK\x03\x04` → sealed OFD check: zip, references, SES structures;
+//! `%PDF` → PAdES check through lopdf and CMS; otherwise UTF-8 → enveloped XML-DSig check;
+//! otherwise "neither"). Any panic is a bug: a verifier is pointed at files
 //! from outside, and every failure must come back as a [`SignatureStatus`] with a detail.
 //!
 //! The development CA (`fixtures/keys/ca.pem`) is the trust anchor, so a mutated file that

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use chrono::Utc;
 
 use crate::sign::keys::{DevKeyOptions, init_dev_keys};
 use crate::sign::{PASSPHRASE_ENV, passphrase_from_env_or_file};
@@ -41,7 +40,7 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<i32> {
                 .context("reading the key passphrase")?;
             let encrypted = passphrase.is_some();
             let opts = DevKeyOptions { force: *force, passphrase, ..DevKeyOptions::default() };
-            let paths = init_dev_keys(dir, Utc::now(), &opts)
+            let paths = init_dev_keys(dir, crate::clock::now()?, &opts)
                 .with_context(|| format!("writing development keys to {}", dir.display()))?;
             println!(
                 "DEVELOPMENT ONLY: these keys are self-made and must never sign real licences."
@@ -50,6 +49,9 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<i32> {
             println!("  CA private key:                {}", paths.ca_key.display());
             println!("  signer chain (signer, CA):     {}", paths.signer_chain.display());
             println!("  signer private key:            {}", paths.signer_key.display());
+            println!("  SM2 trust anchor (OFD seals):  {}", paths.sm2.ca_cert.display());
+            println!("  seal maker chain (maker, CA):  {}", paths.sm2.seal_maker_chain.display());
+            println!("  SM2 signer chain (signer, CA): {}", paths.sm2.signer_chain.display());
             if encrypted {
                 println!("Private keys are encrypted; set {PASSPHRASE_ENV} to use them.");
             } else {

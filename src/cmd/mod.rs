@@ -17,6 +17,7 @@ pub mod render;
 pub mod restore;
 pub mod revoke;
 pub mod run;
+pub mod seal;
 pub mod serve;
 pub mod stats;
 pub mod store;
@@ -69,6 +70,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         if cause.is::<crate::pipeline::PipelineError>()
             || cause.is::<crate::catalog::CatalogError>()
             || cause.is::<crate::font::FontError>()
+            || cause.is::<crate::produce::SealSetError>()
             || cause.downcast_ref::<RenderError>().is_some_and(is_render_configuration)
         {
             return exit::CONFIG;

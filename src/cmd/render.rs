@@ -1,6 +1,6 @@
 //! `elicence render`: the preview a data team looks at before a real run. Validates an export and
-//! writes a signed PDF and a signed XML e-licence for every valid row into a folder, named by
-//! identifier. Versions are numbered within the input (a licence's first row 001, its next
+//! writes a signed PDF and a signed XML e-licence (and with `--formats …,ofd` an OFD sealed with
+//! the issuer's seal) for every valid row into a folder, named by identifier. Versions are numbered within the input (a licence's first row 001, its next
 //! change 002, …) until the registry decides them.
 
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ use crate::exit;
 use crate::identify::LicenceId;
 use crate::licence::Licence;
 use crate::pipeline;
-use crate::produce::{ProduceError, Producer};
+use crate::produce::{Formats, OfdSealing, ProduceError, Producer};
 use crate::report::Counts;
 use crate::sign::{RsaSigner, passphrase_from_env_or_file};
 use crate::timestamp;
@@ -56,17 +56,29 @@ pub struct RenderArgs {
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub tsa: TsaArgs,
+    /// Formats to write: any of pdf, xml, ofd (OFD needs the SM2 signer and the issuers'
+    /// seals in --keys: sm2-signer.key, sm2-signer.pem, seals/<USCC>.esl). Default: the
+    /// pipeline's [output] formats, else pdf,xml.
+    #[arg(long, value_name = "LIST")]
+    pub formats: Option<Formats>,
 }
 
 pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let plan = pipeline::load(&args.pipeline)?;
+    let formats = args.formats.unwrap_or(plan.formats);
     let at = now()?;
     let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
     let signer = RsaSigner::load(&args.keys, passphrase.as_ref(), at)
         .with_context(|| format!("cannot load the signing key from {}", args.keys.display()))?;
     let tsa = args.tsa.tsa.as_deref().map(timestamp::connect).transpose()?;
-    let producer =
+    let mut producer =
         Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), at)?.with_tsa(tsa);
+    if formats.ofd {
+        let sealing = OfdSealing::load(&args.keys, passphrase.as_ref(), at)?;
+        let issuers = plan.issuer.known();
+        sealing.check_issuers(&args.keys, issuers.iter().map(|k| k.code.as_str()), at)?;
+        producer = producer.with_ofd(sealing);
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
@@ -76,6 +88,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
         pool: production.as_ref().unwrap_or(&pool),
         producer: &producer,
         out: &args.out,
+        formats,
         limit: args.limit.unwrap_or(usize::MAX),
         pending: Vec::with_capacity(BATCH),
         versions: HashMap::new(),
@@ -109,6 +122,7 @@ struct RenderSink<'a> {
     pool: &'a rayon::ThreadPool,
     producer: &'a Producer,
     out: &'a Path,
+    formats: Formats,
     limit: usize,
     pending: Vec<(Licence, u16)>,
     /// Rows seen per natural key (type, issuer, printed number): the next row's version.
@@ -141,7 +155,12 @@ impl RenderSink<'_> {
             match result {
                 Ok(a) => {
                     let name = a.id.to_string();
-                    for (ext, bytes) in [("pdf", a.pdf.as_slice()), ("xml", a.xml.as_bytes())] {
+                    let files = [
+                        ("pdf", self.formats.pdf.then_some(a.pdf.as_slice())),
+                        ("xml", self.formats.xml.then_some(a.xml.as_bytes())),
+                        ("ofd", a.ofd.as_deref()),
+                    ];
+                    for (ext, bytes) in files.into_iter().filter_map(|(e, b)| Some((e, b?))) {
                         let path = self.out.join(format!("{name}.{ext}"));
                         std::fs::write(&path, bytes)
                             .with_context(|| format!("cannot write {}", path.display()))?;

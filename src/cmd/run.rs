@@ -13,6 +13,7 @@ use crate::cmd::operator;
 use crate::engine::run::{RunOptions, RunResult, run as run_job};
 use crate::engine::shard::Shard;
 use crate::exit;
+use crate::produce::Formats;
 use crate::progress::ProgressMode;
 
 #[derive(Debug, Args)]
@@ -66,9 +67,18 @@ pub struct RunArgs {
     pub shard: Option<Shard>,
     #[command(flatten)]
     pub tsa: TsaArgs,
+    /// Face formats to write and store: pdf and xml (always), ofd (sealed with each issuer's
+    /// seal from --keys DIR/seals/<USCC>.esl; development seals without --keys). Default: the
+    /// pipeline's [output] formats, else pdf,xml.
+    #[arg(long, value_name = "LIST")]
+    pub formats: Option<Formats>,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
+    if args.formats.is_some_and(|f| !(f.pdf && f.xml)) {
+        eprintln!("run: --formats must include pdf and xml (the registry stores both)");
+        return Ok(exit::USAGE);
+    }
     if let Some(r) = args.max_reject_rate
         && !(0.0..=1.0).contains(&r)
     {
@@ -90,6 +100,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         shard: args.shard,
         tsa: args.tsa.tsa.clone(),
         started: now()?,
+        formats: args.formats,
     };
     let (report, development_keys) = match run_job(&options)? {
         RunResult::Completed { report, development_keys } => (report, development_keys),

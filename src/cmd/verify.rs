@@ -1,4 +1,4 @@
-//! `elicence verify FILE...`: checks signed e-licences (PDF or XML) and prints one line per
+//! `elicence verify FILE...`: checks signed e-licences (PDF, XML or sealed OFD) and prints one line per
 //! file, or one JSON object per line with `--json`. Exit code 0 only if every file is
 //! authentic.
 
@@ -10,20 +10,21 @@ use chrono::{DateTime, Utc};
 
 use crate::registry::{Registry, RegistryStatus};
 use crate::share::presented::registry_check;
-use crate::sign::keys::CA_CERT_FILE;
+use crate::sign::keys::{CA_CERT_FILE, SM2_CA_CERT_FILE};
 use crate::verify::presented::{Verdict, verify_bytes};
 use crate::verify::{SignatureStatus, TrustAnchors};
 
 /// Arguments of `elicence verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// Signed PDF or XML files.
+    /// Signed PDF, XML or OFD files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Trust anchor certificates (PEM); may be repeated.
     #[arg(long, value_name = "PEM")]
     pub trust: Vec<PathBuf>,
-    /// Key directory whose ca.pem is trusted (e.g. a development key set).
+    /// Key directory whose ca.pem (and sm2-ca.pem, for OFD seals) is trusted (e.g. a
+    /// development key set).
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
     /// Roots trusted for time-stamping authorities (PEM); may be repeated. A signature
@@ -61,12 +62,19 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     let mut anchor_files = args.trust.clone();
     if let Some(dir) = &args.keys {
         anchor_files.push(dir.join(CA_CERT_FILE));
+        if dir.join(SM2_CA_CERT_FILE).exists() {
+            anchor_files.push(dir.join(SM2_CA_CERT_FILE));
+        }
     }
     let mut registry = match &args.data {
         Some(dir) => {
             let dev_ca = dir.join("dev-keys").join(CA_CERT_FILE);
             if dev_ca.exists() {
                 anchor_files.push(dev_ca);
+            }
+            let dev_sm2_ca = dir.join("dev-keys").join(SM2_CA_CERT_FILE);
+            if dev_sm2_ca.exists() {
+                anchor_files.push(dev_sm2_ca);
             }
             Some(Registry::open_with(dir, args.registry.as_deref())?)
         }
@@ -118,11 +126,13 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> Fil
             signed_digest: None,
             detail: Some(detail),
             timestamp: None,
+            seal_name: None,
+            seal_id: None,
         };
         FileReport::new(file.to_path_buf(), verdict)
     };
     // Read one byte past the verifier's bound so a huge file is refused, not loaded.
-    let limit = crate::verify::pdf::MAX_PDF_BYTES as u64 + 1;
+    let limit = crate::verify::pdf::MAX_PDF_BYTES.max(crate::verify::ofd::MAX_OFD_BYTES) as u64 + 1;
     let read = std::fs::File::open(file).and_then(|f| {
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(f, limit), &mut bytes).map(|_| bytes)

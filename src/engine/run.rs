@@ -16,12 +16,17 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::pipeline;
-use crate::produce::Producer;
+use crate::produce::{Formats, OfdSealing, Producer};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::read::sha256_file;
 use crate::registry::{Registry, RunCounts, RunOutcome, RunStart};
+use crate::render::pdf::PdfRenderer;
 use crate::report::{self, InputSummary, RowFiles, StageTimes};
+use crate::seal::{Seal, SealSpec, seal_path};
+use crate::sign::Sm2Signer;
+use crate::sign::key_files::Passphrase;
 use crate::sign::keys::{DevKeyOptions, init_dev_keys};
+use crate::sign::keys::{SEAL_MAKER_CHAIN_FILE, SEAL_MAKER_KEY_FILE};
 use crate::sign::{RsaSigner, passphrase_from_env_or_file};
 use crate::timestamp;
 
@@ -57,6 +62,9 @@ pub struct RunOptions {
     pub tsa: Option<String>,
     /// The run's clock: signing time, run start, and "today" for validation.
     pub started: DateTime<Utc>,
+    /// The face formats written and stored (PDF and XML always; OFD when asked); `None`: the
+    /// pipeline's `[output] formats`.
+    pub formats: Option<Formats>,
 }
 
 /// The JSON report of a run: read = issued + changed + revoked + unchanged + duplicates +
@@ -101,6 +109,13 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let started = options.started;
     // 1. Configuration and inputs, checked before any effect.
     let plan = pipeline::load(&options.pipeline)?;
+    let formats = options.formats.unwrap_or(plan.formats);
+    if !(formats.pdf && formats.xml) {
+        anyhow::bail!(
+            "{}: [output] formats must include pdf and xml for a run (the registry stores both)",
+            plan.path.display()
+        );
+    }
     let renderer = Producer::load_renderer(&[plan.layout_path.as_path()])?;
     let mut hashes = Vec::with_capacity(options.inputs.len());
     for path in &options.inputs {
@@ -117,21 +132,51 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     };
     let given_signer = options.keys.as_deref().map(load_signer).transpose()?;
     let tsa = options.tsa.as_deref().map(timestamp::connect).transpose()?;
+    let known_issuers: Vec<&str> =
+        plan.issuer.known().into_iter().map(|k| k.code.as_str()).collect();
+    let load_sealing = |keys: &Path| -> anyhow::Result<OfdSealing> {
+        let sealing = OfdSealing::load(keys, passphrase.as_ref(), started)?;
+        sealing.check_issuers(keys, known_issuers.iter().copied(), started)?;
+        Ok(sealing)
+    };
+    let given_sealing = match (&options.keys, formats.ofd) {
+        (Some(keys), true) => Some(load_sealing(keys)?),
+        _ => None,
+    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
     let production = super::schedule::production_pool(options.jobs, options.tsa.is_some())?;
 
     // 2. Effects: the registry (created on first use), the development key if no key was
     // given, the run record.
     let mut registry = Registry::open_with(&options.data, options.registry.as_deref())?;
-    let (signer, development_keys) = match given_signer {
-        Some(signer) => (signer, None),
+    let (signer, sealing, development_keys) = match given_signer {
+        Some(signer) => (signer, given_sealing, None),
         None => {
             let dir = development_key_folder(&options.data, started)?;
-            (load_signer(&dir)?, Some(dir))
+            let sealing = if formats.ofd {
+                let issuers: Vec<(&str, &str)> = plan
+                    .issuer
+                    .known()
+                    .into_iter()
+                    .map(|k| (k.code.as_str(), k.name.as_str()))
+                    .collect();
+                let picture = development_seal_picture(&renderer, &plan.licence_type.name)?;
+                make_development_seals(&dir, passphrase.as_ref(), &issuers, &picture, started)
+                    .with_context(|| {
+                        format!("cannot make development seals in {}", dir.display())
+                    })?;
+                Some(load_sealing(&dir)?)
+            } else {
+                None
+            };
+            (load_signer(&dir)?, sealing, Some(dir))
         }
     };
     let development_key = development_keys.is_some();
-    let producer = Producer::with_renderer(renderer, Arc::new(signer), started).with_tsa(tsa);
+    let mut producer = Producer::with_renderer(renderer, Arc::new(signer), started).with_tsa(tsa);
+    if let Some(sealing) = sealing {
+        producer = producer.with_ofd(sealing);
+    }
     let run_id = registry.start_run(&RunStart {
         pipeline: plan.path.display().to_string(),
         inputs: hashes.iter().map(|(p, s, _)| (p.display().to_string(), s.clone())).collect(),
@@ -257,6 +302,67 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         report::write_json(dir, &report)?;
     }
     Ok(RunResult::Completed { report: Box::new(report), development_keys })
+}
+
+/// The picture of development seals: the seal image of the type's layout, else a red ring
+/// drawn here.
+fn development_seal_picture(renderer: &PdfRenderer, type_name: &str) -> anyhow::Result<Vec<u8>> {
+    if let Some(spot) = renderer.layout_for(type_name).and_then(|l| l.seal.as_ref()) {
+        return std::fs::read(&spot.path)
+            .with_context(|| format!("cannot read the seal image {}", spot.path.display()));
+    }
+    let size = 200u32;
+    let img = image::RgbaImage::from_fn(size, size, |x, y| {
+        let (dx, dy) = (x as f32 - 99.5, y as f32 - 99.5);
+        let r = (dx * dx + dy * dy).sqrt();
+        if (88.0..98.0).contains(&r) {
+            image::Rgba([200, 16, 16, 255])
+        } else {
+            image::Rgba([0, 0, 0, 0])
+        }
+    });
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    Ok(png)
+}
+
+/// Makes a DEVELOPMENT seal (`seals/<USCC>.esl`) for each issuer that has none, signed by the
+/// key directory's seal maker, naming its SM2 signer, valid ten years from `at`.
+fn make_development_seals(
+    dir: &Path,
+    passphrase: Option<&Passphrase>,
+    issuers: &[(&str, &str)],
+    picture_png: &[u8],
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    use crate::sign::Signer as _;
+    let missing: Vec<&(&str, &str)> =
+        issuers.iter().filter(|(code, _)| !seal_path(dir, code).exists()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let maker = Sm2Signer::load_files(
+        &dir.join(SEAL_MAKER_KEY_FILE),
+        &dir.join(SEAL_MAKER_CHAIN_FILE),
+        passphrase,
+        at,
+    )?;
+    let signer = Sm2Signer::load(dir, passphrase, at)?;
+    for (code, name) in missing {
+        let spec = SealSpec {
+            es_id: format!("{code}{}", at.format("%Y%m%d%H%M%S")),
+            name: (*name).to_string(),
+            signer_certs: vec![signer.certificate_der().to_vec()],
+            created: at,
+            valid_from: at - chrono::Duration::days(1),
+            valid_to: at + chrono::Duration::days(3650),
+            picture_png: picture_png.to_vec(),
+            picture_mm: (40, 40),
+        };
+        Seal::make(&maker, &spec)?.write(&seal_path(dir, code))?;
+        eprintln!("made a DEVELOPMENT seal for {name} ({code}) in {}", dir.display());
+    }
+    Ok(())
 }
 
 /// The development key of a data folder, created on first use. Every run that uses it says so.

@@ -301,12 +301,12 @@ impl ChunkScheduler<'_, '_> {
                 .iter()
                 .map(|f| (f.key.to_string(), serde_json::Value::String(f.value.clone())))
                 .collect();
-            let (pdf, xml) = match files {
-                Some((p, x)) => {
+            let (pdf, xml, ofd) = match files {
+                Some((p, x, o)) => {
                     chunk.signed += 1;
-                    (Some(p), Some(x))
+                    (Some(p), Some(x), o)
                 }
-                None => (None, None),
+                None => (None, None, None),
             };
             chunk.accepted.push(i);
             chunk.items.push(LoadItem {
@@ -318,6 +318,7 @@ impl ChunkScheduler<'_, '_> {
                 fields_json: serde_json::Value::Object(fields).to_string(),
                 pdf,
                 xml,
+                ofd,
                 archive_image: archive,
                 source: l.pos.to_string(),
             });
@@ -371,7 +372,7 @@ fn produce_row(
         },
         None => None,
     };
-    RowArtefacts::Ready(artefacts.map(|a| (a.pdf, a.xml.into_bytes())), archive)
+    RowArtefacts::Ready(artefacts.map(|a| (a.pdf, a.xml.into_bytes(), a.ofd)), archive)
 }
 
 /// A valid row refused at a later stage becomes a reject with its position.
@@ -383,8 +384,12 @@ fn late_reject(row: &ValidRow, rule: Rule, message: String) -> RowReject {
     }
 }
 
+/// A new version's signed PDF, XML and (when the run writes OFD) sealed OFD.
+type SignedFiles = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
 enum RowArtefacts {
-    Ready(Option<(Vec<u8>, Vec<u8>)>, Option<Vec<u8>>),
+    /// The signed files of a new version, and the archive copy.
+    Ready(Option<SignedFiles>, Option<Vec<u8>>),
     Refused(Rule, String),
     /// A service the run depends on failed (the TSA): stop, load nothing of the chunk.
     Outage(TsaError),

@@ -1,12 +1,12 @@
 //! Pipeline files (`pipelines/*.toml`): which catalog type an export holds, how to read it, which
-//! column feeds which field through which normalisers, what the status words mean and who the
-//! issuer is. Two levels: [`spec`] is the raw serde form (no I/O, no checks); [`Plan`] is the
+//! column feeds which field through which normalisers, what the status words mean, who the
+//! issuer is and which face formats a run writes. Two levels: [`spec`] is the raw serde form (no I/O, no checks); [`Plan`] is the
 //! checked form, built once before the first record is read, with every problem reported at once.
 
 mod plan;
 pub mod spec;
 
 pub use plan::{
-    Binding, BoundColumn, ColumnPlan, IssuerPlan, KnownIssuer, PipelineError, Plan, StatusPlan,
-    load,
+    Binding, BoundColumn, ColumnPlan, Formats, IssuerPlan, KnownIssuer, PipelineError, Plan,
+    StatusPlan, load,
 };

@@ -40,6 +40,43 @@ impl StatusPlan {
     }
 }
 
+/// The face formats a run or preview writes (`--formats pdf,xml,ofd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    pub pdf: bool,
+    pub xml: bool,
+    pub ofd: bool,
+}
+
+impl Default for Formats {
+    /// PDF and XML.
+    fn default() -> Formats {
+        Formats { pdf: true, xml: true, ofd: false }
+    }
+}
+
+impl std::str::FromStr for Formats {
+    type Err = String;
+
+    /// A comma-separated list of `pdf`, `xml`, `ofd` (at least one, each at most once).
+    fn from_str(text: &str) -> Result<Formats, String> {
+        let mut f = Formats { pdf: false, xml: false, ofd: false };
+        for name in text.split(',').map(str::trim) {
+            let slot = match name {
+                "pdf" => &mut f.pdf,
+                "xml" => &mut f.xml,
+                "ofd" => &mut f.ofd,
+                other => return Err(format!("unknown format {other:?} (pdf, xml, ofd)")),
+            };
+            if *slot {
+                return Err(format!("format {name:?} given twice"));
+            }
+            *slot = true;
+        }
+        Ok(f)
+    }
+}
+
 /// An issuing body with its code and region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownIssuer {
@@ -67,6 +104,14 @@ pub enum IssuerPlan {
 }
 
 impl IssuerPlan {
+    /// Every issuer the plan knows (the fixed one, or the known list).
+    pub fn known(&self) -> Vec<&KnownIssuer> {
+        match self {
+            IssuerPlan::Fixed(k) => vec![k],
+            IssuerPlan::FromColumn { known, .. } => known.iter().collect(),
+        }
+    }
+
     /// The known issuer for a printed name (its current name or an old one).
     pub fn resolve(&self, printed: &str) -> Option<&KnownIssuer> {
         match self {
@@ -88,6 +133,8 @@ pub struct Plan {
     pub status: StatusPlan,
     pub issuer: IssuerPlan,
     pub archive_copy_column: Option<String>,
+    /// `[output] formats`: what a run writes unless `--formats` says otherwise.
+    pub formats: Formats,
     pub layout_path: PathBuf,
     pub catalog_dir: PathBuf,
 }
@@ -174,6 +221,7 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
     let status = build_status(&mut p, &raw.status);
     let issuer = build_issuer(&mut p, &raw.issuer);
     check_coverage(&mut p, &ty, &columns, &issuer);
+    let formats = build_formats(&mut p, raw.output.as_ref());
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let layout_path =
         base.join(raw.layout.clone().unwrap_or_else(|| format!("layouts/{}.toml", ty.id)));
@@ -189,9 +237,23 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
         status,
         issuer,
         archive_copy_column: raw.archive_copy_column,
+        formats,
         layout_path,
         catalog_dir,
     })
+}
+
+fn build_formats(p: &mut Problems<'_>, raw: Option<&spec::OutputSpec>) -> Formats {
+    let Some(list) = raw.and_then(|o| o.formats.as_ref()) else {
+        return Formats::default();
+    };
+    match list.get_ref().join(",").parse::<Formats>() {
+        Ok(f) => f,
+        Err(message) => {
+            p.at(Some(list.span().start), "output.formats", message);
+            Formats::default()
+        }
+    }
 }
 
 fn build_source(p: &mut Problems<'_>, raw: &spec::SourceSpec) -> SourceSpec {

@@ -22,6 +22,15 @@ pub struct PipelineSpec {
     pub issuer: Spanned<IssuerSpec>,
     /// Column holding the path of a scanned image of the paper licence (存档副本), if any.
     pub archive_copy_column: Option<String>,
+    /// What a run writes.
+    pub output: Option<OutputSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Face formats written by default: any of "pdf", "xml", "ofd" (`--formats` overrides).
+    pub formats: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -148,6 +148,8 @@ pub struct LoadItem {
     pub pdf: Option<Vec<u8>>,
     /// Signed XML; required for New and Change, ignored otherwise.
     pub xml: Option<Vec<u8>>,
+    /// Sealed OFD, when the run writes OFD; ignored unless the decision creates a version.
+    pub ofd: Option<Vec<u8>>,
     /// A decoded and verified scan of the paper licence (存档副本), PNG.
     pub archive_image: Option<Vec<u8>>,
     /// Where the row came from: `file:sheet:line`.
@@ -444,6 +446,7 @@ fn store_files(store: &Store, items: &[LoadItem]) -> Result<Vec<Vec<StoredFile>>
             for (kind, bytes) in [
                 (FileKind::Pdf, &item.pdf),
                 (FileKind::Xml, &item.xml),
+                (FileKind::Ofd, &item.ofd),
                 (FileKind::Archive, &item.archive_image),
             ] {
                 if let Some(bytes) = bytes {

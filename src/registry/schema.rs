@@ -51,7 +51,7 @@ impl Migration {
 }
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -496,6 +496,45 @@ CREATE TRIGGER copies_no_truncate BEFORE TRUNCATE ON copies
         postgres: "CREATE INDEX versions_superseded_by ON versions(superseded_by)
                    WHERE superseded_by IS NOT NULL;",
     },
+    // OFD e-licences (issue 13) are stored files of kind 'ofd'. SQLite cannot change a CHECK
+    // constraint in place: `files` and `version_files` are rebuilt (DROP TABLE fires no
+    // triggers; the foreign key of the new `version_files` follows the rename), with their
+    // triggers; the rows are copied unchanged.
+    Migration {
+        version: 5,
+        name: "stored files of kind 'ofd' (sealed OFD e-licences)",
+        sqlite: r#"
+CREATE TABLE files_v5 (
+    sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+    kind   TEXT NOT NULL CHECK (kind IN ('pdf', 'xml', 'archive', 'ofd')),
+    size   INTEGER NOT NULL,
+    PRIMARY KEY (sha256, kind)
+) STRICT, WITHOUT ROWID;
+INSERT INTO files_v5 (sha256, kind, size) SELECT sha256, kind, size FROM files;
+CREATE TABLE version_files_v5 (
+    version_id INTEGER NOT NULL REFERENCES versions(id),
+    kind       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    PRIMARY KEY (version_id, kind),
+    FOREIGN KEY (sha256, kind) REFERENCES files_v5(sha256, kind)
+) STRICT, WITHOUT ROWID;
+INSERT INTO version_files_v5 (version_id, kind, sha256)
+    SELECT version_id, kind, sha256 FROM version_files;
+DROP TABLE version_files;
+DROP TABLE files;
+ALTER TABLE files_v5 RENAME TO files;
+ALTER TABLE version_files_v5 RENAME TO version_files;
+CREATE TRIGGER files_no_delete BEFORE DELETE ON files
+BEGIN SELECT RAISE(ABORT, 'stored files are never forgotten'); END;
+CREATE TRIGGER version_files_no_delete BEFORE DELETE ON version_files
+BEGIN SELECT RAISE(ABORT, 'stored files are never forgotten'); END;
+"#,
+        postgres: r#"
+ALTER TABLE files DROP CONSTRAINT files_kind_check;
+ALTER TABLE files ADD CONSTRAINT files_kind_check
+    CHECK (kind IN ('pdf', 'xml', 'archive', 'ofd'));
+"#,
+    },
 ];
 
 /// Brings the registry database to [`SCHEMA_VERSION`] and returns that version.
@@ -662,5 +701,48 @@ mod tests {
         assert_eq!(scanned, 0, "the foreign-key check scanned {scanned} rows of versions");
         drop(stmt);
         tx.commit().unwrap();
+    }
+
+    /// Migration 5 rebuilds `files` and `version_files` in SQLite: the rows, the foreign key and
+    /// the never-delete triggers survive, and kind `ofd` is accepted (anything else is not).
+    #[test]
+    fn migration_5_keeps_stored_files_and_accepts_ofd() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version < 5) {
+            conn.execute_batch(m.sqlite).unwrap();
+        }
+        let sha = |c: char| c.to_string().repeat(64);
+        conn.execute_batch(&format!(
+            "INSERT INTO licences (id, type_code, issuer_code, printed_no, created_at)
+                 VALUES (1, 't', 'i', 'n', 't');
+             INSERT INTO versions (id, licence_id, version, identifier, content_hash, row_status,
+                 holder_code, holder_name, issue_date, fields_json, source, created_at)
+                 VALUES (1, 1, 1, 'v1', '0123456789abcdef0123456789abcdef', 'valid', 'h', 'n',
+                         '2020-01-01', '{{}}', 's', 't');
+             INSERT INTO files VALUES ('{a}', 'pdf', 10), ('{b}', 'xml', 20);
+             INSERT INTO version_files VALUES (1, 'pdf', '{a}'), (1, 'xml', '{b}');",
+            a = sha('a'),
+            b = sha('b')
+        ))
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(MIGRATIONS[4].sqlite).unwrap();
+        tx.commit().unwrap();
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count("SELECT count(*) FROM files"), 2);
+        assert_eq!(count("SELECT count(*) FROM version_files"), 2);
+        assert_eq!(count("SELECT sum(size) FROM files"), 30);
+        conn.execute(&format!("INSERT INTO files VALUES ('{}', 'ofd', 5)", sha('c')), []).unwrap();
+        conn.execute(&format!("INSERT INTO version_files VALUES (1, 'ofd', '{}')", sha('c')), [])
+            .unwrap();
+        assert!(
+            conn.execute(&format!("INSERT INTO files VALUES ('{}', 'exe', 5)", sha('d')), [])
+                .is_err()
+        );
+        let orphan = format!("INSERT INTO version_files VALUES (1, 'archive', '{}')", sha('e'));
+        assert!(conn.execute(&orphan, []).is_err(), "the foreign key still holds");
+        assert!(conn.execute("DELETE FROM files", []).is_err(), "files are never deleted");
+        assert!(conn.execute("DELETE FROM version_files", []).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! The content-addressed file store (`<data dir>/store/`): every PDF, XML and archive image
+//! The content-addressed file store (`<data dir>/store/`): every PDF, XML, OFD and archive image
 //! (存档副本) the registry references, kept under the SHA-256 of its bytes as
 //! `store/ab/cd/<sha256>.<ext>`.
 //!
@@ -30,10 +30,12 @@ pub enum FileKind {
     /// A decoded and verified scan of the paper licence (存档副本), stored as PNG. Never the
     /// e-licence itself.
     Archive,
+    /// The sealed OFD e-licence (GB/T 33190 with a GB/T 38540 seal).
+    Ofd,
 }
 
 impl FileKind {
-    pub const ALL: [FileKind; 3] = [FileKind::Pdf, FileKind::Xml, FileKind::Archive];
+    pub const ALL: [FileKind; 4] = [FileKind::Pdf, FileKind::Xml, FileKind::Archive, FileKind::Ofd];
 
     /// The extension of the stored file, without the dot.
     pub fn ext(self) -> &'static str {
@@ -41,6 +43,7 @@ impl FileKind {
             FileKind::Pdf => "pdf",
             FileKind::Xml => "xml",
             FileKind::Archive => "png",
+            FileKind::Ofd => "ofd",
         }
     }
 
@@ -50,6 +53,7 @@ impl FileKind {
             FileKind::Pdf => "pdf",
             FileKind::Xml => "xml",
             FileKind::Archive => "archive",
+            FileKind::Ofd => "ofd",
         }
     }
 

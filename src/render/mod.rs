@@ -9,6 +9,7 @@
 //! embedding and compression are [`crate::pdf`]'s.
 
 pub mod layout;
+pub mod ofd;
 pub mod pdf;
 pub mod qr;
 mod wrap;
@@ -73,6 +74,10 @@ pub enum RenderError {
     /// The QR payload is too long for a QR code.
     #[error("QR payload of {len} bytes cannot be encoded")]
     QrEncode { len: usize },
+
+    /// The OFD package could not be written (font subset, zip).
+    #[error("OFD: {reason}")]
+    Ofd { reason: String },
 
     /// A scanned QR payload is not `ELIC1:<identifier>:<16 hex>`.
     #[error("QR payload is not ELIC1:<identifier>:<16 hex digits>: {reason}")]

@@ -35,9 +35,9 @@ use crate::render::qr::QrMatrix;
 use crate::render::wrap::{run_width, wrap};
 use crate::render::{RenderError, chinese_date, chinese_valid_to};
 
-const PT_PER_MM: f32 = 72.0 / 25.4;
+pub(crate) const PT_PER_MM: f32 = 72.0 / 25.4;
 const PAGE_W_PT: f32 = PAGE_WIDTH_MM * PT_PER_MM;
-const PAGE_H_PT: f32 = PAGE_HEIGHT_MM * PT_PER_MM;
+pub(crate) const PAGE_H_PT: f32 = PAGE_HEIGHT_MM * PT_PER_MM;
 /// Line pitch as a multiple of the font size.
 const LINE_PITCH: f32 = 1.45;
 /// Top of the CJK ideographic em box above the baseline, in em (ideographic box −0.12…0.88).
@@ -49,7 +49,7 @@ const MIN_SHRINK_PT: f32 = 6.0;
 /// Space between the label column and the value, in mm.
 const LABEL_GAP_MM: f32 = 2.0;
 /// Quiet zone around the QR code, in modules (ISO/IEC 18004 asks for 4).
-const QR_QUIET: usize = 4;
+pub(crate) const QR_QUIET: usize = 4;
 /// Resource names.
 const FONT_RES: &str = "F1";
 const SEAL_RES: &str = "Im1";
@@ -82,15 +82,23 @@ struct Prepared {
     seal: Option<usize>,
 }
 
-/// One line of positioned text.
+/// One line of positioned text: `x` and the baseline `y` in PDF points (from the bottom-left),
+/// the size in points.
 #[derive(Debug, Clone)]
-struct TextRun {
-    x: f32,
-    y: f32,
-    size: f32,
+pub(crate) struct TextRun {
+    pub(crate) x: f32,
+    pub(crate) y: f32,
+    pub(crate) size: f32,
     /// Extra character spacing in points (`Tc`).
-    spacing: f32,
-    glyphs: Vec<(u16, char)>,
+    pub(crate) spacing: f32,
+    pub(crate) glyphs: Vec<(u16, char)>,
+}
+
+/// One licence's face as laid out for every face format (the PDF here, the OFD in
+/// [`super::ofd`]): the layout used and every line of text, static and licence-specific.
+pub(crate) struct FacePage<'a> {
+    pub(crate) layout: std::borrow::Cow<'a, Layout>,
+    pub(crate) texts: Vec<TextRun>,
 }
 
 /// Renders licence faces. Build once (font, layouts and seal images are loaded here), then call
@@ -183,6 +191,27 @@ impl PdfRenderer {
         created: DateTime<Utc>,
     ) -> Result<RenderedPdf, RenderError> {
         self.render_with(licence, identifier, qr_payload, created, true)
+    }
+
+    /// The face of `licence` laid out exactly as [`PdfRenderer::render`] draws it, for the
+    /// other face formats. Fails as `render` does on overflow or a missing glyph.
+    pub(crate) fn face_page(
+        &self,
+        licence: &Licence,
+        identifier: &str,
+    ) -> Result<FacePage<'_>, RenderError> {
+        let (layout, mut texts) = match self.layouts.get(&licence.type_name) {
+            Some(p) => (std::borrow::Cow::Borrowed(&p.layout), p.static_texts.clone()),
+            None => {
+                let layout = Layout::default_for(&licence.type_name, &licence.fields);
+                let p = prepare(&self.font, layout, None)?;
+                (std::borrow::Cow::Owned(p.layout), p.static_texts)
+            }
+        };
+        let mut page = PageBuilder { font: &self.font, texts: Vec::with_capacity(64) };
+        page.licence_texts(&layout, licence, identifier)?;
+        texts.extend(page.texts);
+        Ok(FacePage { layout, texts })
     }
 
     /// [`PdfRenderer::render`]; `fast_subset = false` forces printpdf's font subsetter.
@@ -491,6 +520,14 @@ fn write_qr(out: &mut String, layout: &Layout, qr: &QrMatrix) {
         let _ = writeln!(out, "{} {} {} 1 re", r.col + QR_QUIET, top - r.row - 1, r.len);
     }
     out.push_str("f Q\n");
+}
+
+/// Centre of the seal over the issuer block, mm from the top-left (as [`write_seal`] places it).
+pub(crate) fn seal_centre_mm(layout: &Layout) -> (f32, f32) {
+    let issuer = &layout.issuer;
+    let lines = 2.0 + if issuer.caption.is_some() { 1.0 } else { 0.0 };
+    let block_h_mm = ((lines - 1.0) * issuer.size * 1.7 + issuer.size) / PT_PER_MM;
+    (issuer.x + issuer.w / 2.0, issuer.y + block_h_mm / 2.0)
 }
 
 /// The seal image centred over the issuer block.

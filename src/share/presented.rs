@@ -16,7 +16,7 @@ use crate::verify::{SignatureStatus, TimeSource, TimestampReport};
 #[derive(Debug, Serialize)]
 pub struct FileReport {
     pub file: PathBuf,
-    /// `pdf` or `xml`.
+    /// `pdf`, `xml` or `ofd`.
     pub kind: &'static str,
     #[serde(flatten)]
     pub status: SignatureStatus,
@@ -34,6 +34,11 @@ pub struct FileReport {
     /// The signature's RFC 3161 timestamp, trusted or not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<TimestampReport>,
+    /// An OFD's seal: its name and esID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal_id: Option<String>,
     /// The registry's status of this exact file (with `--data`): current, superseded (by),
     /// revoked (when, why, by whom) or unknown; for a copy for use (加注件), copy or expired.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +61,8 @@ impl FileReport {
             signed_digest: v.signed_digest,
             detail: v.detail,
             timestamp: v.timestamp,
+            seal_name: v.seal_name,
+            seal_id: v.seal_id,
             registry_status: None,
             identifier: None,
         }

@@ -177,7 +177,7 @@ pub(crate) fn common_name(name: &x509_cert::name::Name) -> Option<String> {
 }
 
 /// The subject label a signer reports: the subject common name, else the whole subject.
-pub(crate) fn subject_label(cert: &Certificate) -> String {
+pub fn subject_label(cert: &Certificate) -> String {
     common_name(cert.tbs_certificate().subject())
         .unwrap_or_else(|| cert.tbs_certificate().subject().to_string())
 }

@@ -1,5 +1,7 @@
 //! Development key sets: a self-signed CA and a signer certificate it issued, written as
-//! PEM files that [`RsaSigner::load`](super::RsaSigner::load) reads.
+//! PEM files that [`RsaSigner::load`](super::RsaSigner::load) reads; beside them the SM2 PKI
+//! of OFD seals: a self-signed SM2 root (SM2-with-SM3), the seal maker (制章者) it certifies,
+//! and an SM2 signer that [`Sm2Signer::load`](super::Sm2Signer::load) reads.
 //!
 //! These keys are for development and tests only: production keys come from the issuing
 //! authority's CA. RSA keys are generated with the `rsa` crate (ring cannot generate RSA).
@@ -28,7 +30,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 use super::KeyError;
-use super::key_files::{CHAIN_FILE, KEY_FILE, Passphrase};
+use super::key_files::{CHAIN_FILE, KEY_FILE, Passphrase, SM2_CHAIN_FILE, SM2_KEY_FILE};
 
 /// CA certificate file name.
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -37,6 +39,28 @@ pub const CA_KEY_FILE: &str = "ca.key";
 
 const CA_SUBJECT: &str = "CN=elicence development CA,O=elicence (DEVELOPMENT ONLY)";
 const SIGNER_SUBJECT: &str = "CN=elicence development signer,O=elicence (DEVELOPMENT ONLY)";
+
+/// SM2 root certificate file name: the trust anchor of OFD seals.
+pub const SM2_CA_CERT_FILE: &str = "sm2-ca.pem";
+/// SM2 root private key file name.
+pub const SM2_CA_KEY_FILE: &str = "sm2-ca.key";
+/// Seal maker (制章者) certificate followed by the SM2 root, PEM.
+pub const SEAL_MAKER_CHAIN_FILE: &str = "seal-maker.pem";
+/// Seal maker private key file name.
+pub const SEAL_MAKER_KEY_FILE: &str = "seal-maker.key";
+
+const SM2_CA_SUBJECT: &str = "CN=elicence development SM2 CA,O=elicence (DEVELOPMENT ONLY)";
+const SEAL_MAKER_SUBJECT: &str = "CN=elicence development seal maker,O=elicence (DEVELOPMENT ONLY)";
+const SM2_SIGNER_SUBJECT: &str = "CN=elicence development SM2 signer,O=elicence (DEVELOPMENT ONLY)";
+
+/// The directory of one issuing authority's own identity inside a key directory.
+pub const ISSUERS_DIR: &str = "issuers";
+
+/// Where the identity of the issuer `uscc` lives in the key directory `keys`:
+/// `keys/issuers/<USCC>/` (`signer.key`, `signer.pem`, `sm2-signer.key`, `sm2-signer.pem`).
+pub fn issuer_dir(keys: &Path, uscc: &str) -> PathBuf {
+    keys.join(ISSUERS_DIR).join(uscc)
+}
 
 /// Options for [`init_dev_keys`].
 #[derive(Debug, Clone)]
@@ -68,11 +92,54 @@ pub struct DevKeyPaths {
     pub signer_chain: PathBuf,
     /// Signer private key (PKCS#8 PEM, mode 0600).
     pub signer_key: PathBuf,
+    /// The SM2 files of OFD seals.
+    pub sm2: Sm2DevKeyPaths,
+}
+
+/// The SM2 files written by [`init_dev_keys`].
+#[derive(Debug, Clone)]
+pub struct Sm2DevKeyPaths {
+    /// Self-signed SM2 root certificate: the trust anchor for OFD seals.
+    pub ca_cert: PathBuf,
+    /// SM2 root private key (PKCS#8 PEM, mode 0600).
+    pub ca_key: PathBuf,
+    /// Seal maker certificate followed by the SM2 root.
+    pub seal_maker_chain: PathBuf,
+    /// Seal maker private key (PKCS#8 PEM, mode 0600).
+    pub seal_maker_key: PathBuf,
+    /// SM2 signer certificate followed by the SM2 root.
+    pub signer_chain: PathBuf,
+    /// SM2 signer private key (PKCS#8 PEM, mode 0600).
+    pub signer_key: PathBuf,
+}
+
+impl Sm2DevKeyPaths {
+    fn in_dir(dir: &Path) -> Sm2DevKeyPaths {
+        Sm2DevKeyPaths {
+            ca_cert: dir.join(SM2_CA_CERT_FILE),
+            ca_key: dir.join(SM2_CA_KEY_FILE),
+            seal_maker_chain: dir.join(SEAL_MAKER_CHAIN_FILE),
+            seal_maker_key: dir.join(SEAL_MAKER_KEY_FILE),
+            signer_chain: dir.join(SM2_CHAIN_FILE),
+            signer_key: dir.join(SM2_KEY_FILE),
+        }
+    }
+
+    fn all(&self) -> [&PathBuf; 6] {
+        [
+            &self.ca_cert,
+            &self.ca_key,
+            &self.seal_maker_chain,
+            &self.seal_maker_key,
+            &self.signer_chain,
+            &self.signer_key,
+        ]
+    }
 }
 
 /// Writes a development CA and signer into `dir` (created if missing): `ca.pem`, `ca.key`,
-/// `signer.pem` (signer then CA), `signer.key`. Certificates are valid from `now` − 1 day
-/// for `opts.validity_days`.
+/// `signer.pem` (signer then CA), `signer.key`; and the SM2 files of OFD seals (see
+/// [`Sm2DevKeyPaths`]). Certificates are valid from `now` − 1 day for `opts.validity_days`.
 ///
 /// Fails with [`KeyError::AlreadyExists`] if any of the files exists and `opts.force` is
 /// false, and with [`KeyError::Generate`] / [`KeyError::Write`] otherwise.
@@ -86,9 +153,11 @@ pub fn init_dev_keys(
         ca_key: dir.join(CA_KEY_FILE),
         signer_chain: dir.join(CHAIN_FILE),
         signer_key: dir.join(KEY_FILE),
+        sm2: Sm2DevKeyPaths::in_dir(dir),
     };
     if !opts.force {
-        for path in [&paths.ca_cert, &paths.ca_key, &paths.signer_chain, &paths.signer_key] {
+        let rsa_files = [&paths.ca_cert, &paths.ca_key, &paths.signer_chain, &paths.signer_key];
+        for path in rsa_files.into_iter().chain(paths.sm2.all()) {
             if path.exists() {
                 return Err(KeyError::AlreadyExists { path: path.clone() });
             }
@@ -136,7 +205,111 @@ pub fn init_dev_keys(
     write_public(&paths.signer_chain, &chain_pem)?;
     write_private(&paths.ca_key, &key_pem(ca_signing.as_ref(), opts.passphrase.as_ref())?)?;
     write_private(&paths.signer_key, &key_pem(&signer_key, opts.passphrase.as_ref())?)?;
+    init_dev_sm2_keys(&paths.sm2, validity, opts.passphrase.as_ref(), &mut rng)?;
     Ok(paths)
+}
+
+/// Writes the SM2 root, the seal maker and the SM2 signer (GB/T 38540-2020 §5: the seal
+/// maker signs seals, the signer signs documents with a seal naming its certificate). Every
+/// certificate is SM2-with-SM3 (1.2.156.10197.1.501), signed with the default ID.
+fn init_dev_sm2_keys(
+    paths: &Sm2DevKeyPaths,
+    validity: Validity,
+    passphrase: Option<&Passphrase>,
+    rng: &mut SystemRng,
+) -> Result<(), KeyError> {
+    let ca_key = sm2_secret(rng)?;
+    let ca_signing = sm2_signing_key(&ca_key)?;
+    let ca_name = parse_name(SM2_CA_SUBJECT)?;
+    let ca_cert = issue_sm2(
+        DevProfile { subject: ca_name.clone(), issuer: ca_name.clone(), ca: true },
+        random_serial(rng)?,
+        validity,
+        sm2_spki(&ca_key)?,
+        &ca_signing,
+    )?;
+    let ca_pem = cert_pem(&ca_cert)?;
+    write_public(&paths.ca_cert, &ca_pem)?;
+    write_private(&paths.ca_key, &sm2_key_pem(&ca_key, passphrase)?)?;
+    for (subject, chain_path, key_path) in [
+        (SEAL_MAKER_SUBJECT, &paths.seal_maker_chain, &paths.seal_maker_key),
+        (SM2_SIGNER_SUBJECT, &paths.signer_chain, &paths.signer_key),
+    ] {
+        let key = sm2_secret(rng)?;
+        let cert = issue_sm2(
+            DevProfile { subject: parse_name(subject)?, issuer: ca_name.clone(), ca: false },
+            random_serial(rng)?,
+            validity,
+            sm2_spki(&key)?,
+            &ca_signing,
+        )?;
+        write_public(chain_path, &format!("{}{}", cert_pem(&cert)?, ca_pem))?;
+        write_private(key_path, &sm2_key_pem(&key, passphrase)?)?;
+    }
+    Ok(())
+}
+
+/// A random SM2 private key: 32 random bytes, drawn again in the rare case they are not a
+/// valid scalar (zero or at least the group order).
+fn sm2_secret(rng: &mut SystemRng) -> Result<sm2::SecretKey, KeyError> {
+    for _ in 0..16 {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rng.try_fill_bytes(&mut bytes[..]).map_err(|e| generate_error("SM2 key", e.to_string()))?;
+        if let Ok(key) = sm2::SecretKey::from_slice(&bytes[..]) {
+            return Ok(key);
+        }
+    }
+    Err(generate_error("SM2 key", "no valid scalar in 16 draws".into()))
+}
+
+fn sm2_signing_key(key: &sm2::SecretKey) -> Result<sm2::dsa::SigningKey, KeyError> {
+    sm2::dsa::SigningKey::new(super::SM2_DEFAULT_DIST_ID, key)
+        .map_err(|e| generate_error("SM2 key", e.to_string()))
+}
+
+fn sm2_spki(key: &sm2::SecretKey) -> Result<SubjectPublicKeyInfoOwned, KeyError> {
+    let der_doc = key
+        .public_key()
+        .to_public_key_der()
+        .map_err(|e| generate_error("SM2 public key", e.to_string()))?;
+    der_doc
+        .decode_msg::<SubjectPublicKeyInfoOwned>()
+        .map_err(|e| generate_error("SM2 public key", e.to_string()))
+}
+
+fn sm2_key_pem(
+    key: &sm2::SecretKey,
+    passphrase: Option<&Passphrase>,
+) -> Result<Zeroizing<String>, KeyError> {
+    use sm2::pkcs8::EncodePrivateKey as _;
+    let der_doc = key.to_pkcs8_der().map_err(|e| generate_error("PKCS#8", e.to_string()))?;
+    match passphrase {
+        Some(p) => encrypt_pkcs8_der(der_doc.as_bytes(), p.expose()),
+        None => der_doc
+            .to_pem("PRIVATE KEY", LineEnding::LF)
+            .map_err(|e| generate_error("PKCS#8", e.to_string())),
+    }
+}
+
+fn issue_sm2(
+    profile: DevProfile,
+    serial: SerialNumber,
+    validity: Validity,
+    spki: SubjectPublicKeyInfoOwned,
+    issuer_key: &sm2::dsa::SigningKey,
+) -> Result<Certificate, KeyError> {
+    use sm2::dsa::signature::Signer as _;
+    use spki::SignatureBitStringEncoding as _;
+    let err = |e: &dyn std::fmt::Display| generate_error("SM2 certificate", e.to_string());
+    let mut builder =
+        CertificateBuilder::new(profile, serial, validity, spki).map_err(|e| err(&e))?;
+    // Not `build::<_, sm2::dsa::Signature>`: that writes the raw 64-byte r‖s as the
+    // signatureValue. X.509 (RFC 5758 §3.2 for ECDSA; GB/T 35276-2017 §7.3 for SM2) wants the
+    // DER `SEQUENCE { r, s }`, which OpenSSL's `verify` requires.
+    let tbs = builder.finalize(issuer_key).map_err(|e| err(&e))?;
+    let signature: sm2::dsa::Signature = issuer_key.try_sign(&tbs).map_err(|e| err(&e))?;
+    let value = signature.to_der().to_bitstring().map_err(|e| err(&e))?;
+    builder.assemble(value, issuer_key).map_err(|e| err(&e))
 }
 
 /// Encrypts a plain PKCS#8 PEM (`PRIVATE KEY`) into an `ENCRYPTED PRIVATE KEY` PEM

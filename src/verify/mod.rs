@@ -2,11 +2,13 @@
 //! signed, unchanged?
 //!
 //! [`verify_pdf`] checks PAdES signatures written by [`crate::sign::pades`], [`verify_xml`]
-//! enveloped XML-DSig signatures written by [`crate::sign::xmldsig`]. Both report a
+//! enveloped XML-DSig signatures written by [`crate::sign::xmldsig`], [`verify_ofd_at`] the SES
+//! seal of an OFD ([`ofd`]). Both report a
 //! [`SignatureStatus`] and never panic on malformed input. Certificates are chained to
 //! [`TrustAnchors`] loaded from PEM files by OpenSSL ([`path`], RFC 5280 §6) at the
 //! validation time: now, never the time the signer claims (no revocation yet).
 
+pub mod ofd;
 pub mod path;
 pub mod pdf;
 pub mod presented;
@@ -20,6 +22,7 @@ use der::Encode;
 use serde::{Deserialize, Serialize};
 use x509_cert::Certificate;
 
+pub use ofd::{OfdVerification, verify_ofd_at};
 pub use path::{PathError, validate_signer};
 pub use pdf::{PdfVerification, verify_pdf, verify_pdf_at};
 pub use timestamp::{TimestampReport, check_token};

@@ -5,8 +5,10 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::verify::ofd::looks_like_ofd;
 use crate::verify::{
-    SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_pdf_at, verify_xml_at,
+    SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_ofd_at, verify_pdf_at,
+    verify_xml_at,
 };
 
 /// The signature verdict on one presented file.
@@ -23,11 +25,29 @@ pub struct Verdict {
     pub detail: Option<String>,
     /// The signature's RFC 3161 timestamp (B-T), trusted or not.
     pub timestamp: Option<TimestampReport>,
+    /// An OFD's seal: its name and esID.
+    pub seal_name: Option<String>,
+    pub seal_id: Option<String>,
 }
 
 /// Verifies `bytes` as a PDF or an XML e-licence against `trust`, with certificate paths
 /// validated at `now` (never at a time the file claims).
 pub fn verify_bytes(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> Verdict {
+    if looks_like_ofd(bytes) {
+        let v = verify_ofd_at(bytes, trust, now);
+        return Verdict {
+            kind: "ofd",
+            status: v.status,
+            signer: v.signer,
+            signing_time: v.signing_time,
+            signing_time_source: v.signing_time.map(|_| TimeSource::Claimed),
+            signed_digest: None,
+            detail: v.detail,
+            timestamp: None,
+            seal_name: v.seal_name,
+            seal_id: v.seal_id,
+        };
+    }
     if bytes.starts_with(b"%PDF") {
         let v = verify_pdf_at(bytes, trust, now);
         return Verdict {
@@ -39,6 +59,8 @@ pub fn verify_bytes(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> V
             signed_digest: v.signed_digest,
             detail: v.detail,
             timestamp: v.timestamp,
+            seal_name: None,
+            seal_id: None,
         };
     }
     match std::str::from_utf8(bytes) {
@@ -53,6 +75,8 @@ pub fn verify_bytes(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> V
                 signed_digest: v.signed_digest,
                 detail: v.detail,
                 timestamp: v.timestamp,
+                seal_name: None,
+                seal_id: None,
             }
         }
         Err(_) => Verdict {
@@ -62,8 +86,10 @@ pub fn verify_bytes(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> V
             signing_time: None,
             signing_time_source: None,
             signed_digest: None,
-            detail: Some("neither a PDF nor UTF-8 XML".into()),
+            detail: Some("neither an OFD, a PDF nor UTF-8 XML".into()),
             timestamp: None,
+            seal_name: None,
+            seal_id: None,
         },
     }
 }

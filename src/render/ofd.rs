@@ -1,0 +1,452 @@
+//! The OFD licence face (版式文档, GB/T 33190-2016): one A4 page per licence with the same face
+//! as the PDF — the text lines come from the same layout pass ([`PdfRenderer`]), converted to
+//! millimetres (OFD's unit, y downward) with explicit per-glyph advances (`DeltaX`) so no
+//! reader re-measures them; a subset of the face font embedded as `Res/font_2.otf` plus a
+//! conventional `FontName` for readers that ignore embedded fonts; the QR code as a filled
+//! path; the GB/T 36903 metadata in `DocInfo/CustomDatas`.
+//!
+//! The result is an [`OfdPackage`]: the files of the package in a fixed order, not yet a zip,
+//! because the seal (`seal::ofd`) adds its files and references every one of these first.
+//! `OFD.xml` already points at `/Doc_0/Signs/Signatures.xml`: every OFD elicence writes is
+//! sealed. [`OfdPackage::to_zip`] writes the zip deterministically (fixed entry order, DOS
+//! times from the creation time, deflate level fixed, no extra fields), so the same licence,
+//! keys and clock give byte-identical files.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::licence::Licence;
+use crate::render::RenderError;
+use crate::render::layout::{PAGE_HEIGHT_MM, PAGE_WIDTH_MM};
+use crate::render::pdf::{FacePage, PAGE_H_PT, PT_PER_MM, PdfRenderer, QR_QUIET, seal_centre_mm};
+use crate::render::qr::QrMatrix;
+
+/// The OFD namespace (GB/T 33190-2016).
+pub const OFD_NS: &str = "http://www.ofdspec.org/2016";
+/// Where the package's signature list lives (written by the seal).
+pub const SIGNATURES_PATH: &str = "Doc_0/Signs/Signatures.xml";
+/// The one page's content, the file a page tamper test changes.
+pub const PAGE_CONTENT_PATH: &str = "Doc_0/Pages/Page_0/Content.xml";
+/// The conventional font name given beside the embedded subset: the face font is a sans-serif
+/// (黑体) face, and every Chinese reader has a font of that name.
+pub const CONVENTIONAL_FONT_NAME: &str = "黑体";
+/// Text colour (near-black, as the PDF's `0.08 g`) and frame colour (the PDF's dark bronze).
+const TEXT_RGB: &str = "20 20 20";
+const FRAME_RGB: &str = "140 97 31";
+/// Unit ids fixed by the writer: the page, the font and the layer; objects follow.
+const PAGE_ID: u32 = 1;
+const FONT_ID: u32 = 2;
+const LAYER_ID: u32 = 3;
+/// Deflate level of the zip entries (fixed: part of what makes the bytes reproducible).
+const ZIP_LEVEL: i64 = 6;
+
+/// Where the seal's picture goes: a `StampAnnot` on page [`OfdPackage::page_id`], `Boundary`
+/// in mm (x, y, w, h from the top-left).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StampSpot {
+    pub page_id: u32,
+    pub boundary: [f32; 4],
+}
+
+/// An unsealed OFD: its files (path inside the zip without a leading `/`, bytes) in the order
+/// they are written, and where the seal's stamp goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfdPackage {
+    pub entries: Vec<(String, Vec<u8>)>,
+    pub stamp: StampSpot,
+    pub created: DateTime<Utc>,
+}
+
+impl OfdPackage {
+    /// The bytes of the entry at `path`, if present.
+    pub fn entry(&self, path: &str) -> Option<&[u8]> {
+        self.entries.iter().find(|(p, _)| p == path).map(|(_, b)| b.as_slice())
+    }
+
+    /// The package as a zip: entries in order, deflated at a fixed level, every entry dated
+    /// `created` (DOS time, UTC; clamped to 1980–2107), no extra fields. Same package ⇒ same
+    /// bytes. Fails only if the zip writer fails.
+    pub fn to_zip(&self) -> Result<Vec<u8>, RenderError> {
+        let c = self.created;
+        let year = u16::try_from(c.year().clamp(1980, 2107)).unwrap_or(1980);
+        // Each part fits its range by construction (chrono), so the conversion cannot fail.
+        let part = |v: u32| u8::try_from(v).unwrap_or(0);
+        let time = zip::DateTime::from_date_and_time(
+            year,
+            part(c.month()),
+            part(c.day()),
+            part(c.hour()),
+            part(c.minute()),
+            part(c.second()),
+        )
+        .unwrap_or_default();
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .compression_level(Some(ZIP_LEVEL))
+            .last_modified_time(time)
+            .unix_permissions(0o644);
+        let zip_err = |e: &dyn std::fmt::Display| RenderError::Ofd { reason: e.to_string() };
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::with_capacity(64 * 1024)));
+        for (path, bytes) in &self.entries {
+            zip.start_file(path.as_str(), options).map_err(|e| zip_err(&e))?;
+            zip.write_all(bytes).map_err(|e| zip_err(&e))?;
+        }
+        Ok(zip.finish().map_err(|e| zip_err(&e))?.into_inner())
+    }
+}
+
+/// Renders the OFD face of `licence` with the layout pass of `pdf` (same font, same layouts,
+/// same positions): `identifier` is the 证照标识, `qr_payload` the QR string, `created` the
+/// creation time (DocInfo and zip dates). Fails as [`PdfRenderer::render`] does on overflow
+/// or a missing glyph, and with [`RenderError::Ofd`] when the font cannot be subset.
+pub fn render_ofd(
+    pdf: &PdfRenderer,
+    licence: &Licence,
+    identifier: &str,
+    qr_payload: &str,
+    created: DateTime<Utc>,
+) -> Result<OfdPackage, RenderError> {
+    let face = pdf.face_page(licence, identifier)?;
+    let qr = QrMatrix::encode(qr_payload)?;
+
+    let mut used: BTreeMap<u16, String> = BTreeMap::new();
+    for run in &face.texts {
+        for (gid, ch) in &run.glyphs {
+            used.entry(*gid).or_insert_with(|| ch.to_string());
+        }
+    }
+    let font = pdf.font();
+    let subset = printpdf::subset_font(font.parsed(), &used)
+        .map_err(|reason| RenderError::Ofd { reason: format!("font subset: {reason}") })?;
+    let font_file = if subset.bytes.starts_with(b"OTTO") { "font_2.otf" } else { "font_2.ttf" };
+
+    let (content, max_id) = page_content(pdf, &face, &qr);
+    let ofd_xml = ofd_xml(licence, identifier, created);
+    let document = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ofd:Document xmlns:ofd=\"{OFD_NS}\">\
+         <ofd:CommonData><ofd:MaxUnitID>{max_id}</ofd:MaxUnitID><ofd:PageArea>\
+         <ofd:PhysicalBox>0 0 {} {}</ofd:PhysicalBox></ofd:PageArea>\
+         <ofd:PublicRes>PublicRes.xml</ofd:PublicRes></ofd:CommonData>\
+         <ofd:Pages><ofd:Page ID=\"{PAGE_ID}\" BaseLoc=\"Pages/Page_0/Content.xml\"/></ofd:Pages>\
+         </ofd:Document>",
+        mm_num(PAGE_WIDTH_MM),
+        mm_num(PAGE_HEIGHT_MM)
+    );
+    let mut public_res = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ofd:Res xmlns:ofd=\"{OFD_NS}\" \
+         BaseLoc=\"Res\"><ofd:Fonts><ofd:Font ID=\"{FONT_ID}\" FontName=\""
+    );
+    escape_attr(CONVENTIONAL_FONT_NAME, &mut public_res);
+    public_res.push_str("\" FamilyName=\"");
+    escape_attr(CONVENTIONAL_FONT_NAME, &mut public_res);
+    let _ = write!(
+        public_res,
+        "\"><ofd:FontFile>{font_file}</ofd:FontFile></ofd:Font></ofd:Fonts></ofd:Res>"
+    );
+
+    let stamp = stamp_spot(&face);
+    Ok(OfdPackage {
+        entries: vec![
+            ("OFD.xml".to_string(), ofd_xml.into_bytes()),
+            ("Doc_0/Document.xml".to_string(), document.into_bytes()),
+            ("Doc_0/PublicRes.xml".to_string(), public_res.into_bytes()),
+            (PAGE_CONTENT_PATH.to_string(), content.into_bytes()),
+            (format!("Doc_0/Res/{font_file}"), subset.bytes),
+        ],
+        stamp,
+        created,
+    })
+}
+
+/// The seal's place: the layout's seal diameter (40 mm without one) centred over the issuer
+/// block, as the PDF places its seal image.
+fn stamp_spot(face: &FacePage<'_>) -> StampSpot {
+    let (cx, cy) = seal_centre_mm(&face.layout);
+    let d = face.layout.seal.as_ref().map_or(40.0, |s| s.size);
+    StampSpot { page_id: PAGE_ID, boundary: [cx - d / 2.0, cy - d / 2.0, d, d] }
+}
+
+/// `OFD.xml`: DocInfo (DocID from the identifier, title, author = issuer, dates, creator) with
+/// the GB/T 36903 metadata as `CustomData`, the document root and the signature list.
+fn ofd_xml(licence: &Licence, identifier: &str, created: DateTime<Utc>) -> String {
+    let doc_id = hex::encode(&Sha256::digest(identifier.as_bytes())[..16]);
+    let mut x = String::with_capacity(2048);
+    let _ = write!(
+        x,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ofd:OFD xmlns:ofd=\"{OFD_NS}\" \
+         Version=\"1.0\" DocType=\"OFD\"><ofd:DocBody><ofd:DocInfo><ofd:DocID>{doc_id}</ofd:DocID>"
+    );
+    element(&mut x, "Title", &format!("{} {}", licence.type_name, licence.printed_no));
+    element(&mut x, "Author", &licence.issuer_name);
+    element(&mut x, "CreationDate", &created.format("%Y-%m-%d").to_string());
+    element(&mut x, "Creator", "elicence");
+    element(&mut x, "CreatorVersion", env!("CARGO_PKG_VERSION"));
+    x.push_str("<ofd:CustomDatas>");
+    let date = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let valid_to = licence.valid_to.map_or_else(|| "长期".to_string(), date);
+    // GB/T 36903 metadata, the names of the XML e-licence's <Metadata> elements.
+    let custom = [
+        ("Name", licence.type_name.as_str()),
+        ("TypeCode", licence.type_code.as_str()),
+        ("Number", licence.printed_no.as_str()),
+        ("Identifier", identifier),
+        ("Issuer", licence.issuer_name.as_str()),
+        ("IssuerCode", licence.issuer_code.as_str()),
+        ("IssueDate", &date(licence.issue_date)),
+        ("HolderName", licence.holder_name.as_str()),
+        ("HolderCode", licence.holder_code.as_str()),
+        ("HolderCodeType", licence.holder_code_type.as_str()),
+        ("ValidFrom", &date(licence.valid_from)),
+        ("ValidTo", &valid_to),
+        ("RegionCode", licence.region_code.as_str()),
+        ("Status", licence.status.as_str()),
+    ];
+    for (name, value) in custom {
+        let _ = write!(x, "<ofd:CustomData Name=\"{name}\">");
+        escape_text(value, &mut x);
+        x.push_str("</ofd:CustomData>");
+    }
+    x.push_str("</ofd:CustomDatas></ofd:DocInfo><ofd:DocRoot>Doc_0/Document.xml</ofd:DocRoot>");
+    let _ =
+        write!(x, "<ofd:Signatures>/{SIGNATURES_PATH}</ofd:Signatures></ofd:DocBody></ofd:OFD>");
+    x
+}
+
+/// The page: frame, text objects and QR path in one layer. Returns the XML and the largest
+/// unit id used.
+fn page_content(pdf: &PdfRenderer, face: &FacePage<'_>, qr: &QrMatrix) -> (String, u32) {
+    let mut x = String::with_capacity(32 * 1024);
+    let _ = write!(
+        x,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ofd:Page xmlns:ofd=\"{OFD_NS}\">\
+         <ofd:Content><ofd:Layer ID=\"{LAYER_ID}\">"
+    );
+    let mut next_id = LAYER_ID + 1;
+    let mut id = || {
+        let n = next_id;
+        next_id += 1;
+        n
+    };
+    if face.layout.frame {
+        // The PDF's double border: heavy outer rule at 10 mm, thin inner one at 12.5 mm.
+        for (inset, width_pt) in [(10.0_f32, 2.2_f32), (12.5, 0.6)] {
+            let (w, h) = (PAGE_WIDTH_MM - 2.0 * inset, PAGE_HEIGHT_MM - 2.0 * inset);
+            let _ = write!(
+                x,
+                "<ofd:PathObject ID=\"{}\" Boundary=\"{} {} {} {}\" LineWidth=\"{}\" \
+                 Stroke=\"true\" Fill=\"false\"><ofd:StrokeColor Value=\"{FRAME_RGB}\"/>\
+                 <ofd:AbbreviatedData>M 0 0 L {} 0 L {} {} L 0 {} C</ofd:AbbreviatedData>\
+                 </ofd:PathObject>",
+                id(),
+                mm_num(inset),
+                mm_num(inset),
+                mm_num(w),
+                mm_num(h),
+                mm_num(width_pt / PT_PER_MM),
+                mm_num(w),
+                mm_num(w),
+                mm_num(h),
+                mm_num(h)
+            );
+        }
+    }
+    let font = pdf.font();
+    for run in &face.texts {
+        if run.glyphs.is_empty() {
+            continue;
+        }
+        let size = run.size / PT_PER_MM;
+        let spacing = run.spacing / PT_PER_MM;
+        let left = run.x / PT_PER_MM;
+        let baseline = (PAGE_H_PT - run.y) / PT_PER_MM;
+        let advances: Vec<f32> =
+            run.glyphs.iter().map(|(_, c)| font.advance_pt(*c, run.size) / PT_PER_MM).collect();
+        let width: f32 =
+            advances.iter().sum::<f32>() + spacing * run.glyphs.len().saturating_sub(1) as f32;
+        // The boundary holds the em box: from one size above the baseline to 0.2 size below.
+        let top = baseline - size;
+        let _ = write!(
+            x,
+            "<ofd:TextObject ID=\"{}\" Boundary=\"{} {} {} {}\" Font=\"{FONT_ID}\" Size=\"{}\">\
+             <ofd:FillColor Value=\"{TEXT_RGB}\"/><ofd:TextCode X=\"0\" Y=\"{}\"",
+            id(),
+            mm_num(left),
+            mm_num(top),
+            mm_num(width + 0.1),
+            mm_num(size * 1.2),
+            mm_num(size),
+            mm_num(size)
+        );
+        let gaps: Vec<String> = advances
+            .iter()
+            .take(advances.len().saturating_sub(1))
+            .map(|a| mm_num(a + spacing))
+            .collect();
+        if !gaps.is_empty() {
+            x.push_str(" DeltaX=\"");
+            x.push_str(&delta_x(&gaps));
+            x.push('"');
+        }
+        x.push('>');
+        let text: String = run.glyphs.iter().map(|(_, c)| *c).collect();
+        escape_text(&text, &mut x);
+        x.push_str("</ofd:TextCode></ofd:TextObject>");
+    }
+    write_qr(&mut x, face, qr, id());
+    x.push_str("</ofd:Layer></ofd:Content></ofd:Page>");
+    (x, next_id - 1)
+}
+
+/// The QR code: one filled path of the dark runs (module rows from the top), as the PDF draws
+/// it, in mm inside the QR square (quiet zone included).
+fn write_qr(x: &mut String, face: &FacePage<'_>, qr: &QrMatrix, id: u32) {
+    let spot = &face.layout.qr;
+    let modules = qr.width() + 2 * QR_QUIET;
+    let m = spot.size / modules as f32;
+    let _ = write!(
+        x,
+        "<ofd:PathObject ID=\"{id}\" Boundary=\"{} {} {} {}\" Stroke=\"false\" Fill=\"true\">\
+         <ofd:FillColor Value=\"0 0 0\"/><ofd:AbbreviatedData>",
+        mm_num(spot.x),
+        mm_num(spot.y),
+        mm_num(spot.size),
+        mm_num(spot.size)
+    );
+    let mut first = true;
+    for r in qr.runs() {
+        let x0 = (r.col + QR_QUIET) as f32 * m;
+        let y0 = (r.row + QR_QUIET) as f32 * m;
+        let x1 = x0 + r.len as f32 * m;
+        let y1 = y0 + m;
+        if !first {
+            x.push(' ');
+        }
+        first = false;
+        let _ = write!(
+            x,
+            "M {} {} L {} {} L {} {} L {} {} C",
+            mm_num(x0),
+            mm_num(y0),
+            mm_num(x1),
+            mm_num(y0),
+            mm_num(x1),
+            mm_num(y1),
+            mm_num(x0),
+            mm_num(y1)
+        );
+    }
+    x.push_str("</ofd:AbbreviatedData></ofd:PathObject>");
+}
+
+/// `DeltaX` with runs of equal gaps written `g N v` (GB/T 33190-2016).
+fn delta_x(gaps: &[String]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < gaps.len() {
+        let mut j = i + 1;
+        while j < gaps.len() && gaps[j] == gaps[i] {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if j - i > 1 {
+            let _ = write!(out, "g {} {}", j - i, gaps[i]);
+        } else {
+            out.push_str(&gaps[i]);
+        }
+        i = j;
+    }
+    out
+}
+
+/// A length in mm with at most three decimals, no trailing zeros.
+fn mm_num(v: f32) -> String {
+    let mut s = format!("{v:.3}");
+    while s.ends_with('0') {
+        s.pop();
+    }
+    if s.ends_with('.') {
+        s.pop();
+    }
+    if s == "-0" { "0".to_string() } else { s }
+}
+
+fn element(x: &mut String, name: &str, value: &str) {
+    let _ = write!(x, "<ofd:{name}>");
+    escape_text(value, x);
+    let _ = write!(x, "</ofd:{name}>");
+}
+
+/// XML text escapes: `&`, `<`, `>`; control characters other than TAB/LF become spaces.
+fn escape_text(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\t' | '\n' => out.push(c),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+}
+
+/// XML attribute escapes: `&`, `<`, `"`.
+fn escape_attr(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '"' => out.push_str("&quot;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_x_groups_equal_gaps() {
+        let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(delta_x(&g(&["3.5", "3.5", "3.5", "1.2", "3.5"])), "g 3 3.5 1.2 3.5");
+        assert_eq!(delta_x(&g(&["1"])), "1");
+        assert_eq!(delta_x(&g(&[])), "");
+    }
+
+    #[test]
+    fn lengths_are_short() {
+        assert_eq!(mm_num(210.0), "210");
+        assert_eq!(mm_num(3.52777), "3.528");
+        assert_eq!(mm_num(-0.0001), "0");
+    }
+
+    #[test]
+    fn the_same_licence_gives_the_same_package() {
+        let Ok(font) = crate::font::FaceFont::locate(None) else {
+            return;
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/layouts");
+        let layouts = crate::render::Layout::load_dir(&dir).unwrap();
+        let pdf = PdfRenderer::new(std::sync::Arc::new(font), layouts).unwrap();
+        let mut l = crate::render::test_support::licence();
+        l.fields[1].value = "预包装食品销售".into();
+        let created = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let id = "1.2.156.3005.2.11100000MB0327169X001.11220104MB1234567X.JY12201020000123.001.Q";
+        let a = render_ofd(&pdf, &l, id, "ELIC1:X:0123456789ABCDEF", created).unwrap();
+        let b = render_ofd(&pdf, &l, id, "ELIC1:X:0123456789ABCDEF", created).unwrap();
+        assert_eq!(a.to_zip().unwrap(), b.to_zip().unwrap());
+        let page = String::from_utf8(a.entry(PAGE_CONTENT_PATH).unwrap().to_vec()).unwrap();
+        assert!(page.contains(">食品经营许可证</ofd:TextCode>"), "{page}");
+        assert!(page.contains("DeltaX=\""));
+        let ofd = String::from_utf8(a.entry("OFD.xml").unwrap().to_vec()).unwrap();
+        assert!(ofd.contains("<ofd:CustomData Name=\"IssuerCode\">11220104MB1234567X<"));
+    }
+}
