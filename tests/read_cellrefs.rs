@@ -2,7 +2,8 @@
 //! worksheet (overlong, out of order, duplicated, lower case, dropped, moved), no value changes
 //! column or row silently. Either every value is read at the position its reference names, or
 //! reading ends in a `BadReference` error naming the sheet, the row and the first reference in
-//! the sheet's order that is wrong.
+//! the sheet's order that is wrong; a value that lands right of the header's last column is a
+//! row-level `WrongFieldCount` for its row.
 //!
 //! The expected outcome comes from a model written here, independent of the reader: references
 //! are A1 style within `XFD1048576`, parsed with wide arithmetic; a cell without a reference
@@ -161,6 +162,9 @@ enum Expected {
     Values(BTreeMap<(u64, u64), String>),
     /// A fatal `BadReference` for this cell reference, in this 1-based `<row>`.
     Refused { reference: String, problem: ReferenceProblem, row: u64 },
+    /// References all fine, but a value lands right of the header's last column in this
+    /// 1-based row: a row-level `WrongFieldCount` there, the value never dropped or moved.
+    TooWide { row: u64 },
 }
 
 /// The model: A1 references within the grid, in strictly increasing order.
@@ -216,6 +220,10 @@ fn expected(sheet: &SheetXml) -> Expected {
             next_col = pos.1 + 1;
             values.insert(pos, cell.text.clone());
         }
+    }
+    let width = sheet.rows.first().map_or(0, |(_, header)| header.len() as u64);
+    if let Some(&(row, _)) = values.keys().find(|&&(row, col)| row > 0 && col >= width) {
+        return Expected::TooWide { row: row + 1 };
     }
     Expected::Values(values)
 }
@@ -321,6 +329,15 @@ fn check(width: u64, rows: u64, changes: &[(usize, Change)]) -> Result<(), TestC
                 other => prop_assert!(false, "expected BadReference, got {:?}", other),
             }
         }
+        (Expected::TooWide { row }, Err(err)) => {
+            prop_assert!(!err.is_fatal(), "{}", err);
+            prop_assert_eq!(err.row, Some(row), "{}", err);
+            prop_assert!(
+                matches!(err.kind, ReadErrorKind::WrongFieldCount { .. }),
+                "expected WrongFieldCount, got {:?}",
+                err.kind
+            );
+        }
         (want, got) => {
             prop_assert!(false, "expected {:?}, got {:?}\n{}", want, got, sheet_xml(&sheet))
         }
@@ -382,4 +399,20 @@ fn a_duplicated_reference_is_refused_at_the_second_cell() {
             row: 2
         }
     );
+}
+
+#[test]
+fn a_value_pushed_right_of_the_header_is_a_row_error_not_a_move() {
+    // Found by this property test (2026-12-05): after a swap, a cell without a reference
+    // follows B3 into column C of a 2-wide sheet. The reader reports `WrongFieldCount` for that
+    // row; the model expected it to read the value at C3 as if the header were wider.
+    let changes = [
+        (7_994_863_354_529_136_782, Change::SwapWith(13_677)),
+        (1_155_483_769_302_141_375, Change::Drop),
+    ];
+    let mut sheet = valid_sheet(2, 3);
+    apply(&mut sheet, 2, &changes);
+    assert!(matches!(expected(&sheet), Expected::TooWide { .. }), "{:?}", expected(&sheet));
+    let result = check(2, 3, &changes);
+    assert!(result.is_ok(), "{result:?}");
 }
