@@ -446,3 +446,55 @@ fn xml_signed_with_a_tsa_is_xades_b_t_for_xmlsec1_openssl_and_us() -> TestResult
     }
     Ok(())
 }
+
+#[test]
+fn the_pipelines_output_tsa_timestamps_a_render_and_a_bad_one_is_a_configuration_error() {
+    let tsa = TestTsa::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pipelines = dir.path().join("pipelines");
+    util::copy_dir(&util::root().join("pipelines"), &pipelines);
+    // The layouts name the seal image relative to themselves.
+    util::copy_dir(&util::root().join("fixtures/seals"), &dir.path().join("fixtures/seals"));
+    let pipeline = pipelines.join("food-business-permit.toml");
+    let original = std::fs::read_to_string(&pipeline).expect("pipeline");
+    let render = |code: i32| {
+        util::run_expect(
+            util::elicence()
+                .arg("render")
+                .arg(&pipeline)
+                .args(["--input", "fixtures/food-business-permit/export-utf8.csv"])
+                .args(["--keys", "fixtures/keys", "--limit", "2", "--out"])
+                .arg(dir.path().join("out")),
+            code,
+        )
+    };
+
+    std::fs::write(&pipeline, format!("{original}\n[output]\ntsa = \"ftp://tsa.example/\"\n"))
+        .expect("write");
+    let out = render(3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("output.tsa") && stderr.contains("ftp://tsa.example/"), "{stderr}");
+
+    std::fs::write(&pipeline, format!("{original}\n[output]\ntsa = \"{}\"\n", tsa.url))
+        .expect("write");
+    render(0);
+    let pdfs: Vec<PathBuf> = std::fs::read_dir(dir.path().join("out"))
+        .expect("out")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
+        .collect();
+    assert_eq!(pdfs.len(), 2);
+    let out = util::run_expect(
+        util::elicence()
+            .env_remove("ELICENCE_NOW")
+            .args(["verify", "--json", "--keys", "fixtures/keys", "--tsa-trust"])
+            .arg(tsa.ca())
+            .args(&pdfs),
+        0,
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        assert_eq!(v["timestamp"]["trusted"], true, "{line}");
+    }
+}

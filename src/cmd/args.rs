@@ -76,7 +76,7 @@ pub struct TsaArgs {
     /// RFC 3161 time-stamping authority (http:// or https://): every PDF signature gets a
     /// timestamp token, so it stays verifiable after the signer certificate expires. Probed
     /// once before anything is created; a TSA that stops answering stops the run at a chunk
-    /// boundary (nothing unstamped is loaded).
+    /// boundary (nothing unstamped is loaded). Default: the pipeline's `[output] tsa`.
     #[arg(long, env = "ELICENCE_TSA", value_name = "URL")]
     pub tsa: Option<String>,
 }

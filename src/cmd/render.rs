@@ -70,7 +70,8 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
     let signer = RsaSigner::load(&args.keys, passphrase.as_ref(), at)
         .with_context(|| format!("cannot load the signing key from {}", args.keys.display()))?;
-    let tsa = args.tsa.tsa.as_deref().map(timestamp::connect).transpose()?;
+    let tsa_url = args.tsa.tsa.as_deref().or(plan.tsa.as_deref());
+    let tsa = tsa_url.map(timestamp::connect).transpose()?;
     let mut producer =
         Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), at)?.with_tsa(tsa);
     if formats.ofd {
@@ -82,7 +83,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
-    let production = engine::production_pool(args.jobs, args.tsa.tsa.is_some())?;
+    let production = engine::production_pool(args.jobs, tsa_url.is_some())?;
 
     let mut sink = RenderSink {
         pool: production.as_ref().unwrap_or(&pool),

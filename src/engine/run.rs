@@ -58,7 +58,8 @@ pub struct RunOptions {
     pub progress_interval: Duration,
     pub quiet: bool,
     pub shard: Option<Shard>,
-    /// RFC 3161 TSA URL: every PDF signature is timestamped (PAdES B-T).
+    /// RFC 3161 TSA URL: every signature is timestamped (B-T). `None`: the pipeline's
+    /// `[output] tsa`, if any.
     pub tsa: Option<String>,
     /// The run's clock: signing time, run start, and "today" for validation.
     pub started: DateTime<Utc>,
@@ -131,7 +132,8 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
             .with_context(|| format!("cannot load the signing key from {}", keys.display()))
     };
     let given_signer = options.keys.as_deref().map(load_signer).transpose()?;
-    let tsa = options.tsa.as_deref().map(timestamp::connect).transpose()?;
+    let tsa_url = options.tsa.as_deref().or(plan.tsa.as_deref());
+    let tsa = tsa_url.map(timestamp::connect).transpose()?;
     let known_issuers: Vec<&str> =
         plan.issuer.known().into_iter().map(|k| k.code.as_str()).collect();
     let load_sealing = |keys: &Path| -> anyhow::Result<OfdSealing> {
@@ -144,7 +146,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         _ => None,
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
-    let production = super::schedule::production_pool(options.jobs, options.tsa.is_some())?;
+    let production = super::schedule::production_pool(options.jobs, tsa.is_some())?;
 
     // 2. Effects: the registry (created on first use), the development key if no key was
     // given, the run record.

@@ -135,6 +135,8 @@ pub struct Plan {
     pub archive_copy_column: Option<String>,
     /// `[output] formats`: what a run writes unless `--formats` says otherwise.
     pub formats: Formats,
+    /// `[output] tsa`: the TSA that timestamps every signature unless `--tsa` names another.
+    pub tsa: Option<String>,
     pub layout_path: PathBuf,
     pub catalog_dir: PathBuf,
 }
@@ -222,6 +224,7 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
     let issuer = build_issuer(&mut p, &raw.issuer);
     check_coverage(&mut p, &ty, &columns, &issuer);
     let formats = build_formats(&mut p, raw.output.as_ref());
+    let tsa = build_tsa(&mut p, raw.output.as_ref());
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let layout_path =
         base.join(raw.layout.clone().unwrap_or_else(|| format!("layouts/{}.toml", ty.id)));
@@ -238,9 +241,23 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
         issuer,
         archive_copy_column: raw.archive_copy_column,
         formats,
+        tsa,
         layout_path,
         catalog_dir,
     })
+}
+
+/// `[output] tsa`: an http:// or https:// URL (reached only when a run starts).
+fn build_tsa(p: &mut Problems<'_>, raw: Option<&spec::OutputSpec>) -> Option<String> {
+    let url = raw.and_then(|o| o.tsa.as_ref())?;
+    let lower = url.get_ref().to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        Some(url.get_ref().clone())
+    } else {
+        let message = format!("{:?} is not an http:// or https:// URL", url.get_ref());
+        p.at(Some(url.span().start), "output.tsa", message);
+        None
+    }
 }
 
 fn build_formats(p: &mut Problems<'_>, raw: Option<&spec::OutputSpec>) -> Formats {

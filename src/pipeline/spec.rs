@@ -31,6 +31,8 @@ pub struct PipelineSpec {
 pub struct OutputSpec {
     /// Face formats written by default: any of "pdf", "xml", "ofd" (`--formats` overrides).
     pub formats: Option<Spanned<Vec<String>>>,
+    /// RFC 3161 TSA every signature is timestamped by (`--tsa` / `ELICENCE_TSA` override).
+    pub tsa: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
