@@ -4,21 +4,12 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use elicence::sign::{PdfSignOptions, RsaSigner, sign_pdf};
 use elicence::verify::{SignatureStatus, TrustAnchors, TrustError, verify_pdf_at};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl is not installed ({e})"));
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use util::openssl;
 
 const CONFIG: &str = "\
 [ca]

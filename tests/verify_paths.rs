@@ -3,22 +3,14 @@
 //! our verifier must give. The path is validated by OpenSSL's `X509_verify_cert` at the
 //! verifier's clock, never at the `/M` the signer wrote.
 
+mod util;
+
 use std::path::Path;
-use std::process::Command;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use elicence::sign::{PdfSignOptions, RsaSigner, sign_pdf};
 use elicence::verify::{SignatureStatus, TrustAnchors, verify_pdf_at};
-
-/// Runs `openssl` in `dir`; a failure shows its stderr.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl is not installed ({e})"));
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use util::openssl;
 
 /// Extension sections for every certificate the tests make.
 const EXTENSIONS: &str = "\

@@ -168,3 +168,13 @@ pub fn sample_pdf() -> Vec<u8> {
     }
     out
 }
+
+/// Runs `openssl` in `dir`; a failure shows its stderr.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl is not installed ({e})"));
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
