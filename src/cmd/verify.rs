@@ -116,21 +116,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
 /// Verifies one file with certificate paths validated at `now`; a file that cannot be read
 /// is reported as not signed with a detail.
 pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> FileReport {
-    let not_signed = |detail: String| {
-        let verdict = Verdict {
-            kind: "pdf",
-            status: SignatureStatus::NotSigned,
-            signer: None,
-            signing_time: None,
-            signing_time_source: None,
-            signed_digest: None,
-            detail: Some(detail),
-            timestamp: None,
-            seal_name: None,
-            seal_id: None,
-        };
-        FileReport::new(file.to_path_buf(), verdict)
-    };
+    let not_signed =
+        |detail: String| FileReport::new(file.to_path_buf(), Verdict::not_signed("pdf", detail));
     // Read one byte past the verifier's bound so a huge file is refused, not loaded.
     let limit = crate::verify::pdf::MAX_PDF_BYTES.max(crate::verify::ofd::MAX_OFD_BYTES) as u64 + 1;
     let read = std::fs::File::open(file).and_then(|f| {

@@ -30,66 +30,70 @@ pub struct Verdict {
     pub seal_id: Option<String>,
 }
 
-/// Verifies `bytes` as a PDF or an XML e-licence against `trust`, with certificate paths
-/// validated at `now` (never at a time the file claims).
+impl Verdict {
+    /// A `kind` file with `status` and nothing else known (the fields each format fills are
+    /// set over it).
+    pub fn bare(kind: &'static str, status: SignatureStatus) -> Verdict {
+        Verdict {
+            kind,
+            status,
+            signer: None,
+            signing_time: None,
+            signing_time_source: None,
+            signed_digest: None,
+            detail: None,
+            timestamp: None,
+            seal_name: None,
+            seal_id: None,
+        }
+    }
+
+    /// Not signed, with the reason.
+    pub fn not_signed(kind: &'static str, detail: impl Into<String>) -> Verdict {
+        Verdict { detail: Some(detail.into()), ..Verdict::bare(kind, SignatureStatus::NotSigned) }
+    }
+}
+
+/// Verifies `bytes` as an OFD, a PDF or an XML e-licence against `trust`, with certificate
+/// paths validated at `now` (never at a time the file claims).
 pub fn verify_bytes(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> Verdict {
     if looks_like_ofd(bytes) {
         let v = verify_ofd_at(bytes, trust, now);
         return Verdict {
-            kind: "ofd",
-            status: v.status,
             signer: v.signer,
-            signing_time: v.signing_time,
             signing_time_source: v.signing_time.map(|_| TimeSource::Claimed),
-            signed_digest: None,
+            signing_time: v.signing_time,
             detail: v.detail,
-            timestamp: None,
             seal_name: v.seal_name,
             seal_id: v.seal_id,
+            ..Verdict::bare("ofd", v.status)
         };
     }
     if bytes.starts_with(b"%PDF") {
         let v = verify_pdf_at(bytes, trust, now);
         return Verdict {
-            kind: "pdf",
-            status: v.status,
             signer: v.signer,
             signing_time: v.signing_time,
             signing_time_source: v.signing_time_source,
             signed_digest: v.signed_digest,
             detail: v.detail,
             timestamp: v.timestamp,
-            seal_name: None,
-            seal_id: None,
+            ..Verdict::bare("pdf", v.status)
         };
     }
     match std::str::from_utf8(bytes) {
         Ok(text) => {
             let v = verify_xml_at(text, trust, now);
             Verdict {
-                kind: "xml",
-                status: v.status,
                 signer: v.signer,
                 signing_time: v.signing_time,
                 signing_time_source: v.signing_time_source,
                 signed_digest: v.signed_digest,
                 detail: v.detail,
                 timestamp: v.timestamp,
-                seal_name: None,
-                seal_id: None,
+                ..Verdict::bare("xml", v.status)
             }
         }
-        Err(_) => Verdict {
-            kind: "xml",
-            status: SignatureStatus::NotSigned,
-            signer: None,
-            signing_time: None,
-            signing_time_source: None,
-            signed_digest: None,
-            detail: Some("neither an OFD, a PDF nor UTF-8 XML".into()),
-            timestamp: None,
-            seal_name: None,
-            seal_id: None,
-        },
+        Err(_) => Verdict::not_signed("xml", "neither an OFD, a PDF nor UTF-8 XML"),
     }
 }
