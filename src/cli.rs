@@ -54,6 +54,10 @@ pub enum Command {
     /// Electronic seals (GB/T 38540) of issuing authorities: make, list, show.
     #[command(subcommand)]
     Seal(cmd::seal::SealCommand),
+    /// The transparency log of issued, changed and revoked versions: checkpoint, proof,
+    /// verify, export.
+    #[command(subcommand)]
+    Log(cmd::log::LogCommand),
     /// Departments that consume the registry: add, list, disable, grant.
     #[command(subcommand)]
     Dept(cmd::dept::DeptCommand),

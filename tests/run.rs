@@ -329,6 +329,10 @@ fn a_run_killed_at_random_points_and_rerun_ends_like_an_uninterrupted_run() {
     let conn = rusqlite::Connection::open(data.join("registry.sqlite")).unwrap();
     let licences: i64 = conn.query_row("SELECT count(*) FROM licences", [], |r| r.get(0)).unwrap();
     assert_eq!(licences, 500, "none lost, none duplicated");
+    // The transparency log: one leaf per version, none twice, and it verifies.
+    let leaves: i64 = conn.query_row("SELECT count(*) FROM log_leaves", [], |r| r.get(0)).unwrap();
+    assert_eq!(leaves, 500, "one leaf per issued version, none lost, none twice");
+    run_expect(elicence().args(["log", "verify"]).arg("--data").arg(&data), 0);
 }
 
 #[test]

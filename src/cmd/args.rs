@@ -2,11 +2,17 @@
 //! (`#[command(flatten)]`), so that a flag means the same thing, reads the same environment
 //! variable and has the same default everywhere.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use clap::Args;
 
 use crate::registry::{Registry, RegistryError};
+use crate::sign::RsaSigner;
+use crate::sign::key_files::passphrase_from_env_or_file;
+use crate::sign::keys::{CA_CERT_FILE, SM2_CA_CERT_FILE};
+use crate::verify::TrustAnchors;
 
 /// Where the registry is: `--data` (the folder of the SQLite file and the store) and
 /// `--registry` (another database, e.g. PostgreSQL).
@@ -68,6 +74,70 @@ pub struct KeyArgs {
     /// File with the key's passphrase (else ELICENCE_KEY_PASSPHRASE, if the key is encrypted).
     #[arg(long)]
     pub passphrase_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// The key folder: `--keys`, else the development key set in `<data>/dev-keys`.
+    pub fn folder(&self, data: &Path) -> PathBuf {
+        self.keys.clone().unwrap_or_else(|| data.join("dev-keys"))
+    }
+
+    /// Loads the RSA signer of [`KeyArgs::folder`], valid at `at`.
+    pub fn load_signer(&self, data: &Path, at: DateTime<Utc>) -> anyhow::Result<RsaSigner> {
+        let keys = self.folder(data);
+        let passphrase = passphrase_from_env_or_file(self.passphrase_file.as_deref())?;
+        RsaSigner::load(&keys, passphrase.as_ref(), at)
+            .with_context(|| format!("cannot load the signing key from {}", keys.display()))
+    }
+}
+
+/// What a verifying command trusts: anchors, TSA roots and CRLs.
+#[derive(Debug, Clone, Args)]
+pub struct TrustArgs {
+    /// Trust anchor certificates (PEM); may be repeated.
+    #[arg(long, value_name = "PEM")]
+    pub trust: Vec<PathBuf>,
+    /// Key directory whose ca.pem (and sm2-ca.pem, for OFD seals) is trusted (e.g. a
+    /// development key set).
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+    /// Roots trusted for time-stamping authorities (PEM); may be repeated. A signature
+    /// timestamp from a TSA under one of them is the time its signer is validated at;
+    /// without, the verifier's clock is.
+    #[arg(long, value_name = "PEM")]
+    pub tsa_trust: Vec<PathBuf>,
+    /// Certificate revocation lists (DER or PEM); may be repeated. With any, every
+    /// certificate of every path needs a current CRL of its issuer that does not list it.
+    #[arg(long, value_name = "FILE")]
+    pub crl: Vec<PathBuf>,
+}
+
+impl TrustArgs {
+    /// The anchors these flags name, plus the development CAs of the registry folder `data`
+    /// when it has them. `Ok(None)` when nothing at all is trusted.
+    pub fn anchors(&self, data: Option<&Path>) -> anyhow::Result<Option<TrustAnchors>> {
+        let mut files = self.trust.clone();
+        let mut key_dirs: Vec<PathBuf> = self.keys.iter().cloned().collect();
+        key_dirs.extend(data.map(|d| d.join("dev-keys")));
+        for (i, dir) in key_dirs.iter().enumerate() {
+            // --keys names ca.pem outright (missing = error); a registry's dev-keys may not exist.
+            if i == 0 && self.keys.is_some() || dir.join(CA_CERT_FILE).exists() {
+                files.push(dir.join(CA_CERT_FILE));
+            }
+            if dir.join(SM2_CA_CERT_FILE).exists() {
+                files.push(dir.join(SM2_CA_CERT_FILE));
+            }
+        }
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let anchors = TrustAnchors::from_pem_files(&files)
+            .context("loading trust anchors")?
+            .with_tsa(TrustAnchors::from_pem_files(&self.tsa_trust).context("loading TSA roots")?)
+            .with_crls(&self.crl)
+            .context("loading CRLs")?;
+        Ok(Some(anchors))
+    }
 }
 
 /// A time-stamping authority for the signatures a command makes (PAdES B-T).

@@ -27,7 +27,6 @@ use crate::share::{
     self, Ask, Refusal, ShareError, action, audit_refusal, authenticate, input, watermark,
 };
 use crate::sign::pades::{PdfSignOptions, sign_pdf};
-use crate::sign::{RsaSigner, passphrase_from_env_or_file};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  \
@@ -127,10 +126,7 @@ pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
     let font = FaceFont::load_default()?;
     let text = watermark::watermark_text(&reason, &department.name, args.expires);
     let unsigned = watermark::watermark(&original, &font, &text, &watermark::banner_text(&reason))?;
-    let keys = args.keys.keys.clone().unwrap_or_else(|| args.registry.data.join("dev-keys"));
-    let passphrase = passphrase_from_env_or_file(args.keys.passphrase_file.as_deref())?;
-    let signer = RsaSigner::load(&keys, passphrase.as_ref(), at)
-        .with_context(|| format!("cannot load the signing key from {}", keys.display()))?;
+    let signer = args.keys.load_signer(&args.registry.data, at)?;
     let opts = PdfSignOptions {
         reason: format!("加注件：{text}"),
         location: String::new(),

@@ -11,6 +11,7 @@ pub mod copy;
 pub mod dept;
 pub mod r#gen;
 pub mod keys;
+pub mod log;
 pub mod migrate;
 pub mod query;
 pub mod render;

@@ -5,12 +5,11 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
+use crate::cmd::args::TrustArgs;
 use crate::registry::{Registry, RegistryStatus};
-use crate::share::presented::registry_check;
-use crate::sign::keys::{CA_CERT_FILE, SM2_CA_CERT_FILE};
+use crate::share::presented::{check_log_signature, registry_check};
 use crate::verify::presented::{Verdict, verify_bytes};
 use crate::verify::{SignatureStatus, TrustAnchors};
 
@@ -20,22 +19,8 @@ pub struct VerifyArgs {
     /// Signed PDF, XML or OFD files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Trust anchor certificates (PEM); may be repeated.
-    #[arg(long, value_name = "PEM")]
-    pub trust: Vec<PathBuf>,
-    /// Key directory whose ca.pem (and sm2-ca.pem, for OFD seals) is trusted (e.g. a
-    /// development key set).
-    #[arg(long, value_name = "DIR")]
-    pub keys: Option<PathBuf>,
-    /// Roots trusted for time-stamping authorities (PEM); may be repeated. A signature
-    /// timestamp from a TSA under one of them is the time its signer is validated at;
-    /// without, the verifier's clock is.
-    #[arg(long, value_name = "PEM")]
-    pub tsa_trust: Vec<PathBuf>,
-    /// Certificate revocation lists (DER or PEM); may be repeated. With any, every
-    /// certificate of every path needs a current CRL of its issuer that does not list it.
-    #[arg(long, value_name = "FILE")]
-    pub crl: Vec<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -59,37 +44,15 @@ pub use crate::share::presented::{CopyStatus, FileReport, FileStatus};
 /// the registry), else 1. Fails (before
 /// reading any file) when no trust anchor is given or one cannot be loaded.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
-    let mut anchor_files = args.trust.clone();
-    if let Some(dir) = &args.keys {
-        anchor_files.push(dir.join(CA_CERT_FILE));
-        if dir.join(SM2_CA_CERT_FILE).exists() {
-            anchor_files.push(dir.join(SM2_CA_CERT_FILE));
-        }
-    }
     let mut registry = match &args.data {
-        Some(dir) => {
-            let dev_ca = dir.join("dev-keys").join(CA_CERT_FILE);
-            if dev_ca.exists() {
-                anchor_files.push(dev_ca);
-            }
-            let dev_sm2_ca = dir.join("dev-keys").join(SM2_CA_CERT_FILE);
-            if dev_sm2_ca.exists() {
-                anchor_files.push(dev_sm2_ca);
-            }
-            Some(Registry::open_with(dir, args.registry.as_deref())?)
-        }
+        Some(dir) => Some(Registry::open_with(dir, args.registry.as_deref())?),
         None => None,
     };
     let operator = crate::cmd::operator(args.operator.as_deref());
     let at = crate::clock::now()?;
-    if anchor_files.is_empty() {
+    let Some(trust) = args.trust.anchors(args.data.as_deref())? else {
         anyhow::bail!("no trust anchor: give --trust PEM or --keys DIR");
-    }
-    let trust = TrustAnchors::from_pem_files(&anchor_files)
-        .context("loading trust anchors")?
-        .with_tsa(TrustAnchors::from_pem_files(&args.tsa_trust).context("loading TSA roots")?)
-        .with_crls(&args.crl)
-        .context("loading CRLs")?;
+    };
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -102,6 +65,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
         if let Some(reg) = registry.as_mut() {
             let sha = crate::read::sha256_file(file).ok().map(|(sha, _)| sha);
             all_authentic &= registry_check(reg, &mut report, sha.as_deref(), &operator, at)?;
+            all_authentic &= check_log_signature(&mut report, &trust, now);
         }
         if args.json {
             writeln!(out, "{}", serde_json::to_string(&report)?)?;
@@ -135,7 +99,7 @@ pub fn verify_file(file: &Path, trust: &TrustAnchors, now: DateTime<Utc>) -> Fil
 
 fn text_line(report: &FileReport) -> String {
     let line = signature_line(report);
-    match &report.registry_status {
+    let line = match &report.registry_status {
         None => line,
         Some(FileStatus::Copy(c)) => format!(
             "{line}; registry: {} for use by {} ({}), valid until {}; licence {}",
@@ -146,6 +110,18 @@ fn text_line(report: &FileReport) -> String {
             crate::cmd::query::status_text(&c.licence)
         ),
         Some(FileStatus::Licence(s)) => licence_line(line, s),
+    };
+    match &report.log {
+        None => line,
+        Some(log) => match (log.tree_size, &log.checkpoint_signature) {
+            (Some(size), signature) => format!(
+                "{line}; log: leaf {} of checkpoint {size}, proof {}, checkpoint signature {}",
+                log.leaf_index,
+                if log.proof_verified { "verified" } else { "FAILS" },
+                signature.as_deref().unwrap_or("not checked")
+            ),
+            (None, _) => format!("{line}; log: leaf {}, not in a checkpoint yet", log.leaf_index),
+        },
     }
 }
 

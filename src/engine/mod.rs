@@ -10,8 +10,10 @@
 //! - [`dedupe`]: rows equal to an earlier row of the run.
 //! - [`run`]: the whole `run` job: everything checked before any effect, then the inputs
 //!   scheduled chunk by chunk ([`schedule`]) and committed ([`loader`]).
+//! - [`checkpoint`]: the signed transparency log checkpoint each run ends with.
 //! - [`shard`]: which rows one process of a `--shard K/N` run keeps.
 
+pub mod checkpoint;
 pub mod dedupe;
 mod loader;
 pub mod run;
@@ -19,6 +21,7 @@ mod schedule;
 pub mod shard;
 pub mod stream;
 
+pub use checkpoint::{CheckpointWritten, write_checkpoint};
 pub use dedupe::Dedupe;
 pub use run::{RunOptions, RunReport, RunResult};
 pub use schedule::production_pool;

@@ -175,7 +175,9 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         }
     };
     let development_key = development_keys.is_some();
-    let mut producer = Producer::with_renderer(renderer, Arc::new(signer), started).with_tsa(tsa);
+    let signer = Arc::new(signer);
+    let checkpoint_tsa = tsa.clone();
+    let mut producer = Producer::with_renderer(renderer, signer.clone(), started).with_tsa(tsa);
     if let Some(sealing) = sealing {
         producer = producer.with_ofd(sealing);
     }
@@ -281,6 +283,18 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         return Ok(RunResult::Interrupted { counts });
     }
     registry.finish_run(run_id, &counts, RunOutcome::Completed, operator, finished)?;
+    // The run ends with a signed tree head over everything it (and any shard) committed.
+    let written = super::write_checkpoint(&registry, &*signer, checkpoint_tsa.as_deref(), finished)
+        .with_context(|| {
+            format!(
+                "run {} completed and committed, but its transparency log checkpoint was not \
+                 written; `elicence log checkpoint` writes it",
+                run_id.0
+            )
+        })?;
+    if let super::CheckpointWritten::New(c) = &written {
+        eprintln!("transparency log: checkpoint of {} leaves, root {}", c.tree_size, c.root_hash);
+    }
     if let Some(f) = files {
         f.finish()?;
     }

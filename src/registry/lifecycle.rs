@@ -29,7 +29,7 @@
 //! under the registry's advisory lock, so concurrent processes commit one after another) decides the chunk again and refuses it
 //! with [`RegistryError::StaleDecision`] when anything changed meanwhile (another process
 //! loaded the same key), then inserts licences, versions, file references and audit entries and
-//! commits. Killed before the commit, a chunk leaves only orphan store files; a re-run decides it
+//! commits, with the chunk's transparency log leaves (`log::catch_up`). Killed before the commit, a chunk leaves only orphan store files; a re-run decides it
 //! again from the committed state and ends where an uninterrupted run would.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -489,6 +489,8 @@ pub(crate) fn commit_chunk(
         for (item, files) in items.iter().zip(&files) {
             results.push(apply(tx, run, item, files, operator, at)?);
         }
+        // The transparency log's leaves for this chunk's events, in the same transaction.
+        super::log::catch_up(tx)?;
         Ok(results)
     })
 }
@@ -751,6 +753,7 @@ pub(crate) fn revoke(
                 details: json!({ "via": "revoke" }),
             },
         )?;
+        super::log::catch_up(tx)?;
         Ok(())
     })
 }

@@ -44,7 +44,14 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
          result, note",
     ),
     ("copies", "id, identifier, department, reason, expires, sha256, created_at"),
+    ("log_meta", "log_id"),
+    ("log_leaves", "idx, audit_seq, identifier, event, leaf, leaf_hash"),
+    ("log_checkpoints", "tree_size, root_hash, at, body, signature"),
 ];
+
+/// Tables the target's own migrations fill (the log id a new registry draws): the source's rows
+/// replace them, so the copy keeps the source's transparency log identity.
+const REPLACED_TABLES: &[&str] = &["log_meta"];
 
 /// Tables whose `id` is generated (an identity column in PostgreSQL, to move past the copied
 /// ids).
@@ -74,6 +81,9 @@ pub(crate) fn copy_tables(src: &Db, dst: &Db) -> Result<Vec<(String, u64)>, Regi
         dst.write("copy registry", |dst| {
             let mut copied = Vec::new();
             for (table, columns) in TABLE_COLUMNS {
+                if REPLACED_TABLES.contains(table) {
+                    dst.execute("replace drawn rows", &format!("DELETE FROM {table}"), &[])?;
+                }
                 let width = columns.split(',').count();
                 let order = columns.split(',').next().unwrap_or("1");
                 let rows = src.query(
@@ -120,7 +130,7 @@ pub fn migrate(
 ) -> Result<MigrationReport, RegistryError> {
     let source = Registry::open_at(data_dir, from)?;
     let target = Registry::open_at(data_dir, to)?;
-    for (table, _) in TABLE_COLUMNS {
+    for (table, _) in TABLE_COLUMNS.iter().filter(|(t, _)| !REPLACED_TABLES.contains(t)) {
         let rows = table_rows(&target.db, table)?;
         if rows > 0 {
             return Err(RegistryError::TargetNotEmpty {

@@ -28,6 +28,7 @@ mod encode;
 mod error;
 mod lifecycle;
 mod location;
+mod log;
 mod migrate;
 mod schema;
 mod sharing;
@@ -50,6 +51,10 @@ pub use backup::{BackupManifest, ManifestFile};
 pub use error::{RegistryError, StaleDecision};
 pub use lifecycle::{Decision, DecisionInput, LoadItem, LoadResult, Refusal};
 pub use location::RegistryLocation;
+pub use log::{
+    CHECKPOINT_HEADER, Checkpoint, CheckpointError, InclusionProof, LOGGED_EVENTS, LogHead,
+    LogLeaf, LogProblem, LogReport,
+};
 pub use migrate::{MigrationReport, migrate as migrate_registry};
 pub use schema::SCHEMA_VERSION;
 pub use sharing::{
@@ -60,6 +65,7 @@ pub use store::{FileKind, FileState, Store, StoreEntry, StoreError, StoredFile, 
 
 use crate::identify::{IdError, LicenceId};
 use crate::licence::LicenceStatus;
+use crate::merkle;
 use db::{ColumnError, Db, Dialect, Val, vals};
 use encode::{
     get_date, get_hash16, get_opt_date, get_opt_time, get_time, get_u16, get_u64, time_text,
@@ -851,6 +857,49 @@ impl Registry {
 
     /// Recomputes the audit chain. Fails with [`RegistryError::AuditBroken`] naming the first
     /// bad entry (edited, deleted, inserted or reordered).
+    /// Brings the transparency log up to the audit trail (a registry made before the log gets
+    /// its history as leaves) and returns the head a checkpoint would sign now.
+    pub fn log_head(&self) -> Result<LogHead, RegistryError> {
+        self.db.write("transparency log head", |tx| {
+            log::catch_up(tx)?;
+            log::head(tx)
+        })
+    }
+
+    /// Stores a signed checkpoint made from [`Registry::log_head`]; `false` when one of that
+    /// size is stored already (the earlier one stays).
+    pub fn log_record_checkpoint(&self, checkpoint: &Checkpoint) -> Result<bool, RegistryError> {
+        self.db.write("store log checkpoint", |tx| log::record_checkpoint(tx, checkpoint))
+    }
+
+    /// Every stored checkpoint, smallest tree first.
+    pub fn log_checkpoints(&self) -> Result<Vec<Checkpoint>, RegistryError> {
+        self.db.snapshot("read log checkpoints", log::checkpoints)
+    }
+
+    /// The leaves of `identifier` and, when a checkpoint exists, the inclusion proof of each
+    /// leaf it covers.
+    pub fn log_proofs(
+        &self,
+        identifier: &str,
+    ) -> Result<(Vec<LogLeaf>, Option<Vec<InclusionProof>>), RegistryError> {
+        self.db.snapshot("transparency log proof", |db| log::proofs(db, identifier))
+    }
+
+    /// A consistency proof from a tree of `old_size` leaves to the current tree: the current
+    /// size, root and proof; `None` when `old_size` exceeds the log.
+    pub fn log_consistency(
+        &self,
+        old_size: u64,
+    ) -> Result<Option<(u64, merkle::Hash, Vec<merkle::Hash>)>, RegistryError> {
+        self.db.snapshot("transparency log consistency", |db| log::consistency(db, old_size))
+    }
+
+    /// Recomputes the log and checks it against the registry and each `published` checkpoint.
+    pub fn log_verify(&self, published: &[Checkpoint]) -> Result<LogReport, RegistryError> {
+        self.db.snapshot("verify transparency log", |db| log::verify(db, published))
+    }
+
     pub fn audit_verify(&self) -> Result<AuditReport, RegistryError> {
         audit::verify(&self.db)
     }

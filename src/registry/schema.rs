@@ -51,7 +51,7 @@ impl Migration {
 }
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -533,6 +533,72 @@ BEGIN SELECT RAISE(ABORT, 'stored files are never forgotten'); END;
 ALTER TABLE files DROP CONSTRAINT files_kind_check;
 ALTER TABLE files ADD CONSTRAINT files_kind_check
     CHECK (kind IN ('pdf', 'xml', 'archive', 'ofd'));
+"#,
+    },
+    Migration {
+        version: 6,
+        name: "transparency log: leaves (one per issued, changed, revoked version) and signed checkpoints",
+        sqlite: r#"
+CREATE TABLE log_meta (
+    log_id TEXT NOT NULL
+) STRICT;
+INSERT INTO log_meta (log_id) VALUES (lower(hex(randomblob(16))));
+CREATE TABLE log_leaves (
+    idx        INTEGER PRIMARY KEY CHECK (idx >= 0),
+    audit_seq  INTEGER NOT NULL UNIQUE,
+    identifier TEXT NOT NULL,
+    event      TEXT NOT NULL CHECK (event IN ('issued', 'changed', 'revoked')),
+    leaf       TEXT NOT NULL,
+    leaf_hash  TEXT NOT NULL CHECK (length(leaf_hash) = 64),
+    UNIQUE (identifier, event)
+) STRICT;
+CREATE TABLE log_checkpoints (
+    tree_size  INTEGER PRIMARY KEY CHECK (tree_size >= 0),
+    root_hash  TEXT NOT NULL CHECK (length(root_hash) = 64),
+    at         TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    signature  TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER log_leaves_no_update BEFORE UPDATE ON log_leaves
+BEGIN SELECT RAISE(ABORT, 'log_leaves is append-only'); END;
+CREATE TRIGGER log_leaves_no_delete BEFORE DELETE ON log_leaves
+BEGIN SELECT RAISE(ABORT, 'log_leaves is append-only'); END;
+CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints
+BEGIN SELECT RAISE(ABORT, 'log_checkpoints is append-only'); END;
+CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints
+BEGIN SELECT RAISE(ABORT, 'log_checkpoints is append-only'); END;
+"#,
+        postgres: r#"
+CREATE TABLE log_meta (
+    log_id TEXT COLLATE "C" NOT NULL
+);
+INSERT INTO log_meta (log_id) VALUES (md5(random()::text || clock_timestamp()::text));
+CREATE TABLE log_leaves (
+    idx        BIGINT PRIMARY KEY CHECK (idx >= 0),
+    audit_seq  BIGINT NOT NULL UNIQUE,
+    identifier TEXT COLLATE "C" NOT NULL,
+    event      TEXT COLLATE "C" NOT NULL CHECK (event IN ('issued', 'changed', 'revoked')),
+    leaf       TEXT COLLATE "C" NOT NULL,
+    leaf_hash  TEXT COLLATE "C" NOT NULL CHECK (length(leaf_hash) = 64),
+    UNIQUE (identifier, event)
+);
+CREATE TABLE log_checkpoints (
+    tree_size  BIGINT PRIMARY KEY CHECK (tree_size >= 0),
+    root_hash  TEXT COLLATE "C" NOT NULL CHECK (length(root_hash) = 64),
+    at         TEXT COLLATE "C" NOT NULL,
+    body       TEXT COLLATE "C" NOT NULL,
+    signature  TEXT COLLATE "C" NOT NULL
+);
+CREATE TRIGGER log_leaves_no_update BEFORE UPDATE ON log_leaves
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('log_leaves is append-only');
+CREATE TRIGGER log_leaves_no_delete BEFORE DELETE ON log_leaves
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('log_leaves is append-only');
+CREATE TRIGGER log_leaves_no_truncate BEFORE TRUNCATE ON log_leaves
+    FOR EACH STATEMENT EXECUTE FUNCTION elicence_refuse('log_leaves is append-only');
+CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('log_checkpoints is append-only');
+CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('log_checkpoints is append-only');
 "#,
     },
 ];

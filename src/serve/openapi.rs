@@ -67,7 +67,7 @@ pub fn document() -> Value {
                     "required": ["file", "kind", "status"],
                     "properties": {
                         "file": {"type": "string"},
-                        "kind": {"type": "string", "enum": ["pdf", "xml"]},
+                        "kind": {"type": "string", "enum": ["pdf", "xml", "ofd"]},
                         "status": {"type": "string", "enum": ["authentic", "tampered", "untrusted", "not-signed"]},
                         "reason": {"type": "string"}, "subject": {"type": "string"},
                         "signer": {"type": "string"},
@@ -75,7 +75,21 @@ pub fn document() -> Value {
                         "signing_time_source": {"type": "string", "enum": ["timestamp", "claimed"]},
                         "signed_digest": {"type": "string"}, "detail": {"type": "string"},
                         "registry_status": {"$ref": "#/components/schemas/RegistryStatus"},
-                        "identifier": {"type": "string"}
+                        "identifier": {"type": "string"},
+                        "log": {
+                            "type": "object",
+                            "required": ["leaf_index", "event", "proof_verified"],
+                            "properties": {
+                                "leaf_index": {"type": "integer", "minimum": 0},
+                                "event": {"type": "string", "enum": ["issued", "changed"]},
+                                "tree_size": {"type": "integer", "minimum": 1},
+                                "root_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                                "checkpoint_time": {"type": "string", "format": "date-time"},
+                                "proof_verified": {"type": "boolean"},
+                                "checkpoint_signature": {"type": "string"},
+                                "detail": {"type": "string"}
+                            }
+                        }
                     }
                 },
                 "QueryAnswer": {

@@ -19,7 +19,7 @@ use super::problem::Problem;
 use super::routes::{body, with_registry};
 use crate::identify::LicenceId;
 use crate::registry::sha256_hex;
-use crate::share::presented::{FileReport, registry_check};
+use crate::share::presented::{FileReport, check_log_signature, registry_check};
 use crate::share::public::{PublicLicence, PublicStatus, public_view};
 use crate::verify::presented::verify_bytes;
 
@@ -56,6 +56,7 @@ pub async fn verify(
         let at = crate::clock::now().map_err(|e| Problem::internal(&e))?;
         let mut report = FileReport::new("upload".into(), verify_bytes(&bytes, &state.trust, at));
         registry_check(r, &mut report, Some(&sha256_hex(&bytes)), "public", at)?;
+        check_log_signature(&mut report, &state.trust, at);
         Ok(report)
     })
     .await;

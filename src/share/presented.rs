@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::registry::{AuditEntry, Registry, RegistryError, RegistryStatus};
 use crate::verify::presented::Verdict;
-use crate::verify::{SignatureStatus, TimeSource, TimestampReport};
+use crate::verify::{SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_detached};
 
 /// One file's verdict as `elicence verify --json` prints it.
 #[derive(Debug, Serialize)]
@@ -46,6 +46,36 @@ pub struct FileReport {
     /// The identifier the registry holds this file under.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identifier: Option<String>,
+    /// Where the transparency log holds this file's version (with `--data`, for an original).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogInclusion>,
+}
+
+/// The transparency log leaf that records a presented original, and its inclusion proof in the
+/// newest checkpoint, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogInclusion {
+    pub leaf_index: u64,
+    /// `issued` or `changed`.
+    pub event: String,
+    /// The checkpoint the proof is relative to (absent: no checkpoint covers the leaf yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_time: Option<String>,
+    /// The inclusion proof verifies against the checkpoint's root.
+    pub proof_verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The checkpoint's signature checked against the verifier's trust anchors (`authentic`,
+    /// `untrusted`, …), when the caller checked it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_signature: Option<String>,
+    /// The checkpoint itself, for a caller that checks its signature (not printed).
+    #[serde(skip)]
+    pub checkpoint: Option<crate::registry::Checkpoint>,
 }
 
 impl FileReport {
@@ -65,6 +95,7 @@ impl FileReport {
             seal_id: v.seal_id,
             registry_status: None,
             identifier: None,
+            log: None,
         }
     }
 }
@@ -157,7 +188,76 @@ pub fn registry_check(
             "registry_status": &status,
         }),
     })?;
+    let mut log_ok = true;
+    if let (FileStatus::Licence(s), Some(id), Some(sha)) = (&status, &identifier, sha256)
+        && *s != RegistryStatus::Unknown
+    {
+        let inclusion = log_inclusion(reg, id, sha)?;
+        log_ok = inclusion.as_ref().is_none_or(|l| l.proof_verified || l.tree_size.is_none());
+        report.log = inclusion;
+    }
     report.registry_status = Some(status);
     report.identifier = identifier;
-    Ok(current)
+    Ok(current && log_ok)
+}
+
+/// The log leaf of version `identifier` whose files include `sha256`, and its checked inclusion
+/// proof. `None` when the version has no such leaf (a registry older than its log, until the
+/// next checkpoint brings the log up to date).
+fn log_inclusion(
+    reg: &Registry,
+    identifier: &str,
+    sha256: &str,
+) -> Result<Option<LogInclusion>, RegistryError> {
+    let (leaves, proofs) = reg.log_proofs(identifier)?;
+    let Some(leaf) = leaves
+        .into_iter()
+        .find(|l| l.event != "revoked" && l.files().iter().any(|(_, h)| h == sha256))
+    else {
+        return Ok(None);
+    };
+    let proof = proofs.unwrap_or_default().into_iter().find(|p| p.leaf.index == leaf.index);
+    let Some(proof) = proof else {
+        return Ok(Some(LogInclusion {
+            leaf_index: leaf.index,
+            event: leaf.event,
+            tree_size: None,
+            root_hash: None,
+            checkpoint_time: None,
+            proof_verified: false,
+            detail: Some("no checkpoint covers this leaf yet".to_owned()),
+            checkpoint_signature: None,
+            checkpoint: None,
+        }));
+    };
+    let verified = proof.verify();
+    Ok(Some(LogInclusion {
+        leaf_index: leaf.index,
+        event: leaf.event,
+        tree_size: Some(proof.tree_size),
+        root_hash: Some(proof.checkpoint.root_hash.clone()),
+        checkpoint_time: Some(proof.checkpoint.time.clone()),
+        proof_verified: verified.is_ok(),
+        detail: verified.err().map(|e| e.to_string()),
+        checkpoint_signature: None,
+        checkpoint: Some(proof.checkpoint),
+    }))
+}
+
+/// Checks the signature of the checkpoint that `report`'s log inclusion is relative to against
+/// `trust` at `now` and records the verdict; returns false only when there is a checkpoint and
+/// its signature is not authentic.
+pub fn check_log_signature(
+    report: &mut FileReport,
+    trust: &TrustAnchors,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(log) = report.log.as_mut() else { return true };
+    let Some(checkpoint) = &log.checkpoint else { return true };
+    let status = match checkpoint.signature_der() {
+        Ok(der) => verify_detached(&der, checkpoint.body.as_bytes(), trust, now).0,
+        Err(e) => crate::verify::tampered(e.reason),
+    };
+    log.checkpoint_signature = Some(status.label().to_owned());
+    status.is_authentic()
 }

@@ -8,6 +8,7 @@
 //! [`TrustAnchors`] loaded from PEM files by OpenSSL ([`path`], RFC 5280 §6) at the
 //! validation time: now, never the time the signer claims (no revocation yet).
 
+pub mod cms;
 pub mod ofd;
 pub mod path;
 pub mod pdf;
@@ -22,6 +23,7 @@ use der::Encode;
 use serde::{Deserialize, Serialize};
 use x509_cert::Certificate;
 
+pub use cms::{CmsFindings, verify_detached};
 pub use ofd::{OfdVerification, verify_ofd_at};
 pub use path::{PathError, validate_signer};
 pub use pdf::{PdfVerification, verify_pdf, verify_pdf_at};

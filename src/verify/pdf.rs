@@ -9,22 +9,18 @@
 //! never parsed as a whole or inflated (see [`verify_pdf`]): verification is bounded.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use der::Encode;
 use der::asn1::OctetString;
-use der::{Decode, Encode, SliceReader};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
-use super::timestamp::{TimestampReport, signature_timestamp};
-use super::{
-    SignatureStatus, TimeSource, TrustAnchors, subject_label, tampered, validate_signer, verify_rsa,
-};
-use crate::sign::signed_data::{
-    OID_DATA, OID_SHA256, OID_SIGNED_DATA, OID_SIGNING_CERTIFICATE_V2, SigningCertificateV2,
-};
+use super::cms::{CmsFindings, check_detached};
+use super::timestamp::TimestampReport;
+use super::{SignatureStatus, TimeSource, TrustAnchors, tampered, verify_rsa};
+use crate::sign::signed_data::{OID_SHA256, OID_SIGNING_CERTIFICATE_V2, SigningCertificateV2};
 
 /// OID id-messageDigest (RFC 5652 §11.2).
 const OID_MESSAGE_DIGEST: der::oid::ObjectIdentifier =
@@ -319,44 +315,19 @@ fn check(
     let digest = hasher.finalize();
     result.signed_digest = Some(hex::encode(digest));
 
-    // /Contents is zero-padded after the DER ContentInfo: read one value, ignore the rest.
-    let mut reader = SliceReader::new(&cms_bytes).map_err(|e| tampered(format!("CMS: {e}")))?;
-    let content_info = ContentInfo::decode(&mut reader)
-        .map_err(|e| tampered(format!("CMS ContentInfo cannot be parsed: {e}")))?;
-    if content_info.content_type != OID_SIGNED_DATA {
-        return Err(tampered("CMS is not SignedData"));
+    // /Contents is zero-padded after the DER ContentInfo: the CMS check reads one value.
+    let mut found = CmsFindings::default();
+    let checked = check_detached(&cms_bytes, &digest, trust, now, &mut found);
+    result.signer = found.signer;
+    result.signing_time = found.signing_time.or(result.signing_time);
+    if found.signing_time_source.is_some() {
+        result.signing_time_source = found.signing_time_source;
     }
-    let signed_data: SignedData = content_info
-        .content
-        .decode_as()
-        .map_err(|e| tampered(format!("CMS SignedData cannot be parsed: {e}")))?;
-    let certificates = carried_certificates(&signed_data);
-    let signer_info = match signed_data.signer_infos.0.as_slice() {
-        [one] => one,
-        other => return Err(tampered(format!("{} SignerInfos, expected 1", other.len()))),
-    };
-    let signer_cert = find_signer_certificate(signer_info, &certificates)
-        .ok_or_else(|| tampered("signer certificate is not in the CMS"))?;
-    result.signer = Some(subject_label(signer_cert));
-
-    check_signer_info(signer_info, signer_cert, &digest, OID_DATA)?;
-
-    // The path is validated at a trusted timestamp's time when there is one, else now
-    // (never `/M`).
-    let mut at = now;
-    if let Some(stamp) = signature_timestamp(signer_info, trust, now)? {
-        if stamp.trusted {
-            at = stamp.time;
-            result.signing_time = Some(stamp.time);
-            result.signing_time_source = Some(TimeSource::Timestamp);
-        }
-        result.timestamp = Some(stamp);
+    result.timestamp = found.timestamp;
+    if found.detail.is_some() {
+        result.detail = found.detail;
     }
-    if let Err(why) = validate_signer(signer_cert, &certificates, trust, at) {
-        result.detail = Some(why.to_string());
-        return Err(SignatureStatus::Untrusted { subject: subject_label(signer_cert) });
-    }
-    Ok(())
+    checked
 }
 
 /// The certificates a CMS SignedData carries.

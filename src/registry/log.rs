@@ -1,0 +1,745 @@
+//! The transparency log (RFC 6962 hashing, RFC 9162 proofs, [`crate::merkle`]): one leaf per
+//! issued, changed and revoked version, and signed checkpoints (tree heads) that anyone can
+//! mirror and later hold the registry to.
+//!
+//! # Leaves
+//! Leaf `i` is the canonical JSON (keys sorted, no whitespace; [`canonical_json`]) of
+//! `{audit_seq, event, files, identifier, time, version}`: the audit entry that recorded the
+//! event, `issued`/`changed`/`revoked`, the SHA-256 of each artefact file of the version by kind,
+//! the GB/T 36904 identifier, the time as the audit trail stores it, and the version number. Its
+//! hash is `SHA-256(0x00 ‖ leaf)`.
+//!
+//! Leaves follow the audit trail: [`catch_up`] appends, in audit order, a leaf for every
+//! lifecycle entry after the newest leaf's. It runs inside the same write transaction as the
+//! chunk commit or revocation that wrote the entries (so a killed process leaves neither a
+//! version without its leaf nor a leaf without its version), and before every checkpoint (so a
+//! registry made before the log existed gets its history as leaves the first time). Indices are
+//! dense because appends happen under the registry's writer lock; `UNIQUE (identifier, event)`
+//! and `UNIQUE (audit_seq)` make a second leaf for the same event impossible.
+//!
+//! # Checkpoints
+//! A checkpoint is the text [`Checkpoint::body`] (log id, tree size, root hash, time, the audit
+//! chain's head) and a detached CMS signature over it made by the caller (`engine::checkpoint`
+//! signs with the run's key and, when a TSA is configured, timestamps the signature). The body
+//! is what is signed; the other fields of [`Checkpoint`] repeat it for readers and are checked
+//! against it when a file is read ([`Checkpoint::from_json`]).
+
+use std::fmt;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::RegistryError;
+use super::audit::{action, canonical_json};
+use super::db::{Db, Val, vals};
+use crate::merkle::{self, Hash};
+
+/// Audit actions that append a leaf.
+pub const LOGGED_EVENTS: [&str; 3] = [action::ISSUED, action::CHANGED, action::REVOKED];
+
+/// The first line of every checkpoint body (names the format and its version).
+pub const CHECKPOINT_HEADER: &str = "elicence transparency log checkpoint v1";
+
+/// Rows of one multi-row leaf insert (6 parameters each).
+const INSERT_BATCH: usize = 64;
+
+/// One leaf as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLeaf {
+    pub index: u64,
+    pub audit_seq: u64,
+    pub identifier: String,
+    pub event: String,
+    /// The leaf's bytes (canonical JSON text).
+    pub leaf: String,
+    /// `SHA-256(0x00 ‖ leaf)`, hex.
+    pub leaf_hash: String,
+}
+
+impl LogLeaf {
+    /// The leaf's `files` object: artefact kind → SHA-256 (hex).
+    pub fn files(&self) -> Vec<(String, String)> {
+        let value: Value = serde_json::from_str(&self.leaf).unwrap_or(Value::Null);
+        value
+            .get("files")
+            .and_then(Value::as_object)
+            .map(|files| {
+                files
+                    .iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A signed tree head, as stored and as published (`checkpoints/<tree_size>.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub log_id: String,
+    pub tree_size: u64,
+    /// Root hash, hex.
+    pub root_hash: String,
+    /// When it was made (RFC 3339 UTC).
+    pub time: String,
+    /// The audit chain's head when it was made: sequence number and hash.
+    pub audit_seq: u64,
+    pub audit_head: String,
+    /// The signed text: [`Checkpoint::body_of`] of the fields above.
+    pub body: String,
+    /// Detached CMS SignedData over `body` (DER, base64).
+    pub signature: String,
+}
+
+/// What is wrong with a checkpoint file or row.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("checkpoint: {reason}")]
+pub struct CheckpointError {
+    pub reason: String,
+}
+
+/// The state a checkpoint is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHead {
+    pub log_id: String,
+    pub tree_size: u64,
+    pub root_hash: Hash,
+    pub audit_seq: u64,
+    pub audit_head: String,
+}
+
+impl Checkpoint {
+    /// The signed text for these fields: one `name value` per line after the header, `\n` line
+    /// ends, a final `\n`.
+    pub fn body_of(head: &LogHead, time: &str) -> String {
+        format!(
+            "{CHECKPOINT_HEADER}\nlog_id {}\ntree_size {}\nroot_hash {}\ntime {time}\naudit_seq {}\naudit_head {}\n",
+            head.log_id,
+            head.tree_size,
+            hex::encode(head.root_hash),
+            head.audit_seq,
+            head.audit_head
+        )
+    }
+
+    /// A checkpoint of `head` at `time` with its `signature` (DER CMS over the body).
+    pub fn new(head: &LogHead, time: &str, signature: &[u8]) -> Checkpoint {
+        Checkpoint {
+            log_id: head.log_id.clone(),
+            tree_size: head.tree_size,
+            root_hash: hex::encode(head.root_hash),
+            time: time.to_owned(),
+            audit_seq: head.audit_seq,
+            audit_head: head.audit_head.clone(),
+            body: Checkpoint::body_of(head, time),
+            signature: base64::engine::general_purpose::STANDARD.encode(signature),
+        }
+    }
+
+    /// Reads a published checkpoint file and checks that its fields are those of its body.
+    pub fn from_json(text: &str) -> Result<Checkpoint, CheckpointError> {
+        let checkpoint: Checkpoint = serde_json::from_str(text)
+            .map_err(|e| CheckpointError { reason: format!("not a checkpoint file: {e}") })?;
+        checkpoint.check_body()?;
+        Ok(checkpoint)
+    }
+
+    /// The root hash as bytes.
+    pub fn root(&self) -> Result<Hash, CheckpointError> {
+        decode_hash(&self.root_hash).ok_or_else(|| CheckpointError {
+            reason: format!("bad root_hash {:?}", self.root_hash),
+        })
+    }
+
+    /// The signature's DER bytes.
+    pub fn signature_der(&self) -> Result<Vec<u8>, CheckpointError> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.signature)
+            .map_err(|e| CheckpointError { reason: format!("signature is not base64: {e}") })
+    }
+
+    /// The body must be exactly what the other fields say (the signature covers the body only).
+    pub fn check_body(&self) -> Result<(), CheckpointError> {
+        let head = LogHead {
+            log_id: self.log_id.clone(),
+            tree_size: self.tree_size,
+            root_hash: self.root()?,
+            audit_seq: self.audit_seq,
+            audit_head: self.audit_head.clone(),
+        };
+        if Checkpoint::body_of(&head, &self.time) != self.body {
+            return Err(CheckpointError {
+                reason: format!(
+                    "size {}: the fields do not match the signed body (edited file?)",
+                    self.tree_size
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One inclusion proof of a leaf in a checkpoint's tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InclusionProof {
+    pub leaf: LogLeaf,
+    pub tree_size: u64,
+    /// Audit path, hex, leaf level first (RFC 9162 §2.1.3).
+    pub audit_path: Vec<String>,
+    pub checkpoint: Checkpoint,
+}
+
+impl InclusionProof {
+    /// Checks the proof: the leaf's hash is `SHA-256(0x00 ‖ leaf)` and the path leads to the
+    /// checkpoint's root (RFC 9162 §2.1.3.2).
+    pub fn verify(&self) -> Result<(), CheckpointError> {
+        let fail = |reason: String| CheckpointError { reason };
+        let leaf_hash = merkle::leaf_hash(self.leaf.leaf.as_bytes());
+        if hex::encode(leaf_hash) != self.leaf.leaf_hash {
+            return Err(fail(format!(
+                "leaf {}: stored hash is not its bytes' hash",
+                self.leaf.index
+            )));
+        }
+        let path: Option<Vec<Hash>> = self.audit_path.iter().map(|h| decode_hash(h)).collect();
+        let path = path.ok_or_else(|| fail("audit path is not hex hashes".to_owned()))?;
+        let root = self.checkpoint.root()?;
+        if merkle::verify_inclusion(&leaf_hash, self.leaf.index, self.tree_size, &path, &root) {
+            Ok(())
+        } else {
+            Err(fail(format!(
+                "leaf {} is not in the tree of checkpoint {}",
+                self.leaf.index, self.tree_size
+            )))
+        }
+    }
+}
+
+/// What recomputing the log found wrong, by leaf index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum LogProblem {
+    /// Indices are not 0, 1, 2, …: a leaf was deleted (or inserted) at `index`.
+    Gap { index: u64, found: u64 },
+    /// The stored hash is not the hash of the stored leaf bytes.
+    HashMismatch { index: u64 },
+    /// The leaf says something the registry's own records do not (edited leaf or version).
+    Content { index: u64, identifier: String, detail: String },
+    /// A lifecycle audit entry has no leaf, or a leaf points at the wrong audit entry
+    /// (a reordered or removed leaf).
+    Order { index: u64, detail: String },
+    /// A checkpoint's root is not the root of the first `tree_size` leaves: some leaf at index
+    /// `rewritten_from` or later was rewritten (the bound comes from the largest stored
+    /// checkpoint that still matches).
+    CheckpointRoot { tree_size: u64, rewritten_from: u64 },
+    /// A checkpoint names more leaves than the log has (leaves were removed from the end).
+    CheckpointBeyondLog { tree_size: u64, log_size: u64 },
+    /// A checkpoint's fields do not match its signed body, or the log id is another log's.
+    CheckpointFile { tree_size: u64, detail: String },
+}
+
+impl fmt::Display for LogProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogProblem::Gap { index, found } => {
+                write!(f, "leaf {index}: missing (next stored leaf is {found})")
+            }
+            LogProblem::HashMismatch { index } => {
+                write!(f, "leaf {index}: stored hash is not the hash of its bytes (edited)")
+            }
+            LogProblem::Content { index, identifier, detail } => {
+                write!(f, "leaf {index} ({identifier}): {detail}")
+            }
+            LogProblem::Order { index, detail } => write!(f, "leaf {index}: {detail}"),
+            LogProblem::CheckpointRoot { tree_size, rewritten_from } => write!(
+                f,
+                "checkpoint {tree_size}: not consistent with the log; a leaf in \
+                 {rewritten_from}..{tree_size} was rewritten, removed or reordered"
+            ),
+            LogProblem::CheckpointBeyondLog { tree_size, log_size } => write!(
+                f,
+                "checkpoint {tree_size}: the log has only {log_size} leaves (leaves removed)"
+            ),
+            LogProblem::CheckpointFile { tree_size, detail } => {
+                write!(f, "checkpoint {tree_size}: {detail}")
+            }
+        }
+    }
+}
+
+pub(crate) fn decode_hash(text: &str) -> Option<Hash> {
+    let bytes = hex::decode(text).ok()?;
+    bytes.try_into().ok()
+}
+
+/// The log's id (drawn when the log table was created; kept by `migrate` and `backup`).
+pub(crate) fn log_id(db: &Db) -> Result<String, RegistryError> {
+    db.query_one("read log id", "SELECT log_id FROM log_meta", &[], |r| r.get(0))
+}
+
+/// Appends a leaf for every lifecycle audit entry after the newest leaf's, in audit order (see
+/// the module docs). Call inside the write transaction that wrote the entries. Returns the
+/// number of leaves appended.
+pub(crate) fn catch_up(db: &Db) -> Result<u64, RegistryError> {
+    let newest: Option<(i64, i64)> = db.query_opt(
+        "read newest log leaf",
+        "SELECT idx, audit_seq FROM log_leaves ORDER BY idx DESC LIMIT 1",
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (mut next, after) = newest.map_or((0, 0), |(idx, seq)| (idx + 1, seq));
+    let entries = lifecycle_entries(db, after)?;
+    let appended = entries.len() as u64;
+    let mut rows: Vec<Val> = Vec::with_capacity(entries.len().min(INSERT_BATCH) * 6);
+    let flush = |rows: &mut Vec<Val>| -> Result<(), RegistryError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let n = rows.len() / 6;
+        let values: Vec<String> = (0..n)
+            .map(|i| {
+                let p = |k: usize| format!("?{}", 6 * i + k);
+                format!("({}, {}, {}, {}, {}, {})", p(1), p(2), p(3), p(4), p(5), p(6))
+            })
+            .collect();
+        db.execute(
+            "append log leaves",
+            &format!(
+                "INSERT INTO log_leaves (idx, audit_seq, identifier, event, leaf, leaf_hash)
+                 VALUES {}",
+                values.join(", ")
+            ),
+            rows,
+        )?;
+        rows.clear();
+        Ok(())
+    };
+    for (seq, at, event, identifier, details) in entries {
+        let leaf = leaf_bytes(db, seq, &at, &event, &identifier, &details)?;
+        let hash = hex::encode(merkle::leaf_hash(leaf.as_bytes()));
+        rows.extend([
+            Val::Int(next),
+            Val::Int(seq),
+            Val::Text(identifier),
+            Val::Text(event),
+            Val::Text(leaf),
+            Val::Text(hash),
+        ]);
+        next += 1;
+        if rows.len() >= INSERT_BATCH * 6 {
+            flush(&mut rows)?;
+        }
+    }
+    flush(&mut rows)?;
+    Ok(appended)
+}
+
+/// `(seq, at, action, subject, details)` of one audit entry.
+type LifecycleEntry = (i64, String, String, String, String);
+
+/// The lifecycle (issued, changed, revoked) audit entries after sequence number `after`, in order.
+fn lifecycle_entries(db: &Db, after: i64) -> Result<Vec<LifecycleEntry>, RegistryError> {
+    db.query(
+        "read lifecycle audit entries",
+        "SELECT seq, at, action, subject, details FROM audit_log
+         WHERE seq > ?1 AND action IN ('issued', 'changed', 'revoked')
+         ORDER BY seq",
+        &vals![after],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )
+}
+
+/// The canonical leaf of one lifecycle audit entry. Issued and changed entries carry the
+/// version and its files in their details; a revocation's are read from the version.
+fn leaf_bytes(
+    db: &Db,
+    seq: i64,
+    at: &str,
+    event: &str,
+    identifier: &str,
+    details: &str,
+) -> Result<String, RegistryError> {
+    let inconsistent = |what: String| RegistryError::Inconsistent {
+        path: db.location().to_path_buf(),
+        what: format!("audit entry {seq} ({event} {identifier}): {what}"),
+    };
+    let details: Value =
+        serde_json::from_str(details).map_err(|e| inconsistent(format!("details: {e}")))?;
+    let (version, files) = match (details.get("version"), details.get("files")) {
+        (Some(version), Some(Value::Object(files))) if event != action::REVOKED => {
+            (version.clone(), Value::Object(files.clone()))
+        }
+        _ => version_files(db, identifier)?,
+    };
+    let leaf = json!({
+        "audit_seq": seq,
+        "event": event,
+        "files": files,
+        "identifier": identifier,
+        "time": at,
+        "version": version,
+    });
+    let mut out = String::new();
+    canonical_json(&leaf, &mut out);
+    Ok(out)
+}
+
+/// The version number and `{kind: sha256}` of the version `identifier`, from the registry.
+fn version_files(db: &Db, identifier: &str) -> Result<(Value, Value), RegistryError> {
+    let rows = db.query(
+        "read version files",
+        "SELECT v.version, vf.kind, vf.sha256
+         FROM versions v LEFT JOIN version_files vf ON vf.version_id = v.id
+         WHERE v.identifier = ?1",
+        &vals![identifier],
+        |r| Ok((r.get::<i64>(0)?, r.get::<Option<String>>(1)?, r.get::<Option<String>>(2)?)),
+    )?;
+    let Some((version, _, _)) = rows.first() else {
+        return Err(RegistryError::UnknownIdentifier { identifier: identifier.to_owned() });
+    };
+    let files: Map<String, Value> = rows
+        .iter()
+        .filter_map(|(_, kind, sha)| Some((kind.clone()?, Value::String(sha.clone()?))))
+        .collect();
+    Ok((json!(version), Value::Object(files)))
+}
+
+fn leaf_from_row(r: &super::db::Row) -> Result<LogLeaf, super::db::ColumnError> {
+    Ok(LogLeaf {
+        index: super::encode::get_u64(r, 0)?,
+        audit_seq: super::encode::get_u64(r, 1)?,
+        identifier: r.get(2)?,
+        event: r.get(3)?,
+        leaf: r.get(4)?,
+        leaf_hash: r.get(5)?,
+    })
+}
+
+const LEAF_COLUMNS: &str = "idx, audit_seq, identifier, event, leaf, leaf_hash";
+
+/// Every leaf in index order.
+pub(crate) fn leaves(db: &Db) -> Result<Vec<LogLeaf>, RegistryError> {
+    db.query(
+        "read log leaves",
+        &format!("SELECT {LEAF_COLUMNS} FROM log_leaves ORDER BY idx"),
+        &[],
+        leaf_from_row,
+    )
+}
+
+/// The leaves of one identifier (its issue or change, and its revocation), in index order.
+pub(crate) fn leaves_of(db: &Db, identifier: &str) -> Result<Vec<LogLeaf>, RegistryError> {
+    db.query(
+        "read log leaves of licence",
+        &format!("SELECT {LEAF_COLUMNS} FROM log_leaves WHERE identifier = ?1 ORDER BY idx"),
+        &vals![identifier],
+        leaf_from_row,
+    )
+}
+
+/// The stored leaf hashes of the first `size` leaves (all when `None`), checking that indices
+/// are dense and that each hash is its leaf's; for making trees and proofs.
+pub(crate) fn leaf_hashes(db: &Db, size: Option<u64>) -> Result<Vec<Hash>, RegistryError> {
+    let limit = size.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let rows = db.query(
+        "read log leaf hashes",
+        "SELECT idx, leaf_hash FROM log_leaves WHERE idx < ?1 ORDER BY idx",
+        &vals![limit],
+        |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
+    )?;
+    let mut hashes = Vec::with_capacity(rows.len());
+    for (i, (idx, hash)) in rows.into_iter().enumerate() {
+        let hash = decode_hash(&hash).filter(|_| idx == i as i64).ok_or_else(|| {
+            RegistryError::Inconsistent {
+                path: db.location().to_path_buf(),
+                what: format!(
+                    "transparency log leaf {i} is missing or damaged; run `elicence log verify`"
+                ),
+            }
+        })?;
+        hashes.push(hash);
+    }
+    Ok(hashes)
+}
+
+/// The head a checkpoint would sign now: the caller holds a snapshot or write transaction.
+pub(crate) fn head(db: &Db) -> Result<LogHead, RegistryError> {
+    let hashes = leaf_hashes(db, None)?;
+    let audit: Option<(i64, String)> = db.query_opt(
+        "read audit head",
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (audit_seq, audit_head) = audit.unwrap_or((0, super::audit::GENESIS_HASH.to_owned()));
+    Ok(LogHead {
+        log_id: log_id(db)?,
+        tree_size: hashes.len() as u64,
+        root_hash: merkle::root(&hashes),
+        audit_seq: u64::try_from(audit_seq).unwrap_or(0),
+        audit_head,
+    })
+}
+
+fn checkpoint_from_row(r: &super::db::Row) -> Result<Checkpoint, super::db::ColumnError> {
+    let tree_size = super::encode::get_u64(r, 0)?;
+    let body: String = r.get(3)?;
+    let field = |name: &str| {
+        body.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).map(str::to_owned)
+    };
+    Ok(Checkpoint {
+        log_id: field("log_id").unwrap_or_default(),
+        tree_size,
+        root_hash: r.get(1)?,
+        time: r.get(2)?,
+        audit_seq: field("audit_seq").and_then(|s| s.parse().ok()).unwrap_or(0),
+        audit_head: field("audit_head").unwrap_or_default(),
+        body,
+        signature: r.get(4)?,
+    })
+}
+
+/// Every stored checkpoint, smallest tree first.
+pub(crate) fn checkpoints(db: &Db) -> Result<Vec<Checkpoint>, RegistryError> {
+    db.query(
+        "read log checkpoints",
+        "SELECT tree_size, root_hash, at, body, signature FROM log_checkpoints ORDER BY tree_size",
+        &[],
+        checkpoint_from_row,
+    )
+}
+
+/// The checkpoint of the largest tree.
+pub(crate) fn latest_checkpoint(db: &Db) -> Result<Option<Checkpoint>, RegistryError> {
+    db.query_opt(
+        "read latest log checkpoint",
+        "SELECT tree_size, root_hash, at, body, signature FROM log_checkpoints
+         ORDER BY tree_size DESC LIMIT 1",
+        &[],
+        checkpoint_from_row,
+    )
+}
+
+/// Stores `checkpoint` unless one of its size exists already; returns whether it was stored.
+/// Inside the write transaction the root is checked again against the stored leaves (they are
+/// append-only, so a checkpoint made from a snapshot is still right, unless someone broke that).
+pub(crate) fn record_checkpoint(db: &Db, checkpoint: &Checkpoint) -> Result<bool, RegistryError> {
+    let inconsistent =
+        |what: String| RegistryError::Inconsistent { path: db.location().to_path_buf(), what };
+    checkpoint.check_body().map_err(|e| inconsistent(e.to_string()))?;
+    if checkpoint.log_id != log_id(db)? {
+        return Err(inconsistent(format!("checkpoint of another log ({})", checkpoint.log_id)));
+    }
+    let exists: bool = db.query_one(
+        "find log checkpoint",
+        "SELECT EXISTS (SELECT 1 FROM log_checkpoints WHERE tree_size = ?1)",
+        &vals![checkpoint.tree_size],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Ok(false);
+    }
+    let hashes = leaf_hashes(db, Some(checkpoint.tree_size))?;
+    if hashes.len() as u64 != checkpoint.tree_size
+        || hex::encode(merkle::root(&hashes)) != checkpoint.root_hash
+    {
+        return Err(inconsistent(format!(
+            "checkpoint {} does not match the stored leaves",
+            checkpoint.tree_size
+        )));
+    }
+    db.execute(
+        "store log checkpoint",
+        "INSERT INTO log_checkpoints (tree_size, root_hash, at, body, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        &vals![
+            checkpoint.tree_size,
+            &checkpoint.root_hash,
+            &checkpoint.time,
+            &checkpoint.body,
+            &checkpoint.signature
+        ],
+    )?;
+    Ok(true)
+}
+
+/// Inclusion proofs of the leaves of `identifier` in the latest checkpoint (leaves newer than
+/// it are left out: they have no signed tree yet). `None` when no checkpoint exists.
+pub(crate) fn proofs(
+    db: &Db,
+    identifier: &str,
+) -> Result<(Vec<LogLeaf>, Option<Vec<InclusionProof>>), RegistryError> {
+    let leaves = leaves_of(db, identifier)?;
+    let Some(checkpoint) = latest_checkpoint(db)? else { return Ok((leaves, None)) };
+    let hashes = leaf_hashes(db, Some(checkpoint.tree_size))?;
+    let mut proofs = Vec::new();
+    for leaf in leaves.iter().filter(|l| l.index < checkpoint.tree_size) {
+        let index = usize::try_from(leaf.index).unwrap_or(usize::MAX);
+        let path =
+            merkle::inclusion_proof(&hashes, index).ok_or_else(|| RegistryError::Inconsistent {
+                path: db.location().to_path_buf(),
+                what: format!("no inclusion proof for leaf {index}"),
+            })?;
+        proofs.push(InclusionProof {
+            leaf: leaf.clone(),
+            tree_size: checkpoint.tree_size,
+            audit_path: path.iter().map(hex::encode).collect(),
+            checkpoint: checkpoint.clone(),
+        });
+    }
+    Ok((leaves, Some(proofs)))
+}
+
+/// A consistency proof from `old_size` to the current tree (RFC 9162 §2.1.4).
+pub(crate) fn consistency(
+    db: &Db,
+    old_size: u64,
+) -> Result<Option<(u64, Hash, Vec<Hash>)>, RegistryError> {
+    let hashes = leaf_hashes(db, None)?;
+    let old = usize::try_from(old_size).unwrap_or(usize::MAX);
+    Ok(merkle::consistency_proof(&hashes, old)
+        .map(|proof| (hashes.len() as u64, merkle::root(&hashes), proof)))
+}
+
+/// Recomputes the log from the registry and checks each given (published) checkpoint against
+/// it; returns every problem found, by leaf index.
+///
+/// Checked: dense indices; each stored hash against its bytes; each leaf against the audit
+/// entry it names and the version and files the registry holds (an edited leaf, or a leaf whose
+/// version was edited after the fact); that leaves follow the lifecycle audit entries one to
+/// one in order (a removed or reordered leaf); then for each checkpoint, its body, log id,
+/// and its root against the first `tree_size` leaves with a consistency proof to the current
+/// tree. A root that differs is narrowed to the first rewritten leaf with the registry's own
+/// checkpoints that still match.
+pub(crate) fn verify(db: &Db, published: &[Checkpoint]) -> Result<LogReport, RegistryError> {
+    let leaves = leaves(db)?;
+    let mut problems = Vec::new();
+    let mut hashes: Vec<Hash> = Vec::with_capacity(leaves.len());
+    let mut expected_index = 0;
+    for leaf in &leaves {
+        if leaf.index != expected_index {
+            problems.push(LogProblem::Gap { index: expected_index, found: leaf.index });
+        }
+        expected_index = leaf.index + 1;
+        let computed = merkle::leaf_hash(leaf.leaf.as_bytes());
+        if hex::encode(computed) != leaf.leaf_hash {
+            problems.push(LogProblem::HashMismatch { index: leaf.index });
+        }
+        hashes.push(computed);
+    }
+    // Leaf i records the i-th lifecycle audit entry: one to one, in order.
+    let entries = lifecycle_entries(db, 0)?;
+    for leaf in &leaves {
+        let position = usize::try_from(leaf.index).unwrap_or(usize::MAX);
+        let Some((seq, at, event, identifier, details)) = entries.get(position) else {
+            problems.push(LogProblem::Order {
+                index: leaf.index,
+                detail: format!(
+                    "records audit entry {}, but there are only {} lifecycle entries",
+                    leaf.audit_seq,
+                    entries.len()
+                ),
+            });
+            continue;
+        };
+        if leaf.audit_seq != u64::try_from(*seq).unwrap_or(0) {
+            problems.push(LogProblem::Order {
+                index: leaf.index,
+                detail: format!(
+                    "names audit entry {} but the lifecycle entry at this position is {seq} \
+                     (leaves reordered)",
+                    leaf.audit_seq
+                ),
+            });
+            continue;
+        }
+        let expected = leaf_bytes(db, *seq, at, event, identifier, details)?;
+        if expected != leaf.leaf {
+            problems.push(LogProblem::Content {
+                index: leaf.index,
+                identifier: leaf.identifier.clone(),
+                detail: "the leaf differs from the audit entry and version it records".to_owned(),
+            });
+        }
+    }
+    let logged: std::collections::HashSet<u64> = leaves.iter().map(|l| l.audit_seq).collect();
+    for (position, (seq, _, event, identifier, _)) in entries.iter().enumerate() {
+        if !logged.contains(&u64::try_from(*seq).unwrap_or(0)) {
+            problems.push(LogProblem::Order {
+                index: position as u64,
+                detail: format!("audit entry {seq} ({event} {identifier}) has no leaf"),
+            });
+        }
+    }
+    let stored = checkpoints(db)?;
+    let id = log_id(db)?;
+    let size = hashes.len() as u64;
+    let root = merkle::root(&hashes);
+    let mut checked = Vec::new();
+    for checkpoint in published.iter().chain(&stored) {
+        let tree_size = checkpoint.tree_size;
+        if let Err(e) = checkpoint.check_body() {
+            problems.push(LogProblem::CheckpointFile { tree_size, detail: e.reason });
+            continue;
+        }
+        if checkpoint.log_id != id {
+            problems.push(LogProblem::CheckpointFile {
+                tree_size,
+                detail: format!("log id {} is not this log's ({id})", checkpoint.log_id),
+            });
+            continue;
+        }
+        let old = usize::try_from(tree_size).unwrap_or(usize::MAX);
+        if tree_size > size {
+            problems.push(LogProblem::CheckpointBeyondLog { tree_size, log_size: size });
+            continue;
+        }
+        let old_root = checkpoint.root().map_err(|e| RegistryError::Inconsistent {
+            path: db.location().to_path_buf(),
+            what: e.to_string(),
+        })?;
+        let consistent = merkle::consistency_proof(&hashes, old).is_some_and(|proof| {
+            merkle::verify_consistency(tree_size, size, &old_root, &root, &proof)
+        });
+        if !consistent {
+            let rewritten_from = still_matching(&hashes, &stored, tree_size);
+            problems.push(LogProblem::CheckpointRoot { tree_size, rewritten_from });
+            continue;
+        }
+        checked.push(tree_size);
+    }
+    Ok(LogReport { log_id: id, tree_size: size, root_hash: hex::encode(root), checked, problems })
+}
+
+/// The largest tree size below `bad_size` among the `stored` checkpoints whose root still
+/// matches the leaves (0 when none): the first rewritten leaf is at or after it.
+fn still_matching(hashes: &[Hash], stored: &[Checkpoint], bad_size: u64) -> u64 {
+    stored
+        .iter()
+        .filter(|c| c.tree_size < bad_size)
+        .filter(|c| {
+            let n = usize::try_from(c.tree_size).unwrap_or(usize::MAX);
+            hashes.get(..n).is_some_and(|h| hex::encode(merkle::root(h)) == c.root_hash)
+        })
+        .map(|c| c.tree_size)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogReport {
+    pub log_id: String,
+    pub tree_size: u64,
+    pub root_hash: String,
+    /// Tree sizes of the checkpoints (given and stored) that the log is consistent with.
+    pub checked: Vec<u64>,
+    pub problems: Vec<LogProblem>,
+}
+
+impl LogReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
