@@ -226,3 +226,127 @@ fn verify_command_takes_crls_and_says_revoked() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("not a certificate revocation list"), "{text}");
 }
+
+/// `openssl` with arguments, from `dir`; its stdout (panics with stderr on failure).
+fn openssl_out(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn keys_crl_writes_crls_that_openssl_accepts_and_verify_honours() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = dir.path().join("keys");
+    let url = "http://127.0.0.1:1/ca.crl";
+    util::run_expect(
+        util::elicence()
+            .env_remove("ELICENCE_NOW")
+            .args(["keys", "init", "--crl-url", url])
+            .arg(&keys),
+        0,
+    );
+    // The signer certificate names the distribution point; the CA certificate does not.
+    let text = openssl_out(&keys, &["x509", "-in", "signer.pem", "-noout", "-text"]);
+    assert!(text.contains("CRL Distribution Points") && text.contains(url), "{text}");
+    let text = openssl_out(&keys, &["x509", "-in", "ca.pem", "-noout", "-text"]);
+    assert!(!text.contains("CRL Distribution Points"), "{text}");
+
+    let crl = |name: &str, revoke: bool| {
+        let out = dir.path().join(name);
+        let mut cmd = util::elicence();
+        cmd.env_remove("ELICENCE_NOW").args(["keys", "crl"]).arg(&keys).arg("--out").arg(&out);
+        if revoke {
+            cmd.arg("--revoke").arg(keys.join("signer.pem"));
+        }
+        util::run_expect(&mut cmd, 0);
+        out
+    };
+    let empty = crl("empty.crl", false);
+    // OpenSSL checks the CRL's signature against the CA and reads its number.
+    let ca = keys.join("ca.pem");
+    let text = openssl_out(
+        dir.path(),
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "empty.crl",
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(text.contains("verify OK"), "{text}");
+    assert!(
+        text.contains("X509v3 CRL Number") && text.contains("No Revoked Certificates"),
+        "{text}"
+    );
+
+    let signer = RsaSigner::load(&keys, None, now()).expect("signer");
+    let pdf =
+        sign_pdf(&util::sample_pdf(), &signer, now(), &PdfSignOptions::default()).expect("sign");
+    let trust = |crl: &PathBuf| {
+        TrustAnchors::from_pem_files(std::slice::from_ref(&ca))
+            .expect("ca")
+            .with_crls(std::slice::from_ref(crl))
+            .expect("crl")
+    };
+    let v = verify_pdf_at(&pdf, &trust(&empty), now());
+    assert_eq!(v.status, SignatureStatus::Authentic, "{v:?}");
+
+    let revoked = crl("revoked.crl", true);
+    let text = openssl_out(
+        dir.path(),
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "revoked.crl",
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(text.contains("verify OK") && text.contains("Revoked Certificates:"), "{text}");
+    let serial = openssl_out(&keys, &["x509", "-in", "signer.pem", "-noout", "-serial"]);
+    let serial = serial.trim().trim_start_matches("serial=").to_ascii_uppercase();
+    assert!(text.to_ascii_uppercase().contains(&serial), "{serial} in {text}");
+    let v = verify_pdf_at(&pdf, &trust(&revoked), now());
+    untrusted_because(&v.status, v.detail.as_deref(), "certificate revoked");
+
+    // The next CRL keeps the revocation and counts on.
+    crl("later.crl", false);
+    let text =
+        openssl_out(dir.path(), &["crl", "-inform", "DER", "-in", "later.crl", "-noout", "-text"]);
+    assert!(text.to_ascii_uppercase().contains(&serial), "{text}");
+    let number = text.split("X509v3 CRL Number:").nth(1).and_then(|t| t.split_whitespace().next());
+    assert_eq!(number, Some("3"), "{text}");
+
+    // A certificate of another CA is refused.
+    let other = tempfile::tempdir().expect("temp dir");
+    util::run_expect(
+        util::elicence().env_remove("ELICENCE_NOW").args(["keys", "init"]).arg(other.path()),
+        0,
+    );
+    let out = util::run_expect(
+        util::elicence()
+            .env_remove("ELICENCE_NOW")
+            .args(["keys", "crl"])
+            .arg(&keys)
+            .arg("--revoke")
+            .arg(other.path().join("signer.pem"))
+            .arg("--out")
+            .arg(dir.path().join("x.crl")),
+        1,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not issued by the CA"));
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
+use crate::sign::crl::write_crl;
 use crate::sign::keys::{DevKeyOptions, init_dev_keys};
 use crate::sign::{PASSPHRASE_ENV, passphrase_from_env_or_file};
 
@@ -29,17 +30,70 @@ pub enum KeysCommand {
         /// Without it, ELICENCE_KEY_PASSPHRASE is used if set.
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// CRL distribution point written into the signer certificate (RFC 5280
+        /// §4.2.1.13): where verifiers fetch the CRL that `elicence keys crl` writes.
+        #[arg(long, value_name = "URL")]
+        crl_url: Option<String>,
+    },
+    /// Write the CRL (DER) of DIR's CA, listing every certificate revoked so far and those of
+    /// --revoke (kept in DIR/revoked.txt; the CRL number in DIR/crlnumber).
+    #[command(
+        after_help = "Example:\n  elicence keys crl keys --revoke keys/signer.pem --out keys/ca.crl"
+    )]
+    Crl {
+        /// The key set whose ca.key and ca.pem sign the CRL.
+        dir: PathBuf,
+        /// Certificate (PEM) to revoke now; may be repeated.
+        #[arg(long, value_name = "CERT.pem")]
+        revoke: Vec<PathBuf>,
+        /// Where to write the CRL (DER).
+        #[arg(long, value_name = "FILE.crl")]
+        out: PathBuf,
+        /// Days until the CRL's nextUpdate (a verifier treats it as stale after).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u16).range(1..=3650))]
+        next_update_days: u16,
+        /// File with the CA key's passphrase (else ELICENCE_KEY_PASSPHRASE).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
 }
 
 /// Runs `elicence keys …`; returns the process exit code.
 pub fn run(args: &KeysArgs) -> anyhow::Result<i32> {
     match &args.command {
-        KeysCommand::Init { dir, force, passphrase_file } => {
+        KeysCommand::Crl { dir, revoke, out, next_update_days, passphrase_file } => {
+            let passphrase = passphrase_from_env_or_file(passphrase_file.as_deref())
+                .context("reading the key passphrase")?;
+            let made = write_crl(
+                dir,
+                passphrase.as_ref(),
+                revoke,
+                crate::clock::now()?,
+                chrono::Duration::days(i64::from(*next_update_days)),
+            )
+            .with_context(|| format!("writing the CRL of the CA in {}", dir.display()))?;
+            std::fs::write(out, &made.der)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "CRL number {} of {}: {} revoked certificate(s), next update {}; written to {}",
+                made.number,
+                dir.display(),
+                made.revoked.len(),
+                made.next_update.to_rfc3339(),
+                out.display()
+            );
+            Ok(0)
+        }
+        KeysCommand::Init { dir, force, passphrase_file, crl_url } => {
             let passphrase = passphrase_from_env_or_file(passphrase_file.as_deref())
                 .context("reading the key passphrase")?;
             let encrypted = passphrase.is_some();
-            let opts = DevKeyOptions { force: *force, passphrase, ..DevKeyOptions::default() };
+            let opts = DevKeyOptions {
+                force: *force,
+                passphrase,
+                crl_url: crl_url.clone(),
+                ..DevKeyOptions::default()
+            };
             let paths = init_dev_keys(dir, crate::clock::now()?, &opts)
                 .with_context(|| format!("writing development keys to {}", dir.display()))?;
             println!(

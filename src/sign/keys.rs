@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use der::EncodePem;
-use der::asn1::OctetString;
+use der::asn1::{Ia5String, OctetString};
 use der::pem::LineEnding;
 use der::zeroize::Zeroizing;
 use pkcs8::EncodePrivateKey;
@@ -21,8 +21,11 @@ use x509_cert::Certificate;
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints, KeyUsage, KeyUsages,
+    SubjectKeyIdentifier,
 };
 use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::name::Name;
@@ -73,11 +76,20 @@ pub struct DevKeyOptions {
     pub bits: usize,
     /// Certificate lifetime in days, counted from one day before `now`.
     pub validity_days: i64,
+    /// A CRL distribution point (RFC 5280 §4.2.1.13) for the signer certificate: where a
+    /// verifier fetches the CA's CRL (`elicence keys crl` writes it).
+    pub crl_url: Option<String>,
 }
 
 impl Default for DevKeyOptions {
     fn default() -> Self {
-        DevKeyOptions { force: false, passphrase: None, bits: 2048, validity_days: 3650 }
+        DevKeyOptions {
+            force: false,
+            passphrase: None,
+            bits: 2048,
+            validity_days: 3650,
+            crl_url: None,
+        }
     }
 }
 
@@ -184,7 +196,7 @@ pub fn init_dev_keys(
 
     let ca_spki = spki_of(ca_signing.as_ref().as_public_key())?;
     let ca_cert = issue(
-        DevProfile { subject: ca_name.clone(), issuer: ca_name.clone(), ca: true },
+        DevProfile { subject: ca_name.clone(), issuer: ca_name.clone(), ca: true, crl_url: None },
         random_serial(&mut rng)?,
         validity,
         ca_spki,
@@ -192,7 +204,12 @@ pub fn init_dev_keys(
     )?;
     let signer_spki = spki_of(signer_key.as_public_key())?;
     let signer_cert = issue(
-        DevProfile { subject: signer_name, issuer: ca_name, ca: false },
+        DevProfile {
+            subject: signer_name,
+            issuer: ca_name,
+            ca: false,
+            crl_url: opts.crl_url.clone(),
+        },
         random_serial(&mut rng)?,
         validity,
         signer_spki,
@@ -222,7 +239,7 @@ fn init_dev_sm2_keys(
     let ca_signing = sm2_signing_key(&ca_key)?;
     let ca_name = parse_name(SM2_CA_SUBJECT)?;
     let ca_cert = issue_sm2(
-        DevProfile { subject: ca_name.clone(), issuer: ca_name.clone(), ca: true },
+        DevProfile { subject: ca_name.clone(), issuer: ca_name.clone(), ca: true, crl_url: None },
         random_serial(rng)?,
         validity,
         sm2_spki(&ca_key)?,
@@ -237,7 +254,12 @@ fn init_dev_sm2_keys(
     ] {
         let key = sm2_secret(rng)?;
         let cert = issue_sm2(
-            DevProfile { subject: parse_name(subject)?, issuer: ca_name.clone(), ca: false },
+            DevProfile {
+                subject: parse_name(subject)?,
+                issuer: ca_name.clone(),
+                ca: false,
+                crl_url: None,
+            },
             random_serial(rng)?,
             validity,
             sm2_spki(&key)?,
@@ -369,6 +391,7 @@ struct DevProfile {
     subject: Name,
     issuer: Name,
     ca: bool,
+    crl_url: Option<String>,
 }
 
 impl BuilderProfile for DevProfile {
@@ -416,6 +439,17 @@ impl BuilderProfile for DevProfile {
         };
         extensions.push(KeyUsage(usage).to_extension(subject, &extensions)?);
         extensions.push(ski.to_extension(subject, &extensions)?);
+        // RFC 5280 §4.2.1.13: where the issuer's CRL is (a verifier needs it for the
+        // long-term validation data of PAdES B-LT).
+        if let Some(url) = &self.crl_url {
+            let uri = GeneralName::UniformResourceIdentifier(Ia5String::new(url)?);
+            let point = DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri])),
+                reasons: None,
+                crl_issuer: None,
+            };
+            extensions.push(CrlDistributionPoints(vec![point]).to_extension(subject, &extensions)?);
+        }
         Ok(extensions)
     }
 }
@@ -465,7 +499,7 @@ fn random_serial(rng: &mut SystemRng) -> Result<SerialNumber, KeyError> {
     SerialNumber::new(&bytes).map_err(|e| generate_error("serial number", e.to_string()))
 }
 
-fn x509_time(at: DateTime<Utc>) -> Result<Time, KeyError> {
+pub(crate) fn x509_time(at: DateTime<Utc>) -> Result<Time, KeyError> {
     let secs = u64::try_from(at.timestamp())
         .map_err(|_| generate_error("validity", format!("{at} is before 1970")))?;
     let datetime = der::DateTime::from_unix_duration(std::time::Duration::from_secs(secs))

@@ -18,6 +18,7 @@
 //!
 //! The formats take `&dyn Signer`: a new key type is a new implementation, not a change to them.
 
+pub mod crl;
 pub mod key_files;
 pub mod keys;
 pub mod pades;

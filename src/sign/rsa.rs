@@ -120,6 +120,18 @@ impl RsaSigner {
         RsaSigner::from_key_dir(&KeyDir::read(dir, passphrase)?, at, backend)
     }
 
+    /// As [`RsaSigner::load`], for a key file and a chain file of any name (a CA signing a
+    /// CRL: `ca.key`, `ca.pem`).
+    pub fn load_files(
+        key: &Path,
+        chain: &Path,
+        passphrase: Option<&Passphrase>,
+        at: DateTime<Utc>,
+    ) -> Result<RsaSigner, KeyError> {
+        let keys = KeyDir::read_files(key.to_path_buf(), chain.to_path_buf(), passphrase)?;
+        RsaSigner::from_key_dir(&keys, at, RsaBackend::default())
+    }
+
     fn from_key_dir(
         keys: &KeyDir,
         at: DateTime<Utc>,
