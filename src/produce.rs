@@ -22,7 +22,7 @@ use crate::render::ofd::render_ofd;
 use crate::render::pdf::PdfRenderer;
 use crate::render::qr::qr_payload;
 use crate::render::xml::{SealMeta, render_xml};
-use crate::seal::ofd::{OfdSealError, seal_ofd};
+use crate::seal::ofd::{OfdSealError, seal_ofd_with};
 use crate::seal::{Seal, SealError, seal_files};
 use crate::sign::key_files::Passphrase;
 use crate::sign::pades::{PdfSignOptions, sign_rendered_pdf};
@@ -84,7 +84,7 @@ impl OfdSealing {
     }
 
     /// Checks that each of `issuers` has a seal that is valid at `at` and names the signer
-    /// (what [`seal_ofd`] would refuse), so a run stops before its first effect. `keys` is
+    /// (what [`crate::seal::ofd::seal_ofd`] would refuse), so a run stops before its first effect. `keys` is
     /// only used to name the expected seal file.
     pub fn check_issuers<'a>(
         &self,
@@ -229,7 +229,13 @@ impl Producer {
                     .ok_or_else(|| ProduceError::NoSeal { issuer: licence.issuer_code.clone() })?;
                 let package =
                     render_ofd(&self.renderer, licence, &identifier, &qr, self.signed_at)?;
-                Some(seal_ofd(&package, sealing.signer.as_ref(), seal, self.signed_at)?)
+                Some(seal_ofd_with(
+                    &package,
+                    sealing.signer.as_ref(),
+                    seal,
+                    self.signed_at,
+                    self.tsa.as_deref(),
+                )?)
             }
             None => None,
         };

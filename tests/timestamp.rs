@@ -498,3 +498,100 @@ fn the_pipelines_output_tsa_timestamps_a_render_and_a_bad_one_is_a_configuration
         assert_eq!(v["timestamp"]["trusted"], true, "{line}");
     }
 }
+
+#[test]
+fn ofd_sealed_with_a_tsa_carries_the_token_in_ses_signature_for_openssl_ses_check_and_us()
+-> TestResult {
+    let tsa = TestTsa::start();
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    util::run_expect(
+        util::elicence()
+            .env_remove("ELICENCE_NOW")
+            .args(["run", "pipelines/food-business-permit.toml", "--input"])
+            .arg("fixtures/food-business-permit/export-utf8.csv")
+            .args(["--formats", "pdf,xml,ofd", "--tsa", &tsa.url, "--data"])
+            .arg(&data),
+        0,
+    );
+    let mut ofds = Vec::new();
+    let mut stack = vec![data.join("store")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "ofd") {
+                ofds.push(p);
+            }
+        }
+    }
+    assert!(!ofds.is_empty(), "the run stored OFDs");
+
+    // The token in SES_Signature.timeStamp is over the signature value: OpenSSL says so.
+    let bytes = std::fs::read(&ofds[0])?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes))?;
+    let mut signed_value = Vec::new();
+    let name = elicence::seal::ofd::SIGNED_VALUE_PATH;
+    std::io::Read::read_to_end(&mut zip.by_name(name)?, &mut signed_value)?;
+    let ses = elicence::seal::asn1::SesSignature::from_der(&signed_value)?;
+    let token = ses.time_stamp.as_ref().and_then(|t| t.as_bytes()).expect("timeStamp present");
+    let signature = ses.signature.as_bytes().expect("signature");
+    let token_file = dir.path().join("token.der");
+    std::fs::write(&token_file, token)?;
+    let out = Command::new("openssl")
+        .args(["ts", "-verify", "-token_in", "-in"])
+        .arg(&token_file)
+        .args(["-digest", &hex::encode(Sha256::digest(signature)), "-CAfile"])
+        .arg(tsa.ca())
+        .output()?;
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("Verification: OK"), "openssl ts -verify: {report}");
+
+    // The independent seal checker still accepts the seal (references, dataHash, SM2).
+    // Check 5 (`openssl verify` without the SM2 default ID) fails on standard certificates;
+    // tests/ofd_seal.rs explains and checks the chain with the ID given.
+    let script = util::root().join("../shared/tools/ofd/ses_check.py");
+    let script =
+        if script.exists() { script } else { PathBuf::from("/work/shared/tools/ofd/ses_check.py") };
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg("--trust")
+        .arg(data.join("dev-keys/sm2-ca.pem"))
+        .arg(&ofds[0])
+        .output()?;
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "1 references (",
+        "2 version 4, dataHash == SM3(Signature.xml): True",
+        "3 SM2 signature over TBS_Sign: True",
+        "4 seal file == TBS_Sign.eseal: True",
+    ] {
+        assert!(
+            text.lines().any(|l| l.contains(line) && !l.contains("MISMATCH")),
+            "ses_check.py fails {line:?}:\n{text}"
+        );
+    }
+
+    // Ours: the seal is checked at the TSA's time, the timestamp trusted under its root.
+    let out = util::run_expect(
+        util::elicence()
+            .env_remove("ELICENCE_NOW")
+            .args(["verify", "--json", "--tsa-trust"])
+            .arg(tsa.ca())
+            .arg("--keys")
+            .arg(data.join("dev-keys"))
+            .args(&ofds),
+        0,
+    );
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        assert_eq!(v["kind"], "ofd", "{line}");
+        assert_eq!(v["status"], "authentic", "{line}");
+        assert_eq!(v["timestamp"]["trusted"], true, "{line}");
+        assert_eq!(v["signing_time_source"], "timestamp", "{line}");
+    }
+    Ok(())
+}

@@ -19,6 +19,7 @@ use crate::registry::{
     Decision, DecisionInput, LoadItem, NaturalKey, Registry, RejectRecord, RunCounts,
 };
 use crate::report::{RowFiles, StageTimes};
+use crate::seal::ofd::OfdSealError;
 use crate::sign::SignError;
 use crate::timestamp::TsaError;
 use crate::validate::{Problem, RowReject, Rule, ValidRow};
@@ -360,7 +361,10 @@ fn produce_row(
         Some(identifier) => match producer.produce(&row.licence, identifier) {
             Ok(a) => Some(a),
             // The TSA, not the row: the run stops before this chunk is loaded.
-            Err(ProduceError::Sign(SignError::Timestamp(e))) => return RowArtefacts::Outage(e),
+            Err(
+                ProduceError::Sign(SignError::Timestamp(e))
+                | ProduceError::OfdSeal(OfdSealError::Sign(SignError::Timestamp(e))),
+            ) => return RowArtefacts::Outage(e),
             Err(e) => return RowArtefacts::Refused(Rule::Render, e.to_string()),
         },
         None => None,

@@ -21,6 +21,7 @@ use crate::render::RenderError;
 use crate::render::ofd::{OFD_NS, OfdPackage, SIGNATURES_PATH};
 use crate::sign::signer::{DigestAlgorithm, OID_SM2_WITH_SM3, OID_SM3};
 use crate::sign::{SignatureAlgorithm, Signer};
+use crate::timestamp::Tsa;
 
 use super::asn1::{SesSignature, TbsSign};
 use super::{Seal, SealError, generalized_time};
@@ -82,6 +83,20 @@ pub fn seal_ofd(
     seal: &Seal,
     at: DateTime<Utc>,
 ) -> Result<Vec<u8>, OfdSealError> {
+    seal_ofd_with(package, signer, seal, at, None)
+}
+
+/// As [`seal_ofd`]; with a `tsa`, `SES_Signature.timeStamp` carries an RFC 3161 token over the
+/// signature value (GB/T 38540-2020 §6.3: 对签名值的时间戳), so the seal stays verifiable
+/// after the signer certificate expires. A TSA failure is
+/// `OfdSealError::Sign(SignError::Timestamp)`.
+pub fn seal_ofd_with(
+    package: &OfdPackage,
+    signer: &dyn Signer,
+    seal: &Seal,
+    at: DateTime<Utc>,
+    tsa: Option<&dyn Tsa>,
+) -> Result<Vec<u8>, OfdSealError> {
     if signer.algorithm() != SignatureAlgorithm::Sm2Sm3 {
         return Err(OfdSealError::SignerNotSm2 {
             signer: signer.subject_cn().to_string(),
@@ -113,12 +128,19 @@ pub fn seal_ofd(
         ext_datas: None,
     };
     let signature = signer.sign(&tbs.to_der()?)?;
+    let time_stamp = match tsa {
+        Some(tsa) => {
+            let token = tsa.stamp(&signature).map_err(crate::sign::SignError::Timestamp)?;
+            Some(BitString::from_bytes(&token.der)?)
+        }
+        None => None,
+    };
     let ses = SesSignature {
         to_sign: tbs,
         cert: OctetString::new(signer.certificate_der().to_vec())?,
         signature_alg_id: OID_SM2_WITH_SM3,
         signature: BitString::from_bytes(&signature)?,
-        time_stamp: None,
+        time_stamp,
     };
     let signatures_xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ofd:Signatures xmlns:ofd=\"{OFD_NS}\">\

@@ -34,7 +34,8 @@ use crate::seal::{Seal, chrono_time};
 use crate::sign::signer::{DigestAlgorithm, OID_SM2_WITH_SM3};
 use crate::sign::sm2::verify_sm2;
 
-use super::{SignatureStatus, TrustAnchors, subject_label, tampered};
+use super::timestamp::{TimestampReport, check_token};
+use super::{SignatureStatus, TimeSource, TrustAnchors, subject_label, tampered};
 
 /// The largest OFD file verified.
 pub const MAX_OFD_BYTES: usize = 64 << 20;
@@ -49,8 +50,13 @@ pub struct OfdVerification {
     pub status: SignatureStatus,
     /// The signer certificate's subject.
     pub signer: Option<String>,
-    /// `TBS_Sign.timeInfo` (the signer's claim).
+    /// `TBS_Sign.timeInfo` (the signer's claim), or the time of a trusted timestamp.
     pub signing_time: Option<DateTime<Utc>>,
+    /// Where `signing_time` comes from: the paths are checked at it only when it is a trusted
+    /// timestamp's, else at the verifier's `now`.
+    pub signing_time_source: Option<TimeSource>,
+    /// `SES_Signature.timeStamp`: an RFC 3161 token over the signature value, when present.
+    pub timestamp: Option<TimestampReport>,
     /// The seal's name and esID.
     pub seal_name: Option<String>,
     pub seal_id: Option<String>,
@@ -64,6 +70,8 @@ impl OfdVerification {
             status,
             signer: None,
             signing_time: None,
+            signing_time_source: None,
+            timestamp: None,
             seal_name: None,
             seal_id: None,
             detail: None,
@@ -119,7 +127,27 @@ pub fn verify_ofd_at(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> 
             v
         }
         Ok((ses, seal)) => {
-            trust_checks(&ses, &seal, trust, now, &mut v);
+            // A trusted timestamp over the signature value is the time the paths and the
+            // seal's validity are checked at; timeInfo is only the signer's claim.
+            let mut at = now;
+            if let Some(token) = ses.time_stamp.as_ref().and_then(|t| t.as_bytes()) {
+                let signature = ses.signature.as_bytes().unwrap_or_default();
+                match check_token(token, signature, trust.tsa(), now) {
+                    Err(status) => {
+                        v.status = status;
+                        return v;
+                    }
+                    Ok(report) => {
+                        if report.trusted {
+                            at = report.time;
+                            v.signing_time = Some(report.time);
+                            v.signing_time_source = Some(TimeSource::Timestamp);
+                        }
+                        v.timestamp = Some(report);
+                    }
+                }
+            }
+            trust_checks(&ses, &seal, trust, at, &mut v);
             v
         }
     }
@@ -180,6 +208,7 @@ fn check(
         .map_err(|e| format!("signer certificate unreadable ({e})"))?;
     v.signer = Some(subject_label(&cert));
     v.signing_time = chrono_time(&tbs.time_info, "timeInfo").ok();
+    v.signing_time_source = v.signing_time.map(|_| TimeSource::Claimed);
     if ses.signature_alg_id != OID_SM2_WITH_SM3 {
         return Err(format!("signature algorithm {} is not SM2 with SM3", ses.signature_alg_id));
     }

@@ -61,9 +61,10 @@ pub fn verify_bytes(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> V
         let v = verify_ofd_at(bytes, trust, now);
         return Verdict {
             signer: v.signer,
-            signing_time_source: v.signing_time.map(|_| TimeSource::Claimed),
+            signing_time_source: v.signing_time_source,
             signing_time: v.signing_time,
             detail: v.detail,
+            timestamp: v.timestamp,
             seal_name: v.seal_name,
             seal_id: v.seal_id,
             ..Verdict::bare("ofd", v.status)
