@@ -936,3 +936,60 @@ fn signed_files_within_rights_byte_for_byte_and_audited() {
     s.check_openapi();
     let _ = s.stop();
 }
+
+#[test]
+fn the_transparency_log_is_public_checkpoints_proofs_and_consistency() {
+    let f = Fixture::new();
+    let s = f.serve(&[]);
+    let latest = s.get("/api/v1/log/checkpoint", &[]);
+    assert_eq!(latest.status, 200, "{}", latest.body);
+    let checkpoint = latest.json();
+    let size = checkpoint["tree_size"].as_u64().expect("size");
+    assert!(size >= 8, "{checkpoint}");
+    // The same checkpoint as the exported file.
+    let export = f.dir.path().join("public");
+    run_expect(f.cmd().args(["log", "export"]).arg(&export), 0);
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(export.join(format!("checkpoints/{size}.json"))).expect("file"),
+    )
+    .expect("json");
+    assert_eq!(checkpoint, file);
+    assert_eq!(s.get(&format!("/api/v1/log/checkpoints/{size}"), &[]).json(), file);
+    s.get("/api/v1/log/checkpoints/99999", &[]).problem(404);
+    s.get("/api/v1/log/checkpoints/x", &[]).problem(400);
+
+    // A proof verifies against the checkpoint's root (RFC 9162 §2.1.3.2).
+    let r = s.get(&format!("/api/v1/log/proof/{CURRENT}"), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer = r.json();
+    let proof = &answer["proofs"][0];
+    let leaf = proof["leaf"]["leaf"].as_str().expect("leaf");
+    let path: Vec<[u8; 32]> = proof["audit_path"]
+        .as_array()
+        .expect("path")
+        .iter()
+        .map(|h| hex::decode(h.as_str().expect("hex")).expect("hex").try_into().expect("32"))
+        .collect();
+    let root: [u8; 32] = hex::decode(checkpoint["root_hash"].as_str().expect("root"))
+        .expect("hex")
+        .try_into()
+        .expect("32");
+    assert!(elicence::merkle::verify_inclusion(
+        &elicence::merkle::leaf_hash(leaf.as_bytes()),
+        proof["leaf"]["index"].as_u64().expect("index"),
+        size,
+        &path,
+        &root
+    ));
+    s.get("/api/v1/log/proof/no-such-identifier", &[]).problem(404);
+
+    // Consistency from an earlier tree to the checkpoint.
+    let r = s.get("/api/v1/log/consistency?from=3", &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = r.json();
+    assert_eq!((c["from"].as_u64(), c["to"].as_u64()), (Some(3), Some(size)));
+    assert!(!c["proof"].as_array().expect("proof").is_empty());
+    s.get(&format!("/api/v1/log/consistency?from={}", size + 1), &[]).problem(400);
+    s.get("/api/v1/log/consistency?from=x", &[]).problem(400);
+    s.check_openapi();
+}

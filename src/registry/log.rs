@@ -591,15 +591,19 @@ pub(crate) fn proofs(
     Ok((leaves, Some(proofs)))
 }
 
-/// A consistency proof from `old_size` to the current tree (RFC 9162 §2.1.4).
+/// A consistency proof from a tree of `old_size` leaves to one of `new_size` (RFC 9162
+/// §2.1.4); `None` unless `old_size <= new_size <=` the log's size.
 pub(crate) fn consistency(
     db: &Db,
     old_size: u64,
-) -> Result<Option<(u64, Hash, Vec<Hash>)>, RegistryError> {
-    let hashes = leaf_hashes(db, None)?;
+    new_size: u64,
+) -> Result<Option<Vec<Hash>>, RegistryError> {
+    let hashes = leaf_hashes(db, Some(new_size))?;
+    if (hashes.len() as u64) < new_size {
+        return Ok(None);
+    }
     let old = usize::try_from(old_size).unwrap_or(usize::MAX);
-    Ok(merkle::consistency_proof(&hashes, old)
-        .map(|proof| (hashes.len() as u64, merkle::root(&hashes), proof)))
+    Ok(merkle::consistency_proof(&hashes, old))
 }
 
 /// Recomputes the log from the registry and checks each given (published) checkpoint against

@@ -886,13 +886,15 @@ impl Registry {
         self.db.snapshot("transparency log proof", |db| log::proofs(db, identifier))
     }
 
-    /// A consistency proof from a tree of `old_size` leaves to the current tree: the current
-    /// size, root and proof; `None` when `old_size` exceeds the log.
+    /// A consistency proof from a tree of `old_size` leaves to one of `new_size`; `None` unless
+    /// `old_size <= new_size <=` the log's size.
     pub fn log_consistency(
         &self,
         old_size: u64,
-    ) -> Result<Option<(u64, merkle::Hash, Vec<merkle::Hash>)>, RegistryError> {
-        self.db.snapshot("transparency log consistency", |db| log::consistency(db, old_size))
+        new_size: u64,
+    ) -> Result<Option<Vec<merkle::Hash>>, RegistryError> {
+        self.db
+            .snapshot("transparency log consistency", |db| log::consistency(db, old_size, new_size))
     }
 
     /// Recomputes the log and checks it against the registry and each `published` checkpoint.

@@ -14,6 +14,7 @@
 //! and stops gracefully on SIGTERM or Ctrl-C: the listener closes, in-flight requests finish
 //! (up to [`SHUTDOWN_GRACE`]).
 
+pub mod log;
 pub mod metrics;
 pub mod openapi;
 pub mod pool;

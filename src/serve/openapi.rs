@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 pub fn document() -> Value {
     let problem = json!({"$ref": "#/components/responses/Problem"});
     let html = |description: &str| json!({"description": description, "content": {"text/html": {"schema": {"type": "string"}}}});
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "elicence registry API",
@@ -193,5 +193,114 @@ pub fn document() -> Value {
                 }
             }}
         }
+    });
+    // The transparency log's routes, in their own `json!` (one macro for everything exceeds
+    // the recursion limit).
+    if let (Some(schemas), Value::Object(log_schemas)) =
+        (doc["components"]["schemas"].as_object_mut(), log_schemas())
+    {
+        schemas.extend(log_schemas);
+    }
+    if let (Some(paths), Value::Object(log_paths)) =
+        (doc["paths"].as_object_mut(), log_paths(&problem))
+    {
+        paths.extend(log_paths);
+    }
+    doc
+}
+
+/// Schemas of the transparency log's answers.
+fn log_schemas() -> Value {
+    json!({
+                "Checkpoint": {
+                    "type": "object",
+                    "required": ["log_id", "tree_size", "root_hash", "time", "audit_seq", "audit_head", "body", "signature"],
+                    "properties": {
+                        "log_id": {"type": "string"},
+                        "tree_size": {"type": "integer", "minimum": 0},
+                        "root_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                        "time": {"type": "string", "format": "date-time"},
+                        "audit_seq": {"type": "integer", "minimum": 0},
+                        "audit_head": {"type": "string"},
+                        "body": {"type": "string", "description": "the signed text"},
+                        "signature": {"type": "string", "description": "detached CMS over body, DER, base64"}
+                    }
+                },
+                "LogLeaf": {
+                    "type": "object",
+                    "required": ["index", "audit_seq", "identifier", "event", "leaf", "leaf_hash"],
+                    "properties": {
+                        "index": {"type": "integer", "minimum": 0},
+                        "audit_seq": {"type": "integer"},
+                        "identifier": {"type": "string"},
+                        "event": {"type": "string", "enum": ["issued", "changed", "revoked"]},
+                        "leaf": {"type": "string", "description": "canonical JSON; its hash is SHA-256(0x00 ‖ leaf)"},
+                        "leaf_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+                    }
+                }
+    })
+}
+
+/// The public routes of the transparency log.
+fn log_paths(problem: &Value) -> Value {
+    json!({
+            "/api/v1/log/checkpoint": {"get": {
+                "summary": "The newest signed checkpoint of the transparency log (public)",
+                "responses": {
+                    "200": {"description": "checkpoint", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Checkpoint"}}}},
+                    "404": problem, "429": problem
+                }
+            }},
+            "/api/v1/log/checkpoints/{size}": {"get": {
+                "summary": "The checkpoint of a tree of `size` leaves (public)",
+                "parameters": [{"name": "size", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}],
+                "responses": {
+                    "200": {"description": "checkpoint", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Checkpoint"}}}},
+                    "400": problem, "404": problem, "429": problem
+                }
+            }},
+            "/api/v1/log/proof/{identifier}": {"get": {
+                "summary": "A version's log leaves and their inclusion proofs in the newest checkpoint (public; RFC 9162 §2.1.3)",
+                "parameters": [{"name": "identifier", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "leaves and proofs", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["identifier", "leaves", "proofs"],
+                        "properties": {
+                            "identifier": {"type": "string"},
+                            "leaves": {"type": "array", "items": {"$ref": "#/components/schemas/LogLeaf"}},
+                            "proofs": {"type": "array", "items": {
+                                "type": "object", "required": ["leaf", "tree_size", "audit_path", "checkpoint"],
+                                "properties": {
+                                    "leaf": {"$ref": "#/components/schemas/LogLeaf"},
+                                    "tree_size": {"type": "integer", "minimum": 1},
+                                    "audit_path": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                                    "checkpoint": {"$ref": "#/components/schemas/Checkpoint"}
+                                }
+                            }},
+                            "checkpoint": {"oneOf": [{"$ref": "#/components/schemas/Checkpoint"}, {"type": "null"}]}
+                        }
+                    }}}},
+                    "400": problem, "404": problem, "429": problem
+                }
+            }},
+            "/api/v1/log/consistency": {"get": {
+                "summary": "Consistency proof from a tree of `from` leaves to a stored checkpoint (public; RFC 9162 §2.1.4)",
+                "parameters": [
+                    {"name": "from", "in": "query", "required": true, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "to", "in": "query", "schema": {"type": "integer", "minimum": 0}}
+                ],
+                "responses": {
+                    "200": {"description": "proof", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["from", "to", "root_hash", "proof", "checkpoint"],
+                        "properties": {
+                            "from": {"type": "integer"}, "to": {"type": "integer"},
+                            "root_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                            "proof": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                            "checkpoint": {"$ref": "#/components/schemas/Checkpoint"}
+                        }
+                    }}}},
+                    "400": problem, "404": problem, "429": problem
+                }
+            }}
     })
 }

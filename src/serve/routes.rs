@@ -49,6 +49,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             limited(post(super::public::verify), super::public::VERIFY_BODY_LIMIT),
         )
         .route("/v/{identifier}", get(super::public::page))
+        .route("/api/v1/log/checkpoint", get(super::log::latest))
+        .route("/api/v1/log/checkpoints/{size}", get(super::log::by_size))
+        .route("/api/v1/log/proof/{identifier}", get(super::log::proof))
+        .route("/api/v1/log/consistency", get(super::log::consistency))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
