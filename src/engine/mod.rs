@@ -11,7 +11,9 @@
 //! - [`run`]: the whole `run` job: everything checked before any effect, then the inputs
 //!   scheduled chunk by chunk ([`schedule`]) and committed ([`loader`]).
 //! - [`shard`]: which rows one process of a `--shard K/N` run keeps.
+//! - [`approve`]: `review approve`: staged rows decided again, signed and committed in chunks.
 
+pub mod approve;
 pub mod dedupe;
 mod loader;
 pub mod run;
