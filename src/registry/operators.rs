@@ -1,7 +1,8 @@
 //! Operators (经办人员): the named staff who collect (采集), review (审核) and issue (签发)
 //! e-licences, and administer the registry. Only storage lives here: each operator's roles,
 //! whether it is enabled and its credential hash (argon2id, made by the caller; the credential
-//! itself is never stored). Who may run which command is decided above, in `crate::operators`.
+//! itself is never stored). Who may run which command is decided above the registry, by the
+//! operator gate.
 //!
 //! An operator is disabled, never deleted (a trigger refuses it), so the names in the audit trail
 //! always resolve. Every change is written in the same transaction as its audit entry.
