@@ -225,7 +225,7 @@ fn show(args: &ShowArgs) -> anyhow::Result<i32> {
             json!({
                 "item": item,
                 "fields": fields,
-                "compared_with": base,
+                "compared_with": current.as_ref().and(base),
                 "differences": diff,
                 "preview": preview,
             })
@@ -237,6 +237,9 @@ fn show(args: &ShowArgs) -> anyhow::Result<i32> {
         println!("  {label}: {value}");
     }
     match base {
+        Some(b) if current.is_none() => {
+            println!("{b} is not issued yet (pending review itself): nothing to compare with")
+        }
         Some(b) if differences.is_empty() => println!("no field differs from {b}"),
         Some(b) => {
             println!("differences from {b}:");
