@@ -371,3 +371,40 @@ fn an_approval_of_2000_versions_killed_with_sigkill_and_run_again_signs_each_ver
     run_expect(desk.plain().args(["audit", "verify"]), 0);
     run_expect(desk.plain().args(["store", "check"]), 0);
 }
+
+/// Regression: a licence and its change staged in different chunks of one review run (and run
+/// again) are version 1 and version 2, and approving the run commits both, nothing stale.
+#[test]
+fn a_licence_and_its_change_in_different_chunks_are_staged_as_versions_1_and_2() {
+    let desk = Desk::new(None);
+    let big = big_export(desk.dir.path(), 300);
+    let text = std::fs::read_to_string(&big).unwrap();
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let column = rows[0].iter().position(|h| h == "经营场所").unwrap();
+    let mut changed: Vec<String> = rows[1].iter().map(str::to_owned).collect();
+    changed[column] = "吉林省长春市朝阳区湖西路3号".to_owned();
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    w.write_record(&changed).unwrap();
+    let input = desk.dir.path().join("with-change.csv");
+    std::fs::write(&input, text + &String::from_utf8(w.into_inner().unwrap()).unwrap()).unwrap();
+    let input = input.to_str().unwrap();
+
+    let staged = desk.run("collector", input, true);
+    assert_eq!(counts(&staged)[4], 301);
+    let pending = desk.items("pending");
+    let last = pending.last().unwrap();
+    assert_eq!(last["action"], "change", "{last}");
+    assert!(last["identifier"].as_str().unwrap().contains(".002."));
+    // Again: everything is staged already (the change included), nothing new.
+    let again = desk.run("collector", input, true);
+    assert_eq!(counts(&again)[4], 301);
+    assert_eq!(desk.items("pending").len(), 301);
+
+    let report = desk.approve("reviewer", &["--run", "1"], 0);
+    assert_eq!(report["approved"], 301);
+    assert_eq!(report["changed"], 1);
+    assert_eq!(report["stale"], Value::Array(vec![]));
+    assert_eq!(desk.count("SELECT count(*) FROM versions"), 301);
+    assert_eq!(desk.count("SELECT count(*) FROM licences"), 300);
+}

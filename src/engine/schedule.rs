@@ -57,7 +57,8 @@ pub(super) struct ChunkScheduler<'a, 'scope> {
     pub(super) stages: StageTimes,
     /// `--shard K/N`: rows of other shards are only counted.
     pub(super) shard: Option<Shard>,
-    /// Stage rows for review: render unsigned previews, sign nothing, record pending items.
+    /// Stage rows for review: render unsigned previews, sign nothing, record pending items
+    /// (decided as if the pending items before them were issued).
     pub(super) review: bool,
 }
 
@@ -252,7 +253,11 @@ impl ChunkScheduler<'_, '_> {
         attempt: u32,
     ) -> anyhow::Result<DecidedChunk> {
         let started = Instant::now();
-        let decisions = self.registry.decide_many(&inputs)?;
+        let decisions = if self.review {
+            self.registry.decide_staged(&inputs)?
+        } else {
+            self.registry.decide_many(&inputs)?
+        };
         self.stages.decide_s += started.elapsed().as_secs_f64();
         let started = Instant::now();
         let producer = self.producer;

@@ -430,6 +430,50 @@ pub(crate) fn decide_one(
     Ok(Decision::Change { previous_identifier, identifier })
 }
 
+impl Overlay {
+    /// Records the effect a staged decision will have once approved (a run under review
+    /// decides its later rows as if its earlier staged rows were issued: a licence and its
+    /// 变更 in different chunks become version 1 and version 2, as in a run that issues).
+    /// The key's stored state must be in the overlay already ([`prefetch`]).
+    pub(super) fn assume(&mut self, key: &NaturalKey, staged: &StagedEffect) {
+        let state = self.keys.entry(key.clone()).or_default();
+        match staged {
+            StagedEffect::Version { version, identifier, content_hash, holder_code, revoked } => {
+                state.versions.push(KnownVersion {
+                    version: *version,
+                    content_hash: *content_hash,
+                    identifier: identifier.clone(),
+                });
+                state.current = Some(Current {
+                    identifier: identifier.clone(),
+                    revoked: *revoked,
+                    holder_code: holder_code.clone(),
+                });
+            }
+            StagedEffect::Revoke => {
+                if let Some(c) = state.current.as_mut() {
+                    c.revoked = true;
+                }
+            }
+        }
+    }
+}
+
+/// What a pending review item will do to its licence (see [`Overlay::assume`]).
+#[derive(Debug, Clone)]
+pub(super) enum StagedEffect {
+    /// A new version (issue or change), revoked at once when its row says revoked.
+    Version {
+        version: u16,
+        identifier: String,
+        content_hash: [u8; 16],
+        holder_code: String,
+        revoked: bool,
+    },
+    /// The current version is revoked.
+    Revoke,
+}
+
 /// Decides `inputs` in order, each seeing the decisions before it (see the module docs).
 pub(crate) fn decide_many(
     db: &Db,

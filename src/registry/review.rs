@@ -26,7 +26,7 @@ use super::encode::{
     date_text, get_date, get_hash16, get_opt_date, get_opt_time, get_time, time_text,
 };
 use super::lifecycle::{
-    self, Decision, DecisionInput, LoadItem, LoadResult, Overlay, PaperRevocation,
+    self, Decision, DecisionInput, LoadItem, LoadResult, Overlay, PaperRevocation, StagedEffect,
 };
 use super::store::{FileKind, StoredFile};
 use super::{NaturalKey, Registry, RegistryError, RunId};
@@ -245,14 +245,68 @@ fn item_row(r: &Row) -> Result<ReviewItem, ColumnError> {
     })
 }
 
+/// The registry state of `keys`, plus (with `pending`) the effect of their pending review
+/// items, in staging order: what a run under review decides against.
+fn overlay_for<'a>(
+    db: &Db,
+    keys: impl Iterator<Item = &'a NaturalKey> + Clone,
+    pending: bool,
+) -> Result<Overlay, RegistryError> {
+    let mut overlay = Overlay::default();
+    lifecycle::prefetch(db, &mut overlay, keys.clone())?;
+    if !pending {
+        return Ok(overlay);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for key in keys {
+        if !seen.insert(key) {
+            continue;
+        }
+        let staged = db.query(
+            "read staged items",
+            "SELECT action, identifier, content_hash, holder_code, row_status FROM review_items
+             WHERE type_code = ?1 AND issuer_code = ?2 AND printed_no = ?3
+               AND state = 'pending'
+             ORDER BY id",
+            &vals![&key.type_code, &key.issuer_code, &key.printed_no],
+            |r| {
+                let action: String = r.get(0)?;
+                let identifier: String = r.get(1)?;
+                let effect = match ReviewAction::parse(&action) {
+                    Some(ReviewAction::Revoke) => StagedEffect::Revoke,
+                    Some(_) => {
+                        let version = LicenceId::parse(&identifier)
+                            .map_err(|e| ColumnError::new(1, e.to_string()))?
+                            .version();
+                        StagedEffect::Version {
+                            version,
+                            identifier,
+                            content_hash: get_hash16(r, 2)?,
+                            holder_code: r.get(3)?,
+                            revoked: r.get::<String>(4)? == LicenceStatus::Revoked.as_str(),
+                        }
+                    }
+                    None => return Err(ColumnError::new(0, format!("unknown action {action:?}"))),
+                };
+                Ok(effect)
+            },
+        )?;
+        for effect in &staged {
+            overlay.assume(key, effect);
+        }
+    }
+    Ok(overlay)
+}
+
 /// Decides every item again inside the transaction and refuses the chunk (nothing written)
-/// when any decision differs from the one the caller made.
+/// when any decision differs from the one the caller made. `pending`: as a run under review
+/// decides (see [`Registry::decide_staged`]).
 fn check_decisions<'a>(
     tx: &Db,
     items: impl Iterator<Item = &'a LoadItem> + Clone,
+    pending: bool,
 ) -> Result<(), RegistryError> {
-    let mut overlay = Overlay::default();
-    lifecycle::prefetch(tx, &mut overlay, items.clone().map(|i| &i.input.key))?;
+    let mut overlay = overlay_for(tx, items.clone().map(|i| &i.input.key), pending)?;
     for item in items {
         let found = lifecycle::decide_one(tx, &mut overlay, &item.input)?;
         if found != item.decision {
@@ -277,6 +331,16 @@ fn insert_file(tx: &Db, file: &StoredFile) -> Result<(), RegistryError> {
 }
 
 impl Registry {
+    /// Decides a chunk of rows that a run stages for review: as [`Registry::decide_many`], but
+    /// each licence's pending review items count as issued (in staging order). A licence and
+    /// its later change staged in different chunks (or runs) become version 1 and version 2,
+    /// and approving them in order commits both; a row equal to a pending version is
+    /// `Unchanged` with that pending identifier. Nothing is written.
+    pub fn decide_staged(&self, inputs: &[DecisionInput]) -> Result<Vec<Decision>, RegistryError> {
+        let mut overlay = overlay_for(&self.db, inputs.iter().map(|i| &i.key), true)?;
+        inputs.iter().map(|input| lifecycle::decide_one(&self.db, &mut overlay, input)).collect()
+    }
+
     /// Stages a decided chunk for review: writes the previews and archive copies to the store,
     /// then in one transaction decides every row again (refusing the chunk with
     /// [`RegistryError::StaleDecision`] if anything changed) and records a pending item for each
@@ -313,7 +377,7 @@ impl Registry {
         }
         self.db.write("stage chunk", |tx| {
             super::require_open_run(tx, run)?;
-            check_decisions(tx, items.iter().map(|s| &s.item))?;
+            check_decisions(tx, items.iter().map(|s| &s.item), true)?;
             let mut results = Vec::with_capacity(items.len());
             for (s, (preview, archive)) in items.iter().zip(&stored_per_item) {
                 results.push(stage_one(
@@ -401,7 +465,7 @@ impl Registry {
                     return Err(RegistryError::ReviewDecided { id: *id });
                 }
             }
-            check_decisions(tx, items.iter())?;
+            check_decisions(tx, items.iter(), false)?;
             let mut results = Vec::with_capacity(items.len());
             for ((id, item), files) in ids.iter().zip(&items).zip(&files) {
                 let result = lifecycle::apply(tx, run, item, files, approver, at)?;
@@ -503,8 +567,40 @@ fn stage_one(
             (ReviewAction::Change, identifier.to_string(), Some(previous_identifier.clone()))
         }
         Decision::Revoke { identifier } => (ReviewAction::Revoke, identifier.clone(), None),
-        Decision::Unchanged { identifier } | Decision::AlreadyRevoked { identifier } => {
-            return Ok(LoadResult::Unchanged { identifier: identifier.clone() });
+        Decision::Unchanged { identifier } => {
+            // The same content as a version that is itself still pending review: staged
+            // already (a re-run of the same input), not issued.
+            let pending: Option<i64> = tx.query_opt(
+                "find pending review item",
+                "SELECT id FROM review_items
+                 WHERE identifier = ?1 AND content_hash = ?2 AND state = 'pending'
+                   AND action <> 'revoke'
+                 ORDER BY id LIMIT 1",
+                &vals![identifier, hex::encode(item.input.content_hash)],
+                |r| r.get(0),
+            )?;
+            return Ok(match pending {
+                Some(review_item) => {
+                    LoadResult::Pending { review_item, identifier: identifier.clone() }
+                }
+                None => LoadResult::Unchanged { identifier: identifier.clone() },
+            });
+        }
+        Decision::AlreadyRevoked { identifier } => {
+            let pending: Option<i64> = tx.query_opt(
+                "find pending review item",
+                "SELECT id FROM review_items
+                 WHERE identifier = ?1 AND state = 'pending' AND action = 'revoke'
+                 ORDER BY id LIMIT 1",
+                &vals![identifier],
+                |r| r.get(0),
+            )?;
+            return Ok(match pending {
+                Some(review_item) => {
+                    LoadResult::Pending { review_item, identifier: identifier.clone() }
+                }
+                None => LoadResult::Unchanged { identifier: identifier.clone() },
+            });
         }
         Decision::Refused(refusal) => return Ok(LoadResult::Rejected { refusal: refusal.clone() }),
     };
