@@ -16,7 +16,7 @@ use crate::cmd;
         elicence catalog check\n  \
         elicence catalog show food-business-permit\n\n\
         Exit codes: 0 done (rejects are data), 1 failure, 2 usage, 3 bad pipeline or catalog, \
-        4 unreadable input, 5 --max-reject-rate exceeded."
+        4 unreadable input, 5 --max-reject-rate exceeded, 6 not permitted (operator or department refused)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -27,6 +27,13 @@ pub struct Cli {
 pub enum Command {
     /// The main job: read, validate, render, sign and load exports into the registry.
     Run(cmd::run::RunArgs),
+    /// Review staged versions before they are issued (采集 → 审核 → 签发): list, show, approve,
+    /// reject.
+    #[command(subcommand)]
+    Review(cmd::review::ReviewCommand),
+    /// Operators (named staff) with roles: add, list, disable, grant.
+    #[command(subcommand)]
+    Operator(cmd::operator::OperatorCommand),
     /// Revoke a licence in the registry (status revoked with date, reason, operator).
     Revoke(cmd::revoke::RevokeArgs),
     /// Check the content-addressed store against the registry.
@@ -67,6 +74,8 @@ pub enum Command {
     Copy(cmd::copy::CopyArgs),
     /// Ask the issuer to check a licence (核查), or list open check requests.
     CheckRequest(cmd::check_request::CheckRequestArgs),
+    /// Changes and revocations of the licences a department queried or was handed (cursor).
+    Events(cmd::events::EventsArgs),
     /// Answer a check request (issuer only).
     CheckAnswer(cmd::check_answer::CheckAnswerArgs),
     /// Figures for oversight: per issuer and per consuming department.

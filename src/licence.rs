@@ -97,3 +97,89 @@ impl Licence {
         self.fields.iter().find(|f| f.key == key).map(|f| f.value.as_str())
     }
 }
+
+/// The stored form of a [`Licence`] (a row staged for review keeps it until it is approved and
+/// signed): the same facts, keys and labels as text.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredLicence {
+    type_name: String,
+    type_code: String,
+    printed_no: String,
+    issuer_name: String,
+    issuer_code: String,
+    holder_name: String,
+    holder_code: String,
+    holder_code_type: String,
+    issue_date: NaiveDate,
+    valid_from: NaiveDate,
+    valid_to: Option<NaiveDate>,
+    region_code: String,
+    status: LicenceStatus,
+    /// `[key, label, value]` in catalog order.
+    fields: Vec<(String, String, String)>,
+    file: String,
+    sheet: Option<String>,
+    row: u64,
+}
+
+impl Licence {
+    /// This licence as JSON, for [`Licence::from_json`].
+    pub fn to_json(&self) -> String {
+        let stored = StoredLicence {
+            type_name: self.type_name.clone(),
+            type_code: self.type_code.clone(),
+            printed_no: self.printed_no.clone(),
+            issuer_name: self.issuer_name.clone(),
+            issuer_code: self.issuer_code.clone(),
+            holder_name: self.holder_name.clone(),
+            holder_code: self.holder_code.clone(),
+            holder_code_type: self.holder_code_type.clone(),
+            issue_date: self.issue_date,
+            valid_from: self.valid_from,
+            valid_to: self.valid_to,
+            region_code: self.region_code.clone(),
+            status: self.status,
+            fields: self
+                .fields
+                .iter()
+                .map(|f| (f.key.to_owned(), f.label.to_owned(), f.value.clone()))
+                .collect(),
+            file: self.pos.file.to_string(),
+            sheet: self.pos.sheet.as_deref().map(str::to_owned),
+            row: self.pos.row,
+        };
+        // A struct of strings, dates and numbers always serialises.
+        serde_json::to_string(&stored).unwrap_or_default()
+    }
+
+    /// The licence [`Licence::to_json`] wrote. Fails when `json` is not that form.
+    pub fn from_json(json: &str) -> Result<Licence, serde_json::Error> {
+        let s: StoredLicence = serde_json::from_str(json)?;
+        Ok(Licence {
+            type_name: s.type_name,
+            type_code: s.type_code,
+            printed_no: s.printed_no,
+            issuer_name: s.issuer_name,
+            issuer_code: s.issuer_code,
+            holder_name: s.holder_name,
+            holder_code: s.holder_code,
+            holder_code_type: s.holder_code_type,
+            issue_date: s.issue_date,
+            valid_from: s.valid_from,
+            valid_to: s.valid_to,
+            region_code: s.region_code,
+            status: s.status,
+            fields: s
+                .fields
+                .into_iter()
+                .map(|(key, label, value)| FaceField {
+                    key: intern(&key),
+                    label: intern(&label),
+                    value,
+                })
+                .collect(),
+            pos: SourcePos { file: s.file.into(), sheet: s.sheet.map(Into::into), row: s.row },
+        })
+    }
+}

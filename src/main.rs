@@ -14,6 +14,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(args) => cmd::run::run(args),
+        Command::Review(c) => cmd::review::run(c),
+        Command::Operator(c) => cmd::operator::run(c),
         Command::Revoke(args) => cmd::revoke::run(args),
         Command::Store(c) => cmd::store::run(c),
         Command::Audit(c) => cmd::audit::run(c),
@@ -33,6 +35,7 @@ fn main() {
         Command::Copy(args) => cmd::copy::run(args),
         Command::CheckRequest(args) => cmd::check_request::run(args),
         Command::CheckAnswer(args) => cmd::check_answer::run(args),
+        Command::Events(args) => cmd::events::run(args),
         Command::Stats(args) => cmd::stats::run(args),
         Command::Serve(args) => cmd::serve::run(args),
     };

@@ -201,6 +201,22 @@ impl Producer {
         self.signed_at
     }
 
+    /// The UNSIGNED face of one licence as version `id`, for a reviewer (审核) to look at before
+    /// anything is signed: the same page the signed PDF will show, with no signature and no
+    /// signature field, so no verifier takes it for an e-licence.
+    pub fn preview(&self, licence: &Licence, id: &LicenceId) -> Result<Vec<u8>, ProduceError> {
+        let identifier = id.to_string();
+        let seal = SealMeta {
+            signer_name: licence.issuer_name.clone(),
+            sign_time: self.signed_at,
+            seal_name: format!("{}电子印章", licence.issuer_name),
+        };
+        let xml = render_xml(licence, &identifier, &seal);
+        let digest = hex::encode(Sha256::digest(xml.as_bytes()));
+        let qr = qr_payload(&identifier, &digest);
+        Ok(self.renderer.render(licence, &identifier, &qr, self.signed_at)?)
+    }
+
     /// Renders and signs one licence as version `id` (decided by the registry, or numbered
     /// within the input for a preview).
     pub fn produce(&self, licence: &Licence, id: &LicenceId) -> Result<Artefacts, ProduceError> {

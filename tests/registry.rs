@@ -116,6 +116,7 @@ fn item(row: &Row, decision: Decision) -> LoadItem {
         ofd: None,
         archive_image: None,
         source: format!("exports/2017.csv:{}", row.line),
+        revocation: None,
     }
 }
 
@@ -340,6 +341,7 @@ both_backends!(fn revocation_in_the_export_keeps_files_and_counts_once(b) {
         reg.status_of(&id("C1", 1), today()).unwrap(),
         RegistryStatus::Revoked {
             at: at(5),
+            effective: at(5).date_naive(),
             reason: "revoked in export exports/2017.csv:9".to_owned(),
             by_operator: OP.to_owned(),
         }
@@ -518,6 +520,7 @@ both_backends!(fn explicit_revoke_and_status_of_every_kind(b) {
         status,
         RegistryStatus::Revoked {
             at: at(3),
+            effective: at(3).date_naive(),
             reason: "吊销: court order 2026-17".to_owned(),
             by_operator: "clerk".to_owned()
         }

@@ -69,6 +69,9 @@ struct RawType {
     holder_code_type: Spanned<String>,
     #[serde(default)]
     single_instance: bool,
+    #[serde(default)]
+    review: bool,
+    check_answer_days: Option<u32>,
     definer: RawAuthority,
     validity: RawValidity,
     sharing: RawSharing,
@@ -343,6 +346,10 @@ fn build(p: &mut Problems<'_>, id: &str, raw: RawType) -> LicenceType {
             open_ended: raw.validity.open_ended,
         },
         single_instance: raw.single_instance,
+        review: raw.review,
+        check_answer_days: raw
+            .check_answer_days
+            .unwrap_or(crate::workdays::DEFAULT_CHECK_ANSWER_DAYS),
         sharing,
         service_item: raw.service_item.map(|s| (s.name, s.code)),
         fields,

@@ -190,6 +190,12 @@ pub struct LicenceType {
     pub validity: ValidityRange,
     /// Only one live licence per holder (e.g. a business licence).
     pub single_instance: bool,
+    /// Versions of this type are reviewed before issue (采集 → 审核 → 签发): a run stages them
+    /// and a reviewer approves them (`review = true`).
+    pub review: bool,
+    /// Working days the issuer has to answer a check request (核查) about a licence of this
+    /// type (`check_answer_days`, default 5; weekends and listed holidays skipped).
+    pub check_answer_days: u32,
     pub sharing: Sharing,
     /// Linked government service item (关联事项): name and code, when known.
     pub service_item: Option<(String, String)>,

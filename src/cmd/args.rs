@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use crate::registry::{Registry, RegistryError};
+use crate::operators::{Actor, Claim, authorize};
+use crate::registry::{Registry, RegistryError, Role};
 use crate::sign::RsaSigner;
 use crate::sign::key_files::passphrase_from_env_or_file;
 use crate::sign::keys::{CA_CERT_FILE, SM2_CA_CERT_FILE};
@@ -149,4 +150,39 @@ pub struct TsaArgs {
     /// boundary (nothing unstamped is loaded). Default: the pipeline's `[output] tsa`.
     #[arg(long, env = "ELICENCE_TSA", value_name = "URL")]
     pub tsa: Option<String>,
+}
+
+/// Who runs an effectful command: a registered operator and its credential. Required once the
+/// registry has an admin operator; before that `--operator` is free text (default: the OS user).
+#[derive(Debug, Clone, Args)]
+pub struct OperatorArgs {
+    /// Who runs this (audit trail): a registered operator once the registry has an admin (see
+    /// `elicence operator add`); until then any name, default the OS user.
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// File holding the operator's credential (else ELICENCE_OPERATOR_CREDENTIAL).
+    #[arg(long, value_name = "FILE")]
+    pub operator_credential_file: Option<PathBuf>,
+}
+
+impl OperatorArgs {
+    /// The claim these flags make.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            name: self.operator.clone(),
+            credential_file: self.operator_credential_file.clone(),
+        }
+    }
+
+    /// Lets the operator run `command` with one of `roles` on `registry` (see
+    /// [`crate::operators::authorize`]); refusals are audited and map to exit code 6.
+    pub fn authorize(
+        &self,
+        registry: &mut Registry,
+        command: &str,
+        roles: &[Role],
+    ) -> anyhow::Result<Actor> {
+        let at = crate::clock::now()?;
+        Ok(authorize(registry, &self.claim(), command, roles, &super::operator(None), at)?)
+    }
 }

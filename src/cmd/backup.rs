@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::clock::now;
-use crate::cmd::args::RegistryArgs;
-use crate::cmd::operator;
+use crate::cmd::args::{OperatorArgs, RegistryArgs};
 use crate::exit;
+use crate::registry::Role;
 
 #[derive(Debug, Args)]
 #[command(
@@ -19,13 +19,14 @@ pub struct BackupArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    #[arg(long)]
-    pub operator: Option<String>,
+    #[command(flatten)]
+    pub by: OperatorArgs,
 }
 
 pub fn run(args: &BackupArgs) -> anyhow::Result<i32> {
-    let registry = args.registry.open()?;
-    let manifest = registry.backup(&args.dir, &operator(args.operator.as_deref()), now()?)?;
+    let mut registry = args.registry.open()?;
+    let actor = args.by.authorize(&mut registry, "backup", &[Role::Admin])?;
+    let manifest = registry.backup(&args.dir, actor.name(), now()?)?;
     println!(
         "backup written to {}: {} files, {} licences, audit head {}",
         args.dir.display(),

@@ -13,6 +13,7 @@ use crate::exit;
 use crate::identify::LicenceId;
 use crate::registry::{AuditEntry, Registry};
 use crate::share::{self, Ask, ShareError, action, audit_refusal, authenticate, input};
+use crate::workdays::{DEFAULT_CHECK_ANSWER_DAYS, Holidays};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -34,6 +35,10 @@ pub struct CheckRequestArgs {
     pub all: bool,
     #[arg(long)]
     pub json: bool,
+    /// Public holidays (one YYYY-MM-DD a line) skipped, like weekends, when the due date is
+    /// counted in working days (the type's `check_answer_days`, default 5).
+    #[arg(long, env = "ELICENCE_HOLIDAYS", value_name = "FILE")]
+    pub holidays: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub catalog: CatalogArgs,
     #[command(flatten)]
@@ -61,15 +66,31 @@ pub fn run(args: &CheckRequestArgs) -> anyhow::Result<i32> {
             reason: None,
             details: json!({ "requests": requests.iter().map(|r| r.id).collect::<Vec<_>>() }),
         })?;
+        let today = at.date_naive();
         if args.json {
-            println!("{}", serde_json::to_string(&requests)?);
+            let rows: Vec<serde_json::Value> = requests
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    if let Some(map) = v.as_object_mut() {
+                        map.insert("overdue".into(), r.overdue_on(today).into());
+                    }
+                    v
+                })
+                .collect();
+            println!("{}", serde_json::to_string(&rows)?);
         } else if requests.is_empty() {
             println!("no open check requests");
         } else {
             for r in &requests {
                 let role = if r.issuer_code == department.code { "to answer" } else { "asked" };
+                let due = match r.due_on {
+                    Some(d) if r.overdue_on(today) => format!("  due {d} OVERDUE"),
+                    Some(d) => format!("  due {d}"),
+                    None => String::new(),
+                };
                 println!(
-                    "#{}  {}  {role}  from {} to {}  opened {}  {}  reason: {}",
+                    "#{}  {}  {role}  from {} to {}  opened {}{due}  {}  reason: {}",
                     r.id,
                     r.identifier,
                     r.requester,
@@ -129,25 +150,44 @@ pub fn run(args: &CheckRequestArgs) -> anyhow::Result<i32> {
         return refuse(&mut registry, e);
     }
     let issuer = version.key.issuer_code.clone();
+    // Art. 13: the issuer answers within the type's working days.
+    let holidays = match &args.holidays {
+        Some(path) => Holidays::load(path)?,
+        None => Holidays::default(),
+    };
+    let days = cat
+        .types
+        .iter()
+        .find(|t| t.code == version.key.type_code)
+        .map_or(DEFAULT_CHECK_ANSWER_DAYS, |t| t.check_answer_days);
+    let due_on = holidays.add_working_days(at.date_naive(), days);
     let id = registry.check_request_open(
         identifier,
         &department.code,
         &issuer,
         &reason,
         at,
+        due_on,
         &AuditEntry {
             action: action::CHECK_REQUEST.into(),
             operator: department.code.clone(),
             at,
             subject: identifier.to_string(),
             reason: Some(reason.clone()),
-            details: json!({ "department": department.code, "issuer": issuer }),
+            details: json!({
+                "department": department.code,
+                "issuer": issuer,
+                "due_on": due_on.to_string(),
+            }),
         },
     )?;
     if args.json {
-        println!("{}", json!({ "request": id, "identifier": identifier, "issuer": issuer }));
+        println!(
+            "{}",
+            json!({ "request": id, "identifier": identifier, "issuer": issuer, "due_on": due_on })
+        );
     } else {
-        println!("check request #{id} sent to {issuer} for {identifier}");
+        println!("check request #{id} sent to {issuer} for {identifier}, due {due_on}");
     }
     Ok(exit::OK)
 }

@@ -1,6 +1,7 @@
 //! `elicence dept add|list|disable|grant`: the departments that consume the registry (code =
 //! USCC), their credentials (printed once, stored as an argon2id hash) and their unmasking
-//! grants per licence type. Administrative: run by an operator, audited under `--operator`.
+//! grants per licence type. Administrative: once the registry has an admin operator, run by an
+//! authenticated admin (`--operator`), who the audit entries name.
 
 use std::path::PathBuf;
 
@@ -10,11 +11,10 @@ use serde_json::json;
 
 use crate::catalog::{self, Level};
 use crate::clock::now;
-use crate::cmd::args::{CatalogArgs, RegistryArgs};
-use crate::cmd::operator;
+use crate::cmd::args::{CatalogArgs, OperatorArgs, RegistryArgs};
 use crate::codes::check_region_code;
 use crate::exit;
-use crate::registry::{AuditEntry, Department, Grant};
+use crate::registry::{AuditEntry, Department, Grant, Role};
 use crate::share::{action, auth, input};
 
 #[derive(Debug, Subcommand)]
@@ -40,15 +40,16 @@ pub enum DeptCommand {
         credential_file: Option<PathBuf>,
         #[command(flatten)]
         registry: RegistryArgs,
-        /// Who adds it (audit trail). Default: the OS user.
-        #[arg(long)]
-        operator: Option<String>,
+        #[command(flatten)]
+        by: OperatorArgs,
     },
     /// List departments (never their credentials).
     #[command(after_help = "Example:\n  elicence dept list --json")]
     List {
         #[command(flatten)]
         registry: RegistryArgs,
+        #[command(flatten)]
+        by: OperatorArgs,
         #[arg(long)]
         json: bool,
     },
@@ -58,8 +59,8 @@ pub enum DeptCommand {
         code: String,
         #[command(flatten)]
         registry: RegistryArgs,
-        #[arg(long)]
-        operator: Option<String>,
+        #[command(flatten)]
+        by: OperatorArgs,
     },
     /// Record a grant for a licence type; --unmask shows its personal and trade-secret fields.
     #[command(after_help = "Example:\n  \
@@ -76,8 +77,8 @@ pub enum DeptCommand {
         catalog: CatalogArgs,
         #[command(flatten)]
         registry: RegistryArgs,
-        #[arg(long)]
-        operator: Option<String>,
+        #[command(flatten)]
+        by: OperatorArgs,
     },
 }
 
@@ -112,7 +113,7 @@ impl LevelArg {
 
 pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
     match cmd {
-        DeptCommand::Add { code, name, level, region, credential_file, registry, operator: op } => {
+        DeptCommand::Add { code, name, level, region, credential_file, registry, by } => {
             let code = input::department_code("code", code)?;
             let name = input::text("--name", Some(name), input::MAX_TEXT)?;
             let region = region.trim();
@@ -137,12 +138,13 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
                 created_at: at,
             };
             let mut registry = registry.open()?;
+            let actor = by.authorize(&mut registry, "dept add", &[Role::Admin])?;
             let added = registry.department_add(
                 &dept,
                 &hash,
                 &AuditEntry {
                     action: action::DEPT_ADDED.into(),
-                    operator: operator(op.as_deref()),
+                    operator: actor.name().to_owned(),
                     at,
                     subject: code.clone(),
                     reason: None,
@@ -164,8 +166,9 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
             }
             Ok(exit::OK)
         }
-        DeptCommand::List { registry, json } => {
-            let registry = registry.open()?;
+        DeptCommand::List { registry, by, json } => {
+            let mut registry = registry.open()?;
+            by.authorize(&mut registry, "dept list", &[Role::Admin])?;
             let departments = registry.departments()?;
             if *json {
                 let mut rows = Vec::with_capacity(departments.len());
@@ -195,15 +198,16 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
             }
             Ok(exit::OK)
         }
-        DeptCommand::Disable { code, registry, operator: op } => {
+        DeptCommand::Disable { code, registry, by } => {
             let code = input::department_code("code", code)?;
             let mut registry = registry.open()?;
+            let actor = by.authorize(&mut registry, "dept disable", &[Role::Admin])?;
             let at = now()?;
             let done = registry.department_disable(
                 &code,
                 &AuditEntry {
                     action: action::DEPT_DISABLED.into(),
-                    operator: operator(op.as_deref()),
+                    operator: actor.name().to_owned(),
                     at,
                     subject: code.clone(),
                     reason: None,
@@ -222,7 +226,7 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
             unmask,
             catalog: CatalogArgs { catalog: dir },
             registry,
-            operator: op,
+            by,
         } => {
             let code = input::department_code("code", code)?;
             input::bounded("--type", licence_type, input::MAX_TEXT)?;
@@ -233,6 +237,7 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
             })?;
             let at = now()?;
             let mut registry = registry.open()?;
+            let actor = by.authorize(&mut registry, "dept grant", &[Role::Admin])?;
             let done = registry.grant_set(
                 &Grant {
                     department: code.clone(),
@@ -242,7 +247,7 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
                 },
                 &AuditEntry {
                     action: action::DEPT_GRANT.into(),
-                    operator: operator(op.as_deref()),
+                    operator: actor.name().to_owned(),
                     at,
                     subject: code.clone(),
                     reason: None,

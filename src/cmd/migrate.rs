@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cmd::args::OperatorArgs;
 use crate::exit;
-use crate::registry::{RegistryLocation, migrate_registry};
+use crate::registry::{Registry, RegistryLocation, Role, migrate_registry};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  \
@@ -27,6 +28,9 @@ pub struct MigrateArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Once the source registry has an admin operator, an admin of it migrates.
+    #[command(flatten)]
+    pub by: OperatorArgs,
 }
 
 pub fn run(args: &MigrateArgs) -> anyhow::Result<i32> {
@@ -34,6 +38,10 @@ pub fn run(args: &MigrateArgs) -> anyhow::Result<i32> {
     let to = RegistryLocation::parse(Some(&args.to), &args.data)?;
     if from == to {
         anyhow::bail!("--from and --to are the same registry ({from})");
+    }
+    {
+        let mut source = Registry::open_at(&args.data, &from)?;
+        args.by.authorize(&mut source, "migrate", &[Role::Admin])?;
     }
     let report = migrate_registry(&args.data, &from, &to)?;
     if args.json {

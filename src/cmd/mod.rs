@@ -9,13 +9,16 @@ pub mod check_answer;
 pub mod check_request;
 pub mod copy;
 pub mod dept;
+pub mod events;
 pub mod r#gen;
 pub mod keys;
 pub mod log;
 pub mod migrate;
+pub mod operator;
 pub mod query;
 pub mod render;
 pub mod restore;
+pub mod review;
 pub mod revoke;
 pub mod run;
 pub mod seal;
@@ -65,6 +68,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<crate::share::ShareError>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<crate::operators::OperatorError>() {
+            return e.exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<crate::serve::ServeError>() {
             return e.exit_code();
         }
@@ -72,6 +78,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
             || cause.is::<crate::catalog::CatalogError>()
             || cause.is::<crate::font::FontError>()
             || cause.is::<crate::produce::SealSetError>()
+            || cause.is::<crate::workdays::HolidayError>()
             || cause.downcast_ref::<RenderError>().is_some_and(is_render_configuration)
         {
             return exit::CONFIG;

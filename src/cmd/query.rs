@@ -106,8 +106,8 @@ pub fn status_text(s: &RegistryStatus) -> String {
             )
         }
         RegistryStatus::Superseded { by } => format!("superseded by {by}"),
-        RegistryStatus::Revoked { at, reason, .. } => {
-            format!("REVOKED {} ({reason})", at.date_naive())
+        RegistryStatus::Revoked { effective, reason, .. } => {
+            format!("REVOKED {effective} ({reason})")
         }
         RegistryStatus::Unknown => "unknown".into(),
     }

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::clock::now;
-use crate::cmd::operator;
+use crate::cmd::args::OperatorArgs;
 use crate::exit;
-use crate::registry::Registry;
+use crate::registry::{Registry, Role};
 
 #[derive(Debug, Args)]
 #[command(
@@ -20,13 +20,19 @@ pub struct RestoreArgs {
     /// A new, empty data folder to restore into.
     #[arg(long)]
     pub data: PathBuf,
-    #[arg(long)]
-    pub operator: Option<String>,
+    /// Once the backed-up registry has an admin operator, an admin of it restores.
+    #[command(flatten)]
+    pub by: OperatorArgs,
 }
 
 pub fn run(args: &RestoreArgs) -> anyhow::Result<i32> {
-    let registry =
-        Registry::restore(&args.dir, &args.data, &operator(args.operator.as_deref()), now()?)?;
+    // The restored registry's own operators decide, once every hash is checked: it is that
+    // registry that becomes live. A refusal leaves nothing live (and, for that reason, is not
+    // recorded in any audit trail).
+    let registry = Registry::restore_authorized(&args.dir, &args.data, now()?, |restored| {
+        let actor = args.by.authorize(restored, "restore", &[Role::Admin])?;
+        anyhow::Ok(actor.name().to_owned())
+    })?;
     let c = registry.counts()?;
     println!(
         "restored into {}: {} licences, {} versions, {} files; every hash checked",

@@ -4,9 +4,9 @@
 use clap::Args;
 
 use crate::clock::now;
-use crate::cmd::args::RegistryArgs;
-use crate::cmd::operator;
+use crate::cmd::args::{OperatorArgs, RegistryArgs};
 use crate::exit;
+use crate::registry::Role;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  \
@@ -19,9 +19,8 @@ pub struct RevokeArgs {
     pub reason: String,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Who revokes (audit trail). Default: the OS user.
-    #[arg(long)]
-    pub operator: Option<String>,
+    #[command(flatten)]
+    pub by: OperatorArgs,
 }
 
 pub fn run(args: &RevokeArgs) -> anyhow::Result<i32> {
@@ -35,7 +34,8 @@ pub fn run(args: &RevokeArgs) -> anyhow::Result<i32> {
     crate::identify::LicenceId::parse(&args.identifier)
         .map_err(|e| anyhow::anyhow!("{:?} is not a valid identifier: {e}", args.identifier))?;
     let mut registry = args.registry.open()?;
-    registry.revoke(&args.identifier, reason, &operator(args.operator.as_deref()), now()?)?;
+    let actor = args.by.authorize(&mut registry, "revoke", &[Role::Issuer])?;
+    registry.revoke(&args.identifier, reason, actor.name(), now()?)?;
     println!("revoked {}", args.identifier);
     Ok(exit::OK)
 }

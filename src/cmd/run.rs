@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::clock::now;
-use crate::cmd::args::{KeyArgs, RegistryArgs, TsaArgs};
+use crate::cmd::args::{KeyArgs, OperatorArgs, RegistryArgs, TsaArgs};
 use crate::cmd::operator;
 use crate::engine::run::{RunOptions, RunResult, run as run_job};
 use crate::engine::shard::Shard;
@@ -34,9 +34,13 @@ pub struct RunArgs {
     /// Folder for rejects.csv, duplicates.csv, valid.csv and report.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Who runs this (audit trail). Default: the OS user.
+    #[command(flatten)]
+    pub by: OperatorArgs,
+    /// Stage the rows for review instead of issuing them (采集 → 审核 → 签发): decide, render
+    /// unsigned previews and record pending items; `elicence review approve` signs them. A
+    /// pipeline or catalog type with `review = true` always stages.
     #[arg(long)]
-    pub operator: Option<String>,
+    pub review: bool,
     /// Fail (exit 5) when more than this fraction of rows is rejected.
     #[arg(long, value_name = "FRACTION")]
     pub max_reject_rate: Option<f64>,
@@ -92,7 +96,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         data: args.registry.data.clone(),
         registry: args.registry.registry.clone(),
         out: args.out.clone(),
-        operator: operator(args.operator.as_deref()),
+        operator: args.by.claim(),
+        default_operator: operator(None),
+        review: args.review,
         jobs: args.jobs,
         progress: args.progress,
         progress_interval: Duration::from_secs_f64(args.progress_interval.clamp(0.0, 86_400.0)),
@@ -106,9 +112,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         RunResult::Completed { report, development_keys } => (report, development_keys),
         RunResult::Interrupted { counts } => {
             eprintln!(
-                "interrupted at a chunk boundary after {} rows ({} issued, {} changed, {} revoked committed). \
+                "interrupted at a chunk boundary after {} rows ({} issued, {} changed, {} revoked, {} pending review committed). \
                  Run the same command again to resume: committed licences come back as unchanged.",
-                counts.read, counts.issued, counts.changed, counts.revoked
+                counts.read, counts.issued, counts.changed, counts.revoked, counts.pending
             );
             return Ok(exit::INTERRUPTED);
         }
@@ -119,11 +125,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
     let c = &report.counts;
     if !args.quiet {
         eprintln!(
-            "read {} = issued {} + changed {} + revoked {} + unchanged {} + duplicates {} + rejected {}{}{}",
+            "read {} = issued {} + changed {} + revoked {}{} + unchanged {} + duplicates {} + rejected {}{}{}",
             c.read,
             c.issued,
             c.changed,
             c.revoked,
+            if c.pending > 0 || report.review {
+                format!(" + pending review {}", c.pending)
+            } else {
+                String::new()
+            },
             c.unchanged,
             c.duplicates,
             c.rejected,

@@ -1,8 +1,11 @@
 //! `elicence stats [--since DATE] [--json]`: the figures the city uses to assess departments.
-//! Per issuing department: licences issued, changed and revoked (from the registry's versions);
-//! rejected rows by pipeline and rule (from the rejects table); per consuming department:
+//! Per issuing department: licences issued, changed and revoked (from the registry's versions),
+//! the days from the paper issue date to the e-licence, and the review backlog; rejected rows
+//! by pipeline and rule (from the rejects table; a re-run of the same input counts its rows
+//! once); per consuming department:
 //! queries, copies for use and denials (from the audit trail); check requests open and answered,
-//! with the mean time to answer. An operator's command: figures only, no licence data.
+//! with the mean time to answer, and per issuer against their due dates (on time, late,
+//! overdue now, oldest open) with the inconsistent answers. An operator's command: figures only, no licence data.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +15,9 @@ use serde::Serialize;
 
 use crate::cmd::args::RegistryArgs;
 use crate::exit;
-use crate::registry::{IssuerFigures, Registry, RejectFigures};
+use crate::registry::{
+    IssueDelay, IssuerFigures, Registry, RejectFigures, ReviewFilter, ReviewState,
+};
 use crate::share::action;
 
 #[derive(Debug, Args)]
@@ -46,6 +51,30 @@ pub struct CheckFigures {
     pub mean_seconds_to_answer: Option<f64>,
     /// Per issuer: (open, answered).
     pub by_issuer: BTreeMap<String, (u64, u64)>,
+    /// Per issuer: deadlines kept and missed, and inconsistent answers (Art. 13: 报告).
+    pub deadlines: BTreeMap<String, IssuerDeadlines>,
+}
+
+/// One issuer's check requests against their due dates.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IssuerDeadlines {
+    pub open: u64,
+    pub answered_on_time: u64,
+    pub answered_late: u64,
+    /// Open and past the due day now.
+    pub overdue_now: u64,
+    /// Days since the oldest open request was opened.
+    pub oldest_open_days: Option<i64>,
+    /// Answers that the licence does not agree with the issuer's records.
+    pub inconsistent: u64,
+}
+
+/// Per issuer: versions staged and waiting for review (采集 done, 审核 not yet).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReviewBacklog {
+    pub pending: u64,
+    /// Days since the oldest pending item was staged.
+    pub oldest_days: i64,
 }
 
 /// Everything `stats` reports.
@@ -53,6 +82,10 @@ pub struct CheckFigures {
 pub struct Stats {
     pub since: Option<NaiveDate>,
     pub issuers: Vec<IssuerFigures>,
+    /// Per issuer: days from the paper licence's 发证日期 to its e-licence.
+    pub issue_delays: Vec<IssueDelay>,
+    /// Per issuer: versions waiting for review (whatever `since` says: a backlog is now).
+    pub review_backlog: BTreeMap<String, ReviewBacklog>,
     pub rejects: Vec<RejectFigures>,
     pub consumers: BTreeMap<String, ConsumerFigures>,
     pub check_requests: CheckFigures,
@@ -94,7 +127,24 @@ pub fn collect(registry: &Registry, since: Option<NaiveDate>) -> anyhow::Result<
     }
     let mut checks = CheckFigures::default();
     let mut total_seconds = 0.0;
+    let now = crate::clock::now()?;
     for r in registry.check_requests_since(since_at)? {
+        let d = checks.deadlines.entry(r.issuer_code.clone()).or_default();
+        match r.answered_at {
+            None => {
+                d.open += 1;
+                if r.overdue_on(now.date_naive()) {
+                    d.overdue_now += 1;
+                }
+                let age = (now - r.opened_at).num_days();
+                d.oldest_open_days = Some(d.oldest_open_days.map_or(age, |o| o.max(age)));
+            }
+            Some(_) if r.answered_late() => d.answered_late += 1,
+            Some(_) => d.answered_on_time += 1,
+        }
+        if r.result.as_deref() == Some(crate::registry::CHECK_INCONSISTENT) {
+            d.inconsistent += 1;
+        }
         let slot = checks.by_issuer.entry(r.issuer_code.clone()).or_default();
         match r.answered_at {
             None => {
@@ -115,9 +165,20 @@ pub fn collect(registry: &Registry, since: Option<NaiveDate>) -> anyhow::Result<
     if checks.answered > 0 {
         checks.mean_seconds_to_answer = Some(total_seconds / checks.answered as f64);
     }
+    let today = now;
+    let mut review_backlog: BTreeMap<String, ReviewBacklog> = BTreeMap::new();
+    let pending = registry
+        .review_items(&ReviewFilter { state: Some(ReviewState::Pending), ..Default::default() })?;
+    for item in pending {
+        let slot = review_backlog.entry(item.key.issuer_code.clone()).or_default();
+        slot.pending += 1;
+        slot.oldest_days = slot.oldest_days.max((today - item.staged_at).num_days());
+    }
     Ok(Stats {
         since,
         issuers: registry.issuer_figures(since_at)?,
+        issue_delays: registry.issue_delays(since_at)?,
+        review_backlog,
         rejects: registry.reject_figures(since_at)?,
         consumers,
         check_requests: checks,
@@ -139,7 +200,15 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<i32> {
     for i in &stats.issuers {
         println!("  {}  {} / {} / {}", i.issuer_code, i.issued, i.changed, i.revoked);
     }
-    println!("rejected rows by pipeline and rule:");
+    println!("days from paper issue date to e-licence (versions / mean / longest):");
+    for d in &stats.issue_delays {
+        println!("  {}  {} / {:.1} / {}", d.issuer_code, d.versions, d.mean_days, d.max_days);
+    }
+    println!("review backlog (pending / oldest, days):");
+    for (issuer, b) in &stats.review_backlog {
+        println!("  {issuer}  {} / {}", b.pending, b.oldest_days);
+    }
+    println!("rejected rows by pipeline and rule (each row once, however often it was re-run):");
     for r in &stats.rejects {
         println!("  {}  {}: {}", r.pipeline, r.rule, r.count);
     }
@@ -155,5 +224,19 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<i32> {
         "check requests: {} open, {} answered ({} consistent, {} inconsistent), mean time to answer {mean}",
         c.open, c.answered, c.consistent, c.inconsistent
     );
+    println!(
+        "check requests per issuer (open / answered on time / late / overdue now / oldest open, days / inconsistent):"
+    );
+    for (issuer, d) in &c.deadlines {
+        println!(
+            "  {issuer}  {} / {} / {} / {} / {} / {}",
+            d.open,
+            d.answered_on_time,
+            d.answered_late,
+            d.overdue_now,
+            d.oldest_open_days.map_or_else(|| "-".to_string(), |n| n.to_string()),
+            d.inconsistent
+        );
+    }
     Ok(exit::OK)
 }

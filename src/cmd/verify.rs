@@ -129,8 +129,10 @@ fn licence_line(line: String, status: &RegistryStatus) -> String {
     match status {
         RegistryStatus::Current => format!("{line}; registry: current"),
         RegistryStatus::Superseded { by } => format!("{line}; registry: superseded by {by}"),
-        RegistryStatus::Revoked { at, reason, by_operator } => {
-            format!("{line}; registry: REVOKED {at} by {by_operator}: {reason}")
+        RegistryStatus::Revoked { at, effective, reason, by_operator } => {
+            format!(
+                "{line}; registry: REVOKED effective {effective} (recorded {at} by {by_operator}): {reason}"
+            )
         }
         RegistryStatus::Expired { on } => format!("{line}; registry: EXPIRED (valid to {on})"),
         RegistryStatus::Disputed { check_request, since } => format!(

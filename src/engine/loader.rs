@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use crate::registry::{LoadItem, LoadResult, Registry, RegistryError, RejectRecord, RunId};
+use crate::registry::{
+    LoadItem, LoadResult, Registry, RegistryError, RejectRecord, RunId, StageItem,
+};
 use crate::validate::{RowReject, ValidRow};
 
 /// A decided, rendered and signed chunk on its way to the registry.
@@ -33,6 +35,10 @@ pub(super) struct DecidedChunk {
     pub signed: u64,
     /// How often this chunk was decided already.
     pub attempt: u32,
+    /// Stage `items` for review (their `pdf` is the unsigned preview) instead of committing.
+    pub review: bool,
+    /// For review: each item's validated licence as JSON ([`crate::licence::Licence::to_json`]).
+    pub licences: Vec<String>,
 }
 
 /// What became of a decided chunk.
@@ -154,7 +160,17 @@ fn commit(
         };
     }
     let items = std::mem::take(&mut chunk.items);
-    match registry.commit_chunk(run, items, operator, at) {
+    let committed = if chunk.review {
+        let staged = items
+            .into_iter()
+            .zip(std::mem::take(&mut chunk.licences))
+            .map(|(item, licence_json)| StageItem { item, licence_json })
+            .collect();
+        registry.stage_chunk(run, staged, operator, at)
+    } else {
+        registry.commit_chunk(run, items, operator, at)
+    };
+    match committed {
         Ok(results) => {
             ChunkOutcome::Committed { chunk, results, seconds: started.elapsed().as_secs_f64() }
         }

@@ -12,7 +12,9 @@
 //!   scheduled chunk by chunk ([`schedule`]) and committed ([`loader`]).
 //! - [`checkpoint`]: the signed transparency log checkpoint each run ends with.
 //! - [`shard`]: which rows one process of a `--shard K/N` run keeps.
+//! - [`approve`]: `review approve`: staged rows decided again, signed and committed in chunks.
 
+pub mod approve;
 pub mod checkpoint;
 pub mod dedupe;
 mod loader;

@@ -15,11 +15,12 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::operators::{Actor, Claim, authorize};
 use crate::pipeline;
 use crate::produce::{Formats, OfdSealing, Producer};
 use crate::progress::{Interrupt, Progress, ProgressMode};
 use crate::read::sha256_file;
-use crate::registry::{Registry, RunCounts, RunOutcome, RunStart};
+use crate::registry::{Registry, Role, RunCounts, RunOutcome, RunStart};
 use crate::render::pdf::PdfRenderer;
 use crate::report::{self, InputSummary, RowFiles, StageTimes};
 use crate::seal::{Seal, SealSpec, seal_path};
@@ -50,8 +51,15 @@ pub struct RunOptions {
     pub registry: Option<String>,
     /// Folder for the row files and `report.json`.
     pub out: Option<PathBuf>,
-    /// Who runs this (audit trail).
-    pub operator: String,
+    /// Who runs this: the claimed operator, authenticated (with the role the run needs) once
+    /// the registry has an admin operator; the audit trail names it.
+    pub operator: Claim,
+    /// The name recorded when the registry has no admin operator and none was claimed (the OS
+    /// user).
+    pub default_operator: String,
+    /// Stage the rows for review instead of issuing them (`run --review`); a pipeline or
+    /// licence type with `review = true` does so too.
+    pub review: bool,
     /// Worker threads (`None`: all cores).
     pub jobs: Option<usize>,
     pub progress: ProgressMode,
@@ -81,6 +89,9 @@ pub struct RunReport {
     pub finished: String,
     pub inputs: Vec<InputSummary>,
     pub counts: RunCounts,
+    /// The rows were staged for review (`pending`), not issued.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub review: bool,
     pub reconciled: bool,
     pub rejects_by_rule: BTreeMap<String, u64>,
     /// Wall time of the whole run, and the busy time of each stage (they overlap).
@@ -151,6 +162,24 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     // 2. Effects: the registry (created on first use), the development key if no key was
     // given, the run record.
     let mut registry = Registry::open_with(&options.data, options.registry.as_deref())?;
+    let review = options.review || plan.review;
+    // Staging (采集) is a collector's work; issuing directly (签发) an issuer's.
+    let roles: &[Role] = if review { &[Role::Collector, Role::Issuer] } else { &[Role::Issuer] };
+    let actor = authorize(
+        &mut registry,
+        &options.operator,
+        "run",
+        roles,
+        &options.default_operator,
+        started,
+    )?;
+    if let Actor::Unenforced(name) = &actor {
+        eprintln!(
+            "note: this registry has no admin operator, so nobody is authenticated; recorded as \
+             {name:?} (`elicence operator add NAME --role admin` turns authentication on)"
+        );
+    }
+    let operator_name = actor.name().to_owned();
     let (signer, sealing, development_keys) = match given_signer {
         Some(signer) => (signer, given_sealing, None),
         None => {
@@ -184,12 +213,13 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let run_id = registry.start_run(&RunStart {
         pipeline: plan.path.display().to_string(),
         inputs: hashes.iter().map(|(p, s, _)| (p.display().to_string(), s.clone())).collect(),
-        operator: options.operator.clone(),
+        operator: operator_name.clone(),
         at: started,
     })?;
     let shard_note = options.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
+    let review_note = if review { " (staged for review: nothing is signed)" } else { "" };
     eprintln!(
-        "run {} of {} into {}{shard_note}",
+        "run {} of {} into {}{shard_note}{review_note}",
         run_id.0,
         plan.name,
         registry.db_path().display()
@@ -207,7 +237,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         .log_every(options.progress_interval);
     let interrupt = Interrupt::install();
     let registry_ref = &registry;
-    let operator = options.operator.as_str();
+    let operator = operator_name.as_str();
     let totals = std::thread::scope(|scope| {
         let loader = Loader::spawn(
             scope,
@@ -234,6 +264,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
             interrupt,
             stages: StageTimes::default(),
             shard: options.shard,
+            review,
         };
         let mut result = (|| -> anyhow::Result<()> {
             for (path, sha, bytes) in &hashes {
@@ -309,6 +340,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         finished: finished.to_rfc3339(),
         inputs,
         counts,
+        review,
         reconciled,
         rejects_by_rule: by_rule,
         wall_s: clock.elapsed().as_secs_f64(),
@@ -382,7 +414,7 @@ fn make_development_seals(
 }
 
 /// The development key of a data folder, created on first use. Every run that uses it says so.
-fn development_key_folder(data: &Path, at: DateTime<Utc>) -> anyhow::Result<PathBuf> {
+pub(super) fn development_key_folder(data: &Path, at: DateTime<Utc>) -> anyhow::Result<PathBuf> {
     let dir = data.join("dev-keys");
     if !dir.join("signer.key").exists() {
         init_dev_keys(&dir, at, &DevKeyOptions::default())

@@ -12,11 +12,13 @@ use std::time::Instant;
 use anyhow::Context;
 use rayon::prelude::*;
 
+use crate::licence::Licence;
 use crate::pipeline::Plan;
-use crate::produce::{ProduceError, Producer};
+use crate::produce::{Artefacts, ProduceError, Producer};
 use crate::progress::{Interrupt, Progress};
 use crate::registry::{
-    Decision, DecisionInput, LoadItem, NaturalKey, Registry, RejectRecord, RunCounts,
+    Decision, DecisionInput, LoadItem, NaturalKey, PaperRevocation, Registry, RejectRecord,
+    RunCounts,
 };
 use crate::report::{RowFiles, StageTimes};
 use crate::seal::ofd::OfdSealError;
@@ -56,6 +58,9 @@ pub(super) struct ChunkScheduler<'a, 'scope> {
     pub(super) stages: StageTimes,
     /// `--shard K/N`: rows of other shards are only counted.
     pub(super) shard: Option<Shard>,
+    /// Stage rows for review: render unsigned previews, sign nothing, record pending items
+    /// (decided as if the pending items before them were issued).
+    pub(super) review: bool,
 }
 
 /// What the scheduler leaves behind when the inputs are done (or the run stopped).
@@ -249,15 +254,20 @@ impl ChunkScheduler<'_, '_> {
         attempt: u32,
     ) -> anyhow::Result<DecidedChunk> {
         let started = Instant::now();
-        let decisions = self.registry.decide_many(&inputs)?;
+        let decisions = if self.review {
+            self.registry.decide_staged(&inputs)?
+        } else {
+            self.registry.decide_many(&inputs)?
+        };
         self.stages.decide_s += started.elapsed().as_secs_f64();
         let started = Instant::now();
         let producer = self.producer;
         let input_dir = &self.input_dir;
+        let review = self.review;
         let produced: Vec<RowArtefacts> = self.pool.install(|| {
             rows.par_iter()
                 .zip(decisions.par_iter())
-                .map(|(row, decision)| produce_row(producer, input_dir, row, decision))
+                .map(|(row, decision)| produce_row(producer, input_dir, row, decision, review))
                 .collect()
         });
         self.stages.render_sign_s += started.elapsed().as_secs_f64();
@@ -269,6 +279,8 @@ impl ChunkScheduler<'_, '_> {
             late: Vec::new(),
             signed: 0,
             attempt,
+            review: self.review,
+            licences: Vec::new(),
         };
         for (i, ((row, input), (decision, produced))) in
             rows.iter().zip(inputs).zip(decisions.into_iter().zip(produced)).enumerate()
@@ -297,11 +309,6 @@ impl ChunkScheduler<'_, '_> {
                 }
             };
             let l = &row.licence;
-            let fields: serde_json::Map<String, serde_json::Value> = l
-                .fields
-                .iter()
-                .map(|f| (f.key.to_string(), serde_json::Value::String(f.value.clone())))
-                .collect();
             let (pdf, xml, ofd) = match files {
                 Some((p, x, o)) => {
                     chunk.signed += 1;
@@ -310,23 +317,40 @@ impl ChunkScheduler<'_, '_> {
                 None => (None, None, None),
             };
             chunk.accepted.push(i);
+            if self.review {
+                chunk.licences.push(l.to_json());
+            }
             chunk.items.push(LoadItem {
                 input,
                 decision,
                 holder_name: l.holder_name.clone(),
                 issue_date: l.issue_date,
                 valid_to: l.valid_to,
-                fields_json: serde_json::Value::Object(fields).to_string(),
+                fields_json: fields_json(l),
                 pdf,
                 xml,
                 ofd,
                 archive_image: archive,
                 source: l.pos.to_string(),
+                revocation: row
+                    .revoked_on
+                    .map(|on| PaperRevocation { on, reason: row.revoked_reason.clone() }),
             });
         }
         chunk.rows = rows;
         Ok(chunk)
     }
+}
+
+/// The face fields of a licence as a JSON object (key → display value), as the registry keeps
+/// them for queries.
+pub(super) fn fields_json(l: &Licence) -> String {
+    let fields: serde_json::Map<String, serde_json::Value> = l
+        .fields
+        .iter()
+        .map(|f| (f.key.to_string(), serde_json::Value::String(f.value.clone())))
+        .collect();
+    serde_json::Value::Object(fields).to_string()
 }
 
 /// Threads that render and sign per core when every signature waits for a TSA: the round trip
@@ -351,13 +375,23 @@ pub fn production_pool(
 
 /// Renders and signs one row's new version (if the decision makes one) and reads its archive
 /// copy (if it has one).
+///
+/// For review (`review`), only an unsigned preview PDF is rendered (as the `pdf`; nothing is
+/// signed); the signed files come when a reviewer approves.
 fn produce_row(
     producer: &Producer,
     input_dir: &Path,
     row: &ValidRow,
     decision: &Decision,
+    review: bool,
 ) -> RowArtefacts {
     let artefacts = match decision.new_version() {
+        Some(identifier) if review => match producer.preview(&row.licence, identifier) {
+            Ok(pdf) => {
+                Some(Artefacts { id: identifier.clone(), pdf, xml: String::new(), ofd: None })
+            }
+            Err(e) => return RowArtefacts::Refused(Rule::Render, e.to_string()),
+        },
         Some(identifier) => match producer.produce(&row.licence, identifier) {
             Ok(a) => Some(a),
             // The TSA, not the row: the run stops before this chunk is loaded.

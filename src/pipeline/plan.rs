@@ -31,6 +31,10 @@ pub struct StatusPlan {
     /// Status of an empty cell; `None` makes an empty status a reject.
     pub default: Option<LicenceStatus>,
     pub words: Vec<(String, LicenceStatus)>,
+    /// Header of the paper revocation's date (注销日期), if mapped.
+    pub revoked_on: Option<String>,
+    /// Header of the paper revocation's reason (注销原因), if mapped.
+    pub revoked_reason: Option<String>,
 }
 
 impl StatusPlan {
@@ -139,6 +143,8 @@ pub struct Plan {
     pub tsa: Option<String>,
     pub layout_path: PathBuf,
     pub catalog_dir: PathBuf,
+    /// Rows are staged for review before issue: the pipeline's `review = true` or its type's.
+    pub review: bool,
 }
 
 /// Every problem in a pipeline file (and its catalog).
@@ -173,6 +179,9 @@ pub struct Binding {
     pub status: Option<usize>,
     pub issuer: Option<usize>,
     pub archive_copy: Option<usize>,
+    /// The paper revocation's date and reason columns (`[status] revoked_on`, `revoked_reason`).
+    pub revoked_on: Option<usize>,
+    pub revoked_reason: Option<usize>,
     /// Number of header cells.
     pub width: usize,
 }
@@ -228,6 +237,7 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let layout_path =
         base.join(raw.layout.clone().unwrap_or_else(|| format!("layouts/{}.toml", ty.id)));
+    let review = raw.review || ty.review;
     if !p.found.is_empty() {
         return Err(PipelineError { problems: p.found });
     }
@@ -242,6 +252,7 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
         archive_copy_column: raw.archive_copy_column,
         formats,
         tsa,
+        review,
         layout_path,
         catalog_dir,
     })
@@ -443,7 +454,14 @@ fn build_status(p: &mut Problems<'_>, raw: &toml::Spanned<spec::StatusSpec>) -> 
     if s.column.is_some() && words.is_empty() {
         p.at(at, "status", "a status column needs its vocabulary (valid, changed, revoked)");
     }
-    StatusPlan { column: s.column.as_deref().map(|c| width::trim(c).to_string()), default, words }
+    let header = |c: &Option<String>| c.as_deref().map(|c| width::trim(c).to_string());
+    StatusPlan {
+        column: header(&s.column),
+        default,
+        words,
+        revoked_on: header(&s.revoked_on),
+        revoked_reason: header(&s.revoked_reason),
+    }
 }
 
 fn check_known(p: &mut Problems<'_>, at: Option<usize>, key: &str, k: &KnownIssuer) {
@@ -575,8 +593,18 @@ impl Plan {
             IssuerPlan::Fixed(_) => None,
         };
         let archive_copy = lookup(&self.archive_copy_column);
+        let revoked_on = lookup(&self.status.revoked_on);
+        let revoked_reason = lookup(&self.status.revoked_reason);
         if missing.is_empty() {
-            Ok(Binding { columns, status, issuer, archive_copy, width: headers.len() })
+            Ok(Binding {
+                columns,
+                status,
+                issuer,
+                archive_copy,
+                revoked_on,
+                revoked_reason,
+                width: headers.len(),
+            })
         } else {
             Err(missing)
         }

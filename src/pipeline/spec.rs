@@ -24,6 +24,10 @@ pub struct PipelineSpec {
     pub archive_copy_column: Option<String>,
     /// What a run writes.
     pub output: Option<OutputSpec>,
+    /// Stage every row for review before issue (采集 → 审核 → 签发), whatever the catalog type
+    /// says. Default: the type's `review`.
+    #[serde(default)]
+    pub review: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +88,11 @@ pub struct StatusSpec {
     pub revoked: Vec<String>,
     #[serde(default)]
     pub changed: Vec<String>,
+    /// Column with the paper licence's revocation date (注销日期): a revocation takes effect on
+    /// it (Art. 10, in step with the paper). Without it, on the day it is recorded.
+    pub revoked_on: Option<String>,
+    /// Column with the paper revocation's reason (注销原因).
+    pub revoked_reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -299,6 +299,21 @@ impl Registry {
         operator: &str,
         at: DateTime<Utc>,
     ) -> Result<Registry, RegistryError> {
+        Registry::restore_authorized(backup_dir, new_data_dir, at, |_| {
+            Ok::<_, RegistryError>(operator.to_owned())
+        })
+    }
+
+    /// [`Registry::restore`], where `authorize` decides who restores once the copy is verified
+    /// (the restored registry's own operators, since it is that registry that becomes live):
+    /// it returns the operator the audit entry names, or an error that stops the restore with
+    /// nothing made live.
+    pub fn restore_authorized<E: From<RegistryError>>(
+        backup_dir: &Path,
+        new_data_dir: &Path,
+        at: DateTime<Utc>,
+        authorize: impl FnOnce(&mut Registry) -> Result<String, E>,
+    ) -> Result<Registry, E> {
         require_empty(new_data_dir)?;
         let manifest_path = backup_dir.join(MANIFEST_FILE);
         let bad =
@@ -307,10 +322,12 @@ impl Registry {
         let manifest: BackupManifest =
             serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
         if manifest.format != MANIFEST_FORMAT {
-            return Err(bad(format!("format {:?}, expected {MANIFEST_FORMAT:?}", manifest.format)));
+            return Err(
+                bad(format!("format {:?}, expected {MANIFEST_FORMAT:?}", manifest.format)).into()
+            );
         }
         if manifest.files.iter().filter(|f| f.path == DB_FILE).count() != 1 {
-            return Err(bad(format!("does not list {DB_FILE} exactly once")));
+            return Err(bad(format!("does not list {DB_FILE} exactly once")).into());
         }
         for file in &manifest.files {
             check_manifest_path(file).map_err(bad)?;
@@ -320,7 +337,7 @@ impl Registry {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        store::create_dir_durable(&parent)?;
+        store::create_dir_durable(&parent).map_err(RegistryError::from)?;
         let name =
             new_data_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let n = RESTORE_COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -329,7 +346,7 @@ impl Registry {
             // Left by an earlier restore of ours that died; never live.
             fs::remove_dir_all(&temp).map_err(io_err(&temp, "remove stale restore folder"))?;
         }
-        let result = restore_into(backup_dir, &manifest, &text, &temp, operator, at);
+        let result = restore_into(backup_dir, &manifest, &text, &temp, at, authorize);
         if let Err(e) = result {
             // Best effort: the temporary folder is ours and was never live.
             let _ = fs::remove_dir_all(&temp);
@@ -340,20 +357,48 @@ impl Registry {
         }
         fs::rename(&temp, new_data_dir)
             .map_err(io_err(new_data_dir, "move restored registry into place"))?;
-        store::sync_dir(&parent)?;
-        Registry::open(new_data_dir)
+        store::sync_dir(&parent).map_err(RegistryError::from)?;
+        Ok(Registry::open(new_data_dir)?)
     }
 }
 
 /// Copies and checks everything into `temp`, then verifies and audits the restored registry.
-fn restore_into(
+fn restore_into<E: From<RegistryError>>(
     backup_dir: &Path,
     manifest: &BackupManifest,
     manifest_text: &[u8],
     temp: &Path,
-    operator: &str,
     at: DateTime<Utc>,
-) -> Result<(), RegistryError> {
+    authorize: impl FnOnce(&mut Registry) -> Result<String, E>,
+) -> Result<(), E> {
+    let mut registry = restore_checked(backup_dir, manifest, temp)?;
+    let operator = authorize(&mut registry)?;
+    registry.audit_append(&AuditEntry {
+        action: action::RESTORE.to_owned(),
+        operator,
+        at,
+        subject: backup_dir.display().to_string(),
+        reason: None,
+        details: json!({
+            "manifest_sha256": sha256_hex(manifest_text),
+            "backup_created_at": manifest.created_at,
+            "backup_operator": manifest.operator,
+            "files": manifest.files.len(),
+            "audit_entries": manifest.audit_entries,
+            "audit_head": manifest.audit_head,
+        }),
+    })?;
+    drop(registry);
+    Ok(())
+}
+
+/// Copies every file of the backup into `temp`, checking it against the manifest, opens the
+/// copy and verifies its audit chain and store.
+fn restore_checked(
+    backup_dir: &Path,
+    manifest: &BackupManifest,
+    temp: &Path,
+) -> Result<Registry, RegistryError> {
     store::create_dir_durable(temp)?;
     let temp_store = Store::new(temp.join(STORE_DIR));
     store::create_dir_durable(temp_store.root())?;
@@ -387,7 +432,7 @@ fn restore_into(
     }
     store::sync_dir(temp)?;
 
-    let mut registry = Registry::open(temp)?;
+    let registry = Registry::open(temp)?;
     let report = registry.audit_verify()?;
     if report.entries != manifest.audit_entries || report.head != manifest.audit_head {
         return Err(RegistryError::BadManifest {
@@ -402,21 +447,5 @@ fn restore_into(
     if !problems.is_empty() {
         return Err(RegistryError::StoreNotClean { path: temp.join(STORE_DIR), problems });
     }
-    registry.audit_append(&AuditEntry {
-        action: action::RESTORE.to_owned(),
-        operator: operator.to_owned(),
-        at,
-        subject: backup_dir.display().to_string(),
-        reason: None,
-        details: json!({
-            "manifest_sha256": sha256_hex(manifest_text),
-            "backup_created_at": manifest.created_at,
-            "backup_operator": manifest.operator,
-            "files": manifest.files.len(),
-            "audit_entries": manifest.audit_entries,
-            "audit_head": manifest.audit_head,
-        }),
-    })?;
-    drop(registry);
-    Ok(())
+    Ok(registry)
 }

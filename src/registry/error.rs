@@ -94,6 +94,9 @@ pub enum RegistryError {
     NotCurrent { identifier: String, superseded_by: String },
     #[error("{identifier}: already revoked at {at}")]
     AlreadyRevoked { identifier: String, at: String },
+    /// An item to approve is no longer pending (another reviewer decided it meanwhile).
+    #[error("review item {id} is no longer pending")]
+    ReviewDecided { id: i64 },
     #[error("{run}: no such run")]
     UnknownRun { run: RunId },
     #[error("{run}: already finished")]

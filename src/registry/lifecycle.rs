@@ -133,6 +133,14 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// The paper licence's revocation as the export states it (Art. 10: the e-licence is revoked in
+/// step with the paper): its 注销日期 and, when the export has one, its 注销原因.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaperRevocation {
+    pub on: NaiveDate,
+    pub reason: Option<String>,
+}
+
 /// One decided row, rendered and signed when its decision creates a version, ready to commit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadItem {
@@ -154,6 +162,10 @@ pub struct LoadItem {
     pub archive_image: Option<Vec<u8>>,
     /// Where the row came from: `file:sheet:line`.
     pub source: String,
+    /// For a row that says revoked: the paper revocation's date and reason, when the pipeline
+    /// maps them (`[status] revoked_on`, `revoked_reason`); else the revocation takes effect
+    /// on the day it is recorded.
+    pub revocation: Option<PaperRevocation>,
 }
 
 /// What committing one item did.
@@ -168,6 +180,12 @@ pub enum LoadResult {
     },
     /// Revoked by this row (including a new licence registered already revoked).
     Revoked {
+        identifier: String,
+    },
+    /// Staged for review (`review_item`), nothing issued: the version `identifier` (or the
+    /// revocation of `identifier`) waits for a reviewer's approval.
+    Pending {
+        review_item: i64,
         identifier: String,
     },
     /// Nothing written (same content, or already revoked).
@@ -224,7 +242,7 @@ const PREFETCH_KEYS: usize = 256;
 /// Loads the stored state of every key in `keys` that `overlay` does not hold yet, up to
 /// [`PREFETCH_KEYS`] keys a query: one round trip per chunk instead of one per row (what makes
 /// PostgreSQL keep up with SQLite).
-fn prefetch<'a>(
+pub(super) fn prefetch<'a>(
     db: &Db,
     overlay: &mut Overlay,
     keys: impl IntoIterator<Item = &'a NaturalKey>,
@@ -412,6 +430,50 @@ pub(crate) fn decide_one(
     Ok(Decision::Change { previous_identifier, identifier })
 }
 
+impl Overlay {
+    /// Records the effect a staged decision will have once approved (a run under review
+    /// decides its later rows as if its earlier staged rows were issued: a licence and its
+    /// 变更 in different chunks become version 1 and version 2, as in a run that issues).
+    /// The key's stored state must be in the overlay already ([`prefetch`]).
+    pub(super) fn assume(&mut self, key: &NaturalKey, staged: &StagedEffect) {
+        let state = self.keys.entry(key.clone()).or_default();
+        match staged {
+            StagedEffect::Version { version, identifier, content_hash, holder_code, revoked } => {
+                state.versions.push(KnownVersion {
+                    version: *version,
+                    content_hash: *content_hash,
+                    identifier: identifier.clone(),
+                });
+                state.current = Some(Current {
+                    identifier: identifier.clone(),
+                    revoked: *revoked,
+                    holder_code: holder_code.clone(),
+                });
+            }
+            StagedEffect::Revoke => {
+                if let Some(c) = state.current.as_mut() {
+                    c.revoked = true;
+                }
+            }
+        }
+    }
+}
+
+/// What a pending review item will do to its licence (see [`Overlay::assume`]).
+#[derive(Debug, Clone)]
+pub(super) enum StagedEffect {
+    /// A new version (issue or change), revoked at once when its row says revoked.
+    Version {
+        version: u16,
+        identifier: String,
+        content_hash: [u8; 16],
+        holder_code: String,
+        revoked: bool,
+    },
+    /// The current version is revoked.
+    Revoke,
+}
+
 /// Decides `inputs` in order, each seeing the decisions before it (see the module docs).
 pub(crate) fn decide_many(
     db: &Db,
@@ -425,7 +487,7 @@ pub(crate) fn decide_many(
 /// Writes the files of each item that creates a version; returns them per item.
 /// Every item that creates a version must carry its signed PDF and XML; checked before anything
 /// is written.
-fn require_artefacts(items: &[LoadItem]) -> Result<(), RegistryError> {
+pub(super) fn require_artefacts(items: &[LoadItem]) -> Result<(), RegistryError> {
     for item in items.iter().filter(|i| i.decision.new_version().is_some()) {
         for (kind, bytes) in [(FileKind::Pdf, &item.pdf), (FileKind::Xml, &item.xml)] {
             if bytes.as_ref().is_none_or(|b| b.is_empty()) {
@@ -436,7 +498,10 @@ fn require_artefacts(items: &[LoadItem]) -> Result<(), RegistryError> {
     Ok(())
 }
 
-fn store_files(store: &Store, items: &[LoadItem]) -> Result<Vec<Vec<StoredFile>>, RegistryError> {
+pub(super) fn store_files(
+    store: &Store,
+    items: &[LoadItem],
+) -> Result<Vec<Vec<StoredFile>>, RegistryError> {
     // Every file of the chunk in one batch: one durability barrier instead of two per file.
     let mut files: Vec<(FileKind, &[u8])> = Vec::new();
     let mut per_item = Vec::with_capacity(items.len());
@@ -496,7 +561,7 @@ pub(crate) fn commit_chunk(
 }
 
 /// Records one checked item inside the chunk's transaction.
-fn apply(
+pub(super) fn apply(
     tx: &Db,
     run: RunId,
     item: &LoadItem,
@@ -527,7 +592,7 @@ fn apply(
                 },
             )?;
             if item.input.status == LicenceStatus::Revoked {
-                revoke_in_tx(tx, identifier, &export_reason(item), operator, run, at)?;
+                revoke_in_tx(tx, identifier, item, operator, run, at)?;
                 return Ok(LoadResult::Revoked { identifier: identifier.clone() });
             }
             Ok(LoadResult::Issued { identifier: identifier.clone() })
@@ -576,7 +641,7 @@ fn apply(
             })
         }
         Decision::Revoke { identifier } => {
-            revoke_in_tx(tx, identifier, &export_reason(item), operator, run, at)?;
+            revoke_in_tx(tx, identifier, item, operator, run, at)?;
             Ok(LoadResult::Revoked { identifier: identifier.clone() })
         }
         Decision::Unchanged { identifier } | Decision::AlreadyRevoked { identifier } => {
@@ -586,8 +651,13 @@ fn apply(
     }
 }
 
+/// The reason recorded for a revocation found in an export: the paper's 注销原因 when the
+/// export states one, and always where it was found.
 fn export_reason(item: &LoadItem) -> String {
-    format!("revoked in export {}", item.source)
+    match item.revocation.as_ref().and_then(|r| r.reason.as_deref()) {
+        Some(reason) => format!("{reason} (revoked in export {})", item.source),
+        None => format!("revoked in export {}", item.source),
+    }
 }
 
 fn version_details(
@@ -660,17 +730,19 @@ fn insert_version(
     Ok(())
 }
 
-/// Marks the current, live version `identifier` revoked and audits it; run is recorded in the
-/// audit details when the revocation came from an export.
+/// Marks the current, live version `identifier` revoked as the export row `item` says (its
+/// paper date and reason, if any) and audits it with the run and the effective date.
 fn revoke_in_tx(
     tx: &Db,
     identifier: &str,
-    reason: &str,
+    item: &LoadItem,
     operator: &str,
     run: RunId,
     at: DateTime<Utc>,
 ) -> Result<(), RegistryError> {
-    mark_revoked(tx, identifier, reason, operator, at)?;
+    let reason = export_reason(item);
+    let effective = item.revocation.as_ref().map_or(at.date_naive(), |r| r.on);
+    mark_revoked(tx, identifier, &reason, operator, at, effective)?;
     audit::append(
         tx,
         &AuditEntry {
@@ -678,8 +750,8 @@ fn revoke_in_tx(
             operator: operator.to_owned(),
             at,
             subject: identifier.to_owned(),
-            reason: Some(reason.to_owned()),
-            details: json!({ "run": run.0 }),
+            reason: Some(reason),
+            details: json!({ "run": run.0, "effective": date_text(effective) }),
         },
     )?;
     Ok(())
@@ -691,12 +763,14 @@ fn mark_revoked(
     reason: &str,
     operator: &str,
     at: DateTime<Utc>,
+    effective: NaiveDate,
 ) -> Result<(), RegistryError> {
     let n = tx.execute(
         "revoke version",
-        "UPDATE versions SET revoked_at = ?1, revoked_reason = ?2, revoked_by = ?3
+        "UPDATE versions SET revoked_at = ?1, revoked_reason = ?2, revoked_by = ?3,
+             revoked_on = ?5
          WHERE identifier = ?4 AND superseded_by IS NULL AND revoked_at IS NULL",
-        &vals![time_text(at), reason, operator, identifier],
+        &vals![time_text(at), reason, operator, identifier, date_text(effective)],
     )?;
     if n != 1 {
         return Err(RegistryError::Inconsistent {
@@ -741,7 +815,7 @@ pub(crate) fn revoke(
             }
             Some((None, None)) => {}
         }
-        mark_revoked(tx, identifier, reason, operator, at)?;
+        mark_revoked(tx, identifier, reason, operator, at, at.date_naive())?;
         audit::append(
             tx,
             &AuditEntry {

@@ -22,7 +22,7 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
         "runs",
         "id, pipeline, operator, started_at, finished_at, outcome, count_read, count_issued, \
          count_changed, count_revoked, count_unchanged, count_duplicates, count_rejected, \
-         count_other_shard",
+         count_other_shard, count_pending",
     ),
     ("run_inputs", "run_id, position, file, sha256"),
     ("rejects", "id, run_id, file, sheet, line, field, rule, message"),
@@ -31,7 +31,7 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
         "versions",
         "id, licence_id, version, identifier, content_hash, row_status, holder_code, \
          holder_name, issue_date, valid_to, fields_json, source, run_id, created_at, \
-         superseded_by, superseded_at, revoked_at, revoked_reason, revoked_by",
+         superseded_by, superseded_at, revoked_at, revoked_reason, revoked_by, revoked_on",
     ),
     ("files", "sha256, kind, size"),
     ("version_files", "version_id, kind, sha256"),
@@ -41,12 +41,20 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
     (
         "check_requests",
         "id, identifier, requester, issuer_code, reason, opened_at, answered_at, answerer, \
-         result, note",
+         result, note, due_on",
     ),
     ("copies", "id, identifier, department, reason, expires, sha256, created_at"),
     ("log_meta", "log_id"),
     ("log_leaves", "idx, audit_seq, identifier, event, leaf, leaf_hash"),
     ("log_checkpoints", "tree_size, root_hash, at, body, signature"),
+    ("operators", "name, roles, enabled, credential_hash, created_at"),
+    (
+        "review_items",
+        "id, run_id, type_code, issuer_code, printed_no, action, identifier, \
+         previous_identifier, content_hash, row_status, holder_code, holder_name, issue_date, \
+         single_instance, revoked_on, revoked_reason, licence_json, preview_sha256, archive_sha256, source, staged_by, \
+         staged_at, state, decided_by, decided_at, decision_note",
+    ),
 ];
 
 /// Tables the target's own migrations fill (the log id a new registry draws): the source's rows
@@ -56,7 +64,7 @@ const REPLACED_TABLES: &[&str] = &["log_meta"];
 /// Tables whose `id` is generated (an identity column in PostgreSQL, to move past the copied
 /// ids).
 const IDENTITY_TABLES: &[&str] =
-    &["runs", "rejects", "licences", "versions", "check_requests", "copies"];
+    &["runs", "rejects", "licences", "versions", "check_requests", "copies", "review_items"];
 
 /// What a migration copied and verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -14,7 +14,9 @@
 //! - `store`: the content-addressed files;
 //! - `audit`: the hash-chained audit trail;
 //! - `backup`: consistent snapshot and verified restore;
-//! - `sharing`: departments, grants, check requests and copies for use.
+//! - `sharing`: departments, grants, check requests and copies for use;
+//! - `operators`: named staff with roles (collector, reviewer, issuer, admin);
+//! - `review`: rows staged for review, approved into versions or rejected.
 //!
 //! The registry never renders, signs or reads the clock: callers pass bytes and `at`.
 //! Re-running an input never duplicates or loses a licence: the natural key and
@@ -30,6 +32,8 @@ mod lifecycle;
 mod location;
 mod log;
 mod migrate;
+mod operators;
+mod review;
 mod schema;
 mod sharing;
 mod sqlite;
@@ -49,17 +53,22 @@ pub use audit::{
 };
 pub use backup::{BackupManifest, ManifestFile};
 pub use error::{RegistryError, StaleDecision};
-pub use lifecycle::{Decision, DecisionInput, LoadItem, LoadResult, Refusal};
+pub use lifecycle::{Decision, DecisionInput, LoadItem, LoadResult, PaperRevocation, Refusal};
 pub use location::RegistryLocation;
 pub use log::{
     CHECKPOINT_HEADER, Checkpoint, CheckpointError, InclusionProof, LOGGED_EVENTS, LogHead,
     LogLeaf, LogProblem, LogReport,
 };
 pub use migrate::{MigrationReport, migrate as migrate_registry};
+pub use operators::{Operator, Role, UnknownRole};
+pub use review::{
+    RejectOutcome, ReviewAction, ReviewFilter, ReviewItem, ReviewState, StageItem,
+    action as review_action,
+};
 pub use schema::SCHEMA_VERSION;
 pub use sharing::{
     AnswerOutcome, CHECK_CONSISTENT, CHECK_INCONSISTENT, CheckRequest, CopyRecord, Department,
-    Grant, IssuerFigures, RejectFigures,
+    Grant, IssueDelay, IssuerFigures, RejectFigures,
 };
 pub use store::{FileKind, FileState, Store, StoreEntry, StoreError, StoredFile, sha256_hex};
 
@@ -141,6 +150,11 @@ pub struct RunCounts {
     pub unchanged: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    /// Rows staged for review (`run` of a type under review): in place of issued, changed and
+    /// revoked, which a reviewer's approval brings later; 0 otherwise, and then left out of the
+    /// JSON.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending: u64,
     /// Rows left to the other shards of a sharded run (`--shard K/N`); 0 otherwise, and then
     /// left out of the JSON.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -158,6 +172,7 @@ impl RunCounts {
             == self.issued
                 + self.changed
                 + self.revoked
+                + self.pending
                 + self.unchanged
                 + self.duplicates
                 + self.rejected
@@ -170,6 +185,7 @@ impl RunCounts {
             LoadResult::Issued { .. } => self.issued += 1,
             LoadResult::Changed { .. } => self.changed += 1,
             LoadResult::Revoked { .. } => self.revoked += 1,
+            LoadResult::Pending { .. } => self.pending += 1,
             LoadResult::Unchanged { .. } => self.unchanged += 1,
             LoadResult::Rejected { .. } => self.rejected += 1,
         }
@@ -228,10 +244,14 @@ pub struct RejectRecord {
     pub message: String,
 }
 
-/// A revocation: when, why, by whom.
+/// A revocation: when it was recorded, when it takes effect, why, by whom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Revocation {
+    /// When the registry recorded it (processing time).
     pub at: DateTime<Utc>,
+    /// When it takes effect: the paper licence's 注销日期 when the export states it, else the
+    /// day it was recorded.
+    pub effective: NaiveDate,
     pub reason: String,
     pub by_operator: String,
 }
@@ -245,24 +265,19 @@ pub enum RegistryStatus {
     /// The current version, not revoked, within its validity, not disputed.
     Current,
     /// An older version; `by` is the identifier of the version that replaced it.
-    Superseded {
-        by: String,
-    },
+    Superseded { by: String },
     Revoked {
         at: DateTime<Utc>,
+        /// The revocation's effective date (the paper's 注销日期, else the day recorded).
+        effective: NaiveDate,
         reason: String,
         by_operator: String,
     },
     /// 已过期: the current version, but its 有效期至 (`on`, the last valid day) has passed.
-    Expired {
-        on: NaiveDate,
-    },
+    Expired { on: NaiveDate },
     /// 存疑: the current version, while the issuer's `inconsistent` answer to check request
     /// `check_request` (核查) stands: it is the latest answered check of this version.
-    Disputed {
-        check_request: i64,
-        since: DateTime<Utc>,
-    },
+    Disputed { check_request: i64, since: DateTime<Utc> },
     /// Not an identifier of this registry.
     Unknown,
 }
@@ -301,6 +316,7 @@ impl VersionRow {
         match (&self.revoked, &self.superseded_by) {
             (Some(r), _) => RegistryStatus::Revoked {
                 at: r.at,
+                effective: r.effective,
                 reason: r.reason.clone(),
                 by_operator: r.by_operator.clone(),
             },
@@ -537,7 +553,8 @@ impl Registry {
                 "finish run",
                 "UPDATE runs SET finished_at = ?2, outcome = ?3, count_read = ?4, count_issued = ?5,
                      count_changed = ?6, count_revoked = ?7, count_unchanged = ?8,
-                     count_duplicates = ?9, count_rejected = ?10, count_other_shard = ?11
+                     count_duplicates = ?9, count_rejected = ?10, count_other_shard = ?11,
+                     count_pending = ?12
                  WHERE id = ?1",
                 &vals![
                     id.0,
@@ -551,6 +568,7 @@ impl Registry {
                     counts.duplicates,
                     counts.rejected,
                     counts.other_shard,
+                    counts.pending,
                 ],
             )?;
             audit::append(
@@ -595,7 +613,8 @@ impl Registry {
             "SELECT pipeline, operator, started_at, finished_at, outcome, count_read,
                     count_issued, count_changed, count_revoked, count_unchanged,
                     count_duplicates, count_rejected,
-                    (SELECT COUNT(*) FROM rejects WHERE run_id = runs.id), count_other_shard
+                    (SELECT COUNT(*) FROM rejects WHERE run_id = runs.id), count_other_shard,
+                    count_pending
              FROM runs WHERE id = ?1",
             &vals![id.0],
             |r| {
@@ -613,6 +632,10 @@ impl Registry {
                         other_shard: match r.get::<Option<i64>>(13)? {
                             None => 0,
                             Some(_) => get_u64(r, 13)?,
+                        },
+                        pending: match r.get::<Option<i64>>(14)? {
+                            None => 0,
+                            Some(_) => get_u64(r, 14)?,
                         },
                     }),
                 };
@@ -762,7 +785,8 @@ impl Registry {
             "SELECT l.type_code, l.issuer_code, l.printed_no, v.version, v.identifier,
                     v.content_hash, v.row_status, v.holder_code, v.holder_name, v.issue_date,
                     v.valid_to, v.fields_json, v.source, v.run_id, v.created_at, v.superseded_by,
-                    v.superseded_at, v.revoked_at, v.revoked_reason, v.revoked_by, v.id
+                    v.superseded_at, v.revoked_at, v.revoked_reason, v.revoked_by, v.id,
+                    v.revoked_on
              FROM versions v JOIN licences l ON l.id = v.licence_id
              WHERE {filter} ORDER BY v.version"
         );
@@ -778,6 +802,8 @@ impl Registry {
                 None => None,
                 Some(at) => Some(Revocation {
                     at,
+                    // Revocations recorded before migration 6 take effect when recorded.
+                    effective: get_opt_date(r, 21)?.unwrap_or(at.date_naive()),
                     reason: r.get::<Option<String>>(18)?.unwrap_or_default(),
                     by_operator: r.get::<Option<String>>(19)?.unwrap_or_default(),
                 }),

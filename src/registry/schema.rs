@@ -26,6 +26,12 @@
 //!   answers.
 //! - `copies`: copies for use (加注件) handed out, by the SHA-256 of the signed file.
 //!
+//! Tables (migration 6, the issuance workflow; see `operators.rs`, `review.rs`):
+//! - `operators`: named staff with their roles (collector, reviewer, issuer, admin) and
+//!   credential hash (argon2id, as departments).
+//! - `review_items`: rows a run staged for review (采集 → 审核 → 签发): what the decision was,
+//!   the validated licence, the unsigned preview, who staged it, and who approved or rejected it.
+//!
 //! Triggers make what must never change refuse to change: audit entries, and versions, licences
 //! and files, are never deleted; a version's content is immutable; it is superseded or revoked
 //! at most once. A hand edit has to drop a trigger first, and the audit chain still tells.
@@ -51,7 +57,7 @@ impl Migration {
 }
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -599,6 +605,156 @@ CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints
     FOR EACH ROW EXECUTE FUNCTION elicence_refuse('log_checkpoints is append-only');
 CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints
     FOR EACH ROW EXECUTE FUNCTION elicence_refuse('log_checkpoints is append-only');
+"#,
+    },
+    // Issue 16: named operators with roles (采集 → 审核 → 签发) and review before issue. A
+    // staged row is not a version: it lives in `review_items` until a reviewer approves it (then
+    // the lifecycle writes the version as a run does) or rejects it. Nothing here is deleted;
+    // a decided item never changes again.
+    Migration {
+        version: 7,
+        name: "issuance workflow: operators, review, pending counts, revocation dates, check deadlines",
+        sqlite: r#"
+CREATE TABLE operators (
+    name            TEXT PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 64),
+    roles           TEXT NOT NULL,
+    enabled         INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+    credential_hash TEXT NOT NULL,
+    created_at      TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER operators_no_delete BEFORE DELETE ON operators
+BEGIN SELECT RAISE(ABORT, 'operators are disabled, never deleted'); END;
+
+CREATE TABLE review_items (
+    id                  INTEGER PRIMARY KEY,
+    run_id              INTEGER NOT NULL REFERENCES runs(id),
+    type_code           TEXT NOT NULL,
+    issuer_code         TEXT NOT NULL,
+    printed_no          TEXT NOT NULL,
+    action              TEXT NOT NULL CHECK (action IN ('issue', 'change', 'revoke')),
+    identifier          TEXT NOT NULL,
+    previous_identifier TEXT,
+    content_hash        TEXT NOT NULL CHECK (length(content_hash) = 32),
+    row_status          TEXT NOT NULL CHECK (row_status IN ('valid', 'changed', 'revoked')),
+    holder_code         TEXT NOT NULL,
+    holder_name         TEXT NOT NULL,
+    issue_date          TEXT NOT NULL,
+    single_instance     INTEGER NOT NULL CHECK (single_instance IN (0, 1)),
+    revoked_on          TEXT,
+    revoked_reason      TEXT,
+    licence_json        TEXT NOT NULL,
+    preview_sha256      TEXT CHECK (preview_sha256 IS NULL OR length(preview_sha256) = 64),
+    archive_sha256      TEXT CHECK (archive_sha256 IS NULL OR length(archive_sha256) = 64),
+    source              TEXT NOT NULL,
+    staged_by           TEXT NOT NULL,
+    staged_at           TEXT NOT NULL,
+    state               TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected')),
+    decided_by          TEXT,
+    decided_at          TEXT,
+    decision_note       TEXT,
+    CHECK ((state = 'pending') = (decided_at IS NULL)
+       AND (decided_at IS NULL) = (decided_by IS NULL))
+) STRICT;
+CREATE INDEX review_items_pending ON review_items(type_code, issuer_code, printed_no)
+    WHERE state = 'pending';
+CREATE INDEX review_items_run ON review_items(run_id);
+CREATE TRIGGER review_items_no_delete BEFORE DELETE ON review_items
+BEGIN SELECT RAISE(ABORT, 'review items are never deleted'); END;
+CREATE TRIGGER review_items_decided_once BEFORE UPDATE ON review_items
+    WHEN OLD.state <> 'pending'
+BEGIN SELECT RAISE(ABORT, 'a review item is decided once'); END;
+CREATE TRIGGER review_items_fixed BEFORE UPDATE OF
+    id, run_id, type_code, issuer_code, printed_no, action, identifier, previous_identifier,
+    content_hash, row_status, holder_code, holder_name, issue_date, single_instance,
+    revoked_on, revoked_reason, licence_json, preview_sha256, archive_sha256, source, staged_by,
+    staged_at ON review_items
+BEGIN SELECT RAISE(ABORT, 'a staged review item is immutable'); END;
+
+ALTER TABLE runs ADD COLUMN count_pending INTEGER;
+
+-- Art. 10: the revocation's effective date (the paper's 注销日期, else the day it was recorded);
+-- the processing time stays in revoked_at and the audit trail. Set once, with revoked_at.
+ALTER TABLE versions ADD COLUMN revoked_on TEXT;
+-- Art. 13: the day by which the issuer answers a check request (older requests: none).
+ALTER TABLE check_requests ADD COLUMN due_on TEXT;
+CREATE TRIGGER versions_revoked_on_once BEFORE UPDATE OF revoked_on ON versions
+    WHEN OLD.revoked_at IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a version is revoked once'); END;
+"#,
+        postgres: r#"
+CREATE TABLE operators (
+    name            TEXT COLLATE "C" PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 64),
+    roles           TEXT COLLATE "C" NOT NULL,
+    enabled         BIGINT NOT NULL CHECK (enabled IN (0, 1)),
+    credential_hash TEXT COLLATE "C" NOT NULL,
+    created_at      TEXT COLLATE "C" NOT NULL
+);
+CREATE TRIGGER operators_no_delete BEFORE DELETE ON operators
+    FOR EACH ROW
+    EXECUTE FUNCTION elicence_refuse('operators are disabled, never deleted');
+CREATE TRIGGER operators_no_truncate BEFORE TRUNCATE ON operators
+    FOR EACH STATEMENT EXECUTE FUNCTION elicence_refuse('operators are disabled, never deleted');
+
+CREATE TABLE review_items (
+    id                  BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    run_id              BIGINT NOT NULL REFERENCES runs(id),
+    type_code           TEXT COLLATE "C" NOT NULL,
+    issuer_code         TEXT COLLATE "C" NOT NULL,
+    printed_no          TEXT COLLATE "C" NOT NULL,
+    action              TEXT COLLATE "C" NOT NULL CHECK (action IN ('issue', 'change', 'revoke')),
+    identifier          TEXT COLLATE "C" NOT NULL,
+    previous_identifier TEXT COLLATE "C",
+    content_hash        TEXT COLLATE "C" NOT NULL CHECK (length(content_hash) = 32),
+    row_status          TEXT COLLATE "C" NOT NULL
+                        CHECK (row_status IN ('valid', 'changed', 'revoked')),
+    holder_code         TEXT COLLATE "C" NOT NULL,
+    holder_name         TEXT COLLATE "C" NOT NULL,
+    issue_date          TEXT COLLATE "C" NOT NULL,
+    single_instance     BIGINT NOT NULL CHECK (single_instance IN (0, 1)),
+    revoked_on          TEXT COLLATE "C",
+    revoked_reason      TEXT COLLATE "C",
+    licence_json        TEXT COLLATE "C" NOT NULL,
+    preview_sha256      TEXT COLLATE "C"
+                        CHECK (preview_sha256 IS NULL OR length(preview_sha256) = 64),
+    archive_sha256      TEXT COLLATE "C"
+                        CHECK (archive_sha256 IS NULL OR length(archive_sha256) = 64),
+    source              TEXT COLLATE "C" NOT NULL,
+    staged_by           TEXT COLLATE "C" NOT NULL,
+    staged_at           TEXT COLLATE "C" NOT NULL,
+    state               TEXT COLLATE "C" NOT NULL
+                        CHECK (state IN ('pending', 'approved', 'rejected')),
+    decided_by          TEXT COLLATE "C",
+    decided_at          TEXT COLLATE "C",
+    decision_note       TEXT COLLATE "C",
+    CHECK ((state = 'pending') = (decided_at IS NULL)
+       AND (decided_at IS NULL) = (decided_by IS NULL))
+);
+CREATE INDEX review_items_pending ON review_items(type_code, issuer_code, printed_no)
+    WHERE state = 'pending';
+CREATE INDEX review_items_run ON review_items(run_id);
+CREATE TRIGGER review_items_no_delete BEFORE DELETE ON review_items
+    FOR EACH ROW
+    EXECUTE FUNCTION elicence_refuse('review items are never deleted');
+CREATE TRIGGER review_items_no_truncate BEFORE TRUNCATE ON review_items
+    FOR EACH STATEMENT EXECUTE FUNCTION elicence_refuse('review items are never deleted');
+CREATE TRIGGER review_items_decided_once BEFORE UPDATE ON review_items
+    FOR EACH ROW WHEN (OLD.state <> 'pending')
+    EXECUTE FUNCTION elicence_refuse('a review item is decided once');
+CREATE TRIGGER review_items_fixed BEFORE UPDATE OF
+    id, run_id, type_code, issuer_code, printed_no, action, identifier, previous_identifier,
+    content_hash, row_status, holder_code, holder_name, issue_date, single_instance,
+    revoked_on, revoked_reason, licence_json, preview_sha256, archive_sha256, source, staged_by,
+    staged_at ON review_items
+    FOR EACH ROW
+    EXECUTE FUNCTION elicence_refuse('a staged review item is immutable');
+
+ALTER TABLE runs ADD COLUMN count_pending BIGINT;
+
+ALTER TABLE versions ADD COLUMN revoked_on TEXT COLLATE "C";
+ALTER TABLE check_requests ADD COLUMN due_on TEXT COLLATE "C";
+CREATE TRIGGER versions_revoked_on_once BEFORE UPDATE OF revoked_on ON versions
+    FOR EACH ROW WHEN (OLD.revoked_at IS NOT NULL)
+    EXECUTE FUNCTION elicence_refuse('a version is revoked once');
 "#,
     },
 ];

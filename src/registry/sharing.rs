@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use super::audit::{self, AuditEntry};
 use super::db::{ColumnError, Row, vals};
-use super::encode::{date_text, get_date, get_opt_time, get_time, get_u64, time_text};
+use super::encode::{
+    date_text, get_date, get_opt_date, get_opt_time, get_time, get_u64, time_text,
+};
 use super::{Registry, RegistryError, VersionRow};
 
 /// A department as registered (code = its USCC). The credential hash is not part of it.
@@ -57,6 +59,24 @@ pub struct CheckRequest {
     /// [`CHECK_CONSISTENT`] or [`CHECK_INCONSISTENT`].
     pub result: Option<String>,
     pub note: Option<String>,
+    /// The last day of the issuer's time to answer (working days, see `crate::workdays`);
+    /// `None` for requests opened before deadlines were kept.
+    pub due_on: Option<NaiveDate>,
+}
+
+impl CheckRequest {
+    /// Unanswered and past its due day on `today`.
+    pub fn overdue_on(&self, today: NaiveDate) -> bool {
+        self.answered_at.is_none() && self.due_on.is_some_and(|due| today > due)
+    }
+
+    /// Answered after its due day.
+    pub fn answered_late(&self) -> bool {
+        match (self.answered_at, self.due_on) {
+            (Some(at), Some(due)) => at.date_naive() > due,
+            _ => false,
+        }
+    }
 }
 
 /// A copy for use (加注件) handed out.
@@ -90,6 +110,18 @@ pub struct IssuerFigures {
     pub revoked: u64,
 }
 
+/// Per issuer: days from the paper licence's issue date (发证日期) to its e-licence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IssueDelay {
+    pub issuer_code: String,
+    /// Versions counted.
+    pub versions: u64,
+    pub mean_days: f64,
+    pub max_days: i64,
+    #[serde(skip)]
+    total_days: i64,
+}
+
 /// Rejected rows by pipeline and rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectFigures {
@@ -121,11 +153,12 @@ fn check_row(r: &Row) -> Result<CheckRequest, ColumnError> {
         answerer: r.get(7)?,
         result: r.get(8)?,
         note: r.get(9)?,
+        due_on: get_opt_date(r, 10)?,
     })
 }
 
 const CHECK_COLUMNS: &str = "id, identifier, requester, issuer_code, reason, opened_at, \
-                             answered_at, answerer, result, note";
+                             answered_at, answerer, result, note, due_on";
 
 impl Registry {
     /// Registers a department with its credential hash (audited `department_added` by
@@ -268,6 +301,7 @@ impl Registry {
     }
 
     /// Opens a check request (in one transaction with `audit_entry`) and returns its number.
+    #[allow(clippy::too_many_arguments)]
     pub fn check_request_open(
         &mut self,
         identifier: &str,
@@ -275,14 +309,23 @@ impl Registry {
         issuer_code: &str,
         reason: &str,
         at: DateTime<Utc>,
+        due_on: NaiveDate,
         audit_entry: &AuditEntry,
     ) -> Result<i64, RegistryError> {
         self.db.write("open check request", |tx| {
             let id = tx.insert_id(
                 "insert check request",
-                "INSERT INTO check_requests (identifier, requester, issuer_code, reason, opened_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                &vals![identifier, requester, issuer_code, reason, time_text(at)],
+                "INSERT INTO check_requests
+                     (identifier, requester, issuer_code, reason, opened_at, due_on)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &vals![
+                    identifier,
+                    requester,
+                    issuer_code,
+                    reason,
+                    time_text(at),
+                    date_text(due_on)
+                ],
             )?;
             let mut entry = audit_entry.clone();
             entry.subject = identifier.to_owned();
@@ -454,7 +497,9 @@ impl Registry {
         )
     }
 
-    /// Rejected rows of runs started at or after `since`, by pipeline and rule.
+    /// Rejected rows of runs started at or after `since`, by pipeline and rule. A row counts
+    /// once however often it was rejected: a re-run of the same input (same SHA-256) rejects
+    /// the same rows again, and they are the same rows (input hash, sheet, line, rule).
     pub fn reject_figures(
         &self,
         since: Option<DateTime<Utc>>,
@@ -462,11 +507,55 @@ impl Registry {
         let since = since.map(time_text).unwrap_or_default();
         self.db.query(
             "read reject figures",
-            "SELECT r.pipeline, j.rule, COUNT(*) FROM rejects j JOIN runs r ON r.id = j.run_id
-             WHERE r.started_at >= ?1
-             GROUP BY r.pipeline, j.rule ORDER BY r.pipeline, j.rule",
+            "SELECT pipeline, rule, COUNT(*) FROM (
+                 SELECT DISTINCT r.pipeline, COALESCE(i.sha256, j.file) AS input, j.sheet,
+                        j.line, j.rule
+                 FROM rejects j JOIN runs r ON r.id = j.run_id
+                 LEFT JOIN run_inputs i ON i.run_id = j.run_id AND i.file = j.file
+                 WHERE r.started_at >= ?1
+             ) distinct_rejects
+             GROUP BY pipeline, rule ORDER BY pipeline, rule",
             &vals![since],
             |r| Ok(RejectFigures { pipeline: r.get(0)?, rule: r.get(1)?, count: get_u64(r, 2)? }),
         )
+    }
+
+    /// Per issuer, for the versions created at or after `since`: how many days passed from
+    /// the paper licence's 发证日期 to its e-licence (the version's creation), mean and longest.
+    pub fn issue_delays(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<IssueDelay>, RegistryError> {
+        let since = since.map(time_text).unwrap_or_default();
+        let rows: Vec<(String, NaiveDate, DateTime<Utc>)> = self.db.query(
+            "read issue delays",
+            "SELECT l.issuer_code, v.issue_date, v.created_at
+             FROM versions v JOIN licences l ON l.id = v.licence_id
+             WHERE v.created_at >= ?1 ORDER BY l.issuer_code",
+            &vals![since],
+            |r| Ok((r.get(0)?, get_date(r, 1)?, get_time(r, 2)?)),
+        )?;
+        let mut out: Vec<IssueDelay> = Vec::new();
+        for (issuer_code, issued_on, created_at) in rows {
+            let days = (created_at.date_naive() - issued_on).num_days();
+            match out.last_mut() {
+                Some(d) if d.issuer_code == issuer_code => {
+                    d.versions += 1;
+                    d.total_days += days;
+                    d.max_days = d.max_days.max(days);
+                }
+                _ => out.push(IssueDelay {
+                    issuer_code,
+                    versions: 1,
+                    total_days: days,
+                    max_days: days,
+                    mean_days: 0.0,
+                }),
+            }
+        }
+        for d in &mut out {
+            d.mean_days = d.total_days as f64 / d.versions as f64;
+        }
+        Ok(out)
     }
 }

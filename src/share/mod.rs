@@ -11,6 +11,7 @@
 //! - [`presented`]: what the registry says about a presented file (核验), and its audit entry;
 //! - [`public`]: what anyone may see of a licence (the public verification page);
 //! - [`watermark`]: the visible watermark of a copy for use (加注件);
+//! - [`events`]: changes and revocations of the licences a department relied on (cursor-based);
 //! - this file: the gate every consumer command goes through ([`authenticate`]) and the audit
 //!   entries of answers and refusals ([`audit_refusal`]).
 //!
@@ -18,6 +19,7 @@
 //! never field values.
 
 pub mod auth;
+pub mod events;
 pub mod files;
 pub mod input;
 pub mod mask;
@@ -53,6 +55,8 @@ pub mod action {
     pub const TOKEN: &str = "share_token";
     /// A signed e-licence file handed to a department (`GET …/files/{pdf|xml}`).
     pub const FILE: &str = "share_file";
+    /// A department read its change events (`elicence events`).
+    pub const EVENTS: &str = "share_events";
 }
 
 /// Why a consumer was refused (recorded as `refusal` in the audit entry).

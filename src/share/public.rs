@@ -49,7 +49,8 @@ pub fn public_view(catalog: &Catalog, v: &VersionRow, status: RegistryStatus) ->
     let status = match status {
         RegistryStatus::Superseded { by } => PublicStatus::Superseded { by },
         // Never the reason or the operator: only that and when.
-        RegistryStatus::Revoked { at, .. } => PublicStatus::Revoked { on: at.date_naive() },
+        // The page shows when the revocation takes effect (the paper's 注销日期).
+        RegistryStatus::Revoked { effective, .. } => PublicStatus::Revoked { on: effective },
         RegistryStatus::Expired { on } => PublicStatus::Expired { on },
         RegistryStatus::Disputed { since, .. } => {
             PublicStatus::Disputed { since: since.date_naive() }

@@ -30,6 +30,10 @@ pub struct ValidRow {
     pub content_key: [u8; 16],
     /// Path of a scanned image of the paper licence (存档副本), as written in the export.
     pub archive_copy: Option<String>,
+    /// For a row that says revoked: the paper revocation's date (注销日期) and reason
+    /// (注销原因), when the pipeline maps them.
+    pub revoked_on: Option<NaiveDate>,
+    pub revoked_reason: Option<String>,
 }
 
 /// A row that failed, with every problem found and its original cells.
@@ -133,6 +137,7 @@ impl<'p> Validator<'p> {
             self.check_column(col, &rec, &mut row);
         }
         let status = self.status_of(&rec, &mut row.problems);
+        let revocation = self.revocation_of(&rec, status, &mut row.problems);
         let issuer = self.issuer_of(&rec, &mut row.problems);
         if let Some((printed, _)) = &issuer
             && let Some(i) = ty.field_index(keys::ISSUER_NAME)
@@ -157,7 +162,73 @@ impl<'p> Validator<'p> {
                 cells: rec.cells.iter().map(Cell::display).collect(),
             });
         };
-        self.valid_row(&mut rec, row, status, issuer, issue_date, &dates)
+        match self.valid_row(&mut rec, row, status, issuer, issue_date, &dates) {
+            RowOutcome::Valid(mut valid) => {
+                (valid.revoked_on, valid.revoked_reason) = revocation;
+                RowOutcome::Valid(valid)
+            }
+            other => other,
+        }
+    }
+
+    /// The paper revocation's date and reason of a row that says revoked, from the columns
+    /// `[status] revoked_on` and `revoked_reason` map (both `None` otherwise). A date that does
+    /// not read is a `date` problem; a date after the run's day is `future_date` (a revocation
+    /// cannot take effect later than it is recorded).
+    fn revocation_of(
+        &self,
+        rec: &Record,
+        status: LicenceStatus,
+        problems: &mut Vec<Problem>,
+    ) -> (Option<NaiveDate>, Option<String>) {
+        if status != LicenceStatus::Revoked {
+            return (None, None);
+        }
+        let plan = &self.plan.status;
+        let label = plan.revoked_on.as_deref().unwrap_or("注销日期");
+        let on = match self.binding.revoked_on.and_then(|i| rec.cells.get(i)) {
+            None => None,
+            Some(cell) => {
+                let normalisers = normalise::Normaliser::defaults_for(&FieldKind::Date);
+                match normalise::read_cell(cell, &FieldKind::Date, &normalisers) {
+                    Ok(CellValue::Date(d)) => Some(d),
+                    Ok(CellValue::Empty) => None,
+                    // Every form a legacy export writes dates in (`dates::parse_date`).
+                    Ok(CellValue::Text(text)) => match dates::parse_date(&text) {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            problems.push(Problem::new(
+                                label,
+                                Rule::Date,
+                                format!("{text:?}: {e}"),
+                            ));
+                            None
+                        }
+                    },
+                    Err(e) => {
+                        problems.push(Problem::new(label, Rule::Date, e.to_string()));
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(d) = on
+            && d > self.today
+        {
+            problems.push(Problem::new(
+                label,
+                Rule::FutureDate,
+                format!("revocation dated {d}, after {}", self.today),
+            ));
+        }
+        let reason = self
+            .binding
+            .revoked_reason
+            .and_then(|i| rec.cells.get(i))
+            .map(|c| width::trim(&c.text()).to_string())
+            .filter(|r| !r.is_empty())
+            .map(|r| r.chars().take(500).collect());
+        (on, reason)
     }
 
     /// Reads, normalises and checks one mapped column into `row`.
@@ -367,6 +438,8 @@ impl<'p> Validator<'p> {
             notes: row.notes,
             content_key,
             archive_copy,
+            revoked_on: None,
+            revoked_reason: None,
         }))
     }
 
