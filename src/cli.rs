@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::cmd;
+use crate::logs::LogFormat;
 
 /// Turns legacy paper-licence exports (CSV, Excel) into signed, registered e-licences.
 #[derive(Debug, Parser)]
@@ -16,15 +17,24 @@ use crate::cmd;
         elicence catalog check\n  \
         elicence catalog show food-business-permit\n\n\
         Exit codes: 0 done (rejects are data), 1 failure, 2 usage, 3 bad pipeline or catalog, \
-        4 unreadable input, 5 --max-reject-rate exceeded."
+        4 unreadable input, 5 --max-reject-rate exceeded, 6 denied, 130 interrupted (SIGINT), \
+        143 stopped (SIGTERM).\n\n\
+        Log lines go to stderr: --log-format text|json, filtered by ELICENCE_LOG (e.g. warn)."
 )]
 pub struct Cli {
+    /// Log lines on stderr as text or as one JSON object per line (every line of a run
+    /// carries its run id). Filter with ELICENCE_LOG (default info).
+    #[arg(long, global = true, value_enum, env = "ELICENCE_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create the registry ahead of the first run; --production marks it production (no
+    /// development keys from then on).
+    Init(cmd::init::InitArgs),
     /// The main job: read, validate, render, sign and load exports into the registry.
     Run(cmd::run::RunArgs),
     /// Revoke a licence in the registry (status revoked with date, reason, operator).

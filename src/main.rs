@@ -4,6 +4,7 @@
 use clap::Parser;
 use elicence::cli::{Cli, Command};
 use elicence::cmd;
+use elicence::logs::LogFormat;
 
 // Rows are allocated on the reader thread and freed on the workers and the sink: glibc malloc
 // spent over a third of validate time in malloc/free/consolidate across threads (perf).
@@ -12,7 +13,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = elicence::logs::init(cli.log_format) {
+        eprintln!("error: {e}");
+        std::process::exit(elicence::exit::USAGE);
+    }
     let result = match &cli.command {
+        Command::Init(args) => cmd::init::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Revoke(args) => cmd::revoke::run(args),
         Command::Store(c) => cmd::store::run(c),
@@ -44,11 +50,20 @@ fn main() {
             }) {
                 std::process::exit(0);
             }
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            let code = cmd::exit_code_for(&err);
+            let causes = cmd::distinct_causes(&err);
+            match cli.log_format {
+                LogFormat::Text => {
+                    eprintln!("error: {err}");
+                    for cause in &causes {
+                        eprintln!("  caused by: {cause}");
+                    }
+                }
+                LogFormat::Json => {
+                    tracing::error!(exit_code = code, causes = ?causes, "{err}");
+                }
             }
-            cmd::exit_code_for(&err)
+            code
         }
     };
     std::process::exit(code);

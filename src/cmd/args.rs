@@ -62,8 +62,10 @@ pub struct RequestArgs {
 #[derive(Debug, Clone, Args)]
 pub struct KeyArgs {
     /// Key folder with signer.key and signer.pem. Default: the development key in
-    /// <data>/dev-keys (created on first use by `run`; every command that uses it says so).
-    #[arg(long)]
+    /// <data>/dev-keys (created on first use by `run`; every command that uses it says so);
+    /// required by a production registry (`elicence init --production`), which refuses
+    /// development keys.
+    #[arg(long, env = "ELICENCE_KEYS")]
     pub keys: Option<PathBuf>,
     /// File with the key's passphrase (else ELICENCE_KEY_PASSPHRASE, if the key is encrypted).
     #[arg(long)]

@@ -21,11 +21,20 @@ pub struct BackupArgs {
     pub registry: RegistryArgs,
     #[arg(long)]
     pub operator: Option<String>,
+    /// Print the backup's manifest as JSON on stdout (files with SHA-256 and size, counts,
+    /// audit head).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: &BackupArgs) -> anyhow::Result<i32> {
     let registry = args.registry.open()?;
     let manifest = registry.backup(&args.dir, &operator(args.operator.as_deref()), now()?)?;
+    if args.json {
+        let out = serde_json::json!({ "dir": args.dir, "manifest": manifest });
+        println!("{out}");
+        return Ok(exit::OK);
+    }
     println!(
         "backup written to {}: {} files, {} licences, audit head {}",
         args.dir.display(),

@@ -22,12 +22,20 @@ pub struct RestoreArgs {
     pub data: PathBuf,
     #[arg(long)]
     pub operator: Option<String>,
+    /// Print what was restored as JSON on stdout (`{"data":…,"counts":{…},"hashes_checked":true}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: &RestoreArgs) -> anyhow::Result<i32> {
     let registry =
         Registry::restore(&args.dir, &args.data, &operator(args.operator.as_deref()), now()?)?;
     let c = registry.counts()?;
+    if args.json {
+        let out = serde_json::json!({ "data": args.data, "counts": c, "hashes_checked": true });
+        println!("{out}");
+        return Ok(exit::OK);
+    }
     println!(
         "restored into {}: {} licences, {} versions, {} files; every hash checked",
         args.data.display(),

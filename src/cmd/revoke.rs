@@ -22,6 +22,9 @@ pub struct RevokeArgs {
     /// Who revokes (audit trail). Default: the OS user.
     #[arg(long)]
     pub operator: Option<String>,
+    /// Print the result as JSON on stdout (`{"revoked":ID,"reason":…,"operator":…,"at":…}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: &RevokeArgs) -> anyhow::Result<i32> {
@@ -35,7 +38,18 @@ pub fn run(args: &RevokeArgs) -> anyhow::Result<i32> {
     crate::identify::LicenceId::parse(&args.identifier)
         .map_err(|e| anyhow::anyhow!("{:?} is not a valid identifier: {e}", args.identifier))?;
     let mut registry = args.registry.open()?;
-    registry.revoke(&args.identifier, reason, &operator(args.operator.as_deref()), now()?)?;
-    println!("revoked {}", args.identifier);
+    let (who, at) = (operator(args.operator.as_deref()), now()?);
+    registry.revoke(&args.identifier, reason, &who, at)?;
+    if args.json {
+        let out = serde_json::json!({
+            "revoked": args.identifier,
+            "reason": reason,
+            "operator": who,
+            "at": at.to_rfc3339(),
+        });
+        println!("{out}");
+    } else {
+        println!("revoked {}", args.identifier);
+    }
     Ok(exit::OK)
 }

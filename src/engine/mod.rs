@@ -10,9 +10,11 @@
 //! - [`dedupe`]: rows equal to an earlier row of the run.
 //! - [`run`]: the whole `run` job: everything checked before any effect, then the inputs
 //!   scheduled chunk by chunk ([`schedule`]) and committed ([`loader`]).
+//! - [`dry_run`]: `run --dry-run`: decide every row against the registry, load nothing.
 //! - [`shard`]: which rows one process of a `--shard K/N` run keeps.
 
 pub mod dedupe;
+pub mod dry_run;
 mod loader;
 pub mod run;
 mod schedule;
@@ -20,6 +22,7 @@ pub mod shard;
 pub mod stream;
 
 pub use dedupe::Dedupe;
+pub use dry_run::{DryRunReport, DryRunResult};
 pub use run::{RunOptions, RunReport, RunResult};
 pub use schedule::production_pool;
 pub use shard::Shard;

@@ -44,6 +44,7 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
          result, note",
     ),
     ("copies", "id, identifier, department, reason, expires, sha256, created_at"),
+    ("registry_marks", "name, set_at, operator"),
 ];
 
 /// Tables whose `id` is generated (an identity column in PostgreSQL, to move past the copied

@@ -26,6 +26,9 @@
 //!   answers.
 //! - `copies`: copies for use (加注件) handed out, by the SHA-256 of the signed file.
 //!
+//! Tables (migration 6): `registry_marks`: marks set once on the registry (`production`, by
+//! `elicence init --production`).
+//!
 //! Triggers make what must never change refuse to change: audit entries, and versions, licences
 //! and files, are never deleted; a version's content is immutable; it is superseded or revoked
 //! at most once. A hand edit has to drop a trigger first, and the audit chain still tells.
@@ -51,7 +54,7 @@ impl Migration {
 }
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -533,6 +536,36 @@ BEGIN SELECT RAISE(ABORT, 'stored files are never forgotten'); END;
 ALTER TABLE files DROP CONSTRAINT files_kind_check;
 ALTER TABLE files ADD CONSTRAINT files_kind_check
     CHECK (kind IN ('pdf', 'xml', 'archive', 'ofd'));
+"#,
+    },
+    // Production registries (issue 18): `elicence init --production` records the mark once;
+    // it is never changed or removed (and the audit trail has it too).
+    Migration {
+        version: 6,
+        name: "registry marks: production",
+        sqlite: r#"
+CREATE TABLE registry_marks (
+    name     TEXT PRIMARY KEY CHECK (name IN ('production')),
+    set_at   TEXT NOT NULL,
+    operator TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER registry_marks_fixed BEFORE UPDATE ON registry_marks
+BEGIN SELECT RAISE(ABORT, 'a registry mark is never changed'); END;
+CREATE TRIGGER registry_marks_no_delete BEFORE DELETE ON registry_marks
+BEGIN SELECT RAISE(ABORT, 'a registry mark is never removed'); END;
+"#,
+        postgres: r#"
+CREATE TABLE registry_marks (
+    name     TEXT COLLATE "C" PRIMARY KEY CHECK (name IN ('production')),
+    set_at   TEXT COLLATE "C" NOT NULL,
+    operator TEXT COLLATE "C" NOT NULL
+);
+CREATE TRIGGER registry_marks_fixed BEFORE UPDATE ON registry_marks
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('a registry mark is never changed');
+CREATE TRIGGER registry_marks_no_delete BEFORE DELETE ON registry_marks
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('a registry mark is never removed');
+CREATE TRIGGER registry_marks_no_truncate BEFORE TRUNCATE ON registry_marks
+    FOR EACH STATEMENT EXECUTE FUNCTION elicence_refuse('a registry mark is never removed');
 "#,
     },
 ];
