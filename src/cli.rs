@@ -1,6 +1,8 @@
 //! Command-line definitions (clap). Each subcommand's arguments live beside its code in
 //! `cmd/<name>.rs`; this file only assembles them.
 
+use std::path::{Path, PathBuf};
+
 use clap::{Parser, Subcommand};
 
 use crate::cmd;
@@ -82,6 +84,35 @@ pub enum Command {
     /// List, show or check the catalog of licence types.
     #[command(subcommand)]
     Catalog(cmd::catalog::CatalogCommand),
+    /// Write the man pages and shell completions (for packaging; see scripts/build-deb).
+    #[command(hide = true)]
+    PackageAssets {
+        /// Folder for man/ (elicence.1, elicence-run.1, …) and completions/ (bash, zsh, fish).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Writes the man pages (clap_mangen: one per command) into `out/man` and the bash, zsh and
+/// fish completions (clap_complete) into `out/completions`, from the definitions above. Lives
+/// here rather than in `cmd/` because it reads the whole command line (`cmd` must not import
+/// `cli`). Returns the files written.
+pub fn package_assets(out: &Path) -> std::io::Result<Vec<PathBuf>> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let man = out.join("man");
+    let completions = out.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&completions)?;
+    clap_mangen::generate_to(Cli::command(), &man)?;
+    let mut written: Vec<PathBuf> =
+        std::fs::read_dir(&man)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    written.sort();
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        let mut cmd = Cli::command();
+        written.push(clap_complete::generate_to(shell, &mut cmd, "elicence", &completions)?);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

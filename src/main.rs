@@ -40,6 +40,14 @@ fn main() {
         Command::CheckAnswer(args) => cmd::check_answer::run(args),
         Command::Stats(args) => cmd::stats::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::PackageAssets { out } => elicence::cli::package_assets(out)
+            .map(|files| {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                elicence::exit::OK
+            })
+            .map_err(anyhow::Error::from),
     };
     let code = match result {
         Ok(code) => code,

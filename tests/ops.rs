@@ -472,3 +472,25 @@ fn a_column_is_found_under_its_alias_and_two_names_present_are_a_configuration_e
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("\"经营者名称\" is mapped twice"), "{stderr}");
 }
+
+// ---- packaging ----
+
+/// The man pages and completions the Debian package installs come from the command line.
+#[test]
+fn package_assets_writes_man_pages_and_completions() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = run_expect(elicence().arg("package-assets").arg("--out").arg(scratch.path()), 0);
+    assert!(!out.stdout.is_empty());
+    let read = |p: &str| {
+        std::fs::read_to_string(scratch.path().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+    };
+    let run_page = read("man/elicence-run.1");
+    assert!(run_page.starts_with(".ie") || run_page.contains(".TH"), "{run_page}");
+    assert!(run_page.contains("metrics\\-file"), "the run page documents --metrics-file");
+    assert!(read("man/elicence.1").contains("log\\-format"));
+    assert!(read("man/elicence-audit-verify.1").contains("json"));
+    assert!(!scratch.path().join("man/elicence-package-assets.1").exists(), "hidden");
+    assert!(read("completions/elicence.bash").contains("--dry-run"));
+    assert!(read("completions/_elicence").starts_with("#compdef elicence"));
+    assert!(read("completions/elicence.fish").contains("complete -c elicence"));
+}

@@ -31,8 +31,9 @@ impl RegistryArgs {
 /// The catalog folder whose licence types decide sharing modes and protected fields.
 #[derive(Debug, Clone, Args)]
 pub struct CatalogArgs {
-    /// Catalog folder (one TOML file per licence type).
-    #[arg(long, env = "ELICENCE_CATALOG", default_value = "pipelines/catalog")]
+    /// Catalog folder (one TOML file per licence type). Default: ./pipelines/catalog, else
+    /// the packaged /usr/share/elicence/catalog.
+    #[arg(long, env = "ELICENCE_CATALOG", default_value_os_t = crate::catalog::default_dir())]
     pub catalog: PathBuf,
 }
 
