@@ -1,9 +1,12 @@
 //! Command-line definitions (clap). Each subcommand's arguments live beside its code in
 //! `cmd/<name>.rs`; this file only assembles them.
 
+use std::path::{Path, PathBuf};
+
 use clap::{Parser, Subcommand};
 
 use crate::cmd;
+use crate::logs::LogFormat;
 
 /// Turns legacy paper-licence exports (CSV, Excel) into signed, registered e-licences.
 #[derive(Debug, Parser)]
@@ -16,15 +19,24 @@ use crate::cmd;
         elicence catalog check\n  \
         elicence catalog show food-business-permit\n\n\
         Exit codes: 0 done (rejects are data), 1 failure, 2 usage, 3 bad pipeline or catalog, \
-        4 unreadable input, 5 --max-reject-rate exceeded, 6 not permitted (operator or department refused)."
+        4 unreadable input, 5 --max-reject-rate exceeded, 6 not permitted (operator or department refused), 130 interrupted (SIGINT), \
+        143 stopped (SIGTERM).\n\n\
+        Log lines go to stderr: --log-format text|json, filtered by ELICENCE_LOG (e.g. warn)."
 )]
 pub struct Cli {
+    /// Log lines on stderr as text or as one JSON object per line (every line of a run
+    /// carries its run id). Filter with ELICENCE_LOG (default info).
+    #[arg(long, global = true, value_enum, env = "ELICENCE_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create the registry ahead of the first run; --production marks it production (no
+    /// development keys from then on).
+    Init(cmd::init::InitArgs),
     /// The main job: read, validate, render, sign and load exports into the registry.
     Run(cmd::run::RunArgs),
     /// Review staged versions before they are issued (采集 → 审核 → 签发): list, show, approve,
@@ -85,6 +97,35 @@ pub enum Command {
     /// List, show or check the catalog of licence types.
     #[command(subcommand)]
     Catalog(cmd::catalog::CatalogCommand),
+    /// Write the man pages and shell completions (for packaging; see scripts/build-deb).
+    #[command(hide = true)]
+    PackageAssets {
+        /// Folder for man/ (elicence.1, elicence-run.1, …) and completions/ (bash, zsh, fish).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Writes the man pages (clap_mangen: one per command) into `out/man` and the bash, zsh and
+/// fish completions (clap_complete) into `out/completions`, from the definitions above. Lives
+/// here rather than in `cmd/` because it reads the whole command line (`cmd` must not import
+/// `cli`). Returns the files written.
+pub fn package_assets(out: &Path) -> std::io::Result<Vec<PathBuf>> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let man = out.join("man");
+    let completions = out.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&completions)?;
+    clap_mangen::generate_to(Cli::command(), &man)?;
+    let mut written: Vec<PathBuf> =
+        std::fs::read_dir(&man)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    written.sort();
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        let mut cmd = Cli::command();
+        written.push(clap_complete::generate_to(shell, &mut cmd, "elicence", &completions)?);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod font;
 pub mod r#gen;
 pub mod identify;
 pub mod licence;
+pub mod logs;
 pub mod merkle;
 pub mod normalise;
 pub mod operators;

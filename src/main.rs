@@ -4,6 +4,7 @@
 use clap::Parser;
 use elicence::cli::{Cli, Command};
 use elicence::cmd;
+use elicence::logs::LogFormat;
 
 // Rows are allocated on the reader thread and freed on the workers and the sink: glibc malloc
 // spent over a third of validate time in malloc/free/consolidate across threads (perf).
@@ -12,7 +13,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = elicence::logs::init(cli.log_format) {
+        eprintln!("error: {e}");
+        std::process::exit(elicence::exit::USAGE);
+    }
     let result = match &cli.command {
+        Command::Init(args) => cmd::init::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Review(c) => cmd::review::run(c),
         Command::Operator(c) => cmd::operator::run(c),
@@ -38,6 +44,14 @@ fn main() {
         Command::Events(args) => cmd::events::run(args),
         Command::Stats(args) => cmd::stats::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::PackageAssets { out } => elicence::cli::package_assets(out)
+            .map(|files| {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                elicence::exit::OK
+            })
+            .map_err(anyhow::Error::from),
     };
     let code = match result {
         Ok(code) => code,
@@ -48,11 +62,20 @@ fn main() {
             }) {
                 std::process::exit(0);
             }
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            let code = cmd::exit_code_for(&err);
+            let causes = cmd::distinct_causes(&err);
+            match cli.log_format {
+                LogFormat::Text => {
+                    eprintln!("error: {err}");
+                    for cause in &causes {
+                        eprintln!("  caused by: {cause}");
+                    }
+                }
+                LogFormat::Json => {
+                    tracing::error!(exit_code = code, causes = ?causes, "{err}");
+                }
             }
-            cmd::exit_code_for(&err)
+            code
         }
     };
     std::process::exit(code);

@@ -1,12 +1,13 @@
 //! Progress of a long run: indicatif bars per stage (read and validated, rendered and signed,
 //! settled; with rates and an ETA) when stderr is a terminal, a plain log line every 10 s
 //! otherwise, nothing with `--quiet`.
-//! Also the Ctrl-C flag: an interrupted run stops at the next chunk boundary.
+//! Also the stop flag: a run interrupted by SIGINT (Ctrl-C) or SIGTERM stops at the next chunk
+//! boundary.
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -228,7 +229,15 @@ impl Progress {
                     return;
                 }
                 *last = Instant::now();
-                eprintln!("{}", self.line());
+                tracing::info!(
+                    read = self.read,
+                    valid = self.valid,
+                    signed = self.signed,
+                    loaded = self.loaded,
+                    settled = settled,
+                    "{}",
+                    self.line()
+                );
             }
         }
     }
@@ -277,25 +286,70 @@ fn hms(d: Duration) -> String {
     }
 }
 
-/// Set by Ctrl-C (SIGINT/SIGTERM): the run stops at the next chunk boundary.
+/// The signal that stopped a run at a chunk boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGINT (Ctrl-C at a terminal).
+    Interrupt,
+    /// SIGTERM (a scheduler stopping the job: Kubernetes, Slurm, systemd, `kill`).
+    Terminate,
+}
+
+impl StopSignal {
+    /// The exit code a shell gives a process killed by the signal (128 + its number): 130 for
+    /// SIGINT, 143 for SIGTERM, what schedulers expect of a job that stopped because asked to.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            StopSignal::Interrupt => crate::exit::INTERRUPTED,
+            StopSignal::Terminate => crate::exit::TERMINATED,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "SIGINT",
+            StopSignal::Terminate => "SIGTERM",
+        }
+    }
+}
+
+/// Set by SIGINT (Ctrl-C) or SIGTERM: the run stops at the next chunk boundary. Holds the
+/// number of the last such signal received (0: none).
 #[derive(Clone, Default)]
-pub struct Interrupt(Arc<AtomicBool>);
+pub struct Interrupt(Arc<AtomicUsize>);
 
 impl Interrupt {
-    /// Installs the handler once per process; later calls return a flag that is never set.
+    /// Installs handlers for SIGINT and SIGTERM that only record the signal (signal-hook: the
+    /// handler stores into an atomic, nothing else); the run polls [`Interrupt::signal`].
     pub fn install() -> Interrupt {
+        use signal_hook::consts::{SIGINT, SIGTERM};
         let flag = Interrupt::default();
-        let f = flag.0.clone();
-        if ctrlc::set_handler(move || f.store(true, Ordering::SeqCst)).is_err() {
-            eprintln!(
-                "warning: cannot install the Ctrl-C handler; an interrupted run resumes on re-run"
-            );
+        for signal in [SIGINT, SIGTERM] {
+            let number = usize::try_from(signal).unwrap_or_default();
+            if let Err(e) = signal_hook::flag::register_usize(signal, flag.0.clone(), number) {
+                tracing::warn!(
+                    "cannot install the handler of signal {signal} ({e}); an interrupted run \
+                     resumes on re-run"
+                );
+            }
         }
         flag
     }
 
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.signal().is_some()
+    }
+
+    /// Which signal asked the run to stop, if any.
+    pub fn signal(&self) -> Option<StopSignal> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let n = self.0.load(Ordering::SeqCst);
+        match i32::try_from(n).ok()? {
+            0 => None,
+            s if s == SIGTERM => Some(StopSignal::Terminate),
+            s if s == SIGINT => Some(StopSignal::Interrupt),
+            _ => Some(StopSignal::Interrupt),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let (header_row, expected_headers) = match (selector >> 4) & 3 {
         0 => (None, Vec::new()),
         1 => (Some(u64::from(selector >> 6) + 1), Vec::new()),
-        _ => (None, vec!["a".to_owned(), "名称".to_owned()]),
+        _ => (None, vec!["a".into(), "名称".into()]),
     };
     let Ok(mut file) = tempfile::Builder::new().suffix(".csv").tempfile() else { return };
     if file.write_all(body).is_err() {

@@ -12,6 +12,23 @@ use serde::Serialize;
 
 pub use load::{CatalogError, ConfigProblem, line_of, load_dir, load_file};
 
+/// The catalog folder of a source checkout, relative to the working directory.
+pub const CHECKOUT_DIR: &str = "pipelines/catalog";
+/// The catalog folder the Debian package installs.
+pub const PACKAGED_DIR: &str = "/usr/share/elicence/catalog";
+
+/// The default catalog folder: `pipelines/catalog` when the working directory has one (a
+/// checkout, or a folder of one's own pipelines), else the packaged `/usr/share/elicence/catalog`
+/// when it exists, else `pipelines/catalog` (so that the error names what was looked for).
+pub fn default_dir() -> std::path::PathBuf {
+    let checkout = std::path::Path::new(CHECKOUT_DIR);
+    let packaged = std::path::Path::new(PACKAGED_DIR);
+    if !checkout.is_dir() && packaged.is_dir() {
+        return packaged.to_path_buf();
+    }
+    checkout.to_path_buf()
+}
+
 /// Field keys with a fixed meaning across all types: the GB/T 36903 metadata is taken from them.
 pub mod keys {
     /// 证照编号: printed licence number.

@@ -38,8 +38,9 @@ impl RegistryArgs {
 /// The catalog folder whose licence types decide sharing modes and protected fields.
 #[derive(Debug, Clone, Args)]
 pub struct CatalogArgs {
-    /// Catalog folder (one TOML file per licence type).
-    #[arg(long, env = "ELICENCE_CATALOG", default_value = "pipelines/catalog")]
+    /// Catalog folder (one TOML file per licence type). Default: ./pipelines/catalog, else
+    /// the packaged /usr/share/elicence/catalog.
+    #[arg(long, env = "ELICENCE_CATALOG", default_value_os_t = crate::catalog::default_dir())]
     pub catalog: PathBuf,
 }
 
@@ -69,8 +70,10 @@ pub struct RequestArgs {
 #[derive(Debug, Clone, Args)]
 pub struct KeyArgs {
     /// Key folder with signer.key and signer.pem. Default: the development key in
-    /// <data>/dev-keys (created on first use by `run`; every command that uses it says so).
-    #[arg(long)]
+    /// <data>/dev-keys (created on first use by `run`; every command that uses it says so);
+    /// required by a production registry (`elicence init --production`), which refuses
+    /// development keys.
+    #[arg(long, env = "ELICENCE_KEYS")]
     pub keys: Option<PathBuf>,
     /// File with the key's passphrase (else ELICENCE_KEY_PASSPHRASE, if the key is encrypted).
     #[arg(long)]

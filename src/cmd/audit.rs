@@ -14,24 +14,46 @@ pub enum AuditCommand {
     Verify {
         #[command(flatten)]
         registry: RegistryArgs,
+        /// Print the result as JSON on stdout: `{"intact":true,"entries":…,"head":…}` or
+        /// `{"intact":false,"broken_at":SEQ,"reason":{"kind":…}}`.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 pub fn run(cmd: &AuditCommand) -> anyhow::Result<i32> {
     match cmd {
-        AuditCommand::Verify { registry } => {
+        AuditCommand::Verify { registry, json } => {
             let registry = registry.open()?;
             match registry.audit_verify() {
                 Ok(report) => {
-                    println!(
-                        "audit trail intact: {} entries, head {}",
-                        report.entries,
-                        report.head.as_deref().unwrap_or("-")
-                    );
+                    if *json {
+                        let out = serde_json::json!({
+                            "intact": true,
+                            "entries": report.entries,
+                            "head": report.head,
+                        });
+                        println!("{out}");
+                    } else {
+                        println!(
+                            "audit trail intact: {} entries, head {}",
+                            report.entries,
+                            report.head.as_deref().unwrap_or("-")
+                        );
+                    }
                     Ok(exit::OK)
                 }
                 Err(RegistryError::AuditBroken(b)) => {
-                    println!("audit trail broken at entry {}: {:?}", b.seq, b.reason);
+                    if *json {
+                        let out = serde_json::json!({
+                            "intact": false,
+                            "broken_at": b.seq,
+                            "reason": b.reason,
+                        });
+                        println!("{out}");
+                    } else {
+                        println!("audit trail broken at entry {}: {}", b.seq, b.reason);
+                    }
                     Ok(exit::FAILURE)
                 }
                 Err(e) => Err(e.into()),

@@ -21,12 +21,21 @@ pub struct BackupArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub by: OperatorArgs,
+    /// Print the backup's manifest as JSON on stdout (files with SHA-256 and size, counts,
+    /// audit head).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: &BackupArgs) -> anyhow::Result<i32> {
     let mut registry = args.registry.open()?;
     let actor = args.by.authorize(&mut registry, "backup", &[Role::Admin])?;
     let manifest = registry.backup(&args.dir, actor.name(), now()?)?;
+    if args.json {
+        let out = serde_json::json!({ "dir": args.dir, "manifest": manifest });
+        println!("{out}");
+        return Ok(exit::OK);
+    }
     println!(
         "backup written to {}: {} files, {} licences, audit head {}",
         args.dir.display(),

@@ -8,14 +8,13 @@ use crate::catalog::{self, FieldKind, LicenceType};
 use crate::exit;
 use crate::render::layout::Layout;
 
-const DEFAULT_DIR: &str = "pipelines/catalog";
-
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
     /// List the licence types: id, type code, name, sharing.
     #[command(after_help = "Example:\n  elicence catalog list --dir pipelines/catalog")]
     List {
-        #[arg(long, default_value = DEFAULT_DIR)]
+        /// Catalog folder. Default: ./pipelines/catalog, else /usr/share/elicence/catalog.
+        #[arg(long, default_value_os_t = catalog::default_dir())]
         dir: PathBuf,
         /// One JSON object per type.
         #[arg(long)]
@@ -26,13 +25,15 @@ pub enum CatalogCommand {
     Show {
         /// Type id (file name), type code or Chinese name.
         which: String,
-        #[arg(long, default_value = DEFAULT_DIR)]
+        /// Catalog folder. Default: ./pipelines/catalog, else /usr/share/elicence/catalog.
+        #[arg(long, default_value_os_t = catalog::default_dir())]
         dir: PathBuf,
     },
     /// Check every catalog file and report every problem at once (file:line: key: problem).
     #[command(after_help = "Example:\n  elicence catalog check --dir pipelines/catalog")]
     Check {
-        #[arg(long, default_value = DEFAULT_DIR)]
+        /// Catalog folder. Default: ./pipelines/catalog, else /usr/share/elicence/catalog.
+        #[arg(long, default_value_os_t = catalog::default_dir())]
         dir: PathBuf,
     },
 }

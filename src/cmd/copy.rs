@@ -27,6 +27,7 @@ use crate::share::{
     self, Ask, Refusal, ShareError, action, audit_refusal, authenticate, input, watermark,
 };
 use crate::sign::pades::{PdfSignOptions, sign_pdf};
+use crate::sign::{Signer, check_production_key};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  \
@@ -60,6 +61,13 @@ pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
     })?;
     let identifier = args.identifier.trim();
     let mut registry = args.registry.open()?;
+    if registry.is_production()? {
+        // Checked before anything is asked or audited: a production registry signs copies
+        // with the issuing authority's key only.
+        let keys = args.keys.keys.as_deref();
+        let signer = keys.map(|_| args.keys.load_signer(&args.registry.data, at)).transpose()?;
+        check_production_key(true, keys, signer.as_ref().map(|s| s as &dyn Signer))?;
+    }
     let ask = Ask {
         command: "copy",
         as_code: &args.request.department.as_code,

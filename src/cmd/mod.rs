@@ -11,6 +11,7 @@ pub mod copy;
 pub mod dept;
 pub mod events;
 pub mod r#gen;
+pub mod init;
 pub mod keys;
 pub mod log;
 pub mod migrate;
@@ -58,6 +59,24 @@ fn is_render_configuration(e: &RenderError) -> bool {
     )
 }
 
+/// The causes below an error's own message, for `main` to print, each once: a cause whose text
+/// is already part of a message shown above it (an error that formats its source into its own
+/// message, a wrapper that displays its inner error) is left out.
+pub fn distinct_causes(err: &anyhow::Error) -> Vec<String> {
+    let mut shown = vec![err.to_string()];
+    let mut causes = Vec::new();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        let trimmed = text.trim();
+        if trimmed.is_empty() || shown.iter().any(|s| s.contains(trimmed)) {
+            continue;
+        }
+        shown.push(text.clone());
+        causes.push(text);
+    }
+    causes
+}
+
 /// Maps an error's cause chain to an exit code.
 pub fn exit_code_for(err: &anyhow::Error) -> i32 {
     // A TSA outage is neither the input's fault nor the configuration's, wherever it surfaced.
@@ -75,6 +94,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
             return e.exit_code();
         }
         if cause.is::<crate::pipeline::PipelineError>()
+            || cause.is::<crate::sign::ProductionKeyError>()
             || cause.is::<crate::catalog::CatalogError>()
             || cause.is::<crate::font::FontError>()
             || cause.is::<crate::produce::SealSetError>()
@@ -83,9 +103,39 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         {
             return exit::CONFIG;
         }
+        if let Some(e) = cause.downcast_ref::<crate::engine::EngineError>()
+            && e.is_configuration()
+        {
+            return exit::CONFIG;
+        }
         if cause.is::<crate::read::ReadError>() || cause.is::<crate::engine::EngineError>() {
             return exit::INPUT;
         }
     }
     exit::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct_causes;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read in.csv: {0}")]
+    struct Outer(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Wrapper(#[source] Outer);
+
+    /// An unreadable input used to show its message three times (wrapper, error, source).
+    #[test]
+    fn a_cause_already_in_a_message_above_is_shown_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let err = anyhow::Error::new(Wrapper(Outer(io)));
+        assert_eq!(err.to_string(), "cannot read in.csv: No such file or directory");
+        assert!(distinct_causes(&err).is_empty(), "{:?}", distinct_causes(&err));
+        let err = anyhow::Error::new(std::io::Error::other("disk on fire"))
+            .context("cannot write report.json");
+        assert_eq!(distinct_causes(&err), vec!["disk on fire".to_string()]);
+    }
 }

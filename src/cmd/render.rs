@@ -19,11 +19,12 @@ use crate::identify::LicenceId;
 use crate::licence::Licence;
 use crate::pipeline;
 use crate::produce::{Formats, OfdSealing, ProduceError, Producer};
+use crate::registry::Registry;
 use crate::report::Counts;
-use crate::sign::{RsaSigner, passphrase_from_env_or_file};
+use crate::sign::{RsaSigner, Signer, check_production_key, passphrase_from_env_or_file};
 use crate::timestamp;
 
-use super::args::TsaArgs;
+use super::args::{RegistryArgs, TsaArgs};
 
 /// Licences rendered per parallel batch.
 const BATCH: usize = 256;
@@ -39,8 +40,9 @@ pub struct RenderArgs {
     /// Export to read.
     #[arg(long)]
     pub input: PathBuf,
-    /// Key folder with signer.key and signer.pem (see `elicence keys init`).
-    #[arg(long)]
+    /// Key folder with signer.key and signer.pem (see `elicence keys init`; a production
+    /// registry at --data/--registry refuses development keys).
+    #[arg(long, env = "ELICENCE_KEYS")]
     pub keys: PathBuf,
     /// File with the key's passphrase (else ELICENCE_KEY_PASSPHRASE, if the key is encrypted).
     #[arg(long)]
@@ -56,6 +58,10 @@ pub struct RenderArgs {
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub tsa: TsaArgs,
+    /// The registry whose production mark applies (nothing is loaded into it; a registry that
+    /// does not exist is not created).
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Formats to write: any of pdf, xml, ofd (OFD needs the SM2 signer and the issuers'
     /// seals in --keys: sm2-signer.key, sm2-signer.pem, seals/<USCC>.esl). Default: the
     /// pipeline's [output] formats, else pdf,xml.
@@ -70,6 +76,9 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
     let signer = RsaSigner::load(&args.keys, passphrase.as_ref(), at)
         .with_context(|| format!("cannot load the signing key from {}", args.keys.display()))?;
+    let production =
+        Registry::is_production_at(&args.registry.data, args.registry.registry.as_deref())?;
+    check_production_key(production, Some(args.keys.as_path()), Some(&signer as &dyn Signer))?;
     let tsa_url = args.tsa.tsa.as_deref().or(plan.tsa.as_deref());
     let tsa = tsa_url.map(timestamp::connect).transpose()?;
     let mut producer =

@@ -23,6 +23,9 @@ pub struct RestoreArgs {
     /// Once the backed-up registry has an admin operator, an admin of it restores.
     #[command(flatten)]
     pub by: OperatorArgs,
+    /// Print what was restored as JSON on stdout (`{"data":…,"counts":{…},"hashes_checked":true}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: &RestoreArgs) -> anyhow::Result<i32> {
@@ -34,6 +37,11 @@ pub fn run(args: &RestoreArgs) -> anyhow::Result<i32> {
         anyhow::Ok(actor.name().to_owned())
     })?;
     let c = registry.counts()?;
+    if args.json {
+        let out = serde_json::json!({ "data": args.data, "counts": c, "hashes_checked": true });
+        println!("{out}");
+        return Ok(exit::OK);
+    }
     println!(
         "restored into {}: {} licences, {} versions, {} files; every hash checked",
         args.data.display(),

@@ -21,6 +21,9 @@ pub struct RevokeArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub by: OperatorArgs,
+    /// Print the result as JSON on stdout (`{"revoked":ID,"reason":…,"operator":…,"at":…}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: &RevokeArgs) -> anyhow::Result<i32> {
@@ -35,7 +38,18 @@ pub fn run(args: &RevokeArgs) -> anyhow::Result<i32> {
         .map_err(|e| anyhow::anyhow!("{:?} is not a valid identifier: {e}", args.identifier))?;
     let mut registry = args.registry.open()?;
     let actor = args.by.authorize(&mut registry, "revoke", &[Role::Issuer])?;
-    registry.revoke(&args.identifier, reason, actor.name(), now()?)?;
-    println!("revoked {}", args.identifier);
+    let at = now()?;
+    registry.revoke(&args.identifier, reason, actor.name(), at)?;
+    if args.json {
+        let out = serde_json::json!({
+            "revoked": args.identifier,
+            "reason": reason,
+            "operator": actor.name(),
+            "at": at.to_rfc3339(),
+        });
+        println!("{out}");
+    } else {
+        println!("revoked {}", args.identifier);
+    }
     Ok(exit::OK)
 }

@@ -10,11 +10,13 @@ use clap::Args;
 use crate::clock::now;
 use crate::cmd::args::{KeyArgs, OperatorArgs, RegistryArgs, TsaArgs};
 use crate::cmd::operator;
+use crate::engine::DryRunResult;
 use crate::engine::run::{RunOptions, RunResult, run as run_job};
 use crate::engine::shard::Shard;
 use crate::exit;
 use crate::produce::Formats;
 use crate::progress::ProgressMode;
+use crate::registry::RunCounts;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -76,6 +78,16 @@ pub struct RunArgs {
     /// pipeline's [output] formats, else pdf,xml.
     #[arg(long, value_name = "LIST")]
     pub formats: Option<Formats>,
+    /// Write Prometheus text-format metrics of the run here when it ends (rows, licences by
+    /// outcome, rejects by rule, duration, last success time), for node_exporter's textfile
+    /// collector. Written atomically, also when the run is interrupted or fails.
+    #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
+    pub metrics_file: Option<PathBuf>,
+    /// Decide every row against the registry and report what the run would issue, change and
+    /// revoke; sign, store and record nothing (no key is read or made, the registry is neither
+    /// created nor migrated). With --out, also decisions.csv: what would happen to each row.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
@@ -107,24 +119,44 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         tsa: args.tsa.tsa.clone(),
         started: now()?,
         formats: args.formats,
+        metrics_file: args.metrics_file.clone(),
     };
+    if args.dry_run {
+        return dry_run(args, &options);
+    }
     let (report, development_keys) = match run_job(&options)? {
         RunResult::Completed { report, development_keys } => (report, development_keys),
-        RunResult::Interrupted { counts } => {
-            eprintln!(
-                "interrupted at a chunk boundary after {} rows ({} issued, {} changed, {} revoked, {} pending review committed). \
+        RunResult::Interrupted { run, counts, signal } => {
+            let _in_run = tracing::info_span!("run", id = run).entered();
+            tracing::warn!(
+                signal = signal.name(),
+                "interrupted ({}) at a chunk boundary after {} rows ({} issued, {} changed, {} revoked, {} pending review committed). \
                  Run the same command again to resume: committed licences come back as unchanged.",
-                counts.read, counts.issued, counts.changed, counts.revoked, counts.pending
+                signal.name(),
+                counts.read,
+                counts.issued,
+                counts.changed,
+                counts.revoked,
+                counts.pending
             );
-            return Ok(exit::INTERRUPTED);
+            return Ok(signal.exit_code());
         }
     };
+    let _in_run = tracing::info_span!("run", id = report.run).entered();
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     }
     let c = &report.counts;
     if !args.quiet {
-        eprintln!(
+        tracing::info!(
+            read = c.read,
+            issued = c.issued,
+            changed = c.changed,
+            revoked = c.revoked,
+            pending = c.pending,
+            unchanged = c.unchanged,
+            duplicates = c.duplicates,
+            rejected = c.rejected,
             "read {} = issued {} + changed {} + revoked {}{} + unchanged {} + duplicates {} + rejected {}{}{}",
             c.read,
             c.issued,
@@ -142,24 +174,76 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
             if report.reconciled { "" } else { "  (DOES NOT RECONCILE)" }
         );
         for (rule, n) in &report.rejects_by_rule {
-            eprintln!("  rejected by {rule}: {n}");
+            tracing::info!(rule = %rule, rejected = n, "  rejected by {rule}: {n}");
         }
     }
     if let Some(keys) = development_keys {
-        eprintln!(
-            "warning: signed with the DEVELOPMENT key in {} (not for production)",
+        tracing::warn!(
+            "signed with the DEVELOPMENT key in {} (not for production)",
             keys.display()
         );
     }
     if !report.reconciled {
         return Ok(exit::FAILURE);
     }
+    Ok(reject_rate_code(args, &report.counts))
+}
+
+/// Exit 5 when more rows were rejected than `--max-reject-rate` allows, else 0.
+fn reject_rate_code(args: &RunArgs, c: &RunCounts) -> i32 {
     let rate = if c.read == 0 { 0.0 } else { c.rejected as f64 / c.read as f64 };
     if let Some(max) = args.max_reject_rate
         && rate > max
     {
-        eprintln!("reject rate {rate:.4} exceeds --max-reject-rate {max}");
-        return Ok(exit::REJECT_RATE);
+        tracing::error!("reject rate {rate:.4} exceeds --max-reject-rate {max}");
+        return exit::REJECT_RATE;
     }
-    Ok(exit::OK)
+    exit::OK
+}
+
+/// `run --dry-run`: the decisions, counted; nothing signed or written.
+fn dry_run(args: &RunArgs, options: &RunOptions) -> anyhow::Result<i32> {
+    let report = match crate::engine::dry_run::dry_run(options)? {
+        DryRunResult::Completed(report) => report,
+        DryRunResult::Interrupted { counts, signal } => {
+            tracing::warn!(
+                signal = signal.name(),
+                "dry run interrupted ({}) after {} rows; nothing was written",
+                signal.name(),
+                counts.read
+            );
+            return Ok(signal.exit_code());
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    let c = &report.counts;
+    if !args.quiet {
+        tracing::info!(
+            read = c.read,
+            issued = c.issued,
+            changed = c.changed,
+            revoked = c.revoked,
+            unchanged = c.unchanged,
+            duplicates = c.duplicates,
+            rejected = c.rejected,
+            "dry run: read {} = would issue {} + would change {} + would revoke {} + unchanged {} + duplicates {} + rejected {}{}; nothing was signed or written",
+            c.read,
+            c.issued,
+            c.changed,
+            c.revoked,
+            c.unchanged,
+            c.duplicates,
+            c.rejected,
+            args.shard.map(|_| format!(" + other shards {}", c.other_shard)).unwrap_or_default(),
+        );
+        for (rule, n) in &report.rejects_by_rule {
+            tracing::info!(rule = %rule, rejected = n, "  would reject by {rule}: {n}");
+        }
+    }
+    if !report.reconciled {
+        return Ok(exit::FAILURE);
+    }
+    Ok(reject_rate_code(args, c))
 }

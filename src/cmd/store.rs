@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use crate::cmd::args::RegistryArgs;
 use crate::exit;
+use crate::registry::StoreProblem;
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
@@ -12,19 +13,33 @@ pub enum StoreCommand {
     Check {
         #[command(flatten)]
         registry: RegistryArgs,
+        /// Print the result as JSON on stdout: `{"ok":…,"files":…,"fatal":…,"problems":[…]}`,
+        /// each problem with its `kind` (missing, altered, orphan) and path.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 pub fn run(cmd: &StoreCommand) -> anyhow::Result<i32> {
     match cmd {
-        StoreCommand::Check { registry } => {
+        StoreCommand::Check { registry, json } => {
             let registry = registry.open()?;
             let problems = registry.store_check()?;
             let fatal = problems.iter().filter(|p| p.is_fatal()).count();
-            for p in &problems {
-                println!("{}: {p:?}", if p.is_fatal() { "error" } else { "note" });
-            }
             let files = registry.counts()?.files;
+            if *json {
+                let out = serde_json::json!({
+                    "ok": fatal == 0,
+                    "files": files,
+                    "fatal": fatal,
+                    "problems": problems,
+                });
+                println!("{out}");
+                return Ok(if fatal > 0 { exit::FAILURE } else { exit::OK });
+            }
+            for p in &problems {
+                println!("{}: {}", if p.is_fatal() { "error" } else { "note" }, describe(p));
+            }
             if fatal > 0 {
                 eprintln!("store check: {fatal} missing or altered file(s) of {files}");
                 Ok(exit::FAILURE)
@@ -32,6 +47,26 @@ pub fn run(cmd: &StoreCommand) -> anyhow::Result<i32> {
                 eprintln!("store check: {files} file(s) present and intact");
                 Ok(exit::OK)
             }
+        }
+    }
+}
+
+/// One problem as a line: what, which file, where.
+fn describe(p: &StoreProblem) -> String {
+    match p {
+        StoreProblem::Missing { sha256, file_kind, path } => {
+            format!("missing {} file {sha256} ({})", file_kind.as_str(), path.display())
+        }
+        StoreProblem::Altered { sha256, file_kind, path, actual } => format!(
+            "altered {} file {sha256} ({}): its content hashes to {actual}",
+            file_kind.as_str(),
+            path.display()
+        ),
+        StoreProblem::Orphan { path } => {
+            format!(
+                "orphan {} (no licence references it; left by an interrupted run?)",
+                path.display()
+            )
         }
     }
 }

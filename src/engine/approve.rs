@@ -160,7 +160,12 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
         Some(k) => k.clone(),
         None => {
             report.development_key = true;
-            super::run::development_key_folder(&options.data, at)?
+            let mut notes = Vec::new();
+            let dir = super::run::development_key_folder(&options.data, at, &mut notes)?;
+            for note in notes {
+                tracing::warn!("{note}");
+            }
+            dir
         }
     };
     let signer = RsaSigner::load(&keys, passphrase.as_ref(), at)

@@ -11,12 +11,14 @@
 //! - [`run`]: the whole `run` job: everything checked before any effect, then the inputs
 //!   scheduled chunk by chunk ([`schedule`]) and committed ([`loader`]).
 //! - [`checkpoint`]: the signed transparency log checkpoint each run ends with.
+//! - [`dry_run`]: `run --dry-run`: decide every row against the registry, load nothing.
 //! - [`shard`]: which rows one process of a `--shard K/N` run keeps.
 //! - [`approve`]: `review approve`: staged rows decided again, signed and committed in chunks.
 
 pub mod approve;
 pub mod checkpoint;
 pub mod dedupe;
+pub mod dry_run;
 mod loader;
 pub mod run;
 mod schedule;
@@ -25,6 +27,7 @@ pub mod stream;
 
 pub use checkpoint::{CheckpointWritten, write_checkpoint};
 pub use dedupe::Dedupe;
+pub use dry_run::{DryRunReport, DryRunResult};
 pub use run::{RunOptions, RunReport, RunResult};
 pub use schedule::production_pool;
 pub use shard::Shard;

@@ -18,17 +18,18 @@ use serde::Serialize;
 use crate::operators::{Actor, Claim, authorize};
 use crate::pipeline;
 use crate::produce::{Formats, OfdSealing, Producer};
-use crate::progress::{Interrupt, Progress, ProgressMode};
+use crate::progress::{Interrupt, Progress, ProgressMode, StopSignal};
 use crate::read::sha256_file;
 use crate::registry::{Registry, Role, RunCounts, RunOutcome, RunStart};
 use crate::render::pdf::PdfRenderer;
+use crate::report::metrics::{self, RunMetrics};
 use crate::report::{self, InputSummary, RowFiles, StageTimes};
 use crate::seal::{Seal, SealSpec, seal_path};
 use crate::sign::Sm2Signer;
 use crate::sign::key_files::Passphrase;
 use crate::sign::keys::{DevKeyOptions, init_dev_keys};
 use crate::sign::keys::{SEAL_MAKER_CHAIN_FILE, SEAL_MAKER_KEY_FILE};
-use crate::sign::{RsaSigner, passphrase_from_env_or_file};
+use crate::sign::{RsaSigner, Signer, check_production_key, passphrase_from_env_or_file};
 use crate::timestamp;
 
 use super::dedupe::Dedupe;
@@ -74,6 +75,9 @@ pub struct RunOptions {
     /// The face formats written and stored (PDF and XML always; OFD when asked); `None`: the
     /// pipeline's `[output] formats`.
     pub formats: Option<Formats>,
+    /// Prometheus text-format metrics of the run, written when it ends (completed,
+    /// interrupted or failed once started).
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// The JSON report of a run: read = issued + changed + revoked + unchanged + duplicates +
@@ -109,8 +113,9 @@ pub enum RunResult {
         /// The development key folder, when the run signed with it.
         development_keys: Option<PathBuf>,
     },
-    /// Ctrl-C: the run stopped at a chunk boundary; everything counted is committed.
-    Interrupted { counts: RunCounts },
+    /// SIGINT (Ctrl-C) or SIGTERM: the run stopped at a chunk boundary; everything counted is
+    /// committed.
+    Interrupted { run: i64, counts: RunCounts, signal: StopSignal },
 }
 
 /// Runs the job. Fails before any effect on a broken configuration, an unreadable input or a
@@ -119,6 +124,9 @@ pub enum RunResult {
 pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let clock = Instant::now();
     let started = options.started;
+    // Every log line of the run carries its id once the registry has given it one.
+    let span = tracing::info_span!("run", id = tracing::field::Empty);
+    let _in_run = span.enter();
     // 1. Configuration and inputs, checked before any effect.
     let plan = pipeline::load(&options.pipeline)?;
     let formats = options.formats.unwrap_or(plan.formats);
@@ -162,6 +170,14 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     // 2. Effects: the registry (created on first use), the development key if no key was
     // given, the run record.
     let mut registry = Registry::open_with(&options.data, options.registry.as_deref())?;
+    // A production registry takes no development key (and no run without --keys).
+    check_production_key(
+        registry.is_production()?,
+        options.keys.as_deref(),
+        given_signer.as_ref().map(|s| s as &dyn Signer),
+    )?;
+    // Said once the run has its id (so that these lines carry it too).
+    let mut notes: Vec<String> = Vec::new();
     let review = options.review || plan.review;
     // Staging (采集) is a collector's work; issuing directly (签发) an issuer's.
     let roles: &[Role] = if review { &[Role::Collector, Role::Issuer] } else { &[Role::Issuer] };
@@ -173,17 +189,19 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         &options.default_operator,
         started,
     )?;
-    if let Actor::Unenforced(name) = &actor {
-        eprintln!(
-            "note: this registry has no admin operator, so nobody is authenticated; recorded as \
+    // Said on every run, as information: a registry without operators is a supported mode.
+    let unauthenticated = match &actor {
+        Actor::Unenforced(name) => Some(format!(
+            "this registry has no admin operator, so nobody is authenticated; recorded as \
              {name:?} (`elicence operator add NAME --role admin` turns authentication on)"
-        );
-    }
+        )),
+        _ => None,
+    };
     let operator_name = actor.name().to_owned();
     let (signer, sealing, development_keys) = match given_signer {
         Some(signer) => (signer, given_sealing, None),
         None => {
-            let dir = development_key_folder(&options.data, started)?;
+            let dir = development_key_folder(&options.data, started, &mut notes)?;
             let sealing = if formats.ofd {
                 let issuers: Vec<(&str, &str)> = plan
                     .issuer
@@ -192,10 +210,15 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
                     .map(|k| (k.code.as_str(), k.name.as_str()))
                     .collect();
                 let picture = development_seal_picture(&renderer, &plan.licence_type.name)?;
-                make_development_seals(&dir, passphrase.as_ref(), &issuers, &picture, started)
-                    .with_context(|| {
-                        format!("cannot make development seals in {}", dir.display())
-                    })?;
+                make_development_seals(
+                    &dir,
+                    passphrase.as_ref(),
+                    &issuers,
+                    &picture,
+                    started,
+                    &mut notes,
+                )
+                .with_context(|| format!("cannot make development seals in {}", dir.display()))?;
                 Some(load_sealing(&dir)?)
             } else {
                 None
@@ -216,14 +239,33 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         operator: operator_name.clone(),
         at: started,
     })?;
+    span.record("id", run_id.0);
     let shard_note = options.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
     let review_note = if review { " (staged for review: nothing is signed)" } else { "" };
-    eprintln!(
+    tracing::info!(
+        pipeline = %plan.name,
         "run {} of {} into {}{shard_note}{review_note}",
         run_id.0,
         plan.name,
         registry.db_path().display()
     );
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    if let Some(note) = unauthenticated {
+        tracing::info!("{note}");
+    }
+    let write_metrics = |outcome: &str,
+                         counts: &RunCounts,
+                         by_rule: &BTreeMap<String, u64>,
+                         at: DateTime<Utc>|
+     -> anyhow::Result<()> {
+        if let Some(path) = &options.metrics_file {
+            let elapsed = clock.elapsed().as_secs_f64();
+            metrics::write(path, &run_metrics(&plan.name, outcome, counts, by_rule, elapsed, at))?;
+        }
+        Ok(())
+    };
 
     let files = match &options.out {
         Some(dir) => Some(RowFiles::create(dir, &plan.licence_type)?),
@@ -292,7 +334,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         scheduler.progress.finish();
         anyhow::Ok(ScheduledTotals {
             result,
-            interrupted: scheduler.interrupt.is_set(),
+            interrupted: scheduler.interrupt.signal(),
             counts: scheduler.counts,
             by_rule: std::mem::take(&mut scheduler.by_rule),
             files: scheduler.files.take(),
@@ -305,13 +347,18 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         stages.add(&input.stages);
     }
     if let Err(e) = result {
-        // Record the failure; the error itself is what the user needs to see.
+        // Record the failure; the error itself is what the user needs to see (main prints it).
         let _ = registry.finish_run(run_id, &counts, RunOutcome::Failed, operator, finished);
+        tracing::error!(outcome = "failed", "run {} failed: {e}", run_id.0);
+        if let Err(m) = write_metrics("failed", &counts, &by_rule, finished) {
+            tracing::warn!("{m}");
+        }
         return Err(e);
     }
-    if interrupted {
+    if let Some(signal) = interrupted {
         registry.finish_run(run_id, &counts, RunOutcome::Interrupted, operator, finished)?;
-        return Ok(RunResult::Interrupted { counts });
+        write_metrics("interrupted", &counts, &by_rule, finished)?;
+        return Ok(RunResult::Interrupted { run: run_id.0, counts, signal });
     }
     registry.finish_run(run_id, &counts, RunOutcome::Completed, operator, finished)?;
     // The run ends with a signed tree head over everything it (and any shard) committed.
@@ -324,8 +371,14 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
             )
         })?;
     if let super::CheckpointWritten::New(c) = &written {
-        eprintln!("transparency log: checkpoint of {} leaves, root {}", c.tree_size, c.root_hash);
+        tracing::info!(
+            tree_size = c.tree_size,
+            "transparency log: checkpoint of {} leaves, root {}",
+            c.tree_size,
+            c.root_hash
+        );
     }
+    write_metrics("completed", &counts, &by_rule, finished)?;
     if let Some(f) = files {
         f.finish()?;
     }
@@ -350,6 +403,32 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         report::write_json(dir, &report)?;
     }
     Ok(RunResult::Completed { report: Box::new(report), development_keys })
+}
+
+/// The metrics file's figures for a run that ended with `outcome` at `at`.
+fn run_metrics<'a>(
+    pipeline: &'a str,
+    outcome: &'a str,
+    counts: &RunCounts,
+    by_rule: &'a BTreeMap<String, u64>,
+    duration_s: f64,
+    at: DateTime<Utc>,
+) -> RunMetrics<'a> {
+    RunMetrics {
+        pipeline,
+        outcome,
+        rows_read: counts.read,
+        issued: counts.issued,
+        changed: counts.changed,
+        revoked: counts.revoked,
+        unchanged: counts.unchanged,
+        duplicates: counts.duplicates,
+        rejected: counts.rejected,
+        rejects_by_rule: by_rule,
+        duration_s,
+        finished_unix: at.timestamp(),
+        last_success_unix: (outcome == "completed").then(|| at.timestamp()),
+    }
 }
 
 /// The picture of development seals: the seal image of the type's layout, else a red ring
@@ -382,8 +461,8 @@ fn make_development_seals(
     issuers: &[(&str, &str)],
     picture_png: &[u8],
     at: DateTime<Utc>,
+    notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    use crate::sign::Signer as _;
     let missing: Vec<&(&str, &str)> =
         issuers.iter().filter(|(code, _)| !seal_path(dir, code).exists()).collect();
     if missing.is_empty() {
@@ -408,19 +487,27 @@ fn make_development_seals(
             picture_mm: (40, 40),
         };
         Seal::make(&maker, &spec)?.write(&seal_path(dir, code))?;
-        eprintln!("made a DEVELOPMENT seal for {name} ({code}) in {}", dir.display());
+        notes.push(format!("made a DEVELOPMENT seal for {name} ({code}) in {}", dir.display()));
     }
     Ok(())
 }
 
-/// The development key of a data folder, created on first use. Every run that uses it says so.
-pub(super) fn development_key_folder(data: &Path, at: DateTime<Utc>) -> anyhow::Result<PathBuf> {
+/// The development key of a data folder, created on first use. Every run that uses it says so
+/// (in `notes`).
+pub(super) fn development_key_folder(
+    data: &Path,
+    at: DateTime<Utc>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<PathBuf> {
     let dir = data.join("dev-keys");
     if !dir.join("signer.key").exists() {
         init_dev_keys(&dir, at, &DevKeyOptions::default())
             .with_context(|| format!("cannot create a development key in {}", dir.display()))?;
-        eprintln!("created a DEVELOPMENT signing key in {} (not for production)", dir.display());
+        notes.push(format!(
+            "created a DEVELOPMENT signing key in {} (not for production)",
+            dir.display()
+        ));
     }
-    eprintln!("warning: no --keys given: signing with the DEVELOPMENT key in {}", dir.display());
+    notes.push(format!("no --keys given: signing with the DEVELOPMENT key in {}", dir.display()));
     Ok(dir)
 }

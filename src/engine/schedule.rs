@@ -66,7 +66,7 @@ pub(super) struct ChunkScheduler<'a, 'scope> {
 /// What the scheduler leaves behind when the inputs are done (or the run stopped).
 pub(super) struct ScheduledTotals {
     pub(super) result: anyhow::Result<()>,
-    pub(super) interrupted: bool,
+    pub(super) interrupted: Option<crate::progress::StopSignal>,
     pub(super) counts: RunCounts,
     pub(super) by_rule: BTreeMap<String, u64>,
     pub(super) files: Option<RowFiles>,
@@ -97,14 +97,7 @@ impl ChunkScheduler<'_, '_> {
     }
 
     fn decision_input(&self, row: &ValidRow) -> DecisionInput {
-        let l = &row.licence;
-        DecisionInput {
-            key: NaturalKey::of(l),
-            content_hash: row.content_key,
-            status: l.status,
-            holder_code: l.holder_code.clone(),
-            single_instance: self.plan.licence_type.single_instance,
-        }
+        decision_input(self.plan, row)
     }
 
     /// Hands the pending rows (and the rejects so far) to the load stage.
@@ -413,8 +406,20 @@ fn produce_row(
     RowArtefacts::Ready(artefacts.map(|a| (a.pdf, a.xml.into_bytes(), a.ofd)), archive)
 }
 
+/// What the registry decides a valid row from.
+pub(super) fn decision_input(plan: &Plan, row: &ValidRow) -> DecisionInput {
+    let l = &row.licence;
+    DecisionInput {
+        key: NaturalKey::of(l),
+        content_hash: row.content_key,
+        status: l.status,
+        holder_code: l.holder_code.clone(),
+        single_instance: plan.licence_type.single_instance,
+    }
+}
+
 /// A valid row refused at a later stage becomes a reject with its position.
-fn late_reject(row: &ValidRow, rule: Rule, message: String) -> RowReject {
+pub(super) fn late_reject(row: &ValidRow, rule: Rule, message: String) -> RowReject {
     RowReject {
         pos: row.licence.pos.clone(),
         problems: vec![Problem::new("", rule, message)],
@@ -482,7 +487,8 @@ impl RowSink for ChunkScheduler<'_, '_> {
         Ok(())
     }
 
-    /// Ctrl-C: stop reading; the pending chunk is committed, then the run ends as interrupted.
+    /// SIGINT or SIGTERM: stop reading; the pending chunk is committed, then the run ends as
+    /// interrupted.
     fn done(&self) -> bool {
         self.interrupt.is_set()
     }

@@ -55,6 +55,14 @@ pub enum EngineError {
     Read(#[from] ReadError),
     #[error("{file}: header row {row} lacks the column(s) {}", missing.join(", "))]
     MissingColumns { file: String, row: u64, missing: Vec<String> },
+    /// A pipeline column is present under two of its names (header and alias): which one holds
+    /// the data is a question for whoever writes the pipeline, so it is a configuration error.
+    #[error(
+        "{file}: header row {row} holds one pipeline column under several names: {}; \
+         keep one, or drop the other from the column's aliases",
+        ambiguous.iter().map(|names| names.join(" and ")).collect::<Vec<_>>().join("; ")
+    )]
+    AmbiguousColumns { file: String, row: u64, ambiguous: Vec<Vec<String>> },
     #[error("cannot read {file}: {source}")]
     Unreadable {
         file: String,
@@ -63,6 +71,13 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Sink(#[from] anyhow::Error),
+}
+
+impl EngineError {
+    /// True for an error of the pipeline rather than of the input (exit 3, not 4).
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, EngineError::AmbiguousColumns { .. })
+    }
 }
 
 /// Records read, and how much of the input was read once they were.
@@ -86,10 +101,13 @@ pub fn validate_input(
 ) -> Result<InputSummary, EngineError> {
     let mut source = read::open(path, &plan.source_spec())?;
     let header_row = source.header_row();
-    let binding = plan.bind(source.headers()).map_err(|missing| EngineError::MissingColumns {
-        file: path.display().to_string(),
-        row: header_row,
-        missing,
+    let binding = plan.bind(source.headers()).map_err(|problems| {
+        let file = path.display().to_string();
+        if problems.ambiguous.is_empty() {
+            EngineError::MissingColumns { file, row: header_row, missing: problems.missing }
+        } else {
+            EngineError::AmbiguousColumns { file, row: header_row, ambiguous: problems.ambiguous }
+        }
     })?;
     sink.headers(source.headers())?;
     let encoding = source.encoding_used().to_string();

@@ -7,6 +7,6 @@ mod plan;
 pub mod spec;
 
 pub use plan::{
-    Binding, BoundColumn, ColumnPlan, Formats, IssuerPlan, KnownIssuer, PipelineError, Plan,
-    StatusPlan, load,
+    BindProblems, Binding, BoundColumn, ColumnPlan, Formats, IssuerPlan, KnownIssuer,
+    PipelineError, Plan, StatusPlan, load,
 };

@@ -12,12 +12,14 @@ use crate::catalog::{self, ConfigProblem, LicenceType, keys};
 use crate::codes;
 use crate::licence::LicenceStatus;
 use crate::normalise::{Normaliser, width};
-use crate::read::{Encoding, Format, Limits, SheetSel, SourceSpec};
+use crate::read::{Encoding, ExpectedHeader, Format, Limits, SheetSel, SourceSpec};
 
 /// One mapped column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnPlan {
     pub header: String,
+    /// Other names of the column (`aliases`), trimmed.
+    pub aliases: Vec<String>,
     /// Index of the field in the catalog type's `fields`.
     pub field: usize,
     pub normalisers: Vec<Normaliser>,
@@ -373,8 +375,26 @@ fn build_columns(
         if out.iter().any(|o| o.field == field) {
             p.at(at, format!("column[{i}].field"), format!("field {:?} is mapped twice", c.field));
         }
-        if out.iter().any(|o| o.header == header) {
+        if out.iter().any(|o| o.names().any(|n| n == header)) {
             p.at(at, format!("column[{i}].header"), format!("header {header:?} is mapped twice"));
+        }
+        let mut aliases: Vec<String> = Vec::with_capacity(c.aliases.len());
+        for alias in &c.aliases {
+            let alias = width::trim(alias).to_string();
+            if alias.is_empty() {
+                p.at(at, format!("column[{i}].aliases"), "an alias must not be empty");
+            } else if alias == header
+                || aliases.contains(&alias)
+                || out.iter().any(|o| o.names().any(|n| n == alias))
+            {
+                p.at(
+                    at,
+                    format!("column[{i}].aliases"),
+                    format!("header {alias:?} is mapped twice"),
+                );
+            } else {
+                aliases.push(alias);
+            }
         }
         let spec = &ty.fields[field];
         let normalisers = match &c.normalise {
@@ -404,7 +424,7 @@ fn build_columns(
                 format!("field {:?} is required by the catalog", c.field),
             );
         }
-        out.push(ColumnPlan { header, field, normalisers, optional: c.optional });
+        out.push(ColumnPlan { header, aliases, field, normalisers, optional: c.optional });
     }
     out
 }
@@ -536,22 +556,43 @@ fn check_coverage(
         }
     }
     if let IssuerPlan::FromColumn { column, .. } = issuer
-        && columns.iter().any(|c| &c.header == column)
+        && columns.iter().any(|c| c.names().any(|n| n == column.as_str()))
     {
         p.at(None, "issuer.column", format!("{column:?} is also mapped as a field column"));
     }
 }
 
+impl ColumnPlan {
+    /// The header and its aliases.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.header.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+}
+
+/// Why a plan does not bind to an export's header row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BindProblems {
+    /// Headers absent (with their aliases: `许可证编号 (or 许可证号)`).
+    pub missing: Vec<String>,
+    /// Columns found under more than one of their names: the names present, for each.
+    pub ambiguous: Vec<Vec<String>>,
+}
+
 impl Plan {
-    /// The headers an export must have (used to find the header row below title rows).
-    pub fn expected_headers(&self) -> Vec<String> {
-        let mut h: Vec<String> =
-            self.columns.iter().filter(|c| !c.optional).map(|c| c.header.clone()).collect();
+    /// The headers an export must have (used to find the header row below title rows), each
+    /// under any of its names.
+    pub fn expected_headers(&self) -> Vec<ExpectedHeader> {
+        let mut h: Vec<ExpectedHeader> = self
+            .columns
+            .iter()
+            .filter(|c| !c.optional)
+            .map(|c| ExpectedHeader { names: c.names().map(str::to_owned).collect() })
+            .collect();
         if let Some(c) = &self.status.column {
-            h.push(c.clone());
+            h.push(c.as_str().into());
         }
         if let IssuerPlan::FromColumn { column, .. } = &self.issuer {
-            h.push(column.clone());
+            h.push(column.as_str().into());
         }
         h
     }
@@ -563,15 +604,23 @@ impl Plan {
         s
     }
 
-    /// Resolves the plan against an export's header cells. Fails naming every missing header.
-    pub fn bind(&self, headers: &[String]) -> Result<Binding, Vec<String>> {
+    /// Resolves the plan against an export's header cells. Fails naming every missing header
+    /// and every column present under two of its names (header and alias).
+    pub fn bind(&self, headers: &[String]) -> Result<Binding, BindProblems> {
         let find = |h: &str| headers.iter().position(|x| width::trim(x) == h);
         let mut missing = Vec::new();
+        let mut ambiguous = Vec::new();
         let mut columns = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
-            let source = find(&c.header);
+            let found: Vec<(&str, usize)> =
+                c.names().filter_map(|n| find(n).map(|i| (n, i))).collect();
+            if found.len() > 1 {
+                ambiguous.push(found.iter().map(|(n, _)| (*n).to_owned()).collect());
+            }
+            let source = found.first().map(|(_, i)| *i);
             if source.is_none() && !c.optional {
-                missing.push(c.header.clone());
+                let expected = ExpectedHeader { names: c.names().map(str::to_owned).collect() };
+                missing.push(expected.describe());
             }
             columns.push(BoundColumn {
                 source,
@@ -595,7 +644,7 @@ impl Plan {
         let archive_copy = lookup(&self.archive_copy_column);
         let revoked_on = lookup(&self.status.revoked_on);
         let revoked_reason = lookup(&self.status.revoked_reason);
-        if missing.is_empty() {
+        if missing.is_empty() && ambiguous.is_empty() {
             Ok(Binding {
                 columns,
                 status,
@@ -606,7 +655,7 @@ impl Plan {
                 width: headers.len(),
             })
         } else {
-            Err(missing)
+            Err(BindProblems { missing, ambiguous })
         }
     }
 }

@@ -66,6 +66,10 @@ pub enum SheetSpec {
 pub struct ColumnSpec {
     /// Header text in the export (trimmed).
     pub header: String,
+    /// Other names of the same column in other exports (`许可证号` for `许可证编号`): the column
+    /// is found under any one of them; an export holding two of them is refused.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// Catalog field key.
     pub field: String,
     /// Normalisers applied in order; default by field kind.

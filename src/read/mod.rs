@@ -103,8 +103,47 @@ pub struct SourceSpec {
     /// 1-based row of the header (CSV: line number); `None` = search the first
     /// [`HEADER_SEARCH_ROWS`] rows for one holding every `expected_headers` entry.
     pub header_row: Option<u64>,
-    pub expected_headers: Vec<String>,
+    pub expected_headers: Vec<ExpectedHeader>,
     pub limits: Limits,
+}
+
+/// A header the header row must hold, under any of its names (a pipeline column's header and
+/// its aliases: `许可证编号` in one export, `许可证号` in another).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedHeader {
+    /// The names, the pipeline's own first; never empty when built with `From`.
+    pub names: Vec<String>,
+}
+
+impl ExpectedHeader {
+    /// True when `text` (a trimmed header cell) is one of the names.
+    fn matches(&self, text: &str) -> bool {
+        self.names.iter().any(|n| trim_header(n) == text)
+    }
+
+    /// How a missing header is named: `许可证编号`, or `许可证编号 (or 许可证号)`.
+    pub fn describe(&self) -> String {
+        match self.names.split_first() {
+            None => String::new(),
+            Some((first, [])) => trim_header(first).to_owned(),
+            Some((first, rest)) => {
+                let rest: Vec<&str> = rest.iter().map(|n| trim_header(n)).collect();
+                format!("{} (or {})", trim_header(first), rest.join(", "))
+            }
+        }
+    }
+}
+
+impl From<&str> for ExpectedHeader {
+    fn from(name: &str) -> ExpectedHeader {
+        ExpectedHeader { names: vec![name.to_owned()] }
+    }
+}
+
+impl From<String> for ExpectedHeader {
+    fn from(name: String) -> ExpectedHeader {
+        ExpectedHeader { names: vec![name] }
+    }
 }
 
 impl Default for SourceSpec {
@@ -245,7 +284,7 @@ impl<S: RowSource> Table<S> {
         width_rule: WidthRule,
         encoding_used: &'static str,
     ) -> Result<Self, ReadError> {
-        let expected: Vec<&str> = spec.expected_headers.iter().map(|h| trim_header(h)).collect();
+        let expected = &spec.expected_headers;
         let mut best: Option<(usize, Vec<String>)> = None;
         let mut searched = 0u64;
         let not_found = |missing: Vec<String>, searched: u64| {
@@ -264,7 +303,9 @@ impl<S: RowSource> Table<S> {
                 if let Some(row) = spec.header_row {
                     return Err(missing_row(row));
                 }
-                let missing = best.map(|(_, m)| m).unwrap_or_else(|| owned(&expected));
+                let missing = best
+                    .map(|(_, m)| m)
+                    .unwrap_or_else(|| expected.iter().map(ExpectedHeader::describe).collect());
                 return Err(not_found(missing, searched));
             };
             // Rows above the header are titles; a bad one is not worth reporting.
@@ -285,8 +326,8 @@ impl<S: RowSource> Table<S> {
             let texts: Vec<String> = cells.iter().map(header_text).collect();
             let missing: Vec<String> = expected
                 .iter()
-                .filter(|want| !texts.iter().any(|t| t == *want))
-                .map(|want| (*want).to_owned())
+                .filter(|want| !texts.iter().any(|t| want.matches(t)))
+                .map(ExpectedHeader::describe)
                 .collect();
             if missing.is_empty() {
                 break (raw.row, cells);
@@ -348,10 +389,6 @@ impl<S: RowSource> Table<S> {
             }
         }
     }
-}
-
-fn owned(texts: &[&str]) -> Vec<String> {
-    texts.iter().map(|t| (*t).to_owned()).collect()
 }
 
 /// A header cell as text, trimmed.

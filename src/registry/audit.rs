@@ -41,6 +41,8 @@ pub mod action {
     pub const VERIFY: &str = "verify";
     pub const BACKUP: &str = "backup";
     pub const RESTORE: &str = "restore";
+    /// `elicence init --production`: from here on development keys are refused.
+    pub const MARKED_PRODUCTION: &str = "marked_production";
 }
 
 /// One thing that happened, as the caller describes it.

@@ -195,10 +195,11 @@ impl Db {
         Db { backend: Backend::Sqlite(conn), location: path.to_path_buf() }
     }
 
-    /// Connects to PostgreSQL at `url` (no TLS). `location` is what errors name.
+    /// Connects to PostgreSQL at `url`, as libpq would (environment, password file, TLS by
+    /// `sslmode`: see [`super::pg_connect`]). `location` is what errors name.
     pub(crate) fn postgres(url: &str, location: &Path) -> Result<Db, RegistryError> {
-        let client = postgres::Client::connect(url, postgres::NoTls).map_err(|source| {
-            RegistryError::Postgres { location: location.to_path_buf(), op: "connect", source }
+        let client = super::pg_connect::connect(url).map_err(|source| {
+            RegistryError::PgConnect { location: location.to_path_buf(), source }
         })?;
         Ok(Db {
             backend: Backend::Postgres(Box::new(RefCell::new(PgConn {

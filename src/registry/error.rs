@@ -64,6 +64,14 @@ pub enum RegistryError {
         source: postgres::Error,
     },
     /// A stored value that does not read back as what it must be (a hand edit, or a bug).
+    /// The server could not be reached, refused the TLS handshake or the login, or the
+    /// connection settings are wrong (an unknown `sslmode`, a missing `sslrootcert`).
+    #[error("{location}: cannot connect", location = location.display())]
+    PgConnect {
+        location: PathBuf,
+        #[source]
+        source: super::pg_connect::PgConnectError,
+    },
     #[error("{location}: {op}: column {column}: {reason}", location = location.display())]
     Column { location: PathBuf, op: &'static str, column: usize, reason: String },
     /// `--registry` / `ELICENCE_REGISTRY` that names no registry this build can open.
@@ -80,6 +88,9 @@ pub enum RegistryError {
     NotARegistry { path: PathBuf, reason: String },
     #[error("{path}: schema version {found} is newer than this build's {supported}", path = path.display())]
     SchemaTooNew { path: PathBuf, found: u32, supported: u32 },
+    /// A command that must not write (a dry run) met a registry of an older schema.
+    #[error("{path}: schema version {found}, this build needs {expected}; a dry run migrates nothing: run any other command (e.g. `elicence audit verify`) to migrate it first", path = path.display())]
+    NeedsMigration { path: PathBuf, found: u32, expected: u32 },
     /// The database contradicts an invariant (a hand edit).
     #[error("{path}: inconsistent registry: {what}", path = path.display())]
     Inconsistent { path: PathBuf, what: String },

@@ -479,9 +479,19 @@ pub(crate) fn decide_many(
     db: &Db,
     inputs: &[DecisionInput],
 ) -> Result<Vec<Decision>, RegistryError> {
-    let mut overlay = Overlay::default();
-    prefetch(db, &mut overlay, inputs.iter().map(|i| &i.key))?;
-    inputs.iter().map(|input| decide_one(db, &mut overlay, input)).collect()
+    decide_many_with(db, &mut Overlay::default(), inputs)
+}
+
+/// Decides `inputs` in order against the database and `overlay`, which keeps their effect: a
+/// dry run passes the same overlay for every chunk, so that later chunks see the earlier ones'
+/// decisions although nothing is committed.
+pub(crate) fn decide_many_with(
+    db: &Db,
+    overlay: &mut Overlay,
+    inputs: &[DecisionInput],
+) -> Result<Vec<Decision>, RegistryError> {
+    prefetch(db, overlay, inputs.iter().map(|i| &i.key))?;
+    inputs.iter().map(|input| decide_one(db, overlay, input)).collect()
 }
 
 /// Writes the files of each item that creates a version; returns them per item.

@@ -55,6 +55,7 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
          single_instance, revoked_on, revoked_reason, licence_json, preview_sha256, archive_sha256, source, staged_by, \
          staged_at, state, decided_by, decided_at, decision_note",
     ),
+    ("registry_marks", "name, set_at, operator"),
 ];
 
 /// Tables the target's own migrations fill (the log id a new registry draws): the source's rows

@@ -33,6 +33,7 @@ mod location;
 mod log;
 mod migrate;
 mod operators;
+pub mod pg_connect;
 mod review;
 mod schema;
 mod sharing;
@@ -397,6 +398,17 @@ impl StoreProblem {
     }
 }
 
+/// A registry's production mark: when it was set (RFC 3339) and by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProductionMark {
+    pub set_at: String,
+    pub operator: String,
+}
+
+/// The effect of decisions made but not committed (see [`Registry::decide_uncommitted`]).
+#[derive(Debug, Default)]
+pub struct DecisionOverlay(lifecycle::Overlay);
+
 /// The registry: one database connection (SQLite or PostgreSQL), the data folder and its store.
 /// Open one per thread or process; several may work on one registry at once (writers are
 /// serialised: SQLite's write lock, PostgreSQL's advisory lock).
@@ -461,6 +473,53 @@ impl Registry {
         let db = location.connect()?;
         schema::migrate(&db)?;
         Ok(Registry { db, data_dir: data_dir.to_path_buf(), store: Store::new(store_dir) })
+    }
+
+    /// Opens the registry for a dry run, creating and migrating nothing: the database as it is
+    /// (it must be at this build's schema version), or, when there is none yet (no SQLite
+    /// file, an empty PostgreSQL database), an empty registry in memory, so that every licence
+    /// is new. The store folder is not created.
+    ///
+    /// Fails as [`Registry::open_at`] does, or with [`RegistryError::NeedsMigration`] for a
+    /// registry of an older schema (opening it normally would migrate it).
+    pub fn open_for_dry_run(
+        data_dir: &Path,
+        spec: Option<&str>,
+    ) -> Result<Registry, RegistryError> {
+        let location = RegistryLocation::parse(spec, data_dir)?;
+        let store = Store::new(data_dir.join(STORE_DIR));
+        let in_memory = |path: &Path| -> Result<Registry, RegistryError> {
+            let conn = rusqlite::Connection::open_in_memory()
+                .map_err(db::sqlite_err(path, "open an empty registry in memory"))?;
+            let db = Db::sqlite(conn, path);
+            schema::migrate(&db)?;
+            Ok(Registry { db, data_dir: data_dir.to_path_buf(), store: store.clone() })
+        };
+        if let RegistryLocation::Sqlite(path) = &location
+            && !path.exists()
+        {
+            return in_memory(path);
+        }
+        let db = location.connect()?;
+        if db.table_names()?.is_empty() {
+            return in_memory(db.location());
+        }
+        let found = schema::current_version(&db)?;
+        if found > SCHEMA_VERSION {
+            return Err(RegistryError::SchemaTooNew {
+                path: db.location().to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(RegistryError::NeedsMigration {
+                path: db.location().to_path_buf(),
+                found,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        Ok(Registry { db, data_dir: data_dir.to_path_buf(), store })
     }
 
     /// The data folder.
@@ -692,6 +751,17 @@ impl Registry {
         lifecycle::decide_many(&self.db, inputs)
     }
 
+    /// Decides a chunk of rows as [`Registry::decide_many`] does, also seeing every decision made
+    /// earlier with the same `overlay` (none of them committed): what a dry run needs to decide
+    /// a whole input without loading it. The overlay grows with the licences it has seen.
+    pub fn decide_uncommitted(
+        &self,
+        overlay: &mut DecisionOverlay,
+        inputs: &[DecisionInput],
+    ) -> Result<Vec<Decision>, RegistryError> {
+        lifecycle::decide_many_with(&self.db, &mut overlay.0, inputs)
+    }
+
     /// Commits a decided chunk: stores the files of new versions, then in one transaction checks
     /// every decision again, records versions, supersessions, revocations, file hashes and audit
     /// entries. Returns one result per item, in order. Safe with several processes committing
@@ -874,6 +944,85 @@ impl Registry {
     }
 
     // ---- audit ----
+
+    // ---- production mark ----
+
+    /// True when the registry is marked production (`elicence init --production`).
+    pub fn is_production(&self) -> Result<bool, RegistryError> {
+        self.production_mark().map(|m| m.is_some())
+    }
+
+    /// When and by whom the registry was marked production, if it was.
+    pub fn production_mark(&self) -> Result<Option<ProductionMark>, RegistryError> {
+        self.db.query_opt(
+            "read production mark",
+            "SELECT set_at, operator FROM registry_marks WHERE name = 'production'",
+            &[],
+            |r| Ok(ProductionMark { set_at: r.get(0)?, operator: r.get(1)? }),
+        )
+    }
+
+    /// Marks the registry production, with an audit entry (`marked_production`), in one
+    /// transaction; from then on development keys are refused. Returns the mark, and whether
+    /// this call set it (false: it was set before, and nothing was written).
+    pub fn mark_production(
+        &mut self,
+        operator: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(ProductionMark, bool), RegistryError> {
+        self.db.write("mark the registry production", |tx| {
+            let existing = tx.query_opt(
+                "read production mark",
+                "SELECT set_at, operator FROM registry_marks WHERE name = 'production'",
+                &[],
+                |r| Ok(ProductionMark { set_at: r.get(0)?, operator: r.get(1)? }),
+            )?;
+            if let Some(mark) = existing {
+                return Ok((mark, false));
+            }
+            let set_at = encode::time_text(at);
+            tx.execute(
+                "record production mark",
+                "INSERT INTO registry_marks (name, set_at, operator) VALUES ('production', ?1, ?2)",
+                &vals![&set_at, operator],
+            )?;
+            audit::append(
+                tx,
+                &AuditEntry {
+                    action: audit::action::MARKED_PRODUCTION.to_owned(),
+                    operator: operator.to_owned(),
+                    at,
+                    subject: "registry".to_owned(),
+                    reason: None,
+                    details: json!({ "mark": "production" }),
+                },
+            )?;
+            Ok((ProductionMark { set_at, operator: operator.to_owned() }, true))
+        })
+    }
+
+    /// Whether the registry `spec` / `data_dir` names is production, opening it without
+    /// creating anything: false when it does not exist yet (for commands that sign without
+    /// loading, such as `render`).
+    pub fn is_production_at(data_dir: &Path, spec: Option<&str>) -> Result<bool, RegistryError> {
+        let location = RegistryLocation::parse(spec, data_dir)?;
+        if let RegistryLocation::Sqlite(path) = &location
+            && !path.exists()
+        {
+            return Ok(false);
+        }
+        let db = location.connect()?;
+        if !db.table_names()?.iter().any(|t| t == "registry_marks") {
+            return Ok(false);
+        }
+        let marked: bool = db.query_one(
+            "read production mark",
+            "SELECT EXISTS (SELECT 1 FROM registry_marks WHERE name = 'production')",
+            &[],
+            |r| r.get(0),
+        )?;
+        Ok(marked)
+    }
 
     /// Appends an entry to the audit trail in its own transaction (for actions outside the
     /// lifecycle: verify, query, denial, copy, check request…).

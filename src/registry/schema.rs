@@ -26,11 +26,17 @@
 //!   answers.
 //! - `copies`: copies for use (加注件) handed out, by the SHA-256 of the signed file.
 //!
-//! Tables (migration 6, the issuance workflow; see `operators.rs`, `review.rs`):
+//! Tables (migration 6, the transparency log; see `log.rs`): `log_meta` (the log's id),
+//! `log_leaves` (one per issued, changed, revoked version), `log_checkpoints` (signed tree heads).
+//!
+//! Tables (migration 7, the issuance workflow; see `operators.rs`, `review.rs`):
 //! - `operators`: named staff with their roles (collector, reviewer, issuer, admin) and
 //!   credential hash (argon2id, as departments).
 //! - `review_items`: rows a run staged for review (采集 → 审核 → 签发): what the decision was,
 //!   the validated licence, the unsigned preview, who staged it, and who approved or rejected it.
+//!
+//! Tables (migration 8): `registry_marks`: marks set once on the registry (`production`, by
+//! `elicence init --production`).
 //!
 //! Triggers make what must never change refuse to change: audit entries, and versions, licences
 //! and files, are never deleted; a version's content is immutable; it is superseded or revoked
@@ -57,7 +63,7 @@ impl Migration {
 }
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -755,6 +761,36 @@ ALTER TABLE check_requests ADD COLUMN due_on TEXT COLLATE "C";
 CREATE TRIGGER versions_revoked_on_once BEFORE UPDATE OF revoked_on ON versions
     FOR EACH ROW WHEN (OLD.revoked_at IS NOT NULL)
     EXECUTE FUNCTION elicence_refuse('a version is revoked once');
+"#,
+    },
+    // Production registries (issue 18): `elicence init --production` records the mark once;
+    // it is never changed or removed (and the audit trail has it too).
+    Migration {
+        version: 8,
+        name: "registry marks: production",
+        sqlite: r#"
+CREATE TABLE registry_marks (
+    name     TEXT PRIMARY KEY CHECK (name IN ('production')),
+    set_at   TEXT NOT NULL,
+    operator TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER registry_marks_fixed BEFORE UPDATE ON registry_marks
+BEGIN SELECT RAISE(ABORT, 'a registry mark is never changed'); END;
+CREATE TRIGGER registry_marks_no_delete BEFORE DELETE ON registry_marks
+BEGIN SELECT RAISE(ABORT, 'a registry mark is never removed'); END;
+"#,
+        postgres: r#"
+CREATE TABLE registry_marks (
+    name     TEXT COLLATE "C" PRIMARY KEY CHECK (name IN ('production')),
+    set_at   TEXT COLLATE "C" NOT NULL,
+    operator TEXT COLLATE "C" NOT NULL
+);
+CREATE TRIGGER registry_marks_fixed BEFORE UPDATE ON registry_marks
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('a registry mark is never changed');
+CREATE TRIGGER registry_marks_no_delete BEFORE DELETE ON registry_marks
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('a registry mark is never removed');
+CREATE TRIGGER registry_marks_no_truncate BEFORE TRUNCATE ON registry_marks
+    FOR EACH STATEMENT EXECUTE FUNCTION elicence_refuse('a registry mark is never removed');
 "#,
     },
 ];

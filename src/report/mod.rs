@@ -5,9 +5,11 @@
 //! - [`rows`]: `rejects.csv`, `duplicates.csv` and `valid.csv` (UTF-8 with BOM so that Excel
 //!   reads the Chinese text).
 //! - [`json`]: `report.json` and the report of `validate`.
+//! - [`metrics`]: `run --metrics-file`, Prometheus text format for node_exporter.
 
 pub mod counts;
 pub mod json;
+pub mod metrics;
 pub mod rows;
 
 pub use counts::{Counts, InputSummary, StageTimes};

@@ -78,6 +78,18 @@ pub enum ServeError {
     },
     #[error("cannot load the trust anchors")]
     Trust(#[source] crate::verify::TrustError),
+    #[error("cannot read the trust anchor {path}")]
+    TrustFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A production registry is not served with a development CA as a trust anchor.
+    #[error(
+        "{path}: a development certificate (made by `elicence keys init`), refused as a trust \
+         anchor of a production registry"
+    )]
+    DevelopmentTrust { path: PathBuf },
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("cannot load the TLS certificate and key ({cert}, {key})")]
@@ -107,9 +119,11 @@ impl ServeError {
             | ServeError::HalfTls
             | ServeError::TokenTtl { .. }
             | ServeError::Rate => crate::exit::USAGE,
-            ServeError::Catalog { .. } | ServeError::Tls { .. } | ServeError::Trust(_) => {
-                crate::exit::CONFIG
-            }
+            ServeError::Catalog { .. }
+            | ServeError::Tls { .. }
+            | ServeError::Trust(_)
+            | ServeError::TrustFile { .. }
+            | ServeError::DevelopmentTrust { .. } => crate::exit::CONFIG,
             _ => crate::exit::FAILURE,
         }
     }
@@ -150,15 +164,24 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
     let catalog = crate::catalog::load_dir(&config.catalog)
         .map_err(|source| ServeError::Catalog { path: config.catalog.clone(), source })?;
+    let pool = pool::RegistryPool::new(config.data.clone(), config.registry.clone());
+    // Open one connection now: migrations run once, and an unreachable registry stops here.
+    let production = pool.with(|r| r.is_production())??;
     let mut anchors = config.trust.clone();
     let dev_ca = config.data.join("dev-keys").join(crate::sign::keys::CA_CERT_FILE);
-    if dev_ca.exists() {
+    if production {
+        // A production registry trusts no development CA, given or found.
+        for path in &anchors {
+            if crate::sign::production::pem_file_is_development(path)
+                .map_err(|source| ServeError::TrustFile { path: path.clone(), source })?
+            {
+                return Err(ServeError::DevelopmentTrust { path: path.clone() });
+            }
+        }
+    } else if dev_ca.exists() {
         anchors.push(dev_ca);
     }
     let trust = crate::verify::TrustAnchors::from_pem_files(&anchors).map_err(ServeError::Trust)?;
-    let pool = pool::RegistryPool::new(config.data.clone(), config.registry.clone());
-    // Open one connection now: migrations run once, and an unreachable registry stops here.
-    pool.with(|_| ())?;
     let state = Arc::new(AppState {
         pool,
         catalog,

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use der::EncodePem;
-use der::asn1::{Ia5String, OctetString};
+use der::asn1::{Ia5String, ObjectIdentifier, OctetString};
 use der::pem::LineEnding;
 use der::zeroize::Zeroizing;
 use pkcs8::EncodePrivateKey;
@@ -21,6 +21,8 @@ use x509_cert::Certificate;
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::pkix::CertificatePolicies;
+use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
@@ -386,6 +388,21 @@ fn issue(
         .map_err(|e| generate_error("certificate", e.to_string()))
 }
 
+/// The certificate policy every certificate made by `keys init` (and a run's development key)
+/// carries: "development key, not for production". Under the enterprise number that RFC 5612
+/// reserves for documentation and examples (1.3.6.1.4.1.32473), which no real CA issues under.
+pub const DEVELOPMENT_KEY_POLICY: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.32473.18.1");
+
+/// True when `cert` carries [`DEVELOPMENT_KEY_POLICY`] (a certificate made by `keys init`). A
+/// policies extension that does not decode counts as not development (path validation judges
+/// it).
+pub fn is_development_certificate(cert: &Certificate) -> bool {
+    cert.tbs_certificate().filter_extensions::<CertificatePolicies>().filter_map(Result::ok).any(
+        |(_, policies)| policies.0.iter().any(|p| p.policy_identifier == DEVELOPMENT_KEY_POLICY),
+    )
+}
+
 /// Certificate profile for the development CA and signer (RFC 5280 §4.2.1).
 struct DevProfile {
     subject: Name,
@@ -450,6 +467,15 @@ impl BuilderProfile for DevProfile {
             };
             extensions.push(CrlDistributionPoints(vec![point]).to_extension(subject, &extensions)?);
         }
+        // RFC 5280 §4.2.1.4: certificatePolicies, not critical: this is a development key, which
+        // a production registry refuses (see `is_development_certificate`).
+        extensions.push(
+            CertificatePolicies(vec![PolicyInformation {
+                policy_identifier: DEVELOPMENT_KEY_POLICY,
+                policy_qualifiers: None,
+            }])
+            .to_extension(subject, &extensions)?,
+        );
         Ok(extensions)
     }
 }

@@ -10,7 +10,9 @@
 //!   pure-Rust backends); [`sm2`](self::sm2) implements it for SM2 keys ([`Sm2Signer`], SM3
 //!   hashes, the OFD seal signatures); [`key_files`] reads a key directory (passphrase,
 //!   PKCS#8, chain).
-//! - [`keys`] writes a development CA and signer key set (`elicence keys init`).
+//! - [`keys`] writes a development CA and signer key set (`elicence keys init`), every
+//!   certificate marked with the development policy; [`production`] refuses such keys (and a
+//!   missing `--keys`) when the registry is production.
 //! - [`pades`] signs a PDF as PAdES baseline B-B (ETSI EN 319 142-1) in an incremental update,
 //!   with the CMS `SignedData` built by [`signed_data`].
 //! - [`xmldsig`] adds an enveloped XML-DSig signature to a document that the renderer already
@@ -22,6 +24,7 @@ pub mod crl;
 pub mod key_files;
 pub mod keys;
 pub mod pades;
+pub mod production;
 pub mod rsa;
 pub mod signed_data;
 pub mod signer;
@@ -37,6 +40,7 @@ pub use self::sm2::{SM2_DEFAULT_DIST_ID, Sm2Signer};
 pub use key_files::{PASSPHRASE_ENV, Passphrase, passphrase_from_env_or_file};
 pub use keys::{DevKeyOptions, DevKeyPaths, init_dev_keys};
 pub use pades::{PdfSignOptions, sign_pdf, sign_rendered_pdf};
+pub use production::{ProductionKeyError, check_production_key};
 pub use signer::{DigestAlgorithm, SignatureAlgorithm, Signer};
 pub use xmldsig::{canonical_attr_escape, canonical_text_escape, check_canonical, sign_xml};
 
