@@ -22,7 +22,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use elicence::font::FaceFont;
 use elicence::identify::LicenceId;
 use elicence::licence::{FaceField, Licence, LicenceStatus};
-use elicence::produce::Producer;
+use elicence::produce::{Identities, Producer};
 use elicence::record::SourcePos;
 use elicence::render::{Layout, PdfRenderer, SealMeta, qr_payload, render_xml};
 use elicence::sign::{PdfSignOptions, RsaSigner, Signer, sign_pdf, sign_rendered_pdf};
@@ -166,7 +166,8 @@ fn bench_render_and_sign(c: &mut Criterion<ThreadCpuTime>) {
         }
     };
     let layout = root.join("pipelines/layouts/food-business-permit.toml");
-    let producer = match Producer::new(&[layout.as_path()], signer.clone(), at) {
+    let producer = match Producer::new(&[layout.as_path()], Identities::single(signer.clone()), at)
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("render_and_sign bench skipped: {e}");

@@ -11,7 +11,7 @@
 set -eu
 corpus=fuzz/corpus
 bin=${ELICENCE_BIN:-${CARGO_TARGET_DIR:-target}/release/elicence}
-mkdir -p "$corpus/fuzz_csv" "$corpus/fuzz_workbook" "$corpus/fuzz_verify"
+mkdir -p "$corpus/fuzz_csv" "$corpus/fuzz_workbook" "$corpus/fuzz_verify" "$corpus/fuzz_seal"
 
 # prefix BYTE_OCTAL FILE OUT: writes the selector byte, then the file.
 prefix() { { printf "\\$1"; cat "$2"; } > "$3"; }
@@ -33,19 +33,31 @@ for f in fixtures/read/*.ods fixtures/*/export*.ods; do
     if [ -f "$f" ]; then prefix 002 "$f" "$corpus/fuzz_workbook/$(echo "$f" | tr / _)"; fi
 done
 
+# fuzz_seal: selector 0 reads a seal file (the key set's seals).
+for f in fixtures/keys/seals/*.esl; do
+    if [ -f "$f" ]; then prefix 000 "$f" "$corpus/fuzz_seal/$(basename "$f")"; fi
+done
+
 if [ -x "$bin" ]; then
     scratch=$(mktemp -d)
     for pipeline in food-business-permit business-licence special-operations-certificate; do
         "$bin" render "pipelines/$pipeline.toml" --input "fixtures/$pipeline/export-utf8.csv" \
-            --keys fixtures/keys --out "$scratch/$pipeline" > /dev/null 2>&1 || true
+            --keys fixtures/keys --formats pdf,xml,ofd --out "$scratch/$pipeline" > /dev/null 2>&1 || true
     done
     # A few of each kind are enough; libFuzzer mutates from there.
-    find "$scratch" \( -name '*.pdf' -o -name '*.xml' \) | sort | head -n 12 |
+    find "$scratch" \( -name '*.pdf' -o -name '*.xml' -o -name '*.ofd' \) | sort | head -n 18 |
         while read -r f; do cp "$f" "$corpus/fuzz_verify/$(basename "$f")"; done
+    # fuzz_seal, selector 1: the SES_Signature of a few sealed OFDs.
+    find "$scratch" -name '*.ofd' | sort | head -n 3 | while read -r f; do
+        python3 -c 'import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+name = next(n for n in z.namelist() if n.endswith("SignedValue.dat"))
+sys.stdout.buffer.write(b"\x01" + z.read(name))' "$f" > "$corpus/fuzz_seal/$(basename "$f").sig"
+    done
     rm -rf "$scratch"
 else
     echo "no release binary at $bin: fuzz_verify gets no signed seeds" >&2
 fi
-for t in fuzz_csv fuzz_workbook fuzz_verify; do
+for t in fuzz_csv fuzz_workbook fuzz_verify fuzz_seal; do
     echo "$t: $(ls "$corpus/$t" | wc -l) seeds"
 done

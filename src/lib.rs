@@ -15,6 +15,7 @@ pub mod exit;
 pub mod font;
 pub mod r#gen;
 pub mod identify;
+pub mod keyset;
 pub mod licence;
 pub mod logs;
 pub mod merkle;

@@ -1,12 +1,12 @@
 //! Identify → render → sign for one validated licence: computes its GB/T 36904 identifier,
 //! writes the canonical XML e-licence and the PDF face (whose QR code carries the identifier and
-//! a digest of the XML), and signs both through the [`Signer`] seam; when the run writes OFD,
-//! also the OFD face sealed with the issuer's electronic seal ([`OfdSealing`]). Built once per run (font
+//! a digest of the XML), and signs both through the [`Signer`](crate::sign::Signer) seam; when the run writes OFD,
+//! also the OFD face sealed with the issuer's electronic seal. Every licence is signed with its
+//! own issuer's identity ([`Identities`], from the run's key set). Built once per run (font
 //! parsed once, layouts prepared once); `produce` is pure given the injected signing time, so
 //! same licence, key and time ⇒ byte-identical artefacts (unless a TSA adds its own time). Safe to call from many threads.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::font::FaceFont;
 use crate::identify::{IdError, LicenceId};
+pub use crate::keyset::Identities;
 use crate::licence::Licence;
 pub use crate::pipeline::Formats;
 use crate::render::RenderError;
@@ -23,12 +24,9 @@ use crate::render::pdf::PdfRenderer;
 use crate::render::qr::qr_payload;
 use crate::render::xml::{SealMeta, render_xml};
 use crate::seal::ofd::{OfdSealError, seal_ofd_with};
-use crate::seal::{Seal, SealError, seal_files};
-use crate::sign::key_files::Passphrase;
+use crate::sign::SignError;
 use crate::sign::pades::{PdfSignOptions, sign_rendered_pdf};
-use crate::sign::signer::Signer;
 use crate::sign::xmldsig::sign_xml_with;
-use crate::sign::{KeyError, SignError, Sm2Signer};
 use crate::timestamp::Tsa;
 
 /// The signed artefacts of one licence version.
@@ -39,90 +37,6 @@ pub struct Artefacts {
     pub xml: String,
     /// The sealed OFD, when the producer writes OFD.
     pub ofd: Option<Vec<u8>>,
-}
-
-/// What seals OFD e-licences: the SM2 signer of the key directory and the seals of the
-/// issuers (`seals/<USCC>.esl`, see [`crate::seal::seal_path`]).
-pub struct OfdSealing {
-    signer: Arc<Sm2Signer>,
-    seals: HashMap<String, Seal>,
-}
-
-/// Why the OFD sealing identity of a key directory cannot be used: a configuration error,
-/// reported before any effect.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SealSetError {
-    /// The SM2 signer could not be loaded.
-    #[error("SM2 signer: {0}")]
-    Signer(#[from] KeyError),
-    /// A seal file could not be read.
-    #[error(transparent)]
-    Seal(#[from] SealError),
-    /// An issuer of the pipeline has no seal in the key directory.
-    #[error("issuer {issuer} has no seal (expected {})", path.display())]
-    NoSeal { issuer: String, path: PathBuf },
-    /// An issuer's seal cannot seal with this signer at this time.
-    #[error("issuer {issuer}: {problem}")]
-    Unusable { issuer: String, problem: OfdSealError },
-}
-
-impl OfdSealing {
-    /// Loads the SM2 signer of `keys` (valid at `at`) and every seal in `keys/seals/`.
-    pub fn load(
-        keys: &Path,
-        passphrase: Option<&Passphrase>,
-        at: DateTime<Utc>,
-    ) -> Result<OfdSealing, SealSetError> {
-        let signer = Arc::new(Sm2Signer::load(keys, passphrase, at)?);
-        let mut seals = HashMap::new();
-        for file in seal_files(keys)? {
-            let Some(issuer) = file.file_stem().and_then(|s| s.to_str()) else { continue };
-            seals.insert(issuer.to_string(), Seal::read(&file)?);
-        }
-        Ok(OfdSealing { signer, seals })
-    }
-
-    /// Checks that each of `issuers` has a seal that is valid at `at` and names the signer
-    /// (what [`crate::seal::ofd::seal_ofd`] would refuse), so a run stops before its first effect. `keys` is
-    /// only used to name the expected seal file.
-    pub fn check_issuers<'a>(
-        &self,
-        keys: &Path,
-        issuers: impl IntoIterator<Item = &'a str>,
-        at: DateTime<Utc>,
-    ) -> Result<(), SealSetError> {
-        use crate::sign::Signer as _;
-        for issuer in issuers {
-            let Some(seal) = self.seals.get(issuer) else {
-                return Err(SealSetError::NoSeal {
-                    issuer: issuer.to_string(),
-                    path: crate::seal::seal_path(keys, issuer),
-                });
-            };
-            let unusable = |problem| SealSetError::Unusable { issuer: issuer.to_string(), problem };
-            if !seal.is_valid_at(at) {
-                return Err(unusable(OfdSealError::SealNotValidAt {
-                    es_id: seal.es_id().to_string(),
-                    valid_from: seal.valid_from(),
-                    valid_to: seal.valid_to(),
-                    at,
-                }));
-            }
-            if !seal.names_signer(self.signer.certificate_der()) {
-                return Err(unusable(OfdSealError::SignerNotInCertList {
-                    es_id: seal.es_id().to_string(),
-                    signer: self.signer.subject_cn().to_string(),
-                }));
-            }
-        }
-        Ok(())
-    }
-
-    /// The seal of `issuer`, if the key directory has one.
-    pub fn seal(&self, issuer: &str) -> Option<&Seal> {
-        self.seals.get(issuer)
-    }
 }
 
 /// Why a licence could not be turned into signed artefacts.
@@ -136,18 +50,18 @@ pub enum ProduceError {
     Sign(#[from] SignError),
     #[error("OFD seal: {0}")]
     OfdSeal(#[from] OfdSealError),
-    /// The licence's issuer has no seal in the key directory.
-    #[error("issuer {issuer} has no seal")]
-    NoSeal { issuer: String },
+    /// The licence's issuer has no identity in the key set of the run (its pipeline did not
+    /// name it as a known issuer).
+    #[error("issuer {issuer} has no signing identity in this run's key set")]
+    NoIdentity { issuer: String },
 }
 
 /// Renders and signs licences of the types whose layouts it was given.
 pub struct Producer {
     renderer: PdfRenderer,
-    signer: Arc<dyn Signer>,
+    identities: Identities,
     signed_at: DateTime<Utc>,
     tsa: Option<Arc<dyn Tsa>>,
-    ofd: Option<OfdSealing>,
 }
 
 impl Producer {
@@ -155,10 +69,10 @@ impl Producer {
     /// font or a broken layout, before any row is read.
     pub fn new(
         layouts: &[&Path],
-        signer: Arc<dyn Signer>,
+        identities: Identities,
         signed_at: DateTime<Utc>,
     ) -> Result<Producer, RenderError> {
-        Ok(Producer::with_renderer(Producer::load_renderer(layouts)?, signer, signed_at))
+        Ok(Producer::with_renderer(Producer::load_renderer(layouts)?, identities, signed_at))
     }
 
     /// The face renderer for `layouts`: the font (see [`FaceFont::load_default`]), the layout
@@ -173,10 +87,10 @@ impl Producer {
     /// A producer over a renderer already loaded (see [`Producer::load_renderer`]).
     pub fn with_renderer(
         renderer: PdfRenderer,
-        signer: Arc<dyn Signer>,
+        identities: Identities,
         signed_at: DateTime<Utc>,
     ) -> Producer {
-        Producer { renderer, signer, signed_at, tsa: None, ofd: None }
+        Producer { renderer, identities, signed_at, tsa: None }
     }
 
     /// Timestamps every signature with `tsa` (PAdES and XAdES B-T). The token's time is the TSA's,
@@ -186,9 +100,9 @@ impl Producer {
         self
     }
 
-    /// This producer, also writing each licence as an OFD sealed by `sealing`.
-    pub fn with_ofd(self, sealing: OfdSealing) -> Producer {
-        Producer { ofd: Some(sealing), ..self }
+    /// The signing identities, by issuer.
+    pub fn identities(&self) -> &Identities {
+        &self.identities
     }
 
     /// The face renderer (font and layouts loaded).
@@ -218,8 +132,13 @@ impl Producer {
     }
 
     /// Renders and signs one licence as version `id` (decided by the registry, or numbered
-    /// within the input for a preview).
+    /// within the input for a preview) with its issuer's identity: the PDF and XML by its RSA
+    /// signer, and when the identity has one, the OFD sealed with its seal.
     pub fn produce(&self, licence: &Licence, id: &LicenceId) -> Result<Artefacts, ProduceError> {
+        let identity = self
+            .identities
+            .for_issuer(&licence.issuer_code)
+            .ok_or_else(|| ProduceError::NoIdentity { issuer: licence.issuer_code.clone() })?;
         let identifier = id.to_string();
         let seal = SealMeta {
             signer_name: licence.issuer_name.clone(),
@@ -236,19 +155,16 @@ impl Producer {
             name: licence.issuer_name.clone(),
             tsa: self.tsa.clone(),
         };
-        let pdf = sign_rendered_pdf(pdf, self.signer.as_ref(), self.signed_at, &opts)?;
-        let xml = sign_xml_with(&xml, self.signer.as_ref(), self.tsa.as_deref())?;
-        let ofd = match &self.ofd {
+        let pdf = sign_rendered_pdf(pdf, identity.signer.as_ref(), self.signed_at, &opts)?;
+        let xml = sign_xml_with(&xml, identity.signer.as_ref(), self.tsa.as_deref())?;
+        let ofd = match &identity.ofd {
             Some(sealing) => {
-                let seal = sealing
-                    .seal(&licence.issuer_code)
-                    .ok_or_else(|| ProduceError::NoSeal { issuer: licence.issuer_code.clone() })?;
                 let package =
                     render_ofd(&self.renderer, licence, &identifier, &qr, self.signed_at)?;
                 Some(seal_ofd_with(
                     &package,
                     sealing.signer.as_ref(),
-                    seal,
+                    &sealing.seal,
                     self.signed_at,
                     self.tsa.as_deref(),
                 )?)

@@ -24,7 +24,9 @@ use elicence::seal::ofd::{OfdSealError, SEAL_PATH, SIGNED_VALUE_PATH, seal_ofd};
 use elicence::seal::{CertList, Seal, SealError, SealSpec};
 use elicence::sign::keys::{DevKeyOptions, init_dev_keys};
 use elicence::sign::{Signer, Sm2Signer};
-use util::{elicence, run_expect};
+use std::collections::BTreeMap;
+
+use util::{copy_dir, elicence, root, run_expect};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -428,18 +430,12 @@ fn seal_make_list_show_from_the_command_line() -> TestResult {
 const CHAOYANG: (&str, &str) = ("11220104MB1875524M", "长春市朝阳区市场监督管理局");
 const NANGUAN: (&str, &str) = ("11220102MB1953012R", "长春市南关区市场监督管理局");
 
-/// `keys init DIR` and a seal for each of `issuers` made with `seal make`.
+/// A development key set whose `issuers` each have their own identity and seal
+/// (`keys init DIR --pipeline`).
 fn cli_keys(dir: &Path, issuers: &[(&str, &str)]) {
-    run_expect(elicence().args(["keys", "init"]).arg(dir), 0);
-    for (code, name) in issuers {
-        run_expect(
-            elicence()
-                .args(["seal", "make", "--keys"])
-                .arg(dir)
-                .args(["--issuer", code, "--name", name, "--image", "fixtures/seals/seal.png"])
-                .args(["--valid-from", "2026-01-01", "--valid-to", "2036-12-31"]),
-            0,
-        );
+    run_expect(elicence().args(["keys", "init"]).arg(dir).args(["--pipeline", FOOD_PIPELINE]), 0);
+    for (code, _) in issuers {
+        assert!(dir.join(format!("seals/{code}.esl")).exists());
     }
 }
 
@@ -612,7 +608,7 @@ fn verify_reads_ofd_and_every_tamper_is_caught() -> TestResult {
     assert_eq!(line["kind"], "ofd");
     assert_eq!(line["seal_name"], CHAOYANG.1);
     assert_eq!(line["seal_id"], format!("{}20261127100000", CHAOYANG.0));
-    assert_eq!(line["signer"], "elicence development SM2 signer");
+    assert_eq!(line["signer"], CHAOYANG.1, "sealed by 朝阳's own SM2 signer");
     let a = std::fs::read(a_file)?;
     let b = std::fs::read(b_file)?;
     let flip = |i: usize| {
@@ -707,7 +703,7 @@ fn a_seal_made_by_an_untrusted_maker_is_untrusted() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let keys = tmp.path().join("keys");
     cli_keys(&keys, &[CHAOYANG, NANGUAN]);
-    // A seal for 朝阳 made by another key set's seal maker, naming our SM2 signer.
+    // A seal for 朝阳 made by another key set's seal maker, naming 朝阳's own SM2 signer.
     let rogue = tmp.path().join("rogue");
     run_expect(elicence().args(["keys", "init"]).arg(&rogue), 0);
     run_expect(
@@ -717,7 +713,7 @@ fn a_seal_made_by_an_untrusted_maker_is_untrusted() -> TestResult {
             .args(["--issuer", CHAOYANG.0, "--name", CHAOYANG.1])
             .args(["--image", "fixtures/seals/seal.png", "--valid-to", "2036-12-31"])
             .arg("--signer-cert")
-            .arg(keys.join("sm2-signer.pem")),
+            .arg(keys.join("issuers").join(CHAOYANG.0).join("sm2-signer.pem")),
         0,
     );
     let seal = format!("seals/{}.esl", CHAOYANG.0);
@@ -758,6 +754,8 @@ fn ofdrw_sample_is_untrusted_and_tampered_once_its_page_changes() -> TestResult 
 fn pipeline_with_formats(dir: &Path, formats: &str) -> PathBuf {
     let root = util::root().join("pipelines");
     let text = std::fs::read_to_string(root.join("food-business-permit.toml")).expect("pipeline");
+    // The shipped pipeline's own [output] (its last table) gives way to this one.
+    let text = text.split("\n[output]").next().expect("text");
     let (first, rest) = text.split_once('\n').expect("lines");
     let path = dir.join("food-business-permit.toml");
     std::fs::write(
@@ -898,5 +896,228 @@ fn easyofd_draws_our_ofd_with_the_text_where_the_pdf_has_it() -> TestResult {
         }
         assert_eq!(compared, 5);
     }
+    Ok(())
+}
+
+// ---- Per-issuer identities: each bureau signs and seals with its own keys ----
+
+const FOOD_PIPELINE: &str = "pipelines/food-business-permit.toml";
+const FOOD_EXPORT: &str = "fixtures/food-business-permit/export-utf8.csv";
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The issuer USCC in an identifier-named file.
+fn issuer_of(file: &Path) -> &'static str {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if name.contains(CHAOYANG.0) {
+        CHAOYANG.0
+    } else if name.contains(NANGUAN.0) {
+        NANGUAN.0
+    } else {
+        panic!("{name}: neither issuer")
+    }
+}
+
+/// The signer certificate of an XML e-licence (XML-DSig KeyInfo) as PEM.
+fn xml_signer_pem(xml: &Path) -> String {
+    let text = std::fs::read_to_string(xml).expect("xml");
+    let start = text.find("<X509Certificate>").expect("KeyInfo certificate") + 17;
+    let end = start + text[start..].find("</X509Certificate>").expect("end");
+    let b64: String = text[start..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+/// `openssl x509 -subject` of a PEM certificate, in RFC 2253 form with UTF-8 kept.
+fn openssl_subject(pem: &str, scratch: &Path) -> String {
+    let file = scratch.join("cert.pem");
+    std::fs::write(&file, pem).expect("write");
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-nameopt", "RFC2253,-esc_msb", "-in"])
+        .arg(&file)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `openssl verify` of a PEM certificate against the key set's CA.
+fn openssl_verifies(pem: &str, ca: &Path, scratch: &Path) -> bool {
+    let file = scratch.join("leaf.pem");
+    std::fs::write(&file, pem).expect("write");
+    Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(ca)
+        .arg(&file)
+        .output()
+        .expect("openssl runs")
+        .status
+        .success()
+}
+
+fn verify_json_keys(file: &Path, keys: &Path) -> serde_json::Value {
+    let out =
+        elicence().args(["verify", "--json", "--keys"]).arg(keys).arg(file).output().expect("runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+fn render_all(keys: &Path, out: &Path, pipeline: &Path) -> Command {
+    let mut c = elicence();
+    c.arg("render")
+        .arg(pipeline)
+        .args(["--input", FOOD_EXPORT, "--formats", "pdf,xml,ofd", "--keys"])
+        .arg(keys)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
+#[test]
+fn an_export_from_two_bureaus_is_signed_and_sealed_by_each_bureaus_own_identity() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    let made = run_expect(
+        elicence().args(["keys", "init"]).arg(&keys).args(["--pipeline", FOOD_PIPELINE]),
+        0,
+    );
+    let stdout = String::from_utf8_lossy(&made.stdout);
+    for (code, _) in [CHAOYANG, NANGUAN] {
+        assert!(keys.join("issuers").join(code).join("signer.key").exists(), "{stdout}");
+        assert!(keys.join("issuers").join(code).join("sm2-signer.pem").exists(), "{stdout}");
+        assert!(keys.join("seals").join(format!("{code}.esl")).exists(), "{stdout}");
+    }
+    let out = tmp.path().join("out");
+    run_expect(&mut render_all(&keys, &out, Path::new(FOOD_PIPELINE)), 0);
+
+    // PDF and XML: signed by the issuer's own RSA certificate (its name and USCC), under the CA.
+    let mut xml_certs: BTreeMap<&str, String> = BTreeMap::new();
+    for xml in files_with_ext(&out, "xml") {
+        let code = issuer_of(&xml);
+        let pem = xml_signer_pem(&xml);
+        let subject = openssl_subject(&pem, tmp.path());
+        assert!(subject.contains(&format!("OU={code}")), "{}: {subject}", xml.display());
+        assert!(openssl_verifies(&pem, &keys.join("ca.pem"), tmp.path()), "{subject}");
+        if let Some(seen) = xml_certs.insert(code, pem.clone()) {
+            assert_eq!(seen, pem, "one certificate per issuer");
+        }
+        assert_eq!(verify_json_keys(&xml, &keys)["status"], "authentic");
+    }
+    assert_eq!(xml_certs.len(), 2, "both issuers signed");
+    assert_ne!(xml_certs[CHAOYANG.0], xml_certs[NANGUAN.0], "each issuer has its own certificate");
+    let names: BTreeMap<&str, &str> = [CHAOYANG, NANGUAN].into_iter().collect();
+    for pdf in files_with_ext(&out, "pdf") {
+        let verdict = verify_json_keys(&pdf, &keys);
+        assert_eq!(verdict["status"], "authentic", "{verdict}");
+        assert_eq!(verdict["signer"], names[issuer_of(&pdf)], "{}", pdf.display());
+    }
+
+    // OFD: the issuer's seal and the issuer's own SM2 signer, accepted by the independent checker.
+    let mut sm2_signers: BTreeMap<&str, String> = BTreeMap::new();
+    for ofd in files_with_ext(&out, "ofd") {
+        let code = issuer_of(&ofd);
+        if let Err(e) = independent_check(&ofd, &keys.join("sm2-ca.pem")) {
+            panic!("{}: {e}", ofd.display());
+        }
+        let verdict = verify_json_keys(&ofd, &keys);
+        assert_eq!(verdict["status"], "authentic", "{verdict}");
+        assert_eq!(verdict["seal_name"], names[code], "{verdict}");
+        assert_eq!(verdict["signer"], names[code], "{verdict}");
+        // The SM2 certificate inside the seal's signature is the issuer's own.
+        let ses = SesSignature::from_der(&zip_entry(&std::fs::read(&ofd)?, SIGNED_VALUE_PATH))?;
+        let own = std::fs::read(keys.join("issuers").join(code).join("sm2-signer.pem"))?;
+        let own = x509_cert::Certificate::load_pem_chain(&own)?;
+        assert_eq!(ses.cert.as_bytes(), der::Encode::to_der(&own[0])?.as_slice());
+        if let Some(seen) = sm2_signers.insert(code, hex_of(ses.cert.as_bytes())) {
+            assert_eq!(seen, hex_of(ses.cert.as_bytes()), "one SM2 signer per issuer");
+        }
+    }
+    assert_eq!(sm2_signers.len(), 2);
+    assert_ne!(sm2_signers[CHAOYANG.0], sm2_signers[NANGUAN.0]);
+
+    // Running `keys init --pipeline` again adds nothing and keeps the identities.
+    let before = std::fs::read(keys.join("issuers").join(CHAOYANG.0).join("signer.pem"))?;
+    run_expect(elicence().args(["keys", "init"]).arg(&keys).args(["--pipeline", FOOD_PIPELINE]), 0);
+    assert_eq!(before, std::fs::read(keys.join("issuers").join(CHAOYANG.0).join("signer.pem"))?);
+    Ok(())
+}
+
+/// A copy of the shipped pipelines with `allow_default_signer = true` in the food pipeline.
+fn pipeline_allowing_default(dir: &Path) -> PathBuf {
+    copy_dir(&root().join("pipelines"), &dir.join("pipelines"));
+    // The layout's seal image is `../../fixtures/seals/seal.png`.
+    copy_dir(&root().join("fixtures/seals"), &dir.join("fixtures/seals"));
+    let path = dir.join("pipelines/food-business-permit.toml");
+    let text = std::fs::read_to_string(&path).expect("pipeline");
+    let text = text.replacen("\n[source]", "\nallow_default_signer = true\n\n[source]", 1);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn an_issuer_without_its_own_identity_stops_the_run_unless_the_pipeline_allows_the_default()
+-> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    // Only the default signer, and one issuer with an identity of its own.
+    run_expect(elicence().args(["keys", "init"]).arg(&keys), 0);
+    let data = tmp.path().join("data");
+    let run = |pipeline: &Path, formats: &str| {
+        let mut c = elicence();
+        c.arg("run")
+            .arg(pipeline)
+            .args(["--input", FOOD_EXPORT, "--quiet", "--formats", formats, "--keys"])
+            .arg(&keys)
+            .arg("--data")
+            .arg(&data);
+        c
+    };
+    let refused = run_expect(&mut run(Path::new(FOOD_PIPELINE), "pdf,xml"), 3);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("has no signing identity of its own"), "{stderr}");
+    assert!(stderr.contains("allow_default_signer"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("issuers/{}/signer.key", CHAOYANG.0))
+            || stderr.contains(NANGUAN.0),
+        "{stderr}"
+    );
+    assert!(!data.exists(), "nothing created before the key set was checked");
+
+    // The pipeline allows the default signer: the run signs, and says for whom.
+    let allowing = pipeline_allowing_default(tmp.path());
+    let done = run_expect(&mut run(&allowing, "pdf,xml"), 0);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(stderr.contains("DEFAULT signer"), "{stderr}");
+
+    // Writing OFD needs seals too: none for these issuers, so exit 3 and nothing more issued.
+    let refused = run_expect(&mut run(&allowing, "pdf,xml,ofd"), 3);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("has no seal"));
+    Ok(())
+}
+
+#[test]
+fn a_seal_that_names_another_signer_is_refused_before_anything_is_written() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    run_expect(elicence().args(["keys", "init"]).arg(&keys).args(["--pipeline", FOOD_PIPELINE]), 0);
+    // 南关's seal swapped for 朝阳's: it names 朝阳's SM2 signer, not 南关's.
+    std::fs::copy(
+        keys.join("seals").join(format!("{}.esl", CHAOYANG.0)),
+        keys.join("seals").join(format!("{}.esl", NANGUAN.0)),
+    )?;
+    let out = tmp.path().join("out");
+    let refused = run_expect(&mut render_all(&keys, &out, Path::new(FOOD_PIPELINE)), 3);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(NANGUAN.0), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+    // `keys init --pipeline` mends it: a new seal naming 南关's own signer.
+    run_expect(elicence().args(["keys", "init"]).arg(&keys).args(["--pipeline", FOOD_PIPELINE]), 0);
+    run_expect(&mut render_all(&keys, &out, Path::new(FOOD_PIPELINE)), 0);
     Ok(())
 }

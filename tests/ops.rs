@@ -196,7 +196,7 @@ fn nightly_checks_and_registry_commands_print_json() {
     let store = json_stdout(&run_expect(&mut with_data(&["store", "check", "--json"]), 0));
     assert_eq!(store["ok"], true);
     assert_eq!(store["fatal"], 0);
-    assert_eq!(store["files"].as_u64(), Some(16), "8 versions × PDF + XML: {store}");
+    assert_eq!(store["files"].as_u64(), Some(24), "8 versions × PDF + XML + OFD: {store}");
 
     let conn = rusqlite::Connection::open(data.join("registry.sqlite")).unwrap();
     let current: String = conn
@@ -229,7 +229,7 @@ fn nightly_checks_and_registry_commands_print_json() {
         0,
     ));
     let files = backup["manifest"]["files"].as_array().expect("manifest files");
-    assert_eq!(files.len(), 17, "registry.sqlite + 16 store files: {backup}");
+    assert_eq!(files.len(), 25, "registry.sqlite + 24 store files: {backup}");
     assert!(files.iter().all(|f| f["sha256"].as_str().is_some_and(|h| h.len() == 64)));
     let restored = scratch.path().join("restored");
     let restore = json_stdout(&run_expect(

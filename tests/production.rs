@@ -23,15 +23,17 @@ fn elicence_now() -> Command {
     c
 }
 
-/// A development key set made by `elicence keys init`.
+/// A development key set made by `elicence keys init`, with an identity for every issuer of
+/// the food pipeline (so that what refuses it is the production mark, not a missing identity).
 fn development_keys(dir: &Path) -> PathBuf {
     let keys = dir.join("dev");
-    run_expect(elicence_now().args(["keys", "init"]).arg(&keys), 0);
+    run_expect(elicence_now().args(["keys", "init"]).arg(&keys).args(["--pipeline", FOOD]), 0);
     keys
 }
 
-/// An authority's key set made without elicence: an RSA CA and a signer it certifies
-/// (`signer.key` PKCS#8, `signer.pem` = signer + CA), by the `openssl` command line.
+/// An authority's key set made without elicence: an RSA CA and the signers it certifies (the key
+/// set's own and one per issuer of the food pipeline; `signer.key` PKCS#8, `signer.pem` =
+/// signer + CA), by the `openssl` command line. RSA only: runs with it write PDF and XML.
 fn authority_keys(dir: &Path) -> PathBuf {
     let keys = dir.join("authority");
     std::fs::create_dir_all(&keys).unwrap();
@@ -51,50 +53,53 @@ fn authority_keys(dir: &Path) -> PathBuf {
         "-subj",
         "/CN=Test Authority CA",
     ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "signer.key",
-        "-out",
-        "signer.csr",
-        "-subj",
-        "/CN=Test Authority Signer",
-    ]);
     std::fs::write(
         keys.join("ext.cnf"),
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n",
     )
     .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "signer.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-set_serial",
-        "2",
-        "-days",
-        "365",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "signer.crt",
-    ]);
-    let chain = std::fs::read_to_string(keys.join("signer.crt")).unwrap()
-        + &std::fs::read_to_string(keys.join("ca.pem")).unwrap();
-    std::fs::write(keys.join("signer.pem"), chain).unwrap();
+    // The key set's own signer (the registry's), and each food issuer's own (issuers/<USCC>/).
+    let signers = [
+        ("", "/CN=Test Authority Signer"),
+        ("issuers/11220104MB1875524M/", "/CN=Chaoyang Market Regulation/OU=11220104MB1875524M"),
+        ("issuers/11220102MB1953012R/", "/CN=Nanguan Market Regulation/OU=11220102MB1953012R"),
+    ];
+    for (serial, (dir, subject)) in (2..).zip(signers) {
+        std::fs::create_dir_all(keys.join(dir)).unwrap();
+        let (key, csr, crt) =
+            (format!("{dir}signer.key"), format!("{dir}signer.csr"), format!("{dir}signer.crt"));
+        run(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject,
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            &serial.to_string(),
+            "-days",
+            "365",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            &crt,
+        ]);
+        let chain = std::fs::read_to_string(keys.join(&crt)).unwrap()
+            + &std::fs::read_to_string(keys.join("ca.pem")).unwrap();
+        std::fs::write(keys.join(format!("{dir}signer.pem")), chain).unwrap();
+    }
     keys
 }
 
 fn run_food(data: &Path, registry: Option<&str>) -> Command {
     let mut cmd = elicence_now();
     cmd.args(["run", FOOD, "--input", EXPORT, "--operator", "tester", "--progress", "never"])
+        .args(["--formats", "pdf,xml"])
         .arg("--data")
         .arg(data);
     if let Some(r) = registry {
@@ -205,7 +210,7 @@ fn a_production_registry_refuses_development_keys_sqlite() {
     assert_eq!(report["development_key"], false);
     run_expect(
         elicence_now()
-            .args(["render", FOOD, "--input", EXPORT, "--out"])
+            .args(["render", FOOD, "--input", EXPORT, "--formats", "pdf,xml", "--out"])
             .arg(&preview)
             .arg("--keys")
             .arg(&authority)

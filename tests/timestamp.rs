@@ -457,6 +457,8 @@ fn the_pipelines_output_tsa_timestamps_a_render_and_a_bad_one_is_a_configuration
     util::copy_dir(&util::root().join("fixtures/seals"), &dir.path().join("fixtures/seals"));
     let pipeline = pipelines.join("food-business-permit.toml");
     let original = std::fs::read_to_string(&pipeline).expect("pipeline");
+    // The shipped [output] table (the file's last) is replaced below.
+    let original = original.split("\n[output]").next().expect("text").to_string();
     let render = |code: i32| {
         util::run_expect(
             util::elicence()

@@ -97,7 +97,8 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
             || cause.is::<crate::sign::ProductionKeyError>()
             || cause.is::<crate::catalog::CatalogError>()
             || cause.is::<crate::font::FontError>()
-            || cause.is::<crate::produce::SealSetError>()
+            || cause.is::<crate::keyset::KeySetError>()
+            || cause.is::<crate::keyset::SealPictureError>()
             || cause.is::<crate::workdays::HolidayError>()
             || cause.downcast_ref::<RenderError>().is_some_and(is_render_configuration)
         {

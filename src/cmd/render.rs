@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -16,12 +15,13 @@ use crate::engine::Dedupe;
 use crate::engine::{self, Outcome, RowSink};
 use crate::exit;
 use crate::identify::LicenceId;
+use crate::keyset::{IssuerRequest, load_identities};
 use crate::licence::Licence;
 use crate::pipeline;
-use crate::produce::{Formats, OfdSealing, ProduceError, Producer};
+use crate::produce::{Formats, ProduceError, Producer};
 use crate::registry::Registry;
 use crate::report::Counts;
-use crate::sign::{RsaSigner, Signer, check_production_key, passphrase_from_env_or_file};
+use crate::sign::{check_production_key, passphrase_from_env_or_file};
 use crate::timestamp;
 
 use super::args::{RegistryArgs, TsaArgs};
@@ -40,8 +40,8 @@ pub struct RenderArgs {
     /// Export to read.
     #[arg(long)]
     pub input: PathBuf,
-    /// Key folder with signer.key and signer.pem (see `elicence keys init`; a production
-    /// registry at --data/--registry refuses development keys).
+    /// Key set: each issuer's identity in issuers/<USCC>/ (see `elicence keys init --pipeline`;
+    /// a production registry at --data/--registry refuses development keys).
     #[arg(long, env = "ELICENCE_KEYS")]
     pub keys: PathBuf,
     /// File with the key's passphrase (else ELICENCE_KEY_PASSPHRASE, if the key is encrypted).
@@ -62,8 +62,8 @@ pub struct RenderArgs {
     /// does not exist is not created).
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Formats to write: any of pdf, xml, ofd (OFD needs the SM2 signer and the issuers'
-    /// seals in --keys: sm2-signer.key, sm2-signer.pem, seals/<USCC>.esl). Default: the
+    /// Formats to write: any of pdf, xml, ofd (OFD needs each issuer's SM2 signer and seal
+    /// in --keys: issuers/<USCC>/sm2-signer.key, .pem, seals/<USCC>.esl). Default: the
     /// pipeline's [output] formats, else pdf,xml.
     #[arg(long, value_name = "LIST")]
     pub formats: Option<Formats>,
@@ -74,21 +74,21 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let formats = args.formats.unwrap_or(plan.formats);
     let at = now()?;
     let passphrase = passphrase_from_env_or_file(args.passphrase_file.as_deref())?;
-    let signer = RsaSigner::load(&args.keys, passphrase.as_ref(), at)
-        .with_context(|| format!("cannot load the signing key from {}", args.keys.display()))?;
+    let identities = load_identities(
+        &args.keys,
+        passphrase.as_ref(),
+        at,
+        &IssuerRequest::of_plan(&plan),
+        formats.ofd,
+    )?;
     let production =
         Registry::is_production_at(&args.registry.data, args.registry.registry.as_deref())?;
-    check_production_key(production, Some(args.keys.as_path()), Some(&signer as &dyn Signer))?;
+    for signer in identities.signers() {
+        check_production_key(production, Some(args.keys.as_path()), Some(signer))?;
+    }
     let tsa_url = args.tsa.tsa.as_deref().or(plan.tsa.as_deref());
     let tsa = tsa_url.map(timestamp::connect).transpose()?;
-    let mut producer =
-        Producer::new(&[plan.layout_path.as_path()], Arc::new(signer), at)?.with_tsa(tsa);
-    if formats.ofd {
-        let sealing = OfdSealing::load(&args.keys, passphrase.as_ref(), at)?;
-        let issuers = plan.issuer.known();
-        sealing.check_issuers(&args.keys, issuers.iter().map(|k| k.code.as_str()), at)?;
-        producer = producer.with_ofd(sealing);
-    }
+    let producer = Producer::new(&[plan.layout_path.as_path()], identities, at)?.with_tsa(tsa);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;

@@ -15,7 +15,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -23,17 +22,19 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::keyset::{IssuerRequest, development_seal_picture, ensure_development_identities};
 use crate::licence::Licence;
 use crate::operators::{Claim, authorize, check_four_eyes};
 use crate::pipeline;
-use crate::produce::{OfdSealing, Producer};
+use crate::produce::Producer;
 use crate::registry::{
     AuditEntry, Decision, FileKind, LoadItem, Registry, RegistryError, ReviewFilter, ReviewItem,
     ReviewState, Role, RunCounts, RunId, RunOutcome, RunStart, Store, review_action,
 };
-use crate::sign::{RsaSigner, passphrase_from_env_or_file};
+use crate::sign::passphrase_from_env_or_file;
 use crate::timestamp;
 
+use super::run::{KeySet, check_production_keys, load_key_set};
 use super::schedule::{CHUNK, fields_json};
 
 /// Which staged items to approve.
@@ -136,6 +137,7 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
     let mut layouts: Vec<PathBuf> = Vec::new();
     let mut tsa_url = options.tsa.clone();
     let mut ofd = false;
+    let mut issuers: Vec<IssuerRequest> = Vec::new();
     let runs: BTreeSet<RunId> = items.iter().map(|i| i.run).collect();
     for run in runs {
         let Some(record) = registry.run(run)? else {
@@ -152,31 +154,44 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
         }
         tsa_url = tsa_url.or(plan.tsa.clone());
         ofd |= plan.formats.ofd;
+        issuers.extend(IssuerRequest::of_plan(&plan));
     }
+    let issuers = IssuerRequest::merged(issuers);
     let layout_refs: Vec<&Path> = layouts.iter().map(PathBuf::as_path).collect();
     let renderer = Producer::load_renderer(&layout_refs)?;
     let passphrase = passphrase_from_env_or_file(options.passphrase_file.as_deref())?;
-    let keys = match &options.keys {
-        Some(k) => k.clone(),
+    let production = registry.is_production()?;
+    let key_set = match &options.keys {
+        Some(keys) => {
+            let key_set = load_key_set(keys, passphrase.as_ref(), at, &issuers, ofd)?;
+            check_production_keys(production, Some(keys), Some(&key_set))?;
+            key_set
+        }
         None => {
+            check_production_keys(production, None, None)?;
             report.development_key = true;
             let mut notes = Vec::new();
             let dir = super::run::development_key_folder(&options.data, at, &mut notes)?;
-            for note in notes {
+            let picture = development_seal_picture(None)?;
+            let made = ensure_development_identities(
+                &dir,
+                passphrase.as_ref(),
+                &issuers,
+                ofd,
+                &picture,
+                at,
+            )
+            .with_context(|| format!("cannot make development identities in {}", dir.display()))?;
+            for note in notes.into_iter().chain(made) {
                 tracing::warn!("{note}");
             }
-            dir
+            load_key_set(&dir, passphrase.as_ref(), at, &issuers, ofd)?
         }
     };
-    let signer = RsaSigner::load(&keys, passphrase.as_ref(), at)
-        .with_context(|| format!("cannot load the signing key from {}", keys.display()))?;
+    let KeySet { registry_signer: signer, identities } = key_set;
     let tsa = tsa_url.as_deref().map(timestamp::connect).transpose()?;
-    let signer = Arc::new(signer);
     let checkpoint_tsa = tsa.clone();
-    let mut producer = Producer::with_renderer(renderer, signer.clone(), at).with_tsa(tsa);
-    if ofd {
-        producer = producer.with_ofd(OfdSealing::load(&keys, passphrase.as_ref(), at)?);
-    }
+    let producer = Producer::with_renderer(renderer, identities, at).with_tsa(tsa);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
 
     let run = registry.start_run(&RunStart {
@@ -186,6 +201,7 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
         at,
     })?;
     report.run = Some(run.0);
+    super::run::log_identities(producer.identities());
     let mut counts = RunCounts::default();
     let result = (|| -> anyhow::Result<()> {
         for chunk in items.chunks(CHUNK) {

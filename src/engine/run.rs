@@ -15,20 +15,19 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::keyset::{
+    IssuerRequest, development_seal_picture, ensure_development_identities, load_identities,
+};
 use crate::operators::{Actor, Claim, authorize};
 use crate::pipeline;
-use crate::produce::{Formats, OfdSealing, Producer};
+use crate::produce::{Formats, Identities, Producer};
 use crate::progress::{Interrupt, Progress, ProgressMode, StopSignal};
 use crate::read::sha256_file;
 use crate::registry::{Registry, Role, RunCounts, RunOutcome, RunStart};
-use crate::render::pdf::PdfRenderer;
 use crate::report::metrics::{self, RunMetrics};
 use crate::report::{self, InputSummary, RowFiles, StageTimes};
-use crate::seal::{Seal, SealSpec, seal_path};
-use crate::sign::Sm2Signer;
 use crate::sign::key_files::Passphrase;
 use crate::sign::keys::{DevKeyOptions, init_dev_keys};
-use crate::sign::keys::{SEAL_MAKER_CHAIN_FILE, SEAL_MAKER_KEY_FILE};
 use crate::sign::{RsaSigner, Signer, check_production_key, passphrase_from_env_or_file};
 use crate::timestamp;
 
@@ -146,24 +145,15 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         hashes.push((path.clone(), sha, bytes));
     }
     let passphrase = passphrase_from_env_or_file(options.passphrase_file.as_deref())?;
-    let load_signer = |keys: &Path| {
-        RsaSigner::load(keys, passphrase.as_ref(), started)
-            .with_context(|| format!("cannot load the signing key from {}", keys.display()))
-    };
-    let given_signer = options.keys.as_deref().map(load_signer).transpose()?;
     let tsa_url = options.tsa.as_deref().or(plan.tsa.as_deref());
     let tsa = tsa_url.map(timestamp::connect).transpose()?;
-    let known_issuers: Vec<&str> =
-        plan.issuer.known().into_iter().map(|k| k.code.as_str()).collect();
-    let load_sealing = |keys: &Path| -> anyhow::Result<OfdSealing> {
-        let sealing = OfdSealing::load(keys, passphrase.as_ref(), started)?;
-        sealing.check_issuers(keys, known_issuers.iter().copied(), started)?;
-        Ok(sealing)
-    };
-    let given_sealing = match (&options.keys, formats.ofd) {
-        (Some(keys), true) => Some(load_sealing(keys)?),
-        _ => None,
-    };
+    let issuers = IssuerRequest::of_plan(&plan);
+    // A given key set is checked whole now: every issuer's identity (and seal), before any effect.
+    let given_keys = options
+        .keys
+        .as_deref()
+        .map(|keys| load_key_set(keys, passphrase.as_ref(), started, &issuers, formats.ofd))
+        .transpose()?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
     let production = super::schedule::production_pool(options.jobs, tsa.is_some())?;
 
@@ -171,11 +161,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     // given, the run record.
     let mut registry = Registry::open_with(&options.data, options.registry.as_deref())?;
     // A production registry takes no development key (and no run without --keys).
-    check_production_key(
-        registry.is_production()?,
-        options.keys.as_deref(),
-        given_signer.as_ref().map(|s| s as &dyn Signer),
-    )?;
+    check_production_keys(registry.is_production()?, options.keys.as_deref(), given_keys.as_ref())?;
     // Said once the run has its id (so that these lines carry it too).
     let mut notes: Vec<String> = Vec::new();
     let review = options.review || plan.review;
@@ -198,41 +184,32 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         _ => None,
     };
     let operator_name = actor.name().to_owned();
-    let (signer, sealing, development_keys) = match given_signer {
-        Some(signer) => (signer, given_sealing, None),
+    let (key_set, development_keys) = match given_keys {
+        Some(key_set) => (key_set, None),
         None => {
             let dir = development_key_folder(&options.data, started, &mut notes)?;
-            let sealing = if formats.ofd {
-                let issuers: Vec<(&str, &str)> = plan
-                    .issuer
-                    .known()
-                    .into_iter()
-                    .map(|k| (k.code.as_str(), k.name.as_str()))
-                    .collect();
-                let picture = development_seal_picture(&renderer, &plan.licence_type.name)?;
-                make_development_seals(
-                    &dir,
-                    passphrase.as_ref(),
-                    &issuers,
-                    &picture,
-                    started,
-                    &mut notes,
-                )
-                .with_context(|| format!("cannot make development seals in {}", dir.display()))?;
-                Some(load_sealing(&dir)?)
-            } else {
-                None
-            };
-            (load_signer(&dir)?, sealing, Some(dir))
+            let seal_image = renderer
+                .layout_for(&plan.licence_type.name)
+                .and_then(|l| l.seal.as_ref())
+                .map(|spot| spot.path.as_path());
+            let picture = development_seal_picture(seal_image)?;
+            let made = ensure_development_identities(
+                &dir,
+                passphrase.as_ref(),
+                &issuers,
+                formats.ofd,
+                &picture,
+                started,
+            )
+            .with_context(|| format!("cannot make development identities in {}", dir.display()))?;
+            notes.extend(made);
+            (load_key_set(&dir, passphrase.as_ref(), started, &issuers, formats.ofd)?, Some(dir))
         }
     };
     let development_key = development_keys.is_some();
-    let signer = Arc::new(signer);
+    let KeySet { registry_signer: signer, identities } = key_set;
     let checkpoint_tsa = tsa.clone();
-    let mut producer = Producer::with_renderer(renderer, signer.clone(), started).with_tsa(tsa);
-    if let Some(sealing) = sealing {
-        producer = producer.with_ofd(sealing);
-    }
+    let producer = Producer::with_renderer(renderer, identities, started).with_tsa(tsa);
     let run_id = registry.start_run(&RunStart {
         pipeline: plan.path.display().to_string(),
         inputs: hashes.iter().map(|(p, s, _)| (p.display().to_string(), s.clone())).collect(),
@@ -240,6 +217,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         at: started,
     })?;
     span.record("id", run_id.0);
+    log_identities(producer.identities());
     let shard_note = options.shard.map(|s| format!(" (shard {s})")).unwrap_or_default();
     let review_note = if review { " (staged for review: nothing is signed)" } else { "" };
     tracing::info!(
@@ -431,63 +409,53 @@ fn run_metrics<'a>(
     }
 }
 
-/// The picture of development seals: the seal image of the type's layout, else a red ring
-/// drawn here.
-fn development_seal_picture(renderer: &PdfRenderer, type_name: &str) -> anyhow::Result<Vec<u8>> {
-    if let Some(spot) = renderer.layout_for(type_name).and_then(|l| l.seal.as_ref()) {
-        return std::fs::read(&spot.path)
-            .with_context(|| format!("cannot read the seal image {}", spot.path.display()));
-    }
-    let size = 200u32;
-    let img = image::RgbaImage::from_fn(size, size, |x, y| {
-        let (dx, dy) = (x as f32 - 99.5, y as f32 - 99.5);
-        let r = (dx * dx + dy * dy).sqrt();
-        if (88.0..98.0).contains(&r) {
-            image::Rgba([200, 16, 16, 255])
-        } else {
-            image::Rgba([0, 0, 0, 0])
-        }
-    });
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
-    Ok(png)
+/// The signers of a key set that a run or an approval uses: the key set's own (it signs the
+/// transparency log's checkpoints) and each issuer's identity.
+pub(super) struct KeySet {
+    pub(super) registry_signer: Arc<RsaSigner>,
+    pub(super) identities: Identities,
 }
 
-/// Makes a DEVELOPMENT seal (`seals/<USCC>.esl`) for each issuer that has none, signed by the
-/// key directory's seal maker, naming its SM2 signer, valid ten years from `at`.
-fn make_development_seals(
-    dir: &Path,
+/// Loads the key set `keys` for `issuers` (with their OFD seals when `ofd`), valid at `at`.
+pub(super) fn load_key_set(
+    keys: &Path,
     passphrase: Option<&Passphrase>,
-    issuers: &[(&str, &str)],
-    picture_png: &[u8],
     at: DateTime<Utc>,
-    notes: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    let missing: Vec<&(&str, &str)> =
-        issuers.iter().filter(|(code, _)| !seal_path(dir, code).exists()).collect();
-    if missing.is_empty() {
-        return Ok(());
+    issuers: &[IssuerRequest],
+    ofd: bool,
+) -> anyhow::Result<KeySet> {
+    let registry_signer = RsaSigner::load(keys, passphrase, at).with_context(|| {
+        format!(
+            "cannot load the key set's own signer (it signs the transparency log's checkpoints) \
+             from {}",
+            keys.display()
+        )
+    })?;
+    let identities = load_identities(keys, passphrase, at, issuers, ofd)?;
+    Ok(KeySet { registry_signer: Arc::new(registry_signer), identities })
+}
+
+/// Says, for every issuer, whose identity signs its licences.
+pub(super) fn log_identities(identities: &Identities) {
+    for (code, own) in identities.issuers() {
+        let whose = if own { "its own identity" } else { "the key set's DEFAULT signer" };
+        tracing::info!(issuer = code, "licences of {code} are signed with {whose}");
     }
-    let maker = Sm2Signer::load_files(
-        &dir.join(SEAL_MAKER_KEY_FILE),
-        &dir.join(SEAL_MAKER_CHAIN_FILE),
-        passphrase,
-        at,
-    )?;
-    let signer = Sm2Signer::load(dir, passphrase, at)?;
-    for (code, name) in missing {
-        let spec = SealSpec {
-            es_id: format!("{code}{}", at.format("%Y%m%d%H%M%S")),
-            name: (*name).to_string(),
-            signer_certs: vec![signer.certificate_der().to_vec()],
-            created: at,
-            valid_from: at - chrono::Duration::days(1),
-            valid_to: at + chrono::Duration::days(3650),
-            picture_png: picture_png.to_vec(),
-            picture_mm: (40, 40),
-        };
-        Seal::make(&maker, &spec)?.write(&seal_path(dir, code))?;
-        notes.push(format!("made a DEVELOPMENT seal for {name} ({code}) in {}", dir.display()));
+}
+
+/// Refuses, on a production registry, a run without `--keys` or any development certificate
+/// among the key set's signers.
+pub(super) fn check_production_keys(
+    production: bool,
+    keys: Option<&Path>,
+    key_set: Option<&KeySet>,
+) -> anyhow::Result<()> {
+    check_production_key(production, keys, None)?;
+    if let Some(set) = key_set {
+        let registry_signer: &dyn Signer = set.registry_signer.as_ref();
+        for signer in std::iter::once(registry_signer).chain(set.identities.signers()) {
+            check_production_key(production, keys, Some(signer))?;
+        }
     }
     Ok(())
 }

@@ -147,6 +147,9 @@ pub struct Plan {
     pub catalog_dir: PathBuf,
     /// Rows are staged for review before issue: the pipeline's `review = true` or its type's.
     pub review: bool,
+    /// The key set's default signer may sign for an issuer without an identity of its own
+    /// (`allow_default_signer = true`; the key set checks it when a run loads it).
+    pub allow_default_signer: bool,
 }
 
 /// Every problem in a pipeline file (and its catalog).
@@ -255,6 +258,7 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
         formats,
         tsa,
         review,
+        allow_default_signer: raw.allow_default_signer,
         layout_path,
         catalog_dir,
     })

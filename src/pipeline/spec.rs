@@ -28,6 +28,10 @@ pub struct PipelineSpec {
     /// says. Default: the type's `review`.
     #[serde(default)]
     pub review: bool,
+    /// Let the key set's default signer (`signer.key` at its top) sign for an issuer that has
+    /// no identity of its own in the key set. Default: every issuer needs its own.
+    #[serde(default)]
+    pub allow_default_signer: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

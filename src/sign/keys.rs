@@ -273,6 +273,161 @@ fn init_dev_sm2_keys(
     Ok(())
 }
 
+/// The files of one issuing authority's own identity (see [`issuer_dir`]).
+#[derive(Debug, Clone)]
+pub struct IssuerKeyPaths {
+    /// `issuers/<USCC>/`.
+    pub dir: PathBuf,
+    /// RSA signer certificate (PDF, XML) followed by the CA certificate.
+    pub signer_chain: PathBuf,
+    /// RSA signer private key (PKCS#8 PEM, mode 0600).
+    pub signer_key: PathBuf,
+    /// SM2 signer certificate (OFD seals) followed by the SM2 root.
+    pub sm2_signer_chain: PathBuf,
+    /// SM2 signer private key (PKCS#8 PEM, mode 0600).
+    pub sm2_signer_key: PathBuf,
+}
+
+impl IssuerKeyPaths {
+    /// Where the identity of `uscc` lives in the key directory `keys`.
+    pub fn in_key_dir(keys: &Path, uscc: &str) -> IssuerKeyPaths {
+        let dir = issuer_dir(keys, uscc);
+        IssuerKeyPaths {
+            signer_chain: dir.join(CHAIN_FILE),
+            signer_key: dir.join(KEY_FILE),
+            sm2_signer_chain: dir.join(SM2_CHAIN_FILE),
+            sm2_signer_key: dir.join(SM2_KEY_FILE),
+            dir,
+        }
+    }
+}
+
+/// Writes a DEVELOPMENT identity for the issuing authority `uscc` (named `name`) into
+/// `keys/issuers/<USCC>/`: an RSA signer certified by the key set's CA (`ca.key`) and an SM2
+/// signer certified by its SM2 root (`sm2-ca.key`), both with the issuer's name as common name
+/// and its USCC as organizational unit. A key set made before OFD (no SM2 root) first gets the
+/// SM2 root, seal maker and default SM2 signer. Validity as [`init_dev_keys`], cut at the
+/// CA's own end so that every path stays valid.
+///
+/// Fails with [`KeyError::AlreadyExists`] when the identity exists and `opts.force` is false,
+/// and with [`KeyError::Read`] when the key set has no CA.
+pub fn init_dev_issuer(
+    keys: &Path,
+    uscc: &str,
+    name: &str,
+    now: DateTime<Utc>,
+    opts: &DevKeyOptions,
+) -> Result<IssuerKeyPaths, KeyError> {
+    use super::key_files::KeyDir;
+    use pkcs8::DecodePrivateKey as _;
+    let paths = IssuerKeyPaths::in_key_dir(keys, uscc);
+    if !opts.force {
+        for path in
+            [&paths.signer_key, &paths.signer_chain, &paths.sm2_signer_key, &paths.sm2_signer_chain]
+        {
+            if path.exists() {
+                return Err(KeyError::AlreadyExists { path: path.clone() });
+            }
+        }
+    }
+    let passphrase = opts.passphrase.as_ref();
+    let mut rng = SystemRng(ring::rand::SystemRandom::new());
+    let ca = KeyDir::read_files(keys.join(CA_KEY_FILE), keys.join(CA_CERT_FILE), passphrase)?;
+    let ca_cert = ca.chain.first().cloned().ok_or_else(|| KeyError::BadCertificate {
+        path: ca.cert_path.clone(),
+        detail: "no certificate".into(),
+    })?;
+    let not_before = now - Duration::days(1);
+    let validity = |ca_cert: &Certificate| -> Result<Validity, KeyError> {
+        let ca_end = super::key_files::to_chrono(&ca_cert.tbs_certificate().validity().not_after);
+        let not_after = (not_before + Duration::days(opts.validity_days)).min(ca_end);
+        Ok(Validity::new(x509_time(not_before)?, x509_time(not_after)?))
+    };
+    if !keys.join(SM2_CA_KEY_FILE).exists() {
+        let sm2_validity = Validity::new(
+            x509_time(not_before)?,
+            x509_time(not_before + Duration::days(opts.validity_days))?,
+        );
+        init_dev_sm2_keys(&Sm2DevKeyPaths::in_dir(keys), sm2_validity, passphrase, &mut rng)?;
+    }
+    let sm2_ca =
+        KeyDir::read_files(keys.join(SM2_CA_KEY_FILE), keys.join(SM2_CA_CERT_FILE), passphrase)?;
+    let sm2_ca_cert = sm2_ca.chain.first().cloned().ok_or_else(|| KeyError::BadCertificate {
+        path: sm2_ca.cert_path.clone(),
+        detail: "no certificate".into(),
+    })?;
+    std::fs::create_dir_all(&paths.dir)
+        .map_err(|source| KeyError::Write { path: paths.dir.clone(), source })?;
+    let subject = parse_name(&format!(
+        "CN={},OU={},O=elicence (DEVELOPMENT ONLY)",
+        rfc4514_escape(name),
+        rfc4514_escape(uscc)
+    ))?;
+
+    // RSA signer of PDF and XML, certified by the RSA CA.
+    let ca_key = rsa::PrivateKey::from_pkcs8_der(&ca.pkcs8_der)
+        .map_err(|e| generate_error("CA key", e.to_string()))?;
+    let ca_signing = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(ca_key);
+    let signer_key = rsa::PrivateKey::new(&mut rng, opts.bits)
+        .map_err(|e| generate_error("signer key", e.to_string()))?;
+    let signer_cert = issue(
+        DevProfile {
+            subject: subject.clone(),
+            issuer: ca_cert.tbs_certificate().subject().clone(),
+            ca: false,
+            crl_url: opts.crl_url.clone(),
+        },
+        random_serial(&mut rng)?,
+        validity(&ca_cert)?,
+        spki_of(signer_key.as_public_key())?,
+        &ca_signing,
+    )?;
+    write_public(
+        &paths.signer_chain,
+        &format!("{}{}", cert_pem(&signer_cert)?, cert_pem(&ca_cert)?),
+    )?;
+    write_private(&paths.signer_key, &key_pem(&signer_key, passphrase)?)?;
+
+    // SM2 signer of OFD seals, certified by the SM2 root.
+    let sm2_ca_key = sm2::SecretKey::from_pkcs8_der(&sm2_ca.pkcs8_der)
+        .map_err(|e| generate_error("SM2 CA key", e.to_string()))?;
+    let sm2_key = sm2_secret(&mut rng)?;
+    let sm2_cert = issue_sm2(
+        DevProfile {
+            subject,
+            issuer: sm2_ca_cert.tbs_certificate().subject().clone(),
+            ca: false,
+            crl_url: None,
+        },
+        random_serial(&mut rng)?,
+        validity(&sm2_ca_cert)?,
+        sm2_spki(&sm2_key)?,
+        &sm2_signing_key(&sm2_ca_key)?,
+    )?;
+    write_public(
+        &paths.sm2_signer_chain,
+        &format!("{}{}", cert_pem(&sm2_cert)?, cert_pem(&sm2_ca_cert)?),
+    )?;
+    write_private(&paths.sm2_signer_key, &sm2_key_pem(&sm2_key, passphrase)?)?;
+    Ok(paths)
+}
+
+/// Escapes an attribute value for an RFC 4514 distinguished-name string (§2.4).
+fn rfc4514_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        let leading = i == 0 && (c == ' ' || c == '#');
+        if leading || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    if out.ends_with(' ') {
+        out.insert(out.len() - 1, '\\');
+    }
+    out
+}
+
 /// A random SM2 private key: 32 random bytes, drawn again in the rare case they are not a
 /// valid scalar (zero or at least the group order).
 fn sm2_secret(rng: &mut SystemRng) -> Result<sm2::SecretKey, KeyError> {
