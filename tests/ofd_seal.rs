@@ -1121,3 +1121,82 @@ fn a_seal_that_names_another_signer_is_refused_before_anything_is_written() -> T
     run_expect(&mut render_all(&keys, &out, Path::new(FOOD_PIPELINE)), 0);
     Ok(())
 }
+
+// ---- The OFD's embedded font, read back by fontTools ----
+
+/// fontTools (PyPI, installed with easyofd) reads the subset font and the original face, and
+/// compares, for every character the page draws: the subset's cmap maps it, and its glyph has
+/// the original's advance width and outline bounds. Prints `OK <characters checked>`.
+const FONTTOOLS_CHECK: &str = r#"
+import sys
+from fontTools.ttLib import TTFont
+from fontTools.pens.boundsPen import BoundsPen
+sub = TTFont(sys.argv[1])
+orig = TTFont(sys.argv[2], fontNumber=int(sys.argv[3]))
+assert sub.sfntVersion == "OTTO", sub.sfntVersion
+assert sub["maxp"].numGlyphs == len(sub.getGlyphOrder()), "maxp"
+sub_cmap, orig_cmap = sub.getBestCmap(), orig.getBestCmap()
+sub_glyphs, orig_glyphs = sub.getGlyphSet(), orig.getGlyphSet()
+def bounds(glyphs, name):
+    pen = BoundsPen(glyphs)
+    glyphs[name].draw(pen)
+    return pen.bounds
+chars = sorted(set(open(sys.argv[4], encoding="utf-8").read()) - {" "})
+for ch in chars:
+    cp = ord(ch)
+    assert cp in sub_cmap, f"U+{cp:04X} {ch} not in the subset's cmap"
+    s, o = sub_cmap[cp], orig_cmap[cp]
+    assert sub["hmtx"][s][0] == orig["hmtx"][o][0], f"{ch}: advance {sub['hmtx'][s]} vs {orig['hmtx'][o]}"
+    assert bounds(sub_glyphs, s) == bounds(orig_glyphs, o), f"{ch}: bounds differ"
+print("OK", len(chars))
+"#;
+
+#[test]
+fn the_ofd_font_is_an_opentype_subset_that_draws_every_character_as_the_face_does() -> TestResult {
+    let font = FaceFont::load_default()?;
+    let (face_path, face_index) = font.source();
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("out");
+    run_expect(
+        elicence()
+            .args(["render", FOOD_PIPELINE, "--input", FOOD_EXPORT, "--keys", "fixtures/keys"])
+            .args(["--formats", "ofd", "--limit", "2", "--out"])
+            .arg(&out),
+        0,
+    );
+    let ofds = files_with_ext(&out, "ofd");
+    assert_eq!(ofds.len(), 2);
+    for file in ofds {
+        let ofd = std::fs::read(&file)?;
+        let font_entry = zip_names(&ofd)
+            .into_iter()
+            .find(|n| n.starts_with("Doc_0/Res/font_2"))
+            .expect("an embedded font");
+        assert!(font_entry.ends_with(".otf"), "{font_entry}");
+        std::fs::write(tmp.path().join("sub.otf"), zip_entry(&ofd, &font_entry))?;
+        // Every character the page draws: the text of its TextCode elements.
+        let page = String::from_utf8(zip_entry(&ofd, PAGE_CONTENT_PATH))?;
+        let mut text = String::new();
+        for piece in page.split("<ofd:TextCode").skip(1) {
+            let body = piece.split_once('>').map(|(_, b)| b).unwrap_or_default();
+            let body = body.split("</ofd:TextCode>").next().unwrap_or_default();
+            text.push_str(&body.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"));
+        }
+        assert!(text.chars().count() > 50, "{text}");
+        std::fs::write(tmp.path().join("text.txt"), &text)?;
+        let check = Command::new("python3")
+            .args(["-c", FONTTOOLS_CHECK])
+            .arg(tmp.path().join("sub.otf"))
+            .arg(face_path)
+            .arg(face_index.to_string())
+            .arg(tmp.path().join("text.txt"))
+            .output()?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        assert!(check.status.success() && said.starts_with("OK "), "{}: {said}", file.display());
+    }
+    Ok(())
+}

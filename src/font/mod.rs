@@ -8,6 +8,7 @@
 //! Simplified Chinese, from `fonts-noto-cjk`), then WenQuanYi Micro Hei (`wqy-microhei.ttc`,
 //! face 0). `ELICENCE_FONT=PATH[#INDEX]` overrides the search.
 
+pub mod sfnt;
 pub mod subset;
 
 use std::path::{Path, PathBuf};
