@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cmd::args::{CatalogArgs, RegistryArgs};
+use crate::cmd::args::{CatalogArgs, KeyArgs, RegistryArgs};
 use crate::serve::{ServeConfig, rate::RateLimit};
 
 #[derive(Debug, Args)]
@@ -43,6 +43,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 900)]
     pub token_ttl: u64,
     #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
     pub catalog: CatalogArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -63,6 +65,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         rate: RateLimit { per_second: args.rate, burst: args.burst },
         token_ttl: args.token_ttl,
         trust: args.trust.clone(),
+        keys: args.keys.keys.clone(),
+        passphrase_file: args.keys.passphrase_file.clone(),
     })?;
     Ok(crate::exit::OK)
 }

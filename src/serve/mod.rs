@@ -8,12 +8,14 @@
 //! - [`pool`]: registry connections used from blocking threads, never on the async runtime;
 //! - [`routes`]: the router, the access log and metrics middleware, the department handlers;
 //! - [`public`]: the public verification API and page;
+//! - [`copies`]: copies for use (`POST /api/v1/copies`), signed with the key loaded at start;
 //! - [`token`], [`rate`], [`metrics`], [`problem`], [`openapi`]: the pieces they use.
 //!
 //! The server runs on tokio with axum (HTTP/1.1 and HTTP/2, TLS by rustls through axum-server)
 //! and stops gracefully on SIGTERM or Ctrl-C: the listener closes, in-flight requests finish
 //! (up to [`SHUTDOWN_GRACE`]).
 
+pub mod copies;
 pub mod log;
 pub mod metrics;
 pub mod openapi;
@@ -54,6 +56,11 @@ pub struct ServeConfig {
     /// Trust anchor certificates (PEM) for `POST /api/v1/verify`, besides the registry's
     /// development CA (`<data>/dev-keys/ca.pem`) when present, as `elicence verify --data`.
     pub trust: Vec<PathBuf>,
+    /// The key folder that signs copies for use (`--keys`); `None`: the registry's development
+    /// key set (`<data>/dev-keys`) when it has one, else no copies are made (503).
+    pub keys: Option<PathBuf>,
+    /// File with the key's passphrase (else `ELICENCE_KEY_PASSPHRASE`).
+    pub passphrase_file: Option<PathBuf>,
 }
 
 /// Why the server did not start or stopped.
@@ -90,6 +97,16 @@ pub enum ServeError {
          anchor of a production registry"
     )]
     DevelopmentTrust { path: PathBuf },
+    #[error("cannot load the signing key of copies for use from {keys}")]
+    Keys {
+        keys: PathBuf,
+        #[source]
+        source: crate::sign::KeyError,
+    },
+    #[error(transparent)]
+    ProductionKey(#[from] crate::sign::ProductionKeyError),
+    #[error("cannot load the face font of copies for use")]
+    Font(#[source] crate::font::FontError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("cannot load the TLS certificate and key ({cert}, {key})")]
@@ -99,6 +116,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// `ELICENCE_NOW` does not parse.
+    #[error("cannot read the clock: {detail}")]
+    Clock { detail: String },
     #[error("cannot draw a random token key")]
     Random,
     #[error("cannot listen on {addr}")]
@@ -123,7 +143,11 @@ impl ServeError {
             | ServeError::Tls { .. }
             | ServeError::Trust(_)
             | ServeError::TrustFile { .. }
-            | ServeError::DevelopmentTrust { .. } => crate::exit::CONFIG,
+            | ServeError::DevelopmentTrust { .. }
+            | ServeError::Keys { .. }
+            | ServeError::ProductionKey(_)
+            | ServeError::Font(_)
+            | ServeError::Clock { .. } => crate::exit::CONFIG,
             _ => crate::exit::FAILURE,
         }
     }
@@ -140,6 +164,8 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Trust anchors of `POST /api/v1/verify`.
     pub trust: crate::verify::TrustAnchors,
+    /// The signer and face font of copies for use; `None` when no key was given or found.
+    pub copier: Option<copies::Copier>,
 }
 
 impl ServeConfig {
@@ -182,6 +208,7 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
         anchors.push(dev_ca);
     }
     let trust = crate::verify::TrustAnchors::from_pem_files(&anchors).map_err(ServeError::Trust)?;
+    let copier = copies::Copier::load(&config, production)?;
     let state = Arc::new(AppState {
         pool,
         catalog,
@@ -191,6 +218,7 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
         metrics: metrics::Metrics::default(),
         public_url: config.public_url.clone(),
         trust,
+        copier,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -206,7 +206,42 @@ pub fn document() -> Value {
     {
         paths.extend(log_paths);
     }
+    if let (Some(paths), Value::Object(sharing)) =
+        (doc["paths"].as_object_mut(), sharing_paths(&problem))
+    {
+        paths.extend(sharing);
+    }
     doc
+}
+
+/// The department routes that act: copies for use and check requests.
+fn sharing_paths(problem: &Value) -> Value {
+    json!({
+        "/api/v1/copies": {"post": {
+            "summary": "A copy for use (加注件) for the token's department, as `elicence copy`: the stored face watermarked with the reason, department and expiry, signed by the registry's key, recorded and audited. Needs the rights to the whole face (a grant with unmasking when the type has personal or trade-secret fields); only a current or expired version, not a superseded, revoked or disputed one",
+            "security": [{"bearer": []}],
+            "parameters": [{"$ref": "#/components/parameters/Reason"}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["identifier", "expires"], "additionalProperties": false,
+                "properties": {
+                    "identifier": {"type": "string"},
+                    "expires": {"type": "string", "format": "date", "description": "last day the copy may be used, today or later"}
+                }
+            }}}},
+            "responses": {
+                "201": {
+                    "description": "the signed copy",
+                    "headers": {
+                        "X-Copy-Id": {"description": "the copy's number in the registry", "schema": {"type": "integer"}},
+                        "X-Copy-Sha256": {"description": "SHA-256 of the copy, as recorded", "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+                    },
+                    "content": {"application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}}}
+                },
+                "400": problem, "401": problem, "403": problem, "404": problem, "409": problem,
+                "413": problem, "429": problem, "503": problem
+            }
+        }}
+    })
 }
 
 /// Schemas of the transparency log's answers.
