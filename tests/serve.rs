@@ -1218,3 +1218,134 @@ fn copies_for_use_over_the_api_as_the_cli_makes_them_refused_and_audited() {
     assert_eq!(code, Some(0));
     assert!(!log.join("\n").contains(LEGAL_REP_ID));
 }
+
+#[test]
+fn check_requests_over_the_api_go_to_the_issuer_who_alone_answers_audited() {
+    let f = Fixture::new();
+    f.load_current_licence();
+    let issuer = f.add_dept(ISSUER, "长春市朝阳区市场监督管理局");
+    // Tuesday 1 December 2026 is a holiday here: Friday 27 November + 5 working days skips it.
+    let holidays = f.dir.path().join("holidays.txt");
+    std::fs::write(&holidays, "2026-12-01\n").expect("holidays");
+    let s = f.serve(&["--holidays", holidays.to_str().expect("utf-8")]);
+    let med = s.bearer(MED, &f.med);
+    let market = s.bearer(MARKET, &f.market);
+    let chief = s.bearer(ISSUER, &issuer);
+    let before = f.audit().len();
+    let new_id = {
+        let h = [("authorization", med.as_str()), ("x-reason", REASON)];
+        let r = s.get(&format!("/api/v1/licences?number={NEW_NUMBER}"), &h);
+        r.json()["licences"][0]["identifier"].as_str().expect("the new licence").to_owned()
+    };
+    let post = |token: &str, path: &str, body: &str| {
+        let h = [("authorization", token), ("x-reason", REASON)];
+        s.post_with(path, "application/json", body.as_bytes(), &h)
+    };
+    let open = |token: &str, id: &str| {
+        post(token, "/api/v1/check-requests", &json!({"identifier": id}).to_string())
+    };
+    let answer = |token: &str, n: &str, result: &str, note: &str| {
+        let body = json!({"result": result, "note": note}).to_string();
+        post(token, &format!("/api/v1/check-requests/{n}/answer"), &body)
+    };
+    let list = |token: &str, query: &str| {
+        s.get(&format!("/api/v1/check-requests{query}"), &[("authorization", token)])
+    };
+
+    // Opened by a department that may see the licence, addressed to its issuer.
+    let r = open(&med, &new_id);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"request": 1, "identifier": new_id, "issuer": ISSUER, "due_on": "2026-12-07"})
+    );
+    // Refusals: outside the rights (403), shape (400), unknown licence (404), no token (401).
+    open(&market, &new_id).problem(403);
+    open(&med, "../../etc/passwd").problem(400);
+    open(&med, &CURRENT.replace(".002.8", ".009.8")).problem(400);
+    let absent = elicence::identify::LicenceId::parse(CURRENT)
+        .and_then(|id| id.with_version(9))
+        .expect("identifier")
+        .to_string();
+    open(&med, &absent).problem(404);
+    post(&med, "/api/v1/check-requests", "{\"identifier\": 1}").problem(400);
+    post(&med, "/api/v1/check-requests", "{").problem(400);
+    let no_reason = json!({"identifier": new_id}).to_string();
+    s.post_with(
+        "/api/v1/check-requests",
+        "application/json",
+        no_reason.as_bytes(),
+        &[("authorization", med.as_str())],
+    )
+    .problem(400);
+    open("Bearer x.y", &new_id).problem(401);
+
+    // Both sides list it, as `check-request --list --json` lists it.
+    let r = list(&chief, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let listed = r.json();
+    assert_eq!(listed[0]["requester"], MED);
+    assert_eq!((&listed[0]["overdue"], &listed[0]["result"]), (&json!(false), &Value::Null));
+    let cred = f.dir.path().join("med.cred");
+    std::fs::write(&cred, &f.med).expect("cred");
+    let cli = run_expect(
+        f.cmd()
+            .args(["check-request", "--list", "--json", "--as", MED, "--credential-file"])
+            .arg(&cred),
+        0,
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&cli.stdout).expect("json"), list(&med, "").json());
+    list(&market, "").json().as_array().map_or_else(|| panic!("array"), |a| assert!(a.is_empty()));
+    list(&med, "?all=maybe").problem(400);
+    list(&med, "?status=open").problem(400);
+
+    // Only the issuer answers, once; a bad answer is refused before anything is recorded.
+    answer(&med, "1", "consistent", "与登记档案一致").problem(403);
+    answer(&chief, "1", "maybe", "与登记档案一致").problem(400);
+    answer(&chief, "1", "consistent", " ").problem(400);
+    answer(&chief, "99", "consistent", "与登记档案一致").problem(404);
+    answer(&chief, "x", "consistent", "与登记档案一致").problem(400);
+    let r = answer(&chief, "1", "inconsistent", "经营场所与登记不符");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answered = r.json();
+    assert_eq!(
+        (&answered["result"], &answered["answerer"]),
+        (&json!("inconsistent"), &json!(ISSUER))
+    );
+    assert_eq!(answered["note"], "经营场所与登记不符");
+    answer(&chief, "1", "consistent", "复核一致").problem(409);
+    // The answer stands: the licence is disputed, in the API and on the page.
+    let h = [("authorization", med.as_str()), ("x-reason", REASON)];
+    let status = s.get(&format!("/api/v1/licences/{new_id}"), &h).json();
+    assert_eq!(status["licences"][0]["registry_status"]["status"], "disputed");
+    assert!(s.get(&format!("/v/{new_id}"), &[]).body.contains(">核查存疑<"));
+    assert_eq!(list(&med, "").json(), json!([]));
+    assert_eq!(list(&med, "?all=true").json().as_array().map(Vec::len), Some(1));
+
+    // The audit trail holds the request, the answer, every listing and every refusal.
+    let audit = f.audit();
+    let new = &audit[before..];
+    let count = |action: &str| new.iter().filter(|e| e.0 == action).count();
+    assert_eq!((count("check_request"), count("check_answer")), (1, 1), "{new:?}");
+    assert_eq!(count("check_list"), 6, "{new:?}");
+    let refusals: Vec<(&str, &str)> = new
+        .iter()
+        .filter(|e| e.0 == "share_denied")
+        .filter_map(|e| Some((e.4["command"].as_str()?, e.4["refusal"].as_str()?)))
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            ("api-check-request", "not_in_scope"),
+            ("api-check-request", "bad_input"),
+            ("api-check-request", "bad_input"),
+            ("api-check-request", "bad_input"),
+            ("api-check-answer", "not_issuer"),
+            ("api-check-answer", "bad_input"),
+        ],
+        "{new:?}"
+    );
+    run_expect(f.cmd().args(["audit", "verify"]), 0);
+    s.check_openapi();
+    let _ = s.stop();
+}

@@ -90,6 +90,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<crate::share::copy::CopyError>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<crate::share::check::CheckError>() {
+            return e.exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<crate::operators::OperatorError>() {
             return e.exit_code();
         }

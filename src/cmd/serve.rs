@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Lifetime of department tokens in seconds (at most 3600).
     #[arg(long, default_value_t = 900)]
     pub token_ttl: u64,
+    /// Public holidays (one YYYY-MM-DD a line) skipped, like weekends, when a check request's
+    /// due day is counted.
+    #[arg(long, env = "ELICENCE_HOLIDAYS", value_name = "FILE")]
+    pub holidays: Option<PathBuf>,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -67,6 +71,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         trust: args.trust.clone(),
         keys: args.keys.keys.clone(),
         passphrase_file: args.keys.passphrase_file.clone(),
+        holidays: args.holidays.clone(),
     })?;
     Ok(crate::exit::OK)
 }

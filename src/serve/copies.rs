@@ -14,11 +14,11 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use super::problem::Problem;
-use super::routes::{as_department, gate, json_body, now, reason, with_registry};
+use super::routes::{api_ask, as_department, gate, json_body, reason, with_registry};
 use super::{AppState, ServeConfig, ServeError};
 use crate::font::FaceFont;
 use crate::share::copy::{self, CopyError, CopyRequest};
-use crate::share::{Ask, input};
+use crate::share::input;
 use crate::sign::{RsaSigner, Signer, check_production_key, passphrase_from_env_or_file};
 
 /// Largest copy request body: an identifier and a date.
@@ -99,13 +99,7 @@ pub async fn copy(
             let Some(copier) = &state.copier else {
                 return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "no signing key"));
             };
-            let ask = Ask {
-                command: "api-copy",
-                as_code: &dept,
-                credential_file: None,
-                subject: input::for_audit(&request.identifier),
-                at: now()?,
-            };
+            let ask = api_ask("api-copy", &dept, input::for_audit(&request.identifier))?;
             let (department, reason) = gate(r, &ask, &reason)?;
             let request = CopyRequest {
                 identifier: &request.identifier,

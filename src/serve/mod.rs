@@ -8,6 +8,7 @@
 //! - [`pool`]: registry connections used from blocking threads, never on the async runtime;
 //! - [`routes`]: the router, the access log and metrics middleware, the department handlers;
 //! - [`public`]: the public verification API and page;
+//! - [`checks`]: check requests (核查) opened, listed and answered;
 //! - [`copies`]: copies for use (`POST /api/v1/copies`), signed with the key loaded at start;
 //! - [`token`], [`rate`], [`metrics`], [`problem`], [`openapi`]: the pieces they use.
 //!
@@ -15,6 +16,7 @@
 //! and stops gracefully on SIGTERM or Ctrl-C: the listener closes, in-flight requests finish
 //! (up to [`SHUTDOWN_GRACE`]).
 
+pub mod checks;
 pub mod copies;
 pub mod log;
 pub mod metrics;
@@ -61,6 +63,8 @@ pub struct ServeConfig {
     pub keys: Option<PathBuf>,
     /// File with the key's passphrase (else `ELICENCE_KEY_PASSPHRASE`).
     pub passphrase_file: Option<PathBuf>,
+    /// Public holidays skipped when a check request's due day is counted (`--holidays`).
+    pub holidays: Option<PathBuf>,
 }
 
 /// Why the server did not start or stopped.
@@ -105,6 +109,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     ProductionKey(#[from] crate::sign::ProductionKeyError),
+    #[error(transparent)]
+    Holidays(crate::workdays::HolidayError),
     #[error("cannot load the face font of copies for use")]
     Font(#[source] crate::font::FontError),
     #[error(transparent)]
@@ -147,7 +153,8 @@ impl ServeError {
             | ServeError::Keys { .. }
             | ServeError::ProductionKey(_)
             | ServeError::Font(_)
-            | ServeError::Clock { .. } => crate::exit::CONFIG,
+            | ServeError::Clock { .. }
+            | ServeError::Holidays(_) => crate::exit::CONFIG,
             _ => crate::exit::FAILURE,
         }
     }
@@ -166,6 +173,8 @@ pub struct AppState {
     pub trust: crate::verify::TrustAnchors,
     /// The signer and face font of copies for use; `None` when no key was given or found.
     pub copier: Option<copies::Copier>,
+    /// Holidays skipped, like weekends, when a check request's due day is counted.
+    pub holidays: crate::workdays::Holidays,
 }
 
 impl ServeConfig {
@@ -209,6 +218,10 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     }
     let trust = crate::verify::TrustAnchors::from_pem_files(&anchors).map_err(ServeError::Trust)?;
     let copier = copies::Copier::load(&config, production)?;
+    let holidays = match &config.holidays {
+        Some(path) => crate::workdays::Holidays::load(path).map_err(ServeError::Holidays)?,
+        None => crate::workdays::Holidays::default(),
+    };
     let state = Arc::new(AppState {
         pool,
         catalog,
@@ -219,6 +232,7 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
         public_url: config.public_url.clone(),
         trust,
         copier,
+        holidays,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -46,6 +46,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/licences/{identifier}/files/{kind}", get(file))
         .route("/api/v1/copies", limited(post(super::copies::copy), super::copies::COPY_BODY_LIMIT))
         .route(
+            "/api/v1/check-requests",
+            limited(post(super::checks::open), super::checks::CHECK_BODY_LIMIT)
+                .get(super::checks::list),
+        )
+        .route(
+            "/api/v1/check-requests/{number}/answer",
+            limited(post(super::checks::answer), super::checks::CHECK_BODY_LIMIT),
+        )
+        .route(
             "/api/v1/verify",
             limited(post(super::public::verify), super::public::VERIFY_BODY_LIMIT),
         )
@@ -277,6 +286,15 @@ pub(super) fn now() -> Result<chrono::DateTime<chrono::Utc>, Problem> {
     crate::clock::now().map_err(|e| Problem::internal(&e))
 }
 
+/// The facts of an API call of department `dept` about `subject`, now.
+pub(super) fn api_ask<'a>(
+    command: &'static str,
+    dept: &'a str,
+    subject: String,
+) -> Result<Ask<'a>, Problem> {
+    Ok(Ask { command, as_code: dept, credential_file: None, subject, at: now()? })
+}
+
 /// The department a bearer token names, after its signature, expiry and rate limit; the
 /// registry check (still enabled) happens in [`gate`].
 pub(super) fn bearer(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> {
@@ -436,13 +454,7 @@ async fn file(
     let reason = reason(&headers);
     let id = identifier.clone();
     let result = with_registry(&state, move |state, r| {
-        let ask = Ask {
-            command: "api-file",
-            as_code: &dept,
-            credential_file: None,
-            subject: input::for_audit(&id),
-            at: now()?,
-        };
+        let ask = api_ask("api-file", &dept, input::for_audit(&id))?;
         let (department, reason) = gate(r, &ask, &reason)?;
         let request = (id.trim(), kind);
         Ok(share::files::signed_file(r, &state.catalog, &department, &reason, request, &ask)?)

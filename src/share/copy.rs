@@ -21,7 +21,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use super::{
-    Ask, Refusal, ShareError, action, audit_refusal, check_identifier, watermark,
+    Ask, Refusal, ShareError, action, audit_refusal, check_identifier, refuse, watermark,
     whole_face_refusal,
 };
 use crate::catalog::Catalog;
@@ -133,13 +133,8 @@ pub fn prepare(
     };
     let grants = registry.grants_of(&department.code)?;
     if let Some(refusal) = whole_face_refusal(catalog, &grants, department, &version) {
-        let e = ShareError::NotPermitted {
-            department: department.code.clone(),
-            what: format!("have a copy of {identifier}"),
-            refusal,
-        };
-        audit_refusal(registry, ask, Some(reason), refusal, &e.to_string())?;
-        return Err(e.into());
+        let what = format!("have a copy of {identifier}");
+        return Err(refuse(registry, ask, Some(reason), department, (what, refusal)).into());
     }
     let status = registry.status_on(&version, ask.at.date_naive())?;
     if let Some(status) = status_name(&status) {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::catalog::Catalog;
 use crate::registry::{AuditEntry, Department, FileKind, Registry, RegistryError};
-use crate::share::{self, Ask, ShareError, action, audit_refusal};
+use crate::share::{self, Ask, ShareError, action};
 
 /// The stored file of `kind` of version `identifier` for `department` (asking for `reason`,
 /// already checked), after its rights: the type's sharing mode and, when the type has protected
@@ -30,13 +30,8 @@ pub fn signed_file(
     };
     let grants = registry.grants_of(&department.code)?;
     if let Some(refusal) = share::whole_face_refusal(catalog, &grants, department, &version) {
-        let e = ShareError::NotPermitted {
-            department: department.code.clone(),
-            what: format!("obtain the {} of {identifier}", kind.ext()),
-            refusal,
-        };
-        audit_refusal(registry, ask, Some(reason), refusal, &e.to_string())?;
-        return Err(e);
+        let what = format!("obtain the {} of {identifier}", kind.ext());
+        return Err(share::refuse(registry, ask, Some(reason), department, (what, refusal)));
     }
     let Some(stored) = version.file(kind) else {
         return Err(ShareError::NotFound { what: format!("the {} of {identifier}", kind.ext()) });

@@ -12,6 +12,7 @@
 //! - [`public`]: what anyone may see of a licence (the public verification page);
 //! - [`watermark`]: the visible watermark of a copy for use (加注件);
 //! - [`copy`]: the copy for use itself: checked, watermarked, signed, recorded;
+//! - [`check`]: check requests (核查): opened, listed, answered by the issuer alone;
 //! - [`events`]: changes and revocations of the licences a department relied on (cursor-based);
 //! - this file: the gate every consumer command goes through ([`authenticate`]) and the audit
 //!   entries of answers and refusals ([`audit_refusal`]).
@@ -20,6 +21,7 @@
 //! never field values.
 
 pub mod auth;
+pub mod check;
 pub mod copy;
 pub mod events;
 pub mod files;
@@ -199,6 +201,22 @@ pub fn audit_refusal(
         }),
     })?;
     Ok(())
+}
+
+/// A refusal of rights: `department` may not `what` (`refusal`), audited with `reason`; returns
+/// the [`ShareError::NotPermitted`] to answer (or the registry's error, if the audit failed).
+pub fn refuse(
+    registry: &mut Registry,
+    ask: &Ask<'_>,
+    reason: Option<&str>,
+    department: &Department,
+    (what, refusal): (String, Refusal),
+) -> ShareError {
+    let e = ShareError::NotPermitted { department: department.code.clone(), what, refusal };
+    match audit_refusal(registry, ask, reason, refusal, &e.to_string()) {
+        Ok(()) => e,
+        Err(r) => r.into(),
+    }
 }
 
 /// Authenticates `ask.as_code` with its credential and checks `reason` (when `reason_required`):
