@@ -1349,3 +1349,24 @@ fn check_requests_over_the_api_go_to_the_issuer_who_alone_answers_audited() {
     s.check_openapi();
     let _ = s.stop();
 }
+
+#[test]
+fn the_server_follows_the_published_catalog_not_its_catalog_flag() {
+    let f = Fixture::new();
+    // Started with the shipped catalog (unconditional sharing): the registry's published one
+    // (conditional, MARKET outside the scope) decides.
+    let shipped = root().join("pipelines/catalog");
+    let s = f.serve_env(&[], &[("ELICENCE_CATALOG", shipped.to_str().expect("utf-8"))]);
+    let market = s.bearer(MARKET, &f.market);
+    let h = [("authorization", market.as_str()), ("x-reason", REASON)];
+    s.get(&format!("/api/v1/licences/{CURRENT}"), &h).problem(403);
+    // Published while it runs: the next request follows it.
+    run_expect(f.cmd().args(["catalog", "publish", "--catalog"]).arg(&shipped), 0);
+    let r = s.get(&format!("/api/v1/licences/{CURRENT}"), &h);
+    assert_eq!(
+        (r.status, r.json()["licences"][0]["access"].clone()),
+        (200, json!("unconditional"))
+    );
+    s.check_openapi();
+    let _ = s.stop();
+}

@@ -2,10 +2,8 @@
 //! its issuer to check it (核查); the request is recorded and audited. `--list` shows the open
 //! requests a department made or must answer. The rules are [`crate::share::check`]'s.
 
-use anyhow::Context as _;
 use clap::Args;
 
-use crate::catalog;
 use crate::clock::now;
 use crate::cmd::args::{CatalogArgs, RegistryArgs, RequestArgs};
 use crate::exit;
@@ -91,9 +89,7 @@ pub fn run(args: &CheckRequestArgs) -> anyhow::Result<i32> {
         subject: identifier.to_string(),
         at,
     };
-    let cat = catalog::load_dir(&args.catalog.catalog).with_context(|| {
-        format!("cannot load the catalog from {}", args.catalog.catalog.display())
-    })?;
+    let cat = args.catalog.rights(&mut registry, at)?;
     let holidays = match &args.holidays {
         Some(path) => Holidays::load(path)?,
         None => Holidays::default(),

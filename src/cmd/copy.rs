@@ -9,7 +9,6 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::Args;
 
-use crate::catalog;
 use crate::clock::now;
 use crate::cmd::args::{CatalogArgs, KeyArgs, RegistryArgs, RequestArgs};
 use crate::exit;
@@ -45,11 +44,9 @@ pub struct CopyArgs {
 
 pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
     let at = now()?;
-    let cat = catalog::load_dir(&args.catalog.catalog).with_context(|| {
-        format!("cannot load the catalog from {}", args.catalog.catalog.display())
-    })?;
     let identifier = args.identifier.trim();
     let mut registry = args.registry.open()?;
+    let cat = args.catalog.rights(&mut registry, at)?;
     // Loaded before anything is asked or audited: a production registry signs copies with the
     // issuing authority's key only.
     let keys = args.keys.keys.as_deref();

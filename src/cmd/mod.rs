@@ -102,6 +102,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         if cause.is::<crate::pipeline::PipelineError>()
             || cause.is::<crate::sign::ProductionKeyError>()
             || cause.is::<crate::catalog::CatalogError>()
+            || cause.is::<crate::engine::CatalogNotPublished>()
             || cause.is::<crate::font::FontError>()
             || cause.is::<crate::produce::SealSetError>()
             || cause.is::<crate::workdays::HolidayError>()

@@ -67,7 +67,7 @@ pub async fn open(
         let opened = with_registry(&state, move |state, r| {
             let ask = api_ask("api-check-request", &dept, input::for_audit(&request.identifier))?;
             let (department, reason) = gate(r, &ask, &reason)?;
-            let catalog = (&state.catalog, &state.holidays);
+            let catalog = (&*state.catalog.now(r)?, &state.holidays);
             Ok(check::request(r, catalog, &department, &reason, &request.identifier, &ask)?)
         })
         .await?;

@@ -107,7 +107,7 @@ pub async fn copy(
                 expires: request.expires,
             };
             let keys = (&copier.signer as &dyn Signer, &copier.font);
-            Ok(copy::make(r, &state.catalog, keys, &department, &request, &ask)?)
+            Ok(copy::make(r, &*state.catalog.now(r)?, keys, &department, &request, &ask)?)
         })
         .await?;
         // The identifier passed LicenceId::parse: [0-9A-Z.] only, safe in the header.

@@ -160,10 +160,45 @@ impl ServeError {
     }
 }
 
+/// The catalog that decides rights: the registry's newest published version, with its number.
+pub struct RightsCatalog {
+    current: std::sync::RwLock<(i64, Arc<Catalog>)>,
+}
+
+impl RightsCatalog {
+    fn new(number: i64, catalog: Catalog) -> RightsCatalog {
+        RightsCatalog { current: std::sync::RwLock::new((number, Arc::new(catalog))) }
+    }
+
+    /// The catalog in force on `registry` now: the one held, or the newly published version
+    /// when its number changed (`elicence catalog publish` while the server runs).
+    pub fn now(
+        &self,
+        registry: &crate::registry::Registry,
+    ) -> Result<Arc<Catalog>, problem::Problem> {
+        let number = registry.published_catalog_number()?;
+        if let Ok(held) = self.current.read()
+            && held.0 == number
+        {
+            return Ok(held.1.clone());
+        }
+        let Some(version) = registry.published_catalog()? else {
+            return Err(problem::Problem::internal(&"the published catalog is gone"));
+        };
+        let catalog = Arc::new(version.catalog()?);
+        if let Ok(mut held) = self.current.write() {
+            *held = (version.number, catalog.clone());
+        }
+        Ok(catalog)
+    }
+}
+
 /// What every handler shares.
 pub struct AppState {
     pub pool: pool::RegistryPool,
-    pub catalog: Catalog,
+    /// Rights: the registry's published catalog (`--catalog` is adopted only by a registry
+    /// that published none).
+    pub catalog: RightsCatalog,
     pub tokens: token::TokenKey,
     pub token_ttl: u64,
     pub rate: rate::RateLimiter,
@@ -197,11 +232,17 @@ impl ServeConfig {
 /// opens the registry (so a broken setup fails before listening), then serves.
 pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
-    let catalog = crate::catalog::load_dir(&config.catalog)
-        .map_err(|source| ServeError::Catalog { path: config.catalog.clone(), source })?;
     let pool = pool::RegistryPool::new(config.data.clone(), config.registry.clone());
     // Open one connection now: migrations run once, and an unreachable registry stops here.
     let production = pool.with(|r| r.is_production())??;
+    let at = crate::clock::now().map_err(|e| ServeError::Clock { detail: format!("{e:#}") })?;
+    let (catalog, version) =
+        pool.with(|r| r.rights_catalog(&config.catalog, at))?.map_err(|e| match e {
+            RegistryError::Catalog { what, source } => {
+                ServeError::Catalog { path: what.into(), source }
+            }
+            other => other.into(),
+        })?;
     let mut anchors = config.trust.clone();
     let dev_ca = config.data.join("dev-keys").join(crate::sign::keys::CA_CERT_FILE);
     if production {
@@ -224,7 +265,7 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     };
     let state = Arc::new(AppState {
         pool,
-        catalog,
+        catalog: RightsCatalog::new(version.number, catalog),
         tokens: token::TokenKey::random().map_err(|_| ServeError::Random)?,
         token_ttl: config.token_ttl,
         rate: rate::RateLimiter::new(config.rate),

@@ -413,7 +413,7 @@ async fn answer(
     let result = with_registry(&state, move |state, r| {
         let ask = query::ask("api-query", &dept, (by, &key), now()?);
         let (department, reason) = gate(r, &ask, &reason)?;
-        Ok(query::answer(r, &state.catalog, &department, &reason, (by, &key), &ask)?)
+        Ok(query::answer(r, &*state.catalog.now(r)?, &department, &reason, (by, &key), &ask)?)
     })
     .await;
     let response = match result {
@@ -457,7 +457,14 @@ async fn file(
         let ask = api_ask("api-file", &dept, input::for_audit(&id))?;
         let (department, reason) = gate(r, &ask, &reason)?;
         let request = (id.trim(), kind);
-        Ok(share::files::signed_file(r, &state.catalog, &department, &reason, request, &ask)?)
+        Ok(share::files::signed_file(
+            r,
+            &*state.catalog.now(r)?,
+            &department,
+            &reason,
+            request,
+            &ask,
+        )?)
     })
     .await;
     let response = match result {
