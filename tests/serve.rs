@@ -268,6 +268,20 @@ impl Server {
         );
     }
 
+    /// The identifier of a superseded version of [`HOLDER`]'s licence, as the API lists it.
+    fn superseded_version(&self, token: &str) -> String {
+        let listed = self.get(
+            &format!("/api/v1/licences?holder={HOLDER}"),
+            &[("authorization", token), ("x-reason", REASON)],
+        );
+        listed.json()["licences"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["registry_status"]["status"] == "superseded"))
+            .and_then(|l| l["identifier"].as_str())
+            .expect("a superseded version")
+            .to_owned()
+    }
+
     fn token(&self, department: &str, credential: &str) -> Reply {
         let body = json!({"department": department, "credential": credential}).to_string();
         self.post("/api/v1/token", "application/json", body.as_bytes())
@@ -640,16 +654,7 @@ fn public_verify_and_page_say_what_the_cli_says_without_personal_data() {
     );
     assert!(!r.body.contains(LEGAL_REP) && !r.body.contains(HOLDER) && !r.body.contains("禾丰"));
     let med = s.bearer(MED, &f.med);
-    let listed = s.get(
-        &format!("/api/v1/licences?holder={HOLDER}"),
-        &[("authorization", med.as_str()), ("x-reason", REASON)],
-    );
-    let old = listed.json()["licences"]
-        .as_array()
-        .and_then(|l| l.iter().find(|l| l["registry_status"]["status"] == "superseded"))
-        .and_then(|l| l["identifier"].as_str())
-        .expect("a superseded version")
-        .to_owned();
+    let old = s.superseded_version(&med);
     let r = page(&old);
     assert!(
         r.body.contains("已变更") && r.body.contains(&format!("href=\"/v/{CURRENT}\"")),
@@ -859,29 +864,9 @@ fn signed_files_within_rights_byte_for_byte_and_audited() {
     let get = |t: &str, path: &str| {
         let hs = h(t);
         let hs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut req = agent().get(format!("{}{path}", s.url));
-        for (k, v) in &hs {
-            req = req.header(*k, *v);
-        }
-        let mut r = req.call().expect("a response");
-        let header = |n: &str| {
-            r.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
-        };
-        let (ct, cd) = (header("content-type"), header("content-disposition"));
-        let status = r.status().as_u16();
-        let body = r.body_mut().read_to_vec().expect("body");
-        // Recorded for the OpenAPI check (binary bodies as their length).
-        let text = if ct.contains("json") {
-            String::from_utf8_lossy(&body).into_owned()
-        } else {
-            String::new()
-        };
-        s.record(
-            "GET",
-            path,
-            Reply { status, content_type: ct.clone(), body: text, retry_after: None },
-        );
-        (status, ct, cd, body)
+        let r = s.send_binary("GET", path, &hs, None);
+        let cd = r.header("content-disposition").unwrap_or_default().to_owned();
+        (r.status, r.content_type, cd, r.bytes)
     };
     let pdf = format!("/api/v1/licences/{CURRENT}/files/pdf");
     // The food type has personal fields: the whole face needs a grant with unmasking.
@@ -992,4 +977,396 @@ fn the_transparency_log_is_public_checkpoints_proofs_and_consistency() {
     s.get(&format!("/api/v1/log/consistency?from={}", size + 1), &[]).problem(400);
     s.get("/api/v1/log/consistency?from=x", &[]).problem(400);
     s.check_openapi();
+}
+
+/// A binary answer: (status, content type, headers, body).
+struct Binary {
+    status: u16,
+    content_type: String,
+    headers: Vec<(String, String)>,
+    bytes: Vec<u8>,
+}
+
+impl Binary {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// As a [`Reply`] (for a problem), the body read as text.
+    fn reply(&self) -> Reply {
+        Reply {
+            status: self.status,
+            content_type: self.content_type.clone(),
+            body: String::from_utf8_lossy(&self.bytes).into_owned(),
+            retry_after: self.header("retry-after").map(str::to_owned),
+        }
+    }
+}
+
+impl Server {
+    /// Sends `body` with `method` to `path` and keeps the answer's bytes and headers; recorded
+    /// for the OpenAPI check (a binary body as empty text).
+    fn send_binary(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Binary {
+        let url = format!("{}{path}", self.url);
+        let result = match body {
+            Some((ct, bytes)) => {
+                let mut req = agent().post(url).content_type(ct);
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.send(bytes)
+            }
+            None => {
+                let mut req = agent().get(url);
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.call()
+            }
+        };
+        let mut r = result.expect("a response");
+        let headers: Vec<(String, String)> = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let status = r.status().as_u16();
+        let bytes = r.body_mut().read_to_vec().expect("body");
+        let text = if content_type.contains("json") {
+            String::from_utf8_lossy(&bytes).into_owned()
+        } else {
+            String::new()
+        };
+        self.record(
+            method,
+            path,
+            Reply { status, content_type: content_type.clone(), body: text, retry_after: None },
+        );
+        Binary { status, content_type, headers, bytes }
+    }
+
+    /// `POST /api/v1/copies` with a token, `X-Reason` and a JSON body.
+    fn copy(&self, token: &str, body: &str) -> Binary {
+        let h = [("authorization", token), ("x-reason", REASON)];
+        self.send_binary("POST", "/api/v1/copies", &h, Some(("application/json", body.as_bytes())))
+    }
+}
+
+#[test]
+fn copies_for_use_over_the_api_as_the_cli_makes_them_refused_and_audited() {
+    let f = Fixture::new();
+    let ask = |id: &str, expires: &str| json!({"identifier": id, "expires": expires}).to_string();
+    // Without a signing key (none given, no development key set in the registry): 503.
+    let s = f.serve(&[]);
+    let med = s.bearer(MED, &f.med);
+    s.copy(&med, &ask(CURRENT, "2026-12-31")).reply().problem(503);
+    s.check_openapi();
+    let _ = s.stop();
+
+    let s = f.serve(&["--keys", "fixtures/keys", "--trust", "fixtures/keys/ca.pem"]);
+    let med = s.bearer(MED, &f.med);
+    let market = s.bearer(MARKET, &f.market);
+    let before = f.audit().len();
+    // The face shows the personal fields: without a grant with unmasking, 403.
+    s.copy(&med, &ask(CURRENT, "2026-12-31")).reply().problem(403);
+    run_expect(
+        f.cmd().args(["dept", "grant", MED, "--type", "food-business-permit", "--unmask"]),
+        0,
+    );
+    // The licence is expired (valid to 2022-04-23): copied, and its copy says so.
+    let made = s.copy(&med, &ask(CURRENT, "2026-12-31"));
+    assert_eq!((made.status, made.content_type.as_str()), (201, "application/pdf"));
+    assert!(made.bytes.starts_with(b"%PDF"));
+    let sha = elicence::registry::sha256_hex(&made.bytes);
+    assert_eq!(made.header("x-copy-sha256"), Some(sha.as_str()));
+    assert_eq!(made.header("x-copy-id"), Some("1"));
+    assert_eq!(
+        made.header("content-disposition"),
+        Some(format!("attachment; filename=\"{CURRENT}.copy-1.pdf\"").as_str())
+    );
+    let conn = rusqlite::Connection::open(f.data().join("registry.sqlite")).expect("db");
+    let (recorded, dept, expires, reason): (String, String, String, String) = conn
+        .query_row("SELECT sha256, department, expires, reason FROM copies", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .expect("copy recorded");
+    assert_eq!(
+        (recorded.as_str(), dept.as_str(), expires.as_str(), reason.as_str()),
+        (sha.as_str(), MED, "2026-12-31", "医保定点资格审核")
+    );
+    // A copy for use, authentic, as the API and `elicence verify --data` both say.
+    let v = s.post("/api/v1/verify", "application/pdf", &made.bytes).json();
+    assert_eq!((&v["status"], &v["identifier"]), (&json!("authentic"), &json!(CURRENT)), "{v}");
+    assert_eq!(v["registry_status"]["status"], "copy", "{v}");
+    assert_eq!(v["registry_status"]["for"], MED);
+    assert_eq!(v["registry_status"]["licence"]["status"], "expired");
+    let file = f.dir.path().join("api-copy.pdf");
+    std::fs::write(&file, &made.bytes).expect("write copy");
+    let out =
+        run_expect(f.cmd().arg("verify").arg(&file).args(["--keys", "fixtures/keys", "--json"]), 1);
+    let mut cli: Value = serde_json::from_slice(&out.stdout).expect("json");
+    cli["file"] = json!("upload");
+    assert_eq!(cli, v, "API and CLI verify the copy alike");
+    if let Ok(o) = Command::new("pdftotext").arg(&file).arg("-").output() {
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("仅供医保定点资格审核使用 · 长春市医疗保障局 · 有效期至 2026-12-31"),
+            "{text}"
+        );
+    }
+
+    // Refusals: of shape (400), of rights (403), of what is not there (404), of versions that
+    // are not copied (409), of tokens (401); the server keeps serving.
+    s.copy(&med, &ask(CURRENT, "2020-01-01")).reply().problem(400);
+    s.copy(&med, "{\"identifier\": ").reply().problem(400);
+    s.copy(&med, &json!({"identifier": CURRENT}).to_string()).reply().problem(400);
+    let extra = json!({"identifier": CURRENT, "expires": "2026-12-31", "pages": 9}).to_string();
+    s.copy(&med, &extra).reply().problem(400);
+    s.copy(&med, &ask(CURRENT, "31/12/2026")).reply().problem(400);
+    s.copy(&med, &ask("../../etc/passwd", "2026-12-31")).reply().problem(400);
+    let unknown = CURRENT.replace(".002.8", ".009.8");
+    s.copy(&med, &ask(&unknown, "2026-12-31")).reply().problem(400);
+    let absent = elicence::identify::LicenceId::parse(CURRENT)
+        .and_then(|id| id.with_version(9))
+        .expect("identifier")
+        .to_string();
+    s.copy(&med, &ask(&absent, "2026-12-31")).reply().problem(404);
+    s.copy(&market, &ask(CURRENT, "2026-12-31")).reply().problem(403);
+    let h = [("authorization", med.as_str())];
+    let no_reason = s.send_binary(
+        "POST",
+        "/api/v1/copies",
+        &h,
+        Some(("application/json", ask(CURRENT, "2026-12-31").as_bytes())),
+    );
+    no_reason.reply().problem(400);
+    s.copy("Bearer x.y", &ask(CURRENT, "2026-12-31")).reply().problem(401);
+    let big = vec![b' '; 8 * 1024];
+    let h = [("authorization", med.as_str()), ("x-reason", REASON)];
+    s.send_binary("POST", "/api/v1/copies", &h, Some(("application/json", &big)))
+        .reply()
+        .problem(413);
+    let old = s.superseded_version(&med);
+    let p = s.copy(&med, &ask(&old, "2026-12-31")).reply().problem(409);
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("superseded")), "{p}");
+    run_expect(f.cmd().args(["revoke", CURRENT, "--reason", "吊销"]), 0);
+    let p = s.copy(&med, &ask(CURRENT, "2026-12-31")).reply().problem(409);
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("revoked")), "{p}");
+    // Disputed (the issuer answered `inconsistent`): a copy would carry a face its issuer has
+    // said is wrong.
+    f.load_current_licence();
+    let listed = s.get(
+        &format!("/api/v1/licences?number={NEW_NUMBER}"),
+        &[("authorization", med.as_str()), ("x-reason", REASON)],
+    );
+    let new_id = listed.json()["licences"][0]["identifier"].as_str().expect("new").to_owned();
+    let med_cred = f.dir.path().join("med.cred");
+    std::fs::write(&med_cred, &f.med).expect("cred");
+    let issuer_cred = f.dir.path().join("issuer.cred");
+    std::fs::write(&issuer_cred, f.add_dept(ISSUER, "长春市朝阳区市场监督管理局")).expect("cred");
+    run_expect(
+        f.cmd()
+            .args(["check-request", &new_id, "--reason", "经营场所与现场不符", "--as", MED])
+            .arg("--credential-file")
+            .arg(&med_cred),
+        0,
+    );
+    run_expect(
+        f.cmd()
+            .args(["check-answer", "1", "--result", "inconsistent", "--note", "现场核查"])
+            .args(["--as", ISSUER, "--credential-file"])
+            .arg(&issuer_cred),
+        0,
+    );
+    let p = s.copy(&med, &ask(&new_id, "2026-12-31")).reply().problem(409);
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("disputed")), "{p}");
+    assert_eq!(s.get("/healthz", &[]).status, 200);
+
+    // One copy recorded; every refusal of the registry's part audited as the CLI audits it.
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM copies", [], |r| r.get(0)).expect("n");
+    assert_eq!(count, 1);
+    let audit = f.audit();
+    let new = &audit[before..];
+    let copies: Vec<&Value> = new.iter().filter(|e| e.0 == "share_copy").map(|e| &e.4).collect();
+    assert_eq!(copies.len(), 1, "{new:?}");
+    assert_eq!((&copies[0]["sha256"], &copies[0]["copy"]), (&json!(sha), &json!(1)));
+    let refusals: Vec<&str> = new
+        .iter()
+        .filter(|e| e.0 == "share_denied" && e.4["command"] == "api-copy")
+        .filter_map(|e| e.4["refusal"].as_str())
+        .collect();
+    assert_eq!(
+        refusals,
+        ["needs_unmask", "bad_input", "bad_input", "bad_input", "not_in_scope", "bad_input"],
+        "{new:?}"
+    );
+    run_expect(f.cmd().args(["audit", "verify"]), 0);
+    s.check_openapi();
+    let (code, log) = s.stop();
+    assert_eq!(code, Some(0));
+    assert!(!log.join("\n").contains(LEGAL_REP_ID));
+}
+
+#[test]
+fn check_requests_over_the_api_go_to_the_issuer_who_alone_answers_audited() {
+    let f = Fixture::new();
+    f.load_current_licence();
+    let issuer = f.add_dept(ISSUER, "长春市朝阳区市场监督管理局");
+    // Tuesday 1 December 2026 is a holiday here: Friday 27 November + 5 working days skips it.
+    let holidays = f.dir.path().join("holidays.txt");
+    std::fs::write(&holidays, "2026-12-01\n").expect("holidays");
+    let s = f.serve(&["--holidays", holidays.to_str().expect("utf-8")]);
+    let med = s.bearer(MED, &f.med);
+    let market = s.bearer(MARKET, &f.market);
+    let chief = s.bearer(ISSUER, &issuer);
+    let before = f.audit().len();
+    let new_id = {
+        let h = [("authorization", med.as_str()), ("x-reason", REASON)];
+        let r = s.get(&format!("/api/v1/licences?number={NEW_NUMBER}"), &h);
+        r.json()["licences"][0]["identifier"].as_str().expect("the new licence").to_owned()
+    };
+    let post = |token: &str, path: &str, body: &str| {
+        let h = [("authorization", token), ("x-reason", REASON)];
+        s.post_with(path, "application/json", body.as_bytes(), &h)
+    };
+    let open = |token: &str, id: &str| {
+        post(token, "/api/v1/check-requests", &json!({"identifier": id}).to_string())
+    };
+    let answer = |token: &str, n: &str, result: &str, note: &str| {
+        let body = json!({"result": result, "note": note}).to_string();
+        post(token, &format!("/api/v1/check-requests/{n}/answer"), &body)
+    };
+    let list = |token: &str, query: &str| {
+        s.get(&format!("/api/v1/check-requests{query}"), &[("authorization", token)])
+    };
+
+    // Opened by a department that may see the licence, addressed to its issuer.
+    let r = open(&med, &new_id);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"request": 1, "identifier": new_id, "issuer": ISSUER, "due_on": "2026-12-07"})
+    );
+    // Refusals: outside the rights (403), shape (400), unknown licence (404), no token (401).
+    open(&market, &new_id).problem(403);
+    open(&med, "../../etc/passwd").problem(400);
+    open(&med, &CURRENT.replace(".002.8", ".009.8")).problem(400);
+    let absent = elicence::identify::LicenceId::parse(CURRENT)
+        .and_then(|id| id.with_version(9))
+        .expect("identifier")
+        .to_string();
+    open(&med, &absent).problem(404);
+    post(&med, "/api/v1/check-requests", "{\"identifier\": 1}").problem(400);
+    post(&med, "/api/v1/check-requests", "{").problem(400);
+    let no_reason = json!({"identifier": new_id}).to_string();
+    s.post_with(
+        "/api/v1/check-requests",
+        "application/json",
+        no_reason.as_bytes(),
+        &[("authorization", med.as_str())],
+    )
+    .problem(400);
+    open("Bearer x.y", &new_id).problem(401);
+
+    // Both sides list it, as `check-request --list --json` lists it.
+    let r = list(&chief, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let listed = r.json();
+    assert_eq!(listed[0]["requester"], MED);
+    assert_eq!((&listed[0]["overdue"], &listed[0]["result"]), (&json!(false), &Value::Null));
+    let cred = f.dir.path().join("med.cred");
+    std::fs::write(&cred, &f.med).expect("cred");
+    let cli = run_expect(
+        f.cmd()
+            .args(["check-request", "--list", "--json", "--as", MED, "--credential-file"])
+            .arg(&cred),
+        0,
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&cli.stdout).expect("json"), list(&med, "").json());
+    list(&market, "").json().as_array().map_or_else(|| panic!("array"), |a| assert!(a.is_empty()));
+    list(&med, "?all=maybe").problem(400);
+    list(&med, "?status=open").problem(400);
+
+    // Only the issuer answers, once; a bad answer is refused before anything is recorded.
+    answer(&med, "1", "consistent", "与登记档案一致").problem(403);
+    answer(&chief, "1", "maybe", "与登记档案一致").problem(400);
+    answer(&chief, "1", "consistent", " ").problem(400);
+    answer(&chief, "99", "consistent", "与登记档案一致").problem(404);
+    answer(&chief, "x", "consistent", "与登记档案一致").problem(400);
+    let r = answer(&chief, "1", "inconsistent", "经营场所与登记不符");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answered = r.json();
+    assert_eq!(
+        (&answered["result"], &answered["answerer"]),
+        (&json!("inconsistent"), &json!(ISSUER))
+    );
+    assert_eq!(answered["note"], "经营场所与登记不符");
+    answer(&chief, "1", "consistent", "复核一致").problem(409);
+    // The answer stands: the licence is disputed, in the API and on the page.
+    let h = [("authorization", med.as_str()), ("x-reason", REASON)];
+    let status = s.get(&format!("/api/v1/licences/{new_id}"), &h).json();
+    assert_eq!(status["licences"][0]["registry_status"]["status"], "disputed");
+    assert!(s.get(&format!("/v/{new_id}"), &[]).body.contains(">核查存疑<"));
+    assert_eq!(list(&med, "").json(), json!([]));
+    assert_eq!(list(&med, "?all=true").json().as_array().map(Vec::len), Some(1));
+
+    // The audit trail holds the request, the answer, every listing and every refusal.
+    let audit = f.audit();
+    let new = &audit[before..];
+    let count = |action: &str| new.iter().filter(|e| e.0 == action).count();
+    assert_eq!((count("check_request"), count("check_answer")), (1, 1), "{new:?}");
+    assert_eq!(count("check_list"), 6, "{new:?}");
+    let refusals: Vec<(&str, &str)> = new
+        .iter()
+        .filter(|e| e.0 == "share_denied")
+        .filter_map(|e| Some((e.4["command"].as_str()?, e.4["refusal"].as_str()?)))
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            ("api-check-request", "not_in_scope"),
+            ("api-check-request", "bad_input"),
+            ("api-check-request", "bad_input"),
+            ("api-check-request", "bad_input"),
+            ("api-check-answer", "not_issuer"),
+            ("api-check-answer", "bad_input"),
+        ],
+        "{new:?}"
+    );
+    run_expect(f.cmd().args(["audit", "verify"]), 0);
+    s.check_openapi();
+    let _ = s.stop();
+}
+
+#[test]
+fn the_server_follows_the_published_catalog_not_its_catalog_flag() {
+    let f = Fixture::new();
+    // Started with the shipped catalog (unconditional sharing): the registry's published one
+    // (conditional, MARKET outside the scope) decides.
+    let shipped = root().join("pipelines/catalog");
+    let s = f.serve_env(&[], &[("ELICENCE_CATALOG", shipped.to_str().expect("utf-8"))]);
+    let market = s.bearer(MARKET, &f.market);
+    let h = [("authorization", market.as_str()), ("x-reason", REASON)];
+    s.get(&format!("/api/v1/licences/{CURRENT}"), &h).problem(403);
+    // Published while it runs: the next request follows it.
+    run_expect(f.cmd().args(["catalog", "publish", "--catalog"]).arg(&shipped), 0);
+    let r = s.get(&format!("/api/v1/licences/{CURRENT}"), &h);
+    assert_eq!(
+        (r.status, r.json()["licences"][0]["access"].clone()),
+        (200, json!("unconditional"))
+    );
+    s.check_openapi();
+    let _ = s.stop();
 }

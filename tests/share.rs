@@ -13,7 +13,7 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use util::{copy_dir, elicence, root, run_expect};
 
 /// 长春市医疗保障局: in the drug type's scope (and the conditional food scope below).
@@ -594,5 +594,87 @@ fn check_requests_go_to_the_issuer_who_alone_answers_and_stats_count_them() {
     let actions: Vec<String> = f.audit().into_iter().map(|e| e.0).collect();
     assert!(actions.contains(&"check_request".to_string()));
     assert!(actions.contains(&"check_answer".to_string()));
+    f.audit_intact();
+}
+
+#[test]
+fn rights_come_from_the_published_catalog_not_from_the_callers_catalog() {
+    let scope = format!("[sharing]\nmode = \"conditional\"\nscope = [\"{MED}\"]");
+    let f = Fixture::new(Some(&scope));
+    let market = f.add_dept(MARKET, "长春市市场监督管理局");
+    let conn = rusqlite::Connection::open(f.data().join("registry.sqlite")).expect("db");
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("count") };
+    // The registry had no catalog: its first run published the pipeline's (as migration 9
+    // leaves every existing registry to its first command that reads rights).
+    let published: Vec<_> = f.audit().into_iter().filter(|e| e.0 == "catalog_published").collect();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        (published[0].1.as_str(), published[0].4["version"].clone()),
+        ("migration", json!(1))
+    );
+
+    // The bypass: a department outside the scope points --catalog at a catalog that
+    // shares the type unconditionally. Still refused, and audited.
+    let shipped = root().join("pipelines/catalog");
+    let mut c = f.as_dept(MARKET, &market, &["query", "--reason", "执法检查", "--id", CURRENT]);
+    run_expect(c.env("ELICENCE_CATALOG", &shipped), 6);
+    let mut c = f.as_dept(MARKET, &market, &["query", "--reason", "执法检查", "--id", CURRENT]);
+    run_expect(c.arg("--catalog").arg(&shipped), 6);
+
+    // A run whose pipeline's catalog is not the published one stops before anything is
+    // written (exit 3) and says how to go on.
+    let runs = count("SELECT COUNT(*) FROM runs");
+    let run = |pipeline: &Path, extra: &[&str], expect: i32| {
+        let mut c = f.cmd();
+        c.arg("run").arg(pipeline);
+        c.args(["--input", "fixtures/food-business-permit/export-utf8.csv"]);
+        c.args(["--keys", "fixtures/keys"]).args(extra);
+        c.arg("--out").arg(f.dir.path().join("out"));
+        String::from_utf8_lossy(&run_expect(&mut c, expect).stderr).into_owned()
+    };
+    let err = run(&root().join("pipelines/food-business-permit.toml"), &[], 3);
+    assert!(err.contains("is not the one the registry published") && err.contains("--publish"));
+    assert_eq!(count("SELECT COUNT(*) FROM runs"), runs, "nothing written");
+
+    // An operator publishes the other catalog: rights follow it, whatever --catalog says.
+    let publish = |dir: &Path| -> Value {
+        let out = run_expect(
+            f.cmd()
+                .args(["catalog", "publish", "--operator", "王芳", "--json", "--catalog"])
+                .arg(dir),
+            0,
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let v = publish(&shipped);
+    assert_eq!(
+        (&v["version"], &v["published"], &v["operator"]),
+        (&json!(2), &json!(true), &json!("王芳"))
+    );
+    assert_eq!(publish(&shipped)["published"], false, "the same catalog again changes nothing");
+    let mut c = f.as_dept(MARKET, &market, &["query", "--reason", "执法检查", "--id", CURRENT]);
+    run_expect(&mut c, 0);
+    // A broken catalog is not published (exit 3, every problem named).
+    let broken = f.dir.path().join("broken");
+    std::fs::create_dir_all(&broken).expect("mkdir");
+    std::fs::write(broken.join("x.toml"), "code = ").expect("write");
+    let mut c = f.cmd();
+    run_expect(c.args(["catalog", "publish", "--catalog"]).arg(&broken), 3);
+
+    // Now the shipped pipeline runs (its catalog is the published one); the fixture's stops,
+    // until --publish publishes it with the run's operator.
+    run(&root().join("pipelines/food-business-permit.toml"), &[], 0);
+    let fixture_pipeline = f.dir.path().join("pipelines/food-business-permit.toml");
+    run(&fixture_pipeline, &[], 3);
+    run(&fixture_pipeline, &["--publish", "--operator", "李明"], 0);
+    assert_eq!(count("SELECT COUNT(*) FROM catalog_versions"), 3);
+    let mut c = f.as_dept(MARKET, &market, &["query", "--reason", "执法检查", "--id", CURRENT]);
+    run_expect(c.env("ELICENCE_CATALOG", &shipped), 6);
+    let operators: Vec<String> =
+        f.audit().into_iter().filter(|e| e.0 == "catalog_published").map(|e| e.1).collect();
+    assert_eq!(operators, ["migration", "王芳", "李明"]);
+    // Published versions are never changed or removed.
+    assert!(conn.execute("DELETE FROM catalog_versions", []).is_err());
+    assert!(conn.execute("UPDATE catalog_versions SET operator = 'x'", []).is_err());
     f.audit_intact();
 }

@@ -162,41 +162,84 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 
 /// Loads every `*.toml` in `dir` (sorted by name). Fails with every problem of every file.
 pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect(),
-        Err(e) => {
-            return Err(CatalogError {
-                problems: vec![ConfigProblem {
-                    file: dir.to_path_buf(),
-                    line: None,
-                    key: String::new(),
-                    message: format!("cannot read catalog folder: {e}"),
-                }],
-            });
-        }
-    };
-    files.sort();
-    let mut catalog = Catalog::default();
-    let mut problems = Vec::new();
-    for file in &files {
-        match load_file(file) {
-            Ok(t) => catalog.types.push(t),
-            Err(e) => problems.extend(e.problems),
-        }
-    }
-    if files.is_empty() {
-        problems.push(ConfigProblem {
-            file: dir.to_path_buf(),
+    CatalogSources::read_dir(dir)?.load(dir)
+}
+
+/// A catalog as its files: file name → TOML text, sorted by name. What a registry publishes
+/// (`elicence catalog publish`) and compares by [`CatalogSources::sha256`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct CatalogSources {
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+impl CatalogSources {
+    /// Reads every `*.toml` file of `dir` (not parsed). Fails when the folder or a file cannot
+    /// be read, or when it has no catalog file.
+    pub fn read_dir(dir: &Path) -> Result<CatalogSources, CatalogError> {
+        let problem = |file: &Path, message: String| ConfigProblem {
+            file: file.to_path_buf(),
             line: None,
             key: String::new(),
-            message: "no catalog files (*.toml) in this folder".into(),
-        });
+            message,
+        };
+        let paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect(),
+            Err(e) => {
+                let p = problem(dir, format!("cannot read catalog folder: {e}"));
+                return Err(CatalogError { problems: vec![p] });
+            }
+        };
+        let mut sources = CatalogSources::default();
+        let mut problems = Vec::new();
+        for path in &paths {
+            let name =
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    sources.files.insert(name, text);
+                }
+                Err(e) => problems.push(problem(path, format!("cannot read: {e}"))),
+            }
+        }
+        if paths.is_empty() {
+            problems.push(problem(dir, "no catalog files (*.toml) in this folder".into()));
+        }
+        if problems.is_empty() { Ok(sources) } else { Err(CatalogError { problems }) }
     }
-    check_unique(&catalog, &mut problems);
-    if problems.is_empty() { Ok(catalog) } else { Err(CatalogError { problems }) }
+
+    /// Parses and checks every file (problems name `origin`/file name). Fails with every
+    /// problem of every file.
+    pub fn load(&self, origin: &Path) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::default();
+        let mut problems = Vec::new();
+        for (name, text) in &self.files {
+            let id = Path::new(name).file_stem().map(|s| s.to_string_lossy().into_owned());
+            match parse(&origin.join(name), &id.unwrap_or_default(), text) {
+                Ok(t) => catalog.types.push(t),
+                Err(e) => problems.extend(e.problems),
+            }
+        }
+        check_unique(&catalog, &mut problems);
+        if problems.is_empty() { Ok(catalog) } else { Err(CatalogError { problems }) }
+    }
+
+    /// SHA-256 (lower-case hex) of the canonical form: for each file by name, its name, a 0
+    /// byte, its length (8 bytes, big-endian) and its text. Equal files, equal hash.
+    pub fn sha256(&self) -> String {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        for (name, text) in &self.files {
+            h.update(name.as_bytes());
+            h.update([0]);
+            h.update((text.len() as u64).to_be_bytes());
+            h.update(text.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
 }
 
 fn check_unique(catalog: &Catalog, problems: &mut Vec<ConfigProblem>) {

@@ -10,7 +10,7 @@ use std::fmt;
 use regex::Regex;
 use serde::Serialize;
 
-pub use load::{CatalogError, ConfigProblem, line_of, load_dir, load_file};
+pub use load::{CatalogError, CatalogSources, ConfigProblem, line_of, load_dir, load_file};
 
 /// The catalog folder of a source checkout, relative to the working directory.
 pub const CHECKOUT_DIR: &str = "pipelines/catalog";

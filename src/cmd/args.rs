@@ -39,9 +39,24 @@ impl RegistryArgs {
 #[derive(Debug, Clone, Args)]
 pub struct CatalogArgs {
     /// Catalog folder (one TOML file per licence type). Default: ./pipelines/catalog, else
-    /// the packaged /usr/share/elicence/catalog.
+    /// the packaged /usr/share/elicence/catalog. Rights (sharing modes, scopes, protected
+    /// fields) come from the catalog the registry published (`elicence catalog publish`); this
+    /// folder is adopted only by a registry that has published none.
     #[arg(long, env = "ELICENCE_CATALOG", default_value_os_t = crate::catalog::default_dir())]
     pub catalog: PathBuf,
+}
+
+impl CatalogArgs {
+    /// The catalog that decides rights on `registry`: the one it published (`--catalog` is then
+    /// not read: it cannot widen anyone's rights); a registry that published none adopts
+    /// `--catalog` first (see [`Registry::rights_catalog`]).
+    pub fn rights(
+        &self,
+        registry: &mut Registry,
+        at: DateTime<Utc>,
+    ) -> Result<crate::catalog::Catalog, RegistryError> {
+        Ok(registry.rights_catalog(&self.catalog, at)?.0)
+    }
 }
 
 /// Who asks: a registered department (or issuer) and its credential.

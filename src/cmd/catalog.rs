@@ -1,11 +1,15 @@
-//! `elicence catalog list|show|check`: inspect and check the catalog of licence types.
+//! `elicence catalog list|show|check|publish`: inspect and check the catalog of licence types,
+//! and publish one as the catalog that decides rights on a registry
+//! (see `registry::CatalogVersion`).
 
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::catalog::{self, FieldKind, LicenceType};
+use crate::catalog::{self, CatalogSources, FieldKind, LicenceType};
+use crate::cmd::args::{CatalogArgs, OperatorArgs, RegistryArgs};
 use crate::exit;
+use crate::registry::Role;
 use crate::render::layout::Layout;
 
 #[derive(Debug, Subcommand)]
@@ -36,10 +40,59 @@ pub enum CatalogCommand {
         #[arg(long, default_value_os_t = catalog::default_dir())]
         dir: PathBuf,
     },
+    /// Publish a catalog folder as the one that decides every department's rights (sharing
+    /// modes, scopes, protected fields) on the registry; audited `catalog_published`.
+    #[command(after_help = "Example:\n  \
+        elicence catalog publish --catalog /etc/elicence/catalog --operator 王芳\n\n\
+        Needs the admin role once the registry has operators. Publishing the catalog already \
+        published changes nothing. `elicence run` stops (exit 3) when its pipeline's catalog \
+        is not the published one, unless given --publish.")]
+    Publish {
+        #[command(flatten)]
+        catalog: CatalogArgs,
+        #[command(flatten)]
+        by: OperatorArgs,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Print the published version as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: &CatalogCommand) -> anyhow::Result<i32> {
     match cmd {
+        CatalogCommand::Publish { catalog, by, registry, json } => {
+            let at = crate::clock::now()?;
+            let sources = CatalogSources::read_dir(&catalog.catalog)?;
+            // Every problem of every file, before the registry is opened.
+            sources.load(&catalog.catalog)?;
+            let mut registry = registry.open()?;
+            let actor = by.authorize(&mut registry, "catalog publish", &[Role::Admin])?;
+            let (version, published) = registry.publish_catalog(&sources, actor.name(), at)?;
+            if *json {
+                let v = serde_json::json!({
+                    "version": version.number, "sha256": version.sha256,
+                    "published": published, "operator": version.operator,
+                    "published_at": version.published_at,
+                    "files": version.sources.files.keys().collect::<Vec<_>>(),
+                });
+                println!("{v}");
+            } else if published {
+                println!(
+                    "catalog #{} published (sha256 {}, {} files): it decides rights from now on",
+                    version.number,
+                    version.sha256,
+                    version.sources.files.len()
+                );
+            } else {
+                println!(
+                    "catalog #{} (sha256 {}) is already the published one; nothing changed",
+                    version.number, version.sha256
+                );
+            }
+            Ok(exit::OK)
+        }
         CatalogCommand::List { dir, json } => {
             let cat = catalog::load_dir(dir)?;
             for t in &cat.types {

@@ -1,15 +1,14 @@
 //! `elicence check-answer REQ --as ISSUER --result consistent|inconsistent --note TEXT`: the
 //! issuer of a licence answers a check request (核查) about it. Only the issuer may answer, once;
-//! the answer is recorded and audited, and refusals are audited too.
+//! the answer is recorded and audited, and refusals are audited too ([`crate::share::check`]).
 
 use clap::Args;
-use serde_json::json;
 
 use crate::clock::now;
 use crate::cmd::args::{DepartmentArgs, RegistryArgs};
 use crate::exit;
-use crate::registry::{AnswerOutcome, AuditEntry};
-use crate::share::{Ask, Refusal, ShareError, action, audit_refusal, authenticate, input};
+use crate::share::check::{self, Finding};
+use crate::share::{Ask, authenticate};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  \
@@ -34,11 +33,11 @@ pub enum CheckResult {
     Inconsistent,
 }
 
-impl CheckResult {
-    fn as_str(self) -> &'static str {
-        match self {
-            CheckResult::Consistent => crate::registry::CHECK_CONSISTENT,
-            CheckResult::Inconsistent => crate::registry::CHECK_INCONSISTENT,
+impl From<CheckResult> for Finding {
+    fn from(r: CheckResult) -> Finding {
+        match r {
+            CheckResult::Consistent => Finding::Consistent,
+            CheckResult::Inconsistent => Finding::Inconsistent,
         }
     }
 }
@@ -54,58 +53,14 @@ pub fn run(args: &CheckAnswerArgs) -> anyhow::Result<i32> {
         at,
     };
     let (department, _) = authenticate(&mut registry, &ask, None, false)?;
-    let note = match input::text("--note", args.note.as_deref(), input::MAX_TEXT) {
-        Ok(n) => n,
-        Err(e) => {
-            let e = ShareError::from(e);
-            audit_refusal(&mut registry, &ask, None, Refusal::BadInput, &e.to_string())?;
-            return Err(e.into());
-        }
-    };
-    let Some(request) = registry.check_request(args.request)? else {
-        return Err(
-            ShareError::NotFound { what: format!("check request #{}", args.request) }.into()
-        );
-    };
-    if request.issuer_code != department.code {
-        let e = ShareError::NotPermitted {
-            department: department.code.clone(),
-            what: format!("answer check request #{} (issuer {})", request.id, request.issuer_code),
-            refusal: Refusal::NotIssuer,
-        };
-        audit_refusal(&mut registry, &ask, None, Refusal::NotIssuer, &e.to_string())?;
-        return Err(e.into());
-    }
-    let result = args.result.as_str();
-    let outcome = registry.check_request_answer(
-        request.id,
-        &department.code,
-        result,
-        &note,
-        at,
-        &AuditEntry {
-            action: action::CHECK_ANSWER.into(),
-            operator: department.code.clone(),
-            at,
-            subject: request.identifier.clone(),
-            reason: Some(note.clone()),
-            details: json!({
-                "request": request.id,
-                "requester": request.requester,
-                "result": result,
-            }),
-        },
+    let finding = Finding::from(args.result);
+    let answered = check::answer(
+        &mut registry,
+        &department,
+        (args.request, finding),
+        args.note.as_deref(),
+        &ask,
     )?;
-    match outcome {
-        AnswerOutcome::Answered => {
-            println!("check request #{} answered: {result}", request.id);
-            Ok(exit::OK)
-        }
-        AnswerOutcome::AlreadyAnswered => {
-            anyhow::bail!("check request #{} is answered already", request.id)
-        }
-        AnswerOutcome::Unknown => {
-            Err(ShareError::NotFound { what: format!("check request #{}", request.id) }.into())
-        }
-    }
+    println!("check request #{} answered: {}", answered.id, finding.as_str());
+    Ok(exit::OK)
 }

@@ -1,19 +1,15 @@
 //! `elicence check-request ID --as DEPT --reason TEXT`: a department that doubts a licence asks
 //! its issuer to check it (核查); the request is recorded and audited. `--list` shows the open
-//! requests a department made or must answer.
+//! requests a department made or must answer. The rules are [`crate::share::check`]'s.
 
-use anyhow::Context as _;
 use clap::Args;
-use serde_json::json;
 
-use crate::catalog;
 use crate::clock::now;
 use crate::cmd::args::{CatalogArgs, RegistryArgs, RequestArgs};
 use crate::exit;
-use crate::identify::LicenceId;
-use crate::registry::{AuditEntry, Registry};
-use crate::share::{self, Ask, ShareError, action, audit_refusal, authenticate, input};
-use crate::workdays::{DEFAULT_CHECK_ANSWER_DAYS, Holidays};
+use crate::share::check::{self, Listed};
+use crate::share::{Ask, authenticate};
+use crate::workdays::Holidays;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -57,35 +53,16 @@ pub fn run(args: &CheckRequestArgs) -> anyhow::Result<i32> {
             at,
         };
         let (department, _) = authenticate(&mut registry, &ask, None, false)?;
-        let requests = registry.check_requests_of(&department.code, args.all)?;
-        registry.audit_append(&AuditEntry {
-            action: action::CHECK_LIST.into(),
-            operator: department.code.clone(),
-            at,
-            subject: format!("department:{}", department.code),
-            reason: None,
-            details: json!({ "requests": requests.iter().map(|r| r.id).collect::<Vec<_>>() }),
-        })?;
-        let today = at.date_naive();
+        let requests = check::list(&mut registry, &department, args.all, &ask)?;
         if args.json {
-            let rows: Vec<serde_json::Value> = requests
-                .iter()
-                .map(|r| {
-                    let mut v = serde_json::to_value(r).unwrap_or_default();
-                    if let Some(map) = v.as_object_mut() {
-                        map.insert("overdue".into(), r.overdue_on(today).into());
-                    }
-                    v
-                })
-                .collect();
-            println!("{}", serde_json::to_string(&rows)?);
+            println!("{}", serde_json::to_string(&requests)?);
         } else if requests.is_empty() {
             println!("no open check requests");
         } else {
-            for r in &requests {
+            for Listed { request: r, overdue } in &requests {
                 let role = if r.issuer_code == department.code { "to answer" } else { "asked" };
                 let due = match r.due_on {
-                    Some(d) if r.overdue_on(today) => format!("  due {d} OVERDUE"),
+                    Some(d) if *overdue => format!("  due {d} OVERDUE"),
                     Some(d) => format!("  due {d}"),
                     None => String::new(),
                 };
@@ -112,82 +89,23 @@ pub fn run(args: &CheckRequestArgs) -> anyhow::Result<i32> {
         subject: identifier.to_string(),
         at,
     };
-    let cat = catalog::load_dir(&args.catalog.catalog).with_context(|| {
-        format!("cannot load the catalog from {}", args.catalog.catalog.display())
-    })?;
-    let (department, reason) =
-        authenticate(&mut registry, &ask, args.request.reason.as_deref(), true)?;
-    let reason = reason.unwrap_or_default();
-    let refuse = |registry: &mut Registry, e: ShareError| -> anyhow::Result<i32> {
-        if let Some(refusal) = e.refusal() {
-            audit_refusal(registry, &ask, Some(&reason), refusal, &e.to_string())?;
-        }
-        Err(e.into())
-    };
-    if let Err(e) = input::bounded("identifier", identifier, input::MAX_KEY)
-        .map_err(ShareError::from)
-        .and_then(|()| {
-            LicenceId::parse(identifier).map(|_| ()).map_err(|e| {
-                ShareError::Input(input::InputError::Invalid {
-                    field: "identifier",
-                    reason: format!("not a GB/T 36904 identifier: {e}"),
-                })
-            })
-        })
-    {
-        return refuse(&mut registry, e);
-    }
-    let Some(version) = registry.licence_by_identifier(identifier)? else {
-        return Err(ShareError::NotFound { what: identifier.to_string() }.into());
-    };
-    let grants = registry.grants_of(&department.code)?;
-    if let Err(refusal) = share::rights_on(&cat, &grants, &department, &version) {
-        let e = ShareError::NotPermitted {
-            department: department.code.clone(),
-            what: format!("ask for a check of {identifier}"),
-            refusal,
-        };
-        return refuse(&mut registry, e);
-    }
-    let issuer = version.key.issuer_code.clone();
-    // Art. 13: the issuer answers within the type's working days.
+    let cat = args.catalog.rights(&mut registry, at)?;
     let holidays = match &args.holidays {
         Some(path) => Holidays::load(path)?,
         None => Holidays::default(),
     };
-    let days = cat
-        .types
-        .iter()
-        .find(|t| t.code == version.key.type_code)
-        .map_or(DEFAULT_CHECK_ANSWER_DAYS, |t| t.check_answer_days);
-    let due_on = holidays.add_working_days(at.date_naive(), days);
-    let id = registry.check_request_open(
-        identifier,
-        &department.code,
-        &issuer,
-        &reason,
-        at,
-        due_on,
-        &AuditEntry {
-            action: action::CHECK_REQUEST.into(),
-            operator: department.code.clone(),
-            at,
-            subject: identifier.to_string(),
-            reason: Some(reason.clone()),
-            details: json!({
-                "department": department.code,
-                "issuer": issuer,
-                "due_on": due_on.to_string(),
-            }),
-        },
-    )?;
+    let (department, reason) =
+        authenticate(&mut registry, &ask, args.request.reason.as_deref(), true)?;
+    let reason = reason.unwrap_or_default();
+    let opened =
+        check::request(&mut registry, (&cat, &holidays), &department, &reason, identifier, &ask)?;
     if args.json {
-        println!(
-            "{}",
-            json!({ "request": id, "identifier": identifier, "issuer": issuer, "due_on": due_on })
-        );
+        println!("{}", serde_json::to_string(&opened)?);
     } else {
-        println!("check request #{id} sent to {issuer} for {identifier}, due {due_on}");
+        println!(
+            "check request #{} sent to {} for {}, due {}",
+            opened.request, opened.issuer, opened.identifier, opened.due_on
+        );
     }
     Ok(exit::OK)
 }

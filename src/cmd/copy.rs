@@ -1,32 +1,20 @@
 //! `elicence copy ID --as DEPT --reason TEXT --expires DATE --out FILE`: a copy for use (加注件)
-//! of a licence for one department and one purpose. The registry's stored PDF face gets a
-//! visible watermark ("仅供<事由>使用 · <部门> · 有效期至 <日期>", see
-//! [`crate::share::watermark`]), its original signature is removed and the copy is signed by the
-//! registry's key, recorded (by its SHA-256) in `copies` and audited. `elicence verify --data`
-//! recognises the file as a copy for use, and as expired after its date. The original file is
-//! never handed out.
-//!
-//! The face shows every field in clear, so a department needs a grant with unmasking for the
-//! type when the type has personal or trade-secret fields; only the current version is copied.
+//! of a licence for one department and one purpose, made by [`crate::share::copy`] (who may
+//! have one, of which versions, the watermark, the signature, the record) and written to
+//! `--out`. The signer and the face font are loaded before the department is authenticated.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::Args;
-use serde_json::json;
 
-use crate::catalog;
 use crate::clock::now;
 use crate::cmd::args::{CatalogArgs, KeyArgs, RegistryArgs, RequestArgs};
 use crate::exit;
 use crate::font::FaceFont;
-use crate::identify::LicenceId;
-use crate::registry::{AuditEntry, FileKind, RegistryStatus, sha256_hex};
-use crate::share::{
-    self, Ask, Refusal, ShareError, action, audit_refusal, authenticate, input, watermark,
-};
-use crate::sign::pades::{PdfSignOptions, sign_pdf};
+use crate::share::copy::{self, CopyRequest};
+use crate::share::{Ask, authenticate};
 use crate::sign::{Signer, check_production_key};
 
 #[derive(Debug, Args)]
@@ -56,18 +44,19 @@ pub struct CopyArgs {
 
 pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
     let at = now()?;
-    let cat = catalog::load_dir(&args.catalog.catalog).with_context(|| {
-        format!("cannot load the catalog from {}", args.catalog.catalog.display())
-    })?;
     let identifier = args.identifier.trim();
     let mut registry = args.registry.open()?;
-    if registry.is_production()? {
-        // Checked before anything is asked or audited: a production registry signs copies
-        // with the issuing authority's key only.
-        let keys = args.keys.keys.as_deref();
-        let signer = keys.map(|_| args.keys.load_signer(&args.registry.data, at)).transpose()?;
-        check_production_key(true, keys, signer.as_ref().map(|s| s as &dyn Signer))?;
+    let cat = args.catalog.rights(&mut registry, at)?;
+    // Loaded before anything is asked or audited: a production registry signs copies with the
+    // issuing authority's key only.
+    let keys = args.keys.keys.as_deref();
+    let production = registry.is_production()?;
+    if production && keys.is_none() {
+        check_production_key(true, None, None)?;
     }
+    let signer = args.keys.load_signer(&args.registry.data, at)?;
+    check_production_key(production, keys, Some(&signer as &dyn Signer))?;
+    let font = FaceFont::load_default()?;
     let ask = Ask {
         command: "copy",
         as_code: &args.request.department.as_code,
@@ -78,97 +67,14 @@ pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
     let (department, reason) =
         authenticate(&mut registry, &ask, args.request.reason.as_deref(), true)?;
     let reason = reason.unwrap_or_default();
-    let checked = input::bounded("identifier", identifier, input::MAX_KEY)
-        .and_then(|()| {
-            LicenceId::parse(identifier).map(|_| ()).map_err(|e| input::InputError::Invalid {
-                field: "identifier",
-                reason: format!("not a GB/T 36904 identifier: {e}"),
-            })
-        })
-        .and_then(|()| {
-            if args.expires < at.date_naive() {
-                Err(input::InputError::Invalid {
-                    field: "--expires",
-                    reason: format!("{} is in the past", args.expires),
-                })
-            } else {
-                Ok(())
-            }
-        });
-    if let Err(e) = checked {
-        let e = ShareError::from(e);
-        audit_refusal(&mut registry, &ask, Some(&reason), Refusal::BadInput, &e.to_string())?;
-        return Err(e.into());
-    }
-    let Some(version) = registry.licence_by_identifier(identifier)? else {
-        return Err(ShareError::NotFound { what: identifier.to_string() }.into());
-    };
-    let grants = registry.grants_of(&department.code)?;
-    let refusal = match share::rights_on(&cat, &grants, &department, &version) {
-        Err(r) => Some(r),
-        Ok((t, _, unmask)) => {
-            let protected = t.fields.iter().any(|f| f.personal || f.trade_secret);
-            (protected && !unmask).then_some(Refusal::NeedsUnmask)
-        }
-    };
-    if let Some(refusal) = refusal {
-        let e = ShareError::NotPermitted {
-            department: department.code.clone(),
-            what: format!("have a copy of {identifier}"),
-            refusal,
-        };
-        audit_refusal(&mut registry, &ask, Some(&reason), refusal, &e.to_string())?;
-        return Err(e.into());
-    }
-    if version.status() != RegistryStatus::Current {
-        anyhow::bail!(
-            "{identifier} is not current ({:?}): only the current version is copied",
-            version.status()
-        );
-    }
-    let stored = version
-        .file(FileKind::Pdf)
-        .ok_or_else(|| anyhow::anyhow!("{identifier}: the registry holds no PDF"))?;
-    let original = registry.store().read(&stored.sha256, FileKind::Pdf)?;
-
-    let font = FaceFont::load_default()?;
-    let text = watermark::watermark_text(&reason, &department.name, args.expires);
-    let unsigned = watermark::watermark(&original, &font, &text, &watermark::banner_text(&reason))?;
-    let signer = args.keys.load_signer(&args.registry.data, at)?;
-    let opts = PdfSignOptions {
-        reason: format!("加注件：{text}"),
-        location: String::new(),
-        name: department.name.clone(),
-        tsa: None,
-    };
-    let signed = sign_pdf(&unsigned, &signer, at, &opts)?;
-    let sha256 = sha256_hex(&signed);
+    let request = CopyRequest { identifier, reason: &reason, expires: args.expires };
+    let copy = copy::prepare(&mut registry, &cat, (&signer, &font), &department, &request, &ask)?;
 
     // Written beside the target, recorded, then moved into place: a copy on disk is always
     // a recorded one.
     let tmp = temp_beside(&args.out);
-    std::fs::write(&tmp, &signed).with_context(|| format!("cannot write {}", tmp.display()))?;
-    let recorded = registry.copy_record(
-        identifier,
-        &department.code,
-        &reason,
-        args.expires,
-        &sha256,
-        at,
-        &AuditEntry {
-            action: action::COPY.into(),
-            operator: department.code.clone(),
-            at,
-            subject: identifier.to_string(),
-            reason: Some(reason.clone()),
-            details: json!({
-                "department": department.code,
-                "expires": args.expires.to_string(),
-                "sha256": sha256,
-            }),
-        },
-    );
-    let id = match recorded {
+    std::fs::write(&tmp, &copy.pdf).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let id = match copy::record(&mut registry, &copy) {
         Ok(id) => id,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -178,10 +84,11 @@ pub fn run(args: &CopyArgs) -> anyhow::Result<i32> {
     std::fs::rename(&tmp, &args.out)
         .with_context(|| format!("cannot move the copy to {}", args.out.display()))?;
     println!(
-        "copy #{id} of {identifier} for {} until {} written to {} (sha256 {sha256})",
+        "copy #{id} of {identifier} for {} until {} written to {} (sha256 {})",
         department.code,
         args.expires,
-        args.out.display()
+        args.out.display(),
+        copy.sha256
     );
     Ok(exit::OK)
 }

@@ -87,6 +87,12 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<crate::share::ShareError>() {
             return e.exit_code();
         }
+        if let Some(e) = cause.downcast_ref::<crate::share::copy::CopyError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::share::check::CheckError>() {
+            return e.exit_code();
+        }
         if let Some(e) = cause.downcast_ref::<crate::operators::OperatorError>() {
             return e.exit_code();
         }
@@ -96,6 +102,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         if cause.is::<crate::pipeline::PipelineError>()
             || cause.is::<crate::sign::ProductionKeyError>()
             || cause.is::<crate::catalog::CatalogError>()
+            || cause.is::<crate::engine::CatalogNotPublished>()
             || cause.is::<crate::font::FontError>()
             || cause.is::<crate::keyset::KeySetError>()
             || cause.is::<crate::keyset::SealPictureError>()

@@ -6,10 +6,8 @@
 
 use std::io::Write as _;
 
-use anyhow::Context as _;
 use clap::Args;
 
-use crate::catalog;
 use crate::clock::now;
 use crate::cmd::args::{CatalogArgs, RegistryArgs, RequestArgs};
 use crate::exit;
@@ -51,9 +49,6 @@ pub struct QueryArgs {
 
 pub fn run(args: &QueryArgs) -> anyhow::Result<i32> {
     let at = now()?;
-    let cat = catalog::load_dir(&args.catalog.catalog).with_context(|| {
-        format!("cannot load the catalog from {}", args.catalog.catalog.display())
-    })?;
     let (by, key) = match (&args.id, &args.holder, &args.number, &args.qr) {
         (Some(k), _, _, _) => (By::Identifier, k.as_str()),
         (_, Some(k), _, _) => (By::Holder, k.as_str()),
@@ -69,6 +64,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<i32> {
         at,
     };
     let mut registry = args.registry.open()?;
+    let cat = args.catalog.rights(&mut registry, at)?;
     let (department, reason) =
         authenticate(&mut registry, &ask, args.request.reason.as_deref(), true)?;
     let reason = reason.unwrap_or_default();

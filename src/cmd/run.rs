@@ -88,6 +88,11 @@ pub struct RunArgs {
     /// created nor migrated). With --out, also decisions.csv: what would happen to each row.
     #[arg(long)]
     pub dry_run: bool,
+    /// Publish the pipeline's catalog as the one that decides rights when it differs from the
+    /// registry's published catalog (without: exit 3 before anything is written). Recorded with
+    /// the run's operator.
+    #[arg(long)]
+    pub publish: bool,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
@@ -120,6 +125,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         started: now()?,
         formats: args.formats,
         metrics_file: args.metrics_file.clone(),
+        publish: args.publish,
     };
     if args.dry_run {
         return dry_run(args, &options);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cmd::args::{CatalogArgs, RegistryArgs};
+use crate::cmd::args::{CatalogArgs, KeyArgs, RegistryArgs};
 use crate::serve::{ServeConfig, rate::RateLimit};
 
 #[derive(Debug, Args)]
@@ -42,6 +42,12 @@ pub struct ServeArgs {
     /// Lifetime of department tokens in seconds (at most 3600).
     #[arg(long, default_value_t = 900)]
     pub token_ttl: u64,
+    /// Public holidays (one YYYY-MM-DD a line) skipped, like weekends, when a check request's
+    /// due day is counted.
+    #[arg(long, env = "ELICENCE_HOLIDAYS", value_name = "FILE")]
+    pub holidays: Option<PathBuf>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     #[command(flatten)]
     pub catalog: CatalogArgs,
     #[command(flatten)]
@@ -63,6 +69,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         rate: RateLimit { per_second: args.rate, burst: args.burst },
         token_ttl: args.token_ttl,
         trust: args.trust.clone(),
+        keys: args.keys.keys.clone(),
+        passphrase_file: args.keys.passphrase_file.clone(),
+        holidays: args.holidays.clone(),
     })?;
     Ok(crate::exit::OK)
 }

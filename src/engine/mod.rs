@@ -28,7 +28,7 @@ pub mod stream;
 pub use checkpoint::{CheckpointWritten, write_checkpoint};
 pub use dedupe::Dedupe;
 pub use dry_run::{DryRunReport, DryRunResult};
-pub use run::{RunOptions, RunReport, RunResult};
+pub use run::{CatalogNotPublished, RunOptions, RunReport, RunResult};
 pub use schedule::production_pool;
 pub use shard::Shard;
 pub use stream::{CHUNK_ROWS, EngineError, Outcome, RowSink, validate_input};

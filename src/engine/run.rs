@@ -15,6 +15,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::catalog::CatalogSources;
 use crate::keyset::{
     IssuerRequest, development_seal_picture, ensure_development_identities, load_identities,
 };
@@ -23,7 +24,7 @@ use crate::pipeline;
 use crate::produce::{Formats, Identities, Producer};
 use crate::progress::{Interrupt, Progress, ProgressMode, StopSignal};
 use crate::read::sha256_file;
-use crate::registry::{Registry, Role, RunCounts, RunOutcome, RunStart};
+use crate::registry::{ADOPTING_OPERATOR, Registry, Role, RunCounts, RunOutcome, RunStart};
 use crate::report::metrics::{self, RunMetrics};
 use crate::report::{self, InputSummary, RowFiles, StageTimes};
 use crate::sign::key_files::Passphrase;
@@ -77,6 +78,24 @@ pub struct RunOptions {
     /// Prometheus text-format metrics of the run, written when it ends (completed,
     /// interrupted or failed once started).
     pub metrics_file: Option<PathBuf>,
+    /// Publish the pipeline's catalog when it differs from the registry's published one
+    /// (`run --publish`); without, such a run stops before anything is written.
+    pub publish: bool,
+}
+
+/// The pipeline's catalog is not the one the registry published: rights would follow one and
+/// the faces the other. A configuration error (exit 3), raised before the run starts.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{}: this catalog (sha256 {sha256}) is not the one the registry published (#{published},      sha256 {published_sha256}); publish it with `elicence catalog publish --catalog {}` or run      with --publish",
+    catalog.display(),
+    catalog.display()
+)]
+pub struct CatalogNotPublished {
+    pub catalog: PathBuf,
+    pub sha256: String,
+    pub published: i64,
+    pub published_sha256: String,
 }
 
 /// The JSON report of a run: read = issued + changed + revoked + unchanged + duplicates +
@@ -136,6 +155,8 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         );
     }
     let renderer = Producer::load_renderer(&[plan.layout_path.as_path()])?;
+    // The catalog the run renders with, compared below with the registry's published one.
+    let catalog_sources = CatalogSources::read_dir(&plan.catalog_dir)?;
     let mut hashes = Vec::with_capacity(options.inputs.len());
     for path in &options.inputs {
         let (sha, bytes) = sha256_file(path).map_err(|source| EngineError::Unreadable {
@@ -184,6 +205,25 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         _ => None,
     };
     let operator_name = actor.name().to_owned();
+    // Rights come from the published catalog: a run with another one stops here, or publishes
+    // it (`--publish`); a registry that published none adopts it.
+    match registry.published_catalog()? {
+        Some(p) if p.sha256 != catalog_sources.sha256() && !options.publish => {
+            return Err(CatalogNotPublished {
+                catalog: plan.catalog_dir.clone(),
+                sha256: catalog_sources.sha256(),
+                published: p.number,
+                published_sha256: p.sha256,
+            }
+            .into());
+        }
+        Some(_) => {
+            registry.publish_catalog(&catalog_sources, &operator_name, started)?;
+        }
+        None => {
+            registry.publish_catalog(&catalog_sources, ADOPTING_OPERATOR, started)?;
+        }
+    }
     let (key_set, development_keys) = match given_keys {
         Some(key_set) => (key_set, None),
         None => {

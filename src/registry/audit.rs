@@ -43,6 +43,8 @@ pub mod action {
     pub const RESTORE: &str = "restore";
     /// `elicence init --production`: from here on development keys are refused.
     pub const MARKED_PRODUCTION: &str = "marked_production";
+    /// A catalog version published: from here on it decides every department's rights.
+    pub const CATALOG_PUBLISHED: &str = "catalog_published";
 }
 
 /// One thing that happened, as the caller describes it.

@@ -32,6 +32,14 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The published catalog (`catalog_versions` row `number`) does not load, or the catalog
+    /// a registry without one was to adopt does not.
+    #[error("the catalog {what} does not load")]
+    Catalog {
+        what: String,
+        #[source]
+        source: crate::catalog::CatalogError,
+    },
     /// Another process holds the database lock longer than the busy timeout.
     #[error("{path}: database is locked by another process ({op})", path = path.display())]
     Locked {

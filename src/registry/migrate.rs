@@ -56,6 +56,7 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
          staged_at, state, decided_by, decided_at, decision_note",
     ),
     ("registry_marks", "name, set_at, operator"),
+    ("catalog_versions", "id, sha256, files, published_at, operator"),
 ];
 
 /// Tables the target's own migrations fill (the log id a new registry draws): the source's rows
@@ -64,8 +65,16 @@ const REPLACED_TABLES: &[&str] = &["log_meta"];
 
 /// Tables whose `id` is generated (an identity column in PostgreSQL, to move past the copied
 /// ids).
-const IDENTITY_TABLES: &[&str] =
-    &["runs", "rejects", "licences", "versions", "check_requests", "copies", "review_items"];
+const IDENTITY_TABLES: &[&str] = &[
+    "runs",
+    "rejects",
+    "licences",
+    "versions",
+    "check_requests",
+    "copies",
+    "review_items",
+    "catalog_versions",
+];
 
 /// What a migration copied and verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

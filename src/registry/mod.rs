@@ -25,6 +25,7 @@
 
 mod audit;
 mod backup;
+mod catalog_versions;
 pub(crate) mod db;
 mod encode;
 mod error;
@@ -53,6 +54,7 @@ pub use audit::{
     canonical_json,
 };
 pub use backup::{BackupManifest, ManifestFile};
+pub use catalog_versions::{ADOPTING_OPERATOR, CatalogVersion};
 pub use error::{RegistryError, StaleDecision};
 pub use lifecycle::{Decision, DecisionInput, LoadItem, LoadResult, PaperRevocation, Refusal};
 pub use location::RegistryLocation;

@@ -8,12 +8,16 @@
 //! - [`pool`]: registry connections used from blocking threads, never on the async runtime;
 //! - [`routes`]: the router, the access log and metrics middleware, the department handlers;
 //! - [`public`]: the public verification API and page;
+//! - [`checks`]: check requests (核查) opened, listed and answered;
+//! - [`copies`]: copies for use (`POST /api/v1/copies`), signed with the key loaded at start;
 //! - [`token`], [`rate`], [`metrics`], [`problem`], [`openapi`]: the pieces they use.
 //!
 //! The server runs on tokio with axum (HTTP/1.1 and HTTP/2, TLS by rustls through axum-server)
 //! and stops gracefully on SIGTERM or Ctrl-C: the listener closes, in-flight requests finish
 //! (up to [`SHUTDOWN_GRACE`]).
 
+pub mod checks;
+pub mod copies;
 pub mod log;
 pub mod metrics;
 pub mod openapi;
@@ -54,6 +58,13 @@ pub struct ServeConfig {
     /// Trust anchor certificates (PEM) for `POST /api/v1/verify`, besides the registry's
     /// development CA (`<data>/dev-keys/ca.pem`) when present, as `elicence verify --data`.
     pub trust: Vec<PathBuf>,
+    /// The key folder that signs copies for use (`--keys`); `None`: the registry's development
+    /// key set (`<data>/dev-keys`) when it has one, else no copies are made (503).
+    pub keys: Option<PathBuf>,
+    /// File with the key's passphrase (else `ELICENCE_KEY_PASSPHRASE`).
+    pub passphrase_file: Option<PathBuf>,
+    /// Public holidays skipped when a check request's due day is counted (`--holidays`).
+    pub holidays: Option<PathBuf>,
 }
 
 /// Why the server did not start or stopped.
@@ -90,6 +101,18 @@ pub enum ServeError {
          anchor of a production registry"
     )]
     DevelopmentTrust { path: PathBuf },
+    #[error("cannot load the signing key of copies for use from {keys}")]
+    Keys {
+        keys: PathBuf,
+        #[source]
+        source: crate::sign::KeyError,
+    },
+    #[error(transparent)]
+    ProductionKey(#[from] crate::sign::ProductionKeyError),
+    #[error(transparent)]
+    Holidays(crate::workdays::HolidayError),
+    #[error("cannot load the face font of copies for use")]
+    Font(#[source] crate::font::FontError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("cannot load the TLS certificate and key ({cert}, {key})")]
@@ -99,6 +122,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// `ELICENCE_NOW` does not parse.
+    #[error("cannot read the clock: {detail}")]
+    Clock { detail: String },
     #[error("cannot draw a random token key")]
     Random,
     #[error("cannot listen on {addr}")]
@@ -123,16 +149,56 @@ impl ServeError {
             | ServeError::Tls { .. }
             | ServeError::Trust(_)
             | ServeError::TrustFile { .. }
-            | ServeError::DevelopmentTrust { .. } => crate::exit::CONFIG,
+            | ServeError::DevelopmentTrust { .. }
+            | ServeError::Keys { .. }
+            | ServeError::ProductionKey(_)
+            | ServeError::Font(_)
+            | ServeError::Clock { .. }
+            | ServeError::Holidays(_) => crate::exit::CONFIG,
             _ => crate::exit::FAILURE,
         }
+    }
+}
+
+/// The catalog that decides rights: the registry's newest published version, with its number.
+pub struct RightsCatalog {
+    current: std::sync::RwLock<(i64, Arc<Catalog>)>,
+}
+
+impl RightsCatalog {
+    fn new(number: i64, catalog: Catalog) -> RightsCatalog {
+        RightsCatalog { current: std::sync::RwLock::new((number, Arc::new(catalog))) }
+    }
+
+    /// The catalog in force on `registry` now: the one held, or the newly published version
+    /// when its number changed (`elicence catalog publish` while the server runs).
+    pub fn now(
+        &self,
+        registry: &crate::registry::Registry,
+    ) -> Result<Arc<Catalog>, problem::Problem> {
+        let number = registry.published_catalog_number()?;
+        if let Ok(held) = self.current.read()
+            && held.0 == number
+        {
+            return Ok(held.1.clone());
+        }
+        let Some(version) = registry.published_catalog()? else {
+            return Err(problem::Problem::internal(&"the published catalog is gone"));
+        };
+        let catalog = Arc::new(version.catalog()?);
+        if let Ok(mut held) = self.current.write() {
+            *held = (version.number, catalog.clone());
+        }
+        Ok(catalog)
     }
 }
 
 /// What every handler shares.
 pub struct AppState {
     pub pool: pool::RegistryPool,
-    pub catalog: Catalog,
+    /// Rights: the registry's published catalog (`--catalog` is adopted only by a registry
+    /// that published none).
+    pub catalog: RightsCatalog,
     pub tokens: token::TokenKey,
     pub token_ttl: u64,
     pub rate: rate::RateLimiter,
@@ -140,6 +206,10 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// Trust anchors of `POST /api/v1/verify`.
     pub trust: crate::verify::TrustAnchors,
+    /// The signer and face font of copies for use; `None` when no key was given or found.
+    pub copier: Option<copies::Copier>,
+    /// Holidays skipped, like weekends, when a check request's due day is counted.
+    pub holidays: crate::workdays::Holidays,
 }
 
 impl ServeConfig {
@@ -162,11 +232,17 @@ impl ServeConfig {
 /// opens the registry (so a broken setup fails before listening), then serves.
 pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
-    let catalog = crate::catalog::load_dir(&config.catalog)
-        .map_err(|source| ServeError::Catalog { path: config.catalog.clone(), source })?;
     let pool = pool::RegistryPool::new(config.data.clone(), config.registry.clone());
     // Open one connection now: migrations run once, and an unreachable registry stops here.
     let production = pool.with(|r| r.is_production())??;
+    let at = crate::clock::now().map_err(|e| ServeError::Clock { detail: format!("{e:#}") })?;
+    let (catalog, version) =
+        pool.with(|r| r.rights_catalog(&config.catalog, at))?.map_err(|e| match e {
+            RegistryError::Catalog { what, source } => {
+                ServeError::Catalog { path: what.into(), source }
+            }
+            other => other.into(),
+        })?;
     let mut anchors = config.trust.clone();
     let dev_ca = config.data.join("dev-keys").join(crate::sign::keys::CA_CERT_FILE);
     if production {
@@ -182,15 +258,22 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
         anchors.push(dev_ca);
     }
     let trust = crate::verify::TrustAnchors::from_pem_files(&anchors).map_err(ServeError::Trust)?;
+    let copier = copies::Copier::load(&config, production)?;
+    let holidays = match &config.holidays {
+        Some(path) => crate::workdays::Holidays::load(path).map_err(ServeError::Holidays)?,
+        None => crate::workdays::Holidays::default(),
+    };
     let state = Arc::new(AppState {
         pool,
-        catalog,
+        catalog: RightsCatalog::new(version.number, catalog),
         tokens: token::TokenKey::random().map_err(|_| ServeError::Random)?,
         token_ttl: config.token_ttl,
         rate: rate::RateLimiter::new(config.rate),
         metrics: metrics::Metrics::default(),
         public_url: config.public_url.clone(),
         trust,
+        copier,
+        holidays,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -206,7 +206,113 @@ pub fn document() -> Value {
     {
         paths.extend(log_paths);
     }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.insert("CheckRequest".into(), check_request_schema());
+    }
+    if let (Some(paths), Value::Object(sharing)) =
+        (doc["paths"].as_object_mut(), sharing_paths(&problem))
+    {
+        paths.extend(sharing);
+    }
     doc
+}
+
+/// The department routes that act: copies for use and check requests.
+fn sharing_paths(problem: &Value) -> Value {
+    json!({
+        "/api/v1/copies": {"post": {
+            "summary": "A copy for use (加注件) for the token's department, as `elicence copy`: the stored face watermarked with the reason, department and expiry, signed by the registry's key, recorded and audited. Needs the rights to the whole face (a grant with unmasking when the type has personal or trade-secret fields); only a current or expired version, not a superseded, revoked or disputed one",
+            "security": [{"bearer": []}],
+            "parameters": [{"$ref": "#/components/parameters/Reason"}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["identifier", "expires"], "additionalProperties": false,
+                "properties": {
+                    "identifier": {"type": "string"},
+                    "expires": {"type": "string", "format": "date", "description": "last day the copy may be used, today or later"}
+                }
+            }}}},
+            "responses": {
+                "201": {
+                    "description": "the signed copy",
+                    "headers": {
+                        "X-Copy-Id": {"description": "the copy's number in the registry", "schema": {"type": "integer"}},
+                        "X-Copy-Sha256": {"description": "SHA-256 of the copy, as recorded", "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+                    },
+                    "content": {"application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}}}
+                },
+                "400": problem, "401": problem, "403": problem, "404": problem, "409": problem,
+                "413": problem, "429": problem, "503": problem
+            }
+        }},
+        "/api/v1/check-requests": {
+            "post": {
+                "summary": "Ask the issuer of a licence the department may see to check it (核查), as `elicence check-request`; due within the type's working days",
+                "security": [{"bearer": []}],
+                "parameters": [{"$ref": "#/components/parameters/Reason"}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["identifier"], "additionalProperties": false,
+                    "properties": {"identifier": {"type": "string"}}
+                }}}},
+                "responses": {
+                    "201": {"description": "the request opened", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["request", "identifier", "issuer", "due_on"],
+                        "properties": {
+                            "request": {"type": "integer"}, "identifier": {"type": "string"},
+                            "issuer": {"type": "string"}, "due_on": {"type": "string", "format": "date"}
+                        }
+                    }}}},
+                    "400": problem, "401": problem, "403": problem, "404": problem, "413": problem, "429": problem
+                }
+            },
+            "get": {
+                "summary": "The check requests the department made or must answer (open ones; every one with all=true), as `elicence check-request --list --json`",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "all", "in": "query", "schema": {"type": "boolean"}}],
+                "responses": {
+                    "200": {"description": "requests, oldest first", "content": {"application/json": {"schema": {
+                        "type": "array", "items": {"$ref": "#/components/schemas/CheckRequest"}
+                    }}}},
+                    "400": problem, "401": problem, "429": problem
+                }
+            }
+        },
+        "/api/v1/check-requests/{number}/answer": {"post": {
+            "summary": "The issuer's answer to a check request, once, as `elicence check-answer`; only the licence's issuer may answer. An `inconsistent` answer makes the licence `disputed` while it stands",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "number", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["result", "note"], "additionalProperties": false,
+                "properties": {
+                    "result": {"type": "string", "enum": ["consistent", "inconsistent"]},
+                    "note": {"type": "string", "description": "what the check found, at most 200 characters"}
+                }
+            }}}},
+            "responses": {
+                "200": {"description": "the request as answered", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CheckRequest"}}}},
+                "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "429": problem
+            }
+        }}
+    })
+}
+
+/// A check request as stored (and, in a list, whether it is overdue).
+fn check_request_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "identifier", "requester", "issuer_code", "reason", "opened_at"],
+        "properties": {
+            "id": {"type": "integer"}, "identifier": {"type": "string"},
+            "requester": {"type": "string"}, "issuer_code": {"type": "string"},
+            "reason": {"type": "string"},
+            "opened_at": {"type": "string", "format": "date-time"},
+            "answered_at": {"type": ["string", "null"], "format": "date-time"},
+            "answerer": {"type": ["string", "null"]},
+            "result": {"enum": ["consistent", "inconsistent", null]},
+            "note": {"type": ["string", "null"]},
+            "due_on": {"type": ["string", "null"], "format": "date"},
+            "overdue": {"type": "boolean"}
+        }
+    })
 }
 
 /// Schemas of the transparency log's answers.

@@ -61,6 +61,18 @@ impl Problem {
         Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log")
     }
 
+    /// As [`Problem::internal`], logging `error` with its causes.
+    pub fn internal_chain(error: &dyn std::error::Error) -> Problem {
+        let mut text = error.to_string();
+        let mut cause = error.source();
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        Problem::internal(&text)
+    }
+
     fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

@@ -87,7 +87,7 @@ pub async fn page(
             return Ok(None);
         };
         let status = r.status_on(&v, today)?;
-        Ok(Some(public_view(&state.catalog, &v, status)))
+        Ok(Some(public_view(&*state.catalog.now(r)?, &v, status)))
     })
     .await;
     match found {

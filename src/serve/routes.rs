@@ -27,11 +27,11 @@ use crate::share::query::{self, By};
 use crate::share::{self, Ask, Refusal, ShareError, audit_refusal, input};
 
 /// Largest token request body: a department code and a credential.
-const TOKEN_BODY_LIMIT: usize = 4 * 1024;
+pub(super) const TOKEN_BODY_LIMIT: usize = 4 * 1024;
 
 /// The department a response was for, for the access log (a response extension).
 #[derive(Debug, Clone)]
-struct LoggedDepartment(String);
+pub(super) struct LoggedDepartment(pub(super) String);
 
 /// The router of every route, with the access log and metrics around it.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -44,6 +44,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/licences", get(licences))
         .route("/api/v1/licences/{identifier}", get(licence))
         .route("/api/v1/licences/{identifier}/files/{kind}", get(file))
+        .route("/api/v1/copies", limited(post(super::copies::copy), super::copies::COPY_BODY_LIMIT))
+        .route(
+            "/api/v1/check-requests",
+            limited(post(super::checks::open), super::checks::CHECK_BODY_LIMIT)
+                .get(super::checks::list),
+        )
+        .route(
+            "/api/v1/check-requests/{number}/answer",
+            limited(post(super::checks::answer), super::checks::CHECK_BODY_LIMIT),
+        )
         .route(
             "/api/v1/verify",
             limited(post(super::public::verify), super::public::VERIFY_BODY_LIMIT),
@@ -61,7 +71,10 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// `route` with its request bodies bounded by `limit` bytes: a larger announced
 /// `Content-Length` is refused (413) before any of the body is read, and a streamed body is cut
 /// off (413) as soon as it passes the limit, so nothing beyond `limit` is ever buffered.
-fn limited(route: MethodRouter<Arc<AppState>>, limit: usize) -> MethodRouter<Arc<AppState>> {
+pub(super) fn limited(
+    route: MethodRouter<Arc<AppState>>,
+    limit: usize,
+) -> MethodRouter<Arc<AppState>> {
     route
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(limit, announced_length))
@@ -178,13 +191,7 @@ async fn token(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     super::public::limit(&state, peer)?;
-    let raw = body(raw)?;
-    let request: TokenRequest = serde_json::from_slice(&raw).map_err(|e| {
-        Problem::bad_request(format!(
-            "body must be {{\"department\": USCC, \"credential\": TEXT}}: {}",
-            e.classify_name()
-        ))
-    })?;
+    let request: TokenRequest = json_body(raw, "{\"department\": USCC, \"credential\": TEXT}")?;
     let code = request.department.trim().to_owned();
     let logged = LoggedDepartment(input::for_audit(&code));
     let issued = with_registry(&state, move |state, r| {
@@ -222,6 +229,37 @@ async fn token(
     Ok(with_department(axum::Json(answer).into_response(), logged))
 }
 
+/// A JSON body of shape `T`, or a 400 naming the expected `shape` and what was wrong in
+/// serde_json's category (never echoing the body back); 413 beyond the route's limit.
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(
+    raw: Result<Bytes, BytesRejection>,
+    shape: &str,
+) -> Result<T, Problem> {
+    let raw = body(raw)?;
+    serde_json::from_slice(&raw)
+        .map_err(|e| Problem::bad_request(format!("body must be {shape}: {}", e.classify_name())))
+}
+
+/// The token's department (after [`bearer`]), then `answer` with it: the response, or the
+/// problem, carrying the department for the access log.
+pub(super) async fn as_department<F, Fut>(
+    state: Arc<AppState>,
+    headers: &HeaderMap,
+    answer: F,
+) -> Response
+where
+    F: FnOnce(Arc<AppState>, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, Problem>>,
+{
+    let dept = match bearer(&state, headers) {
+        Ok(d) => d,
+        Err(r) => return *r,
+    };
+    let logged = LoggedDepartment(dept.clone());
+    let response = answer(state, dept).await.unwrap_or_else(IntoResponse::into_response);
+    with_department(response, logged)
+}
+
 /// serde_json's error category, without echoing the body back.
 trait Classify {
     fn classify_name(&self) -> &'static str;
@@ -238,19 +276,28 @@ impl Classify for serde_json::Error {
     }
 }
 
-fn with_department(mut response: Response, d: LoggedDepartment) -> Response {
+pub(super) fn with_department(mut response: Response, d: LoggedDepartment) -> Response {
     response.extensions_mut().insert(d);
     response
 }
 
 /// The injected clock (`ELICENCE_NOW`) for audit times; a broken setting is a server fault.
-fn now() -> Result<chrono::DateTime<chrono::Utc>, Problem> {
+pub(super) fn now() -> Result<chrono::DateTime<chrono::Utc>, Problem> {
     crate::clock::now().map_err(|e| Problem::internal(&e))
+}
+
+/// The facts of an API call of department `dept` about `subject`, now.
+pub(super) fn api_ask<'a>(
+    command: &'static str,
+    dept: &'a str,
+    subject: String,
+) -> Result<Ask<'a>, Problem> {
+    Ok(Ask { command, as_code: dept, credential_file: None, subject, at: now()? })
 }
 
 /// The department a bearer token names, after its signature, expiry and rate limit; the
 /// registry check (still enabled) happens in [`gate`].
-fn bearer(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> {
+pub(super) fn bearer(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let refuse = |e: TokenError| Box::new(Problem::unauthorized(e.to_string()).into_response());
     let value = headers.get(header::AUTHORIZATION).ok_or_else(|| refuse(TokenError::Missing))?;
     let value = value.to_str().map_err(|_| refuse(TokenError::Malformed))?;
@@ -269,7 +316,7 @@ fn bearer(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>
 
 /// The 事由 of `X-Reason`: percent-decoded UTF-8, then the CLI's `--reason` checks (bounded,
 /// no control characters: a decoded CR/LF is refused here, never written to a log).
-fn reason(headers: &HeaderMap) -> Result<String, ShareError> {
+pub(super) fn reason(headers: &HeaderMap) -> Result<String, ShareError> {
     let Some(raw) = headers.get("x-reason") else {
         return Err(input::InputError::Missing { field: "X-Reason" }.into());
     };
@@ -290,7 +337,7 @@ fn reason(headers: &HeaderMap) -> Result<String, ShareError> {
 
 /// In the blocking task: the token's department must exist and be enabled (so `dept disable`
 /// cuts live tokens), and the reason must pass its checks. Refusals are audited.
-fn gate(
+pub(super) fn gate(
     r: &mut Registry,
     ask: &Ask<'_>,
     reason: &Result<String, ShareError>,
@@ -366,7 +413,7 @@ async fn answer(
     let result = with_registry(&state, move |state, r| {
         let ask = query::ask("api-query", &dept, (by, &key), now()?);
         let (department, reason) = gate(r, &ask, &reason)?;
-        Ok(query::answer(r, &state.catalog, &department, &reason, (by, &key), &ask)?)
+        Ok(query::answer(r, &*state.catalog.now(r)?, &department, &reason, (by, &key), &ask)?)
     })
     .await;
     let response = match result {
@@ -407,16 +454,17 @@ async fn file(
     let reason = reason(&headers);
     let id = identifier.clone();
     let result = with_registry(&state, move |state, r| {
-        let ask = Ask {
-            command: "api-file",
-            as_code: &dept,
-            credential_file: None,
-            subject: input::for_audit(&id),
-            at: now()?,
-        };
+        let ask = api_ask("api-file", &dept, input::for_audit(&id))?;
         let (department, reason) = gate(r, &ask, &reason)?;
         let request = (id.trim(), kind);
-        Ok(share::files::signed_file(r, &state.catalog, &department, &reason, request, &ask)?)
+        Ok(share::files::signed_file(
+            r,
+            &*state.catalog.now(r)?,
+            &department,
+            &reason,
+            request,
+            &ask,
+        )?)
     })
     .await;
     let response = match result {

@@ -7,9 +7,8 @@
 use serde_json::json;
 
 use crate::catalog::Catalog;
-use crate::identify::LicenceId;
 use crate::registry::{AuditEntry, Department, FileKind, Registry, RegistryError};
-use crate::share::{self, Ask, Refusal, ShareError, action, audit_refusal, input};
+use crate::share::{self, Ask, ShareError, action};
 
 /// The stored file of `kind` of version `identifier` for `department` (asking for `reason`,
 /// already checked), after its rights: the type's sharing mode and, when the type has protected
@@ -25,36 +24,14 @@ pub fn signed_file(
     (identifier, kind): (&str, FileKind),
     ask: &Ask<'_>,
 ) -> Result<Vec<u8>, ShareError> {
-    let checked = input::bounded("identifier", identifier, input::MAX_KEY).and_then(|()| {
-        LicenceId::parse(identifier).map(|_| ()).map_err(|e| input::InputError::Invalid {
-            field: "identifier",
-            reason: format!("not a GB/T 36904 identifier: {e}"),
-        })
-    });
-    if let Err(e) = checked {
-        let e = ShareError::from(e);
-        audit_refusal(registry, ask, Some(reason), Refusal::BadInput, &e.to_string())?;
-        return Err(e);
-    }
+    share::check_identifier(registry, ask, Some(reason), identifier)?;
     let Some(version) = registry.licence_by_identifier(identifier)? else {
         return Err(ShareError::NotFound { what: identifier.to_owned() });
     };
     let grants = registry.grants_of(&department.code)?;
-    let refusal = match share::rights_on(catalog, &grants, department, &version) {
-        Err(r) => Some(r),
-        Ok((t, _, unmask)) => {
-            let protected = t.fields.iter().any(|f| f.personal || f.trade_secret);
-            (protected && !unmask).then_some(Refusal::NeedsUnmask)
-        }
-    };
-    if let Some(refusal) = refusal {
-        let e = ShareError::NotPermitted {
-            department: department.code.clone(),
-            what: format!("obtain the {} of {identifier}", kind.ext()),
-            refusal,
-        };
-        audit_refusal(registry, ask, Some(reason), refusal, &e.to_string())?;
-        return Err(e);
+    if let Some(refusal) = share::whole_face_refusal(catalog, &grants, department, &version) {
+        let what = format!("obtain the {} of {identifier}", kind.ext());
+        return Err(share::refuse(registry, ask, Some(reason), department, (what, refusal)));
     }
     let Some(stored) = version.file(kind) else {
         return Err(ShareError::NotFound { what: format!("the {} of {identifier}", kind.ext()) });

@@ -11,6 +11,8 @@
 //! - [`presented`]: what the registry says about a presented file (核验), and its audit entry;
 //! - [`public`]: what anyone may see of a licence (the public verification page);
 //! - [`watermark`]: the visible watermark of a copy for use (加注件);
+//! - [`copy`]: the copy for use itself: checked, watermarked, signed, recorded;
+//! - [`check`]: check requests (核查): opened, listed, answered by the issuer alone;
 //! - [`events`]: changes and revocations of the licences a department relied on (cursor-based);
 //! - this file: the gate every consumer command goes through ([`authenticate`]) and the audit
 //!   entries of answers and refusals ([`audit_refusal`]).
@@ -19,6 +21,8 @@
 //! never field values.
 
 pub mod auth;
+pub mod check;
+pub mod copy;
 pub mod events;
 pub mod files;
 pub mod input;
@@ -199,6 +203,22 @@ pub fn audit_refusal(
     Ok(())
 }
 
+/// A refusal of rights: `department` may not `what` (`refusal`), audited with `reason`; returns
+/// the [`ShareError::NotPermitted`] to answer (or the registry's error, if the audit failed).
+pub fn refuse(
+    registry: &mut Registry,
+    ask: &Ask<'_>,
+    reason: Option<&str>,
+    department: &Department,
+    (what, refusal): (String, Refusal),
+) -> ShareError {
+    let e = ShareError::NotPermitted { department: department.code.clone(), what, refusal };
+    match audit_refusal(registry, ask, reason, refusal, &e.to_string()) {
+        Ok(()) => e,
+        Err(r) => r.into(),
+    }
+}
+
 /// Authenticates `ask.as_code` with its credential and checks `reason` (when `reason_required`):
 /// returns the enabled department and the checked reason. Every refusal is audited before it is
 /// returned.
@@ -317,6 +337,46 @@ pub fn rights_on<'c>(
         rights::access(&t.sharing, &v.key.issuer_code, &department.code, department.enabled)?;
     let unmask = grants.iter().any(|g| g.type_code == t.code && g.unmask);
     Ok((t, access, unmask))
+}
+
+/// The refusal, if any, of `department` (with its `grants`) obtaining the whole face of `v`
+/// (the signed file, a copy for use): its rights ([`rights_on`]) and, when the type has personal
+/// or trade-secret fields, a grant with unmasking, since the face shows every field in clear.
+pub fn whole_face_refusal(
+    catalog: &crate::catalog::Catalog,
+    grants: &[crate::registry::Grant],
+    department: &Department,
+    v: &crate::registry::VersionRow,
+) -> Option<Refusal> {
+    match rights_on(catalog, grants, department, v) {
+        Err(r) => Some(r),
+        Ok((t, _, unmask)) => {
+            let protected = t.fields.iter().any(|f| f.personal || f.trade_secret);
+            (protected && !unmask).then_some(Refusal::NeedsUnmask)
+        }
+    }
+}
+
+/// Checks `identifier` as a consumer typed it (bounded, a GB/T 36904 identifier); a malformed
+/// one is audited as `bad_input` (with `reason`) and returned as [`ShareError::Input`].
+pub fn check_identifier(
+    registry: &mut Registry,
+    ask: &Ask<'_>,
+    reason: Option<&str>,
+    identifier: &str,
+) -> Result<(), ShareError> {
+    let checked = input::bounded("identifier", identifier, input::MAX_KEY).and_then(|()| {
+        crate::identify::LicenceId::parse(identifier).map(|_| ()).map_err(|e| InputError::Invalid {
+            field: "identifier",
+            reason: format!("not a GB/T 36904 identifier: {e}"),
+        })
+    });
+    if let Err(e) = checked {
+        let e = ShareError::from(e);
+        audit_refusal(registry, ask, reason, Refusal::BadInput, &e.to_string())?;
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// The view of `v` (whose status is `status`, [`Registry::status_on`]) a department with
