@@ -47,6 +47,8 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     pub data: PathBuf,
     pub registry: Option<String>,
+    /// Store other than `data/store` (`file:PATH`, `s3://bucket/prefix`).
+    pub store: Option<String>,
     pub catalog: PathBuf,
     pub rate: rate::RateLimit,
     /// Lifetime of department tokens, seconds (capped at [`token::MAX_TTL`]).
@@ -164,7 +166,8 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
     let catalog = crate::catalog::load_dir(&config.catalog)
         .map_err(|source| ServeError::Catalog { path: config.catalog.clone(), source })?;
-    let pool = pool::RegistryPool::new(config.data.clone(), config.registry.clone());
+    let pool =
+        pool::RegistryPool::new(config.data.clone(), config.registry.clone(), config.store.clone());
     // Open one connection now: migrations run once, and an unreachable registry stops here.
     let production = pool.with(|r| r.is_production())??;
     let mut anchors = config.trust.clone();
