@@ -1,7 +1,7 @@
 //! The store on S3-compatible object storage, with the real binary against a real S3 server on
 //! loopback (s3s-fs inside this test process; see `util/s3_server.rs`): a run's files land in
 //! the bucket under today's content addresses and read back (`store check`, `--full` naming a
-//! corrupted object, `verify --data`), a run killed (SIGKILL) between its PUTs and its commit
+//! corrupted object, `verify --data`, `copy`), a run killed (SIGKILL) between its PUTs and its commit
 //! and run again ends with the same registry and objects, a bucket that refuses writes stops
 //! the run with the object named and nothing committed, two `--shard` processes share one
 //! bucket, `migrate --store-to` copies a store and resumes after an interruption, and an
@@ -176,6 +176,39 @@ fn a_run_into_a_bucket_stores_content_addresses_and_reads_them_back() {
     let verdict: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(verdict["status"], "authentic", "{verdict}");
     assert!(verdict["registry_status"]["status"].is_string(), "{verdict}");
+
+    // copy reads the licence's PDF from the bucket (a department with an unmask grant).
+    let shared = |args: &[&str]| {
+        let mut cmd = with_s3(&server);
+        cmd.args(args).env("ELICENCE_STORE", &store).env("ELICENCE_DATA", &data);
+        cmd
+    };
+    let dept = "11220100MB18300819";
+    let add = run_expect(
+        shared(&["dept", "add", dept, "--name", "长春市医疗保障局"]).args([
+            "--level",
+            "prefectural",
+            "--region",
+            "220100",
+        ]),
+        0,
+    );
+    let credential = scratch.path().join("dept.cred");
+    std::fs::write(&credential, add.stdout).unwrap();
+    let grant = ["dept", "grant", dept, "--type", "food-business-permit", "--unmask"];
+    run_expect(&mut shared(&grant), 0);
+    let copy = scratch.path().join("copy.pdf");
+    let current = "1.2.156.3005.2.11100000MB0143028R901.11220104MB1875524M.JY12201040000016.002.8";
+    run_expect(
+        shared(&["copy", current, "--reason", "医保定点审核", "--as", dept])
+            .arg("--credential-file")
+            .arg(&credential)
+            .arg("--out")
+            .arg(&copy)
+            .args(["--expires", "2026-12-31", "--keys", "fixtures/keys"]),
+        0,
+    );
+    assert!(std::fs::read(&copy).unwrap().starts_with(b"%PDF"));
 
     // One byte of one object changed on the server's disk, size kept: the listing still
     // matches, the full check names the object.
