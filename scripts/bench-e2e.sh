@@ -3,9 +3,11 @@
 #   1. validate only (read → normalise → validate, no registry): rows/s and peak RSS;
 #   2. the whole run (… → render → sign PDF and XML [and OFD] → load) into a fresh SQLite
 #      registry: licences/s, peak RSS and the busy time of each stage (from the run's JSON report).
+#      With --store s3 the store is a bucket on a real S3 server on loopback (the tests'
+#      s3s-fs server, `examples/s3_loopback.rs`, started here) instead of a local folder.
 # Usage: scripts/bench-e2e.sh ROWS [--format csv|csv-gbk|xlsx] [--defects RATE] [--jobs N]
 #                             [--pipeline FILE] [--formats pdf,xml[,ofd]] [--validate-only]
-#                             [--keep DIR]
+#                             [--store folder|s3] [--keep DIR]
 # Prints one Markdown table row per measurement, ready for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ pipeline=pipelines/food-business-permit.toml
 validate_only=false
 formats=pdf,xml
 keep=""
+store=folder
 while [ $# -gt 0 ]; do
   case "$1" in
     --format) format="$2"; shift 2 ;;
@@ -29,6 +32,7 @@ while [ $# -gt 0 ]; do
     --formats) formats="$2"; shift 2 ;;
     --validate-only) validate_only=true; shift ;;
     --keep) keep="$2"; shift 2 ;;
+    --store) store="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -75,11 +79,27 @@ EOF
 
 $validate_only && exit 0
 
+store_args=()
+store_label=""
+if [ "$store" = s3 ]; then
+  cargo build --release --locked --example s3_loopback >&2
+  rm -rf "$work/s3"
+  mkdir -p "$work/s3"
+  "$CARGO_TARGET_DIR/release/examples/s3_loopback" "$work/s3" >"$work/s3.endpoint" &
+  s3_pid=$!
+  trap 'kill "$s3_pid" 2>/dev/null || true; [ -n "$keep" ] || rm -rf "$work"' EXIT
+  until [ -s "$work/s3.endpoint" ]; do sleep 0.1; done
+  export AWS_ENDPOINT="$(cat "$work/s3.endpoint")" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=elicence-test AWS_SECRET_ACCESS_KEY=elicence-test-secret-key
+  store_args=(--store s3://bench/store)
+  store_label=", store in a bucket on loopback"
+fi
+
 data="$work/data"
 fresh_data_dir "$data"
 measure "$work/run.json" "$bin" run "$pipeline" --input "$input" --data "$data" --json \
-  --progress never --quiet --formats "$formats" "${jobs_arg[@]}"
-python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats" <<'EOF'
+  --progress never --quiet --formats "$formats" "${jobs_arg[@]}" "${store_args[@]}"
+python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats$store_label" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))
 rows, wall, rss, user, sys_ = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])

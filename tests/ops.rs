@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use util::{PgDatabase, copy_dir, elicence, root, run_expect};
+use util::{PgDatabase, big_export, copy_dir, elicence, root, run_expect};
 
 const FOOD: &str = "pipelines/food-business-permit.toml";
 const EXPORT: &str = "fixtures/food-business-permit/export-utf8.csv";
@@ -42,21 +42,6 @@ fn json_stdout(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("stdout is one JSON value ({e}): {}", String::from_utf8_lossy(&out.stdout))
     })
-}
-
-/// `n` distinct licences copied from one row of the food fixture.
-fn big_export(dir: &Path, n: usize) -> PathBuf {
-    let fixture = std::fs::read_to_string(root().join(EXPORT)).unwrap();
-    let mut lines = fixture.split("\r\n");
-    let header = lines.next().unwrap();
-    let template = lines.find(|l| l.starts_with("JY12201040000074")).unwrap();
-    let mut text = format!("{header}\r\n");
-    for i in 0..n {
-        text.push_str(&format!("JY1220104{:07}{}\r\n", 100_000 + i, &template[16..]));
-    }
-    let path = dir.join("big.csv");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 fn sqlite_count(data: &Path, sql: &str) -> i64 {

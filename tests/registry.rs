@@ -144,7 +144,7 @@ impl Backend {
 
     /// Opens (another connection to) this registry.
     fn open(&self) -> Registry {
-        Registry::open_with(self.dir.path(), self.pg.as_ref().map(|p| p.url.as_str()))
+        Registry::open_with(self.dir.path(), self.pg.as_ref().map(|p| p.url.as_str()), None)
             .expect("registry opens")
     }
 }

@@ -317,25 +317,10 @@ fn approve_all_from_a_csv_of_item_numbers() {
     assert_eq!(desk.items("pending").len(), ids.len() - half.len());
 }
 
-/// `n` distinct food permits (the fixture's header and one of its rows as a template).
-fn big_export(dir: &Path, n: usize) -> String {
-    let fixture = std::fs::read_to_string(root().join(INPUT)).unwrap();
-    let mut lines = fixture.split("\r\n");
-    let header = lines.next().unwrap();
-    let template = lines.find(|l| l.starts_with("JY12201040000074")).unwrap();
-    let mut text = format!("{header}\r\n");
-    for i in 0..n {
-        text.push_str(&format!("JY1220104{:07}{}\r\n", 100_000 + i, &template[16..]));
-    }
-    let path = dir.join("big.csv");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
 #[test]
 fn an_approval_of_2000_versions_killed_with_sigkill_and_run_again_signs_each_version_once() {
     let desk = Desk::new(None);
-    let input = big_export(desk.dir.path(), 2000);
+    let input = util::big_export(desk.dir.path(), 2000).to_str().unwrap().to_owned();
     let staged = desk.run("collector", &input, true);
     assert_eq!(counts(&staged)[4], 2000);
     let approved = || desk.count("SELECT count(*) FROM review_items WHERE state = 'approved'");
@@ -377,7 +362,7 @@ fn an_approval_of_2000_versions_killed_with_sigkill_and_run_again_signs_each_ver
 #[test]
 fn a_licence_and_its_change_in_different_chunks_are_staged_as_versions_1_and_2() {
     let desk = Desk::new(None);
-    let big = big_export(desk.dir.path(), 300);
+    let big = util::big_export(desk.dir.path(), 300).to_str().unwrap().to_owned();
     let text = std::fs::read_to_string(&big).unwrap();
     let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use util::{copy_dir, elicence, root, run_expect};
+use util::{big_export, copy_dir, elicence, root, run_expect};
 
 const FOOD: &str = "pipelines/food-business-permit.toml";
 
@@ -261,23 +261,6 @@ fn audit_verify_names_an_edited_entry() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
-}
-
-/// A realistic export of `n` distinct food permits (plus the fixture's header).
-fn big_export(dir: &Path, n: usize) -> PathBuf {
-    let fixture =
-        std::fs::read_to_string(root().join("fixtures/food-business-permit/export-utf8.csv"))
-            .unwrap();
-    let mut lines = fixture.split("\r\n");
-    let header = lines.next().unwrap();
-    let template = lines.find(|l| l.starts_with("JY12201040000074")).unwrap();
-    let mut text = format!("{header}\r\n");
-    for i in 0..n {
-        text.push_str(&format!("JY1220104{:07}{}\r\n", 100_000 + i, &template[16..]));
-    }
-    let path = dir.join("big.csv");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 #[test]

@@ -15,8 +15,9 @@ use crate::sign::key_files::passphrase_from_env_or_file;
 use crate::sign::keys::{CA_CERT_FILE, SM2_CA_CERT_FILE};
 use crate::verify::TrustAnchors;
 
-/// Where the registry is: `--data` (the folder of the SQLite file and the store) and
-/// `--registry` (another database, e.g. PostgreSQL).
+/// Where the registry is: `--data` (the folder of the SQLite file and the store),
+/// `--registry` (another database, e.g. PostgreSQL) and `--store` (the store elsewhere, e.g. a
+/// bucket).
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
     /// Registry folder (SQLite file and content-addressed store).
@@ -26,13 +27,26 @@ pub struct RegistryArgs {
     /// in --data). With PostgreSQL the store stays in --data/store, a path all machines share.
     #[arg(long, env = "ELICENCE_REGISTRY")]
     pub registry: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 impl RegistryArgs {
     /// Opens (and on first use creates) the registry these flags name.
     pub fn open(&self) -> Result<Registry, RegistryError> {
-        Registry::open_with(&self.data, self.registry.as_deref())
+        Registry::open_with(&self.data, self.registry.as_deref(), self.store.store.as_deref())
     }
+}
+
+/// Where the content-addressed store is, when not in `--data/store`.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Content-addressed store: a folder (file:PATH) or an S3-compatible bucket
+    /// (s3://BUCKET/PREFIX, configured from AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP…). Default: --data/store. Several machines on one
+    /// PostgreSQL registry name the same store.
+    #[arg(long, env = "ELICENCE_STORE", value_name = "URL")]
+    pub store: Option<String>,
 }
 
 /// The catalog folder whose licence types decide sharing modes and protected fields.

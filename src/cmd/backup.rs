@@ -1,28 +1,30 @@
-//! `elicence backup DIR`: a consistent snapshot of the registry (SQLite online backup, safe while
-//! a run is loading), its store files and a manifest of SHA-256 hashes.
-
-use std::path::PathBuf;
+//! `elicence backup TARGET`: a consistent snapshot of the registry (SQLite online backup, safe
+//! while a run is loading), its store files and a manifest of SHA-256 hashes, into a folder or
+//! an S3 bucket prefix (off-site); into an earlier backup, only the store files it lacks.
 
 use clap::Args;
 
 use crate::clock::now;
 use crate::cmd::args::{OperatorArgs, RegistryArgs};
 use crate::exit;
-use crate::registry::Role;
+use crate::registry::{Role, StoreLocation};
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Example:\n  elicence backup /backups/elicence-2026-11-27 --data elicence-data"
-)]
+#[command(after_help = "Examples:\n  \
+    elicence backup /backups/elicence-2026-11-27 --data elicence-data\n  \
+    elicence backup s3://offsite-backups/elicence --data elicence-data\n\n\
+    A bucket is configured from AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY…\n\
+    A second backup to the same target copies only the store files it lacks.")]
 pub struct BackupArgs {
-    /// An empty or new folder for the backup.
-    pub dir: PathBuf,
+    /// Where to: a folder (new, empty, or an earlier backup), file:PATH, or
+    /// s3://BUCKET/PREFIX (empty, or an earlier backup).
+    pub dir: String,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub by: OperatorArgs,
     /// Print the backup's manifest as JSON on stdout (files with SHA-256 and size, counts,
-    /// audit head).
+    /// audit head), with how many store files were `copied` and `already_there`.
     #[arg(long)]
     pub json: bool,
 }
@@ -30,16 +32,24 @@ pub struct BackupArgs {
 pub fn run(args: &BackupArgs) -> anyhow::Result<i32> {
     let mut registry = args.registry.open()?;
     let actor = args.by.authorize(&mut registry, "backup", &[Role::Admin])?;
-    let manifest = registry.backup(&args.dir, actor.name(), now()?)?;
+    let target = StoreLocation::parse(Some(&args.dir), &args.registry.data)?;
+    let (manifest, copied) = registry.backup_to(&target, actor.name(), now()?)?;
     if args.json {
-        let out = serde_json::json!({ "dir": args.dir, "manifest": manifest });
+        let out = serde_json::json!({
+            "dir": args.dir,
+            "copied": copied.copied,
+            "already_there": copied.present,
+            "manifest": manifest,
+        });
         println!("{out}");
         return Ok(exit::OK);
     }
     println!(
-        "backup written to {}: {} files, {} licences, audit head {}",
-        args.dir.display(),
+        "backup written to {target}: {} files ({} store files copied, {} already there), {} \
+         licences, audit head {}",
         manifest.files.len(),
+        copied.copied,
+        copied.present,
         manifest.counts.licences,
         manifest.audit_head.as_deref().unwrap_or("-")
     );

@@ -111,6 +111,16 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         {
             return exit::CONFIG;
         }
+        // A store error inside a registry error is transparent: not a cause of its own.
+        let store = cause.downcast_ref::<crate::registry::StoreError>().or_else(|| {
+            match cause.downcast_ref::<crate::registry::RegistryError>() {
+                Some(crate::registry::RegistryError::Store(e)) => Some(e),
+                _ => None,
+            }
+        });
+        if store.is_some_and(crate::registry::StoreError::is_configuration) {
+            return exit::CONFIG;
+        }
         if let Some(e) = cause.downcast_ref::<crate::engine::EngineError>()
             && e.is_configuration()
         {

@@ -112,6 +112,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         passphrase_file: args.keys.passphrase_file.clone(),
         data: args.registry.data.clone(),
         registry: args.registry.registry.clone(),
+        store: args.registry.store.store.clone(),
         out: args.out.clone(),
         operator: args.by.claim(),
         default_operator: operator(None),

@@ -65,6 +65,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         public_url: args.public_url.clone(),
         data: args.registry.data.clone(),
         registry: args.registry.registry.clone(),
+        store: args.registry.store.store.clone(),
         catalog: args.catalog.catalog.clone(),
         rate: RateLimit { per_second: args.rate, burst: args.burst },
         token_ttl: args.token_ttl,

@@ -33,6 +33,8 @@ pub struct VerifyArgs {
     /// SQLite file in --data).
     #[arg(long, env = "ELICENCE_REGISTRY")]
     pub registry: Option<String>,
+    #[command(flatten)]
+    pub store: crate::cmd::args::StoreArgs,
     /// Who verifies (audit trail). Default: the OS user.
     #[arg(long)]
     pub operator: Option<String>,
@@ -45,7 +47,9 @@ pub use crate::share::presented::{CopyStatus, FileReport, FileStatus};
 /// reading any file) when no trust anchor is given or one cannot be loaded.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     let mut registry = match &args.data {
-        Some(dir) => Some(Registry::open_with(dir, args.registry.as_deref())?),
+        Some(dir) => {
+            Some(Registry::open_with(dir, args.registry.as_deref(), args.store.store.as_deref())?)
+        }
         None => None,
     };
     let operator = crate::cmd::operator(args.operator.as_deref());

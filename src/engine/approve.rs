@@ -51,6 +51,8 @@ pub enum Selection {
 pub struct ApproveOptions {
     pub data: PathBuf,
     pub registry: Option<String>,
+    /// Store other than `data/store` (`file:PATH`, `s3://bucket/prefix`).
+    pub store: Option<String>,
     /// Key folder; `None`: the development key of the data folder.
     pub keys: Option<PathBuf>,
     pub passphrase_file: Option<PathBuf>,
@@ -98,7 +100,8 @@ const MAX_ATTEMPTS: u32 = 5;
 /// configuration error for a staging pipeline that no longer loads, or a registry error.
 pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
     let at = options.at;
-    let mut registry = Registry::open_with(&options.data, options.registry.as_deref())?;
+    let mut registry =
+        Registry::open_with(&options.data, options.registry.as_deref(), options.store.as_deref())?;
     let actor = authorize(
         &mut registry,
         &options.approver,

@@ -85,7 +85,11 @@ pub fn dry_run(options: &RunOptions) -> anyhow::Result<DryRunResult> {
         hashes.push((path.clone(), sha, bytes));
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
-    let registry = Registry::open_for_dry_run(&options.data, options.registry.as_deref())?;
+    let registry = Registry::open_for_dry_run(
+        &options.data,
+        options.registry.as_deref(),
+        options.store.as_deref(),
+    )?;
     let existing = registry_exists(options);
     tracing::info!(
         "dry run of {} against {}: nothing is signed or written",

@@ -65,17 +65,18 @@ pub(super) struct Loader<'scope> {
 }
 
 impl<'scope> Loader<'scope> {
-    /// Opens a second connection to the registry (`location`, else the SQLite file in `data`)
-    /// and starts the loader thread.
+    /// Opens a second connection to the registry (`location`, else the SQLite file in `data`;
+    /// `store`, else `data/store`) and starts the loader thread.
     pub fn spawn<'env>(
         scope: &'scope Scope<'scope, 'env>,
         data: &'env Path,
         location: Option<&str>,
+        store: Option<&str>,
         run: RunId,
         operator: &'env str,
         at: DateTime<Utc>,
     ) -> Result<Loader<'scope>, RegistryError> {
-        let mut registry = Registry::open_with(data, location)?;
+        let mut registry = Registry::open_with(data, location, store)?;
         // One chunk queued while one commits: enough to overlap, little memory held.
         let (chunks_tx, chunks_rx) = mpsc::sync_channel::<DecidedChunk>(1);
         let (done_tx, done_rx) = mpsc::channel::<ChunkOutcome>();

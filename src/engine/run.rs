@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub data: PathBuf,
     /// Registry database other than the SQLite file in `data` (e.g. PostgreSQL).
     pub registry: Option<String>,
+    /// Store other than `data/store` (`file:PATH`, `s3://bucket/prefix`).
+    pub store: Option<String>,
     /// Folder for the row files and `report.json`.
     pub out: Option<PathBuf>,
     /// Who runs this: the claimed operator, authenticated (with the role the run needs) once
@@ -180,7 +182,8 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
 
     // 2. Effects: the registry (created on first use), the development key if no key was
     // given, the run record.
-    let mut registry = Registry::open_with(&options.data, options.registry.as_deref())?;
+    let mut registry =
+        Registry::open_with(&options.data, options.registry.as_deref(), options.store.as_deref())?;
     // A production registry takes no development key (and no run without --keys).
     check_production_keys(registry.is_production()?, options.keys.as_deref(), given_keys.as_ref())?;
     // Said once the run has its id (so that these lines carry it too).
@@ -303,6 +306,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
             scope,
             &options.data,
             options.registry.as_deref(),
+            options.store.as_deref(),
             run_id,
             operator,
             started,

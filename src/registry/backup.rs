@@ -1,11 +1,13 @@
 //! Backup and restore of a whole registry: database and store, with a manifest of hashes.
 //!
-//! A backup folder holds `registry.sqlite` (a consistent snapshot taken with SQLite's online
-//! backup API in one step, so a run may keep writing meanwhile), a copy of every store file the
-//! snapshot references (`store/ab/cd/<sha256>.<ext>`, each checked against its hash while
-//! copied), and `manifest.json` listing every file with its SHA-256 and size, plus the audit
-//! head of the snapshot. Files are written before the transaction that references them, so every
-//! file the snapshot references exists.
+//! A backup (a folder, or an S3 bucket prefix off-site) holds `registry.sqlite` (a consistent
+//! snapshot taken with SQLite's online backup API in one step, so a run may keep writing
+//! meanwhile), a copy of every store file the snapshot references (`store/ab/cd/<sha256>.<ext>`,
+//! each checked against its hash while copied), and `manifest.json` listing every file with its
+//! SHA-256 and size, plus the audit head of the snapshot. Files are written before the
+//! transaction that references them, so every file the snapshot references exists. A backup
+//! into a target that holds an earlier one copies only the store files it lacks (incremental,
+//! by name), then replaces the snapshot and, last, the manifest.
 //!
 //! A restore checks every file against the manifest while copying it into a temporary folder
 //! beside the target, opens the copy, verifies the audit chain (and that its head is the
@@ -28,8 +30,10 @@ use sha2::{Digest, Sha256};
 
 use super::audit::{self, AuditEntry, action};
 use super::db::{Db, sqlite_err as db_err};
-use super::store::{self, FileKind, Store, sha256_hex};
-use super::{DB_FILE, Registry, RegistryCounts, RegistryError, STORE_DIR, migrate, schema};
+use super::store::{self, CopyReport, FileKind, Store, StoreLocation, sha256_hex};
+use super::{
+    DB_FILE, Registry, RegistryCounts, RegistryError, RegistryLocation, STORE_DIR, migrate, schema,
+};
 
 /// The manifest's file name inside a backup folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -102,25 +106,6 @@ fn hash_file(path: &Path) -> Result<(String, u64), RegistryError> {
     Ok((hex::encode(hasher.finalize()), size))
 }
 
-/// Streams `src` into `dst` (created new, fsynced) and returns the SHA-256 and size of what was
-/// written.
-fn copy_hashed(src: &Path, dst: &Path) -> Result<(String, u64), RegistryError> {
-    let mut input = File::open(src).map_err(io_err(src, "open"))?;
-    let mut output = File::create(dst).map_err(io_err(dst, "create"))?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = input.read(&mut buf).map_err(io_err(src, "read"))?;
-        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else { break };
-        hasher.update(chunk);
-        output.write_all(chunk).map_err(io_err(dst, "write"))?;
-        size += n as u64;
-    }
-    output.sync_all().map_err(io_err(dst, "fsync"))?;
-    Ok((hex::encode(hasher.finalize()), size))
-}
-
 /// Copies the database into `dst` with the online backup API in a single step: one read
 /// transaction on the source, so the copy is one consistent state while writers go on (WAL).
 fn snapshot_database(src: &Connection, src_path: &Path, dst: &Path) -> Result<(), RegistryError> {
@@ -180,29 +165,75 @@ fn check_manifest_path(file: &ManifestFile) -> Result<Option<FileKind>, String> 
     }
 }
 
+/// A fresh local file name for a database snapshot, in `dir`.
+fn snapshot_path(dir: &Path) -> PathBuf {
+    let n = RESTORE_COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".{DB_FILE}.backup-{}-{n}.tmp", std::process::id()))
+}
+
 impl Registry {
-    /// Writes a consistent backup of this registry into `dir` (which must be absent or empty):
-    /// `registry.sqlite`, every referenced store file and `manifest.json`. Safe while other
-    /// processes write. Audited (`backup`) in this registry after the backup is complete.
-    ///
-    /// Fails with [`RegistryError::NotEmpty`], [`RegistryError::AuditBroken`] when the snapshot's
-    /// audit chain does not verify, a store error when a referenced file is missing or altered,
-    /// or an I/O or SQLite error naming the file.
+    /// Writes a consistent backup of this registry into the folder `dir` (absent, empty, or
+    /// holding an earlier backup); see [`Registry::backup_to`].
     pub fn backup(
         &self,
         dir: &Path,
         operator: &str,
         at: DateTime<Utc>,
     ) -> Result<BackupManifest, RegistryError> {
-        require_empty(dir)?;
-        store::create_dir_durable(dir)?;
-        let db_copy = dir.join(DB_FILE);
+        Ok(self.backup_to(&StoreLocation::Folder(dir.to_path_buf()), operator, at)?.0)
+    }
+
+    /// Writes a consistent backup of this registry to `target`, a folder or an S3 bucket
+    /// prefix (off-site): `registry.sqlite`, every referenced store file under `store/`, and
+    /// `manifest.json` last; returns the manifest and what was copied. Safe while other
+    /// processes write. The target must be empty or
+    /// hold an earlier backup: then only the store files it lacks are copied (by name; names
+    /// are hashes), and the new snapshot and manifest replace the old ones. Audited (`backup`)
+    /// in this registry after the backup is complete.
+    ///
+    /// Fails with [`RegistryError::NotEmpty`], [`RegistryError::AuditBroken`] when the snapshot's
+    /// audit chain does not verify, a store error when a referenced file is missing or altered
+    /// (or an object cannot be written), or an I/O or SQLite error naming the file.
+    pub fn backup_to(
+        &self,
+        target: &StoreLocation,
+        operator: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(BackupManifest, CopyReport), RegistryError> {
+        let root = Store::open(target)?;
+        if root.read_named(MANIFEST_FILE)?.is_none() && !root.is_empty()? {
+            return Err(RegistryError::NotEmpty { path: target.to_string().into() });
+        }
+        // The snapshot is taken into a local file: beside its final place in a folder, in the
+        // data folder for a bucket.
+        let local_dir = match target {
+            StoreLocation::Folder(dir) => {
+                store::create_dir_durable(dir)?;
+                dir.clone()
+            }
+            StoreLocation::Bucket(_) => self.data_dir.clone(),
+        };
+        let db_copy = snapshot_path(&local_dir);
+        let result = self.backup_with_snapshot(&root, target, &db_copy, operator, at);
+        // Best effort: the temporary snapshot is ours (already moved away on success).
+        let _ = fs::remove_file(&db_copy);
+        result
+    }
+
+    fn backup_with_snapshot(
+        &self,
+        root: &Store,
+        target: &StoreLocation,
+        db_copy: &Path,
+        operator: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(BackupManifest, CopyReport), RegistryError> {
         match self.db.sqlite_conn() {
-            Some(conn) => snapshot_database(conn, self.db.location(), &db_copy)?,
+            Some(conn) => snapshot_database(conn, self.db.location(), db_copy)?,
             // A PostgreSQL registry is backed up as the same SQLite file: its tables are copied
             // from one snapshot (REPEATABLE READ) into a fresh registry database.
             None => {
-                let copy = Db::sqlite(super::sqlite::connect(&db_copy)?, &db_copy);
+                let copy = Db::sqlite(super::sqlite::connect(db_copy)?, db_copy);
                 schema::migrate(&copy)?;
                 migrate::copy_tables(&self.db, &copy)?;
                 copy.batch("set backup journal mode", "PRAGMA journal_mode=DELETE")?;
@@ -210,41 +241,27 @@ impl Registry {
         }
 
         let snap = Db::sqlite(
-            Connection::open(&db_copy).map_err(db_err(&db_copy, "open backup database"))?,
-            &db_copy,
+            Connection::open(db_copy).map_err(db_err(db_copy, "open backup database"))?,
+            db_copy,
         );
         let schema_version = schema::current_version(&snap)?;
         let audit_report = audit::verify(&snap)?;
         let counts = super::counts_of(&snap)?;
-        let backup_store = Store::new(dir.join(STORE_DIR));
-        let mut store_files = Vec::new();
-        {
-            let rows: Vec<(String, String)> = snap.query(
-                "read files",
-                "SELECT sha256, kind FROM files ORDER BY sha256, kind",
-                &[],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            for (sha256, kind) in rows {
-                let kind =
-                    FileKind::from_role(&kind).ok_or_else(|| RegistryError::Inconsistent {
-                        path: db_copy.clone(),
-                        what: format!("file {sha256} has unknown kind {kind:?}"),
-                    })?;
-                // Checked against its hash on the way.
-                let bytes = self.store.read(&sha256, kind)?;
-                let stored = backup_store.put(kind, &bytes)?;
-                store_files.push(ManifestFile {
-                    path: manifest_store_path(&stored.sha256, kind)?,
-                    sha256: stored.sha256,
-                    size: stored.size,
-                });
-            }
-        }
+        let referenced = super::files_of(&snap)?;
         drop(snap);
+        // Only what the target lacks; each file read with its hash checked on the way.
+        let copied = store::copy_missing(&self.store, &root.child(STORE_DIR), &referenced)?;
+        let mut store_files = Vec::with_capacity(referenced.len());
+        for file in referenced {
+            store_files.push(ManifestFile {
+                path: manifest_store_path(&file.sha256, file.kind)?,
+                sha256: file.sha256,
+                size: file.size,
+            });
+        }
 
-        let (db_sha256, db_size) = hash_file(&db_copy)?;
-        File::open(&db_copy).and_then(|f| f.sync_all()).map_err(io_err(&db_copy, "fsync"))?;
+        let (db_sha256, db_size) = hash_file(db_copy)?;
+        root.put_named_file(DB_FILE, db_copy)?;
         let mut files =
             vec![ManifestFile { path: DB_FILE.to_owned(), sha256: db_sha256, size: db_size }];
         files.extend(store_files);
@@ -258,11 +275,12 @@ impl Registry {
             counts,
             files,
         };
-        let manifest_path = dir.join(MANIFEST_FILE);
+        let manifest_path = root.named_path(MANIFEST_FILE);
         let text = serde_json::to_vec_pretty(&manifest).map_err(|e| {
             RegistryError::BadManifest { path: manifest_path.clone(), reason: e.to_string() }
         })?;
-        store::write_atomic(&manifest_path, &text)?;
+        // Last: the manifest is what makes the backup whole.
+        root.put_named(MANIFEST_FILE, &text)?;
 
         self.db.write("audit backup", |tx| {
             audit::append(
@@ -271,10 +289,12 @@ impl Registry {
                     action: action::BACKUP.to_owned(),
                     operator: operator.to_owned(),
                     at,
-                    subject: dir.display().to_string(),
+                    subject: target.to_string(),
                     reason: None,
                     details: json!({
                         "files": manifest.files.len(),
+                        "copied": copied.copied,
+                        "already_there": copied.present,
                         "manifest_sha256": sha256_hex(&text),
                         "audit_entries": manifest.audit_entries,
                         "audit_head": manifest.audit_head,
@@ -282,43 +302,56 @@ impl Registry {
                 },
             )
         })?;
-        Ok(manifest)
+        Ok((manifest, copied))
     }
 
-    /// Restores the backup in `backup_dir` into `new_data_dir` (absent or empty) and opens it.
-    /// Every file is checked against the manifest, and the copy's audit chain and store are
-    /// verified, before the folder is renamed into place; the restore is audited in the restored
-    /// registry.
-    ///
-    /// Fails with [`RegistryError::NotEmpty`], [`RegistryError::BadManifest`],
-    /// [`RegistryError::BackupFileAltered`], [`RegistryError::AuditBroken`],
-    /// [`RegistryError::StoreNotClean`], or an I/O or SQLite error; then nothing is made live.
+    /// Restores the backup in the folder `backup_dir` into `new_data_dir` (absent or empty)
+    /// and opens it; see [`Registry::restore_authorized`].
     pub fn restore(
         backup_dir: &Path,
         new_data_dir: &Path,
         operator: &str,
         at: DateTime<Utc>,
     ) -> Result<Registry, RegistryError> {
-        Registry::restore_authorized(backup_dir, new_data_dir, at, |_| {
+        let source = StoreLocation::Folder(backup_dir.to_path_buf());
+        Registry::restore_authorized(&source, new_data_dir, None, at, |_| {
             Ok::<_, RegistryError>(operator.to_owned())
         })
     }
 
-    /// [`Registry::restore`], where `authorize` decides who restores once the copy is verified
-    /// (the restored registry's own operators, since it is that registry that becomes live):
-    /// it returns the operator the audit entry names, or an error that stops the restore with
-    /// nothing made live.
+    /// Restores the backup at `source` (a folder or an S3 bucket prefix) into `new_data_dir`
+    /// (absent or empty), with its store in `new_data_dir/store` or at `store`, and opens it.
+    /// Every file is checked against the manifest, and the copy's audit chain and store are
+    /// verified, before the folder is renamed into place; `authorize` decides who restores
+    /// once the copy is verified (the restored registry's own operators, since it is that
+    /// registry that becomes live): it returns the operator the audit entry names, or an error
+    /// that stops the restore with nothing made live. Store files written to a `store`
+    /// elsewhere before a failure are orphans there, referenced by nothing live.
+    ///
+    /// Fails with [`RegistryError::NotEmpty`], [`RegistryError::BadManifest`],
+    /// [`RegistryError::BackupFileAltered`], [`RegistryError::AuditBroken`],
+    /// [`RegistryError::StoreNotClean`], or an I/O, object-store or SQLite error; then nothing
+    /// is made live.
     pub fn restore_authorized<E: From<RegistryError>>(
-        backup_dir: &Path,
+        source: &StoreLocation,
         new_data_dir: &Path,
+        store: Option<&StoreLocation>,
         at: DateTime<Utc>,
         authorize: impl FnOnce(&mut Registry) -> Result<String, E>,
     ) -> Result<Registry, E> {
         require_empty(new_data_dir)?;
-        let manifest_path = backup_dir.join(MANIFEST_FILE);
+        let root = Store::open(source).map_err(RegistryError::from)?;
+        let manifest_path = root.named_path(MANIFEST_FILE);
         let bad =
             |reason: String| RegistryError::BadManifest { path: manifest_path.clone(), reason };
-        let text = fs::read(&manifest_path).map_err(io_err(&manifest_path, "read"))?;
+        let text =
+            root.read_named(MANIFEST_FILE).map_err(RegistryError::from)?.ok_or_else(|| {
+                RegistryError::Io {
+                    path: manifest_path.clone(),
+                    op: "read",
+                    source: io::Error::from(io::ErrorKind::NotFound),
+                }
+            })?;
         let manifest: BackupManifest =
             serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
         if manifest.format != MANIFEST_FORMAT {
@@ -346,7 +379,10 @@ impl Registry {
             // Left by an earlier restore of ours that died; never live.
             fs::remove_dir_all(&temp).map_err(io_err(&temp, "remove stale restore folder"))?;
         }
-        let result = restore_into(backup_dir, &manifest, &text, &temp, at, authorize);
+        let temp_store =
+            store.cloned().unwrap_or_else(|| StoreLocation::Folder(temp.join(STORE_DIR)));
+        let result =
+            restore_into(&root, source, &manifest, &text, &temp, &temp_store, at, authorize);
         if let Err(e) = result {
             // Best effort: the temporary folder is ours and was never live.
             let _ = fs::remove_dir_all(&temp);
@@ -358,26 +394,32 @@ impl Registry {
         fs::rename(&temp, new_data_dir)
             .map_err(io_err(new_data_dir, "move restored registry into place"))?;
         store::sync_dir(&parent).map_err(RegistryError::from)?;
-        Ok(Registry::open(new_data_dir)?)
+        let live_store =
+            store.cloned().unwrap_or_else(|| StoreLocation::Folder(new_data_dir.join(STORE_DIR)));
+        let location = RegistryLocation::Sqlite(new_data_dir.join(DB_FILE));
+        Ok(Registry::open_at(new_data_dir, &location, &live_store)?)
     }
 }
 
 /// Copies and checks everything into `temp`, then verifies and audits the restored registry.
+#[allow(clippy::too_many_arguments)]
 fn restore_into<E: From<RegistryError>>(
-    backup_dir: &Path,
+    root: &Store,
+    source: &StoreLocation,
     manifest: &BackupManifest,
     manifest_text: &[u8],
     temp: &Path,
+    store: &StoreLocation,
     at: DateTime<Utc>,
     authorize: impl FnOnce(&mut Registry) -> Result<String, E>,
 ) -> Result<(), E> {
-    let mut registry = restore_checked(backup_dir, manifest, temp)?;
+    let mut registry = restore_checked(root, manifest, temp, store)?;
     let operator = authorize(&mut registry)?;
     registry.audit_append(&AuditEntry {
         action: action::RESTORE.to_owned(),
         operator,
         at,
-        subject: backup_dir.display().to_string(),
+        subject: source.to_string(),
         reason: None,
         details: json!({
             "manifest_sha256": sha256_hex(manifest_text),
@@ -392,18 +434,25 @@ fn restore_into<E: From<RegistryError>>(
     Ok(())
 }
 
-/// Copies every file of the backup into `temp`, checking it against the manifest, opens the
-/// copy and verifies its audit chain and store.
+/// Store files restored per batch: read and checked, then written with one durability point.
+const RESTORE_BATCH: usize = 64;
+
+/// Copies every file of the backup at `root` into `temp` (the database) and `store`, checking
+/// each against the manifest, opens the copy and verifies its audit chain and store.
 fn restore_checked(
-    backup_dir: &Path,
+    root: &Store,
     manifest: &BackupManifest,
     temp: &Path,
+    store: &StoreLocation,
 ) -> Result<Registry, RegistryError> {
     store::create_dir_durable(temp)?;
-    let temp_store = Store::new(temp.join(STORE_DIR));
-    store::create_dir_durable(temp_store.root())?;
-    for file in &manifest.files {
-        let src = backup_dir.join(&file.path);
+    if let StoreLocation::Folder(dir) = store {
+        store::create_dir_durable(dir)?;
+    }
+    let target = Store::open(store)?;
+    // Read from the backup and checked against the manifest; `None` for the database.
+    let checked = |file: &ManifestFile| -> Result<(Option<FileKind>, Vec<u8>), RegistryError> {
+        let src = root.named_path(&file.path);
         let altered = |actual: String, actual_size: u64| RegistryError::BackupFileAltered {
             path: src.clone(),
             expected: file.sha256.clone(),
@@ -411,41 +460,53 @@ fn restore_checked(
             expected_size: file.size,
             actual_size,
         };
-        if file.path == DB_FILE {
-            let dst = temp.join(DB_FILE);
-            let (actual, size) = copy_hashed(&src, &dst)?;
-            if actual != file.sha256 || size != file.size {
-                return Err(altered(actual, size));
-            }
-        } else {
-            let kind = check_manifest_path(file)
-                .ok()
-                .flatten()
-                .ok_or_else(|| altered(String::new(), 0))?;
-            let bytes = fs::read(&src).map_err(io_err(&src, "read"))?;
-            let actual = sha256_hex(&bytes);
-            if actual != file.sha256 || bytes.len() as u64 != file.size {
-                return Err(altered(actual, bytes.len() as u64));
-            }
-            temp_store.put(kind, &bytes)?;
+        let kind = check_manifest_path(file).map_err(|_| altered(String::new(), 0))?;
+        let bytes = root.read_named(&file.path)?.ok_or_else(|| RegistryError::Io {
+            path: src.clone(),
+            op: "read",
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })?;
+        let actual = sha256_hex(&bytes);
+        if actual != file.sha256 || bytes.len() as u64 != file.size {
+            return Err(altered(actual, bytes.len() as u64));
         }
+        Ok((kind, bytes))
+    };
+    for batch in manifest.files.chunks(RESTORE_BATCH) {
+        let mut contents = Vec::with_capacity(batch.len());
+        for file in batch {
+            match checked(file)? {
+                (Some(kind), bytes) => contents.push((kind, bytes)),
+                (None, bytes) => {
+                    let dst = temp.join(DB_FILE);
+                    let mut out = File::create(&dst).map_err(io_err(&dst, "create"))?;
+                    out.write_all(&bytes).map_err(io_err(&dst, "write"))?;
+                    out.sync_all().map_err(io_err(&dst, "fsync"))?;
+                }
+            }
+        }
+        let writes: Vec<(FileKind, &[u8])> =
+            contents.iter().map(|(kind, bytes)| (*kind, bytes.as_slice())).collect();
+        target.put_many(&writes)?;
     }
     store::sync_dir(temp)?;
 
-    let registry = Registry::open(temp)?;
+    let location = RegistryLocation::Sqlite(temp.join(DB_FILE));
+    let registry = Registry::open_at(temp, &location, store)?;
     let report = registry.audit_verify()?;
     if report.entries != manifest.audit_entries || report.head != manifest.audit_head {
         return Err(RegistryError::BadManifest {
-            path: backup_dir.join(MANIFEST_FILE),
+            path: root.named_path(MANIFEST_FILE),
             reason: format!(
                 "audit trail has {} entries ending {:?}, manifest says {} ending {:?}",
                 report.entries, report.head, manifest.audit_entries, manifest.audit_head
             ),
         });
     }
-    let problems: Vec<_> = registry.store_check()?.into_iter().filter(|p| p.is_fatal()).collect();
+    let problems: Vec<_> =
+        registry.store_check_full()?.into_iter().filter(|p| p.is_fatal()).collect();
     if !problems.is_empty() {
-        return Err(RegistryError::StoreNotClean { path: temp.join(STORE_DIR), problems });
+        return Err(RegistryError::StoreNotClean { path: store.to_string().into(), problems });
     }
     Ok(registry)
 }

@@ -7,12 +7,20 @@
 //! sequence numbers). Then the target is verified: row counts per table equal the snapshot's,
 //! every file the registry references is in the store with the right SHA-256, and the audit
 //! chain verifies with the source's head hash. The store is not copied: both registries use
-//! `<data>/store`.
+//! the same store (`<data>/store`, or `--store`).
+//!
+//! [`migrate_store`] copies a store instead (`elicence migrate --store-to URL`): from a folder
+//! to a bucket or back, every referenced file read with its hash checked, only what the target
+//! lacks (so an interrupted copy resumes), then every object of the target re-hashed.
 
 use serde::Serialize;
 
 use super::db::{Db, Dialect, Val};
-use super::{AuditReport, Registry, RegistryError, RegistryLocation, StoreProblem, audit};
+use super::store::{CopyReport, copy_missing};
+use super::{
+    AuditReport, Registry, RegistryError, RegistryLocation, Store, StoreLocation, StoreProblem,
+    audit,
+};
 use std::path::Path;
 
 /// Every table with its columns, in copy order (referenced tables first). `schema_migrations`
@@ -135,8 +143,51 @@ pub(crate) fn copy_tables(src: &Db, dst: &Db) -> Result<Vec<(String, u64)>, Regi
     })
 }
 
-/// Copies the registry at `from` into the empty registry at `to` (both with the store in
-/// `data_dir/store`), then verifies counts, store files and the audit chain.
+/// What [`migrate_store`] did.
+#[derive(Debug, Serialize)]
+pub struct StoreMigrationReport {
+    pub from: String,
+    pub to: String,
+    /// Files the registry references.
+    pub files: u64,
+    #[serde(flatten)]
+    pub copy: CopyReport,
+}
+
+/// Copies every file `registry` references from its store into the store at `to` (a folder
+/// is created; a bucket must exist), only what `to` lacks, each read with its hash checked;
+/// then re-hashes every referenced object of `to`. Run again after an interruption, it copies
+/// what is still missing.
+///
+/// Fails with a store error naming the file that could not be read or written, or with
+/// [`RegistryError::StoreNotClean`] when the target does not verify.
+pub fn migrate_store(
+    registry: &Registry,
+    to: &StoreLocation,
+) -> Result<StoreMigrationReport, RegistryError> {
+    if let StoreLocation::Folder(dir) = to {
+        std::fs::create_dir_all(dir).map_err(RegistryError::io(dir, "create store folder"))?;
+    }
+    let target = Store::open(to)?;
+    let files = super::files_of(&registry.db)?;
+    let copy = copy_missing(&registry.store, &target, &files)?;
+    let problems: Vec<StoreProblem> = super::store_check(&registry.db, &target, true)?
+        .into_iter()
+        .filter(StoreProblem::is_fatal)
+        .collect();
+    if !problems.is_empty() {
+        return Err(RegistryError::StoreNotClean { path: to.to_string().into(), problems });
+    }
+    Ok(StoreMigrationReport {
+        from: registry.store.to_string(),
+        to: to.to_string(),
+        files: files.len() as u64,
+        copy,
+    })
+}
+
+/// Copies the registry at `from` into the empty registry at `to` (both with the store at
+/// `store`), then verifies counts, store files and the audit chain.
 ///
 /// Fails with [`RegistryError::TargetNotEmpty`] (nothing copied),
 /// [`RegistryError::MigrationMismatch`], [`RegistryError::StoreNotClean`],
@@ -145,9 +196,10 @@ pub fn migrate(
     data_dir: &Path,
     from: &RegistryLocation,
     to: &RegistryLocation,
+    store: &StoreLocation,
 ) -> Result<MigrationReport, RegistryError> {
-    let source = Registry::open_at(data_dir, from)?;
-    let target = Registry::open_at(data_dir, to)?;
+    let source = Registry::open_at(data_dir, from, store)?;
+    let target = Registry::open_at(data_dir, to, store)?;
     for (table, _) in TABLE_COLUMNS.iter().filter(|(t, _)| !REPLACED_TABLES.contains(t)) {
         let rows = table_rows(&target.db, table)?;
         if rows > 0 {
@@ -171,10 +223,10 @@ pub fn migrate(
         }
     }
     let problems: Vec<StoreProblem> =
-        target.store_check()?.into_iter().filter(StoreProblem::is_fatal).collect();
+        target.store_check_full()?.into_iter().filter(StoreProblem::is_fatal).collect();
     if !problems.is_empty() {
         return Err(RegistryError::StoreNotClean {
-            path: target.store.root().to_path_buf(),
+            path: target.store.location().to_string().into(),
             problems,
         });
     }

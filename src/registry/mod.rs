@@ -41,6 +41,7 @@ mod sharing;
 mod sqlite;
 mod store;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,7 +63,9 @@ pub use log::{
     CHECKPOINT_HEADER, Checkpoint, CheckpointError, InclusionProof, LOGGED_EVENTS, LogHead,
     LogLeaf, LogProblem, LogReport,
 };
-pub use migrate::{MigrationReport, migrate as migrate_registry};
+pub use migrate::{
+    MigrationReport, StoreMigrationReport, migrate as migrate_registry, migrate_store,
+};
 pub use operators::{Operator, Role, UnknownRole};
 pub use review::{
     RejectOutcome, ReviewAction, ReviewFilter, ReviewItem, ReviewState, StageItem,
@@ -73,7 +76,10 @@ pub use sharing::{
     AnswerOutcome, CHECK_CONSISTENT, CHECK_INCONSISTENT, CheckRequest, CopyRecord, Department,
     Grant, IssueDelay, IssuerFigures, RejectFigures,
 };
-pub use store::{FileKind, FileState, Store, StoreEntry, StoreError, StoredFile, sha256_hex};
+pub use store::{
+    BucketUrl, CopyReport, FileKind, FileState, Store, StoreEntry, StoreError, StoreLocation,
+    StoredFile, copy_missing, key_of, sha256_hex,
+};
 
 use crate::identify::{IdError, LicenceId};
 use crate::licence::LicenceStatus;
@@ -381,7 +387,7 @@ pub struct RegistryCounts {
     pub audit_entries: u64,
 }
 
-/// A problem `store check` found.
+/// A problem `store check` found. `path` is the file's path, or the object's `s3://` URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum StoreProblem {
@@ -389,6 +395,9 @@ pub enum StoreProblem {
     Missing { sha256: String, file_kind: FileKind, path: PathBuf },
     /// A referenced file's content does not hash to its name.
     Altered { sha256: String, file_kind: FileKind, path: PathBuf, actual: String },
+    /// A referenced file's size is not the one the registry recorded.
+    #[serde(rename = "wrong_size")]
+    WrongSize { sha256: String, file_kind: FileKind, path: PathBuf, expected: u64, actual: u64 },
     /// A file nothing references (left by an interrupted run, or a stray). Not fatal.
     Orphan { path: PathBuf },
 }
@@ -448,33 +457,52 @@ impl Registry {
     /// when another process holds the lock past the busy timeout,
     /// [`RegistryError::SchemaTooNew`], or [`RegistryError::Io`] naming the folder.
     pub fn open(data_dir: &Path) -> Result<Registry, RegistryError> {
-        Registry::open_at(data_dir, &RegistryLocation::Sqlite(data_dir.join(DB_FILE)))
+        Registry::open_at(
+            data_dir,
+            &RegistryLocation::Sqlite(data_dir.join(DB_FILE)),
+            &StoreLocation::Folder(data_dir.join(STORE_DIR)),
+        )
     }
 
     /// Opens the registry that `--registry` / `ELICENCE_REGISTRY` names (`postgres://…`,
-    /// `sqlite:PATH`), or the SQLite file in `data_dir` when `spec` is `None`. The store is
-    /// `data_dir/store` in every case (with PostgreSQL, a path every machine shares).
-    pub fn open_with(data_dir: &Path, spec: Option<&str>) -> Result<Registry, RegistryError> {
-        Registry::open_at(data_dir, &RegistryLocation::parse(spec, data_dir)?)
+    /// `sqlite:PATH`), or the SQLite file in `data_dir` when `spec` is `None`, with the store
+    /// that `--store` / `ELICENCE_STORE` names (`file:PATH`, `s3://bucket/prefix`), or
+    /// `data_dir/store` when `store` is `None`. With PostgreSQL, every machine must name the
+    /// same store: a bucket, or a folder they share.
+    pub fn open_with(
+        data_dir: &Path,
+        spec: Option<&str>,
+        store: Option<&str>,
+    ) -> Result<Registry, RegistryError> {
+        Registry::open_at(
+            data_dir,
+            &RegistryLocation::parse(spec, data_dir)?,
+            &StoreLocation::parse(store, data_dir)?,
+        )
     }
 
-    /// Opens the registry database at `location` with the store in `data_dir/store`, creating
-    /// what is missing, and applies pending schema migrations.
+    /// Opens the registry database at `location` with the store at `store`, creating what is
+    /// missing (the data folder, a store folder; a bucket must exist), and applies pending
+    /// schema migrations.
     ///
-    /// Fails as [`Registry::open`] does, or with [`RegistryError::Postgres`] (naming the URL
-    /// without password) when the server cannot be reached.
+    /// Fails as [`Registry::open`] does, with [`RegistryError::Postgres`] (naming the URL
+    /// without password) when the server cannot be reached, or with a store error for an
+    /// object-store configuration that does not work.
     pub fn open_at(
         data_dir: &Path,
         location: &RegistryLocation,
+        store: &StoreLocation,
     ) -> Result<Registry, RegistryError> {
         std::fs::create_dir_all(data_dir)
             .map_err(RegistryError::io(data_dir, "create data folder"))?;
-        let store_dir = data_dir.join(STORE_DIR);
-        std::fs::create_dir_all(&store_dir)
-            .map_err(RegistryError::io(&store_dir, "create store folder"))?;
+        if let StoreLocation::Folder(store_dir) = store {
+            std::fs::create_dir_all(store_dir)
+                .map_err(RegistryError::io(store_dir, "create store folder"))?;
+        }
+        let store = Store::open(store)?;
         let db = location.connect()?;
         schema::migrate(&db)?;
-        Ok(Registry { db, data_dir: data_dir.to_path_buf(), store: Store::new(store_dir) })
+        Ok(Registry { db, data_dir: data_dir.to_path_buf(), store })
     }
 
     /// Opens the registry for a dry run, creating and migrating nothing: the database as it is
@@ -487,9 +515,10 @@ impl Registry {
     pub fn open_for_dry_run(
         data_dir: &Path,
         spec: Option<&str>,
+        store: Option<&str>,
     ) -> Result<Registry, RegistryError> {
         let location = RegistryLocation::parse(spec, data_dir)?;
-        let store = Store::new(data_dir.join(STORE_DIR));
+        let store = Store::open(&StoreLocation::parse(store, data_dir)?)?;
         let in_memory = |path: &Path| -> Result<Registry, RegistryError> {
             let conn = rusqlite::Connection::open_in_memory()
                 .map_err(db::sqlite_err(path, "open an empty registry in memory"))?;
@@ -938,11 +967,19 @@ impl Registry {
 
     // ---- store ----
 
-    /// Checks every file the registry references (missing, or content not hashing to its hash)
-    /// and lists files nothing references (orphans, non-fatal; see [`StoreProblem::is_fatal`]).
-    /// An empty list means the store is clean.
+    /// Checks every file the registry references against one listing of the store (missing,
+    /// or of another size), and lists files nothing references (orphans, non-fatal; see
+    /// [`StoreProblem::is_fatal`]). A folder store's files are also read back and hashed (cheap
+    /// on a local disk); a bucket's only with [`Registry::store_check_full`]. An empty list
+    /// means the store is clean.
     pub fn store_check(&self) -> Result<Vec<StoreProblem>, RegistryError> {
-        store_check(&self.db, &self.store)
+        store_check(&self.db, &self.store, self.store.folder().is_some())
+    }
+
+    /// [`Registry::store_check`] that also reads back and hashes every referenced object of
+    /// a bucket (`store check --full`; a folder store is always re-hashed).
+    pub fn store_check_full(&self) -> Result<Vec<StoreProblem>, RegistryError> {
+        store_check(&self.db, &self.store, true)
     }
 
     // ---- audit ----
@@ -1117,45 +1154,84 @@ pub(crate) fn counts_of(db: &Db) -> Result<RegistryCounts, RegistryError> {
     )
 }
 
-/// Store check over any connection (the live registry, or a backup being restored).
-pub(crate) fn store_check(db: &Db, store: &Store) -> Result<Vec<StoreProblem>, RegistryError> {
-    let path = db.location();
-    let mut problems = Vec::new();
-    let files: Vec<(String, String)> =
-        db.query("read files", "SELECT sha256, kind FROM files ORDER BY sha256, kind", &[], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    for (sha256, kind) in files {
-        let Some(file_kind) = FileKind::from_role(&kind) else {
-            return Err(RegistryError::Inconsistent {
-                path: path.to_path_buf(),
+/// Every file the registry at `db` references, by hash and kind.
+pub(crate) fn files_of(db: &Db) -> Result<Vec<StoredFile>, RegistryError> {
+    let rows: Vec<(String, String, u64)> = db.query(
+        "read files",
+        "SELECT sha256, kind, size FROM files ORDER BY sha256, kind",
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?, get_u64(r, 2)?)),
+    )?;
+    rows.into_iter()
+        .map(|(sha256, kind, size)| match FileKind::from_role(&kind) {
+            Some(kind) => Ok(StoredFile { kind, sha256, size }),
+            None => Err(RegistryError::Inconsistent {
+                path: db.location().to_path_buf(),
                 what: format!("file {sha256} has unknown kind {kind:?}"),
-            });
-        };
-        let file_path = store.path_of(&sha256, file_kind)?;
-        match store.check_file(&sha256, file_kind)? {
-            FileState::Present => {}
-            FileState::Missing => {
-                problems.push(StoreProblem::Missing { sha256, file_kind, path: file_path });
-            }
-            FileState::Altered { actual } => {
-                problems.push(StoreProblem::Altered { sha256, file_kind, path: file_path, actual })
-            }
-        }
-    }
+            }),
+        })
+        .collect()
+}
+
+/// Store check over any connection (the live registry, or a backup being restored): one
+/// listing of the store against the registry's files and sizes, and with `rehash` every
+/// referenced file read back and hashed.
+pub(crate) fn store_check(
+    db: &Db,
+    store: &Store,
+    rehash: bool,
+) -> Result<Vec<StoreProblem>, RegistryError> {
+    let mut problems = Vec::new();
+    let files = files_of(db)?;
+    let mut listed: HashMap<(String, FileKind), u64> = HashMap::new();
+    let mut strays = Vec::new();
     for entry in store.walk()? {
-        let known = match entry.content {
-            None => false,
-            Some((sha256, kind)) => db.query_one(
-                "read files",
-                "SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1 AND kind = ?2)",
-                &vals![sha256, kind.as_str()],
-                |r| r.get::<bool>(0),
-            )?,
-        };
-        if !known {
-            problems.push(StoreProblem::Orphan { path: entry.path });
+        match entry.content {
+            Some(content) => {
+                listed.insert(content, entry.size);
+            }
+            None => strays.push(entry.path),
         }
     }
+    let mut referenced = HashSet::with_capacity(files.len());
+    for StoredFile { sha256, kind: file_kind, size } in files {
+        let file_path = store.path_of(&sha256, file_kind)?;
+        let key = (sha256, file_kind);
+        let found = listed.get(&key).copied();
+        let (sha256, file_kind) = key.clone();
+        referenced.insert(key);
+        match found {
+            None => problems.push(StoreProblem::Missing { sha256, file_kind, path: file_path }),
+            // Re-hashed, a file of another size is reported as altered, with its hash.
+            Some(actual) if actual != size && !rehash => problems.push(StoreProblem::WrongSize {
+                sha256,
+                file_kind,
+                path: file_path,
+                expected: size,
+                actual,
+            }),
+            Some(_) if !rehash => {}
+            Some(_) => match store.check_file(&sha256, file_kind)? {
+                FileState::Present => {}
+                FileState::Missing => {
+                    problems.push(StoreProblem::Missing { sha256, file_kind, path: file_path });
+                }
+                FileState::Altered { actual } => problems.push(StoreProblem::Altered {
+                    sha256,
+                    file_kind,
+                    path: file_path,
+                    actual,
+                }),
+            },
+        }
+    }
+    let mut orphans: Vec<PathBuf> = listed
+        .into_keys()
+        .filter(|k| !referenced.contains(k))
+        .map(|(sha256, kind)| store.path_of(&sha256, kind))
+        .collect::<Result<_, _>>()?;
+    orphans.extend(strays);
+    orphans.sort();
+    problems.extend(orphans.into_iter().map(|path| StoreProblem::Orphan { path }));
     Ok(problems)
 }

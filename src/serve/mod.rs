@@ -51,6 +51,8 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     pub data: PathBuf,
     pub registry: Option<String>,
+    /// Store other than `data/store` (`file:PATH`, `s3://bucket/prefix`).
+    pub store: Option<String>,
     pub catalog: PathBuf,
     pub rate: rate::RateLimit,
     /// Lifetime of department tokens, seconds (capped at [`token::MAX_TTL`]).
@@ -232,7 +234,8 @@ impl ServeConfig {
 /// opens the registry (so a broken setup fails before listening), then serves.
 pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
-    let pool = pool::RegistryPool::new(config.data.clone(), config.registry.clone());
+    let pool =
+        pool::RegistryPool::new(config.data.clone(), config.registry.clone(), config.store.clone());
     // Open one connection now: migrations run once, and an unreachable registry stops here.
     let production = pool.with(|r| r.is_production())??;
     let at = crate::clock::now().map_err(|e| ServeError::Clock { detail: format!("{e:#}") })?;

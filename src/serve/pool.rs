@@ -16,12 +16,13 @@ pub const MAX_IDLE: usize = 8;
 pub struct RegistryPool {
     data: PathBuf,
     location: Option<String>,
+    store: Option<String>,
     idle: Mutex<Vec<Registry>>,
 }
 
 impl RegistryPool {
-    pub fn new(data: PathBuf, location: Option<String>) -> RegistryPool {
-        RegistryPool { data, location, idle: Mutex::new(Vec::new()) }
+    pub fn new(data: PathBuf, location: Option<String>, store: Option<String>) -> RegistryPool {
+        RegistryPool { data, location, store, idle: Mutex::new(Vec::new()) }
     }
 
     /// Runs `f` with a connection on the current (blocking) thread.
@@ -29,7 +30,9 @@ impl RegistryPool {
         let taken = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         let mut registry = match taken {
             Some(r) => r,
-            None => Registry::open_with(&self.data, self.location.as_deref())?,
+            None => {
+                Registry::open_with(&self.data, self.location.as_deref(), self.store.as_deref())?
+            }
         };
         let out = f(&mut registry);
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -44,6 +44,24 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A realistic export of `n` distinct food permits in `dir/big.csv`: the food fixture's header
+/// and one of its rows as a template, with `n` printed numbers.
+pub fn big_export(dir: &Path, n: usize) -> PathBuf {
+    let fixture =
+        std::fs::read_to_string(root().join("fixtures/food-business-permit/export-utf8.csv"))
+            .expect("the food fixture");
+    let mut lines = fixture.split("\r\n");
+    let header = lines.next().expect("a header");
+    let template = lines.find(|l| l.starts_with("JY12201040000074")).expect("the template row");
+    let mut text = format!("{header}\r\n");
+    for i in 0..n {
+        text.push_str(&format!("JY1220104{:07}{}\r\n", 100_000 + i, &template[16..]));
+    }
+    let path = dir.join("big.csv");
+    std::fs::write(&path, text).expect("write big.csv");
+    path
+}
+
 /// Reads a CSV written by elicence (UTF-8 with BOM) into rows of strings, header included.
 pub fn read_csv(path: &Path) -> Vec<Vec<String>> {
     let bytes = std::fs::read(path).expect("csv exists");

@@ -311,6 +311,7 @@ fn approve_cmd(args: &ApproveArgs) -> anyhow::Result<i32> {
     let options = ApproveOptions {
         data: args.registry.data.clone(),
         registry: args.registry.registry.clone(),
+        store: args.registry.store.store.clone(),
         keys: args.keys.keys.clone(),
         passphrase_file: args.keys.passphrase_file.clone(),
         tsa: args.tsa.tsa.clone(),

@@ -1,13 +1,7 @@
-//! The content-addressed file store (`<data dir>/store/`): every PDF, XML, OFD and archive image
-//! (存档副本) the registry references, kept under the SHA-256 of its bytes as
-//! `store/ab/cd/<sha256>.<ext>`.
-//!
-//! This module owns the layout, the atomic write (temporary file in the same folder, fsync,
-//! rename, fsync the folder) and reading a file back with its hash checked. It knows nothing of
-//! licences: the registry database says which hashes are referenced, and
-//! [`crate::registry::Registry::store_check`] compares the two. Files are immutable and never
-//! deleted: a file written by a run that was killed before its commit stays as an orphan, which
-//! the check lists but does not count as a licence.
+//! The store in a folder (`<data dir>/store/` or `--store file:PATH`): the atomic write
+//! (temporary file in the same folder, fsync, rename, fsync the folder), the one durability
+//! barrier per chunk, and reading a file back. A crash leaves each file absent or complete, plus
+//! possibly `.tmp` leftovers that [`FolderStore::walk`] reports as strays.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -15,114 +9,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use thiserror::Error;
-
-/// What a stored file is, which fixes its extension and its role for a licence version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileKind {
-    /// The signed PDF e-licence.
-    Pdf,
-    /// The signed XML e-licence (GB/T 36903 metadata).
-    Xml,
-    /// A decoded and verified scan of the paper licence (存档副本), stored as PNG. Never the
-    /// e-licence itself.
-    Archive,
-    /// The sealed OFD e-licence (GB/T 33190 with a GB/T 38540 seal).
-    Ofd,
-}
-
-impl FileKind {
-    pub const ALL: [FileKind; 4] = [FileKind::Pdf, FileKind::Xml, FileKind::Archive, FileKind::Ofd];
-
-    /// The extension of the stored file, without the dot.
-    pub fn ext(self) -> &'static str {
-        match self {
-            FileKind::Pdf => "pdf",
-            FileKind::Xml => "xml",
-            FileKind::Archive => "png",
-            FileKind::Ofd => "ofd",
-        }
-    }
-
-    /// The role name as stored in the registry (`pdf`, `xml`, `archive`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileKind::Pdf => "pdf",
-            FileKind::Xml => "xml",
-            FileKind::Archive => "archive",
-            FileKind::Ofd => "ofd",
-        }
-    }
-
-    /// The kind for a role name as stored in the registry.
-    pub fn from_role(role: &str) -> Option<FileKind> {
-        FileKind::ALL.into_iter().find(|k| k.as_str() == role)
-    }
-
-    /// The kind for a stored file's extension.
-    pub fn from_ext(ext: &str) -> Option<FileKind> {
-        FileKind::ALL.into_iter().find(|k| k.ext() == ext)
-    }
-}
-
-/// A file in the store: its kind, lower-case hex SHA-256 and size in bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct StoredFile {
-    pub kind: FileKind,
-    pub sha256: String,
-    pub size: u64,
-}
-
-/// A store operation that failed, naming the file.
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("{path}: {op}", path = path.display())]
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: io::Error,
-    },
-    /// A file read back does not hash to its name.
-    #[error("{path}: content has SHA-256 {actual}, expected {expected}", path = path.display())]
-    Altered { path: PathBuf, expected: String, actual: String },
-    /// A hash that is not 64 lower-case hex digits.
-    #[error("not a SHA-256 hex digest: {found:?}")]
-    BadHash { found: String },
-}
-
-/// What [`Store::check_file`] found for one expected file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileState {
-    Present,
-    Missing,
-    Altered { actual: String },
-}
-
-/// A file found under the store root by [`Store::walk`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreEntry {
-    pub path: PathBuf,
-    /// `(sha256, kind)` when the file has a store name in the right folder; `None` for
-    /// temporary leftovers and strays.
-    pub content: Option<(String, FileKind)>,
-}
+use super::{
+    FileKind, FileState, StoreEntry, StoreError, StoredFile, key_of, parse_key, sha256_hex,
+};
 
 /// Temporary-file names must be unique across threads of one process too.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// True for 64 lower-case hex digits.
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| StoreError::Io { path: path.to_path_buf(), op, source }
@@ -185,7 +77,7 @@ fn flush_files<'p>(_root: &Path, paths: impl Iterator<Item = &'p Path>) -> Resul
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename over
 /// `path`, fsync the folder. A crash leaves either the old state or the complete file (plus
-/// possibly a `.tmp` leftover, which [`Store::walk`] reports).
+/// possibly a `.tmp` leftover, which [`FolderStore::walk`] reports).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_dir_durable(dir)?;
@@ -211,42 +103,30 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
 
 /// The content-addressed store rooted at one folder.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub(super) struct FolderStore {
     root: PathBuf,
 }
 
-impl Store {
+impl FolderStore {
     /// A store rooted at `root` (created on the first write).
-    pub fn new(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
+    pub(super) fn new(root: PathBuf) -> FolderStore {
+        FolderStore { root }
     }
 
     /// The store's root folder.
-    pub fn root(&self) -> &Path {
+    pub(super) fn root(&self) -> &Path {
         &self.root
     }
 
-    /// The path relative to the root for a hash and kind: `ab/cd/<sha256>.<ext>`.
-    ///
-    /// Fails with [`StoreError::BadHash`] unless `sha256` is 64 lower-case hex digits.
-    pub fn relative_path(sha256: &str, kind: FileKind) -> Result<PathBuf, StoreError> {
-        if !is_sha256_hex(sha256) {
-            return Err(StoreError::BadHash { found: sha256.to_owned() });
-        }
-        let (a, rest) = sha256.split_at(2);
-        let b = rest.get(..2).unwrap_or_default();
-        Ok(Path::new(a).join(b).join(format!("{sha256}.{}", kind.ext())))
-    }
-
     /// The absolute path of a stored file (whether or not it exists).
-    pub fn path_of(&self, sha256: &str, kind: FileKind) -> Result<PathBuf, StoreError> {
-        Ok(self.root.join(Self::relative_path(sha256, kind)?))
+    pub(super) fn path_of(&self, sha256: &str, kind: FileKind) -> Result<PathBuf, StoreError> {
+        Ok(self.root.join(key_of(sha256, kind)?))
     }
 
     /// Stores `bytes` under their SHA-256 and returns what was stored. When the file is already
     /// present with the right content nothing is written; when it is present with other content
     /// (damaged) it is replaced atomically.
-    pub fn put(&self, kind: FileKind, bytes: &[u8]) -> Result<StoredFile, StoreError> {
+    pub(super) fn put(&self, kind: FileKind, bytes: &[u8]) -> Result<StoredFile, StoreError> {
         let sha256 = sha256_hex(bytes);
         let path = self.path_of(&sha256, kind)?;
         let stored = StoredFile { kind, sha256, size: bytes.len() as u64 };
@@ -260,12 +140,15 @@ impl Store {
     }
 
     /// Stores many files with one durability barrier for all of them, for a chunk of licences.
-    /// Same result as [`Store::put`] on each, in order, but instead of two fsyncs per file
+    /// Same result as [`FolderStore::put`] on each, in order, but instead of two fsyncs per file
     /// (file and folder) it writes every temporary file, flushes them all at once, renames them
     /// into place and flushes the folders at once. A crash leaves each file either absent or
     /// complete (plus possibly `.tmp` leftovers), and every file is durable before this returns,
     /// so the registry rows that reference them may be committed.
-    pub fn put_many(&self, files: &[(FileKind, &[u8])]) -> Result<Vec<StoredFile>, StoreError> {
+    pub(super) fn put_many(
+        &self,
+        files: &[(FileKind, &[u8])],
+    ) -> Result<Vec<StoredFile>, StoreError> {
         let mut stored = Vec::with_capacity(files.len());
         // (temporary file, final path) of each file still to be renamed into place.
         let mut pending: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -326,7 +209,7 @@ impl Store {
     /// Reads a stored file and checks that its content hashes to `sha256`.
     ///
     /// Fails with [`StoreError::Io`] (missing or unreadable) or [`StoreError::Altered`].
-    pub fn read(&self, sha256: &str, kind: FileKind) -> Result<Vec<u8>, StoreError> {
+    pub(super) fn read(&self, sha256: &str, kind: FileKind) -> Result<Vec<u8>, StoreError> {
         let path = self.path_of(sha256, kind)?;
         let bytes = fs::read(&path).map_err(io_err(&path, "read"))?;
         let actual = sha256_hex(&bytes);
@@ -337,7 +220,7 @@ impl Store {
     }
 
     /// Whether the file for `sha256` is present with the right content.
-    pub fn check_file(&self, sha256: &str, kind: FileKind) -> Result<FileState, StoreError> {
+    pub(super) fn check_file(&self, sha256: &str, kind: FileKind) -> Result<FileState, StoreError> {
         let path = self.path_of(sha256, kind)?;
         match fs::read(&path) {
             Ok(bytes) => {
@@ -354,7 +237,7 @@ impl Store {
     }
 
     /// Every regular file under the root, sorted by path. An absent root is an empty store.
-    pub fn walk(&self) -> Result<Vec<StoreEntry>, StoreError> {
+    pub(super) fn walk(&self) -> Result<Vec<StoreEntry>, StoreError> {
         let mut out = Vec::new();
         if !self.root.exists() {
             return Ok(out);
@@ -369,8 +252,9 @@ impl Store {
                 if file_type.is_dir() {
                     pending.push(path);
                 } else {
+                    let size = entry.metadata().map_err(io_err(&path, "stat"))?.len();
                     let content = self.parse_store_path(&path);
-                    out.push(StoreEntry { path, content });
+                    out.push(StoreEntry { path, size, content });
                 }
             }
         }
@@ -378,19 +262,45 @@ impl Store {
         Ok(out)
     }
 
+    /// The file `name` (relative to the root); `Ok(None)` when it does not exist.
+    pub(super) fn read_named(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.root.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Io { path, op: "read", source: e }),
+        }
+    }
+
+    /// Moves the finished file `local` (in the root folder already) to `name`, durably.
+    pub(super) fn rename_into(&self, local: &Path, name: &str) -> Result<(), StoreError> {
+        let path = self.root.join(name);
+        File::open(local).and_then(|f| f.sync_all()).map_err(io_err(local, "fsync"))?;
+        fs::rename(local, &path).map_err(io_err(&path, "rename into place"))?;
+        sync_dir(path.parent().unwrap_or(&self.root))
+    }
+
+    /// True when the root is absent or holds nothing.
+    pub(super) fn is_empty(&self) -> Result<bool, StoreError> {
+        match fs::read_dir(&self.root) {
+            Ok(mut entries) => Ok(entries.next().is_none()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(StoreError::Io { path: self.root.clone(), op: "list folder", source: e }),
+        }
+    }
+
     /// `(sha256, kind)` when `path` is exactly where the store would put that file.
     fn parse_store_path(&self, path: &Path) -> Option<(String, FileKind)> {
-        let name = path.file_name()?.to_str()?;
-        let (hash, ext) = name.split_once('.')?;
-        let kind = FileKind::from_ext(ext)?;
-        let expected = self.path_of(hash, kind).ok()?;
-        (expected == path).then(|| (hash.to_owned(), kind))
+        let relative = path.strip_prefix(&self.root).ok()?;
+        let parts: Vec<&str> = relative.iter().map(|p| p.to_str()).collect::<Option<_>>()?;
+        parse_key(&parts.join("/"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::store::Store;
 
     #[test]
     fn put_is_content_addressed_and_idempotent() {

@@ -1,0 +1,460 @@
+//! The store on S3-compatible object storage, with the real binary against a real S3 server on
+//! loopback (s3s-fs inside this test process; see `util/s3_server.rs`): a run's files land in
+//! the bucket under today's content addresses and read back (`store check`, `--full` naming a
+//! corrupted object, `verify --data`, `copy`), a run killed (SIGKILL) between its PUTs and its commit
+//! and run again ends with the same registry and objects, a bucket that refuses writes stops
+//! the run with the object named and nothing committed, two `--shard` processes share one
+//! bucket, `migrate --store-to` copies a store and resumes after an interruption, and an
+//! off-site backup into a bucket is incremental and refused when one of its objects is damaged.
+
+#[path = "util/s3_server.rs"]
+mod s3_server;
+mod util;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use s3_server::S3Server;
+use serde_json::Value;
+use util::{PgDatabase, big_export, elicence, root, run_expect};
+
+const FOOD: &str = "pipelines/food-business-permit.toml";
+const FIXTURE: &str = "fixtures/food-business-permit/export-utf8.csv";
+
+/// `elicence` with the server's `AWS_*` environment.
+fn with_s3(server: &S3Server) -> Command {
+    let mut cmd = elicence();
+    server.env(&mut cmd);
+    cmd
+}
+
+/// `elicence run` of the food pipeline with the test keys (and `--store` when given).
+fn run_cmd(server: &S3Server, data: &Path, input: &str, store: Option<&str>) -> Command {
+    let mut cmd = with_s3(server);
+    cmd.args(["run", FOOD, "--input", input, "--json", "--operator", "tester"])
+        .args(["--progress", "never"])
+        .arg("--data")
+        .arg(data)
+        .arg("--keys")
+        .arg(root().join("fixtures/keys"));
+    if let Some(store) = store {
+        cmd.args(["--store", store]);
+    }
+    cmd
+}
+
+fn report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).expect("run --json prints the report")
+}
+
+/// `(identifier, kind, sha256)` of every file the SQLite registry in `data` references, and
+/// `(identifier, current?, revoked?)` of every version.
+type State = (BTreeSet<(String, String, String)>, BTreeSet<(String, bool, bool)>);
+
+fn registry_state(data: &Path) -> State {
+    let conn = rusqlite::Connection::open(data.join("registry.sqlite")).unwrap();
+    let mut files = conn
+        .prepare(
+            "SELECT v.identifier, vf.kind, vf.sha256 FROM version_files vf
+             JOIN versions v ON v.id = vf.version_id",
+        )
+        .unwrap();
+    let files = files
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut versions = conn
+        .prepare("SELECT identifier, superseded_by IS NULL, revoked_at IS NOT NULL FROM versions")
+        .unwrap();
+    let versions = versions
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    (files, versions)
+}
+
+/// The content address of a file: `ab/cd/<sha256>.<ext>`.
+fn key(kind: &str, sha256: &str) -> String {
+    let ext = match kind {
+        "archive" => "png",
+        other => other,
+    };
+    format!("{}/{}/{sha256}.{ext}", &sha256[..2], &sha256[2..4])
+}
+
+/// Every key a registry's files have.
+fn referenced_keys(state: &State) -> BTreeSet<String> {
+    state.0.iter().map(|(_, kind, sha)| key(kind, sha)).collect()
+}
+
+/// Every object key of the store `s3://bucket/store`, without the prefix.
+fn store_keys(server: &S3Server, bucket: &str) -> BTreeSet<String> {
+    let keys = server.keys(bucket, "store");
+    keys.iter().map(|k| k.trim_start_matches("store/").to_owned()).collect()
+}
+
+/// Every file of a folder store, as keys.
+fn folder_keys(store: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![store.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(store).unwrap();
+                let parts: Vec<String> =
+                    rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+                out.insert(parts.join("/"));
+            }
+        }
+    }
+    out
+}
+
+/// `SELECT count(*) FROM table` in the SQLite registry of `data`; 0 before it exists.
+fn committed(data: &Path, table: &str) -> usize {
+    let sql = format!("SELECT count(*) FROM {table}");
+    rusqlite::Connection::open(data.join("registry.sqlite"))
+        .and_then(|c| c.query_row(&sql, [], |r| r.get::<_, i64>(0)))
+        .map_or(0, |n| n as usize)
+}
+
+#[test]
+fn a_run_into_a_bucket_stores_content_addresses_and_reads_them_back() {
+    let server = S3Server::start();
+    let store = format!("{}/store", server.bucket("licences"));
+    let scratch = tempfile::tempdir().unwrap();
+
+    // The same run into a local folder is the reference.
+    let local = scratch.path().join("local");
+    let want = report(&run_expect(&mut run_cmd(&server, &local, FIXTURE, None), 0));
+    let data = scratch.path().join("data");
+    let got = report(&run_expect(&mut run_cmd(&server, &data, FIXTURE, Some(&store)), 0));
+    assert_eq!(got["counts"], want["counts"]);
+    let state = registry_state(&data);
+    assert_eq!(state, registry_state(&local), "same licences and the same file hashes");
+    assert!(!data.join("store").exists(), "nothing written to the local folder");
+    // Keys are today's content addresses, and exactly the referenced ones.
+    let keys = store_keys(&server, "licences");
+    assert_eq!(keys, referenced_keys(&state));
+    assert_eq!(keys, folder_keys(&local.join("store")));
+
+    // ELICENCE_STORE is the same as --store; a re-run changes nothing.
+    let again = run_expect(run_cmd(&server, &data, FIXTURE, None).env("ELICENCE_STORE", &store), 0);
+    assert_eq!(report(&again)["counts"]["unchanged"], 9);
+
+    let check = |full: bool, code: i32| {
+        let mut cmd = with_s3(&server);
+        cmd.args(["store", "check", "--json", "--store", &store]).arg("--data").arg(&data);
+        if full {
+            cmd.arg("--full");
+        }
+        let out = run_expect(&mut cmd, code);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(check(false, 0)["ok"], true);
+    assert_eq!(check(true, 0)["ok"], true);
+
+    // verify --data reads the registry through the same flags.
+    let pdf = local.join("store").join(keys.iter().find(|k| k.ends_with(".pdf")).unwrap());
+    let o = with_s3(&server)
+        .arg("verify")
+        .arg(&pdf)
+        .arg("--keys")
+        .arg(root().join("fixtures/keys"))
+        .args(["--json", "--store", &store])
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let verdict: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(verdict["status"], "authentic", "{verdict}");
+    assert!(verdict["registry_status"]["status"].is_string(), "{verdict}");
+
+    // copy reads the licence's PDF from the bucket (a department with an unmask grant).
+    let shared = |args: &[&str]| {
+        let mut cmd = with_s3(&server);
+        cmd.args(args).env("ELICENCE_STORE", &store).env("ELICENCE_DATA", &data);
+        cmd
+    };
+    let dept = "11220100MB18300819";
+    let add = run_expect(
+        shared(&["dept", "add", dept, "--name", "长春市医疗保障局"]).args([
+            "--level",
+            "prefectural",
+            "--region",
+            "220100",
+        ]),
+        0,
+    );
+    let credential = scratch.path().join("dept.cred");
+    std::fs::write(&credential, add.stdout).unwrap();
+    let grant = ["dept", "grant", dept, "--type", "food-business-permit", "--unmask"];
+    run_expect(&mut shared(&grant), 0);
+    let copy = scratch.path().join("copy.pdf");
+    let current = "1.2.156.3005.2.11100000MB0143028R901.11220104MB1875524M.JY12201040000016.002.8";
+    run_expect(
+        shared(&["copy", current, "--reason", "医保定点审核", "--as", dept])
+            .arg("--credential-file")
+            .arg(&credential)
+            .arg("--out")
+            .arg(&copy)
+            .args(["--expires", "2026-12-31", "--keys", "fixtures/keys"]),
+        0,
+    );
+    assert!(std::fs::read(&copy).unwrap().starts_with(b"%PDF"));
+
+    // One byte of one object changed on the server's disk, size kept: the listing still
+    // matches, the full check names the object.
+    let victim = keys.iter().find(|k| k.ends_with(".xml")).unwrap();
+    let file = server.object_file("licences", &format!("store/{victim}"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    assert_eq!(check(false, 0)["ok"], true, "names and sizes are intact");
+    let full = check(true, 1);
+    assert_eq!(full["problems"][0]["kind"], "altered", "{full}");
+    let named = full["problems"][0]["path"].as_str().unwrap();
+    assert_eq!(named, format!("{store}/{victim}"));
+
+    // A truncated object is found by the listing alone.
+    let pdf = keys.iter().find(|k| k.ends_with(".pdf")).unwrap();
+    let file = server.object_file("licences", &format!("store/{pdf}"));
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let listed = check(false, 1);
+    assert_eq!(listed["problems"][0]["kind"], "wrong_size", "{listed}");
+    assert_eq!(listed["problems"][0]["path"], format!("{store}/{pdf}"));
+}
+
+#[test]
+fn a_bucket_that_refuses_writes_stops_the_run_with_nothing_committed() {
+    let server = S3Server::start();
+    let store = format!("{}/store", server.bucket("frozen"));
+    server.refuse_writes_to("frozen");
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let out = run_cmd(&server, &data, FIXTURE, Some(&store)).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("s3://frozen/store/"), "the refused object is named:\n{stderr}");
+    assert!(stderr.contains("PUT"), "{stderr}");
+    assert_eq!(committed(&data, "versions"), 0, "nothing committed");
+    assert!(server.keys("frozen", "").is_empty());
+}
+
+#[test]
+fn a_run_killed_between_its_puts_and_its_commit_reruns_to_the_same_registry_and_objects() {
+    let server = S3Server::start();
+    let store = format!("{}/store", server.bucket("licences"));
+    let scratch = tempfile::tempdir().unwrap();
+    let input = big_export(scratch.path(), 600);
+    let input = input.to_str().unwrap();
+    let local = scratch.path().join("local");
+    run_expect(&mut run_cmd(&server, &local, input, None), 0);
+    let want = registry_state(&local);
+
+    let data = scratch.path().join("data");
+    let mut kills = 0;
+    // Twice: killed once objects of a chunk not yet committed are in the bucket.
+    for _ in 0..2 {
+        let mut child =
+            run_cmd(&server, &data, input, Some(&store)).stdout(Stdio::null()).spawn().unwrap();
+        let started = Instant::now();
+        loop {
+            let objects = server.keys("licences", "store").len();
+            if objects > committed(&data, "files") || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "the run stores something");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills > 0, "a run was killed with uncommitted objects in the bucket");
+    let last = report(&run_expect(&mut run_cmd(&server, &data, input, Some(&store)), 0));
+    assert_eq!(last["reconciled"], true);
+    let state = registry_state(&data);
+    assert_eq!(state, want, "same licences, versions and file hashes as one local run");
+    let keys = store_keys(&server, "licences");
+    assert_eq!(keys, referenced_keys(&state), "the same objects, none lost, none extra");
+    run_expect(
+        with_s3(&server)
+            .args(["store", "check", "--full", "--store", &store])
+            .arg("--data")
+            .arg(&data),
+        0,
+    );
+    run_expect(elicence().args(["audit", "verify"]).arg("--data").arg(&data), 0);
+}
+
+#[test]
+fn two_shards_load_one_bucket_like_one_process() {
+    let Some(pg) = PgDatabase::create("two_shards_load_one_bucket_like_one_process") else {
+        return;
+    };
+    let server = S3Server::start();
+    let store = format!("{}/store", server.bucket("shared"));
+    let scratch = tempfile::tempdir().unwrap();
+    let input = big_export(scratch.path(), 400);
+    let input = input.to_str().unwrap();
+    let local = scratch.path().join("local");
+    run_expect(&mut run_cmd(&server, &local, input, None), 0);
+    let want = referenced_keys(&registry_state(&local));
+
+    // Two machines: each its own data folder, one registry, one bucket.
+    let shards: Vec<_> = (0..2)
+        .map(|k| {
+            run_cmd(&server, &scratch.path().join(format!("machine-{k}")), input, Some(&store))
+                .args(["--registry", &pg.url, "--shard", &format!("{k}/2")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let issued: u64 = shards
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+            report(&out)["counts"]["issued"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(issued, 400);
+    let keys = store_keys(&server, "shared");
+    assert_eq!(keys, want, "the objects one local run stores");
+    run_expect(
+        with_s3(&server)
+            .args(["store", "check", "--full", "--store", &store, "--registry", &pg.url])
+            .arg("--data")
+            .arg(scratch.path().join("machine-0")),
+        0,
+    );
+}
+
+#[test]
+fn migrate_copies_a_store_to_a_bucket_and_back_and_resumes_after_an_interruption() {
+    let server = S3Server::start();
+    let bucket = format!("{}/migrated", server.bucket("licences"));
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    run_expect(&mut run_cmd(&server, &data, FIXTURE, None), 0);
+    let files = referenced_keys(&registry_state(&data)).len() as u64;
+    assert!(files > 10);
+
+    let migrate = |to: &str, from_store: Option<&str>| {
+        let mut cmd = with_s3(&server);
+        cmd.args(["migrate", "--json", "--store-to", to]).arg("--data").arg(&data);
+        if let Some(s) = from_store {
+            cmd.args(["--store", s]);
+        }
+        cmd.output().unwrap()
+    };
+    // The bucket stops accepting writes after 5 objects: the copy fails, naming one. (PUTs
+    // in flight when the refusal comes are abandoned: at most 5 objects are complete.)
+    server.write_budget(Some(5));
+    let out = migrate(&bucket, None);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("s3://licences/migrated/"));
+    let written = server.keys("licences", "migrated").len() as u64;
+    assert!((1..=5).contains(&written), "{written} objects written before the refusal");
+    // Run again: only what is missing is copied, then every object is re-hashed.
+    server.write_budget(None);
+    let out = migrate(&bucket, None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["files"], files);
+    assert_eq!(done["present"], written, "{done}");
+    assert_eq!(done["copied"], files - written, "{done}");
+    run_expect(
+        with_s3(&server)
+            .args(["store", "check", "--full", "--store", &bucket])
+            .arg("--data")
+            .arg(&data),
+        0,
+    );
+
+    // And back, from the bucket into a new folder.
+    let back = scratch.path().join("back");
+    let out = migrate(&format!("file:{}", back.display()), Some(&bucket));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(folder_keys(&back), folder_keys(&data.join("store")));
+}
+
+#[test]
+fn an_off_site_backup_is_incremental_and_a_damaged_one_is_refused() {
+    let server = S3Server::start();
+    let target = format!("{}/elicence", server.bucket("offsite"));
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    run_expect(&mut run_cmd(&server, &data, FIXTURE, None), 0);
+    let backup = |code: i32| {
+        let out = run_expect(
+            with_s3(&server).args(["backup", &target, "--json"]).arg("--data").arg(&data),
+            code,
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = backup(0);
+    let files = first["manifest"]["files"].as_array().unwrap().len() as u64;
+    assert_eq!(first["copied"], files - 1, "every store file (the database is not one)");
+
+    // The second backup PUTs only the snapshot and the manifest: two writes allowed, no more.
+    server.write_budget(Some(2));
+    let second = backup(0);
+    server.write_budget(None);
+    assert_eq!(second["copied"], 0);
+    assert_eq!(second["already_there"], files - 1);
+
+    // Restore from the bucket: every hash checked, then live.
+    let restored = scratch.path().join("restored");
+    run_expect(with_s3(&server).args(["restore", &target]).arg("--data").arg(&restored), 0);
+    run_expect(elicence().args(["store", "check"]).arg("--data").arg(&restored), 0);
+    assert_eq!(registry_state(&restored).0, registry_state(&data).0);
+
+    // A damaged object in the backup: the restore refuses, nothing is live.
+    let pdf = second["manifest"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .find(|p| p.ends_with(".pdf"))
+        .unwrap()
+        .to_owned();
+    let file = server.object_file("offsite", &format!("elicence/{pdf}"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let refused = scratch.path().join("refused");
+    let out =
+        with_s3(&server).args(["restore", &target]).arg("--data").arg(&refused).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&pdf), "names the damaged object");
+    assert!(!refused.exists(), "nothing made live");
+}
+
+#[test]
+fn a_store_that_is_neither_a_folder_nor_a_bucket_is_a_configuration_error() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let out = run_expect(
+        elicence()
+            .args(["store", "check", "--store", "ftp://licences/store"])
+            .arg("--data")
+            .arg(&data),
+        3,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ftp://licences/store"));
+}
