@@ -21,7 +21,7 @@ use crate::render::RenderError;
 use crate::render::layout::Layout;
 use crate::render::ofd::render_ofd;
 use crate::render::pdf::PdfRenderer;
-use crate::render::qr::qr_payload;
+use crate::render::qr::face_qr_payload;
 use crate::render::xml::{SealMeta, render_xml};
 use crate::seal::ofd::{OfdSealError, seal_ofd_with};
 use crate::sign::SignError;
@@ -62,6 +62,9 @@ pub struct Producer {
     identities: Identities,
     signed_at: DateTime<Utc>,
     tsa: Option<Arc<dyn Tsa>>,
+    /// Base of the public verification page the QR code opens (checked by
+    /// [`crate::render::check_public_url`]); `None`: the `ELIC1:` payload.
+    public_url: Option<String>,
 }
 
 impl Producer {
@@ -90,13 +93,20 @@ impl Producer {
         identities: Identities,
         signed_at: DateTime<Utc>,
     ) -> Producer {
-        Producer { renderer, identities, signed_at, tsa: None }
+        Producer { renderer, identities, signed_at, tsa: None, public_url: None }
     }
 
     /// Timestamps every signature with `tsa` (PAdES and XAdES B-T). The token's time is the TSA's,
     /// so artefacts are no longer byte-identical across runs.
     pub fn with_tsa(mut self, tsa: Option<Arc<dyn Tsa>>) -> Producer {
         self.tsa = tsa;
+        self
+    }
+
+    /// Makes every face's QR code the address of its public verification page under
+    /// `public_url` (one [`crate::render::check_public_url`] accepted); `None` keeps `ELIC1:`.
+    pub fn with_public_url(mut self, public_url: Option<String>) -> Producer {
+        self.public_url = public_url;
         self
     }
 
@@ -127,7 +137,7 @@ impl Producer {
         };
         let xml = render_xml(licence, &identifier, &seal);
         let digest = hex::encode(Sha256::digest(xml.as_bytes()));
-        let qr = qr_payload(&identifier, &digest);
+        let qr = face_qr_payload(self.public_url.as_deref(), &identifier, &digest);
         Ok(self.renderer.render(licence, &identifier, &qr, self.signed_at)?)
     }
 
@@ -147,7 +157,7 @@ impl Producer {
         };
         let xml = render_xml(licence, &identifier, &seal);
         let digest = hex::encode(Sha256::digest(xml.as_bytes()));
-        let qr = qr_payload(&identifier, &digest);
+        let qr = face_qr_payload(self.public_url.as_deref(), &identifier, &digest);
         let pdf = self.renderer.render_signable(licence, &identifier, &qr, self.signed_at)?;
         let opts = PdfSignOptions {
             reason: format!("{} 电子证照签发", licence.type_name),

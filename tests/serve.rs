@@ -40,6 +40,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::new_with(&[])
+    }
+
+    /// As [`Fixture::new`], the run given `run_args` too.
+    fn new_with(run_args: &[&str]) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let copy = dir.path().join("pipelines");
         copy_dir(&root().join("pipelines"), &copy);
@@ -66,7 +71,8 @@ impl Fixture {
                 .arg("run")
                 .arg(copy.join("food-business-permit.toml"))
                 .args(["--input", "fixtures/food-business-permit/export-utf8.csv"])
-                .args(["--keys", "fixtures/keys"]),
+                .args(["--keys", "fixtures/keys"])
+                .args(run_args),
             0,
         );
         f.med = f.add_dept(MED, "长春市医疗保障局");
@@ -563,18 +569,6 @@ fn tokens_expire_dept_disable_cuts_them_and_the_rate_limit_answers_429() {
     let _ = s.stop();
 }
 
-/// Every stored file of `kind` (`pdf`, `xml`) under the registry's store.
-fn stored(dir: &Path, ext: &str, into: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read_dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            stored(&path, ext, into);
-        } else if path.extension().is_some_and(|e| e == ext) {
-            into.push(path);
-        }
-    }
-}
-
 #[test]
 fn public_verify_and_page_say_what_the_cli_says_without_personal_data() {
     let f = Fixture::new();
@@ -585,8 +579,7 @@ fn public_verify_and_page_say_what_the_cli_says_without_personal_data() {
     let _ = earlier.stop();
 
     let s = f.serve(&["--trust", "fixtures/keys/ca.pem"]);
-    let mut pdfs = Vec::new();
-    stored(&f.data().join("store"), "pdf", &mut pdfs);
+    let pdfs = util::files_with_ext(&f.data().join("store"), "pdf");
     let pdf = pdfs.first().expect("a stored PDF").clone();
     let bytes = std::fs::read(&pdf).expect("pdf");
 
@@ -657,7 +650,8 @@ fn public_verify_and_page_say_what_the_cli_says_without_personal_data() {
     let old = s.superseded_version(&med);
     let r = page(&old);
     assert!(
-        r.body.contains("已变更") && r.body.contains(&format!("href=\"/v/{CURRENT}\"")),
+        // Relative, so that the page works under a path prefix behind a proxy.
+        r.body.contains("已变更") && r.body.contains(&format!("href=\"{CURRENT}\"")),
         "{}",
         r.body
     );
@@ -687,14 +681,27 @@ fn plain_http_is_refused_off_loopback_and_tls_flags_go_together() {
     assert!(err.contains("TLS"), "{err}");
 }
 
+/// The identifier of the version whose stored signed XML holds the element text `key` (a
+/// licence number or holder code).
+fn identifier_of(store: &Path, key: &str) -> String {
+    let xml = util::files_with_ext(store, "xml")
+        .into_iter()
+        .map(|p| std::fs::read_to_string(p).expect("xml"))
+        .find(|x| x.contains(&format!(">{key}<")))
+        .expect("a stored XML holding the key");
+    let start = xml.find("<Identifier>").expect("Identifier") + "<Identifier>".len();
+    xml[start..start + xml[start..].find('<').expect("end")].to_owned()
+}
+
 /// 长春市朝阳区市场监督管理局, the issuer of the fixture's licences.
 const ISSUER: &str = "11220104MB1875524M";
 /// A licence loaded on top of the fixture, valid until 2030: current on the tests' date.
 const NEW_NUMBER: &str = "JY12201040000233";
 
 impl Fixture {
-    /// Loads one more food licence, [`NEW_NUMBER`], issued 2026-01-05 and valid to 2030-12-31.
-    fn load_current_licence(&self) {
+    /// Loads one more food licence, [`NEW_NUMBER`], issued 2026-01-05 and valid to 2030-12-31
+    /// (the run given `run_args` too), and returns its identifier.
+    fn load_current_licence(&self, run_args: &[&str]) -> String {
         let text =
             std::fs::read_to_string(root().join("fixtures/food-business-permit/export-utf8.csv"))
                 .expect("fixture");
@@ -716,15 +723,16 @@ impl Fixture {
                 .arg(&csv)
                 .args(["--keys", "fixtures/keys"])
                 .arg("--out")
-                .arg(self.dir.path().join("out-new")),
+                .arg(self.dir.path().join("out-new"))
+                .args(run_args),
             0,
         );
+        identifier_of(&self.data().join("store"), NEW_NUMBER)
     }
 
     /// `elicence verify --json --data` of every stored PDF: (exit code, reports).
     fn verify_all(&self) -> (Option<i32>, Vec<Value>) {
-        let mut pdfs = Vec::new();
-        stored(&self.data().join("store"), "pdf", &mut pdfs);
+        let pdfs = util::files_with_ext(&self.data().join("store"), "pdf");
         let out = self
             .cmd()
             .args(["verify", "--json", "--keys", "fixtures/keys"])
@@ -759,7 +767,7 @@ impl Fixture {
 #[test]
 fn status_rules_expired_disputed_and_revoked_alike_in_cli_api_and_page() {
     let f = Fixture::new();
-    f.load_current_licence();
+    f.load_current_licence(&[]);
     let med_cred = f.dir.path().join("med.cred");
     std::fs::write(&med_cred, &f.med).expect("cred");
     let issuer_cred = f.dir.path().join("issuer.cred");
@@ -881,8 +889,7 @@ fn signed_files_within_rights_byte_for_byte_and_audited() {
     assert_eq!(cd, format!("attachment; filename=\"{CURRENT}.pdf\""));
     // Byte for byte the file the registry stored, and it verifies.
     let sha = elicence::registry::sha256_hex(&body);
-    let mut pdfs = Vec::new();
-    stored(&f.data().join("store"), "pdf", &mut pdfs);
+    let pdfs = util::files_with_ext(&f.data().join("store"), "pdf");
     assert!(pdfs.iter().any(|p| p.file_stem().is_some_and(|s| s.to_string_lossy() == sha)));
     let v = s.post("/api/v1/verify", "application/pdf", &body).json();
     assert_eq!(
@@ -1166,7 +1173,7 @@ fn copies_for_use_over_the_api_as_the_cli_makes_them_refused_and_audited() {
     assert!(p["detail"].as_str().is_some_and(|d| d.contains("revoked")), "{p}");
     // Disputed (the issuer answered `inconsistent`): a copy would carry a face its issuer has
     // said is wrong.
-    f.load_current_licence();
+    f.load_current_licence(&[]);
     let listed = s.get(
         &format!("/api/v1/licences?number={NEW_NUMBER}"),
         &[("authorization", med.as_str()), ("x-reason", REASON)],
@@ -1222,7 +1229,7 @@ fn copies_for_use_over_the_api_as_the_cli_makes_them_refused_and_audited() {
 #[test]
 fn check_requests_over_the_api_go_to_the_issuer_who_alone_answers_audited() {
     let f = Fixture::new();
-    f.load_current_licence();
+    f.load_current_licence(&[]);
     let issuer = f.add_dept(ISSUER, "长春市朝阳区市场监督管理局");
     // Tuesday 1 December 2026 is a holiday here: Friday 27 November + 5 working days skips it.
     let holidays = f.dir.path().join("holidays.txt");
@@ -1368,5 +1375,283 @@ fn the_server_follows_the_published_catalog_not_its_catalog_flag() {
         (200, json!("unconditional"))
     );
     s.check_openapi();
+    let _ = s.stop();
+}
+
+/// The public URL the QR-code tests issue under (any address: the test reads its path).
+const PUBLIC_URL: &str = "https://zz.example.gov.cn/verify";
+
+/// Every QR code on the first page of each of `pdfs`, as zbarimg (ZBar) reads it from the page
+/// rendered at 150 dpi by pdftoppm (poppler): what a phone camera sees.
+fn scanned_qr_codes(pdfs: &[PathBuf]) -> Vec<String> {
+    let pages = tempfile::tempdir().expect("tempdir");
+    let mut images = Vec::new();
+    for (i, pdf) in pdfs.iter().enumerate() {
+        let prefix = pages.path().join(format!("p{i}"));
+        let ok = Command::new("pdftoppm")
+            .args(["-r", "150", "-gray", "-png", "-singlefile", "-f", "1", "-l", "1"])
+            .arg(pdf)
+            .arg(&prefix)
+            .status()
+            .expect("pdftoppm runs (poppler-utils, .ci/setup)");
+        assert!(ok.success());
+        images.push(prefix.with_extension("png"));
+    }
+    let out = Command::new("zbarimg")
+        .args(["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable"])
+        .args(&images)
+        .output()
+        .expect("zbarimg runs (zbar-tools, .ci/setup)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn qr_codes_open_the_public_page_which_checks_the_face_they_came_from() {
+    let f = Fixture::new_with(&["--public-url", &format!("{PUBLIC_URL}/")]);
+    let store = f.data().join("store");
+    let pdfs = util::files_with_ext(&store, "pdf");
+    let codes = scanned_qr_codes(&pdfs);
+    assert_eq!(codes.len(), pdfs.len(), "one QR code a face: {codes:?}");
+    let s = f.serve(&[]);
+    let mut current = None;
+    for code in &codes {
+        // <public URL>/v/<identifier>?d=<16 hex>, the digest that of the version's signed XML.
+        let page = code.strip_prefix(PUBLIC_URL).unwrap_or_else(|| panic!("{code}"));
+        let (identifier, digest) = page
+            .strip_prefix("/v/")
+            .and_then(|p| p.split_once("?d="))
+            .unwrap_or_else(|| panic!("{code}"));
+        assert_eq!(digest, util::face_digest(&store, identifier), "{code}");
+        if identifier == CURRENT {
+            current = Some(page.to_owned());
+        }
+    }
+    let page = current.expect("the current version's face");
+    let r = s.get(&page, &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("class=\"face ok\" id=\"face\">二维码校验值与登记的电子证照一致"));
+    // A face whose digest is not this version's: a warning on the page.
+    let last = with_other_last_digit(&page);
+    let r = s.get(&last, &[]);
+    assert!(r.body.contains("class=\"face bad\" id=\"face\">警告"), "{}", r.body);
+    assert!(!s.get(&format!("/v/{CURRENT}"), &[]).body.contains("id=\"face\""));
+    assert_eq!(s.get(&format!("/v/{CURRENT}?d=12"), &[]).status, 400);
+    assert_eq!(s.get(&format!("/v/{CURRENT}?d=zzzzzzzzzzzzzzzz"), &[]).status, 400);
+    // The department API reads the scanned address like the ELIC1: form, digest checked.
+    let med = s.bearer(MED, &f.med);
+    let by_qr = |payload: &str| {
+        let encoded: String = payload
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        s.get(
+            &format!("/api/v1/licences?qr={encoded}"),
+            &[("authorization", &med), ("x-reason", REASON)],
+        )
+    };
+    let r = by_qr(&format!("{PUBLIC_URL}{page}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["licences"][0]["identifier"], CURRENT);
+    by_qr(&format!("{PUBLIC_URL}{last}")).problem(400);
+    s.check_openapi();
+    let _ = s.stop();
+
+    // A bad public URL is a configuration error before anything is made.
+    let out = run_expect(
+        f.cmd()
+            .arg("run")
+            .arg(f.dir.path().join("pipelines/food-business-permit.toml"))
+            .args(["--input", "fixtures/food-business-permit/export-utf8.csv"])
+            .args(["--keys", "fixtures/keys", "--public-url", "zz.example.gov.cn/?x=1"]),
+        3,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("public URL"));
+}
+
+/// `address` (ending in a hex digit) with another last digit.
+fn with_other_last_digit(address: &str) -> String {
+    let mut s = address.to_owned();
+    let last = s.pop().expect("a digit");
+    s.push(if last == '0' { '1' } else { '0' });
+    s
+}
+
+/// A `multipart/form-data` body with one file part named `name`, as a browser sends the page's
+/// form: (content type, body).
+fn form(name: &str, file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----elicenceFormBoundary7MA4YWxkTrZu0gW";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+         filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[test]
+fn the_page_checks_a_file_without_javascript_and_says_so_in_words() {
+    let f = Fixture::new();
+    let s = f.serve(&["--trust", "fixtures/keys/ca.pem"]);
+    let store = f.data().join("store");
+    let issued = f.load_current_licence(&[]);
+    let page = s.get(&format!("/v/{issued}"), &[]);
+    assert!(
+        page.body.contains(&format!(
+            "<form method=\"post\" enctype=\"multipart/form-data\" action=\"{issued}/check\">"
+        )),
+        "{}",
+        page.body
+    );
+    let check_on = |identifier: &str, file: &[u8]| {
+        let (content_type, body) = form("file", "licence.bin", file);
+        s.post(&format!("/v/{identifier}/check"), &content_type, &body)
+    };
+    let check = |file: &[u8]| check_on(&issued, file);
+    let r = check(util::stored_xml(&store, &issued).as_bytes());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.content_type.starts_with("text/html"));
+    assert!(r.body.contains("id=\"verdict\">核验通过<"), "{}", r.body);
+    assert!(r.body.contains("此文件是本证照登记在册的现行版本"), "{}", r.body);
+    // Authentic, but the licence's validity has ended: not passed, and why.
+    let r = check_on(CURRENT, util::stored_xml(&store, CURRENT).as_bytes());
+    assert!(r.body.contains("签名有效") && r.body.contains("核验未通过"), "{}", r.body);
+    assert!(r.body.contains("有效期已于 2022-04-23 届满"), "{}", r.body);
+    // The PDF of the same version passes too; the one of another version is named as such.
+    let mut mine = None;
+    let mut other = None;
+    for pdf in util::files_with_ext(&store, "pdf") {
+        let bytes = std::fs::read(&pdf).expect("pdf");
+        let r = check(&bytes);
+        if r.body.contains("核验通过") {
+            mine = Some(bytes);
+        } else if r.body.contains("此文件属于另一证照") || r.body.contains("旧版本") {
+            other = Some(bytes);
+        }
+    }
+    let mut tampered = mine.expect("the current licence's PDF passes");
+    assert!(other.is_some(), "another licence's PDF is named as another's");
+    let at = tampered.len() / 3;
+    tampered[at] ^= 0x20;
+    let r = check(&tampered);
+    assert!(r.body.contains("id=\"verdict\">核验未通过<"), "{}", r.body);
+    assert!(r.body.contains("文件已被改动"), "{}", r.body);
+    let r = check(b"a scan of a printed licence");
+    assert!(r.body.contains("未签名") && r.body.contains("登记库中没有此文件"), "{}", r.body);
+    // No file part, not a form, a malformed identifier: pages saying so.
+    let (content_type, body) = form("other", "x.pdf", b"%PDF");
+    let r = s.post(&format!("/v/{issued}/check"), &content_type, &body);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("请选择文件"), "{}", r.body);
+    assert_eq!(s.post(&format!("/v/{issued}/check"), "text/plain", b"x").status, 400);
+    assert_eq!(s.post("/v/..%2Fx/check", &content_type, &body).status, 400);
+    // 1 GB announced: a page saying the limit, before anything is read.
+    let raw = s.raw(&format!(
+        "POST /v/{CURRENT}/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n\
+         Content-Length: 1073741824\r\nConnection: close\r\n\r\n--"
+    ));
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.contains("text/html") && raw.contains("20 MB"), "{raw}");
+    let audits = f.audit().into_iter().filter(|e| e.0 == "verify" && e.1 == "public").count();
+    assert!(audits >= 4, "{audits}");
+    s.check_openapi();
+    let _ = s.stop();
+}
+
+#[test]
+fn slow_clients_are_cut_off_headers_and_bodies_alike() {
+    use std::io::{Read as _, Write as _};
+    let f = Fixture::new();
+    let s = f.serve(&["--header-timeout", "1", "--request-timeout", "2"]);
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let connect = || {
+        let c = std::net::TcpStream::connect(&addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        c
+    };
+    // Headers that never end (slowloris): the server closes the connection, unanswered.
+    let mut c = connect();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1").expect("write");
+    let mut out = Vec::new();
+    let read = c.read_to_end(&mut out);
+    assert!(read.is_ok(), "the server closed the connection, the client did not time out");
+    assert!(!String::from_utf8_lossy(&out).contains("200 OK"), "{out:?}");
+    // A connection that sends nothing: closed too.
+    let mut c = connect();
+    assert!(c.read_to_end(&mut Vec::new()).is_ok());
+    // A body that trickles: 503, and the connection is not held.
+    let mut c = connect();
+    c.write_all(
+        b"POST /api/v1/verify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/pdf\r\n\
+          Content-Length: 100000\r\nConnection: close\r\n\r\n%PDF-1.7\n",
+    )
+    .expect("write");
+    let mut out = Vec::new();
+    assert!(c.read_to_end(&mut out).is_ok());
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+    assert!(out.contains("longer than 2 s"), "{out}");
+    // Others are served meanwhile and after.
+    assert_eq!(s.get("/healthz", &[]).status, 200);
+    let _ = s.stop();
+}
+
+/// The page in a real browser: headless Chromium driven by Selenium (tests/verify_page.py) opens
+/// a face's QR address, reads the verdict, uploads the licence's PDF through the form (no
+/// script on the page) and reads the answer. `ELICENCE_REQUIRE_BROWSER=1` (CI) fails when
+/// Chromium is missing; `ELICENCE_SCREENSHOTS=DIR` keeps the screenshots (docs/verify-page.png).
+#[test]
+fn the_page_works_in_a_real_headless_browser() {
+    let have =
+        Command::new("python3").args(["-c", "import selenium"]).status().is_ok_and(|s| s.success())
+            && Path::new("/usr/bin/chromium").exists()
+            && Path::new("/usr/bin/chromedriver").exists();
+    if !have {
+        assert!(
+            std::env::var_os("ELICENCE_REQUIRE_BROWSER").is_none(),
+            "chromium, chromium-driver and selenium are required (.ci/setup)"
+        );
+        eprintln!("skipped: no chromium/chromedriver/selenium");
+        return;
+    }
+    let f = Fixture::new();
+    let store = f.data().join("store");
+    let s = f.serve(&["--trust", "fixtures/keys/ca.pem"]);
+    let issued = f.load_current_licence(&["--public-url", PUBLIC_URL]);
+    let digest = util::face_digest(&store, &issued);
+    let xml = util::stored_xml(&store, &issued);
+    let upload = f.dir.path().join("licence.xml");
+    std::fs::write(&upload, &xml).expect("write upload");
+    let shots = match std::env::var_os("ELICENCE_SCREENSHOTS") {
+        Some(dir) => PathBuf::from(dir),
+        None => f.dir.path().join("shots"),
+    };
+    std::fs::create_dir_all(&shots).expect("shots dir");
+    let out = Command::new("python3")
+        .arg(root().join("tests/verify_page.py"))
+        .arg(format!("{}/v/{issued}?d={digest}", s.url))
+        .arg(&upload)
+        .arg(&shots)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "browser check failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("json from verify_page.py");
+    assert_eq!(seen["status"], "有效", "{seen}");
+    assert!(seen["face"].as_str().is_some_and(|t| t.contains("一致")), "{seen}");
+    assert_eq!(seen["verdict"], "核验通过", "{seen}");
+    assert_eq!(seen["scripts"], 0, "{seen}");
+    assert!(shots.join("verify-page.png").exists() && shots.join("verify-result.png").exists());
     let _ = s.stop();
 }

@@ -260,7 +260,8 @@ fn departments_store_only_a_salted_hash_and_list_no_credentials() {
 fn unconditional_query_by_every_key_masks_personal_data_until_granted() {
     let f = Fixture::new(None);
     let cred = f.add_dept(MARKET, "长春市市场监督管理局");
-    let qr = format!("ELIC1:{CURRENT}:0123456789ABCDEF");
+    let digest = util::face_digest(&f.data().join("store"), CURRENT).to_ascii_uppercase();
+    let qr = format!("ELIC1:{CURRENT}:{digest}");
     for by in [
         vec!["--id", CURRENT],
         vec!["--holder", HOLDER],
@@ -282,6 +283,18 @@ fn unconditional_query_by_every_key_masks_personal_data_until_granted() {
         assert_eq!(field(current, "legal_rep")["value"], "张**");
         assert_eq!(field(current, "holder_code")["value"], HOLDER);
     }
+    // A QR code whose digest is not the version's (an altered or invented face) answers
+    // nothing, in either form; a lower-case digest and the address form are read alike.
+    for bad in [
+        format!("ELIC1:{CURRENT}:0000000000000000"),
+        format!("https://zz.example.gov.cn/v/{CURRENT}?d=0000000000000000"),
+    ] {
+        let (answer, raw) = f.query(MARKET, &cred, &["--qr", &bad], 2);
+        assert!(answer.is_null() && raw.contains("is not that of"), "{raw}");
+    }
+    let digest = util::face_digest(&f.data().join("store"), CURRENT);
+    let address = format!("https://zz.example.gov.cn/v/{CURRENT}?d={digest}");
+    f.query(MARKET, &cred, &["--qr", &address], 0);
     // The superseded version answers with its status.
     let (answer, _) = f.query(MARKET, &cred, &["--holder", HOLDER], 0);
     assert!(answer["licences"].as_array().expect("licences").iter().any(|l| {
@@ -309,7 +322,8 @@ fn unconditional_query_by_every_key_masks_personal_data_until_granted() {
 
     // Every query is audited with department, reason and identifiers only.
     let queries: Vec<_> = f.audit().into_iter().filter(|e| e.0 == "share_query").collect();
-    assert_eq!(queries.len(), 8);
+    // One more for the QR address form (the refused digests are not answers).
+    assert_eq!(queries.len(), 9);
     for q in &queries {
         assert_eq!(q.1, MARKET);
         assert!(q.3.is_some(), "reason recorded");

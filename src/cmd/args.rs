@@ -184,6 +184,17 @@ pub struct TsaArgs {
     pub tsa: Option<String>,
 }
 
+/// The public verification page the faces' QR codes open.
+#[derive(Debug, Clone, Args)]
+pub struct PublicUrlArgs {
+    /// Base URL of the registry's public verification page (`elicence serve --public-url`):
+    /// each face's QR code becomes URL/v/<identifier>?d=<digest>, which a phone camera opens.
+    /// Default: the pipeline's [output] public_url; without either the QR code holds
+    /// ELIC1:<identifier>:<digest>.
+    #[arg(long, env = "ELICENCE_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
 /// Who runs an effectful command: a registered operator and its credential. Required once the
 /// registry has an admin operator; before that `--operator` is free text (default: the OS user).
 #[derive(Debug, Clone, Args)]

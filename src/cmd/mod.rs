@@ -56,6 +56,7 @@ fn is_render_configuration(e: &RenderError) -> bool {
             | RenderError::LayoutUnknownField { .. }
             | RenderError::DuplicateLayout { .. }
             | RenderError::Seal { .. }
+            | RenderError::PublicUrl { .. }
     )
 }
 

@@ -24,7 +24,7 @@ use crate::report::Counts;
 use crate::sign::{check_production_key, passphrase_from_env_or_file};
 use crate::timestamp;
 
-use super::args::{RegistryArgs, TsaArgs};
+use super::args::{PublicUrlArgs, RegistryArgs, TsaArgs};
 
 /// Licences rendered per parallel batch.
 const BATCH: usize = 256;
@@ -58,6 +58,8 @@ pub struct RenderArgs {
     pub jobs: Option<usize>,
     #[command(flatten)]
     pub tsa: TsaArgs,
+    #[command(flatten)]
+    pub public_url: PublicUrlArgs,
     /// The registry whose production mark applies (nothing is loaded into it; a registry that
     /// does not exist is not created).
     #[command(flatten)]
@@ -88,7 +90,11 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     }
     let tsa_url = args.tsa.tsa.as_deref().or(plan.tsa.as_deref());
     let tsa = tsa_url.map(timestamp::connect).transpose()?;
-    let producer = Producer::new(&[plan.layout_path.as_path()], identities, at)?.with_tsa(tsa);
+    let public_url = args.public_url.public_url.as_deref().or(plan.public_url.as_deref());
+    let public_url = public_url.map(crate::render::check_public_url).transpose()?;
+    let producer = Producer::new(&[plan.layout_path.as_path()], identities, at)?
+        .with_tsa(tsa)
+        .with_public_url(public_url);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;

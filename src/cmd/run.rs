@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::clock::now;
-use crate::cmd::args::{KeyArgs, OperatorArgs, RegistryArgs, TsaArgs};
+use crate::cmd::args::{KeyArgs, OperatorArgs, PublicUrlArgs, RegistryArgs, TsaArgs};
 use crate::cmd::operator;
 use crate::engine::DryRunResult;
 use crate::engine::run::{RunOptions, RunResult, run as run_job};
@@ -73,6 +73,8 @@ pub struct RunArgs {
     pub shard: Option<Shard>,
     #[command(flatten)]
     pub tsa: TsaArgs,
+    #[command(flatten)]
+    pub public_url: PublicUrlArgs,
     /// Face formats to write and store: pdf and xml (always), ofd (sealed with each issuer's
     /// seal from --keys DIR/seals/<USCC>.esl; development seals without --keys). Default: the
     /// pipeline's [output] formats, else pdf,xml.
@@ -123,6 +125,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         quiet: args.quiet,
         shard: args.shard,
         tsa: args.tsa.tsa.clone(),
+        public_url: args.public_url.public_url.clone(),
         started: now()?,
         formats: args.formats,
         metrics_file: args.metrics_file.clone(),

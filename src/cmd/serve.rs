@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -26,8 +27,9 @@ pub struct ServeArgs {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Public base URL of this service (for links to the verification page).
-    #[arg(long, value_name = "URL")]
+    /// Public base URL of this service: the address the faces' QR codes open (give `run` the
+    /// same, or set ELICENCE_PUBLIC_URL for both).
+    #[arg(long, env = "ELICENCE_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
     /// Trust anchor certificates (PEM) for POST /api/v1/verify; may be repeated. The registry's
     /// development CA (<data>/dev-keys/ca.pem) is trusted when present.
@@ -46,6 +48,14 @@ pub struct ServeArgs {
     /// due day is counted.
     #[arg(long, env = "ELICENCE_HOLIDAYS", value_name = "FILE")]
     pub holidays: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers (HTTP/1.1; also the first request on
+    /// a new connection); a slower one is disconnected.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub header_timeout: u64,
+    /// Seconds a request may take from its headers to the end of the answer, body upload
+    /// included; a longer one is answered 503.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout: u64,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -62,7 +72,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
     crate::serve::run(ServeConfig {
         listen: args.listen,
         tls,
-        public_url: args.public_url.clone(),
+        public_url: args.public_url.as_deref().map(crate::render::check_public_url).transpose()?,
         data: args.registry.data.clone(),
         registry: args.registry.registry.clone(),
         store: args.registry.store.store.clone(),
@@ -73,6 +83,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         keys: args.keys.keys.clone(),
         passphrase_file: args.keys.passphrase_file.clone(),
         holidays: args.holidays.clone(),
+        header_timeout: Duration::from_secs(args.header_timeout),
+        request_timeout: Duration::from_secs(args.request_timeout),
     })?;
     Ok(crate::exit::OK)
 }

@@ -58,6 +58,9 @@ pub struct ApproveOptions {
     pub passphrase_file: Option<PathBuf>,
     /// RFC 3161 TSA; `None`: the staging pipeline's `[output] tsa`, if any.
     pub tsa: Option<String>,
+    /// Base URL of the public verification page the QR codes open; `None`: the staging
+    /// pipeline's `[output] public_url`, if any.
+    pub public_url: Option<String>,
     /// The approving operator (reviewer role; not the one who staged).
     pub approver: Claim,
     /// The name recorded when the registry has no admin operator and none was claimed.
@@ -139,6 +142,7 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
     // development key), OFD when a staging pipeline writes it.
     let mut layouts: Vec<PathBuf> = Vec::new();
     let mut tsa_url = options.tsa.clone();
+    let mut public_url = options.public_url.clone();
     let mut ofd = false;
     let mut issuers: Vec<IssuerRequest> = Vec::new();
     let runs: BTreeSet<RunId> = items.iter().map(|i| i.run).collect();
@@ -156,6 +160,7 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
             layouts.push(plan.layout_path.clone());
         }
         tsa_url = tsa_url.or(plan.tsa.clone());
+        public_url = public_url.or(plan.public_url.clone());
         ofd |= plan.formats.ofd;
         issuers.extend(IssuerRequest::of_plan(&plan));
     }
@@ -194,7 +199,9 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
     let KeySet { registry_signer: signer, identities } = key_set;
     let tsa = tsa_url.as_deref().map(timestamp::connect).transpose()?;
     let checkpoint_tsa = tsa.clone();
-    let producer = Producer::with_renderer(renderer, identities, at).with_tsa(tsa);
+    let public_url = public_url.as_deref().map(crate::render::check_public_url).transpose()?;
+    let producer =
+        Producer::with_renderer(renderer, identities, at).with_tsa(tsa).with_public_url(public_url);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
 
     let run = registry.start_run(&RunStart {

@@ -72,6 +72,9 @@ pub struct RunOptions {
     /// RFC 3161 TSA URL: every signature is timestamped (B-T). `None`: the pipeline's
     /// `[output] tsa`, if any.
     pub tsa: Option<String>,
+    /// Base URL of the public verification page the QR codes open; `None`: the pipeline's
+    /// `[output] public_url`, if any.
+    pub public_url: Option<String>,
     /// The run's clock: signing time, run start, and "today" for validation.
     pub started: DateTime<Utc>,
     /// The face formats written and stored (PDF and XML always; OFD when asked); `None`: the
@@ -170,6 +173,8 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let passphrase = passphrase_from_env_or_file(options.passphrase_file.as_deref())?;
     let tsa_url = options.tsa.as_deref().or(plan.tsa.as_deref());
     let tsa = tsa_url.map(timestamp::connect).transpose()?;
+    let public_url = options.public_url.as_deref().or(plan.public_url.as_deref());
+    let public_url = public_url.map(crate::render::check_public_url).transpose()?;
     let issuers = IssuerRequest::of_plan(&plan);
     // A given key set is checked whole now: every issuer's identity (and seal), before any effect.
     let given_keys = options
@@ -252,7 +257,9 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let development_key = development_keys.is_some();
     let KeySet { registry_signer: signer, identities } = key_set;
     let checkpoint_tsa = tsa.clone();
-    let producer = Producer::with_renderer(renderer, identities, started).with_tsa(tsa);
+    let producer = Producer::with_renderer(renderer, identities, started)
+        .with_tsa(tsa)
+        .with_public_url(public_url);
     let run_id = registry.start_run(&RunStart {
         pipeline: plan.path.display().to_string(),
         inputs: hashes.iter().map(|(p, s, _)| (p.display().to_string(), s.clone())).collect(),

@@ -143,6 +143,9 @@ pub struct Plan {
     pub formats: Formats,
     /// `[output] tsa`: the TSA that timestamps every signature unless `--tsa` names another.
     pub tsa: Option<String>,
+    /// `[output] public_url`: the verification page the QR codes open unless `--public-url`
+    /// names another (checked when a run starts).
+    pub public_url: Option<String>,
     pub layout_path: PathBuf,
     pub catalog_dir: PathBuf,
     /// Rows are staged for review before issue: the pipeline's `review = true` or its type's.
@@ -239,6 +242,7 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
     check_coverage(&mut p, &ty, &columns, &issuer);
     let formats = build_formats(&mut p, raw.output.as_ref());
     let tsa = build_tsa(&mut p, raw.output.as_ref());
+    let public_url = build_public_url(raw.output.as_ref());
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let layout_path =
         base.join(raw.layout.clone().unwrap_or_else(|| format!("layouts/{}.toml", ty.id)));
@@ -257,6 +261,7 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
         archive_copy_column: raw.archive_copy_column,
         formats,
         tsa,
+        public_url,
         review,
         allow_default_signer: raw.allow_default_signer,
         layout_path,
@@ -275,6 +280,12 @@ fn build_tsa(p: &mut Problems<'_>, raw: Option<&spec::OutputSpec>) -> Option<Str
         p.at(Some(url.span().start), "output.tsa", message);
         None
     }
+}
+
+/// `[output] public_url`, as written: whether a QR code can carry it is the render stage's
+/// question (`render::check_public_url`), asked when a run or render starts.
+fn build_public_url(raw: Option<&spec::OutputSpec>) -> Option<String> {
+    raw.and_then(|o| o.public_url.as_ref()).map(|u| u.get_ref().clone())
 }
 
 fn build_formats(p: &mut Problems<'_>, raw: Option<&spec::OutputSpec>) -> Formats {

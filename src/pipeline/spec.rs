@@ -41,6 +41,9 @@ pub struct OutputSpec {
     pub formats: Option<Spanned<Vec<String>>>,
     /// RFC 3161 TSA every signature is timestamped by (`--tsa` / `ELICENCE_TSA` override).
     pub tsa: Option<Spanned<String>>,
+    /// Base URL of the public verification page each face's QR code opens
+    /// (`--public-url` / `ELICENCE_PUBLIC_URL` override).
+    pub public_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

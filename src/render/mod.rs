@@ -24,7 +24,14 @@ use crate::pdf::PdfError;
 
 pub use layout::Layout;
 pub use pdf::PdfRenderer;
-pub use qr::{QrMatrix, parse_qr_payload, qr_payload};
+pub use qr::{QrMatrix, face_qr_payload, parse_qr_payload, qr_payload};
+
+/// Checks a public verification URL for the faces' QR codes (see [`qr::check_public_url`]) and
+/// returns it without a trailing `/`.
+pub fn check_public_url(url: &str) -> Result<String, RenderError> {
+    qr::check_public_url(url)
+        .map_err(|reason| RenderError::PublicUrl { url: url.to_owned(), reason })
+}
 pub use xml::{SealMeta, render_xml};
 
 /// Errors of the render stage. Each variant keeps the facts (file, key, field, character);
@@ -79,8 +86,15 @@ pub enum RenderError {
     #[error("OFD: {reason}")]
     Ofd { reason: String },
 
-    /// A scanned QR payload is not `ELIC1:<identifier>:<16 hex>`.
-    #[error("QR payload is not ELIC1:<identifier>:<16 hex digits>: {reason}")]
+    /// The public verification URL (`--public-url`, `[output] public_url`) cannot go in a QR code.
+    #[error("public URL {url:?} {reason}")]
+    PublicUrl { url: String, reason: &'static str },
+
+    /// A scanned QR payload is neither `ELIC1:<identifier>:<16 hex>` nor
+    /// `<URL>/v/<identifier>?d=<16 hex>`.
+    #[error(
+        "QR payload is not ELIC1:<identifier>:<16 hex digits> or <URL>/v/<identifier>?d=<16 hex digits>: {reason}"
+    )]
     QrPayload { reason: &'static str },
 }
 

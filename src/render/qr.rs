@@ -13,6 +13,17 @@
 //! itself proves nothing). Every character of the payload is in the QR alphanumeric set, so the
 //! code stays small (version 5 for a typical identifier). Error correction level M.
 //!
+//! When the registry has a public verification page (`--public-url`), the payload is instead
+//! an address any phone camera opens:
+//!
+//! ```text
+//! <public URL>/v/<identifier>?d=<digest16, lower case>
+//! ```
+//!
+//! The same identifier and digest, in byte mode (a larger symbol, version 7–9). Without a public
+//! URL nothing changes, so faces made before stay byte-identical. [`parse_qr_payload`] reads
+//! both forms.
+//!
 //! Mask choice: all eight masks are evaluated with the penalty rules of ISO/IEC 18004 §7.8.3,
 //! as the `qrcode` crate does; the scores are computed here on a plain module grid with the
 //! crate's exact formulas (same result, tested against the crate), because the crate's own
@@ -37,16 +48,78 @@ pub fn qr_payload(identifier: &str, content_digest_hex: &str) -> String {
     format!("{QR_PREFIX}:{identifier}:{digest}")
 }
 
-/// Split a scanned payload into (identifier, 16-hex digest in upper case). Fails when the prefix,
-/// the identifier alphabet or the digest length/alphabet is wrong. Does not check the identifier's
-/// check character (that is the identifier module's job).
+/// Longest public URL accepted: the payload must stay a QR code a phone reads from a printed
+/// face (with a 70-character identifier the symbol stays at version 10 or below).
+pub const MAX_PUBLIC_URL: usize = 120;
+
+/// The QR payload that opens the public verification page of version `identifier`:
+/// `<public_url>/v/<identifier>?d=<first 16 hex of content_digest_hex, lower case>`.
+/// `public_url` is one [`check_public_url`] accepted.
+pub fn qr_url_payload(public_url: &str, identifier: &str, content_digest_hex: &str) -> String {
+    let digest =
+        content_digest_hex.get(..QR_DIGEST_LEN).unwrap_or(content_digest_hex).to_ascii_lowercase();
+    format!("{public_url}/v/{identifier}?d={digest}")
+}
+
+/// The payload for a face: the address form when the registry has a public URL, else `ELIC1:`.
+pub fn face_qr_payload(
+    public_url: Option<&str>,
+    identifier: &str,
+    content_digest_hex: &str,
+) -> String {
+    match public_url {
+        Some(url) => qr_url_payload(url, identifier, content_digest_hex),
+        None => qr_payload(identifier, content_digest_hex),
+    }
+}
+
+/// Checks a public base URL for QR payloads and links and returns it without a trailing `/`:
+/// `http://` or `https://`, a host, printable ASCII without spaces, no query or fragment, at most
+/// [`MAX_PUBLIC_URL`] characters. The reason is for a message naming the option.
+pub fn check_public_url(url: &str) -> Result<String, &'static str> {
+    let trimmed = url.trim_end_matches('/');
+    let lower = trimmed.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or("not an http:// or https:// URL")?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("has no host");
+    }
+    if !trimmed.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("has spaces or characters outside printable ASCII");
+    }
+    if trimmed.contains(['?', '#']) {
+        return Err("has a query or fragment (the page adds its own)");
+    }
+    if trimmed.len() > MAX_PUBLIC_URL {
+        return Err("is longer than 120 characters (the QR code would not scan from paper)");
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Split a scanned payload, either form, into (identifier, 16-hex digest in upper case). Fails
+/// when the prefix (or the `/v/` path and `d=` parameter), the identifier alphabet or the digest
+/// length/alphabet is wrong. Does not check the identifier's check character (that is the
+/// identifier module's job), nor the address's host (any mirror of the page may be scanned).
 pub fn parse_qr_payload(payload: &str) -> Result<(String, String), RenderError> {
     let bad = |reason| RenderError::QrPayload { reason };
-    let rest = payload
-        .strip_prefix(QR_PREFIX)
-        .and_then(|r| r.strip_prefix(':'))
-        .ok_or(bad("missing ELIC1: prefix"))?;
-    let (identifier, digest) = rest.rsplit_once(':').ok_or(bad("missing digest"))?;
+    let lower = payload.get(..8).unwrap_or(payload).to_ascii_lowercase();
+    let (identifier, digest) = if lower.starts_with("https://") || lower.starts_with("http://") {
+        let (_, page) = payload.rsplit_once("/v/").ok_or(bad("address has no /v/<identifier>"))?;
+        let (identifier, query) = page.split_once('?').ok_or(bad("address has no ?d= digest"))?;
+        let digest = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("d="))
+            .ok_or(bad("address has no ?d= digest"))?;
+        (identifier, digest)
+    } else {
+        let rest = payload
+            .strip_prefix(QR_PREFIX)
+            .and_then(|r| r.strip_prefix(':'))
+            .ok_or(bad("missing ELIC1: prefix"))?;
+        rest.rsplit_once(':').ok_or(bad("missing digest"))?
+    };
     if identifier.is_empty()
         || !identifier.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'.')
     {
@@ -310,6 +383,53 @@ mod tests {
         // Lower-case digests from other producers are accepted.
         let (_, d) = parse_qr_payload(&format!("ELIC1:{ID}:3a7bd3e2360a3d29")).unwrap();
         assert_eq!(d, "3A7BD3E2360A3D29");
+    }
+
+    #[test]
+    fn address_payload_round_trips() {
+        let url = check_public_url("https://zz.example.gov.cn/verify/").unwrap();
+        assert_eq!(url, "https://zz.example.gov.cn/verify");
+        let p = face_qr_payload(Some(&url), ID, DIGEST);
+        assert_eq!(p, format!("https://zz.example.gov.cn/verify/v/{ID}?d=3a7bd3e2360a3d29"));
+        assert_eq!(parse_qr_payload(&p).unwrap(), (ID.to_owned(), "3A7BD3E2360A3D29".to_owned()));
+        // Another parameter a scanner app may add is ignored.
+        let tracked = format!("HTTPS://x.cn/v/{ID}?utm=1&d=3A7BD3E2360A3D29");
+        assert_eq!(parse_qr_payload(&tracked).unwrap().1, "3A7BD3E2360A3D29");
+        assert_eq!(face_qr_payload(None, ID, DIGEST), qr_payload(ID, DIGEST));
+        // A phone must read it from paper: version 10 (57 modules) at most.
+        let long = format!("https://{}.cn", "a".repeat(MAX_PUBLIC_URL - 11));
+        let m = QrMatrix::encode(&qr_url_payload(&check_public_url(&long).unwrap(), ID, DIGEST));
+        assert!(m.unwrap().width() <= 57);
+    }
+
+    #[test]
+    fn bad_public_urls_are_refused() {
+        for u in [
+            "zz.example.gov.cn",
+            "ftp://x.cn",
+            "https://",
+            "https:///v",
+            "https://x.cn/a b",
+            "https://x.cn/?a=1",
+            "https://x.cn/#top",
+            "https://例子.cn",
+        ] {
+            assert!(check_public_url(u).is_err(), "{u}");
+        }
+        assert!(check_public_url(&format!("https://{}.cn", "a".repeat(120))).is_err());
+    }
+
+    #[test]
+    fn bad_address_payloads_are_rejected() {
+        for p in [
+            "https://x.cn/v/1.2.156",
+            "https://x.cn/licence/1.2.156?d=0123456789abcdef",
+            "https://x.cn/v/1.2.156?d=0123",
+            "https://x.cn/v/1.2.x?d=0123456789abcdef",
+            "https://x.cn/v/?d=0123456789abcdef",
+        ] {
+            assert!(matches!(parse_qr_payload(p), Err(RenderError::QrPayload { .. })), "{p}");
+        }
     }
 
     #[test]

@@ -67,6 +67,11 @@ pub struct ServeConfig {
     pub passphrase_file: Option<PathBuf>,
     /// Public holidays skipped when a check request's due day is counted (`--holidays`).
     pub holidays: Option<PathBuf>,
+    /// Time a client has to send a request's headers (`--header-timeout`): a slow client
+    /// (slowloris) holds a connection no longer than this.
+    pub header_timeout: Duration,
+    /// Time a request may take, body upload included (`--request-timeout`); then 503.
+    pub request_timeout: Duration,
 }
 
 /// Why the server did not start or stopped.
@@ -286,7 +291,8 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
 }
 
 async fn serve(config: ServeConfig, state: Arc<AppState>) -> Result<(), ServeError> {
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = routes::router(state, config.request_timeout)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
     let listener = std::net::TcpListener::bind(config.listen)
@@ -308,8 +314,11 @@ async fn serve(config: ServeConfig, state: Arc<AppState>) -> Result<(), ServeErr
                 serde_json::json!({"level": "warning", "event": "plain_http",
                     "detail": "serving plain HTTP on a loopback address; use TLS for anything else"})
             );
-            axum_server::from_tcp(listener)
-                .map_err(|source| ServeError::Listen { addr: config.listen, source })?
+            let mut server = axum_server::from_tcp(listener)
+                .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+            server.http_builder().http1().header_read_timeout(config.header_timeout);
+            server
+                .first_request_timeout(config.header_timeout)
                 .handle(handle)
                 .serve(app)
                 .await
@@ -320,8 +329,11 @@ async fn serve(config: ServeConfig, state: Arc<AppState>) -> Result<(), ServeErr
                 axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(
                     |source| ServeError::Tls { cert: cert.clone(), key: key.clone(), source },
                 )?;
-            axum_server::from_tcp_rustls(listener, tls)
-                .map_err(|source| ServeError::Listen { addr: config.listen, source })?
+            let mut server = axum_server::from_tcp_rustls(listener, tls)
+                .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+            server.http_builder().http1().header_read_timeout(config.header_timeout);
+            server
+                .first_request_timeout(config.header_timeout)
                 .handle(handle)
                 .serve(app)
                 .await

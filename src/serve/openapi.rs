@@ -183,12 +183,28 @@ pub fn document() -> Value {
                 }
             }},
             "/v/{identifier}": {"get": {
-                "summary": "Public verification page (HTML in Chinese): type, issuer, number, validity, status; never personal data",
-                "parameters": [{"name": "identifier", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "summary": "Public verification page (HTML in Chinese): type, issuer, number, validity, status; never personal data. The address a face's QR code opens (with d) when the registry has a public URL",
+                "parameters": [
+                    {"name": "identifier", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "d", "in": "query", "required": false, "description": "the first 16 hex digits of the content digest printed in the QR code: the page says whether the scanned face is this version", "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{16}$"}}
+                ],
                 "responses": {
                     "200": html("the licence's page"),
-                    "400": html("not an identifier"),
+                    "400": html("not an identifier, or d is not 16 hex digits"),
                     "404": html("no such licence"),
+                    "429": problem
+                }
+            }},
+            "/v/{identifier}/check": {"post": {
+                "summary": "The page's file check without JavaScript: a form with one file part (PDF, XML or OFD, at most 20 MB), answered by a verdict page in words (signature, and whether the file is this licence's registered version)",
+                "parameters": [{"name": "identifier", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {
+                    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream"}}}}
+                }},
+                "responses": {
+                    "200": html("the verdict page"),
+                    "400": html("not an identifier, or no file part"),
+                    "413": html("the file is over 20 MB"),
                     "429": problem
                 }
             }}

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -34,7 +34,7 @@ pub(super) const TOKEN_BODY_LIMIT: usize = 4 * 1024;
 pub(super) struct LoggedDepartment(pub(super) String);
 
 /// The router of every route, with the access log and metrics around it.
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router(state: Arc<AppState>, request_timeout: Duration) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -59,11 +59,18 @@ pub fn router(state: Arc<AppState>) -> Router {
             limited(post(super::public::verify), super::public::VERIFY_BODY_LIMIT),
         )
         .route("/v/{identifier}", get(super::public::page))
+        .route(
+            "/v/{identifier}/check",
+            // Bounded by its handler, so that a browser is answered with a page, not JSON.
+            post(super::public::check_file)
+                .layer(DefaultBodyLimit::max(super::public::CHECK_FORM_LIMIT)),
+        )
         .route("/api/v1/log/checkpoint", get(super::log::latest))
         .route("/api/v1/log/checkpoints/{size}", get(super::log::by_size))
         .route("/api/v1/log/proof/{identifier}", get(super::log::proof))
         .route("/api/v1/log/consistency", get(super::log::consistency))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(request_timeout, time_limit))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
@@ -104,6 +111,19 @@ pub(super) async fn with_registry<T: Send + 'static>(
         .await
         .map_err(|e| Problem::internal(&e))?
         .map_err(Problem::from)?
+}
+
+/// Answers 503 when a request (its body upload included) takes longer than `limit`, so a
+/// client that trickles a body cannot hold a connection and a task for ever. Registry work
+/// already on the blocking pool finishes on its own; its answer is dropped.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let detail = format!("the request took longer than {} s", limit.as_secs());
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).into_response()
+        }
+    }
 }
 
 async fn access_log(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {

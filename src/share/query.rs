@@ -6,12 +6,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
+use sha2::{Digest as _, Sha256};
 
 use crate::catalog::Catalog;
 use crate::identify::LicenceId;
-use crate::registry::{AuditEntry, Department, Registry, VersionRow};
-use crate::render::qr::parse_qr_payload;
+use crate::registry::{AuditEntry, Department, FileKind, Registry, RegistryError, VersionRow};
+use crate::render::qr::{QR_DIGEST_LEN, parse_qr_payload};
 use crate::share::{self, Ask, ShareError, SharedLicence, action, audit_refusal, input};
+use crate::sign::xmldsig::unsigned_document;
 
 /// What a search is by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +24,8 @@ pub enum By {
     Holder,
     /// A printed licence number (证照编号).
     Number,
-    /// A scanned QR payload `ELIC1:<identifier>:<16 hex>`.
+    /// A scanned QR payload: `ELIC1:<identifier>:<16 hex>` or `<URL>/v/<identifier>?d=<16 hex>`;
+    /// the digest must be the version's (see [`qr_digest_matches`]).
     Qr,
 }
 
@@ -131,6 +134,29 @@ pub fn ask<'a>(
     Ask { command, as_code: department_code, credential_file: None, subject: subject(by, key), at }
 }
 
+/// Whether `digest16` (16 hex digits, from a face's QR code) is the start of the SHA-256 of
+/// `version`'s unsigned XML e-licence, read from the store (its hash checked by the store).
+/// `None` when the version has no stored XML (a run that wrote PDF only), so nothing can be
+/// compared.
+pub fn qr_digest_matches(
+    registry: &Registry,
+    version: &VersionRow,
+    digest16: &str,
+) -> Result<Option<bool>, ShareError> {
+    let Some(xml) = version.file(FileKind::Xml) else {
+        return Ok(None);
+    };
+    let bytes = registry.store().read(&xml.sha256, FileKind::Xml).map_err(RegistryError::from)?;
+    let unsigned = std::str::from_utf8(&bytes).ok().and_then(unsigned_document);
+    let Some(unsigned) = unsigned else {
+        return Ok(Some(false));
+    };
+    let digest = hex::encode(Sha256::digest(unsigned.as_bytes()));
+    Ok(Some(
+        digest16.len() == QR_DIGEST_LEN && digest[..QR_DIGEST_LEN].eq_ignore_ascii_case(digest16),
+    ))
+}
+
 /// Finds the versions a search names. Bad keys are [`ShareError::Input`].
 pub fn lookup(registry: &Registry, by: By, key: &str) -> Result<Vec<VersionRow>, ShareError> {
     let by_identifier = |identifier: &str| -> Result<Vec<_>, ShareError> {
@@ -147,9 +173,22 @@ pub fn lookup(registry: &Registry, by: By, key: &str) -> Result<Vec<VersionRow>,
         }
         By::Qr => {
             input::bounded("--qr", key, input::MAX_KEY + 32)?;
-            let (identifier, _) = parse_qr_payload(key.trim())
+            let (identifier, digest) = parse_qr_payload(key.trim())
                 .map_err(|e| input::InputError::Invalid { field: "--qr", reason: e.to_string() })?;
-            by_identifier(&identifier)
+            let found = by_identifier(&identifier)?;
+            for version in &found {
+                if qr_digest_matches(registry, version, &digest)? == Some(false) {
+                    return Err(input::InputError::Invalid {
+                        field: "--qr",
+                        reason: format!(
+                            "the QR code's digest {digest} is not that of {identifier}'s signed \
+                             XML: the face it was scanned from is not this licence version"
+                        ),
+                    }
+                    .into());
+                }
+            }
+            Ok(found)
         }
         By::Holder => {
             let key = input::search_key("--holder", key)?;

@@ -134,6 +134,20 @@ pub fn sign_xml_with(
     Ok(out)
 }
 
+/// The document an elicence signature was made over: `signed` without its `<Signature>`
+/// element and without trailing whitespace, the inverse of [`sign_xml_with`] (its SHA-256 is
+/// the content digest a face's QR code carries). `None` when `signed` has no such element. Says
+/// nothing about the signature's validity: that is `verify`'s job.
+pub fn unsigned_document(signed: &str) -> Option<String> {
+    let start = [SIGNATURE_START, SIGNATURE_START_WITH_ID].iter().find_map(|t| signed.find(t))?;
+    let end = start + signed[start..].find(SIGNATURE_END)? + SIGNATURE_END.len();
+    let mut doc = String::with_capacity(signed.len() - (end - start));
+    doc.push_str(&signed[..start]);
+    doc.push_str(&signed[end..]);
+    doc.truncate(doc.trim_end_matches(['\n', ' ', '\t']).len());
+    Some(doc)
+}
+
 /// The `SignatureValue` element as exclusive canonicalisation renders it on its own (the
 /// input of a XAdES signature timestamp): the default namespace is declared on it.
 pub fn canonical_signature_value(value_b64: &str) -> String {
@@ -594,6 +608,16 @@ mod tests {
             Err(SignError::NotCanonical { problem, .. }) => Some(problem),
             Err(other) => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn unsigned_document_undoes_signing() {
+        let doc = "<a xmlns=\"urn:x\"><b>1</b></a>\n";
+        let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys");
+        let key = crate::sign::rsa::RsaSigner::load(&keys, None, chrono::Utc::now()).unwrap();
+        let signed = sign_xml(doc, &key).unwrap();
+        assert_eq!(unsigned_document(&signed).as_deref(), Some(doc.trim_end()));
+        assert_eq!(unsigned_document(doc), None);
     }
 
     #[test]

@@ -196,3 +196,40 @@ pub fn openssl(dir: &Path, args: &[&str]) {
         .unwrap_or_else(|e| panic!("openssl is not installed ({e})"));
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Every file under `dir` (recursively) whose extension is `ext`.
+pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The stored signed XML e-licence of version `identifier` in the store folder `store`.
+pub fn stored_xml(store: &Path, identifier: &str) -> String {
+    let tag = format!(">{identifier}<");
+    files_with_ext(store, "xml")
+        .into_iter()
+        .map(|p| std::fs::read_to_string(p).expect("xml"))
+        .find(|x| x.contains(&tag))
+        .unwrap_or_else(|| panic!("no stored XML of {identifier}"))
+}
+
+/// The first 16 hex digits (lower case) of the content digest a face of version `identifier`
+/// carries in its QR code: the SHA-256 of its unsigned XML, from the stored signed XML.
+pub fn face_digest(store: &Path, identifier: &str) -> String {
+    use sha2::Digest as _;
+    let signed = stored_xml(store, identifier);
+    let unsigned = elicence::sign::xmldsig::unsigned_document(&signed).expect("a signed XML");
+    hex::encode(sha2::Sha256::digest(unsigned.as_bytes()))[..16].to_owned()
+}

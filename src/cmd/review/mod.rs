@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::clock::now;
-use crate::cmd::args::{KeyArgs, OperatorArgs, RegistryArgs, TsaArgs};
+use crate::cmd::args::{KeyArgs, OperatorArgs, PublicUrlArgs, RegistryArgs, TsaArgs};
 use crate::cmd::operator as default_operator;
 use crate::engine::approve::{ApproveOptions, Selection, approve};
 use crate::exit;
@@ -88,6 +88,8 @@ pub struct ApproveArgs {
     pub keys: KeyArgs,
     #[command(flatten)]
     pub tsa: TsaArgs,
+    #[command(flatten)]
+    pub public_url: PublicUrlArgs,
     /// Worker threads for rendering and signing (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -315,6 +317,7 @@ fn approve_cmd(args: &ApproveArgs) -> anyhow::Result<i32> {
         keys: args.keys.keys.clone(),
         passphrase_file: args.keys.passphrase_file.clone(),
         tsa: args.tsa.tsa.clone(),
+        public_url: args.public_url.public_url.clone(),
         approver: args.by.claim(),
         default_operator: default_operator(None),
         selection,
