@@ -41,6 +41,10 @@ pub mod action {
 pub struct Claim {
     pub name: Option<String>,
     pub credential_file: Option<std::path::PathBuf>,
+    /// The front end has authenticated `name` already: `elicence serve` checked the operator's
+    /// credential when it signed the operator token this request carries ([`authenticate`]).
+    /// The gate then checks only that the operator still exists, is enabled and holds the role.
+    pub vouched: bool,
 }
 
 /// Who runs the command, as the audit trail will name it.
@@ -124,6 +128,12 @@ pub enum OperatorError {
         "not permitted: operator {name} staged review item(s) {items:?}; another reviewer must approve them (four eyes)"
     )]
     FourEyes { name: String, items: Vec<i64> },
+    /// An operator token was asked of a registry that has no admin operator (nobody can be
+    /// authenticated there; the HTTP review API needs named operators).
+    #[error(
+        "not permitted: this registry has no admin operator, so no operator can be authenticated (`elicence operator add NAME --role admin`)"
+    )]
+    NotEnforced,
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }
@@ -153,7 +163,7 @@ impl OperatorError {
             OperatorError::Disabled { .. } => Refusal::Disabled,
             OperatorError::MissingRole { .. } => Refusal::MissingRole,
             OperatorError::FourEyes { .. } => Refusal::FourEyes,
-            OperatorError::Registry(_) => return None,
+            OperatorError::Registry(_) | OperatorError::NotEnforced => return None,
         })
     }
 }
@@ -216,9 +226,40 @@ pub fn authorize(
         let name = claim.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
         return Ok(Actor::Unenforced(name.unwrap_or(fallback).to_owned()));
     }
-    let credential = read_credential(claim.credential_file.as_deref());
+    let credential =
+        if claim.vouched { None } else { Some(read_credential(claim.credential_file.as_deref())) };
+    checked(registry, claim, credential, command, roles, at).map(Actor::Authenticated)
+}
+
+/// Authenticates operator `name` with `credential` as presented (the HTTP API's operator token
+/// request), holding one of `roles` (any when empty); refusals audited as by [`authorize`]. A
+/// registry without an admin operator authenticates nobody: [`OperatorError::NotEnforced`].
+pub fn authenticate(
+    registry: &mut Registry,
+    name: &str,
+    credential: &str,
+    command: &str,
+    roles: &[Role],
+    at: DateTime<Utc>,
+) -> Result<Operator, OperatorError> {
+    if !registry.operators_enforced()? {
+        return Err(OperatorError::NotEnforced);
+    }
+    let claim = Claim { name: Some(name.to_owned()), ..Claim::default() };
+    checked(registry, &claim, Some(auth::parse(credential)), command, roles, at)
+}
+
+/// [`gate`], with its refusal audited. `credential` `None`: the claim is vouched for.
+fn checked(
+    registry: &mut Registry,
+    claim: &Claim,
+    credential: Option<Result<String, CredentialError>>,
+    command: &str,
+    roles: &[Role],
+    at: DateTime<Utc>,
+) -> Result<Operator, OperatorError> {
     match gate(registry, claim, credential, command, roles) {
-        Ok(operator) => Ok(Actor::Authenticated(operator)),
+        Ok(operator) => Ok(operator),
         Err(e) => {
             let Some(mut refusal) = e.refusal() else { return Err(e) };
             if let OperatorError::NotAuthenticated { name } = &e
@@ -233,23 +274,28 @@ pub fn authorize(
     }
 }
 
+/// The operator `claim` names, authenticated by `credential` (or vouched for: `None`),
+/// enabled and holding one of `roles`.
 fn gate(
     registry: &Registry,
     claim: &Claim,
-    credential: Result<String, CredentialError>,
+    credential: Option<Result<String, CredentialError>>,
     command: &str,
     roles: &[Role],
 ) -> Result<Operator, OperatorError> {
     let Some(name) = claim.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) else {
         return Err(OperatorError::NoOperator { command: command.to_owned() });
     };
-    let credential = credential.map_err(OperatorError::Credential)?;
+    let credential = credential.transpose().map_err(OperatorError::Credential)?;
     let Some((operator, hash)) = registry.operator(name)? else {
-        // Spend the time a verification takes, so that timing does not tell which names exist.
-        let _ = auth::hash(&credential);
+        if let Some(credential) = &credential {
+            // Spend the time a verification takes, so that timing does not tell which names
+            // exist.
+            let _ = auth::hash(credential);
+        }
         return Err(OperatorError::NotAuthenticated { name: name.to_owned() });
     };
-    if !auth::matches(&credential, &hash) {
+    if credential.is_some_and(|c| !auth::matches(&c, &hash)) {
         return Err(OperatorError::NotAuthenticated { name: name.to_owned() });
     }
     if !operator.enabled {

@@ -1655,3 +1655,136 @@ fn the_page_works_in_a_real_headless_browser() {
     assert!(shots.join("verify-page.png").exists() && shots.join("verify-result.png").exists());
     let _ = s.stop();
 }
+
+#[test]
+fn review_over_the_api_with_operator_tokens_four_eyes_and_events_for_departments() {
+    let f = Fixture::new();
+    // A department relies on the holder's licences (it queried them) before anything changes.
+    let s = f.serve(&[]);
+    let med = s.bearer(MED, &f.med);
+    let h = [("authorization", med.as_str()), ("x-reason", REASON)];
+    assert_eq!(s.get(&format!("/api/v1/licences?holder={HOLDER}"), &h).status, 200);
+    let start = s.get("/api/v1/events", &[("authorization", &med)]);
+    assert_eq!(start.status, 200, "{}", start.body);
+    let cursor = start.json()["next_cursor"].as_u64().expect("cursor");
+    // No admin operator yet: nobody can be authenticated over HTTP.
+    let ask_token = |name: &str, credential: &str| {
+        let body = json!({"operator": name, "credential": credential}).to_string();
+        s.post("/api/v1/operator-token", "application/json", body.as_bytes())
+    };
+    ask_token("admin", "x").problem(403);
+
+    // Operators: an admin, a collector and a reviewer.
+    let cred = |name: &str| f.dir.path().join(format!("{name}.cred"));
+    let out = run_expect(f.cmd().args(["operator", "add", "admin", "--role", "admin"]), 0);
+    std::fs::write(cred("admin"), &out.stdout).expect("write");
+    let as_op = |name: &str| {
+        let mut c = f.cmd();
+        c.env("ELICENCE_OPERATOR_CREDENTIAL", std::fs::read_to_string(cred(name)).expect("cred"));
+        c
+    };
+    for (name, role) in [("collector", "collector"), ("reviewer", "reviewer")] {
+        let out = run_expect(
+            as_op("admin")
+                .args(["operator", "add", name, "--role", role])
+                .arg("--operator")
+                .arg("admin"),
+            0,
+        );
+        std::fs::write(cred(name), &out.stdout).expect("write");
+    }
+    // The collector stages a change of the holder's licence (采集): nothing is signed.
+    let export =
+        std::fs::read_to_string(root().join("fixtures/food-business-permit/export-utf8.csv"))
+            .expect("export");
+    let header = export.lines().next().expect("header");
+    let row = export.lines().find(|l| l.contains(HOLDER)).expect("row");
+    let changed = row.replace("红旗街1号,食品销售经营者", "红旗街1号B座,食品销售经营者");
+    assert_ne!(changed, row);
+    let csv = f.dir.path().join("changed.csv");
+    std::fs::write(&csv, format!("{header}\n{changed}\n")).expect("write");
+    run_expect(
+        as_op("collector")
+            .arg("run")
+            .arg(f.dir.path().join("pipelines/food-business-permit.toml"))
+            .arg("--input")
+            .arg(&csv)
+            .args(["--keys", "fixtures/keys", "--review", "--operator", "collector"]),
+        0,
+    );
+
+    let token = |name: &str| {
+        let r = ask_token(name, std::fs::read_to_string(cred(name)).expect("cred").trim());
+        assert_eq!(r.status, 200, "{}", r.body);
+        format!("Bearer {}", r.json()["access_token"].as_str().expect("token"))
+    };
+    ask_token("reviewer", "not-the-credential").problem(401);
+    let reviewer = token("reviewer");
+    let collector = token("collector");
+    // Each kind of token only where it belongs.
+    s.get("/api/v1/review", &[("authorization", &med)]).problem(401);
+    s.get(
+        &format!("/api/v1/licences?holder={HOLDER}"),
+        &[("authorization", &reviewer), ("x-reason", REASON)],
+    )
+    .problem(401);
+
+    let listed = s.get("/api/v1/review", &[("authorization", &reviewer)]);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let items = listed.json();
+    let item = items.as_array().and_then(|a| a.first()).expect("one pending item").clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
+    let id = item["id"].as_i64().expect("id");
+    let shown = s.get(&format!("/api/v1/review/{id}"), &[("authorization", &reviewer)]);
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let differences = shown.json()["differences"].clone();
+    assert!(differences.to_string().contains("红旗街1号B座"), "{differences}");
+    s.get("/api/v1/review/999999", &[("authorization", &reviewer)]).problem(404);
+
+    // Four eyes: the collector holds no reviewer role; the reviewer approves.
+    let approve = |token: &str, body: Value| {
+        s.post_with(
+            "/api/v1/review/approve",
+            "application/json",
+            body.to_string().as_bytes(),
+            &[("authorization", token)],
+        )
+    };
+    approve(&collector, json!({"ids": [id]})).problem(403);
+    approve(&reviewer, json!({"ids": [], "run": null})).problem(400);
+    let r = approve(&reviewer, json!({"ids": [id]}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["approved"], 1, "{}", r.body);
+    assert_eq!(r.json()["changed"], 1, "{}", r.body);
+    let r = approve(&reviewer, json!({"ids": [id]}));
+    assert_eq!(r.json()["not_pending"], json!([id]), "{}", r.body);
+    let reject = s.post_with(
+        "/api/v1/review/reject",
+        "application/json",
+        json!({"ids": [id], "reason": "重复"}).to_string().as_bytes(),
+        &[("authorization", &reviewer)],
+    );
+    assert_eq!(reject.json()["items"][0]["outcome"], "already_decided", "{}", reject.body);
+    let audit = f.audit();
+    assert!(audit.iter().any(|e| e.0 == "operator_token" && e.1 == "reviewer"));
+    assert!(
+        audit.iter().any(|e| e.0 == "operator_denied" && e.1 == "collector"),
+        "refusal audited"
+    );
+
+    // The department learns of the change (变更) through its events.
+    let r = s.get(&format!("/api/v1/events?since={cursor}"), &[("authorization", &med)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = r.json()["events"].clone();
+    assert!(
+        events.as_array().is_some_and(|e| e.iter().any(|e| e["kind"] == "changed")),
+        "{events}"
+    );
+    s.get("/api/v1/events?since=x", &[("authorization", &med)]).problem(400);
+
+    // Disabling the reviewer cuts its live token.
+    run_expect(as_op("admin").args(["operator", "disable", "reviewer", "--operator", "admin"]), 0);
+    s.get("/api/v1/review", &[("authorization", &reviewer)]).problem(401);
+    s.check_openapi();
+    let _ = s.stop();
+}

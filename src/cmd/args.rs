@@ -214,6 +214,7 @@ impl OperatorArgs {
         Claim {
             name: self.operator.clone(),
             credential_file: self.operator_credential_file.clone(),
+            vouched: false,
         }
     }
 

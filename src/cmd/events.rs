@@ -3,14 +3,12 @@
 //! [`crate::share::events`]). The department authenticates as for `query`; the read is audited.
 
 use clap::Args;
-use serde_json::json;
 
 use crate::clock::now;
 use crate::cmd::args::{DepartmentArgs, RegistryArgs};
 use crate::exit;
-use crate::registry::AuditEntry;
-use crate::share::events::events_for;
-use crate::share::{Ask, action, authenticate};
+use crate::share::events::read_events;
+use crate::share::{Ask, authenticate};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -40,20 +38,7 @@ pub fn run(args: &EventsArgs) -> anyhow::Result<i32> {
         at,
     };
     let (department, _) = authenticate(&mut registry, &ask, None, false)?;
-    let answer = events_for(&registry, &department.code, args.since)?;
-    registry.audit_append(&AuditEntry {
-        action: action::EVENTS.into(),
-        operator: department.code.clone(),
-        at,
-        subject: format!("department:{}", department.code),
-        reason: None,
-        details: json!({
-            "department": department.code,
-            "since": args.since,
-            "next_cursor": answer.next_cursor,
-            "events": answer.events.len(),
-        }),
-    })?;
+    let answer = read_events(&mut registry, &department.code, args.since, at)?;
     if args.json {
         println!("{}", serde_json::to_string(&answer)?);
         return Ok(exit::OK);

@@ -14,12 +14,14 @@
 //! - [`dry_run`]: `run --dry-run`: decide every row against the registry, load nothing.
 //! - [`shard`]: which rows one process of a `--shard K/N` run keeps.
 //! - [`approve`]: `review approve`: staged rows decided again, signed and committed in chunks.
+//! - [`review`]: `review show`: a staged item with its differences from the version it changes.
 
 pub mod approve;
 pub mod checkpoint;
 pub mod dedupe;
 pub mod dry_run;
 mod loader;
+pub mod review;
 pub mod run;
 mod schedule;
 pub mod shard;

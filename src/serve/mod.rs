@@ -10,6 +10,8 @@
 //! - [`public`]: the public verification API and page;
 //! - [`checks`]: check requests (核查) opened, listed and answered;
 //! - [`copies`]: copies for use (`POST /api/v1/copies`), signed with the key loaded at start;
+//! - [`review`]: the review queue for operators (operator tokens; approve signs and commits);
+//! - [`events`]: change events of the licences a department relied on;
 //! - [`token`], [`rate`], [`metrics`], [`problem`], [`openapi`]: the pieces they use.
 //!
 //! The server runs on tokio with axum (HTTP/1.1 and HTTP/2, TLS by rustls through axum-server)
@@ -18,6 +20,7 @@
 
 pub mod checks;
 pub mod copies;
+pub mod events;
 pub mod log;
 pub mod metrics;
 pub mod openapi;
@@ -25,6 +28,7 @@ pub mod pool;
 pub mod problem;
 pub mod public;
 pub mod rate;
+pub mod review;
 pub mod routes;
 pub mod token;
 
@@ -217,6 +221,10 @@ pub struct AppState {
     pub copier: Option<copies::Copier>,
     /// Holidays skipped, like weekends, when a check request's due day is counted.
     pub holidays: crate::workdays::Holidays,
+    /// Where approvals sign and commit (`POST /api/v1/review/approve`).
+    pub approval: review::Approval,
+    /// Held by the approval in progress: one at a time.
+    pub approving: tokio::sync::Mutex<()>,
 }
 
 impl ServeConfig {
@@ -282,6 +290,15 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
         trust,
         copier,
         holidays,
+        approval: review::Approval {
+            data: config.data.clone(),
+            registry: config.registry.clone(),
+            store: config.store.clone(),
+            keys: config.keys.clone(),
+            passphrase_file: config.passphrase_file.clone(),
+            public_url: config.public_url.clone(),
+        },
+        approving: tokio::sync::Mutex::new(()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

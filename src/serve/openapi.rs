@@ -230,7 +230,135 @@ pub fn document() -> Value {
     {
         paths.extend(sharing);
     }
+    if let (Some(paths), Value::Object(review)) =
+        (doc["paths"].as_object_mut(), review_paths(&problem))
+    {
+        paths.extend(review);
+    }
     doc
+}
+
+/// The review queue for operators (operator tokens) and the departments' change events.
+fn review_paths(problem: &Value) -> Value {
+    let item = json!({
+        "type": "object",
+        "required": ["id", "run", "action", "identifier", "state", "staged_by", "staged_at"],
+        "properties": {
+            "id": {"type": "integer"}, "run": {"type": "integer"},
+            "action": {"type": "string"}, "identifier": {"type": "string"},
+            "previous_identifier": {"type": ["string", "null"]},
+            "state": {"enum": ["pending", "approved", "rejected"]},
+            "staged_by": {"type": "string"}, "staged_at": {"type": "string", "format": "date-time"},
+            "decided_by": {"type": ["string", "null"]},
+            "preview_sha256": {"type": ["string", "null"]}
+        }
+    });
+    let token = json!({"type": "object", "required": ["access_token", "token_type", "expires_in"],
+        "properties": {"access_token": {"type": "string"}, "token_type": {"const": "Bearer"}, "expires_in": {"type": "integer"}}});
+    json!({
+        "/api/v1/operator-token": {"post": {
+            "summary": "A bearer token (at most one hour) for a registered, enabled operator's credential: the review routes take it, the department routes do not. A registry without an admin operator authenticates nobody (403)",
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["operator", "credential"], "additionalProperties": false,
+                "properties": {"operator": {"type": "string"}, "credential": {"type": "string"}}
+            }}}},
+            "responses": {
+                "200": {"description": "the token", "content": {"application/json": {"schema": token}}},
+                "400": problem, "401": problem, "403": problem, "413": problem, "429": problem
+            }
+        }},
+        "/api/v1/review": {"get": {
+            "summary": "The review queue (pending by default), as `elicence review list --json`; any operator",
+            "security": [{"bearer": []}],
+            "parameters": [
+                {"name": "run", "in": "query", "schema": {"type": "integer"}},
+                {"name": "state", "in": "query", "schema": {"enum": ["pending", "approved", "rejected", "all"]}}
+            ],
+            "responses": {
+                "200": {"description": "items in staging order", "content": {"application/json": {"schema": {"type": "array", "items": item}}}},
+                "400": problem, "401": problem, "403": problem, "429": problem
+            }
+        }},
+        "/api/v1/review/{id}": {"get": {
+            "summary": "One staged item: the fields it would issue, how they differ from the version it changes or revokes, the preview's SHA-256; as `elicence review show --json`",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "responses": {
+                "200": {"description": "the item", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["item", "fields", "differences"],
+                    "properties": {
+                        "item": item,
+                        "fields": {"type": "array", "items": {"type": "object", "required": ["key", "label", "value"]}},
+                        "compared_with": {"type": ["string", "null"]},
+                        "differences": {"type": "array", "items": {"type": "object", "required": ["key", "label", "current", "staged"]}},
+                        "preview_sha256": {"type": ["string", "null"]}
+                    }
+                }}}},
+                "400": problem, "401": problem, "403": problem, "404": problem, "429": problem
+            }
+        }},
+        "/api/v1/review/approve": {"post": {
+            "summary": "Sign and commit staged items (reviewer role; not the operator who staged them: four eyes), as `elicence review approve --json`; a stale item (its licence changed since) is listed and left pending",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": false,
+                "properties": {"ids": {"type": "array", "items": {"type": "integer"}}, "run": {"type": "integer"}}
+            }}}},
+            "responses": {
+                "200": {"description": "what the approval did", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["approved", "issued", "changed", "revoked", "stale", "not_pending"],
+                    "properties": {
+                        "run": {"type": ["integer", "null"]}, "approved": {"type": "integer"},
+                        "issued": {"type": "integer"}, "changed": {"type": "integer"}, "revoked": {"type": "integer"},
+                        "stale": {"type": "array"}, "not_pending": {"type": "array", "items": {"type": "integer"}},
+                        "development_key": {"type": "boolean"}
+                    }
+                }}}},
+                "400": problem, "401": problem, "403": problem, "413": problem, "429": problem
+            }
+        }},
+        "/api/v1/review/reject": {"post": {
+            "summary": "Reject staged items with a reason (reviewer role), as `elicence review reject`",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["ids", "reason"], "additionalProperties": false,
+                "properties": {"ids": {"type": "array", "items": {"type": "integer"}}, "reason": {"type": "string"}}
+            }}}},
+            "responses": {
+                "200": {"description": "each item's outcome", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["items"],
+                    "properties": {"items": {"type": "array", "items": {
+                        "type": "object", "required": ["id", "outcome"],
+                        "properties": {"id": {"type": "integer"}, "outcome": {"enum": ["rejected", "already_decided", "unknown"]}}
+                    }}}
+                }}}},
+                "400": problem, "401": problem, "403": problem, "413": problem, "429": problem
+            }
+        }},
+        "/api/v1/events": {"get": {
+            "summary": "Changes and revocations of the licences the department queried or was handed, after a cursor, as `elicence events --json`; at least once: pass next_cursor as since next time",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+            "responses": {
+                "200": {"description": "events and the next cursor", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["department", "since", "next_cursor", "events"],
+                    "properties": {
+                        "department": {"type": "string"}, "since": {"type": "integer"}, "next_cursor": {"type": "integer"},
+                        "events": {"type": "array", "items": {
+                            "type": "object", "required": ["cursor", "kind", "identifier", "at", "relied_on"],
+                            "properties": {
+                                "cursor": {"type": "integer"}, "kind": {"enum": ["changed", "revoked"]},
+                                "identifier": {"type": "string"}, "supersedes": {"type": ["string", "null"]},
+                                "effective": {"type": ["string", "null"], "format": "date"},
+                                "at": {"type": "string", "format": "date-time"}, "relied_on": {"type": "string"}
+                            }
+                        }}
+                    }
+                }}}},
+                "400": problem, "401": problem, "429": problem
+            }
+        }}
+    })
 }
 
 /// The department routes that act: copies for use and check requests.

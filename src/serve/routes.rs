@@ -58,6 +58,21 @@ pub fn router(state: Arc<AppState>, request_timeout: Duration) -> Router {
             "/api/v1/verify",
             limited(post(super::public::verify), super::public::VERIFY_BODY_LIMIT),
         )
+        .route(
+            "/api/v1/operator-token",
+            limited(post(super::review::operator_token), TOKEN_BODY_LIMIT),
+        )
+        .route("/api/v1/review", get(super::review::list))
+        .route("/api/v1/review/{id}", get(super::review::show))
+        .route(
+            "/api/v1/review/approve",
+            limited(post(super::review::approve_items), super::review::REVIEW_BODY_LIMIT),
+        )
+        .route(
+            "/api/v1/review/reject",
+            limited(post(super::review::reject), super::review::REVIEW_BODY_LIMIT),
+        )
+        .route("/api/v1/events", get(super::events::events))
         .route("/v/{identifier}", get(super::public::page))
         .route(
             "/v/{identifier}/check",
@@ -315,17 +330,47 @@ pub(super) fn api_ask<'a>(
     Ok(Ask { command, as_code: dept, credential_file: None, subject, at: now()? })
 }
 
-/// The department a bearer token names, after its signature, expiry and rate limit; the
-/// registry check (still enabled) happens in [`gate`].
-pub(super) fn bearer(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> {
-    let refuse = |e: TokenError| Box::new(Problem::unauthorized(e.to_string()).into_response());
-    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| refuse(TokenError::Missing))?;
-    let value = value.to_str().map_err(|_| refuse(TokenError::Malformed))?;
+fn refuse_token(e: TokenError) -> Box<Response> {
+    Box::new(Problem::unauthorized(e.to_string()).into_response())
+}
+
+/// The claims of the request's bearer token, after its signature and expiry.
+fn token_claims(state: &AppState, headers: &HeaderMap) -> Result<token::Claims, Box<Response>> {
+    let value =
+        headers.get(header::AUTHORIZATION).ok_or_else(|| refuse_token(TokenError::Missing))?;
+    let value = value.to_str().map_err(|_| refuse_token(TokenError::Malformed))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
-        .ok_or_else(|| refuse(TokenError::Missing))?;
-    let claims = state.tokens.check(token.trim(), token::unix_now()).map_err(refuse)?;
+        .ok_or_else(|| refuse_token(TokenError::Missing))?;
+    state.tokens.check(token.trim(), token::unix_now()).map_err(refuse_token)
+}
+
+/// The operator an operator token names, after its signature, expiry and rate limit; whether
+/// the operator is still enabled and holds the role is checked with the registry
+/// (`operators::authorize` with a vouched claim).
+pub(super) fn operator_bearer(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<String, Box<Response>> {
+    let claims = token_claims(state, headers)?;
+    if claims.op.is_empty() {
+        return Err(refuse_token(TokenError::NotOperator));
+    }
+    if let Err(wait) = state.rate.take(&format!("op:{}", claims.op), Instant::now()) {
+        let detail = "rate limit of this operator exceeded";
+        return Err(Box::new(Problem::too_many_requests(detail, wait).into_response()));
+    }
+    Ok(claims.op)
+}
+
+/// The department a bearer token names, after its signature, expiry and rate limit; the
+/// registry check (still enabled) happens in [`gate`].
+pub(super) fn bearer(state: &AppState, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    let claims = token_claims(state, headers)?;
+    if claims.dept.is_empty() {
+        return Err(refuse_token(TokenError::NotDepartment));
+    }
     if let Err(wait) = state.rate.take(&claims.dept, Instant::now()) {
         let detail = format!("rate limit of department {} exceeded", claims.dept);
         let r = Problem::too_many_requests(detail, wait).into_response();

@@ -1,9 +1,11 @@
-//! Bearer tokens for departments: `base64url(claims JSON) "." base64url(HMAC-SHA256)`, signed
-//! with a key drawn at random when the server starts (a restart logs every department out,
-//! which is what a short-lived token allows). The claims are the department code, issue and
-//! expiry times; a token is never longer-lived than [`MAX_TTL`]. A valid signature is not
-//! enough: every request also checks that the department is still enabled in the registry, so
-//! `elicence dept disable` cuts a live token at once.
+//! Bearer tokens for departments and operators: `base64url(claims JSON) "."
+//! base64url(HMAC-SHA256)`, signed with a key drawn at random when the server starts (a restart
+//! logs everyone out, which is what a short-lived token allows). The claims are the department
+//! code (department routes) or the operator's name (the review routes), issue and expiry times;
+//! a token is never longer-lived than [`MAX_TTL`], and one kind is never accepted for the other.
+//! A valid signature is not enough: every request also checks that the department (operator)
+//! is still enabled in the registry, so `elicence dept disable` (`operator disable`) cuts a
+//! live token at once.
 //!
 //! Expiry uses the system clock, not `ELICENCE_NOW`: a pinned clock would make tokens
 //! immortal in tests and in any deployment that pins it.
@@ -20,8 +22,12 @@ pub const MAX_TTL: u64 = 3600;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claims {
-    /// The department's USCC.
+    /// The department's USCC (a department token); empty in an operator token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dept: String,
+    /// The operator's name (an operator token); empty in a department token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub op: String,
     /// Issued at (Unix seconds).
     pub iat: u64,
     /// Expires at (Unix seconds).
@@ -39,6 +45,12 @@ pub enum TokenError {
     BadSignature,
     #[error("bearer token expired")]
     Expired,
+    #[error("an operator token is not accepted here: this route needs a department's token")]
+    NotDepartment,
+    #[error(
+        "a department token is not accepted here: this route needs an operator's token (POST /api/v1/operator-token)"
+    )]
+    NotOperator,
 }
 
 /// Signs and checks tokens with one process-wide key.
@@ -56,7 +68,27 @@ impl TokenKey {
 
     /// A token for `dept` valid `ttl` seconds (capped at [`MAX_TTL`]) from `now`.
     pub fn issue(&self, dept: &str, now: u64, ttl: u64) -> (String, Claims) {
-        let claims = Claims { dept: dept.to_owned(), iat: now, exp: now + ttl.min(MAX_TTL) };
+        let claims = Claims {
+            dept: dept.to_owned(),
+            op: String::new(),
+            iat: now,
+            exp: now + ttl.min(MAX_TTL),
+        };
+        self.sign(claims)
+    }
+
+    /// A token for operator `name` valid `ttl` seconds (capped at [`MAX_TTL`]) from `now`.
+    pub fn issue_operator(&self, name: &str, now: u64, ttl: u64) -> (String, Claims) {
+        let claims = Claims {
+            dept: String::new(),
+            op: name.to_owned(),
+            iat: now,
+            exp: now + ttl.min(MAX_TTL),
+        };
+        self.sign(claims)
+    }
+
+    fn sign(&self, claims: Claims) -> (String, Claims) {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let tag = ring::hmac::sign(&self.key, payload.as_bytes());
         (format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())), claims)
@@ -76,6 +108,9 @@ impl TokenKey {
         let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
         if now >= claims.exp {
             return Err(TokenError::Expired);
+        }
+        if claims.dept.is_empty() == claims.op.is_empty() {
+            return Err(TokenError::Malformed);
         }
         Ok(claims)
     }
@@ -108,5 +143,14 @@ mod tests {
         assert_eq!(key.check(&format!("{forged}.{tag}"), 1001), Err(TokenError::BadSignature));
         assert_eq!(key.check(payload, 1001), Err(TokenError::Malformed));
         assert_eq!(key.check("", 1001), Err(TokenError::Malformed));
+        let (op_token, op) = key.issue_operator("张伟", 1000, 60);
+        assert_eq!(
+            key.check(&op_token, 1001).map(|c| (c.op, c.dept)),
+            Ok(("张伟".into(), "".into()))
+        );
+        assert_eq!(op.exp, 1060);
+        // Neither or both: not a token this server signs, even with a good tag.
+        let (neither, _) = key.sign(Claims { dept: "".into(), op: "".into(), iat: 1, exp: 9999 });
+        assert_eq!(key.check(&neither, 1001), Err(TokenError::Malformed));
     }
 }

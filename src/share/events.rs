@@ -12,8 +12,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use serde_json::json;
 
-use crate::registry::{NaturalKey, Registry, RegistryError, action as registry_action};
+use crate::registry::{AuditEntry, NaturalKey, Registry, RegistryError, action as registry_action};
 use crate::share::action;
 
 /// What happened to a licence the department relied on.
@@ -127,4 +128,29 @@ pub fn events_for(
         }
     }
     Ok(Events { department: department.to_owned(), since, next_cursor: after.max(since), events })
+}
+
+/// [`events_for`] `department`, the read audited (`share_events`: the cursor, the next one and
+/// how many events), as `elicence events` and `GET /api/v1/events` answer.
+pub fn read_events(
+    registry: &mut Registry,
+    department: &str,
+    since: u64,
+    at: DateTime<Utc>,
+) -> Result<Events, RegistryError> {
+    let answer = events_for(registry, department, since)?;
+    registry.audit_append(&AuditEntry {
+        action: action::EVENTS.into(),
+        operator: department.to_owned(),
+        at,
+        subject: format!("department:{department}"),
+        reason: None,
+        details: json!({
+            "department": department,
+            "since": since,
+            "next_cursor": answer.next_cursor,
+            "events": answer.events.len(),
+        }),
+    })?;
+    Ok(answer)
 }

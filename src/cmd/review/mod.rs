@@ -3,7 +3,6 @@
 //! its rows with unsigned previews; a reviewer who did not stage them approves (signed and
 //! committed by `crate::engine::approve`) or rejects them. Flags → library call → summary.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -14,10 +13,9 @@ use crate::clock::now;
 use crate::cmd::args::{KeyArgs, OperatorArgs, PublicUrlArgs, RegistryArgs, TsaArgs};
 use crate::cmd::operator as default_operator;
 use crate::engine::approve::{ApproveOptions, Selection, approve};
+use crate::engine::review::{self, Baseline};
 use crate::exit;
-use crate::registry::{
-    FileKind, RejectOutcome, ReviewFilter, ReviewItem, ReviewState, Role, RunId,
-};
+use crate::registry::{RejectOutcome, ReviewFilter, ReviewItem, ReviewState, Role, RunId};
 use crate::share::input;
 
 #[derive(Debug, Subcommand)]
@@ -167,89 +165,38 @@ fn list(args: &ListArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// Field → value of a licence's stored face fields.
-fn fields_of(json: &str) -> BTreeMap<String, String> {
-    serde_json::from_str::<BTreeMap<String, serde_json::Value>>(json)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
-        .collect()
-}
-
 fn show(args: &ShowArgs) -> anyhow::Result<i32> {
     let mut registry = args.registry.open()?;
     args.by.authorize(&mut registry, "review show", ANY_ROLE)?;
-    let Some(item) = registry.review_item(args.id)? else {
+    let Some(detail) = review::detail(&registry, args.id)? else {
         eprintln!("no review item {}", args.id);
         return Ok(exit::FAILURE);
     };
-    let licence = crate::licence::Licence::from_json(&item.licence_json)
-        .with_context(|| format!("review item {}: stored licence does not read back", item.id))?;
-    let staged: Vec<(String, String, String)> = licence
-        .fields
-        .iter()
-        .map(|f| (f.key.to_owned(), f.label.to_owned(), f.value.clone()))
-        .collect();
-    // The difference from the version it changes or revokes (the current one when staged).
-    let base = item.previous_identifier.as_deref().or(match item.action {
-        crate::registry::ReviewAction::Revoke => Some(item.identifier.as_str()),
-        _ => None,
-    });
-    let current = match base {
-        Some(id) => registry.licence_by_identifier(id)?.map(|v| fields_of(&v.fields_json)),
-        None => None,
-    };
-    let differences: Vec<(String, String, Option<String>, String)> = staged
-        .iter()
-        .filter_map(|(key, label, value)| {
-            let before = current.as_ref().map(|c| c.get(key).cloned().unwrap_or_default());
-            match &before {
-                Some(b) if b == value => None,
-                None => None,
-                _ => Some((key.clone(), label.clone(), before, value.clone())),
-            }
-        })
-        .collect();
-    let preview = item
-        .preview_sha256
-        .as_deref()
-        .map(|sha| registry.store().path_of(sha, FileKind::Pdf))
-        .transpose()?;
+    let preview = detail.preview_path(&registry)?;
     if args.json {
-        let fields: Vec<_> =
-            staged.iter().map(|(k, l, v)| json!({ "key": k, "label": l, "value": v })).collect();
-        let diff: Vec<_> = differences
-            .iter()
-            .map(|(k, l, b, v)| json!({ "key": k, "label": l, "current": b, "staged": v }))
-            .collect();
-        println!(
-            "{}",
-            json!({
-                "item": item,
-                "fields": fields,
-                "compared_with": current.as_ref().and(base),
-                "differences": diff,
-                "preview": preview,
-            })
-        );
+        let mut out = serde_json::to_value(&detail)?;
+        out["preview"] = json!(preview);
+        println!("{out}");
         return Ok(exit::OK);
     }
-    print_item(&item);
-    for (_, label, value) in &staged {
-        println!("  {label}: {value}");
+    print_item(&detail.item);
+    for f in &detail.fields {
+        println!("  {}: {}", f.label, f.value);
     }
-    match base {
-        Some(b) if current.is_none() => {
+    match &detail.baseline {
+        Baseline::NotIssued(b) => {
             println!("{b} is not issued yet (pending review itself): nothing to compare with")
         }
-        Some(b) if differences.is_empty() => println!("no field differs from {b}"),
-        Some(b) => {
+        Baseline::Version(b) if detail.differences.is_empty() => {
+            println!("no field differs from {b}")
+        }
+        Baseline::Version(b) => {
             println!("differences from {b}:");
-            for (_, label, before, value) in &differences {
-                println!("  {label}: {} → {value}", before.as_deref().unwrap_or(""));
+            for d in &detail.differences {
+                println!("  {}: {} → {}", d.label, d.current, d.staged);
             }
         }
-        None => println!("a new licence (nothing to compare with)"),
+        Baseline::New => println!("a new licence (nothing to compare with)"),
     }
     if let Some(p) = preview {
         println!("preview (unsigned): {}", p.display());
