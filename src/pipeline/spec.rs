@@ -41,6 +41,8 @@ pub struct OutputSpec {
     pub formats: Option<Spanned<Vec<String>>>,
     /// RFC 3161 TSA every signature is timestamped by (`--tsa` / `ELICENCE_TSA` override).
     pub tsa: Option<Spanned<String>>,
+    /// PAdES level of the PDF signatures: b-b, b-t, b-lt, b-lta (`--pades-level` overrides).
+    pub pades_level: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
