@@ -511,3 +511,57 @@ fn levels_above_b_b_without_a_tsa_or_a_crl_are_configuration_errors() -> TestRes
     assert_eq!(v["status"], "authentic", "{v}");
     Ok(())
 }
+
+/// `run --pades-level b-lta` stores B-LTA PDFs in the registry (two issuers, each with its own
+/// DSS); `run` asking for b-lt without a TSA creates nothing.
+#[test]
+fn run_stores_b_lta_pdfs_and_refuses_b_lt_without_a_tsa() -> TestResult {
+    let tsa = TestTsa::start();
+    let crl = CrlServer::start();
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    keys_with_crl(&keys, Some(&crl.url()), Some(&crl.crl_path()));
+    let data = tmp.path().join("data");
+    let run = |extra: &[&str]| {
+        let mut c = live();
+        c.args(["run", PIPELINE, "--input", INPUT, "--quiet", "--keys"])
+            .arg(&keys)
+            .arg("--data")
+            .arg(&data)
+            .args(extra);
+        c
+    };
+    let out = run_expect(&mut run(&["--pades-level", "b-lt"]), 3);
+    assert!(
+        text(&out).contains("PAdES level b-lt needs a time-stamping authority"),
+        "{}",
+        text(&out)
+    );
+    assert!(!data.exists(), "nothing created");
+
+    run_expect(&mut run(&["--tsa", &tsa.url, "--pades-level", "b-lta"]), 0);
+    let mut stored = Vec::new();
+    let mut stack = vec![data.join("store")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "pdf") {
+                stored.push(path);
+            }
+        }
+    }
+    assert!(stored.len() >= 5, "{stored:?}");
+    let mut signers = std::collections::BTreeSet::new();
+    for file in &stored {
+        let v = verify_json(file, &keys, &tsa);
+        assert_eq!(v["status"], "authentic", "{v}");
+        assert_eq!(v["pades_level"], "b-lta", "{v}");
+        signers.insert(v["signer"].to_string());
+    }
+    assert!(signers.len() >= 2, "each issuer's own DSS: {signers:?}");
+    let report = pyhanko(&["adesverify", "--pretty-print"], &stored[0], &keys, &tsa);
+    assert!(report.contains("judged VALID") && !report.contains("INVALID"), "{report}");
+    Ok(())
+}

@@ -493,7 +493,20 @@ pub(crate) fn check_appended_updates(
             if *at < from || *at >= end {
                 return Err(format!("object {number} of an update is outside it"));
             }
-            added.insert(*number, read_object(bytes, *at, *number)?);
+            let object = read_object(bytes, *at, *number)?;
+            if added.insert(*number, object).is_some() {
+                return Err(format!("an update lists object {number} twice"));
+            }
+        }
+        // An object written in the update but left out of its table would be found by a reader
+        // that rebuilds a damaged table: every `N G obj` outside the streams must be listed.
+        let streams: Vec<Range<usize>> = added.values().filter_map(|o| o.stream.clone()).collect();
+        let written = object_headers(bytes, from..end, &streams);
+        if written != section.used.len() {
+            return Err(format!(
+                "an update writes {written} objects but its cross-reference lists {}",
+                section.used.len()
+            ));
         }
         let mut dss = false;
         let mut doc_timestamp = false;
@@ -520,6 +533,40 @@ pub(crate) fn check_appended_updates(
         return Err("bytes after the last %%EOF".into());
     }
     Ok(found)
+}
+
+/// How many `N G obj` headers `range` of `bytes` holds outside the `streams`' data.
+fn object_headers(bytes: &[u8], range: Range<usize>, streams: &[Range<usize>]) -> usize {
+    let Some(segment) = bytes.get(range.clone()) else { return 0 };
+    let mut count = 0;
+    let mut from = 0;
+    while let Some(i) = segment.get(from..).and_then(|t| find(t, b"obj")).map(|i| from + i) {
+        from = i + 3;
+        let at = range.start + i;
+        if streams.iter().any(|s| s.contains(&at)) {
+            continue;
+        }
+        if segment.get(from).is_some_and(|&c| !(is_white(c) || is_delimiter(c))) {
+            continue; // `objects`, not the keyword
+        }
+        // Back over white space, digits (generation), white space, digits (number).
+        let mut j = i;
+        let mut groups = 0;
+        while groups < 2 {
+            let white = segment[..j].iter().rev().take_while(|c| is_white(**c)).count();
+            let digits =
+                segment[..j - white].iter().rev().take_while(|c| c.is_ascii_digit()).count();
+            if white == 0 || digits == 0 {
+                break;
+            }
+            j -= white + digits;
+            groups += 1;
+        }
+        if groups == 2 {
+            count += 1;
+        }
+    }
+    count
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -741,6 +788,34 @@ mod tests {
         assert!(read_object(text, 0, 8).is_err());
         let deep = format!("1 0 obj {} endobj", "[".repeat(100));
         assert!(read_object(deep.as_bytes(), 0, 1).is_err());
+    }
+
+    #[test]
+    fn object_headers_are_counted_outside_streams() {
+        let text =
+            b"1 0 obj <<>> endobj\n2 0 obj <</Length 9>>stream\n3 0 obj x\nendstream endobj\n";
+        assert_eq!(object_headers(text, 0..text.len(), &[]), 3);
+        let data = 48..57;
+        assert_eq!(&text[data.clone()], b"3 0 obj x");
+        assert_eq!(object_headers(text, 0..text.len(), &[data]), 2);
+    }
+
+    #[test]
+    fn garbage_after_a_signature_is_an_error_not_a_panic() {
+        let signed = b"%PDF-1.7\n1 0 obj <</Type/Catalog>> endobj\nxref\n0 2\n0000000000 65535 f \n0000000009 00000 n \ntrailer <</Root 1 0 R/Size 2>>\nstartxref\n42\n%%EOF\n";
+        let end = signed.len();
+        for tail in [
+            &b""[..],
+            b"junk",
+            b"2 0 obj <</Type/XRef>> endobj startxref 0 %%EOF",
+            b"xref\n0 1\n0000000000 65535 f \n1 1\n0000000000 00000 f \ntrailer<</Root 1 0 R>>\nstartxref\n126\n%%EOF",
+            b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ %%EOF",
+        ] {
+            let mut file = signed.to_vec();
+            file.extend_from_slice(tail);
+            let result = check_appended_updates(&file, end);
+            assert_eq!(result.is_ok(), tail.is_empty(), "{:?}: {result:?}", String::from_utf8_lossy(tail));
+        }
     }
 
     #[test]
