@@ -565,3 +565,45 @@ fn run_stores_b_lta_pdfs_and_refuses_b_lt_without_a_tsa() -> TestResult {
     assert!(report.contains("judged VALID") && !report.contains("INVALID"), "{report}");
     Ok(())
 }
+
+/// The document timestamp covers the DSS: a changed certificate in the DSS, or a changed
+/// token, is tampered; a TSA that is not trusted is reported as such (and `timestamp extend`
+/// refuses the file).
+#[test]
+fn a_changed_dss_or_document_timestamp_is_tampered() -> TestResult {
+    let s = rendered("b-lta");
+    let file = &pdfs(&s.out)[0];
+    let pdf = std::fs::read(file)?;
+    let dir = s._tmp.path();
+
+    // A byte of the first DSS stream (a certificate's DER).
+    let mut dss_changed = pdf.clone();
+    let dss = find(&pdf, b"/Type/DSS").ok_or("no DSS")?;
+    let update_start = pdf[..dss].windows(5).rposition(|w| w == b"%%EOF").ok_or("no EOF")?;
+    let stream = update_start + find(&pdf[update_start..], b"stream\n").ok_or("no stream")? + 7;
+    dss_changed[stream + 40] ^= 0x01;
+    // A hex digit of the document timestamp's token.
+    let mut token_changed = pdf.clone();
+    let stamp = signatures(&pdf)[1].0;
+    let digit = stamp[1] + 200;
+    token_changed[digit] = if token_changed[digit] == b'0' { b'1' } else { b'0' };
+    for (name, bytes) in [("dss.pdf", dss_changed), ("token.pdf", token_changed)] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)?;
+        let v = verify_json(&path, &s.keys, &s.tsa);
+        assert_eq!(v["status"], "tampered", "{name}: {v}");
+        assert!(v["reason"].as_str().unwrap_or_default().contains("document timestamp"), "{v}");
+    }
+
+    // Without the TSA's root the file is authentic, its document timestamp untrusted.
+    let out = live().args(["verify", "--json", "--keys"]).arg(&s.keys).arg(file).output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["document_timestamps"][0]["trusted"], false, "{v}");
+    let out = run_expect(
+        live().args(["timestamp", "extend", "--tsa", &s.tsa.url, "--keys"]).arg(&s.keys).arg(file),
+        4,
+    );
+    assert!(text(&out).contains("untrusted TSA"), "{}", text(&out));
+    Ok(())
+}
