@@ -4,8 +4,8 @@
 //! its `/Contents` hex string, or ends a revision after which the incremental updates only add
 //! long-term validation material (a `/DSS`, document timestamps: PAdES B-LT, B-LTA; checked by
 //! [`super::pdf_update`]; any other change after signing makes the document Tampered); every
-//! document timestamp's token is over its `/ByteRange` bytes; the SHA-256 of the covered bytes equals the CMS
-//! messageDigest (RFC 5652 §11.2); signing-certificate-v2 names the signer certificate
+//! document timestamp's token is over its `/ByteRange` bytes; the SHA-256 of the covered bytes
+//! equals the CMS messageDigest (RFC 5652 §11.2); signing-certificate-v2 names the signer certificate
 //! (RFC 5035); the RSA signature over the signed attributes verifies (RFC 5652 §5.4); the
 //! signer certificate has a valid path to a trust anchor now ([`super::path`]; `/M` is a claim). The file is scanned,
 //! never parsed as a whole or inflated (see [`verify_pdf`]): verification is bounded.
