@@ -77,6 +77,9 @@ pub enum Command {
     /// verify, export.
     #[command(subcommand)]
     Log(cmd::log::LogCommand),
+    /// Document timestamps of PAdES B-LTA files: extend (archive renewal).
+    #[command(subcommand)]
+    Timestamp(cmd::timestamp::TimestampCommand),
     /// Departments that consume the registry: add, list, disable, grant.
     #[command(subcommand)]
     Dept(cmd::dept::DeptCommand),

@@ -5,6 +5,7 @@
 //! `engine` drives the stages over bounded chunks; `cmd` holds one file per subcommand.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod catalog;
 pub mod cli;
 pub mod clock;

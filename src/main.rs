@@ -34,6 +34,7 @@ fn main() {
         Command::Keys(args) => cmd::keys::run(args),
         Command::Seal(c) => cmd::seal::run(c),
         Command::Log(c) => cmd::log::run(c),
+        Command::Timestamp(c) => cmd::timestamp::run(c),
         Command::Gen(args) => cmd::r#gen::run(args),
         Command::Catalog(c) => cmd::catalog::run(c),
         Command::Dept(c) => cmd::dept::run(c),

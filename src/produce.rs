@@ -6,6 +6,7 @@
 //! parsed once, layouts prepared once); `produce` is pure given the injected signing time, so
 //! same licence, key and time ⇒ byte-identical artefacts (unless a TSA adds its own time). Safe to call from many threads.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use crate::identify::{IdError, LicenceId};
 pub use crate::keyset::Identities;
 use crate::licence::Licence;
 pub use crate::pipeline::Formats;
+pub use crate::pipeline::PadesLevel;
 use crate::render::RenderError;
 use crate::render::layout::Layout;
 use crate::render::ofd::render_ofd;
@@ -25,7 +27,10 @@ use crate::render::qr::face_qr_payload;
 use crate::render::xml::{SealMeta, render_xml};
 use crate::seal::ofd::{OfdSealError, seal_ofd_with};
 use crate::sign::SignError;
-use crate::sign::pades::{PdfSignOptions, sign_rendered_pdf};
+use crate::sign::ltv::{append_doc_timestamp, append_dss};
+use crate::sign::pades::{PdfSignOptions, sign_rendered_pdf, sign_rendered_pdf_tail};
+use crate::sign::signer::SignatureAlgorithm;
+use crate::sign::validation_data::{CrlSource, ValidationData, ValidationDataError, gather};
 use crate::sign::xmldsig::sign_xml_with;
 use crate::timestamp::Tsa;
 
@@ -54,6 +59,54 @@ pub enum ProduceError {
     /// name it as a known issuer).
     #[error("issuer {issuer} has no signing identity in this run's key set")]
     NoIdentity { issuer: String },
+    /// PAdES B-LT was asked for, but the run gathered no validation data for this signer.
+    #[error("no PAdES B-LT validation data for the signer of issuer {issuer}")]
+    NoValidationData { issuer: String },
+}
+
+/// What PAdES B-LT and B-LTA add to every PDF of a run: the level, the TSA of the document
+/// timestamp, and per PDF signer (by certificate DER) its validation data, gathered once.
+#[derive(Debug, Clone)]
+pub struct LongTerm {
+    pub level: PadesLevel,
+    tsa: Arc<dyn Tsa>,
+    by_signer: HashMap<Vec<u8>, Arc<ValidationData>>,
+}
+
+impl LongTerm {
+    /// Gathers, once for the run, the validation data of every PDF signer of `identities`
+    /// (its chain) and of `tsa` (the chain a token of it carries), with a checked CRL for
+    /// each certificate (see [`gather`]). Fails naming the certificate whose CRL cannot be
+    /// obtained, or when the TSA gives no token.
+    pub fn gather(
+        level: PadesLevel,
+        identities: &Identities,
+        tsa: Arc<dyn Tsa>,
+        key_dirs: &[&Path],
+        at: DateTime<Utc>,
+    ) -> Result<LongTerm, LongTermError> {
+        let probe = tsa.stamp(b"elicence: validation data of the TSA")?;
+        let tsa_chain = crate::timestamp::token_certificates(&probe.der);
+        let crls = CrlSource::new(key_dirs)?;
+        let mut by_signer = HashMap::new();
+        for signer in identities.signers() {
+            if signer.algorithm() == SignatureAlgorithm::Sm2Sm3 {
+                continue; // OFD seals: no PDF signature
+            }
+            let data = gather(&[signer.chain(), &tsa_chain], &crls, at)?;
+            by_signer.insert(signer.certificate_der().to_vec(), Arc::new(data));
+        }
+        Ok(LongTerm { level, tsa, by_signer })
+    }
+}
+
+/// Why the PAdES B-LT validation data of a run could not be gathered.
+#[derive(Debug, thiserror::Error)]
+pub enum LongTermError {
+    #[error("PAdES B-LT validation data: {0}")]
+    ValidationData(#[from] ValidationDataError),
+    #[error("PAdES B-LT validation data of the TSA: {0}")]
+    Tsa(#[from] crate::timestamp::TsaError),
 }
 
 /// Renders and signs licences of the types whose layouts it was given.
@@ -65,6 +118,7 @@ pub struct Producer {
     /// Base of the public verification page the QR code opens (checked by
     /// [`crate::render::check_public_url`]); `None`: the `ELIC1:` payload.
     public_url: Option<String>,
+    long_term: Option<LongTerm>,
 }
 
 impl Producer {
@@ -93,7 +147,7 @@ impl Producer {
         identities: Identities,
         signed_at: DateTime<Utc>,
     ) -> Producer {
-        Producer { renderer, identities, signed_at, tsa: None, public_url: None }
+        Producer { renderer, identities, signed_at, tsa: None, public_url: None, long_term: None }
     }
 
     /// Timestamps every signature with `tsa` (PAdES and XAdES B-T). The token's time is the TSA's,
@@ -107,6 +161,13 @@ impl Producer {
     /// `public_url` (one [`crate::render::check_public_url`] accepted); `None` keeps `ELIC1:`.
     pub fn with_public_url(mut self, public_url: Option<String>) -> Producer {
         self.public_url = public_url;
+        self
+    }
+
+    /// Makes every PDF PAdES B-LT (a `/DSS` update after the B-T signature) or B-LTA (and a
+    /// document timestamp update), as `long_term` says. Needs [`Producer::with_tsa`] too.
+    pub fn with_long_term(mut self, long_term: Option<LongTerm>) -> Producer {
+        self.long_term = long_term;
         self
     }
 
@@ -165,7 +226,21 @@ impl Producer {
             name: licence.issuer_name.clone(),
             tsa: self.tsa.clone(),
         };
-        let pdf = sign_rendered_pdf(pdf, identity.signer.as_ref(), self.signed_at, &opts)?;
+        let pdf = match &self.long_term {
+            None => sign_rendered_pdf(pdf, identity.signer.as_ref(), self.signed_at, &opts)?,
+            Some(long_term) => {
+                let (mut pdf, mut tail) =
+                    sign_rendered_pdf_tail(pdf, identity.signer.as_ref(), self.signed_at, &opts)?;
+                let data = long_term.by_signer.get(identity.signer.certificate_der()).ok_or_else(
+                    || ProduceError::NoValidationData { issuer: licence.issuer_code.clone() },
+                )?;
+                append_dss(&mut pdf, &mut tail, data);
+                if long_term.level >= PadesLevel::BLta {
+                    append_doc_timestamp(&mut pdf, &mut tail, long_term.tsa.as_ref())?;
+                }
+                pdf
+            }
+        };
         let xml = sign_xml_with(&xml, identity.signer.as_ref(), self.tsa.as_deref())?;
         let ofd = match &identity.ofd {
             Some(sealing) => {

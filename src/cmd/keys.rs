@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use crate::keyset::{IssuerRequest, development_seal_picture, ensure_development_identities};
 use crate::render::layout::Layout;
 use crate::sign::crl::write_crl;
+use crate::sign::key_files::KEY_FILE;
 use crate::sign::keys::{CA_CERT_FILE, DevKeyOptions, init_dev_issuer, init_dev_keys, issuer_dir};
 use crate::sign::{PASSPHRASE_ENV, passphrase_from_env_or_file};
 
@@ -82,8 +83,11 @@ fn init_issuers(
         let layout = Layout::load(&plan.layout_path)?;
         let picture = development_seal_picture(layout.seal.as_ref().map(|s| s.path.as_path()))?;
         let issuers = IssuerRequest::of_plan(&plan);
-        if opts.force {
-            for issuer in &issuers {
+        // A new identity is made here with every option (the CRL distribution point
+        // included); `ensure_development_identities` then only adds the seals.
+        for issuer in &issuers {
+            let missing = !issuer_dir(dir, &issuer.code).join(KEY_FILE).exists();
+            if opts.force || missing {
                 init_dev_issuer(dir, &issuer.code, &issuer.name, now, opts).with_context(|| {
                     format!("writing the identity of {} into {}", issuer.code, dir.display())
                 })?;

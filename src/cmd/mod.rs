@@ -26,6 +26,7 @@ pub mod seal;
 pub mod serve;
 pub mod stats;
 pub mod store;
+pub mod timestamp;
 pub mod validate;
 pub mod verify;
 
@@ -100,7 +101,13 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
         if let Some(e) = cause.downcast_ref::<crate::serve::ServeError>() {
             return e.exit_code();
         }
+        if let Some(crate::produce::LongTermError::ValidationData(e)) = cause.downcast_ref() {
+            use crate::sign::validation_data::ValidationDataError as E;
+            // A CRL that could not be fetched may come back; anything else is configuration.
+            return if matches!(e, E::Fetch { .. }) { exit::FAILURE } else { exit::CONFIG };
+        }
         if cause.is::<crate::pipeline::PipelineError>()
+            || cause.is::<crate::pipeline::LevelNeedsTsa>()
             || cause.is::<crate::sign::ProductionKeyError>()
             || cause.is::<crate::catalog::CatalogError>()
             || cause.is::<crate::engine::CatalogNotPublished>()

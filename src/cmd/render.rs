@@ -17,8 +17,8 @@ use crate::exit;
 use crate::identify::LicenceId;
 use crate::keyset::{IssuerRequest, load_identities};
 use crate::licence::Licence;
-use crate::pipeline;
-use crate::produce::{Formats, ProduceError, Producer};
+use crate::pipeline::{self, LevelNeedsTsa, PadesLevel};
+use crate::produce::{Formats, LongTerm, ProduceError, Producer};
 use crate::registry::Registry;
 use crate::report::Counts;
 use crate::sign::{check_production_key, passphrase_from_env_or_file};
@@ -60,6 +60,11 @@ pub struct RenderArgs {
     pub tsa: TsaArgs,
     #[command(flatten)]
     pub public_url: PublicUrlArgs,
+    /// PAdES level of the PDF signatures: b-b (default without a TSA), b-t (default with
+    /// one), b-lt (adds a /DSS with the chains and CRLs), b-lta (and a document timestamp).
+    /// b-t and above need --tsa. Default: the pipeline's [output] pades_level.
+    #[arg(long, value_name = "LEVEL")]
+    pub pades_level: Option<PadesLevel>,
     /// The registry whose production mark applies (nothing is loaded into it; a registry that
     /// does not exist is not created).
     #[command(flatten)]
@@ -89,12 +94,23 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
         check_production_key(production, Some(args.keys.as_path()), Some(signer))?;
     }
     let tsa_url = args.tsa.tsa.as_deref().or(plan.tsa.as_deref());
+    let level = PadesLevel::resolve(args.pades_level.or(plan.pades_level), tsa_url.is_some());
+    if level.needs_tsa() && tsa_url.is_none() {
+        return Err(LevelNeedsTsa { level }.into());
+    }
     let tsa = tsa_url.map(timestamp::connect).transpose()?;
     let public_url = args.public_url.public_url.as_deref().or(plan.public_url.as_deref());
     let public_url = public_url.map(crate::render::check_public_url).transpose()?;
+    let long_term = match (&tsa, level >= PadesLevel::BLt) {
+        (Some(tsa), true) => {
+            Some(LongTerm::gather(level, &identities, tsa.clone(), &[args.keys.as_path()], at)?)
+        }
+        _ => None,
+    };
     let producer = Producer::new(&[plan.layout_path.as_path()], identities, at)?
         .with_tsa(tsa)
-        .with_public_url(public_url);
+        .with_public_url(public_url)
+        .with_long_term(long_term);
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;

@@ -14,7 +14,7 @@ use crate::engine::DryRunResult;
 use crate::engine::run::{RunOptions, RunResult, run as run_job};
 use crate::engine::shard::Shard;
 use crate::exit;
-use crate::produce::Formats;
+use crate::produce::{Formats, PadesLevel};
 use crate::progress::ProgressMode;
 use crate::registry::RunCounts;
 
@@ -75,6 +75,11 @@ pub struct RunArgs {
     pub tsa: TsaArgs,
     #[command(flatten)]
     pub public_url: PublicUrlArgs,
+    /// PAdES level of the PDF signatures: b-b (default without a TSA), b-t (default with
+    /// one), b-lt (adds a /DSS with the chains and CRLs), b-lta (and a document timestamp).
+    /// b-t and above need --tsa. Default: the pipeline's [output] pades_level.
+    #[arg(long, value_name = "LEVEL")]
+    pub pades_level: Option<PadesLevel>,
     /// Face formats to write and store: pdf and xml (always), ofd (sealed with each issuer's
     /// seal from --keys DIR/seals/<USCC>.esl; development seals without --keys). Default: the
     /// pipeline's [output] formats, else pdf,xml.
@@ -126,6 +131,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         shard: args.shard,
         tsa: args.tsa.tsa.clone(),
         public_url: args.public_url.public_url.clone(),
+        pades_level: args.pades_level,
         started: now()?,
         formats: args.formats,
         metrics_file: args.metrics_file.clone(),

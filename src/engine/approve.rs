@@ -25,8 +25,8 @@ use serde_json::json;
 use crate::keyset::{IssuerRequest, development_seal_picture, ensure_development_identities};
 use crate::licence::Licence;
 use crate::operators::{Claim, authorize, check_four_eyes};
-use crate::pipeline;
-use crate::produce::Producer;
+use crate::pipeline::{self, LevelNeedsTsa, PadesLevel};
+use crate::produce::{LongTerm, Producer};
 use crate::registry::{
     AuditEntry, Decision, FileKind, LoadItem, Registry, RegistryError, ReviewFilter, ReviewItem,
     ReviewState, Role, RunCounts, RunId, RunOutcome, RunStart, Store, review_action,
@@ -144,6 +144,8 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
     let mut tsa_url = options.tsa.clone();
     let mut public_url = options.public_url.clone();
     let mut ofd = false;
+    // The highest PAdES level any staging pipeline asks for.
+    let mut pades_level: Option<PadesLevel> = None;
     let mut issuers: Vec<IssuerRequest> = Vec::new();
     let runs: BTreeSet<RunId> = items.iter().map(|i| i.run).collect();
     for run in runs {
@@ -161,10 +163,15 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
         }
         tsa_url = tsa_url.or(plan.tsa.clone());
         public_url = public_url.or(plan.public_url.clone());
+        pades_level = pades_level.max(plan.pades_level);
         ofd |= plan.formats.ofd;
         issuers.extend(IssuerRequest::of_plan(&plan));
     }
     let issuers = IssuerRequest::merged(issuers);
+    let pades_level = PadesLevel::resolve(pades_level, tsa_url.is_some());
+    if pades_level.needs_tsa() && tsa_url.is_none() {
+        return Err(LevelNeedsTsa { level: pades_level }.into());
+    }
     let layout_refs: Vec<&Path> = layouts.iter().map(PathBuf::as_path).collect();
     let renderer = Producer::load_renderer(&layout_refs)?;
     let passphrase = passphrase_from_env_or_file(options.passphrase_file.as_deref())?;
@@ -200,8 +207,20 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
     let tsa = tsa_url.as_deref().map(timestamp::connect).transpose()?;
     let checkpoint_tsa = tsa.clone();
     let public_url = public_url.as_deref().map(crate::render::check_public_url).transpose()?;
-    let producer =
-        Producer::with_renderer(renderer, identities, at).with_tsa(tsa).with_public_url(public_url);
+    let long_term = match (&tsa, pades_level >= PadesLevel::BLt) {
+        (Some(tsa), true) => {
+            let key_dir = match &options.keys {
+                Some(keys) => keys.clone(),
+                None => options.data.join("dev-keys"),
+            };
+            Some(LongTerm::gather(pades_level, &identities, tsa.clone(), &[key_dir.as_path()], at)?)
+        }
+        _ => None,
+    };
+    let producer = Producer::with_renderer(renderer, identities, at)
+        .with_tsa(tsa)
+        .with_public_url(public_url)
+        .with_long_term(long_term);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
 
     let run = registry.start_run(&RunStart {

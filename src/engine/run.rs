@@ -20,8 +20,8 @@ use crate::keyset::{
     IssuerRequest, development_seal_picture, ensure_development_identities, load_identities,
 };
 use crate::operators::{Actor, Claim, authorize};
-use crate::pipeline;
-use crate::produce::{Formats, Identities, Producer};
+use crate::pipeline::{self, LevelNeedsTsa, PadesLevel};
+use crate::produce::{Formats, Identities, LongTerm, Producer};
 use crate::progress::{Interrupt, Progress, ProgressMode, StopSignal};
 use crate::read::sha256_file;
 use crate::registry::{ADOPTING_OPERATOR, Registry, Role, RunCounts, RunOutcome, RunStart};
@@ -75,6 +75,9 @@ pub struct RunOptions {
     /// Base URL of the public verification page the QR codes open; `None`: the pipeline's
     /// `[output] public_url`, if any.
     pub public_url: Option<String>,
+    /// PAdES level of the PDFs; `None`: the pipeline's `[output] pades_level`, else B-T with
+    /// a TSA and B-B without.
+    pub pades_level: Option<PadesLevel>,
     /// The run's clock: signing time, run start, and "today" for validation.
     pub started: DateTime<Utc>,
     /// The face formats written and stored (PDF and XML always; OFD when asked); `None`: the
@@ -172,6 +175,11 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     }
     let passphrase = passphrase_from_env_or_file(options.passphrase_file.as_deref())?;
     let tsa_url = options.tsa.as_deref().or(plan.tsa.as_deref());
+    let pades_level =
+        PadesLevel::resolve(options.pades_level.or(plan.pades_level), tsa_url.is_some());
+    if pades_level.needs_tsa() && tsa_url.is_none() {
+        return Err(LevelNeedsTsa { level: pades_level }.into());
+    }
     let tsa = tsa_url.map(timestamp::connect).transpose()?;
     let public_url = options.public_url.as_deref().or(plan.public_url.as_deref());
     let public_url = public_url.map(crate::render::check_public_url).transpose()?;
@@ -257,9 +265,19 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
     let development_key = development_keys.is_some();
     let KeySet { registry_signer: signer, identities } = key_set;
     let checkpoint_tsa = tsa.clone();
+    // B-LT: the chains' and the TSA's validation data, gathered once for the whole run.
+    let long_term = match (&tsa, pades_level >= PadesLevel::BLt) {
+        (Some(tsa), true) => {
+            let key_dir = options.keys.clone().or_else(|| development_keys.clone());
+            let key_dirs: Vec<&Path> = key_dir.as_deref().into_iter().collect();
+            Some(LongTerm::gather(pades_level, &identities, tsa.clone(), &key_dirs, started)?)
+        }
+        _ => None,
+    };
     let producer = Producer::with_renderer(renderer, identities, started)
         .with_tsa(tsa)
-        .with_public_url(public_url);
+        .with_public_url(public_url)
+        .with_long_term(long_term);
     let run_id = registry.start_run(&RunStart {
         pipeline: plan.path.display().to_string(),
         inputs: hashes.iter().map(|(p, s, _)| (p.display().to_string(), s.clone())).collect(),

@@ -8,5 +8,5 @@ pub mod spec;
 
 pub use plan::{
     BindProblems, Binding, BoundColumn, ColumnPlan, Formats, IssuerPlan, KnownIssuer,
-    PipelineError, Plan, StatusPlan, load,
+    LevelNeedsTsa, PadesLevel, PipelineError, Plan, StatusPlan, load,
 };

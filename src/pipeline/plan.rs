@@ -83,6 +83,69 @@ impl std::str::FromStr for Formats {
     }
 }
 
+/// How far a PDF signature goes (ETSI EN 319 142-1 §5: PAdES baseline levels). Each level
+/// includes the one before: B-T adds a signature timestamp, B-LT a `/DSS` with the chains and
+/// CRLs, B-LTA a document timestamp over all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PadesLevel {
+    BB,
+    BT,
+    BLt,
+    BLta,
+}
+
+impl PadesLevel {
+    /// `b-b`, `b-t`, `b-lt` or `b-lta`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PadesLevel::BB => "b-b",
+            PadesLevel::BT => "b-t",
+            PadesLevel::BLt => "b-lt",
+            PadesLevel::BLta => "b-lta",
+        }
+    }
+
+    /// Whether the level needs a time-stamping authority (B-T and above).
+    pub fn needs_tsa(self) -> bool {
+        self >= PadesLevel::BT
+    }
+
+    /// The level asked for, else B-T with a TSA and B-B without.
+    pub fn resolve(asked: Option<PadesLevel>, tsa: bool) -> PadesLevel {
+        asked.unwrap_or(if tsa { PadesLevel::BT } else { PadesLevel::BB })
+    }
+}
+
+impl std::fmt::Display for PadesLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PadesLevel {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PadesLevel, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "b-b" => Ok(PadesLevel::BB),
+            "b-t" => Ok(PadesLevel::BT),
+            "b-lt" => Ok(PadesLevel::BLt),
+            "b-lta" => Ok(PadesLevel::BLta),
+            other => Err(format!("unknown PAdES level {other:?} (b-b, b-t, b-lt, b-lta)")),
+        }
+    }
+}
+
+/// A PAdES level above B-B asked for without a time-stamping authority (configuration).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "PAdES level {level} needs a time-stamping authority: give --tsa URL (or ELICENCE_TSA, or \
+     the pipeline's [output] tsa), or ask for a lower --pades-level"
+)]
+pub struct LevelNeedsTsa {
+    pub level: PadesLevel,
+}
+
 /// An issuing body with its code and region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownIssuer {
@@ -146,6 +209,8 @@ pub struct Plan {
     /// `[output] public_url`: the verification page the QR codes open unless `--public-url`
     /// names another (checked when a run starts).
     pub public_url: Option<String>,
+    /// `[output] pades_level`, unless `--pades-level` says otherwise.
+    pub pades_level: Option<PadesLevel>,
     pub layout_path: PathBuf,
     pub catalog_dir: PathBuf,
     /// Rows are staged for review before issue: the pipeline's `review = true` or its type's.
@@ -243,6 +308,7 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
     let formats = build_formats(&mut p, raw.output.as_ref());
     let tsa = build_tsa(&mut p, raw.output.as_ref());
     let public_url = build_public_url(raw.output.as_ref());
+    let pades_level = build_pades_level(&mut p, raw.output.as_ref());
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let layout_path =
         base.join(raw.layout.clone().unwrap_or_else(|| format!("layouts/{}.toml", ty.id)));
@@ -262,11 +328,25 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
         formats,
         tsa,
         public_url,
+        pades_level,
         review,
         allow_default_signer: raw.allow_default_signer,
         layout_path,
         catalog_dir,
     })
+}
+
+/// `[output] pades_level`: b-b, b-t, b-lt or b-lta (whether a TSA is there is checked when a
+/// run starts, since `--tsa` may give it).
+fn build_pades_level(p: &mut Problems<'_>, raw: Option<&spec::OutputSpec>) -> Option<PadesLevel> {
+    let level = raw.and_then(|o| o.pades_level.as_ref())?;
+    match level.get_ref().parse() {
+        Ok(level) => Some(level),
+        Err(message) => {
+            p.at(Some(level.span().start), "output.pades_level", message);
+            None
+        }
+    }
 }
 
 /// `[output] tsa`: an http:// or https:// URL (reached only when a run starts).

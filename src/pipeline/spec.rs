@@ -44,6 +44,8 @@ pub struct OutputSpec {
     /// Base URL of the public verification page each face's QR code opens
     /// (`--public-url` / `ELICENCE_PUBLIC_URL` override).
     pub public_url: Option<Spanned<String>>,
+    /// PAdES level of the PDF signatures: b-b, b-t, b-lt, b-lta (`--pades-level` overrides).
+    pub pades_level: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

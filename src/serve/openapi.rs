@@ -3,6 +3,31 @@
 
 use serde_json::{Value, json};
 
+/// What a verify report says about a PDF's PAdES level (in its own `json!`: the recursion
+/// limit again).
+fn pades_report_properties() -> Value {
+    json!({
+        "pades_level": {"type": "string", "enum": ["b-b", "b-t", "b-lt", "b-lta"]},
+        "signed_revision": {"type": "integer", "minimum": 0},
+        "revisions": {"type": "integer", "minimum": 1},
+        "document_timestamps": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["revision", "time", "serial", "trusted"],
+                "properties": {
+                    "revision": {"type": "integer", "minimum": 1},
+                    "time": {"type": "string", "format": "date-time"},
+                    "tsa": {"type": "string"},
+                    "serial": {"type": "string"},
+                    "trusted": {"type": "boolean"},
+                    "detail": {"type": "string"}
+                }
+            }
+        }
+    })
+}
+
 /// The document.
 pub fn document() -> Value {
     let problem = json!({"$ref": "#/components/responses/Problem"});
@@ -224,6 +249,12 @@ pub fn document() -> Value {
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         schemas.insert("CheckRequest".into(), check_request_schema());
+    }
+    if let (Some(properties), Value::Object(pades)) = (
+        doc["components"]["schemas"]["VerifyReport"]["properties"].as_object_mut(),
+        pades_report_properties(),
+    ) {
+        properties.extend(pades);
     }
     if let (Some(paths), Value::Object(sharing)) =
         (doc["paths"].as_object_mut(), sharing_paths(&problem))

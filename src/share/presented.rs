@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::registry::{AuditEntry, Registry, RegistryError, RegistryStatus};
+use crate::verify::pdf::DocumentTimestamp;
 use crate::verify::presented::Verdict;
 use crate::verify::{SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_detached};
 
@@ -39,6 +40,19 @@ pub struct FileReport {
     pub seal_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seal_id: Option<String>,
+    /// A PDF's PAdES level: `b-b`, `b-t`, `b-lt` (a `/DSS` added after the signature),
+    /// `b-lta` (and a document timestamp over it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pades_level: Option<&'static str>,
+    /// The revision a PDF's last signature covers, and how many it has (later ones may only
+    /// add validation data and document timestamps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_revision: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revisions: Option<usize>,
+    /// A PDF's document timestamps (B-LTA), each checked over the revision it ends.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub document_timestamps: Vec<DocumentTimestamp>,
     /// The registry's status of this exact file (with `--data`): current, superseded (by),
     /// revoked (when, why, by whom) or unknown; for a copy for use (加注件), copy or expired.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +107,10 @@ impl FileReport {
             timestamp: v.timestamp,
             seal_name: v.seal_name,
             seal_id: v.seal_id,
+            pades_level: v.pades_level,
+            signed_revision: v.signed_revision,
+            revisions: v.revisions,
+            document_timestamps: v.document_timestamps,
             registry_status: None,
             identifier: None,
             log: None,

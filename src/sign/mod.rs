@@ -14,7 +14,9 @@
 //!   certificate marked with the development policy; [`production`] refuses such keys (and a
 //!   missing `--keys`) when the registry is production.
 //! - [`pades`] signs a PDF as PAdES baseline B-B (ETSI EN 319 142-1) in an incremental update,
-//!   with the CMS `SignedData` built by [`signed_data`].
+//!   with the CMS `SignedData` built by [`signed_data`]; [`ltv`] appends the PAdES B-LT
+//!   (`/DSS`) and B-LTA (document timestamp) updates, with the certificates and CRLs
+//!   [`validation_data`] gathers.
 //! - [`xmldsig`] adds an enveloped XML-DSig signature to a document that the renderer already
 //!   wrote in exclusive-canonical form.
 //!
@@ -23,12 +25,14 @@
 pub mod crl;
 pub mod key_files;
 pub mod keys;
+pub mod ltv;
 pub mod pades;
 pub mod production;
 pub mod rsa;
 pub mod signed_data;
 pub mod signer;
 pub mod sm2;
+pub mod validation_data;
 pub mod xmldsig;
 
 use std::path::PathBuf;

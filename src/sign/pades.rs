@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use lopdf::{Dictionary, IncrementalDocument, Object, ObjectId, StringFormat};
 
 use super::SignError;
+use super::ltv::PdfTail;
 use super::signed_data::build_detached_cms;
 use super::signer::Signer;
 use crate::pdf::objects::{date, text_string, write_object};
@@ -36,7 +37,7 @@ pub const CONTENTS_PLACEHOLDER_BYTES: usize = 8192;
 
 /// Placeholder `/ByteRange`: every number is as wide as any real offset we can write, so
 /// the patched array fits in the same bytes.
-const BYTE_RANGE_PLACEHOLDER: i64 = 9_999_999_999;
+pub(super) const BYTE_RANGE_PLACEHOLDER: i64 = 9_999_999_999;
 
 /// Descriptive entries of the signature dictionary (ISO 32000-1 Table 252). Empty strings
 /// are left out.
@@ -99,6 +100,17 @@ pub fn sign_rendered_pdf(
     signing_time: DateTime<Utc>,
     opts: &PdfSignOptions,
 ) -> Result<Vec<u8>, SignError> {
+    sign_rendered_pdf_tail(rendered, signer, signing_time, opts).map(|(signed, _)| signed)
+}
+
+/// As [`sign_rendered_pdf`], also returning what a further incremental update (PAdES B-LT,
+/// B-LTA: [`super::ltv`]) needs to know about the signed file.
+pub fn sign_rendered_pdf_tail(
+    rendered: RenderedPdf,
+    signer: &dyn Signer,
+    signing_time: DateTime<Utc>,
+    opts: &PdfSignOptions,
+) -> Result<(Vec<u8>, PdfTail), SignError> {
     let (mut out, layout) = rendered.into_parts();
     let catalog_dict = dict_without_close(&out, &layout.catalog.dict, "catalog dictionary")?;
     let page_dict = dict_without_close(&out, &layout.page.dict, "page dictionary")?;
@@ -117,10 +129,11 @@ pub fn sign_rendered_pdf(
     let mut changed = [(layout.catalog.number, catalog_dict), (layout.page.number, page_dict)];
     changed.sort_by_key(|(number, _)| *number);
     let mut offsets = Vec::with_capacity(4);
-    for (number, dict) in changed {
+    for (number, dict) in &changed {
+        let number = *number;
         offsets.push((number, out.len()));
         let _ = writeln!(out, "{number} 0 obj");
-        out.extend_from_slice(&dict);
+        out.extend_from_slice(dict);
         if number == layout.catalog.number {
             // ISO 32000-1 §12.7.2 Table 219: SigFlags 3 = SignaturesExist | AppendOnly.
             let _ = write!(out, "/AcroForm<</Fields[{widget_id} 0 R]/SigFlags 3>>");
@@ -174,6 +187,12 @@ pub fn sign_rendered_pdf(
     write_xref_table(&mut out, &offsets);
     out.extend_from_slice(b"trailer\n<<");
     out.extend_from_slice(&trailer_entries);
+    let [(first, first_dict), (_, second_dict)] = changed;
+    let (catalog_open, page_open) = if first == layout.catalog.number {
+        (first_dict, second_dict)
+    } else {
+        (second_dict, first_dict)
+    };
     let _ = write!(
         out,
         "/Size {}/Prev {}>>\nstartxref\n{xref_start}\n%%EOF",
@@ -184,7 +203,21 @@ pub fn sign_rendered_pdf(
     let placeholder =
         Placeholders { byte_range_start, byte_range_len, contents_start, contents_end };
     fill_signature(&mut out, &placeholder, signer, opts.tsa.as_deref())?;
-    Ok(out)
+    let tail = PdfTail {
+        catalog: layout.catalog.number,
+        catalog_open,
+        page: layout.page.number,
+        page_open,
+        fields: vec![widget_id],
+        annots: vec![widget_id],
+        dss: None,
+        dss_certs: Vec::new(),
+        dss_crls: Vec::new(),
+        trailer_entries,
+        prev_xref: xref_start,
+        size: widget_id + 1,
+    };
+    Ok((out, tail))
 }
 
 /// The dictionary at `range` of `pdf` without its closing `>>`, for appending entries.
@@ -405,7 +438,7 @@ fn locate_placeholders(out: &[u8], prev_len: usize) -> Result<Placeholders, Sign
 
 /// Overwrites the placeholder array with the real offsets, padded with spaces to the same
 /// width.
-fn patch_byte_range(
+pub(super) fn patch_byte_range(
     out: &mut [u8],
     start: usize,
     len: usize,

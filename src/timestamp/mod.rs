@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use http::HttpTsa;
-pub use token::{Token, imprint_of, read_token};
+pub use token::{Token, imprint_of, read_token, token_certificates};
 
 /// Where timestamps come from.
 pub trait Tsa: Send + Sync + Debug {

@@ -127,6 +127,21 @@ pub fn read_token(der: &[u8]) -> Result<ReadToken, String> {
     Ok(ReadToken { token, nonce: tst_info.nonce, signed_data, tst_info_der })
 }
 
+/// The certificates a token carries (the TSA's, and its issuers when the TSA sends them);
+/// empty when the token cannot be read.
+pub fn token_certificates(der: &[u8]) -> Vec<x509_cert::Certificate> {
+    let Ok(read) = read_token(der) else { return Vec::new() };
+    read.signed_data
+        .certificates
+        .iter()
+        .flat_map(|set| set.0.iter())
+        .filter_map(|choice| match choice {
+            cms::cert::CertificateChoices::Certificate(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A GeneralizedTime as RFC 3161 §2.4.2 allows it: `YYYYMMDDhhmmss[.s…]Z` (UTC, no
 /// trailing zeros in the fraction). Fractions are kept to the nanosecond.
 pub fn parse_generalized_time(value: &der::asn1::Any) -> Result<DateTime<Utc>, String> {

@@ -12,6 +12,7 @@ pub mod cms;
 pub mod ofd;
 pub mod path;
 pub mod pdf;
+mod pdf_update;
 pub mod presented;
 pub mod timestamp;
 pub mod xml;

@@ -1,9 +1,11 @@
 //! Verification of PAdES signatures (ETSI EN 319 142-1) on e-licence PDFs.
 //!
 //! Checks, in order: the last signature's `/ByteRange` covers the whole file except exactly
-//! its `/Contents` hex string (anything appended after signing, such as an incremental
-//! update, makes the document Tampered); the SHA-256 of the covered bytes equals the CMS
-//! messageDigest (RFC 5652 §11.2); signing-certificate-v2 names the signer certificate
+//! its `/Contents` hex string, or ends a revision after which the incremental updates only add
+//! long-term validation material (a `/DSS`, document timestamps: PAdES B-LT, B-LTA; checked by
+//! [`super::pdf_update`]; any other change after signing makes the document Tampered); every
+//! document timestamp's token is over its `/ByteRange` bytes; the SHA-256 of the covered bytes
+//! equals the CMS messageDigest (RFC 5652 §11.2); signing-certificate-v2 names the signer certificate
 //! (RFC 5035); the RSA signature over the signed attributes verifies (RFC 5652 §5.4); the
 //! signer certificate has a valid path to a trust anchor now ([`super::path`]; `/M` is a claim). The file is scanned,
 //! never parsed as a whole or inflated (see [`verify_pdf`]): verification is bounded.
@@ -18,7 +20,8 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 use super::cms::{CmsFindings, check_detached};
-use super::timestamp::TimestampReport;
+use super::pdf_update::{AppendedUpdates, check_appended_updates};
+use super::timestamp::{TimestampReport, check_token_over};
 use super::{SignatureStatus, TimeSource, TrustAnchors, tampered, verify_rsa};
 use crate::sign::signed_data::{OID_SHA256, OID_SIGNING_CERTIFICATE_V2, SigningCertificateV2};
 
@@ -59,6 +62,25 @@ pub struct PdfVerification {
     /// the revision it covers; any that is not authentic decides `status`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub earlier_signatures: Vec<EarlierSignature>,
+    /// Document timestamps (PAdES B-LTA), in file order, each checked over its byte range.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub document_timestamps: Vec<DocumentTimestamp>,
+    /// The PAdES baseline level the file has: `b-b`, `b-t` (a signature timestamp), `b-lt`
+    /// (and a `/DSS` added after the signature), `b-lta` (and a document timestamp over it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pades_level: Option<&'static str>,
+}
+
+/// A document timestamp (ISO 32000-2 §12.8.5) as [`verify_pdf`] found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DocumentTimestamp {
+    /// The revision its byte range ends.
+    pub revision: usize,
+    #[serde(flatten)]
+    pub token: TimestampReport,
+    /// The token (DER), for archive renewal (`elicence timestamp extend`).
+    #[serde(skip)]
+    pub token_der: Vec<u8>,
 }
 
 /// An earlier signature of a PDF, as [`verify_pdf`] found it.
@@ -85,6 +107,8 @@ impl PdfVerification {
             revision: None,
             revisions: None,
             earlier_signatures: Vec::new(),
+            document_timestamps: Vec::new(),
+            pades_level: None,
         }
     }
 }
@@ -126,18 +150,60 @@ pub fn verify_pdf_at(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> 
         };
         return PdfVerification::new(status);
     }
-    let signatures = match signature_dictionaries(bytes) {
-        Ok(signatures) => signatures,
+    let found = match signature_dictionaries(bytes) {
+        Ok(found) => found,
         Err(status) => return PdfVerification::new(status),
     };
-    let mut signatures = signatures;
-    // The signature whose range reaches furthest is the last one; it must cover the file.
-    signatures.sort_by_key(|s| s.byte_range[2].saturating_add(s.byte_range[3]));
+    let (mut stamps, mut signatures): (Vec<_>, Vec<_>) =
+        found.into_iter().partition(|s| s.doc_timestamp);
+    // The signature whose range reaches furthest is the last one; it must cover the file, or
+    // end a revision after which only validation data and document timestamps were added.
+    signatures.sort_by_key(SignatureDictionary::end);
     let Some(sig) = signatures.pop() else {
         return PdfVerification::new(SignatureStatus::NotSigned);
     };
-    let mut result = checked(bytes, &sig, trust, now, Coverage::WholeFile);
+    let signed_end = usize::try_from(sig.end()).unwrap_or(usize::MAX);
+    let coverage = if signed_end >= bytes.len() { Coverage::WholeFile } else { Coverage::Revision };
+    let mut result = checked(bytes, &sig, trust, now, coverage);
     result.revisions = Some(revisions(bytes, bytes.len()));
+    let mut appended = AppendedUpdates::default();
+    if coverage == Coverage::Revision && result.status.is_authentic() {
+        match check_appended_updates(bytes, signed_end) {
+            Ok(updates) => appended = updates,
+            Err(why) => result.status = tampered(format!("document changed after signing: {why}")),
+        }
+    }
+    // Document timestamps, last first: each earlier one is validated at the time of the next
+    // trusted one (archive renewal, ETSI EN 319 102-1 §5.6.3), the last at `now`.
+    stamps.sort_by_key(SignatureDictionary::end);
+    let mut at = now;
+    for stamp in stamps.iter().rev() {
+        match check_document_timestamp(bytes, stamp, trust, at) {
+            Ok(report) => {
+                if report.token.trusted {
+                    at = report.token.time;
+                }
+                result.document_timestamps.push(report);
+            }
+            Err(status) => {
+                if result.status.is_authentic() {
+                    result.status = status;
+                }
+            }
+        }
+    }
+    result.document_timestamps.reverse();
+    let dss_end = appended.updates.iter().find(|(_, dss, _)| *dss).map(|(end, _, _)| *end);
+    let level = match (result.timestamp.is_some(), dss_end) {
+        (false, _) => "b-b",
+        (true, None) => "b-t",
+        (true, Some(dss_end)) => {
+            let over_dss =
+                stamps.iter().any(|s| usize::try_from(s.end()).is_ok_and(|e| e >= dss_end));
+            if over_dss { "b-lta" } else { "b-lt" }
+        }
+    };
+    result.pades_level = Some(level);
     // Every earlier signature must be intact over the revision it covers.
     for earlier in &signatures {
         let v = checked(bytes, earlier, trust, now, Coverage::Revision);
@@ -199,6 +265,16 @@ fn revisions(bytes: &[u8], end: usize) -> usize {
 struct SignatureDictionary {
     byte_range: [i64; 4],
     signing_time: Option<DateTime<Utc>>,
+    /// A document timestamp (`/Type /DocTimeStamp`, `/SubFilter /ETSI.RFC3161`): its
+    /// `/Contents` is a bare timestamp token, not a CMS signature.
+    doc_timestamp: bool,
+}
+
+impl SignatureDictionary {
+    /// Where the byte range ends.
+    fn end(&self) -> i64 {
+        self.byte_range[2].saturating_add(self.byte_range[3])
+    }
 }
 
 /// Every `/ByteRange [a b c d]` in the raw file with the `/M` of the object around it.
@@ -216,7 +292,11 @@ fn signature_dictionaries(bytes: &[u8]) -> Result<Vec<SignatureDictionary>, Sign
         let Some(byte_range) = parse_byte_range(bytes.get(from..).unwrap_or_default()) else {
             continue;
         };
-        found.push(SignatureDictionary { byte_range, signing_time: claimed_time(bytes, at) });
+        found.push(SignatureDictionary {
+            byte_range,
+            signing_time: claimed_time(bytes, at),
+            doc_timestamp: is_doc_timestamp(bytes, at),
+        });
     }
     Ok(found)
 }
@@ -263,6 +343,93 @@ fn claimed_time(bytes: &[u8], at: usize) -> Option<DateTime<Utc>> {
     None
 }
 
+/// Whether the indirect object holding the `/ByteRange` at `at` is a document timestamp.
+fn is_doc_timestamp(bytes: &[u8], at: usize) -> bool {
+    let head = bytes.get(..at).unwrap_or_default();
+    let start = head.windows(3).rposition(|w| w == b"obj").unwrap_or(0);
+    let end = bytes.get(at..).and_then(|t| find(t, b"endobj")).map_or(bytes.len(), |e| at + e);
+    let object = bytes.get(start..end).unwrap_or_default();
+    find(object, b"/DocTimeStamp").is_some() || find(object, b"/ETSI.RFC3161").is_some()
+}
+
+/// The byte range of a signature dictionary checked against the file: `(a, b, c, end)` with
+/// the gap `b..c` exactly the `/Contents` hex string, whose bytes are returned decoded.
+fn covered_ranges(
+    bytes: &[u8],
+    byte_range: [i64; 4],
+) -> Result<([usize; 4], Vec<u8>), SignatureStatus> {
+    let [a, b, c, d] = byte_range;
+    let as_usize = |v: i64| usize::try_from(v).map_err(|_| tampered("negative /ByteRange"));
+    let (a, b, c, d) = (as_usize(a)?, as_usize(b)?, as_usize(c)?, as_usize(d)?);
+    let covered_end = c.checked_add(d).ok_or_else(|| tampered("/ByteRange overflows"))?;
+    if a != 0 || b >= c || covered_end > bytes.len() {
+        return Err(tampered(format!("/ByteRange {byte_range:?} does not fit the file")));
+    }
+    let gap = bytes.get(b..c).ok_or_else(|| tampered("bad /ByteRange"))?;
+    let hex_digits = match gap {
+        [b'<', inner @ .., b'>'] => inner,
+        _ => return Err(tampered("/ByteRange gap is not the /Contents hex string")),
+    };
+    let contents = hex::decode(hex_digits)
+        .map_err(|_| tampered("/ByteRange gap is not the /Contents hex string"))?;
+    let before = bytes.get(..b).unwrap_or_default();
+    let key_end = before.iter().rposition(|c| !b" \t\r\n".contains(c)).map_or(0, |i| i + 1);
+    if !before.get(..key_end).unwrap_or_default().ends_with(b"/Contents") {
+        return Err(tampered("/ByteRange gap is not a /Contents value"));
+    }
+    Ok(([a, b, c, covered_end], contents))
+}
+
+/// Whether the first `end` bytes end with `%%EOF` (and end-of-line characters).
+fn ends_revision(bytes: &[u8], end: usize) -> bool {
+    let covered = bytes.get(..end).unwrap_or_default();
+    let last = covered.iter().rposition(|b| !b"\r\n".contains(b)).map_or(0, |i| i + 1);
+    covered.get(..last).unwrap_or_default().ends_with(b"%%EOF")
+}
+
+/// A document timestamp: its byte range fits and ends a revision, and its token (RFC 3161) is
+/// over the SHA-256 of the covered bytes; its TSA validated against the TSA anchors at `at`.
+fn check_document_timestamp(
+    bytes: &[u8],
+    stamp: &SignatureDictionary,
+    trust: &TrustAnchors,
+    at: DateTime<Utc>,
+) -> Result<DocumentTimestamp, SignatureStatus> {
+    let ([a, b, c, end], contents) = covered_ranges(bytes, stamp.byte_range)?;
+    if !ends_revision(bytes, end) {
+        return Err(tampered("a document timestamp's range does not end a revision"));
+    }
+    // /Contents is zero-padded after the DER token.
+    let token = der_value(&contents)
+        .ok_or_else(|| tampered("document timestamp: /Contents is not a DER value"))?;
+    let mut hasher = Sha256::new();
+    hasher.update(bytes.get(a..b).unwrap_or_default());
+    hasher.update(bytes.get(c..end).unwrap_or_default());
+    let digest = hasher.finalize();
+    let report = check_token_over(token, &digest, "document timestamp", trust.tsa(), at)?;
+    Ok(DocumentTimestamp {
+        revision: revisions(bytes, end),
+        token: report,
+        token_der: token.to_vec(),
+    })
+}
+
+/// The first DER value (tag, length, contents) of `bytes`, without what follows it.
+fn der_value(bytes: &[u8]) -> Option<&[u8]> {
+    let first = *bytes.get(1)?;
+    let (header, length) = if first < 0x80 {
+        (2, usize::from(first))
+    } else {
+        let n = usize::from(first & 0x7F);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let length = bytes.get(2..2 + n)?.iter().fold(0usize, |l, b| (l << 8) | usize::from(*b));
+        (2 + n, length)
+    };
+    bytes.get(..header.checked_add(length)?)
+}
+
 fn check(
     bytes: &[u8],
     sig: &SignatureDictionary,
@@ -271,13 +438,7 @@ fn check(
     coverage: Coverage,
     result: &mut PdfVerification,
 ) -> Result<(), SignatureStatus> {
-    let [a, b, c, d] = sig.byte_range;
-    let as_usize = |v: i64| usize::try_from(v).map_err(|_| tampered("negative /ByteRange"));
-    let (a, b, c, d) = (as_usize(a)?, as_usize(b)?, as_usize(c)?, as_usize(d)?);
-    let covered_end = c.checked_add(d).ok_or_else(|| tampered("/ByteRange overflows"))?;
-    if a != 0 || b >= c || covered_end > bytes.len() {
-        return Err(tampered(format!("/ByteRange {:?} does not fit the file", sig.byte_range)));
-    }
+    let ([a, b, c, covered_end], cms_bytes) = covered_ranges(bytes, sig.byte_range)?;
     result.revision = Some(revisions(bytes, covered_end));
     match coverage {
         Coverage::WholeFile if covered_end < bytes.len() => {
@@ -286,27 +447,10 @@ fn check(
                 bytes.len() - covered_end
             )));
         }
-        Coverage::Revision => {
-            let covered = bytes.get(..covered_end).unwrap_or_default();
-            let end = covered.iter().rposition(|b| !b"\r\n".contains(b)).map_or(0, |i| i + 1);
-            if !covered.get(..end).unwrap_or_default().ends_with(b"%%EOF") {
-                return Err(tampered("an earlier signature's range does not end a revision"));
-            }
+        Coverage::Revision if !ends_revision(bytes, covered_end) => {
+            return Err(tampered("a signature's range does not end a revision"));
         }
-        Coverage::WholeFile => {}
-    }
-    // The gap must be exactly the /Contents hex string, brackets included.
-    let gap = bytes.get(b..c).ok_or_else(|| tampered("bad /ByteRange"))?;
-    let hex_digits = match gap {
-        [b'<', inner @ .., b'>'] => inner,
-        _ => return Err(tampered("/ByteRange gap is not the /Contents hex string")),
-    };
-    let cms_bytes = hex::decode(hex_digits)
-        .map_err(|_| tampered("/ByteRange gap is not the /Contents hex string"))?;
-    let before = bytes.get(..b).unwrap_or_default();
-    let key_end = before.iter().rposition(|c| !b" \t\r\n".contains(c)).map_or(0, |i| i + 1);
-    if !before.get(..key_end).unwrap_or_default().ends_with(b"/Contents") {
-        return Err(tampered("/ByteRange gap is not a /Contents value"));
+        _ => {}
     }
 
     let mut hasher = Sha256::new();

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::verify::ofd::looks_like_ofd;
+use crate::verify::pdf::DocumentTimestamp;
 use crate::verify::{
     SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_ofd_at, verify_pdf_at,
     verify_xml_at,
@@ -28,6 +29,12 @@ pub struct Verdict {
     /// An OFD's seal: its name and esID.
     pub seal_name: Option<String>,
     pub seal_id: Option<String>,
+    /// A PDF's PAdES level (`b-b`, `b-t`, `b-lt`, `b-lta`), the revision its last signature
+    /// covers, how many revisions it has, and its document timestamps.
+    pub pades_level: Option<&'static str>,
+    pub signed_revision: Option<usize>,
+    pub revisions: Option<usize>,
+    pub document_timestamps: Vec<DocumentTimestamp>,
 }
 
 impl Verdict {
@@ -45,6 +52,10 @@ impl Verdict {
             timestamp: None,
             seal_name: None,
             seal_id: None,
+            pades_level: None,
+            signed_revision: None,
+            revisions: None,
+            document_timestamps: Vec::new(),
         }
     }
 
@@ -79,6 +90,10 @@ pub fn verify_bytes(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> V
             signed_digest: v.signed_digest,
             detail: v.detail,
             timestamp: v.timestamp,
+            pades_level: v.pades_level,
+            signed_revision: v.revision,
+            revisions: v.revisions,
+            document_timestamps: v.document_timestamps,
             ..Verdict::bare("pdf", v.status)
         };
     }

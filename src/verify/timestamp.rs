@@ -67,7 +67,19 @@ pub fn check_token(
     tsa_trust: Option<&TrustAnchors>,
     now: DateTime<Utc>,
 ) -> Result<TimestampReport, SignatureStatus> {
-    let broken = |why: String| tampered(format!("signature timestamp: {why}"));
+    check_token_over(der, &Sha256::digest(message), "signature timestamp", tsa_trust, now)
+}
+
+/// As [`check_token`] for a token whose imprint must be `digest` (SHA-256), e.g. a document
+/// timestamp's over its `/ByteRange` (ISO 32000-2 §12.8.5). `what` names the token in reasons.
+pub fn check_token_over(
+    der: &[u8],
+    digest: &[u8],
+    what: &str,
+    tsa_trust: Option<&TrustAnchors>,
+    now: DateTime<Utc>,
+) -> Result<TimestampReport, SignatureStatus> {
+    let broken = |why: String| tampered(format!("{what}: {why}"));
     let read = read_token(der).map_err(broken)?;
     let imprint = &read.token.imprint;
     if imprint.hash_algorithm.oid != OID_SHA256 {
@@ -76,8 +88,9 @@ pub fn check_token(
             imprint.hash_algorithm.oid
         )));
     }
-    if imprint.hashed_message.as_bytes() != Sha256::digest(message).as_slice() {
-        return Err(broken("the token is over another signature".into()));
+    if imprint.hashed_message.as_bytes() != digest {
+        let other = if what == "signature timestamp" { "another signature" } else { "other bytes" };
+        return Err(broken(format!("the token is over {other}")));
     }
     let certificates = carried_certificates(&read.signed_data);
     let [signer_info] = read.signed_data.signer_infos.0.as_slice() else {

@@ -1,0 +1,609 @@
+//! PAdES B-LT and B-LTA (issue 14): `render --pades-level b-lt|b-lta` with a real TSA on
+//! loopback (`tests/tsa/start.sh`) and a CRL served on loopback from the key set's
+//! distribution point, judged by software we did not write: pyHanko (`sign validate`,
+//! `sign adesverify`), OpenSSL (`openssl ts -verify` on every token) and poppler's `pdfsig`;
+//! then `timestamp extend` (archive renewal), an update after the signature that changes a
+//! page as well as adding a DSS (tampered), and the configuration errors (exit 3).
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+
+use sha2::{Digest, Sha256};
+use util::{elicence, run_expect};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const PIPELINE: &str = "pipelines/food-business-permit.toml";
+const INPUT: &str = "fixtures/food-business-permit/export-utf8.csv";
+
+/// A test TSA on a free loopback port, stopped when dropped.
+struct TestTsa {
+    dir: tempfile::TempDir,
+    pid: String,
+    url: String,
+}
+
+impl TestTsa {
+    fn start() -> TestTsa {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new("bash")
+            .arg(util::root().join("tests/tsa/start.sh"))
+            .arg(dir.path())
+            .arg(port.to_string())
+            .output()
+            .expect("bash tests/tsa/start.sh (needs openssl and python3)");
+        assert!(out.status.success(), "test TSA: {}", String::from_utf8_lossy(&out.stderr));
+        let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        TestTsa { dir, pid, url: format!("http://127.0.0.1:{port}/") }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+impl Drop for TestTsa {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.pid).status();
+    }
+}
+
+/// A static HTTP server on loopback for a folder (the key set's CRL at its distribution
+/// point), stopped when dropped.
+struct CrlServer {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl CrlServer {
+    fn start() -> CrlServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        CrlServer { child, dir, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/ca.crl", self.port)
+    }
+
+    fn crl_path(&self) -> PathBuf {
+        self.dir.path().join("ca.crl")
+    }
+}
+
+impl Drop for CrlServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// The binary on the real clock: the TSA and pyHanko use the real time, so keys and CRLs must
+/// be made at it (not at the suite's pinned `ELICENCE_NOW`).
+fn live() -> Command {
+    let mut c = elicence();
+    c.env_remove("ELICENCE_NOW");
+    c
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A key set with its own issuers whose signer certificates name `crl_url`, and its CA's CRL
+/// written where the server serves it.
+fn keys_with_crl(dir: &Path, crl_url: Option<&str>, crl_out: Option<&Path>) {
+    let mut init = live();
+    init.args(["keys", "init"]).arg(dir).args(["--pipeline", PIPELINE]);
+    if let Some(url) = crl_url {
+        init.args(["--crl-url", url]);
+    }
+    run_expect(&mut init, 0);
+    if let Some(out) = crl_out {
+        run_expect(live().args(["keys", "crl"]).arg(dir).arg("--out").arg(out), 0);
+    }
+}
+
+fn render(keys: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = live();
+    c.args(["render", PIPELINE, "--input", INPUT, "--keys"])
+        .arg(keys)
+        .arg("--out")
+        .arg(out)
+        .args(["--limit", "2", "--formats", "pdf"])
+        .args(extra);
+    c
+}
+
+fn pdfs(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "pdf"));
+    files.sort();
+    files
+}
+
+/// `elicence verify --json` of one file, parsed.
+fn verify_json(file: &Path, keys: &Path, tsa: &TestTsa) -> serde_json::Value {
+    let out = live()
+        .args(["verify", "--json", "--keys"])
+        .arg(keys)
+        .arg("--tsa-trust")
+        .arg(tsa.ca())
+        .arg(file)
+        .output()
+        .expect("verify runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+fn pyhanko(args: &[&str], file: &Path, keys: &Path, tsa: &TestTsa) -> String {
+    let out = Command::new("pyhanko")
+        .args(["sign"])
+        .args(args)
+        .arg("--trust")
+        .arg(keys.join("ca.pem"))
+        .arg("--trust")
+        .arg(tsa.ca())
+        .arg("--trust-replace")
+        .arg(file)
+        .output()
+        .expect("pyhanko runs");
+    let report = text(&out);
+    eprintln!("pyhanko {args:?}:\n{report}");
+    report
+}
+
+/// Every `/ByteRange` of the file with the bytes of its `/Contents` (DER, padding cut).
+fn signatures(pdf: &[u8]) -> Vec<([usize; 4], Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = find(&pdf[from..], b"/ByteRange[").map(|i| from + i + 11) {
+        let end = find(&pdf[at..], b"]").expect("]") + at;
+        let n: Vec<usize> = std::str::from_utf8(&pdf[at..end])
+            .expect("ascii")
+            .split_whitespace()
+            .map(|v| v.parse().expect("number"))
+            .collect();
+        let raw = hex::decode(&pdf[n[1] + 1..n[2] - 1]).expect("hex");
+        let len = 4 + ((raw[2] as usize) << 8 | raw[3] as usize);
+        found.push(([n[0], n[1], n[2], n[3]], raw[..len].to_vec()));
+        from = end;
+    }
+    found
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `openssl ts -verify` of a token over the SHA-256 `digest`, against the TSA's root.
+fn openssl_ts_verify(token: &[u8], digest: &[u8], tsa: &TestTsa) -> String {
+    let work = tempfile::tempdir().expect("temp dir");
+    let file = work.path().join("token.der");
+    std::fs::write(&file, token).expect("write token");
+    let out = Command::new("openssl")
+        .args(["ts", "-verify", "-token_in", "-in"])
+        .arg(&file)
+        .args(["-digest", &hex::encode(digest), "-CAfile"])
+        .arg(tsa.ca())
+        .output()
+        .expect("openssl runs");
+    text(&out)
+}
+
+/// The signature timestamp token inside a CMS and the signature value it is over.
+fn signature_token(cms: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use der::{Decode, Encode};
+    let ci = cms::content_info::ContentInfo::from_der(cms).expect("ContentInfo");
+    let sd: cms::signed_data::SignedData = ci.content.decode_as().expect("SignedData");
+    let si = &sd.signer_infos.0.as_slice()[0];
+    let attr = si
+        .unsigned_attrs
+        .as_ref()
+        .and_then(|a| {
+            a.iter().find(|a| a.oid == elicence::timestamp::asn1::OID_SIGNATURE_TIME_STAMP_TOKEN)
+        })
+        .expect("signature timestamp attribute");
+    (attr.values.get(0).expect("value").to_der().expect("der"), si.signature.as_bytes().to_vec())
+}
+
+struct Setup {
+    tsa: TestTsa,
+    _crl: CrlServer,
+    _tmp: tempfile::TempDir,
+    keys: PathBuf,
+    out: PathBuf,
+}
+
+/// Keys with a CRL distribution point on loopback, the CRL served there, and two licences
+/// rendered at `level`.
+fn rendered(level: &str) -> Setup {
+    let tsa = TestTsa::start();
+    let crl = CrlServer::start();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let keys = tmp.path().join("keys");
+    keys_with_crl(&keys, Some(&crl.url()), Some(&crl.crl_path()));
+    let out = tmp.path().join("out");
+    run_expect(&mut render(&keys, &out, &["--tsa", &tsa.url, "--pades-level", level]), 0);
+    Setup { tsa, _crl: crl, _tmp: tmp, keys, out }
+}
+
+#[test]
+fn b_lta_is_judged_valid_by_pyhanko_openssl_pdfsig_and_us() -> TestResult {
+    let s = rendered("b-lta");
+    let files = pdfs(&s.out);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let file = &files[0];
+    let pdf = std::fs::read(file)?;
+
+    // Ours: the signature covers revision 2 of 4; a DSS and a document timestamp follow.
+    let v = verify_json(file, &s.keys, &s.tsa);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["pades_level"], "b-lta", "{v}");
+    assert_eq!(v["signed_revision"], 2, "{v}");
+    assert_eq!(v["revisions"], 4, "{v}");
+    assert_eq!(v["document_timestamps"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["document_timestamps"][0]["trusted"], true, "{v}");
+    assert_eq!(v["document_timestamps"][0]["revision"], 4, "{v}");
+
+    // OpenSSL accepts both tokens against the TSA's root: the signature timestamp over the
+    // signature value, the document timestamp over its byte range.
+    let sigs = signatures(&pdf);
+    assert_eq!(sigs.len(), 2);
+    let (token, signature) = signature_token(&sigs[0].1);
+    let report = openssl_ts_verify(&token, &Sha256::digest(&signature), &s.tsa);
+    assert!(report.contains("Verification: OK"), "signature timestamp: {report}");
+    let ([_, b, c, d], doc_token) = &sigs[1];
+    let mut h = Sha256::new();
+    h.update(&pdf[..*b]);
+    h.update(&pdf[*c..c + d]);
+    assert_eq!(c + d, pdf.len(), "the document timestamp covers the whole file");
+    let report = openssl_ts_verify(doc_token, &h.finalize(), &s.tsa);
+    assert!(report.contains("Verification: OK"), "document timestamp: {report}");
+
+    // pyHanko: the signature is valid, its timestamp from a trusted TSA; the ETSI process
+    // (with the CRLs the certificates point at, on loopback) judges the file valid.
+    let report = pyhanko(&["validate", "--pretty-print"], file, &s.keys, &s.tsa);
+    assert!(report.contains("The signature is judged VALID"), "{report}");
+    assert!(report.contains("The TSA certificate is trusted."), "{report}");
+    let report = pyhanko(&["adesverify", "--pretty-print"], file, &s.keys, &s.tsa);
+    assert!(report.contains("judged VALID"), "adesverify: {report}");
+    assert!(!report.contains("INVALID"), "adesverify: {report}");
+
+    // poppler still validates signature #1 (it does not implement document timestamps).
+    let out = Command::new("pdfsig").arg(file).output()?;
+    let report = text(&out);
+    let first = report.split("Signature #2").next().unwrap_or_default();
+    assert!(first.contains("Signature Validation: Signature is Valid."), "pdfsig: {report}");
+
+    // The DSS alone suffices: with the CRL server and the TSA (which serves its own CRL)
+    // gone, the ETSI process still finds every CRL it needs in the file.
+    let Setup { tsa, _crl, keys, .. } = s;
+    drop(_crl);
+    let _ = Command::new("kill").arg(&tsa.pid).status();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let report = pyhanko(&["adesverify", "--pretty-print"], file, &keys, &tsa);
+    assert!(report.contains("judged VALID"), "adesverify offline: {report}");
+    assert!(!report.contains("INVALID"), "adesverify offline: {report}");
+    Ok(())
+}
+
+#[test]
+fn b_lt_has_a_dss_pyhanko_reads_and_no_document_timestamp() -> TestResult {
+    let s = rendered("b-lt");
+    let file = &pdfs(&s.out)[0];
+    let pdf = std::fs::read(file)?;
+    assert!(find(&pdf, b"/Type/DSS").is_some());
+    assert!(find(&pdf, b"/DocTimeStamp").is_none());
+    let v = verify_json(file, &s.keys, &s.tsa);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["pades_level"], "b-lt", "{v}");
+    assert_eq!(v["signed_revision"], 2, "{v}");
+    assert_eq!(v["revisions"], 3, "{v}");
+    let report = pyhanko(&["validate", "--pretty-print"], file, &s.keys, &s.tsa);
+    assert!(report.contains("The signature is judged VALID"), "{report}");
+    assert!(report.contains("The TSA certificate is trusted."), "{report}");
+    let out = Command::new("pdfsig").arg(file).output()?;
+    assert!(text(&out).contains("Signature is Valid"), "pdfsig: {}", text(&out));
+    Ok(())
+}
+
+#[test]
+fn timestamp_extend_adds_a_second_document_timestamp() -> TestResult {
+    let s = rendered("b-lta");
+    let files = pdfs(&s.out);
+    let extend = |files: &[PathBuf], json: bool| {
+        let mut c = live();
+        c.args(["timestamp", "extend"])
+            .args(files)
+            .args(["--tsa", &s.tsa.url, "--keys"])
+            .arg(&s.keys)
+            .arg("--tsa-trust")
+            .arg(s.tsa.ca());
+        if json {
+            c.arg("--json");
+        }
+        c
+    };
+    let before = std::fs::read(&files[0])?;
+    let out = run_expect(&mut extend(&files[..1], true), 0);
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(line["outcome"], "extended", "{line}");
+    assert_eq!(line["document_timestamps"], 2, "{line}");
+    let after = std::fs::read(&files[0])?;
+    assert!(after.starts_with(&before), "renewal only appends");
+
+    let v = verify_json(&files[0], &s.keys, &s.tsa);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["pades_level"], "b-lta", "{v}");
+    assert_eq!(v["document_timestamps"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v["signed_revision"], 2, "{v}");
+    assert_eq!(v["revisions"], 6, "{v}");
+    let report = pyhanko(&["validate", "--pretty-print"], &files[0], &s.keys, &s.tsa);
+    assert!(report.contains("The signature is judged VALID"), "{report}");
+    let report = pyhanko(&["adesverify", "--pretty-print"], &files[0], &s.keys, &s.tsa);
+    assert!(report.contains("judged VALID") && !report.contains("INVALID"), "{report}");
+    // Every token still passes OpenSSL.
+    for ([_, b, c, d], token) in signatures(&after).into_iter().skip(1) {
+        let mut h = Sha256::new();
+        h.update(&after[..b]);
+        h.update(&after[c..c + d]);
+        let report = openssl_ts_verify(&token, &h.finalize(), &s.tsa);
+        assert!(report.contains("Verification: OK"), "{report}");
+    }
+
+    // A B-T file and a tampered one are refused by name, and left as they were.
+    let bt_dir = s._tmp.path().join("bt");
+    run_expect(&mut render(&s.keys, &bt_dir, &["--tsa", &s.tsa.url]), 0);
+    let bt = pdfs(&bt_dir)[0].clone();
+    let tampered = s._tmp.path().join("tampered.pdf");
+    let mut bytes = std::fs::read(&files[1])?;
+    let at = find(&bytes, b"/MediaBox").ok_or("no MediaBox")?;
+    bytes[at + 1] = b'm';
+    std::fs::write(&tampered, &bytes)?;
+    let bt_bytes = std::fs::read(&bt)?;
+    let out = run_expect(&mut extend(&[bt.clone(), tampered.clone()], false), 4);
+    let report = text(&out);
+    assert!(
+        report.contains(&format!("{}: refused: is PAdES b-t, not B-LTA", bt.display())),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("{}: refused: does not verify", tampered.display())),
+        "{report}"
+    );
+    assert_eq!(std::fs::read(&bt)?, bt_bytes);
+    Ok(())
+}
+
+/// An update after the signature that adds a DSS is fine; one that also gives the page other
+/// content is not, whoever wrote it (here lopdf).
+#[test]
+fn an_update_adding_a_dss_and_changing_a_page_is_tampered() -> TestResult {
+    use lopdf::{Dictionary, IncrementalDocument, Object, Stream};
+    let s = rendered("b-t");
+    let file = &pdfs(&s.out)[0];
+    let signed = std::fs::read(file)?;
+
+    let update = |change_page: bool| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let doc = lopdf::Document::load_mem(&signed)?;
+        let root = doc.trailer.get(b"Root")?.as_reference()?;
+        let page = *doc.get_pages().get(&1).ok_or("page")?;
+        let mut inc = IncrementalDocument::create_from(signed.clone(), doc);
+        let cert = inc.new_document.add_object(Stream::new(Dictionary::new(), b"0".to_vec()));
+        let mut dss = Dictionary::new();
+        dss.set("Type", Object::Name(b"DSS".to_vec()));
+        dss.set("Certs", Object::Array(vec![Object::Reference(cert)]));
+        let dss = inc.new_document.add_object(dss);
+        inc.opt_clone_object_to_new_document(root)?;
+        inc.new_document.get_object_mut(root)?.as_dict_mut()?.set("DSS", dss);
+        if change_page {
+            let content = inc.new_document.add_object(Stream::new(
+                Dictionary::new(),
+                b"BT /F1 48 Tf 72 400 Td (VOID) Tj ET".to_vec(),
+            ));
+            inc.opt_clone_object_to_new_document(page)?;
+            inc.new_document.get_object_mut(page)?.as_dict_mut()?.set("Contents", content);
+        }
+        let mut out = Vec::new();
+        inc.save_to(&mut out)?;
+        Ok(out)
+    };
+    let dir = s._tmp.path();
+    let only_dss = dir.join("dss-only.pdf");
+    std::fs::write(&only_dss, update(false)?)?;
+    let v = verify_json(&only_dss, &s.keys, &s.tsa);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["pades_level"], "b-lt", "{v}");
+
+    let changed = dir.join("dss-and-page.pdf");
+    std::fs::write(&changed, update(true)?)?;
+    let v = verify_json(&changed, &s.keys, &s.tsa);
+    assert_eq!(v["status"], "tampered", "{v}");
+    let reason = v["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("document changed after signing"), "{reason}");
+    assert!(reason.contains("/Contents changed"), "{reason}");
+    let out = live().args(["verify", "--keys"]).arg(&s.keys).arg(&changed).output()?;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    Ok(())
+}
+
+#[test]
+fn levels_above_b_b_without_a_tsa_or_a_crl_are_configuration_errors() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    keys_with_crl(&keys, None, None);
+    let out = tmp.path().join("out");
+    for level in ["b-lt", "b-lta", "b-t"] {
+        let output = run_expect(&mut render(&keys, &out, &["--pades-level", level]), 3);
+        let message = text(&output);
+        assert!(
+            message.contains(&format!("PAdES level {level} needs a time-stamping authority")),
+            "{message}"
+        );
+    }
+    assert!(pdfs(&out).is_empty(), "nothing is written");
+    let output = run_expect(&mut render(&keys, &out, &["--pades-level", "b-x"]), 2);
+    assert!(text(&output).contains("unknown PAdES level"), "{}", text(&output));
+
+    // A pipeline asking for b-lta without a TSA: exit 3 as well; a bad level names the field.
+    let pipelines = tmp.path().join("pipelines");
+    util::copy_dir(&util::root().join("pipelines"), &pipelines);
+    let pipeline = pipelines.join("food-business-permit.toml");
+    let original = std::fs::read_to_string(&pipeline)?;
+    for (level, field) in
+        [("b-lta", "needs a time-stamping authority"), ("b-q", "output.pades_level")]
+    {
+        let edited = if original.contains("[output]") {
+            original.replacen("[output]", &format!("[output]\npades_level = \"{level}\""), 1)
+        } else {
+            format!("{original}\n[output]\npades_level = \"{level}\"\n")
+        };
+        std::fs::write(&pipeline, edited)?;
+        let mut c = live();
+        c.arg("render")
+            .arg(&pipeline)
+            .args(["--input", INPUT, "--keys"])
+            .arg(&keys)
+            .arg("--out")
+            .arg(&out);
+        let output = run_expect(&mut c, 3);
+        assert!(text(&output).contains(field), "{}", text(&output));
+    }
+
+    // b-lt with a TSA, but the signer certificate has no CRL distribution point and the key
+    // set holds no CRL: named, exit 3, nothing written.
+    let tsa = TestTsa::start();
+    let output =
+        run_expect(&mut render(&keys, &out, &["--tsa", &tsa.url, "--pades-level", "b-lt"]), 3);
+    assert!(text(&output).contains("no CRL can be obtained"), "{}", text(&output));
+    assert!(pdfs(&out).is_empty(), "nothing is written");
+
+    // With the CA's CRL in the key set (`keys crl KEYS --out KEYS/ca.crl`) it works.
+    run_expect(live().args(["keys", "crl"]).arg(&keys).arg("--out").arg(keys.join("ca.crl")), 0);
+    run_expect(&mut render(&keys, &out, &["--tsa", &tsa.url, "--pades-level", "b-lt"]), 0);
+    let file = &pdfs(&out)[0];
+    let v = verify_json(file, &keys, &tsa);
+    assert_eq!(v["pades_level"], "b-lt", "{v}");
+    assert_eq!(v["status"], "authentic", "{v}");
+    Ok(())
+}
+
+/// `run --pades-level b-lta` stores B-LTA PDFs in the registry (two issuers, each with its own
+/// DSS); `run` asking for b-lt without a TSA creates nothing.
+#[test]
+fn run_stores_b_lta_pdfs_and_refuses_b_lt_without_a_tsa() -> TestResult {
+    let tsa = TestTsa::start();
+    let crl = CrlServer::start();
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    keys_with_crl(&keys, Some(&crl.url()), Some(&crl.crl_path()));
+    let data = tmp.path().join("data");
+    let run = |extra: &[&str]| {
+        let mut c = live();
+        c.args(["run", PIPELINE, "--input", INPUT, "--quiet", "--keys"])
+            .arg(&keys)
+            .arg("--data")
+            .arg(&data)
+            .args(extra);
+        c
+    };
+    let out = run_expect(&mut run(&["--pades-level", "b-lt"]), 3);
+    assert!(
+        text(&out).contains("PAdES level b-lt needs a time-stamping authority"),
+        "{}",
+        text(&out)
+    );
+    assert!(!data.exists(), "nothing created");
+
+    run_expect(&mut run(&["--tsa", &tsa.url, "--pades-level", "b-lta"]), 0);
+    let mut stored = Vec::new();
+    let mut stack = vec![data.join("store")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "pdf") {
+                stored.push(path);
+            }
+        }
+    }
+    assert!(stored.len() >= 5, "{stored:?}");
+    let mut signers = std::collections::BTreeSet::new();
+    for file in &stored {
+        let v = verify_json(file, &keys, &tsa);
+        assert_eq!(v["status"], "authentic", "{v}");
+        assert_eq!(v["pades_level"], "b-lta", "{v}");
+        signers.insert(v["signer"].to_string());
+    }
+    assert!(signers.len() >= 2, "each issuer's own DSS: {signers:?}");
+    let report = pyhanko(&["adesverify", "--pretty-print"], &stored[0], &keys, &tsa);
+    assert!(report.contains("judged VALID") && !report.contains("INVALID"), "{report}");
+    Ok(())
+}
+
+/// The document timestamp covers the DSS: a changed certificate in the DSS, or a changed
+/// token, is tampered; a TSA that is not trusted is reported as such (and `timestamp extend`
+/// refuses the file).
+#[test]
+fn a_changed_dss_or_document_timestamp_is_tampered() -> TestResult {
+    let s = rendered("b-lta");
+    let file = &pdfs(&s.out)[0];
+    let pdf = std::fs::read(file)?;
+    let dir = s._tmp.path();
+
+    // A byte of the first DSS stream (a certificate's DER).
+    let mut dss_changed = pdf.clone();
+    let dss = find(&pdf, b"/Type/DSS").ok_or("no DSS")?;
+    let update_start = pdf[..dss].windows(5).rposition(|w| w == b"%%EOF").ok_or("no EOF")?;
+    let stream = update_start + find(&pdf[update_start..], b"stream\n").ok_or("no stream")? + 7;
+    dss_changed[stream + 40] ^= 0x01;
+    // A hex digit of the document timestamp's token.
+    let mut token_changed = pdf.clone();
+    let stamp = signatures(&pdf)[1].0;
+    let digit = stamp[1] + 200;
+    token_changed[digit] = if token_changed[digit] == b'0' { b'1' } else { b'0' };
+    for (name, bytes) in [("dss.pdf", dss_changed), ("token.pdf", token_changed)] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes)?;
+        let v = verify_json(&path, &s.keys, &s.tsa);
+        assert_eq!(v["status"], "tampered", "{name}: {v}");
+        assert!(v["reason"].as_str().unwrap_or_default().contains("document timestamp"), "{v}");
+    }
+
+    // Without the TSA's root the file is authentic, its document timestamp untrusted.
+    let out = live().args(["verify", "--json", "--keys"]).arg(&s.keys).arg(file).output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["document_timestamps"][0]["trusted"], false, "{v}");
+    let out = run_expect(
+        live().args(["timestamp", "extend", "--tsa", &s.tsa.url, "--keys"]).arg(&s.keys).arg(file),
+        4,
+    );
+    assert!(text(&out).contains("untrusted TSA"), "{}", text(&out));
+    Ok(())
+}
