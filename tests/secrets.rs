@@ -33,9 +33,11 @@ const LEGAL_REP_ID: &str = "220104198005120318";
 /// 18-character IDs (full-width digits made half-width), and for each 15-digit ID the first
 /// 17 characters of its 18-digit form (the upgrade inserts the century 19).
 fn fixture_citizen_ids() -> Vec<String> {
-    let id18 = regex::Regex::new(r"[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])\d{2}\d{3}[\dX]").unwrap();
-    let id15 = regex::Regex::new(r"(?:^|[^\d])([1-9]\d{5}\d{2}(?:0[1-9]|1[0-2])\d{2}\d{3})(?:[^\d]|$)")
-        .unwrap();
+    let id18 =
+        regex::Regex::new(r"[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])\d{2}\d{3}[\dX]").unwrap();
+    let id15 =
+        regex::Regex::new(r"(?:^|[^\d])([1-9]\d{5}\d{2}(?:0[1-9]|1[0-2])\d{2}\d{3})(?:[^\d]|$)")
+            .unwrap();
     let mut ids = std::collections::BTreeSet::new();
     for (_, input) in RUNS {
         let text = std::fs::read_to_string(root().join(input)).unwrap();
@@ -202,9 +204,12 @@ impl Registry {
     /// Adds MARKET with an unmasking grant on both types; returns its credential file.
     fn market(&self) -> PathBuf {
         let out = run_expect(
-            self.cmd()
-                .args(["dept", "add", MARKET, "--name", "长春市市场监督管理局"])
-                .args(["--level", "prefectural", "--region", "220100"]),
+            self.cmd().args(["dept", "add", MARKET, "--name", "长春市市场监督管理局"]).args([
+                "--level",
+                "prefectural",
+                "--region",
+                "220100",
+            ]),
             0,
         );
         let cred = self.dir.path().join("market.cred");
@@ -223,7 +228,16 @@ impl Registry {
             c.env(k, v);
         }
         let out = c
-            .args(["query", "--reason", "执法检查", "--json", "--as", MARKET, "--holder", WORKER_ID])
+            .args([
+                "query",
+                "--reason",
+                "执法检查",
+                "--json",
+                "--as",
+                MARKET,
+                "--holder",
+                WORKER_ID,
+            ])
             .arg("--credential-file")
             .arg(cred)
             .output()
@@ -354,7 +368,15 @@ fn backup_leaves_the_key_out_unless_asked_and_restore_then_needs_it() {
 
     // Restoring it without the key: refused, nothing made live.
     let restored = reg.dir.path().join("restored");
-    let out = run_expect(elicence().env_remove("ELICENCE_FIELD_KEY_FILE").arg("restore").arg(&plain).arg("--data").arg(&restored), 3);
+    let out = run_expect(
+        elicence()
+            .env_remove("ELICENCE_FIELD_KEY_FILE")
+            .arg("restore")
+            .arg(&plain)
+            .arg("--data")
+            .arg(&restored),
+        3,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ELICENCE_FIELD_KEY_FILE"), "{stderr}");
     assert!(!restored.exists() || std::fs::read_dir(&restored).unwrap().next().is_none());
@@ -382,7 +404,10 @@ fn backup_leaves_the_key_out_unless_asked_and_restore_then_needs_it() {
     // --include-secrets: the key is in the backup (0600) and restores with it.
     let full = reg.dir.path().join("backup-full");
     run_expect(reg.cmd().arg("backup").arg(&full).arg("--include-secrets"), 0);
-    assert_eq!(std::fs::read(full.join("field-key")).unwrap(), std::fs::read(reg.key_file()).unwrap());
+    assert_eq!(
+        std::fs::read(full.join("field-key")).unwrap(),
+        std::fs::read(reg.key_file()).unwrap()
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -390,7 +415,15 @@ fn backup_leaves_the_key_out_unless_asked_and_restore_then_needs_it() {
         assert_eq!(mode, 0o600);
     }
     let again = reg.dir.path().join("restored-full");
-    run_expect(elicence().env_remove("ELICENCE_FIELD_KEY_FILE").arg("restore").arg(&full).arg("--data").arg(&again), 0);
+    run_expect(
+        elicence()
+            .env_remove("ELICENCE_FIELD_KEY_FILE")
+            .arg("restore")
+            .arg(&full)
+            .arg("--data")
+            .arg(&again),
+        0,
+    );
     assert!(again.join("secrets/field-key").exists());
     let mut c = restored_reg.cmd();
     c.env("ELICENCE_DATA", &again);
@@ -424,7 +457,8 @@ fn an_altered_ciphertext_is_a_clear_error_not_a_panic() {
     // A query of every special-operations holder (the last one altered) fails with the row named.
     let ids: Vec<String> = {
         let conn = rusqlite::Connection::open(reg.db()).unwrap();
-        let mut stmt = conn.prepare("SELECT identifier FROM versions ORDER BY id DESC LIMIT 1").unwrap();
+        let mut stmt =
+            conn.prepare("SELECT identifier FROM versions ORDER BY id DESC LIMIT 1").unwrap();
         stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
     };
     let out = reg

@@ -144,10 +144,15 @@ fn assert_same_content(got: &Content, want: &Content) {
 }
 
 /// The unsharded reference: one process into a SQLite registry.
+/// The shards' data folder (`scratch/shared`) gets the reference's field key, so that the
+/// keyed content hashes of both registries compare (every machine of a registry has one key).
 fn reference(scratch: &Path, input: &Path) -> (Value, Content) {
     let data = scratch.join("reference");
     let out = run_expect(&mut run_cmd(&data, None, input, None), 0);
     let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    let shared_key = scratch.join("shared/secrets");
+    std::fs::create_dir_all(&shared_key).expect("secrets folder");
+    std::fs::copy(data.join("secrets/field-key"), shared_key.join("field-key")).expect("key");
     (report, sqlite_content(&data))
 }
 

@@ -38,7 +38,8 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<i32> {
     let mut registry = args.registry.open()?;
     let actor = args.by.authorize(&mut registry, "backup", &[Role::Admin])?;
     let target = StoreLocation::parse(Some(&args.dir), &args.registry.data)?;
-    let (manifest, copied) = registry.backup_to(&target, actor.name(), now()?, args.include_secrets)?;
+    let (manifest, copied) =
+        registry.backup_to(&target, actor.name(), now()?, args.include_secrets)?;
     if args.json {
         let out = serde_json::json!({
             "dir": args.dir,

@@ -244,9 +244,8 @@ pub fn migrate(
 ) -> Result<MigrationReport, RegistryError> {
     let source = Registry::open_at(data_dir, from, store)?;
     let target = Registry::open_at(data_dir, to, store)?;
-    for (table, _) in TABLE_COLUMNS
-        .iter()
-        .filter(|(t, _)| !REPLACED_TABLES.contains(t) && *t != FIELD_KEY_TABLE)
+    for (table, _) in
+        TABLE_COLUMNS.iter().filter(|(t, _)| !REPLACED_TABLES.contains(t) && *t != FIELD_KEY_TABLE)
     {
         let rows = table_rows(&target.db, table)?;
         if rows > 0 {

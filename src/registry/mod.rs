@@ -969,12 +969,13 @@ impl Registry {
             if let Some(open) =
                 secrets::open_version(&self.db, &version.identifier, &version.fields_json)?
             {
-                version.content_hash =
-                    secrets::hash16(&open.content_hash).map_err(|reason| RegistryError::Sealed {
+                version.content_hash = secrets::hash16(&open.content_hash).map_err(|reason| {
+                    RegistryError::Sealed {
                         location: self.db.location().to_path_buf(),
                         row: format!("version {}", version.identifier),
                         reason,
-                    })?;
+                    }
+                })?;
                 version.holder_code = open.holder_code;
                 version.holder_name = open.holder_name;
                 version.fields_json = open.fields_json;

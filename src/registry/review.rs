@@ -439,12 +439,13 @@ impl Registry {
             if let Some(open) =
                 secrets::open_review(&self.db, &item.identifier, item.run.0, &item.licence_json)?
             {
-                item.content_hash =
-                    secrets::hash16(&open.content_hash).map_err(|reason| RegistryError::Sealed {
+                item.content_hash = secrets::hash16(&open.content_hash).map_err(|reason| {
+                    RegistryError::Sealed {
                         location: self.db.location().to_path_buf(),
                         row: format!("review item {}", item.id),
                         reason,
-                    })?;
+                    }
+                })?;
                 item.holder_code = open.holder_code;
                 item.holder_name = open.holder_name;
                 item.licence_json = open.licence_json;
@@ -587,7 +588,9 @@ fn protect_staged(
     s: StageItem,
 ) -> Result<StageItem, RegistryError> {
     let identifier = match &s.item.decision {
-        Decision::New { identifier } | Decision::Change { identifier, .. } => identifier.to_string(),
+        Decision::New { identifier } | Decision::Change { identifier, .. } => {
+            identifier.to_string()
+        }
         Decision::Revoke { identifier }
         | Decision::Unchanged { identifier }
         | Decision::AlreadyRevoked { identifier } => identifier.clone(),

@@ -158,9 +158,7 @@ impl KeyFile {
             let parts: Vec<&str> = line.split_whitespace().collect();
             match parts.as_slice() {
                 ["index", k] if index.is_none() => index = Some(hex32(n, k)?),
-                ["key", id, k]
-                    if id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) =>
-                {
+                ["key", id, k] if id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
                     if data_keys.iter().any(|(i, _)| i == id) {
                         return Err(bad(format!("line {n}: data key {id} twice")));
                     }
@@ -254,10 +252,11 @@ impl FieldKeys {
         let index_check = hex::encode(hmac::sign(&index, CHECK_LABEL).as_ref());
         let mut data = Vec::with_capacity(file.data_keys.len());
         for (id, key) in &file.data_keys {
-            let unbound = UnboundKey::new(&AES_256_GCM, key).map_err(|_| RegistryError::FieldKey {
-                path: PathBuf::new(),
-                reason: format!("data key {id} is not an AES-256 key"),
-            })?;
+            let unbound =
+                UnboundKey::new(&AES_256_GCM, key).map_err(|_| RegistryError::FieldKey {
+                    path: PathBuf::new(),
+                    reason: format!("data key {id} is not an AES-256 key"),
+                })?;
             data.push(DataKey { id: id.clone(), key: LessSafeKey::new(unbound) });
         }
         Ok(FieldKeys { index, index_check, data, rng: SystemRandom::new() })
@@ -427,15 +426,17 @@ impl FieldKeys {
         sealed: &str,
     ) -> Result<T, SealError> {
         let bytes = self.open(aad, sealed)?;
-        serde_json::from_slice(&bytes).map_err(|e| SealError::BadPlaintext { reason: e.to_string() })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| SealError::BadPlaintext { reason: e.to_string() })
     }
 }
 
 /// A 16-byte hash from hex (what a sealed value stores).
 pub(crate) fn hash16(hex_text: &str) -> Result<[u8; 16], SealError> {
     let mut out = [0u8; 16];
-    hex::decode_to_slice(hex_text, &mut out)
-        .map_err(|_| SealError::BadPlaintext { reason: "content hash is not 32 hex digits".into() })?;
+    hex::decode_to_slice(hex_text, &mut out).map_err(|_| SealError::BadPlaintext {
+        reason: "content hash is not 32 hex digits".into(),
+    })?;
     Ok(out)
 }
 
@@ -495,7 +496,10 @@ pub(crate) fn attach(db: &mut Db, data_dir: &Path, need: KeyNeed) -> Result<(), 
             if check != keys.index_check() {
                 return Err(RegistryError::FieldKey {
                     path,
-                    reason: format!("is not the field key of the registry {}", db.location().display()),
+                    reason: format!(
+                        "is not the field key of the registry {}",
+                        db.location().display()
+                    ),
                 });
             }
             if !file.data_keys.iter().any(|(id, _)| id == key_id) {
@@ -515,7 +519,10 @@ pub(crate) fn attach(db: &mut Db, data_dir: &Path, need: KeyNeed) -> Result<(), 
                 match self::recorded(tx)? {
                     Some((other, _)) if other != check => Err(RegistryError::FieldKey {
                         path: path.clone(),
-                        reason: format!("is not the field key of the registry {}", location.display()),
+                        reason: format!(
+                            "is not the field key of the registry {}",
+                            location.display()
+                        ),
                     }),
                     Some(_) => Ok(()),
                     None => {
@@ -542,14 +549,23 @@ pub(crate) fn attach(db: &mut Db, data_dir: &Path, need: KeyNeed) -> Result<(), 
 }
 
 /// Creates a new key file at `path`, unless another process created one meanwhile (then
-/// that one is read).
+/// that one is read): the key is written under a name of this process and linked to `path`,
+/// which fails when `path` exists, so processes starting at once agree on one key.
 fn create_key_file(path: &Path) -> Result<KeyFile, RegistryError> {
     let file = KeyFile::generate()?;
-    if path.exists() {
-        return KeyFile::read(path);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mine = path.with_file_name(format!(".{name}.new-{}", std::process::id()));
+    file.write(&mine)?;
+    let linked = fs::hard_link(&mine, path);
+    // Best effort: the temporary name is ours.
+    let _ = fs::remove_file(&mine);
+    match linked {
+        Ok(()) => Ok(file),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => KeyFile::read(path),
+        Err(e) => {
+            Err(RegistryError::Io { path: path.to_path_buf(), op: "create field key", source: e })
+        }
     }
-    file.write(path)?;
-    Ok(file)
 }
 
 /// Rows sealed per transaction when sealing an older registry or rotating.
@@ -787,7 +803,8 @@ impl super::Registry {
             file.write(&path)?;
         }
         let current = file.current_id().to_owned();
-        let retired: Vec<String> = file.data_keys.iter().skip(1).map(|(id, _)| id.clone()).collect();
+        let retired: Vec<String> =
+            file.data_keys.iter().skip(1).map(|(id, _)| id.clone()).collect();
         self.db.set_field_keys(Arc::new(FieldKeys::new(&file)?));
         self.db.write("record new data key", |tx| {
             tx.execute(
@@ -827,11 +844,12 @@ impl super::Registry {
                         },
                     )?;
                     for (id, sealed, aad) in &rows {
-                        let plain = keys.open(aad, sealed).map_err(|reason| RegistryError::Sealed {
-                            location: tx.location().to_path_buf(),
-                            row: format!("{table} row {id}"),
-                            reason,
-                        })?;
+                        let plain =
+                            keys.open(aad, sealed).map_err(|reason| RegistryError::Sealed {
+                                location: tx.location().to_path_buf(),
+                                row: format!("{table} row {id}"),
+                                reason,
+                            })?;
                         tx.execute(
                             "seal again",
                             &format!("UPDATE {table} SET {column} = ?1 WHERE id = ?2"),
@@ -983,11 +1001,9 @@ mod tests {
 
         let conn = rusqlite::Connection::open(&db_path).unwrap();
         let (stored_hash, stored_holder, stored_fields): (String, String, String) = conn
-            .query_row(
-                "SELECT content_hash, holder_code, fields_json FROM versions",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .query_row("SELECT content_hash, holder_code, fields_json FROM versions", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .unwrap();
         assert_ne!(stored_hash, hash, "the content hash is keyed");
         assert!(stored_holder.starts_with('#'));
@@ -1007,7 +1023,10 @@ mod tests {
         assert!(conn.execute("UPDATE versions SET fields_json = '{}'", []).is_err());
         drop(conn);
         let bytes = fs::read(&db_path).unwrap();
-        assert!(!bytes.windows(ID.len()).any(|w| w == ID.as_bytes()), "no plaintext left in the file");
+        assert!(
+            !bytes.windows(ID.len()).any(|w| w == ID.as_bytes()),
+            "no plaintext left in the file"
+        );
     }
 
     #[test]
