@@ -511,3 +511,37 @@ fn postgres_registry_by_migrate_and_by_run_holds_no_citizen_id() {
     assert!(stderr.contains("ELICENCE_FIELD_KEY_FILE"), "{stderr}");
     assert!(!other.key_file().exists());
 }
+
+/// A rotation killed after it wrote the new key first into the key file (the old one after it)
+/// and before anything was re-encrypted: running it again finishes it.
+#[test]
+fn an_interrupted_rotation_is_finished_by_running_it_again() {
+    let reg = Registry::sqlite();
+    let first = reg.run_all();
+    let cred = reg.market();
+    let text = std::fs::read_to_string(reg.key_file()).unwrap();
+    let old_id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("key ").and_then(|r| r.split_whitespace().next()))
+        .unwrap()
+        .to_owned();
+    let new_line = format!("key deadbeef {}\n", "ab".repeat(32));
+    let at = text.find("\nkey ").unwrap() + 1;
+    std::fs::write(reg.key_file(), format!("{}{new_line}{}", &text[..at], &text[at..])).unwrap();
+    // Meanwhile the registry still reads (both keys are in the file).
+    let (code, answer, stderr) = reg.query_worker(&cred, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_worker_in_clear(&answer);
+
+    let out = run_expect(reg.cmd().args(["secrets", "rotate", "--json"]), 0);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["resumed"], true, "{report}");
+    assert_eq!(report["current"], "deadbeef");
+    assert_eq!(report["retired"], serde_json::json!([old_id]));
+    let text = std::fs::read_to_string(reg.key_file()).unwrap();
+    assert!(text.contains("key deadbeef") && !text.contains(&old_id), "{text}");
+    let (code, answer, stderr) = reg.query_worker(&cred, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_worker_in_clear(&answer);
+    unchanged_rerun(&reg, &first);
+}

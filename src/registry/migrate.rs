@@ -67,7 +67,7 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
     ),
     ("registry_marks", "name, set_at, operator"),
     ("catalog_versions", "id, sha256, files, published_at, operator"),
-    (FIELD_KEY_TABLE, "id, index_check, key_id, created_at"),
+    (FIELD_KEY_TABLE, "id, index_check, key_id, created_at, sealed_at"),
 ];
 
 /// The field key record (see `secrets`): a target opened with the source's key file records
@@ -161,7 +161,7 @@ fn same_field_key(src: &Db, dst: &Db) -> Result<u64, RegistryError> {
     let read = |db: &Db| -> Result<Vec<Vec<Val>>, RegistryError> {
         db.query(
             "read field key record",
-            "SELECT id, index_check, key_id, created_at FROM field_key",
+            "SELECT id, index_check, key_id, created_at, sealed_at FROM field_key",
             &[],
             |r| Ok(r.values().to_vec()),
         )
@@ -171,8 +171,8 @@ fn same_field_key(src: &Db, dst: &Db) -> Result<u64, RegistryError> {
         (Some(row), None) => {
             dst.execute(
                 "copy field key record",
-                "INSERT INTO field_key (id, index_check, key_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO field_key (id, index_check, key_id, created_at, sealed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
                 row,
             )?;
         }

@@ -555,7 +555,7 @@ impl Registry {
             });
         }
         secrets::attach(&mut db, data_dir, secrets::KeyNeed::Ephemeral)?;
-        if secrets::has_plaintext_rows(&db)? {
+        if secrets::may_hold_plaintext(&db)? {
             // Sealing them is a write; the first normal open does it.
             return Err(RegistryError::NeedsMigration {
                 path: db.location().to_path_buf(),

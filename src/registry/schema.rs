@@ -848,7 +848,9 @@ CREATE TABLE field_key (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     index_check TEXT NOT NULL CHECK (length(index_check) = 64),
     key_id      TEXT NOT NULL CHECK (length(key_id) = 8),
-    created_at  TEXT NOT NULL
+    created_at  TEXT NOT NULL,
+    -- When every version and review item was sealed (opening skips the search after that).
+    sealed_at   TEXT
 ) STRICT;
 CREATE TRIGGER field_key_index_fixed BEFORE UPDATE OF id, index_check, created_at ON field_key
 BEGIN SELECT RAISE(ABORT, 'the field index key is never changed'); END;
@@ -892,7 +894,8 @@ CREATE TABLE field_key (
     id          BIGINT PRIMARY KEY CHECK (id = 1),
     index_check TEXT COLLATE "C" NOT NULL CHECK (length(index_check) = 64),
     key_id      TEXT COLLATE "C" NOT NULL CHECK (length(key_id) = 8),
-    created_at  TEXT COLLATE "C" NOT NULL
+    created_at  TEXT COLLATE "C" NOT NULL,
+    sealed_at   TEXT COLLATE "C"
 );
 CREATE TRIGGER field_key_index_fixed BEFORE UPDATE OF id, index_check, created_at ON field_key
     FOR EACH ROW EXECUTE FUNCTION elicence_refuse('the field index key is never changed');

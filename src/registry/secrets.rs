@@ -451,13 +451,14 @@ pub(crate) enum KeyNeed {
     Ephemeral,
 }
 
-/// The registry's recorded field key: the index key's check value and the current data key id.
-fn recorded(db: &Db) -> Result<Option<(String, String)>, RegistryError> {
+/// The registry's recorded field key: the index key's check value, the current data key id, and
+/// whether every row is sealed.
+fn recorded(db: &Db) -> Result<Option<(String, String, bool)>, RegistryError> {
     db.query_opt(
         "read field key record",
-        "SELECT index_check, key_id FROM field_key WHERE id = 1",
+        "SELECT index_check, key_id, sealed_at IS NOT NULL FROM field_key WHERE id = 1",
         &[],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
 }
 
@@ -492,7 +493,7 @@ pub(crate) fn attach(db: &mut Db, data_dir: &Path, need: KeyNeed) -> Result<(), 
         other => other,
     })?;
     match &recorded {
-        Some((check, key_id)) => {
+        Some((check, key_id, _)) => {
             if check != keys.index_check() {
                 return Err(RegistryError::FieldKey {
                     path,
@@ -517,7 +518,7 @@ pub(crate) fn attach(db: &mut Db, data_dir: &Path, need: KeyNeed) -> Result<(), 
                 // Another process may have recorded its key first (two machines opening a new
                 // PostgreSQL registry with different key files): then ours must be that one.
                 match self::recorded(tx)? {
-                    Some((other, _)) if other != check => Err(RegistryError::FieldKey {
+                    Some((other, _, _)) if other != check => Err(RegistryError::FieldKey {
                         path: path.clone(),
                         reason: format!(
                             "is not the field key of the registry {}",
@@ -542,10 +543,19 @@ pub(crate) fn attach(db: &mut Db, data_dir: &Path, need: KeyNeed) -> Result<(), 
         None => {}
     }
     db.set_field_keys(Arc::new(keys));
-    if need == KeyNeed::CreateAndSeal {
+    let all_sealed = recorded.as_ref().is_some_and(|(_, _, sealed)| *sealed);
+    if need == KeyNeed::CreateAndSeal && !all_sealed {
         seal_plaintext_rows(db)?;
     }
     Ok(())
+}
+
+/// True when the registry may still hold plaintext rows (a dry run refuses to read them).
+pub(crate) fn may_hold_plaintext(db: &Db) -> Result<bool, RegistryError> {
+    match recorded(db)? {
+        Some((_, _, true)) => Ok(false),
+        _ => has_plaintext_rows(db),
+    }
 }
 
 /// Creates a new key file at `path`, unless another process created one meanwhile (then
@@ -583,12 +593,14 @@ pub(crate) fn has_plaintext_rows(db: &Db) -> Result<bool, RegistryError> {
 }
 
 /// Seals every version and review item still in plaintext (the data step of migration 10),
-/// in transactions of [`SEAL_BATCH`] rows, so an interrupted run resumes where it stopped.
+/// in transactions of [`SEAL_BATCH`] rows, so an interrupted run resumes where it stopped;
+/// then records that all are (`field_key.sealed_at`), so later opens do not search again
+/// (a build that writes plaintext cannot open a registry of this schema).
 /// SQLite overwrites the freed plaintext (`secure_delete`) and truncates its write-ahead log
 /// afterwards, so no copy of the plaintext is left in the file.
 fn seal_plaintext_rows(db: &Db) -> Result<(), RegistryError> {
     if !has_plaintext_rows(db)? {
-        return Ok(());
+        return mark_all_sealed(db);
     }
     let sqlite = db.dialect() == Dialect::Sqlite;
     if sqlite {
@@ -688,7 +700,19 @@ fn seal_plaintext_rows(db: &Db) -> Result<(), RegistryError> {
         db.batch("rewrite without free pages", "VACUUM")?;
         db.batch("drop plaintext from the write-ahead log", "PRAGMA wal_checkpoint(TRUNCATE)")?;
     }
-    Ok(())
+    mark_all_sealed(db)
+}
+
+fn mark_all_sealed(db: &Db) -> Result<(), RegistryError> {
+    db.write("record all rows sealed", |tx| {
+        tx.execute(
+            "record all rows sealed",
+            // Bookkeeping about this database, as `created_at`.
+            "UPDATE field_key SET sealed_at = ?1 WHERE id = 1 AND sealed_at IS NULL",
+            &vals![time_text(chrono::Utc::now())],
+        )?;
+        Ok(())
+    })
 }
 
 /// Opens a version's sealed fields (`fields_json`) into the row, or leaves a plaintext row
