@@ -295,8 +295,17 @@ fn sqlite_registry_holds_no_citizen_id_and_queries_within_rights_decrypt() {
     assert!(hits.is_empty(), "citizen IDs in the registry: {hits:#?}");
     let hits = raw_hits(&reg.db(), &ids);
     assert!(hits.is_empty(), "citizen IDs in the SQLite file: {hits:#?}");
-    // Not the name of a person holder either.
+    // Not the name of a person holder either, and reject messages (which quote cells) are
+    // sealed.
     assert!(sqlite_hits(&reg.db(), &[WORKER.to_owned()]).is_empty());
+    let conn = rusqlite::Connection::open(reg.db()).unwrap();
+    let (rejects, sealed): (i64, i64) = conn
+        .query_row("SELECT COUNT(*), SUM(message LIKE 'sealed:v1:%') FROM rejects", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(rejects > 0 && sealed == rejects, "{sealed} of {rejects} reject messages sealed");
+    drop(conn);
 
     let (code, answer, stderr) = reg.query_worker(&cred, &[]);
     assert_eq!(code, 0, "{stderr}");

@@ -38,13 +38,14 @@ pub fn run(cmd: &SecretsCommand) -> anyhow::Result<i32> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 println!(
-                    "field key rotated{}: data key {} retired, now {}; {} version(s) and {} \
-                     review item(s) re-encrypted",
+                    "field key rotated{}: data key {} retired, now {}; {} version(s), {} review \
+                     item(s) and {} reject message(s) re-encrypted",
                     if report.resumed { " (resumed)" } else { "" },
                     report.retired.join(", "),
                     report.current,
                     report.versions,
-                    report.review_items
+                    report.review_items,
+                    report.rejects
                 );
             }
             Ok(exit::OK)

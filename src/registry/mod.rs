@@ -697,12 +697,18 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         self.db.write("record rejects", |tx| {
             require_open_run(tx, run)?;
+            let keys = tx.field_keys()?;
             for r in rejects {
+                // The message quotes the cell it is about (a malformed citizen ID, say): sealed.
+                let message = keys.seal(
+                    &secrets::reject_aad(run.0, &r.file, r.line as i64, &r.field),
+                    r.message.as_bytes(),
+                )?;
                 tx.execute(
                     "insert reject",
                     "INSERT INTO rejects (run_id, file, sheet, line, field, rule, message)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    &vals![run.0, &r.file, &r.sheet, r.line, &r.field, &r.rule, &r.message],
+                    &vals![run.0, &r.file, &r.sheet, r.line, &r.field, &r.rule, message],
                 )?;
             }
             Ok(())

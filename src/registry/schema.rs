@@ -839,7 +839,8 @@ CREATE INDEX check_requests_identifier ON check_requests(identifier);
     // (and a review item's) content hash, holder and fields may change exactly once, from
     // plaintext to sealed (the sealing step that runs when a registry of an older schema is
     // first opened with its key), and a sealed value may be sealed again with a new data key
-    // (`elicence secrets rotate`); everything else about them stays immutable.
+    // (`elicence secrets rotate`); everything else about them stays immutable. Reject messages
+    // are sealed too (they quote the cell, a malformed citizen ID say); no trigger guards them.
     Migration {
         version: 10,
         name: "personal data encrypted at rest: field key record, sealed versions and review items",

@@ -5,7 +5,7 @@
 //! # What is sealed
 //! Every version's face fields (`versions.fields_json`), holder name and holder code, and the
 //! row's content hash, as one AES-256-GCM ciphertext per row (the same for a review item's
-//! `licence_json`). The whole field set is sealed, not only the fields the catalog marks
+//! `licence_json`); and a reject's message, which quotes the cell it is about. The whole field set is sealed, not only the fields the catalog marks
 //! `personal` or `trade_secret`: nothing reads single fields with SQL, the marks may change
 //! with the next published catalog (a field marked later would have stayed readable in old
 //! rows), and sealing every row needs no catalog (so a schema migration can do it). One
@@ -385,6 +385,11 @@ pub(crate) fn review_aad(identifier: &str, run: i64) -> String {
     format!("review_items\x1f{identifier}\x1f{run}")
 }
 
+/// The associated-data row name of a reject's sealed message.
+pub(crate) fn reject_aad(run: i64, file: &str, line: i64, field: &str) -> String {
+    format!("rejects\x1f{run}\x1f{file}\x1f{line}\x1f{field}")
+}
+
 /// What a version keeps sealed (`versions.fields_json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -586,7 +591,8 @@ pub(crate) fn has_plaintext_rows(db: &Db) -> Result<bool, RegistryError> {
     db.query_one(
         "look for plaintext rows",
         "SELECT EXISTS (SELECT 1 FROM versions WHERE substr(fields_json, 1, 7) <> 'sealed:')
-             OR EXISTS (SELECT 1 FROM review_items WHERE substr(licence_json, 1, 7) <> 'sealed:')",
+             OR EXISTS (SELECT 1 FROM review_items WHERE substr(licence_json, 1, 7) <> 'sealed:')
+             OR EXISTS (SELECT 1 FROM rejects WHERE substr(message, 1, 7) <> 'sealed:')",
         &[],
         |r| r.get(0),
     )
@@ -690,7 +696,32 @@ fn seal_plaintext_rows(db: &Db) -> Result<(), RegistryError> {
                     ],
                 )?;
             }
-            Ok(versions.len() + items.len())
+            let rejects = tx.query(
+                "read plaintext reject messages",
+                "SELECT id, run_id, file, line, field, message FROM rejects
+                 WHERE substr(message, 1, 7) <> 'sealed:' ORDER BY id LIMIT ?1",
+                &vals![SEAL_BATCH],
+                |r| {
+                    Ok((
+                        r.get::<i64>(0)?,
+                        reject_aad(
+                            r.get(1)?,
+                            &r.get::<String>(2)?,
+                            r.get(3)?,
+                            &r.get::<String>(4)?,
+                        ),
+                        r.get::<String>(5)?,
+                    ))
+                },
+            )?;
+            for (id, aad, message) in &rejects {
+                tx.execute(
+                    "seal reject message",
+                    "UPDATE rejects SET message = ?1 WHERE id = ?2",
+                    &vals![keys.seal(aad, message.as_bytes())?, *id],
+                )?;
+            }
+            Ok(versions.len() + items.len() + rejects.len())
         })?;
         if sealed == 0 {
             break;
@@ -795,9 +826,10 @@ pub struct RotationReport {
     pub retired: Vec<String>,
     /// The new current data key's id.
     pub current: String,
-    /// Versions and review items sealed again with the new key.
+    /// Versions, review items and reject messages sealed again with the new key.
     pub versions: u64,
     pub review_items: u64,
+    pub rejects: u64,
     /// True when an interrupted rotation was finished (its new key was in the file already).
     pub resumed: bool,
 }
@@ -839,10 +871,11 @@ impl super::Registry {
             Ok(())
         })?;
         let pattern = format!("{SEALED_V1}{current}:%");
-        let mut counts = [0u64; 2];
+        let mut counts = [0u64; 3];
         for (n, (table, column, aad_of)) in [
             ("versions", "fields_json", "identifier"),
             ("review_items", "licence_json", "identifier, run_id"),
+            ("rejects", "message", "run_id, file, line, field"),
         ]
         .into_iter()
         .enumerate()
@@ -859,10 +892,15 @@ impl super::Registry {
                         ),
                         &vals![&pattern, SEAL_BATCH],
                         |r| {
-                            let aad = if table == "versions" {
-                                version_aad(&r.get::<String>(2)?)
-                            } else {
-                                review_aad(&r.get::<String>(2)?, r.get::<i64>(3)?)
+                            let aad = match table {
+                                "versions" => version_aad(&r.get::<String>(2)?),
+                                "review_items" => review_aad(&r.get::<String>(2)?, r.get(3)?),
+                                _ => reject_aad(
+                                    r.get(2)?,
+                                    &r.get::<String>(3)?,
+                                    r.get(4)?,
+                                    &r.get::<String>(5)?,
+                                ),
                             };
                             Ok((r.get::<i64>(0)?, r.get::<String>(1)?, aad))
                         },
@@ -893,6 +931,7 @@ impl super::Registry {
             current,
             versions: counts[0],
             review_items: counts[1],
+            rejects: counts[2],
             resumed,
         };
         self.db.write("audit key rotation", |tx| {
@@ -909,6 +948,7 @@ impl super::Registry {
                         "current": report.current,
                         "versions": report.versions,
                         "review_items": report.review_items,
+                        "rejects": report.rejects,
                         "resumed": report.resumed,
                     }),
                 },
@@ -1008,7 +1048,9 @@ mod tests {
                      single_instance, licence_json, source, staged_by, staged_at, state)
                      VALUES (1, 't', 'i', 'n', 'issue', 'v2', '{hash}', 'valid', '{ID}',
                              '王建军', '2020-01-01', 0, '{{\"holder\":\"{ID}\"}}', 's', 'o',
-                             '2026-01-01T00:00:00Z', 'pending');"
+                             '2026-01-01T00:00:00Z', 'pending');
+                 INSERT INTO rejects (run_id, file, line, field, rule, message)
+                     VALUES (1, 'in.csv', 3, '身份证号', 'check_digit', '15-digit ID {ID}: bad');"
             ))
             .unwrap();
         }
@@ -1037,7 +1079,8 @@ mod tests {
                 "SELECT (SELECT COUNT(*) FROM versions WHERE holder_code || holder_name
                              || fields_json LIKE ?1 OR holder_name <> '')
                       + (SELECT COUNT(*) FROM review_items WHERE holder_code || holder_name
-                             || licence_json LIKE ?1 OR holder_name <> '')",
+                             || licence_json LIKE ?1 OR holder_name <> '')
+                      + (SELECT COUNT(*) FROM rejects WHERE message LIKE ?1)",
                 [format!("%{ID}%")],
                 |r| r.get(0),
             )
