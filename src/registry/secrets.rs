@@ -489,7 +489,22 @@ pub(crate) fn attach(db: &mut Db, data_dir: &Path, need: KeyNeed) -> Result<(), 
         }
         (_, true, _) => KeyFile::read(&path)?,
         (None, false, KeyNeed::Ephemeral) => KeyFile::generate()?,
-        (None, false, KeyNeed::CreateAndSeal) => create_key_file(&path)?,
+        (None, false, KeyNeed::CreateAndSeal) => {
+            let file = create_key_file(&path)?;
+            if db.dialect() == Dialect::Postgres {
+                // A PostgreSQL registry outlives any one machine's --data (often scratch): a
+                // key left only there is lost with it, and the data sealed with it.
+                tracing::warn!(
+                    key_file = %path.display(),
+                    "created the field key of PostgreSQL registry {} at {}: every machine of \
+                     this registry needs this file (copy it, or mount it and set {KEY_FILE_ENV}); \
+                     back it up, without it the holders' data is lost",
+                    db.location().display(),
+                    path.display()
+                );
+            }
+            file
+        }
     };
     let keys = FieldKeys::new(&file).map_err(|e| match e {
         RegistryError::FieldKey { reason, .. } => {
@@ -835,6 +850,11 @@ pub struct RotationReport {
 }
 
 impl super::Registry {
+    /// The field key file this registry was opened with (see [`key_file_path`]).
+    pub fn field_key_path(&self) -> PathBuf {
+        key_file_path(&self.data_dir)
+    }
+
     /// Rotates the data key (`elicence secrets rotate`): a new data key goes first into the key
     /// file, the old one stays there until every sealed value is sealed again with the new one
     /// (in transactions of a few hundred rows), then the old one is removed from the file and
