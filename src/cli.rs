@@ -56,6 +56,9 @@ pub enum Command {
     Audit(cmd::audit::AuditCommand),
     /// Write a consistent backup of registry and store with a manifest of hashes.
     Backup(cmd::backup::BackupArgs),
+    /// The field key that encrypts personal data at rest: rotate.
+    #[command(subcommand)]
+    Secrets(cmd::secrets::SecretsCommand),
     /// Check a backup's hashes and restore it into a new data folder.
     Restore(cmd::restore::RestoreArgs),
     /// Copy a registry into an empty one on another backend (SQLite → PostgreSQL), verified.

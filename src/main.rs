@@ -26,6 +26,7 @@ fn main() {
         Command::Store(c) => cmd::store::run(c),
         Command::Audit(c) => cmd::audit::run(c),
         Command::Backup(args) => cmd::backup::run(args),
+        Command::Secrets(c) => cmd::secrets::run(c),
         Command::Restore(args) => cmd::restore::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
         Command::Validate(args) => cmd::validate::run(args),

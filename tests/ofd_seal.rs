@@ -537,7 +537,10 @@ fn run_stores_ofds_that_survive_backup_and_restore() -> TestResult {
     }
     run_expect(elicence().args(["store", "check", "--data"]).arg(&data), 0);
     let backup = tmp.path().join("backup");
-    run_expect(elicence().args(["backup", "--data"]).arg(&data).arg(&backup), 0);
+    run_expect(
+        elicence().args(["backup", "--include-secrets", "--data"]).arg(&data).arg(&backup),
+        0,
+    );
     let restored = tmp.path().join("restored");
     run_expect(elicence().args(["restore", "--data"]).arg(&restored).arg(&backup), 0);
     let back: Vec<PathBuf> = walk(&restored.join("store"))

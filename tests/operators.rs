@@ -283,7 +283,13 @@ fn every_role_times_every_command_is_allowed_or_refused_with_exit_6_and_audited(
             "backup",
             Box::new({
                 let scratch = scratch.clone();
-                move |role| vec!["backup".into(), s(scratch.join(format!("backup-{role}")))]
+                move |role| {
+                    vec![
+                        "backup".into(),
+                        s(scratch.join(format!("backup-{role}"))),
+                        "--include-secrets".into(),
+                    ]
+                }
             }),
             &["admin"],
         ),

@@ -219,6 +219,8 @@ fn nightly_checks_and_registry_commands_print_json() {
     let restored = scratch.path().join("restored");
     let restore = json_stdout(&run_expect(
         elicence()
+            // The backup has no field key (no --include-secrets): it is supplied.
+            .env("ELICENCE_FIELD_KEY_FILE", data.join("secrets/field-key"))
             .args(["restore", backup_dir.to_str().unwrap(), "--json", "--data"])
             .arg(&restored),
         0,

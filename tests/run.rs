@@ -199,7 +199,15 @@ fn store_check_audit_verify_and_backup_restore_round_trip() {
 
     let backups = tempfile::tempdir().unwrap();
     let backup = backups.path().join("b1");
-    run_expect(elicence().arg("backup").arg(&backup).arg("--data").arg(data.path()), 0);
+    // With the field key: the live data folder, key included, is lost below.
+    run_expect(
+        elicence()
+            .args(["backup", "--include-secrets"])
+            .arg(&backup)
+            .arg("--data")
+            .arg(data.path()),
+        0,
+    );
     assert!(backup.join("manifest.json").exists());
 
     // Destroy the live registry, restore into a new folder.

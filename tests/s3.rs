@@ -313,11 +313,14 @@ fn two_shards_load_one_bucket_like_one_process() {
     run_expect(&mut run_cmd(&server, &local, input, None), 0);
     let want = referenced_keys(&registry_state(&local));
 
-    // Two machines: each its own data folder, one registry, one bucket.
+    // Two machines: each its own data folder, one registry, one bucket, one field key (here
+    // the local run's, as a mounted secret).
+    let field_key = local.join("secrets/field-key");
     let shards: Vec<_> = (0..2)
         .map(|k| {
             run_cmd(&server, &scratch.path().join(format!("machine-{k}")), input, Some(&store))
                 .args(["--registry", &pg.url, "--shard", &format!("{k}/2")])
+                .env("ELICENCE_FIELD_KEY_FILE", &field_key)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -338,6 +341,7 @@ fn two_shards_load_one_bucket_like_one_process() {
     run_expect(
         with_s3(&server)
             .args(["store", "check", "--full", "--store", &store, "--registry", &pg.url])
+            .env("ELICENCE_FIELD_KEY_FILE", &field_key)
             .arg("--data")
             .arg(scratch.path().join("machine-0")),
         0,
@@ -419,9 +423,25 @@ fn an_off_site_backup_is_incremental_and_a_damaged_one_is_refused() {
     assert_eq!(second["already_there"], files - 1);
 
     // Restore from the bucket: every hash checked, then live.
+    // The backup has no field key (no --include-secrets): the live one is supplied.
+    let key = data.join("secrets/field-key");
     let restored = scratch.path().join("restored");
-    run_expect(with_s3(&server).args(["restore", &target]).arg("--data").arg(&restored), 0);
-    run_expect(elicence().args(["store", "check"]).arg("--data").arg(&restored), 0);
+    run_expect(
+        with_s3(&server)
+            .env("ELICENCE_FIELD_KEY_FILE", &key)
+            .args(["restore", &target])
+            .arg("--data")
+            .arg(&restored),
+        0,
+    );
+    run_expect(
+        elicence()
+            .env("ELICENCE_FIELD_KEY_FILE", &key)
+            .args(["store", "check"])
+            .arg("--data")
+            .arg(&restored),
+        0,
+    );
     assert_eq!(registry_state(&restored).0, registry_state(&data).0);
 
     // A damaged object in the backup: the restore refuses, nothing is live.

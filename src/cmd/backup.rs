@@ -27,13 +27,19 @@ pub struct BackupArgs {
     /// audit head), with how many store files were `copied` and `already_there`.
     #[arg(long)]
     pub json: bool,
+    /// Put the registry's field key (which decrypts the holders' personal data) in the backup
+    /// too. Without it the backup restores only with the key supplied
+    /// (ELICENCE_FIELD_KEY_FILE); keep the key apart from the backups.
+    #[arg(long)]
+    pub include_secrets: bool,
 }
 
 pub fn run(args: &BackupArgs) -> anyhow::Result<i32> {
     let mut registry = args.registry.open()?;
     let actor = args.by.authorize(&mut registry, "backup", &[Role::Admin])?;
     let target = StoreLocation::parse(Some(&args.dir), &args.registry.data)?;
-    let (manifest, copied) = registry.backup_to(&target, actor.name(), now()?)?;
+    let (manifest, copied) =
+        registry.backup_to(&target, actor.name(), now()?, args.include_secrets)?;
     if args.json {
         let out = serde_json::json!({
             "dir": args.dir,

@@ -47,10 +47,15 @@ pub fn run(args: &InitArgs) -> anyhow::Result<i32> {
             "schema_version": registry.schema_version()?,
             "production": mark.as_ref().map(|(m, _)| m),
             "marked_now": mark.as_ref().is_some_and(|(_, new)| *new),
+            "field_key": registry.field_key_path(),
         });
         println!("{out}");
         return Ok(exit::OK);
     }
+    println!(
+        "field key (encrypts personal data; back it up, every machine of the registry needs it): {}",
+        registry.field_key_path().display()
+    );
     match &mark {
         Some((m, true)) => println!(
             "registry {location} is now marked production (by {}, {}): development keys are \

@@ -23,6 +23,7 @@ pub mod review;
 pub mod revoke;
 pub mod run;
 pub mod seal;
+pub mod secrets;
 pub mod serve;
 pub mod stats;
 pub mod store;
@@ -126,6 +127,16 @@ pub fn exit_code_for(err: &anyhow::Error) -> i32 {
                 _ => None,
             }
         });
+        // A missing or foreign field key is configuration: supply the right key file.
+        if matches!(
+            cause.downcast_ref::<crate::registry::RegistryError>(),
+            Some(
+                crate::registry::RegistryError::FieldKey { .. }
+                    | crate::registry::RegistryError::FieldKeyMissing { .. }
+            )
+        ) {
+            return exit::CONFIG;
+        }
         if store.is_some_and(crate::registry::StoreError::is_configuration) {
             return exit::CONFIG;
         }

@@ -45,6 +45,8 @@ pub mod action {
     pub const MARKED_PRODUCTION: &str = "marked_production";
     /// A catalog version published: from here on it decides every department's rights.
     pub const CATALOG_PUBLISHED: &str = "catalog_published";
+    /// `elicence secrets rotate`: every sealed value sealed again with a new data key.
+    pub const FIELD_KEY_ROTATED: &str = "field_key_rotated";
 }
 
 /// One thing that happened, as the caller describes it.

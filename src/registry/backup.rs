@@ -13,6 +13,13 @@
 //! beside the target, opens the copy, verifies the audit chain (and that its head is the
 //! manifest's) and the store, records the restore in the audit trail, and only then renames the
 //! folder into place. A failed restore leaves nothing live.
+//!
+//! The field key that seals the holders' data (`secrets`) is left out of a backup unless asked
+//! for (`include_secrets`, `backup --include-secrets`): a backup without it is of no use to
+//! whoever finds it. Such a backup restores only with the key supplied
+//! (`ELICENCE_FIELD_KEY_FILE`); else the restore fails with
+//! [`RegistryError::FieldKeyMissing`] and nothing is made live. A backup with it restores the
+//! key to `<data>/secrets/field-key` (mode 0600).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -35,6 +42,8 @@ use super::{
     DB_FILE, Registry, RegistryCounts, RegistryError, RegistryLocation, STORE_DIR, migrate, schema,
 };
 
+/// The field key's file name inside a backup (only with `--include-secrets`).
+pub const BACKUP_KEY_FILE: &str = "field-key";
 /// The manifest's file name inside a backup folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The manifest format this build writes and reads.
@@ -151,16 +160,26 @@ fn manifest_store_path(sha256: &str, kind: FileKind) -> Result<String, RegistryE
     Ok(format!("{STORE_DIR}/{}", parts.join("/")))
 }
 
-/// Checks a manifest path: `registry.sqlite`, or a store path that matches its hash. Returns
-/// the file kind for a store file.
-fn check_manifest_path(file: &ManifestFile) -> Result<Option<FileKind>, String> {
+/// What a file of a backup is.
+enum BackupPart {
+    Database,
+    FieldKey,
+    Store(FileKind),
+}
+
+/// Checks a manifest path: `registry.sqlite`, `field-key`, or a store path that matches its
+/// hash.
+fn check_manifest_path(file: &ManifestFile) -> Result<BackupPart, String> {
     if file.path == DB_FILE {
-        return Ok(None);
+        return Ok(BackupPart::Database);
+    }
+    if file.path == BACKUP_KEY_FILE {
+        return Ok(BackupPart::FieldKey);
     }
     let ext = file.path.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
     let kind = FileKind::from_ext(ext).ok_or_else(|| format!("unexpected file {:?}", file.path))?;
     match manifest_store_path(&file.sha256, kind) {
-        Ok(expected) if expected == file.path => Ok(Some(kind)),
+        Ok(expected) if expected == file.path => Ok(BackupPart::Store(kind)),
         _ => Err(format!("{:?} is not the store path of SHA-256 {}", file.path, file.sha256)),
     }
 }
@@ -172,15 +191,15 @@ fn snapshot_path(dir: &Path) -> PathBuf {
 }
 
 impl Registry {
-    /// Writes a consistent backup of this registry into the folder `dir` (absent, empty, or
-    /// holding an earlier backup); see [`Registry::backup_to`].
+    /// Writes a consistent backup of this registry, WITH its field key, into the folder `dir`
+    /// (absent, empty, or holding an earlier backup); see [`Registry::backup_to`].
     pub fn backup(
         &self,
         dir: &Path,
         operator: &str,
         at: DateTime<Utc>,
     ) -> Result<BackupManifest, RegistryError> {
-        Ok(self.backup_to(&StoreLocation::Folder(dir.to_path_buf()), operator, at)?.0)
+        Ok(self.backup_to(&StoreLocation::Folder(dir.to_path_buf()), operator, at, true)?.0)
     }
 
     /// Writes a consistent backup of this registry to `target`, a folder or an S3 bucket
@@ -194,11 +213,15 @@ impl Registry {
     /// Fails with [`RegistryError::NotEmpty`], [`RegistryError::AuditBroken`] when the snapshot's
     /// audit chain does not verify, a store error when a referenced file is missing or altered
     /// (or an object cannot be written), or an I/O or SQLite error naming the file.
+    ///
+    /// With `include_secrets` the field key file goes in too (`field-key`, mode 0600 in a
+    /// folder); without, a backup holds no key (and an earlier backup's key is removed).
     pub fn backup_to(
         &self,
         target: &StoreLocation,
         operator: &str,
         at: DateTime<Utc>,
+        include_secrets: bool,
     ) -> Result<(BackupManifest, CopyReport), RegistryError> {
         let root = Store::open(target)?;
         if root.read_named(MANIFEST_FILE)?.is_none() && !root.is_empty()? {
@@ -214,7 +237,8 @@ impl Registry {
             StoreLocation::Bucket(_) => self.data_dir.clone(),
         };
         let db_copy = snapshot_path(&local_dir);
-        let result = self.backup_with_snapshot(&root, target, &db_copy, operator, at);
+        let result =
+            self.backup_with_snapshot(&root, target, &db_copy, operator, at, include_secrets);
         // Best effort: the temporary snapshot is ours (already moved away on success).
         let _ = fs::remove_file(&db_copy);
         result
@@ -227,6 +251,7 @@ impl Registry {
         db_copy: &Path,
         operator: &str,
         at: DateTime<Utc>,
+        include_secrets: bool,
     ) -> Result<(BackupManifest, CopyReport), RegistryError> {
         match self.db.sqlite_conn() {
             Some(conn) => snapshot_database(conn, self.db.location(), db_copy)?,
@@ -264,6 +289,29 @@ impl Registry {
         root.put_named_file(DB_FILE, db_copy)?;
         let mut files =
             vec![ManifestFile { path: DB_FILE.to_owned(), sha256: db_sha256, size: db_size }];
+        if include_secrets {
+            let key_path = super::secrets::key_file_path(&self.data_dir);
+            let key = fs::read(&key_path).map_err(io_err(&key_path, "read field key"))?;
+            match target {
+                StoreLocation::Folder(dir) => {
+                    super::secrets::write_private(&dir.join(BACKUP_KEY_FILE), &key)?
+                }
+                StoreLocation::Bucket(_) => root.put_named(BACKUP_KEY_FILE, &key)?,
+            }
+            files.push(ManifestFile {
+                path: BACKUP_KEY_FILE.to_owned(),
+                sha256: sha256_hex(&key),
+                size: key.len() as u64,
+            });
+        } else if let StoreLocation::Folder(dir) = target {
+            // An earlier backup into this folder may have had it.
+            match fs::remove_file(dir.join(BACKUP_KEY_FILE)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err(&dir.join(BACKUP_KEY_FILE), "remove old field key")(e));
+                }
+                _ => {}
+            }
+        }
         files.extend(store_files);
         let manifest = BackupManifest {
             format: MANIFEST_FORMAT.to_owned(),
@@ -298,6 +346,7 @@ impl Registry {
                         "manifest_sha256": sha256_hex(&text),
                         "audit_entries": manifest.audit_entries,
                         "audit_head": manifest.audit_head,
+                        "field_key_included": include_secrets,
                     }),
                 },
             )
@@ -450,8 +499,8 @@ fn restore_checked(
         store::create_dir_durable(dir)?;
     }
     let target = Store::open(store)?;
-    // Read from the backup and checked against the manifest; `None` for the database.
-    let checked = |file: &ManifestFile| -> Result<(Option<FileKind>, Vec<u8>), RegistryError> {
+    // Read from the backup and checked against the manifest.
+    let checked = |file: &ManifestFile| -> Result<(BackupPart, Vec<u8>), RegistryError> {
         let src = root.named_path(&file.path);
         let altered = |actual: String, actual_size: u64| RegistryError::BackupFileAltered {
             path: src.clone(),
@@ -476,8 +525,12 @@ fn restore_checked(
         let mut contents = Vec::with_capacity(batch.len());
         for file in batch {
             match checked(file)? {
-                (Some(kind), bytes) => contents.push((kind, bytes)),
-                (None, bytes) => {
+                (BackupPart::Store(kind), bytes) => contents.push((kind, bytes)),
+                (BackupPart::FieldKey, bytes) => {
+                    let dst = temp.join(super::secrets::SECRETS_DIR).join(super::secrets::KEY_FILE);
+                    super::secrets::write_private(&dst, &bytes)?;
+                }
+                (BackupPart::Database, bytes) => {
                     let dst = temp.join(DB_FILE);
                     let mut out = File::create(&dst).map_err(io_err(&dst, "create"))?;
                     out.write_all(&bytes).map_err(io_err(&dst, "write"))?;

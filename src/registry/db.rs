@@ -188,11 +188,14 @@ struct PgConn {
 pub(crate) struct Db {
     backend: Backend,
     location: PathBuf,
+    /// The registry's field key, once loaded (see `secrets`): what seals and opens holders'
+    /// data and makes the keyed hashes, inside transactions too.
+    field_keys: Option<std::sync::Arc<super::secrets::FieldKeys>>,
 }
 
 impl Db {
     pub(crate) fn sqlite(conn: Connection, path: &Path) -> Db {
-        Db { backend: Backend::Sqlite(conn), location: path.to_path_buf() }
+        Db { backend: Backend::Sqlite(conn), location: path.to_path_buf(), field_keys: None }
     }
 
     /// Connects to PostgreSQL at `url`, as libpq would (environment, password file, TLS by
@@ -207,6 +210,21 @@ impl Db {
                 statements: HashMap::new(),
             }))),
             location: location.to_path_buf(),
+            field_keys: None,
+        })
+    }
+
+    /// Sets the field key the registry seals and opens holders' data with.
+    pub(crate) fn set_field_keys(&mut self, keys: std::sync::Arc<super::secrets::FieldKeys>) {
+        self.field_keys = Some(keys);
+    }
+
+    /// The registry's field key. Fails with [`RegistryError::FieldKey`] when none is loaded
+    /// (a database opened without [`super::Registry::open_at`], a bug).
+    pub(crate) fn field_keys(&self) -> Result<&super::secrets::FieldKeys, RegistryError> {
+        self.field_keys.as_deref().ok_or_else(|| RegistryError::FieldKey {
+            path: self.location.clone(),
+            reason: "no field key loaded for this registry".into(),
         })
     }
 

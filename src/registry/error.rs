@@ -140,6 +140,16 @@ pub enum RegistryError {
     /// The restored registry references files that are missing or altered.
     #[error("{path}: restored store has {} problem(s), first: {:?}", problems.len(), problems.first(), path = path.display())]
     StoreNotClean { path: PathBuf, problems: Vec<StoreProblem> },
+    /// The field key file is unreadable or malformed, or does not belong to this registry.
+    #[error("field key {path}: {reason}", path = path.display())]
+    FieldKey { path: PathBuf, reason: String },
+    /// The registry holds sealed data but its field key file is not there.
+    #[error("{location}: the registry's personal data is encrypted and its field key {path} is missing; restore the key file there or name it with ELICENCE_FIELD_KEY_FILE", location = location.display(), path = path.display())]
+    FieldKeyMissing { location: PathBuf, path: PathBuf },
+    /// A sealed value that does not open: altered, moved between rows, or sealed with a key the
+    /// key file does not hold.
+    #[error("{location}: sealed data of {row} does not open: {reason}", location = location.display())]
+    Sealed { location: PathBuf, row: String, reason: super::secrets::SealError },
     /// An item that creates a version came without its signed PDF or XML (a caller bug).
     #[error("{row}: new version has no {} file", kind.as_str())]
     MissingArtefact { row: String, kind: FileKind },

@@ -7,7 +7,9 @@
 //! sequence numbers). Then the target is verified: row counts per table equal the snapshot's,
 //! every file the registry references is in the store with the right SHA-256, and the audit
 //! chain verifies with the source's head hash. The store is not copied: both registries use
-//! the same store (`<data>/store`, or `--store`).
+//! the same store (`<data>/store`, or `--store`). Neither is the field key (sealed values and
+//! keyed hashes are copied as they are): both registries use the key file of the same data
+//! folder (or `ELICENCE_FIELD_KEY_FILE`), and the copy checks that both recorded that key.
 //!
 //! [`migrate_store`] copies a store instead (`elicence migrate --store-to URL`): from a folder
 //! to a bucket or back, every referenced file read with its hash checked, only what the target
@@ -65,7 +67,13 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
     ),
     ("registry_marks", "name, set_at, operator"),
     ("catalog_versions", "id, sha256, files, published_at, operator"),
+    (FIELD_KEY_TABLE, "id, index_check, key_id, created_at, sealed_at"),
 ];
+
+/// The field key record (see `secrets`): a target opened with the source's key file records
+/// the same key on open, so the copy only checks that both name the same key (the record is
+/// never deleted, so it cannot be replaced).
+const FIELD_KEY_TABLE: &str = "field_key";
 
 /// Tables the target's own migrations fill (the log id a new registry draws): the source's rows
 /// replace them, so the copy keeps the source's transparency log identity.
@@ -118,6 +126,10 @@ pub(crate) fn copy_tables(src: &Db, dst: &Db) -> Result<Vec<(String, u64)>, Regi
                     &[],
                     |r| Ok(r.values().to_vec()),
                 )?;
+                if *table == FIELD_KEY_TABLE {
+                    copied.push(((*table).to_owned(), same_field_key(src, dst)?));
+                    continue;
+                }
                 let placeholders: Vec<String> = (1..=width).map(|i| format!("?{i}")).collect();
                 let insert =
                     format!("INSERT INTO {table} ({columns}) VALUES ({})", placeholders.join(", "));
@@ -141,6 +153,38 @@ pub(crate) fn copy_tables(src: &Db, dst: &Db) -> Result<Vec<(String, u64)>, Regi
             Ok(copied)
         })
     })
+}
+
+/// Copies the source's field key record into `dst`, or, when `dst` recorded one already,
+/// checks that it is the same index key; returns the rows the source has.
+fn same_field_key(src: &Db, dst: &Db) -> Result<u64, RegistryError> {
+    let read = |db: &Db| -> Result<Vec<Vec<Val>>, RegistryError> {
+        db.query(
+            "read field key record",
+            "SELECT id, index_check, key_id, created_at, sealed_at FROM field_key",
+            &[],
+            |r| Ok(r.values().to_vec()),
+        )
+    };
+    let (from, to) = (read(src)?, read(dst)?);
+    match (from.first(), to.first()) {
+        (Some(row), None) => {
+            dst.execute(
+                "copy field key record",
+                "INSERT INTO field_key (id, index_check, key_id, created_at, sealed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                row,
+            )?;
+        }
+        (Some(a), Some(b)) if a.get(1) != b.get(1) => {
+            return Err(RegistryError::FieldKey {
+                path: dst.location().to_path_buf(),
+                reason: "the target registry recorded another field key than the source".into(),
+            });
+        }
+        _ => {}
+    }
+    Ok(from.len() as u64)
 }
 
 /// What [`migrate_store`] did.
@@ -200,7 +244,9 @@ pub fn migrate(
 ) -> Result<MigrationReport, RegistryError> {
     let source = Registry::open_at(data_dir, from, store)?;
     let target = Registry::open_at(data_dir, to, store)?;
-    for (table, _) in TABLE_COLUMNS.iter().filter(|(t, _)| !REPLACED_TABLES.contains(t)) {
+    for (table, _) in
+        TABLE_COLUMNS.iter().filter(|(t, _)| !REPLACED_TABLES.contains(t) && *t != FIELD_KEY_TABLE)
+    {
         let rows = table_rows(&target.db, table)?;
         if rows > 0 {
             return Err(RegistryError::TargetNotEmpty {

@@ -37,6 +37,7 @@ mod operators;
 pub mod pg_connect;
 mod review;
 mod schema;
+pub mod secrets;
 mod sharing;
 mod sqlite;
 mod store;
@@ -72,6 +73,7 @@ pub use review::{
     action as review_action,
 };
 pub use schema::SCHEMA_VERSION;
+pub use secrets::RotationReport;
 pub use sharing::{
     AnswerOutcome, CHECK_CONSISTENT, CHECK_INCONSISTENT, CheckRequest, CopyRecord, Department,
     Grant, IssueDelay, IssuerFigures, RejectFigures,
@@ -500,8 +502,9 @@ impl Registry {
                 .map_err(RegistryError::io(store_dir, "create store folder"))?;
         }
         let store = Store::open(store)?;
-        let db = location.connect()?;
+        let mut db = location.connect()?;
         schema::migrate(&db)?;
+        secrets::attach(&mut db, data_dir, secrets::KeyNeed::CreateAndSeal)?;
         Ok(Registry { db, data_dir: data_dir.to_path_buf(), store })
     }
 
@@ -522,8 +525,9 @@ impl Registry {
         let in_memory = |path: &Path| -> Result<Registry, RegistryError> {
             let conn = rusqlite::Connection::open_in_memory()
                 .map_err(db::sqlite_err(path, "open an empty registry in memory"))?;
-            let db = Db::sqlite(conn, path);
+            let mut db = Db::sqlite(conn, path);
             schema::migrate(&db)?;
+            secrets::attach(&mut db, data_dir, secrets::KeyNeed::Ephemeral)?;
             Ok(Registry { db, data_dir: data_dir.to_path_buf(), store: store.clone() })
         };
         if let RegistryLocation::Sqlite(path) = &location
@@ -531,7 +535,7 @@ impl Registry {
         {
             return in_memory(path);
         }
-        let db = location.connect()?;
+        let mut db = location.connect()?;
         if db.table_names()?.is_empty() {
             return in_memory(db.location());
         }
@@ -544,6 +548,15 @@ impl Registry {
             });
         }
         if found < SCHEMA_VERSION {
+            return Err(RegistryError::NeedsMigration {
+                path: db.location().to_path_buf(),
+                found,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        secrets::attach(&mut db, data_dir, secrets::KeyNeed::Ephemeral)?;
+        if secrets::may_hold_plaintext(&db)? {
+            // Sealing them is a write; the first normal open does it.
             return Err(RegistryError::NeedsMigration {
                 path: db.location().to_path_buf(),
                 found,
@@ -684,12 +697,18 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         self.db.write("record rejects", |tx| {
             require_open_run(tx, run)?;
+            let keys = tx.field_keys()?;
             for r in rejects {
+                // The message quotes the cell it is about (a malformed citizen ID, say): sealed.
+                let message = keys.seal(
+                    &secrets::reject_aad(run.0, &r.file, r.line as i64, &r.field),
+                    r.message.as_bytes(),
+                )?;
                 tx.execute(
                     "insert reject",
                     "INSERT INTO rejects (run_id, file, sheet, line, field, rule, message)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    &vals![run.0, &r.file, &r.sheet, r.line, &r.field, &r.rule, &r.message],
+                    &vals![run.0, &r.file, &r.sheet, r.line, &r.field, &r.rule, message],
                 )?;
             }
             Ok(())
@@ -779,7 +798,16 @@ impl Registry {
     /// Decides a chunk of rows in order; each row sees the effect of the rows before it (two rows
     /// of one natural key get versions 1 and 2). Nothing is written.
     pub fn decide_many(&self, inputs: &[DecisionInput]) -> Result<Vec<Decision>, RegistryError> {
-        lifecycle::decide_many(&self.db, inputs)
+        lifecycle::decide_many(&self.db, &self.keyed_inputs(inputs)?)
+    }
+
+    /// Inputs as the registry compares them (keyed content hash, holder blind index).
+    pub(crate) fn keyed_inputs(
+        &self,
+        inputs: &[DecisionInput],
+    ) -> Result<Vec<DecisionInput>, RegistryError> {
+        let keys = self.db.field_keys()?;
+        Ok(inputs.iter().map(|i| secrets::keyed_input(keys, i)).collect())
     }
 
     /// Decides a chunk of rows as [`Registry::decide_many`] does, also seeing every decision made
@@ -790,7 +818,7 @@ impl Registry {
         overlay: &mut DecisionOverlay,
         inputs: &[DecisionInput],
     ) -> Result<Vec<Decision>, RegistryError> {
-        lifecycle::decide_many_with(&self.db, &mut overlay.0, inputs)
+        lifecycle::decide_many_with(&self.db, &mut overlay.0, &self.keyed_inputs(inputs)?)
     }
 
     /// Commits a decided chunk: stores the files of new versions, then in one transaction checks
@@ -808,6 +836,11 @@ impl Registry {
         operator: &str,
         at: DateTime<Utc>,
     ) -> Result<Vec<LoadResult>, RegistryError> {
+        let keys = self.db.field_keys()?;
+        let items = items
+            .into_iter()
+            .map(|item| secrets::protect_item(keys, item))
+            .collect::<Result<Vec<_>, _>>()?;
         lifecycle::commit_chunk(&self.db, &self.store, run, items, operator, at)
     }
 
@@ -938,6 +971,21 @@ impl Registry {
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for (version_id, mut version) in rows {
+            // Every read of a version's holder and fields comes through here.
+            if let Some(open) =
+                secrets::open_version(&self.db, &version.identifier, &version.fields_json)?
+            {
+                version.content_hash = secrets::hash16(&open.content_hash).map_err(|reason| {
+                    RegistryError::Sealed {
+                        location: self.db.location().to_path_buf(),
+                        row: format!("version {}", version.identifier),
+                        reason,
+                    }
+                })?;
+                version.holder_code = open.holder_code;
+                version.holder_name = open.holder_name;
+                version.fields_json = open.fields_json;
+            }
             version.files = self.version_files(version_id)?;
             out.push(version);
         }

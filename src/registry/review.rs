@@ -29,7 +29,7 @@ use super::lifecycle::{
     self, Decision, DecisionInput, LoadItem, LoadResult, Overlay, PaperRevocation, StagedEffect,
 };
 use super::store::{FileKind, StoredFile};
-use super::{NaturalKey, Registry, RegistryError, RunId};
+use super::{NaturalKey, Registry, RegistryError, RunId, secrets};
 use crate::identify::{IdError, LicenceId};
 use crate::licence::LicenceStatus;
 
@@ -337,6 +337,7 @@ impl Registry {
     /// and approving them in order commits both; a row equal to a pending version is
     /// `Unchanged` with that pending identifier. Nothing is written.
     pub fn decide_staged(&self, inputs: &[DecisionInput]) -> Result<Vec<Decision>, RegistryError> {
+        let inputs = self.keyed_inputs(inputs)?;
         let mut overlay = overlay_for(&self.db, inputs.iter().map(|i| &i.key), true)?;
         inputs.iter().map(|input| lifecycle::decide_one(&self.db, &mut overlay, input)).collect()
     }
@@ -354,6 +355,11 @@ impl Registry {
         operator: &str,
         at: DateTime<Utc>,
     ) -> Result<Vec<LoadResult>, RegistryError> {
+        let keys = self.db.field_keys()?;
+        let items = items
+            .into_iter()
+            .map(|s| protect_staged(keys, run, s))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut files: Vec<(FileKind, &[u8])> = Vec::new();
         let mut per_item = Vec::with_capacity(items.len());
         for s in &items {
@@ -422,12 +428,30 @@ impl Registry {
         } else {
             format!("WHERE {}", clauses.join(" AND "))
         };
-        self.db.query(
+        let mut items = self.db.query(
             "read review items",
             &format!("SELECT {ITEM_COLUMNS} FROM review_items {filter} ORDER BY id"),
             &args,
             item_row,
-        )
+        )?;
+        for item in &mut items {
+            // Every read of a staged item's holder and licence comes through here.
+            if let Some(open) =
+                secrets::open_review(&self.db, &item.identifier, item.run.0, &item.licence_json)?
+            {
+                item.content_hash = secrets::hash16(&open.content_hash).map_err(|reason| {
+                    RegistryError::Sealed {
+                        location: self.db.location().to_path_buf(),
+                        row: format!("review item {}", item.id),
+                        reason,
+                    }
+                })?;
+                item.holder_code = open.holder_code;
+                item.holder_name = open.holder_name;
+                item.licence_json = open.licence_json;
+            }
+        }
+        Ok(items)
     }
 
     /// One staged item, or `None`.
@@ -450,6 +474,11 @@ impl Registry {
         at: DateTime<Utc>,
     ) -> Result<Vec<LoadResult>, RegistryError> {
         let (ids, items): (Vec<i64>, Vec<LoadItem>) = approvals.into_iter().unzip();
+        let keys = self.db.field_keys()?;
+        let items = items
+            .into_iter()
+            .map(|item| secrets::protect_item(keys, item))
+            .collect::<Result<Vec<_>, _>>()?;
         lifecycle::require_artefacts(&items)?;
         let files = lifecycle::store_files(&self.store, &items)?;
         self.db.write("commit approved", |tx| {
@@ -549,6 +578,39 @@ impl Registry {
             Ok(out)
         })
     }
+}
+
+/// A staged row as the registry stores it: its input keyed, its holder and licence sealed for
+/// its identifier and run.
+fn protect_staged(
+    keys: &secrets::FieldKeys,
+    run: RunId,
+    s: StageItem,
+) -> Result<StageItem, RegistryError> {
+    let identifier = match &s.item.decision {
+        Decision::New { identifier } | Decision::Change { identifier, .. } => {
+            identifier.to_string()
+        }
+        Decision::Revoke { identifier }
+        | Decision::Unchanged { identifier }
+        | Decision::AlreadyRevoked { identifier } => identifier.clone(),
+        Decision::Refused(_) => String::new(),
+    };
+    let licence_json = keys.seal_json(
+        &secrets::review_aad(&identifier, run.0),
+        &secrets::SealedReview {
+            content_hash: hex::encode(s.item.input.content_hash),
+            holder_code: s.item.input.holder_code.clone(),
+            holder_name: s.item.holder_name.clone(),
+            licence_json: s.licence_json,
+        },
+    )?;
+    let item = LoadItem {
+        input: secrets::keyed_input(keys, &s.item.input),
+        holder_name: String::new(),
+        ..s.item
+    };
+    Ok(StageItem { item, licence_json })
 }
 
 /// Records one staged row (see [`Registry::stage_chunk`]).

@@ -38,6 +38,9 @@
 //! Tables (migration 8): `registry_marks`: marks set once on the registry (`production`, by
 //! `elicence init --production`).
 //!
+//! Tables (migration 10): `field_key`: the check value of the registry's field index key and
+//! the id of its current data key (personal data encrypted at rest, see `secrets.rs`).
+//!
 //! Triggers make what must never change refuse to change: audit entries, and versions, licences
 //! and files, are never deleted; a version's content is immutable; it is superseded or revoked
 //! at most once. A hand edit has to drop a trigger first, and the audit chain still tells.
@@ -63,7 +66,7 @@ impl Migration {
 }
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -829,6 +832,114 @@ CREATE TRIGGER catalog_versions_no_delete BEFORE DELETE ON catalog_versions
 CREATE TRIGGER catalog_versions_no_truncate BEFORE TRUNCATE ON catalog_versions
     FOR EACH STATEMENT EXECUTE FUNCTION elicence_refuse('a published catalog is never removed');
 CREATE INDEX check_requests_identifier ON check_requests(identifier);
+"#,
+    },
+    // Personal data encrypted at rest (issue 18): `field_key` records which field key the
+    // registry's sealed values and keyed hashes belong to (see `secrets.rs`). A version's
+    // (and a review item's) content hash, holder and fields may change exactly once, from
+    // plaintext to sealed (the sealing step that runs when a registry of an older schema is
+    // first opened with its key), and a sealed value may be sealed again with a new data key
+    // (`elicence secrets rotate`); everything else about them stays immutable. Reject messages
+    // are sealed too (they quote the cell, a malformed citizen ID say); no trigger guards them.
+    Migration {
+        version: 10,
+        name: "personal data encrypted at rest: field key record, sealed versions and review items",
+        sqlite: r#"
+CREATE TABLE field_key (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    index_check TEXT NOT NULL CHECK (length(index_check) = 64),
+    key_id      TEXT NOT NULL CHECK (length(key_id) = 8),
+    created_at  TEXT NOT NULL,
+    -- When every version and review item was sealed (opening skips the search after that).
+    sealed_at   TEXT
+) STRICT;
+CREATE TRIGGER field_key_index_fixed BEFORE UPDATE OF id, index_check, created_at ON field_key
+BEGIN SELECT RAISE(ABORT, 'the field index key is never changed'); END;
+CREATE TRIGGER field_key_no_delete BEFORE DELETE ON field_key
+BEGIN SELECT RAISE(ABORT, 'the field key record is never removed'); END;
+
+DROP TRIGGER versions_fixed;
+CREATE TRIGGER versions_fixed BEFORE UPDATE OF
+    id, licence_id, version, identifier, row_status, issue_date, valid_to, source, run_id,
+    created_at ON versions
+BEGIN SELECT RAISE(ABORT, 'a licence version is immutable'); END;
+CREATE TRIGGER versions_sealed_fixed BEFORE UPDATE OF
+    content_hash, holder_code, holder_name, fields_json ON versions
+    WHEN substr(NEW.fields_json, 1, 7) <> 'sealed:'
+      OR (substr(OLD.fields_json, 1, 7) = 'sealed:'
+          AND (NEW.content_hash IS NOT OLD.content_hash OR NEW.holder_code IS NOT OLD.holder_code
+               OR NEW.holder_name IS NOT OLD.holder_name))
+BEGIN SELECT RAISE(ABORT, 'a licence version is immutable'); END;
+
+DROP TRIGGER review_items_fixed;
+CREATE TRIGGER review_items_fixed BEFORE UPDATE OF
+    id, run_id, type_code, issuer_code, printed_no, action, identifier, previous_identifier,
+    row_status, issue_date, single_instance, revoked_on, revoked_reason, preview_sha256,
+    archive_sha256, source, staged_by, staged_at ON review_items
+BEGIN SELECT RAISE(ABORT, 'a staged review item is immutable'); END;
+CREATE TRIGGER review_items_sealed_fixed BEFORE UPDATE OF
+    content_hash, holder_code, holder_name, licence_json ON review_items
+    WHEN substr(NEW.licence_json, 1, 7) <> 'sealed:'
+      OR (substr(OLD.licence_json, 1, 7) = 'sealed:'
+          AND (NEW.content_hash IS NOT OLD.content_hash OR NEW.holder_code IS NOT OLD.holder_code
+               OR NEW.holder_name IS NOT OLD.holder_name))
+BEGIN SELECT RAISE(ABORT, 'a staged review item is immutable'); END;
+DROP TRIGGER review_items_decided_once;
+CREATE TRIGGER review_items_decided_once BEFORE UPDATE OF
+    state, decided_by, decided_at, decision_note ON review_items
+    WHEN OLD.state <> 'pending'
+BEGIN SELECT RAISE(ABORT, 'a review item is decided once'); END;
+"#,
+        postgres: r#"
+CREATE TABLE field_key (
+    id          BIGINT PRIMARY KEY CHECK (id = 1),
+    index_check TEXT COLLATE "C" NOT NULL CHECK (length(index_check) = 64),
+    key_id      TEXT COLLATE "C" NOT NULL CHECK (length(key_id) = 8),
+    created_at  TEXT COLLATE "C" NOT NULL,
+    sealed_at   TEXT COLLATE "C"
+);
+CREATE TRIGGER field_key_index_fixed BEFORE UPDATE OF id, index_check, created_at ON field_key
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('the field index key is never changed');
+CREATE TRIGGER field_key_no_delete BEFORE DELETE ON field_key
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('the field key record is never removed');
+CREATE TRIGGER field_key_no_truncate BEFORE TRUNCATE ON field_key
+    FOR EACH STATEMENT EXECUTE FUNCTION elicence_refuse('the field key record is never removed');
+
+DROP TRIGGER versions_fixed ON versions;
+CREATE TRIGGER versions_fixed BEFORE UPDATE OF
+    id, licence_id, version, identifier, row_status, issue_date, valid_to, source, run_id,
+    created_at ON versions
+    FOR EACH ROW
+    EXECUTE FUNCTION elicence_refuse('a licence version is immutable');
+CREATE TRIGGER versions_sealed_fixed BEFORE UPDATE OF
+    content_hash, holder_code, holder_name, fields_json ON versions
+    FOR EACH ROW WHEN (substr(NEW.fields_json, 1, 7) <> 'sealed:'
+      OR (substr(OLD.fields_json, 1, 7) = 'sealed:'
+          AND (NEW.content_hash IS DISTINCT FROM OLD.content_hash
+               OR NEW.holder_code IS DISTINCT FROM OLD.holder_code
+               OR NEW.holder_name IS DISTINCT FROM OLD.holder_name)))
+    EXECUTE FUNCTION elicence_refuse('a licence version is immutable');
+
+DROP TRIGGER review_items_fixed ON review_items;
+CREATE TRIGGER review_items_fixed BEFORE UPDATE OF
+    id, run_id, type_code, issuer_code, printed_no, action, identifier, previous_identifier,
+    row_status, issue_date, single_instance, revoked_on, revoked_reason, preview_sha256,
+    archive_sha256, source, staged_by, staged_at ON review_items
+    FOR EACH ROW
+    EXECUTE FUNCTION elicence_refuse('a staged review item is immutable');
+CREATE TRIGGER review_items_sealed_fixed BEFORE UPDATE OF
+    content_hash, holder_code, holder_name, licence_json ON review_items
+    FOR EACH ROW WHEN (substr(NEW.licence_json, 1, 7) <> 'sealed:'
+      OR (substr(OLD.licence_json, 1, 7) = 'sealed:'
+          AND (NEW.content_hash IS DISTINCT FROM OLD.content_hash
+               OR NEW.holder_code IS DISTINCT FROM OLD.holder_code
+               OR NEW.holder_name IS DISTINCT FROM OLD.holder_name)))
+    EXECUTE FUNCTION elicence_refuse('a staged review item is immutable');
+DROP TRIGGER review_items_decided_once ON review_items;
+CREATE TRIGGER review_items_decided_once BEFORE UPDATE OF
+    state, decided_by, decided_at, decision_note ON review_items
+    FOR EACH ROW WHEN (OLD.state <> 'pending')
+    EXECUTE FUNCTION elicence_refuse('a review item is decided once');
 "#,
     },
 ];

@@ -289,7 +289,9 @@ impl Registry {
 
     /// Every version whose holder code is `holder_code`, oldest first.
     pub fn licences_by_holder(&self, holder_code: &str) -> Result<Vec<VersionRow>, RegistryError> {
-        self.query_versions("v.holder_code = ?1", &vals![holder_code])
+        // The column holds the holder code's blind index (see `secrets`).
+        let index = self.db.field_keys()?.holder_index(holder_code);
+        self.query_versions("v.holder_code = ?1", &vals![index])
     }
 
     /// Every version of the licences printed with number `printed_no` (any type or issuer).
