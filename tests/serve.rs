@@ -1604,9 +1604,10 @@ fn slow_clients_are_cut_off_headers_and_bodies_alike() {
 }
 
 /// The page in a real browser: headless Chromium driven by Selenium (tests/verify_page.py) opens
-/// a face's QR address, reads the verdict, uploads the licence's PDF through the form (no
-/// script on the page) and reads the answer. `ELICENCE_REQUIRE_BROWSER=1` (CI) fails when
-/// Chromium is missing; `ELICENCE_SCREENSHOTS=DIR` keeps the screenshots (docs/verify-page.png).
+/// a face's QR address of a current licence, an expired and a revoked one, reads each status,
+/// then uploads the current licence's genuine PDF and a tampered copy through the form (no
+/// script on the page) and reads the verdicts. `ELICENCE_REQUIRE_BROWSER=1` (CI) fails when
+/// Chromium is missing; `ELICENCE_SCREENSHOTS=DIR` keeps the screenshots (docs/verify-*.png).
 #[test]
 fn the_page_works_in_a_real_headless_browser() {
     let have =
@@ -1625,19 +1626,51 @@ fn the_page_works_in_a_real_headless_browser() {
     let store = f.data().join("store");
     let s = f.serve(&["--trust", "fixtures/keys/ca.pem"]);
     let issued = f.load_current_licence(&["--public-url", PUBLIC_URL]);
+    let revoked = identifier_of(&store, "JY22201040000027");
+    run_expect(f.cmd().args(["revoke", &revoked, "--reason", "吊销"]), 0);
     let digest = util::face_digest(&store, &issued);
-    let xml = util::stored_xml(&store, &issued);
-    let upload = f.dir.path().join("licence.xml");
-    std::fs::write(&upload, &xml).expect("write upload");
+    // The current licence's PDF as the registry holds it (the whole face needs a grant with
+    // unmasking), and a copy with one byte changed.
+    let food = ["--type", "11100000MB0143028R901", "--unmask"];
+    run_expect(f.cmd().args(["dept", "grant", MED]).args(food), 0);
+    let med = s.bearer(MED, &f.med);
+    let file = s.send_binary(
+        "GET",
+        &format!("/api/v1/licences/{issued}/files/pdf"),
+        &[("authorization", &med), ("x-reason", REASON)],
+        None,
+    );
+    assert_eq!(file.status, 200);
+    assert!(file.bytes.starts_with(b"%PDF"));
+    let genuine = f.dir.path().join("licence.pdf");
+    std::fs::write(&genuine, &file.bytes).expect("write");
+    let mut bytes = file.bytes.clone();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x20;
+    let tampered = f.dir.path().join("tampered.pdf");
+    std::fs::write(&tampered, &bytes).expect("write");
     let shots = match std::env::var_os("ELICENCE_SCREENSHOTS") {
         Some(dir) => PathBuf::from(dir),
         None => f.dir.path().join("shots"),
     };
     std::fs::create_dir_all(&shots).expect("shots dir");
+    let page = |id: &str| format!("{}/v/{id}", s.url);
+    let plan = json!({
+        "pages": [
+            {"url": format!("{}?d={digest}", page(&issued)), "shot": "verify-page.png"},
+            {"url": page(CURRENT)},
+            {"url": page(&revoked)},
+        ],
+        "uploads": [
+            {"url": page(&issued), "file": genuine, "shot": "verify-result.png"},
+            {"url": page(&issued), "file": tampered},
+        ],
+    });
+    let plan_file = f.dir.path().join("plan.json");
+    std::fs::write(&plan_file, plan.to_string()).expect("write plan");
     let out = Command::new("python3")
         .arg(root().join("tests/verify_page.py"))
-        .arg(format!("{}/v/{issued}?d={digest}", s.url))
-        .arg(&upload)
+        .arg(&plan_file)
         .arg(&shots)
         .output()
         .expect("python3 runs");
@@ -1648,10 +1681,20 @@ fn the_page_works_in_a_real_headless_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
     let seen: Value = serde_json::from_slice(&out.stdout).expect("json from verify_page.py");
-    assert_eq!(seen["status"], "有效", "{seen}");
-    assert!(seen["face"].as_str().is_some_and(|t| t.contains("一致")), "{seen}");
-    assert_eq!(seen["verdict"], "核验通过", "{seen}");
-    assert_eq!(seen["scripts"], 0, "{seen}");
+    let pages = &seen["pages"];
+    assert_eq!(pages[0]["status"], "有效", "{seen}");
+    assert!(pages[0]["face"].as_str().is_some_and(|t| t.contains("一致")), "{seen}");
+    assert_eq!(pages[1]["status"], "已过期", "{seen}");
+    assert_eq!(pages[2]["status"], "已注销", "{seen}");
+    for p in pages.as_array().expect("pages") {
+        assert_eq!(p["scripts"], 0, "{seen}");
+        assert_eq!(p["form"], 1, "{seen}");
+    }
+    let uploads = &seen["uploads"];
+    assert_eq!(uploads[0]["verdict"], "核验通过", "{seen}");
+    assert!(uploads[0]["registry"].as_str().is_some_and(|t| t.contains("现行版本")), "{seen}");
+    assert_eq!(uploads[1]["verdict"], "核验未通过", "{seen}");
+    assert!(uploads[1]["signature"].as_str().is_some_and(|t| t.contains("文件已被改动")), "{seen}");
     assert!(shots.join("verify-page.png").exists() && shots.join("verify-result.png").exists());
     let _ = s.stop();
 }
