@@ -131,6 +131,22 @@ fn vouched(state: &AppState, headers: &HeaderMap) -> Result<Claim, Box<Response>
     Ok(Claim { name: Some(name), credential_file: None, vouched: true })
 }
 
+/// The shapes of the approve and reject bodies, for the 400 that names what was expected.
+const APPROVE_SHAPE: &str = "{\"ids\": [N, …]} or {\"run\": N}";
+const REJECT_SHAPE: &str = "{\"ids\": [N, …], \"reason\": TEXT}";
+
+/// The vouched claim of the request's operator token, then its JSON body of shape `T`.
+fn vouched_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+    shape: &str,
+) -> Result<(Claim, T), Box<Response>> {
+    let claim = vouched(state, headers)?;
+    let body = json_body(raw, shape).map_err(|p| Box::new(p.into_response()))?;
+    Ok((claim, body))
+}
+
 /// `GET /api/v1/review` query.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -218,13 +234,9 @@ pub async fn approve_items(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let claim = match vouched(&state, &headers) {
-        Ok(c) => c,
+    let (claim, body) = match vouched_body::<ApproveBody>(&state, &headers, raw, APPROVE_SHAPE) {
+        Ok(ok) => ok,
         Err(r) => return *r,
-    };
-    let body: ApproveBody = match json_body(raw, "{\"ids\": [N, …]} or {\"run\": N}") {
-        Ok(b) => b,
-        Err(p) => return p.into_response(),
     };
     let selection = match (body.ids.is_empty(), body.run) {
         (false, None) if body.ids.len() <= 100_000 => Selection::Items(body.ids),
@@ -279,13 +291,9 @@ pub async fn reject(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let claim = match vouched(&state, &headers) {
-        Ok(c) => c,
+    let (claim, body) = match vouched_body::<RejectBody>(&state, &headers, raw, REJECT_SHAPE) {
+        Ok(ok) => ok,
         Err(r) => return *r,
-    };
-    let body: RejectBody = match json_body(raw, "{\"ids\": [N, …], \"reason\": TEXT}") {
-        Ok(b) => b,
-        Err(p) => return p.into_response(),
     };
     if body.ids.is_empty() || body.ids.len() > 100_000 {
         return Problem::bad_request("ids: 1 to 100000 review item numbers").into_response();
