@@ -21,7 +21,7 @@ pub use crate::pipeline::Formats;
 pub use crate::pipeline::PadesLevel;
 use crate::render::RenderError;
 use crate::render::layout::Layout;
-use crate::render::ofd::render_ofd;
+use crate::render::ofd::render_ofd_face;
 use crate::render::pdf::PdfRenderer;
 use crate::render::qr::face_qr_payload;
 use crate::render::xml::{SealMeta, render_xml};
@@ -219,7 +219,9 @@ impl Producer {
         let xml = render_xml(licence, &identifier, &seal);
         let digest = hex::encode(Sha256::digest(xml.as_bytes()));
         let qr = face_qr_payload(self.public_url.as_deref(), &identifier, &digest);
-        let pdf = self.renderer.render_signable(licence, &identifier, &qr, self.signed_at)?;
+        // One layout pass, one QR code and one font subset for the PDF and the OFD.
+        let face = self.renderer.lay_out(licence, &identifier, &qr)?;
+        let pdf = self.renderer.render_face(&face, self.signed_at)?;
         let opts = PdfSignOptions {
             reason: format!("{} 电子证照签发", licence.type_name),
             location: licence.region_code.clone(),
@@ -245,7 +247,7 @@ impl Producer {
         let ofd = match &identity.ofd {
             Some(sealing) => {
                 let package =
-                    render_ofd(&self.renderer, licence, &identifier, &qr, self.signed_at)?;
+                    render_ofd_face(&self.renderer, &face, licence, &identifier, self.signed_at)?;
                 Some(seal_ofd_with(
                     &package,
                     sealing.signer.as_ref(),

@@ -15,9 +15,20 @@ use super::FaceFont;
 /// for) as an OpenType font file; `None` when the face has no CID-keyed CFF outlines or a
 /// glyph cannot be subset (the caller then uses a general subsetter).
 pub fn opentype_subset(font: &FaceFont, used: &BTreeMap<u16, String>) -> Option<Vec<u8>> {
-    let cff = font.cid_cff()?;
     let gids: Vec<u16> = used.keys().copied().filter(|g| *g != 0).collect();
-    let cff_table = cff.subset(&gids).ok()?;
+    let cff_table = font.cid_cff()?.subset(&gids).ok()?;
+    opentype_from_cff(font, used, cff_table)
+}
+
+/// As [`opentype_subset`], around `cff_table`, the CID-keyed CFF subset of `used` already
+/// made (`CidCff::subset` of the used glyphs but `.notdef`, ascending), so that a page
+/// embedded in several formats subsets its font once. `None` as for [`opentype_subset`].
+pub fn opentype_from_cff(
+    font: &FaceFont,
+    used: &BTreeMap<u16, String>,
+    cff_table: Vec<u8>,
+) -> Option<Vec<u8>> {
+    let gids: Vec<u16> = used.keys().copied().filter(|g| *g != 0).collect();
     let num_glyphs = u16::try_from(gids.len() + 1).ok()?;
     let parsed = font.parsed();
     // New glyph id of each used glyph, and the characters that map to it.

@@ -69,6 +69,11 @@ impl FontProgram {
     }
 }
 
+/// The glyphs a subset of `used` keeps besides `.notdef` (which every subset has), ascending.
+pub fn subset_gids(used: &BTreeMap<u16, String>) -> Vec<u16> {
+    used.keys().copied().filter(|g| *g != 0).collect()
+}
+
 /// Which subsetter [`EmbeddedFont::subset`] may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubsetPath {
@@ -102,13 +107,26 @@ impl EmbeddedFont {
         used: &BTreeMap<u16, String>,
         path: SubsetPath,
     ) -> Result<Self, PdfError> {
+        let cff_subset = match path {
+            SubsetPath::Fast => font.cid_cff().and_then(|cff| cff.subset(&subset_gids(used)).ok()),
+            SubsetPath::Printpdf => None,
+        };
+        EmbeddedFont::with_cff_subset(font, used, cff_subset)
+    }
+
+    /// As [`EmbeddedFont::subset`] on the fast path, with the CID-keyed CFF subset of `used`
+    /// already made (`CidCff::subset` of [`subset_gids`]), so that a page embedded in several
+    /// formats subsets its font once; `None` takes printpdf's subsetter.
+    pub fn with_cff_subset(
+        font: &FaceFont,
+        used: &BTreeMap<u16, String>,
+        cff_subset: Option<Vec<u8>>,
+    ) -> Result<Self, PdfError> {
         let parsed = font.parsed();
         // Fast path: CID-keyed CFF faces (Noto Sans CJK) are subset from per-glyph data kept for
         // the life of the process; codes are the original CIDs. Anything else, or a glyph the fast
         // path cannot follow, goes through printpdf's general subsetter.
-        let fast = font.cid_cff().filter(|_| path == SubsetPath::Fast).and_then(|cff| {
-            let gids: Vec<u16> = used.keys().copied().collect();
-            let bytes = cff.subset(&gids).ok()?;
+        let fast = font.cid_cff().zip(cff_subset).and_then(|(cff, bytes)| {
             let mapping: Vec<(u16, u16, &String)> = used
                 .iter()
                 .map(|(gid, text)| cff.cid(*gid).map(|cid| (*gid, cid, text)))

@@ -12,7 +12,6 @@
 //! times from the creation time, deflate level fixed, no extra fields), so the same licence,
 //! keys and clock give byte-identical files.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -22,8 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::licence::Licence;
 use crate::render::RenderError;
 use crate::render::layout::{PAGE_HEIGHT_MM, PAGE_WIDTH_MM};
-use crate::render::pdf::{FacePage, PAGE_H_PT, PT_PER_MM, PdfRenderer, QR_QUIET, seal_centre_mm};
-use crate::render::qr::QrMatrix;
+use crate::render::pdf::{Face, PAGE_H_PT, PT_PER_MM, PdfRenderer, QR_QUIET, seal_centre_mm};
 
 /// The OFD namespace (GB/T 33190-2016).
 pub const OFD_NS: &str = "http://www.ofdspec.org/2016";
@@ -80,6 +78,12 @@ impl OfdPackage {
     /// `created` (DOS time, UTC; clamped to 1980–2107), no extra fields. Same package ⇒ same
     /// bytes. Fails only if the zip writer fails.
     pub fn to_zip(&self) -> Result<Vec<u8>, RenderError> {
+        self.to_zip_with(&[])
+    }
+
+    /// [`OfdPackage::to_zip`] with the files `extra` (path, bytes) written after the
+    /// package's own (the seal's files), without copying the package.
+    pub fn to_zip_with(&self, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, RenderError> {
         let c = self.created;
         let year = u16::try_from(c.year().clamp(1980, 2107)).unwrap_or(1980);
         // Each part fits its range by construction (chrono), so the conversion cannot fail.
@@ -102,9 +106,10 @@ impl OfdPackage {
             deflated.compression_method(zip::CompressionMethod::Stored).compression_level(None);
         let zip_err = |e: &dyn std::fmt::Display| RenderError::Ofd { reason: e.to_string() };
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::with_capacity(64 * 1024)));
-        for (path, bytes) in &self.entries {
+        let own = self.entries.iter().map(|(p, b)| (p.as_str(), b.as_slice()));
+        for (path, bytes) in own.chain(extra.iter().copied()) {
             let options = if stored(path) { as_is } else { deflated };
-            zip.start_file(path.as_str(), options).map_err(|e| zip_err(&e))?;
+            zip.start_file(path, options).map_err(|e| zip_err(&e))?;
             zip.write_all(bytes).map_err(|e| zip_err(&e))?;
         }
         Ok(zip.finish().map_err(|e| zip_err(&e))?.into_inner())
@@ -122,29 +127,42 @@ pub fn render_ofd(
     qr_payload: &str,
     created: DateTime<Utc>,
 ) -> Result<OfdPackage, RenderError> {
-    let face = pdf.face_page(licence, identifier)?;
-    let qr = QrMatrix::encode(qr_payload)?;
+    render_ofd_face(
+        pdf,
+        &pdf.lay_out(licence, identifier, qr_payload)?,
+        licence,
+        identifier,
+        created,
+    )
+}
 
-    let mut used: BTreeMap<u16, String> = BTreeMap::new();
-    for run in &face.texts {
-        for (gid, ch) in &run.glyphs {
-            used.entry(*gid).or_insert_with(|| ch.to_string());
-        }
-    }
+/// [`render_ofd`] of a face already laid out by [`PdfRenderer::lay_out`] (the one its PDF was
+/// written from: the text, the QR code and the font subset are not made again).
+pub fn render_ofd_face(
+    pdf: &PdfRenderer,
+    face: &Face<'_>,
+    licence: &Licence,
+    identifier: &str,
+    created: DateTime<Utc>,
+) -> Result<OfdPackage, RenderError> {
     let font = pdf.font();
+    let used = face.used();
     // The fast CID-keyed CFF subset in an OpenType wrapper; printpdf's general subsetter
     // (several ms a page) for faces without CID-keyed CFF outlines.
-    let font_bytes = match crate::font::sfnt::opentype_subset(font, &used) {
+    let fast = face
+        .cff_subset()
+        .and_then(|cff| crate::font::sfnt::opentype_from_cff(font, used, cff.to_vec()));
+    let font_bytes = match fast {
         Some(bytes) => bytes,
         None => {
-            printpdf::subset_font(font.parsed(), &used)
+            printpdf::subset_font(font.parsed(), used)
                 .map_err(|reason| RenderError::Ofd { reason: format!("font subset: {reason}") })?
                 .bytes
         }
     };
     let font_file = if font_bytes.starts_with(b"OTTO") { "font_2.otf" } else { "font_2.ttf" };
 
-    let (content, max_id) = page_content(pdf, &face, &qr);
+    let (content, max_id) = page_content(pdf, face);
     let ofd_xml = ofd_xml(licence, identifier, created);
     let document = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ofd:Document xmlns:ofd=\"{OFD_NS}\">\
@@ -168,7 +186,7 @@ pub fn render_ofd(
         "\"><ofd:FontFile>{font_file}</ofd:FontFile></ofd:Font></ofd:Fonts></ofd:Res>"
     );
 
-    let stamp = stamp_spot(&face);
+    let stamp = stamp_spot(face);
     Ok(OfdPackage {
         entries: vec![
             ("OFD.xml".to_string(), ofd_xml.into_bytes()),
@@ -184,9 +202,9 @@ pub fn render_ofd(
 
 /// The seal's place: the layout's seal diameter (40 mm without one) centred over the issuer
 /// block, as the PDF places its seal image.
-fn stamp_spot(face: &FacePage<'_>) -> StampSpot {
-    let (cx, cy) = seal_centre_mm(&face.layout);
-    let d = face.layout.seal.as_ref().map_or(40.0, |s| s.size);
+fn stamp_spot(face: &Face<'_>) -> StampSpot {
+    let (cx, cy) = seal_centre_mm(face.layout());
+    let d = face.layout().seal.as_ref().map_or(40.0, |s| s.size);
     StampSpot { page_id: PAGE_ID, boundary: [cx - d / 2.0, cy - d / 2.0, d, d] }
 }
 
@@ -238,7 +256,7 @@ fn ofd_xml(licence: &Licence, identifier: &str, created: DateTime<Utc>) -> Strin
 
 /// The page: frame, text objects and QR path in one layer. Returns the XML and the largest
 /// unit id used.
-fn page_content(pdf: &PdfRenderer, face: &FacePage<'_>, qr: &QrMatrix) -> (String, u32) {
+fn page_content(pdf: &PdfRenderer, face: &Face<'_>) -> (String, u32) {
     let mut x = String::with_capacity(32 * 1024);
     let _ = write!(
         x,
@@ -251,7 +269,7 @@ fn page_content(pdf: &PdfRenderer, face: &FacePage<'_>, qr: &QrMatrix) -> (Strin
         next_id += 1;
         n
     };
-    if face.layout.frame {
+    if face.layout().frame {
         // The PDF's double border: heavy outer rule at 10 mm, thin inner one at 12.5 mm.
         for (inset, width_pt) in [(10.0_f32, 2.2_f32), (12.5, 0.6)] {
             let (w, h) = (PAGE_WIDTH_MM - 2.0 * inset, PAGE_HEIGHT_MM - 2.0 * inset);
@@ -275,7 +293,7 @@ fn page_content(pdf: &PdfRenderer, face: &FacePage<'_>, qr: &QrMatrix) -> (Strin
         }
     }
     let font = pdf.font();
-    for run in &face.texts {
+    for run in face.texts() {
         if run.glyphs.is_empty() {
             continue;
         }
@@ -316,15 +334,16 @@ fn page_content(pdf: &PdfRenderer, face: &FacePage<'_>, qr: &QrMatrix) -> (Strin
         escape_text(&text, &mut x);
         x.push_str("</ofd:TextCode></ofd:TextObject>");
     }
-    write_qr(&mut x, face, qr, id());
+    write_qr(&mut x, face, id());
     x.push_str("</ofd:Layer></ofd:Content></ofd:Page>");
     (x, next_id - 1)
 }
 
 /// The QR code: one filled path of the dark runs (module rows from the top), as the PDF draws
 /// it, in mm inside the QR square (quiet zone included).
-fn write_qr(x: &mut String, face: &FacePage<'_>, qr: &QrMatrix, id: u32) {
-    let spot = &face.layout.qr;
+fn write_qr(x: &mut String, face: &Face<'_>, id: u32) {
+    let qr = face.qr();
+    let spot = &face.layout().qr;
     let modules = qr.width() + 2 * QR_QUIET;
     let m = spot.size / modules as f32;
     let _ = write!(

@@ -27,9 +27,9 @@ use lopdf::{Dictionary, Object, Stream};
 use crate::font::FaceFont;
 use crate::licence::Licence;
 use crate::pdf::compress::{FONT_PROGRAM_LEVEL, IMAGE_LEVEL, TEXT_LEVEL, compressed, zlib};
-use crate::pdf::embed::{self, DescriptorMetrics};
+use crate::pdf::embed::{self, DescriptorMetrics, subset_gids};
 use crate::pdf::objects::{date, name, utf16_text_string};
-use crate::pdf::{DocumentRoots, EmbeddedFont, RenderedPdf, SubsetPath, write_file};
+use crate::pdf::{DocumentRoots, EmbeddedFont, RenderedPdf, write_file};
 use crate::render::layout::{FieldBox, Layout, PAGE_HEIGHT_MM, PAGE_WIDTH_MM};
 use crate::render::qr::QrMatrix;
 use crate::render::wrap::{run_width, wrap};
@@ -94,11 +94,63 @@ pub(crate) struct TextRun {
     pub(crate) glyphs: Vec<(u16, char)>,
 }
 
-/// One licence's face as laid out for every face format (the PDF here, the OFD in
-/// [`super::ofd`]): the layout used and every line of text, static and licence-specific.
-pub(crate) struct FacePage<'a> {
-    pub(crate) layout: std::borrow::Cow<'a, Layout>,
-    pub(crate) texts: Vec<TextRun>,
+/// The prepared layout a face uses: its type's, or one made for a type without a layout file.
+enum PreparedRef<'a> {
+    Shared(&'a Prepared),
+    Own(Box<Prepared>),
+}
+
+impl std::ops::Deref for PreparedRef<'_> {
+    type Target = Prepared;
+    fn deref(&self) -> &Prepared {
+        match self {
+            PreparedRef::Shared(p) => p,
+            PreparedRef::Own(p) => p,
+        }
+    }
+}
+
+/// One licence's face laid out once for every face format (the PDF here, the OFD in
+/// [`super::ofd`]): the layout, every line of text (static and licence-specific), the QR code,
+/// the glyph set and, for CID-keyed CFF faces, the subset font program both formats embed. Made
+/// by [`PdfRenderer::lay_out`]; a licence written as PDF and OFD is laid out, encoded and
+/// subset once.
+pub struct Face<'a> {
+    prepared: PreparedRef<'a>,
+    /// The licence's own lines (the layout's static lines are in `prepared`).
+    licence_texts: Vec<TextRun>,
+    qr: QrMatrix,
+    used: BTreeMap<u16, String>,
+    cff_subset: Option<Vec<u8>>,
+    title: String,
+}
+
+impl Face<'_> {
+    /// The layout the face follows.
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.prepared.layout
+    }
+
+    /// Every line of text: the layout's static lines, then the licence's.
+    pub(crate) fn texts(&self) -> impl Iterator<Item = &TextRun> {
+        self.prepared.static_texts.iter().chain(&self.licence_texts)
+    }
+
+    /// The verification QR code.
+    pub(crate) fn qr(&self) -> &QrMatrix {
+        &self.qr
+    }
+
+    /// Glyph id → the text it stands for, of every glyph on the page.
+    pub(crate) fn used(&self) -> &BTreeMap<u16, String> {
+        &self.used
+    }
+
+    /// The CID-keyed CFF subset of [`Face::used`], when the face font has CID-keyed CFF
+    /// outlines and every glyph could be subset.
+    pub(crate) fn cff_subset(&self) -> Option<&[u8]> {
+        self.cff_subset.as_deref()
+    }
 }
 
 /// Renders licence faces. Build once (font, layouts and seal images are loaded here), then call
@@ -190,78 +242,85 @@ impl PdfRenderer {
         qr_payload: &str,
         created: DateTime<Utc>,
     ) -> Result<RenderedPdf, RenderError> {
-        self.render_with(licence, identifier, qr_payload, created, true)
+        self.render_face(&self.lay_out(licence, identifier, qr_payload)?, created)
     }
 
-    /// The face of `licence` laid out exactly as [`PdfRenderer::render`] draws it, for the
-    /// other face formats. Fails as `render` does on overflow or a missing glyph.
-    pub(crate) fn face_page(
-        &self,
-        licence: &Licence,
-        identifier: &str,
-    ) -> Result<FacePage<'_>, RenderError> {
-        let (layout, mut texts) = match self.layouts.get(&licence.type_name) {
-            Some(p) => (std::borrow::Cow::Borrowed(&p.layout), p.static_texts.clone()),
-            None => {
-                let layout = Layout::default_for(&licence.type_name, &licence.fields);
-                let p = prepare(&self.font, layout, None)?;
-                (std::borrow::Cow::Owned(p.layout), p.static_texts)
-            }
-        };
-        let mut page = PageBuilder { font: &self.font, texts: Vec::with_capacity(64) };
-        page.licence_texts(&layout, licence, identifier)?;
-        texts.extend(page.texts);
-        Ok(FacePage { layout, texts })
-    }
-
-    /// [`PdfRenderer::render`]; `fast_subset = false` forces printpdf's font subsetter.
-    fn render_with(
+    /// Lays out the face of `licence` once, for [`PdfRenderer::render_face`] and the OFD
+    /// ([`super::ofd::render_ofd_face`]): every line of text placed, the QR code of
+    /// `qr_payload` encoded, the glyph set collected and, for a CID-keyed CFF face, subset.
+    /// Fails as [`PdfRenderer::render`] does on overflow or a missing glyph.
+    pub fn lay_out(
         &self,
         licence: &Licence,
         identifier: &str,
         qr_payload: &str,
-        created: DateTime<Utc>,
-        fast_subset: bool,
-    ) -> Result<RenderedPdf, RenderError> {
-        let fallback;
+    ) -> Result<Face<'_>, RenderError> {
         let prepared = match self.layouts.get(&licence.type_name) {
-            Some(p) => p,
+            Some(p) => PreparedRef::Shared(p),
             None => {
                 let layout = Layout::default_for(&licence.type_name, &licence.fields);
-                fallback = prepare(&self.font, layout, None)?;
-                &fallback
+                PreparedRef::Own(Box::new(prepare(&self.font, layout, None)?))
             }
         };
-        let seal = prepared.seal.and_then(|i| self.seals.get(i));
         let mut page = PageBuilder { font: &self.font, texts: Vec::with_capacity(64) };
         page.licence_texts(&prepared.layout, licence, identifier)?;
         let qr = QrMatrix::encode(qr_payload)?;
-
-        let mut content = String::with_capacity(16 * 1024);
-        content.push_str(&prepared.static_ops);
-
-        // Glyph set of the page: static and dynamic text.
         let mut used: BTreeMap<u16, String> = BTreeMap::new();
         for run in prepared.static_texts.iter().chain(&page.texts) {
             for (gid, ch) in &run.glyphs {
                 used.entry(*gid).or_insert_with(|| ch.to_string());
             }
         }
-        let path = if fast_subset { SubsetPath::Fast } else { SubsetPath::Printpdf };
-        let font = EmbeddedFont::subset(&self.font, &used, path)?;
+        let cff_subset = self.font.cid_cff().and_then(|cff| cff.subset(&subset_gids(&used)).ok());
+        let title = format!("{} {}", licence.type_name, licence.printed_no);
+        Ok(Face { prepared, licence_texts: page.texts, qr, used, cff_subset, title })
+    }
 
+    /// The PDF of a face laid out by [`PdfRenderer::lay_out`] (see
+    /// [`PdfRenderer::render_signable`]); `created` is the document creation time.
+    pub fn render_face(
+        &self,
+        face: &Face<'_>,
+        created: DateTime<Utc>,
+    ) -> Result<RenderedPdf, RenderError> {
+        let font = EmbeddedFont::with_cff_subset(&self.font, &face.used, face.cff_subset.clone())?;
+        self.write_face(face, &font, created)
+    }
+
+    /// [`PdfRenderer::render`] with printpdf's font subsetter (the fast one's reference).
+    #[cfg(test)]
+    fn render_printpdf_subset(
+        &self,
+        licence: &Licence,
+        identifier: &str,
+        qr_payload: &str,
+        created: DateTime<Utc>,
+    ) -> Result<RenderedPdf, RenderError> {
+        let face = self.lay_out(licence, identifier, qr_payload)?;
+        let font = EmbeddedFont::subset(&self.font, &face.used, crate::pdf::SubsetPath::Printpdf)?;
+        self.write_face(&face, &font, created)
+    }
+
+    fn write_face(
+        &self,
+        face: &Face<'_>,
+        font: &EmbeddedFont,
+        created: DateTime<Utc>,
+    ) -> Result<RenderedPdf, RenderError> {
+        let prepared = &*face.prepared;
+        let seal = prepared.seal.and_then(|i| self.seals.get(i));
+        let mut content = String::with_capacity(16 * 1024);
+        content.push_str(&prepared.static_ops);
         content.push_str(TEXT_GRAY);
         content.push('\n');
-        for run in prepared.static_texts.iter().chain(&page.texts) {
+        for run in face.texts() {
             write_text_run(&mut content, run, font.codes());
         }
-        write_qr(&mut content, &prepared.layout, &qr);
+        write_qr(&mut content, &prepared.layout, &face.qr);
         if let Some(seal) = seal {
             write_seal(&mut content, &prepared.layout, seal);
         }
-
-        let title = format!("{} {}", licence.type_name, licence.printed_no);
-        assemble(&font, content.into_bytes(), seal, &title, created)
+        assemble(font, content.into_bytes(), seal, &face.title, created)
     }
 }
 
@@ -777,11 +836,11 @@ mod tests {
         let created = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let id = "1.2.156.3005.2.11100000MB0327169X001.11220104MB1234567X.JY12201020000123.001.Q";
         let fast = renderer
-            .render_with(&l, id, "ELIC1:X:0123456789ABCDEF", created, true)
+            .render_signable(&l, id, "ELIC1:X:0123456789ABCDEF", created)
             .unwrap()
             .into_bytes();
         let slow = renderer
-            .render_with(&l, id, "ELIC1:X:0123456789ABCDEF", created, false)
+            .render_printpdf_subset(&l, id, "ELIC1:X:0123456789ABCDEF", created)
             .unwrap()
             .into_bytes();
         assert_ne!(fast, slow, "the two paths embed different font programs");

@@ -151,6 +151,8 @@ pub struct SealPicture<'a> {
 pub struct Seal {
     der: Vec<u8>,
     seal: SeSeal,
+    /// SM3 of `der`: every OFD sealed with this seal references `Seal.esl` by it.
+    sm3: Vec<u8>,
 }
 
 impl Seal {
@@ -217,7 +219,7 @@ impl Seal {
             signed_value: BitString::from_bytes(&signed_value)?,
         };
         let der = seal.to_der()?;
-        Ok(Seal { der, seal })
+        Ok(Seal::with_der(der, seal))
     }
 
     /// Reads a seal from DER. Fails with [`SealError::TooLarge`] beyond [`MAX_SEAL_BYTES`],
@@ -247,7 +249,7 @@ impl Seal {
                 version: header.version,
             });
         }
-        let seal = Seal { der, seal };
+        let seal = Seal::with_der(der, seal);
         seal.cert_list()?;
         for field in ["createDate", "validStart", "validEnd"] {
             let time = match field {
@@ -288,6 +290,16 @@ impl Seal {
     /// The seal's DER bytes.
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// SM3 of [`Seal::der`], computed once.
+    pub fn der_sm3(&self) -> &[u8] {
+        &self.sm3
+    }
+
+    fn with_der(der: Vec<u8>, seal: SeSeal) -> Seal {
+        let sm3 = crate::sign::signer::DigestAlgorithm::Sm3.digest(&der);
+        Seal { der, seal, sm3 }
     }
 
     /// The DER structure.

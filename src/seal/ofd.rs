@@ -118,7 +118,7 @@ pub fn seal_ofd_with(
         });
     }
     let seal_der = seal.der();
-    let signature_xml = signature_xml(package, seal_der, at);
+    let signature_xml = signature_xml(package, seal, at);
     let tbs = TbsSign {
         version: TBS_VERSION,
         eseal: seal.asn1().clone(),
@@ -147,22 +147,19 @@ pub fn seal_ofd_with(
          <ofd:MaxSignId>2</ofd:MaxSignId><ofd:Signature ID=\"1\" Type=\"Seal\" \
          BaseLoc=\"/{SIGNATURE_XML_PATH}\"/></ofd:Signatures>"
     );
-    let mut sealed = package.clone();
-    sealed.entries.extend([
-        (SIGNATURES_PATH.to_string(), signatures_xml.into_bytes()),
-        (SEAL_PATH.to_string(), seal_der.to_vec()),
-        (SIGNATURE_XML_PATH.to_string(), signature_xml.into_bytes()),
-        (SIGNED_VALUE_PATH.to_string(), ses.to_der()?),
-    ]);
-    Ok(sealed.to_zip()?)
+    let signed_value = ses.to_der()?;
+    Ok(package.to_zip_with(&[
+        (SIGNATURES_PATH, signatures_xml.as_bytes()),
+        (SEAL_PATH, seal_der),
+        (SIGNATURE_XML_PATH, signature_xml.as_bytes()),
+        (SIGNED_VALUE_PATH, &signed_value),
+    ])?)
 }
 
 /// `Signature.xml`: provider, method, time, an SM3 reference for every file of the package
 /// and for the seal, the stamp annotation and the seal's location.
-fn signature_xml(package: &OfdPackage, seal_der: &[u8], at: DateTime<Utc>) -> String {
-    let b64 = |bytes: &[u8]| {
-        base64::engine::general_purpose::STANDARD.encode(DigestAlgorithm::Sm3.digest(bytes))
-    };
+fn signature_xml(package: &OfdPackage, seal: &Seal, at: DateTime<Utc>) -> String {
+    let b64 = |digest: &[u8]| base64::engine::general_purpose::STANDARD.encode(digest);
     let mut x = String::with_capacity(4096);
     let _ = write!(
         x,
@@ -174,13 +171,17 @@ fn signature_xml(package: &OfdPackage, seal_der: &[u8], at: DateTime<Utc>) -> St
         env!("CARGO_PKG_VERSION"),
         at.format("%Y%m%d%H%M%SZ")
     );
-    let files = package.entries.iter().map(|(p, b)| (p.as_str(), b.as_slice()));
-    for (path, bytes) in files.chain([(SEAL_PATH, seal_der)]) {
+    let files = package
+        .entries
+        .iter()
+        .map(|(p, b)| (p.as_str(), DigestAlgorithm::Sm3.digest(b)))
+        .chain([(SEAL_PATH, seal.der_sm3().to_vec())]);
+    for (path, digest) in files {
         // Paths are ours (ASCII, no markup characters): no escaping needed.
         let _ = write!(
             x,
             "<ofd:Reference FileRef=\"/{path}\"><ofd:CheckValue>{}</ofd:CheckValue></ofd:Reference>",
-            b64(bytes)
+            b64(&digest)
         );
     }
     let [bx, by, bw, bh] = package.stamp.boundary;

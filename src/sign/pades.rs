@@ -24,16 +24,25 @@ use lopdf::{Dictionary, IncrementalDocument, Object, ObjectId, StringFormat};
 
 use super::SignError;
 use super::ltv::PdfTail;
-use super::signed_data::build_detached_cms;
+use super::signed_data::{build_detached_cms, detached_cms_len};
 use super::signer::Signer;
 use crate::pdf::objects::{date, text_string, write_object};
 use crate::pdf::{RenderedPdf, write_xref_table};
 use crate::timestamp::Tsa;
 
-/// Bytes reserved for the DER CMS in `/Contents` (written as twice as many hex digits).
-/// RSA-2048 with two certificates needs about 2,600; the rest leaves room for larger keys
-/// and, later, a timestamp token.
-pub const CONTENTS_PLACEHOLDER_BYTES: usize = 8192;
+/// Bytes reserved in `/Contents` for the timestamp token of a PAdES B-T signature, on top of
+/// the CMS without it ([`contents_reserve`]): the test TSA's tokens with their chain take
+/// about 3,500.
+pub const TIMESTAMP_TOKEN_RESERVE: usize = 6144;
+
+/// Bytes reserved for the DER CMS in `/Contents` (written as twice as many hex digits):
+/// without a TSA, exactly the CMS's length ([`detached_cms_len`]: RSA-2048 with two
+/// certificates ≈ 2,700 bytes), so a signed face carries no padding; with one, that plus
+/// [`TIMESTAMP_TOKEN_RESERVE`], since a token's length is only known once the TSA answers.
+pub fn contents_reserve(signer: &dyn Signer, timestamped: bool) -> Result<usize, SignError> {
+    let cms = detached_cms_len(signer)?;
+    Ok(if timestamped { cms + TIMESTAMP_TOKEN_RESERVE } else { cms })
+}
 
 /// Placeholder `/ByteRange`: every number is as wide as any real offset we can write, so
 /// the patched array fits in the same bytes.
@@ -59,7 +68,7 @@ pub struct PdfSignOptions {
 /// same bytes.
 ///
 /// Fails when the PDF cannot be parsed or has no catalog or page, when lopdf cannot write
-/// the update, or when the CMS exceeds [`CONTENTS_PLACEHOLDER_BYTES`].
+/// the update, or when the CMS exceeds [`contents_reserve`].
 pub fn sign_pdf(
     pdf: &[u8],
     signer: &dyn Signer,
@@ -75,14 +84,15 @@ pub fn sign_pdf(
         .map_err(|_| SignError::PdfStructure { what: "catalog (/Root)" })?;
     let page_id = *parsed.get_pages().get(&1).ok_or(SignError::PdfStructure { what: "page" })?;
 
+    let reserve = contents_reserve(signer, opts.tsa.is_some())?;
     let mut update = IncrementalDocument::create_from(pdf.to_vec(), parsed);
-    add_signature_objects(&mut update, catalog_id, page_id, signing_time, opts)?;
+    add_signature_objects(&mut update, catalog_id, page_id, signing_time, opts, reserve)?;
 
-    let mut out = Vec::with_capacity(pdf.len() + 2 * CONTENTS_PLACEHOLDER_BYTES + 2048);
+    let mut out = Vec::with_capacity(pdf.len() + 2 * reserve + 2048);
     update.save_to(&mut out).map_err(|e| SignError::PdfWrite { detail: e.to_string() })?;
     drop(update);
 
-    let placeholder = locate_placeholders(&out, pdf.len())?;
+    let placeholder = locate_placeholders(&out, pdf.len(), reserve)?;
     fill_signature(&mut out, &placeholder, signer, opts.tsa.as_deref())?;
     Ok(out)
 }
@@ -93,7 +103,7 @@ pub fn sign_pdf(
 /// updated catalog and page, the signature dictionary and the widget, as lopdf's incremental
 /// writer lays them out.
 ///
-/// Fails when the CMS exceeds [`CONTENTS_PLACEHOLDER_BYTES`].
+/// Fails when the CMS exceeds [`contents_reserve`].
 pub fn sign_rendered_pdf(
     rendered: RenderedPdf,
     signer: &dyn Signer,
@@ -121,7 +131,8 @@ pub fn sign_rendered_pdf_tail(
     let sig_id = layout.size;
     let widget_id = layout.size + 1;
 
-    out.reserve(2 * CONTENTS_PLACEHOLDER_BYTES + 2048);
+    let reserve = contents_reserve(signer, opts.tsa.is_some())?;
+    out.reserve(2 * reserve + 2048);
     if out.last() != Some(&b'\n') {
         out.push(b'\n');
     }
@@ -158,7 +169,7 @@ pub fn sign_rendered_pdf_tail(
     let byte_range_len = out.len() - "/Contents".len() - byte_range_start;
     let contents_start = out.len();
     out.push(b'<');
-    out.resize(out.len() + 2 * CONTENTS_PLACEHOLDER_BYTES, b'0');
+    out.resize(out.len() + 2 * reserve, b'0');
     out.push(b'>');
     let contents_end = out.len();
     out.extend_from_slice(b"/M");
@@ -263,11 +274,9 @@ fn fill_signature(
         .digest_parts(&[&out[..placeholder.contents_start], &out[placeholder.contents_end..]]);
 
     let cms = build_detached_cms(signer, &digest, tsa)?;
-    if cms.len() > CONTENTS_PLACEHOLDER_BYTES {
-        return Err(SignError::PlaceholderTooSmall {
-            needed: cms.len(),
-            available: CONTENTS_PLACEHOLDER_BYTES,
-        });
+    let available = (placeholder.contents_end - placeholder.contents_start - 2) / 2;
+    if cms.len() > available {
+        return Err(SignError::PlaceholderTooSmall { needed: cms.len(), available });
     }
     let hex_start = placeholder.contents_start + 1;
     hex::encode_to_slice(&cms, &mut out[hex_start..hex_start + 2 * cms.len()])
@@ -281,6 +290,7 @@ fn add_signature_objects(
     page_id: ObjectId,
     signing_time: DateTime<Utc>,
     opts: &PdfSignOptions,
+    reserve: usize,
 ) -> Result<(), SignError> {
     let write_err = |e: lopdf::Error| SignError::PdfWrite { detail: e.to_string() };
     let doc = &mut update.new_document;
@@ -299,10 +309,7 @@ fn add_signature_objects(
             Object::Integer(BYTE_RANGE_PLACEHOLDER),
         ]),
     );
-    sig.set(
-        "Contents",
-        Object::String(vec![0u8; CONTENTS_PLACEHOLDER_BYTES], StringFormat::Hexadecimal),
-    );
+    sig.set("Contents", Object::String(vec![0u8; reserve], StringFormat::Hexadecimal));
     sig.set("M", date(signing_time));
     for (key, value) in
         [("Name", &opts.name), ("Reason", &opts.reason), ("Location", &opts.location)]
@@ -419,7 +426,11 @@ struct Placeholders {
 
 /// Finds the `/ByteRange` array and the `/Contents` hex string lopdf wrote in the update
 /// (searched only after `prev_len`, the untouched original bytes).
-fn locate_placeholders(out: &[u8], prev_len: usize) -> Result<Placeholders, SignError> {
+fn locate_placeholders(
+    out: &[u8],
+    prev_len: usize,
+    reserve: usize,
+) -> Result<Placeholders, SignError> {
     let missing = || SignError::PdfWrite { detail: "signature placeholder not found".into() };
     let tail = out.get(prev_len..).ok_or_else(missing)?;
     let array =
@@ -429,7 +440,7 @@ fn locate_placeholders(out: &[u8], prev_len: usize) -> Result<Placeholders, Sign
     let key_at = prev_len + contents_key.ok_or_else(missing)?;
     let contents_start =
         key_at + out.get(key_at..).and_then(|s| find(s, b"<")).ok_or_else(missing)?;
-    let contents_end = contents_start + 2 * CONTENTS_PLACEHOLDER_BYTES + 2;
+    let contents_end = contents_start + 2 * reserve + 2;
     if out.get(contents_end - 1) != Some(&b'>') {
         return Err(missing());
     }
@@ -562,6 +573,23 @@ mod tests {
             let fast = sign_rendered_pdf(rendered, &signer, at, opts)?;
             assert!(fast == slow, "sample {i}: the two signing paths differ");
         }
+        Ok(())
+    }
+
+    /// Without a TSA the CMS fills `/Contents` exactly: a signed face carries no zero padding
+    /// (it was 8,192 bytes reserved, 16 KB of hex, for a CMS of about 2,700 bytes).
+    #[test]
+    fn contents_hold_the_cms_without_padding() -> Result<(), Box<dyn std::error::Error>> {
+        use der::Decode as _;
+        let signer = fixture_signer()?;
+        let signed = sign_pdf(&sample_pdf(), &signer, Utc::now(), &PdfSignOptions::default())?;
+        let at = find(&signed, b"/Contents<").ok_or("no /Contents")? + "/Contents<".len();
+        let len = find(&signed[at..], b">").ok_or("no >")?;
+        let cms = hex::decode(&signed[at..at + len])?;
+        let parsed = cms::content_info::ContentInfo::from_der(&cms)?;
+        assert_eq!(parsed.content_type, crate::sign::signed_data::OID_SIGNED_DATA);
+        assert_eq!(cms.len(), contents_reserve(&signer, false)?);
+        assert_eq!(contents_reserve(&signer, true)?, cms.len() + TIMESTAMP_TOKEN_RESERVE);
         Ok(())
     }
 

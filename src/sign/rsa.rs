@@ -251,6 +251,19 @@ impl Signer for RsaSigner {
         }
     }
 
+    fn max_signature_len(&self) -> usize {
+        match &self.backend {
+            Backend::Ring { key, .. } => key.public().modulus_len(),
+            Backend::PureRust(key) => {
+                use rsa::traits::PublicKeyParts as _;
+                let private: &rsa::PrivateKey = key.as_ref().as_ref();
+                private.size()
+            }
+            #[cfg(feature = "openssl-rsa")]
+            Backend::OpenSsl(key) => usize::try_from(key.size()).unwrap_or(0),
+        }
+    }
+
     fn chain(&self) -> &[Certificate] {
         &self.chain
     }

@@ -71,12 +71,49 @@ pub fn build_detached_cms(
     digest: &[u8],
     tsa: Option<&dyn Tsa>,
 ) -> Result<Vec<u8>, SignError> {
-    let cms_err = |e: &dyn std::fmt::Display| SignError::Cms { detail: e.to_string() };
+    let signed_attrs = signed_attributes(signer, digest)?;
+    // RFC 5652 §5.4: the signature covers the DER encoding of the SET OF signed
+    // attributes (tag 0x31), not the [0] IMPLICIT form stored in SignerInfo.
+    let signed_attrs_der = signed_attrs.to_der().map_err(|e| cms_err(&e))?;
+    let signature = signer.sign(&signed_attrs_der)?;
+    let unsigned_attrs = match tsa {
+        Some(tsa) => {
+            let token = tsa.stamp(&signature)?;
+            let value = Any::from_der(&token.der).map_err(|e| cms_err(&e))?;
+            let mut values = SetOfVec::new();
+            values.insert(value).map_err(|e| cms_err(&e))?;
+            let mut attrs = SetOfVec::new();
+            attrs
+                .insert(Attribute { oid: OID_SIGNATURE_TIME_STAMP_TOKEN, values })
+                .map_err(|e| cms_err(&e))?;
+            Some(attrs)
+        }
+        None => None,
+    };
+    content_info(signer, signed_attrs, signature, unsigned_attrs)
+}
+
+/// The length of what [`build_detached_cms`] returns for `signer` without a timestamp, when
+/// its signature is [`Signer::max_signature_len`] bytes long (an RSA signature always is):
+/// every other field has a fixed length for a given signer, so a PDF can reserve exactly this
+/// much for `/Contents` instead of a generous guess padded with zeros.
+pub fn detached_cms_len(signer: &dyn Signer) -> Result<usize, SignError> {
+    let digest = vec![0u8; signer.algorithm().digest().digest(b"").len()];
+    let signed_attrs = signed_attributes(signer, &digest)?;
+    let signature = vec![0xFFu8; signer.max_signature_len()];
+    Ok(content_info(signer, signed_attrs, signature, None)?.len())
+}
+
+fn cms_err(e: &dyn std::fmt::Display) -> SignError {
+    SignError::Cms { detail: e.to_string() }
+}
+
+/// The signed attributes of the SignerInfo: contentType, messageDigest (`digest`) and
+/// signing-certificate-v2.
+fn signed_attributes(signer: &dyn Signer, digest: &[u8]) -> Result<SetOfVec<Attribute>, SignError> {
     let cert = signer.certificate();
     let tbs = cert.tbs_certificate();
-    let algorithm = signer.algorithm();
-    let digest_algorithm = algorithm.digest();
-    let digest_id = digest_algorithm.algorithm_identifier();
+    let digest_algorithm = signer.algorithm().digest();
 
     // RFC 5035 §3 / ETSI EN 319 122-1 §5.2.2.3: signing-certificate-v2 binds the signer
     // certificate to the signature.
@@ -84,7 +121,7 @@ pub fn build_detached_cms(
         certs: vec![EssCertIdV2 {
             // RFC 5035 §4: the default (SHA-256) is left out.
             hash_algorithm: (digest_algorithm != DigestAlgorithm::Sha256)
-                .then(|| digest_id.clone()),
+                .then(|| digest_algorithm.algorithm_identifier()),
             cert_hash: OctetString::new(digest_algorithm.digest(signer.certificate_der()))
                 .map_err(|e| cms_err(&e))?,
             issuer_serial: Some(IssuerSerial {
@@ -108,25 +145,19 @@ pub fn build_detached_cms(
     ] {
         signed_attrs.insert(attribute).map_err(|e| cms_err(&e))?;
     }
-    // RFC 5652 §5.4: the signature covers the DER encoding of the SET OF signed
-    // attributes (tag 0x31), not the [0] IMPLICIT form stored in SignerInfo.
-    let signed_attrs_der = signed_attrs.to_der().map_err(|e| cms_err(&e))?;
-    let signature = signer.sign(&signed_attrs_der)?;
-    let unsigned_attrs = match tsa {
-        Some(tsa) => {
-            let token = tsa.stamp(&signature)?;
-            let value = Any::from_der(&token.der).map_err(|e| cms_err(&e))?;
-            let mut values = SetOfVec::new();
-            values.insert(value).map_err(|e| cms_err(&e))?;
-            let mut attrs = SetOfVec::new();
-            attrs
-                .insert(Attribute { oid: OID_SIGNATURE_TIME_STAMP_TOKEN, values })
-                .map_err(|e| cms_err(&e))?;
-            Some(attrs)
-        }
-        None => None,
-    };
+    Ok(signed_attrs)
+}
 
+/// The DER `ContentInfo` of a detached SignedData with one SignerInfo and `signer`'s chain.
+fn content_info(
+    signer: &dyn Signer,
+    signed_attrs: SetOfVec<Attribute>,
+    signature: Vec<u8>,
+    unsigned_attrs: Option<SetOfVec<Attribute>>,
+) -> Result<Vec<u8>, SignError> {
+    let tbs = signer.certificate().tbs_certificate();
+    let algorithm = signer.algorithm();
+    let digest_id = algorithm.digest().algorithm_identifier();
     let signer_info = SignerInfo {
         version: CmsVersion::V1,
         sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {

@@ -160,6 +160,10 @@ pub trait Signer: Send + Sync + fmt::Debug {
     /// backend reports an error.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
 
+    /// The longest value [`Signer::sign`] can return, in bytes (an RSA signature always has
+    /// exactly this length: the modulus's), so a format can reserve room for it beforehand.
+    fn max_signature_len(&self) -> usize;
+
     /// The parsed chain, signer certificate first; never empty.
     fn chain(&self) -> &[Certificate];
 

@@ -131,6 +131,12 @@ impl Signer for Sm2Signer {
         Ok(signature.to_der().to_bytes().into_vec())
     }
 
+    /// DER `SEQUENCE { r INTEGER, s INTEGER }` with both numbers at their longest (32 bytes and
+    /// a leading zero): 2 + 2 × (2 + 33).
+    fn max_signature_len(&self) -> usize {
+        72
+    }
+
     fn chain(&self) -> &[Certificate] {
         &self.chain
     }
