@@ -18,8 +18,14 @@ fresh_data_dir() {
 # temporary folder removed on exit.
 setup_bench() {
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/elicence-target}"
-  cargo build --release --locked --bin elicence >&2
-  bin="$CARGO_TARGET_DIR/release/elicence"
+  # ELICENCE_BIN: a release binary already built (e.g. with `--bins --examples`, whose feature
+  # set differs from `--bin elicence` alone, so building here would rebuild every dependency).
+  if [ -n "${ELICENCE_BIN:-}" ]; then
+    bin="$ELICENCE_BIN"
+  else
+    cargo build --release --locked --bin elicence >&2
+    bin="$CARGO_TARGET_DIR/release/elicence"
+  fi
   work="${1:-$(mktemp -d /var/tmp/elicence-bench.XXXXXX)}"
   mkdir -p "$work"
   [ -n "$1" ] || trap 'rm -rf "$work"' EXIT
