@@ -57,3 +57,16 @@ pub fn init(format: LogFormat) -> Result<(), BadFilter> {
     };
     Ok(())
 }
+
+/// `error` and its causes on one line, `: `-separated, for a log line or a message that
+/// carries a failure elsewhere (the error itself may not be `Clone` or `Send`).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

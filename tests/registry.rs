@@ -11,9 +11,9 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use elicence::identify::{LicenceId, serial_from_printed};
 use elicence::licence::LicenceStatus;
 use elicence::registry::{
-    AuditBreakReason, AuditEntry, Decision, DecisionInput, FileKind, LoadItem, LoadResult,
-    NaturalKey, Refusal, Registry, RegistryError, RegistryStatus, RejectRecord, RunCounts, RunId,
-    RunOutcome, RunStart, StoreProblem, canonical_json,
+    AuditBreakReason, AuditEntry, AuditQueue, Decision, DecisionInput, FileKind, LoadItem,
+    LoadResult, NaturalKey, Refusal, Registry, RegistryError, RegistryStatus, RejectRecord,
+    RunCounts, RunId, RunOutcome, RunStart, StoreProblem, canonical_json,
 };
 use sha2::{Digest, Sha256};
 
@@ -675,6 +675,95 @@ fn tamper_setup(dir: &Path) -> (Registry, rusqlite::Connection) {
     raw.execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
         .unwrap();
     (reg, raw)
+}
+
+fn queued_entry(thread: usize, i: usize) -> AuditEntry {
+    AuditEntry {
+        action: "query".to_owned(),
+        operator: format!("dept-{thread}"),
+        at: at(i64::try_from(i).unwrap()),
+        subject: format!("t{thread}-{i}"),
+        reason: Some("事由".to_owned()),
+        details: serde_json::json!({"thread": thread, "i": i}),
+    }
+}
+
+both_backends!(
+    fn audit_queue_commits_concurrent_entries_chained_and_in_order(b) {
+        // The server's group commit: eight connections hand entries to one writer at once;
+        // every entry lands, each connection's in its order, and the chain verifies.
+        let queue = std::sync::Arc::new(AuditQueue::start(b.open()).unwrap());
+        let per_thread = 60;
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let mut reg = b.open();
+                reg.attach_audit_queue(queue.clone());
+                std::thread::spawn(move || {
+                    let mut seqs = Vec::new();
+                    for i in 0..per_thread {
+                        reg.audit_append(&queued_entry(t, i)).unwrap();
+                        if i % 7 == 6 || i + 1 == per_thread {
+                            for receipt in reg.take_audit_receipts() {
+                                seqs.push(receipt.wait().unwrap());
+                            }
+                        }
+                    }
+                    // A write transaction of this connection waits for its entry in flight.
+                    reg.audit_append(&queued_entry(t, per_thread)).unwrap();
+                    let run = start(&mut reg, 100);
+                    assert!(reg.take_audit_receipts().is_empty(), "settled by the write");
+                    (seqs, run)
+                })
+            })
+            .collect();
+        let runs: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        drop(queue);
+        let mut all_seqs: Vec<u64> = runs.iter().flat_map(|(seqs, _)| seqs.clone()).collect();
+        all_seqs.sort_unstable();
+        all_seqs.dedup();
+        assert_eq!(all_seqs.len(), 8 * per_thread, "every receipt names its own entry");
+        let reg = b.open();
+        let report = reg.audit_verify().unwrap();
+        assert_eq!(report.entries, 8 * (per_thread as u64 + 1) + 8, "entries and run starts");
+        let entries = reg.audit_entries(0, 10_000).unwrap();
+        for (t, (seqs, run)) in runs.iter().enumerate() {
+            let operator = format!("dept-{t}");
+            let mine: Vec<_> = entries.iter().filter(|e| e.entry.operator == operator).collect();
+            let subjects: Vec<_> = mine.iter().map(|e| e.entry.subject.clone()).collect();
+            let expected: Vec<_> = (0..=per_thread).map(|i| format!("t{t}-{i}")).collect();
+            assert_eq!(subjects, expected, "connection {t}'s entries in the order it made them");
+            let stored: Vec<u64> = mine.iter().map(|e| e.seq).collect();
+            assert_eq!(stored[..per_thread], seqs[..], "receipts name the stored entries");
+            let started = entries
+                .iter()
+                .find(|e| e.entry.action == "run_started" && e.entry.subject == run.to_string())
+                .expect("run started entry");
+            assert!(started.seq > stored[per_thread], "the write came after the entry");
+        }
+    }
+);
+
+#[test]
+fn audit_queue_reports_a_failed_commit_to_every_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = std::sync::Arc::new(AuditQueue::start(open(dir.path())).unwrap());
+    let mut reg = open(dir.path());
+    reg.attach_audit_queue(queue.clone());
+    reg.audit_append(&queued_entry(0, 0)).unwrap();
+    assert_eq!(reg.take_audit_receipts().pop().unwrap().wait().unwrap(), 1);
+    let raw = rusqlite::Connection::open(reg.db_path()).unwrap();
+    raw.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'full'); END;",
+    )
+    .unwrap();
+    reg.audit_append(&queued_entry(0, 1)).unwrap();
+    reg.audit_append(&queued_entry(0, 2)).unwrap();
+    for receipt in reg.take_audit_receipts() {
+        assert!(matches!(receipt.wait(), Err(RegistryError::AuditNotRecorded { .. })));
+    }
+    drop(reg);
+    drop(queue);
+    assert_eq!(open(dir.path()).audit_verify().unwrap().entries, 1);
 }
 
 fn broken_at(reg: &Registry) -> (u64, AuditBreakReason) {

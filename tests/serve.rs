@@ -1831,3 +1831,83 @@ fn review_over_the_api_with_operator_tokens_four_eyes_and_events_for_departments
     s.check_openapi();
     let _ = s.stop();
 }
+
+/// `elicence audit verify` on the fixture's registry: exit 0 and the entry count.
+fn audit_verified(f: &Fixture) -> u64 {
+    let out = run_expect(f.cmd().args(["audit", "verify", "--json"]), 0);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["intact"], true, "{v}");
+    v["entries"].as_u64().expect("entries")
+}
+
+#[test]
+fn concurrent_answers_each_leave_their_audit_entry_in_one_intact_chain() {
+    // Answers are audited through the server's group commit: many at once, every one of them
+    // answered has its entry, refusals theirs, and the chain verifies.
+    let f = Fixture::new();
+    let s = f.serve(&["--rate", "100000", "--burst", "100000", "--db-connections", "3"]);
+    let med = s.bearer(MED, &f.med);
+    let market = s.bearer(MARKET, &f.market);
+    let before = f.audit().len();
+    let (clients, each) = (12, 15);
+    let answers: Vec<(u16, bool)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let (s, token) = (&s, if c % 4 == 3 { &market } else { &med });
+                scope.spawn(move || {
+                    (0..each)
+                        .map(|_| {
+                            let path = format!("/api/v1/licences/{CURRENT}");
+                            let r = s.get(&path, &[("authorization", token), ("x-reason", REASON)]);
+                            (r.status, c % 4 == 3)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("client")).collect()
+    });
+    let answered = answers.iter().filter(|(status, _)| *status == 200).count();
+    let refused = answers.iter().filter(|(status, _)| *status == 403).count();
+    assert_eq!(answered, clients * each * 3 / 4, "{answers:?}");
+    assert_eq!(refused, clients * each / 4, "MARKET is outside the conditional scope");
+    assert!(answers.iter().all(|(status, market)| *status == if *market { 403 } else { 200 }));
+    let audit = f.audit();
+    let new = &audit[before..];
+    let queries = new.iter().filter(|e| e.0 == "share_query" && e.1 == MED).count();
+    let denials = new.iter().filter(|e| e.0 == "share_denied" && e.1 == MARKET).count();
+    assert_eq!((queries, denials), (answered, refused), "one entry per answer and per refusal");
+    assert_eq!(new.len(), answered + refused);
+    assert_eq!(audit_verified(&f), audit.len() as u64);
+    s.check_openapi();
+}
+
+#[test]
+fn no_answer_leaves_when_its_audit_entry_cannot_be_recorded() {
+    let f = Fixture::new();
+    let s = f.serve(&[]);
+    let med = s.bearer(MED, &f.med);
+    let market = s.bearer(MARKET, &f.market);
+    let path = format!("/api/v1/licences/{CURRENT}");
+    let headers = [("authorization", med.as_str()), ("x-reason", REASON)];
+    assert_eq!(s.get(&path, &headers).status, 200);
+    let before = f.audit().len();
+    let db = rusqlite::Connection::open(f.data().join("registry.sqlite")).expect("db");
+    db.execute_batch(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .expect("trigger");
+    let r = s.get(&path, &headers);
+    let p = r.problem(500);
+    assert!(!r.body.contains(HOLDER) && !r.body.contains(NUMBER), "no licence data: {p}");
+    // A refusal is audited too, so it is not sent without its entry either.
+    assert_eq!(
+        s.get(&path, &[("authorization", market.as_str()), ("x-reason", REASON)]).status,
+        500
+    );
+    db.execute_batch("DROP TRIGGER refuse_audit;").expect("drop trigger");
+    assert_eq!(s.get(&path, &headers).status, 200, "the server keeps serving");
+    assert_eq!(f.audit().len(), before + 1, "only the answer after the trigger is gone");
+    assert_eq!(audit_verified(&f) as usize, before + 1);
+}

@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// included; a longer one is answered 503.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout: u64,
+    /// Registry connections the server opens at most (requests beyond wait for one); default
+    /// four per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub db_connections: Option<u16>,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -85,6 +89,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<i32> {
         holidays: args.holidays.clone(),
         header_timeout: Duration::from_secs(args.header_timeout),
         request_timeout: Duration::from_secs(args.request_timeout),
+        connections: args.db_connections.map(usize::from),
     })?;
     Ok(crate::exit::OK)
 }

@@ -205,16 +205,44 @@ fn decode_hash(text: &str) -> Option<[u8; 32]> {
 /// PostgreSQL's advisory lock), so the head cannot move under it and the trail stays one chain
 /// however many processes write.
 pub(crate) fn append(db: &Db, entry: &AuditEntry) -> Result<AuditRecord, RegistryError> {
+    let head = read_head(db)?;
+    append_after(db, head, entry)
+}
+
+/// Appends `entries` in order after the current head, in the caller's write transaction (as
+/// [`append`]); returns their sequence numbers. The head is read once: inside the transaction
+/// nobody else moves it.
+pub(crate) fn append_all(db: &Db, entries: &[&AuditEntry]) -> Result<Vec<u64>, RegistryError> {
+    let mut head = read_head(db)?;
+    let mut seqs = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let record = append_after(db, head, entry)?;
+        seqs.push(record.seq);
+        head = (record.seq.saturating_add(1), record.hash);
+    }
+    Ok(seqs)
+}
+
+/// The sequence number the next entry gets and the hash it chains to.
+fn read_head(db: &Db) -> Result<(u64, String), RegistryError> {
     let head: Option<(i64, String)> = db.query_opt(
         "read audit head",
         "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
         &[],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    let (seq, prev_hash) = match head {
+    Ok(match head {
         Some((seq, hash)) => (u64::try_from(seq).unwrap_or(0) + 1, hash),
         None => (1, GENESIS_HASH.to_owned()),
-    };
+    })
+}
+
+/// Stores `entry` as number `seq` chained to `prev_hash` (from [`read_head`]).
+fn append_after(
+    db: &Db,
+    (seq, prev_hash): (u64, String),
+    entry: &AuditEntry,
+) -> Result<AuditRecord, RegistryError> {
     let prev_bytes = decode_hash(&prev_hash).ok_or_else(|| {
         RegistryError::AuditBroken(AuditBreak {
             seq: seq.saturating_sub(1),

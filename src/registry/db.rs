@@ -191,11 +191,21 @@ pub(crate) struct Db {
     /// The registry's field key, once loaded (see `secrets`): what seals and opens holders'
     /// data and makes the keyed hashes, inside transactions too.
     field_keys: Option<std::sync::Arc<super::secrets::FieldKeys>>,
+    /// Where audit entries go instead of their own transaction (a server's connections; see
+    /// `audit_queue`), and the receipts of entries handed over and not yet waited for.
+    audit_queue: Option<std::sync::Arc<super::audit_queue::AuditQueue>>,
+    audit_pending: RefCell<Vec<super::audit_queue::AuditReceipt>>,
 }
 
 impl Db {
     pub(crate) fn sqlite(conn: Connection, path: &Path) -> Db {
-        Db { backend: Backend::Sqlite(conn), location: path.to_path_buf(), field_keys: None }
+        Db {
+            backend: Backend::Sqlite(conn),
+            location: path.to_path_buf(),
+            field_keys: None,
+            audit_queue: None,
+            audit_pending: RefCell::new(Vec::new()),
+        }
     }
 
     /// Connects to PostgreSQL at `url`, as libpq would (environment, password file, TLS by
@@ -211,6 +221,8 @@ impl Db {
             }))),
             location: location.to_path_buf(),
             field_keys: None,
+            audit_queue: None,
+            audit_pending: RefCell::new(Vec::new()),
         })
     }
 
@@ -226,6 +238,38 @@ impl Db {
             path: self.location.clone(),
             reason: "no field key loaded for this registry".into(),
         })
+    }
+
+    /// Hands this connection's audit entries to `queue` from now on (see `audit_queue`).
+    pub(crate) fn set_audit_queue(
+        &mut self,
+        queue: std::sync::Arc<super::audit_queue::AuditQueue>,
+    ) {
+        self.audit_queue = Some(queue);
+    }
+
+    /// The queue audit entries go to, if any.
+    pub(crate) fn audit_queue(&self) -> Option<&super::audit_queue::AuditQueue> {
+        self.audit_queue.as_deref()
+    }
+
+    /// Keeps the receipt of an entry handed to the queue until someone waits for it.
+    pub(crate) fn keep_audit_receipt(&self, receipt: super::audit_queue::AuditReceipt) {
+        self.audit_pending.borrow_mut().push(receipt);
+    }
+
+    /// The receipts of entries handed over since the last call, in order.
+    pub(crate) fn take_audit_receipts(&self) -> Vec<super::audit_queue::AuditReceipt> {
+        std::mem::take(&mut *self.audit_pending.borrow_mut())
+    }
+
+    /// Blocks until every entry handed over is committed: a write transaction starts only
+    /// after them, so the connection's entries and its writes stay in the order it made them.
+    fn settle_audit(&self) -> Result<(), RegistryError> {
+        for receipt in self.take_audit_receipts() {
+            receipt.wait()?;
+        }
+        Ok(())
     }
 
     pub(crate) fn dialect(&self) -> Dialect {
@@ -403,12 +447,14 @@ impl Db {
 
     /// Runs `f` inside one write transaction and commits; any error rolls back. SQLite takes
     /// the write lock up front (`BEGIN IMMEDIATE`); PostgreSQL takes [`WRITE_LOCK`] first (see
-    /// the module docs). Writers queue; they never interleave.
+    /// the module docs). Writers queue; they never interleave. Audit entries this connection
+    /// handed to an audit queue are committed before the transaction begins.
     pub(crate) fn write<T>(
         &self,
         op: &'static str,
         f: impl FnOnce(&Db) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
+        self.settle_audit()?;
         match self.dialect() {
             Dialect::Sqlite => self.batch(op, "BEGIN IMMEDIATE")?,
             Dialect::Postgres => {

@@ -122,6 +122,10 @@ pub enum RegistryError {
     RunFinished { run: RunId },
     #[error(transparent)]
     AuditBroken(#[from] AuditBreak),
+    /// An audit entry handed to the server's group commit (`audit_queue`) was not committed;
+    /// the request it records is not answered.
+    #[error("the audit entry was not recorded: {reason}")]
+    AuditNotRecorded { reason: String },
     /// Backup into, or restore into, a folder that already holds something.
     #[error("{path}: folder is not empty", path = path.display())]
     NotEmpty { path: PathBuf },

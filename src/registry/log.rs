@@ -564,6 +564,47 @@ pub(crate) fn record_checkpoint(db: &Db, checkpoint: &Checkpoint) -> Result<bool
     Ok(true)
 }
 
+/// The leaf hashes of the last checkpoint tree proofs were made in, shared by every connection
+/// of the process (a server proves inclusion for every `POST /api/v1/verify`).
+static CHECKPOINT_TREE: std::sync::Mutex<Option<CheckpointTree>> = std::sync::Mutex::new(None);
+
+struct CheckpointTree {
+    tree_size: u64,
+    root: Hash,
+    hashes: std::sync::Arc<Vec<Hash>>,
+}
+
+/// The hashes of the first `checkpoint.tree_size` leaves. Read from the database once per
+/// checkpoint and kept ([`CHECKPOINT_TREE`]) only when they hash to the checkpoint's root: the
+/// root commits to every leaf, so a kept tree is the signed one whatever database it came from,
+/// and reading the whole log per proof (linear in the registry's size) is avoided. A tree that
+/// does not hash to its root is returned uncached, and the proofs made from it fail to verify,
+/// as before.
+fn checkpoint_leaf_hashes(
+    db: &Db,
+    checkpoint: &Checkpoint,
+) -> Result<std::sync::Arc<Vec<Hash>>, RegistryError> {
+    let root = checkpoint.root().ok();
+    let held = CHECKPOINT_TREE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let (Some(tree), Some(root)) = (held.as_ref(), root)
+        && tree.tree_size == checkpoint.tree_size
+        && tree.root == root
+    {
+        return Ok(tree.hashes.clone());
+    }
+    drop(held);
+    let hashes = std::sync::Arc::new(leaf_hashes(db, Some(checkpoint.tree_size))?);
+    if let Some(root) = root
+        && hashes.len() as u64 == checkpoint.tree_size
+        && merkle::root(&hashes) == root
+    {
+        let mut held = CHECKPOINT_TREE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *held =
+            Some(CheckpointTree { tree_size: checkpoint.tree_size, root, hashes: hashes.clone() });
+    }
+    Ok(hashes)
+}
+
 /// Inclusion proofs of the leaves of `identifier` in the latest checkpoint (leaves newer than
 /// it are left out: they have no signed tree yet). `None` when no checkpoint exists.
 pub(crate) fn proofs(
@@ -572,15 +613,16 @@ pub(crate) fn proofs(
 ) -> Result<(Vec<LogLeaf>, Option<Vec<InclusionProof>>), RegistryError> {
     let leaves = leaves_of(db, identifier)?;
     let Some(checkpoint) = latest_checkpoint(db)? else { return Ok((leaves, None)) };
-    let hashes = leaf_hashes(db, Some(checkpoint.tree_size))?;
+    let hashes = checkpoint_leaf_hashes(db, &checkpoint)?;
     let mut proofs = Vec::new();
     for leaf in leaves.iter().filter(|l| l.index < checkpoint.tree_size) {
         let index = usize::try_from(leaf.index).unwrap_or(usize::MAX);
-        let path =
-            merkle::inclusion_proof(&hashes, index).ok_or_else(|| RegistryError::Inconsistent {
+        let path = merkle::inclusion_proof(hashes.as_slice(), index).ok_or_else(|| {
+            RegistryError::Inconsistent {
                 path: db.location().to_path_buf(),
                 what: format!("no inclusion proof for leaf {index}"),
-            })?;
+            }
+        })?;
         proofs.push(InclusionProof {
             leaf: leaf.clone(),
             tree_size: checkpoint.tree_size,

@@ -24,6 +24,7 @@
 //! with its audit entries, and files are written before the transaction that references them.
 
 mod audit;
+mod audit_queue;
 mod backup;
 mod catalog_versions;
 pub(crate) mod db;
@@ -55,6 +56,7 @@ pub use audit::{
     AuditBreak, AuditBreakReason, AuditEntry, AuditRecord, AuditReport, GENESIS_HASH, action,
     canonical_json,
 };
+pub use audit_queue::{AuditQueue, AuditReceipt};
 pub use backup::{BackupManifest, ManifestFile};
 pub use catalog_versions::{ADOPTING_OPERATOR, CatalogVersion};
 pub use error::{RegistryError, StaleDecision};
@@ -1112,9 +1114,31 @@ impl Registry {
     }
 
     /// Appends an entry to the audit trail in its own transaction (for actions outside the
-    /// lifecycle: verify, query, denial, copy, check request…).
-    pub fn audit_append(&mut self, entry: &AuditEntry) -> Result<AuditRecord, RegistryError> {
-        self.db.write("append audit entry", |tx| audit::append(tx, entry))
+    /// lifecycle: verify, query, denial, copy, check request…). On a connection attached to an
+    /// audit queue ([`Registry::attach_audit_queue`]) the entry is handed to the queue's group
+    /// commit instead and is durable only once its receipt ([`Registry::take_audit_receipts`])
+    /// resolved.
+    pub fn audit_append(&mut self, entry: &AuditEntry) -> Result<(), RegistryError> {
+        if let Some(queue) = self.db.audit_queue() {
+            let receipt = queue.submit(entry.clone());
+            self.db.keep_audit_receipt(receipt);
+            return Ok(());
+        }
+        self.db.write("append audit entry", |tx| audit::append(tx, entry))?;
+        Ok(())
+    }
+
+    /// From now on, hands this connection's audit entries ([`Registry::audit_append`]) to
+    /// `queue`, which commits them in groups (see [`AuditQueue`]). The caller must wait for
+    /// every receipt ([`Registry::take_audit_receipts`]) before it reports what the entries
+    /// record; a write transaction on this connection waits for them first.
+    pub fn attach_audit_queue(&mut self, queue: std::sync::Arc<AuditQueue>) {
+        self.db.set_audit_queue(queue);
+    }
+
+    /// The receipts of the audit entries handed to the queue since the last call, in order.
+    pub fn take_audit_receipts(&self) -> Vec<AuditReceipt> {
+        self.db.take_audit_receipts()
     }
 
     /// Recomputes the audit chain. Fails with [`RegistryError::AuditBroken`] naming the first

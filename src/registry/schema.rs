@@ -66,7 +66,7 @@ impl Migration {
 }
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 10;
+pub const SCHEMA_VERSION: u32 = 11;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -941,6 +941,14 @@ CREATE TRIGGER review_items_decided_once BEFORE UPDATE OF
     FOR EACH ROW WHEN (OLD.state <> 'pending')
     EXECUTE FUNCTION elicence_refuse('a review item is decided once');
 "#,
+    },
+    // `verify` (and `POST /api/v1/verify`) find a presented file's version by its SHA-256;
+    // `version_files` is keyed by (version, kind), so each lookup scanned the whole table.
+    Migration {
+        version: 11,
+        name: "index version_files.sha256 (a presented file's version)",
+        sqlite: "CREATE INDEX version_files_sha256 ON version_files(sha256);",
+        postgres: "CREATE INDEX version_files_sha256 ON version_files(sha256);",
     },
 ];
 

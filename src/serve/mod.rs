@@ -76,6 +76,8 @@ pub struct ServeConfig {
     pub header_timeout: Duration,
     /// Time a request may take, body upload included (`--request-timeout`); then 503.
     pub request_timeout: Duration,
+    /// Registry connections at most (`--db-connections`; `None`: four per core).
+    pub connections: Option<usize>,
 }
 
 /// Why the server did not start or stopped.
@@ -247,9 +249,13 @@ impl ServeConfig {
 /// opens the registry (so a broken setup fails before listening), then serves.
 pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     config.check()?;
-    let pool =
-        pool::RegistryPool::new(config.data.clone(), config.registry.clone(), config.store.clone());
-    // Open one connection now: migrations run once, and an unreachable registry stops here.
+    // Opens one connection now: migrations run once, and an unreachable registry stops here.
+    let pool = pool::RegistryPool::open(
+        config.data.clone(),
+        config.registry.clone(),
+        config.store.clone(),
+        config.connections,
+    )?;
     let production = pool.with(|r| r.is_production())??;
     let at = crate::clock::now().map_err(|e| ServeError::Clock { detail: format!("{e:#}") })?;
     let (catalog, version) =

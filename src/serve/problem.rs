@@ -63,14 +63,7 @@ impl Problem {
 
     /// As [`Problem::internal`], logging `error` with its causes.
     pub fn internal_chain(error: &dyn std::error::Error) -> Problem {
-        let mut text = error.to_string();
-        let mut cause = error.source();
-        while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
-        }
-        Problem::internal(&text)
+        Problem::internal(&crate::logs::error_chain(error))
     }
 
     fn status_code(&self) -> StatusCode {

@@ -116,16 +116,26 @@ async fn announced_length(State(limit): State<usize>, request: Request, next: Ne
 }
 
 /// Runs `f` with a registry connection on the blocking pool: the registry is synchronous and
-/// must not block an async worker.
+/// must not block an async worker. Waits for a free connection first (the pool is bounded),
+/// and afterwards, with the connection given back, until every audit entry `f` made is
+/// committed: whatever `f` answers, answer or refusal, leaves only after its audit entries are
+/// durable; if one is not, the request fails (500).
 pub(super) async fn with_registry<T: Send + 'static>(
     state: &Arc<AppState>,
     f: impl FnOnce(&AppState, &mut Registry) -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || state.pool.with(|r| f(&state, r)))
-        .await
-        .map_err(|e| Problem::internal(&e))?
-        .map_err(Problem::from)?
+    let permit = state.pool.permit().await;
+    let shared = state.clone();
+    let (out, receipts) =
+        tokio::task::spawn_blocking(move || shared.pool.with_deferred(|r| f(&shared, r)))
+            .await
+            .map_err(|e| Problem::internal(&e))?
+            .map_err(Problem::from)?;
+    drop(permit);
+    for receipt in receipts {
+        receipt.recorded().await.map_err(Problem::from)?;
+    }
+    out
 }
 
 /// Answers 503 when a request (its body upload included) takes longer than `limit`, so a
