@@ -26,7 +26,7 @@ use super::dedupe::Dedupe;
 pub const CHUNK_BATCHES: usize = 8;
 /// Chunks in flight between the reader and the validators.
 const CHUNKS_IN_FLIGHT: usize = 2;
-/// Most rows the de-duplication table is sized for up front (≈ 1 GB of table); beyond this it
+/// Most rows the de-duplication table is sized for up front (≈ 850 MB of table); beyond this it
 /// grows as rows arrive.
 const MAX_RESERVE_ROWS: f64 = 40_000_000.0;
 
