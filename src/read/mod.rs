@@ -9,8 +9,11 @@
 //! Nothing in this module panics on input: malformed rows become row-level [`ReadError`]s, a
 //! broken file becomes a fatal one, after which the iterator ends.
 //!
-//! Memory: CSV streams with at most `max_record_bytes + 2` bytes of one record held (see
-//! `csv.rs`); xlsx streams the sheet cell by cell (shared strings held whole); xls and ods are
+//! CSV is read in blocks cut at record ends, which [`Batch`]es let any thread parse and decode
+//! (see `csv.rs`); the iterator parses them in line.
+//!
+//! Memory: CSV streams block by block, a block at most `256 KiB + max_record_bytes + 1` bytes
+//! (a longer record is reported and skipped unbuffered; see `csv.rs`); xlsx streams the sheet cell by cell (shared strings held whole); xls and ods are
 //! loaded whole by calamine, one sheet range at a time (see `workbook.rs`). xlsx/ods archives are
 //! refused before opening when their declared sizes break [`Limits`].
 
