@@ -33,4 +33,4 @@ pub use dry_run::{DryRunReport, DryRunResult};
 pub use run::{CatalogNotPublished, RunOptions, RunReport, RunResult};
 pub use schedule::production_pool;
 pub use shard::Shard;
-pub use stream::{CHUNK_ROWS, EngineError, Outcome, RowSink, validate_input};
+pub use stream::{CHUNK_BATCHES, EngineError, Outcome, RowSink, validate_input};

@@ -419,12 +419,15 @@ fn build_source(p: &mut Problems<'_>, raw: &spec::SourceSpec) -> SourceSpec {
         None => b',',
         Some(d) => match d.get_ref().as_str() {
             "\\t" | "\t" | "tab" => b'\t',
-            s if s.len() == 1 && s.is_ascii() => s.as_bytes()[0],
+            // A quote or a line end cannot separate fields: they already mean something.
+            s if s.len() == 1 && s.is_ascii() && !matches!(s, "\"" | "\r" | "\n") => {
+                s.as_bytes()[0]
+            }
             other => {
                 p.at(
                     Some(d.span().start),
                     "source.delimiter",
-                    format!("{other:?} must be one ASCII character"),
+                    format!("{other:?} must be one ASCII character other than a quote, CR or LF"),
                 );
                 b','
             }

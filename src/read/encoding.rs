@@ -12,7 +12,7 @@ use super::Encoding;
 /// How many leading bytes [`sniff`] looks at.
 pub const SNIFF_BYTES: usize = 64 * 1024;
 
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The decoder chosen for a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,11 @@
 //! Nothing in this module panics on input: malformed rows become row-level [`ReadError`]s, a
 //! broken file becomes a fatal one, after which the iterator ends.
 //!
-//! Memory: CSV streams with at most `max_record_bytes + 2` bytes of one record held (see
-//! `csv.rs`); xlsx streams the sheet cell by cell (shared strings held whole); xls and ods are
+//! CSV is read in blocks cut at record ends, which [`Batch`]es let any thread parse and decode
+//! (see `csv.rs`); the iterator parses them in line.
+//!
+//! Memory: CSV streams block by block, a block at most `256 KiB + max_record_bytes + 1` bytes
+//! (a longer record is reported and skipped unbuffered; see `csv.rs`); xlsx streams the sheet cell by cell (shared strings held whole); xls and ods are
 //! loaded whole by calamine, one sheet range at a time (see `workbook.rs`). xlsx/ods archives are
 //! refused before opening when their declared sizes break [`Limits`].
 
@@ -179,6 +182,52 @@ pub trait RecordSource: Iterator<Item = Result<Record, ReadError>> + Send {
     /// How much of the input has been read, 0.0 to 1.0, when the format can tell (CSV: bytes;
     /// workbooks: rows of the sheet's used range). For progress and its ETA only.
     fn fraction_read(&self) -> Option<f64>;
+    /// The next rows as one unit of work for any thread ([`Batch::records`]), in order; `None`
+    /// at the end. A CSV batch is a block of raw bytes that the thread running it parses and
+    /// decodes, so reading spreads over the cores; a workbook batch holds rows already read.
+    /// Do not mix with [`Iterator::next`] on the same source.
+    fn next_batch(&mut self) -> Option<Batch>;
+}
+
+/// Rows of a source as one unit of work: [`Batch::records`] turns them into records (for CSV:
+/// parses and decodes the block) on whichever thread calls it. Batches of one source are
+/// independent of each other; their records, concatenated in batch order, are what the
+/// source's iterator would have returned.
+pub struct Batch {
+    unit: Unit,
+    shape: Arc<Shape>,
+}
+
+/// What a [`Batch`] held.
+pub struct BatchRecords {
+    /// Records and row-level errors, in order; a fatal error can only be the last item.
+    pub records: Vec<Result<Record, ReadError>>,
+    /// Blank rows passed over in this batch (add them to
+    /// [`RecordSource::blank_rows_skipped`], which counts only rows the iterator returned).
+    pub blank_rows: u64,
+}
+
+impl Batch {
+    /// The batch's records. Pure: no I/O, no state shared with other batches.
+    pub fn records(self) -> BatchRecords {
+        let mut blank_rows = 0;
+        let shape = &self.shape;
+        let records = match self.unit {
+            Unit::Rows(rows) => rows
+                .into_iter()
+                .filter_map(|raw| match raw {
+                    Ok(raw) => shape.record(raw, &mut blank_rows),
+                    Err(fatal) => Some(Err(fatal)),
+                })
+                .collect(),
+            Unit::Csv(block) => block
+                .parse()
+                .into_iter()
+                .filter_map(|raw| shape.record(raw, &mut blank_rows))
+                .collect(),
+        };
+        BatchRecords { records, blank_rows }
+    }
 }
 
 /// Opens `path` as described by `spec`, reads up to and including the header row, and returns
@@ -243,11 +292,38 @@ pub(crate) struct RawRow {
     pub cells: Result<Vec<Cell>, ReadError>,
 }
 
+/// Rows a format reader hands out at once, for another thread to finish.
+pub(crate) enum Unit {
+    /// Rows already read; a fatal error can only be the last item.
+    Rows(Vec<Result<RawRow, ReadError>>),
+    /// A CSV block, parsed by whoever runs the batch.
+    Csv(csv::CsvBlock),
+}
+
+/// Rows per [`Unit::Rows`] when a format has no cheaper unit (workbooks).
+const UNIT_ROWS: usize = 256;
+
 /// A format reader. `Some(Err)` is fatal; the source is not polled after it.
 pub(crate) trait RowSource: Send {
     fn next_row(&mut self) -> Option<Result<RawRow, ReadError>>;
     /// See [`RecordSource::fraction_read`].
     fn fraction_read(&self) -> Option<f64>;
+    /// The next rows as a unit; `Some(Err)` is fatal. By default up to [`UNIT_ROWS`] rows.
+    fn next_unit(&mut self) -> Option<Result<Unit, ReadError>> {
+        let mut rows = Vec::with_capacity(UNIT_ROWS);
+        while rows.len() < UNIT_ROWS {
+            match self.next_row() {
+                None => break,
+                Some(Ok(raw)) => rows.push(Ok(raw)),
+                Some(Err(fatal)) if rows.is_empty() => return Some(Err(fatal)),
+                Some(Err(fatal)) => {
+                    rows.push(Err(fatal));
+                    break;
+                }
+            }
+        }
+        (!rows.is_empty()).then_some(Ok(Unit::Rows(rows)))
+    }
 }
 
 /// How data rows are held against the header width.
@@ -261,14 +337,74 @@ pub(crate) enum WidthRule {
     PadToHeader,
 }
 
+/// What turning a raw row into a record needs once the header is known; shared with the
+/// threads that run [`Batch`]es.
+#[derive(Debug)]
+pub(crate) struct Shape {
+    file: Arc<str>,
+    sheet: Option<Arc<str>>,
+    /// Cells of the header row.
+    width: usize,
+    width_rule: WidthRule,
+}
+
+impl Shape {
+    fn error_at(&self, row: u64, kind: ReadErrorKind) -> ReadError {
+        ReadError::at(&self.file, self.sheet.as_ref(), row, kind)
+    }
+
+    /// The record of a data row, its row error, or `None` for a blank row; blank rows (the
+    /// row's and the ones before it) are added to `blank`.
+    fn record(&self, raw: RawRow, blank: &mut u64) -> Option<Result<Record, ReadError>> {
+        *blank += raw.blank_before;
+        let cells = match raw.cells {
+            Ok(cells) => cells,
+            Err(row_error) => return Some(Err(row_error)),
+        };
+        if cells.iter().all(Cell::is_blank) {
+            *blank += 1;
+            return None;
+        }
+        Some(self.fit_width(raw.row, cells).map(|cells| {
+            let pos =
+                SourcePos { file: Arc::clone(&self.file), sheet: self.sheet.clone(), row: raw.row };
+            Record { pos, cells }
+        }))
+    }
+
+    /// Holds `cells` against the header width (see [`WidthRule`]).
+    fn fit_width(&self, row: u64, mut cells: Vec<Cell>) -> Result<Vec<Cell>, ReadError> {
+        let expected = self.width;
+        match self.width_rule {
+            WidthRule::Exact if cells.len() == expected => Ok(cells),
+            WidthRule::Exact => {
+                Err(self
+                    .error_at(row, ReadErrorKind::WrongFieldCount { expected, found: cells.len() }))
+            }
+            WidthRule::PadToHeader => {
+                if cells.len() > expected {
+                    let extra = cells.get(expected..).unwrap_or_default();
+                    if !extra.iter().all(Cell::is_blank) {
+                        let found = cells.iter().rposition(|c| !c.is_blank()).map_or(0, |i| i + 1);
+                        return Err(
+                            self.error_at(row, ReadErrorKind::WrongFieldCount { expected, found })
+                        );
+                    }
+                    cells.truncate(expected);
+                }
+                cells.resize(expected, Cell::Empty);
+                Ok(cells)
+            }
+        }
+    }
+}
+
 /// Header handling and record building, shared by all formats.
 pub(crate) struct Table<S> {
     rows: S,
-    file: Arc<str>,
-    sheet: Option<Arc<str>>,
+    shape: Arc<Shape>,
     headers: Vec<String>,
     header_row: u64,
-    width_rule: WidthRule,
     encoding_used: &'static str,
     blank_rows: u64,
     done: bool,
@@ -347,47 +483,8 @@ impl<S: RowSource> Table<S> {
                 headers.pop();
             }
         }
-        Ok(Table {
-            rows,
-            file,
-            sheet,
-            headers,
-            header_row,
-            width_rule,
-            encoding_used,
-            blank_rows: 0,
-            done: false,
-        })
-    }
-
-    fn error_at(&self, row: u64, kind: ReadErrorKind) -> ReadError {
-        ReadError::at(&self.file, self.sheet.as_ref(), row, kind)
-    }
-
-    /// Holds `cells` against the header width (see [`WidthRule`]).
-    fn fit_width(&self, row: u64, mut cells: Vec<Cell>) -> Result<Vec<Cell>, ReadError> {
-        let expected = self.headers.len();
-        match self.width_rule {
-            WidthRule::Exact if cells.len() == expected => Ok(cells),
-            WidthRule::Exact => {
-                Err(self
-                    .error_at(row, ReadErrorKind::WrongFieldCount { expected, found: cells.len() }))
-            }
-            WidthRule::PadToHeader => {
-                if cells.len() > expected {
-                    let extra = cells.get(expected..).unwrap_or_default();
-                    if !extra.iter().all(Cell::is_blank) {
-                        let found = cells.iter().rposition(|c| !c.is_blank()).map_or(0, |i| i + 1);
-                        return Err(
-                            self.error_at(row, ReadErrorKind::WrongFieldCount { expected, found })
-                        );
-                    }
-                    cells.truncate(expected);
-                }
-                cells.resize(expected, Cell::Empty);
-                Ok(cells)
-            }
-        }
+        let shape = Arc::new(Shape { file, sheet, width: headers.len(), width_rule });
+        Ok(Table { rows, shape, headers, header_row, encoding_used, blank_rows: 0, done: false })
     }
 }
 
@@ -418,22 +515,9 @@ impl<S: RowSource> Iterator for Table<S> {
                 }
                 Some(Ok(raw)) => raw,
             };
-            self.blank_rows += raw.blank_before;
-            let cells = match raw.cells {
-                Ok(cells) => cells,
-                Err(row_error) => return Some(Err(row_error)),
-            };
-            if cells.iter().all(Cell::is_blank) {
-                self.blank_rows += 1;
-                continue;
+            if let Some(record) = self.shape.record(raw, &mut self.blank_rows) {
+                return Some(record);
             }
-            let cells = match self.fit_width(raw.row, cells) {
-                Ok(cells) => cells,
-                Err(e) => return Some(Err(e)),
-            };
-            let pos =
-                SourcePos { file: Arc::clone(&self.file), sheet: self.sheet.clone(), row: raw.row };
-            return Some(Ok(Record { pos, cells }));
         }
     }
 }
@@ -457,6 +541,26 @@ impl<S: RowSource> RecordSource for Table<S> {
 
     fn fraction_read(&self) -> Option<f64> {
         if self.done { Some(1.0) } else { self.rows.fraction_read() }
+    }
+
+    fn next_batch(&mut self) -> Option<Batch> {
+        if self.done {
+            return None;
+        }
+        let unit = match self.rows.next_unit() {
+            None => {
+                self.done = true;
+                return None;
+            }
+            Some(Err(fatal)) => Unit::Rows(vec![Err(fatal)]),
+            Some(Ok(unit)) => unit,
+        };
+        if let Unit::Rows(rows) = &unit
+            && rows.last().is_some_and(Result::is_err)
+        {
+            self.done = true;
+        }
+        Some(Batch { unit, shape: Arc::clone(&self.shape) })
     }
 }
 
