@@ -355,28 +355,24 @@ fn write_qr(x: &mut String, face: &Face<'_>, id: u32) {
         mm_num(spot.size),
         mm_num(spot.size)
     );
+    // Every corner lies on the module grid: its coordinates are formatted once per grid line
+    // (a few dozen numbers) rather than eight times per run (thousands per page).
+    let grid: Vec<String> = (0..=modules).map(|i| mm_num(i as f32 * m)).collect();
+    let at = |i: usize| grid.get(i).map_or("0", String::as_str);
     let mut first = true;
     for r in qr.runs() {
-        let x0 = (r.col + QR_QUIET) as f32 * m;
-        let y0 = (r.row + QR_QUIET) as f32 * m;
-        let x1 = x0 + r.len as f32 * m;
-        let y1 = y0 + m;
+        let (x0, y0) = (at(r.col + QR_QUIET), at(r.row + QR_QUIET));
+        let (x1, y1) = (at(r.col + QR_QUIET + r.len), at(r.row + QR_QUIET + 1));
         if !first {
             x.push(' ');
         }
         first = false;
-        let _ = write!(
-            x,
-            "M {} {} L {} {} L {} {} L {} {} C",
-            mm_num(x0),
-            mm_num(y0),
-            mm_num(x1),
-            mm_num(y0),
-            mm_num(x1),
-            mm_num(y1),
-            mm_num(x0),
-            mm_num(y1)
-        );
+        for (command, px, py) in [("M", x0, y0), ("L", x1, y0), ("L", x1, y1), ("L", x0, y1)] {
+            for part in [command, " ", px, " ", py, " "] {
+                x.push_str(part);
+            }
+        }
+        x.push('C');
     }
     x.push_str("</ofd:AbbreviatedData></ofd:PathObject>");
 }
