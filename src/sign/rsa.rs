@@ -260,7 +260,7 @@ impl Signer for RsaSigner {
                 private.size()
             }
             #[cfg(feature = "openssl-rsa")]
-            Backend::OpenSsl(key) => usize::try_from(key.size()).unwrap_or(0),
+            Backend::OpenSsl(key) => key.size(),
         }
     }
 
