@@ -104,6 +104,28 @@ pub(crate) struct CsvRows {
     bom_len: u64,
 }
 
+/// A CSV file's bytes after its BOM: the sniffed head, then the rest of the file.
+pub(super) type SniffedInput = io::Chain<io::Cursor<Vec<u8>>, File>;
+
+/// Opens `path` and sniffs its encoding from the first [`SNIFF_BYTES`]: the bytes after the
+/// BOM (the sniffed head, then the rest of the file), what was sniffed, and the file size.
+pub(super) fn open_sniffed(
+    path: &Path,
+    file: &Arc<str>,
+    spec: &SourceSpec,
+) -> Result<(SniffedInput, encoding::Sniffed, u64), ReadError> {
+    let io_err = |e| ReadError::new(file, ReadErrorKind::Io(e));
+    let mut handle = File::open(path).map_err(io_err)?;
+    let total_bytes = handle.metadata().map_err(io_err)?.len();
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    (&mut handle).take(SNIFF_BYTES as u64).read_to_end(&mut head).map_err(io_err)?;
+    let complete = head.len() < SNIFF_BYTES;
+    let sniffed = encoding::sniff(&spec.encoding, &head, complete);
+    let mut cursor = io::Cursor::new(head);
+    cursor.set_position(sniffed.bom_len as u64);
+    Ok((cursor.chain(handle), sniffed, total_bytes))
+}
+
 impl CsvRows {
     /// Opens `path`, sniffs the encoding and returns the source and `encoding_used`.
     pub(crate) fn open(
@@ -111,15 +133,7 @@ impl CsvRows {
         file: Arc<str>,
         spec: &SourceSpec,
     ) -> Result<(Self, &'static str), ReadError> {
-        let io_err = |e| ReadError::new(&file, ReadErrorKind::Io(e));
-        let mut handle = File::open(path).map_err(io_err)?;
-        let total_bytes = handle.metadata().map_err(io_err)?.len();
-        let mut head = Vec::with_capacity(SNIFF_BYTES);
-        (&mut handle).take(SNIFF_BYTES as u64).read_to_end(&mut head).map_err(io_err)?;
-        let complete = head.len() < SNIFF_BYTES;
-        let sniffed = encoding::sniff(&spec.encoding, &head, complete);
-        let mut cursor = io::Cursor::new(head);
-        cursor.set_position(sniffed.bom_len as u64);
+        let (input, sniffed, total_bytes) = open_sniffed(path, &file, spec)?;
         let format = Arc::new(CsvFormat {
             file,
             delimiter: spec.delimiter,
@@ -127,7 +141,7 @@ impl CsvRows {
             max_record_bytes: spec.limits.max_record_bytes.max(1),
             spare: Mutex::new(Vec::new()),
         });
-        let scanner = Scanner::new(Box::new(cursor.chain(handle)), format, sniffed.encoding);
+        let scanner = Scanner::new(Box::new(input), format, sniffed.encoding);
         let rows = CsvRows {
             scanner,
             pending: VecDeque::new(),

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use ::csv::{ByteRecord, ReaderBuilder};
 
-use crate::read::encoding::{self, SNIFF_BYTES, TextEncoding};
+use crate::read::encoding::{self, TextEncoding};
 use crate::read::{RawRow, ReadError, ReadErrorKind, RowSource, SourceSpec};
 use crate::record::Cell;
 
@@ -47,17 +47,8 @@ impl CsvRows {
         file: Arc<str>,
         spec: &SourceSpec,
     ) -> Result<(Self, &'static str), ReadError> {
-        let io_err = |e| ReadError::new(&file, ReadErrorKind::Io(e));
-        let mut handle = File::open(path).map_err(io_err)?;
-        let total_bytes = handle.metadata().map_err(io_err)?.len();
-        let mut head = Vec::with_capacity(SNIFF_BYTES);
-        (&mut handle).take(SNIFF_BYTES as u64).read_to_end(&mut head).map_err(io_err)?;
-        let complete = head.len() < SNIFF_BYTES;
-        let sniffed = encoding::sniff(&spec.encoding, &head, complete);
-        let mut cursor = io::Cursor::new(head);
-        cursor.set_position(sniffed.bom_len as u64);
-        let limiter =
-            RecordLimiter::new(cursor.chain(handle), spec.delimiter, spec.limits.max_record_bytes);
+        let (input, sniffed, total_bytes) = super::open_sniffed(path, &file, spec)?;
+        let limiter = RecordLimiter::new(input, spec.delimiter, spec.limits.max_record_bytes);
         let reader = ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
