@@ -276,6 +276,18 @@ fn xls_with_a_table_sector_cut_short_is_refused() {
 }
 
 #[test]
+fn xls_with_a_bound_sheet_record_cut_short_is_refused() {
+    // Regression (issue 19, session 9): fuzz_workbook found a workbook whose BoundSheet8 record
+    // is shorter than its six fixed bytes; calamine indexed past its end (`read_u32`,
+    // xls.rs `parse_sheet_metadata`) and panicked. It is refused before calamine opens it.
+    let err = open_err("xls-boundsheet-cut-short.xls", &SourceSpec::default());
+    assert!(
+        matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason == "BoundSheet8 record shorter than 6 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
 fn xlsx_cell_reference_beyond_xfd_is_refused_naming_sheet_row_and_reference() {
     // Regression (issue 19): calamine computes the column of `AATYHWUT4` with unchecked
     // arithmetic; it wrapped to column B in a release build (row 4's 统一社会信用代码 overwrote

@@ -65,6 +65,9 @@ pub(super) fn check(stream: &[u8], max_grid_bytes: u64) -> Result<(), &'static s
     let mut sheets = Vec::new();
     for (typ, data) in records(stream) {
         match typ {
+            // MS-XLS 2.4.28: lbPlyPos (4 bytes), hsState, dt, then the name; calamine indexes
+            // the first six bytes unchecked (fuzz_workbook, 2026-12-05).
+            BOUND_SHEET if data.len() < 6 => return Err("BoundSheet8 record shorter than 6 bytes"),
             BOUND_SHEET => sheets.extend(u32_at(data, 0)),
             EOF => break,
             _ => {}
@@ -280,6 +283,15 @@ mod tests {
     fn a_reversed_mul_rk_is_refused() {
         let reversed = Err("MulRk record whose last column comes before its first");
         assert_eq!(check(&one_sheet(&[mul_rk(0, 5, 4, 1)]), u64::MAX), reversed);
+    }
+
+    #[test]
+    fn a_bound_sheet_record_cut_short_is_refused() {
+        for len in 0..6 {
+            let mut stream = record(0x0085, &[10, 0, 0, 0, 0, 0][..len]);
+            stream.extend(record(0x000A, &[]));
+            assert_eq!(check(&stream, u64::MAX), Err("BoundSheet8 record shorter than 6 bytes"));
+        }
     }
 
     #[test]
