@@ -288,6 +288,18 @@ fn xls_with_a_bound_sheet_record_cut_short_is_refused() {
 }
 
 #[test]
+fn xls_with_a_merge_cells_record_cut_short_is_refused() {
+    // Regression (issue 19, session 9): fuzz_workbook found a sheet whose MergeCells record holds
+    // fewer ranges than its count; calamine read past its end (`parse_merge_cells`) and
+    // panicked. It is refused before calamine opens it.
+    let err = open_err("xls-merge-cells-cut-short.xls", &SourceSpec::default());
+    assert!(
+        matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason.starts_with("MergeCells record shorter")),
+        "{err}"
+    );
+}
+
+#[test]
 fn xlsx_cell_reference_beyond_xfd_is_refused_naming_sheet_row_and_reference() {
     // Regression (issue 19): calamine computes the column of `AATYHWUT4` with unchecked
     // arithmetic; it wrapped to column B in a release build (row 4's 统一社会信用代码 overwrote

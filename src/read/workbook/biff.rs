@@ -26,6 +26,9 @@ const DIMENSIONS: u16 = 0x0200;
 const CONTINUE: u16 = 0x003C;
 const FORMULA: u16 = 0x0006;
 const MUL_RK: u16 = 0x00BD;
+/// MergeCells (MS-XLS 2.4.168): a count, then that many 8-byte ranges; at most 1,026.
+const MERGE_CELLS: u16 = 0x00E5;
+const MAX_MERGE_RANGES: usize = 1026;
 /// Records holding one cell whose row and column are the first two fields (MS-XLS §2.4):
 /// Number, Label, RString, BoolErr, RK, LabelSst — the ones calamine turns into cells.
 const ONE_CELL: [u16; 6] = [0x0203, 0x0204, 0x00D6, 0x0205, 0x027E, 0x00FD];
@@ -86,6 +89,7 @@ pub(super) fn check(stream: &[u8], max_grid_bytes: u64) -> Result<(), &'static s
                 (0, EOF) => break,
                 (0, DIMENSIONS) => dimensions(data)?,
                 (0, MUL_RK) => extent.mul_rk(data)?,
+                (0, MERGE_CELLS) => merge_cells(data)?,
                 (0, typ) if typ == FORMULA || ONE_CELL.contains(&typ) => extent.cell(data)?,
                 (_, BOF) if depth > 0 => depth += 1,
                 (_, EOF) if depth > 0 => depth -= 1,
@@ -93,6 +97,17 @@ pub(super) fn check(stream: &[u8], max_grid_bytes: u64) -> Result<(), &'static s
             }
         }
         extent.check(max_grid_bytes)?;
+    }
+    Ok(())
+}
+
+/// calamine reads a MergeCells record's count and ranges without checking its length (and
+/// computes their offsets in `u16`): refuse a record that does not hold what its count says
+/// (fuzz_workbook, 2026-12-05).
+fn merge_cells(data: &[u8]) -> Result<(), &'static str> {
+    let count = usize::from(u16_at(data, 0).ok_or("MergeCells record shorter than its count")?);
+    if count > MAX_MERGE_RANGES || data.len() < 2 + 8 * count {
+        return Err("MergeCells record shorter than its count of ranges");
     }
     Ok(())
 }
@@ -186,7 +201,7 @@ fn dimensions(data: &[u8]) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check, dimensions};
+    use super::{check, dimensions, merge_cells};
 
     fn record(typ: u16, data: &[u8]) -> Vec<u8> {
         let mut out = typ.to_le_bytes().to_vec();
@@ -283,6 +298,18 @@ mod tests {
     fn a_reversed_mul_rk_is_refused() {
         let reversed = Err("MulRk record whose last column comes before its first");
         assert_eq!(check(&one_sheet(&[mul_rk(0, 5, 4, 1)]), u64::MAX), reversed);
+    }
+
+    #[test]
+    fn a_merge_cells_record_shorter_than_its_count_is_refused() {
+        let ok = [&1u16.to_le_bytes()[..], &[0, 0, 1, 0, 0, 0, 1, 0]].concat();
+        assert_eq!(merge_cells(&ok), Ok(()));
+        for bad in [&[][..], &[1], &ok[..9], &[2, 0, 0, 0, 1, 0, 0, 0, 1, 0]] {
+            assert!(merge_cells(bad).is_err(), "{bad:?}");
+        }
+        let many = [&2000u16.to_le_bytes()[..], &vec![0; 16_000]].concat();
+        assert!(merge_cells(&many).is_err());
+        assert!(check(&one_sheet(&[(0x00E5, vec![5, 0])]), u64::MAX).is_err());
     }
 
     #[test]
