@@ -222,6 +222,11 @@ fn hostile_files_under_every_format_never_panic() {
         "xls-partial-last-sector.xls",
         "xlsx-column-reference-wraps.xlsx",
         "xls-dimensions-huge-reserve.xls",
+        "xls-cells-far-apart.xls",
+        "xls-boundsheet-cut-short.xls",
+        "xls-merge-cells-cut-short.xls",
+        "xls-globals-record-cut-short.xls",
+        "xls-formula-tokens-cut-short.xls",
     ];
     for name in names {
         for format in [Format::Csv, Format::Xlsx, Format::Xls, Format::Ods] {
@@ -297,6 +302,56 @@ fn xls_with_a_merge_cells_record_cut_short_is_refused() {
         matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason.starts_with("MergeCells record shorter")),
         "{err}"
     );
+}
+
+#[test]
+fn xls_with_a_globals_record_cut_short_is_refused() {
+    // Regression (issue 19, session 9): fuzz_workbook found a workbook whose globals hold a
+    // fixed-size record (CodePage, DateMode and the like) shorter than its two bytes; calamine
+    // read it unchecked (`read_u16` in `parse_workbook`) and panicked. Refused before calamine.
+    let err = open_err("xls-globals-record-cut-short.xls", &SourceSpec::default());
+    assert!(
+        matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason == "workbook globals record shorter than 2 bytes"),
+        "{err}"
+    );
+}
+
+/// Whether calamine itself panics opening `name` (the defect a hostile fixture must show).
+fn calamine_panics_on(name: &str) -> bool {
+    use calamine::{Reader, Xls, open_workbook};
+    let path = fixture(name);
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(|| {
+        if let Ok(mut book) = open_workbook::<Xls<_>, _>(&path) {
+            let names = book.sheet_names();
+            for name in names {
+                let _ = book.worksheet_range(&name);
+            }
+        }
+    });
+    std::panic::set_hook(hook);
+    outcome.is_err()
+}
+
+#[test]
+fn xls_whose_formula_tokens_are_cut_short_reads_every_value_without_a_panic() {
+    // calamine 0.38 turns every formula's tokens into text when it opens an xls, slicing them
+    // unchecked: a token cut short by the end of the formula panics. Only cached values are
+    // read here, so the formula's token length is cleared in the bytes calamine reads: the
+    // cached values (42, 43, 44 in this fixture) and every other cell come through.
+    let name = "xls-formula-tokens-cut-short.xls";
+    assert!(calamine_panics_on(name), "the fixture no longer shows calamine's defect");
+    let rows = read_all(&fixture(name), &SourceSpec::default());
+    let cells: Vec<Vec<elicence::record::Cell>> =
+        rows.into_iter().map(|r| r.expect("every row reads").cells).collect();
+    use elicence::record::Cell::{Number, Text};
+    // The header row (名称, 数量, 合计) is the source's header; three data rows follow.
+    assert_eq!(cells.len(), 3);
+    for (i, row) in cells.iter().enumerate() {
+        let n = i as f64 + 1.0;
+        assert_eq!(row, &vec![Text(format!("店{}", i + 1)), Number(n), Number(41.0 + n)]);
+    }
 }
 
 #[test]

@@ -18,7 +18,7 @@
 //! added. Columns are absolute too (a sheet starting in column B yields an `Empty` first cell).
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -83,10 +83,11 @@ impl WorkbookRows {
         kind: Kind,
         spec: &SourceSpec,
     ) -> Result<(Self, Arc<str>), ReadError> {
+        let mut xls = None;
         match kind {
             Kind::Xlsx => check_archive(path, &file, "xlsx", &spec.limits)?,
             Kind::Ods => check_archive(path, &file, "ods", &spec.limits)?,
-            Kind::Xls => check_compound_file(path, &file, &spec.limits)?,
+            Kind::Xls => xls = Some(check_compound_file(path, &file, &spec.limits)?),
         }
         // calamine runs on the reader thread from the start, opening included, so that a panic
         // inside it becomes `ReaderStopped` instead of unwinding through the caller.
@@ -94,6 +95,7 @@ impl WorkbookRows {
         let job = OpenJob {
             kind,
             path: path.to_owned(),
+            xls,
             file: Arc::clone(&file),
             wanted: spec.sheet.clone(),
             max_field_bytes: spec.limits.max_field_bytes,
@@ -122,6 +124,9 @@ impl WorkbookRows {
 struct OpenJob {
     kind: Kind,
     path: PathBuf,
+    /// An xls file as checked and prepared by [`check_compound_file`]: calamine reads these
+    /// bytes, not the file.
+    xls: Option<Vec<u8>>,
     file: Arc<str>,
     wanted: SheetSel,
     max_field_bytes: usize,
@@ -129,7 +134,7 @@ struct OpenJob {
 
 impl OpenJob {
     /// Opens the workbook, reports `Opened` (or a fatal error) and sends the sheet's rows.
-    fn run(self, tx: SyncSender<Msg>) {
+    fn run(mut self, tx: SyncSender<Msg>) {
         match self.kind {
             Kind::Xlsx => match open_workbook::<Xlsx<_>, _>(&self.path) {
                 Ok(workbook) => {
@@ -147,7 +152,7 @@ impl OpenJob {
                 }
                 Err(e) => self.failed(tx, "ods", calamine::Error::Ods(e)),
             },
-            Kind::Xls => match open_workbook::<Xls<_>, _>(&self.path) {
+            Kind::Xls => match Xls::new(Cursor::new(self.xls.take().unwrap_or_default())) {
                 Ok(workbook) => {
                     if let Some(sender) = self.opened(workbook.sheet_names(), tx) {
                         send_range(workbook, sender);
@@ -386,9 +391,10 @@ fn stream_xlsx(mut workbook: Xlsx<BufReader<File>>, mut sender: RowSender) {
 }
 
 /// Loads the sheet's range (xls, ods) and sends its rows.
-fn send_range<W>(mut workbook: W, mut sender: RowSender)
+fn send_range<W, RS>(mut workbook: W, mut sender: RowSender)
 where
-    W: Reader<BufReader<File>>,
+    RS: Read + Seek,
+    W: Reader<RS>,
     calamine::Error: From<W::Error>,
 {
     let range: Range<Data> = match workbook.worksheet_range(&Arc::clone(&sender.sheet)) {
@@ -554,11 +560,17 @@ pub(crate) mod sheet_refs;
 /// a file larger than `max_uncompressed_bytes` (calamine holds it whole), more FAT sectors than
 /// the file has sectors, a FAT or mini FAT in which a chain loops or points past the table,
 /// a DIFAT, FAT or mini FAT sector cut short by the end of the file (calamine panics on it), and
-/// a sheet whose Dimensions record would make calamine reserve more cells than a BIFF8 sheet
-/// holds (the allocation failure aborts the process; see [`biff`]).
+/// and in the workbook stream what calamine would read out of bounds or allocate without bound
+/// for (see [`biff`]).
 ///
+/// Returns the file's bytes for calamine, with every formula's token length cleared: calamine
+/// parses formula tokens with unchecked slicing, and only their cached values are read here.
 /// Anything this check cannot parse is left to calamine, which reports it as `NotAWorkbook`.
-fn check_compound_file(path: &Path, file: &Arc<str>, limits: &Limits) -> Result<(), ReadError> {
+fn check_compound_file(
+    path: &Path,
+    file: &Arc<str>,
+    limits: &Limits,
+) -> Result<Vec<u8>, ReadError> {
     let io_err = |e| ReadError::new(file, ReadErrorKind::Io(e));
     let size = std::fs::metadata(path).map_err(io_err)?.len();
     if size > limits.max_uncompressed_bytes {
@@ -566,10 +578,16 @@ fn check_compound_file(path: &Path, file: &Arc<str>, limits: &Limits) -> Result<
             ArchiveLimit::TotalSize { declared: size, limit: limits.max_uncompressed_bytes };
         return Err(ReadError::new(file, ReadErrorKind::SuspiciousArchive { entry: None, limit }));
     }
-    let bytes = std::fs::read(path).map_err(io_err)?;
-    cfb::check(&bytes, limits.max_uncompressed_bytes).map_err(|reason| {
+    let mut bytes = std::fs::read(path).map_err(io_err)?;
+    let clear = cfb::check(&bytes, limits.max_uncompressed_bytes).map_err(|reason| {
         ReadError::new(file, ReadErrorKind::NotAWorkbook { format: "xls", reason: reason.into() })
-    })
+    })?;
+    for at in clear {
+        if let Some(byte) = bytes.get_mut(at) {
+            *byte = 0;
+        }
+    }
+    Ok(bytes)
 }
 
 mod cfb;

@@ -16,16 +16,17 @@ fn u32s(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
 }
 
 /// `Err` names what is wrong; `Ok` also when the file is not parseable this far (calamine
-/// reports those itself).
-pub(super) fn check(bytes: &[u8], max_grid_bytes: u64) -> Result<(), &'static str> {
-    let Some(header) = bytes.get(..512) else { return Ok(()) };
+/// reports those itself). `Ok` holds the offsets in the file of the bytes to clear before
+/// calamine reads it (formula lengths, see `biff`).
+pub(super) fn check(bytes: &[u8], max_grid_bytes: u64) -> Result<Vec<usize>, &'static str> {
+    let Some(header) = bytes.get(..512) else { return Ok(Vec::new()) };
     if header.get(..8) != Some(SIGNATURE) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let sector_size = match header.get(30..32) {
         Some([0x09, 0x00]) => 512usize,
         Some([0x0C, 0x00]) => 4096,
-        _ => return Ok(()),
+        _ => return Ok(Vec::new()),
     };
     let data = bytes.get(sector_size..).unwrap_or_default();
     // calamine accepts sector ids up to file length / sector size, one or two more than the
@@ -55,7 +56,7 @@ pub(super) fn check(bytes: &[u8], max_grid_bytes: u64) -> Result<(), &'static st
         }
     };
     let (Some(mini_fat_start), Some(difat_start)) = (u32_at(header, 60), u32_at(header, 68)) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
 
     // §2.5 DIFAT: 109 entries in the header, then a chain of DIFAT sectors whose last
@@ -69,10 +70,10 @@ pub(super) fn check(bytes: &[u8], max_grid_bytes: u64) -> Result<(), &'static st
             return Err("DIFAT chain loops");
         }
         let Some(s) = table_sector(id, "DIFAT sector cut short by the end of the file")? else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         difat.extend(u32s(s));
-        let Some(next) = difat.pop() else { return Ok(()) };
+        let Some(next) = difat.pop() else { return Ok(Vec::new()) };
         id = next;
     }
     let fat_sectors: Vec<u32> = difat.into_iter().filter(|&id| id < DIFSECT).collect();
@@ -82,7 +83,7 @@ pub(super) fn check(bytes: &[u8], max_grid_bytes: u64) -> Result<(), &'static st
     let mut fat = Vec::with_capacity(fat_sectors.len() * sector_size / 4);
     for id in fat_sectors {
         let Some(s) = table_sector(id, "FAT sector cut short by the end of the file")? else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         fat.extend(u32s(s));
     }
@@ -108,38 +109,64 @@ pub(super) fn check(bytes: &[u8], max_grid_bytes: u64) -> Result<(), &'static st
     check_table(&mini_fat, mini_max, mini_max + 1, "mini FAT")?;
 
     // The workbook stream, found and read as calamine's `Cfb::new` and `get_stream` do,
-    // for the sheet checks in `biff`. Every chain is known to end (checked above).
-    let chain = |start: u32, len: usize| -> Result<Vec<u8>, &'static str> {
+    // for the sheet checks in `biff`. Every chain is known to end (checked above). Beside
+    // the bytes, where each sector of the stream starts in the file, to map `biff`'s offsets
+    // back to it.
+    let chain = |start: u32, len: usize| -> Result<(Vec<u8>, Placement), &'static str> {
         let mut out = Vec::new();
+        let mut placed = Placement { unit: sector_size, starts: Vec::new() };
         let mut id = start;
         while id < MAX_REGULAR_SECTOR && out.len() < len {
             let Some(s) = sector(id)? else { break };
             let take = s.len().min(len - out.len());
             out.extend_from_slice(s.get(..take).unwrap_or_default());
+            placed.starts.push(sector_size + id as usize * sector_size);
             let Some(&next) = fat.get(id as usize) else { break };
             id = next;
         }
-        Ok(out)
+        Ok((out, placed))
     };
-    let Some(dir_start) = u32_at(header, 48) else { return Ok(()) };
-    let directory = chain(dir_start, usize::MAX)?;
+    let Some(dir_start) = u32_at(header, 48) else { return Ok(Vec::new()) };
+    let (directory, _) = chain(dir_start, usize::MAX)?;
     let entries: Vec<Entry> =
         directory.chunks_exact(128).map(|e| Entry::parse(e, sector_size)).collect();
-    let Some(root) = entries.first() else { return Ok(()) };
-    let mini_stream = match u32_at(header, 64) {
+    let Some(root) = entries.first() else { return Ok(Vec::new()) };
+    let (mini_stream, mini_placed) = match u32_at(header, 64) {
         Some(n) if n > 0 => chain(root.start, root.len)?,
-        _ => Vec::new(),
+        _ => (Vec::new(), Placement { unit: sector_size, starts: Vec::new() }),
     };
     // calamine reads "Workbook", and "Book" when that fails: both are checked.
+    let mut clear = Vec::new();
     for entry in entries.iter().filter(|e| e.is_workbook()) {
-        let stream = if entry.len < 4096 {
+        let (stream, placed) = if entry.len < 4096 {
             mini_chain(&mini_stream, &mini_fat, mini_max, entry.start, entry.len)?
         } else {
             chain(entry.start, entry.len)?
         };
-        super::biff::check(&stream, max_grid_bytes)?;
+        for at in super::biff::check(&stream, max_grid_bytes)? {
+            for byte in [at, at + 1] {
+                let in_file = if entry.len < 4096 {
+                    placed.offset(byte).and_then(|at| mini_placed.offset(at))
+                } else {
+                    placed.offset(byte)
+                };
+                clear.extend(in_file.filter(|&at| at < bytes.len()));
+            }
+        }
     }
-    Ok(())
+    Ok(clear)
+}
+
+/// Where a stream's bytes lie in what contains it: the start of each of its sectors, in order.
+struct Placement {
+    unit: usize,
+    starts: Vec<usize>,
+}
+
+impl Placement {
+    fn offset(&self, at: usize) -> Option<usize> {
+        Some(self.starts.get(at / self.unit)? + at % self.unit)
+    }
 }
 
 /// A directory entry (MS-CFB §2.6): name, first sector, stream size.
@@ -183,9 +210,10 @@ fn mini_chain(
     mini_max: usize,
     start: u32,
     len: usize,
-) -> Result<Vec<u8>, &'static str> {
+) -> Result<(Vec<u8>, Placement), &'static str> {
     const MINI_SECTOR: usize = 64;
     let mut out = Vec::new();
+    let mut placed = Placement { unit: MINI_SECTOR, starts: Vec::new() };
     let mut id = start;
     while id < MAX_REGULAR_SECTOR && out.len() < len && id as usize <= mini_max {
         let from = id as usize * MINI_SECTOR;
@@ -193,10 +221,11 @@ fn mini_chain(
             return Err("mini sector past the end of the mini stream");
         };
         out.extend_from_slice(s.get(..MINI_SECTOR.min(len - out.len())).unwrap_or_default());
+        placed.starts.push(from);
         let Some(&next) = mini_fat.get(id as usize) else { break };
         id = next;
     }
-    Ok(out)
+    Ok((out, placed))
 }
 
 /// Every chain in `table` must end: no loop, no link to an id that calamine would accept
@@ -278,7 +307,7 @@ mod tests {
         assert_eq!(check(&file, u64::MAX), Err("FAT sector cut short by the end of the file"));
         // Whole, it passes this check.
         file.resize(1024, 0xFF);
-        assert_eq!(check(&file, u64::MAX), Ok(()));
+        assert_eq!(check(&file, u64::MAX), Ok(vec![]));
     }
 
     #[test]
