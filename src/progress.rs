@@ -315,7 +315,7 @@ impl StopSignal {
 
 /// Set by SIGINT (Ctrl-C) or SIGTERM: the run stops at the next chunk boundary. Holds the
 /// number of the last such signal received (0: none).
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Interrupt(Arc<AtomicUsize>);
 
 impl Interrupt {

@@ -146,5 +146,16 @@ fn a_department_learns_of_changes_and_revocations_of_the_licences_it_relied_on()
     let next = later["next_cursor"].as_u64().unwrap();
     assert_eq!(desk.events(next)["events"], Value::Array(vec![]));
     assert_eq!(desk.events(cursor)["events"].as_array().unwrap().len(), 1);
+    // What the department relied on is kept beside the trail (read once, not on every call)
+    // and derived from the trail alone: rebuilt from scratch, the answers are the same.
+    let db = rusqlite::Connection::open(desk.dir.path().join("data/registry.sqlite")).unwrap();
+    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    let relied = count("SELECT count(*) FROM relied_licences");
+    // One row per licence the query returned (a licence's older versions count once).
+    assert!(relied > 0 && relied <= answer["licences"].as_array().unwrap().len() as i64);
+    assert!(count("SELECT audit_seq FROM relied_scanned") > cursor as i64);
+    db.execute_batch("DELETE FROM relied_licences; DELETE FROM relied_scanned;").unwrap();
+    assert_eq!(desk.events(cursor)["events"], later["events"]);
+    assert_eq!(count("SELECT count(*) FROM relied_licences"), relied);
     run_expect(desk.cmd().args(["audit", "verify"]), 0);
 }

@@ -317,33 +317,42 @@ fn approve_all_from_a_csv_of_item_numbers() {
     assert_eq!(desk.items("pending").len(), ids.len() - half.len());
 }
 
-#[test]
-fn an_approval_of_2000_versions_killed_with_sigkill_and_run_again_signs_each_version_once() {
+/// Stages 2,000 versions, starts approving them and stops the approval with `signal` once the
+/// first chunks are committed; returns the desk, the exit code and how many were approved then.
+fn approval_stopped_midway(signal: &str) -> (Desk, Option<i32>, i64) {
     let desk = Desk::new(None);
     let input = util::big_export(desk.dir.path(), 2000).to_str().unwrap().to_owned();
     let staged = desk.run("collector", &input, true);
     assert_eq!(counts(&staged)[4], 2000);
-    let approved = || desk.count("SELECT count(*) FROM review_items WHERE state = 'approved'");
     let keys = root().join("fixtures/keys");
     let mut child = desk
         .op("reviewer", &["review", "approve", "--run", "1", "--keys", keys.to_str().unwrap()])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill it once the first chunks are committed, well before the last.
+    // Stop it once the first chunks are committed, well before the last.
     let deadline = Instant::now() + Duration::from_secs(600);
-    while approved() == 0 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+    while approved(&desk) == 0 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
         std::thread::sleep(Duration::from_millis(5));
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let at_kill = approved();
-    assert!(at_kill > 0 && at_kill < 2000, "killed mid-way ({at_kill} approved)");
-    assert_eq!(desk.count("SELECT count(*) FROM versions"), at_kill, "approved = committed");
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
+    let code = child.wait().unwrap().code();
+    let at_stop = approved(&desk);
+    assert!(at_stop > 0 && at_stop < 2000, "stopped mid-way ({at_stop} approved)");
+    assert_eq!(desk.count("SELECT count(*) FROM versions"), at_stop, "approved = committed");
+    (desk, code, at_stop)
+}
 
+fn approved(desk: &Desk) -> i64 {
+    desk.count("SELECT count(*) FROM review_items WHERE state = 'approved'")
+}
+
+/// Approves what is left after a stop and checks that every version is signed exactly once.
+fn approve_the_rest_once(desk: &Desk, at_stop: i64) {
     let report = desk.approve("reviewer", &["--run", "1"], 0);
-    assert_eq!(report["approved"].as_i64(), Some(2000 - at_kill));
-    assert_eq!(approved(), 2000);
+    assert_eq!(report["approved"].as_i64(), Some(2000 - at_stop));
+    assert_eq!(approved(desk), 2000);
     assert_eq!(desk.count("SELECT count(*) FROM versions"), 2000);
     assert_eq!(desk.count("SELECT count(DISTINCT licence_id) FROM versions"), 2000);
     assert_eq!(desk.count("SELECT count(*) FROM audit_log WHERE action = 'issued'"), 2000);
@@ -355,6 +364,29 @@ fn an_approval_of_2000_versions_killed_with_sigkill_and_run_again_signs_each_ver
     );
     run_expect(desk.plain().args(["audit", "verify"]), 0);
     run_expect(desk.plain().args(["store", "check"]), 0);
+}
+
+#[test]
+fn an_approval_of_2000_versions_killed_with_sigkill_and_run_again_signs_each_version_once() {
+    let (desk, _, at_kill) = approval_stopped_midway("-KILL");
+    approve_the_rest_once(&desk, at_kill);
+}
+
+#[test]
+fn an_approval_stopped_with_ctrl_c_stops_at_a_chunk_boundary_and_run_again_signs_each_once() {
+    let (desk, code, at_stop) = approval_stopped_midway("-INT");
+    // SIGINT is polled between chunks: exit 130, the approval run recorded as interrupted,
+    // its counts what it reached, and every approved item's version committed.
+    assert_eq!(code, Some(130), "exit code of an approval stopped by SIGINT");
+    let outcome = desk.count(
+        "SELECT count(*) FROM runs WHERE pipeline = 'review approve' AND outcome = 'interrupted'",
+    );
+    assert_eq!(outcome, 1);
+    let issued = desk.count(
+        "SELECT count_issued FROM runs WHERE pipeline = 'review approve' AND outcome = 'interrupted'",
+    );
+    assert_eq!(issued, at_stop, "the interrupted run counts what it committed");
+    approve_the_rest_once(&desk, at_stop);
 }
 
 /// Regression: a licence and its change staged in different chunks of one review run (and run

@@ -900,7 +900,7 @@ fn signed_files_within_rights_byte_for_byte_and_audited() {
     assert_eq!((status, ct.as_str()), (200, "application/xml"));
     assert!(String::from_utf8_lossy(&body).contains("<Signature"));
 
-    // Outside the scope, unknown kinds, OFD (not produced yet), unknown and malformed ids.
+    // Outside the scope, unknown kinds, OFD (this run made none), unknown and malformed ids.
     assert_eq!(get(&market, &pdf).0, 403);
     assert_eq!(get(&med, &format!("/api/v1/licences/{CURRENT}/files/png")).0, 404);
     assert_eq!(get(&med, &format!("/api/v1/licences/{CURRENT}/files/ofd")).0, 404);
@@ -1783,6 +1783,27 @@ fn review_over_the_api_with_operator_tokens_four_eyes_and_events_for_departments
     let differences = shown.json()["differences"].clone();
     assert!(differences.to_string().contains("红旗街1号B座"), "{differences}");
     s.get("/api/v1/review/999999", &[("authorization", &reviewer)]).problem(404);
+    // The unsigned preview, byte for byte what `review show` names in the store.
+    let preview = s.send_binary(
+        "GET",
+        &format!("/api/v1/review/{id}/preview"),
+        &[("authorization", &reviewer)],
+        None,
+    );
+    assert_eq!((preview.status, preview.content_type.as_str()), (200, "application/pdf"));
+    assert_eq!(
+        Some(elicence::registry::sha256_hex(&preview.bytes).as_str()),
+        shown.json()["preview_sha256"].as_str(),
+        "the stored preview"
+    );
+    assert!(preview.bytes.starts_with(b"%PDF-"));
+    let no_token = s.send_binary("GET", &format!("/api/v1/review/{id}/preview"), &[], None);
+    assert_eq!(no_token.status, 401);
+    let as_department = [("authorization", med.as_str())];
+    let refused =
+        s.send_binary("GET", &format!("/api/v1/review/{id}/preview"), &as_department, None);
+    assert_eq!(refused.status, 401, "a department token is not an operator's");
+    s.get("/api/v1/review/999999/preview", &[("authorization", &reviewer)]).problem(404);
 
     // Four eyes: the collector holds no reviewer role; the reviewer approves.
     let approve = |token: &str, body: Value| {

@@ -11,7 +11,10 @@
 //! run of its own, so versions, audit entries and counts look as a run's do.
 //!
 //! Killed at any moment, an approval leaves each item either pending or approved with its
-//! version committed; approving again signs and commits exactly what is still pending.
+//! version committed; approving again signs and commits exactly what is still pending. Asked to
+//! stop (SIGINT or SIGTERM, when the caller installed [`ApproveOptions::interrupt`]) it stops at
+//! the next chunk boundary: the run is recorded as interrupted, its checkpoint written, and the
+//! rest stays pending.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -27,6 +30,7 @@ use crate::licence::Licence;
 use crate::operators::{Claim, authorize, check_four_eyes};
 use crate::pipeline::{self, LevelNeedsTsa, PadesLevel};
 use crate::produce::{LongTerm, Producer};
+use crate::progress::{Interrupt, StopSignal};
 use crate::registry::{
     AuditEntry, Decision, FileKind, LoadItem, Registry, RegistryError, ReviewFilter, ReviewItem,
     ReviewState, Role, RunCounts, RunId, RunOutcome, RunStart, Store, review_action,
@@ -69,6 +73,8 @@ pub struct ApproveOptions {
     pub jobs: Option<usize>,
     /// Signing time and the time of the approval.
     pub at: DateTime<Utc>,
+    /// Polled between chunks (the CLI installs it; `serve` stops its own way).
+    pub interrupt: Option<Interrupt>,
 }
 
 /// A staged item refused because the registry no longer decides it as staged.
@@ -93,6 +99,13 @@ pub struct ApproveReport {
     /// Items asked for by number that are not pending (unknown, approved or rejected).
     pub not_pending: Vec<i64>,
     pub development_key: bool,
+    /// The signal that stopped the approval at a chunk boundary (`SIGINT`, `SIGTERM`).
+    #[serde(serialize_with = "signal_name")]
+    pub interrupted: Option<StopSignal>,
+}
+
+fn signal_name<S: serde::Serializer>(s: &Option<StopSignal>, to: S) -> Result<S::Ok, S::Error> {
+    to.serialize_some(&s.map(StopSignal::name))
 }
 
 /// How often one chunk is decided again when another process changes the same licences.
@@ -232,13 +245,20 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
     report.run = Some(run.0);
     super::run::log_identities(producer.identities());
     let mut counts = RunCounts::default();
+    // Items reached before a stop; the rest were not read by this approval.
+    let mut reached = 0usize;
     let result = (|| -> anyhow::Result<()> {
         for chunk in items.chunks(CHUNK) {
+            report.interrupted = options.interrupt.as_ref().and_then(Interrupt::signal);
+            if report.interrupted.is_some() {
+                break;
+            }
+            reached += chunk.len();
             approve_chunk(&mut registry, &pool, &producer, run, chunk, &approver, at, &mut report)?;
         }
         Ok(())
     })();
-    counts.read = items.len() as u64;
+    counts.read = reached as u64;
     counts.issued = report.issued;
     counts.changed = report.changed;
     counts.revoked = report.revoked;
@@ -249,7 +269,9 @@ pub fn approve(options: &ApproveOptions) -> anyhow::Result<ApproveReport> {
         let _ = registry.finish_run(run, &counts, RunOutcome::Failed, &approver, finished);
         return Err(e);
     }
-    registry.finish_run(run, &counts, RunOutcome::Completed, &approver, finished)?;
+    let outcome =
+        if report.interrupted.is_some() { RunOutcome::Interrupted } else { RunOutcome::Completed };
+    registry.finish_run(run, &counts, outcome, &approver, finished)?;
     // Like a run, an approval ends with a signed tree head over what it committed.
     super::write_checkpoint(&registry, &*signer, checkpoint_tsa.as_deref(), finished)
         .with_context(|| {

@@ -36,6 +36,7 @@ mod log;
 mod migrate;
 mod operators;
 pub mod pg_connect;
+mod reliance;
 mod review;
 mod schema;
 pub mod secrets;
@@ -70,6 +71,7 @@ pub use migrate::{
     MigrationReport, StoreMigrationReport, migrate as migrate_registry, migrate_store,
 };
 pub use operators::{Operator, Role, UnknownRole};
+pub use reliance::{RelatedChange, RelianceActions};
 pub use review::{
     RejectOutcome, ReviewAction, ReviewFilter, ReviewItem, ReviewState, StageItem,
     action as review_action,

@@ -38,6 +38,10 @@
 //! Tables (migration 8): `registry_marks`: marks set once on the registry (`production`, by
 //! `elicence init --production`).
 //!
+//! Tables (migration 12, derived from the audit trail; see `reliance.rs`): `relied_licences`
+//! (per department and licence, the version it was first handed and when) and `relied_scanned`
+//! (how far the trail has been read into it). `migrate` does not copy them; they rebuild.
+//!
 //! Tables (migration 10): `field_key`: the check value of the registry's field index key and
 //! the id of its current data key (personal data encrypted at rest, see `secrets.rs`).
 //!
@@ -66,7 +70,7 @@ impl Migration {
 }
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 11;
+pub const SCHEMA_VERSION: u32 = 12;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -949,6 +953,42 @@ CREATE TRIGGER review_items_decided_once BEFORE UPDATE OF
         name: "index version_files.sha256 (a presented file's version)",
         sqlite: "CREATE INDEX version_files_sha256 ON version_files(sha256);",
         postgres: "CREATE INDEX version_files_sha256 ON version_files(sha256);",
+    },
+    // Change events (`share::events`) read the whole audit trail on every call to learn which
+    // licences a department relied on: that is now kept in `relied_licences`, derived from the
+    // trail and caught up on each call (`registry::reliance`); audit entries are found by
+    // action (the log's catch-up benefits too).
+    Migration {
+        version: 12,
+        name: "licences each department relied on (change events); audit_log by action",
+        sqlite: r#"
+CREATE INDEX audit_log_action_seq ON audit_log(action, seq);
+CREATE TABLE relied_licences (
+    department TEXT NOT NULL,
+    licence_id INTEGER NOT NULL REFERENCES licences(id),
+    identifier TEXT NOT NULL,
+    audit_seq  INTEGER NOT NULL,
+    PRIMARY KEY (department, licence_id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE relied_scanned (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    audit_seq INTEGER NOT NULL
+) STRICT;
+"#,
+        postgres: r#"
+CREATE INDEX audit_log_action_seq ON audit_log(action, seq);
+CREATE TABLE relied_licences (
+    department TEXT COLLATE "C" NOT NULL,
+    licence_id BIGINT NOT NULL REFERENCES licences(id),
+    identifier TEXT COLLATE "C" NOT NULL,
+    audit_seq  BIGINT NOT NULL,
+    PRIMARY KEY (department, licence_id)
+);
+CREATE TABLE relied_scanned (
+    id        BIGINT PRIMARY KEY CHECK (id = 1),
+    audit_seq BIGINT NOT NULL
+);
+"#,
     },
 ];
 

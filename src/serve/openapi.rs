@@ -180,7 +180,7 @@ pub fn document() -> Value {
                 }
             }},
             "/api/v1/licences/{identifier}/files/{kind}": {"get": {
-                "summary": "The signed e-licence as issued (PDF or XML; OFD once produced), within rights; a type with personal or trade-secret fields needs a grant with unmasking",
+                "summary": "The signed e-licence as issued (PDF, XML, or OFD when the run produced one), within rights; a type with personal or trade-secret fields needs a grant with unmasking",
                 "security": [{"bearer": []}],
                 "parameters": [
                     {"$ref": "#/components/parameters/Reason"},
@@ -190,7 +190,8 @@ pub fn document() -> Value {
                 "responses": {
                     "200": {"description": "the stored file, byte for byte", "content": {
                         "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}},
-                        "application/xml": {"schema": {"type": "string", "contentMediaType": "application/xml"}}
+                        "application/xml": {"schema": {"type": "string", "contentMediaType": "application/xml"}},
+                        "application/ofd": {"schema": {"type": "string", "contentMediaType": "application/ofd"}}
                     }},
                     "400": problem, "401": problem, "403": problem, "404": problem, "429": problem
                 }
@@ -325,6 +326,17 @@ fn review_paths(problem: &Value) -> Value {
                         "preview_sha256": {"type": ["string", "null"]}
                     }
                 }}}},
+                "400": problem, "401": problem, "403": problem, "404": problem, "429": problem
+            }
+        }},
+        "/api/v1/review/{id}/preview": {"get": {
+            "summary": "The staged item's unsigned preview PDF (what would be issued, not an e-licence), as `elicence review show` names it in the store",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "responses": {
+                "200": {"description": "the preview, byte for byte as stored", "content": {
+                    "application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}}
+                }},
                 "400": problem, "401": problem, "403": problem, "404": problem, "429": problem
             }
         }},

@@ -8,6 +8,8 @@
 //!   named operators.
 //! - `GET /api/v1/review[?run=N&state=pending|approved|rejected|all]`, `GET /api/v1/review/{id}`:
 //!   the queue and one item with its differences (any role).
+//! - `GET /api/v1/review/{id}/preview`: the item's unsigned preview PDF, from the store (any
+//!   role), what `review show` points to on the registry's machine.
 //! - `POST /api/v1/review/approve` `{ids: [..]}` or `{run: N}`: signs and commits
 //!   (`engine::approve`: reviewer role, four eyes, stale items refused), one approval at a time.
 //! - `POST /api/v1/review/reject` `{ids: [..], reason}` (reviewer role).
@@ -21,7 +23,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -33,7 +35,9 @@ use super::token;
 use crate::engine::approve::{ApproveOptions, Selection, approve};
 use crate::engine::review;
 use crate::operators::{self, Claim, OperatorError};
-use crate::registry::{AuditEntry, RejectOutcome, ReviewFilter, ReviewState, Role, RunId};
+use crate::registry::{
+    AuditEntry, FileKind, RegistryError, RejectOutcome, ReviewFilter, ReviewState, Role, RunId,
+};
 use crate::share::input;
 
 /// Largest body of these routes: a credential, or a list of item numbers and a reason.
@@ -131,6 +135,20 @@ fn vouched(state: &AppState, headers: &HeaderMap) -> Result<Claim, Box<Response>
     Ok(Claim { name: Some(name), credential_file: None, vouched: true })
 }
 
+/// The vouched claim of the request's operator token and the review item number in its path.
+fn vouched_item(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<(Claim, i64), Box<Response>> {
+    let claim = vouched(state, headers)?;
+    let Ok(Path(id)) = id else {
+        let p = Problem::bad_request("a review item's number is an integer");
+        return Err(Box::new(p.into_response()));
+    };
+    Ok((claim, id))
+}
+
 /// The shapes of the approve and reject bodies, for the 400 that names what was expected.
 const APPROVE_SHAPE: &str = "{\"ids\": [N, …]} or {\"run\": N}";
 const REJECT_SHAPE: &str = "{\"ids\": [N, …], \"reason\": TEXT}";
@@ -199,12 +217,9 @@ pub async fn show(
     headers: HeaderMap,
     id: Result<Path<i64>, PathRejection>,
 ) -> Response {
-    let claim = match vouched(&state, &headers) {
+    let (claim, id) = match vouched_item(&state, &headers, id) {
         Ok(c) => c,
         Err(r) => return *r,
-    };
-    let Ok(Path(id)) = id else {
-        return Problem::bad_request("a review item's number is an integer").into_response();
     };
     let shown = with_registry(&state, move |_, r| {
         operators::authorize(r, &claim, "review show", &[], "", now()?)?;
@@ -214,6 +229,42 @@ pub async fn show(
     match shown {
         Ok(Some(detail)) => Json(detail).into_response(),
         Ok(None) => Problem::not_found(format!("no review item {id}")).into_response(),
+        Err(p) => p.into_response(),
+    }
+}
+
+/// The unsigned preview PDF of one review item (`review show` names its file in the store).
+pub async fn preview(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+) -> Response {
+    let (claim, id) = match vouched_item(&state, &headers, id) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let read = with_registry(&state, move |_, r| {
+        operators::authorize(r, &claim, "review preview", &[], "", now()?)?;
+        let Some(item) = r.review_item(id)? else {
+            return Err(Problem::not_found(format!("no review item {id}")));
+        };
+        let Some(sha256) = item.preview_sha256 else {
+            return Err(Problem::not_found(format!("review item {id} has no preview")));
+        };
+        Ok(r.store().read(&sha256, FileKind::Pdf).map_err(RegistryError::from)?)
+    })
+    .await;
+    match read {
+        Ok(bytes) => {
+            let mut response = bytes.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+            let disposition = format!("inline; filename=\"review-{id}-preview.pdf\"");
+            if let Ok(v) = HeaderValue::from_str(&disposition) {
+                headers.insert(header::CONTENT_DISPOSITION, v);
+            }
+            response
+        }
         Err(p) => p.into_response(),
     }
 }
@@ -264,6 +315,7 @@ pub async fn approve_items(
             selection,
             jobs: Some(jobs),
             at,
+            interrupt: None,
         })
     })
     .await;

@@ -64,6 +64,7 @@ pub fn router(state: Arc<AppState>, request_timeout: Duration) -> Router {
         )
         .route("/api/v1/review", get(super::review::list))
         .route("/api/v1/review/{id}", get(super::review::show))
+        .route("/api/v1/review/{id}/preview", get(super::review::preview))
         .route(
             "/api/v1/review/approve",
             limited(post(super::review::approve_items), super::review::REVIEW_BODY_LIMIT),
@@ -516,11 +517,7 @@ async fn file(
     let kind = match kind.as_str() {
         "pdf" => FileKind::Pdf,
         "xml" => FileKind::Xml,
-        // OFD faces are not produced yet (issue 13): no licence has one.
-        "ofd" => {
-            let p = Problem::not_found("no OFD e-licence is stored for any licence yet");
-            return with_department(p.into_response(), logged);
-        }
+        "ofd" => FileKind::Ofd,
         _ => {
             let p = Problem::not_found("files are pdf, xml or ofd");
             return with_department(p.into_response(), logged);
@@ -546,6 +543,8 @@ async fn file(
         Ok(bytes) => {
             let content_type = match kind {
                 FileKind::Pdf => "application/pdf",
+                // GB/T 33190's media type (registered with IANA as application/ofd).
+                FileKind::Ofd => "application/ofd",
                 _ => "application/xml",
             };
             // The identifier passed LicenceId::parse: [0-9A-Z.] only, safe in the header.

@@ -8,13 +8,13 @@
 //! fewer. A licence counts from the first time the department saw any of its versions; changes
 //! before that are not events for it (it saw the state they left).
 
-use std::collections::{HashMap, HashSet};
-
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::registry::{AuditEntry, NaturalKey, Registry, RegistryError, action as registry_action};
+use crate::registry::{
+    AuditEntry, Registry, RegistryError, RelianceActions, action as registry_action,
+};
 use crate::share::action;
 
 /// What happened to a licence the department relied on.
@@ -44,90 +44,50 @@ pub struct Events {
     pub events: Vec<ChangeEvent>,
 }
 
-/// Audit entries read per batch.
-const BATCH: u32 = 1000;
-
-/// The natural key of `identifier`, cached (`None` for an identifier not in the registry).
-fn key_of(
-    registry: &Registry,
-    cache: &mut HashMap<String, Option<NaturalKey>>,
-    identifier: &str,
-) -> Result<Option<NaturalKey>, RegistryError> {
-    if let Some(k) = cache.get(identifier) {
-        return Ok(k.clone());
-    }
-    let k = registry.licence_by_identifier(identifier)?.map(|v| v.key);
-    cache.insert(identifier.to_owned(), k.clone());
-    Ok(k)
+/// The department an audit entry of a handing-over action names, and what it handed: the
+/// versions a query returned, or the copy's or file's version.
+fn handed(subject: &str, details: &Value) -> Option<(String, Vec<String>)> {
+    let department = details.get("department")?.as_str()?.to_owned();
+    let identifiers = match details.get("returned").and_then(|r| r.as_array()) {
+        Some(returned) => returned.iter().filter_map(|i| i.as_str()).map(str::to_owned).collect(),
+        None => vec![subject.to_owned()],
+    };
+    Some((department, identifiers))
 }
 
 /// The changes and revocations after audit entry `since` of the licences `department` queried
-/// or was handed before them (see the module docs). Reads only; the caller audits the read.
+/// or was handed before them (see the module docs). Reads only the entries the registry has not
+/// indexed yet ([`Registry::relied_changes`]); the caller audits the read.
 pub fn events_for(
     registry: &Registry,
     department: &str,
     since: u64,
 ) -> Result<Events, RegistryError> {
-    let mut relied: HashMap<NaturalKey, String> = HashMap::new();
-    let mut cache: HashMap<String, Option<NaturalKey>> = HashMap::new();
-    let mut events = Vec::new();
-    let mut after = 0;
-    let mut seen_events: HashSet<u64> = HashSet::new();
-    loop {
-        let batch = registry.audit_entries(after, BATCH)?;
-        let Some(last) = batch.last() else { break };
-        after = last.seq;
-        for record in &batch {
-            let e = &record.entry;
-            let by_department =
-                e.details.get("department").and_then(|d| d.as_str()) == Some(department);
-            match e.action.as_str() {
-                action::QUERY if by_department => {
-                    let returned = e.details.get("returned").and_then(|r| r.as_array());
-                    for id in returned.into_iter().flatten().filter_map(|i| i.as_str()) {
-                        if let Some(k) = key_of(registry, &mut cache, id)? {
-                            relied.entry(k).or_insert_with(|| id.to_owned());
-                        }
-                    }
-                }
-                action::COPY | action::FILE if by_department => {
-                    if let Some(k) = key_of(registry, &mut cache, &e.subject)? {
-                        relied.entry(k).or_insert_with(|| e.subject.clone());
-                    }
-                }
-                registry_action::CHANGED | registry_action::REVOKED if record.seq > since => {
-                    let Some(k) = key_of(registry, &mut cache, &e.subject)? else { continue };
-                    let Some(relied_on) = relied.get(&k) else { continue };
-                    if !seen_events.insert(record.seq) {
-                        continue;
-                    }
-                    let text = |name: &str| {
-                        e.details.get(name).and_then(|v| v.as_str()).map(str::to_owned)
-                    };
-                    let revoked = e.action == registry_action::REVOKED;
-                    events.push(ChangeEvent {
-                        cursor: record.seq,
-                        kind: e.action.clone(),
-                        identifier: e.subject.clone(),
-                        supersedes: if revoked { None } else { text("supersedes") },
-                        effective: if revoked {
-                            Some(
-                                text("effective")
-                                    .and_then(|d| d.parse().ok())
-                                    .unwrap_or(e.at.date_naive()),
-                            )
-                        } else {
-                            None
-                        },
-                        at: e.at,
-                        relied_on: relied_on.clone(),
-                    });
-                }
-                _ => {}
+    let actions = RelianceActions {
+        handing: &[action::QUERY, action::COPY, action::FILE],
+        handed: &handed,
+        changes: &[registry_action::CHANGED, registry_action::REVOKED],
+    };
+    let (next_cursor, changes) = registry.relied_changes(department, since, &actions)?;
+    let events = changes
+        .into_iter()
+        .map(|c| {
+            let text = |name: &str| c.details.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+            let revoked = c.action == registry_action::REVOKED;
+            ChangeEvent {
+                cursor: c.seq,
+                supersedes: if revoked { None } else { text("supersedes") },
+                effective: revoked.then(|| {
+                    text("effective").and_then(|d| d.parse().ok()).unwrap_or(c.at.date_naive())
+                }),
+                kind: c.action,
+                identifier: c.subject,
+                at: c.at,
+                relied_on: c.relied_on,
             }
-        }
-    }
-    Ok(Events { department: department.to_owned(), since, next_cursor: after.max(since), events })
+        })
+        .collect();
+    Ok(Events { department: department.to_owned(), since, next_cursor, events })
 }
 
 /// [`events_for`] `department`, the read audited (`share_events`: the cursor, the next one and

@@ -15,6 +15,7 @@ use crate::cmd::operator as default_operator;
 use crate::engine::approve::{ApproveOptions, Selection, approve};
 use crate::engine::review::{self, Baseline};
 use crate::exit;
+use crate::progress::Interrupt;
 use crate::registry::{RejectOutcome, ReviewFilter, ReviewItem, ReviewState, Role, RunId};
 use crate::share::input;
 
@@ -270,6 +271,7 @@ fn approve_cmd(args: &ApproveArgs) -> anyhow::Result<i32> {
         selection,
         jobs: args.jobs,
         at: now()?,
+        interrupt: Some(Interrupt::install()),
     };
     let report = approve(&options)?;
     if args.json {
@@ -294,6 +296,14 @@ fn approve_cmd(args: &ApproveArgs) -> anyhow::Result<i32> {
     }
     if report.development_key {
         eprintln!("warning: signed with the DEVELOPMENT key (not for production)");
+    }
+    if let Some(signal) = report.interrupted {
+        eprintln!(
+            "interrupted ({}) at a chunk boundary: what is approved above is signed and \
+             committed; the rest is still pending (approve again to continue)",
+            signal.name()
+        );
+        return Ok(signal.exit_code());
     }
     Ok(if report.stale.is_empty() { exit::OK } else { exit::FAILURE })
 }
