@@ -900,10 +900,18 @@ fn signed_files_within_rights_byte_for_byte_and_audited() {
     assert_eq!((status, ct.as_str()), (200, "application/xml"));
     assert!(String::from_utf8_lossy(&body).contains("<Signature"));
 
-    // Outside the scope, unknown kinds, OFD (this run made none), unknown and malformed ids.
+    // The OFD e-licence (GB/T 33190) as stored: a package sealed for its issuer.
+    let (status, ct, cd, body) = get(&med, &format!("/api/v1/licences/{CURRENT}/files/ofd"));
+    assert_eq!((status, ct.as_str()), (200, "application/ofd"));
+    assert_eq!(cd, format!("attachment; filename=\"{CURRENT}.ofd\""));
+    let ofd_sha = elicence::registry::sha256_hex(&body);
+    let ofds = util::files_with_ext(&f.data().join("store"), "ofd");
+    assert!(ofds.iter().any(|p| p.file_stem().is_some_and(|s| s.to_string_lossy() == ofd_sha)));
+    assert!(body.starts_with(b"PK\x03\x04"), "an OFD package is a zip archive");
+
+    // Outside the scope, unknown kinds, unknown and malformed ids.
     assert_eq!(get(&market, &pdf).0, 403);
     assert_eq!(get(&med, &format!("/api/v1/licences/{CURRENT}/files/png")).0, 404);
-    assert_eq!(get(&med, &format!("/api/v1/licences/{CURRENT}/files/ofd")).0, 404);
     assert_eq!(get(&med, "/api/v1/licences/..%2F..%2Fetc%2Fpasswd/files/pdf").0, 400);
     let unknown = CURRENT.replace(".002.8", ".009.8");
     assert_eq!(
@@ -915,9 +923,10 @@ fn signed_files_within_rights_byte_for_byte_and_audited() {
 
     let audit = f.audit();
     let files: Vec<&Value> = audit.iter().filter(|e| e.0 == "share_file").map(|e| &e.4).collect();
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files.len(), 3, "{files:?}");
     assert_eq!(files[0]["kind"], "pdf");
     assert_eq!(files[0]["sha256"], sha.as_str());
+    assert_eq!((&files[2]["kind"], &files[2]["sha256"]), (&json!("ofd"), &json!(ofd_sha)));
     let refusals: Vec<&str> = audit
         .iter()
         .filter(|e| e.0 == "share_denied" && e.4["command"] == "api-file")
