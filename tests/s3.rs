@@ -367,13 +367,14 @@ fn migrate_copies_a_store_to_a_bucket_and_back_and_resumes_after_an_interruption
         cmd.output().unwrap()
     };
     // The bucket stops accepting writes after 5 objects: the copy fails, naming one. (PUTs
-    // in flight when the refusal comes are abandoned: at most 5 objects are complete.)
+    // in flight when the refusal comes are abandoned: at most 5 objects are complete, and
+    // none when the refusal overtakes the five accepted ones, seen once in a full run.)
     server.write_budget(Some(5));
     let out = migrate(&bucket, None);
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("s3://licences/migrated/"));
     let written = server.keys("licences", "migrated").len() as u64;
-    assert!((1..=5).contains(&written), "{written} objects written before the refusal");
+    assert!(written <= 5, "{written} objects written before the refusal");
     // Run again: only what is missing is copied, then every object is re-hashed.
     server.write_budget(None);
     let out = migrate(&bucket, None);

@@ -674,6 +674,17 @@ fn rights_come_from_the_published_catalog_not_from_the_callers_catalog() {
     std::fs::write(broken.join("x.toml"), "code = ").expect("write");
     let mut c = f.cmd();
     run_expect(c.args(["catalog", "publish", "--catalog"]).arg(&broken), 3);
+    // Grants name types of the published catalog too: `--catalog` is not read once one is
+    // published (a folder that does not even load changes nothing), and a type it lacks is
+    // refused.
+    let grant = |licence_type: &str, expect: i32| {
+        let mut c = f.cmd();
+        c.args(["dept", "grant", MARKET, "--type", licence_type, "--catalog"]).arg(&broken);
+        String::from_utf8_lossy(&run_expect(&mut c, expect).stderr).into_owned()
+    };
+    grant("food-business-permit", 0);
+    let err = grant("no-such-type", 1);
+    assert!(err.contains("published catalog (version 2)"), "{err}");
 
     // Now the shipped pipeline runs (its catalog is the published one); the fixture's stops,
     // until --publish publishes it with the run's operator.

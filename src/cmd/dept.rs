@@ -230,14 +230,22 @@ pub fn run(cmd: &DeptCommand) -> anyhow::Result<i32> {
         } => {
             let code = input::department_code("code", code)?;
             input::bounded("--type", licence_type, input::MAX_TEXT)?;
-            let cat = catalog::load_dir(dir)
-                .with_context(|| format!("cannot load the catalog from {}", dir.display()))?;
-            let t = cat.get(licence_type.trim()).ok_or_else(|| {
-                anyhow::anyhow!("no licence type {licence_type:?} in the catalog")
-            })?;
             let at = now()?;
             let mut registry = registry.open()?;
             let actor = by.authorize(&mut registry, "dept grant", &[Role::Admin])?;
+            // The type must exist in the catalog that decides rights on this registry (the
+            // published one; `--catalog` only when nothing was published yet), not merely in
+            // whatever folder `--catalog` names.
+            let (cat, version) = registry.rights_catalog(dir, at).with_context(|| {
+                format!("cannot read the registry's catalog ({})", dir.display())
+            })?;
+            let t = cat.get(licence_type.trim()).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no licence type {licence_type:?} in the registry's published catalog \
+                     (version {}); publish a catalog that has it first (`elicence catalog publish`)",
+                    version.number
+                )
+            })?;
             let done = registry.grant_set(
                 &Grant {
                     department: code.clone(),
