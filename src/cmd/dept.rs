@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::catalog::{self, Level};
+use crate::catalog::Level;
 use crate::clock::now;
 use crate::cmd::args::{CatalogArgs, OperatorArgs, RegistryArgs};
 use crate::codes::check_region_code;
