@@ -691,6 +691,11 @@ fn rights_come_from_the_published_catalog_not_from_the_callers_catalog() {
     run(&root().join("pipelines/food-business-permit.toml"), &[], 0);
     let fixture_pipeline = f.dir.path().join("pipelines/food-business-permit.toml");
     run(&fixture_pipeline, &[], 3);
+    // Its dry run says the same; with --publish it previews and publishes nothing.
+    let err = run(&fixture_pipeline, &["--dry-run"], 3);
+    assert!(err.contains("is not the one the registry published"), "{err}");
+    run(&fixture_pipeline, &["--dry-run", "--publish"], 0);
+    assert_eq!(count("SELECT COUNT(*) FROM catalog_versions"), 2, "a dry run publishes nothing");
     run(&fixture_pipeline, &["--publish", "--operator", "李明"], 0);
     assert_eq!(count("SELECT COUNT(*) FROM catalog_versions"), 3);
     let mut c = f.as_dept(MARKET, &market, &["query", "--reason", "执法检查", "--id", CURRENT]);

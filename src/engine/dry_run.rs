@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::catalog::CatalogSources;
 use crate::licence::LicenceStatus;
 use crate::pipeline::{self, Plan};
 use crate::produce::Producer;
@@ -31,7 +32,7 @@ use crate::report::{self, InputSummary, OutputError, RowFiles};
 use crate::validate::{RowReject, Rule, ValidRow};
 
 use super::dedupe::Dedupe;
-use super::run::RunOptions;
+use super::run::{CatalogNotPublished, RunOptions};
 use super::schedule::{CHUNK, decision_input, late_reject};
 use super::shard::Shard;
 use super::stream::{EngineError, Outcome, RowSink, validate_input};
@@ -90,6 +91,22 @@ pub fn dry_run(options: &RunOptions) -> anyhow::Result<DryRunResult> {
         options.registry.as_deref(),
         options.store.as_deref(),
     )?;
+    // A run whose pipeline's catalog is not the published one stops (exit 3) before it
+    // writes anything: so does its dry run, unless the run would publish it (`--publish`;
+    // the dry run publishes nothing).
+    let catalog = CatalogSources::read_dir(&plan.catalog_dir)?;
+    if let Some(published) = registry.published_catalog()?
+        && published.sha256 != catalog.sha256()
+        && !options.publish
+    {
+        return Err(CatalogNotPublished {
+            catalog: plan.catalog_dir.clone(),
+            sha256: catalog.sha256(),
+            published: published.number,
+            published_sha256: published.sha256,
+        }
+        .into());
+    }
     let existing = registry_exists(options);
     tracing::info!(
         "dry run of {} against {}: nothing is signed or written",

@@ -95,7 +95,7 @@ pub struct RunOptions {
 /// the faces the other. A configuration error (exit 3), raised before the run starts.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{}: this catalog (sha256 {sha256}) is not the one the registry published (#{published},      sha256 {published_sha256}); publish it with `elicence catalog publish --catalog {}` or run      with --publish",
+    "{}: this catalog (sha256 {sha256}) is not the one the registry published (#{published}, sha256 {published_sha256}); publish it with `elicence catalog publish --catalog {}` or run with --publish",
     catalog.display(),
     catalog.display()
 )]
