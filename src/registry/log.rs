@@ -571,38 +571,38 @@ static CHECKPOINT_TREE: std::sync::Mutex<Option<CheckpointTree>> = std::sync::Mu
 struct CheckpointTree {
     tree_size: u64,
     root: Hash,
-    hashes: std::sync::Arc<Vec<Hash>>,
+    tree: std::sync::Arc<merkle::Tree>,
 }
 
-/// The hashes of the first `checkpoint.tree_size` leaves. Read from the database once per
-/// checkpoint and kept ([`CHECKPOINT_TREE`]) only when they hash to the checkpoint's root: the
-/// root commits to every leaf, so a kept tree is the signed one whatever database it came from,
-/// and reading the whole log per proof (linear in the registry's size) is avoided. A tree that
-/// does not hash to its root is returned uncached, and the proofs made from it fail to verify,
-/// as before.
-fn checkpoint_leaf_hashes(
+/// The tree of the first `checkpoint.tree_size` leaves. Read from the database once per
+/// checkpoint and kept ([`CHECKPOINT_TREE`], with its subtree roots: a proof then takes
+/// O(log² n) hashes) only when it hashes to the checkpoint's root: the root commits to every
+/// leaf, so a kept tree is the signed one whatever database it came from, and reading and
+/// hashing the whole log per proof (linear in the registry's size) is avoided. A tree that does
+/// not hash to its root is returned uncached, and the proofs made from it fail to verify, as
+/// before.
+fn checkpoint_tree(
     db: &Db,
     checkpoint: &Checkpoint,
-) -> Result<std::sync::Arc<Vec<Hash>>, RegistryError> {
+) -> Result<std::sync::Arc<merkle::Tree>, RegistryError> {
     let root = checkpoint.root().ok();
     let held = CHECKPOINT_TREE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let (Some(tree), Some(root)) = (held.as_ref(), root)
-        && tree.tree_size == checkpoint.tree_size
-        && tree.root == root
+    if let (Some(kept), Some(root)) = (held.as_ref(), root)
+        && kept.tree_size == checkpoint.tree_size
+        && kept.root == root
     {
-        return Ok(tree.hashes.clone());
+        return Ok(kept.tree.clone());
     }
     drop(held);
-    let hashes = std::sync::Arc::new(leaf_hashes(db, Some(checkpoint.tree_size))?);
+    let tree = std::sync::Arc::new(merkle::Tree::new(leaf_hashes(db, Some(checkpoint.tree_size))?));
     if let Some(root) = root
-        && hashes.len() as u64 == checkpoint.tree_size
-        && merkle::root(&hashes) == root
+        && tree.size() as u64 == checkpoint.tree_size
+        && tree.root() == root
     {
         let mut held = CHECKPOINT_TREE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *held =
-            Some(CheckpointTree { tree_size: checkpoint.tree_size, root, hashes: hashes.clone() });
+        *held = Some(CheckpointTree { tree_size: checkpoint.tree_size, root, tree: tree.clone() });
     }
-    Ok(hashes)
+    Ok(tree)
 }
 
 /// Inclusion proofs of the leaves of `identifier` in the latest checkpoint (leaves newer than
@@ -613,15 +613,13 @@ pub(crate) fn proofs(
 ) -> Result<(Vec<LogLeaf>, Option<Vec<InclusionProof>>), RegistryError> {
     let leaves = leaves_of(db, identifier)?;
     let Some(checkpoint) = latest_checkpoint(db)? else { return Ok((leaves, None)) };
-    let hashes = checkpoint_leaf_hashes(db, &checkpoint)?;
+    let tree = checkpoint_tree(db, &checkpoint)?;
     let mut proofs = Vec::new();
     for leaf in leaves.iter().filter(|l| l.index < checkpoint.tree_size) {
         let index = usize::try_from(leaf.index).unwrap_or(usize::MAX);
-        let path = merkle::inclusion_proof(hashes.as_slice(), index).ok_or_else(|| {
-            RegistryError::Inconsistent {
-                path: db.location().to_path_buf(),
-                what: format!("no inclusion proof for leaf {index}"),
-            }
+        let path = tree.inclusion_proof(index).ok_or_else(|| RegistryError::Inconsistent {
+            path: db.location().to_path_buf(),
+            what: format!("no inclusion proof for leaf {index}"),
         })?;
         proofs.push(InclusionProof {
             leaf: leaf.clone(),
