@@ -1,7 +1,7 @@
 //! The store on S3-compatible object storage, with the real binary against a real S3 server on
 //! loopback (s3s-fs inside this test process; see `util/s3_server.rs`): a run's files land in
 //! the bucket under today's content addresses and read back (`store check`, `--full` naming a
-//! corrupted object, `verify --data`, `copy`), a run killed (SIGKILL) between its PUTs and its commit
+//! corrupted object, `verify --data`, `copy`, `serve`'s file downloads), a run killed (SIGKILL) between its PUTs and its commit
 //! and run again ends with the same registry and objects, a bucket that refuses writes stops
 //! the run with the object named and nothing committed, two `--shard` processes share one
 //! bucket, `migrate --store-to` copies a store and resumes after an interruption, and an
@@ -125,6 +125,71 @@ fn committed(data: &Path, table: &str) -> usize {
         .map_or(0, |n| n as usize)
 }
 
+/// `elicence serve` started on a free loopback port, stopped when dropped.
+struct ServeChild {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ServeChild {
+    fn start(cmd: &mut Command) -> ServeChild {
+        use std::io::BufRead as _;
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["event"] == "listening"
+                {
+                    let _ = tx.send(v["url"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(60)).expect("serve listens");
+        ServeChild { child, url }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into()
+    }
+
+    fn token(&self, department: &str, credential: &str) -> String {
+        let body = serde_json::json!({"department": department, "credential": credential});
+        let mut r = Self::agent()
+            .post(format!("{}/api/v1/token", self.url))
+            .content_type("application/json")
+            .send(body.to_string())
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        format!("Bearer {}", v["access_token"].as_str().unwrap())
+    }
+
+    fn download(&self, token: &str, path: &str) -> Vec<u8> {
+        let mut r = Self::agent()
+            .get(format!("{}{path}", self.url))
+            .header("authorization", token)
+            .header("x-reason", "%E5%8C%BB%E4%BF%9D%E5%AE%9A%E7%82%B9%E5%AE%A1%E6%A0%B8")
+            .call()
+            .unwrap();
+        let bytes = r.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
+        assert_eq!(r.status(), 200, "{path}: {}", String::from_utf8_lossy(&bytes));
+        bytes
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn a_run_into_a_bucket_stores_content_addresses_and_reads_them_back() {
     let server = S3Server::start();
@@ -209,6 +274,19 @@ fn a_run_into_a_bucket_stores_content_addresses_and_reads_them_back() {
         0,
     );
     assert!(std::fs::read(&copy).unwrap().starts_with(b"%PDF"));
+
+    // serve hands out the signed files from the bucket, byte for byte.
+    let mut server_cmd = shared(&["serve", "--listen", "127.0.0.1:0"]);
+    let served = ServeChild::start(&mut server_cmd);
+    let token = served.token(dept, std::fs::read_to_string(&credential).unwrap().trim());
+    for kind in ["pdf", "xml", "ofd"] {
+        let bytes = served.download(&token, &format!("/api/v1/licences/{current}/files/{kind}"));
+        let sha = elicence::registry::sha256_hex(&bytes);
+        assert!(keys.contains(&key(kind, &sha)), "the {kind} served is an object of the bucket");
+        let local_copy = std::fs::read(local.join("store").join(key(kind, &sha))).unwrap();
+        assert_eq!(bytes, local_copy, "the {kind} as the folder run stored it");
+    }
+    drop(served);
 
     // One byte of one object changed on the server's disk, size kept: the listing still
     // matches, the full check names the object.
