@@ -60,7 +60,7 @@ pub struct SigningCertificateV2 {
 }
 
 /// Builds a detached CMS SignedData (RFC 5652 §5) over an external `digest` (made with the
-/// signer's digest algorithm), signed by `signer`, with its whole chain included. Returns the
+/// signer's digest algorithm), signed by `signer`, with its chain but the root included. Returns the
 /// DER `ContentInfo`.
 ///
 /// With a `tsa`, the SignerInfo also carries a timestamp token over its signature value in
@@ -148,7 +148,8 @@ fn signed_attributes(signer: &dyn Signer, digest: &[u8]) -> Result<SetOfVec<Attr
     Ok(signed_attrs)
 }
 
-/// The DER `ContentInfo` of a detached SignedData with one SignerInfo and `signer`'s chain.
+/// The DER `ContentInfo` of a detached SignedData with one SignerInfo and `signer`'s chain (but
+/// its root).
 fn content_info(
     signer: &dyn Signer,
     signed_attrs: SetOfVec<Attribute>,
@@ -170,8 +171,16 @@ fn content_info(
         signature: OctetString::new(signature).map_err(|e| cms_err(&e))?,
         unsigned_attrs,
     };
+    // The signer's certificate and its intermediates; not a self-issued root after them: a
+    // verifier must hold the root as its own trust anchor anyway (RFC 5652 §5.1 leaves the set
+    // to the signer), and leaving it out saves ~1.7 KB of hex in every PDF.
     let mut certificates = SetOfVec::new();
-    for c in signer.chain() {
+    let (first, rest) = signer.chain().split_first().ok_or_else(|| cms_err(&"empty chain"))?;
+    let intermediates = rest.iter().filter(|c| {
+        let tbs = c.tbs_certificate();
+        tbs.subject() != tbs.issuer()
+    });
+    for c in std::iter::once(first).chain(intermediates) {
         certificates.insert(CertificateChoices::Certificate(c.clone())).map_err(|e| cms_err(&e))?;
     }
     let mut digest_algorithms = SetOfVec::new();
