@@ -127,18 +127,30 @@ impl FaceFont {
     /// Like [`FaceFont::load_default`] with the override passed in instead of read from the
     /// environment: `Some("PATH[#INDEX]")` loads exactly that font.
     pub fn locate(spec: Option<&str>) -> Result<Self, FontError> {
+        let (path, index) = Self::find(spec)?;
+        Self::load(&path, index)
+    }
+
+    /// Where [`FaceFont::load_default`] would load the face font from (`ELICENCE_FONT`, else
+    /// the first of [`DEFAULT_FONTS`] present), without reading it: parsing a CJK font takes
+    /// about 90 MB, which a server that rarely draws should spend only when it does.
+    pub fn find_default() -> Result<(PathBuf, usize), FontError> {
+        Self::find(std::env::var(FONT_ENV).ok().as_deref())
+    }
+
+    fn find(spec: Option<&str>) -> Result<(PathBuf, usize), FontError> {
         if let Some(spec) = spec.filter(|s| !s.trim().is_empty()) {
             let (path, index) = parse_font_spec(spec)?;
             if !path.is_file() {
                 return Err(FontError::NotFound { tried: vec![path] });
             }
-            return Self::load(&path, index);
+            return Ok((path, index));
         }
         let mut tried = Vec::new();
         for (path, index) in DEFAULT_FONTS {
             let path = Path::new(path);
             if path.is_file() {
-                return Self::load(path, index);
+                return Ok((path.to_path_buf(), index));
             }
             tried.push(path.to_path_buf());
         }

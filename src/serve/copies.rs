@@ -1,7 +1,8 @@
 //! `POST /api/v1/copies`: a copy for use (加注件) for the token's department, as `elicence copy`
 //! makes it ([`crate::share::copy`]): body `{"identifier", "expires"}`, the 事由 in `X-Reason`,
-//! answered `201` with the signed PDF. The signer and the face font are loaded once at start
-//! ([`Copier::load`]); without a key the route answers 503.
+//! answered `201` with the signed PDF. The signer is loaded and the face font found at start
+//! ([`Copier::load`]); the font is read on the first copy (parsed, a CJK font takes ~90 MB,
+//! which a server that makes no copies should not hold). Without a key the route answers 503.
 
 use std::sync::Arc;
 
@@ -24,10 +25,11 @@ use crate::sign::{RsaSigner, Signer, check_production_key, passphrase_from_env_o
 /// Largest copy request body: an identifier and a date.
 pub const COPY_BODY_LIMIT: usize = 4 * 1024;
 
-/// What signs copies for use: the key set and the face font, loaded once.
+/// What signs copies for use: the key set, and the face font, read once when first needed.
 pub struct Copier {
     signer: RsaSigner,
-    font: FaceFont,
+    font_file: (std::path::PathBuf, usize),
+    font: std::sync::OnceLock<Result<FaceFont, String>>,
 }
 
 impl Copier {
@@ -54,8 +56,17 @@ impl Copier {
             passphrase_from_env_or_file(config.passphrase_file.as_deref()).map_err(keys_error)?;
         let signer = RsaSigner::load(&folder, passphrase.as_ref(), at).map_err(keys_error)?;
         check_production_key(production, Some(&folder), Some(&signer as &dyn Signer))?;
-        let font = FaceFont::load_default().map_err(ServeError::Font)?;
-        Ok(Some(Copier { signer, font }))
+        let font_file = FaceFont::find_default().map_err(ServeError::Font)?;
+        Ok(Some(Copier { signer, font_file, font: std::sync::OnceLock::new() }))
+    }
+
+    /// The face font, read on first use (a font that stopped reading is a 500, every time).
+    fn font(&self) -> Result<&FaceFont, Problem> {
+        let (path, index) = &self.font_file;
+        let loaded = self.font.get_or_init(|| {
+            FaceFont::load(path, *index).map_err(|e| format!("the face font: {e}"))
+        });
+        loaded.as_ref().map_err(|e| Problem::internal(e))
     }
 }
 
@@ -106,7 +117,7 @@ pub async fn copy(
                 reason: &reason,
                 expires: request.expires,
             };
-            let keys = (&copier.signer as &dyn Signer, &copier.font);
+            let keys = (&copier.signer as &dyn Signer, copier.font()?);
             Ok(copy::make(r, &*state.catalog.now(r)?, keys, &department, &request, &ask)?)
         })
         .await?;
