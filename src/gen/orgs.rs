@@ -104,6 +104,9 @@ impl UsccMaker {
 
 /// A USCC character other than `right`.
 pub fn wrong_uscc_check(right: char, rng: &mut Rng) -> char {
+    // The code may have been made dirty already (lower case, full width), which validation
+    // folds back: compare with the folded character, or the "wrong" one may be the right one.
+    let right = super::people::fold_check_char(right);
     let i = rng.index(USCC_ALPHABET.len());
     let c = char::from(USCC_ALPHABET[i]);
     if c == right { char::from(USCC_ALPHABET[(i + 1) % USCC_ALPHABET.len()]) } else { c }

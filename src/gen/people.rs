@@ -139,17 +139,41 @@ pub fn id15_of(id18: &str) -> Option<String> {
 pub fn wrong_id_check(right: char, rng: &mut Rng) -> char {
     const CHECKS: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
     let mut c = CHECKS[rng.index(CHECKS.len())];
-    if c == right.to_ascii_uppercase() {
+    if c == fold_check_char(right) {
         let i = CHECKS.iter().position(|&x| x == c).unwrap_or(0);
         c = CHECKS[(i + 1) % CHECKS.len()];
     }
     c
 }
 
+/// A check character as validation reads it: full-width ASCII (`Ｘ`) folded to ASCII, upper
+/// case.
+pub fn fold_check_char(c: char) -> char {
+    let ascii = match u32::from(c) {
+        cp @ 0xFF01..=0xFF5E => char::from_u32(cp - 0xFEE0).unwrap_or(c),
+        _ => c,
+    };
+    ascii.to_ascii_uppercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::codes::{CodeError, check_citizen_id};
+
+    #[test]
+    fn a_wrong_check_character_differs_from_a_dirty_right_one() {
+        let mut rng = Rng::new(7);
+        for _ in 0..2000 {
+            for right in ['x', 'Ｘ', 'X', '５'] {
+                assert_ne!(wrong_id_check(right, &mut rng), fold_check_char(right), "{right}");
+            }
+            for right in ['a', 'Ａ', '９', 'y'] {
+                let wrong = super::super::orgs::wrong_uscc_check(right, &mut rng);
+                assert_ne!(wrong, fold_check_char(right), "{right}");
+            }
+        }
+    }
     use crate::normalise::ids::upgrade_citizen_id_15;
 
     #[test]
