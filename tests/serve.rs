@@ -342,6 +342,12 @@ fn field<'a>(licence: &'a Value, key: &str) -> &'a Value {
 fn health_readiness_metrics_openapi_and_unknown_routes() {
     let f = Fixture::new();
     let s = f.serve(&[]);
+    // The server replaced itself (same process) with its allocator settings in its environment.
+    let environ = std::fs::read(format!("/proc/{}/environ", s.child.id())).expect("environ");
+    let environ = String::from_utf8_lossy(&environ);
+    for setting in ["MIMALLOC_PURGE_DELAY=0", "MIMALLOC_ARENA_EAGER_COMMIT=0"] {
+        assert!(environ.split('\0').any(|v| v == setting), "{setting} in the server's environment");
+    }
     let r = s.get("/healthz", &[]);
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
     let r = s.get("/readyz", &[]);
