@@ -227,6 +227,7 @@ fn hostile_files_under_every_format_never_panic() {
         "xls-merge-cells-cut-short.xls",
         "xls-globals-record-cut-short.xls",
         "xls-formula-tokens-cut-short.xls",
+        "xls-empty-stream-past-the-mini-stream.xls",
     ];
     for name in names {
         for format in [Format::Csv, Format::Xlsx, Format::Xls, Format::Ods] {
@@ -312,6 +313,20 @@ fn xls_with_a_globals_record_cut_short_is_refused() {
     let err = open_err("xls-globals-record-cut-short.xls", &SourceSpec::default());
     assert!(
         matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason == "workbook globals record shorter than 2 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn xls_whose_empty_stream_lies_past_the_mini_stream_is_refused() {
+    // Regression (issue 19, session 10): fuzz_workbook found a compound file without a mini
+    // stream whose Workbook entry has length 0 and starts at mini sector 36: calamine reads a
+    // stream's first sector even when the stream is empty, and sliced `data[2304..0]`.
+    let name = "xls-empty-stream-past-the-mini-stream.xls";
+    assert!(calamine_panics_on(name), "the fixture no longer shows calamine's defect");
+    let err = open_err(name, &SourceSpec::default());
+    assert!(
+        matches!(&err.kind, ReadErrorKind::NotAWorkbook { format: "xls", reason } if reason == "mini sector past the end of the mini stream"),
         "{err}"
     );
 }

@@ -5,6 +5,7 @@ const SIGNATURE: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
 /// Ids at or above this are markers (DIFSECT, FATSECT, ENDOFCHAIN, FREESECT), not sectors.
 const MAX_REGULAR_SECTOR: u32 = 0xFFFF_FFFA;
 const DIFSECT: u32 = 0xFFFF_FFFC;
+const END_OF_CHAIN: u32 = 0xFFFF_FFFE;
 
 fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
     let raw = bytes.get(offset..offset + 4)?;
@@ -112,17 +113,22 @@ pub(super) fn check(bytes: &[u8], max_grid_bytes: u64) -> Result<Vec<usize>, &'s
     // for the sheet checks in `biff`. Every chain is known to end (checked above). Beside
     // the bytes, where each sector of the stream starts in the file, to map `biff`'s offsets
     // back to it.
+    // As calamine's `get_chain`: the first sector is read even for an empty stream, and the
+    // FAT is indexed with every id the chain reaches (`fats[id]`, unchecked).
     let chain = |start: u32, len: usize| -> Result<(Vec<u8>, Placement), &'static str> {
         let mut out = Vec::new();
         let mut placed = Placement { unit: sector_size, starts: Vec::new() };
         let mut id = start;
-        while id < MAX_REGULAR_SECTOR && out.len() < len {
+        while id != END_OF_CHAIN {
+            // Beyond the file's last sector calamine reports an error.
             let Some(s) = sector(id)? else { break };
             let take = s.len().min(len - out.len());
             out.extend_from_slice(s.get(..take).unwrap_or_default());
             placed.starts.push(sector_size + id as usize * sector_size);
-            let Some(&next) = fat.get(id as usize) else { break };
-            id = next;
+            if out.len() >= len {
+                break;
+            }
+            id = *fat.get(id as usize).ok_or("sector chain runs past the FAT")?;
         }
         Ok((out, placed))
     };
@@ -215,15 +221,20 @@ fn mini_chain(
     let mut out = Vec::new();
     let mut placed = Placement { unit: MINI_SECTOR, starts: Vec::new() };
     let mut id = start;
-    while id < MAX_REGULAR_SECTOR && out.len() < len && id as usize <= mini_max {
+    // As calamine's `get_chain` (see `check`): the first mini sector is read even for an
+    // empty stream (fuzz_workbook, session 10: an empty mini stream and a Workbook entry of
+    // length 0 made calamine slice `data[2304..0]`), and the mini FAT indexed unchecked.
+    while id != END_OF_CHAIN && id as usize <= mini_max {
         let from = id as usize * MINI_SECTOR;
         let Some(s) = mini_stream.get(from..from + MINI_SECTOR) else {
             return Err("mini sector past the end of the mini stream");
         };
         out.extend_from_slice(s.get(..MINI_SECTOR.min(len - out.len())).unwrap_or_default());
         placed.starts.push(from);
-        let Some(&next) = mini_fat.get(id as usize) else { break };
-        id = next;
+        if out.len() >= len {
+            break;
+        }
+        id = *mini_fat.get(id as usize).ok_or("mini sector chain runs past the mini FAT")?;
     }
     Ok((out, placed))
 }
