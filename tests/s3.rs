@@ -150,17 +150,9 @@ impl ServeChild {
         ServeChild { child, url }
     }
 
-    fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into()
-    }
-
     fn token(&self, department: &str, credential: &str) -> String {
         let body = serde_json::json!({"department": department, "credential": credential});
-        let mut r = Self::agent()
+        let mut r = util::http_agent()
             .post(format!("{}/api/v1/token", self.url))
             .content_type("application/json")
             .send(body.to_string())
@@ -171,7 +163,7 @@ impl ServeChild {
     }
 
     fn download(&self, token: &str, path: &str) -> Vec<u8> {
-        let mut r = Self::agent()
+        let mut r = util::http_agent()
             .get(format!("{}{path}", self.url))
             .header("authorization", token)
             .header("x-reason", "%E5%8C%BB%E4%BF%9D%E5%AE%9A%E7%82%B9%E5%AE%A1%E6%A0%B8")
