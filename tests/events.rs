@@ -15,12 +15,18 @@ const HOLDER: &str = "91220104MA00001708";
 
 struct Desk {
     dir: tempfile::TempDir,
+    /// A PostgreSQL registry; `None`: SQLite in the data folder.
+    registry: Option<String>,
 }
 
 impl Desk {
     fn cmd(&self) -> Command {
         let mut c = elicence();
         c.env("ELICENCE_DATA", self.dir.path().join("data")).env_remove("ELICENCE_CREDENTIAL");
+        match &self.registry {
+            Some(url) => c.env("ELICENCE_REGISTRY", url),
+            None => c.env_remove("ELICENCE_REGISTRY"),
+        };
         c
     }
 
@@ -66,7 +72,17 @@ fn changed_export(dir: &std::path::Path) -> PathBuf {
 
 #[test]
 fn a_department_learns_of_changes_and_revocations_of_the_licences_it_relied_on() {
-    let desk = Desk { dir: tempfile::tempdir().unwrap() };
+    relied_on_changes_are_events(Desk { dir: tempfile::tempdir().unwrap(), registry: None });
+}
+
+#[test]
+fn a_department_learns_of_changes_and_revocations_on_postgresql() {
+    let Some(db) = util::PgDatabase::create("events_postgres") else { return };
+    let desk = Desk { dir: tempfile::tempdir().unwrap(), registry: Some(db.url.clone()) };
+    relied_on_changes_are_events(desk);
+}
+
+fn relied_on_changes_are_events(desk: Desk) {
     let run = |input: &std::path::Path| {
         run_expect(
             desk.cmd()
@@ -148,14 +164,44 @@ fn a_department_learns_of_changes_and_revocations_of_the_licences_it_relied_on()
     assert_eq!(desk.events(cursor)["events"].as_array().unwrap().len(), 1);
     // What the department relied on is kept beside the trail (read once, not on every call)
     // and derived from the trail alone: rebuilt from scratch, the answers are the same.
-    let db = rusqlite::Connection::open(desk.dir.path().join("data/registry.sqlite")).unwrap();
-    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
-    let relied = count("SELECT count(*) FROM relied_licences");
+    let mut db = Sql::open(&desk);
+    let relied = db.count("SELECT count(*) FROM relied_licences");
     // One row per licence the query returned (a licence's older versions count once).
     assert!(relied > 0 && relied <= answer["licences"].as_array().unwrap().len() as i64);
-    assert!(count("SELECT audit_seq FROM relied_scanned") > cursor as i64);
-    db.execute_batch("DELETE FROM relied_licences; DELETE FROM relied_scanned;").unwrap();
+    assert!(db.count("SELECT audit_seq FROM relied_scanned") > cursor as i64);
+    db.batch("DELETE FROM relied_licences; DELETE FROM relied_scanned;");
     assert_eq!(desk.events(cursor)["events"], later["events"]);
-    assert_eq!(count("SELECT count(*) FROM relied_licences"), relied);
+    assert_eq!(db.count("SELECT count(*) FROM relied_licences"), relied);
     run_expect(desk.cmd().args(["audit", "verify"]), 0);
+}
+
+/// The desk's registry database, whichever backend.
+enum Sql {
+    Sqlite(rusqlite::Connection),
+    Postgres(postgres::Client),
+}
+
+impl Sql {
+    fn open(desk: &Desk) -> Sql {
+        match &desk.registry {
+            None => Sql::Sqlite(
+                rusqlite::Connection::open(desk.dir.path().join("data/registry.sqlite")).unwrap(),
+            ),
+            Some(url) => Sql::Postgres(postgres::Client::connect(url, postgres::NoTls).unwrap()),
+        }
+    }
+
+    fn count(&mut self, sql: &str) -> i64 {
+        match self {
+            Sql::Sqlite(c) => c.query_row(sql, [], |r| r.get(0)).unwrap(),
+            Sql::Postgres(c) => c.query_one(sql, &[]).unwrap().get(0),
+        }
+    }
+
+    fn batch(&mut self, sql: &str) {
+        match self {
+            Sql::Sqlite(c) => c.execute_batch(sql).unwrap(),
+            Sql::Postgres(c) => c.batch_execute(sql).unwrap(),
+        }
+    }
 }
