@@ -21,10 +21,13 @@ use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use elicence::font::FaceFont;
 use elicence::identify::LicenceId;
+use elicence::keyset::{IssuerRequest, load_identities};
 use elicence::licence::{FaceField, Licence, LicenceStatus};
 use elicence::produce::{Identities, Producer};
 use elicence::record::SourcePos;
+use elicence::render::ofd::render_ofd_face;
 use elicence::render::{Layout, PdfRenderer, SealMeta, qr_payload, render_xml};
+use elicence::seal::ofd::seal_ofd;
 use elicence::sign::{PdfSignOptions, RsaSigner, Signer, sign_pdf, sign_rendered_pdf};
 
 /// CPU time consumed by the calling thread, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID` through
@@ -225,9 +228,84 @@ fn bench_render_and_sign(c: &mut Criterion<ThreadCpuTime>) {
     group.finish();
 }
 
+/// The OFD's share of `produce` (issue 13 allows 0.5 ms per licence): the licence of an issuer
+/// with its own SM2 signer and seal in `fixtures/keys`, produced with and without the OFD, and
+/// the OFD's two steps alone (the page package from a laid-out face; the seal and the zip).
+fn bench_ofd(c: &mut Criterion<ThreadCpuTime>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let at = Utc.with_ymd_and_hms(2027, 1, 2, 3, 4, 5).single().unwrap_or_default();
+    let mut licence = licence();
+    licence.issuer_code = "11220104MB1875524M".into();
+    let request = IssuerRequest {
+        code: licence.issuer_code.clone(),
+        name: licence.issuer_name.clone(),
+        allow_default: false,
+    };
+    let keys = root.join("fixtures/keys");
+    let load = |ofd: bool| load_identities(&keys, None, at, std::slice::from_ref(&request), ofd);
+    let (Ok(with_ofd), Ok(without)) = (load(true), load(false)) else {
+        eprintln!("ofd bench skipped: the fixture key set did not load");
+        return;
+    };
+    let layout = root.join("pipelines/layouts/food-business-permit.toml");
+    let producer = |ids| Producer::new(&[layout.as_path()], ids, at);
+    let (Ok(with_ofd), Ok(without)) = (producer(with_ofd), producer(without)) else {
+        eprintln!("ofd bench skipped: no face font");
+        return;
+    };
+    let Ok(id) = LicenceId::for_printed_number(
+        &licence.type_code,
+        &licence.issuer_code,
+        &licence.printed_no,
+        1,
+    ) else {
+        eprintln!("ofd bench skipped: identifier");
+        return;
+    };
+    let mut group = c.benchmark_group("ofd");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("produce_pdf_xml", |b| {
+        b.iter(|| without.produce(black_box(&licence), &id).map(|a| a.pdf.len()))
+    });
+    group.bench_function("produce_pdf_xml_ofd", |b| {
+        b.iter(|| with_ofd.produce(black_box(&licence), &id).map(|a| a.ofd.map(|o| o.len())))
+    });
+    let identifier = id.to_string();
+    let payload =
+        qr_payload(&identifier, "3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b");
+    let renderer = with_ofd.renderer();
+    let (Ok(face), Some(identity)) = (
+        renderer.lay_out(&licence, &identifier, &payload),
+        with_ofd.identities().for_issuer(&licence.issuer_code),
+    ) else {
+        eprintln!("ofd bench skipped: face");
+        return;
+    };
+    let Some(sealing) = identity.ofd.as_ref() else {
+        eprintln!("ofd bench skipped: no seal");
+        return;
+    };
+    group.bench_function("package", |b| {
+        b.iter(|| render_ofd_face(renderer, black_box(&face), &licence, &identifier, at))
+    });
+    let Ok(package) = render_ofd_face(renderer, &face, &licence, &identifier, at) else {
+        eprintln!("ofd bench skipped: package");
+        return;
+    };
+    group.bench_function("seal_and_zip", |b| {
+        b.iter(|| sealing.seal_package(black_box(&package), at, None))
+    });
+    // The general path (the whole `TBS_Sign` encoded and hashed per document), same bytes.
+    group.bench_function("seal_and_zip_general", |b| {
+        b.iter(|| seal_ofd(black_box(&package), sealing.signer().as_ref(), sealing.seal(), at))
+    });
+    group.bench_function("zip_only", |b| b.iter(|| black_box(&package).to_zip()));
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpuTime);
-    targets = bench_render, bench_render_and_sign
+    targets = bench_render, bench_render_and_sign, bench_ofd
 }
 criterion_main!(benches);

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::seal::ofd::OfdSealError;
+use crate::seal::ofd::{OfdSealError, OfdSealer};
 use crate::seal::{Seal, SealError, SealSpec, seal_path};
 use crate::sign::key_files::{CHAIN_FILE, KEY_FILE, Passphrase, SM2_CHAIN_FILE, SM2_KEY_FILE};
 use crate::sign::keys::{
@@ -34,12 +34,9 @@ use crate::sign::keys::{
 };
 use crate::sign::{KeyError, RsaSigner, Signer, Sm2Signer};
 
-/// What seals a licence's OFD: the issuer's SM2 signer and the seal that names it.
-#[derive(Debug)]
-pub struct OfdIdentity {
-    pub signer: Arc<Sm2Signer>,
-    pub seal: Seal,
-}
+/// What seals a licence's OFD: the issuer's SM2 signer and the seal that names it, made
+/// ready to seal many documents.
+pub type OfdIdentity = OfdSealer;
 
 /// The identity one issuer's licences are signed with.
 #[derive(Debug)]
@@ -81,7 +78,7 @@ impl Identities {
         let mut seen: Vec<&[u8]> = Vec::new();
         let mut out: Vec<&dyn Signer> = Vec::new();
         for identity in self.by_issuer.values().chain(self.any.as_ref()) {
-            let sm2 = identity.ofd.as_ref().map(|o| o.signer.as_ref() as &dyn Signer);
+            let sm2 = identity.ofd.as_ref().map(|o| o.signer().as_ref() as &dyn Signer);
             for signer in std::iter::once(identity.signer.as_ref()).chain(sm2) {
                 if !seen.contains(&signer.certificate_der()) {
                     seen.push(signer.certificate_der());
@@ -257,7 +254,12 @@ pub fn load_identities(
                 return Err(no_identity("SM2 signer", SM2_KEY_FILE));
             };
             let seal = usable_seal(keys, issuer, sm2.as_ref(), at)?;
-            Some(OfdIdentity { signer: sm2, seal })
+            let sealer = OfdSealer::new(sm2, seal).map_err(|e| KeySetError::Unusable {
+                code: issuer.code.clone(),
+                name: issuer.name.clone(),
+                problem: Box::new(e),
+            })?;
+            Some(sealer)
         } else {
             None
         };

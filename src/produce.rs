@@ -25,7 +25,7 @@ use crate::render::ofd::render_ofd_face;
 use crate::render::pdf::PdfRenderer;
 use crate::render::qr::face_qr_payload;
 use crate::render::xml::{SealMeta, render_xml};
-use crate::seal::ofd::{OfdSealError, seal_ofd_with};
+use crate::seal::ofd::OfdSealError;
 use crate::sign::SignError;
 use crate::sign::ltv::{append_doc_timestamp, append_dss};
 use crate::sign::pades::{PdfSignOptions, sign_rendered_pdf, sign_rendered_pdf_tail};
@@ -245,16 +245,10 @@ impl Producer {
         };
         let xml = sign_xml_with(&xml, identity.signer.as_ref(), self.tsa.as_deref())?;
         let ofd = match &identity.ofd {
-            Some(sealing) => {
+            Some(sealer) => {
                 let package =
                     render_ofd_face(&self.renderer, &face, licence, &identifier, self.signed_at)?;
-                Some(seal_ofd_with(
-                    &package,
-                    sealing.signer.as_ref(),
-                    &sealing.seal,
-                    self.signed_at,
-                    self.tsa.as_deref(),
-                )?)
+                Some(sealer.seal_package(&package, self.signed_at, self.tsa.as_deref())?)
             }
             None => None,
         };

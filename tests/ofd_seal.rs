@@ -20,7 +20,7 @@ use elicence::render::Layout;
 use elicence::render::ofd::{PAGE_CONTENT_PATH, render_ofd};
 use elicence::render::pdf::PdfRenderer;
 use elicence::seal::asn1::SesSignature;
-use elicence::seal::ofd::{OfdSealError, SEAL_PATH, SIGNED_VALUE_PATH, seal_ofd};
+use elicence::seal::ofd::{OfdSealError, OfdSealer, SEAL_PATH, SIGNED_VALUE_PATH, seal_ofd};
 use elicence::seal::{CertList, Seal, SealError, SealSpec};
 use elicence::sign::keys::{DevKeyOptions, init_dev_keys};
 use elicence::sign::{Signer, Sm2Signer};
@@ -213,6 +213,33 @@ fn sealed_ofd(keys: &Keys, r: &PdfRenderer, l: &Licence, when: DateTime<Utc>) ->
         format!("1.2.156.3005.2.11100000MB0327169X001.{}.JY12201020000123.001.Q", l.issuer_code);
     let package = render_ofd(r, l, &id, "ELIC1:X:0123456789ABCDEF", when).expect("render");
     seal_ofd(&package, &keys.signer, &keys.seal, when).expect("sealed")
+}
+
+/// The sealer a run uses (the seal's part of `TBS_Sign` hashed once) writes the bytes of the
+/// general path, which encodes and hashes the whole `TBS_Sign` per document; and it makes
+/// the same checks.
+#[test]
+fn the_prepared_sealer_writes_the_bytes_of_the_general_path() -> TestResult {
+    let keys = keys_with_seal("长春市朝阳区市场监督管理局电子印章");
+    let r = renderer();
+    let signer = Arc::new(Sm2Signer::load(&keys.dir, None, at("2026-11-27T10:00:00Z"))?);
+    let sealer = OfdSealer::new(signer, keys.seal.clone())?;
+    for (issuer, when) in [
+        (("长春市朝阳区市场监督管理局", "11220104MB1875524M"), at("2027-03-04T05:06:07Z")),
+        (("长春市南关区市场监督管理局", "11220102MB1953012R"), at("2036-12-31T23:59:59Z")),
+    ] {
+        let l = licence(issuer.1, issuer.0);
+        let id =
+            format!("1.2.156.3005.2.11100000MB0327169X001.{}.JY12201020000123.001.Q", issuer.1);
+        let package = render_ofd(&r, &l, &id, "ELIC1:X:0123456789ABCDEF", when)?;
+        let general = seal_ofd(&package, &keys.signer, &keys.seal, when)?;
+        assert_eq!(sealer.seal_package(&package, when, None)?, general, "at {when}");
+    }
+    let l = licence("11220104MB1875524M", "长春市朝阳区市场监督管理局");
+    let package = render_ofd(&r, &l, "x", "ELIC1:X:0123456789ABCDEF", at("2026-01-01T00:00:00Z"))?;
+    let expired = sealer.seal_package(&package, at("2037-01-01T00:00:00Z"), None);
+    assert!(matches!(expired, Err(OfdSealError::SealNotValidAt { .. })), "{expired:?}");
+    Ok(())
 }
 
 #[test]

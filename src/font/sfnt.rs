@@ -17,7 +17,7 @@ use super::FaceFont;
 pub fn opentype_subset(font: &FaceFont, used: &BTreeMap<u16, String>) -> Option<Vec<u8>> {
     let gids: Vec<u16> = used.keys().copied().filter(|g| *g != 0).collect();
     let cff_table = font.cid_cff()?.subset(&gids).ok()?;
-    opentype_from_cff(font, used, cff_table)
+    opentype_from_cff(font, used, &cff_table)
 }
 
 /// As [`opentype_subset`], around `cff_table`, the CID-keyed CFF subset of `used` already
@@ -26,7 +26,7 @@ pub fn opentype_subset(font: &FaceFont, used: &BTreeMap<u16, String>) -> Option<
 pub fn opentype_from_cff(
     font: &FaceFont,
     used: &BTreeMap<u16, String>,
-    cff_table: Vec<u8>,
+    cff_table: &[u8],
 ) -> Option<Vec<u8>> {
     let gids: Vec<u16> = used.keys().copied().filter(|g| *g != 0).collect();
     let num_glyphs = u16::try_from(gids.len() + 1).ok()?;
@@ -50,19 +50,28 @@ pub fn opentype_from_cff(
     let bbox = [m.x_min, m.y_min, m.x_max, m.y_max];
     let max_advance = advances.iter().copied().max().unwrap_or(0);
 
-    let mut tables: Vec<([u8; 4], Vec<u8>)> = vec![
-        (*b"CFF ", cff_table),
-        (*b"OS/2", os2(ascent, descent, &chars, max_advance)),
-        (*b"cmap", cmap(&chars)),
-        (*b"head", head(upm, bbox)),
-        (*b"hhea", hhea(ascent, descent, max_advance, num_glyphs)),
-        (*b"hmtx", advances.iter().flat_map(|a| [a.to_be_bytes(), [0, 0]]).flatten().collect()),
-        (*b"maxp", [0x0000_5000u32.to_be_bytes().as_slice(), &num_glyphs.to_be_bytes()].concat()),
-        (*b"name", name(font.name())),
-        (*b"post", post()),
+    let (os2, cmap, head, hhea) = (
+        os2(ascent, descent, &chars, max_advance),
+        cmap(&chars),
+        head(upm, bbox),
+        hhea(ascent, descent, max_advance, num_glyphs),
+    );
+    let hmtx: Vec<u8> = advances.iter().flat_map(|a| [a.to_be_bytes(), [0, 0]]).flatten().collect();
+    let maxp = [0x0000_5000u32.to_be_bytes().as_slice(), &num_glyphs.to_be_bytes()].concat();
+    let (name, post) = (name(font.name()), post());
+    // Sorted by tag, as the table directory must be.
+    let tables: [(&[u8; 4], &[u8]); 9] = [
+        (b"CFF ", cff_table),
+        (b"OS/2", &os2),
+        (b"cmap", &cmap),
+        (b"head", &head),
+        (b"hhea", &hhea),
+        (b"hmtx", &hmtx),
+        (b"maxp", &maxp),
+        (b"name", &name),
+        (b"post", &post),
     ];
-    tables.sort_by_key(|(tag, _)| *tag);
-    Some(assemble(tables))
+    Some(assemble(&tables))
 }
 
 fn os2(ascent: i16, descent: i16, chars: &BTreeMap<u32, u16>, max_advance: u16) -> Vec<u8> {
@@ -233,37 +242,43 @@ fn post() -> Vec<u8> {
 }
 
 fn checksum(data: &[u8]) -> u32 {
-    data.chunks(4).fold(0u32, |sum, c| {
-        let mut word = [0u8; 4];
-        word[..c.len()].copy_from_slice(c);
-        sum.wrapping_add(u32::from_be_bytes(word))
-    })
+    // Whole words first (a fixed-size copy the compiler turns into a load), then the tail
+    // padded with zeros.
+    let words = data.chunks_exact(4);
+    let mut tail = [0u8; 4];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    words
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .fold(u32::from_be_bytes(tail), u32::wrapping_add)
 }
 
 /// The sfnt: offset table, table records (sorted by tag), tables padded to 4 bytes, and
 /// `head.checksumAdjustment` set.
-fn assemble(tables: Vec<([u8; 4], Vec<u8>)>) -> Vec<u8> {
+fn assemble(tables: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+    debug_assert!(tables.windows(2).all(|w| w[0].0 < w[1].0), "tables sorted by tag");
     let n = tables.len() as u16;
     let pow = 1u16 << (15 - n.leading_zeros());
-    let mut out = Vec::new();
+    let size =
+        12 + 16 * tables.len() + tables.iter().map(|(_, d)| d.len().div_ceil(4) * 4).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
     out.extend(*b"OTTO");
     for v in [n, pow * 16, pow.trailing_zeros() as u16, n * 16 - pow * 16] {
         out.extend(v.to_be_bytes());
     }
     let mut offset = 12 + 16 * u32::from(n);
     let mut head_at = None;
-    for (tag, data) in &tables {
-        out.extend(tag);
+    for (tag, data) in tables {
+        out.extend(*tag);
         out.extend(checksum(data).to_be_bytes());
         out.extend(offset.to_be_bytes());
         out.extend((data.len() as u32).to_be_bytes());
-        if tag == b"head" {
+        if *tag == b"head" {
             head_at = Some(offset as usize);
         }
         offset += (data.len() as u32).div_ceil(4) * 4;
     }
-    for (_, data) in &tables {
-        out.extend(data);
+    for (_, data) in tables {
+        out.extend_from_slice(data);
         out.resize(out.len().div_ceil(4) * 4, 0);
     }
     if let Some(at) = head_at {

@@ -149,9 +149,8 @@ pub fn render_ofd_face(
     let used = face.used();
     // The fast CID-keyed CFF subset in an OpenType wrapper; printpdf's general subsetter
     // (several ms a page) for faces without CID-keyed CFF outlines.
-    let fast = face
-        .cff_subset()
-        .and_then(|cff| crate::font::sfnt::opentype_from_cff(font, used, cff.to_vec()));
+    let fast =
+        face.cff_subset().and_then(|cff| crate::font::sfnt::opentype_from_cff(font, used, cff));
     let font_bytes = match fast {
         Some(bytes) => bytes,
         None => {
@@ -319,14 +318,14 @@ fn page_content(pdf: &PdfRenderer, face: &Face<'_>) -> (String, u32) {
             mm_num(size),
             mm_num(size)
         );
-        let gaps: Vec<String> = advances
+        let gaps: Vec<i64> = advances
             .iter()
             .take(advances.len().saturating_sub(1))
-            .map(|a| mm_num(a + spacing))
+            .map(|a| thousandths(a + spacing))
             .collect();
         if !gaps.is_empty() {
             x.push_str(" DeltaX=\"");
-            x.push_str(&delta_x(&gaps));
+            delta_x(&gaps, &mut x);
             x.push('"');
         }
         x.push('>');
@@ -377,46 +376,52 @@ fn write_qr(x: &mut String, face: &Face<'_>, id: u32) {
     x.push_str("</ofd:AbbreviatedData></ofd:PathObject>");
 }
 
-/// `DeltaX` with runs of equal gaps written `g N v` (GB/T 33190-2016).
-fn delta_x(gaps: &[String]) -> String {
-    let mut out = String::new();
+/// `DeltaX` with runs of equal gaps (in thousandths of a millimetre) written `g N v`
+/// (GB/T 33190-2016), appended to `out`.
+fn delta_x(gaps: &[i64], out: &mut String) {
     let mut i = 0;
     while i < gaps.len() {
         let mut j = i + 1;
         while j < gaps.len() && gaps[j] == gaps[i] {
             j += 1;
         }
-        if !out.is_empty() {
+        if i > 0 {
             out.push(' ');
         }
         if j - i > 1 {
-            let _ = write!(out, "g {} {}", j - i, gaps[i]);
-        } else {
-            out.push_str(&gaps[i]);
+            let _ = write!(out, "g {} ", j - i);
         }
+        push_mm(out, gaps[i]);
         i = j;
     }
-    out
+}
+
+/// `v` mm in thousandths of a millimetre, rounded as `format!("{v:.3}")` rounds (ties to
+/// even; an f32 times 1000 is exact in f64); 0 for what is not a finite length.
+fn thousandths(v: f32) -> i64 {
+    let t = (f64::from(v) * 1000.0).round_ties_even();
+    if !t.is_finite() || t.abs() >= 1e15 { 0 } else { t as i64 }
+}
+
+/// Appends a length given in thousandths of a mm with at most three decimals, no trailing
+/// zeros, written with integer formatting: the page has hundreds of numbers and float
+/// formatting was a tenth of an OFD's CPU time.
+fn push_mm(out: &mut String, t: i64) {
+    let (whole, frac) = (t.unsigned_abs() / 1000, t.unsigned_abs() % 1000);
+    let sign = if t < 0 { "-" } else { "" };
+    let _ = match frac {
+        0 => write!(out, "{sign}{whole}"),
+        f if f % 100 == 0 => write!(out, "{sign}{whole}.{}", f / 100),
+        f if f % 10 == 0 => write!(out, "{sign}{whole}.{:02}", f / 10),
+        f => write!(out, "{sign}{whole}.{f:03}"),
+    };
 }
 
 /// A length in mm with at most three decimals, no trailing zeros.
 fn mm_num(v: f32) -> String {
-    // Thousandths of a millimetre, rounded as `format!("{v:.3}")` rounds (ties to even; an f32
-    // times 1000 is exact in f64), written with integer formatting: the page has hundreds of
-    // numbers and float formatting was a tenth of an OFD's CPU time.
-    let thousandths = (f64::from(v) * 1000.0).round_ties_even();
-    if !thousandths.is_finite() || thousandths.abs() >= 1e15 {
-        return "0".to_string();
-    }
-    let t = thousandths as i64;
-    let (whole, frac) = (t.unsigned_abs() / 1000, t.unsigned_abs() % 1000);
-    let sign = if t < 0 { "-" } else { "" };
-    match frac {
-        0 => format!("{sign}{whole}"),
-        f if f % 100 == 0 => format!("{sign}{whole}.{}", f / 100),
-        f if f % 10 == 0 => format!("{sign}{whole}.{:02}", f / 10),
-        f => format!("{sign}{whole}.{f:03}"),
-    }
+    let mut out = String::with_capacity(8);
+    push_mm(&mut out, thousandths(v));
+    out
 }
 
 fn element(x: &mut String, name: &str, value: &str) {
@@ -480,10 +485,15 @@ mod tests {
 
     #[test]
     fn delta_x_groups_equal_gaps() {
-        let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(delta_x(&g(&["3.5", "3.5", "3.5", "1.2", "3.5"])), "g 3 3.5 1.2 3.5");
-        assert_eq!(delta_x(&g(&["1"])), "1");
-        assert_eq!(delta_x(&g(&[])), "");
+        let dx = |gaps: &[i64]| {
+            let mut out = String::new();
+            delta_x(gaps, &mut out);
+            out
+        };
+        assert_eq!(dx(&[3500, 3500, 3500, 1200, 3500]), "g 3 3.5 1.2 3.5");
+        assert_eq!(dx(&[1000]), "1");
+        assert_eq!(dx(&[-20, -20]), "g 2 -0.02");
+        assert_eq!(dx(&[]), "");
     }
 
     #[test]

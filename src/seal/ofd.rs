@@ -11,16 +11,18 @@
 //! builds on `sign`'s signers.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use der::Encode;
 use der::asn1::{BitString, Ia5String, OctetString};
+use der::{Encode, Header, Length, Tag, TagNumber};
+use sm3::{Digest as _, Sm3};
 
 use crate::render::RenderError;
 use crate::render::ofd::{OFD_NS, OfdPackage, SIGNATURES_PATH};
 use crate::sign::signer::{DigestAlgorithm, OID_SM2_WITH_SM3, OID_SM3};
-use crate::sign::{SignatureAlgorithm, Signer};
+use crate::sign::{SignatureAlgorithm, Signer, Sm2Signer};
 use crate::timestamp::Tsa;
 
 use super::asn1::{SesSignature, TbsSign};
@@ -97,27 +99,7 @@ pub fn seal_ofd_with(
     at: DateTime<Utc>,
     tsa: Option<&dyn Tsa>,
 ) -> Result<Vec<u8>, OfdSealError> {
-    if signer.algorithm() != SignatureAlgorithm::Sm2Sm3 {
-        return Err(OfdSealError::SignerNotSm2 {
-            signer: signer.subject_cn().to_string(),
-            algorithm: signer.algorithm(),
-        });
-    }
-    if !seal.is_valid_at(at) {
-        return Err(OfdSealError::SealNotValidAt {
-            es_id: seal.es_id().to_string(),
-            valid_from: seal.valid_from(),
-            valid_to: seal.valid_to(),
-            at,
-        });
-    }
-    if !seal.names_signer(signer.certificate_der()) {
-        return Err(OfdSealError::SignerNotInCertList {
-            es_id: seal.es_id().to_string(),
-            signer: signer.subject_cn().to_string(),
-        });
-    }
-    let seal_der = seal.der();
+    check_sealable(signer, seal, at)?;
     let signature_xml = signature_xml(package, seal, at);
     let tbs = TbsSign {
         version: TBS_VERSION,
@@ -142,18 +124,172 @@ pub fn seal_ofd_with(
         signature: BitString::from_bytes(&signature)?,
         time_stamp,
     };
+    zip_sealed(package, seal, &signature_xml, &ses.to_der()?)
+}
+
+/// The checks made before anything is signed (see [`seal_ofd`]).
+fn check_sealable(signer: &dyn Signer, seal: &Seal, at: DateTime<Utc>) -> Result<(), OfdSealError> {
+    if signer.algorithm() != SignatureAlgorithm::Sm2Sm3 {
+        return Err(OfdSealError::SignerNotSm2 {
+            signer: signer.subject_cn().to_string(),
+            algorithm: signer.algorithm(),
+        });
+    }
+    if !seal.is_valid_at(at) {
+        return Err(OfdSealError::SealNotValidAt {
+            es_id: seal.es_id().to_string(),
+            valid_from: seal.valid_from(),
+            valid_to: seal.valid_to(),
+            at,
+        });
+    }
+    if !seal.names_signer(signer.certificate_der()) {
+        return Err(OfdSealError::SignerNotInCertList {
+            es_id: seal.es_id().to_string(),
+            signer: signer.subject_cn().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The OFD file: the package, then `Signatures.xml`, the seal, `Signature.xml` and the DER
+/// `SES_Signature`.
+fn zip_sealed(
+    package: &OfdPackage,
+    seal: &Seal,
+    signature_xml: &str,
+    signed_value: &[u8],
+) -> Result<Vec<u8>, OfdSealError> {
     let signatures_xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ofd:Signatures xmlns:ofd=\"{OFD_NS}\">\
          <ofd:MaxSignId>2</ofd:MaxSignId><ofd:Signature ID=\"1\" Type=\"Seal\" \
          BaseLoc=\"/{SIGNATURE_XML_PATH}\"/></ofd:Signatures>"
     );
-    let signed_value = ses.to_der()?;
     Ok(package.to_zip_with(&[
         (SIGNATURES_PATH, signatures_xml.as_bytes()),
-        (SEAL_PATH, seal_der),
+        (SEAL_PATH, seal.der()),
         (SIGNATURE_XML_PATH, signature_xml.as_bytes()),
-        (SIGNED_VALUE_PATH, &signed_value),
+        (SIGNED_VALUE_PATH, signed_value),
     ])?)
+}
+
+/// An SM2 signer and its seal, made ready to seal many OFDs (one issuer's, in a run). What
+/// `TBS_Sign` holds before its per-document fields — the sequence header, the version and the
+/// whole seal, 9–10 KB with the seal's picture and certificates — is the same for every
+/// document, since those fields have a fixed length (a `GeneralizedTime` without fractions,
+/// a 32-byte SM3 `dataHash`, the fixed `propertyInfo` path). So the DER of that head and the
+/// SM3 state after `Z_A ‖ head` are made once here, and each document hashes only its own
+/// 90 bytes. [`OfdSealer::seal`] gives the bytes [`seal_ofd_with`] gives (a test holds them
+/// equal).
+pub struct OfdSealer {
+    signer: Arc<Sm2Signer>,
+    seal: Seal,
+    tbs_head: Vec<u8>,
+    tail_len: usize,
+    hashed_head: Sm3,
+}
+
+impl std::fmt::Debug for OfdSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfdSealer")
+            .field("signer", &self.signer)
+            .field("seal", &self.seal.es_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OfdSealer {
+    /// Prepares `signer` and `seal`. Fails only when the seal cannot be encoded.
+    pub fn new(signer: Arc<Sm2Signer>, seal: Seal) -> Result<OfdSealer, OfdSealError> {
+        let tail_len = tbs_tail(seal.valid_from(), &[0; 32])?.len();
+        let version = TBS_VERSION.to_der()?;
+        let content = Length::try_from(version.len() + seal.der().len() + tail_len)?;
+        let mut tbs_head = Header::new(Tag::Sequence, content).to_der()?;
+        tbs_head.extend_from_slice(&version);
+        tbs_head.extend_from_slice(seal.der());
+        let mut hashed_head = signer.message_hasher();
+        hashed_head.update(&tbs_head);
+        Ok(OfdSealer { signer, seal, tbs_head, tail_len, hashed_head })
+    }
+
+    /// The SM2 signer.
+    pub fn signer(&self) -> &Arc<Sm2Signer> {
+        &self.signer
+    }
+
+    /// The seal.
+    pub fn seal(&self) -> &Seal {
+        &self.seal
+    }
+
+    /// [`seal_ofd_with`] with this signer and seal: the same checks, the same bytes.
+    pub fn seal_package(
+        &self,
+        package: &OfdPackage,
+        at: DateTime<Utc>,
+        tsa: Option<&dyn Tsa>,
+    ) -> Result<Vec<u8>, OfdSealError> {
+        let signer: &dyn Signer = self.signer.as_ref();
+        check_sealable(signer, &self.seal, at)?;
+        let signature_xml = signature_xml(package, &self.seal, at);
+        let data_hash = DigestAlgorithm::Sm3.digest(signature_xml.as_bytes());
+        let tail = tbs_tail(at, &data_hash)?;
+        if tail.len() != self.tail_len {
+            // The head's length field counts a tail of the length it was made with (a time
+            // outside 0000–9999 would not be): the general path encodes it all.
+            return seal_ofd_with(package, signer, &self.seal, at, tsa);
+        }
+        let mut hash = self.hashed_head.clone();
+        hash.update(&tail);
+        let signature = self.signer.sign_digest(&hash.finalize())?;
+        let time_stamp = match tsa {
+            Some(tsa) => Some(tsa.stamp(&signature).map_err(crate::sign::SignError::Timestamp)?),
+            None => None,
+        };
+        let signed_value = ses_signature(
+            &[&self.tbs_head, &tail],
+            signer.certificate_der(),
+            &signature,
+            time_stamp.as_ref().map(|t| t.der.as_slice()),
+        )?;
+        zip_sealed(package, &self.seal, &signature_xml, &signed_value)
+    }
+}
+
+/// DER of `TBS_Sign`'s fields after the seal: `timeInfo`, `dataHash`, `propertyInfo`.
+fn tbs_tail(at: DateTime<Utc>, data_hash: &[u8]) -> Result<Vec<u8>, OfdSealError> {
+    let mut tail = Vec::with_capacity(96);
+    generalized_time(at, "timeInfo")?.encode_to_vec(&mut tail)?;
+    BitString::from_bytes(data_hash)?.encode_to_vec(&mut tail)?;
+    Ia5String::new(&format!("/{SIGNATURE_XML_PATH}"))?.encode_to_vec(&mut tail)?;
+    Ok(tail)
+}
+
+/// DER `SES_Signature` around the DER `TBS_Sign` given in parts (the encoding
+/// [`SesSignature`] gives).
+fn ses_signature(
+    tbs: &[&[u8]],
+    cert: &[u8],
+    signature: &[u8],
+    time_stamp: Option<&[u8]>,
+) -> Result<Vec<u8>, OfdSealError> {
+    let mut rest = OctetString::new(cert)?.to_der()?;
+    OID_SM2_WITH_SM3.encode_to_vec(&mut rest)?;
+    BitString::from_bytes(signature)?.encode_to_vec(&mut rest)?;
+    if let Some(token) = time_stamp {
+        let inner = BitString::from_bytes(token)?.to_der()?;
+        let tag = Tag::ContextSpecific { constructed: true, number: TagNumber(0) };
+        Header::new(tag, Length::try_from(inner.len())?).encode_to_vec(&mut rest)?;
+        rest.extend_from_slice(&inner);
+    }
+    let tbs_len: usize = tbs.iter().map(|part| part.len()).sum();
+    let mut out = Header::new(Tag::Sequence, Length::try_from(tbs_len + rest.len())?).to_der()?;
+    out.reserve(tbs_len + rest.len());
+    for part in tbs {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&rest);
+    Ok(out)
 }
 
 /// `Signature.xml`: provider, method, time, an SM3 reference for every file of the package

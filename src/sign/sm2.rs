@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use der::Decode;
 use der::oid::ObjectIdentifier;
 use sm2::pkcs8::DecodePrivateKey;
+use sm3::{Digest as _, Sm3};
 use x509_cert::Certificate;
 
 use super::key_files::{KeyDir, Passphrase, SM2_CHAIN_FILE, SM2_KEY_FILE, subject_label};
@@ -35,6 +36,8 @@ const SM2_CURVE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.
 /// `Send + Sync`: one `Sm2Signer` is shared by all worker threads.
 pub struct Sm2Signer {
     key: sm2::dsa::SigningKey,
+    /// `Z_A` of this key with [`SM2_DEFAULT_DIST_ID`], the first block of every message hash.
+    z: [u8; 32],
     chain: Vec<Certificate>,
     chain_der: Vec<Vec<u8>>,
     subject_cn: String,
@@ -114,8 +117,72 @@ impl Sm2Signer {
         KeyDir::check_valid_at(leaf, at)?;
         let chain_der = keys.chain_der()?;
         let subject_cn = subject_label(leaf);
-        Ok(Sm2Signer { key, chain: keys.chain.clone(), chain_der, subject_cn })
+        let z = z_a(spki.subject_public_key.raw_bytes())
+            .ok_or_else(|| cert_unsupported("certificate SM2 point not uncompressed".into()))?;
+        Ok(Sm2Signer { key, z, chain: keys.chain.clone(), chain_der, subject_cn })
     }
+
+    /// SM3 with `Z_A` already absorbed: feed it the message, then sign the digest with
+    /// [`Sm2Signer::sign_digest`]. A caller that signs many messages with a common prefix
+    /// hashes the prefix once and clones the state (the OFD seal's `TBS_Sign` begins with the
+    /// whole seal, the same for every document).
+    pub fn message_hasher(&self) -> Sm3 {
+        Sm3::new_with_prefix(self.z)
+    }
+
+    /// The signature of the message whose [`Sm2Signer::message_hasher`] digest is `digest`:
+    /// the same bytes [`Signer::sign`] gives for that message (deterministic nonce).
+    pub fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, SignError> {
+        use sm2::dsa::signature::hazmat::PrehashSigner as _;
+        let signature: sm2::dsa::Signature =
+            self.key.sign_prehash(digest).map_err(|_| SignError::Sm2)?;
+        Ok(signature.to_der().to_bytes().into_vec())
+    }
+}
+
+/// `Z_A = SM3(ENTL_A ‖ ID_A ‖ a ‖ b ‖ x_G ‖ y_G ‖ x_A ‖ y_A)` (GB/T 32918.2-2016 §5.5) for
+/// the uncompressed point `04 ‖ x_A ‖ y_A` and ID [`SM2_DEFAULT_DIST_ID`]; `None` for another
+/// encoding. The curve constants are those of GB/T 32918.5-2016.
+fn z_a(point: &[u8]) -> Option<[u8; 32]> {
+    const A: [u8; 32] =
+        hex_literal("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC");
+    const B: [u8; 32] =
+        hex_literal("28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93");
+    const GX: [u8; 32] =
+        hex_literal("32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7");
+    const GY: [u8; 32] =
+        hex_literal("BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0");
+    let xy = point.strip_prefix(&[0x04])?;
+    if xy.len() != 64 {
+        return None;
+    }
+    let id = SM2_DEFAULT_DIST_ID.as_bytes();
+    let entl = u16::try_from(id.len() * 8).ok()?;
+    let mut h = Sm3::new();
+    for part in [&entl.to_be_bytes()[..], id, &A, &B, &GX, &GY, xy] {
+        h.update(part);
+    }
+    Some(h.finalize().into())
+}
+
+/// 32 bytes from 64 hexadecimal digits, at compile time.
+const fn hex_literal(hex: &str) -> [u8; 32] {
+    const fn digit(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => panic!("not an upper-case hexadecimal digit"),
+        }
+    }
+    let hex = hex.as_bytes();
+    assert!(hex.len() == 64, "64 hexadecimal digits");
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = digit(hex[2 * i]) << 4 | digit(hex[2 * i + 1]);
+        i += 1;
+    }
+    out
 }
 
 impl Signer for Sm2Signer {
@@ -175,4 +242,26 @@ pub fn verify_sm2(cert_der: &[u8], msg: &[u8], signature_der: &[u8]) -> bool {
         return false;
     };
     key.verify(msg, &signature).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_from_the_message_hasher_signs_as_the_message_does() {
+        let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys");
+        let at = DateTime::parse_from_rfc3339("2027-01-02T03:04:05Z").unwrap().to_utc();
+        let signer = Sm2Signer::load(&keys, None, at).unwrap();
+        let msg = b"TBS_Sign: the seal, then the time, the hash and the path";
+        let mut hasher = signer.message_hasher();
+        hasher.update(&msg[..12]);
+        // A cloned state carries on as the original would (what a prefix cache relies on).
+        let mut resumed = hasher.clone();
+        resumed.update(&msg[12..]);
+        let by_digest = signer.sign_digest(&resumed.finalize()).unwrap();
+        assert_eq!(by_digest, signer.sign(msg).unwrap());
+        assert!(verify_sm2(signer.certificate_der(), msg, &by_digest));
+        assert!(z_a(&[0x02; 33]).is_none());
+    }
 }
