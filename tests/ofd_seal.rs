@@ -907,6 +907,10 @@ fn easyofd_draws_our_ofd_with_the_text_where_the_pdf_has_it() -> TestResult {
         let (min, mean) = pixels.split_once(' ').expect("two numbers");
         let (min, mean): (u32, f64) = (min.parse()?, mean.parse()?);
         assert!(min < 64 && mean < 253.0, "a blank page: min {min}, mean {mean}");
+        // The QR code easyofd draws from the OFD's path reads as the one on our PDF.
+        let codes = util::scanned_qr_codes(&[ofd.with_extension("pdf"), drawn.clone()]);
+        assert_eq!(codes.len(), 2, "a QR code on each page: {codes:?}");
+        assert_eq!(codes[0], codes[1]);
         // The same words sit at the same place as in the PDF (A4 = 595.28 pt wide): left edges
         // within 0.5 pt, vertical centres within 3 pt (the two fonts' boxes differ a little).
         let ours = word_boxes(&ofd.with_extension("pdf"), 595.2756);

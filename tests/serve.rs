@@ -1392,37 +1392,12 @@ fn the_server_follows_the_published_catalog_not_its_catalog_flag() {
 /// The public URL the QR-code tests issue under (any address: the test reads its path).
 const PUBLIC_URL: &str = "https://zz.example.gov.cn/verify";
 
-/// Every QR code on the first page of each of `pdfs`, as zbarimg (ZBar) reads it from the page
-/// rendered at 150 dpi by pdftoppm (poppler): what a phone camera sees.
-fn scanned_qr_codes(pdfs: &[PathBuf]) -> Vec<String> {
-    let pages = tempfile::tempdir().expect("tempdir");
-    let mut images = Vec::new();
-    for (i, pdf) in pdfs.iter().enumerate() {
-        let prefix = pages.path().join(format!("p{i}"));
-        let ok = Command::new("pdftoppm")
-            .args(["-r", "150", "-gray", "-png", "-singlefile", "-f", "1", "-l", "1"])
-            .arg(pdf)
-            .arg(&prefix)
-            .status()
-            .expect("pdftoppm runs (poppler-utils, .ci/setup)");
-        assert!(ok.success());
-        images.push(prefix.with_extension("png"));
-    }
-    let out = Command::new("zbarimg")
-        .args(["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable"])
-        .args(&images)
-        .output()
-        .expect("zbarimg runs (zbar-tools, .ci/setup)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").lines().map(str::to_owned).collect()
-}
-
 #[test]
 fn qr_codes_open_the_public_page_which_checks_the_face_they_came_from() {
     let f = Fixture::new_with(&["--public-url", &format!("{PUBLIC_URL}/")]);
     let store = f.data().join("store");
     let pdfs = util::files_with_ext(&store, "pdf");
-    let codes = scanned_qr_codes(&pdfs);
+    let codes = util::scanned_qr_codes(&pdfs);
     assert_eq!(codes.len(), pdfs.len(), "one QR code a face: {codes:?}");
     let s = f.serve(&[]);
     let mut current = None;

@@ -338,8 +338,12 @@ fn page_content(pdf: &PdfRenderer, face: &Face<'_>) -> (String, u32) {
     (x, next_id - 1)
 }
 
-/// The QR code: one filled path of the dark runs (module rows from the top), as the PDF draws
-/// it, in mm inside the QR square (quiet zone included).
+/// The QR code: one path of the dark runs (module rows from the top), each stroked as a line
+/// along the middle of its row with the module's height as line width and butt caps (the
+/// default of GB/T 33190-2016 §9.1, written out), which covers exactly the run's modules, as
+/// the PDF's filled rectangles do, in half the bytes of an outline per run (a page's XML
+/// is mostly its QR code, and every byte of it is hashed, deflated and stored). Lengths in mm
+/// inside the QR square (quiet zone included).
 fn write_qr(x: &mut String, face: &Face<'_>, id: u32) {
     let qr = face.qr();
     let spot = &face.layout().qr;
@@ -347,31 +351,31 @@ fn write_qr(x: &mut String, face: &Face<'_>, id: u32) {
     let m = spot.size / modules as f32;
     let _ = write!(
         x,
-        "<ofd:PathObject ID=\"{id}\" Boundary=\"{} {} {} {}\" Stroke=\"false\" Fill=\"true\">\
-         <ofd:FillColor Value=\"0 0 0\"/><ofd:AbbreviatedData>",
+        "<ofd:PathObject ID=\"{id}\" Boundary=\"{} {} {} {}\" LineWidth=\"{}\" Cap=\"Butt\" \
+         Stroke=\"true\" Fill=\"false\"><ofd:StrokeColor Value=\"0 0 0\"/><ofd:AbbreviatedData>",
         mm_num(spot.x),
         mm_num(spot.y),
         mm_num(spot.size),
-        mm_num(spot.size)
+        mm_num(spot.size),
+        mm_num(m)
     );
-    // Every corner lies on the module grid: its coordinates are formatted once per grid line
-    // (a few dozen numbers) rather than eight times per run (thousands per page).
-    let grid: Vec<String> = (0..=modules).map(|i| mm_num(i as f32 * m)).collect();
-    let at = |i: usize| grid.get(i).map_or("0", String::as_str);
+    // Every end lies on the module grid and every row's middle is a grid line plus half a
+    // module: each is formatted once (a few dozen numbers) rather than per run.
+    let edges: Vec<String> = (0..=modules).map(|i| mm_num(i as f32 * m)).collect();
+    let middles: Vec<String> = (0..modules).map(|i| mm_num((i as f32 + 0.5) * m)).collect();
+    let edge = |i: usize| edges.get(i).map_or("0", String::as_str);
+    let middle = |i: usize| middles.get(i).map_or("0", String::as_str);
     let mut first = true;
     for r in qr.runs() {
-        let (x0, y0) = (at(r.col + QR_QUIET), at(r.row + QR_QUIET));
-        let (x1, y1) = (at(r.col + QR_QUIET + r.len), at(r.row + QR_QUIET + 1));
+        let y = middle(r.row + QR_QUIET);
+        let (x0, x1) = (edge(r.col + QR_QUIET), edge(r.col + QR_QUIET + r.len));
         if !first {
             x.push(' ');
         }
         first = false;
-        for (command, px, py) in [("M", x0, y0), ("L", x1, y0), ("L", x1, y1), ("L", x0, y1)] {
-            for part in [command, " ", px, " ", py, " "] {
-                x.push_str(part);
-            }
+        for part in ["M ", x0, " ", y, " L ", x1, " ", y] {
+            x.push_str(part);
         }
-        x.push('C');
     }
     x.push_str("</ofd:AbbreviatedData></ofd:PathObject>");
 }

@@ -242,3 +242,28 @@ pub fn face_digest(store: &Path, identifier: &str) -> String {
     let unsigned = elicence::sign::xmldsig::unsigned_document(&signed).expect("a signed XML");
     hex::encode(sha2::Sha256::digest(unsigned.as_bytes()))[..16].to_owned()
 }
+
+/// Every QR code on the first page of each of `pdfs`, as zbarimg (ZBar) reads it from the page
+/// rendered at 150 dpi by pdftoppm (poppler): what a phone camera sees.
+pub fn scanned_qr_codes(pdfs: &[PathBuf]) -> Vec<String> {
+    let pages = tempfile::tempdir().expect("tempdir");
+    let mut images = Vec::new();
+    for (i, pdf) in pdfs.iter().enumerate() {
+        let prefix = pages.path().join(format!("p{i}"));
+        let ok = Command::new("pdftoppm")
+            .args(["-r", "150", "-gray", "-png", "-singlefile", "-f", "1", "-l", "1"])
+            .arg(pdf)
+            .arg(&prefix)
+            .status()
+            .expect("pdftoppm runs (poppler-utils, .ci/setup)");
+        assert!(ok.success());
+        images.push(prefix.with_extension("png"));
+    }
+    let out = Command::new("zbarimg")
+        .args(["--quiet", "--raw", "-Sdisable", "-Sqrcode.enable"])
+        .args(&images)
+        .output()
+        .expect("zbarimg runs (zbar-tools, .ci/setup)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").lines().map(str::to_owned).collect()
+}
