@@ -44,10 +44,12 @@ const LAYER_ID: u32 = 3;
 const ZIP_LEVEL: i64 = 1;
 
 /// Whether an entry is stored rather than deflated: the font (CFF charstrings shrink by 17 %),
-/// the seal (its picture is a PNG) and the signature value (which holds the seal). Deflating
-/// them cost more than half of an OFD's CPU time for a few kilobytes.
-fn stored(path: &str) -> bool {
-    [".otf", ".ttf", ".esl", ".dat"].iter().any(|ext| path.ends_with(ext))
+/// the seal (its picture is a PNG) and the signature value (which holds the seal) — deflating
+/// them cost more than half of an OFD's CPU time for a few kilobytes — and entries under
+/// 2 KB, for which setting up a compressor (its tables zeroed) cost more than the ≈ 1.5 KB a
+/// package saves.
+fn stored(path: &str, len: usize) -> bool {
+    len < 2048 || [".otf", ".ttf", ".esl", ".dat"].iter().any(|ext| path.ends_with(ext))
 }
 
 /// Where the seal's picture goes: a `StampAnnot` on page [`OfdPackage::page_id`], `Boundary`
@@ -73,10 +75,10 @@ impl OfdPackage {
         self.entries.iter().find(|(p, _)| p == path).map(|(_, b)| b.as_slice())
     }
 
-    /// The package as a zip: entries in order, XML deflated at a fixed level and binary entries
-    /// stored (see [`stored`]), every entry dated
-    /// `created` (DOS time, UTC; clamped to 1980–2107), no extra fields. Same package ⇒ same
-    /// bytes. Fails only if the zip writer fails.
+    /// The package as a zip: entries in order, XML of 2 KB or more deflated at a fixed level,
+    /// other entries stored (see [`stored`]), every entry dated `created` (DOS time, UTC;
+    /// clamped to 1980–2107), no extra fields. Same package ⇒ same bytes. Fails only if the
+    /// zip writer fails.
     pub fn to_zip(&self) -> Result<Vec<u8>, RenderError> {
         self.to_zip_with(&[])
     }
@@ -108,7 +110,7 @@ impl OfdPackage {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::with_capacity(64 * 1024)));
         let own = self.entries.iter().map(|(p, b)| (p.as_str(), b.as_slice()));
         for (path, bytes) in own.chain(extra.iter().copied()) {
-            let options = if stored(path) { as_is } else { deflated };
+            let options = if stored(path, bytes.len()) { as_is } else { deflated };
             zip.start_file(path, options).map_err(|e| zip_err(&e))?;
             zip.write_all(bytes).map_err(|e| zip_err(&e))?;
         }
