@@ -54,7 +54,7 @@
 
 use chrono::{DateTime, Utc};
 use der::{Decode, Encode};
-use openssl::asn1::Asn1Time;
+use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::ssl::SslFiletype;
 use openssl::stack::Stack;
 use openssl::x509::store::{X509Lookup, X509StoreBuilder};
@@ -88,7 +88,7 @@ pub enum PathError {
         "path rejected at depth {depth}: certificate revoked ({subject}, revoked {revoked_at} \
          by its issuer's CRL in the /DSS; validated at {at})"
     )]
-    Revoked { depth: u32, subject: String, revoked_at: String, at: DateTime<Utc> },
+    Revoked { depth: u32, subject: String, revoked_at: DateTime<Utc>, at: DateTime<Utc> },
     /// A certificate could not be handed to OpenSSL.
     #[error("certificate cannot be read by OpenSSL: {detail}")]
     Unreadable { detail: String },
@@ -300,8 +300,9 @@ fn dss_revocation(chain: &[X509], dss: &Dss, at: DateTime<Utc>) -> Result<DssCov
                 }
                 Some(next) if *next <= *t => {
                     coverage.notes.push(format!(
-                        "the /DSS CRL of {issuer_name} (object {object}) expired {next}, at or \
-                         before the validation time {at}: ignored"
+                        "the /DSS CRL of {issuer_name} (object {object}) expired {}, at or \
+                         before the validation time {at}: ignored",
+                        to_chrono(next)
                     ));
                     continue;
                 }
@@ -312,7 +313,7 @@ fn dss_revocation(chain: &[X509], dss: &Dss, at: DateTime<Utc>) -> Result<DssCov
                     return Err(PathError::Revoked {
                         depth,
                         subject: label(cert),
-                        revoked_at: entry.revocation_date().to_string(),
+                        revoked_at: to_chrono(entry.revocation_date()),
                         at,
                     });
                 }
@@ -322,9 +323,9 @@ fn dss_revocation(chain: &[X509], dss: &Dss, at: DateTime<Utc>) -> Result<DssCov
                     }
                 }
                 _ => coverage.notes.push(format!(
-                    "the /DSS CRL of {issuer_name} (object {object}) was issued {this_update}, \
-                     after the validation time {at}: it could only have shown a revocation \
-                     before it"
+                    "the /DSS CRL of {issuer_name} (object {object}) was issued {}, after the \
+                     validation time {at}: it could only have shown a revocation before it",
+                    to_chrono(this_update)
                 )),
             }
         }
@@ -342,6 +343,19 @@ fn may_sign_crls(issuer: &X509) -> bool {
         Ok(None) => true,
         Err(_) => false,
     }
+}
+
+/// An ASN.1 time as a UTC time (the epoch if OpenSSL cannot compare them: never for a time it
+/// parsed).
+fn to_chrono(time: &Asn1TimeRef) -> DateTime<Utc> {
+    let since_epoch = Asn1Time::from_unix(0).and_then(|epoch| epoch.diff(time));
+    since_epoch
+        .ok()
+        .and_then(|d| {
+            let secs = i64::from(d.days) * 86_400 + i64::from(d.secs);
+            DateTime::from_timestamp(secs, 0)
+        })
+        .unwrap_or_default()
 }
 
 /// A readable subject of an OpenSSL certificate.
