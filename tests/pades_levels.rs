@@ -686,6 +686,19 @@ fn backdate_revocations(keys: &Path, at: &str) {
     std::fs::write(&path, lines).expect("revoked.txt");
 }
 
+/// `elicence verify --json` of one file on the clock `now`, with no TSA trusted (so `now` is the
+/// validation time).
+fn verify_at_clock(file: &Path, keys: &Path, now: &str) -> serde_json::Value {
+    let out = live()
+        .env("ELICENCE_NOW", now)
+        .args(["verify", "--json", "--keys"])
+        .arg(keys)
+        .arg(file)
+        .output()
+        .expect("verify runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -761,6 +774,18 @@ fn a_dss_crl_revoking_the_signer_makes_it_untrusted() -> TestResult {
     assert!(report.contains("The signer's certificate is revoked."), "{report}");
     assert!(report.contains("The signature is judged INVALID."), "{report}");
 
+    // Eight days on with no TSA trusted, the validation time is that clock and every CRL of the
+    // DSS has expired (`keys crl` gives a week): an expired CRL proves nothing about it, but a
+    // revocation it lists is final.
+    let in_eight_days = rfc3339(chrono::Utc::now() + chrono::Duration::days(8));
+    let v = verify_at_clock(&revoked, &keys, &in_eight_days);
+    assert_eq!(v["status"], "untrusted", "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("certificate revoked"), "{v}");
+    let v = verify_at_clock(&file, &keys, &in_eight_days);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["revocation"], "none", "{v}");
+    assert!(v["revocation_detail"].as_str().unwrap_or_default().contains("expired"), "{v}");
+
     // Revoked an hour after signing, by a CRL issued then: at the trusted signing time the
     // signer was not revoked (the DSS's first CRL, current then, says so).
     let later = tmp.path().join("revoked-later.crl");
@@ -779,13 +804,7 @@ fn a_dss_crl_revoking_the_signer_makes_it_untrusted() -> TestResult {
     assert!(note.contains("after the validation time"), "{v}");
     // Validated at a clock two hours on (no TSA trusted), that CRL is current and says revoked.
     let in_two_hours = rfc3339(chrono::Utc::now() + chrono::Duration::hours(2));
-    let out = live()
-        .env("ELICENCE_NOW", &in_two_hours)
-        .args(["verify", "--json", "--keys"])
-        .arg(&keys)
-        .arg(&revoked_later)
-        .output()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let v = verify_at_clock(&revoked_later, &keys, &in_two_hours);
     assert_eq!(v["status"], "untrusted", "{v}");
     assert!(v["detail"].as_str().unwrap_or_default().contains("certificate revoked"), "{v}");
 

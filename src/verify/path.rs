@@ -30,17 +30,20 @@
 //! - Only complete, direct CRLs: no issuingDistributionPoint, no deltaCRLIndicator, no
 //!   critical extension other than those RFC 5280 §5.2 defines for them.
 //! - Time, relative to the validation time `T` (RFC 5280 §5.1.2.4–5; pyHanko's default
-//!   validation, `pyhanko_certvalidator`'s "freshness" rule): a CRL with
-//!   `thisUpdate ≤ T < nextUpdate` is *current*: if it lists the certificate, the path is
-//!   rejected ("certificate revoked"), else the certificate's revocation was checked. A CRL
-//!   whose `nextUpdate` is at or before `T` (or that has none) says nothing about `T` and is
-//!   ignored (OpenSSL would reject the path with "CRL has expired"; pyHanko calls it stale);
-//!   so a B-LT file verified at today's clock, without a trusted timestamp, long after its
-//!   CRLs expired, is judged as a B-T file. A CRL issued after `T` (`thisUpdate > T`) counts
-//!   only against the certificate: an entry revoking it at or before `T` rejects the path (as
-//!   `pyhanko sign validate --retroactive-revinfo` does); its silence proves nothing (a
-//!   certificate hold may have been lifted since; OpenSSL would refuse such a CRL as "not yet
-//!   valid").
+//!   "freshness" rule in `pyhanko_certvalidator`):
+//!   - `thisUpdate ≤ T < nextUpdate`: the CRL is *current*. If it lists the certificate the
+//!     path is rejected ("certificate revoked"), else the certificate's revocation was
+//!     checked. (OpenSSL's rule for the CRLs it is given, too.)
+//!   - `nextUpdate ≤ T`, or no `nextUpdate`: the CRL is *expired* and proves nothing about `T`
+//!     (pyHanko calls it stale; OpenSSL would reject the whole path, "CRL has expired"). It is
+//!     not a check, so a B-LT file verified at today's clock without a trusted timestamp, long
+//!     after its CRLs expired, is judged as a B-T file. Only its final news counts: an entry
+//!     revoking the certificate at or before `T` for a reason other than certificateHold (a
+//!     revocation is final, a hold may be lifted; RFC 5280 §5.3.1) rejects the path.
+//!   - `thisUpdate > T`: issued after `T` (the freshness ETSI EN 319 102-1 §5.2.5 asks for; a
+//!     B-LTA's renewed data). An entry revoking the certificate at or before `T` rejects the
+//!     path (pyHanko's ETSI process, `adesverify`, agrees); its silence is not taken as a check
+//!     (a hold may have been lifted since; OpenSSL would refuse the CRL as "not yet valid").
 //! - Per certificate rather than OpenSSL's all-or-nothing flags: `CRL_CHECK` checks only the
 //!   signer and `CRL_CHECK_ALL` demands a CRL for every certificate of the path, so a DSS that
 //!   covers part of a path would be either half used or a reason to reject. Each certificate
@@ -59,7 +62,7 @@ use openssl::ssl::SslFiletype;
 use openssl::stack::Stack;
 use openssl::x509::store::{X509Lookup, X509StoreBuilder};
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
-use openssl::x509::{CrlStatus, X509, X509StoreContext};
+use openssl::x509::{CrlReason, CrlStatus, ReasonCode, X509, X509RevokedRef, X509StoreContext};
 use serde::{Deserialize, Serialize};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
@@ -291,46 +294,74 @@ fn dss_revocation(chain: &[X509], dss: &Dss, at: DateTime<Utc>) -> Result<DssCov
                 continue;
             }
             let this_update = crl.crl.last_update();
-            let current = match crl.crl.next_update() {
-                None => {
-                    coverage.notes.push(format!(
-                        "the /DSS CRL in object {object} has no nextUpdate: ignored"
-                    ));
-                    continue;
-                }
-                Some(next) if *next <= *t => {
-                    coverage.notes.push(format!(
-                        "the /DSS CRL of {issuer_name} (object {object}) expired {}, at or \
-                         before the validation time {at}: ignored",
-                        to_chrono(next)
-                    ));
-                    continue;
-                }
-                Some(_) => *this_update <= *t,
+            let when = match crl.crl.next_update() {
+                Some(next) if *next > *t && *this_update <= *t => When::Current,
+                Some(next) if *next > *t => When::Later,
+                Some(next) => When::Expired(Some(to_chrono(next))),
+                None => When::Expired(None),
             };
-            match crl.crl.get_by_cert(cert) {
-                CrlStatus::Revoked(entry) if current || *entry.revocation_date() <= *t => {
-                    return Err(PathError::Revoked {
-                        depth,
-                        subject: label(cert),
-                        revoked_at: to_chrono(entry.revocation_date()),
-                        at,
-                    });
+            let listed = match crl.crl.get_by_cert(cert) {
+                CrlStatus::Revoked(entry) => Some(entry),
+                CrlStatus::NotRevoked | CrlStatus::RemoveFromCrl(_) => None,
+            };
+            let revoked = listed.filter(|entry| {
+                let by_then = *entry.revocation_date() <= *t;
+                match when {
+                    When::Current => true,
+                    When::Later => by_then,
+                    // A revocation is final, a hold is not (RFC 5280 §5.3.1).
+                    When::Expired(_) => by_then && !on_hold(entry),
                 }
-                _ if current => {
-                    if depth == 0 {
-                        coverage.signer_checked = true;
-                    }
-                }
-                _ => coverage.notes.push(format!(
+            });
+            if let Some(entry) = revoked {
+                return Err(PathError::Revoked {
+                    depth,
+                    subject: label(cert),
+                    revoked_at: to_chrono(entry.revocation_date()),
+                    at,
+                });
+            }
+            match when {
+                When::Current if depth == 0 => coverage.signer_checked = true,
+                When::Current => {}
+                When::Later => coverage.notes.push(format!(
                     "the /DSS CRL of {issuer_name} (object {object}) was issued {}, after the \
                      validation time {at}: it could only have shown a revocation before it",
                     to_chrono(this_update)
+                )),
+                When::Expired(Some(next)) => coverage.notes.push(format!(
+                    "the /DSS CRL of {issuer_name} (object {object}) expired {next}, at or \
+                     before the validation time {at}: it could only have shown a revocation"
+                )),
+                When::Expired(None) => coverage.notes.push(format!(
+                    "the /DSS CRL of {issuer_name} (object {object}) has no nextUpdate: it \
+                     could only have shown a revocation"
                 )),
             }
         }
     }
     Ok(coverage)
+}
+
+/// When a CRL was current, relative to the validation time.
+enum When {
+    /// `thisUpdate ≤ T < nextUpdate`.
+    Current,
+    /// Issued after `T`.
+    Later,
+    /// Its `nextUpdate` (if any) is at or before `T`.
+    Expired(Option<DateTime<Utc>>),
+}
+
+/// A CRL entry with reason certificateHold (RFC 5280 §5.3.1): a suspension that may be lifted.
+fn on_hold(entry: &X509RevokedRef) -> bool {
+    let hold = i64::from(CrlReason::CERTIFICATE_HOLD.as_raw());
+    match entry.extension::<ReasonCode>() {
+        Ok(Some((_, reason))) => reason.get_i64().map_or(true, |r| r == hold),
+        Ok(None) => false,
+        // Unreadable: not taken as a final revocation.
+        Err(_) => true,
+    }
 }
 
 /// RFC 5280 §4.2.1.3: a CA whose key usage lacks `cRLSign` does not sign CRLs. Without the
