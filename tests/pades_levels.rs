@@ -761,6 +761,23 @@ fn a_dss_crl_revoking_the_signer_makes_it_untrusted() -> TestResult {
     assert_eq!(v["revocation"], "dss", "{v}");
     let detail = v["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("certificate revoked") && detail.contains("/DSS"), "{v}");
+    // With `--crl` (the distribution point's CRL, which does not list it) the strict profile
+    // applies as before and the DSS still counts on top.
+    let out = live()
+        .args(["verify", "--json", "--keys"])
+        .arg(&keys)
+        .arg("--tsa-trust")
+        .arg(tsa.ca())
+        .arg("--crl")
+        .arg(crl.crl_path())
+        .arg("--crl")
+        .arg(tsa.dir.path().join("ca.crl"))
+        .arg(&revoked)
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["status"], "untrusted", "{v}");
+    assert_eq!(v["revocation"], "given", "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("/DSS"), "{v}");
     let out = run_expect(
         live().args(["verify", "--keys"]).arg(&keys).arg("--tsa-trust").arg(tsa.ca()).arg(&revoked),
         1,
@@ -871,5 +888,59 @@ open(sys.argv[2], 'wb').write(crl.public_bytes(serialization.Encoding.DER))
     assert_eq!(v["revocation"], "none", "{v}");
     let note = v["revocation_detail"].as_str().unwrap_or_default();
     assert!(note.contains("not signed by its key: ignored"), "{v}");
+    Ok(())
+}
+
+/// A CRL in the DSS that has expired at the validation time proves nothing about it, but a
+/// final revocation it lists still counts; a certificate hold does not (it may be lifted).
+/// CRLs made by `openssl ca` with the key set's CA.
+#[test]
+fn an_expired_dss_crl_counts_for_a_revocation_but_not_for_a_hold() -> TestResult {
+    let s = rendered("b-lt");
+    let file = &pdfs(&s.out)[0];
+    let signed = std::fs::read(file)?;
+    let crl_with = |name: &str, reason: &[&str]| -> Vec<u8> {
+        let dir = s._tmp.path().join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let config = "[ca]\ndefault_ca = d\n[d]\ndatabase = ./index.txt\ncrlnumber = ./crlnumber\ndefault_md = sha256\n";
+        std::fs::write(dir.join("ca.cnf"), config).expect("config");
+        std::fs::write(dir.join("index.txt"), "").expect("index");
+        std::fs::write(dir.join("crlnumber"), "01\n").expect("crlnumber");
+        let key = s.keys.join("ca.key");
+        let ca = s.keys.join("ca.pem");
+        let (key, ca) = (key.to_str().expect("utf-8"), ca.to_str().expect("utf-8"));
+        // Every signer of the key set (the file's is one of them).
+        for signer in signer_certificates(&s.keys) {
+            let signer = signer.to_str().expect("utf-8").to_owned();
+            let mut args = vec!["ca", "-config", "ca.cnf", "-keyfile", key, "-cert", ca];
+            args.extend_from_slice(&["-revoke", &signer]);
+            args.extend_from_slice(reason);
+            util::openssl(&dir, &args);
+        }
+        let gencrl = ["ca", "-config", "ca.cnf", "-keyfile", key, "-cert", ca, "-gencrl"];
+        let mut args: Vec<&str> = gencrl.to_vec();
+        args.extend_from_slice(&["-crlhours", "1", "-out", "crl.pem"]);
+        util::openssl(&dir, &args);
+        util::openssl(&dir, &["crl", "-in", "crl.pem", "-outform", "DER", "-out", "crl.der"]);
+        std::fs::read(dir.join("crl.der")).expect("crl")
+    };
+    let in_two_hours = rfc3339(chrono::Utc::now() + chrono::Duration::hours(2));
+    let hold = s._tmp.path().join("hold.pdf");
+    let crl = crl_with("hold", &["-crl_hold", "holdInstructionReject"]);
+    std::fs::write(&hold, with_dss_crls(&signed, vec![crl]))?;
+    // Two hours on, with no TSA trusted, the CRL listing the hold has expired and the first CRL
+    // of the DSS (a week long) is current: authentic. (At the timestamp's time the CRLs made
+    // here may fall in the same second as the token: not asked.)
+    let v = verify_at_clock(&hold, &s.keys, &in_two_hours);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["revocation"], "dss", "{v}");
+    assert!(v["revocation_detail"].as_str().unwrap_or_default().contains("expired"), "{v}");
+
+    let compromised = s._tmp.path().join("key-compromise.pdf");
+    let crl = crl_with("compromise", &["-crl_reason", "keyCompromise"]);
+    std::fs::write(&compromised, with_dss_crls(&signed, vec![crl]))?;
+    let v = verify_at_clock(&compromised, &s.keys, &in_two_hours);
+    assert_eq!(v["status"], "untrusted", "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("certificate revoked"), "{v}");
     Ok(())
 }

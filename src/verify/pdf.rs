@@ -176,8 +176,16 @@ pub fn verify_pdf_at(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> 
     let Some(sig) = signatures.pop() else {
         return PdfVerification::new(SignatureStatus::NotSigned);
     };
-    // The last revision's DSS serves every path of the file: signatures and timestamps.
-    let trust = &trust.with_dss(read_dss(bytes));
+    // The last revision's DSS serves every path of the file: signatures and timestamps. (No
+    // copy of the anchors for the many files without one.)
+    let with_dss;
+    let trust = match read_dss(bytes) {
+        Ok(None) => trust,
+        read => {
+            with_dss = trust.with_dss(read);
+            &with_dss
+        }
+    };
     let signed_end = usize::try_from(sig.end()).unwrap_or(usize::MAX);
     let coverage = if signed_end >= bytes.len() { Coverage::WholeFile } else { Coverage::Revision };
     let mut result = checked(bytes, &sig, trust, now, coverage);
