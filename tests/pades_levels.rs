@@ -607,3 +607,340 @@ fn a_changed_dss_or_document_timestamp_is_tampered() -> TestResult {
     assert!(text(&out).contains("untrusted TSA"), "{}", text(&out));
     Ok(())
 }
+
+// ---- Revocation from the /DSS (issue 14): `verify` reads the CRLs a B-LT file carries. ----
+
+/// `pdf` with one more B-LT update adding the CRLs `crls` (DER) to its DSS, written by the
+/// same code as `render --pades-level b-lt` (`sign::ltv::append_dss`). The pipeline cannot
+/// write a DSS revoking its own signer: it refuses to sign when the CRL it gathers lists it.
+fn with_dss_crls(pdf: &[u8], crls: Vec<Vec<u8>>) -> Vec<u8> {
+    use elicence::sign::ltv::{PdfTail, append_dss};
+    use elicence::sign::validation_data::ValidationData;
+    let (mut tail, _) = PdfTail::read(pdf).expect("a PDF of ours");
+    let mut out = pdf.to_vec();
+    append_dss(&mut out, &mut tail, &ValidationData { certs: Vec::new(), crls });
+    out
+}
+
+/// `pdf` with one more update whose new DSS holds only the CRL stream `data`, under `filter`
+/// (written by lopdf, as another tool would).
+fn with_new_dss_stream(pdf: &[u8], data: Vec<u8>, filter: Option<&str>) -> Vec<u8> {
+    use lopdf::{Dictionary, IncrementalDocument, Object, Stream};
+    let doc = lopdf::Document::load_mem(pdf).expect("lopdf reads it");
+    let root = doc.trailer.get(b"Root").and_then(Object::as_reference).expect("root");
+    let mut inc = IncrementalDocument::create_from(pdf.to_vec(), doc);
+    let mut dict = Dictionary::new();
+    if let Some(filter) = filter {
+        dict.set("Filter", Object::Name(filter.as_bytes().to_vec()));
+    }
+    let mut stream = Stream::new(dict, data);
+    stream.allows_compression = false;
+    let crl = inc.new_document.add_object(stream);
+    let mut dss = Dictionary::new();
+    dss.set("Type", Object::Name(b"DSS".to_vec()));
+    dss.set("CRLs", Object::Array(vec![Object::Reference(crl)]));
+    let dss = inc.new_document.add_object(dss);
+    inc.opt_clone_object_to_new_document(root).expect("catalog");
+    inc.new_document
+        .get_object_mut(root)
+        .and_then(Object::as_dict_mut)
+        .expect("dict")
+        .set("DSS", dss);
+    let mut out = Vec::new();
+    inc.save_to(&mut out).expect("lopdf writes it");
+    out
+}
+
+/// Every signer certificate of a key set made with `keys init --pipeline`.
+fn signer_certificates(keys: &Path) -> Vec<PathBuf> {
+    let mut found = vec![keys.join("signer.pem")];
+    for entry in std::fs::read_dir(keys.join("issuers")).expect("issuers").flatten() {
+        found.push(entry.path().join("signer.pem"));
+    }
+    found
+}
+
+/// `keys crl KEYS --out OUT` on the clock `now` (RFC 3339; `None`: the real clock), revoking
+/// `revoke` at that time.
+fn keys_crl(keys: &Path, out: &Path, revoke: &[PathBuf], now: Option<&str>) {
+    let mut c = live();
+    if let Some(now) = now {
+        c.env("ELICENCE_NOW", now);
+    }
+    c.args(["keys", "crl"]).arg(keys).arg("--out").arg(out);
+    for cert in revoke {
+        c.arg("--revoke").arg(cert);
+    }
+    run_expect(&mut c, 0);
+}
+
+/// Sets every revocation date in the key set's `revoked.txt` to `at` (RFC 3339): what
+/// `keys crl` lists next.
+fn backdate_revocations(keys: &Path, at: &str) {
+    let path = keys.join("revoked.txt");
+    let text = std::fs::read_to_string(&path).expect("revoked.txt");
+    let lines: String = text
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(serial, _)| format!("{serial} {at}\n")))
+        .collect();
+    std::fs::write(&path, lines).expect("revoked.txt");
+}
+
+/// `elicence verify --json` of one file on the clock `now`, with no TSA trusted (so `now` is the
+/// validation time).
+fn verify_at_clock(file: &Path, keys: &Path, now: &str) -> serde_json::Value {
+    let out = live()
+        .env("ELICENCE_NOW", now)
+        .args(["verify", "--json", "--keys"])
+        .arg(keys)
+        .arg(file)
+        .output()
+        .expect("verify runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[test]
+fn b_lt_revocation_comes_from_the_dss() -> TestResult {
+    let s = rendered("b-lt");
+    let file = &pdfs(&s.out)[0];
+    let v = verify_json(file, &s.keys, &s.tsa);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["revocation"], "dss", "{v}");
+    assert!(v.get("revocation_detail").is_none(), "{v}");
+    let out = live()
+        .args(["verify", "--keys"])
+        .arg(&s.keys)
+        .arg("--tsa-trust")
+        .arg(s.tsa.ca())
+        .arg(file)
+        .output()?;
+    assert!(
+        text(&out).contains("revocation checked against the CRL in its /DSS"),
+        "{}",
+        text(&out)
+    );
+
+    // A B-T file has no DSS: nothing is checked, as before.
+    let bt = s._tmp.path().join("bt");
+    run_expect(&mut render(&s.keys, &bt, &["--tsa", &s.tsa.url]), 0);
+    let v = verify_json(&pdfs(&bt)[0], &s.keys, &s.tsa);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["pades_level"], "b-t", "{v}");
+    assert_eq!(v["revocation"], "none", "{v}");
+    Ok(())
+}
+
+/// The signer revoked before it signed, by a CRL of its CA in the DSS: untrusted without any
+/// `--crl`. Revoked after its trusted signing time: still authentic at that time.
+#[test]
+fn a_dss_crl_revoking_the_signer_makes_it_untrusted() -> TestResult {
+    let tsa = TestTsa::start();
+    let crl = CrlServer::start();
+    let tmp = tempfile::tempdir()?;
+    let keys = tmp.path().join("keys");
+    keys_with_crl(&keys, Some(&crl.url()), Some(&crl.crl_path()));
+    // Revoked now, before signing; the distribution point still serves the CRL without it, so
+    // the run signs (it refuses a signer its CRL lists).
+    let revoked_before = tmp.path().join("revoked-before.crl");
+    keys_crl(&keys, &revoked_before, &signer_certificates(&keys), None);
+    let out = tmp.path().join("out");
+    run_expect(&mut render(&keys, &out, &["--tsa", &tsa.url, "--pades-level", "b-lt"]), 0);
+    let file = pdfs(&out)[0].clone();
+    let signed = std::fs::read(&file)?;
+    let v = verify_json(&file, &keys, &tsa);
+    assert_eq!(v["status"], "authentic", "{v}");
+
+    let revoked = tmp.path().join("revoked.pdf");
+    std::fs::write(&revoked, with_dss_crls(&signed, vec![std::fs::read(&revoked_before)?]))?;
+    let v = verify_json(&revoked, &keys, &tsa);
+    assert_eq!(v["status"], "untrusted", "{v}");
+    assert_eq!(v["revocation"], "dss", "{v}");
+    let detail = v["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("certificate revoked") && detail.contains("/DSS"), "{v}");
+    // With `--crl` (the distribution point's CRL, which does not list it) the strict profile
+    // applies as before and the DSS still counts on top.
+    let out = live()
+        .args(["verify", "--json", "--keys"])
+        .arg(&keys)
+        .arg("--tsa-trust")
+        .arg(tsa.ca())
+        .arg("--crl")
+        .arg(crl.crl_path())
+        .arg("--crl")
+        .arg(tsa.dir.path().join("ca.crl"))
+        .arg(&revoked)
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["status"], "untrusted", "{v}");
+    assert_eq!(v["revocation"], "given", "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("/DSS"), "{v}");
+    let out = run_expect(
+        live().args(["verify", "--keys"]).arg(&keys).arg("--tsa-trust").arg(tsa.ca()).arg(&revoked),
+        1,
+    );
+    assert!(text(&out).contains("untrusted") && text(&out).contains("certificate revoked"));
+
+    // pyHanko's ETSI EN 319 102-1 process reads the same DSS CRL and agrees. (Its `validate`
+    // fetches revocation data online instead, from the distribution point, which still serves
+    // the CRL without the revocation: it says VALID there, as we would with that CRL.)
+    let report = pyhanko(&["adesverify", "--pretty-print"], &revoked, &keys, &tsa);
+    assert!(report.contains("The signer's certificate is revoked."), "{report}");
+    assert!(report.contains("The signature is judged INVALID."), "{report}");
+
+    // Eight days on with no TSA trusted, the validation time is that clock and every CRL of the
+    // DSS has expired (`keys crl` gives a week): an expired CRL proves nothing about it, but a
+    // revocation it lists is final.
+    let in_eight_days = rfc3339(chrono::Utc::now() + chrono::Duration::days(8));
+    let v = verify_at_clock(&revoked, &keys, &in_eight_days);
+    assert_eq!(v["status"], "untrusted", "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("certificate revoked"), "{v}");
+    let v = verify_at_clock(&file, &keys, &in_eight_days);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["revocation"], "none", "{v}");
+    assert!(v["revocation_detail"].as_str().unwrap_or_default().contains("expired"), "{v}");
+
+    // Revoked an hour after signing, by a CRL issued then: at the trusted signing time the
+    // signer was not revoked (the DSS's first CRL, current then, says so).
+    let later = tmp.path().join("revoked-later.crl");
+    let in_an_hour = rfc3339(chrono::Utc::now() + chrono::Duration::hours(1));
+    backdate_revocations(&keys, &in_an_hour);
+    keys_crl(&keys, &later, &[], Some(&in_an_hour));
+    let revoked_later = tmp.path().join("revoked-later.pdf");
+    std::fs::write(&revoked_later, with_dss_crls(&signed, vec![std::fs::read(&later)?]))?;
+    let v = verify_json(&revoked_later, &keys, &tsa);
+    // pyHanko's ETSI process agrees: revoked after the timestamp's proof of existence.
+    let report = pyhanko(&["adesverify", "--pretty-print"], &revoked_later, &keys, &tsa);
+    assert!(report.contains("The signature is judged VALID."), "{report}");
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["revocation"], "dss", "{v}");
+    let note = v["revocation_detail"].as_str().unwrap_or_default();
+    assert!(note.contains("after the validation time"), "{v}");
+    // Validated at a clock two hours on (no TSA trusted), that CRL is current and says revoked.
+    let in_two_hours = rfc3339(chrono::Utc::now() + chrono::Duration::hours(2));
+    let v = verify_at_clock(&revoked_later, &keys, &in_two_hours);
+    assert_eq!(v["status"], "untrusted", "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("certificate revoked"), "{v}");
+
+    // A CRL issued after the signing time that dates the revocation before it: untrusted
+    // (pyHanko reads it so too).
+    let retro = tmp.path().join("revoked-retro.crl");
+    backdate_revocations(&keys, &rfc3339(chrono::Utc::now() - chrono::Duration::hours(1)));
+    keys_crl(&keys, &retro, &[], Some(&in_an_hour));
+    let retro_pdf = tmp.path().join("revoked-retro.pdf");
+    std::fs::write(&retro_pdf, with_dss_crls(&signed, vec![std::fs::read(&retro)?]))?;
+    let v = verify_json(&retro_pdf, &keys, &tsa);
+    let report = pyhanko(&["adesverify", "--pretty-print"], &retro_pdf, &keys, &tsa);
+    assert!(report.contains("The signer's certificate is revoked."), "{report}");
+    assert!(report.contains("The signature is judged INVALID."), "{report}");
+    assert_eq!(v["status"], "untrusted", "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("certificate revoked"), "{v}");
+    drop(crl);
+    Ok(())
+}
+
+/// A CRL in the DSS naming the signer's CA but signed by another key is not the CA's: it
+/// neither revokes the signer nor counts as a check. Stored FlateDecode'd, as other tools do.
+#[test]
+fn a_dss_crl_signed_by_a_foreign_ca_is_ignored() -> TestResult {
+    let s = rendered("b-lt");
+    let file = &pdfs(&s.out)[0];
+    let foreign = s._tmp.path().join("foreign.crl");
+    let script = r#"
+import sys, datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+ca = x509.load_pem_x509_certificate(open(sys.argv[1], 'rb').read())
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+now = datetime.datetime.now(datetime.timezone.utc)
+hour = datetime.timedelta(hours=1)
+b = x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
+b = b.last_update(now - hour).next_update(now + 24 * hour)
+for path in sys.argv[3:]:
+    cert = x509.load_pem_x509_certificate(open(path, 'rb').read())
+    r = x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+    b = b.add_revoked_certificate(r.revocation_date(now - hour).build())
+crl = b.sign(key, hashes.SHA256())
+open(sys.argv[2], 'wb').write(crl.public_bytes(serialization.Encoding.DER))
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(s.keys.join("ca.pem"))
+        .arg(&foreign)
+        .args(signer_certificates(&s.keys))
+        .output()?;
+    assert!(out.status.success(), "{}", text(&out));
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut z, &std::fs::read(&foreign)?)?;
+    let updated = s._tmp.path().join("foreign.pdf");
+    std::fs::write(
+        &updated,
+        with_new_dss_stream(&std::fs::read(file)?, z.finish()?, Some("FlateDecode")),
+    )?;
+    let v = verify_json(&updated, &s.keys, &s.tsa);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["pades_level"], "b-lt", "{v}");
+    assert_eq!(v["revocation"], "none", "{v}");
+    let note = v["revocation_detail"].as_str().unwrap_or_default();
+    assert!(note.contains("not signed by its key: ignored"), "{v}");
+    Ok(())
+}
+
+/// A CRL in the DSS that has expired at the validation time proves nothing about it, but a
+/// final revocation it lists still counts; a certificate hold does not (it may be lifted).
+/// CRLs made by `openssl ca` with the key set's CA.
+#[test]
+fn an_expired_dss_crl_counts_for_a_revocation_but_not_for_a_hold() -> TestResult {
+    let s = rendered("b-lt");
+    let file = &pdfs(&s.out)[0];
+    let signed = std::fs::read(file)?;
+    let crl_with = |name: &str, reason: &[&str]| -> Vec<u8> {
+        let dir = s._tmp.path().join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let config = "[ca]\ndefault_ca = d\n[d]\ndatabase = ./index.txt\ncrlnumber = ./crlnumber\ndefault_md = sha256\n";
+        std::fs::write(dir.join("ca.cnf"), config).expect("config");
+        std::fs::write(dir.join("index.txt"), "").expect("index");
+        std::fs::write(dir.join("crlnumber"), "01\n").expect("crlnumber");
+        let key = s.keys.join("ca.key");
+        let ca = s.keys.join("ca.pem");
+        let (key, ca) = (key.to_str().expect("utf-8"), ca.to_str().expect("utf-8"));
+        // Every signer of the key set (the file's is one of them).
+        for signer in signer_certificates(&s.keys) {
+            let signer = signer.to_str().expect("utf-8").to_owned();
+            let mut args = vec!["ca", "-config", "ca.cnf", "-keyfile", key, "-cert", ca];
+            args.extend_from_slice(&["-revoke", &signer]);
+            args.extend_from_slice(reason);
+            util::openssl(&dir, &args);
+        }
+        let gencrl = ["ca", "-config", "ca.cnf", "-keyfile", key, "-cert", ca, "-gencrl"];
+        let mut args: Vec<&str> = gencrl.to_vec();
+        args.extend_from_slice(&["-crlhours", "1", "-out", "crl.pem"]);
+        util::openssl(&dir, &args);
+        util::openssl(&dir, &["crl", "-in", "crl.pem", "-outform", "DER", "-out", "crl.der"]);
+        std::fs::read(dir.join("crl.der")).expect("crl")
+    };
+    let in_two_hours = rfc3339(chrono::Utc::now() + chrono::Duration::hours(2));
+    let hold = s._tmp.path().join("hold.pdf");
+    let crl = crl_with("hold", &["-crl_hold", "holdInstructionReject"]);
+    std::fs::write(&hold, with_dss_crls(&signed, vec![crl]))?;
+    // Two hours on, with no TSA trusted, the CRL listing the hold has expired and the first CRL
+    // of the DSS (a week long) is current: authentic. (At the timestamp's time the CRLs made
+    // here may fall in the same second as the token: not asked.)
+    let v = verify_at_clock(&hold, &s.keys, &in_two_hours);
+    assert_eq!(v["status"], "authentic", "{v}");
+    assert_eq!(v["revocation"], "dss", "{v}");
+    assert!(v["revocation_detail"].as_str().unwrap_or_default().contains("expired"), "{v}");
+
+    let compromised = s._tmp.path().join("key-compromise.pdf");
+    let crl = crl_with("compromise", &["-crl_reason", "keyCompromise"]);
+    std::fs::write(&compromised, with_dss_crls(&signed, vec![crl]))?;
+    let v = verify_at_clock(&compromised, &s.keys, &in_two_hours);
+    assert_eq!(v["status"], "untrusted", "{v}");
+    assert!(v["detail"].as_str().unwrap_or_default().contains("certificate revoked"), "{v}");
+    Ok(())
+}

@@ -84,7 +84,7 @@ fn bomb_pdf(bomb: &[u8], signed: bool) -> Vec<u8> {
 
 /// Runs `elicence verify FILE --json` under GNU time; returns the JSON line after checking
 /// the exit code and the peak resident memory.
-fn verify_limited(file: &Path) -> serde_json::Value {
+fn verify_limited(file: &Path, code: i32) -> serde_json::Value {
     let rss_file = file.with_extension("rss");
     let verify = elicence();
     let out = std::process::Command::new("/usr/bin/time")
@@ -100,8 +100,9 @@ fn verify_limited(file: &Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("GNU time is not installed ({e}); run .ci/setup"));
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "verify exits 1 for a file that is not authentic; stderr:\n{}",
+        Some(code),
+        "verify exits {code}; stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let rss: u64 = std::fs::read_to_string(&rss_file)
@@ -120,7 +121,7 @@ fn unsigned_flate_bomb_is_not_signed_without_inflating() {
     let bomb = flate_bomb(12 << 20);
     assert!(bomb.len() >= 12 << 20);
     std::fs::write(&file, bomb_pdf(&bomb, false)).unwrap();
-    let report = verify_limited(&file);
+    let report = verify_limited(&file, 1);
     assert_eq!(report["status"], "not-signed", "{report}");
 }
 
@@ -129,7 +130,7 @@ fn signed_flate_bomb_is_tampered_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("signed-bomb.pdf");
     std::fs::write(&file, bomb_pdf(&flate_bomb(12 << 20), true)).unwrap();
-    let report = verify_limited(&file);
+    let report = verify_limited(&file, 1);
     assert_eq!(report["status"], "tampered", "{report}");
     let reason = report["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("CMS"), "{report}");
@@ -145,4 +146,54 @@ fn the_bomb_really_inflates_past_the_limit() {
     inflate.decompress(&bomb, &mut sink, flate2::FlushDecompress::None).expect("valid deflate");
     assert_eq!(inflate.total_out(), 64 << 20, "output buffer filled");
     assert!(inflate.total_in() < (128 << 10), "ratio above 500:1: {} in", inflate.total_in());
+}
+
+/// A licence PDF rendered and signed (B-B) with the fixture key set, with one more update
+/// adding a `/DSS` whose only CRL stream is `bomb`, `/FlateDecode`d: validation data is
+/// allowed after a signature, and the verifier inflates the DSS's streams, so it must stop at
+/// its cap.
+fn signed_pdf_with_dss_bomb(dir: &Path, bomb: Vec<u8>) -> Vec<u8> {
+    use lopdf::{Dictionary, IncrementalDocument, Object, Stream};
+    let out = dir.join("out");
+    util::run_expect(
+        elicence()
+            .args(["render", "pipelines/food-business-permit.toml", "--input"])
+            .arg("fixtures/food-business-permit/export-utf8.csv")
+            .args(["--keys", "fixtures/keys", "--limit", "1", "--formats", "pdf", "--out"])
+            .arg(&out),
+        0,
+    );
+    let signed = std::fs::read(&util::files_with_ext(&out, "pdf")[0]).unwrap();
+    let doc = lopdf::Document::load_mem(&signed).unwrap();
+    let catalog = doc.trailer.get(b"Root").and_then(Object::as_reference).unwrap();
+    let mut inc = IncrementalDocument::create_from(signed, doc);
+    let mut dict = Dictionary::new();
+    dict.set("Filter", Object::Name(b"FlateDecode".to_vec()));
+    let mut stream = Stream::new(dict, bomb);
+    stream.allows_compression = false;
+    let crl = inc.new_document.add_object(stream);
+    let mut dss = Dictionary::new();
+    dss.set("Type", Object::Name(b"DSS".to_vec()));
+    dss.set("CRLs", Object::Array(vec![Object::Reference(crl)]));
+    let dss = inc.new_document.add_object(dss);
+    inc.opt_clone_object_to_new_document(catalog).unwrap();
+    inc.new_document.get_object_mut(catalog).and_then(Object::as_dict_mut).unwrap().set("DSS", dss);
+    let mut pdf = Vec::new();
+    inc.save_to(&mut pdf).unwrap();
+    pdf
+}
+
+#[test]
+fn a_flate_bomb_in_the_dss_is_a_reason_not_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dss-bomb.pdf");
+    std::fs::write(&file, signed_pdf_with_dss_bomb(dir.path(), flate_bomb(12 << 20))).unwrap();
+    // The signature is intact and the update only adds validation data: authentic, judged
+    // as without a DSS, and the report says why its CRLs were not used.
+    let report = verify_limited(&file, 0);
+    assert_eq!(report["status"], "authentic", "{report}");
+    assert_eq!(report["pades_level"], "b-b", "{report}");
+    assert_eq!(report["revocation"], "none", "{report}");
+    let note = report["revocation_detail"].as_str().unwrap_or_default();
+    assert!(note.contains("/DSS cannot be read") && note.contains("inflates beyond"), "{report}");
 }

@@ -11,7 +11,7 @@ use crate::cmd::args::TrustArgs;
 use crate::registry::{Registry, RegistryStatus};
 use crate::share::presented::{check_log_signature, registry_check};
 use crate::verify::presented::{Verdict, verify_bytes};
-use crate::verify::{SignatureStatus, TrustAnchors};
+use crate::verify::{RevocationSource, SignatureStatus, TrustAnchors};
 
 /// Arguments of `elicence verify`.
 #[derive(Debug, clap::Args)]
@@ -161,8 +161,16 @@ fn signature_line(report: &FileReport) -> String {
         (_, Some(t)) => format!(", claims to be signed {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
         (_, None) => String::new(),
     };
+    // Said only when checked, so a file without revocation data reads as before.
+    let revocation = match report.revocation {
+        Some(RevocationSource::Dss) => ", revocation checked against the CRL in its /DSS",
+        Some(RevocationSource::Given) => ", revocation checked against the given CRLs",
+        Some(RevocationSource::None) | None => "",
+    };
     match &report.status {
-        SignatureStatus::Authentic => format!("{file}: authentic (signer {signer}{signed})"),
+        SignatureStatus::Authentic => {
+            format!("{file}: authentic (signer {signer}{signed}{revocation})")
+        }
         SignatureStatus::Tampered { reason } => format!("{file}: tampered ({reason})"),
         SignatureStatus::Untrusted { subject } => {
             let why = report.detail.as_deref().unwrap_or("not chained to a trust anchor");

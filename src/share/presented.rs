@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::registry::{AuditEntry, Registry, RegistryError, RegistryStatus};
 use crate::verify::pdf::DocumentTimestamp;
 use crate::verify::presented::Verdict;
-use crate::verify::{SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_detached};
+use crate::verify::{
+    RevocationSource, SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_detached,
+};
 
 /// One file's verdict as `elicence verify --json` prints it.
 #[derive(Debug, Serialize)]
@@ -35,6 +37,13 @@ pub struct FileReport {
     /// The signature's RFC 3161 timestamp, trusted or not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<TimestampReport>,
+    /// A PDF signer's revocation status: where it came from (`none`: not checked, `given`: the
+    /// verifier's CRLs, `dss`: a current CRL of its issuer in the PDF's `/DSS`), and notes on
+    /// revocation data not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<RevocationSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_detail: Option<String>,
     /// An OFD's seal: its name and esID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seal_name: Option<String>,
@@ -105,6 +114,8 @@ impl FileReport {
             signed_digest: v.signed_digest,
             detail: v.detail,
             timestamp: v.timestamp,
+            revocation: v.revocation,
+            revocation_detail: v.revocation_detail,
             seal_name: v.seal_name,
             seal_id: v.seal_id,
             pades_level: v.pades_level,

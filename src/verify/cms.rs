@@ -9,9 +9,10 @@ use cms::signed_data::SignedData;
 use der::{Decode, SliceReader};
 use sha2::{Digest, Sha256};
 
+use super::path::{RevocationCheck, check_signer_path};
 use super::pdf::{carried_certificates, check_signer_info, find_signer_certificate};
 use super::timestamp::{TimestampReport, signature_timestamp};
-use super::{SignatureStatus, TimeSource, TrustAnchors, subject_label, tampered, validate_signer};
+use super::{SignatureStatus, TimeSource, TrustAnchors, subject_label, tampered};
 use crate::sign::signed_data::{OID_DATA, OID_SIGNED_DATA};
 
 /// What checking a detached CMS found, as far as it got.
@@ -25,6 +26,8 @@ pub struct CmsFindings {
     pub timestamp: Option<TimestampReport>,
     /// Why the signer is untrusted, when it is.
     pub detail: Option<String>,
+    /// What was checked about the signer's revocation, once its path was checked.
+    pub revocation: Option<RevocationCheck>,
 }
 
 /// Checks the DER CMS `cms_der` (trailing bytes after the one value are ignored: PDF pads
@@ -68,7 +71,9 @@ pub(crate) fn check_detached(
         }
         found.timestamp = Some(stamp);
     }
-    if let Err(why) = validate_signer(signer_cert, &certificates, trust, at) {
+    let path = check_signer_path(signer_cert, &certificates, trust, at);
+    found.revocation = Some(path.revocation);
+    if let Err(why) = path.result {
         found.detail = Some(why.to_string());
         return Err(SignatureStatus::Untrusted { subject: subject_label(signer_cert) });
     }

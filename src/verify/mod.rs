@@ -6,9 +6,12 @@
 //! seal of an OFD ([`ofd`]). Both report a
 //! [`SignatureStatus`] and never panic on malformed input. Certificates are chained to
 //! [`TrustAnchors`] loaded from PEM files by OpenSSL ([`path`], RFC 5280 §6) at the
-//! validation time: now, never the time the signer claims (no revocation yet).
+//! validation time: now or a trusted timestamp's, never the time the signer claims; with the
+//! CRLs the verifier gives and, for a PDF, those of its `/DSS` ([`dss`]; how each counts:
+//! [`path`]).
 
 pub mod cms;
+pub mod dss;
 pub mod ofd;
 pub mod path;
 pub mod pdf;
@@ -26,7 +29,7 @@ use x509_cert::Certificate;
 
 pub use cms::{CmsFindings, verify_detached};
 pub use ofd::{OfdVerification, verify_ofd_at};
-pub use path::{PathError, validate_signer};
+pub use path::{PathCheck, PathError, RevocationCheck, RevocationSource, validate_signer};
 pub use pdf::{PdfVerification, verify_pdf, verify_pdf_at};
 pub use timestamp::{TimestampReport, check_token};
 pub use xml::{XmlVerification, verify_xml, verify_xml_at};
@@ -100,6 +103,11 @@ pub struct TrustAnchors {
     anchors: Vec<(Certificate, Vec<u8>)>,
     tsa: Option<Arc<TrustAnchors>>,
     crls: Vec<CrlFile>,
+    /// The `/DSS` of the PDF being verified ([`TrustAnchors::with_dss`]): its certificates are
+    /// untrusted intermediates, its CRLs count as [`path`] says.
+    dss: Option<Arc<dss::Dss>>,
+    /// Why that PDF's DSS was not read, when it was not.
+    dss_note: Option<String>,
 }
 
 /// A CRL file, checked readable when it was given.
@@ -125,7 +133,7 @@ impl TrustAnchors {
     pub fn from_certificates(certificates: Vec<Certificate>) -> TrustAnchors {
         let anchors =
             certificates.into_iter().filter_map(|c| c.to_der().ok().map(|der| (c, der))).collect();
-        TrustAnchors { anchors, tsa: None, crls: Vec::new() }
+        TrustAnchors { anchors, tsa: None, crls: Vec::new(), dss: None, dss_note: None }
     }
 
     /// Also trusts timestamps from TSAs under `tsa` (an empty set trusts none).
@@ -155,6 +163,20 @@ impl TrustAnchors {
             self.tsa = Some(Arc::new(tsa));
         }
         Ok(self)
+    }
+
+    /// These anchors, with what a PDF's document security store holds (for the paths of that
+    /// PDF's signatures and timestamps), or the reason it could not be read.
+    pub(crate) fn with_dss(&self, dss: Result<Option<dss::Dss>, dss::DssError>) -> TrustAnchors {
+        let (dss, note) = match dss {
+            Ok(dss) => (dss.map(Arc::new), None),
+            Err(e) => (None, Some(format!("the /DSS cannot be read ({e}): its CRLs are not used"))),
+        };
+        let mut with = TrustAnchors { dss: dss.clone(), dss_note: note.clone(), ..self.clone() };
+        if let Some(tsa) = self.tsa.as_deref() {
+            with.tsa = Some(Arc::new(TrustAnchors { dss, dss_note: note, ..tsa.clone() }));
+        }
+        with
     }
 
     /// The anchors trusted for time-stamping authorities, if any.

@@ -7,8 +7,10 @@
 //! document timestamp's token is over its `/ByteRange` bytes; the SHA-256 of the covered bytes
 //! equals the CMS messageDigest (RFC 5652 §11.2); signing-certificate-v2 names the signer certificate
 //! (RFC 5035); the RSA signature over the signed attributes verifies (RFC 5652 §5.4); the
-//! signer certificate has a valid path to a trust anchor now ([`super::path`]; `/M` is a claim). The file is scanned,
-//! never parsed as a whole or inflated (see [`verify_pdf`]): verification is bounded.
+//! signer certificate has a valid path to a trust anchor now ([`super::path`]; `/M` is a claim),
+//! with the CRLs of the last revision's `/DSS` ([`super::dss`]) counted as [`super::path`] says.
+//! The file is scanned, never parsed as a whole, and nothing is inflated but the DSS's streams,
+//! each with a cap (see [`verify_pdf`]): verification is bounded.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
@@ -20,6 +22,8 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectKeyIdentifier;
 
 use super::cms::{CmsFindings, check_detached};
+use super::dss::read_dss;
+use super::path::RevocationSource;
 use super::pdf_update::{AppendedUpdates, check_appended_updates};
 use super::timestamp::{TimestampReport, check_token_over};
 use super::{SignatureStatus, TimeSource, TrustAnchors, tampered, verify_rsa};
@@ -52,6 +56,13 @@ pub struct PdfVerification {
     /// The signature's RFC 3161 timestamp (PAdES B-T), when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<TimestampReport>,
+    /// Where the signer's revocation status came from (`none`, `given`, `dss`), once its path
+    /// was checked; and notes on revocation data not used (a stale or foreign CRL in the
+    /// `/DSS`, a DSS that cannot be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<RevocationSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_detail: Option<String>,
     /// The revision (counted in `%%EOF` markers) the signature covers, and how many the file
     /// has: the last signature of an unchanged file covers the last revision.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,6 +115,8 @@ impl PdfVerification {
             signed_digest: None,
             detail: None,
             timestamp: None,
+            revocation: None,
+            revocation_detail: None,
             revision: None,
             revisions: None,
             earlier_signatures: Vec::new(),
@@ -125,13 +138,14 @@ pub const MAX_SIGNATURES: usize = 64;
 /// earlier one the revision it ends. Never panics; malformed input is
 /// reported as [`SignatureStatus::Tampered`] or [`SignatureStatus::NotSigned`].
 ///
-/// Bounded by construction: the file is never parsed as a whole and no stream is ever
-/// inflated. A signature dictionary cannot live in a compressed object stream (its
+/// Bounded by construction: the file is never parsed as a whole and no stream is inflated
+/// but those of the `/DSS`, each to at most [`super::dss::MAX_DSS_STREAM_BYTES`] and all to
+/// [`super::dss::MAX_DSS_BYTES`]. A signature dictionary cannot live in a compressed object stream (its
 /// `/Contents` must be the literal gap in `/ByteRange`, ISO 32000-1 §12.8.1), so the
 /// dictionaries are found by a linear scan of the raw bytes; everything a signature
 /// protects is then checked by hashing the covered bytes as they are. Work and memory are
-/// linear in the file size (at most [`MAX_PDF_BYTES`]) and independent of what the file's
-/// streams claim to inflate to, and of the number of threads.
+/// linear in the file size (at most [`MAX_PDF_BYTES`]) plus the DSS caps, independent of what
+/// the file's streams claim to inflate to, and of the number of threads.
 pub fn verify_pdf(bytes: &[u8], trust: &TrustAnchors) -> PdfVerification {
     verify_pdf_at(bytes, trust, Utc::now())
 }
@@ -161,6 +175,16 @@ pub fn verify_pdf_at(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> 
     signatures.sort_by_key(SignatureDictionary::end);
     let Some(sig) = signatures.pop() else {
         return PdfVerification::new(SignatureStatus::NotSigned);
+    };
+    // The last revision's DSS serves every path of the file: signatures and timestamps. (No
+    // copy of the anchors for the many files without one.)
+    let with_dss;
+    let trust = match read_dss(bytes) {
+        Ok(None) => trust,
+        read => {
+            with_dss = trust.with_dss(read);
+            &with_dss
+        }
     };
     let signed_end = usize::try_from(sig.end()).unwrap_or(usize::MAX);
     let coverage = if signed_end >= bytes.len() { Coverage::WholeFile } else { Coverage::Revision };
@@ -468,6 +492,10 @@ fn check(
         result.signing_time_source = found.signing_time_source;
     }
     result.timestamp = found.timestamp;
+    if let Some(revocation) = found.revocation {
+        result.revocation = Some(revocation.source);
+        result.revocation_detail = revocation.detail;
+    }
     if found.detail.is_some() {
         result.detail = found.detail;
     }

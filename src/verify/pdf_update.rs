@@ -39,7 +39,7 @@ pub(crate) enum Value {
 }
 
 impl Value {
-    fn get(&self, key: &[u8]) -> Option<&Value> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Value> {
         match self {
             Value::Dict(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
@@ -57,7 +57,7 @@ impl Value {
         }
     }
 
-    fn number(&self) -> Option<f64> {
+    pub(crate) fn number(&self) -> Option<f64> {
         match self {
             Value::Number(n) => std::str::from_utf8(n).ok()?.parse().ok(),
             _ => None,
@@ -421,6 +421,40 @@ fn startxref_before(bytes: &[u8], end: usize) -> Option<usize> {
     let at = head.windows(9).rposition(|w| w == b"startxref")? + 9;
     let mut lx = Lexer::new(bytes, at);
     lx.unsigned().and_then(|v| usize::try_from(v).ok())
+}
+
+/// The last revision of a file: where each object it can reach is (number → offset, the
+/// newest cross-reference section first, then through `/Prev`) and its trailer.
+pub(crate) struct LastRevision {
+    pub objects: HashMap<u32, usize>,
+    pub trailer: Value,
+}
+
+/// Reads the cross-reference chain of the whole file, from its last `startxref`, with the same
+/// bounds as the updates after a signature: classic tables only, at most [`MAX_SECTIONS`].
+pub(crate) fn last_revision(bytes: &[u8]) -> Result<LastRevision, String> {
+    let mut objects: HashMap<u32, usize> = HashMap::new();
+    let mut next = startxref_before(bytes, bytes.len());
+    let mut trailer = None;
+    let mut sections = 0;
+    while let Some(offset) = next {
+        sections += 1;
+        if sections > MAX_SECTIONS || offset >= bytes.len() {
+            return Err("the cross-reference chain is broken".into());
+        }
+        let section = read_xref_section(bytes, offset)?;
+        for (number, at) in &section.used {
+            objects.entry(*number).or_insert(*at);
+        }
+        next = match section.trailer.get(b"Prev") {
+            // A /Prev that does not go back would loop; MAX_SECTIONS stops it anyway.
+            Some(v) => Some(v.number().map(|p| p as usize).ok_or("bad /Prev")?),
+            None => None,
+        };
+        trailer.get_or_insert(section.trailer);
+    }
+    let trailer = trailer.ok_or("no cross-reference section")?;
+    Ok(LastRevision { objects, trailer })
 }
 
 /// What the updates after the last signature hold, in file order.

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use crate::verify::ofd::looks_like_ofd;
 use crate::verify::pdf::DocumentTimestamp;
 use crate::verify::{
-    SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_ofd_at, verify_pdf_at,
-    verify_xml_at,
+    RevocationSource, SignatureStatus, TimeSource, TimestampReport, TrustAnchors, verify_ofd_at,
+    verify_pdf_at, verify_xml_at,
 };
 
 /// The signature verdict on one presented file.
@@ -26,6 +26,10 @@ pub struct Verdict {
     pub detail: Option<String>,
     /// The signature's RFC 3161 timestamp (B-T), trusted or not.
     pub timestamp: Option<TimestampReport>,
+    /// A PDF's signer: where its revocation status came from (`none`, `given`, `dss`), and
+    /// notes on revocation data not used.
+    pub revocation: Option<RevocationSource>,
+    pub revocation_detail: Option<String>,
     /// An OFD's seal: its name and esID.
     pub seal_name: Option<String>,
     pub seal_id: Option<String>,
@@ -50,6 +54,8 @@ impl Verdict {
             signed_digest: None,
             detail: None,
             timestamp: None,
+            revocation: None,
+            revocation_detail: None,
             seal_name: None,
             seal_id: None,
             pades_level: None,
@@ -90,6 +96,8 @@ pub fn verify_bytes(bytes: &[u8], trust: &TrustAnchors, now: DateTime<Utc>) -> V
             signed_digest: v.signed_digest,
             detail: v.detail,
             timestamp: v.timestamp,
+            revocation: v.revocation,
+            revocation_detail: v.revocation_detail,
             pades_level: v.pades_level,
             signed_revision: v.revision,
             revisions: v.revisions,

@@ -19,8 +19,12 @@ pub fn root() -> PathBuf {
 }
 
 /// A command for the `elicence` binary, run from the repository root with a pinned clock.
+/// `ELICENCE_TEST_BIN` names another build of it: cargo's `target/debug/elicence` is the last
+/// one linked there, which is another worktree's when two share a target dir.
 pub fn elicence() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_elicence"));
+    let bin = std::env::var_os("ELICENCE_TEST_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_elicence")), PathBuf::from);
+    let mut c = Command::new(bin);
     c.current_dir(root());
     c.env("ELICENCE_NOW", "2026-11-27T10:00:00Z");
     c
