@@ -475,7 +475,6 @@ fn parse_addr(text: &str) -> Result<SocketAddr, std::net::AddrParseError> {
     }
 }
 
-#[allow(dead_code)] // `tests/timestamp.rs` includes this file as a module and starts it itself.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let usage = "usage: bench_tsa DIR PORT|ADDR [--ec]";
     let mut positional = Vec::new();
