@@ -5,9 +5,13 @@
 #      registry: licences/s, peak RSS and the busy time of each stage (from the run's JSON report).
 #      With --store s3 the store is a bucket on a real S3 server on loopback (the tests'
 #      s3s-fs server, `examples/s3_loopback.rs`, started here) instead of a local folder.
+#      With --tsa every signature gets an RFC 3161 timestamp (PDF and XML B-T, the OFD seal's
+#      timeStamp with --formats …,ofd) from the bench TSA on loopback (`examples/bench_tsa.rs`
+#      with an EC P-256 key from `scripts/bench-tsa-keys.sh`, started here; its own CPU time is
+#      printed on stderr, since it shares the cores with the run).
 # Usage: scripts/bench-e2e.sh ROWS [--format csv|csv-gbk|xlsx] [--defects RATE] [--jobs N]
 #                             [--pipeline FILE] [--formats pdf,xml[,ofd]] [--validate-only]
-#                             [--store folder|s3] [--keep DIR]
+#                             [--store folder|s3] [--tsa] [--keep DIR]
 # Prints one Markdown table row per measurement, ready for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +27,7 @@ validate_only=false
 formats=pdf,xml
 keep=""
 store=folder
+tsa=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --format) format="$2"; shift 2 ;;
@@ -33,6 +38,7 @@ while [ $# -gt 0 ]; do
     --validate-only) validate_only=true; shift ;;
     --keep) keep="$2"; shift 2 ;;
     --store) store="$2"; shift 2 ;;
+    --tsa) tsa=true; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -79,6 +85,14 @@ EOF
 
 $validate_only && exit 0
 
+# The servers started below, stopped on exit (with the work folder, unless kept).
+servers=()
+stop_servers() {
+  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -n "$keep" ] || rm -rf "$work"
+}
+trap stop_servers EXIT
+
 store_args=()
 store_label=""
 if [ "$store" = s3 ]; then
@@ -86,8 +100,7 @@ if [ "$store" = s3 ]; then
   rm -rf "$work/s3"
   mkdir -p "$work/s3"
   "$CARGO_TARGET_DIR/release/examples/s3_loopback" "$work/s3" >"$work/s3.endpoint" &
-  s3_pid=$!
-  trap 'kill "$s3_pid" 2>/dev/null || true; [ -n "$keep" ] || rm -rf "$work"' EXIT
+  servers+=($!)
   until [ -s "$work/s3.endpoint" ]; do sleep 0.1; done
   export AWS_ENDPOINT="$(cat "$work/s3.endpoint")" AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 \
     AWS_ACCESS_KEY_ID=elicence-test AWS_SECRET_ACCESS_KEY=elicence-test-secret-key
@@ -95,11 +108,36 @@ if [ "$store" = s3 ]; then
   store_label=", store in a bucket on loopback"
 fi
 
+tsa_args=()
+tsa_label=""
+if $tsa; then
+  cargo build --release --locked --example bench_tsa >&2
+  rm -rf "$work/tsa"
+  scripts/bench-tsa-keys.sh "$work/tsa"
+  # Port 0: the TSA binds a free loopback port and prints its URL.
+  "$CARGO_TARGET_DIR/release/examples/bench_tsa" "$work/tsa" 0 --ec >"$work/tsa.url" &
+  tsa_pid=$!
+  servers+=("$tsa_pid")
+  until [ -s "$work/tsa.url" ]; do
+    kill -0 "$tsa_pid" 2>/dev/null || { echo "the bench TSA did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  tsa_args=(--tsa "$(cat "$work/tsa.url")" --pades-level b-t)
+  tsa_label=", --tsa: bench TSA on loopback (EC P-256)"
+fi
+
 data="$work/data"
 fresh_data_dir "$data"
 measure "$work/run.json" "$bin" run "$pipeline" --input "$input" --data "$data" --json \
-  --progress never --quiet --formats "$formats" "${jobs_arg[@]}" "${store_args[@]}"
-python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats$store_label" <<'EOF'
+  --progress never --quiet --formats "$formats" "${jobs_arg[@]}" "${store_args[@]}" \
+  "${tsa_args[@]}"
+if $tsa; then
+  # utime + stime of the TSA process (fields 14 and 15 of /proc/PID/stat), then stop it.
+  tsa_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$tsa_pid/stat")
+  kill "$tsa_pid" 2>/dev/null || true
+  echo "bench TSA: CPU ${tsa_cpu} s (not in the run's CPU below)" >&2
+fi
+python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats$store_label$tsa_label" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))
 rows, wall, rss, user, sys_ = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])

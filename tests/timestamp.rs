@@ -1,9 +1,16 @@
 //! RFC 3161 timestamps (issue 14, PAdES B-T) against a real TSA on loopback
 //! (`tests/tsa/start.sh`: `openssl ts -reply` behind an HTTP server), checked by OpenSSL
 //! (`openssl ts -verify`), pyHanko and our own verifier; tampered and untrusted tokens; a TSA
-//! that cannot be reached.
+//! that cannot be reached. The bench TSA (`examples/bench_tsa.rs`, RSA and EC P-256 keys) is
+//! held to the same checks.
 
 mod util;
+
+// The bench TSA runs in this process (as `tests/util/s3_server.rs` serves `s3_loopback`), so a
+// test needs no second build; `main` and what only it uses are unused here.
+#[allow(dead_code)]
+#[path = "../examples/bench_tsa.rs"]
+mod bench_tsa;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -596,4 +603,253 @@ fn ofd_sealed_with_a_tsa_carries_the_token_in_ses_signature_for_openssl_ses_chec
         assert_eq!(v["signing_time_source"], "timestamp", "{line}");
     }
     Ok(())
+}
+
+/// The test TSA's PKI (served CRL included) with an EC P-256 certificate beside its RSA one
+/// (`scripts/bench-tsa-keys.sh`), and a bench TSA for `files` on a free port.
+fn bench_tsa(pki: &TestTsa, files: bench_tsa::KeyFiles) -> bench_tsa::RunningTsa {
+    if files == bench_tsa::KeyFiles::Ec && !pki.dir.path().join("tsa-ec.pem").exists() {
+        let out = Command::new("bash")
+            .arg(util::root().join("scripts/bench-tsa-keys.sh"))
+            .arg(pki.dir.path())
+            .output()
+            .expect("bash scripts/bench-tsa-keys.sh");
+        assert!(
+            out.status.success(),
+            "bench-tsa-keys.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let authority = bench_tsa::Authority::load(pki.dir.path(), files).expect("bench TSA keys");
+    bench_tsa::start(authority, "127.0.0.1:0".parse().expect("addr")).expect("bench TSA starts")
+}
+
+/// `elicence render --tsa URL --pades-level b-t` of two licences (PDF and XML) with the
+/// fixture keys, on the real clock (the TSA's); returns the output folder's PDFs and XMLs.
+fn render_b_t(url: &str, out: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    util::run_expect(
+        util::elicence()
+            .env_remove("ELICENCE_NOW")
+            .args(["render", "pipelines/food-business-permit.toml"])
+            .args(["--input", "fixtures/food-business-permit/export-utf8.csv"])
+            .args(["--keys", "fixtures/keys", "--limit", "2", "--formats", "pdf,xml"])
+            .args(["--tsa", url, "--pades-level", "b-t", "--out"])
+            .arg(out),
+        0,
+    );
+    let (pdfs, xmls) = (util::files_with_ext(out, "pdf"), util::files_with_ext(out, "xml"));
+    assert_eq!((pdfs.len(), xmls.len()), (2, 2), "{pdfs:?} {xmls:?}");
+    (pdfs, xmls)
+}
+
+/// `openssl ts -verify` of the signature timestamp of each PDF, against the TSA's root.
+fn assert_openssl_verifies_pdf_tokens(pdfs: &[PathBuf], ca: &Path) -> TestResult {
+    let work = tempfile::tempdir()?;
+    for pdf in pdfs {
+        let (_, cms) = contents(&std::fs::read(pdf)?);
+        let (token, signature) = token_of(&cms);
+        let token_file = work.path().join("token.der");
+        std::fs::write(&token_file, &token)?;
+        let out = Command::new("openssl")
+            .args(["ts", "-verify", "-token_in", "-in"])
+            .arg(&token_file)
+            .args(["-digest", &hex::encode(Sha256::digest(&signature)), "-CAfile"])
+            .arg(ca)
+            .output()?;
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(report.contains("Verification: OK"), "openssl ts -verify {pdf:?}: {report}");
+    }
+    Ok(())
+}
+
+/// `pyhanko sign validate`: the signature valid, its timestamp sound and its TSA trusted.
+fn assert_pyhanko_trusts_the_timestamp(pdf: &Path, ca: &Path) {
+    let out = Command::new("pyhanko")
+        .args(["sign", "validate", "--pretty-print", "--trust", "fixtures/keys/ca.pem"])
+        .arg("--trust")
+        .arg(ca)
+        .arg("--trust-replace")
+        .arg(pdf)
+        .current_dir(util::root())
+        .output()
+        .expect("pyhanko runs");
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("pyhanko {pdf:?}:\n{report}");
+    assert!(out.status.success(), "pyhanko: {report}");
+    assert!(report.contains("The signature is judged VALID"), "pyhanko: {report}");
+    assert!(report.contains("The timestamp token is cryptographically sound."), "{report}");
+    assert!(report.contains("The TSA certificate is trusted."), "pyhanko: {report}");
+}
+
+/// `elicence verify --json` of `files` with the TSA's root, one value per file.
+fn verify_with_tsa_trust(files: &[PathBuf], ca: &Path) -> Vec<serde_json::Value> {
+    let out = util::elicence()
+        .env_remove("ELICENCE_NOW")
+        .args(["verify", "--json", "--keys", "fixtures/keys", "--tsa-trust"])
+        .arg(ca)
+        .args(files)
+        .output()
+        .expect("verify runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json"))
+        .collect()
+}
+
+#[test]
+fn the_bench_tsa_with_an_rsa_key_stamps_renders_that_openssl_pyhanko_and_verify_accept()
+-> TestResult {
+    let pki = TestTsa::start();
+    let tsa = bench_tsa(&pki, bench_tsa::KeyFiles::Default);
+    let out = tempfile::tempdir()?;
+    let (pdfs, xmls) = render_b_t(&tsa.url, out.path());
+    assert_openssl_verifies_pdf_tokens(&pdfs, &pki.ca())?;
+    assert_pyhanko_trusts_the_timestamp(&pdfs[0], &pki.ca());
+    let files: Vec<PathBuf> = pdfs.iter().chain(&xmls).cloned().collect();
+    let reports = verify_with_tsa_trust(&files, &pki.ca());
+    assert_eq!(reports.len(), files.len());
+    for v in reports {
+        assert_eq!(v["status"], "authentic", "{v}");
+        assert_eq!(v["signing_time_source"], "timestamp", "{v}");
+        assert_eq!(v["timestamp"]["trusted"], true, "{v}");
+        assert_eq!(v["timestamp"]["tsa"], "Test TSA", "{v}");
+    }
+    // Serial numbers differ from token to token (two PDFs, two XMLs, the probe).
+    let serials: std::collections::BTreeSet<String> = pdfs
+        .iter()
+        .map(|p| {
+            let (_, cms) = contents(&std::fs::read(p).expect("pdf"));
+            let token = token_of(&cms).0;
+            elicence::timestamp::read_token(&token).map(|r| r.token.serial).expect("token")
+        })
+        .collect();
+    assert_eq!(serials.len(), pdfs.len());
+    Ok(())
+}
+
+#[test]
+fn the_bench_tsa_with_an_ec_p256_key_stamps_renders_that_openssl_and_pyhanko_accept() -> TestResult
+{
+    let pki = TestTsa::start();
+    let tsa = bench_tsa(&pki, bench_tsa::KeyFiles::Ec);
+    let out = tempfile::tempdir()?;
+    let (pdfs, _xmls) = render_b_t(&tsa.url, out.path());
+    let (_, cms) = contents(&std::fs::read(&pdfs[0])?);
+    let token = token_of(&cms).0;
+    let read = elicence::timestamp::read_token(&token)?;
+    let [signer_info] = read.signed_data.signer_infos.0.as_slice() else {
+        panic!("one SignerInfo")
+    };
+    assert_eq!(signer_info.signature_algorithm.oid.to_string(), "1.2.840.10045.4.3.2");
+    assert_openssl_verifies_pdf_tokens(&pdfs, &pki.ca())?;
+    assert_pyhanko_trusts_the_timestamp(&pdfs[0], &pki.ca());
+    Ok(())
+}
+
+/// POSTs `body` to the TSA at `url`; the HTTP status and the body.
+fn post_query(url: &str, body: &[u8], content_type: &str) -> (u16, Vec<u8>) {
+    let mut response = util::http_agent()
+        .post(url)
+        .header("Content-Type", content_type)
+        .send(body)
+        .expect("the TSA answers");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_vec().expect("body"))
+}
+
+/// The status and the first failInfo bit set of a TimeStampResp (no token with a rejection).
+fn rejection_of(reply: &[u8]) -> (u8, Option<usize>) {
+    use elicence::timestamp::asn1::TimeStampResp;
+    let resp = TimeStampResp::from_der(reply).expect("a TimeStampResp");
+    assert!(resp.time_stamp_token.is_none() || resp.status.status <= 1, "{resp:?}");
+    (resp.status.status, resp.status.fail_info.and_then(|bits| bits.bits().position(|b| b)))
+}
+
+#[test]
+fn the_bench_tsa_rejects_malformed_requests_with_a_fail_info_and_keeps_serving() -> TestResult {
+    use elicence::timestamp::asn1::{MessageImprint, TimeStampReq};
+    let pki = TestTsa::start();
+    let tsa = bench_tsa(&pki, bench_tsa::KeyFiles::Default);
+    const QUERY: &str = "application/timestamp-query";
+
+    // Not DER at all: rejection (2), badDataFormat (5); OpenSSL reads it as such.
+    let (status, reply) = post_query(&tsa.url, b"not a timestamp request", QUERY);
+    assert_eq!(status, 200);
+    assert_eq!(rejection_of(&reply), (2, Some(5)));
+    let work = tempfile::tempdir()?;
+    std::fs::write(work.path().join("reply.tsr"), &reply)?;
+    let out = Command::new("openssl")
+        .args(["ts", "-reply", "-text", "-in"])
+        .arg(work.path().join("reply.tsr"))
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Status: Rejected."), "openssl ts -reply: {text}");
+    assert!(text.contains("the data submitted has the wrong format"), "openssl: {text}");
+
+    let request = |oid: &str, digest_len: usize, policy: Option<&str>| -> Vec<u8> {
+        let req = TimeStampReq {
+            version: 1,
+            message_imprint: MessageImprint {
+                hash_algorithm: spki::AlgorithmIdentifierOwned {
+                    oid: oid.parse().expect("oid"),
+                    parameters: None,
+                },
+                hashed_message: der::asn1::OctetString::new(vec![7u8; digest_len]).expect("octets"),
+            },
+            req_policy: policy.map(|p| p.parse().expect("oid")),
+            nonce: None,
+            cert_req: None,
+            extensions: None,
+        };
+        req.to_der().expect("der")
+    };
+    let sha256 = "2.16.840.1.101.3.4.2.1";
+    // SHA-1 (1.3.14.3.2.26): badAlg (0).
+    let (_, reply) = post_query(&tsa.url, &request("1.3.14.3.2.26", 20, None), QUERY);
+    assert_eq!(rejection_of(&reply), (2, Some(0)));
+    // A SHA-256 imprint of 20 bytes: badDataFormat (5).
+    let (_, reply) = post_query(&tsa.url, &request(sha256, 20, None), QUERY);
+    assert_eq!(rejection_of(&reply), (2, Some(5)));
+    // Another policy: unacceptedPolicy (15).
+    let (_, reply) = post_query(&tsa.url, &request(sha256, 32, Some("1.2.3.4")), QUERY);
+    assert_eq!(rejection_of(&reply), (2, Some(15)));
+    // Not a timestamp query at all: HTTP 415, no reply.
+    let (status, _) = post_query(&tsa.url, b"{}", "application/json");
+    assert_eq!(status, 415);
+
+    // Still serving; a request without certReq gets a token without the certificate.
+    let (_, reply) = post_query(&tsa.url, &request(sha256, 32, None), QUERY);
+    assert_eq!(rejection_of(&reply), (0, None));
+    let token = elicence::timestamp::asn1::TimeStampResp::from_der(&reply)?
+        .time_stamp_token
+        .ok_or("granted without a token")?
+        .to_der()?;
+    assert!(elicence::timestamp::token_certificates(&token).is_empty());
+    HttpTsa::new(&tsa.url, Duration::from_secs(10))?.stamp(b"still serving")?;
+    Ok(())
+}
+
+/// Found while building the bench TSA: `verify` checks a token's CMS signature with RSA only
+/// (`verify::verify_rsa`), so an authentic token from an ECDSA TSA (common among public TSAs)
+/// makes the file `tampered` ("CMS signature: unsupported signature algorithm
+/// 1.2.840.10045.4.3.2"), although OpenSSL and pyHanko accept it (the test above). This is
+/// what `verify` should say; left to whoever owns `src/verify` (no check loosened here).
+#[test]
+#[ignore = "verify refuses ECDSA TSA signatures (src/verify verify_rsa); see the comment"]
+fn verify_accepts_a_token_from_an_ecdsa_tsa() {
+    let pki = TestTsa::start();
+    let tsa = bench_tsa(&pki, bench_tsa::KeyFiles::Ec);
+    let out = tempfile::tempdir().expect("temp dir");
+    let (pdfs, xmls) = render_b_t(&tsa.url, out.path());
+    let files: Vec<PathBuf> = pdfs.iter().chain(&xmls).cloned().collect();
+    for v in verify_with_tsa_trust(&files, &pki.ca()) {
+        assert_eq!(v["status"], "authentic", "{v}");
+        assert_eq!(v["timestamp"]["trusted"], true, "{v}");
+        assert_eq!(v["timestamp"]["tsa"], "Test TSA EC", "{v}");
+    }
 }
