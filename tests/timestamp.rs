@@ -834,13 +834,12 @@ fn the_bench_tsa_rejects_malformed_requests_with_a_fail_info_and_keeps_serving()
     Ok(())
 }
 
-/// Found while building the bench TSA: `verify` checks a token's CMS signature with RSA only
-/// (`verify::verify_rsa`), so an authentic token from an ECDSA TSA (common among public TSAs)
-/// makes the file `tampered` ("CMS signature: unsupported signature algorithm
-/// 1.2.840.10045.4.3.2"), although OpenSSL and pyHanko accept it (the test above). This is
-/// what `verify` should say; left to whoever owns `src/verify` (no check loosened here).
+/// Found while building the bench TSA: `verify` checked a token's CMS signature with RSA only,
+/// so an authentic token from an ECDSA TSA (common among public TSAs) made the file `tampered`
+/// ("CMS signature: unsupported signature algorithm 1.2.840.10045.4.3.2"), although OpenSSL
+/// and pyHanko accept it (the test above). `verify::verify_signature` now takes ECDSA P-256 and
+/// P-384 too.
 #[test]
-#[ignore = "verify refuses ECDSA TSA signatures (src/verify verify_rsa); see the comment"]
 fn verify_accepts_a_token_from_an_ecdsa_tsa() {
     let pki = TestTsa::start();
     let tsa = bench_tsa(&pki, bench_tsa::KeyFiles::Ec);

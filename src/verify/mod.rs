@@ -212,30 +212,59 @@ pub(crate) fn subject_label(cert: &Certificate) -> String {
     common_name(subject).unwrap_or_else(|| subject.to_string())
 }
 
-/// Verifies an RSA PKCS#1 v1.5 signature with the RSA key of `cert`
-/// (RFC 8017 §8.2.2). `hash_oid` selects the digest (sha256/384/512WithRSAEncryption or
-/// rsaEncryption, which means SHA-256 here).
-pub(crate) fn verify_rsa(
+/// Verifies a signature with the key of `cert`: RSA PKCS#1 v1.5 (RFC 8017 §8.2.2) for
+/// sha256/384/512WithRSAEncryption or rsaEncryption (which means SHA-256 here), ECDSA
+/// (RFC 5758 §3.2, DER signature) for ecdsa-with-SHA256/384 on P-256 or P-384 — time-stamping
+/// authorities sign tokens with either. The signature algorithm must fit the key's.
+pub(crate) fn verify_signature(
     cert: &Certificate,
     algorithm: &der::oid::ObjectIdentifier,
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), String> {
     use ring::signature as rs;
-    let params: &dyn rs::VerificationAlgorithm = match algorithm.to_string().as_str() {
-        // rsaEncryption: the digest comes from the context (SHA-256 in our profiles).
-        "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.11" => &rs::RSA_PKCS1_2048_8192_SHA256,
-        "1.2.840.113549.1.1.12" => &rs::RSA_PKCS1_2048_8192_SHA384,
-        "1.2.840.113549.1.1.13" => &rs::RSA_PKCS1_2048_8192_SHA512,
-        other => return Err(format!("unsupported signature algorithm {other}")),
-    };
+    const RSA_KEY: &str = "1.2.840.113549.1.1.1";
+    const EC_KEY: &str = "1.2.840.10045.2.1";
+    const P256: &str = "1.2.840.10045.3.1.7";
+    const P384: &str = "1.3.132.0.34";
     let spki = cert.tbs_certificate().subject_public_key_info();
-    if spki.algorithm.oid.to_string() != "1.2.840.113549.1.1.1" {
-        return Err(format!("certificate key algorithm {} is not RSA", spki.algorithm.oid));
-    }
+    let key = spki.algorithm.oid.to_string();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<der::oid::ObjectIdentifier>().ok())
+        .map(|oid| oid.to_string());
+    let params: &dyn rs::VerificationAlgorithm =
+        match (algorithm.to_string().as_str(), key.as_str(), curve.as_deref()) {
+            ("1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.11", RSA_KEY, _) => {
+                &rs::RSA_PKCS1_2048_8192_SHA256
+            }
+            ("1.2.840.113549.1.1.12", RSA_KEY, _) => &rs::RSA_PKCS1_2048_8192_SHA384,
+            ("1.2.840.113549.1.1.13", RSA_KEY, _) => &rs::RSA_PKCS1_2048_8192_SHA512,
+            ("1.2.840.10045.4.3.2", EC_KEY, Some(P256)) => &rs::ECDSA_P256_SHA256_ASN1,
+            ("1.2.840.10045.4.3.3", EC_KEY, Some(P256)) => &rs::ECDSA_P256_SHA384_ASN1,
+            ("1.2.840.10045.4.3.2", EC_KEY, Some(P384)) => &rs::ECDSA_P384_SHA256_ASN1,
+            ("1.2.840.10045.4.3.3", EC_KEY, Some(P384)) => &rs::ECDSA_P384_SHA384_ASN1,
+            (
+                "1.2.840.113549.1.1.1"
+                | "1.2.840.113549.1.1.11"
+                | "1.2.840.113549.1.1.12"
+                | "1.2.840.113549.1.1.13",
+                _,
+                _,
+            ) => return Err(format!("certificate key algorithm {key} is not RSA")),
+            ("1.2.840.10045.4.3.2" | "1.2.840.10045.4.3.3", _, _) => {
+                return Err(format!(
+                    "certificate key {key} (curve {}) is not ECDSA P-256 or P-384",
+                    curve.as_deref().unwrap_or("none")
+                ));
+            }
+            (other, _, _) => return Err(format!("unsupported signature algorithm {other}")),
+        };
     rs::UnparsedPublicKey::new(params, spki.subject_public_key.raw_bytes())
         .verify(message, signature)
-        .map_err(|_| "RSA signature does not verify".to_owned())
+        .map_err(|_| "signature does not verify".to_owned())
 }
 
 /// Where a reported signing time comes from.

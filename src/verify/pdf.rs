@@ -26,7 +26,7 @@ use super::dss::read_dss;
 use super::path::RevocationSource;
 use super::pdf_update::{AppendedUpdates, check_appended_updates};
 use super::timestamp::{TimestampReport, check_token_over};
-use super::{SignatureStatus, TimeSource, TrustAnchors, tampered, verify_rsa};
+use super::{SignatureStatus, TimeSource, TrustAnchors, tampered, verify_signature};
 use crate::sign::signed_data::{OID_SHA256, OID_SIGNING_CERTIFICATE_V2, SigningCertificateV2};
 
 /// OID id-messageDigest (RFC 5652 §11.2).
@@ -567,7 +567,7 @@ pub(crate) fn check_signer_info(
         }
     }
     let signed_attrs_der = attrs.to_der().map_err(|e| tampered(e.to_string()))?;
-    verify_rsa(
+    verify_signature(
         signer_cert,
         &signer_info.signature_algorithm.oid,
         &signed_attrs_der,

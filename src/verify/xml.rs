@@ -20,7 +20,8 @@ use x509_cert::Certificate;
 
 use super::timestamp::{TimestampReport, check_token};
 use super::{
-    SignatureStatus, TimeSource, TrustAnchors, subject_label, tampered, validate_signer, verify_rsa,
+    SignatureStatus, TimeSource, TrustAnchors, subject_label, tampered, validate_signer,
+    verify_signature,
 };
 use crate::sign::SignError;
 use crate::sign::SignatureAlgorithm;
@@ -127,7 +128,7 @@ fn check(
     result.signer = Some(subject_label(signer_cert));
 
     // XML Signature §3.2.2: the SignatureValue over the canonical SignedInfo.
-    verify_rsa(
+    verify_signature(
         signer_cert,
         &SignatureAlgorithm::RsaPkcs1Sha256.oid(),
         actual_signed_info.as_bytes(),
