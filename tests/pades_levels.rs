@@ -622,35 +622,6 @@ fn with_dss_crls(pdf: &[u8], crls: Vec<Vec<u8>>) -> Vec<u8> {
     out
 }
 
-/// `pdf` with one more update whose new DSS holds only the CRL stream `data`, under `filter`
-/// (written by lopdf, as another tool would).
-fn with_new_dss_stream(pdf: &[u8], data: Vec<u8>, filter: Option<&str>) -> Vec<u8> {
-    use lopdf::{Dictionary, IncrementalDocument, Object, Stream};
-    let doc = lopdf::Document::load_mem(pdf).expect("lopdf reads it");
-    let root = doc.trailer.get(b"Root").and_then(Object::as_reference).expect("root");
-    let mut inc = IncrementalDocument::create_from(pdf.to_vec(), doc);
-    let mut dict = Dictionary::new();
-    if let Some(filter) = filter {
-        dict.set("Filter", Object::Name(filter.as_bytes().to_vec()));
-    }
-    let mut stream = Stream::new(dict, data);
-    stream.allows_compression = false;
-    let crl = inc.new_document.add_object(stream);
-    let mut dss = Dictionary::new();
-    dss.set("Type", Object::Name(b"DSS".to_vec()));
-    dss.set("CRLs", Object::Array(vec![Object::Reference(crl)]));
-    let dss = inc.new_document.add_object(dss);
-    inc.opt_clone_object_to_new_document(root).expect("catalog");
-    inc.new_document
-        .get_object_mut(root)
-        .and_then(Object::as_dict_mut)
-        .expect("dict")
-        .set("DSS", dss);
-    let mut out = Vec::new();
-    inc.save_to(&mut out).expect("lopdf writes it");
-    out
-}
-
 /// Every signer certificate of a key set made with `keys init --pipeline`.
 fn signer_certificates(keys: &Path) -> Vec<PathBuf> {
     let mut found = vec![keys.join("signer.pem")];
@@ -880,7 +851,7 @@ open(sys.argv[2], 'wb').write(crl.public_bytes(serialization.Encoding.DER))
     let updated = s._tmp.path().join("foreign.pdf");
     std::fs::write(
         &updated,
-        with_new_dss_stream(&std::fs::read(file)?, z.finish()?, Some("FlateDecode")),
+        util::with_new_dss_stream(&std::fs::read(file)?, z.finish()?, Some("FlateDecode")),
     )?;
     let v = verify_json(&updated, &s.keys, &s.tsa);
     assert_eq!(v["status"], "authentic", "{v}");

@@ -153,7 +153,6 @@ fn the_bomb_really_inflates_past_the_limit() {
 /// allowed after a signature, and the verifier inflates the DSS's streams, so it must stop at
 /// its cap.
 fn signed_pdf_with_dss_bomb(dir: &Path, bomb: Vec<u8>) -> Vec<u8> {
-    use lopdf::{Dictionary, IncrementalDocument, Object, Stream};
     let out = dir.join("out");
     util::run_expect(
         elicence()
@@ -164,23 +163,7 @@ fn signed_pdf_with_dss_bomb(dir: &Path, bomb: Vec<u8>) -> Vec<u8> {
         0,
     );
     let signed = std::fs::read(&util::files_with_ext(&out, "pdf")[0]).unwrap();
-    let doc = lopdf::Document::load_mem(&signed).unwrap();
-    let catalog = doc.trailer.get(b"Root").and_then(Object::as_reference).unwrap();
-    let mut inc = IncrementalDocument::create_from(signed, doc);
-    let mut dict = Dictionary::new();
-    dict.set("Filter", Object::Name(b"FlateDecode".to_vec()));
-    let mut stream = Stream::new(dict, bomb);
-    stream.allows_compression = false;
-    let crl = inc.new_document.add_object(stream);
-    let mut dss = Dictionary::new();
-    dss.set("Type", Object::Name(b"DSS".to_vec()));
-    dss.set("CRLs", Object::Array(vec![Object::Reference(crl)]));
-    let dss = inc.new_document.add_object(dss);
-    inc.opt_clone_object_to_new_document(catalog).unwrap();
-    inc.new_document.get_object_mut(catalog).and_then(Object::as_dict_mut).unwrap().set("DSS", dss);
-    let mut pdf = Vec::new();
-    inc.save_to(&mut pdf).unwrap();
-    pdf
+    util::with_new_dss_stream(&signed, bomb, Some("FlateDecode"))
 }
 
 #[test]

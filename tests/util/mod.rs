@@ -271,3 +271,32 @@ pub fn scanned_qr_codes(pdfs: &[PathBuf]) -> Vec<String> {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8").lines().map(str::to_owned).collect()
 }
+
+/// `pdf` with one more update whose new DSS holds only the CRL stream `data`, under `filter`
+/// (written by lopdf, as another tool would).
+pub fn with_new_dss_stream(pdf: &[u8], data: Vec<u8>, filter: Option<&str>) -> Vec<u8> {
+    use lopdf::{Dictionary, IncrementalDocument, Object, Stream};
+    let doc = lopdf::Document::load_mem(pdf).expect("lopdf reads it");
+    let root = doc.trailer.get(b"Root").and_then(Object::as_reference).expect("root");
+    let mut inc = IncrementalDocument::create_from(pdf.to_vec(), doc);
+    let mut dict = Dictionary::new();
+    if let Some(filter) = filter {
+        dict.set("Filter", Object::Name(filter.as_bytes().to_vec()));
+    }
+    let mut stream = Stream::new(dict, data);
+    stream.allows_compression = false;
+    let crl = inc.new_document.add_object(stream);
+    let mut dss = Dictionary::new();
+    dss.set("Type", Object::Name(b"DSS".to_vec()));
+    dss.set("CRLs", Object::Array(vec![Object::Reference(crl)]));
+    let dss = inc.new_document.add_object(dss);
+    inc.opt_clone_object_to_new_document(root).expect("catalog");
+    inc.new_document
+        .get_object_mut(root)
+        .and_then(Object::as_dict_mut)
+        .expect("dict")
+        .set("DSS", dss);
+    let mut out = Vec::new();
+    inc.save_to(&mut out).expect("lopdf writes it");
+    out
+}
