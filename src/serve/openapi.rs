@@ -3,12 +3,14 @@
 
 use serde_json::{Value, json};
 
-/// What a verify report says about a PDF's PAdES level (in its own `json!`: the recursion
-/// limit again).
+/// What a verify report says about a PDF's PAdES level and where its signer's revocation was
+/// checked from (in its own `json!`: the recursion limit again).
 fn pades_report_properties() -> Value {
     json!({
         "pades_level": {"type": "string", "enum": ["b-b", "b-t", "b-lt", "b-lta"]},
         "signed_revision": {"type": "integer", "minimum": 0},
+        "revocation": {"type": "string", "enum": ["none", "given", "dss"]},
+        "revocation_detail": {"type": "string"},
         "revisions": {"type": "integer", "minimum": 1},
         "document_timestamps": {
             "type": "array",
