@@ -142,18 +142,7 @@ fn pdf_signed_with_a_tsa_is_b_t_for_openssl_pyhanko_and_us() -> TestResult {
     let (token, signature) = token_of(&cms);
 
     // OpenSSL checks the token over the signature value, with the TSA's own root.
-    let work = tempfile::tempdir()?;
-    let token_file = work.path().join("token.der");
-    std::fs::write(&token_file, &token)?;
-    let out = Command::new("openssl")
-        .args(["ts", "-verify", "-token_in", "-in"])
-        .arg(&token_file)
-        .args(["-digest", &hex::encode(Sha256::digest(&signature)), "-CAfile"])
-        .arg(tsa.ca())
-        .output()?;
-    let report =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(report.contains("Verification: OK"), "openssl ts -verify: {report}");
+    assert_openssl_verifies_token(&token, &signature, &tsa.ca())?;
 
     // Ours: authentic, the path validated at the TSA's time.
     let v = verify_pdf_at(&pdf, &trust(keys.path(), Some(&tsa)), now());
@@ -168,6 +157,7 @@ fn pdf_signed_with_a_tsa_is_b_t_for_openssl_pyhanko_and_us() -> TestResult {
     );
 
     // pyHanko sees the signature timestamp and trusts its TSA.
+    let work = tempfile::tempdir()?;
     let file = work.path().join("b-t.pdf");
     std::fs::write(&file, &pdf)?;
     assert_pyhanko_trusts_the_timestamp(&file, &keys.path().join("ca.pem"), &tsa.ca());
@@ -630,25 +620,29 @@ fn render_b_t(url: &str, out: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
 
 /// `openssl ts -verify` of the signature timestamp of each PDF, against the TSA's root.
 fn assert_openssl_verifies_pdf_tokens(pdfs: &[PathBuf], ca: &Path) -> TestResult {
-    let work = tempfile::tempdir()?;
     for pdf in pdfs {
         let (_, cms) = contents(&std::fs::read(pdf)?);
         let (token, signature) = token_of(&cms);
-        let token_file = work.path().join("token.der");
-        std::fs::write(&token_file, &token)?;
-        let out = Command::new("openssl")
-            .args(["ts", "-verify", "-token_in", "-in"])
-            .arg(&token_file)
-            .args(["-digest", &hex::encode(Sha256::digest(&signature)), "-CAfile"])
-            .arg(ca)
-            .output()?;
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(report.contains("Verification: OK"), "openssl ts -verify {pdf:?}: {report}");
+        assert_openssl_verifies_token(&token, &signature, ca)?;
     }
+    Ok(())
+}
+
+/// `openssl ts -verify` of the DER `token` over `signature` (by its SHA-256) with the TSA's
+/// root `ca`.
+fn assert_openssl_verifies_token(token: &[u8], signature: &[u8], ca: &Path) -> TestResult {
+    let work = tempfile::tempdir()?;
+    let token_file = work.path().join("token.der");
+    std::fs::write(&token_file, token)?;
+    let out = Command::new("openssl")
+        .args(["ts", "-verify", "-token_in", "-in"])
+        .arg(&token_file)
+        .args(["-digest", &hex::encode(Sha256::digest(signature)), "-CAfile"])
+        .arg(ca)
+        .output()?;
+    let report =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("Verification: OK"), "openssl ts -verify: {report}");
     Ok(())
 }
 
