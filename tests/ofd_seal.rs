@@ -1200,37 +1200,60 @@ fn the_ofd_font_is_an_opentype_subset_that_draws_every_character_as_the_face_doe
     );
     let ofds = files_with_ext(&out, "ofd");
     assert_eq!(ofds.len(), 2);
+    let mut labels_fonts = Vec::new();
     for file in ofds {
         let ofd = std::fs::read(&file)?;
-        let font_entry = zip_names(&ofd)
-            .into_iter()
-            .find(|n| n.starts_with("Doc_0/Res/font_2"))
-            .expect("an embedded font");
-        assert!(font_entry.ends_with(".otf"), "{font_entry}");
-        std::fs::write(tmp.path().join("sub.otf"), zip_entry(&ofd, &font_entry))?;
-        // Every character the page draws: the text of its TextCode elements.
+        // Two fonts: the layout's labels (ID 2) and the licence's values (ID 4).
+        let res = String::from_utf8(zip_entry(&ofd, "Doc_0/PublicRes.xml"))?;
         let page = String::from_utf8(zip_entry(&ofd, PAGE_CONTENT_PATH))?;
-        let mut text = String::new();
-        for piece in page.split("<ofd:TextCode").skip(1) {
-            let body = piece.split_once('>').map(|(_, b)| b).unwrap_or_default();
-            let body = body.split("</ofd:TextCode>").next().unwrap_or_default();
-            text.push_str(&body.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"));
+        for (id, name) in [("2", "font_2.otf"), ("4", "font_4.otf")] {
+            assert!(
+                res.contains(&format!("<ofd:Font ID=\"{id}\" FontName=\"黑体\"")),
+                "font {id} in {res}"
+            );
+            assert!(res.contains(&format!("<ofd:FontFile>{name}</ofd:FontFile>")), "{res}");
+            let font_file = zip_entry(&ofd, &format!("Doc_0/Res/{name}"));
+            if id == "2" {
+                labels_fonts.push(font_file.clone());
+            }
+            std::fs::write(tmp.path().join("sub.otf"), font_file)?;
+            // Every character this font draws: the text of the TextCode elements of the text
+            // objects that name it.
+            let mut text = String::new();
+            for object in page.split("<ofd:TextObject ").skip(1) {
+                if !object.contains(&format!(" Font=\"{id}\" ")) {
+                    continue;
+                }
+                let piece = object.split("<ofd:TextCode").nth(1).unwrap_or_default();
+                let body = piece.split_once('>').map(|(_, b)| b).unwrap_or_default();
+                let body = body.split("</ofd:TextCode>").next().unwrap_or_default();
+                text.push_str(
+                    &body.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"),
+                );
+            }
+            assert!(text.chars().count() > 20, "font {id}: {text}");
+            std::fs::write(tmp.path().join("text.txt"), &text)?;
+            let check = Command::new("python3")
+                .args(["-c", FONTTOOLS_CHECK])
+                .arg(tmp.path().join("sub.otf"))
+                .arg(face_path)
+                .arg(face_index.to_string())
+                .arg(tmp.path().join("text.txt"))
+                .output()?;
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&check.stdout),
+                String::from_utf8_lossy(&check.stderr)
+            );
+            assert!(
+                check.status.success() && said.starts_with("OK "),
+                "{} font {id}: {said}",
+                file.display()
+            );
         }
-        assert!(text.chars().count() > 50, "{text}");
-        std::fs::write(tmp.path().join("text.txt"), &text)?;
-        let check = Command::new("python3")
-            .args(["-c", FONTTOOLS_CHECK])
-            .arg(tmp.path().join("sub.otf"))
-            .arg(face_path)
-            .arg(face_index.to_string())
-            .arg(tmp.path().join("text.txt"))
-            .output()?;
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        );
-        assert!(check.status.success() && said.starts_with("OK "), "{}: {said}", file.display());
     }
+    // The labels' font is the same file in every OFD of the layout (made once, hashed once).
+    assert_eq!(labels_fonts.len(), 2);
+    assert_eq!(labels_fonts[0], labels_fonts[1]);
     Ok(())
 }

@@ -20,12 +20,24 @@ pub const FONT_PROGRAM_LEVEL: u32 = 2;
 /// zlib level of images compressed once per process (seals).
 pub const IMAGE_LEVEL: u32 = 9;
 
-/// zlib-compresses `data` at `level`, reusing one compressor per thread (its window and hash
-/// tables are large to set up). Fails only if flate2 reports an error.
+/// zlib-compresses `data` at `level` (RFC 1950), reusing one compressor per thread (see
+/// [`deflate`]). Fails only if flate2 reports an error.
 pub fn zlib(data: &[u8], level: u32) -> Result<Vec<u8>, flate2::CompressError> {
+    deflate(data, level, true)
+}
+
+/// Deflates `data` at `level`, in a zlib wrapper (RFC 1950) when `zlib_header`, else raw
+/// (RFC 1951, as zip entries hold it), reusing one compressor per thread, level and wrapper:
+/// its window and hash tables are large to set up, and a fresh one per stream cost more than
+/// compressing a page. Fails only if flate2 reports an error.
+pub fn deflate(
+    data: &[u8],
+    level: u32,
+    zlib_header: bool,
+) -> Result<Vec<u8>, flate2::CompressError> {
     use flate2::{Compress, Compression, FlushCompress, Status};
     thread_local! {
-        static COMPRESSORS: std::cell::RefCell<Vec<(u32, Compress)>> =
+        static COMPRESSORS: std::cell::RefCell<Vec<((u32, bool), Compress)>> =
             const { std::cell::RefCell::new(Vec::new()) };
     }
     fn run(c: &mut Compress, data: &[u8]) -> Result<Vec<u8>, flate2::CompressError> {
@@ -40,12 +52,13 @@ pub fn zlib(data: &[u8], level: u32) -> Result<Vec<u8>, flate2::CompressError> {
             out.reserve(out.capacity().max(4096));
         }
     }
-    let fresh = || Compress::new(Compression::new(level), true);
+    let key = (level, zlib_header);
+    let fresh = || Compress::new(Compression::new(level), zlib_header);
     COMPRESSORS.with_borrow_mut(|pool| {
-        if !pool.iter().any(|(l, _)| *l == level) {
-            pool.push((level, fresh()));
+        if !pool.iter().any(|(k, _)| *k == key) {
+            pool.push((key, fresh()));
         }
-        match pool.iter_mut().find(|(l, _)| *l == level) {
+        match pool.iter_mut().find(|(k, _)| *k == key) {
             Some((_, c)) => run(c, data),
             None => run(&mut fresh(), data),
         }

@@ -14,6 +14,7 @@ pub mod pdf;
 pub mod qr;
 mod wrap;
 pub mod xml;
+mod zipfile;
 
 use std::path::PathBuf;
 

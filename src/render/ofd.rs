@@ -1,8 +1,10 @@
 //! The OFD licence face (版式文档, GB/T 33190-2016): one A4 page per licence with the same face
 //! as the PDF — the text lines come from the same layout pass ([`PdfRenderer`]), converted to
 //! millimetres (OFD's unit, y downward) with explicit per-glyph advances (`DeltaX`) so no
-//! reader re-measures them; a subset of the face font embedded as `Res/font_2.otf` plus a
-//! conventional `FontName` for readers that ignore embedded fonts; the QR code as a filled
+//! reader re-measures them; the face font embedded as two subsets, the layout's labels
+//! (`Res/font_2.otf`, made once per layout and the same file in every OFD of it) and the
+//! licence's values (`Res/font_4.otf`), each with a conventional `FontName` for readers that
+//! ignore embedded fonts; the QR code as a filled
 //! path; the GB/T 36903 metadata in `DocInfo/CustomDatas`.
 //!
 //! The result is an [`OfdPackage`]: the files of the package in a fixed order, not yet a zip,
@@ -12,16 +14,23 @@
 //! times from the creation time, deflate level fixed, no extra fields), so the same licence,
 //! keys and clock give byte-identical files.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use sm3::Sm3;
 
+use crate::font::FaceFont;
 use crate::licence::Licence;
+use crate::pdf::embed::subset_gids;
 use crate::render::RenderError;
 use crate::render::layout::{PAGE_HEIGHT_MM, PAGE_WIDTH_MM};
-use crate::render::pdf::{Face, PAGE_H_PT, PT_PER_MM, PdfRenderer, QR_QUIET, seal_centre_mm};
+use crate::render::pdf::{
+    Face, PAGE_H_PT, PT_PER_MM, PdfRenderer, QR_QUIET, glyphs_of, seal_centre_mm,
+};
+use crate::render::zipfile::{Method, write_zip};
 
 /// The OFD namespace (GB/T 33190-2016).
 pub const OFD_NS: &str = "http://www.ofdspec.org/2016";
@@ -35,13 +44,15 @@ pub const CONVENTIONAL_FONT_NAME: &str = "黑体";
 /// Text colour (near-black, as the PDF's `0.08 g`) and frame colour (the PDF's dark bronze).
 const TEXT_RGB: &str = "20 20 20";
 const FRAME_RGB: &str = "140 97 31";
-/// Unit ids fixed by the writer: the page, the font and the layer; objects follow.
+/// Unit ids fixed by the writer: the page, the font of the layout's labels, the layer and the
+/// font of the licence's values; objects follow.
 const PAGE_ID: u32 = 1;
-const FONT_ID: u32 = 2;
+const LABELS_FONT_ID: u32 = 2;
 const LAYER_ID: u32 = 3;
+const VALUES_FONT_ID: u32 = 4;
 /// Deflate level of the XML entries (fixed: part of what makes the bytes reproducible). Level 1
 /// writes the page's 23 KB of XML in a sixth of level 6's time for 15 % more bytes.
-const ZIP_LEVEL: i64 = 1;
+const ZIP_LEVEL: u32 = 1;
 
 /// Whether an entry is stored rather than deflated: the font (CFF charstrings shrink by 17 %),
 /// the seal (its picture is a PNG) and the signature value (which holds the seal) — deflating
@@ -60,19 +71,60 @@ pub struct StampSpot {
     pub boundary: [f32; 4],
 }
 
+/// A file that many packages hold byte for byte (the font of a layout's labels), made once,
+/// with its SM3 digest made once too: the seal references every file by its SM3.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SharedFile {
+    path: String,
+    bytes: Vec<u8>,
+    sm3: [u8; 32],
+}
+
+impl SharedFile {
+    /// The file at `path` (inside the zip, no leading `/`) holding `bytes`.
+    pub fn new(path: String, bytes: Vec<u8>) -> SharedFile {
+        let sm3 = <Sm3 as sm3::Digest>::digest(&bytes).into();
+        SharedFile { path, bytes, sm3 }
+    }
+
+    /// Its path inside the package.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The SM3 digest of [`SharedFile::bytes`].
+    pub fn sm3(&self) -> &[u8; 32] {
+        &self.sm3
+    }
+}
+
 /// An unsealed OFD: its files (path inside the zip without a leading `/`, bytes) in the order
-/// they are written, and where the seal's stamp goes.
+/// they are written — the licence's own `entries`, then the `shared` ones — and where the
+/// seal's stamp goes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OfdPackage {
     pub entries: Vec<(String, Vec<u8>)>,
+    pub shared: Vec<Arc<SharedFile>>,
     pub stamp: StampSpot,
     pub created: DateTime<Utc>,
 }
 
 impl OfdPackage {
-    /// The bytes of the entry at `path`, if present.
+    /// Every file in the order written: path, bytes, and the SM3 digest when it is known
+    /// already (a shared file's).
+    pub fn files(&self) -> impl Iterator<Item = (&str, &[u8], Option<&[u8; 32]>)> {
+        let own = self.entries.iter().map(|(p, b)| (p.as_str(), b.as_slice(), None));
+        own.chain(self.shared.iter().map(|f| (f.path(), f.bytes(), Some(f.sm3()))))
+    }
+
+    /// The bytes of the file at `path`, if present.
     pub fn entry(&self, path: &str) -> Option<&[u8]> {
-        self.entries.iter().find(|(p, _)| p == path).map(|(_, b)| b.as_slice())
+        self.files().find(|(p, _, _)| *p == path).map(|(_, b, _)| b)
     }
 
     /// The package as a zip: entries in order, XML of 2 KB or more deflated at a fixed level,
@@ -86,35 +138,17 @@ impl OfdPackage {
     /// [`OfdPackage::to_zip`] with the files `extra` (path, bytes) written after the
     /// package's own (the seal's files), without copying the package.
     pub fn to_zip_with(&self, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, RenderError> {
-        let c = self.created;
-        let year = u16::try_from(c.year().clamp(1980, 2107)).unwrap_or(1980);
-        // Each part fits its range by construction (chrono), so the conversion cannot fail.
-        let part = |v: u32| u8::try_from(v).unwrap_or(0);
-        let time = zip::DateTime::from_date_and_time(
-            year,
-            part(c.month()),
-            part(c.day()),
-            part(c.hour()),
-            part(c.minute()),
-            part(c.second()),
-        )
-        .unwrap_or_default();
-        let deflated = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .compression_level(Some(ZIP_LEVEL))
-            .last_modified_time(time)
-            .unix_permissions(0o644);
-        let as_is =
-            deflated.compression_method(zip::CompressionMethod::Stored).compression_level(None);
-        let zip_err = |e: &dyn std::fmt::Display| RenderError::Ofd { reason: e.to_string() };
-        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::with_capacity(64 * 1024)));
-        let own = self.entries.iter().map(|(p, b)| (p.as_str(), b.as_slice()));
-        for (path, bytes) in own.chain(extra.iter().copied()) {
-            let options = if stored(path, bytes.len()) { as_is } else { deflated };
-            zip.start_file(path, options).map_err(|e| zip_err(&e))?;
-            zip.write_all(bytes).map_err(|e| zip_err(&e))?;
-        }
-        Ok(zip.finish().map_err(|e| zip_err(&e))?.into_inner())
+        let own = self.files().map(|(path, bytes, _)| (path, bytes));
+        let all = own.chain(extra.iter().copied()).map(|(path, bytes)| {
+            let method = if stored(path, bytes.len()) {
+                Method::Stored
+            } else {
+                Method::Deflated(ZIP_LEVEL)
+            };
+            (path, bytes, method)
+        });
+        write_zip(all, self.created, 64 * 1024)
+            .map_err(|e| RenderError::Ofd { reason: e.to_string() })
     }
 }
 
@@ -148,22 +182,32 @@ pub fn render_ofd_face(
     created: DateTime<Utc>,
 ) -> Result<OfdPackage, RenderError> {
     let font = pdf.font();
-    let used = face.used();
-    // The fast CID-keyed CFF subset in an OpenType wrapper; printpdf's general subsetter
-    // (several ms a page) for faces without CID-keyed CFF outlines.
-    let fast =
-        face.cff_subset().and_then(|cff| crate::font::sfnt::opentype_from_cff(font, used, cff));
-    let font_bytes = match fast {
-        Some(bytes) => bytes,
-        None => {
-            printpdf::subset_font(font.parsed(), used)
-                .map_err(|reason| RenderError::Ofd { reason: format!("font subset: {reason}") })?
-                .bytes
+    // The layout's words (title, caption, box labels) are the same on every face of the layout:
+    // their font file, and its SM3 digest, are made once and shared; each licence embeds a
+    // second font of its values only. When the labels' font cannot be made, one font of every
+    // glyph serves both.
+    let labels = face.label_font_file(|used| {
+        let bytes = font_file(font, used, None).ok()?;
+        Some(SharedFile::new(
+            format!("Doc_0/Res/{}", font_file_name(LABELS_FONT_ID, &bytes)),
+            bytes,
+        ))
+    });
+    let values = match &labels {
+        Some(_) => {
+            let used = glyphs_of(face.texts().filter(|run| !run.label));
+            let cff = font.cid_cff().and_then(|cff| cff.subset(&subset_gids(&used)).ok());
+            font_file(font, &used, cff.as_deref())?
         }
+        None => font_file(font, face.used(), face.cff_subset())?,
     };
-    let font_file = if font_bytes.starts_with(b"OTTO") { "font_2.otf" } else { "font_2.ttf" };
+    let values_name = font_file_name(VALUES_FONT_ID, &values);
+    let fonts = FontIds {
+        labels: if labels.is_some() { LABELS_FONT_ID } else { VALUES_FONT_ID },
+        values: VALUES_FONT_ID,
+    };
 
-    let (content, max_id) = page_content(pdf, face);
+    let (content, max_id) = page_content(pdf, face, fonts);
     let ofd_xml = ofd_xml(licence, identifier, created);
     let document = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ofd:Document xmlns:ofd=\"{OFD_NS}\">\
@@ -177,15 +221,21 @@ pub fn render_ofd_face(
     );
     let mut public_res = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ofd:Res xmlns:ofd=\"{OFD_NS}\" \
-         BaseLoc=\"Res\"><ofd:Fonts><ofd:Font ID=\"{FONT_ID}\" FontName=\""
+         BaseLoc=\"Res\"><ofd:Fonts>"
     );
-    escape_attr(CONVENTIONAL_FONT_NAME, &mut public_res);
-    public_res.push_str("\" FamilyName=\"");
-    escape_attr(CONVENTIONAL_FONT_NAME, &mut public_res);
-    let _ = write!(
-        public_res,
-        "\"><ofd:FontFile>{font_file}</ofd:FontFile></ofd:Font></ofd:Fonts></ofd:Res>"
-    );
+    let res_name = |path: &str| path.rsplit('/').next().unwrap_or_default().to_owned();
+    let font_list = labels
+        .iter()
+        .map(|f| (LABELS_FONT_ID, res_name(f.path())))
+        .chain([(VALUES_FONT_ID, values_name.clone())]);
+    for (id, file) in font_list {
+        let _ = write!(public_res, "<ofd:Font ID=\"{id}\" FontName=\"");
+        escape_attr(CONVENTIONAL_FONT_NAME, &mut public_res);
+        public_res.push_str("\" FamilyName=\"");
+        escape_attr(CONVENTIONAL_FONT_NAME, &mut public_res);
+        let _ = write!(public_res, "\"><ofd:FontFile>{file}</ofd:FontFile></ofd:Font>");
+    }
+    public_res.push_str("</ofd:Fonts></ofd:Res>");
 
     let stamp = stamp_spot(face);
     Ok(OfdPackage {
@@ -194,11 +244,46 @@ pub fn render_ofd_face(
             ("Doc_0/Document.xml".to_string(), document.into_bytes()),
             ("Doc_0/PublicRes.xml".to_string(), public_res.into_bytes()),
             (PAGE_CONTENT_PATH.to_string(), content.into_bytes()),
-            (format!("Doc_0/Res/{font_file}"), font_bytes),
+            (format!("Doc_0/Res/{values_name}"), values),
         ],
+        shared: labels.into_iter().collect(),
         stamp,
         created,
     })
+}
+
+/// Which font the page's lines use: the labels' (the layout's words) and the values' (the
+/// licence's); the same id when one font serves both.
+#[derive(Debug, Clone, Copy)]
+struct FontIds {
+    labels: u32,
+    values: u32,
+}
+
+/// The font file of the glyphs `used`: the fast CID-keyed CFF subset (`cff`, when made, else
+/// made here) in an OpenType wrapper; printpdf's general subsetter (several ms a page) for faces
+/// without CID-keyed CFF outlines.
+fn font_file(
+    font: &FaceFont,
+    used: &BTreeMap<u16, String>,
+    cff: Option<&[u8]>,
+) -> Result<Vec<u8>, RenderError> {
+    let fast = match cff {
+        Some(cff) => crate::font::sfnt::opentype_from_cff(font, used, cff),
+        None => crate::font::sfnt::opentype_subset(font, used),
+    };
+    match fast {
+        Some(bytes) => Ok(bytes),
+        None => Ok(printpdf::subset_font(font.parsed(), used)
+            .map_err(|reason| RenderError::Ofd { reason: format!("font subset: {reason}") })?
+            .bytes),
+    }
+}
+
+/// `font_<id>.otf` for an OpenType/CFF file, `font_<id>.ttf` for a TrueType one.
+fn font_file_name(id: u32, bytes: &[u8]) -> String {
+    let ext = if bytes.starts_with(b"OTTO") { "otf" } else { "ttf" };
+    format!("font_{id}.{ext}")
 }
 
 /// The seal's place: the layout's seal diameter (40 mm without one) centred over the issuer
@@ -257,14 +342,14 @@ fn ofd_xml(licence: &Licence, identifier: &str, created: DateTime<Utc>) -> Strin
 
 /// The page: frame, text objects and QR path in one layer. Returns the XML and the largest
 /// unit id used.
-fn page_content(pdf: &PdfRenderer, face: &Face<'_>) -> (String, u32) {
+fn page_content(pdf: &PdfRenderer, face: &Face<'_>, fonts: FontIds) -> (String, u32) {
     let mut x = String::with_capacity(32 * 1024);
     let _ = write!(
         x,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ofd:Page xmlns:ofd=\"{OFD_NS}\">\
          <ofd:Content><ofd:Layer ID=\"{LAYER_ID}\">"
     );
-    let mut next_id = LAYER_ID + 1;
+    let mut next_id = VALUES_FONT_ID + 1;
     let mut id = || {
         let n = next_id;
         next_id += 1;
@@ -295,6 +380,7 @@ fn page_content(pdf: &PdfRenderer, face: &Face<'_>) -> (String, u32) {
     }
     let font = pdf.font();
     for run in face.texts() {
+        let font_id = if run.label { fonts.labels } else { fonts.values };
         if run.glyphs.is_empty() {
             continue;
         }
@@ -310,7 +396,7 @@ fn page_content(pdf: &PdfRenderer, face: &Face<'_>) -> (String, u32) {
         let top = baseline - size;
         let _ = write!(
             x,
-            "<ofd:TextObject ID=\"{}\" Boundary=\"{} {} {} {}\" Font=\"{FONT_ID}\" Size=\"{}\">\
+            "<ofd:TextObject ID=\"{}\" Boundary=\"{} {} {} {}\" Font=\"{font_id}\" Size=\"{}\">\
              <ofd:FillColor Value=\"{TEXT_RGB}\"/><ofd:TextCode X=\"0\" Y=\"{}\"",
             id(),
             mm_num(left),

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use lopdf::{Dictionary, Object, Stream};
@@ -31,6 +31,7 @@ use crate::pdf::embed::{self, DescriptorMetrics, subset_gids};
 use crate::pdf::objects::{date, name, utf16_text_string};
 use crate::pdf::{DocumentRoots, EmbeddedFont, RenderedPdf, write_file};
 use crate::render::layout::{FieldBox, Layout, PAGE_HEIGHT_MM, PAGE_WIDTH_MM};
+use crate::render::ofd::SharedFile;
 use crate::render::qr::QrMatrix;
 use crate::render::wrap::{run_width, wrap};
 use crate::render::{RenderError, chinese_date, chinese_valid_to};
@@ -80,6 +81,24 @@ struct Prepared {
     static_ops: String,
     static_texts: Vec<TextRun>,
     seal: Option<usize>,
+    /// The OFD's font files of the label glyphs of this layout's faces, by glyph set (see
+    /// [`Face::label_font_file`]): one entry while every face has the same labels.
+    label_fonts: RwLock<HashMap<Vec<u16>, Arc<SharedFile>>>,
+}
+
+/// How many label fonts a layout keeps (faces of one type share their labels, so one is the
+/// rule; the bound keeps memory flat whatever the input).
+const LABEL_FONTS_KEPT: usize = 16;
+
+/// Glyph id → the text it stands for, of every glyph of `runs`.
+pub(crate) fn glyphs_of<'a>(runs: impl Iterator<Item = &'a TextRun>) -> BTreeMap<u16, String> {
+    let mut used = BTreeMap::new();
+    for run in runs {
+        for (gid, ch) in &run.glyphs {
+            used.entry(*gid).or_insert_with(|| ch.to_string());
+        }
+    }
+    used
 }
 
 /// One line of positioned text: `x` and the baseline `y` in PDF points (from the bottom-left),
@@ -92,6 +111,9 @@ pub(crate) struct TextRun {
     /// Extra character spacing in points (`Tc`).
     pub(crate) spacing: f32,
     pub(crate) glyphs: Vec<(u16, char)>,
+    /// The layout's own words (its title, caption or a box's label), the same on every face of
+    /// the layout; `false` for a licence's values.
+    pub(crate) label: bool,
 }
 
 /// The prepared layout a face uses: its type's, or one made for a type without a layout file.
@@ -134,6 +156,33 @@ impl Face<'_> {
     /// Every line of text: the layout's static lines, then the licence's.
     pub(crate) fn texts(&self) -> impl Iterator<Item = &TextRun> {
         self.prepared.static_texts.iter().chain(&self.licence_texts)
+    }
+
+    /// The OFD's font file of the face's label glyphs (every glyph of its
+    /// [`TextRun::label`] lines), shared by every face of the layout with the same labels:
+    /// `make` runs the first time the layout's faces need that glyph set. `None` when the face
+    /// has no labels or `make` gives none.
+    pub(crate) fn label_font_file(
+        &self,
+        make: impl FnOnce(&BTreeMap<u16, String>) -> Option<SharedFile>,
+    ) -> Option<Arc<SharedFile>> {
+        let used = glyphs_of(self.texts().filter(|run| run.label));
+        if used.is_empty() {
+            return None;
+        }
+        let key: Vec<u16> = used.keys().copied().collect();
+        let cache = &self.prepared.label_fonts;
+        // A poisoned lock only costs the cache: the file is made again.
+        if let Some(file) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            return Some(file);
+        }
+        let file = Arc::new(make(&used)?);
+        if let Ok(mut c) = cache.write()
+            && c.len() < LABEL_FONTS_KEPT
+        {
+            c.entry(key).or_insert_with(|| Arc::clone(&file));
+        }
+        Some(file)
     }
 
     /// The verification QR code.
@@ -357,6 +406,7 @@ fn prepare(font: &FaceFont, layout: Layout, seal: Option<usize>) -> Result<Prepa
         size,
         spacing,
         glyphs,
+        label: true,
     });
     if let Some(caption) = &layout.qr.caption {
         let size = 7.0;
@@ -368,9 +418,16 @@ fn prepare(font: &FaceFont, layout: Layout, seal: Option<usize>) -> Result<Prepa
             size,
             spacing: 0.0,
             glyphs,
+            label: true,
         });
     }
-    Ok(Prepared { layout, static_ops, static_texts: b.texts, seal })
+    Ok(Prepared {
+        layout,
+        static_ops,
+        static_texts: b.texts,
+        seal,
+        label_fonts: RwLock::new(HashMap::new()),
+    })
 }
 struct PageBuilder<'a> {
     font: &'a FaceFont,
@@ -391,7 +448,8 @@ impl PageBuilder<'_> {
     }
 
     fn push_line(&mut self, x: f32, top_pt: f32, size: f32, glyphs: Vec<(u16, char)>) {
-        self.texts.push(TextRun { x, y: top_pt - IDEO_TOP_EM * size, size, spacing: 0.0, glyphs });
+        let y = top_pt - IDEO_TOP_EM * size;
+        self.texts.push(TextRun { x, y, size, spacing: 0.0, glyphs, label: false });
     }
 
     /// Everything that depends on the licence: boxes, printed number, identifier, issuer.
@@ -507,6 +565,7 @@ impl PageBuilder<'_> {
                 size: label_size,
                 spacing: 0.0,
                 glyphs,
+                label: true,
             });
         }
         for (i, line) in lines.into_iter().enumerate() {

@@ -308,9 +308,10 @@ fn signature_xml(package: &OfdPackage, seal: &Seal, at: DateTime<Utc>) -> String
         at.format("%Y%m%d%H%M%SZ")
     );
     let files = package
-        .entries
-        .iter()
-        .map(|(p, b)| (p.as_str(), DigestAlgorithm::Sm3.digest(b)))
+        .files()
+        .map(|(p, b, known)| {
+            (p, known.map_or_else(|| DigestAlgorithm::Sm3.digest(b), |d| d.to_vec()))
+        })
         .chain([(SEAL_PATH, seal.der_sm3().to_vec())]);
     for (path, digest) in files {
         // Paths are ours (ASCII, no markup characters): no escaping needed.
