@@ -48,6 +48,17 @@ fn run_cmd(server: &S3Server, data: &Path, input: &str, store: Option<&str>) -> 
     cmd
 }
 
+/// A server with the bucket `bucket`, and the food fixture run into `scratch/data` with its
+/// store at `store` (a URL in that bucket) or in the data folder.
+fn fixture_run(bucket: &str, store: Option<&str>) -> (S3Server, tempfile::TempDir, PathBuf) {
+    let server = S3Server::start();
+    server.bucket(bucket);
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    run_expect(&mut run_cmd(&server, &data, FIXTURE, store), 0);
+    (server, scratch, data)
+}
+
 fn report(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).expect("run --json prints the report")
 }
@@ -438,11 +449,8 @@ fn two_shards_load_one_bucket_like_one_process() {
 
 #[test]
 fn migrate_copies_a_store_to_a_bucket_and_back_and_resumes_after_an_interruption() {
-    let server = S3Server::start();
-    let bucket = format!("{}/migrated", server.bucket("licences"));
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    run_expect(&mut run_cmd(&server, &data, FIXTURE, None), 0);
+    let (server, scratch, data) = fixture_run("licences", None);
+    let bucket = "s3://licences/migrated".to_owned();
     let files = referenced_keys(&registry_state(&data)).len() as u64;
     assert!(files > 10);
 
@@ -488,11 +496,8 @@ fn migrate_copies_a_store_to_a_bucket_and_back_and_resumes_after_an_interruption
 
 #[test]
 fn an_off_site_backup_is_incremental_and_a_damaged_one_is_refused() {
-    let server = S3Server::start();
-    let target = format!("{}/elicence", server.bucket("offsite"));
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    run_expect(&mut run_cmd(&server, &data, FIXTURE, None), 0);
+    let (server, scratch, data) = fixture_run("offsite", None);
+    let target = "s3://offsite/elicence".to_owned();
     let backup = |code: i32| {
         let out = run_expect(
             with_s3(&server).args(["backup", &target, "--json"]).arg("--data").arg(&data),
@@ -592,11 +597,8 @@ fn restore_cmd(server: &S3Server, data: &Path, source: &str, restored: &Path) ->
 
 #[test]
 fn a_snapshot_larger_than_a_part_goes_to_the_bucket_in_parts_and_restores() {
-    let server = S3Server::start();
-    let target = format!("{}/elicence", server.bucket("offsite"));
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    run_expect(&mut run_cmd(&server, &data, FIXTURE, None), 0);
+    let (server, scratch, data) = fixture_run("offsite", None);
+    let target = "s3://offsite/elicence".to_owned();
     // A registry grown past two 8 MiB parts: 20 MiB written and dropped leaves free pages,
     // which the online backup copies like any other.
     let conn = rusqlite::Connection::open(data.join("registry.sqlite")).unwrap();
@@ -645,11 +647,8 @@ fn a_snapshot_larger_than_a_part_goes_to_the_bucket_in_parts_and_restores() {
 
 #[test]
 fn a_backup_interrupted_before_its_manifest_is_refused_by_restore_and_completed_by_the_next() {
-    let server = S3Server::start();
-    let target = format!("{}/elicence", server.bucket("offsite"));
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    run_expect(&mut run_cmd(&server, &data, FIXTURE, None), 0);
+    let (server, scratch, data) = fixture_run("offsite", None);
+    let target = "s3://offsite/elicence".to_owned();
     let marker = "elicence/backup-in-progress.json";
     let refused_restore = |name: &str| {
         let restored = scratch.path().join(name);
@@ -706,13 +705,9 @@ fn a_backup_interrupted_before_its_manifest_is_refused_by_restore_and_completed_
 
 #[test]
 fn restore_and_the_full_check_fetch_several_objects_at_once() {
-    let server = S3Server::start();
-    let bucket = server.bucket("licences");
-    let store = format!("{bucket}/store");
-    let target = format!("{bucket}/backup");
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    run_expect(&mut run_cmd(&server, &data, FIXTURE, Some(&store)), 0);
+    let store = "s3://licences/store".to_owned();
+    let target = "s3://licences/backup".to_owned();
+    let (server, scratch, data) = fixture_run("licences", Some(&store));
     let objects = store_keys(&server, "licences").len();
     assert!(objects > 20, "{objects} objects");
     let full_check = || {
@@ -777,11 +772,8 @@ fn restore_and_the_full_check_fetch_several_objects_at_once() {
 
 #[test]
 fn serve_hands_out_a_licence_file_from_a_bucket_and_never_an_altered_one() {
-    let server = S3Server::start();
-    let store = format!("{}/store", server.bucket("licences"));
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    run_expect(&mut run_cmd(&server, &data, FIXTURE, Some(&store)), 0);
+    let store = "s3://licences/store".to_owned();
+    let (server, scratch, data) = fixture_run("licences", Some(&store));
     let credential = granted_department(&server, &store, &data, scratch.path());
     let served = ServeChild::start(&mut shared_cmd(
         &server,
