@@ -5,14 +5,17 @@
 //! and run again ends with the same registry and objects, a bucket that refuses writes stops
 //! the run with the object named and nothing committed, two `--shard` processes share one
 //! bucket, `migrate --store-to` copies a store and resumes after an interruption, and an
-//! off-site backup into a bucket is incremental and refused when one of its objects is damaged.
+//! off-site backup into a bucket is incremental and refused when one of its objects is damaged,
+//! a large snapshot goes up in parts, a backup interrupted before its manifest is refused by
+//! restore and completed by the next backup, and restore and `store check --full` fetch several
+//! objects at once.
 
 #[path = "util/s3_server.rs"]
 mod s3_server;
 mod util;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,6 +46,17 @@ fn run_cmd(server: &S3Server, data: &Path, input: &str, store: Option<&str>) -> 
         cmd.args(["--store", store]);
     }
     cmd
+}
+
+/// A server with the bucket `bucket`, and the food fixture run into `scratch/data` with its
+/// store at `store` (a URL in that bucket) or in the data folder.
+fn fixture_run(bucket: &str, store: Option<&str>) -> (S3Server, tempfile::TempDir, PathBuf) {
+    let server = S3Server::start();
+    server.bucket(bucket);
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    run_expect(&mut run_cmd(&server, &data, FIXTURE, store), 0);
+    (server, scratch, data)
 }
 
 fn report(out: &Output) -> Value {
@@ -125,6 +139,31 @@ fn committed(data: &Path, table: &str) -> usize {
         .map_or(0, |n| n as usize)
 }
 
+/// The department of the sharing tests (长春市医疗保障局).
+const DEPT: &str = "11220100MB18300819";
+/// A current licence of the food fixture.
+const CURRENT: &str =
+    "1.2.156.3005.2.11100000MB0143028R901.11220104MB1875524M.JY12201040000016.002.8";
+
+/// `elicence ARGS` on the registry in `data` with its store at `store`.
+fn shared_cmd(server: &S3Server, store: &str, data: &Path, args: &[&str]) -> Command {
+    let mut cmd = with_s3(server);
+    cmd.args(args).env("ELICENCE_STORE", store).env("ELICENCE_DATA", data);
+    cmd
+}
+
+/// Adds [`DEPT`] to the registry in `data` with an unmask grant on food permits; returns the
+/// file (in `dir`) that holds its credential.
+fn granted_department(server: &S3Server, store: &str, data: &Path, dir: &Path) -> PathBuf {
+    let add = ["dept", "add", DEPT, "--name", "长春市医疗保障局", "--level", "prefectural"];
+    let add = run_expect(shared_cmd(server, store, data, &add).args(["--region", "220100"]), 0);
+    let credential = dir.join("dept.cred");
+    std::fs::write(&credential, add.stdout).unwrap();
+    let grant = ["dept", "grant", DEPT, "--type", "food-business-permit", "--unmask"];
+    run_expect(&mut shared_cmd(server, store, data, &grant), 0);
+    credential
+}
+
 /// `elicence serve` started on a free loopback port, stopped when dropped.
 struct ServeChild {
     child: std::process::Child,
@@ -162,7 +201,8 @@ impl ServeChild {
         format!("Bearer {}", v["access_token"].as_str().unwrap())
     }
 
-    fn download(&self, token: &str, path: &str) -> Vec<u8> {
+    /// GET `path` as the department of `token`, with a reason: the status and the body.
+    fn get(&self, token: &str, path: &str) -> (u16, Vec<u8>) {
         let mut r = util::http_agent()
             .get(format!("{}{path}", self.url))
             .header("authorization", token)
@@ -170,7 +210,12 @@ impl ServeChild {
             .call()
             .unwrap();
         let bytes = r.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
-        assert_eq!(r.status(), 200, "{path}: {}", String::from_utf8_lossy(&bytes));
+        (r.status().as_u16(), bytes)
+    }
+
+    fn download(&self, token: &str, path: &str) -> Vec<u8> {
+        let (status, bytes) = self.get(token, path);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&bytes));
         bytes
     }
 }
@@ -235,27 +280,11 @@ fn a_run_into_a_bucket_stores_content_addresses_and_reads_them_back() {
     assert!(verdict["registry_status"]["status"].is_string(), "{verdict}");
 
     // copy reads the licence's PDF from the bucket (a department with an unmask grant).
-    let shared = |args: &[&str]| {
-        let mut cmd = with_s3(&server);
-        cmd.args(args).env("ELICENCE_STORE", &store).env("ELICENCE_DATA", &data);
-        cmd
-    };
-    let dept = "11220100MB18300819";
-    let add = run_expect(
-        shared(&["dept", "add", dept, "--name", "长春市医疗保障局"]).args([
-            "--level",
-            "prefectural",
-            "--region",
-            "220100",
-        ]),
-        0,
-    );
-    let credential = scratch.path().join("dept.cred");
-    std::fs::write(&credential, add.stdout).unwrap();
-    let grant = ["dept", "grant", dept, "--type", "food-business-permit", "--unmask"];
-    run_expect(&mut shared(&grant), 0);
+    let shared = |args: &[&str]| shared_cmd(&server, &store, &data, args);
+    let dept = DEPT;
+    let credential = granted_department(&server, &store, &data, scratch.path());
     let copy = scratch.path().join("copy.pdf");
-    let current = "1.2.156.3005.2.11100000MB0143028R901.11220104MB1875524M.JY12201040000016.002.8";
+    let current = CURRENT;
     run_expect(
         shared(&["copy", current, "--reason", "医保定点审核", "--as", dept])
             .arg("--credential-file")
@@ -420,11 +449,8 @@ fn two_shards_load_one_bucket_like_one_process() {
 
 #[test]
 fn migrate_copies_a_store_to_a_bucket_and_back_and_resumes_after_an_interruption() {
-    let server = S3Server::start();
-    let bucket = format!("{}/migrated", server.bucket("licences"));
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    run_expect(&mut run_cmd(&server, &data, FIXTURE, None), 0);
+    let (server, scratch, data) = fixture_run("licences", None);
+    let bucket = "s3://licences/migrated".to_owned();
     let files = referenced_keys(&registry_state(&data)).len() as u64;
     assert!(files > 10);
 
@@ -470,11 +496,8 @@ fn migrate_copies_a_store_to_a_bucket_and_back_and_resumes_after_an_interruption
 
 #[test]
 fn an_off_site_backup_is_incremental_and_a_damaged_one_is_refused() {
-    let server = S3Server::start();
-    let target = format!("{}/elicence", server.bucket("offsite"));
-    let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    run_expect(&mut run_cmd(&server, &data, FIXTURE, None), 0);
+    let (server, scratch, data) = fixture_run("offsite", None);
+    let target = "s3://offsite/elicence".to_owned();
     let backup = |code: i32| {
         let out = run_expect(
             with_s3(&server).args(["backup", &target, "--json"]).arg("--data").arg(&data),
@@ -486,8 +509,9 @@ fn an_off_site_backup_is_incremental_and_a_damaged_one_is_refused() {
     let files = first["manifest"]["files"].as_array().unwrap().len() as u64;
     assert_eq!(first["copied"], files - 1, "every store file (the database is not one)");
 
-    // The second backup PUTs only the snapshot and the manifest: two writes allowed, no more.
-    server.write_budget(Some(2));
+    // The second backup PUTs only its in-progress marker, the snapshot and the manifest: three
+    // new objects allowed, no more.
+    server.write_budget(Some(3));
     let second = backup(0);
     server.write_budget(None);
     assert_eq!(second["copied"], 0);
@@ -548,4 +572,236 @@ fn a_store_that_is_neither_a_folder_nor_a_bucket_is_a_configuration_error() {
         3,
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("ftp://licences/store"));
+}
+
+/// `elicence backup TARGET --json` against the server, of the registry in `data` (its store
+/// at `store` or in `data`); the output whatever the exit code.
+fn backup_cmd(server: &S3Server, data: &Path, store: Option<&str>, target: &str) -> Output {
+    let mut cmd = with_s3(server);
+    if let Some(store) = store {
+        cmd.env("ELICENCE_STORE", store);
+    }
+    cmd.args(["backup", target, "--json"]).arg("--data").arg(data).output().unwrap()
+}
+
+/// `elicence restore SOURCE --data RESTORED` with the live field key supplied.
+fn restore_cmd(server: &S3Server, data: &Path, source: &str, restored: &Path) -> Output {
+    with_s3(server)
+        .env("ELICENCE_FIELD_KEY_FILE", data.join("secrets/field-key"))
+        .args(["restore", source])
+        .arg("--data")
+        .arg(restored)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_snapshot_larger_than_a_part_goes_to_the_bucket_in_parts_and_restores() {
+    let (server, scratch, data) = fixture_run("offsite", None);
+    let target = "s3://offsite/elicence".to_owned();
+    // A registry grown past two 8 MiB parts: 20 MiB written and dropped leaves free pages,
+    // which the online backup copies like any other.
+    let conn = rusqlite::Connection::open(data.join("registry.sqlite")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE padding (b BLOB); INSERT INTO padding VALUES (zeroblob(20971520));
+         DROP TABLE padding;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let out = backup_cmd(&server, &data, None, &target);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let snapshot = &done["manifest"]["files"][0];
+    assert_eq!(snapshot["path"], "registry.sqlite");
+    let size = snapshot["size"].as_u64().unwrap();
+    assert!(size > 16 << 20, "the snapshot spans three 8 MiB parts: {size} bytes");
+
+    let ops = |key: &str| -> Vec<String> {
+        let requests = server.requests("offsite");
+        requests.into_iter().filter(|(_, k)| k == key).map(|(op, _)| op).collect()
+    };
+    let snapshot_ops = ops("elicence/registry.sqlite");
+    let count = |op: &str| snapshot_ops.iter().filter(|o| *o == op).count();
+    assert_eq!(count("CreateMultipartUpload"), 1, "{snapshot_ops:?}");
+    assert_eq!(count("UploadPart") as u64, size.div_ceil(8 << 20), "{snapshot_ops:?}");
+    assert_eq!(count("CompleteMultipartUpload"), 1, "{snapshot_ops:?}");
+    assert_eq!(count("PutObject"), 0, "never one PUT of the whole file: {snapshot_ops:?}");
+    let object = std::fs::read(server.object_file("offsite", "elicence/registry.sqlite")).unwrap();
+    assert_eq!(object.len() as u64, size);
+    assert_eq!(
+        elicence::registry::sha256_hex(&object),
+        snapshot["sha256"].as_str().unwrap(),
+        "the parts make up the snapshot the manifest names"
+    );
+    // The manifest: looked for (an earlier backup's?), then written in one PUT.
+    assert_eq!(ops("elicence/manifest.json"), ["GetObject", "PutObject"]);
+
+    // Restore streams it back to disk, hash checked.
+    let restored = scratch.path().join("restored");
+    let out = restore_cmd(&server, &data, &target, &restored);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::metadata(restored.join("registry.sqlite")).unwrap().len(), size);
+    assert_eq!(registry_state(&restored), registry_state(&data));
+}
+
+#[test]
+fn a_backup_interrupted_before_its_manifest_is_refused_by_restore_and_completed_by_the_next() {
+    let (server, scratch, data) = fixture_run("offsite", None);
+    let target = "s3://offsite/elicence".to_owned();
+    let marker = "elicence/backup-in-progress.json";
+    let refused_restore = |name: &str| {
+        let restored = scratch.path().join(name);
+        let out = restore_cmd(&server, &data, &target, &restored);
+        assert_ne!(out.status.code(), Some(0));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("s3://offsite/{marker}")), "{stderr}");
+        assert!(stderr.contains("interrupted before it finished"), "{stderr}");
+        assert!(!restored.exists(), "nothing made live");
+    };
+
+    // The first backup stops at its manifest: the store files and the snapshot are there.
+    server.refuse_writes_of("offsite", "elicence/manifest.json");
+    let out = backup_cmd(&server, &data, None, &target);
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("s3://offsite/elicence/manifest.json: PUT object"), "{stderr}");
+    let keys = server.keys("offsite", "elicence");
+    assert!(keys.contains(&"elicence/registry.sqlite".to_owned()), "{keys:?}");
+    assert!(keys.contains(&marker.to_owned()), "{keys:?}");
+    assert!(!keys.contains(&"elicence/manifest.json".to_owned()), "{keys:?}");
+    refused_restore("refused-1");
+
+    // Run again: the target is taken as the unfinished backup it is, and completed.
+    server.allow_writes_of("offsite", "elicence/manifest.json");
+    let out = backup_cmd(&server, &data, None, &target);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = done["manifest"]["files"].as_array().unwrap().len() as u64;
+    assert_eq!(done["copied"], 0, "the store files were all there: {done}");
+    assert_eq!(done["already_there"], files - 1);
+    assert!(!server.keys("offsite", "elicence").contains(&marker.to_owned()));
+    let restored = scratch.path().join("restored-1");
+    let out = restore_cmd(&server, &data, &target, &restored);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(registry_state(&restored), registry_state(&data));
+
+    // Over a complete backup: interrupted again at the manifest, the earlier manifest is still
+    // there but no longer the snapshot's; restore refuses it, the next backup completes it.
+    run_expect(elicence().args(["audit", "verify"]).arg("--data").arg(&data), 0);
+    server.refuse_writes_of("offsite", "elicence/manifest.json");
+    let out = backup_cmd(&server, &data, None, &target);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(server.keys("offsite", "elicence").contains(&"elicence/manifest.json".to_owned()));
+    refused_restore("refused-2");
+    server.allow_writes_of("offsite", "elicence/manifest.json");
+    let out = backup_cmd(&server, &data, None, &target);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let restored = scratch.path().join("restored-2");
+    let out = restore_cmd(&server, &data, &target, &restored);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(registry_state(&restored), registry_state(&data));
+}
+
+#[test]
+fn restore_and_the_full_check_fetch_several_objects_at_once() {
+    let store = "s3://licences/store".to_owned();
+    let target = "s3://licences/backup".to_owned();
+    let (server, scratch, data) = fixture_run("licences", Some(&store));
+    let objects = store_keys(&server, "licences").len();
+    assert!(objects > 20, "{objects} objects");
+    let full_check = || {
+        run_expect(
+            with_s3(&server)
+                .args(["store", "check", "--full", "--json", "--store", &store])
+                .arg("--data")
+                .arg(&data),
+            0,
+        )
+    };
+
+    // One request after another would reuse one keep-alive connection (two at most); the
+    // objects are fetched several at a time, each on a connection of its own.
+    let before = server.connections();
+    let checked: Value = serde_json::from_slice(&full_check().stdout).unwrap();
+    assert_eq!(checked["ok"], true, "{checked}");
+    let used = server.connections() - before;
+    assert!(used >= 4, "store check --full used {used} connection(s) for {objects} objects");
+    let gets = server
+        .requests("licences")
+        .into_iter()
+        .filter(|(op, key)| op == "GetObject" && key.starts_with("store/"))
+        .count();
+    assert_eq!(gets, objects, "every object read back once");
+
+    let out = backup_cmd(&server, &data, Some(&store), &target);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = server.connections();
+    let restored = scratch.path().join("restored");
+    let out = restore_cmd(&server, &data, &target, &restored);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let used = server.connections() - before;
+    assert!(used >= 4, "restore used {used} connection(s) for {objects} objects");
+    assert_eq!(registry_state(&restored), registry_state(&data));
+
+    // Still every hash checked: one damaged object among many is named by both.
+    let victim = store_keys(&server, "licences").into_iter().find(|k| k.ends_with(".ofd")).unwrap();
+    for file in [format!("store/{victim}"), format!("backup/store/{victim}")] {
+        let file = server.object_file("licences", &file);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        std::fs::write(&file, bytes).unwrap();
+    }
+    let out = run_expect(
+        with_s3(&server)
+            .args(["store", "check", "--full", "--json", "--store", &store])
+            .arg("--data")
+            .arg(&data),
+        1,
+    );
+    let checked: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(checked["fatal"], 1, "{checked}");
+    assert_eq!(checked["problems"][0]["path"], format!("{store}/{victim}"));
+    let refused = scratch.path().join("refused");
+    let out = restore_cmd(&server, &data, &target, &refused);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&victim), "names the damaged object");
+    assert!(!refused.exists(), "nothing made live");
+}
+
+#[test]
+fn serve_hands_out_a_licence_file_from_a_bucket_and_never_an_altered_one() {
+    let store = "s3://licences/store".to_owned();
+    let (server, scratch, data) = fixture_run("licences", Some(&store));
+    let credential = granted_department(&server, &store, &data, scratch.path());
+    let served = ServeChild::start(&mut shared_cmd(
+        &server,
+        &store,
+        &data,
+        &["serve", "--listen", "127.0.0.1:0"],
+    ));
+    let token = served.token(DEPT, std::fs::read_to_string(&credential).unwrap().trim());
+    let path = format!("/api/v1/licences/{CURRENT}/files/pdf");
+
+    // Over real sockets, the object's bytes, byte for byte.
+    let pdf = served.download(&token, &path);
+    let object = format!("store/{}", key("pdf", &elicence::registry::sha256_hex(&pdf)));
+    let file = server.object_file("licences", &object);
+    assert_eq!(pdf, std::fs::read(&file).unwrap(), "the bucket's object {object}");
+    let gets = |server: &S3Server| {
+        let requests = server.requests("licences");
+        requests.into_iter().filter(|(op, k)| op == "GetObject" && *k == object).count()
+    };
+    assert_eq!(gets(&server), 1, "fetched from the bucket");
+
+    // The object damaged on the server's disk: the download fails rather than hand it out.
+    let mut bytes = pdf.clone();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let (status, body) = served.get(&token, &path);
+    assert_eq!(status, 500, "{}", String::from_utf8_lossy(&body));
+    assert!(!body.starts_with(b"%PDF"), "no PDF handed out");
+    assert_eq!(gets(&server), 2, "fetched again, and refused by its hash");
 }

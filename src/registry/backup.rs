@@ -7,9 +7,15 @@
 //! SHA-256 and size, plus the audit head of the snapshot. Files are written before the
 //! transaction that references them, so every file the snapshot references exists. A backup
 //! into a target that holds an earlier one copies only the store files it lacks (incremental,
-//! by name), then replaces the snapshot and, last, the manifest.
+//! by name: the target's listing and the snapshot's files compared side by side, both sorted),
+//! then replaces the snapshot (uploaded in parts to a bucket, never whole in memory) and, last,
+//! the manifest. From the snapshot to the manifest the target is not a complete backup:
+//! `backup-in-progress.json`, written first and removed after the manifest, says so; a restore
+//! refuses such a target ([`RegistryError::BackupIncomplete`]) and the next backup into it
+//! completes it.
 //!
-//! A restore checks every file against the manifest while copying it into a temporary folder
+//! A restore checks every file against the manifest while copying it (a batch of store files
+//! fetched at once, the snapshot streamed to disk) into a temporary folder
 //! beside the target, opens the copy, verifies the audit chain (and that its head is the
 //! manifest's) and the store, records the restore in the audit trail, and only then renames the
 //! folder into place. A failed restore leaves nothing live.
@@ -22,7 +28,7 @@
 //! key to `<data>/secrets/field-key` (mode 0600).
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
@@ -44,6 +50,9 @@ use super::{
 
 /// The field key's file name inside a backup (only with `--include-secrets`).
 pub const BACKUP_KEY_FILE: &str = "field-key";
+/// The marker a backup writes first and removes after its manifest: while it is there the
+/// backup is not complete (a restore refuses it; the next backup into it completes it).
+pub const IN_PROGRESS_FILE: &str = "backup-in-progress.json";
 /// The manifest's file name inside a backup folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The manifest format this build writes and reads.
@@ -224,7 +233,10 @@ impl Registry {
         include_secrets: bool,
     ) -> Result<(BackupManifest, CopyReport), RegistryError> {
         let root = Store::open(target)?;
-        if root.read_named(MANIFEST_FILE)?.is_none() && !root.is_empty()? {
+        if root.read_named(MANIFEST_FILE)?.is_none()
+            && root.read_named(IN_PROGRESS_FILE)?.is_none()
+            && !root.is_empty()?
+        {
             return Err(RegistryError::NotEmpty { path: target.to_string().into() });
         }
         // The snapshot is taken into a local file: beside its final place in a folder, in the
@@ -274,8 +286,17 @@ impl Registry {
         let counts = super::counts_of(&snap)?;
         let referenced = super::files_of(&snap)?;
         drop(snap);
+        // From here until the manifest is written the target is not a complete backup (an
+        // earlier backup's manifest would not describe the new snapshot): the marker says so
+        // to a restore, and lets the next backup into it go on after an interruption.
+        let marker = json!({ "started_at": at, "operator": operator });
+        root.put_named(IN_PROGRESS_FILE, marker.to_string().as_bytes())?;
         // Only what the target lacks; each file read with its hash checked on the way.
-        let copied = store::copy_missing(&self.store, &root.child(STORE_DIR), &referenced)?;
+        let copied = store::copy_missing(
+            &self.store,
+            &root.child(STORE_DIR),
+            referenced.iter().cloned().map(Ok::<_, RegistryError>),
+        )?;
         let mut store_files = Vec::with_capacity(referenced.len());
         for file in referenced {
             store_files.push(ManifestFile {
@@ -327,8 +348,9 @@ impl Registry {
         let text = serde_json::to_vec_pretty(&manifest).map_err(|e| {
             RegistryError::BadManifest { path: manifest_path.clone(), reason: e.to_string() }
         })?;
-        // Last: the manifest is what makes the backup whole.
+        // Last: the manifest is what makes the backup whole, then the marker goes.
         root.put_named(MANIFEST_FILE, &text)?;
+        root.remove_named(IN_PROGRESS_FILE)?;
 
         self.db.write("audit backup", |tx| {
             audit::append(
@@ -390,6 +412,12 @@ impl Registry {
     ) -> Result<Registry, E> {
         require_empty(new_data_dir)?;
         let root = Store::open(source).map_err(RegistryError::from)?;
+        if root.read_named(IN_PROGRESS_FILE).map_err(RegistryError::from)?.is_some() {
+            return Err(RegistryError::BackupIncomplete {
+                path: root.named_path(IN_PROGRESS_FILE),
+            }
+            .into());
+        }
         let manifest_path = root.named_path(MANIFEST_FILE);
         let bad =
             |reason: String| RegistryError::BadManifest { path: manifest_path.clone(), reason };
@@ -499,47 +527,57 @@ fn restore_checked(
         store::create_dir_durable(dir)?;
     }
     let target = Store::open(store)?;
-    // Read from the backup and checked against the manifest.
-    let checked = |file: &ManifestFile| -> Result<(BackupPart, Vec<u8>), RegistryError> {
-        let src = root.named_path(&file.path);
-        let altered = |actual: String, actual_size: u64| RegistryError::BackupFileAltered {
-            path: src.clone(),
+    let altered =
+        |file: &ManifestFile, actual: String, actual_size: u64| RegistryError::BackupFileAltered {
+            path: root.named_path(&file.path),
             expected: file.sha256.clone(),
             actual,
             expected_size: file.size,
             actual_size,
         };
-        let kind = check_manifest_path(file).map_err(|_| altered(String::new(), 0))?;
-        let bytes = root.read_named(&file.path)?.ok_or_else(|| RegistryError::Io {
-            path: src.clone(),
-            op: "read",
-            source: io::Error::from(io::ErrorKind::NotFound),
-        })?;
-        let actual = sha256_hex(&bytes);
-        if actual != file.sha256 || bytes.len() as u64 != file.size {
-            return Err(altered(actual, bytes.len() as u64));
-        }
-        Ok((kind, bytes))
+    let absent = |file: &ManifestFile| RegistryError::Io {
+        path: root.named_path(&file.path),
+        op: "read",
+        source: io::Error::from(io::ErrorKind::NotFound),
     };
+    // Per batch: the store files read together (a bucket GETs several at once), each checked
+    // against the manifest, then written with one durability point; memory holds one batch.
     for batch in manifest.files.chunks(RESTORE_BATCH) {
-        let mut contents = Vec::with_capacity(batch.len());
+        let mut wanted: Vec<(&ManifestFile, FileKind)> = Vec::with_capacity(batch.len());
         for file in batch {
-            match checked(file)? {
-                (BackupPart::Store(kind), bytes) => contents.push((kind, bytes)),
-                (BackupPart::FieldKey, bytes) => {
+            match check_manifest_path(file).map_err(|_| altered(file, String::new(), 0))? {
+                BackupPart::Store(kind) => wanted.push((file, kind)),
+                BackupPart::FieldKey => {
+                    let bytes = root.read_named(&file.path)?.ok_or_else(|| absent(file))?;
+                    let actual = sha256_hex(&bytes);
+                    if actual != file.sha256 || bytes.len() as u64 != file.size {
+                        return Err(altered(file, actual, bytes.len() as u64));
+                    }
                     let dst = temp.join(super::secrets::SECRETS_DIR).join(super::secrets::KEY_FILE);
                     super::secrets::write_private(&dst, &bytes)?;
                 }
-                (BackupPart::Database, bytes) => {
+                // Streamed to its place, hashed on the way (a snapshot may be large).
+                BackupPart::Database => {
                     let dst = temp.join(DB_FILE);
-                    let mut out = File::create(&dst).map_err(io_err(&dst, "create"))?;
-                    out.write_all(&bytes).map_err(io_err(&dst, "write"))?;
-                    out.sync_all().map_err(io_err(&dst, "fsync"))?;
+                    let (actual, size) =
+                        root.read_named_to_file(&file.path, &dst)?.ok_or_else(|| absent(file))?;
+                    if actual != file.sha256 || size != file.size {
+                        return Err(altered(file, actual, size));
+                    }
                 }
             }
         }
-        let writes: Vec<(FileKind, &[u8])> =
-            contents.iter().map(|(kind, bytes)| (*kind, bytes.as_slice())).collect();
+        let names: Vec<&str> = wanted.iter().map(|(file, _)| file.path.as_str()).collect();
+        let contents = root.read_named_many(&names)?;
+        let mut writes: Vec<(FileKind, &[u8])> = Vec::with_capacity(wanted.len());
+        for (&(file, kind), bytes) in wanted.iter().zip(&contents) {
+            let bytes = bytes.as_deref().ok_or_else(|| absent(file))?;
+            let actual = sha256_hex(bytes);
+            if actual != file.sha256 || bytes.len() as u64 != file.size {
+                return Err(altered(file, actual, bytes.len() as u64));
+            }
+            writes.push((kind, bytes));
+        }
         target.put_many(&writes)?;
     }
     store::sync_dir(temp)?;

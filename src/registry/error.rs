@@ -132,6 +132,11 @@ pub enum RegistryError {
     /// A backup manifest that does not parse or does not cover what it must.
     #[error("{path}: bad backup manifest: {reason}", path = path.display())]
     BadManifest { path: PathBuf, reason: String },
+    /// A backup that was interrupted before it finished (its in-progress marker is still
+    /// there): its manifest, if any, may not describe its snapshot. Running the backup again
+    /// completes it.
+    #[error("{path}: the backup was interrupted before it finished (its manifest may not match its snapshot); run backup into it again to complete it", path = path.display())]
+    BackupIncomplete { path: PathBuf },
     /// A file of a backup whose size or hash is not the manifest's.
     #[error("{path}: SHA-256 {actual} ({actual_size} bytes), manifest says {expected} ({expected_size} bytes)", path = path.display())]
     BackupFileAltered {

@@ -213,8 +213,7 @@ pub fn migrate_store(
         std::fs::create_dir_all(dir).map_err(RegistryError::io(dir, "create store folder"))?;
     }
     let target = Store::open(to)?;
-    let files = super::files_of(&registry.db)?;
-    let copy = copy_missing(&registry.store, &target, &files)?;
+    let copy = copy_missing(&registry.store, &target, super::file_pages(&registry.db))?;
     let problems: Vec<StoreProblem> = super::store_check(&registry.db, &target, true)?
         .into_iter()
         .filter(StoreProblem::is_fatal)
@@ -225,7 +224,7 @@ pub fn migrate_store(
     Ok(StoreMigrationReport {
         from: registry.store.to_string(),
         to: to.to_string(),
-        files: files.len() as u64,
+        files: copy.copied + copy.present,
         copy,
     })
 }

@@ -44,7 +44,6 @@ mod sharing;
 mod sqlite;
 mod store;
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,8 +82,8 @@ pub use sharing::{
     Grant, IssueDelay, IssuerFigures, RejectFigures,
 };
 pub use store::{
-    BucketUrl, CopyReport, FileKind, FileState, Store, StoreEntry, StoreError, StoreLocation,
-    StoredFile, copy_missing, key_of, sha256_hex,
+    BucketUrl, CopyReport, FileKind, FileState, Joined, Store, StoreEntries, StoreEntry,
+    StoreError, StoreLocation, StoredFile, copy_missing, join_sorted, key_of, sha256_hex,
 };
 
 use crate::identify::{IdError, LicenceId};
@@ -1247,64 +1246,107 @@ pub(crate) fn files_of(db: &Db) -> Result<Vec<StoredFile>, RegistryError> {
         .collect()
 }
 
-/// Store check over any connection (the live registry, or a backup being restored): one
-/// listing of the store against the registry's files and sizes, and with `rehash` every
-/// referenced file read back and hashed.
+/// Rows of `files` read per page by [`file_pages`].
+const FILE_PAGE: i64 = 10_000;
+
+/// Every file the registry at `db` references, sorted by hash and kind, read a page of
+/// [`FILE_PAGE`] rows at a time (keyset pagination on the primary key), so memory holds one
+/// page whatever the registry's size.
+pub(crate) fn file_pages(db: &Db) -> impl Iterator<Item = Result<StoredFile, RegistryError>> + '_ {
+    let mut page = std::collections::VecDeque::new();
+    let mut after: Option<(String, String)> = Some((String::new(), String::new()));
+    std::iter::from_fn(move || {
+        if page.is_empty() {
+            let (sha256, kind) = after.take()?;
+            let rows: Result<Vec<(String, String, u64)>, RegistryError> = db.query(
+                "read files",
+                "SELECT sha256, kind, size FROM files
+                 WHERE sha256 > ?1 OR (sha256 = ?1 AND kind > ?2)
+                 ORDER BY sha256, kind LIMIT ?3",
+                &vals![sha256, kind, FILE_PAGE],
+                |r| Ok((r.get(0)?, r.get(1)?, get_u64(r, 2)?)),
+            );
+            let rows = match rows {
+                Ok(rows) => rows,
+                Err(e) => return Some(Err(e)),
+            };
+            if rows.len() as i64 == FILE_PAGE {
+                after = rows.last().map(|(sha256, kind, _)| (sha256.clone(), kind.clone()));
+            }
+            page.extend(rows);
+        }
+        let (sha256, kind, size) = page.pop_front()?;
+        Some(match FileKind::from_role(&kind) {
+            Some(kind) => Ok(StoredFile { kind, sha256, size }),
+            None => Err(RegistryError::Inconsistent {
+                path: db.location().to_path_buf(),
+                what: format!("file {sha256} has unknown kind {kind:?}"),
+            }),
+        })
+    })
+}
+
+/// Referenced files whose objects are read back per request of [`store_check`] (a bucket
+/// GETs them [`PUT_CONCURRENCY`](store) at a time, hashing each body as it streams in).
+const CHECK_BATCH: usize = 64;
+
+/// Store check over any connection (the live registry, or a backup being restored): the
+/// registry's files (by pages) and the store's listing (streamed), both sorted by key,
+/// compared side by side ([`store::join_sorted`]): missing, wrong size, and with `rehash`
+/// every referenced file read back and hashed, several at once. A file the listing lacks is
+/// asked for directly before it is called missing (a run may have stored and committed it
+/// after the listing passed its key). Memory holds a page of each side, a batch of files
+/// being hashed and the problems found, not the listing.
 pub(crate) fn store_check(
     db: &Db,
     store: &Store,
     rehash: bool,
 ) -> Result<Vec<StoreProblem>, RegistryError> {
     let mut problems = Vec::new();
-    let files = files_of(db)?;
-    let mut listed: HashMap<(String, FileKind), u64> = HashMap::new();
-    let mut strays = Vec::new();
-    for entry in store.walk()? {
-        match entry.content {
-            Some(content) => {
-                listed.insert(content, entry.size);
-            }
-            None => strays.push(entry.path),
-        }
-    }
-    let mut referenced = HashSet::with_capacity(files.len());
-    for StoredFile { sha256, kind: file_kind, size } in files {
-        let file_path = store.path_of(&sha256, file_kind)?;
-        let key = (sha256, file_kind);
-        let found = listed.get(&key).copied();
-        let (sha256, file_kind) = key.clone();
-        referenced.insert(key);
-        match found {
-            None => problems.push(StoreProblem::Missing { sha256, file_kind, path: file_path }),
-            // Re-hashed, a file of another size is reported as altered, with its hash.
-            Some(actual) if actual != size && !rehash => problems.push(StoreProblem::WrongSize {
-                sha256,
-                file_kind,
-                path: file_path,
-                expected: size,
-                actual,
-            }),
-            Some(_) if !rehash => {}
-            Some(_) => match store.check_file(&sha256, file_kind)? {
+    let mut orphans = Vec::new();
+    // Files to read back and hash: every listed one with `rehash`, and every unlisted one.
+    let mut batch: Vec<StoredFile> = Vec::with_capacity(CHECK_BATCH);
+    let check = |batch: &mut Vec<StoredFile>, problems: &mut Vec<StoreProblem>| {
+        let files: Vec<(&str, FileKind)> =
+            batch.iter().map(|f| (f.sha256.as_str(), f.kind)).collect();
+        let states = store.check_many(&files)?;
+        for (StoredFile { sha256, kind: file_kind, .. }, state) in batch.drain(..).zip(states) {
+            let path = store.path_of(&sha256, file_kind)?;
+            match state {
                 FileState::Present => {}
                 FileState::Missing => {
-                    problems.push(StoreProblem::Missing { sha256, file_kind, path: file_path });
+                    problems.push(StoreProblem::Missing { sha256, file_kind, path })
                 }
-                FileState::Altered { actual } => problems.push(StoreProblem::Altered {
-                    sha256,
-                    file_kind,
-                    path: file_path,
-                    actual,
-                }),
-            },
+                FileState::Altered { actual } => {
+                    problems.push(StoreProblem::Altered { sha256, file_kind, path, actual })
+                }
+            }
         }
-    }
-    let mut orphans: Vec<PathBuf> = listed
-        .into_keys()
-        .filter(|k| !referenced.contains(k))
-        .map(|(sha256, kind)| store.path_of(&sha256, kind))
-        .collect::<Result<_, _>>()?;
-    orphans.extend(strays);
+        Ok::<_, RegistryError>(())
+    };
+    store::join_sorted(file_pages(db), store.entries(), |joined| {
+        match joined {
+            Joined::Both { file, .. } if rehash => batch.push(file),
+            Joined::Referenced(file) => batch.push(file),
+            // Re-hashed, a file of another size is reported as altered, with its hash.
+            Joined::Both { file, listed_size } if listed_size != file.size => {
+                problems.push(StoreProblem::WrongSize {
+                    path: store.path_of(&file.sha256, file.kind)?,
+                    sha256: file.sha256,
+                    file_kind: file.kind,
+                    expected: file.size,
+                    actual: listed_size,
+                });
+            }
+            Joined::Both { .. } => {}
+            Joined::Listed(entry) => orphans.push(entry.path),
+        }
+        if batch.len() == CHECK_BATCH {
+            check(&mut batch, &mut problems)?;
+        }
+        Ok(())
+    })?;
+    check(&mut batch, &mut problems)?;
     orphans.sort();
     problems.extend(orphans.into_iter().map(|path| StoreProblem::Orphan { path }));
     Ok(problems)

@@ -4,12 +4,16 @@
 //! checked against one access key; PUT checksums are verified by the server.
 //!
 //! An access policy can refuse writes, to test what elicence does when a bucket refuses them:
-//! every PutObject into a named bucket, or every PutObject after a budget of them.
+//! every write into a named bucket, every write of one object, or every new object after a
+//! budget of them. The server also counts the connections it accepts and logs every request's
+//! operation and object key, so a test can see how elicence talked to it (several GETs at
+//! once, a multipart upload).
 #![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -24,16 +28,37 @@ pub const ACCESS_KEY: &str = "elicence-test";
 pub const SECRET_KEY: &str = "elicence-test-secret-key";
 pub const REGION: &str = "us-east-1";
 
+/// The operations that write an object (or a part of one).
+const WRITES: [&str; 6] = [
+    "PutObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "CopyObject",
+    "DeleteObject",
+];
+
+/// The writes that start a new object: what a write budget counts.
+const NEW_OBJECTS: [&str; 2] = ["PutObject", "CreateMultipartUpload"];
+
 /// Which writes the server refuses.
 #[derive(Debug, Default)]
 struct Refusals {
-    /// Buckets into which every PutObject is refused.
+    /// Buckets into which every write is refused.
     buckets: HashSet<String>,
-    /// When set, the PutObjects still accepted; each accepted one counts down.
+    /// `(bucket, key)` of objects every write of which is refused.
+    objects: HashSet<(String, String)>,
+    /// When set, the new objects still accepted; each accepted one counts down.
     budget: Option<u64>,
 }
 
-struct Policy(Arc<Mutex<Refusals>>);
+/// What the server saw: `(operation, bucket, key)` of every signed request, in order.
+type Requests = Arc<Mutex<Vec<(String, String, String)>>>;
+
+struct Policy {
+    refusals: Arc<Mutex<Refusals>>,
+    requests: Requests,
+}
 
 #[async_trait::async_trait]
 impl S3Access for Policy {
@@ -41,16 +66,25 @@ impl S3Access for Policy {
         if cx.credentials().is_none() {
             return Err(s3_error!(AccessDenied, "signed requests only"));
         }
-        if cx.s3_op().name() != "PutObject" {
+        let op = cx.s3_op().name();
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Object { bucket, key } => (bucket.to_string(), key.to_string()),
+            S3Path::Bucket { bucket } => (bucket.to_string(), String::new()),
+            S3Path::Root => (String::new(), String::new()),
+        };
+        lock(&self.requests).push((op.to_owned(), bucket.clone(), key.clone()));
+        if !WRITES.contains(&op) {
             return Ok(());
         }
-        let bucket = match cx.s3_path() {
-            S3Path::Object { bucket, .. } | S3Path::Bucket { bucket } => bucket.to_string(),
-            S3Path::Root => String::new(),
-        };
-        let mut refusals = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut refusals = lock(&self.refusals);
         if refusals.buckets.contains(&bucket) {
             return Err(s3_error!(AccessDenied, "this bucket refuses writes"));
+        }
+        if refusals.objects.contains(&(bucket, key)) {
+            return Err(s3_error!(AccessDenied, "this object refuses writes"));
+        }
+        if !NEW_OBJECTS.contains(&op) {
+            return Ok(());
         }
         match &mut refusals.budget {
             Some(0) => Err(s3_error!(AccessDenied, "write budget exhausted")),
@@ -63,6 +97,10 @@ impl S3Access for Policy {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The running server; it stops with the test process.
 pub struct S3Server {
     /// The scratch folder [`S3Server::start`] made (removed when the server is dropped).
@@ -71,6 +109,8 @@ pub struct S3Server {
     root: PathBuf,
     pub endpoint: String,
     refusals: Arc<Mutex<Refusals>>,
+    requests: Requests,
+    connections: Arc<AtomicU64>,
 }
 
 impl S3Server {
@@ -86,13 +126,16 @@ impl S3Server {
     pub fn start_in(root: &Path) -> S3Server {
         let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs over the folder");
         let refusals = Arc::new(Mutex::new(Refusals::default()));
+        let requests = Requests::default();
+        let connections = Arc::new(AtomicU64::new(0));
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        builder.set_access(Policy(refusals.clone()));
+        builder.set_access(Policy { refusals: refusals.clone(), requests: requests.clone() });
         let service = builder.build();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         listener.set_nonblocking(true).expect("non-blocking listener");
         let endpoint = format!("http://{}", listener.local_addr().expect("local address"));
+        let accepted = connections.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -103,6 +146,7 @@ impl S3Server {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 loop {
                     let Ok((socket, _)) = listener.accept().await else { continue };
+                    accepted.fetch_add(1, Ordering::SeqCst);
                     // Without it every small response waits for the peer's delayed ACK.
                     let _ = socket.set_nodelay(true);
                     let service = service.clone();
@@ -113,7 +157,14 @@ impl S3Server {
                 }
             });
         });
-        S3Server { scratch: None, root: root.to_path_buf(), endpoint, refusals }
+        S3Server {
+            scratch: None,
+            root: root.to_path_buf(),
+            endpoint,
+            refusals,
+            requests,
+            connections,
+        }
     }
 
     /// Creates the bucket `name` (a folder of the server) and returns `s3://name`.
@@ -160,14 +211,42 @@ impl S3Server {
             .env_remove("AWS_PROFILE")
     }
 
-    /// From now on every PutObject into `bucket` is refused (403 AccessDenied).
+    /// From now on every write into `bucket` is refused (403 AccessDenied).
     pub fn refuse_writes_to(&self, bucket: &str) {
-        self.refusals.lock().unwrap().buckets.insert(bucket.to_owned());
+        lock(&self.refusals).buckets.insert(bucket.to_owned());
     }
 
-    /// From now on only `n` more PutObjects are accepted (None: no limit).
+    /// From now on every write of the object `key` of `bucket` is refused (403 AccessDenied),
+    /// until [`S3Server::allow_writes_of`].
+    pub fn refuse_writes_of(&self, bucket: &str, key: &str) {
+        lock(&self.refusals).objects.insert((bucket.to_owned(), key.to_owned()));
+    }
+
+    /// Ends [`S3Server::refuse_writes_of`] for that object.
+    pub fn allow_writes_of(&self, bucket: &str, key: &str) {
+        lock(&self.refusals).objects.remove(&(bucket.to_owned(), key.to_owned()));
+    }
+
+    /// From now on only `n` more new objects (PutObject, CreateMultipartUpload) are accepted
+    /// (None: no limit).
     pub fn write_budget(&self, n: Option<u64>) {
-        self.refusals.lock().unwrap().budget = n;
+        lock(&self.refusals).budget = n;
+    }
+
+    /// `(operation, key)` of every request for an object of `bucket` so far (operations as
+    /// s3s names them: `GetObject`, `PutObject`, `UploadPart`…), in order.
+    pub fn requests(&self, bucket: &str) -> Vec<(String, String)> {
+        lock(&self.requests)
+            .iter()
+            .filter(|(_, b, _)| b == bucket)
+            .map(|(op, _, key)| (op.clone(), key.clone()))
+            .collect()
+    }
+
+    /// TCP connections accepted so far: a client that sends requests one after another keeps
+    /// reusing one; several requests in flight at once need one connection each.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 

@@ -17,9 +17,11 @@ use std::sync::{Arc, OnceLock};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use object_store::aws::{AmazonS3Builder, Checksum};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
 
+use super::folder::HashingFile;
 use super::{
     BucketUrl, CONFIGURE_OP, FileKind, FileState, StoreEntry, StoreError, StoredFile, key_of,
     parse_key, sha256_hex,
@@ -27,6 +29,13 @@ use super::{
 
 /// How many PUTs (or GETs) of one call are in flight at once.
 pub(super) const PUT_CONCURRENCY: usize = 16;
+
+/// The size of each part of a multipart upload (a database snapshot); S3 wants at least 5 MiB
+/// for every part but the last.
+pub(super) const PART_SIZE: usize = 8 << 20;
+
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// Worker threads of the runtime that drives the HTTP connections.
 const RUNTIME_THREADS: usize = 2;
@@ -244,35 +253,184 @@ impl BucketStore {
         })
     }
 
-    /// Every object under the prefix (ListObjectsV2, paginated) with its size, sorted by key.
-    pub(super) fn walk(&self) -> Result<Vec<StoreEntry>, StoreError> {
+    /// Every object under the prefix with its size, one at a time in the server's order
+    /// (ListObjectsV2: sorted by key), one page (1,000 keys) requested at a time.
+    pub(super) fn entries(&self) -> impl Iterator<Item = Result<StoreEntry, StoreError>> + '_ {
         let prefix =
             (!self.url.prefix.is_empty()).then(|| ObjectPath::from(self.url.prefix.as_str()));
-        let listed = self
-            .runtime
-            .block_on(self.client.list(prefix.as_ref()).try_collect::<Vec<_>>())
-            .map_err(|source| StoreError::Object {
-                object: self.url.to_string(),
-                op: "list objects",
-                source,
-            })?;
+        let mut listing = self.client.list(prefix.as_ref());
         let strip = match self.url.prefix.as_str() {
             "" => String::new(),
             prefix => format!("{prefix}/"),
         };
-        let mut out: Vec<StoreEntry> = listed
-            .into_iter()
-            .map(|meta| {
-                let location = meta.location.to_string();
-                let key = location.strip_prefix(&strip).unwrap_or(&location);
-                StoreEntry {
-                    path: PathBuf::from(self.url.url_of(key)),
-                    size: meta.size,
-                    content: parse_key(key),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
+        std::iter::from_fn(move || {
+            let meta = self.runtime.block_on(listing.next())?;
+            Some(
+                meta.map(|meta| {
+                    let location = meta.location.to_string();
+                    let key = location.strip_prefix(&strip).unwrap_or(&location);
+                    StoreEntry {
+                        path: PathBuf::from(self.url.url_of(key)),
+                        size: meta.size,
+                        content: parse_key(key),
+                    }
+                })
+                .map_err(|source| StoreError::Object {
+                    object: self.url.to_string(),
+                    op: "list objects",
+                    source,
+                }),
+            )
+        })
     }
+
+    /// GETs `key` and returns the SHA-256 and size of its body, hashed as it streams in (not
+    /// kept); `Ok(None)` when it does not exist.
+    async fn hash_object(&self, key: &str) -> Result<Option<(String, u64)>, StoreError> {
+        let path = self.object(key);
+        let got = match self.client.get(&path).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.err(key, "GET object")(e)),
+        };
+        let mut body = got.into_stream();
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(self.err(key, "GET object"))?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+        }
+        Ok(Some((hex::encode(hasher.finalize()), size)))
+    }
+
+    /// [`BucketStore::check_file`] of many objects, [`PUT_CONCURRENCY`] GETs at a time, in
+    /// order; each body is hashed as it arrives and dropped.
+    pub(super) fn check_many(
+        &self,
+        files: &[(&str, FileKind)],
+    ) -> Result<Vec<FileState>, StoreError> {
+        let keys: Vec<String> =
+            files.iter().map(|(sha256, kind)| key_of(sha256, *kind)).collect::<Result<_, _>>()?;
+        let checks = keys.iter().zip(files).map(|(key, (sha256, _))| async move {
+            Ok::<_, StoreError>(match self.hash_object(key).await? {
+                None => FileState::Missing,
+                Some((actual, _)) if actual == *sha256 => FileState::Present,
+                Some((actual, _)) => FileState::Altered { actual },
+            })
+        });
+        self.runtime.block_on(async {
+            stream::iter(checks).buffered(PUT_CONCURRENCY).try_collect::<Vec<_>>().await
+        })
+    }
+
+    /// GETs the objects `names` (relative to the prefix), [`PUT_CONCURRENCY`] at a time, in
+    /// order; `None` for one that does not exist.
+    pub(super) fn read_named_many(
+        &self,
+        names: &[&str],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let gets = names.iter().map(|name| self.get_async(name));
+        self.runtime.block_on(async {
+            stream::iter(gets).buffered(PUT_CONCURRENCY).try_collect::<Vec<_>>().await
+        })
+    }
+
+    /// GETs the object `name` into the new local file `dst`, streamed and hashed on the way;
+    /// `Ok(None)` when it does not exist.
+    pub(super) fn read_named_to_file(
+        &self,
+        name: &str,
+        dst: &std::path::Path,
+    ) -> Result<Option<(String, u64)>, StoreError> {
+        let path = self.object(name);
+        self.runtime.block_on(async {
+            let got = match self.client.get(&path).await {
+                Ok(got) => got,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(self.err(name, "GET object")(e)),
+            };
+            let mut out = HashingFile::create(dst)?;
+            let mut body = got.into_stream();
+            while let Some(chunk) = body.next().await {
+                out.write(&chunk.map_err(self.err(name, "GET object"))?)?;
+            }
+            out.finish().map(Some)
+        })
+    }
+
+    /// Uploads the local file `local` as the object `name` (relative to the prefix),
+    /// replacing it: one PUT when it is smaller than [`PART_SIZE`], else a multipart upload
+    /// of parts read from the file one at a time, at most [`PARTS_IN_FLIGHT`] uploading, so
+    /// memory stays near `PART_SIZE × (PARTS_IN_FLIGHT + 1)` whatever the file's size. The
+    /// object appears, whole, only when the upload completes; a failed upload is aborted.
+    pub(super) fn put_named_file(
+        &self,
+        name: &str,
+        local: &std::path::Path,
+    ) -> Result<(), StoreError> {
+        let mut file = std::fs::File::open(local).map_err(|source| StoreError::Io {
+            path: local.to_path_buf(),
+            op: "open",
+            source,
+        })?;
+        let first = read_part(&mut file, local)?;
+        if first.len() < PART_SIZE {
+            return self.put_named(name, first);
+        }
+        let path = self.object(name);
+        self.runtime.block_on(async {
+            let upload = self
+                .client
+                .put_multipart(&path)
+                .await
+                .map_err(self.err(name, "start multipart upload"))?;
+            let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            parts.put(first.into());
+            let failure = loop {
+                if let Err(e) = parts.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                    break Some(self.err(name, "upload part")(e));
+                }
+                match read_part(&mut file, local) {
+                    Ok(part) if part.is_empty() => break None,
+                    Ok(part) => parts.put(part.into()),
+                    Err(e) => break Some(e),
+                }
+            };
+            match failure {
+                None => parts
+                    .finish()
+                    .await
+                    .map(|_| ())
+                    .map_err(self.err(name, "complete multipart upload")),
+                Some(e) => {
+                    // Best effort: parts of an aborted upload are the server's to drop; the
+                    // error that matters is `e`.
+                    let _ = parts.abort().await;
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    /// DELETEs the object `name` (relative to the prefix); absent already is fine.
+    pub(super) fn remove_named(&self, name: &str) -> Result<(), StoreError> {
+        let path = self.object(name);
+        match self.runtime.block_on(self.client.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(name, "DELETE object")(e)),
+        }
+    }
+}
+
+/// Up to [`PART_SIZE`] bytes from `file` (fewer only at its end).
+fn read_part(file: &mut std::fs::File, path: &std::path::Path) -> Result<Vec<u8>, StoreError> {
+    use std::io::Read as _;
+    let mut part = Vec::with_capacity(PART_SIZE);
+    file.take(PART_SIZE as u64).read_to_end(&mut part).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        op: "read",
+        source,
+    })?;
+    Ok(part)
 }

@@ -1,13 +1,15 @@
 //! The store in a folder (`<data dir>/store/` or `--store file:PATH`): the atomic write
 //! (temporary file in the same folder, fsync, rename, fsync the folder), the one durability
 //! barrier per chunk, and reading a file back. A crash leaves each file absent or complete, plus
-//! possibly `.tmp` leftovers that [`FolderStore::walk`] reports as strays.
+//! possibly `.tmp` leftovers that [`FolderStore::entries`] reports as strays.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
 
 use super::{
     FileKind, FileState, StoreEntry, StoreError, StoredFile, key_of, parse_key, sha256_hex,
@@ -77,7 +79,7 @@ fn flush_files<'p>(_root: &Path, paths: impl Iterator<Item = &'p Path>) -> Resul
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename over
 /// `path`, fsync the folder. A crash leaves either the old state or the complete file (plus
-/// possibly a `.tmp` leftover, which [`FolderStore::walk`] reports).
+/// possibly a `.tmp` leftover, which [`FolderStore::entries`] reports).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_dir_durable(dir)?;
@@ -99,6 +101,52 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The entries of the folder `dir` as `(path, is a folder)`, sorted by name in reverse (the
+/// walk pops the smallest first).
+fn sorted_dir(dir: &Path) -> Result<Vec<(PathBuf, bool)>, StoreError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir, "list folder"))? {
+        let entry = entry.map_err(io_err(dir, "list folder"))?;
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(io_err(&path, "stat"))?;
+        out.push((path, file_type.is_dir()));
+    }
+    out.sort_by(|a, b| b.0.file_name().cmp(&a.0.file_name()));
+    Ok(out)
+}
+
+/// A new local file being written and hashed at once (a restored database, streamed).
+pub(super) struct HashingFile {
+    path: PathBuf,
+    file: File,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl HashingFile {
+    /// Creates `path` (which must not exist).
+    pub(super) fn create(path: &Path) -> Result<HashingFile, StoreError> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io_err(path, "create"))?;
+        Ok(HashingFile { path: path.to_path_buf(), file, hasher: Sha256::new(), size: 0 })
+    }
+
+    pub(super) fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        self.file.write_all(chunk).map_err(io_err(&self.path, "write"))
+    }
+
+    /// Fsyncs the file and returns its SHA-256 and size.
+    pub(super) fn finish(self) -> Result<(String, u64), StoreError> {
+        self.file.sync_all().map_err(io_err(&self.path, "fsync"))?;
+        Ok((hex::encode(self.hasher.finalize()), self.size))
+    }
 }
 
 /// The content-addressed store rooted at one folder.
@@ -236,30 +284,47 @@ impl FolderStore {
         }
     }
 
-    /// Every regular file under the root, sorted by path. An absent root is an empty store.
-    pub(super) fn walk(&self) -> Result<Vec<StoreEntry>, StoreError> {
-        let mut out = Vec::new();
-        if !self.root.exists() {
-            return Ok(out);
-        }
-        let mut pending = vec![self.root.clone()];
-        while let Some(dir) = pending.pop() {
-            let entries = fs::read_dir(&dir).map_err(io_err(&dir, "list folder"))?;
-            for entry in entries {
-                let entry = entry.map_err(io_err(&dir, "list folder"))?;
-                let path = entry.path();
-                let file_type = entry.file_type().map_err(io_err(&path, "stat"))?;
-                if file_type.is_dir() {
-                    pending.push(path);
-                } else {
-                    let size = entry.metadata().map_err(io_err(&path, "stat"))?.len();
-                    let content = self.parse_store_path(&path);
-                    out.push(StoreEntry { path, size, content });
+    /// Every regular file under the root, one at a time, sorted by key: each folder's entries
+    /// are read and sorted when the walk enters it, so memory holds one folder per level. An
+    /// absent root is an empty store.
+    pub(super) fn entries(&self) -> impl Iterator<Item = Result<StoreEntry, StoreError>> + '_ {
+        // One sorted list per open folder, deepest last; each in reverse, to pop.
+        let mut open: Vec<Vec<(PathBuf, bool)>> = Vec::new();
+        let mut started = false;
+        std::iter::from_fn(move || {
+            if !started {
+                started = true;
+                if !self.root.exists() {
+                    return None;
+                }
+                match sorted_dir(&self.root) {
+                    Ok(entries) => open.push(entries),
+                    Err(e) => return Some(Err(e)),
                 }
             }
-        }
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(out)
+            loop {
+                let level = open.last_mut()?;
+                let Some((path, is_dir)) = level.pop() else {
+                    open.pop();
+                    continue;
+                };
+                if is_dir {
+                    match sorted_dir(&path) {
+                        Ok(entries) => open.push(entries),
+                        Err(e) => return Some(Err(e)),
+                    }
+                    continue;
+                }
+                let size = match fs::symlink_metadata(&path) {
+                    Ok(meta) => meta.len(),
+                    // Gone since the folder was read (a temporary file renamed into place).
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Some(Err(StoreError::Io { path, op: "stat", source: e })),
+                };
+                let content = self.parse_store_path(&path);
+                return Some(Ok(StoreEntry { path, size, content }));
+            }
+        })
     }
 
     /// The file `name` (relative to the root); `Ok(None)` when it does not exist.
@@ -269,6 +334,40 @@ impl FolderStore {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::Io { path, op: "read", source: e }),
+        }
+    }
+
+    /// Copies the file `name` into the new file `dst`, hashing it on the way, and fsyncs `dst`.
+    pub(super) fn read_named_to_file(
+        &self,
+        name: &str,
+        dst: &Path,
+    ) -> Result<Option<(String, u64)>, StoreError> {
+        let path = self.root.join(name);
+        let mut input = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::Io { path, op: "open", source: e }),
+        };
+        let mut out = HashingFile::create(dst)?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = input.read(&mut buf).map_err(io_err(&path, "read"))?;
+            match buf.get(..n) {
+                Some(chunk) if !chunk.is_empty() => out.write(chunk)?,
+                _ => break,
+            }
+        }
+        out.finish().map(Some)
+    }
+
+    /// Removes the file `name` and fsyncs its folder; absent already is fine.
+    pub(super) fn remove_named(&self, name: &str) -> Result<(), StoreError> {
+        let path = self.root.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(path.parent().unwrap_or(&self.root)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io { path, op: "remove", source: e }),
         }
     }
 

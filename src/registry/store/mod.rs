@@ -113,6 +113,11 @@ pub enum StoreError {
     /// `--store` / `ELICENCE_STORE` that is neither a folder, `file:PATH` nor `s3://bucket/prefix`.
     #[error("store {spec:?}: {reason}")]
     BadLocation { spec: String, reason: String },
+    /// A listing that should be sorted by key (ListObjectsV2, the sorted folder walk, the
+    /// registry's files by hash) went backwards: comparing two sorted listings page by page
+    /// would be wrong, so nothing is concluded from it.
+    #[error("{listing}: not sorted by key ({next} after {previous})")]
+    Unsorted { listing: String, previous: String, next: String },
     /// The threads that drive requests to the bucket could not be started.
     #[error("cannot start the object-store client threads")]
     Runtime {
@@ -390,13 +395,165 @@ impl Store {
         }
     }
 
-    /// Every file or object in the store with its size, sorted by path. An absent root folder
-    /// is an empty store.
-    pub fn walk(&self) -> Result<Vec<StoreEntry>, StoreError> {
+    /// [`Store::check_file`] of many files, in order (a bucket GETs several at once, each body
+    /// hashed as it streams in, none kept).
+    pub fn check_many(&self, files: &[(&str, FileKind)]) -> Result<Vec<FileState>, StoreError> {
         match &self.backend {
-            Backend::Folder(f) => f.walk(),
-            Backend::Bucket(b) => b.walk(),
+            Backend::Folder(f) => {
+                files.iter().map(|(sha256, kind)| f.check_file(sha256, *kind)).collect()
+            }
+            Backend::Bucket(b) => b.check_many(files),
         }
+    }
+
+    /// Every file or object in the store with its size, one at a time, sorted by key
+    /// (`ab/cd/<sha256>.<ext>`, so by hash and then extension for the store's own names; a
+    /// bucket's ListObjectsV2 order). Memory is bounded by one listing page (a bucket) or one
+    /// folder's entries (a folder: at most 256 sub-folders, or the files of one leaf folder).
+    /// An absent root folder is an empty store.
+    ///
+    /// Fails (as an item) with [`StoreError::Io`] or [`StoreError::Object`] when a folder or
+    /// a listing page cannot be read.
+    pub fn entries(&self) -> StoreEntries<'_> {
+        match &self.backend {
+            Backend::Folder(f) => Box::new(f.entries()),
+            Backend::Bucket(b) => Box::new(b.entries()),
+        }
+    }
+
+    /// Every entry of [`Store::entries`], collected (for small stores and tests).
+    pub fn walk(&self) -> Result<Vec<StoreEntry>, StoreError> {
+        self.entries().collect()
+    }
+}
+
+/// The entries of a store, sorted by key, streamed ([`Store::entries`]).
+pub type StoreEntries<'a> = Box<dyn Iterator<Item = Result<StoreEntry, StoreError>> + 'a>;
+
+/// One step of [`join_sorted`]: a referenced file and the store's entry under its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// Referenced and present under its key, with the size the listing gives.
+    Both { file: StoredFile, listed_size: u64 },
+    /// Referenced, not in the listing.
+    Referenced(StoredFile),
+    /// In the listing, not referenced: an orphan with a store name, or a stray (`content`
+    /// `None`: a temporary leftover, a foreign file).
+    Listed(StoreEntry),
+}
+
+/// Walks two listings sorted by key side by side, like a merge join, and hands each key to
+/// `visit` once: `referenced` (the registry's files, sorted by hash; the kinds of one hash in
+/// any order) against `listing` (a store's [`Store::entries`]). Memory is bounded by one item
+/// of each side (plus the files of one hash), so two listings of millions of keys are compared
+/// without holding either.
+///
+/// Fails with the first error of either side or of `visit`, or with [`StoreError::Unsorted`]
+/// when either side is not sorted (then no conclusion would be right).
+pub fn join_sorted<E: From<StoreError>>(
+    referenced: impl IntoIterator<Item = Result<StoredFile, E>>,
+    listing: impl IntoIterator<Item = Result<StoreEntry, StoreError>>,
+    mut visit: impl FnMut(Joined) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut files = HashGroups::new(referenced.into_iter());
+    let mut listing = listing.into_iter();
+    let mut previous: Option<(String, &'static str)> = None;
+    // The next listed entry with a store name; strays are visited as they come.
+    let mut next_listed = |visit: &mut dyn FnMut(Joined) -> Result<(), E>| -> Result<_, E> {
+        for entry in listing.by_ref() {
+            let entry = entry?;
+            let Some((sha256, kind)) = &entry.content else {
+                visit(Joined::Listed(entry))?;
+                continue;
+            };
+            let key = (sha256.clone(), kind.ext());
+            if let Some(prev) = previous.as_ref().filter(|p| **p >= key) {
+                return Err(StoreError::Unsorted {
+                    listing: entry.path.display().to_string(),
+                    previous: format!("{}.{}", prev.0, prev.1),
+                    next: format!("{}.{}", key.0, key.1),
+                }
+                .into());
+            }
+            previous = Some(key);
+            return Ok(Some(entry));
+        }
+        Ok(None)
+    };
+    let mut file = files.next()?;
+    let mut listed = next_listed(&mut visit)?;
+    loop {
+        match (file.take(), listed.take()) {
+            (None, None) => return Ok(()),
+            (Some(f), None) => {
+                visit(Joined::Referenced(f))?;
+                file = files.next()?;
+            }
+            (None, Some(entry)) => {
+                visit(Joined::Listed(entry))?;
+                listed = next_listed(&mut visit)?;
+            }
+            (Some(f), Some(entry)) => {
+                let listed_key = entry.content.as_ref().map(|(h, k)| (h.as_str(), k.ext()));
+                match Some((f.sha256.as_str(), f.kind.ext())).cmp(&listed_key) {
+                    std::cmp::Ordering::Less => {
+                        visit(Joined::Referenced(f))?;
+                        file = files.next()?;
+                        listed = Some(entry);
+                    }
+                    std::cmp::Ordering::Greater => {
+                        visit(Joined::Listed(entry))?;
+                        listed = next_listed(&mut visit)?;
+                        file = Some(f);
+                    }
+                    std::cmp::Ordering::Equal => {
+                        visit(Joined::Both { file: f, listed_size: entry.size })?;
+                        file = files.next()?;
+                        listed = next_listed(&mut visit)?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Referenced files sorted by hash, regrouped so that the files of one hash come by extension
+/// (the listing's order; a registry sorts them by role name), and checked to be sorted.
+struct HashGroups<I: Iterator> {
+    inner: std::iter::Peekable<I>,
+    group: std::collections::VecDeque<StoredFile>,
+    last: Option<String>,
+}
+
+impl<E: From<StoreError>, I: Iterator<Item = Result<StoredFile, E>>> HashGroups<I> {
+    fn new(inner: I) -> Self {
+        HashGroups { inner: inner.peekable(), group: Default::default(), last: None }
+    }
+
+    fn next(&mut self) -> Result<Option<StoredFile>, E> {
+        if self.group.is_empty() {
+            let Some(first) = self.inner.next().transpose()? else { return Ok(None) };
+            if let Some(last) = self.last.as_ref().filter(|l| **l >= first.sha256) {
+                return Err(StoreError::Unsorted {
+                    listing: "the registry's files".to_owned(),
+                    previous: last.clone(),
+                    next: first.sha256,
+                }
+                .into());
+            }
+            while let Some(Ok(next)) = self.inner.peek() {
+                if next.sha256 != first.sha256 {
+                    break;
+                }
+                if let Some(Ok(next)) = self.inner.next() {
+                    self.group.push_back(next);
+                }
+            }
+            self.last = Some(first.sha256.clone());
+            self.group.push_back(first);
+            self.group.make_contiguous().sort_by_key(|f| f.kind.ext());
+        }
+        Ok(self.group.pop_front())
     }
 }
 
@@ -412,39 +569,52 @@ pub struct CopyReport {
 /// Files copied per batch: read together, then written with one durability point.
 const COPY_BATCH: usize = 64;
 
-/// Copies into `target` every file of `files` it lacks, from `source`: one listing of the
-/// target, then, for each file not there with its size, a read from the source with its hash
-/// checked and a write (PUT with its checksum, or an atomic file), [`COPY_BATCH`] at a time.
-/// Idempotent and resumable: a copy interrupted at any point leaves complete files only, and
-/// the next one copies what is still missing.
+/// Copies into `target` every file of `files` it lacks, from `source`: the target's listing
+/// and `files` (sorted by hash, as [`join_sorted`] needs) compared side by side, then, for each
+/// file not there with its size, a read from the source with its hash checked and a write (PUT
+/// with its checksum, or an atomic file), [`COPY_BATCH`] at a time. Memory is bounded by a
+/// batch and a listing page, whatever the number of files. Idempotent and resumable: a copy
+/// interrupted at any point leaves complete files only, and the next one copies what is still
+/// missing.
 ///
 /// Fails with the first file that cannot be read (missing or altered in the source) or
-/// written, naming it.
-pub fn copy_missing(
+/// written, naming it, or with the first error of `files`.
+pub fn copy_missing<E: From<StoreError>>(
     source: &Store,
     target: &Store,
-    files: &[StoredFile],
-) -> Result<CopyReport, StoreError> {
-    let have: std::collections::HashMap<(String, FileKind), u64> =
-        target.walk()?.into_iter().filter_map(|e| Some((e.content?, e.size))).collect();
+    files: impl IntoIterator<Item = Result<StoredFile, E>>,
+) -> Result<CopyReport, E> {
     let mut report = CopyReport::default();
-    let mut missing = Vec::new();
-    for file in files {
-        if have.get(&(file.sha256.clone(), file.kind)) == Some(&file.size) {
-            report.present += 1;
-        } else {
-            missing.push((file.sha256.as_str(), file.kind));
-        }
-    }
-    for batch in missing.chunks(COPY_BATCH) {
-        let contents = source.read_many(batch)?;
+    let mut batch: Vec<StoredFile> = Vec::with_capacity(COPY_BATCH);
+    let copy = |batch: &mut Vec<StoredFile>, report: &mut CopyReport| {
+        let wanted: Vec<(&str, FileKind)> =
+            batch.iter().map(|f| (f.sha256.as_str(), f.kind)).collect();
+        let contents = source.read_many(&wanted)?;
         let writes: Vec<(FileKind, &[u8])> = batch
             .iter()
             .zip(&contents)
-            .map(|((_, kind), bytes)| (*kind, bytes.as_slice()))
+            .map(|(file, bytes)| (file.kind, bytes.as_slice()))
             .collect();
         target.put_many(&writes)?;
         report.copied += batch.len() as u64;
+        batch.clear();
+        Ok::<_, StoreError>(())
+    };
+    join_sorted(files, target.entries(), |joined| {
+        match joined {
+            Joined::Both { file, listed_size } if listed_size == file.size => report.present += 1,
+            Joined::Both { file, .. } | Joined::Referenced(file) => {
+                batch.push(file);
+                if batch.len() == COPY_BATCH {
+                    copy(&mut batch, &mut report)?;
+                }
+            }
+            Joined::Listed(_) => {}
+        }
+        Ok::<_, E>(())
+    })?;
+    if !batch.is_empty() {
+        copy(&mut batch, &mut report)?;
     }
     Ok(report)
 }
@@ -477,25 +647,50 @@ impl Store {
         }
     }
 
+    /// Named files, in order, each `None` when absent (a bucket GETs several at once).
+    pub fn read_named_many(&self, names: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        match &self.backend {
+            Backend::Folder(f) => names.iter().map(|name| f.read_named(name)).collect(),
+            Backend::Bucket(b) => b.read_named_many(names),
+        }
+    }
+
+    /// Copies the named file into the new local file `dst`, streamed (never whole in memory),
+    /// fsynced, and returns its SHA-256 and size; `Ok(None)` when the named file is absent.
+    pub fn read_named_to_file(
+        &self,
+        name: &str,
+        dst: &Path,
+    ) -> Result<Option<(String, u64)>, StoreError> {
+        match &self.backend {
+            Backend::Folder(f) => f.read_named_to_file(name, dst),
+            Backend::Bucket(b) => b.read_named_to_file(name, dst),
+        }
+    }
+
     /// Makes the finished local file `local` the named file, replacing it: renamed into place
-    /// (fsynced) in a folder, where `local` must be in the root already; PUT to a bucket, then
-    /// `local` removed. Durable when this returns.
+    /// (fsynced) in a folder, where `local` must be in the root already; uploaded to a bucket
+    /// in parts read from the file (one PUT when it is small), then `local` removed. Memory is
+    /// bounded by a few parts whatever the file's size. Durable when this returns.
     pub fn put_named_file(&self, name: &str, local: &Path) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Folder(f) => f.rename_into(local, name),
             Backend::Bucket(b) => {
-                let bytes = std::fs::read(local).map_err(|source| StoreError::Io {
-                    path: local.to_path_buf(),
-                    op: "read",
-                    source,
-                })?;
-                b.put_named(name, bytes)?;
+                b.put_named_file(name, local)?;
                 std::fs::remove_file(local).map_err(|source| StoreError::Io {
                     path: local.to_path_buf(),
                     op: "remove temporary file",
                     source,
                 })
             }
+        }
+    }
+
+    /// Removes the named file (durably in a folder); absent already is fine.
+    pub fn remove_named(&self, name: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Folder(f) => f.remove_named(name),
+            Backend::Bucket(b) => b.remove_named(name),
         }
     }
 
@@ -519,5 +714,109 @@ impl Store {
 impl fmt::Display for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.location().fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(c: char) -> String {
+        std::iter::repeat_n(c, 64).collect()
+    }
+
+    fn file(c: char, kind: FileKind, size: u64) -> Result<StoredFile, StoreError> {
+        Ok(StoredFile { kind, sha256: hash(c), size })
+    }
+
+    fn entry(c: char, kind: FileKind, size: u64) -> Result<StoreEntry, StoreError> {
+        let key = key_of(&hash(c), kind)?;
+        Ok(StoreEntry { path: PathBuf::from(&key), size, content: parse_key(&key) })
+    }
+
+    fn stray(name: &str) -> Result<StoreEntry, StoreError> {
+        Ok(StoreEntry { path: PathBuf::from(name), size: 1, content: None })
+    }
+
+    /// Every step of a join, as `(step, hash's first digit, extension)`.
+    fn joined(
+        files: Vec<Result<StoredFile, StoreError>>,
+        listing: Vec<Result<StoreEntry, StoreError>>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        join_sorted(files, listing, |j| {
+            out.push(match j {
+                Joined::Both { file, listed_size } => {
+                    format!("both {}{} {listed_size}", &file.sha256[..1], file.kind.ext())
+                }
+                Joined::Referenced(f) => format!("referenced {}{}", &f.sha256[..1], f.kind.ext()),
+                Joined::Listed(e) => match e.content {
+                    Some((h, k)) => format!("listed {}{}", &h[..1], k.ext()),
+                    None => format!("stray {}", e.path.display()),
+                },
+            });
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_join_pairs_each_key_once_whatever_the_order_of_kinds_within_a_hash() {
+        // A registry sorts one hash's files by role (archive < pdf), a listing by extension
+        // (pdf < png).
+        let files = vec![
+            file('1', FileKind::Pdf, 10),
+            file('3', FileKind::Archive, 30),
+            file('3', FileKind::Pdf, 31),
+            file('5', FileKind::Xml, 50),
+        ];
+        let listing = vec![
+            stray(".tmp-leftover"),
+            entry('2', FileKind::Pdf, 20),
+            entry('3', FileKind::Pdf, 31),
+            entry('3', FileKind::Archive, 99),
+            entry('6', FileKind::Ofd, 60),
+        ];
+        assert_eq!(
+            joined(files, listing).unwrap(),
+            [
+                "stray .tmp-leftover",
+                "referenced 1pdf",
+                "listed 2pdf",
+                "both 3pdf 31",
+                "both 3png 99",
+                "referenced 5xml",
+                "listed 6ofd",
+            ]
+        );
+        assert_eq!(joined(vec![], vec![]).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_listing_or_registry_out_of_order_is_an_error_not_a_conclusion() {
+        let listing = vec![entry('4', FileKind::Pdf, 1), entry('2', FileKind::Pdf, 1)];
+        assert!(matches!(joined(vec![], listing), Err(StoreError::Unsorted { .. })));
+        let listing = vec![entry('4', FileKind::Pdf, 1), entry('4', FileKind::Pdf, 1)];
+        assert!(matches!(joined(vec![], listing), Err(StoreError::Unsorted { .. })));
+        let files = vec![file('4', FileKind::Pdf, 1), file('2', FileKind::Pdf, 1)];
+        assert!(matches!(joined(files, vec![]), Err(StoreError::Unsorted { .. })));
+    }
+
+    #[test]
+    fn a_folder_is_listed_in_key_order_one_folder_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let mut want = Vec::new();
+        // Written in reverse hash order, over several folders.
+        for n in (0u32..40).rev() {
+            let stored = store.put(FileKind::Pdf, format!("file {n}").as_bytes()).unwrap();
+            want.push(stored.sha256);
+        }
+        std::fs::write(dir.path().join(".stray.tmp"), b"x").unwrap();
+        want.sort();
+        let listed = store.walk().unwrap();
+        assert_eq!(listed.first().map(|e| e.content.is_none()), Some(true), "the stray first");
+        let hashes: Vec<String> = listed.into_iter().filter_map(|e| Some(e.content?.0)).collect();
+        assert_eq!(hashes, want);
     }
 }
