@@ -17,7 +17,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use elicence::font::FaceFont;
 use elicence::identify::LicenceId;
@@ -30,40 +29,9 @@ use elicence::render::{Layout, PdfRenderer, SealMeta, qr_payload, render_xml};
 use elicence::seal::ofd::seal_ofd;
 use elicence::sign::{PdfSignOptions, RsaSigner, Signer, sign_pdf, sign_rendered_pdf};
 
-/// CPU time consumed by the calling thread, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID` through
-/// rustix's safe wrapper, exact to the nanosecond; `/proc/thread-self/schedstat`, used before,
-/// only moves at scheduler ticks, so samples shorter than a tick read zero).
-fn thread_cpu_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    ts.tv_sec.max(0) as u64 * 1_000_000_000 + ts.tv_nsec.max(0) as u64
-}
-
-/// Criterion measurement in thread CPU nanoseconds (formatted like wall time).
-struct ThreadCpuTime;
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-    fn start(&self) -> u64 {
-        thread_cpu_ns()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns().saturating_sub(start)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, v: &u64) -> f64 {
-        *v as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        static WALL: WallTime = WallTime;
-        WALL.formatter()
-    }
-}
+#[path = "common/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::ThreadCpuTime;
 
 const ID: &str = "1.2.156.3005.2.11100000000013338W032.11220000013544541J.2430599.001.F";
 

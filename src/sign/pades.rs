@@ -31,17 +31,32 @@ use crate::pdf::{RenderedPdf, write_xref_table};
 use crate::timestamp::Tsa;
 
 /// Bytes reserved in `/Contents` for the timestamp token of a PAdES B-T signature, on top of
-/// the CMS without it ([`contents_reserve`]): the test TSA's tokens with their chain take
-/// about 3,500.
+/// the CMS without it ([`contents_reserve`]), from a TSA that has not answered yet: the test
+/// TSA's tokens with their chain take about 3,500.
 pub const TIMESTAMP_TOKEN_RESERVE: usize = 6144;
+
+/// Bytes reserved beyond the largest token a TSA has returned: the unsigned attribute around
+/// the token (≈ 25 bytes) and what differs from token to token (serial number, fraction of
+/// `genTime`, the length of an ECDSA signature).
+pub const TIMESTAMP_TOKEN_SLACK: usize = 256;
+
+/// How often a PDF is signed when a token outgrows its reserve (the second time with room for
+/// the token seen, the third for one longer still).
+const MAX_SIGNING_ATTEMPTS: u32 = 3;
 
 /// Bytes reserved for the DER CMS in `/Contents` (written as twice as many hex digits):
 /// without a TSA, exactly the CMS's length ([`detached_cms_len`]: RSA-2048 with two
-/// certificates ≈ 2,700 bytes), so a signed face carries no padding; with one, that plus
-/// [`TIMESTAMP_TOKEN_RESERVE`], since a token's length is only known once the TSA answers.
-pub fn contents_reserve(signer: &dyn Signer, timestamped: bool) -> Result<usize, SignError> {
+/// certificates ≈ 2,700 bytes), so a signed face carries no padding; with one, that plus the
+/// largest token the TSA has returned so far and [`TIMESTAMP_TOKEN_SLACK`] (before its first
+/// token, [`TIMESTAMP_TOKEN_RESERVE`]): a token's length is only known once the TSA answers,
+/// and a longer one makes the signer sign again with room for it.
+pub fn contents_reserve(signer: &dyn Signer, tsa: Option<&dyn Tsa>) -> Result<usize, SignError> {
     let cms = detached_cms_len(signer)?;
-    Ok(if timestamped { cms + TIMESTAMP_TOKEN_RESERVE } else { cms })
+    Ok(match tsa.map(|tsa| tsa.largest_token_len()) {
+        None => cms,
+        Some(0) => cms + TIMESTAMP_TOKEN_RESERVE,
+        Some(largest) => cms + largest + TIMESTAMP_TOKEN_SLACK,
+    })
 }
 
 /// Placeholder `/ByteRange`: every number is as wide as any real offset we can write, so
@@ -75,6 +90,30 @@ pub fn sign_pdf(
     signing_time: DateTime<Utc>,
     opts: &PdfSignOptions,
 ) -> Result<Vec<u8>, SignError> {
+    let mut reserve = contents_reserve(signer, opts.tsa.as_deref())?;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match sign_pdf_reserving(pdf, signer, signing_time, opts, reserve) {
+            // A token longer than this TSA's earlier ones: again, with room for it.
+            Err(SignError::PlaceholderTooSmall { needed, .. })
+                if opts.tsa.is_some() && attempts < MAX_SIGNING_ATTEMPTS =>
+            {
+                reserve = needed + TIMESTAMP_TOKEN_SLACK;
+            }
+            signed => return signed,
+        }
+    }
+}
+
+/// [`sign_pdf`] with `reserve` bytes for the CMS.
+fn sign_pdf_reserving(
+    pdf: &[u8],
+    signer: &dyn Signer,
+    signing_time: DateTime<Utc>,
+    opts: &PdfSignOptions,
+    reserve: usize,
+) -> Result<Vec<u8>, SignError> {
     let parsed = lopdf::Document::load_mem(pdf)
         .map_err(|e| SignError::PdfParse { detail: e.to_string() })?;
     let catalog_id = parsed
@@ -84,7 +123,6 @@ pub fn sign_pdf(
         .map_err(|_| SignError::PdfStructure { what: "catalog (/Root)" })?;
     let page_id = *parsed.get_pages().get(&1).ok_or(SignError::PdfStructure { what: "page" })?;
 
-    let reserve = contents_reserve(signer, opts.tsa.is_some())?;
     let mut update = IncrementalDocument::create_from(pdf.to_vec(), parsed);
     add_signature_objects(&mut update, catalog_id, page_id, signing_time, opts, reserve)?;
 
@@ -131,89 +169,104 @@ pub fn sign_rendered_pdf_tail(
     let sig_id = layout.size;
     let widget_id = layout.size + 1;
 
-    let reserve = contents_reserve(signer, opts.tsa.is_some())?;
-    out.reserve(2 * reserve + 2048);
     if out.last() != Some(&b'\n') {
         out.push(b'\n');
     }
     // Objects in ascending numbers, as lopdf writes an update.
     let mut changed = [(layout.catalog.number, catalog_dict), (layout.page.number, page_dict)];
     changed.sort_by_key(|(number, _)| *number);
-    let mut offsets = Vec::with_capacity(4);
-    for (number, dict) in &changed {
-        let number = *number;
-        offsets.push((number, out.len()));
-        let _ = writeln!(out, "{number} 0 obj");
-        out.extend_from_slice(dict);
-        if number == layout.catalog.number {
-            // ISO 32000-1 §12.7.2 Table 219: SigFlags 3 = SignaturesExist | AppendOnly.
-            let _ = write!(out, "/AcroForm<</Fields[{widget_id} 0 R]/SigFlags 3>>");
-        } else {
-            let _ = write!(out, "/Annots[{widget_id} 0 R]");
+    let rendered_len = out.len();
+    let mut reserve = contents_reserve(signer, opts.tsa.as_deref())?;
+    let mut attempts = 0;
+    let xref_start = loop {
+        attempts += 1;
+        out.reserve(2 * reserve + 2048);
+        let mut offsets = Vec::with_capacity(4);
+        for (number, dict) in &changed {
+            let number = *number;
+            offsets.push((number, out.len()));
+            let _ = writeln!(out, "{number} 0 obj");
+            out.extend_from_slice(dict);
+            if number == layout.catalog.number {
+                // ISO 32000-1 §12.7.2 Table 219: SigFlags 3 = SignaturesExist | AppendOnly.
+                let _ = write!(out, "/AcroForm<</Fields[{widget_id} 0 R]/SigFlags 3>>");
+            } else {
+                let _ = write!(out, "/Annots[{widget_id} 0 R]");
+            }
+            out.extend_from_slice(b">>\nendobj\n");
+        }
+
+        // The signature dictionary, ISO 32000-1 §12.8.1 Table 252, entries in the order
+        // `add_signature_objects` sets them.
+        offsets.push((sig_id, out.len()));
+        let _ = write!(
+            out,
+            "{sig_id} 0 obj\n<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/ByteRange"
+        );
+        let byte_range_start = out.len();
+        let _ = write!(
+            out,
+            "[0 {BYTE_RANGE_PLACEHOLDER} {BYTE_RANGE_PLACEHOLDER} {BYTE_RANGE_PLACEHOLDER}]/Contents"
+        );
+        let byte_range_len = out.len() - "/Contents".len() - byte_range_start;
+        let contents_start = out.len();
+        out.push(b'<');
+        out.resize(out.len() + 2 * reserve, b'0');
+        out.push(b'>');
+        let contents_end = out.len();
+        out.extend_from_slice(b"/M");
+        write_pdf_object(&mut out, &date(signing_time))?;
+        for (key, value) in
+            [("Name", &opts.name), ("Reason", &opts.reason), ("Location", &opts.location)]
+        {
+            if !value.is_empty() {
+                let _ = write!(out, "/{key}");
+                write_pdf_object(&mut out, &text_string(value))?;
+            }
         }
         out.extend_from_slice(b">>\nendobj\n");
-    }
 
-    // The signature dictionary, ISO 32000-1 §12.8.1 Table 252, entries in the order
-    // `add_signature_objects` sets them.
-    offsets.push((sig_id, out.len()));
-    let _ = write!(
-        out,
-        "{sig_id} 0 obj\n<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/ByteRange"
-    );
-    let byte_range_start = out.len();
-    let _ = write!(
-        out,
-        "[0 {BYTE_RANGE_PLACEHOLDER} {BYTE_RANGE_PLACEHOLDER} {BYTE_RANGE_PLACEHOLDER}]/Contents"
-    );
-    let byte_range_len = out.len() - "/Contents".len() - byte_range_start;
-    let contents_start = out.len();
-    out.push(b'<');
-    out.resize(out.len() + 2 * reserve, b'0');
-    out.push(b'>');
-    let contents_end = out.len();
-    out.extend_from_slice(b"/M");
-    write_pdf_object(&mut out, &date(signing_time))?;
-    for (key, value) in
-        [("Name", &opts.name), ("Reason", &opts.reason), ("Location", &opts.location)]
-    {
-        if !value.is_empty() {
-            let _ = write!(out, "/{key}");
-            write_pdf_object(&mut out, &text_string(value))?;
-        }
-    }
-    out.extend_from_slice(b">>\nendobj\n");
-
-    // The widget, as in `add_signature_objects`.
-    offsets.push((widget_id, out.len()));
-    let _ = write!(
-        out,
-        "{widget_id} 0 obj\n<</Type/Annot/Subtype/Widget/FT/Sig/T(Signature1)/V {sig_id} 0 R\
+        // The widget, as in `add_signature_objects`.
+        offsets.push((widget_id, out.len()));
+        let _ = write!(
+            out,
+            "{widget_id} 0 obj\n<</Type/Annot/Subtype/Widget/FT/Sig/T(Signature1)/V {sig_id} 0 R\
          /P {page} 0 R/Rect[0 0 0 0]/F 132>>\nendobj\n",
-        page = layout.page.number
-    );
+            page = layout.page.number
+        );
 
-    // ISO 32000-1 §7.5.6: the update's xref section and a trailer pointing at the previous one.
-    let xref_start = out.len();
-    write_xref_table(&mut out, &offsets);
-    out.extend_from_slice(b"trailer\n<<");
-    out.extend_from_slice(&trailer_entries);
+        // ISO 32000-1 §7.5.6: the update's xref section and a trailer pointing at the previous one.
+        let xref_start = out.len();
+        write_xref_table(&mut out, &offsets);
+        out.extend_from_slice(b"trailer\n<<");
+        out.extend_from_slice(&trailer_entries);
+        let _ = write!(
+            out,
+            "/Size {}/Prev {}>>\nstartxref\n{xref_start}\n%%EOF",
+            widget_id + 1,
+            layout.xref_offset
+        );
+
+        let placeholder =
+            Placeholders { byte_range_start, byte_range_len, contents_start, contents_end };
+        match fill_signature(&mut out, &placeholder, signer, opts.tsa.as_deref()) {
+            Ok(()) => break xref_start,
+            // A token longer than this TSA's earlier ones: the update again, with room for it.
+            Err(SignError::PlaceholderTooSmall { needed, .. })
+                if opts.tsa.is_some() && attempts < MAX_SIGNING_ATTEMPTS =>
+            {
+                out.truncate(rendered_len);
+                reserve = needed + TIMESTAMP_TOKEN_SLACK;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let [(first, first_dict), (_, second_dict)] = changed;
     let (catalog_open, page_open) = if first == layout.catalog.number {
         (first_dict, second_dict)
     } else {
         (second_dict, first_dict)
     };
-    let _ = write!(
-        out,
-        "/Size {}/Prev {}>>\nstartxref\n{xref_start}\n%%EOF",
-        widget_id + 1,
-        layout.xref_offset
-    );
-
-    let placeholder =
-        Placeholders { byte_range_start, byte_range_len, contents_start, contents_end };
-    fill_signature(&mut out, &placeholder, signer, opts.tsa.as_deref())?;
     let tail = PdfTail {
         catalog: layout.catalog.number,
         catalog_open,
@@ -588,8 +641,72 @@ mod tests {
         let cms = hex::decode(&signed[at..at + len])?;
         let parsed = cms::content_info::ContentInfo::from_der(&cms)?;
         assert_eq!(parsed.content_type, crate::sign::signed_data::OID_SIGNED_DATA);
-        assert_eq!(cms.len(), contents_reserve(&signer, false)?);
-        assert_eq!(contents_reserve(&signer, true)?, cms.len() + TIMESTAMP_TOKEN_RESERVE);
+        assert_eq!(cms.len(), contents_reserve(&signer, None)?);
+        Ok(())
+    }
+
+    /// A TSA that returns a token of `len` bytes while claiming its tokens take `claimed`.
+    #[derive(Debug)]
+    struct LongTokenTsa {
+        len: usize,
+        claimed: usize,
+        stamps: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Tsa for LongTokenTsa {
+        fn stamp(
+            &self,
+            _message: &[u8],
+        ) -> Result<crate::timestamp::Token, crate::timestamp::TsaError> {
+            self.stamps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // An OCTET STRING of `len` bytes in all (4 bytes of header).
+            let mut der = vec![0x04, 0x82];
+            der.extend_from_slice(&u16::try_from(self.len - 4).unwrap_or(0).to_be_bytes());
+            der.resize(self.len, 0xA5);
+            let imprint = crate::timestamp::imprint_of(b"")?;
+            Ok(crate::timestamp::Token {
+                der,
+                gen_time: DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
+                imprint,
+                serial: "01".into(),
+            })
+        }
+        fn url(&self) -> &str {
+            "test"
+        }
+        fn largest_token_len(&self) -> usize {
+            self.claimed
+        }
+    }
+
+    /// `/Contents` is reserved for the tokens the TSA has returned so far; a longer token makes
+    /// the signer sign again with room for it, by both paths, to the same bytes.
+    #[test]
+    fn a_token_longer_than_the_reserve_is_signed_again_with_room_for_it()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let signer = fixture_signer()?;
+        let at = DateTime::from_timestamp(1_800_000_000, 0).ok_or("time")?;
+        let tsa = Arc::new(LongTokenTsa { len: 2000, claimed: 1000, stamps: Default::default() });
+        let opts = PdfSignOptions { tsa: Some(tsa.clone()), ..Default::default() };
+        let expected_reserve = contents_reserve(&signer, Some(tsa.as_ref()))?;
+        assert_eq!(expected_reserve, detached_cms_len(&signer)? + 1000 + TIMESTAMP_TOKEN_SLACK);
+
+        let signed = sign_pdf(&sample_pdf(), &signer, at, &opts)?;
+        assert_eq!(tsa.stamps.load(std::sync::atomic::Ordering::Relaxed), 2);
+        let at_contents = find(&signed, b"/Contents<").ok_or("no /Contents")? + 10;
+        let hex_len = find(&signed[at_contents..], b">").ok_or("no >")?;
+        let cms = hex::decode(&signed[at_contents..at_contents + hex_len])?;
+        let needed = cms.len() - cms.iter().rev().take_while(|&&b| b == 0).count();
+        assert!(needed > expected_reserve, "the token did not fit the first reserve");
+        assert_eq!(cms.len(), needed + TIMESTAMP_TOKEN_SLACK, "room for the token seen");
+        let token = vec![0xA5; 1996];
+        assert!(find(&cms, &token).is_some(), "the token is in the CMS");
+
+        for rendered in crate::render::test_support::rendered_samples().into_iter().take(1) {
+            let by_lopdf = sign_pdf(rendered.bytes(), &signer, at, &opts)?;
+            let direct = sign_rendered_pdf(rendered, &signer, at, &opts)?;
+            assert_eq!(direct, by_lopdf);
+        }
         Ok(())
     }
 

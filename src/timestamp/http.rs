@@ -1,9 +1,12 @@
 //! RFC 3161 §3.4: the time-stamp protocol over HTTP.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::plain_http::{Failure, PlainHttp};
 use super::token::{accept_reply, imprint_of, request};
 use super::{Token, Tsa, TsaError};
 
@@ -13,11 +16,23 @@ const MAX_REPLY_BYTES: u64 = 1 << 20;
 const BACKOFF: [Duration; 3] =
     [Duration::from_millis(100), Duration::from_millis(400), Duration::from_millis(1600)];
 
-/// A TSA reached over HTTP(S), with a pooled keep-alive connection per thread of use.
+/// Idle keep-alive connections kept to the TSA: one per thread that may be waiting on it
+/// (`engine::schedule` runs 8 production threads per core when a TSA is asked for). ureq's
+/// default, 3, made every thread beyond the third open and close a TCP connection per token.
+const MAX_IDLE_CONNECTIONS: usize = 256;
+const USER_AGENT: &str = concat!("elicence/", env!("CARGO_PKG_VERSION"));
+const QUERY_TYPE: &str = "application/timestamp-query";
+const REPLY_TYPE: &str = "application/timestamp-reply";
+
+/// A TSA reached over HTTP(S), with a pooled keep-alive connection per thread of use: a plain
+/// `http://` TSA through [`PlainHttp`], anything else (`https://`, redirects) through ureq.
 #[derive(Debug, Clone)]
 pub struct HttpTsa {
     url: String,
+    plain: Option<Arc<PlainHttp>>,
     agent: ureq::Agent,
+    /// The length of the largest token received ([`Tsa::largest_token_len`]).
+    largest_token: Arc<AtomicUsize>,
 }
 
 impl HttpTsa {
@@ -30,18 +45,43 @@ impl HttpTsa {
         }
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
-            .user_agent(concat!("elicence/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
+            .max_idle_connections(MAX_IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
             .build()
             .new_agent();
-        Ok(HttpTsa { url: url.to_owned(), agent })
+        let plain = PlainHttp::for_url(url, timeout, USER_AGENT).map(Arc::new);
+        let largest_token = Arc::new(AtomicUsize::new(0));
+        Ok(HttpTsa { url: url.to_owned(), plain, agent, largest_token })
     }
 
     fn attempt(&self, query: &[u8]) -> Result<Vec<u8>, Attempt> {
+        let Some(plain) = &self.plain else { return self.attempt_with_ureq(query) };
+        let reply = match plain.post(query, QUERY_TYPE, REPLY_TYPE, MAX_REPLY_BYTES as usize) {
+            Ok(reply) => reply,
+            Err(Failure::Redirect(_)) => return self.attempt_with_ureq(query),
+            Err(Failure::Transport(why)) => return Err(Attempt::Retry(why)),
+        };
+        match reply.status {
+            200..=299 => {}
+            code if code >= 500 || code == 429 => {
+                return Err(Attempt::Retry(format!("HTTP {code}")));
+            }
+            code => {
+                return Err(Attempt::Fatal(TsaError::BadReply { detail: format!("HTTP {code}") }));
+            }
+        }
+        check_content_type(&reply.content_type)?;
+        Ok(reply.body)
+    }
+
+    /// One attempt through ureq, which speaks TLS and follows redirects.
+    fn attempt_with_ureq(&self, query: &[u8]) -> Result<Vec<u8>, Attempt> {
         let response = self
             .agent
             .post(&self.url)
-            .header("Content-Type", "application/timestamp-query")
-            .header("Accept", "application/timestamp-reply")
+            .header("Content-Type", QUERY_TYPE)
+            .header("Accept", REPLY_TYPE)
             .send(query);
         let mut response = match response {
             Ok(r) => r,
@@ -57,19 +97,25 @@ impl HttpTsa {
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        if !content_type.starts_with("application/timestamp-reply") {
-            return Err(Attempt::Fatal(TsaError::BadReply {
-                detail: format!("content type {content_type:?}, not application/timestamp-reply"),
-            }));
-        }
+            .unwrap_or_default();
+        check_content_type(content_type)?;
         response
             .body_mut()
             .with_config()
             .limit(MAX_REPLY_BYTES)
             .read_to_vec()
             .map_err(|e| Attempt::Retry(e.to_string()))
+    }
+}
+
+/// RFC 3161 §3.4: the reply's media type.
+fn check_content_type(content_type: &str) -> Result<(), Attempt> {
+    if content_type.starts_with(REPLY_TYPE) {
+        Ok(())
+    } else {
+        Err(Attempt::Fatal(TsaError::BadReply {
+            detail: format!("content type {content_type:?}, not {REPLY_TYPE}"),
+        }))
     }
 }
 
@@ -92,7 +138,11 @@ impl Tsa for HttpTsa {
                 std::thread::sleep(*pause);
             }
             match self.attempt(&query) {
-                Ok(reply) => return accept_reply(&req, &reply),
+                Ok(reply) => {
+                    let token = accept_reply(&req, &reply)?;
+                    self.largest_token.fetch_max(token.der.len(), Ordering::Relaxed);
+                    return Ok(token);
+                }
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Retry(why)) => last = format!("attempt {}: {why}", attempt + 1),
             }
@@ -106,5 +156,9 @@ impl Tsa for HttpTsa {
 
     fn url(&self) -> &str {
         &self.url
+    }
+
+    fn largest_token_len(&self) -> usize {
+        self.largest_token.load(Ordering::Relaxed)
     }
 }

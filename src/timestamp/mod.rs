@@ -14,6 +14,7 @@
 
 pub mod asn1;
 mod http;
+mod plain_http;
 pub mod token;
 
 use std::fmt::Debug;
@@ -30,6 +31,13 @@ pub trait Tsa: Send + Sync + Debug {
 
     /// The TSA's address, for messages.
     fn url(&self) -> &str;
+
+    /// The length of the largest token this TSA has returned so far, 0 before the first: a
+    /// PDF reserves `/Contents` for what this TSA's tokens take rather than a generous guess
+    /// (the length of a token is only known once the TSA answers).
+    fn largest_token_len(&self) -> usize {
+        0
+    }
 }
 
 /// Why no timestamp was obtained.
