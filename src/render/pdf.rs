@@ -314,12 +314,7 @@ impl PdfRenderer {
         let mut page = PageBuilder { font: &self.font, texts: Vec::with_capacity(64) };
         page.licence_texts(&prepared.layout, licence, identifier)?;
         let qr = QrMatrix::encode(qr_payload)?;
-        let mut used: BTreeMap<u16, String> = BTreeMap::new();
-        for run in prepared.static_texts.iter().chain(&page.texts) {
-            for (gid, ch) in &run.glyphs {
-                used.entry(*gid).or_insert_with(|| ch.to_string());
-            }
-        }
+        let used = glyphs_of(prepared.static_texts.iter().chain(&page.texts));
         let cff_subset = self.font.cid_cff().and_then(|cff| cff.subset(&subset_gids(&used)).ok());
         let title = format!("{} {}", licence.type_name, licence.printed_no);
         Ok(Face { prepared, licence_texts: page.texts, qr, used, cff_subset, title })
