@@ -9,9 +9,10 @@
 #      timeStamp with --formats …,ofd) from the bench TSA on loopback (`examples/bench_tsa.rs`
 #      with an EC P-256 key from `scripts/bench-tsa-keys.sh`, started here; its own CPU time is
 #      printed on stderr, since it shares the cores with the run).
+#      With --segments each chunk's files are packed into one store object (`run --segments`).
 # Usage: scripts/bench-e2e.sh ROWS [--format csv|csv-gbk|xlsx] [--defects RATE] [--jobs N]
 #                             [--pipeline FILE] [--formats pdf,xml[,ofd]] [--validate-only]
-#                             [--store folder|s3] [--tsa] [--keep DIR]
+#                             [--store folder|s3] [--tsa] [--segments] [--keep DIR]
 # Prints one Markdown table row per measurement, ready for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ formats=pdf,xml
 keep=""
 store=folder
 tsa=false
+segments_args=()
+segments_label=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --format) format="$2"; shift 2 ;;
@@ -39,6 +42,7 @@ while [ $# -gt 0 ]; do
     --keep) keep="$2"; shift 2 ;;
     --store) store="$2"; shift 2 ;;
     --tsa) tsa=true; shift ;;
+    --segments) segments_args=(--segments); segments_label=", --segments"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -130,14 +134,14 @@ data="$work/data"
 fresh_data_dir "$data"
 measure "$work/run.json" "$bin" run "$pipeline" --input "$input" --data "$data" --json \
   --progress never --quiet --formats "$formats" "${jobs_arg[@]}" "${store_args[@]}" \
-  "${tsa_args[@]}"
+  "${tsa_args[@]}" "${segments_args[@]}"
 if $tsa; then
   # utime + stime of the TSA process (fields 14 and 15 of /proc/PID/stat), then stop it.
   tsa_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$tsa_pid/stat")
   kill "$tsa_pid" 2>/dev/null || true
   echo "bench TSA: CPU ${tsa_cpu} s (not in the run's CPU below)" >&2
 fi
-python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats$store_label$tsa_label" <<'EOF'
+python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats$store_label$tsa_label$segments_label" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))
 rows, wall, rss, user, sys_ = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
@@ -148,6 +152,6 @@ s = report["stages"]
 print(f"| run (end to end, {sys.argv[10]}) | {rows:,} | {sys.argv[7]} ({sys.argv[8]} MB) | {sys.argv[9]} | {wall:.1f} s | "
       f"**{signed / wall:,.0f} licences/s** ({signed:,} signed) | {rss / 1024:.0f} MB | CPU {user + sys_:.1f} s; "
       f"read {s['read_s']:.1f} s, validate {s['validate_s']:.1f} s, decide {s['decide_s']:.1f} s, "
-      f"render+sign {s['render_sign_s']:.1f} s, load {s['load_s']:.1f} s |")
+      f"render+sign {s['render_sign_s']:.1f} s, load {s['load_s']:.1f} s (its CPU {s.get('load_cpu_s', 0):.1f} s) |")
 EOF
 echo "machine: $machine; $(date -u +%Y-%m-%d); $(git rev-parse --short HEAD)" >&2

@@ -984,11 +984,12 @@ fn restore_refuses_an_altered_backup_and_makes_nothing_live() {
 
     // An altered database file is refused the same way.
     let backup2 = dir.path().join("backup2");
-    reg.backup(&backup2, OP, at(4)).unwrap();
-    let mut db = fs::read(backup2.join("registry.sqlite")).unwrap();
+    let manifest = reg.backup(&backup2, OP, at(4)).unwrap();
+    let snapshot = backup2.join(&manifest.files[0].path);
+    let mut db = fs::read(&snapshot).unwrap();
     let last = db.len() - 1;
     db[last] ^= 0xff;
-    fs::write(backup2.join("registry.sqlite"), db).unwrap();
+    fs::write(&snapshot, db).unwrap();
     assert!(matches!(
         Registry::restore(&backup2, &target, OP, at(5)),
         Err(RegistryError::BackupFileAltered { .. })
@@ -1261,7 +1262,8 @@ fn a_postgres_registry_backs_up_into_the_usual_folder_and_restores_into_sqlite()
     let backup = scratch.path().join("backup");
     let manifest = reg.backup(&backup, OP, at(5)).unwrap();
     assert_eq!(manifest.counts.versions, 3);
-    assert!(backup.join("registry.sqlite").exists());
+    assert!(backup.join(&manifest.files[0].path).exists());
+    assert!(manifest.files[0].path.starts_with("registry-"), "{:?}", manifest.files[0]);
     let restored = Registry::restore(&backup, &scratch.path().join("restored"), OP, at(6)).unwrap();
     assert_eq!(restored.counts().unwrap().versions, 3);
     assert_eq!(

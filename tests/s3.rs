@@ -613,7 +613,8 @@ fn a_snapshot_larger_than_a_part_goes_to_the_bucket_in_parts_and_restores() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let done: Value = serde_json::from_slice(&out.stdout).unwrap();
     let snapshot = &done["manifest"]["files"][0];
-    assert_eq!(snapshot["path"], "registry.sqlite");
+    let snapshot_name = format!("registry-{}.sqlite", snapshot["sha256"].as_str().unwrap());
+    assert_eq!(snapshot["path"], snapshot_name.as_str(), "named by its hash");
     let size = snapshot["size"].as_u64().unwrap();
     assert!(size > 16 << 20, "the snapshot spans three 8 MiB parts: {size} bytes");
 
@@ -621,13 +622,14 @@ fn a_snapshot_larger_than_a_part_goes_to_the_bucket_in_parts_and_restores() {
         let requests = server.requests("offsite");
         requests.into_iter().filter(|(_, k)| k == key).map(|(op, _)| op).collect()
     };
-    let snapshot_ops = ops("elicence/registry.sqlite");
+    let snapshot_key = format!("elicence/{snapshot_name}");
+    let snapshot_ops = ops(&snapshot_key);
     let count = |op: &str| snapshot_ops.iter().filter(|o| *o == op).count();
     assert_eq!(count("CreateMultipartUpload"), 1, "{snapshot_ops:?}");
     assert_eq!(count("UploadPart") as u64, size.div_ceil(8 << 20), "{snapshot_ops:?}");
     assert_eq!(count("CompleteMultipartUpload"), 1, "{snapshot_ops:?}");
     assert_eq!(count("PutObject"), 0, "never one PUT of the whole file: {snapshot_ops:?}");
-    let object = std::fs::read(server.object_file("offsite", "elicence/registry.sqlite")).unwrap();
+    let object = std::fs::read(server.object_file("offsite", &snapshot_key)).unwrap();
     assert_eq!(object.len() as u64, size);
     assert_eq!(
         elicence::registry::sha256_hex(&object),
@@ -646,18 +648,13 @@ fn a_snapshot_larger_than_a_part_goes_to_the_bucket_in_parts_and_restores() {
 }
 
 #[test]
-fn a_backup_interrupted_before_its_manifest_is_refused_by_restore_and_completed_by_the_next() {
+fn an_interrupted_backup_leaves_the_earlier_one_restorable_and_the_next_completes_it() {
     let (server, scratch, data) = fixture_run("offsite", None);
     let target = "s3://offsite/elicence".to_owned();
     let marker = "elicence/backup-in-progress.json";
-    let refused_restore = |name: &str| {
-        let restored = scratch.path().join(name);
-        let out = restore_cmd(&server, &data, &target, &restored);
-        assert_ne!(out.status.code(), Some(0));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(&format!("s3://offsite/{marker}")), "{stderr}");
-        assert!(stderr.contains("interrupted before it finished"), "{stderr}");
-        assert!(!restored.exists(), "nothing made live");
+    let snapshots = || -> Vec<String> {
+        let keys = server.keys("offsite", "elicence");
+        keys.into_iter().filter(|k| k.starts_with("elicence/registry-")).collect()
     };
 
     // The first backup stops at its manifest: the store files and the snapshot are there.
@@ -667,10 +664,17 @@ fn a_backup_interrupted_before_its_manifest_is_refused_by_restore_and_completed_
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("s3://offsite/elicence/manifest.json: PUT object"), "{stderr}");
     let keys = server.keys("offsite", "elicence");
-    assert!(keys.contains(&"elicence/registry.sqlite".to_owned()), "{keys:?}");
+    assert_eq!(snapshots().len(), 1, "{keys:?}");
     assert!(keys.contains(&marker.to_owned()), "{keys:?}");
     assert!(!keys.contains(&"elicence/manifest.json".to_owned()), "{keys:?}");
-    refused_restore("refused-1");
+    // No complete backup before it: refused, nothing made live.
+    let restored = scratch.path().join("refused");
+    let out = restore_cmd(&server, &data, &target, &restored);
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("s3://offsite/{marker}")), "{stderr}");
+    assert!(stderr.contains("interrupted before it finished"), "{stderr}");
+    assert!(!restored.exists(), "nothing made live");
 
     // Run again: the target is taken as the unfinished backup it is, and completed.
     server.allow_writes_of("offsite", "elicence/manifest.json");
@@ -681,26 +685,59 @@ fn a_backup_interrupted_before_its_manifest_is_refused_by_restore_and_completed_
     assert_eq!(done["copied"], 0, "the store files were all there: {done}");
     assert_eq!(done["already_there"], files - 1);
     assert!(!server.keys("offsite", "elicence").contains(&marker.to_owned()));
+    let first_snapshot =
+        format!("elicence/{}", done["manifest"]["files"][0]["path"].as_str().unwrap());
+    assert_eq!(
+        snapshots(),
+        std::slice::from_ref(&first_snapshot),
+        "the interrupted one's leftovers went"
+    );
+    let before = registry_state(&data);
     let restored = scratch.path().join("restored-1");
     let out = restore_cmd(&server, &data, &target, &restored);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(registry_state(&restored), registry_state(&data));
+    assert_eq!(registry_state(&restored), before);
 
-    // Over a complete backup: interrupted again at the manifest, the earlier manifest is still
-    // there but no longer the snapshot's; restore refuses it, the next backup completes it.
-    run_expect(elicence().args(["audit", "verify"]).arg("--data").arg(&data), 0);
+    // The registry changes (a licence revoked), and the next backup is interrupted at its
+    // manifest: the earlier backup is still whole (its snapshot was not overwritten), so a
+    // restore brings back the earlier state and says that a later backup did not finish.
+    let live: String = rusqlite::Connection::open(data.join("registry.sqlite"))
+        .unwrap()
+        .query_row("SELECT identifier FROM versions WHERE superseded_by IS NULL LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    run_expect(
+        elicence().args(["revoke", &live, "--reason", "吊销：测试"]).arg("--data").arg(&data),
+        0,
+    );
+    let after = registry_state(&data);
+    assert_ne!(after, before);
     server.refuse_writes_of("offsite", "elicence/manifest.json");
     let out = backup_cmd(&server, &data, None, &target);
     assert_ne!(out.status.code(), Some(0));
-    assert!(server.keys("offsite", "elicence").contains(&"elicence/manifest.json".to_owned()));
-    refused_restore("refused-2");
+    assert_eq!(snapshots().len(), 2, "the new snapshot beside the earlier one");
+    let restored = scratch.path().join("restored-earlier");
+    let out = restore_cmd(&server, &data, &target, &restored);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("a later backup into this target did not finish"), "{stderr}");
+    assert_eq!(registry_state(&restored), before, "the earlier complete backup");
+
+    // The next backup completes it: the new state, and only its snapshot is left.
     server.allow_writes_of("offsite", "elicence/manifest.json");
     let out = backup_cmd(&server, &data, None, &target);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let last_snapshot =
+        format!("elicence/{}", done["manifest"]["files"][0]["path"].as_str().unwrap());
+    assert_ne!(last_snapshot, first_snapshot);
+    assert_eq!(snapshots(), [last_snapshot]);
+    assert!(!server.keys("offsite", "elicence").contains(&marker.to_owned()));
     let restored = scratch.path().join("restored-2");
     let out = restore_cmd(&server, &data, &target, &restored);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(registry_state(&restored), registry_state(&data));
+    assert_eq!(registry_state(&restored), after);
 }
 
 #[test]

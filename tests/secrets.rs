@@ -413,14 +413,14 @@ fn backup_leaves_the_key_out_unless_asked_and_restore_then_needs_it() {
     // --include-secrets: the key is in the backup (0600) and restores with it.
     let full = reg.dir.path().join("backup-full");
     run_expect(reg.cmd().arg("backup").arg(&full).arg("--include-secrets"), 0);
-    assert_eq!(
-        std::fs::read(full.join("field-key")).unwrap(),
-        std::fs::read(reg.key_file()).unwrap()
-    );
+    // Named by its hash (a later backup never overwrites a file an earlier manifest names).
+    let key = std::fs::read(reg.key_file()).unwrap();
+    let key_file = full.join(format!("field-key-{}", elicence::registry::sha256_hex(&key)));
+    assert_eq!(std::fs::read(&key_file).unwrap(), key);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(full.join("field-key")).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
     let again = reg.dir.path().join("restored-full");

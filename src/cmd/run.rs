@@ -90,6 +90,11 @@ pub struct RunArgs {
     /// collector. Written atomically, also when the run is interrupted or fails.
     #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
     pub metrics_file: Option<PathBuf>,
+    /// Store each chunk's files packed into one segment object (one file, or one PUT, per
+    /// chunk instead of three per licence); the registry records where each file is. Every
+    /// command reads either layout.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub segments: bool,
     /// Decide every row against the registry and report what the run would issue, change and
     /// revoke; sign, store and record nothing (no key is read or made, the registry is neither
     /// created nor migrated). With --out, also decisions.csv: what would happen to each row.
@@ -136,6 +141,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         formats: args.formats,
         metrics_file: args.metrics_file.clone(),
         publish: args.publish,
+        segments: args.segments,
     };
     if args.dry_run {
         return dry_run(args, &options);

@@ -47,6 +47,8 @@ pub(super) enum ChunkOutcome {
         chunk: DecidedChunk,
         results: Vec<LoadResult>,
         seconds: f64,
+        /// CPU time of the loader thread for this chunk.
+        cpu_seconds: f64,
     },
     /// Another process changed the same licences between decision and commit: decide again.
     Stale {
@@ -66,7 +68,8 @@ pub(super) struct Loader<'scope> {
 
 impl<'scope> Loader<'scope> {
     /// Opens a second connection to the registry (`location`, else the SQLite file in `data`;
-    /// `store`, else `data/store`) and starts the loader thread.
+    /// `store`, else `data/store`; chunks packed into segments with `pack_segments`) and
+    /// starts the loader thread.
     pub fn spawn<'env>(
         scope: &'scope Scope<'scope, 'env>,
         data: &'env Path,
@@ -75,8 +78,10 @@ impl<'scope> Loader<'scope> {
         run: RunId,
         operator: &'env str,
         at: DateTime<Utc>,
+        pack_segments: bool,
     ) -> Result<Loader<'scope>, RegistryError> {
         let mut registry = Registry::open_with(data, location, store)?;
+        registry.set_pack_segments(pack_segments);
         // One chunk queued while one commits: enough to overlap, little memory held.
         let (chunks_tx, chunks_rx) = mpsc::sync_channel::<DecidedChunk>(1);
         let (done_tx, done_rx) = mpsc::channel::<ChunkOutcome>();
@@ -147,6 +152,7 @@ fn commit(
     mut chunk: DecidedChunk,
 ) -> ChunkOutcome {
     let started = Instant::now();
+    let cpu_started = thread_cpu_seconds();
     if !chunk.rejects.is_empty() {
         if let Err(e) = registry.record_rejects(run, &chunk.rejects) {
             return ChunkOutcome::Failed(e.into());
@@ -158,6 +164,7 @@ fn commit(
             chunk,
             results: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
+            cpu_seconds: thread_cpu_seconds() - cpu_started,
         };
     }
     let items = std::mem::take(&mut chunk.items);
@@ -172,10 +179,19 @@ fn commit(
         registry.commit_chunk(run, items, operator, at)
     };
     match committed {
-        Ok(results) => {
-            ChunkOutcome::Committed { chunk, results, seconds: started.elapsed().as_secs_f64() }
-        }
+        Ok(results) => ChunkOutcome::Committed {
+            chunk,
+            results,
+            seconds: started.elapsed().as_secs_f64(),
+            cpu_seconds: thread_cpu_seconds() - cpu_started,
+        },
         Err(RegistryError::StaleDecision(_)) => ChunkOutcome::Stale { chunk },
         Err(e) => ChunkOutcome::Failed(e.into()),
     }
+}
+
+/// CPU time consumed so far by the calling thread (`CLOCK_THREAD_CPUTIME_ID`), in seconds.
+fn thread_cpu_seconds() -> f64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }

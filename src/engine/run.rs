@@ -89,6 +89,8 @@ pub struct RunOptions {
     /// Publish the pipeline's catalog when it differs from the registry's published one
     /// (`run --publish`); without, such a run stops before anything is written.
     pub publish: bool,
+    /// Pack each chunk's files into one segment object (`run --segments`).
+    pub segments: bool,
 }
 
 /// The pipeline's catalog is not the one the registry published: rights would follow one and
@@ -335,6 +337,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
             run_id,
             operator,
             started,
+            options.segments,
         )?;
         let mut scheduler = ChunkScheduler {
             pool: production.as_ref().unwrap_or(&pool),

@@ -206,8 +206,9 @@ impl ChunkScheduler<'_, '_> {
         };
         self.in_flight.pop_front();
         match outcome {
-            ChunkOutcome::Committed { chunk, results, seconds } => {
+            ChunkOutcome::Committed { chunk, results, seconds, cpu_seconds } => {
                 self.stages.load_s += seconds;
+                self.stages.load_cpu_s += cpu_seconds;
                 for r in &results {
                     self.counts.tally(r);
                 }

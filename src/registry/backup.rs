@@ -8,11 +8,17 @@
 //! transaction that references them, so every file the snapshot references exists. A backup
 //! into a target that holds an earlier one copies only the store files it lacks (incremental,
 //! by name: the target's listing and the snapshot's files compared side by side, both sorted),
-//! then replaces the snapshot (uploaded in parts to a bucket, never whole in memory) and, last,
-//! the manifest. From the snapshot to the manifest the target is not a complete backup:
-//! `backup-in-progress.json`, written first and removed after the manifest, says so; a restore
-//! refuses such a target ([`RegistryError::BackupIncomplete`]) and the next backup into it
-//! completes it.
+//! then uploads the new snapshot (to a bucket in parts, never whole in memory) and, last, the
+//! manifest. The snapshot and the field key are named by their hash (`registry-<sha256>.sqlite`,
+//! `field-key-<sha256>`), so a backup never overwrites a file the previous manifest names:
+//! until the new manifest replaces the old one, the target still holds the earlier backup,
+//! complete. Files the new manifest no longer names (the previous snapshot, the leftovers of an
+//! interrupted backup) are removed after it. `backup-in-progress.json`, written first and
+//! removed after the manifest, names the files the unfinished backup added; a restore of a
+//! target with it restores the earlier complete backup and says that a later one did not
+//! finish; without a manifest (the first backup interrupted) it is refused
+//! ([`RegistryError::BackupIncomplete`]); the next backup into it completes it. Backups written
+//! before these names (`registry.sqlite`, `field-key`) restore as before.
 //!
 //! A restore checks every file against the manifest while copying it (a batch of store files
 //! fetched at once, the snapshot streamed to disk) into a temporary folder
@@ -55,6 +61,11 @@ pub const BACKUP_KEY_FILE: &str = "field-key";
 pub const IN_PROGRESS_FILE: &str = "backup-in-progress.json";
 /// The manifest's file name inside a backup folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// What a backup's snapshot is called: `registry-<sha256>.sqlite`.
+const SNAPSHOT_PREFIX: &str = "registry-";
+const SNAPSHOT_SUFFIX: &str = ".sqlite";
+/// What a backup's field key is called: `field-key-<sha256>`.
+const KEY_PREFIX: &str = "field-key-";
 /// The manifest format this build writes and reads.
 pub const MANIFEST_FORMAT: &str = "elicence-backup/1";
 
@@ -77,7 +88,8 @@ pub struct BackupManifest {
     pub audit_entries: u64,
     pub audit_head: Option<String>,
     pub counts: RegistryCounts,
-    /// Every file of the backup, `registry.sqlite` first, paths relative to the folder with `/`.
+    /// Every file of the backup, the snapshot (`registry-<sha256>.sqlite`) first, paths
+    /// relative to the folder with `/`.
     pub files: Vec<ManifestFile>,
 }
 
@@ -179,11 +191,15 @@ enum BackupPart {
 /// Checks a manifest path: `registry.sqlite`, `field-key`, or a store path that matches its
 /// hash.
 fn check_manifest_path(file: &ManifestFile) -> Result<BackupPart, String> {
-    if file.path == DB_FILE {
+    // Backups written before the hashed names used these fixed ones.
+    if file.path == DB_FILE || file.path == snapshot_name(&file.sha256) {
         return Ok(BackupPart::Database);
     }
-    if file.path == BACKUP_KEY_FILE {
+    if file.path == BACKUP_KEY_FILE || file.path == key_name(&file.sha256) {
         return Ok(BackupPart::FieldKey);
+    }
+    if file.path.starts_with(SNAPSHOT_PREFIX) || file.path.starts_with(KEY_PREFIX) {
+        return Err(format!("{:?} is not named by its SHA-256 {}", file.path, file.sha256));
     }
     let ext = file.path.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
     let kind = FileKind::from_ext(ext).ok_or_else(|| format!("unexpected file {:?}", file.path))?;
@@ -191,6 +207,40 @@ fn check_manifest_path(file: &ManifestFile) -> Result<BackupPart, String> {
         Ok(expected) if expected == file.path => Ok(BackupPart::Store(kind)),
         _ => Err(format!("{:?} is not the store path of SHA-256 {}", file.path, file.sha256)),
     }
+}
+
+/// The name of the snapshot whose SHA-256 is `sha256` in a backup.
+fn snapshot_name(sha256: &str) -> String {
+    format!("{SNAPSHOT_PREFIX}{sha256}{SNAPSHOT_SUFFIX}")
+}
+
+/// The name of the field key whose SHA-256 is `sha256` in a backup.
+fn key_name(sha256: &str) -> String {
+    format!("{KEY_PREFIX}{sha256}")
+}
+
+/// The files of a backup that are not in its store (the snapshot, the field key): what the
+/// next backup replaces and removes.
+fn generation_files(files: &[ManifestFile]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| {
+            matches!(check_manifest_path(f), Ok(BackupPart::Database | BackupPart::FieldKey))
+        })
+        .map(|f| f.path.clone())
+        .collect()
+}
+
+/// `backup-in-progress.json`: when the unfinished backup started, who ran it, and the files it
+/// added beside the store (removed by the backup that completes it, unless it names them too).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct InProgress {
+    started_at: DateTime<Utc>,
+    operator: String,
+    /// Absent in markers of backups written before the hashed names: such a backup overwrote
+    /// `registry.sqlite` in place, so the earlier manifest no longer describes it.
+    #[serde(default)]
+    files: Option<Vec<String>>,
 }
 
 /// A fresh local file name for a database snapshot, in `dir`.
@@ -233,10 +283,9 @@ impl Registry {
         include_secrets: bool,
     ) -> Result<(BackupManifest, CopyReport), RegistryError> {
         let root = Store::open(target)?;
-        if root.read_named(MANIFEST_FILE)?.is_none()
-            && root.read_named(IN_PROGRESS_FILE)?.is_none()
-            && !root.is_empty()?
-        {
+        // What an earlier backup left: read once, its files replaced after the new manifest.
+        let earlier = (root.read_named(MANIFEST_FILE)?, root.read_named(IN_PROGRESS_FILE)?);
+        if earlier.0.is_none() && earlier.1.is_none() && !root.is_empty()? {
             return Err(RegistryError::NotEmpty { path: target.to_string().into() });
         }
         // The snapshot is taken into a local file: beside its final place in a folder, in the
@@ -249,18 +298,27 @@ impl Registry {
             StoreLocation::Bucket(_) => self.data_dir.clone(),
         };
         let db_copy = snapshot_path(&local_dir);
-        let result =
-            self.backup_with_snapshot(&root, target, &db_copy, operator, at, include_secrets);
+        let result = self.backup_with_snapshot(
+            &root,
+            target,
+            &db_copy,
+            earlier,
+            operator,
+            at,
+            include_secrets,
+        );
         // Best effort: the temporary snapshot is ours (already moved away on success).
         let _ = fs::remove_file(&db_copy);
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn backup_with_snapshot(
         &self,
         root: &Store,
         target: &StoreLocation,
         db_copy: &Path,
+        (earlier_manifest, earlier_marker): (Option<Vec<u8>>, Option<Vec<u8>>),
         operator: &str,
         at: DateTime<Utc>,
         include_secrets: bool,
@@ -286,54 +344,69 @@ impl Registry {
         let counts = super::counts_of(&snap)?;
         let referenced = super::files_of(&snap)?;
         drop(snap);
-        // From here until the manifest is written the target is not a complete backup (an
-        // earlier backup's manifest would not describe the new snapshot): the marker says so
-        // to a restore, and lets the next backup into it go on after an interruption.
-        let marker = json!({ "started_at": at, "operator": operator });
-        root.put_named(IN_PROGRESS_FILE, marker.to_string().as_bytes())?;
+
+        let (db_sha256, db_size) = hash_file(db_copy)?;
+        let db_name = snapshot_name(&db_sha256);
+        let mut files =
+            vec![ManifestFile { path: db_name.clone(), sha256: db_sha256, size: db_size }];
+        let key = if include_secrets {
+            let key_path = super::secrets::key_file_path(&self.data_dir);
+            let key = fs::read(&key_path).map_err(io_err(&key_path, "read field key"))?;
+            let sha256 = sha256_hex(&key);
+            files.push(ManifestFile { path: key_name(&sha256), sha256, size: key.len() as u64 });
+            Some(key)
+        } else {
+            None
+        };
+        let new_names = generation_files(&files);
+        // What the target holds beside its store now: the files of the earlier backup's
+        // manifest and those an unfinished backup added. None of them is overwritten (names
+        // are hashes); those the new manifest does not name are removed after it.
+        let mut old_names = Vec::new();
+        if let Some(text) = earlier_manifest
+            && let Ok(old) = serde_json::from_slice::<BackupManifest>(&text)
+        {
+            old_names.extend(generation_files(&old.files));
+        }
+        if let Some(text) = earlier_marker
+            && let Ok(InProgress { files: Some(added), .. }) = serde_json::from_slice(&text)
+        {
+            old_names.extend(added);
+        }
+        // From here until the manifest is written the target holds files the manifest does not
+        // name: the marker names them for the next backup, and tells a restore that a later
+        // backup did not finish.
+        let marker = InProgress {
+            started_at: at,
+            operator: operator.to_owned(),
+            files: Some(new_names.clone()),
+        };
+        let marker_text = serde_json::to_vec(&marker).map_err(|e| RegistryError::BadManifest {
+            path: root.named_path(IN_PROGRESS_FILE),
+            reason: e.to_string(),
+        })?;
+        root.put_named(IN_PROGRESS_FILE, &marker_text)?;
         // Only what the target lacks; each file read with its hash checked on the way.
         let copied = store::copy_missing(
             &self.store,
             &root.child(STORE_DIR),
             referenced.iter().cloned().map(Ok::<_, RegistryError>),
         )?;
-        let mut store_files = Vec::with_capacity(referenced.len());
         for file in referenced {
-            store_files.push(ManifestFile {
+            files.push(ManifestFile {
                 path: manifest_store_path(&file.sha256, file.kind)?,
                 sha256: file.sha256,
                 size: file.size,
             });
         }
-
-        let (db_sha256, db_size) = hash_file(db_copy)?;
-        root.put_named_file(DB_FILE, db_copy)?;
-        let mut files =
-            vec![ManifestFile { path: DB_FILE.to_owned(), sha256: db_sha256, size: db_size }];
-        if include_secrets {
-            let key_path = super::secrets::key_file_path(&self.data_dir);
-            let key = fs::read(&key_path).map_err(io_err(&key_path, "read field key"))?;
+        root.put_named_file(&db_name, db_copy)?;
+        if let Some(key) = &key {
+            let name = key_name(&sha256_hex(key));
             match target {
-                StoreLocation::Folder(dir) => {
-                    super::secrets::write_private(&dir.join(BACKUP_KEY_FILE), &key)?
-                }
-                StoreLocation::Bucket(_) => root.put_named(BACKUP_KEY_FILE, &key)?,
-            }
-            files.push(ManifestFile {
-                path: BACKUP_KEY_FILE.to_owned(),
-                sha256: sha256_hex(&key),
-                size: key.len() as u64,
-            });
-        } else if let StoreLocation::Folder(dir) = target {
-            // An earlier backup into this folder may have had it.
-            match fs::remove_file(dir.join(BACKUP_KEY_FILE)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(io_err(&dir.join(BACKUP_KEY_FILE), "remove old field key")(e));
-                }
-                _ => {}
+                StoreLocation::Folder(dir) => super::secrets::write_private(&dir.join(&name), key)?,
+                StoreLocation::Bucket(_) => root.put_named(&name, key)?,
             }
         }
-        files.extend(store_files);
         let manifest = BackupManifest {
             format: MANIFEST_FORMAT.to_owned(),
             created_at: at,
@@ -348,9 +421,13 @@ impl Registry {
         let text = serde_json::to_vec_pretty(&manifest).map_err(|e| {
             RegistryError::BadManifest { path: manifest_path.clone(), reason: e.to_string() }
         })?;
-        // Last: the manifest is what makes the backup whole, then the marker goes.
+        // Last: the manifest is what makes the backup whole, then the marker goes, then what
+        // no manifest names any more.
         root.put_named(MANIFEST_FILE, &text)?;
         root.remove_named(IN_PROGRESS_FILE)?;
+        for name in old_names.iter().filter(|n| !new_names.contains(n)) {
+            root.remove_named(name)?;
+        }
 
         self.db.write("audit backup", |tx| {
             audit::append(
@@ -412,23 +489,36 @@ impl Registry {
     ) -> Result<Registry, E> {
         require_empty(new_data_dir)?;
         let root = Store::open(source).map_err(RegistryError::from)?;
-        if root.read_named(IN_PROGRESS_FILE).map_err(RegistryError::from)?.is_some() {
-            return Err(RegistryError::BackupIncomplete {
-                path: root.named_path(IN_PROGRESS_FILE),
-            }
-            .into());
-        }
         let manifest_path = root.named_path(MANIFEST_FILE);
+        let manifest_text = root.read_named(MANIFEST_FILE).map_err(RegistryError::from)?;
+        if let Some(marker) = root.read_named(IN_PROGRESS_FILE).map_err(RegistryError::from)? {
+            let incomplete =
+                || RegistryError::BackupIncomplete { path: root.named_path(IN_PROGRESS_FILE) };
+            // A marker of this format means the manifest's files were left as they were (names
+            // are hashes): the earlier backup is whole. An older marker's backup overwrote its
+            // snapshot in place, and with no manifest there is no earlier backup at all.
+            match serde_json::from_slice::<InProgress>(&marker) {
+                Ok(InProgress { files: Some(_), started_at, operator })
+                    if manifest_text.is_some() =>
+                {
+                    tracing::warn!(
+                        target = %source,
+                        %started_at,
+                        %operator,
+                        "a later backup into this target did not finish; restoring the last \
+                         complete one, which its manifest describes"
+                    );
+                }
+                _ => return Err(incomplete().into()),
+            }
+        }
         let bad =
             |reason: String| RegistryError::BadManifest { path: manifest_path.clone(), reason };
-        let text =
-            root.read_named(MANIFEST_FILE).map_err(RegistryError::from)?.ok_or_else(|| {
-                RegistryError::Io {
-                    path: manifest_path.clone(),
-                    op: "read",
-                    source: io::Error::from(io::ErrorKind::NotFound),
-                }
-            })?;
+        let text = manifest_text.ok_or_else(|| RegistryError::Io {
+            path: manifest_path.clone(),
+            op: "read",
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })?;
         let manifest: BackupManifest =
             serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
         if manifest.format != MANIFEST_FORMAT {
@@ -436,11 +526,14 @@ impl Registry {
                 bad(format!("format {:?}, expected {MANIFEST_FORMAT:?}", manifest.format)).into()
             );
         }
-        if manifest.files.iter().filter(|f| f.path == DB_FILE).count() != 1 {
-            return Err(bad(format!("does not list {DB_FILE} exactly once")).into());
-        }
+        let mut databases = 0;
         for file in &manifest.files {
-            check_manifest_path(file).map_err(bad)?;
+            if let BackupPart::Database = check_manifest_path(file).map_err(bad)? {
+                databases += 1;
+            }
+        }
+        if databases != 1 {
+            return Err(bad(format!("lists {databases} database snapshots, expected one")).into());
         }
 
         let parent = new_data_dir

@@ -133,8 +133,8 @@ pub enum RegistryError {
     #[error("{path}: bad backup manifest: {reason}", path = path.display())]
     BadManifest { path: PathBuf, reason: String },
     /// A backup that was interrupted before it finished (its in-progress marker is still
-    /// there): its manifest, if any, may not describe its snapshot. Running the backup again
-    /// completes it.
+    /// there) with no complete backup before it: no manifest, or one whose snapshot an older
+    /// elicence overwrote in place. Running the backup again completes it.
     #[error("{path}: the backup was interrupted before it finished (its manifest may not match its snapshot); run backup into it again to complete it", path = path.display())]
     BackupIncomplete { path: PathBuf },
     /// A file of a backup whose size or hash is not the manifest's.

@@ -510,8 +510,9 @@ pub(super) fn require_artefacts(items: &[LoadItem]) -> Result<(), RegistryError>
 
 pub(super) fn store_files(
     store: &Store,
+    pack_segments: bool,
     items: &[LoadItem],
-) -> Result<Vec<Vec<StoredFile>>, RegistryError> {
+) -> Result<(Vec<Vec<StoredFile>>, Option<super::segments::Packed>), RegistryError> {
     // Every file of the chunk in one batch: one durability barrier instead of two per file.
     let mut files: Vec<(FileKind, &[u8])> = Vec::new();
     let mut per_item = Vec::with_capacity(items.len());
@@ -531,21 +532,27 @@ pub(super) fn store_files(
         }
         per_item.push(files.len() - before);
     }
-    let mut stored = store.put_many(&files)?.into_iter();
-    Ok(per_item.into_iter().map(|n| stored.by_ref().take(n).collect()).collect())
+    let (stored, packed) = if pack_segments {
+        super::segments::store_packed(store, &files)?
+    } else {
+        (store.put_many(&files)?, None)
+    };
+    let mut stored = stored.into_iter();
+    Ok((per_item.into_iter().map(|n| stored.by_ref().take(n).collect()).collect(), packed))
 }
 
 /// Stores files, then checks and records the whole chunk in one transaction (module docs).
 pub(crate) fn commit_chunk(
     db: &Db,
     store: &Store,
+    pack_segments: bool,
     run: RunId,
     items: Vec<LoadItem>,
     operator: &str,
     at: DateTime<Utc>,
 ) -> Result<Vec<LoadResult>, RegistryError> {
     require_artefacts(&items)?;
-    let files = store_files(store, &items)?;
+    let (files, packed) = store_files(store, pack_segments, &items)?;
     db.write("commit chunk", |tx| {
         super::require_open_run(tx, run)?;
         let mut overlay = Overlay::default();
@@ -559,6 +566,9 @@ pub(crate) fn commit_chunk(
                     found,
                 })));
             }
+        }
+        if let Some(packed) = &packed {
+            super::segments::record(tx, packed)?;
         }
         let mut results = Vec::with_capacity(items.len());
         for (item, files) in items.iter().zip(&files) {

@@ -44,6 +44,8 @@ pub(crate) const TABLE_COLUMNS: &[(&str, &str)] = &[
          superseded_by, superseded_at, revoked_at, revoked_reason, revoked_by, revoked_on",
     ),
     ("files", "sha256, kind, size"),
+    ("segments", "sha256, size"),
+    ("segment_files", "sha256, kind, segment, byte_offset"),
     ("version_files", "version_id, kind, sha256"),
     ("audit_log", "seq, at, action, operator, subject, reason, details, prev_hash, hash"),
     ("departments", "code, name, level, region, enabled, credential_hash, created_at"),

@@ -40,6 +40,7 @@ mod reliance;
 mod review;
 mod schema;
 pub mod secrets;
+mod segments;
 mod sharing;
 mod sqlite;
 mod store;
@@ -432,6 +433,9 @@ pub struct Registry {
     db: Db,
     data_dir: PathBuf,
     store: Store,
+    /// Commit each chunk's files packed into one segment (`segments.rs`) instead of one
+    /// object each.
+    pack_segments: bool,
 }
 
 impl fmt::Debug for Registry {
@@ -508,7 +512,7 @@ impl Registry {
         let mut db = location.connect()?;
         schema::migrate(&db)?;
         secrets::attach(&mut db, data_dir, secrets::KeyNeed::CreateAndSeal)?;
-        Ok(Registry { db, data_dir: data_dir.to_path_buf(), store })
+        Ok(Registry { db, data_dir: data_dir.to_path_buf(), store, pack_segments: false })
     }
 
     /// Opens the registry for a dry run, creating and migrating nothing: the database as it is
@@ -531,7 +535,12 @@ impl Registry {
             let mut db = Db::sqlite(conn, path);
             schema::migrate(&db)?;
             secrets::attach(&mut db, data_dir, secrets::KeyNeed::Ephemeral)?;
-            Ok(Registry { db, data_dir: data_dir.to_path_buf(), store: store.clone() })
+            Ok(Registry {
+                db,
+                data_dir: data_dir.to_path_buf(),
+                store: store.clone(),
+                pack_segments: false,
+            })
         };
         if let RegistryLocation::Sqlite(path) = &location
             && !path.exists()
@@ -566,7 +575,7 @@ impl Registry {
                 expected: SCHEMA_VERSION,
             });
         }
-        Ok(Registry { db, data_dir: data_dir.to_path_buf(), store })
+        Ok(Registry { db, data_dir: data_dir.to_path_buf(), store, pack_segments: false })
     }
 
     /// The data folder.
@@ -587,6 +596,13 @@ impl Registry {
     /// The content-addressed store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Whether [`Registry::commit_chunk`] packs each chunk's files into one segment
+    /// (`run --segments`) instead of storing one object per file. Reading needs no setting:
+    /// the registry records where each file is.
+    pub fn set_pack_segments(&mut self, on: bool) {
+        self.pack_segments = on;
     }
 
     /// How long to wait for another writer's lock before [`RegistryError::Locked`] (default 5 s).
@@ -844,7 +860,7 @@ impl Registry {
             .into_iter()
             .map(|item| secrets::protect_item(keys, item))
             .collect::<Result<Vec<_>, _>>()?;
-        lifecycle::commit_chunk(&self.db, &self.store, run, items, operator, at)
+        lifecycle::commit_chunk(&self.db, &self.store, self.pack_segments, run, items, operator, at)
     }
 
     /// Revokes the current version `identifier` with a reason (audited; files kept).
@@ -1227,14 +1243,23 @@ pub(crate) fn counts_of(db: &Db) -> Result<RegistryCounts, RegistryError> {
     )
 }
 
-/// Every file the registry at `db` references, by hash and kind.
+/// The store objects the registry references: every file that is an object of its own, and
+/// every segment (not the files packed in one), as `(sha256, kind, size)` rows. Callers add
+/// their own `WHERE` and `ORDER BY` around it.
+const OBJECTS: &str = "SELECT sha256, kind, size FROM (
+       SELECT f.sha256, f.kind, f.size FROM files f
+        WHERE NOT EXISTS (SELECT 1 FROM segment_files m
+                          WHERE m.sha256 = f.sha256 AND m.kind = f.kind)
+       UNION ALL
+       SELECT sha256, 'segment', size FROM segments
+     ) objects";
+
+/// Every object the registry references (files of their own and segments), by hash and kind.
 pub(crate) fn files_of(db: &Db) -> Result<Vec<StoredFile>, RegistryError> {
-    let rows: Vec<(String, String, u64)> = db.query(
-        "read files",
-        "SELECT sha256, kind, size FROM files ORDER BY sha256, kind",
-        &[],
-        |r| Ok((r.get(0)?, r.get(1)?, get_u64(r, 2)?)),
-    )?;
+    let rows: Vec<(String, String, u64)> =
+        db.query("read files", &format!("{OBJECTS} ORDER BY sha256, kind"), &[], |r| {
+            Ok((r.get(0)?, r.get(1)?, get_u64(r, 2)?))
+        })?;
     rows.into_iter()
         .map(|(sha256, kind, size)| match FileKind::from_role(&kind) {
             Some(kind) => Ok(StoredFile { kind, sha256, size }),
@@ -1249,9 +1274,9 @@ pub(crate) fn files_of(db: &Db) -> Result<Vec<StoredFile>, RegistryError> {
 /// Rows of `files` read per page by [`file_pages`].
 const FILE_PAGE: i64 = 10_000;
 
-/// Every file the registry at `db` references, sorted by hash and kind, read a page of
-/// [`FILE_PAGE`] rows at a time (keyset pagination on the primary key), so memory holds one
-/// page whatever the registry's size.
+/// Every object the registry at `db` references (as [`files_of`]), sorted by hash and kind,
+/// read a page of [`FILE_PAGE`] rows at a time (keyset pagination on the primary keys), so
+/// memory holds one page whatever the registry's size.
 pub(crate) fn file_pages(db: &Db) -> impl Iterator<Item = Result<StoredFile, RegistryError>> + '_ {
     let mut page = std::collections::VecDeque::new();
     let mut after: Option<(String, String)> = Some((String::new(), String::new()));
@@ -1260,9 +1285,10 @@ pub(crate) fn file_pages(db: &Db) -> impl Iterator<Item = Result<StoredFile, Reg
             let (sha256, kind) = after.take()?;
             let rows: Result<Vec<(String, String, u64)>, RegistryError> = db.query(
                 "read files",
-                "SELECT sha256, kind, size FROM files
-                 WHERE sha256 > ?1 OR (sha256 = ?1 AND kind > ?2)
-                 ORDER BY sha256, kind LIMIT ?3",
+                &format!(
+                    "{OBJECTS} WHERE sha256 > ?1 OR (sha256 = ?1 AND kind > ?2)
+                     ORDER BY sha256, kind LIMIT ?3"
+                ),
                 &vals![sha256, kind, FILE_PAGE],
                 |r| Ok((r.get(0)?, r.get(1)?, get_u64(r, 2)?)),
             );

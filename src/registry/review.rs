@@ -480,7 +480,7 @@ impl Registry {
             .map(|item| secrets::protect_item(keys, item))
             .collect::<Result<Vec<_>, _>>()?;
         lifecycle::require_artefacts(&items)?;
-        let files = lifecycle::store_files(&self.store, &items)?;
+        let (files, _) = lifecycle::store_files(&self.store, false, &items)?;
         self.db.write("commit approved", |tx| {
             super::require_open_run(tx, run)?;
             for id in &ids {

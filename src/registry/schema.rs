@@ -42,6 +42,11 @@
 //! (per department and licence, the version it was first handed and when) and `relied_scanned`
 //! (how far the trail has been read into it). `migrate` does not copy them; they rebuild.
 //!
+//! Tables (migration 13, the segment store; see `segments.rs`): `segments` (a store object
+//! that packs the files of one committed chunk, by its SHA-256 and size) and `segment_files`
+//! (where in which segment a file of `files` is). A file without a `segment_files` row is an
+//! object of its own (`ab/cd/<sha256>.<ext>`).
+//!
 //! Tables (migration 10): `field_key`: the check value of the registry's field index key and
 //! the id of its current data key (personal data encrypted at rest, see `secrets.rs`).
 //!
@@ -70,7 +75,7 @@ impl Migration {
 }
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 12;
+pub const SCHEMA_VERSION: u32 = 13;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -988,6 +993,61 @@ CREATE TABLE relied_scanned (
     id        BIGINT PRIMARY KEY CHECK (id = 1),
     audit_seq BIGINT NOT NULL
 );
+"#,
+    },
+    // A chunk's files packed into one store object (a segment) instead of one object each:
+    // one file to create, write and sync per chunk (one PUT to a bucket) instead of three per
+    // licence. `files` keeps one row per file as before; `segment_files` says where it is.
+    Migration {
+        version: 13,
+        name: "segments: a chunk's files packed into one store object",
+        sqlite: r#"
+CREATE TABLE segments (
+    sha256 TEXT NOT NULL PRIMARY KEY CHECK (length(sha256) = 64),
+    size   INTEGER NOT NULL CHECK (size >= 0)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE segment_files (
+    sha256  TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    segment TEXT NOT NULL REFERENCES segments(sha256),
+    byte_offset INTEGER NOT NULL CHECK (byte_offset >= 0),
+    PRIMARY KEY (sha256, kind),
+    FOREIGN KEY (sha256, kind) REFERENCES files(sha256, kind)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER segments_no_delete BEFORE DELETE ON segments
+BEGIN SELECT RAISE(ABORT, 'stored files are never forgotten'); END;
+CREATE TRIGGER segments_no_update BEFORE UPDATE ON segments
+BEGIN SELECT RAISE(ABORT, 'a stored file is immutable'); END;
+CREATE TRIGGER segment_files_no_delete BEFORE DELETE ON segment_files
+BEGIN SELECT RAISE(ABORT, 'stored files are never forgotten'); END;
+CREATE TRIGGER segment_files_no_update BEFORE UPDATE ON segment_files
+BEGIN SELECT RAISE(ABORT, 'a stored file is immutable'); END;
+"#,
+        postgres: r#"
+CREATE TABLE segments (
+    sha256 TEXT COLLATE "C" NOT NULL PRIMARY KEY CHECK (length(sha256) = 64),
+    size   BIGINT NOT NULL CHECK (size >= 0)
+);
+CREATE TABLE segment_files (
+    sha256  TEXT COLLATE "C" NOT NULL,
+    kind    TEXT COLLATE "C" NOT NULL,
+    segment TEXT COLLATE "C" NOT NULL REFERENCES segments(sha256),
+    byte_offset BIGINT NOT NULL CHECK (byte_offset >= 0),
+    PRIMARY KEY (sha256, kind),
+    FOREIGN KEY (sha256, kind) REFERENCES files(sha256, kind)
+);
+CREATE TRIGGER segments_no_delete BEFORE DELETE ON segments
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('stored files are never forgotten');
+CREATE TRIGGER segments_no_update BEFORE UPDATE ON segments
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('a stored file is immutable');
+CREATE TRIGGER segments_no_truncate BEFORE TRUNCATE ON segments
+    FOR EACH STATEMENT EXECUTE FUNCTION elicence_refuse('stored files are never forgotten');
+CREATE TRIGGER segment_files_no_delete BEFORE DELETE ON segment_files
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('stored files are never forgotten');
+CREATE TRIGGER segment_files_no_update BEFORE UPDATE ON segment_files
+    FOR EACH ROW EXECUTE FUNCTION elicence_refuse('a stored file is immutable');
+CREATE TRIGGER segment_files_no_truncate BEFORE TRUNCATE ON segment_files
+    FOR EACH STATEMENT EXECUTE FUNCTION elicence_refuse('stored files are never forgotten');
 "#,
     },
 ];

@@ -51,8 +51,12 @@ pub struct StageTimes {
     pub decide_s: f64,
     /// Rendering and signing PDF and XML, on all cores (wall time per chunk, summed).
     pub render_sign_s: f64,
-    /// Writing the files to the store and committing each chunk.
+    /// Writing the files to the store and committing each chunk (wall time of the loader
+    /// thread, waits for the disk included).
     pub load_s: f64,
+    /// CPU time the loader thread spent on it (user + system). Beside `load_s` it tells waiting
+    /// (for the disk, or for a core when more threads than cores are busy) from work.
+    pub load_cpu_s: f64,
 }
 
 impl StageTimes {
@@ -62,5 +66,6 @@ impl StageTimes {
         self.decide_s += other.decide_s;
         self.render_sign_s += other.render_sign_s;
         self.load_s += other.load_s;
+        self.load_cpu_s += other.load_cpu_s;
     }
 }

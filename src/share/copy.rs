@@ -143,8 +143,7 @@ pub fn prepare(
     let stored = version
         .file(FileKind::Pdf)
         .ok_or_else(|| CopyError::NoFace { identifier: identifier.to_owned() })?;
-    let original =
-        registry.store().read(&stored.sha256, FileKind::Pdf).map_err(RegistryError::from)?;
+    let original = registry.read_file(stored)?;
 
     let text = watermark::watermark_text(reason, &department.name, request.expires);
     let unsigned = watermark::watermark(&original, font, &text, &watermark::banner_text(reason))

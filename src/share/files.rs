@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use crate::catalog::Catalog;
-use crate::registry::{AuditEntry, Department, FileKind, Registry, RegistryError};
+use crate::registry::{AuditEntry, Department, FileKind, Registry};
 use crate::share::{self, Ask, ShareError, action};
 
 /// The stored file of `kind` of version `identifier` for `department` (asking for `reason`,
@@ -36,8 +36,9 @@ pub fn signed_file(
     let Some(stored) = version.file(kind) else {
         return Err(ShareError::NotFound { what: format!("the {} of {identifier}", kind.ext()) });
     };
+    let stored = stored.clone();
     let sha256 = stored.sha256.clone();
-    let bytes = registry.store().read(&sha256, kind).map_err(RegistryError::from)?;
+    let bytes = registry.read_file(&stored)?;
     registry.audit_append(&AuditEntry {
         action: action::FILE.into(),
         operator: department.code.clone(),

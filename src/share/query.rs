@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::catalog::Catalog;
 use crate::identify::LicenceId;
-use crate::registry::{AuditEntry, Department, FileKind, Registry, RegistryError, VersionRow};
+use crate::registry::{AuditEntry, Department, FileKind, Registry, VersionRow};
 use crate::render::qr::{QR_DIGEST_LEN, parse_qr_payload};
 use crate::share::{self, Ask, ShareError, SharedLicence, action, audit_refusal, input};
 use crate::sign::xmldsig::unsigned_document;
@@ -146,7 +146,7 @@ pub fn qr_digest_matches(
     let Some(xml) = version.file(FileKind::Xml) else {
         return Ok(None);
     };
-    let bytes = registry.store().read(&xml.sha256, FileKind::Xml).map_err(RegistryError::from)?;
+    let bytes = registry.read_file(xml)?;
     let unsigned = std::str::from_utf8(&bytes).ok().and_then(unsigned_document);
     let Some(unsigned) = unsigned else {
         return Ok(Some(false));

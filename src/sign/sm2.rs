@@ -36,6 +36,8 @@ const SM2_CURVE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.
 /// `Send + Sync`: one `Sm2Signer` is shared by all worker threads.
 pub struct Sm2Signer {
     key: sm2::dsa::SigningKey,
+    /// `(1 + d)⁻¹`, the same for every signature of this key (see [`Sm2Signer::sign_digest`]).
+    d_plus_1_inv: sm2::Scalar,
     /// `Z_A` of this key with [`SM2_DEFAULT_DIST_ID`], the first block of every message hash.
     z: [u8; 32],
     chain: Vec<Certificate>,
@@ -119,7 +121,11 @@ impl Sm2Signer {
         let subject_cn = subject_label(leaf);
         let z = z_a(spki.subject_public_key.raw_bytes())
             .ok_or_else(|| cert_unsupported("certificate SM2 point not uncompressed".into()))?;
-        Ok(Sm2Signer { key, z, chain: keys.chain.clone(), chain_der, subject_cn })
+        let d_plus_1_inv = d_plus_1_inverse(&key).ok_or_else(|| KeyError::UnsupportedKey {
+            path: key_path.to_path_buf(),
+            detail: "sm2: 1 + d has no inverse".into(),
+        })?;
+        Ok(Sm2Signer { key, d_plus_1_inv, z, chain: keys.chain.clone(), chain_der, subject_cn })
     }
 
     /// SM3 with `Z_A` already absorbed: feed it the message, then sign the digest with
@@ -132,12 +138,50 @@ impl Sm2Signer {
 
     /// The signature of the message whose [`Sm2Signer::message_hasher`] digest is `digest`:
     /// the same bytes [`Signer::sign`] gives for that message (deterministic nonce).
+    ///
+    /// The same algorithm as the `sm2` crate's `sign_prehash` (GB/T 32918.2-2016 §6.1 with an
+    /// RFC 6979 nonce from SM3), step for step, except that `(1 + d)⁻¹` is computed once per
+    /// key when it is loaded instead of once per signature (a scalar inversion, ≈ 5 % of an
+    /// OFD's worker time). A test holds the bytes equal to the crate's.
     pub fn sign_digest(&self, digest: &[u8]) -> Result<Vec<u8>, SignError> {
-        use sm2::dsa::signature::hazmat::PrehashSigner as _;
-        let signature: sm2::dsa::Signature =
-            self.key.sign_prehash(digest).map_err(|_| SignError::Sm2)?;
+        let signature = self.sign_prehash(digest).ok_or(SignError::Sm2)?;
         Ok(signature.to_der().to_bytes().into_vec())
     }
+
+    fn sign_prehash(&self, digest: &[u8]) -> Option<sm2::dsa::Signature> {
+        use sm2::elliptic_curve::ops::Reduce;
+        use sm2::elliptic_curve::point::AffineCoordinates;
+        use sm2::elliptic_curve::subtle::ConstantTimeEq;
+        use sm2::elliptic_curve::{Curve, Group, PrimeField};
+        use sm2::{FieldBytes, ProjectivePoint, Scalar, Sm2, U256};
+
+        let digest: &[u8; 32] = digest.try_into().ok()?;
+        let d: &Scalar = self.key.as_nonzero_scalar();
+        // A2: e = H(Z_A ‖ M) as a scalar (32 bytes: nothing to truncate).
+        let e = <Scalar as Reduce<U256>>::reduce(&U256::from_be_slice(digest));
+        // A3: k from RFC 6979's HMAC-DRBG over (d, e), as the crate derives it.
+        let mut kgen =
+            rfc6979::KGenerator::<Sm3, U256>::new(&d.to_repr(), &e.to_bytes(), &[], &Sm2::ORDER);
+        let mut k_bytes = FieldBytes::default();
+        kgen.fill_next_k(&mut k_bytes);
+        let k = Scalar::from_repr(k_bytes).into_option()?;
+        // A4: (x1, y1) = [k]G.
+        let point = ProjectivePoint::mul_by_generator(&k).to_affine();
+        // A5: r = (e + x1) mod n; r = 0 or r + k = n has no signature with this k.
+        let r = e + <Scalar as Reduce<FieldBytes>>::reduce(&point.x());
+        if bool::from(r.is_zero() | (r + k).ct_eq(&Scalar::ZERO)) {
+            return None;
+        }
+        // A6: s = (1 + d)⁻¹ (k − r·d) mod n.
+        let s = self.d_plus_1_inv * (k - (r * d));
+        sm2::dsa::Signature::from_scalars(r, s).ok()
+    }
+}
+
+/// `(1 + d)⁻¹ mod n` for the key's secret scalar `d`; `None` when `d = n − 1`.
+fn d_plus_1_inverse(key: &sm2::dsa::SigningKey) -> Option<sm2::Scalar> {
+    let d: &sm2::Scalar = key.as_nonzero_scalar();
+    (*d + sm2::Scalar::ONE).invert().into_option()
 }
 
 /// `Z_A = SM3(ENTL_A ‖ ID_A ‖ a ‖ b ‖ x_G ‖ y_G ‖ x_A ‖ y_A)` (GB/T 32918.2-2016 §5.5) for
@@ -193,9 +237,9 @@ impl Signer for Sm2Signer {
     /// SM2 over SM3(Z_A ‖ `msg`) with ID [`SM2_DEFAULT_DIST_ID`] (GB/T 32918.2-2016 §6.1);
     /// returns the DER `SEQUENCE { r, s }` (GB/T 35276-2017 §7.3).
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
-        use sm2::dsa::signature::Signer as _;
-        let signature: sm2::dsa::Signature = self.key.try_sign(msg).map_err(|_| SignError::Sm2)?;
-        Ok(signature.to_der().to_bytes().into_vec())
+        let mut hasher = self.message_hasher();
+        hasher.update(msg);
+        self.sign_digest(&hasher.finalize())
     }
 
     /// DER `SEQUENCE { r INTEGER, s INTEGER }` with both numbers at their longest (32 bytes and
@@ -261,7 +305,33 @@ mod tests {
         resumed.update(&msg[12..]);
         let by_digest = signer.sign_digest(&resumed.finalize()).unwrap();
         assert_eq!(by_digest, signer.sign(msg).unwrap());
+        let crate_signature: sm2::dsa::Signature = {
+            use sm2::dsa::signature::Signer as _;
+            signer.key.try_sign(msg).unwrap()
+        };
+        assert_eq!(by_digest, crate_signature.to_der().to_bytes().into_vec(), "as the crate signs");
         assert!(verify_sm2(signer.certificate_der(), msg, &by_digest));
         assert!(z_a(&[0x02; 33]).is_none());
+    }
+
+    #[test]
+    fn the_cached_inverse_signs_byte_for_byte_as_the_crate_does() {
+        use sm2::dsa::signature::hazmat::PrehashSigner as _;
+        let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys");
+        let at = DateTime::parse_from_rfc3339("2027-01-02T03:04:05Z").unwrap().to_utc();
+        let signer = Sm2Signer::load(&keys, None, at).unwrap();
+        // Many digests (the nonce is deterministic, so both must give the same bytes).
+        for i in 0u32..300 {
+            let digest: [u8; 32] = Sm3::digest(i.to_be_bytes()).into();
+            let ours = signer.sign_digest(&digest).unwrap();
+            let theirs: sm2::dsa::Signature = signer.key.sign_prehash(&digest).unwrap();
+            assert_eq!(ours, theirs.to_der().to_bytes().into_vec(), "digest {i}");
+        }
+        // The all-0xff and all-zero digests reduce mod n; still equal.
+        for digest in [[0xffu8; 32], [0u8; 32]] {
+            let theirs: sm2::dsa::Signature = signer.key.sign_prehash(&digest).unwrap();
+            assert_eq!(signer.sign_digest(&digest).unwrap(), theirs.to_der().to_bytes().into_vec());
+        }
+        assert!(signer.sign_digest(&[1u8; 31]).is_err(), "a digest is 32 bytes");
     }
 }

@@ -197,6 +197,30 @@ impl BucketStore {
         .map_err(self.err(key, "GET object"))
     }
 
+    /// `size` bytes at `offset` of the segment `segment` (one ranged GET; not checked: the
+    /// caller checks the file's own hash).
+    pub(super) fn read_range(
+        &self,
+        segment: &str,
+        offset: u64,
+        size: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let key = key_of(segment, FileKind::Segment)?;
+        let path = self.object(&key);
+        let got = self
+            .runtime
+            .block_on(self.client.get_range(&path, offset..offset + size))
+            .map_err(self.err(&key, "GET object range"))?;
+        if got.len() as u64 != size {
+            return Err(StoreError::Io {
+                path: PathBuf::from(self.url.url_of(&key)),
+                op: "GET object range",
+                source: io::Error::from(io::ErrorKind::UnexpectedEof),
+            });
+        }
+        Ok(got.to_vec())
+    }
+
     /// Reads an object and checks that its content hashes to `sha256`.
     pub(super) fn read(&self, sha256: &str, kind: FileKind) -> Result<Vec<u8>, StoreError> {
         let key = key_of(sha256, kind)?;

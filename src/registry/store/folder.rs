@@ -267,6 +267,27 @@ impl FolderStore {
         Ok(bytes)
     }
 
+    /// `size` bytes at `offset` of the segment `segment` (not checked: the caller checks the
+    /// file's own hash).
+    pub(super) fn read_range(
+        &self,
+        segment: &str,
+        offset: u64,
+        size: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        use std::os::unix::fs::FileExt;
+        let path = self.path_of(segment, FileKind::Segment)?;
+        let file = File::open(&path).map_err(io_err(&path, "read"))?;
+        let len = usize::try_from(size).map_err(|_| StoreError::Io {
+            path: path.clone(),
+            op: "read",
+            source: io::Error::from(io::ErrorKind::InvalidInput),
+        })?;
+        let mut bytes = vec![0u8; len];
+        file.read_exact_at(&mut bytes, offset).map_err(io_err(&path, "read"))?;
+        Ok(bytes)
+    }
+
     /// Whether the file for `sha256` is present with the right content.
     pub(super) fn check_file(&self, sha256: &str, kind: FileKind) -> Result<FileState, StoreError> {
         let path = self.path_of(sha256, kind)?;

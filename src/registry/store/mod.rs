@@ -41,9 +41,13 @@ pub enum FileKind {
     Archive,
     /// The sealed OFD e-licence (GB/T 33190 with a GB/T 38540 seal).
     Ofd,
+    /// The files of one committed chunk packed into one object (`segments` in the registry
+    /// says which file is where). Not an artefact of a licence: never a version's file.
+    Segment,
 }
 
 impl FileKind {
+    /// The artefacts a licence version may have (every kind but [`FileKind::Segment`]).
     pub const ALL: [FileKind; 4] = [FileKind::Pdf, FileKind::Xml, FileKind::Archive, FileKind::Ofd];
 
     /// The extension of the stored file, without the dot.
@@ -53,6 +57,7 @@ impl FileKind {
             FileKind::Xml => "xml",
             FileKind::Archive => "png",
             FileKind::Ofd => "ofd",
+            FileKind::Segment => "seg",
         }
     }
 
@@ -63,17 +68,18 @@ impl FileKind {
             FileKind::Xml => "xml",
             FileKind::Archive => "archive",
             FileKind::Ofd => "ofd",
+            FileKind::Segment => "segment",
         }
     }
 
-    /// The kind for a role name as stored in the registry.
+    /// The kind for a role name as stored in the registry (`segment` included).
     pub fn from_role(role: &str) -> Option<FileKind> {
-        FileKind::ALL.into_iter().find(|k| k.as_str() == role)
+        FileKind::ALL.into_iter().chain([FileKind::Segment]).find(|k| k.as_str() == role)
     }
 
-    /// The kind for a stored file's extension.
+    /// The kind for a stored object's extension (segments included).
     pub fn from_ext(ext: &str) -> Option<FileKind> {
-        FileKind::ALL.into_iter().find(|k| k.ext() == ext)
+        FileKind::ALL.into_iter().chain([FileKind::Segment]).find(|k| k.ext() == ext)
     }
 }
 
@@ -375,6 +381,33 @@ impl Store {
             Backend::Folder(f) => f.read(sha256, kind),
             Backend::Bucket(b) => b.read(sha256, kind),
         }
+    }
+
+    /// The `size` bytes at `offset` of the segment `segment` (its SHA-256), checked against
+    /// `sha256`, the SHA-256 of the file packed there.
+    ///
+    /// Fails with [`StoreError::Io`] or [`StoreError::Object`] (missing, unreadable, shorter
+    /// than the range) or [`StoreError::Altered`] (naming the segment).
+    pub fn read_range(
+        &self,
+        segment: &str,
+        offset: u64,
+        size: u64,
+        sha256: &str,
+    ) -> Result<Vec<u8>, StoreError> {
+        let bytes = match &self.backend {
+            Backend::Folder(f) => f.read_range(segment, offset, size)?,
+            Backend::Bucket(b) => b.read_range(segment, offset, size)?,
+        };
+        let actual = sha256_hex(&bytes);
+        if actual != sha256 {
+            return Err(StoreError::Altered {
+                path: self.path_of(segment, FileKind::Segment)?,
+                expected: sha256.to_owned(),
+                actual,
+            });
+        }
+        Ok(bytes)
     }
 
     /// [`Store::read`] of many files, in order (a bucket GETs several at once).
