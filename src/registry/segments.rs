@@ -43,20 +43,21 @@ pub(crate) fn store_packed(
     if files.is_empty() {
         return Ok((Vec::new(), None));
     }
-    let total: usize = files.iter().map(|(_, bytes)| bytes.len()).sum();
-    let mut segment = Vec::with_capacity(total);
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(files.len());
+    let mut offset = 0u64;
     let mut stored = Vec::with_capacity(files.len());
     let mut members: Vec<(StoredFile, u64)> = Vec::with_capacity(files.len());
     let mut seen = std::collections::HashSet::with_capacity(files.len());
     for (kind, bytes) in files {
         let file = StoredFile { kind: *kind, sha256: sha256_hex(bytes), size: bytes.len() as u64 };
         if seen.insert((file.sha256.clone(), file.kind)) {
-            members.push((file.clone(), segment.len() as u64));
-            segment.extend_from_slice(bytes);
+            members.push((file.clone(), offset));
+            parts.push(bytes);
+            offset += file.size;
         }
         stored.push(file);
     }
-    let segment = store.put(FileKind::Segment, &segment)?;
+    let segment = store.put_parts(FileKind::Segment, &parts)?;
     Ok((stored, Some(Packed { segment, members })))
 }
 
@@ -71,20 +72,16 @@ pub(crate) fn record(tx: &Db, packed: &Packed) -> Result<(), RegistryError> {
         &vals![&packed.segment.sha256, packed.segment.size],
     )?;
     for (file, offset) in &packed.members {
-        let known: Option<i64> = tx.query_opt(
-            "read file",
-            "SELECT 1 FROM files WHERE sha256 = ?1 AND kind = ?2",
-            &vals![&file.sha256, file.kind.as_str()],
-            |r| r.get(0),
-        )?;
-        if known.is_some() {
-            continue;
-        }
-        tx.execute(
+        let inserted = tx.execute(
             "insert file",
-            "INSERT INTO files (sha256, kind, size) VALUES (?1, ?2, ?3)",
+            "INSERT INTO files (sha256, kind, size) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sha256, kind) DO NOTHING",
             &vals![&file.sha256, file.kind.as_str(), file.size],
         )?;
+        if inserted == 0 {
+            // Recorded before: it keeps its place.
+            continue;
+        }
         tx.execute(
             "insert segment file",
             "INSERT INTO segment_files (sha256, kind, segment, byte_offset)

@@ -154,6 +154,30 @@ impl BucketStore {
         }
     }
 
+    /// PUTs the concatenation of `parts` as one object (a segment), named by its hash.
+    pub(super) fn put_parts(
+        &self,
+        kind: FileKind,
+        parts: &[&[u8]],
+    ) -> Result<StoredFile, StoreError> {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update(part);
+        }
+        let size: usize = parts.iter().map(|p| p.len()).sum();
+        let stored = StoredFile { kind, sha256: hex::encode(hasher.finalize()), size: size as u64 };
+        let key = key_of(&stored.sha256, kind)?;
+        let mut whole = Vec::with_capacity(size);
+        for part in parts {
+            whole.extend_from_slice(part);
+        }
+        let payload = PutPayload::from(whole);
+        self.runtime
+            .block_on(self.client.put(&self.object(&key), payload))
+            .map_err(self.err(&key, "PUT object"))?;
+        Ok(stored)
+    }
+
     /// PUTs every file (each key once), [`PUT_CONCURRENCY`] at a time, and returns when all
     /// have answered 200; fails with the first refused or failed PUT, naming its object.
     pub(super) fn put_many(

@@ -187,6 +187,56 @@ impl FolderStore {
         Ok(stored)
     }
 
+    /// Stores the concatenation of `parts` as one file (a segment), streamed: written to a
+    /// temporary file in the root and hashed on the way (no copy of the whole in memory), then
+    /// made durable, renamed to its name and made durable again, as [`FolderStore::put_many`]
+    /// does for many files. A file already there under that name is left as it is (same name,
+    /// same bytes, unless damaged: then it is replaced).
+    pub(super) fn put_parts(
+        &self,
+        kind: FileKind,
+        parts: &[&[u8]],
+    ) -> Result<StoredFile, StoreError> {
+        create_dir_durable(&self.root)?;
+        let tmp = temp_path(&self.root.join(kind.ext()));
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(io_err(&tmp, "create temporary file"))?;
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            for part in parts {
+                hasher.update(part);
+                size += part.len() as u64;
+                f.write_all(part).map_err(io_err(&tmp, "write"))?;
+            }
+            drop(f);
+            let stored = StoredFile { kind, sha256: hex::encode(hasher.finalize()), size };
+            let path = self.path_of(&stored.sha256, kind)?;
+            if self.check_file(&stored.sha256, kind)? == FileState::Present {
+                fs::remove_file(&tmp).map_err(io_err(&tmp, "remove temporary file"))?;
+                return Ok(stored);
+            }
+            flush_files(&self.root, std::iter::once(tmp.as_path()))?;
+            let dir = path.parent().unwrap_or(Path::new("."));
+            if cfg!(target_os = "linux") {
+                fs::create_dir_all(dir).map_err(io_err(dir, "create folder"))?;
+            } else {
+                create_dir_durable(dir)?;
+            }
+            fs::rename(&tmp, &path).map_err(io_err(&path, "rename temporary file into place"))?;
+            flush_files(&self.root, std::iter::once(dir))?;
+            Ok(stored)
+        })();
+        if result.is_err() {
+            // Best effort: the temporary file is ours; the error that matters is `result`.
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
     /// Stores many files with one durability barrier for all of them, for a chunk of licences.
     /// Same result as [`FolderStore::put`] on each, in order, but instead of two fsyncs per file
     /// (file and folder) it writes every temporary file, flushes them all at once, renames them

@@ -357,6 +357,18 @@ impl Store {
         }
     }
 
+    /// Stores the concatenation of `parts` as one object of `kind` (a segment) under its
+    /// SHA-256 and returns it; durable when this returns, as [`Store::put_many`]. A folder
+    /// writes the parts as they are (never the whole in memory once more).
+    ///
+    /// Fails as [`Store::put_many`] does.
+    pub fn put_parts(&self, kind: FileKind, parts: &[&[u8]]) -> Result<StoredFile, StoreError> {
+        match &self.backend {
+            Backend::Folder(f) => f.put_parts(kind, parts),
+            Backend::Bucket(b) => b.put_parts(kind, parts),
+        }
+    }
+
     /// Stores many files, for a chunk of licences, and returns what was stored, in order. When
     /// this returns, every file is durable where the store keeps it (folder: after one
     /// `syncfs`; bucket: every PUT, with its SHA-256 checksum, answered 200), so the registry
