@@ -6,9 +6,10 @@
 //! the run with the object named and nothing committed, two `--shard` processes share one
 //! bucket, `migrate --store-to` copies a store and resumes after an interruption, and an
 //! off-site backup into a bucket is incremental and refused when one of its objects is damaged,
-//! a large snapshot goes up in parts, a backup interrupted before its manifest is refused by
-//! restore and completed by the next backup, and restore and `store check --full` fetch several
-//! objects at once.
+//! a large snapshot goes up in parts, a backup interrupted before its manifest leaves the
+//! earlier one restorable and is completed by the next backup, restore and `store check
+//! --full` fetch several objects at once, and by default a run into a bucket packs each chunk
+//! into one segment object that every reader finds.
 
 #[path = "util/s3_server.rs"]
 mod s3_server;
@@ -36,8 +37,10 @@ fn with_s3(server: &S3Server) -> Command {
 /// `elicence run` of the food pipeline with the test keys (and `--store` when given).
 fn run_cmd(server: &S3Server, data: &Path, input: &str, store: Option<&str>) -> Command {
     let mut cmd = with_s3(server);
+    // A file per object: these tests look at each artefact's object (segments, the default
+    // in a bucket, have their own test below).
     cmd.args(["run", FOOD, "--input", input, "--json", "--operator", "tester"])
-        .args(["--progress", "never"])
+        .args(["--progress", "never", "--no-segments"])
         .arg("--data")
         .arg(data)
         .arg("--keys")
@@ -841,4 +844,67 @@ fn serve_hands_out_a_licence_file_from_a_bucket_and_never_an_altered_one() {
     assert_eq!(status, 500, "{}", String::from_utf8_lossy(&body));
     assert!(!body.starts_with(b"%PDF"), "no PDF handed out");
     assert_eq!(gets(&server), 2, "fetched again, and refused by its hash");
+}
+
+#[test]
+fn in_a_bucket_a_run_packs_each_chunk_into_one_object_by_default_and_every_reader_finds_it() {
+    let store = "s3://licences/store".to_owned();
+    let server = S3Server::start();
+    server.bucket("licences");
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    // No --no-segments: the default for a bucket.
+    let mut run = with_s3(&server);
+    run.args(["run", FOOD, "--input", FIXTURE, "--json", "--operator", "tester"])
+        .args(["--progress", "never", "--formats", "pdf,xml,ofd", "--store", &store])
+        .arg("--data")
+        .arg(&data)
+        .arg("--keys")
+        .arg(root().join("fixtures/keys"));
+    run_expect(&mut run, 0);
+    let keys = store_keys(&server, "licences");
+    assert!(!keys.is_empty() && keys.iter().all(|k| k.ends_with(".seg")), "{keys:?}");
+    let puts = server.requests("licences").into_iter().filter(|(op, _)| op == "PutObject").count();
+    assert_eq!(puts, keys.len(), "one PUT per segment, none per file");
+    let full = ["store", "check", "--full", "--json"];
+    run_expect(&mut shared_cmd(&server, &store, &data, &full), 0);
+
+    // serve hands out a file of a segment (a ranged GET), byte for byte what was signed.
+    let credential = granted_department(&server, &store, &data, scratch.path());
+    let served = ServeChild::start(&mut shared_cmd(
+        &server,
+        &store,
+        &data,
+        &["serve", "--listen", "127.0.0.1:0"],
+    ));
+    let token = served.token(DEPT, std::fs::read_to_string(&credential).unwrap().trim());
+    let signed: String = rusqlite::Connection::open(data.join("registry.sqlite"))
+        .unwrap()
+        .query_row(
+            "SELECT vf.sha256 FROM version_files vf JOIN versions v ON v.id = vf.version_id
+             WHERE v.identifier = ?1 AND vf.kind = 'ofd'",
+            [CURRENT],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let ofd = served.download(&token, &format!("/api/v1/licences/{CURRENT}/files/ofd"));
+    assert_eq!(elicence::registry::sha256_hex(&ofd), signed);
+    drop(served);
+
+    // An off-site backup of it restores, segments and all, and verifies.
+    let target = "s3://licences/backup".to_owned();
+    let out = backup_cmd(&server, &data, Some(&store), &target);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let restored = scratch.path().join("restored");
+    let out = restore_cmd(&server, &data, &target, &restored);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(registry_state(&restored), registry_state(&data));
+    run_expect(
+        elicence()
+            .env("ELICENCE_FIELD_KEY_FILE", data.join("secrets/field-key"))
+            .args(["store", "check", "--full"])
+            .arg("--data")
+            .arg(&restored),
+        0,
+    );
 }

@@ -92,9 +92,13 @@ pub struct RunArgs {
     pub metrics_file: Option<PathBuf>,
     /// Store each chunk's files packed into one segment object (one file, or one PUT, per
     /// chunk instead of three per licence); the registry records where each file is. Every
-    /// command reads either layout.
-    #[arg(long, conflicts_with = "dry_run")]
+    /// command reads either layout. Default: segments for a store in a bucket, a file per
+    /// artefact in a folder.
+    #[arg(long, conflicts_with_all = ["dry_run", "no_segments"])]
     pub segments: bool,
+    /// Store a file (an object) per artefact, also in a bucket.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub no_segments: bool,
     /// Decide every row against the registry and report what the run would issue, change and
     /// revoke; sign, store and record nothing (no key is read or made, the registry is neither
     /// created nor migrated). With --out, also decisions.csv: what would happen to each row.
@@ -141,7 +145,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         formats: args.formats,
         metrics_file: args.metrics_file.clone(),
         publish: args.publish,
-        segments: args.segments,
+        segments: match (args.segments, args.no_segments) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
     };
     if args.dry_run {
         return dry_run(args, &options);

@@ -89,8 +89,9 @@ pub struct RunOptions {
     /// Publish the pipeline's catalog when it differs from the registry's published one
     /// (`run --publish`); without, such a run stops before anything is written.
     pub publish: bool,
-    /// Pack each chunk's files into one segment object (`run --segments`).
-    pub segments: bool,
+    /// Pack each chunk's files into one segment object (`run --segments`, `--no-segments`);
+    /// `None`: segments when the store is a bucket.
+    pub segments: Option<bool>,
 }
 
 /// The pipeline's catalog is not the one the registry published: rights would follow one and
