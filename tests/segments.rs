@@ -3,7 +3,8 @@
 //! same registry and byte-identical files; every reader (the library's `read_file`, `copy`,
 //! `verify` of what was read back), `store check --full`, `backup`/`restore` and
 //! `migrate --store-to` handle segments; a damaged segment is named; a run killed (SIGKILL) at
-//! random points and run again ends like an uninterrupted run.
+//! random points and run again ends like an uninterrupted run; two shard processes with
+//! segments on one PostgreSQL registry store what one process stores.
 
 mod util;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use elicence::registry::{FileKind, Registry};
 use serde_json::Value;
-use util::{big_export, elicence, root, run_expect};
+use util::{PgDatabase, big_export, elicence, root, run_expect};
 
 const FOOD: &str = "pipelines/food-business-permit.toml";
 const FIXTURE: &str = "fixtures/food-business-permit/export-utf8.csv";
@@ -268,6 +269,70 @@ fn a_run_with_segments_killed_at_random_points_and_rerun_ends_like_an_uninterrup
     for list in want.values() {
         for (kind, sha256, _) in list {
             registry.read_stored(sha256, kind_of(kind)).unwrap();
+        }
+    }
+}
+
+/// [`version_files`] of a PostgreSQL registry.
+fn pg_version_files(url: &str) -> BTreeMap<String, Vec<(String, String, u64)>> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let mut out: BTreeMap<String, Vec<(String, String, u64)>> = BTreeMap::new();
+    for row in client
+        .query(
+            "SELECT v.identifier, vf.kind, vf.sha256, f.size FROM version_files vf
+             JOIN versions v ON v.id = vf.version_id
+             JOIN files f ON f.sha256 = vf.sha256 AND f.kind = vf.kind
+             ORDER BY v.identifier, vf.kind",
+            &[],
+        )
+        .unwrap()
+    {
+        let size: i64 = row.get(3);
+        out.entry(row.get(0)).or_default().push((row.get(1), row.get(2), size as u64));
+    }
+    out
+}
+
+#[test]
+fn two_shards_with_segments_on_postgres_store_what_one_process_stores() {
+    let Some(pg) =
+        PgDatabase::create("two_shards_with_segments_on_postgres_store_what_one_process_stores")
+    else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let input = big_export(scratch.path(), 600);
+    let input = input.to_str().unwrap();
+    let reference = scratch.path().join("reference");
+    run(&reference, input, true);
+    let want = version_files(&reference);
+
+    let data = scratch.path().join("shared");
+    let children: Vec<_> = ["0/2", "1/2"]
+        .iter()
+        .map(|shard| {
+            run_cmd(&data, input, true)
+                .args(["--registry", &pg.url, "--shard", shard])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(pg_version_files(&pg.url), want, "same versions, same bytes");
+    let check = ["store", "check", "--full", "--json", "--registry", &pg.url];
+    run_expect(elicence().args(check).arg("--data").arg(&data), 0);
+    let objects = files_under(&data.join("store"));
+    assert!(objects.iter().all(|p| p.extension().is_some_and(|e| e == "seg")), "{objects:?}");
+    let registry = Registry::open_with(&data, Some(&pg.url), None).unwrap();
+    for list in want.values() {
+        for (kind, sha256, _) in list {
+            let bytes = registry.read_stored(sha256, kind_of(kind)).unwrap();
+            assert_eq!(elicence::registry::sha256_hex(&bytes), *sha256);
         }
     }
 }
