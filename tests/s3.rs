@@ -167,6 +167,25 @@ fn granted_department(server: &S3Server, store: &str, data: &Path, dir: &Path) -
     credential
 }
 
+/// `serve` of the registry in `data` (store at `store`) started for [`DEPT`], granted as
+/// [`granted_department`] does: the server and the department's bearer token.
+fn serve_to_department(
+    server: &S3Server,
+    store: &str,
+    data: &Path,
+    dir: &Path,
+) -> (ServeChild, String) {
+    let credential = granted_department(server, store, data, dir);
+    let served = ServeChild::start(&mut shared_cmd(
+        server,
+        store,
+        data,
+        &["serve", "--listen", "127.0.0.1:0"],
+    ));
+    let token = served.token(DEPT, std::fs::read_to_string(&credential).unwrap().trim());
+    (served, token)
+}
+
 /// `elicence serve` started on a free loopback port, stopped when dropped.
 struct ServeChild {
     child: std::process::Child,
@@ -814,14 +833,7 @@ fn restore_and_the_full_check_fetch_several_objects_at_once() {
 fn serve_hands_out_a_licence_file_from_a_bucket_and_never_an_altered_one() {
     let store = "s3://licences/store".to_owned();
     let (server, scratch, data) = fixture_run("licences", Some(&store));
-    let credential = granted_department(&server, &store, &data, scratch.path());
-    let served = ServeChild::start(&mut shared_cmd(
-        &server,
-        &store,
-        &data,
-        &["serve", "--listen", "127.0.0.1:0"],
-    ));
-    let token = served.token(DEPT, std::fs::read_to_string(&credential).unwrap().trim());
+    let (served, token) = serve_to_department(&server, &store, &data, scratch.path());
     let path = format!("/api/v1/licences/{CURRENT}/files/pdf");
 
     // Over real sockets, the object's bytes, byte for byte.
@@ -870,14 +882,7 @@ fn in_a_bucket_a_run_packs_each_chunk_into_one_object_by_default_and_every_reade
     run_expect(&mut shared_cmd(&server, &store, &data, &full), 0);
 
     // serve hands out a file of a segment (a ranged GET), byte for byte what was signed.
-    let credential = granted_department(&server, &store, &data, scratch.path());
-    let served = ServeChild::start(&mut shared_cmd(
-        &server,
-        &store,
-        &data,
-        &["serve", "--listen", "127.0.0.1:0"],
-    ));
-    let token = served.token(DEPT, std::fs::read_to_string(&credential).unwrap().trim());
+    let (served, token) = serve_to_department(&server, &store, &data, scratch.path());
     let signed: String = rusqlite::Connection::open(data.join("registry.sqlite"))
         .unwrap()
         .query_row(

@@ -49,6 +49,15 @@ pub(crate) fn create_dir_durable(dir: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Creates the temporary file `tmp`, which must not exist.
+fn create_temp(tmp: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(io_err(tmp, "create temporary file"))
+}
+
 /// A fresh temporary name beside `path`: hidden, with this process's id and a counter.
 fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -85,11 +94,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     create_dir_durable(dir)?;
     let tmp = temp_path(path);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(io_err(&tmp, "create temporary file"))?;
+        let mut f = create_temp(&tmp)?;
         f.write_all(bytes).map_err(io_err(&tmp, "write"))?;
         f.sync_all().map_err(io_err(&tmp, "fsync"))?;
         drop(f);
@@ -200,11 +205,7 @@ impl FolderStore {
         create_dir_durable(&self.root)?;
         let tmp = temp_path(&self.root.join(kind.ext()));
         let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(io_err(&tmp, "create temporary file"))?;
+            let mut f = create_temp(&tmp)?;
             let mut hasher = Sha256::new();
             let mut size = 0u64;
             for part in parts {
@@ -271,11 +272,7 @@ impl FolderStore {
                     create_dir_durable(dir)?;
                 }
                 let tmp = temp_path(&path);
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&tmp)
-                    .map_err(io_err(&tmp, "create temporary file"))?;
+                let mut f = create_temp(&tmp)?;
                 pending.push((tmp.clone(), path));
                 f.write_all(bytes).map_err(io_err(&tmp, "write"))?;
             }
