@@ -429,13 +429,19 @@ fn rfc4514_escape(value: &str) -> String {
 }
 
 /// A random SM2 private key: 32 random bytes, drawn again in the rare case they are not a
-/// valid scalar (zero or at least the group order).
+/// valid scalar (zero or at least the group order), or when the public key's x coordinate
+/// begins with the byte 04 (1 in 256): gmssl (Python), which verifiers in the field use,
+/// strips the point's `04` prefix with `lstrip("04")`, which eats such an x's leading digits
+/// too, and then cannot verify the key's signatures (seen with `ses_check.py`).
 fn sm2_secret(rng: &mut SystemRng) -> Result<sm2::SecretKey, KeyError> {
     for _ in 0..16 {
         let mut bytes = Zeroizing::new([0u8; 32]);
         rng.try_fill_bytes(&mut bytes[..]).map_err(|e| generate_error("SM2 key", e.to_string()))?;
         if let Ok(key) = sm2::SecretKey::from_slice(&bytes[..]) {
-            return Ok(key);
+            let spki = sm2_spki(&key)?;
+            if spki.subject_public_key.raw_bytes().get(1) != Some(&0x04) {
+                return Ok(key);
+            }
         }
     }
     Err(generate_error("SM2 key", "no valid scalar in 16 draws".into()))
@@ -730,4 +736,23 @@ fn write_private(path: &Path, text: &str) -> Result<(), KeyError> {
     let mut file = options.open(path).map_err(err)?;
     file.write_all(text.as_bytes()).map_err(err)?;
     file.sync_all().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_development_sm2_key_has_an_x_coordinate_that_gmssl_would_mangle() {
+        // Without the redraw about 1 key in 256 begins x with 04: among 2,000, some would.
+        let mut rng = SystemRng(ring::rand::SystemRandom::new());
+        for _ in 0..2000 {
+            let key = sm2_secret(&mut rng).unwrap();
+            let spki = sm2_spki(&key).unwrap();
+            let point = spki.subject_public_key.raw_bytes();
+            assert_eq!(point.len(), 65);
+            assert_eq!(point[0], 0x04, "uncompressed");
+            assert_ne!(point[1], 0x04, "x begins with 04");
+        }
+    }
 }
