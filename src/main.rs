@@ -12,6 +12,12 @@ use elicence::logs::LogFormat;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // With the kernel's transparent huge pages on ("always", Debian's default), mimalloc's
+    // arenas are faulted in and zeroed 2 MiB at a time: a run's peak RSS was 35–45 MB higher
+    // and no faster (BENCHMARKS.md, session 14). Off for this process before it allocates
+    // much; where the kernel refuses, nothing changes but the memory figure.
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let cli = Cli::parse();
     if let Err(e) = elicence::logs::init(cli.log_format) {
         eprintln!("error: {e}");
