@@ -190,6 +190,49 @@ impl Subtrees for Tree {
     }
 }
 
+/// The root of a log fed its leaf hashes one at a time, in log order, holding only the roots
+/// of its perfect subtrees (one per set bit of the size: memory O(log n)). The leaves of
+/// n = 2^a + 2^b + … (a > b > …) form the perfect subtrees P_a, P_b, … left to right, and
+/// MTH = node(P_a, node(P_b, …)), since each split point is the largest power of two below
+/// what is left.
+#[derive(Debug, Clone, Default)]
+pub struct RootBuilder {
+    size: u64,
+    /// Roots of the perfect subtrees, largest (leftmost) first.
+    subtrees: Vec<Hash>,
+}
+
+impl RootBuilder {
+    /// Appends the next leaf's hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut size = self.size;
+        // Each low set bit is a perfect subtree of the new one's size: merge, as in a carry.
+        while size & 1 == 1 {
+            let Some(left) = self.subtrees.pop() else { break };
+            hash = node_hash(&left, &hash);
+            size >>= 1;
+        }
+        self.subtrees.push(hash);
+        self.size += 1;
+    }
+
+    /// Number of leaves pushed.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// MTH of the leaves pushed so far, as [`root`] computes it.
+    pub fn root(&self) -> Hash {
+        match self.subtrees.split_last() {
+            None => Sha256::digest(b"").into(),
+            Some((last, rest)) => {
+                rest.iter().rev().fold(*last, |right, left| node_hash(left, &right))
+            }
+        }
+    }
+}
+
 /// Checks an audit path (RFC 9162 §2.1.3.2): leaf `leaf` is at `index` in the tree of `size`
 /// leaves whose root is `root`.
 pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> bool {
@@ -315,6 +358,19 @@ mod tests {
             hex::encode(root(&five)),
             "b855b42d6c30f5b087e05266783fbd6e394f7b926013ccaa67700a8b0c5a596f"
         );
+    }
+
+    /// The streaming root equals the recursive one at every size, through several carries.
+    #[test]
+    fn the_root_builder_agrees_with_the_recursive_root() {
+        let leaves: Vec<Hash> = (0u32..70).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut builder = RootBuilder::default();
+        assert_eq!(builder.root(), root(&[]));
+        for n in 1..=leaves.len() {
+            builder.push(leaves[n - 1]);
+            assert_eq!(builder.size(), n as u64);
+            assert_eq!(builder.root(), root(&leaves[..n]), "size {n}");
+        }
     }
 
     #[test]

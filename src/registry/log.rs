@@ -441,31 +441,58 @@ pub(crate) fn leaves_of(db: &Db, identifier: &str) -> Result<Vec<LogLeaf>, Regis
 /// The stored leaf hashes of the first `size` leaves (all when `None`), checking that indices
 /// are dense and that each hash is its leaf's; for making trees and proofs.
 pub(crate) fn leaf_hashes(db: &Db, size: Option<u64>) -> Result<Vec<Hash>, RegistryError> {
-    let limit = size.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    let rows = db.query(
-        "read log leaf hashes",
-        "SELECT idx, leaf_hash FROM log_leaves WHERE idx < ?1 ORDER BY idx",
-        &vals![limit],
-        |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
-    )?;
-    let mut hashes = Vec::with_capacity(rows.len());
-    for (i, (idx, hash)) in rows.into_iter().enumerate() {
-        let hash = decode_hash(&hash).filter(|_| idx == i as i64).ok_or_else(|| {
-            RegistryError::Inconsistent {
-                path: db.location().to_path_buf(),
-                what: format!(
-                    "transparency log leaf {i} is missing or damaged; run `elicence log verify`"
-                ),
-            }
-        })?;
-        hashes.push(hash);
-    }
+    let mut hashes = Vec::new();
+    each_leaf_hash(db, size, |hash| hashes.push(hash))?;
     Ok(hashes)
 }
 
-/// The head a checkpoint would sign now: the caller holds a snapshot or write transaction.
+/// Hands the stored leaf hashes of the first `size` leaves (all when `None`) to `f` in log
+/// order as they are read, checking that indices are dense and that each hash reads.
+fn each_leaf_hash(
+    db: &Db,
+    size: Option<u64>,
+    mut f: impl FnMut(Hash),
+) -> Result<(), RegistryError> {
+    let limit = size.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let mut next: i64 = 0;
+    let mut damaged: Option<i64> = None;
+    db.for_each_row(
+        "read log leaf hashes",
+        "SELECT idx, leaf_hash FROM log_leaves WHERE idx < ?1 ORDER BY idx",
+        &vals![limit],
+        |r| {
+            if damaged.is_some() {
+                return Ok(());
+            }
+            let idx: i64 = r.get(0)?;
+            let hash = match r.values().get(1) {
+                Some(Val::Text(text)) => decode_hash(text),
+                _ => None,
+            };
+            match hash.filter(|_| idx == next) {
+                Some(hash) => f(hash),
+                None => damaged = Some(next),
+            }
+            next += 1;
+            Ok(())
+        },
+    )?;
+    match damaged {
+        None => Ok(()),
+        Some(i) => Err(RegistryError::Inconsistent {
+            path: db.location().to_path_buf(),
+            what: format!(
+                "transparency log leaf {i} is missing or damaged; run `elicence log verify`"
+            ),
+        }),
+    }
+}
+
+/// The head a checkpoint would sign now: the caller holds a snapshot or write transaction. The
+/// root is folded as the leaf hashes stream past (memory O(log n), not the whole log).
 pub(crate) fn head(db: &Db) -> Result<LogHead, RegistryError> {
-    let hashes = leaf_hashes(db, None)?;
+    let mut tree = merkle::RootBuilder::default();
+    each_leaf_hash(db, None, |hash| tree.push(hash))?;
     let audit: Option<(i64, String)> = db.query_opt(
         "read audit head",
         "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
@@ -475,8 +502,8 @@ pub(crate) fn head(db: &Db) -> Result<LogHead, RegistryError> {
     let (audit_seq, audit_head) = audit.unwrap_or((0, super::audit::GENESIS_HASH.to_owned()));
     Ok(LogHead {
         log_id: log_id(db)?,
-        tree_size: hashes.len() as u64,
-        root_hash: merkle::root(&hashes),
+        tree_size: tree.size(),
+        root_hash: tree.root(),
         audit_seq: u64::try_from(audit_seq).unwrap_or(0),
         audit_head,
     })
