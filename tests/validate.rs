@@ -203,3 +203,39 @@ fn catalog_check_lists_every_error_of_a_broken_catalog() {
         assert!(text.contains(needle), "{needle} missing in:\n{text}");
     }
 }
+
+/// Without `--out` the engine checks rows without building their licences: the counts and the
+/// rejects by rule must be exactly those of a run that writes every file, on a generated export
+/// with every kind of defect and with duplicates.
+#[test]
+fn validate_without_files_counts_exactly_as_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("export.csv");
+    run_expect(
+        elicence()
+            .args(["gen", "pipelines/food-business-permit.toml", "--rows", "3000"])
+            .args(["--format", "csv", "--defects", "0.3", "--seed", "11", "--out"])
+            .arg(&input),
+        0,
+    );
+    let report = |out: Option<&std::path::Path>| -> Value {
+        let mut cmd = elicence();
+        cmd.args(["validate", "pipelines/food-business-permit.toml", "--json", "--input"])
+            .arg(&input);
+        if let Some(out) = out {
+            cmd.arg("--out").arg(out);
+        }
+        serde_json::from_slice(&run_expect(&mut cmd, 0).stdout).unwrap()
+    };
+    let with_files = report(Some(&dir.path().join("out")));
+    let without = report(None);
+    assert_eq!(with_files["counts"], without["counts"]);
+    assert_eq!(with_files["rejects_by_rule"], without["rejects_by_rule"]);
+    let c = &without["counts"];
+    assert!(c["duplicates"].as_u64().unwrap() > 0, "{c}");
+    assert!(c["rejected"].as_u64().unwrap() > 300, "{c}");
+    assert_eq!(
+        read_csv(&dir.path().join("out/valid.csv")).len() as u64 - 1,
+        c["valid"].as_u64().unwrap()
+    );
+}

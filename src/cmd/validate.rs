@@ -134,6 +134,10 @@ impl RowSink for ValidateSink<'_> {
         Ok(())
     }
 
+    fn keeps_valid_rows(&self) -> bool {
+        self.files.is_some()
+    }
+
     fn row(&mut self, outcome: Outcome) -> anyhow::Result<()> {
         if let Outcome::Rejected(r) = &outcome
             && let Some(p) = r.primary()

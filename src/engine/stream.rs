@@ -44,6 +44,13 @@ pub trait RowSink {
     fn headers(&mut self, headers: &[String]) -> anyhow::Result<()>;
     /// One row's outcome.
     fn row(&mut self, outcome: Outcome) -> anyhow::Result<()>;
+    /// False when the sink does nothing with a valid row (a `validate` writing no files): the
+    /// engine then checks rows without building their licences (the same rules and content
+    /// key; the licence's allocations were a fifth of a validate run's CPU, most of it in
+    /// freeing them on this thread) and hands [`RowSink::row`] only duplicates and rejects.
+    fn keeps_valid_rows(&self) -> bool {
+        true
+    }
     /// True when the sink wants no more rows (e.g. `--limit` reached): reading stops early.
     fn done(&self) -> bool {
         false
@@ -88,7 +95,14 @@ impl EngineError {
 /// Batches read, and how much of the input was read once they were.
 type Chunk = (Vec<Batch>, Option<f64>);
 /// Per batch: its rows checked, in order, and its blank rows.
-type Checked = (Vec<(Vec<Result<RowOutcome, ReadError>>, u64)>, Option<f64>);
+type Checked = (Vec<(Vec<Result<CheckedRow, ReadError>>, u64)>, Option<f64>);
+
+/// One row checked: its outcome, or only the content key and position of a valid row whose
+/// licence the sink does not keep ([`RowSink::keeps_valid_rows`]).
+enum CheckedRow {
+    Outcome(RowOutcome),
+    ValidKey([u8; 16], SourcePos),
+}
 
 /// Reads and validates one input, handing the header cells and then every row, in order, to
 /// `sink`. Returns the input's summary (without its hash).
@@ -118,6 +132,7 @@ pub fn validate_input(
     sink.headers(source.headers())?;
     let encoding = source.encoding_used().to_string();
     let validator = Validator::new(plan, binding, today);
+    let keep_valid = sink.keeps_valid_rows();
 
     let (read_tx, read_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
     let (checked_tx, checked_rx) = mpsc::sync_channel::<Checked>(CHUNKS_IN_FLIGHT);
@@ -161,9 +176,17 @@ pub fn validate_input(
                                 .records
                                 .into_iter()
                                 .map(|item| match item {
-                                    Ok(rec) => Ok(validator.check(rec)),
+                                    Ok(rec) if keep_valid => {
+                                        Ok(CheckedRow::Outcome(validator.check(rec)))
+                                    }
+                                    Ok(rec) => Ok(match validator.check_key(&rec) {
+                                        Ok((key, pos)) => CheckedRow::ValidKey(key, pos),
+                                        Err(r) => CheckedRow::Outcome(RowOutcome::Rejected(r)),
+                                    }),
                                     Err(e) if e.is_fatal() => Err(e),
-                                    Err(e) => Ok(RowOutcome::Rejected(RowReject::unreadable(&e))),
+                                    Err(e) => Ok(CheckedRow::Outcome(RowOutcome::Rejected(
+                                        RowReject::unreadable(&e),
+                                    ))),
                                 })
                                 .collect();
                             (rows, read.blank_rows)
@@ -194,6 +217,19 @@ pub fn validate_input(
                     }
                 };
                 counts.read += 1;
+                let outcome = match outcome {
+                    CheckedRow::Outcome(o) => o,
+                    CheckedRow::ValidKey(key, pos) => {
+                        match dedupe.check(key, &pos) {
+                            Some(first) => {
+                                counts.duplicates += 1;
+                                sink.row(Outcome::Duplicate { pos, first })?;
+                            }
+                            None => counts.valid += 1,
+                        }
+                        continue;
+                    }
+                };
                 match outcome {
                     RowOutcome::Valid(row) => match dedupe.check(row.content_key, &row.licence.pos)
                     {

@@ -106,6 +106,18 @@ impl RowState {
     }
 }
 
+/// A row that broke no rule: what its licence (or its content key) is made from.
+struct Passed {
+    row: RowState,
+    status: LicenceStatus,
+    /// The issuer as printed, with (region, code).
+    issuer: (String, (String, String)),
+    issue_date: NaiveDate,
+    dates: RowDates,
+    /// The paper revocation's date and reason (see `revocation_of`).
+    revocation: (Option<NaiveDate>, Option<String>),
+}
+
 /// The dates a licence's rules are checked on.
 struct RowDates {
     issue: Option<NaiveDate>,
@@ -122,6 +134,41 @@ impl<'p> Validator<'p> {
 
     /// Checks one record. A valid row takes its texts out of the record instead of copying them.
     pub fn check(&self, mut rec: Record) -> RowOutcome {
+        match self.checked(&rec) {
+            Err(reject) => RowOutcome::Rejected(reject),
+            Ok(mut passed) => {
+                let revocation = std::mem::take(&mut passed.revocation);
+                match self.valid_row(&mut rec, passed) {
+                    RowOutcome::Valid(mut valid) => {
+                        (valid.revoked_on, valid.revoked_reason) = revocation;
+                        RowOutcome::Valid(valid)
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// Checks one record as [`Validator::check`] does, for a caller that keeps no licence (a
+    /// `validate` that writes no files): a valid row's content key and position, with no
+    /// licence built. The same rules decide, and the key is the one `check` gives the row.
+    pub fn check_key(&self, rec: &Record) -> Result<([u8; 16], SourcePos), RowReject> {
+        let passed = self.checked(rec)?;
+        let values = passed.row.values.iter().map(|t| match t {
+            Text::Owned(s) => s.as_str(),
+            Text::Cell(i) => match rec.cells.get(*i) {
+                Some(Cell::Text(s)) => s.as_str(),
+                _ => "",
+            },
+        });
+        let key =
+            content_key(&self.plan.licence_type.code, &passed.issuer.1.1, passed.status, values);
+        Ok((key, rec.pos.clone()))
+    }
+
+    /// Every rule over one record: what a valid row is made from, or the reject naming every
+    /// broken rule.
+    fn checked(&self, rec: &Record) -> Result<Passed, RowReject> {
         let ty = &self.plan.licence_type;
         let mut row = RowState::new(ty.fields.len());
         if rec.cells.len() != self.binding.width
@@ -134,11 +181,11 @@ impl<'p> Validator<'p> {
             ));
         }
         for col in &self.binding.columns {
-            self.check_column(col, &rec, &mut row);
+            self.check_column(col, rec, &mut row);
         }
-        let status = self.status_of(&rec, &mut row.problems);
-        let revocation = self.revocation_of(&rec, status, &mut row.problems);
-        let issuer = self.issuer_of(&rec, &mut row.problems);
+        let status = self.status_of(rec, &mut row.problems);
+        let revocation = self.revocation_of(rec, status, &mut row.problems);
+        let issuer = self.issuer_of(rec, &mut row.problems);
         if let Some((printed, _)) = &issuer
             && let Some(i) = ty.field_index(keys::ISSUER_NAME)
         {
@@ -146,29 +193,24 @@ impl<'p> Validator<'p> {
         }
         let dates = self.check_dates(&mut row);
 
+        let reject = |problems| RowReject {
+            pos: rec.pos.clone(),
+            problems,
+            cells: rec.cells.iter().map(Cell::display).collect(),
+        };
         if !row.problems.is_empty() {
-            return RowOutcome::Rejected(RowReject {
-                pos: rec.pos.clone(),
-                problems: row.problems,
-                cells: rec.cells.iter().map(Cell::display).collect(),
-            });
+            return Err(reject(row.problems));
         }
         let (Some(issue_date), Some(issuer)) = (dates.issue, issuer) else {
             // Unreachable when the catalog check passed (issue_date and issuer are required), but
             // a row is never lost: it is rejected.
-            return RowOutcome::Rejected(RowReject {
-                pos: rec.pos.clone(),
-                problems: vec![Problem::new("", Rule::Required, "issue date or issuer missing")],
-                cells: rec.cells.iter().map(Cell::display).collect(),
-            });
+            return Err(reject(vec![Problem::new(
+                "",
+                Rule::Required,
+                "issue date or issuer missing",
+            )]));
         };
-        match self.valid_row(&mut rec, row, status, issuer, issue_date, &dates) {
-            RowOutcome::Valid(mut valid) => {
-                (valid.revoked_on, valid.revoked_reason) = revocation;
-                RowOutcome::Valid(valid)
-            }
-            other => other,
-        }
+        Ok(Passed { row, status, issuer, issue_date, dates, revocation })
     }
 
     /// The paper revocation's date and reason of a row that says revoked, from the columns
@@ -380,15 +422,9 @@ impl<'p> Validator<'p> {
     }
 
     /// The licence of a row without problems; its texts move out of the record.
-    fn valid_row(
-        &self,
-        rec: &mut Record,
-        row: RowState,
-        status: LicenceStatus,
-        (issuer_name, issuer): (String, (String, String)),
-        issue_date: NaiveDate,
-        dates: &RowDates,
-    ) -> RowOutcome {
+    fn valid_row(&self, rec: &mut Record, passed: Passed) -> RowOutcome {
+        let Passed { row, status, issuer: (issuer_name, issuer), issue_date, dates, .. } = passed;
+        let dates = &dates;
         let ty = &self.plan.licence_type;
         let values: Vec<String> = row
             .values
@@ -403,7 +439,8 @@ impl<'p> Validator<'p> {
             .collect();
         let field_value =
             |key: &str| ty.field_index(key).map(|i| values[i].clone()).unwrap_or_default();
-        let content_key = content_key(&ty.code, &issuer.1, status, &values);
+        let content_key =
+            content_key(&ty.code, &issuer.1, status, values.iter().map(String::as_str));
         let licence = Licence {
             type_name: ty.name.clone(),
             type_code: ty.code.clone(),
@@ -550,11 +587,11 @@ enum Text {
     Cell(usize),
 }
 
-fn content_key(
+fn content_key<'a>(
     type_code: &str,
     issuer_code: &str,
     status: LicenceStatus,
-    values: &[String],
+    values: impl Iterator<Item = &'a str>,
 ) -> [u8; 16] {
     let mut h = Sha256::new();
     for part in [type_code, issuer_code, status.as_str()] {
@@ -569,4 +606,51 @@ fn content_key(
     let mut key = [0u8; 16];
     key.copy_from_slice(&digest[..16]);
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// `check_key` decides every row as `check` does and gives a valid row the same content
+    /// key, on every bundled fixture of every shipped pipeline (valid, rejected and duplicate
+    /// rows; CSV in each encoding and workbooks).
+    #[test]
+    fn check_key_agrees_with_check_on_every_fixture_row() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let today = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+        let mut rows = 0;
+        for pipeline in
+            ["food-business-permit", "business-licence", "special-operations-certificate"]
+        {
+            let plan =
+                crate::pipeline::load(&root.join(format!("pipelines/{pipeline}.toml"))).unwrap();
+            for entry in std::fs::read_dir(root.join("fixtures").join(pipeline)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    continue;
+                }
+                let mut source = crate::read::open(&path, &plan.source_spec()).unwrap();
+                let binding = plan.bind(source.headers()).unwrap();
+                let validator = Validator::new(&plan, binding, today);
+                while let Some(batch) = source.next_batch() {
+                    for rec in batch.records().records.into_iter().flatten() {
+                        rows += 1;
+                        let by_key = validator.check_key(&rec);
+                        match (validator.check(rec), by_key) {
+                            (RowOutcome::Valid(row), Ok((key, pos))) => {
+                                assert_eq!(row.content_key, key, "{}", row.licence.pos);
+                                assert_eq!(row.licence.pos, pos);
+                            }
+                            (RowOutcome::Rejected(a), Err(b)) => assert_eq!(a, b),
+                            (a, b) => panic!("{}: check {a:?}, check_key {b:?}", path.display()),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(rows > 100, "only {rows} rows checked");
+    }
 }
