@@ -207,6 +207,16 @@ fn every_version_gets_one_leaf_and_each_run_a_checkpoint_that_openssl_verifies()
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["problems"], serde_json::json!([]));
     assert_eq!(report["tree_size"], leaves);
+    let paged = run_expect(
+        log(&data, None, &["verify", "--json"])
+            .arg("--checkpoint")
+            .arg(&public)
+            .arg("--keys")
+            .arg(root().join("fixtures/keys"))
+            .env("ELICENCE_LOG_VERIFY_PAGE", "3"),
+        0,
+    );
+    assert_eq!(o.stdout, paged.stdout, "pages of three leaves report otherwise");
     assert_eq!(report["signatures_checked"], serde_json::json!([leaves]));
 }
 
@@ -318,9 +328,17 @@ fn broken_by(sql: &str) -> String {
     broken(&data, &published)
 }
 
-/// Runs `log verify` against the published checkpoints: exit 1 and the text output.
+/// Runs `log verify` against the published checkpoints: exit 1 and the text output. It reads
+/// the log a page at a time: the same report must come out of pages of two leaves.
 fn broken(data: &Path, published: &Path) -> String {
     let o = run_expect(log(data, None, &["verify", "--checkpoint"]).arg(published), 1);
+    let paged = run_expect(
+        log(data, None, &["verify", "--checkpoint"])
+            .arg(published)
+            .env("ELICENCE_LOG_VERIFY_PAGE", "2"),
+        1,
+    );
+    assert_eq!(o.stdout, paged.stdout, "pages of two leaves report otherwise");
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

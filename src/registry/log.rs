@@ -24,6 +24,7 @@
 //! is what is signed; the other fields of [`Checkpoint`] repeat it for readers and are checked
 //! against it when a file is read ([`Checkpoint::from_json`]).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use base64::Engine as _;
@@ -338,6 +339,22 @@ pub(crate) fn catch_up(db: &Db) -> Result<u64, RegistryError> {
 /// `(seq, at, action, subject, details)` of one audit entry.
 type LifecycleEntry = (i64, String, String, String, String);
 
+/// Up to `limit` lifecycle audit entries after sequence number `after`, in order.
+fn lifecycle_entries_page(
+    db: &Db,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<LifecycleEntry>, RegistryError> {
+    db.query(
+        "read lifecycle audit entries",
+        "SELECT seq, at, action, subject, details FROM audit_log
+         WHERE seq > ?1 AND action IN ('issued', 'changed', 'revoked')
+         ORDER BY seq LIMIT ?2",
+        &vals![after, limit],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )
+}
+
 /// The lifecycle (issued, changed, revoked) audit entries after sequence number `after`, in order.
 fn lifecycle_entries(db: &Db, after: i64) -> Result<Vec<LifecycleEntry>, RegistryError> {
     db.query(
@@ -417,16 +434,6 @@ fn leaf_from_row(r: &super::db::Row) -> Result<LogLeaf, super::db::ColumnError> 
 }
 
 const LEAF_COLUMNS: &str = "idx, audit_seq, identifier, event, leaf, leaf_hash";
-
-/// Every leaf in index order.
-pub(crate) fn leaves(db: &Db) -> Result<Vec<LogLeaf>, RegistryError> {
-    db.query(
-        "read log leaves",
-        &format!("SELECT {LEAF_COLUMNS} FROM log_leaves ORDER BY idx"),
-        &[],
-        leaf_from_row,
-    )
-}
 
 /// The leaves of one identifier (its issue or change, and its revocation), in index order.
 pub(crate) fn leaves_of(db: &Db, identifier: &str) -> Result<Vec<LogLeaf>, RegistryError> {
@@ -684,69 +691,75 @@ pub(crate) fn consistency(
 /// tree. A root that differs is narrowed to the first rewritten leaf with the registry's own
 /// checkpoints that still match.
 pub(crate) fn verify(db: &Db, published: &[Checkpoint]) -> Result<LogReport, RegistryError> {
-    let leaves = leaves(db)?;
-    let mut problems = Vec::new();
-    let mut hashes: Vec<Hash> = Vec::with_capacity(leaves.len());
-    let mut expected_index = 0;
-    for leaf in &leaves {
-        if leaf.index != expected_index {
-            problems.push(LogProblem::Gap { index: expected_index, found: leaf.index });
-        }
-        expected_index = leaf.index + 1;
-        let computed = merkle::leaf_hash(leaf.leaf.as_bytes());
-        if hex::encode(computed) != leaf.leaf_hash {
-            problems.push(LogProblem::HashMismatch { index: leaf.index });
-        }
-        hashes.push(computed);
-    }
-    // Leaf i records the i-th lifecycle audit entry: one to one, in order.
-    let entries = lifecycle_entries(db, 0)?;
-    for leaf in &leaves {
-        let position = usize::try_from(leaf.index).unwrap_or(usize::MAX);
-        let Some((seq, at, event, identifier, details)) = entries.get(position) else {
-            problems.push(LogProblem::Order {
-                index: leaf.index,
-                detail: format!(
-                    "records audit entry {}, but there are only {} lifecycle entries",
-                    leaf.audit_seq,
-                    entries.len()
-                ),
-            });
-            continue;
-        };
-        if leaf.audit_seq != u64::try_from(*seq).unwrap_or(0) {
-            problems.push(LogProblem::Order {
-                index: leaf.index,
-                detail: format!(
-                    "names audit entry {} but the lifecycle entry at this position is {seq} \
-                     (leaves reordered)",
-                    leaf.audit_seq
-                ),
-            });
-            continue;
-        }
-        let expected = leaf_bytes(db, *seq, at, event, identifier, details)?;
-        if expected != leaf.leaf {
-            problems.push(LogProblem::Content {
-                index: leaf.index,
-                identifier: leaf.identifier.clone(),
-                detail: "the leaf differs from the audit entry and version it records".to_owned(),
-            });
-        }
-    }
-    let logged: std::collections::HashSet<u64> = leaves.iter().map(|l| l.audit_seq).collect();
-    for (position, (seq, _, event, identifier, _)) in entries.iter().enumerate() {
-        if !logged.contains(&u64::try_from(*seq).unwrap_or(0)) {
-            problems.push(LogProblem::Order {
-                index: position as u64,
-                detail: format!("audit entry {seq} ({event} {identifier}) has no leaf"),
-            });
-        }
-    }
     let stored = checkpoints(db)?;
     let id = log_id(db)?;
-    let size = hashes.len() as u64;
-    let root = merkle::root(&hashes);
+    // The root of every prefix a checkpoint names, taken as the tree is folded: with all the
+    // leaves at hand, a checkpoint is consistent exactly when its root is its prefix's root.
+    let mut prefix_roots: BTreeMap<u64, Hash> = BTreeMap::new();
+    let wanted: BTreeSet<u64> = published.iter().chain(&stored).map(|c| c.tree_size).collect();
+    let mut tree = merkle::RootBuilder::default();
+    if wanted.contains(&0) {
+        prefix_roots.insert(0, tree.root());
+    }
+    let mut problems = Vec::new();
+    // Leaf i records the i-th lifecycle audit entry: one to one, in order. Both are read a page
+    // at a time (memory a page's, not the log's: reading them whole took 2 GB at a million).
+    let page_rows = verify_page();
+    let mut entries = EntryWindow::new(db, page_rows)?;
+    let mut logged: Vec<u64> = Vec::new();
+    let mut expected_index = 0;
+    let mut after: i64 = -1;
+    loop {
+        let page = db.query(
+            "read log leaves",
+            &format!("SELECT {LEAF_COLUMNS} FROM log_leaves WHERE idx > ?1 ORDER BY idx LIMIT ?2"),
+            &vals![after, page_rows],
+            leaf_from_row,
+        )?;
+        let Some(last) = page.last() else { break };
+        after = i64::try_from(last.index).unwrap_or(i64::MAX);
+        for leaf in &page {
+            if leaf.index != expected_index {
+                problems.push(LogProblem::Gap { index: expected_index, found: leaf.index });
+            }
+            expected_index = leaf.index + 1;
+            let computed = merkle::leaf_hash(leaf.leaf.as_bytes());
+            if hex::encode(computed) != leaf.leaf_hash {
+                problems.push(LogProblem::HashMismatch { index: leaf.index });
+            }
+            tree.push(computed);
+            if wanted.contains(&tree.size()) {
+                prefix_roots.insert(tree.size(), tree.root());
+            }
+            logged.push(leaf.audit_seq);
+            check_leaf_entry(db, leaf, &mut entries, &mut problems)?;
+        }
+        if page.len() < page_rows as usize {
+            break;
+        }
+    }
+    logged.sort_unstable();
+    let mut after_seq = 0;
+    let mut position: u64 = 0;
+    loop {
+        let page = lifecycle_entries_page(db, after_seq, page_rows)?;
+        let Some((last, ..)) = page.last() else { break };
+        after_seq = *last;
+        for (seq, _, event, identifier, _) in &page {
+            if logged.binary_search(&u64::try_from(*seq).unwrap_or(0)).is_err() {
+                problems.push(LogProblem::Order {
+                    index: position,
+                    detail: format!("audit entry {seq} ({event} {identifier}) has no leaf"),
+                });
+            }
+            position += 1;
+        }
+        if page.len() < page_rows as usize {
+            break;
+        }
+    }
+    let size = tree.size();
+    let root = tree.root();
     let mut checked = Vec::new();
     for checkpoint in published.iter().chain(&stored) {
         let tree_size = checkpoint.tree_size;
@@ -761,7 +774,6 @@ pub(crate) fn verify(db: &Db, published: &[Checkpoint]) -> Result<LogReport, Reg
             });
             continue;
         }
-        let old = usize::try_from(tree_size).unwrap_or(usize::MAX);
         if tree_size > size {
             problems.push(LogProblem::CheckpointBeyondLog { tree_size, log_size: size });
             continue;
@@ -770,11 +782,8 @@ pub(crate) fn verify(db: &Db, published: &[Checkpoint]) -> Result<LogReport, Reg
             path: db.location().to_path_buf(),
             what: e.to_string(),
         })?;
-        let consistent = merkle::consistency_proof(&hashes, old).is_some_and(|proof| {
-            merkle::verify_consistency(tree_size, size, &old_root, &root, &proof)
-        });
-        if !consistent {
-            let rewritten_from = still_matching(&hashes, &stored, tree_size);
+        if prefix_roots.get(&tree_size) != Some(&old_root) {
+            let rewritten_from = still_matching(&prefix_roots, &stored, tree_size);
             problems.push(LogProblem::CheckpointRoot { tree_size, rewritten_from });
             continue;
         }
@@ -783,15 +792,103 @@ pub(crate) fn verify(db: &Db, published: &[Checkpoint]) -> Result<LogReport, Reg
     Ok(LogReport { log_id: id, tree_size: size, root_hash: hex::encode(root), checked, problems })
 }
 
+/// Leaves and lifecycle audit entries `verify` reads at a time. `ELICENCE_LOG_VERIFY_PAGE`
+/// sets a smaller page, so that the tests' small logs cross page boundaries.
+fn verify_page() -> i64 {
+    std::env::var("ELICENCE_LOG_VERIFY_PAGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(10_000)
+}
+
+/// The lifecycle audit entries around the leaf being checked, read forward a page at a time:
+/// leaves come in index order, so the positions asked for never go back.
+struct EntryWindow {
+    entries: Vec<LifecycleEntry>,
+    /// Position (in audit order) of `entries[0]`.
+    first: u64,
+    /// Sequence number of the last entry read so far.
+    last_seq: i64,
+    /// Lifecycle entries in the registry.
+    total: u64,
+    page_rows: i64,
+}
+
+impl EntryWindow {
+    fn new(db: &Db, page_rows: i64) -> Result<EntryWindow, RegistryError> {
+        let total: i64 = db.query_one(
+            "count lifecycle audit entries",
+            "SELECT count(*) FROM audit_log WHERE action IN ('issued', 'changed', 'revoked')",
+            &[],
+            |r| r.get(0),
+        )?;
+        let total = u64::try_from(total).unwrap_or(0);
+        Ok(EntryWindow { entries: Vec::new(), first: 0, last_seq: 0, total, page_rows })
+    }
+
+    /// The entry at `position`, reading forward as needed.
+    fn get(&mut self, db: &Db, position: u64) -> Result<Option<&LifecycleEntry>, RegistryError> {
+        while position >= self.first + self.entries.len() as u64 && position < self.total {
+            let page = lifecycle_entries_page(db, self.last_seq, self.page_rows)?;
+            let Some(last) = page.last() else { break };
+            self.last_seq = last.0;
+            self.first += self.entries.len() as u64;
+            self.entries = page;
+        }
+        let offset = position.checked_sub(self.first).and_then(|o| usize::try_from(o).ok());
+        Ok(offset.and_then(|o| self.entries.get(o)))
+    }
+}
+
+/// Checks that `leaf` records the lifecycle entry at its own index, and says what it says.
+fn check_leaf_entry(
+    db: &Db,
+    leaf: &LogLeaf,
+    entries: &mut EntryWindow,
+    problems: &mut Vec<LogProblem>,
+) -> Result<(), RegistryError> {
+    let total = entries.total;
+    let Some((seq, at, event, identifier, details)) = entries.get(db, leaf.index)? else {
+        problems.push(LogProblem::Order {
+            index: leaf.index,
+            detail: format!(
+                "records audit entry {}, but there are only {total} lifecycle entries",
+                leaf.audit_seq
+            ),
+        });
+        return Ok(());
+    };
+    if leaf.audit_seq != u64::try_from(*seq).unwrap_or(0) {
+        problems.push(LogProblem::Order {
+            index: leaf.index,
+            detail: format!(
+                "names audit entry {} but the lifecycle entry at this position is {seq} \
+                 (leaves reordered)",
+                leaf.audit_seq
+            ),
+        });
+        return Ok(());
+    }
+    let expected = leaf_bytes(db, *seq, at, event, identifier, details)?;
+    if expected != leaf.leaf {
+        problems.push(LogProblem::Content {
+            index: leaf.index,
+            identifier: leaf.identifier.clone(),
+            detail: "the leaf differs from the audit entry and version it records".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// The largest tree size below `bad_size` among the `stored` checkpoints whose root still
 /// matches the leaves (0 when none): the first rewritten leaf is at or after it.
-fn still_matching(hashes: &[Hash], stored: &[Checkpoint], bad_size: u64) -> u64 {
+fn still_matching(prefix_roots: &BTreeMap<u64, Hash>, stored: &[Checkpoint], bad_size: u64) -> u64 {
     stored
         .iter()
         .filter(|c| c.tree_size < bad_size)
         .filter(|c| {
-            let n = usize::try_from(c.tree_size).unwrap_or(usize::MAX);
-            hashes.get(..n).is_some_and(|h| hex::encode(merkle::root(h)) == c.root_hash)
+            prefix_roots.get(&c.tree_size).is_some_and(|root| hex::encode(root) == c.root_hash)
         })
         .map(|c| c.tree_size)
         .max()
