@@ -687,9 +687,10 @@ pub(crate) fn consistency(
 /// entry it names and the version and files the registry holds (an edited leaf, or a leaf whose
 /// version was edited after the fact); that leaves follow the lifecycle audit entries one to
 /// one in order (a removed or reordered leaf); then for each checkpoint, its body, log id,
-/// and its root against the first `tree_size` leaves with a consistency proof to the current
-/// tree. A root that differs is narrowed to the first rewritten leaf with the registry's own
-/// checkpoints that still match.
+/// and its root against the root of the first `tree_size` leaves (recomputed from every leaf,
+/// which is what a consistency proof to the current tree would establish). A root that differs
+/// is narrowed to the first rewritten leaf with the registry's own checkpoints that still
+/// match. Leaves and entries are read a page at a time; memory is a page and 8 bytes a leaf.
 pub(crate) fn verify(db: &Db, published: &[Checkpoint]) -> Result<LogReport, RegistryError> {
     let stored = checkpoints(db)?;
     let id = log_id(db)?;
