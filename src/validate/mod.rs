@@ -305,7 +305,7 @@ impl<'p> Validator<'p> {
             }
             CellValue::Date(d) => {
                 if matches!(spec.kind, FieldKind::Date) {
-                    if is_valid_to && d.format("%Y-%m-%d").to_string() == "9999-12-31" {
+                    if is_valid_to && NaiveDate::from_ymd_opt(9999, 12, 31) == Some(d) {
                         row.open_ended = true;
                     } else {
                         row.dates[col.field] = Some(d);
@@ -482,12 +482,8 @@ impl<'p> Validator<'p> {
 
     fn status_of(&self, rec: &Record, problems: &mut Vec<Problem>) -> LicenceStatus {
         let plan = &self.plan.status;
-        let word = self
-            .binding
-            .status
-            .and_then(|i| rec.cells.get(i))
-            .map(|c| width::trim(&c.text()).to_string())
-            .unwrap_or_default();
+        let cell = self.binding.status.and_then(|i| rec.cells.get(i)).map(Cell::text);
+        let word = cell.as_deref().map(width::trim).unwrap_or_default();
         let label = plan.column.as_deref().unwrap_or("状态");
         if word.is_empty() {
             return match plan.default {
@@ -498,7 +494,7 @@ impl<'p> Validator<'p> {
                 }
             };
         }
-        match plan.lookup(&word) {
+        match plan.lookup(word) {
             Some(s) => s,
             None => {
                 let known: Vec<&str> = plan.words.iter().map(|(w, _)| w.as_str()).collect();
