@@ -217,32 +217,28 @@ pub fn validate_input(
                     }
                 };
                 counts.read += 1;
-                let outcome = match outcome {
-                    CheckedRow::Outcome(o) => o,
-                    CheckedRow::ValidKey(key, pos) => {
-                        match dedupe.check(key, &pos) {
-                            Some(first) => {
-                                counts.duplicates += 1;
-                                sink.row(Outcome::Duplicate { pos, first })?;
-                            }
-                            None => counts.valid += 1,
-                        }
-                        continue;
-                    }
-                };
                 match outcome {
-                    RowOutcome::Valid(row) => match dedupe.check(row.content_key, &row.licence.pos)
-                    {
+                    CheckedRow::ValidKey(key, pos) => match dedupe.check(key, &pos) {
                         Some(first) => {
                             counts.duplicates += 1;
-                            sink.row(Outcome::Duplicate { pos: row.licence.pos.clone(), first })?;
+                            sink.row(Outcome::Duplicate { pos, first })?;
                         }
-                        None => {
-                            counts.valid += 1;
-                            sink.row(Outcome::Valid(row))?;
-                        }
+                        None => counts.valid += 1,
                     },
-                    RowOutcome::Rejected(r) => {
+                    CheckedRow::Outcome(RowOutcome::Valid(row)) => {
+                        match dedupe.check(row.content_key, &row.licence.pos) {
+                            Some(first) => {
+                                counts.duplicates += 1;
+                                let pos = row.licence.pos.clone();
+                                sink.row(Outcome::Duplicate { pos, first })?;
+                            }
+                            None => {
+                                counts.valid += 1;
+                                sink.row(Outcome::Valid(row))?;
+                            }
+                        }
+                    }
+                    CheckedRow::Outcome(RowOutcome::Rejected(r)) => {
                         counts.rejected += 1;
                         sink.row(Outcome::Rejected(r))?;
                     }
