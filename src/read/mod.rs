@@ -225,6 +225,13 @@ impl Batch {
                 .into_iter()
                 .filter_map(|raw| shape.record(raw, &mut blank_rows))
                 .collect(),
+            Unit::Xlsx(block) => {
+                let (rows, fatal) = block.parse();
+                let mut records: Vec<_> =
+                    rows.into_iter().filter_map(|raw| shape.record(raw, &mut blank_rows)).collect();
+                records.extend(fatal.map(Err));
+                records
+            }
         };
         BatchRecords { records, blank_rows }
     }
@@ -298,6 +305,9 @@ pub(crate) enum Unit {
     Rows(Vec<Result<RawRow, ReadError>>),
     /// A CSV block, parsed by whoever runs the batch.
     Csv(csv::CsvBlock),
+    /// Whole rows of an xlsx worksheet's XML, parsed by whoever runs the batch; a fatal error
+    /// (where calamine would have stopped) is its last item.
+    Xlsx(workbook::xlsx_blocks::XlsxBlock),
 }
 
 /// Rows per [`Unit::Rows`] when a format has no cheaper unit (workbooks).

@@ -17,6 +17,7 @@
 //! the streaming reader; a range starts at its first non-empty cell, so its start offset is
 //! added. Columns are absolute too (a sheet starting in column B yields an `Empty` first cell).
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
@@ -29,7 +30,8 @@ use calamine::{
 };
 
 use super::{ArchiveLimit, Limits, RawRow, ReadError, ReadErrorKind, RowSource, SheetSel};
-use super::{ReferenceProblem, ReferenceSite, SourceSpec, trim_header};
+use super::{ReferenceProblem, ReferenceSite, SourceSpec, UNIT_ROWS, Unit, trim_header};
+use sheet_refs::SheetIndex;
 use crate::record::Cell;
 
 /// Rows buffered between the reader thread and the consumer.
@@ -53,12 +55,25 @@ pub(crate) enum Kind {
     Ods,
 }
 
+/// Which reader streams an xlsx worksheet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum XlsxReader {
+    /// Blocks of rows cut by one thread and parsed on any ([`xlsx_blocks`]), where the sheet
+    /// allows it; calamine otherwise.
+    Blocks,
+    /// calamine's cell reader on the reader thread (the reference the block reader is tested
+    /// against).
+    Calamine,
+}
+
 enum Msg {
     /// The workbook opened and this sheet was picked; rows follow.
     Opened(Arc<str>),
     /// The last row (1-based) of the sheet's used range, when the file declares it.
     Extent(u64),
     Row(RawRow),
+    /// From here on the sheet comes in blocks, through this receiver.
+    Blocks(xlsx_blocks::BlockReceiver),
     Fatal(ReadError),
     End,
 }
@@ -66,12 +81,25 @@ enum Msg {
 /// Receives the rows of one worksheet from the reader thread.
 pub(crate) struct WorkbookRows {
     rx: Receiver<Msg>,
+    /// Set once the reader thread switched to blocks ([`Msg::Blocks`]).
+    blocks: Option<xlsx_blocks::BlockReceiver>,
+    /// Rows of a block parsed in line and not yet returned, and the block's fatal error.
+    pending: VecDeque<RawRow>,
+    pending_fatal: Option<ReadError>,
     file: Arc<str>,
     sheet: Arc<str>,
     finished: bool,
     /// [`Msg::Extent`] and the last row received, for [`RowSource::fraction_read`].
     extent: Option<u64>,
     row_seen: u64,
+}
+
+/// What the reader thread hands over next.
+enum Incoming {
+    Row(RawRow),
+    Block(xlsx_blocks::XlsxBlock),
+    Fatal(ReadError),
+    End,
 }
 
 impl WorkbookRows {
@@ -83,10 +111,25 @@ impl WorkbookRows {
         kind: Kind,
         spec: &SourceSpec,
     ) -> Result<(Self, Arc<str>), ReadError> {
+        Self::open_with(path, file, kind, spec, XlsxReader::Blocks, xlsx_blocks::BLOCK_BYTES)
+    }
+
+    /// [`WorkbookRows::open`] with the xlsx reader and its block size chosen.
+    pub(crate) fn open_with(
+        path: &Path,
+        file: Arc<str>,
+        kind: Kind,
+        spec: &SourceSpec,
+        reader: XlsxReader,
+        block_bytes: u64,
+    ) -> Result<(Self, Arc<str>), ReadError> {
         let mut xls = None;
+        let mut indexes = SheetIndexes::new();
         match kind {
-            Kind::Xlsx => check_archive(path, &file, "xlsx", &spec.limits)?,
-            Kind::Ods => check_archive(path, &file, "ods", &spec.limits)?,
+            Kind::Xlsx => indexes = check_archive(path, &file, "xlsx", &spec.limits, block_bytes)?,
+            Kind::Ods => {
+                check_archive(path, &file, "ods", &spec.limits, block_bytes)?;
+            }
             Kind::Xls => xls = Some(check_compound_file(path, &file, &spec.limits)?),
         }
         // calamine runs on the reader thread from the start, opening included, so that a panic
@@ -96,6 +139,7 @@ impl WorkbookRows {
             kind,
             path: path.to_owned(),
             xls,
+            indexes: (reader == XlsxReader::Blocks).then_some(indexes),
             file: Arc::clone(&file),
             wanted: spec.sheet.clone(),
             max_field_bytes: spec.limits.max_field_bytes,
@@ -104,12 +148,15 @@ impl WorkbookRows {
         let sheet = match rx.recv() {
             Ok(Msg::Opened(sheet)) => sheet,
             Ok(Msg::Fatal(e)) => return Err(e),
-            Ok(Msg::Row(_) | Msg::Extent(_) | Msg::End) | Err(_) => {
+            Ok(Msg::Row(_) | Msg::Extent(_) | Msg::Blocks(_) | Msg::End) | Err(_) => {
                 return Err(ReadError::new(&file, ReadErrorKind::ReaderStopped));
             }
         };
         let rows = WorkbookRows {
             rx,
+            blocks: None,
+            pending: VecDeque::new(),
+            pending_fatal: None,
             file,
             sheet: Arc::clone(&sheet),
             finished: false,
@@ -117,6 +164,36 @@ impl WorkbookRows {
             row_seen: 0,
         };
         Ok((rows, sheet))
+    }
+
+    fn stopped(&self) -> ReadError {
+        let mut err = ReadError::new(&self.file, ReadErrorKind::ReaderStopped);
+        err.sheet = Some(Arc::clone(&self.sheet));
+        err
+    }
+
+    /// The next thing from the reader thread (rows, or blocks once it switched to them).
+    fn receive(&mut self) -> Incoming {
+        loop {
+            if let Some(blocks) = &self.blocks {
+                return match blocks.recv() {
+                    Ok(xlsx_blocks::BlockMsg::Block(block)) => Incoming::Block(block),
+                    Ok(xlsx_blocks::BlockMsg::Fatal(e)) => Incoming::Fatal(e),
+                    Ok(xlsx_blocks::BlockMsg::End) => Incoming::End,
+                    // The thread dropped its sender without `End`: it panicked.
+                    Err(_) => Incoming::Fatal(self.stopped()),
+                };
+            }
+            match self.rx.recv() {
+                Ok(Msg::Row(row)) => return Incoming::Row(row),
+                Ok(Msg::Opened(_)) => {}
+                Ok(Msg::Extent(last)) => self.extent = Some(last),
+                Ok(Msg::Blocks(blocks)) => self.blocks = Some(blocks),
+                Ok(Msg::Fatal(e)) => return Incoming::Fatal(e),
+                Ok(Msg::End) => return Incoming::End,
+                Err(_) => return Incoming::Fatal(self.stopped()),
+            }
+        }
     }
 }
 
@@ -127,6 +204,8 @@ struct OpenJob {
     /// An xls file as checked and prepared by [`check_compound_file`]: calamine reads these
     /// bytes, not the file.
     xls: Option<Vec<u8>>,
+    /// For an xlsx read in blocks where it can be: where each worksheet entry may be cut.
+    indexes: Option<SheetIndexes>,
     file: Arc<str>,
     wanted: SheetSel,
     max_field_bytes: usize,
@@ -137,9 +216,15 @@ impl OpenJob {
     fn run(mut self, tx: SyncSender<Msg>) {
         match self.kind {
             Kind::Xlsx => match open_workbook::<Xlsx<_>, _>(&self.path) {
-                Ok(workbook) => {
+                Ok(mut workbook) => {
                     if let Some(sender) = self.opened(workbook.sheet_names(), tx) {
-                        stream_xlsx(workbook, sender);
+                        let plan = self.indexes.as_ref().and_then(|indexes| {
+                            xlsx_blocks::plan(&self.path, &mut workbook, indexes, &sender)
+                        });
+                        match plan {
+                            Some(plan) => xlsx_blocks::stream(&self.path, plan, workbook, sender),
+                            None => stream_xlsx(workbook, sender),
+                        }
                     }
                 }
                 Err(e) => self.failed(tx, "xlsx", calamine::Error::Xlsx(e)),
@@ -184,35 +269,88 @@ impl OpenJob {
 
 impl RowSource for WorkbookRows {
     fn next_row(&mut self) -> Option<Result<RawRow, ReadError>> {
+        loop {
+            if let Some(row) = self.pending.pop_front() {
+                self.row_seen = row.row;
+                return Some(Ok(row));
+            }
+            if let Some(fatal) = self.pending_fatal.take() {
+                self.finished = true;
+                return Some(Err(fatal));
+            }
+            if self.finished {
+                return None;
+            }
+            match self.receive() {
+                Incoming::Row(row) => {
+                    self.row_seen = row.row;
+                    return Some(Ok(row));
+                }
+                Incoming::Block(block) => {
+                    let (rows, fatal) = block.parse();
+                    self.pending.extend(rows);
+                    self.pending_fatal = fatal;
+                }
+                Incoming::Fatal(e) => {
+                    self.finished = true;
+                    return Some(Err(e));
+                }
+                Incoming::End => {
+                    self.finished = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn next_unit(&mut self) -> Option<Result<Unit, ReadError>> {
+        if !self.pending.is_empty() || self.pending_fatal.is_some() {
+            let mut rows: Vec<_> = self.pending.drain(..).map(Ok).collect();
+            if let Some(fatal) = self.pending_fatal.take() {
+                self.finished = true;
+                rows.push(Err(fatal));
+            }
+            return Some(Ok(Unit::Rows(rows)));
+        }
         if self.finished {
             return None;
         }
-        match self.rx.recv() {
-            Ok(Msg::Row(row)) => {
-                self.row_seen = row.row;
-                Some(Ok(row))
-            }
-            Ok(Msg::Opened(_)) => self.next_row(),
-            Ok(Msg::Extent(last)) => {
-                self.extent = Some(last);
-                self.next_row()
-            }
-            Ok(Msg::Fatal(e)) => {
-                self.finished = true;
-                Some(Err(e))
-            }
-            Ok(Msg::End) => {
-                self.finished = true;
-                None
-            }
-            // The thread dropped its sender without `End`: it panicked.
-            Err(_) => {
-                self.finished = true;
-                let mut err = ReadError::new(&self.file, ReadErrorKind::ReaderStopped);
-                err.sheet = Some(Arc::clone(&self.sheet));
-                Some(Err(err))
+        let mut rows = Vec::with_capacity(UNIT_ROWS);
+        while rows.len() < UNIT_ROWS {
+            match self.receive() {
+                Incoming::Row(row) => {
+                    self.row_seen = row.row;
+                    rows.push(Ok(row));
+                }
+                // Blocks come alone: the reader thread sends no rows once it sends blocks.
+                Incoming::Block(block) if rows.is_empty() => {
+                    self.row_seen = self.row_seen.max(block.row_before());
+                    return Some(Ok(Unit::Xlsx(block)));
+                }
+                Incoming::Block(block) => {
+                    let (parsed, fatal) = block.parse();
+                    rows.extend(parsed.into_iter().map(Ok));
+                    if let Some(fatal) = fatal {
+                        self.finished = true;
+                        rows.push(Err(fatal));
+                    }
+                    break;
+                }
+                Incoming::Fatal(e) => {
+                    self.finished = true;
+                    if rows.is_empty() {
+                        return Some(Err(e));
+                    }
+                    rows.push(Err(e));
+                    break;
+                }
+                Incoming::End => {
+                    self.finished = true;
+                    break;
+                }
             }
         }
+        (!rows.is_empty()).then_some(Ok(Unit::Rows(rows)))
     }
 
     fn fraction_read(&self) -> Option<f64> {
@@ -258,28 +396,91 @@ fn pick_sheet(
     }
 }
 
-/// The thread's end of the channel: builds [`RawRow`]s with blank-row gaps and field checks.
-struct RowSender {
-    tx: SyncSender<Msg>,
+/// Groups cells, in the sheet's order, into [`RawRow`]s: blank-row gaps, field checks, and the
+/// position checks that keep calamine's positions to the sheet's own order. Shared by the
+/// calamine path and the block parser, which starts one at each block with the state there.
+pub(crate) struct RowGrouper {
     file: Arc<str>,
     sheet: Arc<str>,
     max_field_bytes: usize,
+    /// The last row (1-based) a row was made for, for `blank_before`.
     last_row: u64,
+    /// The position of the cell before (0-based).
+    previous: Option<(u32, u32)>,
+    current: Option<(u32, Vec<Cell>)>,
 }
 
-impl RowSender {
-    fn new(file: &Arc<str>, sheet: &Arc<str>, max_field_bytes: usize, tx: SyncSender<Msg>) -> Self {
-        RowSender {
-            tx,
+/// A fatal error found while grouping: its row (1-based, if known) and what.
+type Stop = (Option<u64>, ReadErrorKind);
+
+impl RowGrouper {
+    /// A grouper whose cell before (if any) was at `previous`, in a row already made.
+    pub(crate) fn new(
+        file: &Arc<str>,
+        sheet: &Arc<str>,
+        max_field_bytes: usize,
+        previous: Option<(u32, u32)>,
+    ) -> Self {
+        RowGrouper {
             file: Arc::clone(file),
             sheet: Arc::clone(sheet),
             max_field_bytes,
-            last_row: 0,
+            last_row: previous.map_or(0, |p| u64::from(p.0) + 1),
+            previous,
+            current: None,
         }
     }
 
-    /// Sends row `row` (absolute, 1-based). False when the consumer has gone away.
-    fn row(&mut self, row: u64, cells: Vec<Cell>) -> bool {
+    /// Adds the cell at 0-based (`row`, `col`); returns the row before it once this cell
+    /// starts a new one.
+    pub(crate) fn cell(&mut self, row: u32, col: u32, value: Cell) -> Result<Option<RawRow>, Stop> {
+        if col >= MAX_COLUMNS {
+            let kind = ReadErrorKind::ColumnOutOfRange {
+                column: u64::from(col) + 1,
+                limit: u64::from(MAX_COLUMNS),
+            };
+            return Err((Some(u64::from(row) + 1), kind));
+        }
+        // `check_archive` has already refused a sheet whose references break it; this catches
+        // a position calamine derives differently from that check (cells without a reference
+        // after unusual markup), so that no cell can overwrite another or split a row silently.
+        if row >= MAX_ROWS || self.previous.is_some_and(|p| (row, col) <= p) {
+            let problem = match self.previous {
+                Some(p) if row < MAX_ROWS => ReferenceProblem::OutOfOrder {
+                    previous: sheet_refs::a1(u64::from(p.0), u64::from(p.1)),
+                },
+                _ => ReferenceProblem::BeyondLastRow,
+            };
+            let reference = sheet_refs::a1(u64::from(row), u64::from(col));
+            let kind = ReadErrorKind::BadReference { site: ReferenceSite::Cell, reference, problem };
+            return Err((Some(u64::from(row) + 1), kind));
+        }
+        self.previous = Some((row, col));
+        let mut done = None;
+        if self.current.as_ref().is_some_and(|(r, _)| *r != row)
+            && let Some((r, cells)) = self.current.take()
+        {
+            done = Some(self.raw_row(u64::from(r) + 1, cells));
+        }
+        let (_, cells) = self.current.get_or_insert_with(|| (row, Vec::new()));
+        let col = col as usize;
+        if cells.len() <= col {
+            cells.resize(col + 1, Cell::Empty);
+        }
+        if let Some(slot) = cells.get_mut(col) {
+            *slot = value;
+        }
+        Ok(done)
+    }
+
+    /// The row being built, at the end of the sheet (or of a block).
+    pub(crate) fn finish(&mut self) -> Option<RawRow> {
+        let (r, cells) = self.current.take()?;
+        Some(self.raw_row(u64::from(r) + 1, cells))
+    }
+
+    /// Row `row` (absolute, 1-based) with its blank-row gap and field checks.
+    fn raw_row(&mut self, row: u64, cells: Vec<Cell>) -> RawRow {
         let blank_before = row.saturating_sub(self.last_row.saturating_add(1));
         self.last_row = self.last_row.max(row);
         let too_long = cells.iter().enumerate().find_map(|(i, cell)| match cell {
@@ -295,7 +496,51 @@ impl RowSender {
             )),
             None => Ok(cells),
         };
-        self.tx.send(Msg::Row(RawRow { row, blank_before, cells })).is_ok()
+        RawRow { row, blank_before, cells }
+    }
+
+    /// A fatal error in this sheet.
+    pub(crate) fn fatal(&self, row: Option<u64>, kind: ReadErrorKind) -> ReadError {
+        let mut err = ReadError::new(&self.file, kind);
+        err.sheet = Some(Arc::clone(&self.sheet));
+        err.row = row;
+        err
+    }
+
+    /// The error for a state the block reader's own checks say cannot happen.
+    pub(crate) fn stopped(&self) -> ReadError {
+        self.fatal(None, ReadErrorKind::ReaderStopped)
+    }
+}
+
+/// The thread's end of the channel.
+pub(crate) struct RowSender {
+    tx: SyncSender<Msg>,
+    file: Arc<str>,
+    sheet: Arc<str>,
+    max_field_bytes: usize,
+    rows: RowGrouper,
+}
+
+impl RowSender {
+    fn new(file: &Arc<str>, sheet: &Arc<str>, max_field_bytes: usize, tx: SyncSender<Msg>) -> Self {
+        RowSender {
+            tx,
+            file: Arc::clone(file),
+            sheet: Arc::clone(sheet),
+            max_field_bytes,
+            rows: RowGrouper::new(file, sheet, max_field_bytes, None),
+        }
+    }
+
+    /// Sends row `row` (absolute, 1-based). False when the consumer has gone away.
+    fn row(&mut self, row: u64, cells: Vec<Cell>) -> bool {
+        let raw = self.rows.raw_row(row, cells);
+        self.send(raw)
+    }
+
+    fn send(&self, raw: RawRow) -> bool {
+        self.tx.send(Msg::Row(raw)).is_ok()
     }
 
     /// Announces the last row of the sheet's used range (1-based), for progress.
@@ -303,10 +548,20 @@ impl RowSender {
         self.tx.send(Msg::Extent(last_row)).is_ok()
     }
 
-    fn fatal(self, row: Option<u64>, kind: ReadErrorKind) {
+    /// Hands the rest of the sheet over to blocks.
+    fn blocks(&self, blocks: xlsx_blocks::BlockReceiver) -> bool {
+        self.tx.send(Msg::Blocks(blocks)).is_ok()
+    }
+
+    fn error(&self, row: Option<u64>, kind: ReadErrorKind) -> ReadError {
         let mut err = ReadError::new(&self.file, kind);
-        err.sheet = Some(self.sheet);
+        err.sheet = Some(Arc::clone(&self.sheet));
         err.row = row;
+        err
+    }
+
+    fn fatal(self, row: Option<u64>, kind: ReadErrorKind) {
+        let err = self.error(row, kind);
         // The consumer may be gone; nothing left to do then.
         let _ = self.tx.send(Msg::Fatal(err));
     }
@@ -316,78 +571,76 @@ impl RowSender {
     }
 }
 
-/// Streams an xlsx worksheet cell by cell, grouping cells into rows.
-fn stream_xlsx(mut workbook: Xlsx<BufReader<File>>, mut sender: RowSender) {
-    let sheet = Arc::clone(&sender.sheet);
-    let mut cells_reader = match workbook.worksheet_cells_reader(&sheet) {
-        Ok(reader) => reader,
-        Err(e) => return sender.fatal(None, ReadErrorKind::Workbook(calamine::Error::Xlsx(e))),
-    };
+/// Streams an xlsx worksheet cell by cell with calamine, grouping cells into rows.
+fn stream_xlsx(mut workbook: Xlsx<BufReader<File>>, sender: RowSender) {
     // A sheet without a <dimension> element reports (0, 0): no extent, no ETA.
-    let declared = cells_reader.dimensions().end.0;
-    if declared > 0 && !sender.extent(u64::from(declared) + 1) {
-        return;
+    match workbook.worksheet_cells_reader(&sender.sheet) {
+        Ok(reader) => {
+            let declared = reader.dimensions().end.0;
+            if declared > 0 && !sender.extent(u64::from(declared) + 1) {
+                return;
+            }
+        }
+        Err(e) => return sender.fatal(None, ReadErrorKind::Workbook(calamine::Error::Xlsx(e))),
     }
-    let mut current: Option<(u32, Vec<Cell>)> = None;
-    // The position of the cell before, to hold calamine's positions to the sheet's own order.
-    // `check_archive` has already refused a sheet whose references break it; this catches a
-    // position calamine derives differently from that check (cells without a reference after
-    // unusual markup), so that no cell can overwrite another or split a row silently.
-    let mut previous: Option<(u32, u32)> = None;
+    let mut stop = None;
+    calamine_rows(&mut workbook, &sender, |item| match item {
+        Ok(raw) => sender.send(raw),
+        Err(e) => {
+            stop = Some(e);
+            false
+        }
+    });
+    match stop {
+        Some(e) => {
+            let _ = sender.tx.send(Msg::Fatal(e));
+        }
+        None => sender.end(),
+    }
+}
+
+/// The rows of the sheet as calamine's cell reader gives them, handed to `emit` in order; a
+/// fatal error is the last item. Stops when `emit` returns false.
+fn calamine_rows(
+    workbook: &mut Xlsx<BufReader<File>>,
+    sender: &RowSender,
+    mut emit: impl FnMut(Result<RawRow, ReadError>) -> bool,
+) {
+    let mut rows = RowGrouper::new(&sender.file, &sender.sheet, sender.max_field_bytes, None);
+    let mut cells_reader = match workbook.worksheet_cells_reader(&sender.sheet) {
+        Ok(reader) => reader,
+        Err(e) => {
+            emit(Err(rows.fatal(None, ReadErrorKind::Workbook(calamine::Error::Xlsx(e)))));
+            return;
+        }
+    };
     loop {
         match cells_reader.next_cell() {
             Ok(Some(cell)) => {
                 let (row, col) = cell.get_position();
-                if col >= MAX_COLUMNS {
-                    let kind = ReadErrorKind::ColumnOutOfRange {
-                        column: u64::from(col) + 1,
-                        limit: u64::from(MAX_COLUMNS),
-                    };
-                    return sender.fatal(Some(u64::from(row) + 1), kind);
-                }
-                if row >= MAX_ROWS || previous.is_some_and(|p| (row, col) <= p) {
-                    let problem = match previous {
-                        Some(p) if row < MAX_ROWS => ReferenceProblem::OutOfOrder {
-                            previous: sheet_refs::a1(u64::from(p.0), u64::from(p.1)),
-                        },
-                        _ => ReferenceProblem::BeyondLastRow,
-                    };
-                    let reference = sheet_refs::a1(u64::from(row), u64::from(col));
-                    let kind = ReadErrorKind::BadReference {
-                        site: ReferenceSite::Cell,
-                        reference,
-                        problem,
-                    };
-                    return sender.fatal(Some(u64::from(row) + 1), kind);
-                }
-                previous = Some((row, col));
-                if current.as_ref().is_some_and(|(r, _)| *r != row)
-                    && let Some((r, cells)) = current.take()
-                    && !sender.row(u64::from(r) + 1, cells)
-                {
-                    return;
-                }
-                let (_, cells) = current.get_or_insert_with(|| (row, Vec::new()));
-                let col = col as usize;
-                if cells.len() <= col {
-                    cells.resize(col + 1, Cell::Empty);
-                }
-                if let Some(slot) = cells.get_mut(col) {
-                    *slot = cell_from_ref(cell.get_value());
+                match rows.cell(row, col, cell_from_ref(cell.get_value())) {
+                    Ok(Some(raw)) => {
+                        if !emit(Ok(raw)) {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err((row, kind)) => {
+                        emit(Err(rows.fatal(row, kind)));
+                        return;
+                    }
                 }
             }
             Ok(None) => break,
             Err(e) => {
-                return sender.fatal(None, ReadErrorKind::Workbook(calamine::Error::Xlsx(e)));
+                emit(Err(rows.fatal(None, ReadErrorKind::Workbook(calamine::Error::Xlsx(e)))));
+                return;
             }
         }
     }
-    if let Some((r, cells)) = current.take()
-        && !sender.row(u64::from(r) + 1, cells)
-    {
-        return;
+    if let Some(raw) = rows.finish() {
+        emit(Ok(raw));
     }
-    sender.end();
 }
 
 /// Loads the sheet's range (xls, ods) and sends its rows.
@@ -423,7 +676,7 @@ where
 
 /// A date cell with its epoch. calamine keeps the 1904 flag private inside `ExcelDateTime` but
 /// compares it in `PartialEq`, so it is recovered by comparing with a 1904-flagged twin.
-fn date_cell(dt: &ExcelDateTime) -> Cell {
+pub(crate) fn date_cell(dt: &ExcelDateTime) -> Cell {
     let kind =
         if dt.is_duration() { ExcelDateTimeType::TimeDelta } else { ExcelDateTimeType::DateTime };
     let serial = dt.as_f64();
@@ -477,7 +730,8 @@ pub(crate) fn check_archive(
     file: &Arc<str>,
     format: &'static str,
     limits: &Limits,
-) -> Result<(), ReadError> {
+    block_bytes: u64,
+) -> Result<SheetIndexes, ReadError> {
     let bad_zip =
         |reason: String| ReadError::new(file, ReadErrorKind::NotAWorkbook { format, reason });
     let suspicious = |entry: Option<String>, limit: ArchiveLimit| {
@@ -514,10 +768,13 @@ pub(crate) fn check_archive(
     }
 
     if format == "xlsx" {
-        check_references(&mut zip, file)?;
+        return check_references(&mut zip, file, block_bytes);
     }
-    Ok(())
+    Ok(SheetIndexes::new())
 }
+
+/// The [`SheetIndex`] of every archive entry that holds a `<sheetData>`, by entry name.
+pub(crate) type SheetIndexes = HashMap<String, SheetIndex>;
 
 /// Reads the cell references of every worksheet in the archive before calamine does, and
 /// refuses the workbook at the first one calamine would misplace or fail on (see
@@ -528,16 +785,31 @@ pub(crate) fn check_archive(
 /// relationship files calamine resolves itself, and a check that resolved them differently
 /// could miss the entry calamine reads. An entry that is not a worksheet costs one XML parse.
 /// Inflating is bounded as for calamine (declared sizes, checked above).
+///
+/// The check is kept as a pass of its own, before any row is read, so that a workbook with a
+/// bad reference is refused whole, before a single row reaches validation (or a registry).
+/// The same pass records where each worksheet may be cut into blocks for the block reader
+/// ([`xlsx_blocks`]), so that reader need not scan again for safe cut points.
 fn check_references<R: Read + std::io::Seek>(
     zip: &mut zip::ZipArchive<R>,
     file: &Arc<str>,
-) -> Result<(), ReadError> {
+    block_bytes: u64,
+) -> Result<SheetIndexes, ReadError> {
+    let mut indexes = SheetIndexes::new();
     for i in 0..zip.len() {
         // An entry that cannot be opened (encrypted, unsupported compression) is reported by
         // calamine if it is one it needs.
         let Ok(entry) = zip.by_index(i) else { continue };
         let name = entry_name(&entry).unwrap_or_default();
-        let Err(found) = sheet_refs::scan(BufReader::new(entry)) else { continue };
+        let found = match sheet_refs::scan(BufReader::new(entry), block_bytes) {
+            Ok(index) => {
+                if index.data_start.is_some() {
+                    indexes.insert(name, index);
+                }
+                continue;
+            }
+            Err(found) => found,
+        };
         let sheet = sheet_refs::sheet_of_entry(zip, &name).unwrap_or(name);
         let kind = ReadErrorKind::BadReference {
             site: found.site,
@@ -549,10 +821,12 @@ fn check_references<R: Read + std::io::Seek>(
         err.row = found.row;
         return Err(err);
     }
-    Ok(())
+    Ok(indexes)
 }
 
 pub(crate) mod sheet_refs;
+
+pub(crate) mod xlsx_blocks;
 
 /// Checks an xls file's compound-file structure (MS-CFB) before calamine reads it: calamine
 /// follows sector chains without loop detection and indexes its FAT with ids from the file, so

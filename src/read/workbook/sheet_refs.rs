@@ -35,12 +35,51 @@ pub(crate) struct Finding {
 }
 
 /// A 0-based (row, column) position, wide enough that counting cells never overflows.
-type Pos = (u64, u64);
+pub(crate) type Pos = (u64, u64);
+
+/// Where a worksheet's `<sheetData>` may be cut into blocks that parse on their own
+/// (`xlsx_blocks`), recorded by [`scan`] as it reads the entry, with the state calamine's cell
+/// reader is in at each cut, so that a block parsed alone gives exactly what calamine gives
+/// for those bytes in the whole entry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SheetIndex {
+    /// Byte offset just after the `<sheetData>` start tag.
+    pub data_start: Option<u64>,
+    /// Byte offset just after `</sheetData>`, when the scan reached it without an XML error.
+    pub data_end: Option<u64>,
+    /// Cut points, in order; each at least `block_bytes` after the one before.
+    pub cuts: Vec<Cut>,
+    /// Why the entry must not be cut (then the caller reads it with calamine), if it must not.
+    pub uncuttable: Option<&'static str>,
+}
+
+/// A cut just after a `</row>` end tag, with calamine's cell-reader state there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cut {
+    pub offset: u64,
+    /// Just after the end tag of the first cell after the cut: the block before the cut reads
+    /// that far, to learn whether calamine would emit its last row (see `xlsx_blocks`).
+    pub lookahead_end: u64,
+    /// The 0-based row a cell without a reference would be in (the column is 0 after `</row>`).
+    pub row_index: u64,
+    /// The position of the last cell before the cut.
+    pub previous: Option<Pos>,
+}
 
 /// Reads one archive entry; `Err` at the first reference calamine must not read. An entry
 /// that is not XML, or not a worksheet, passes: only what calamine's cell reader would read
 /// is checked, and an XML error stops this scan where it stops calamine.
-pub(crate) fn scan<R: BufRead>(input: R) -> Result<(), Finding> {
+///
+/// On the way it records where the worksheet's rows may be cut into blocks of about
+/// `block_bytes` (see [`SheetIndex`]). A cut is only made where the events before it leave
+/// calamine's reader in a state the block's own parser can start from: after a `</row>` that
+/// closes a top-level row, when the next cell is in a later row (so no row spans two blocks).
+/// The whole entry is marked uncuttable when calamine and a block parser could see different
+/// events or state: tags inside `<sheetData>` that do not nest (calamine skips to end tags by
+/// name, so a mismatched one can swallow rows this scan counted), a `<row>` or `<c>` inside a
+/// cell, a processing instruction, declaration or DOCTYPE inside `<sheetData>`, an encoding
+/// other than UTF-8, or an empty-element `<sheetData/>`.
+pub(crate) fn scan<R: BufRead>(input: R, block_bytes: u64) -> Result<SheetIndex, Finding> {
     let mut xml = quick_xml::Reader::from_reader(input);
     // calamine's `xlsx::xml_reader` configuration, so both see the same events.
     let config = xml.config_mut();
@@ -49,6 +88,7 @@ pub(crate) fn scan<R: BufRead>(input: R) -> Result<(), Finding> {
     config.check_comments = false;
     config.expand_empty_elements = true;
 
+    let mut index = SheetIndex::default();
     let mut buf = Vec::with_capacity(1024);
     let mut in_sheet_data = false;
     // calamine's `XlsxCellReader` state: the row it is in and the column the next cell
@@ -56,63 +96,147 @@ pub(crate) fn scan<R: BufRead>(input: R) -> Result<(), Finding> {
     let mut row_index: u64 = 0;
     let mut col_index: u64 = 0;
     let mut previous: Option<Pos> = None;
+    // Open elements inside `<sheetData>` (names concatenated, and where each starts), and
+    // whether a `<c>` is open: what decides whether the entry can be cut.
+    let mut open_names: Vec<u8> = Vec::new();
+    let mut open_starts: Vec<usize> = Vec::new();
+    let mut in_cell = false;
+    // A cut waiting for the next cell (it holds if that cell starts a new row), and a cut
+    // that held, waiting for that cell's end tag.
+    let mut pending: Option<Cut> = None;
+    let mut held: Option<Cut> = None;
+    let mut last_cut: u64 = 0;
+    let uncuttable = |index: &mut SheetIndex, why: &'static str| {
+        index.uncuttable.get_or_insert(why);
+    };
     loop {
         buf.clear();
-        let Ok(event) = xml.read_event_into(&mut buf) else { return Ok(()) };
+        let Ok(event) = xml.read_event_into(&mut buf) else { return Ok(index) };
         match event {
-            Event::Start(e) => match (in_sheet_data, e.local_name().as_ref()) {
-                (false, "dimension") => check_dimension(&e)?,
-                (false, "sheetData") => in_sheet_data = true,
-                (true, "row") => {
-                    if let Some(r) = attribute(&e, "r", ReferenceSite::Row, None)? {
-                        let row = parse_row(r).map_err(|problem| Finding {
-                            row: None,
-                            site: ReferenceSite::Row,
-                            reference: r.to_owned(),
-                            problem,
-                        })?;
-                        row_index = row - 1;
-                    }
+            Event::Start(e) => {
+                if in_sheet_data {
+                    open_starts.push(open_names.len());
+                    open_names.extend_from_slice(e.name().as_ref().as_bytes());
                 }
-                (true, "c") => {
-                    let at = Some(row_index + 1);
-                    let reference = attribute(&e, "r", ReferenceSite::Cell, at)?;
-                    let finding = |reference: String, problem| Finding {
-                        row: at,
-                        site: ReferenceSite::Cell,
-                        reference,
-                        problem,
-                    };
-                    let pos = match reference {
-                        Some(r) => parse_cell(r).map_err(|p| finding(r.to_owned(), p))?,
-                        None => {
-                            let pos = (row_index, col_index);
-                            if let Err(problem) = within_grid(pos) {
-                                return Err(finding(a1(pos.0, pos.1), problem));
-                            }
-                            pos
+                match (in_sheet_data, e.local_name().as_ref()) {
+                    (false, "dimension") => check_dimension(&e)?,
+                    (false, "sheetData") => {
+                        in_sheet_data = true;
+                        index.data_start = Some(xml.buffer_position());
+                        last_cut = xml.buffer_position();
+                    }
+                    (true, "row") => {
+                        if in_cell {
+                            uncuttable(&mut index, "a <row> inside a cell");
                         }
-                    };
-                    if let Some(prev) = previous.filter(|&prev| pos <= prev) {
-                        let shown = reference.map_or_else(|| a1(pos.0, pos.1), str::to_owned);
-                        let previous = a1(prev.0, prev.1);
-                        return Err(finding(shown, ReferenceProblem::OutOfOrder { previous }));
+                        if let Some(r) = attribute(&e, "r", ReferenceSite::Row, None)? {
+                            let row = parse_row(r).map_err(|problem| Finding {
+                                row: None,
+                                site: ReferenceSite::Row,
+                                reference: r.to_owned(),
+                                problem,
+                            })?;
+                            row_index = row - 1;
+                        }
                     }
-                    previous = Some(pos);
-                    col_index = pos.1 + 1;
+                    (true, "c") => {
+                        if in_cell {
+                            uncuttable(&mut index, "a <c> inside a cell");
+                        }
+                        in_cell = true;
+                        let at = Some(row_index + 1);
+                        let reference = attribute(&e, "r", ReferenceSite::Cell, at)?;
+                        let finding = |reference: String, problem| Finding {
+                            row: at,
+                            site: ReferenceSite::Cell,
+                            reference,
+                            problem,
+                        };
+                        let pos = match reference {
+                            Some(r) => parse_cell(r).map_err(|p| finding(r.to_owned(), p))?,
+                            None => {
+                                let pos = (row_index, col_index);
+                                if let Err(problem) = within_grid(pos) {
+                                    return Err(finding(a1(pos.0, pos.1), problem));
+                                }
+                                pos
+                            }
+                        };
+                        if let Some(prev) = previous.filter(|&prev| pos <= prev) {
+                            let shown = reference.map_or_else(|| a1(pos.0, pos.1), str::to_owned);
+                            let previous = a1(prev.0, prev.1);
+                            return Err(finding(shown, ReferenceProblem::OutOfOrder { previous }));
+                        }
+                        // A cut waiting for this cell holds if the cell starts a new row.
+                        if let Some(cut) = pending.take()
+                            && cut.previous.is_none_or(|p| pos.0 > p.0)
+                        {
+                            last_cut = cut.offset;
+                            held = Some(cut);
+                        }
+                        previous = Some(pos);
+                        col_index = pos.1 + 1;
+                    }
+                    _ => {}
                 }
-                _ => {}
-            },
-            Event::End(e) if in_sheet_data => match e.local_name().as_ref() {
-                "row" => {
-                    row_index = row_index.saturating_add(1);
-                    col_index = 0;
+            }
+            Event::End(e) if in_sheet_data => {
+                let name = e.name();
+                let local = e.local_name();
+                if local.as_ref() == "sheetData" && open_starts.is_empty() {
+                    // calamine's cell reader stops here.
+                    if xml.buffer_position() == index.data_start.unwrap_or(0) {
+                        uncuttable(&mut index, "an empty-element <sheetData/>");
+                    }
+                    if xml.encoding() != encoding_rs::UTF_8 {
+                        uncuttable(&mut index, "an encoding other than UTF-8");
+                    }
+                    index.data_end = Some(xml.buffer_position());
+                    return Ok(index);
                 }
-                // calamine's cell reader stops here.
-                "sheetData" => return Ok(()),
-                _ => {}
-            },
-            Event::Eof => return Ok(()),
+                match open_starts.pop() {
+                    Some(start) if open_names.get(start..) == Some(name.as_ref().as_bytes()) => {
+                        open_names.truncate(start);
+                    }
+                    _ => uncuttable(&mut index, "end tags that do not match their start tags"),
+                }
+                match local.as_ref() {
+                    "row" => {
+                        if in_cell {
+                            uncuttable(&mut index, "a </row> inside a cell");
+                        }
+                        row_index = row_index.saturating_add(1);
+                        col_index = 0;
+                        let offset = xml.buffer_position();
+                        if open_starts.is_empty()
+                            && pending.is_none()
+                            && held.is_none()
+                            && offset.saturating_sub(last_cut) >= block_bytes
+                        {
+                            let lookahead_end = offset;
+                            pending = Some(Cut { offset, lookahead_end, row_index, previous });
+                        }
+                    }
+                    "c" => {
+                        in_cell = false;
+                        if let Some(mut cut) = held.take() {
+                            cut.lookahead_end = xml.buffer_position();
+                            index.cuts.push(cut);
+                        }
+                    }
+                    // calamine's cell reader stops here.
+                    "sheetData" => {
+                        uncuttable(&mut index, "end tags that do not match their start tags");
+                        index.data_end = Some(xml.buffer_position());
+                        return Ok(index);
+                    }
+                    _ => {}
+                }
+            }
+            Event::PI(_) | Event::Decl(_) | Event::DocType(_) if in_sheet_data => {
+                uncuttable(&mut index, "markup inside <sheetData> that a block could not start in");
+            }
+            Event::Eof => return Ok(index),
             _ => {}
         }
     }
