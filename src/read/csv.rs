@@ -930,6 +930,7 @@ mod block_tests {
                                     Unit::Csv(block) => {
                                         block.parse().into_iter().map(row_of).map(Ok).collect()
                                     }
+                                    Unit::Xlsx(_) => vec![Err("an xlsx unit from CSV".into())],
                                 };
                                 (i, rows)
                             })

@@ -31,8 +31,8 @@ use calamine::{
 
 use super::{ArchiveLimit, Limits, RawRow, ReadError, ReadErrorKind, RowSource, SheetSel};
 use super::{ReferenceProblem, ReferenceSite, SourceSpec, UNIT_ROWS, Unit, trim_header};
-use sheet_refs::SheetIndex;
 use crate::record::Cell;
+use sheet_refs::SheetIndex;
 
 /// Rows buffered between the reader thread and the consumer.
 pub const CHANNEL_ROWS: usize = 256;
@@ -452,7 +452,8 @@ impl RowGrouper {
                 _ => ReferenceProblem::BeyondLastRow,
             };
             let reference = sheet_refs::a1(u64::from(row), u64::from(col));
-            let kind = ReadErrorKind::BadReference { site: ReferenceSite::Cell, reference, problem };
+            let kind =
+                ReadErrorKind::BadReference { site: ReferenceSite::Cell, reference, problem };
             return Err((Some(u64::from(row) + 1), kind));
         }
         self.previous = Some((row, col));

@@ -45,7 +45,8 @@ pub(crate) type Pos = (u64, u64);
 pub(crate) struct SheetIndex {
     /// Byte offset just after the `<sheetData>` start tag.
     pub data_start: Option<u64>,
-    /// Byte offset just after `</sheetData>`, when the scan reached it without an XML error.
+    /// Byte offset of `</sheetData>` (where the last block ends: a block parsed alone has no
+    /// open `<sheetData>` for it to close), when the scan reached it without an XML error.
     pub data_end: Option<u64>,
     /// Cut points, in order; each at least `block_bytes` after the one before.
     pub cuts: Vec<Cut>,
@@ -111,6 +112,7 @@ pub(crate) fn scan<R: BufRead>(input: R, block_bytes: u64) -> Result<SheetIndex,
     };
     loop {
         buf.clear();
+        let before = xml.buffer_position();
         let Ok(event) = xml.read_event_into(&mut buf) else { return Ok(index) };
         match event {
             Event::Start(e) => {
@@ -191,7 +193,7 @@ pub(crate) fn scan<R: BufRead>(input: R, block_bytes: u64) -> Result<SheetIndex,
                     if xml.encoding() != encoding_rs::UTF_8 {
                         uncuttable(&mut index, "an encoding other than UTF-8");
                     }
-                    index.data_end = Some(xml.buffer_position());
+                    index.data_end = Some(before);
                     return Ok(index);
                 }
                 match open_starts.pop() {
@@ -227,7 +229,7 @@ pub(crate) fn scan<R: BufRead>(input: R, block_bytes: u64) -> Result<SheetIndex,
                     // calamine's cell reader stops here.
                     "sheetData" => {
                         uncuttable(&mut index, "end tags that do not match their start tags");
-                        index.data_end = Some(xml.buffer_position());
+                        index.data_end = Some(before);
                         return Ok(index);
                     }
                     _ => {}

@@ -99,7 +99,7 @@ pub(crate) struct XlsxBlock {
     start: BlockStart,
     /// Where the next block starts (after a `</row>`); the bytes after it are the next row's
     /// first cell, read only to learn whether calamine would have emitted this block's last
-    /// row. `None` for the last block, which ends just after `</sheetData>`.
+    /// row. `None` for the last block, which ends where `</sheetData>` starts.
     cut: Option<usize>,
     parts: Arc<SheetParts>,
 }
@@ -124,30 +124,29 @@ impl XlsxBlock {
     /// fatal error (after those rows). Pure.
     pub(crate) fn parse(&self) -> (Vec<RawRow>, Option<ReadError>) {
         let parts = &*self.parts;
-        let mut grouper = RowGrouper::new(
-            &parts.file,
-            &parts.sheet,
-            parts.max_field_bytes,
-            self.start.previous,
-        );
+        let mut grouper =
+            RowGrouper::new(&parts.file, &parts.sheet, parts.max_field_bytes, self.start.previous);
         let mut rows = Vec::new();
         let mut cells = CellParser::new(&self.bytes, self.start, parts);
         loop {
-            let past_cut = self.cut.is_some_and(|cut| cells.position() >= cut);
-            match cells.next_cell(self.cut.is_none()) {
-                Ok(Some((row, col, value))) => match grouper.cell(row, col, value) {
-                    Ok(Some(row)) => {
-                        rows.push(row);
-                        if past_cut {
-                            // The next block's first cell read: this block's last row stands.
-                            return (rows, None);
+            match cells.next_cell() {
+                Ok(Some((row, col, value))) => {
+                    // A cell whose start tag ends after the cut is the next block's first.
+                    let past_cut = self.cut.is_some_and(|cut| cells.cell_at > cut);
+                    match grouper.cell(row, col, value) {
+                        Ok(Some(row)) => {
+                            rows.push(row);
+                            if past_cut {
+                                // The next block's first cell read: this block's last row stands.
+                                return (rows, None);
+                            }
                         }
+                        // The scan cut only where the next cell starts a new row.
+                        Ok(None) if past_cut => return (rows, Some(grouper.stopped())),
+                        Ok(None) => {}
+                        Err((row, kind)) => return (rows, Some(grouper.fatal(row, kind))),
                     }
-                    // The scan cut only where the next cell starts a new row.
-                    Ok(None) if past_cut => return (rows, Some(grouper.stopped())),
-                    Ok(None) => {}
-                    Err((row, kind)) => return (rows, Some(grouper.fatal(row, kind))),
-                },
+                }
                 Ok(None) => break,
                 Err(e) => {
                     let kind = ReadErrorKind::Workbook(calamine::Error::Xlsx(e));
@@ -166,6 +165,8 @@ struct CellParser<'a> {
     parts: &'a SheetParts,
     row_index: u32,
     col_index: u32,
+    /// Where the last cell's start tag ended.
+    cell_at: usize,
     buf: Vec<u8>,
     cell_buf: Vec<u8>,
     value_buf: Vec<u8>,
@@ -179,6 +180,7 @@ impl<'a> CellParser<'a> {
             parts,
             row_index: start.row_index,
             col_index: 0,
+            cell_at: 0,
             buf: Vec::with_capacity(1024),
             cell_buf: Vec::with_capacity(1024),
             value_buf: Vec::with_capacity(1024),
@@ -186,14 +188,9 @@ impl<'a> CellParser<'a> {
         }
     }
 
-    fn position(&self) -> usize {
-        usize::try_from(self.xml.buffer_position()).unwrap_or(usize::MAX)
-    }
-
-    /// The next cell: 0-based row and column, and its value. `None` at `</sheetData>`, or at
-    /// the end of a block that is not the last (`last` false).
+    /// The next cell: 0-based row and column, and its value. `None` at the end of the block.
     #[allow(clippy::type_complexity)]
-    fn next_cell(&mut self, last: bool) -> Result<Option<(u32, u32, Cell)>, XlsxError> {
+    fn next_cell(&mut self) -> Result<Option<(u32, u32, Cell)>, XlsxError> {
         loop {
             self.buf.clear();
             match self.xml.read_event_into(&mut self.buf) {
@@ -207,6 +204,8 @@ impl<'a> CellParser<'a> {
                     self.col_index = 0;
                 }
                 Ok(Event::Start(c)) if c.local_name().as_ref() == "c" => {
+                    self.cell_at =
+                        usize::try_from(self.xml.buffer_position()).unwrap_or(usize::MAX);
                     let [pos_attr, style_attr, type_attr] = get_attrs(&c, ["r", "s", "t"])?;
                     let pos = match pos_attr {
                         Some(range) => {
@@ -241,7 +240,7 @@ impl<'a> CellParser<'a> {
                     return Ok(Some((pos.0, pos.1, value)));
                 }
                 Ok(Event::End(e)) if e.local_name().as_ref() == "sheetData" => return Ok(None),
-                Ok(Event::Eof) if last => return Err(XlsxError::XmlEof("sheetData")),
+                // The end of the block; the last block ends where `</sheetData>` starts.
                 Ok(Event::Eof) => return Ok(None),
                 Err(e) => return Err(XlsxError::Xml(e)),
                 _ => {}
@@ -334,9 +333,11 @@ fn read_v(
                 return Ok(Cell::Empty);
             }
             let index = parse_index(v).unwrap_or(0);
-            parts.strings.get(index).map(|s| Cell::Text(s.clone())).ok_or(XlsxError::Unexpected(
-                "Cell string index not found in shared strings table",
-            ))
+            parts
+                .strings
+                .get(index)
+                .map(|s| Cell::Text(s.clone()))
+                .ok_or(XlsxError::Unexpected("Cell string index not found in shared strings table"))
         }
         Some("b") => read_bool(v),
         Some("d") => Ok(Cell::IsoDate(v.to_owned())),
@@ -471,7 +472,8 @@ fn unescape_xml(original: &str) -> String {
             0xD800..=0xDBFF => match xml_escape(bytes, next) {
                 Some(low @ 0xDC00..=0xDFFF) => {
                     next += 7;
-                    let code = 0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
+                    let code =
+                        0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
                     char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)
                 }
                 _ => char::REPLACEMENT_CHARACTER,
@@ -770,7 +772,9 @@ fn locate<R: Read + Seek>(parts: &mut Parts<R>, sheet: &str) -> Option<(String, 
                     let (key, value) = attr.ok()?;
                     if key == "name" {
                         name = decode_attr(value)?;
-                    } else if key == "id" || key.strip_suffix("id").is_some_and(|p| p.ends_with(':')) {
+                    } else if key == "id"
+                        || key.strip_suffix("id").is_some_and(|p| p.ends_with(':'))
+                    {
                         rel_id = value;
                     }
                 }
@@ -819,8 +823,7 @@ fn shared_strings<R: Read + Seek>(parts: &mut Parts<R>, xl_path: &str) -> Option
             Event::Start(e) if e.local_name().as_ref() == "si" => {
                 let name = e.name().as_ref().to_owned();
                 if let Some(s) =
-                    read_string(&mut xml, QName(&name), &mut string_buf, &mut text_buf)
-                        .ok()?
+                    read_string(&mut xml, QName(&name), &mut string_buf, &mut text_buf).ok()?
                 {
                     strings.push(s);
                 }
@@ -952,12 +955,10 @@ pub(crate) fn stream(
     mut workbook: Xlsx<BufReader<File>>,
     sender: RowSender,
 ) {
-    let opened = File::open(path)
-        .map_err(|e| ReadErrorKind::Io(e))
-        .and_then(|handle| {
-            zip::ZipArchive::new(BufReader::new(handle))
-                .map_err(|e| ReadErrorKind::Workbook(calamine::Error::Xlsx(XlsxError::Zip(e))))
-        });
+    let opened = File::open(path).map_err(|e| ReadErrorKind::Io(e)).and_then(|handle| {
+        zip::ZipArchive::new(BufReader::new(handle))
+            .map_err(|e| ReadErrorKind::Workbook(calamine::Error::Xlsx(XlsxError::Zip(e))))
+    });
     let mut zip = match opened {
         Ok(zip) => zip,
         Err(kind) => return sender.fatal(None, kind),

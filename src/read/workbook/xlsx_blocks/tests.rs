@@ -61,6 +61,16 @@ fn assert_same(path: &Path) -> bool {
     for block_bytes in [1, 200, 4096, super::BLOCK_BYTES] {
         for units in [false, true] {
             let ours = read(path, XlsxReader::Blocks, block_bytes, units);
+            if let (Ok(a), Ok(b)) = (&ours.rows, &reference.rows)
+                && let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i))
+            {
+                panic!(
+                    "{}: block reader ({block_bytes} bytes, units {units}) differs at item {i}:\n ours {:?}\n calamine {:?}",
+                    path.display(),
+                    a.get(i),
+                    b.get(i)
+                );
+            }
             assert_eq!(
                 ours.rows,
                 reference.rows,
@@ -131,7 +141,14 @@ fn generated_exports_of_every_pipeline_read_as_calamine_reads_them() {
 
 /// A one-sheet workbook: `sheet_data` is the inside of `<sheetData>`; `shared` the `<si>`
 /// elements; `styles` the inside of `<styleSheet>`.
-fn workbook(dir: &Path, name: &str, date1904: bool, styles: &str, shared: &str, sheet_data: &str) -> PathBuf {
+fn workbook(
+    dir: &Path,
+    name: &str,
+    date1904: bool,
+    styles: &str,
+    shared: &str,
+    sheet_data: &str,
+) -> PathBuf {
     let path = dir.join(name);
     let file = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{e}"));
     let mut zip = zip::ZipWriter::new(file);
@@ -245,7 +262,8 @@ fn built_workbooks_read_as_calamine_reads_them() {
         r#"<c r="A30" s="1" t="s" bad><v>0</v></c>"#,
     ];
     for (i, bad) in bad_cells.iter().enumerate() {
-        let data = format!("{rows}<row r=\"30\">{bad}</row><row r=\"31\"><c r=\"A31\"><v>1</v></c></row>");
+        let data =
+            format!("{rows}<row r=\"30\">{bad}</row><row r=\"31\"><c r=\"A31\"><v>1</v></c></row>");
         let path = workbook(d, &format!("bad-{i}.xlsx"), false, STYLES, SHARED, &data);
         assert_same(&path);
     }
