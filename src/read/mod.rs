@@ -9,11 +9,14 @@
 //! Nothing in this module panics on input: malformed rows become row-level [`ReadError`]s, a
 //! broken file becomes a fatal one, after which the iterator ends.
 //!
-//! CSV is read in blocks cut at record ends, which [`Batch`]es let any thread parse and decode
-//! (see `csv.rs`); the iterator parses them in line.
+//! CSV is read in blocks cut at record ends, and xlsx worksheets in blocks cut after `</row>`,
+//! which [`Batch`]es let any thread parse and decode (see `csv.rs`, `workbook/xlsx_blocks.rs`);
+//! the iterator parses them in line.
 //!
 //! Memory: CSV streams block by block, a block at most `256 KiB + max_record_bytes + 1` bytes
-//! (a longer record is reported and skipped unbuffered; see `csv.rs`); xlsx streams the sheet cell by cell (shared strings held whole); xls and ods are
+//! (a longer record is reported and skipped unbuffered; see `csv.rs`); xlsx streams the sheet in
+//! blocks of about 256 KiB of XML, two waiting after the cutter (or cell by cell where it falls
+//! back to calamine), shared strings held whole; xls and ods are
 //! loaded whole by calamine, one sheet range at a time (see `workbook.rs`). xlsx/ods archives are
 //! refused before opening when their declared sizes break [`Limits`].
 

@@ -6,10 +6,14 @@
 //! positions from them with unchecked arithmetic, so an overlong reference would put a value in
 //! another column (issue 19). An xls file is a compound file, checked by [`check_compound_file`].
 //!
-//! What streams: an xlsx worksheet is read cell by cell with calamine's
-//! `Xlsx::worksheet_cells_reader` on a background thread, which sends finished rows through a
-//! bounded channel ([`CHANNEL_ROWS`] rows); the shared-strings table and styles are held whole
-//! (bounded by the archive check). What does not: calamine's xls reader decodes every sheet when
+//! What streams: an xlsx worksheet is cut into blocks of whole rows by the reader thread and
+//! parsed on whichever thread runs the batch ([`xlsx_blocks`]: cut points and calamine's state
+//! there come from the reference check; values are read as calamine 0.38 reads them); a sheet
+//! that cannot be cut safely, or whose first block does not read exactly as calamine reads it,
+//! is read cell by cell with calamine's `Xlsx::worksheet_cells_reader` on the background
+//! thread, which sends finished rows through a bounded channel ([`CHANNEL_ROWS`] rows). The
+//! shared-strings table and styles are held whole (bounded by the archive check). What does
+//! not: calamine's xls reader decodes every sheet when
 //! the file is opened, and its ods reader parses all of `content.xml` when opened; for those the
 //! whole range of the chosen sheet is in memory, and the thread sends its rows one by one.
 //!
@@ -62,7 +66,8 @@ pub(crate) enum XlsxReader {
     /// allows it; calamine otherwise.
     Blocks,
     /// calamine's cell reader on the reader thread (the reference the block reader is tested
-    /// against).
+    /// against). Outside tests only reached as the fallback, not chosen up front.
+    #[cfg_attr(not(test), allow(dead_code))]
     Calamine,
 }
 

@@ -955,7 +955,7 @@ pub(crate) fn stream(
     mut workbook: Xlsx<BufReader<File>>,
     sender: RowSender,
 ) {
-    let opened = File::open(path).map_err(|e| ReadErrorKind::Io(e)).and_then(|handle| {
+    let opened = File::open(path).map_err(ReadErrorKind::Io).and_then(|handle| {
         zip::ZipArchive::new(BufReader::new(handle))
             .map_err(|e| ReadErrorKind::Workbook(calamine::Error::Xlsx(XlsxError::Zip(e))))
     });
