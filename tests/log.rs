@@ -183,6 +183,13 @@ fn every_version_gets_one_leaf_and_each_run_a_checkpoint_that_openssl_verifies()
     for id in identifiers(&conn) {
         let o = run_expect(&mut log(&data, None, &["proof", &id, "--json"]), 0);
         let n = python_checks_proofs(&o.stdout);
+        // Kept trees of blocks of one and two leaves read leaves back for every proof: the
+        // proofs are the same.
+        for block in ["1", "2"] {
+            let mut proof = log(&data, None, &["proof", &id, "--json"]);
+            let other = run_expect(proof.env("ELICENCE_LOG_BLOCK", block), 0);
+            assert_eq!(o.stdout, other.stdout, "{id}: blocks of {block}");
+        }
         let is_revoked: bool = conn
             .query_row(
                 "SELECT revoked_at IS NOT NULL FROM versions WHERE identifier = ?1",
@@ -228,22 +235,25 @@ fn verify_data_includes_the_checked_inclusion_proof_of_the_presented_file() {
     let conn = sqlite(&data);
     let id = identifiers(&conn).into_iter().next().unwrap();
     let pdf = stored_pdf(&data, &conn, &id);
-    let o = elicence()
-        .arg("verify")
-        .arg(&pdf)
-        .arg("--json")
-        .arg("--keys")
-        .arg(root().join("fixtures/keys"))
-        .arg("--data")
-        .arg(&data)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(report["identifier"], id.as_str());
-    let log = &report["log"];
-    assert_eq!(log["proof_verified"], true, "{report}");
-    assert_eq!(log["checkpoint_signature"], "authentic", "{report}");
-    assert_eq!(log["event"], "issued");
+    for block in ["256", "2"] {
+        let o = elicence()
+            .arg("verify")
+            .arg(&pdf)
+            .arg("--json")
+            .arg("--keys")
+            .arg(root().join("fixtures/keys"))
+            .arg("--data")
+            .arg(&data)
+            .env("ELICENCE_LOG_BLOCK", block)
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(report["identifier"], id.as_str());
+        let log = &report["log"];
+        assert_eq!(log["proof_verified"], true, "blocks of {block}: {report}");
+        assert_eq!(log["checkpoint_signature"], "authentic", "{report}");
+        assert_eq!(log["event"], "issued");
+    }
     let o = elicence()
         .arg("verify")
         .arg(&pdf)

@@ -85,8 +85,11 @@ impl<'scope> Loader<'scope> {
         // session 13: 60–64 % of the folder's rate without, 95–99 % with).
         let in_bucket = registry.store().folder().is_none();
         registry.set_pack_segments(pack_segments.unwrap_or(in_bucket));
-        // One chunk queued while one commits: enough to overlap, little memory held.
-        let (chunks_tx, chunks_rx) = mpsc::sync_channel::<DecidedChunk>(1);
+        // A rendezvous: the next chunk is handed over when the loader takes it, so at most two
+        // chunks' files are held (one committing, one produced and waiting), not three. The
+        // loader needs less than half the producers' time a chunk, so it rarely keeps them
+        // waiting (BENCHMARKS.md, session 16: the memory of a run with the OFD).
+        let (chunks_tx, chunks_rx) = mpsc::sync_channel::<DecidedChunk>(0);
         let (done_tx, done_rx) = mpsc::channel::<ChunkOutcome>();
         // Named, so that a profile (`perf report --comm elicence-loader`) can tell it apart.
         let thread = std::thread::Builder::new()
@@ -108,7 +111,7 @@ impl<'scope> Loader<'scope> {
         Ok(Loader { chunks: Some(chunks_tx), done: done_rx, thread: Some(thread), in_flight: 0 })
     }
 
-    /// Queues a chunk; blocks while the loader is a chunk behind.
+    /// Hands a chunk to the loader; blocks until the loader takes it.
     pub fn send(&mut self, chunk: DecidedChunk) -> anyhow::Result<()> {
         let sent = self.chunks.as_ref().map(|tx| tx.send(chunk).is_ok()).unwrap_or(false);
         if !sent {

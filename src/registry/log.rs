@@ -445,28 +445,61 @@ pub(crate) fn leaves_of(db: &Db, identifier: &str) -> Result<Vec<LogLeaf>, Regis
     )
 }
 
-/// The stored leaf hashes of the first `size` leaves (all when `None`), checking that indices
-/// are dense and that each hash is its leaf's; for making trees and proofs.
-pub(crate) fn leaf_hashes(db: &Db, size: Option<u64>) -> Result<Vec<Hash>, RegistryError> {
-    let mut hashes = Vec::new();
-    each_leaf_hash(db, size, |hash| hashes.push(hash))?;
+/// The stored leaf hashes of leaves `start..end`, checking that indices are dense and that
+/// each hash reads; for the blocks a proof reads back ([`merkle::Tree`]).
+fn leaf_hash_range(db: &Db, start: usize, end: usize) -> Result<Vec<Hash>, RegistryError> {
+    let mut hashes = Vec::with_capacity(end.saturating_sub(start));
+    let (from, to) =
+        (i64::try_from(start).unwrap_or(i64::MAX), i64::try_from(end).unwrap_or(i64::MAX));
+    each_leaf_hash_in(db, from, to, |hash| hashes.push(hash))?;
+    if hashes.len() != end.saturating_sub(start) {
+        return Err(RegistryError::Inconsistent {
+            path: db.location().to_path_buf(),
+            what: format!(
+                "transparency log leaves {start}..{end} are missing; run `elicence log verify`"
+            ),
+        });
+    }
     Ok(hashes)
+}
+
+/// The tree of the first `size` leaves (all when `None`), read once in log order.
+fn tree_of(db: &Db, size: Option<u64>) -> Result<merkle::Tree, RegistryError> {
+    let mut tree = merkle::TreeBuilder::with_block(block_leaves());
+    each_leaf_hash(db, size, |hash| tree.push(hash))?;
+    Ok(tree.finish())
+}
+
+/// Leaves per block of a kept tree ([`merkle::BLOCK_LEAVES`]). `ELICENCE_LOG_BLOCK` sets a
+/// smaller block, so that the tests' small logs read blocks back for their proofs.
+fn block_leaves() -> usize {
+    std::env::var("ELICENCE_LOG_BLOCK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(merkle::BLOCK_LEAVES)
 }
 
 /// Hands the stored leaf hashes of the first `size` leaves (all when `None`) to `f` in log
 /// order as they are read, checking that indices are dense and that each hash reads.
-fn each_leaf_hash(
+fn each_leaf_hash(db: &Db, size: Option<u64>, f: impl FnMut(Hash)) -> Result<(), RegistryError> {
+    let limit = size.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    each_leaf_hash_in(db, 0, limit, f)
+}
+
+/// As [`each_leaf_hash`], for the leaves `start..end`.
+fn each_leaf_hash_in(
     db: &Db,
-    size: Option<u64>,
+    start: i64,
+    end: i64,
     mut f: impl FnMut(Hash),
 ) -> Result<(), RegistryError> {
-    let limit = size.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    let mut next: i64 = 0;
+    let mut next: i64 = start;
     let mut damaged: Option<i64> = None;
     db.for_each_row(
         "read log leaf hashes",
-        "SELECT idx, leaf_hash FROM log_leaves WHERE idx < ?1 ORDER BY idx",
-        &vals![limit],
+        "SELECT idx, leaf_hash FROM log_leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+        &vals![start, end],
         |r| {
             if damaged.is_some() {
                 return Ok(());
@@ -574,10 +607,9 @@ pub(crate) fn record_checkpoint(db: &Db, checkpoint: &Checkpoint) -> Result<bool
     if exists {
         return Ok(false);
     }
-    let hashes = leaf_hashes(db, Some(checkpoint.tree_size))?;
-    if hashes.len() as u64 != checkpoint.tree_size
-        || hex::encode(merkle::root(&hashes)) != checkpoint.root_hash
-    {
+    let mut tree = merkle::RootBuilder::default();
+    each_leaf_hash(db, Some(checkpoint.tree_size), |hash| tree.push(hash))?;
+    if tree.size() != checkpoint.tree_size || hex::encode(tree.root()) != checkpoint.root_hash {
         return Err(inconsistent(format!(
             "checkpoint {} does not match the stored leaves",
             checkpoint.tree_size
@@ -609,8 +641,9 @@ struct CheckpointTree {
 }
 
 /// The tree of the first `checkpoint.tree_size` leaves. Read from the database once per
-/// checkpoint and kept ([`CHECKPOINT_TREE`], with its subtree roots: a proof then takes
-/// O(log² n) hashes) only when it hashes to the checkpoint's root: the root commits to every
+/// checkpoint and kept ([`CHECKPOINT_TREE`], as its block roots: n/128 hashes; a proof then
+/// takes O(log² n) hashes and reads one block of leaf hashes back) only when it hashes to the
+/// checkpoint's root: the root commits to every
 /// leaf, so a kept tree is the signed one whatever database it came from, and reading and
 /// hashing the whole log per proof (linear in the registry's size) is avoided. A tree that does
 /// not hash to its root is returned uncached, and the proofs made from it fail to verify, as
@@ -628,7 +661,7 @@ fn checkpoint_tree(
         return Ok(kept.tree.clone());
     }
     drop(held);
-    let tree = std::sync::Arc::new(merkle::Tree::new(leaf_hashes(db, Some(checkpoint.tree_size))?));
+    let tree = std::sync::Arc::new(tree_of(db, Some(checkpoint.tree_size))?);
     if let Some(root) = root
         && tree.size() as u64 == checkpoint.tree_size
         && tree.root() == root
@@ -651,10 +684,12 @@ pub(crate) fn proofs(
     let mut proofs = Vec::new();
     for leaf in leaves.iter().filter(|l| l.index < checkpoint.tree_size) {
         let index = usize::try_from(leaf.index).unwrap_or(usize::MAX);
-        let path = tree.inclusion_proof(index).ok_or_else(|| RegistryError::Inconsistent {
-            path: db.location().to_path_buf(),
-            what: format!("no inclusion proof for leaf {index}"),
-        })?;
+        let read = |start, end| leaf_hash_range(db, start, end);
+        let path =
+            tree.inclusion_proof(index, read)?.ok_or_else(|| RegistryError::Inconsistent {
+                path: db.location().to_path_buf(),
+                what: format!("no inclusion proof for leaf {index}"),
+            })?;
         proofs.push(InclusionProof {
             leaf: leaf.clone(),
             tree_size: checkpoint.tree_size,
@@ -672,12 +707,12 @@ pub(crate) fn consistency(
     old_size: u64,
     new_size: u64,
 ) -> Result<Option<Vec<Hash>>, RegistryError> {
-    let hashes = leaf_hashes(db, Some(new_size))?;
-    if (hashes.len() as u64) < new_size {
+    let tree = tree_of(db, Some(new_size))?;
+    if (tree.size() as u64) < new_size {
         return Ok(None);
     }
     let old = usize::try_from(old_size).unwrap_or(usize::MAX);
-    Ok(merkle::consistency_proof(&hashes, old))
+    tree.consistency_proof(old, |start, end| leaf_hash_range(db, start, end))
 }
 
 /// Recomputes the log from the registry and checks each given (published) checkpoint against

@@ -51,7 +51,7 @@ const LABELS_FONT_ID: u32 = 2;
 const LAYER_ID: u32 = 3;
 const VALUES_FONT_ID: u32 = 4;
 /// Deflate level of the XML entries (fixed: part of what makes the bytes reproducible). Level 1
-/// writes the page's 23 KB of XML in a sixth of level 6's time for 15 % more bytes.
+/// of libdeflate writes the page's 14.7 KB of XML as 3.5 KB in a third of level 6's time.
 const ZIP_LEVEL: u32 = 1;
 
 /// Whether an entry is stored rather than deflated: the font (CFF charstrings shrink by 17 %),

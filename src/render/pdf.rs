@@ -676,7 +676,7 @@ fn load_seal(path: &std::path::Path) -> Result<SealImage, RenderError> {
         alpha.push(p.0[3]);
     }
     let has_alpha = alpha.iter().any(|a| *a != 255);
-    let seal_err = |e: flate2::CompressError| RenderError::Seal {
+    let seal_err = |e: crate::pdf::compress::DeflateError| RenderError::Seal {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
@@ -688,7 +688,7 @@ fn load_seal(path: &std::path::Path) -> Result<SealImage, RenderError> {
     })
 }
 
-fn deflate(data: Vec<u8>) -> Result<Vec<u8>, flate2::CompressError> {
+fn deflate(data: Vec<u8>) -> Result<Vec<u8>, crate::pdf::compress::DeflateError> {
     zlib(&data, IMAGE_LEVEL)
 }
 
