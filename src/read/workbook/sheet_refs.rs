@@ -67,6 +67,18 @@ pub(crate) struct Cut {
     pub previous: Option<Pos>,
 }
 
+/// A quick-xml reader configured as calamine's `xlsx::xml_reader`, so that this scan, the block
+/// parser and calamine all see the same events.
+pub(crate) fn xml_reader<R: BufRead>(input: R) -> quick_xml::Reader<R> {
+    let mut xml = quick_xml::Reader::from_reader(input);
+    let config = xml.config_mut();
+    config.check_end_names = false;
+    config.trim_text(false);
+    config.check_comments = false;
+    config.expand_empty_elements = true;
+    xml
+}
+
 /// Reads one archive entry; `Err` at the first reference calamine must not read. An entry
 /// that is not XML, or not a worksheet, passes: only what calamine's cell reader would read
 /// is checked, and an XML error stops this scan where it stops calamine.
@@ -81,13 +93,7 @@ pub(crate) struct Cut {
 /// cell, a processing instruction, declaration or DOCTYPE inside `<sheetData>`, an encoding
 /// other than UTF-8, or an empty-element `<sheetData/>`.
 pub(crate) fn scan<R: BufRead>(input: R, block_bytes: u64) -> Result<SheetIndex, Finding> {
-    let mut xml = quick_xml::Reader::from_reader(input);
-    // calamine's `xlsx::xml_reader` configuration, so both see the same events.
-    let config = xml.config_mut();
-    config.check_end_names = false;
-    config.trim_text(false);
-    config.check_comments = false;
-    config.expand_empty_elements = true;
+    let mut xml = xml_reader(input);
 
     let mut index = SheetIndex::default();
     let mut buf = Vec::with_capacity(1024);

@@ -41,7 +41,7 @@ use quick_xml::events::attributes::AttrError;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::name::QName;
 
-use super::sheet_refs::SheetIndex;
+use super::sheet_refs::{SheetIndex, xml_reader};
 use super::{RowGrouper, RowSender, SheetIndexes, date_cell, stream_xlsx};
 use crate::read::{RawRow, ReadError, ReadErrorKind};
 use crate::record::Cell;
@@ -247,17 +247,6 @@ impl<'a> CellParser<'a> {
             }
         }
     }
-}
-
-/// A quick-xml reader configured as calamine's `xlsx::xml_reader`, so both see the same events.
-fn xml_reader<R: io::BufRead>(input: R) -> quick_xml::Reader<R> {
-    let mut xml = quick_xml::Reader::from_reader(input);
-    let config = xml.config_mut();
-    config.check_end_names = false;
-    config.trim_text(false);
-    config.check_comments = false;
-    config.expand_empty_elements = true;
-    xml
 }
 
 /// calamine's `read_value`: the value of one child of a `<c>` (`<v>`, `<is>` or `<f>`).
