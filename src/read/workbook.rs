@@ -807,7 +807,16 @@ fn check_references<R: Read + std::io::Seek>(
         // calamine if it is one it needs.
         let Ok(entry) = zip.by_index(i) else { continue };
         let name = entry_name(&entry).unwrap_or_default();
-        let found = match sheet_refs::scan(BufReader::new(entry), block_bytes) {
+        // The byte scanner reads real exports; what it does not read as quick-xml would goes
+        // through quick-xml's events (the entry is opened again).
+        let scanned = match sheet_refs::fast::scan(entry, block_bytes) {
+            Some(scanned) => scanned,
+            None => match zip.by_index(i) {
+                Ok(entry) => sheet_refs::scan(BufReader::new(entry), block_bytes),
+                Err(_) => continue,
+            },
+        };
+        let found = match scanned {
             Ok(index) => {
                 if index.data_start.is_some() {
                     indexes.insert(name, index);

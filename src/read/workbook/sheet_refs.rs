@@ -20,6 +20,8 @@ use std::io::{BufRead, Read, Seek};
 use quick_xml::events::{BytesStart, Event};
 
 use super::{MAX_COLUMNS, MAX_ROWS};
+
+pub(crate) mod fast;
 use crate::read::{ReferenceProblem, ReferenceSite};
 
 /// A reference that calamine must not read.
@@ -41,7 +43,7 @@ pub(crate) type Pos = (u64, u64);
 /// (`xlsx_blocks`), recorded by [`scan`] as it reads the entry, with the state calamine's cell
 /// reader is in at each cut, so that a block parsed alone gives exactly what calamine gives
 /// for those bytes in the whole entry.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SheetIndex {
     /// Byte offset just after the `<sheetData>` start tag.
     pub data_start: Option<u64>,
@@ -94,159 +96,232 @@ pub(crate) fn xml_reader<R: BufRead>(input: R) -> quick_xml::Reader<R> {
 /// other than UTF-8, or an empty-element `<sheetData/>`.
 pub(crate) fn scan<R: BufRead>(input: R, block_bytes: u64) -> Result<SheetIndex, Finding> {
     let mut xml = xml_reader(input);
-
-    let mut index = SheetIndex::default();
+    let mut state = ScanState::new(block_bytes);
     let mut buf = Vec::with_capacity(1024);
-    let mut in_sheet_data = false;
-    // calamine's `XlsxCellReader` state: the row it is in and the column the next cell
-    // without a reference gets.
-    let mut row_index: u64 = 0;
-    let mut col_index: u64 = 0;
-    let mut previous: Option<Pos> = None;
-    // Open elements inside `<sheetData>` (names concatenated, and where each starts), and
-    // whether a `<c>` is open: what decides whether the entry can be cut.
-    let mut open_names: Vec<u8> = Vec::new();
-    let mut open_starts: Vec<usize> = Vec::new();
-    let mut in_cell = false;
-    // A cut waiting for the next cell (it holds if that cell starts a new row), and a cut
-    // that held, waiting for that cell's end tag.
-    let mut pending: Option<Cut> = None;
-    let mut held: Option<Cut> = None;
-    let mut last_cut: u64 = 0;
-    let uncuttable = |index: &mut SheetIndex, why: &'static str| {
-        index.uncuttable.get_or_insert(why);
-    };
     loop {
         buf.clear();
         let before = xml.buffer_position();
-        let Ok(event) = xml.read_event_into(&mut buf) else { return Ok(index) };
-        match event {
-            Event::Start(e) => {
-                if in_sheet_data {
-                    open_starts.push(open_names.len());
-                    open_names.extend_from_slice(e.name().as_ref().as_bytes());
+        let Ok(event) = xml.read_event_into(&mut buf) else { return Ok(state.index) };
+        let step = match event {
+            Event::Start(e) => state.start(&e, xml.buffer_position())?,
+            Event::End(e) => {
+                let utf8 = xml.encoding() == encoding_rs::UTF_8;
+                state.end(
+                    e.name().as_ref(),
+                    e.local_name().as_ref(),
+                    before,
+                    xml.buffer_position(),
+                    utf8,
+                )
+            }
+            Event::PI(_) | Event::Decl(_) | Event::DocType(_) => state.markup(),
+            Event::Eof => Step::Done,
+            _ => Step::Go,
+        };
+        if let Step::Done = step {
+            return Ok(state.index);
+        }
+    }
+}
+
+/// Whether a scan goes on after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    Go,
+    /// calamine's cell reader stops here (`</sheetData>`, or the end of the entry).
+    Done,
+}
+
+/// What [`scan`] knows between events: fed the start tags, end tags and markup of an entry in
+/// order, by quick-xml's reader ([`scan`]) or by the byte scanner of `fast`, so that both
+/// apply the same rules.
+pub(crate) struct ScanState {
+    pub index: SheetIndex,
+    block_bytes: u64,
+    in_sheet_data: bool,
+    // calamine's `XlsxCellReader` state: the row it is in and the column the next cell
+    // without a reference gets.
+    row_index: u64,
+    col_index: u64,
+    previous: Option<Pos>,
+    // Open elements inside `<sheetData>` (names concatenated, and where each starts), and
+    // whether a `<c>` is open: what decides whether the entry can be cut.
+    open_names: String,
+    open_starts: Vec<usize>,
+    in_cell: bool,
+    // A cut waiting for the next cell (it holds if that cell starts a new row), and a cut
+    // that held, waiting for that cell's end tag.
+    pending: Option<Cut>,
+    held: Option<Cut>,
+    last_cut: u64,
+}
+
+impl ScanState {
+    pub(crate) fn new(block_bytes: u64) -> ScanState {
+        ScanState {
+            index: SheetIndex::default(),
+            block_bytes,
+            in_sheet_data: false,
+            row_index: 0,
+            col_index: 0,
+            previous: None,
+            open_names: String::new(),
+            open_starts: Vec::new(),
+            in_cell: false,
+            pending: None,
+            held: None,
+            last_cut: 0,
+        }
+    }
+
+    fn uncuttable(&mut self, why: &'static str) {
+        self.index.uncuttable.get_or_insert(why);
+    }
+
+    /// A start tag (or the start of an empty element) that ends at byte `after`.
+    pub(crate) fn start(&mut self, e: &BytesStart<'_>, after: u64) -> Result<Step, Finding> {
+        if self.in_sheet_data {
+            self.open_starts.push(self.open_names.len());
+            self.open_names.push_str(e.name().as_ref());
+        }
+        match (self.in_sheet_data, e.local_name().as_ref()) {
+            (false, "dimension") => check_dimension(e)?,
+            (false, "sheetData") => {
+                self.in_sheet_data = true;
+                self.index.data_start = Some(after);
+                self.last_cut = after;
+            }
+            (true, "row") => {
+                if self.in_cell {
+                    self.uncuttable("a <row> inside a cell");
                 }
-                match (in_sheet_data, e.local_name().as_ref()) {
-                    (false, "dimension") => check_dimension(&e)?,
-                    (false, "sheetData") => {
-                        in_sheet_data = true;
-                        index.data_start = Some(xml.buffer_position());
-                        last_cut = xml.buffer_position();
-                    }
-                    (true, "row") => {
-                        if in_cell {
-                            uncuttable(&mut index, "a <row> inside a cell");
-                        }
-                        if let Some(r) = attribute(&e, "r", ReferenceSite::Row, None)? {
-                            let row = parse_row(r).map_err(|problem| Finding {
-                                row: None,
-                                site: ReferenceSite::Row,
-                                reference: r.to_owned(),
-                                problem,
-                            })?;
-                            row_index = row - 1;
-                        }
-                    }
-                    (true, "c") => {
-                        if in_cell {
-                            uncuttable(&mut index, "a <c> inside a cell");
-                        }
-                        in_cell = true;
-                        let at = Some(row_index + 1);
-                        let reference = attribute(&e, "r", ReferenceSite::Cell, at)?;
-                        let finding = |reference: String, problem| Finding {
-                            row: at,
-                            site: ReferenceSite::Cell,
-                            reference,
-                            problem,
-                        };
-                        let pos = match reference {
-                            Some(r) => parse_cell(r).map_err(|p| finding(r.to_owned(), p))?,
-                            None => {
-                                let pos = (row_index, col_index);
-                                if let Err(problem) = within_grid(pos) {
-                                    return Err(finding(a1(pos.0, pos.1), problem));
-                                }
-                                pos
-                            }
-                        };
-                        if let Some(prev) = previous.filter(|&prev| pos <= prev) {
-                            let shown = reference.map_or_else(|| a1(pos.0, pos.1), str::to_owned);
-                            let previous = a1(prev.0, prev.1);
-                            return Err(finding(shown, ReferenceProblem::OutOfOrder { previous }));
-                        }
-                        // A cut waiting for this cell holds if the cell starts a new row.
-                        if let Some(cut) = pending.take()
-                            && cut.previous.is_none_or(|p| pos.0 > p.0)
-                        {
-                            last_cut = cut.offset;
-                            held = Some(cut);
-                        }
-                        previous = Some(pos);
-                        col_index = pos.1 + 1;
-                    }
-                    _ => {}
+                if let Some(r) = attribute(e, "r", ReferenceSite::Row, None)? {
+                    let row = parse_row(r).map_err(|problem| Finding {
+                        row: None,
+                        site: ReferenceSite::Row,
+                        reference: r.to_owned(),
+                        problem,
+                    })?;
+                    self.row_index = row - 1;
                 }
             }
-            Event::End(e) if in_sheet_data => {
-                let name = e.name();
-                let local = e.local_name();
-                if local.as_ref() == "sheetData" && open_starts.is_empty() {
-                    // calamine's cell reader stops here.
-                    if xml.buffer_position() == index.data_start.unwrap_or(0) {
-                        uncuttable(&mut index, "an empty-element <sheetData/>");
-                    }
-                    if xml.encoding() != encoding_rs::UTF_8 {
-                        uncuttable(&mut index, "an encoding other than UTF-8");
-                    }
-                    index.data_end = Some(before);
-                    return Ok(index);
-                }
-                match open_starts.pop() {
-                    Some(start) if open_names.get(start..) == Some(name.as_ref().as_bytes()) => {
-                        open_names.truncate(start);
-                    }
-                    _ => uncuttable(&mut index, "end tags that do not match their start tags"),
-                }
-                match local.as_ref() {
-                    "row" => {
-                        if in_cell {
-                            uncuttable(&mut index, "a </row> inside a cell");
-                        }
-                        row_index = row_index.saturating_add(1);
-                        col_index = 0;
-                        let offset = xml.buffer_position();
-                        if open_starts.is_empty()
-                            && pending.is_none()
-                            && held.is_none()
-                            && offset.saturating_sub(last_cut) >= block_bytes
-                        {
-                            let lookahead_end = offset;
-                            pending = Some(Cut { offset, lookahead_end, row_index, previous });
-                        }
-                    }
-                    "c" => {
-                        in_cell = false;
-                        if let Some(mut cut) = held.take() {
-                            cut.lookahead_end = xml.buffer_position();
-                            index.cuts.push(cut);
-                        }
-                    }
-                    // calamine's cell reader stops here.
-                    "sheetData" => {
-                        uncuttable(&mut index, "end tags that do not match their start tags");
-                        index.data_end = Some(before);
-                        return Ok(index);
-                    }
-                    _ => {}
-                }
-            }
-            Event::PI(_) | Event::Decl(_) | Event::DocType(_) if in_sheet_data => {
-                uncuttable(&mut index, "markup inside <sheetData> that a block could not start in");
-            }
-            Event::Eof => return Ok(index),
+            (true, "c") => self.cell(e)?,
             _ => {}
         }
+        Ok(Step::Go)
+    }
+
+    fn cell(&mut self, e: &BytesStart<'_>) -> Result<(), Finding> {
+        if self.in_cell {
+            self.uncuttable("a <c> inside a cell");
+        }
+        self.in_cell = true;
+        let at = Some(self.row_index + 1);
+        let reference = attribute(e, "r", ReferenceSite::Cell, at)?;
+        let finding = |reference: String, problem| Finding {
+            row: at,
+            site: ReferenceSite::Cell,
+            reference,
+            problem,
+        };
+        let pos = match reference {
+            Some(r) => parse_cell(r).map_err(|p| finding(r.to_owned(), p))?,
+            None => {
+                let pos = (self.row_index, self.col_index);
+                if let Err(problem) = within_grid(pos) {
+                    return Err(finding(a1(pos.0, pos.1), problem));
+                }
+                pos
+            }
+        };
+        if let Some(prev) = self.previous.filter(|&prev| pos <= prev) {
+            let shown = reference.map_or_else(|| a1(pos.0, pos.1), str::to_owned);
+            let previous = a1(prev.0, prev.1);
+            return Err(finding(shown, ReferenceProblem::OutOfOrder { previous }));
+        }
+        // A cut waiting for this cell holds if the cell starts a new row.
+        if let Some(cut) = self.pending.take()
+            && cut.previous.is_none_or(|p| pos.0 > p.0)
+        {
+            self.last_cut = cut.offset;
+            self.held = Some(cut);
+        }
+        self.previous = Some(pos);
+        self.col_index = pos.1 + 1;
+        Ok(())
+    }
+
+    /// An end tag named `name` (local part `local`) from byte `before` to byte `after`;
+    /// `utf8`: whether the entry is read as UTF-8.
+    pub(crate) fn end(
+        &mut self,
+        name: &str,
+        local: &str,
+        before: u64,
+        after: u64,
+        utf8: bool,
+    ) -> Step {
+        if !self.in_sheet_data {
+            return Step::Go;
+        }
+        if local == "sheetData" && self.open_starts.is_empty() {
+            // calamine's cell reader stops here.
+            if after == self.index.data_start.unwrap_or(0) {
+                self.uncuttable("an empty-element <sheetData/>");
+            }
+            if !utf8 {
+                self.uncuttable("an encoding other than UTF-8");
+            }
+            self.index.data_end = Some(before);
+            return Step::Done;
+        }
+        match self.open_starts.pop() {
+            Some(start) if self.open_names.get(start..) == Some(name) => {
+                self.open_names.truncate(start);
+            }
+            _ => self.uncuttable("end tags that do not match their start tags"),
+        }
+        match local {
+            "row" => {
+                if self.in_cell {
+                    self.uncuttable("a </row> inside a cell");
+                }
+                self.row_index = self.row_index.saturating_add(1);
+                self.col_index = 0;
+                if self.open_starts.is_empty()
+                    && self.pending.is_none()
+                    && self.held.is_none()
+                    && after.saturating_sub(self.last_cut) >= self.block_bytes
+                {
+                    let (row_index, previous) = (self.row_index, self.previous);
+                    self.pending =
+                        Some(Cut { offset: after, lookahead_end: after, row_index, previous });
+                }
+            }
+            "c" => {
+                self.in_cell = false;
+                if let Some(mut cut) = self.held.take() {
+                    cut.lookahead_end = after;
+                    self.index.cuts.push(cut);
+                }
+            }
+            // calamine's cell reader stops here.
+            "sheetData" => {
+                self.uncuttable("end tags that do not match their start tags");
+                self.index.data_end = Some(before);
+                return Step::Done;
+            }
+            _ => {}
+        }
+        Step::Go
+    }
+
+    /// A processing instruction, declaration or DOCTYPE.
+    pub(crate) fn markup(&mut self) -> Step {
+        if self.in_sheet_data {
+            self.uncuttable("markup inside <sheetData> that a block could not start in");
+        }
+        Step::Go
     }
 }
 
