@@ -384,14 +384,26 @@ impl<'a> Iterator for RawAttributes<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.raw.trim_start_matches(|c: char| c.is_ascii_whitespace());
-        let (key, after_eq) = rest.split_once('=')?;
-        let after_eq = after_eq.trim_start_matches(|c: char| c.is_ascii_whitespace());
-        let quote = after_eq.chars().next().filter(|q| *q == '"' || *q == '\'')?;
-        let body = after_eq.get(1..)?;
-        let (value, rest) = body.split_once(quote).unwrap_or((body, ""));
+        // Byte positions found with `memchr` (the `=` and quotes are ASCII, so every position
+        // is a character boundary): the `str` pattern searches were a tenth of the scan.
+        let raw = self.raw;
+        let bytes = raw.as_bytes();
+        let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+        let eq = start + memchr::memchr(b'=', &bytes[start..])?;
+        let quote_at = eq
+            + 1
+            + bytes[eq + 1..]
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(bytes.len() - eq - 1);
+        let quote = *bytes.get(quote_at).filter(|q| **q == b'"' || **q == b'\'')?;
+        let body = quote_at + 1;
+        let (value, rest) = match memchr::memchr(quote, &bytes[body..]) {
+            Some(len) => (&raw[body..body + len], &raw[body + len + 1..]),
+            None => (&raw[body..], ""),
+        };
         self.raw = rest;
-        Some((key.trim_end_matches(|c: char| c.is_ascii_whitespace()), value))
+        Some((raw[start..eq].trim_end_matches(|c: char| c.is_ascii_whitespace()), value))
     }
 }
 
@@ -533,6 +545,39 @@ fn elements<R: Read + Seek>(
             }
             Ok(Event::Eof) | Err(_) => return Some(found),
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::RawAttributes;
+
+    /// The splitting with `str` patterns that [`RawAttributes`] replaced (calamine's).
+    fn with_str_patterns(mut raw: &str) -> Vec<(&str, &str)> {
+        let mut found = Vec::new();
+        loop {
+            let rest = raw.trim_start_matches(|c: char| c.is_ascii_whitespace());
+            let Some((key, after_eq)) = rest.split_once('=') else { return found };
+            let after_eq = after_eq.trim_start_matches(|c: char| c.is_ascii_whitespace());
+            let Some(quote) = after_eq.chars().next().filter(|q| *q == '"' || *q == '\'') else {
+                return found;
+            };
+            let body = &after_eq[1..];
+            let (value, rest) = body.split_once(quote).unwrap_or((body, ""));
+            raw = rest;
+            found.push((key.trim_end_matches(|c: char| c.is_ascii_whitespace()), value));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+        #[test]
+        fn raw_attributes_split_as_before(raw in "[ a-c=\"'\\t\\x0c中]{0,24}") {
+            let split: Vec<_> = RawAttributes { raw: &raw }.collect();
+            prop_assert_eq!(split, with_str_patterns(&raw));
         }
     }
 }

@@ -231,16 +231,14 @@ impl<R: Read> Bytes<R> {
     fn tag_end(&mut self, open: u64) -> Option<u64> {
         let close = self.find_from(open + 1, |b| memchr(b'>', b))??;
         let inside = self.buf.get(self.index(open + 1)?..self.index(close)?)?;
-        let mut quote: Option<u8> = None;
-        for &b in inside {
-            match quote {
-                Some(q) if b == q => quote = None,
-                Some(_) => {}
-                None if b == b'"' || b == b'\'' => quote = Some(b),
-                None => {}
-            }
+        // Each quote must be closed before the `>`.
+        let mut at = 0;
+        while let Some(i) = memchr2(b'"', b'\'', &inside[at..]) {
+            let quote = inside[at + i];
+            at += i + 1;
+            at += memchr(quote, &inside[at..])? + 1;
         }
-        quote.is_none().then_some(close)
+        Some(close)
     }
 
     /// Passes an XML declaration at the start of the entry, if there is one; `None` when the
