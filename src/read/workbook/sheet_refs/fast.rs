@@ -191,22 +191,29 @@ impl<R: Read> Bytes<R> {
     }
 
     /// Where the text from [`Bytes::pos`] ends at a `<`, checking its references: `Some(None)`
-    /// at the end of the entry, `None` where quick-xml would fail.
+    /// at the end of the entry, `None` where quick-xml would fail. Text is passed as it is
+    /// searched, so a long text is not held in the buffer.
     fn text_end(&mut self) -> Option<Option<u64>> {
-        let mut from = self.pos;
         loop {
-            let Some(at) = self.find_from(from, |b| memchr2(b'<', b'&', b))? else {
-                return Some(None);
+            let (start, end) = (self.index(self.pos)?, self.index(self.checked)?);
+            let Some(i) = memchr2(b'<', b'&', self.buf.get(start..end)?) else {
+                self.pos = self.checked;
+                if !self.more()? {
+                    return Some(None);
+                }
+                continue;
             };
-            if self.byte(at)? == b'<' {
+            let at = self.pos + i as u64;
+            if self.buf.get(start + i) == Some(&b'<') {
                 return Some(Some(at));
             }
             // A reference: quick-xml fails on one that meets `&` or `<` before its `;`.
+            self.pos = at;
             let end = self.find_from(at + 1, |b| memchr3(b';', b'&', b'<', b))??;
             if self.byte(end)? != b';' {
                 return None;
             }
-            from = end + 1;
+            self.pos = end + 1;
         }
     }
 
@@ -401,6 +408,18 @@ mod tests {
         let at = not_utf8.iter().position(|b| *b == b'x').unwrap_or(0);
         not_utf8[at] = 0xff;
         assert_eq!(agrees(&not_utf8), Some(false));
+    }
+
+    #[test]
+    fn a_long_text_is_not_held() {
+        let text = "文字 x".repeat(200_000);
+        let doc = format!("<a>{text}</a>");
+        let mut bytes = super::Bytes::new(doc.as_bytes(), 64);
+        assert_eq!(bytes.byte(2), Some(b'>'));
+        bytes.pos = 3;
+        let end = bytes.text_end();
+        assert_eq!(end, Some(Some(3 + text.len() as u64)));
+        assert!(bytes.buf.len() < 256, "{} bytes held", bytes.buf.len());
     }
 
     /// The pieces the byte scanner reads (no markup it gives up on, no lone `&` or `<`).
