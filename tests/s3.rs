@@ -499,8 +499,13 @@ fn migrate_copies_a_store_to_a_bucket_and_back_and_resumes_after_an_interruption
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let done: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(done["files"], files);
-    assert_eq!(done["present"], written, "{done}");
-    assert_eq!(done["copied"], files - written, "{done}");
+    // A PUT the server accepted before the refusal can still land after the failed migrate
+    // has exited (seen once: 2 objects counted, 3 present when the rerun looked), so the
+    // rerun finds at least what was counted, never more than the budget, and copies exactly
+    // the rest.
+    let present = done["present"].as_u64().unwrap_or(u64::MAX);
+    assert!((written..=5).contains(&present), "{written} counted, {done}");
+    assert_eq!(done["copied"], files - present, "{done}");
     run_expect(
         with_s3(&server)
             .args(["store", "check", "--full", "--store", &bucket])
