@@ -788,6 +788,23 @@ fn decode_attr(value: &str) -> Option<String> {
     quick_xml::escape::unescape(value).ok().map(|v| v.into_owned())
 }
 
+/// Reads events until one that `found` accepts; `None` at an XML error or the end of the part
+/// first (where calamine's reading fails too).
+fn read_until<R: io::BufRead>(
+    xml: &mut quick_xml::Reader<R>,
+    buf: &mut Vec<u8>,
+    found: impl Fn(&Event<'_>) -> bool,
+) -> Option<()> {
+    loop {
+        buf.clear();
+        match xml.read_event_into(buf).ok()? {
+            Event::Eof => return None,
+            e if found(&e) => return Some(()),
+            _ => {}
+        }
+    }
+}
+
 /// calamine's `read_shared_strings`: the table, or `None` when it cannot be read as calamine
 /// read it.
 fn shared_strings<R: Read + Seek>(parts: &mut Parts<R>, xl_path: &str) -> Option<Vec<String>> {
@@ -797,14 +814,11 @@ fn shared_strings<R: Read + Seek>(parts: &mut Parts<R>, xl_path: &str) -> Option
     let mut xml = xml_reader(bytes.as_slice());
     let mut buf = Vec::new();
     let mut strings = Vec::new();
-    loop {
-        buf.clear();
-        match xml.read_event_into(&mut buf).ok()? {
-            Event::Start(e) if e.local_name().as_ref() == "sst" => break,
-            Event::Eof => return None,
-            _ => {}
-        }
-    }
+    read_until(
+        &mut xml,
+        &mut buf,
+        |e| matches!(e, Event::Start(e) if e.local_name().as_ref() == "sst"),
+    )?;
     let (mut string_buf, mut text_buf) = (Vec::new(), Vec::new());
     loop {
         buf.clear();
@@ -867,14 +881,11 @@ fn cell_formats<R: Read + Seek>(parts: &mut Parts<R>, xl_path: &str) -> Option<V
                         formats.push(format);
                         // The xf's body (alignment, protection), up to its end tag.
                         let mut skip = Vec::new();
-                        loop {
-                            skip.clear();
-                            match xml.read_event_into(&mut skip).ok()? {
-                                Event::End(end) if end.local_name().as_ref() == "xf" => break,
-                                Event::Eof => return None,
-                                _ => {}
-                            }
-                        }
+                        read_until(
+                            &mut xml,
+                            &mut skip,
+                            |e| matches!(e, Event::End(end) if end.local_name().as_ref() == "xf"),
+                        )?;
                     }
                     Event::End(e) if e.local_name().as_ref() == "cellXfs" => break,
                     Event::Eof => return None,
