@@ -10,9 +10,12 @@
 #      with an EC P-256 key from `scripts/bench-tsa-keys.sh`, started here; its own CPU time is
 #      printed on stderr, since it shares the cores with the run).
 #      With --segments each chunk's files are packed into one store object (`run --segments`).
+#      With --pin the run is held to CPU 0 and the bench TSA to CPU 1 (`taskset`), as a TSA on a
+#      machine of its own would be: the run's rate with and without --tsa then differs by what
+#      the client does, not by the TSA's CPU taken from the run's cores.
 # Usage: scripts/bench-e2e.sh ROWS [--format csv|csv-gbk|xlsx] [--defects RATE] [--jobs N]
 #                             [--pipeline FILE] [--formats pdf,xml[,ofd]] [--validate-only]
-#                             [--store folder|s3] [--tsa] [--segments] [--keep DIR]
+#                             [--store folder|s3] [--tsa] [--pin] [--segments] [--keep DIR]
 # Prints one Markdown table row per measurement, ready for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +32,9 @@ formats=pdf,xml
 keep=""
 store=folder
 tsa=false
+run_pin=()
+tsa_pin=()
+pin_label=""
 segments_args=()
 segments_label=""
 while [ $# -gt 0 ]; do
@@ -42,6 +48,7 @@ while [ $# -gt 0 ]; do
     --keep) keep="$2"; shift 2 ;;
     --store) store="$2"; shift 2 ;;
     --tsa) tsa=true; shift ;;
+    --pin) run_pin=(taskset -c 0); tsa_pin=(taskset -c 1); pin_label=", run on CPU 0"; shift ;;
     --segments) segments_args=(--segments); segments_label=", --segments"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -72,6 +79,7 @@ if [ ! -f "$input" ]; then
 fi
 size_mb=$(python3 -c "import os,sys; print(round(os.path.getsize(sys.argv[1])/1e6,1))" "$input")
 threads="${jobs:-$(nproc)}"
+[ ${#run_pin[@]} -gt 0 ] && threads=1
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 
 measure "$work/validate.json" "$bin" validate "$pipeline" --input "$input" --json "${jobs_arg[@]}"
@@ -119,7 +127,7 @@ if $tsa; then
   rm -rf "$work/tsa"
   scripts/bench-tsa-keys.sh "$work/tsa"
   # Port 0: the TSA binds a free loopback port and prints its URL.
-  "$CARGO_TARGET_DIR/release/examples/bench_tsa" "$work/tsa" 0 --ec >"$work/tsa.url" &
+  "${tsa_pin[@]}" "$CARGO_TARGET_DIR/release/examples/bench_tsa" "$work/tsa" 0 --ec >"$work/tsa.url" &
   tsa_pid=$!
   servers+=("$tsa_pid")
   until [ -s "$work/tsa.url" ]; do
@@ -128,11 +136,12 @@ if $tsa; then
   done
   tsa_args=(--tsa "$(cat "$work/tsa.url")" --pades-level b-t)
   tsa_label=", --tsa: bench TSA on loopback (EC P-256)"
+  [ ${#tsa_pin[@]} -gt 0 ] && tsa_label="$tsa_label on CPU 1"
 fi
 
 data="$work/data"
 fresh_data_dir "$data"
-measure "$work/run.json" "$bin" run "$pipeline" --input "$input" --data "$data" --json \
+measure "$work/run.json" "${run_pin[@]}" "$bin" run "$pipeline" --input "$input" --data "$data" --json \
   --progress never --quiet --formats "$formats" "${jobs_arg[@]}" "${store_args[@]}" \
   "${tsa_args[@]}" "${segments_args[@]}"
 if $tsa; then
@@ -141,7 +150,7 @@ if $tsa; then
   kill "$tsa_pid" 2>/dev/null || true
   echo "bench TSA: CPU ${tsa_cpu} s (not in the run's CPU below)" >&2
 fi
-python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats$store_label$tsa_label$segments_label" <<'EOF'
+python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats$store_label$tsa_label$segments_label$pin_label" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))
 rows, wall, rss, user, sys_ = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::plain_http::{Failure, PlainHttp};
-use super::token::{accept_reply, imprint_of, request};
+use super::token::{ReplyChecker, imprint_of, request};
 use super::{Token, Tsa, TsaError};
 
 /// Largest reply read: a token with a TSA chain is a few kilobytes.
@@ -33,6 +33,8 @@ pub struct HttpTsa {
     agent: ureq::Agent,
     /// The length of the largest token received ([`Tsa::largest_token_len`]).
     largest_token: Arc<AtomicUsize>,
+    /// Checks every reply, parsing this TSA's certificates once.
+    checker: Arc<ReplyChecker>,
 }
 
 impl HttpTsa {
@@ -52,7 +54,8 @@ impl HttpTsa {
             .new_agent();
         let plain = PlainHttp::for_url(url, timeout, USER_AGENT).map(Arc::new);
         let largest_token = Arc::new(AtomicUsize::new(0));
-        Ok(HttpTsa { url: url.to_owned(), plain, agent, largest_token })
+        let checker = Arc::new(ReplyChecker::default());
+        Ok(HttpTsa { url: url.to_owned(), plain, agent, largest_token, checker })
     }
 
     fn attempt(&self, query: &[u8]) -> Result<Vec<u8>, Attempt> {
@@ -139,7 +142,7 @@ impl Tsa for HttpTsa {
             }
             match self.attempt(&query) {
                 Ok(reply) => {
-                    let token = accept_reply(&req, &reply)?;
+                    let token = self.checker.accept(&req, &reply)?;
                     self.largest_token.fetch_max(token.der.len(), Ordering::Relaxed);
                     return Ok(token);
                 }
