@@ -10,12 +10,16 @@
 #      with an EC P-256 key from `scripts/bench-tsa-keys.sh`, started here; its own CPU time is
 #      printed on stderr, since it shares the cores with the run).
 #      With --segments each chunk's files are packed into one store object (`run --segments`).
+#      With --keys DIR the run signs with that key set (e.g. fixtures/keys, which has every issuer
+#      of the shipped pipelines) instead of making development keys at start-up: RSA key
+#      generation takes a random time per issuer, noise in a comparison of two runs.
 #      With --pin the run is held to CPU 0 and the bench TSA to CPU 1 (`taskset`), as a TSA on a
 #      machine of its own would be: the run's rate with and without --tsa then differs by what
 #      the client does, not by the TSA's CPU taken from the run's cores.
 # Usage: scripts/bench-e2e.sh ROWS [--format csv|csv-gbk|xlsx] [--defects RATE] [--jobs N]
 #                             [--pipeline FILE] [--formats pdf,xml[,ofd]] [--validate-only]
-#                             [--store folder|s3] [--tsa] [--pin] [--segments] [--keep DIR]
+#                             [--store folder|s3] [--tsa] [--pin] [--segments] [--keys DIR]
+#                             [--keep DIR]
 # Prints one Markdown table row per measurement, ready for BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +37,8 @@ keep=""
 store=folder
 tsa=false
 run_pin=()
+keys_args=()
+keys_label=""
 tsa_pin=()
 pin_label=""
 segments_args=()
@@ -48,6 +54,7 @@ while [ $# -gt 0 ]; do
     --keep) keep="$2"; shift 2 ;;
     --store) store="$2"; shift 2 ;;
     --tsa) tsa=true; shift ;;
+    --keys) keys_args=(--keys "$2"); keys_label=", --keys $2"; shift 2 ;;
     --pin) run_pin=(taskset -c 0); tsa_pin=(taskset -c 1); pin_label=", run on CPU 0"; shift ;;
     --segments) segments_args=(--segments); segments_label=", --segments"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -143,14 +150,14 @@ data="$work/data"
 fresh_data_dir "$data"
 measure "$work/run.json" "${run_pin[@]}" "$bin" run "$pipeline" --input "$input" --data "$data" --json \
   --progress never --quiet --formats "$formats" "${jobs_arg[@]}" "${store_args[@]}" \
-  "${tsa_args[@]}" "${segments_args[@]}"
+  "${tsa_args[@]}" "${segments_args[@]}" "${keys_args[@]}"
 if $tsa; then
   # utime + stime of the TSA process (fields 14 and 15 of /proc/PID/stat), then stop it.
   tsa_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$tsa_pid/stat")
   kill "$tsa_pid" 2>/dev/null || true
   echo "bench TSA: CPU ${tsa_cpu} s (not in the run's CPU below)" >&2
 fi
-python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats$store_label$tsa_label$segments_label$pin_label" <<'EOF'
+python3 - "$work/run.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" "$formats$store_label$tsa_label$segments_label$pin_label$keys_label" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))
 rows, wall, rss, user, sys_ = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])

@@ -138,10 +138,10 @@ impl ReplyChecker {
             Ok(encap) => encap,
             Err(e) => return Some(Err(format!("token SignedData cannot be parsed: {e}"))),
         };
-        Some(read_encapsulated_tst_info(&encap).and_then(|tst_info_der| {
-            let (token, nonce) = token_of(der, &tst_info_der)?;
-            Ok((token, nonce))
-        }))
+        Some(
+            read_encapsulated_tst_info(&encap)
+                .and_then(|tst_info_der| token_of(der, &tst_info_der)),
+        )
     }
 
     /// Parses the `[0] IMPLICIT CertificateSet` TLV `certificates` unless a set of the same
