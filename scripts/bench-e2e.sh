@@ -13,9 +13,9 @@
 #      With --keys DIR the run signs with that key set (e.g. fixtures/keys, which has every issuer
 #      of the shipped pipelines) instead of making development keys at start-up: RSA key
 #      generation takes a random time per issuer, noise in a comparison of two runs.
-#      With --pin the run is held to CPU 0 and the bench TSA to CPU 1 (`taskset`), as a TSA on a
-#      machine of its own would be: the run's rate with and without --tsa then differs by what
-#      the client does, not by the TSA's CPU taken from the run's cores.
+#      With --pin validate and the run are held to CPU 0 and the bench TSA to CPU 1 (`taskset`),
+#      as a TSA on a machine of its own would be: the run's rate with and without --tsa then
+#      differs by what the client does, not by the TSA's CPU taken from the run's cores.
 # Usage: scripts/bench-e2e.sh ROWS [--format csv|csv-gbk|xlsx] [--defects RATE] [--jobs N]
 #                             [--pipeline FILE] [--formats pdf,xml[,ofd]] [--validate-only]
 #                             [--store folder|s3] [--tsa] [--pin] [--segments] [--keys DIR]
@@ -89,7 +89,7 @@ threads="${jobs:-$(nproc)}"
 [ ${#run_pin[@]} -gt 0 ] && threads=1
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 
-measure "$work/validate.json" "$bin" validate "$pipeline" --input "$input" --json "${jobs_arg[@]}"
+measure "$work/validate.json" "${run_pin[@]}" "$bin" validate "$pipeline" --input "$input" --json "${jobs_arg[@]}"
 python3 - "$work/validate.json" "$rows" "$wall" "$rss_kb" "$user" "$sys" "$format" "$size_mb" "$threads" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))
