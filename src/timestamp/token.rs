@@ -153,7 +153,9 @@ impl ReplyChecker {
         }
         // The SET OF under its implicit context tag: the same value with the universal tag.
         let mut as_set = certificates.to_vec();
-        as_set[0] = 0x31;
+        if let Some(tag) = as_set.first_mut() {
+            *tag = 0x31;
+        }
         CertificateSet::from_der(&as_set).map_err(|e| e.to_string())?;
         if let Ok(mut known_sets) = self.known_certificates.lock()
             && !known(&known_sets)
