@@ -25,13 +25,13 @@ use crate::render::ofd::render_ofd_face;
 use crate::render::pdf::PdfRenderer;
 use crate::render::qr::face_qr_payload;
 use crate::render::xml::{SealMeta, render_xml};
-use crate::seal::ofd::OfdSealError;
+use crate::seal::ofd::{OfdSealError, StartedSeal};
 use crate::sign::SignError;
 use crate::sign::ltv::{append_doc_timestamp, append_dss};
-use crate::sign::pades::{PdfSignOptions, sign_rendered_pdf, sign_rendered_pdf_tail};
+use crate::sign::pades::{PdfSignOptions, StartedPdf, start_rendered_pdf};
 use crate::sign::signer::SignatureAlgorithm;
 use crate::sign::validation_data::{CrlSource, ValidationData, ValidationDataError, gather};
-use crate::sign::xmldsig::sign_xml_with;
+use crate::sign::xmldsig::{StartedXml, start_xml};
 use crate::timestamp::Tsa;
 
 /// The signed artefacts of one licence version.
@@ -206,6 +206,19 @@ impl Producer {
     /// within the input for a preview) with its issuer's identity: the PDF and XML by its RSA
     /// signer, and when the identity has one, the OFD sealed with its seal.
     pub fn produce(&self, licence: &Licence, id: &LicenceId) -> Result<Artefacts, ProduceError> {
+        self.start(licence, id)?.finish()
+    }
+
+    /// The first half of [`Producer::produce`]: everything rendered and signed, the timestamp
+    /// tokens asked for and not awaited ([`crate::timestamp::Tsa::request`]), so that a chunk's
+    /// licences are all signed while a pipelining TSA answers; [`StartedLicence::finish`]
+    /// puts the tokens in. Without a TSA (or with one that does not pipeline), nothing is left
+    /// to wait for.
+    pub fn start(
+        &self,
+        licence: &Licence,
+        id: &LicenceId,
+    ) -> Result<StartedLicence<'_>, ProduceError> {
         let identity = self
             .identities
             .for_issuer(&licence.issuer_code)
@@ -228,30 +241,53 @@ impl Producer {
             name: licence.issuer_name.clone(),
             tsa: self.tsa.clone(),
         };
-        let pdf = match &self.long_term {
-            None => sign_rendered_pdf(pdf, identity.signer.as_ref(), self.signed_at, &opts)?,
+        let signer = identity.signer.as_ref();
+        let long_term = match &self.long_term {
+            None => None,
             Some(long_term) => {
-                let (mut pdf, mut tail) =
-                    sign_rendered_pdf_tail(pdf, identity.signer.as_ref(), self.signed_at, &opts)?;
-                let data = long_term.by_signer.get(identity.signer.certificate_der()).ok_or_else(
-                    || ProduceError::NoValidationData { issuer: licence.issuer_code.clone() },
-                )?;
-                append_dss(&mut pdf, &mut tail, data);
-                if long_term.level >= PadesLevel::BLta {
-                    append_doc_timestamp(&mut pdf, &mut tail, long_term.tsa.as_ref())?;
-                }
-                pdf
+                let data = long_term.by_signer.get(signer.certificate_der()).ok_or_else(|| {
+                    ProduceError::NoValidationData { issuer: licence.issuer_code.clone() }
+                })?;
+                Some((long_term, data.as_ref()))
             }
         };
-        let xml = sign_xml_with(&xml, identity.signer.as_ref(), self.tsa.as_deref())?;
+        let pdf = start_rendered_pdf(pdf, signer, self.signed_at, &opts)?;
+        let xml = start_xml(&xml, signer, self.tsa.as_deref())?;
         let ofd = match &identity.ofd {
             Some(sealer) => {
                 let package =
                     render_ofd_face(&self.renderer, &face, licence, &identifier, self.signed_at)?;
-                Some(sealer.seal_package(&package, self.signed_at, self.tsa.as_deref())?)
+                Some(sealer.start_seal(package, self.signed_at, self.tsa.as_deref())?)
             }
             None => None,
         };
-        Ok(Artefacts { id: id.clone(), pdf, xml, ofd })
+        Ok(StartedLicence { id: id.clone(), pdf, xml, ofd, long_term })
+    }
+}
+
+/// A licence rendered and signed by [`Producer::start`], its timestamp tokens on the way.
+#[derive(Debug)]
+pub struct StartedLicence<'p> {
+    id: LicenceId,
+    pdf: StartedPdf<'p>,
+    xml: StartedXml,
+    ofd: Option<StartedSeal<'p>>,
+    /// PAdES B-LT/B-LTA: what the updates after the signature add.
+    long_term: Option<(&'p LongTerm, &'p ValidationData)>,
+}
+
+impl StartedLicence<'_> {
+    /// Waits for the tokens and gives the signed artefacts.
+    pub fn finish(self) -> Result<Artefacts, ProduceError> {
+        let (mut pdf, mut tail) = self.pdf.finish()?;
+        if let Some((long_term, data)) = self.long_term {
+            append_dss(&mut pdf, &mut tail, data);
+            if long_term.level >= PadesLevel::BLta {
+                append_doc_timestamp(&mut pdf, &mut tail, long_term.tsa.as_ref())?;
+            }
+        }
+        let xml = self.xml.finish()?;
+        let ofd = self.ofd.map(StartedSeal::finish).transpose()?;
+        Ok(Artefacts { id: self.id, pdf, xml, ofd })
     }
 }

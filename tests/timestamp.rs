@@ -487,19 +487,40 @@ fn the_pipelines_output_tsa_timestamps_a_render_and_a_bad_one_is_a_configuration
 #[test]
 fn ofd_sealed_with_a_tsa_carries_the_token_in_ses_signature_for_openssl_ses_check_and_us()
 -> TestResult {
+    // The test TSA closes every connection (HTTP/1.0): one request at a time a connection.
     let tsa = TestTsa::start();
+    run_all_formats_with_a_tsa(&tsa.url, &tsa.ca(), false)
+}
+
+#[test]
+fn a_run_pipelines_its_requests_to_a_tsa_that_keeps_connections_and_every_file_verifies()
+-> TestResult {
+    // The bench TSA (hyper) keeps connections open: the run's requests are pipelined.
+    let pki = TestTsa::start();
+    let tsa = bench_tsa(&pki, bench_tsa::KeyFiles::Ec);
+    run_all_formats_with_a_tsa(&tsa.url, &pki.ca(), true)
+}
+
+/// A run writing PDF, XML and OFD with the TSA at `url` (whose root is `ca`), said to
+/// pipeline its requests or not (`pipelined`); each file's token checked by OpenSSL, the seal
+/// by the independent checker, and every file by `verify` at the TSA's time.
+fn run_all_formats_with_a_tsa(url: &str, ca: &Path, pipelined: bool) -> TestResult {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    util::run_expect(
+    let out = util::run_expect(
         util::elicence()
             .env_remove("ELICENCE_NOW")
             .args(["run", "pipelines/food-business-permit.toml", "--input"])
             .arg("fixtures/food-business-permit/export-utf8.csv")
-            .args(["--formats", "pdf,xml,ofd", "--tsa", &tsa.url, "--data"])
+            .args(["--formats", "pdf,xml,ofd", "--tsa", url, "--data"])
             .arg(&data),
         0,
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = if pipelined { "requests pipelined" } else { "one request at a time" };
+    assert!(stderr.contains(said), "{stderr}");
     let mut ofds = Vec::new();
+    let mut others = Vec::new();
     let mut stack = vec![data.join("store")];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d)?.flatten() {
@@ -508,10 +529,34 @@ fn ofd_sealed_with_a_tsa_carries_the_token_in_ses_signature_for_openssl_ses_chec
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "ofd") {
                 ofds.push(p);
+            } else if p.extension().is_some_and(|x| x == "pdf" || x == "xml") {
+                others.push(p);
             }
         }
     }
     assert!(!ofds.is_empty(), "the run stored OFDs");
+    assert_eq!(others.len(), 2 * ofds.len(), "a PDF and an XML beside each OFD");
+    let pdfs: Vec<PathBuf> =
+        others.iter().filter(|p| p.extension().is_some_and(|x| x == "pdf")).cloned().collect();
+    assert_openssl_verifies_pdf_tokens(&pdfs, ca)?;
+    let out = util::run_expect(
+        util::elicence()
+            .env_remove("ELICENCE_NOW")
+            .args(["verify", "--json", "--tsa-trust"])
+            .arg(ca)
+            .arg("--keys")
+            .arg(data.join("dev-keys"))
+            .args(&others),
+        0,
+    );
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout)?.lines().collect();
+    assert_eq!(lines.len(), others.len());
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        assert_eq!(v["status"], "authentic", "{line}");
+        assert_eq!(v["timestamp"]["trusted"], true, "{line}");
+        assert_eq!(v["signing_time_source"], "timestamp", "{line}");
+    }
 
     // The token in SES_Signature.timeStamp is over the signature value: OpenSSL says so.
     let bytes = std::fs::read(&ofds[0])?;
@@ -528,7 +573,7 @@ fn ofd_sealed_with_a_tsa_carries_the_token_in_ses_signature_for_openssl_ses_chec
         .args(["ts", "-verify", "-token_in", "-in"])
         .arg(&token_file)
         .args(["-digest", &hex::encode(Sha256::digest(signature)), "-CAfile"])
-        .arg(tsa.ca())
+        .arg(ca)
         .output()?;
     let report =
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -565,7 +610,7 @@ fn ofd_sealed_with_a_tsa_carries_the_token_in_ses_signature_for_openssl_ses_chec
         util::elicence()
             .env_remove("ELICENCE_NOW")
             .args(["verify", "--json", "--tsa-trust"])
-            .arg(tsa.ca())
+            .arg(ca)
             .arg("--keys")
             .arg(data.join("dev-keys"))
             .args(&ofds),

@@ -194,7 +194,9 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         .map(|keys| load_key_set(keys, passphrase.as_ref(), started, &issuers, formats.ofd))
         .transpose()?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.unwrap_or(0)).build()?;
-    let production = super::schedule::production_pool(options.jobs, tsa.is_some())?;
+    // A TSA that pipelines needs no thread waiting on it (see `schedule::start_row`).
+    let waits_for_tsa = tsa.as_ref().is_some_and(|tsa| !tsa.pipelines());
+    let production = super::schedule::production_pool(options.jobs, waits_for_tsa)?;
 
     // 2. Effects: the registry (created on first use), the development key if no key was
     // given, the run record.
@@ -298,6 +300,14 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
         plan.name,
         registry.db_path().display()
     );
+    if let Some(tsa) = &checkpoint_tsa {
+        let how = if tsa.pipelines() {
+            "requests pipelined on a kept connection"
+        } else {
+            "one request at a time a connection (the TSA does not keep connections open)"
+        };
+        tracing::info!("timestamps from {}: {how}", tsa.url());
+    }
     for note in notes {
         tracing::warn!("{note}");
     }

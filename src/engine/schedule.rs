@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::licence::Licence;
 use crate::pipeline::Plan;
-use crate::produce::{Artefacts, ProduceError, Producer};
+use crate::produce::{Artefacts, ProduceError, Producer, StartedLicence};
 use crate::progress::{Interrupt, Progress};
 use crate::registry::{
     Decision, DecisionInput, LoadItem, NaturalKey, PaperRevocation, Registry, RejectRecord,
@@ -258,11 +258,15 @@ impl ChunkScheduler<'_, '_> {
         let producer = self.producer;
         let input_dir = &self.input_dir;
         let review = self.review;
+        // Every licence of the chunk signed first, its tokens asked for; then the tokens put in
+        // (a pipelining TSA answers meanwhile, so no thread waits on it per licence).
         let produced: Vec<RowArtefacts> = self.pool.install(|| {
-            rows.par_iter()
+            let started: Vec<RowStarted> = rows
+                .par_iter()
                 .zip(decisions.par_iter())
-                .map(|(row, decision)| produce_row(producer, input_dir, row, decision, review))
-                .collect()
+                .map(|(row, decision)| start_row(producer, input_dir, row, decision, review))
+                .collect();
+            started.into_par_iter().map(RowStarted::finish).collect()
         });
         self.stages.render_sign_s += started.elapsed().as_secs_f64();
         let mut chunk = DecidedChunk {
@@ -347,19 +351,20 @@ pub(super) fn fields_json(l: &Licence) -> String {
     serde_json::Value::Object(fields).to_string()
 }
 
-/// Threads that render and sign per core when every signature waits for a TSA: the round trip
-/// then overlaps other licences' rendering instead of holding a core idle.
+/// Threads that render and sign per core when every signature waits for a TSA that does not
+/// pipeline (see [`crate::timestamp::Tsa::pipelines`]): the round trip then overlaps other
+/// licences' rendering instead of holding a core idle.
 const THREADS_PER_CORE_WITH_TSA: usize = 8;
 
-/// A pool of its own for rendering and signing when a TSA is asked for each signature:
-/// [`THREADS_PER_CORE_WITH_TSA`] threads per core of `jobs` (all cores when `None`), since
-/// most of them wait on the network while the others render (CPU work still runs on the
-/// cores there are). `None` without a TSA: the run's pool renders, as it validates.
+/// A pool of its own for rendering and signing when each signature waits for a TSA
+/// (`waits_for_tsa`): [`THREADS_PER_CORE_WITH_TSA`] threads per core of `jobs` (all cores when
+/// `None`), since most of them wait on the network while the others render (CPU work still
+/// runs on the cores there are). `None` otherwise: the run's pool renders, as it validates.
 pub fn production_pool(
     jobs: Option<usize>,
-    timestamped: bool,
+    waits_for_tsa: bool,
 ) -> Result<Option<rayon::ThreadPool>, rayon::ThreadPoolBuildError> {
-    if !timestamped {
+    if !waits_for_tsa {
         return Ok(None);
     }
     let cores = jobs.filter(|&n| n > 0).unwrap_or_else(rayon::current_num_threads);
@@ -367,44 +372,89 @@ pub fn production_pool(
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().map(Some)
 }
 
-/// Renders and signs one row's new version (if the decision makes one) and reads its archive
-/// copy (if it has one).
+/// Renders and signs one row's new version (if the decision makes one), asking for its
+/// timestamps, and reads its archive copy (if it has one); [`RowStarted::finish`] collects
+/// the timestamps.
 ///
 /// For review (`review`), only an unsigned preview PDF is rendered (as the `pdf`; nothing is
 /// signed); the signed files come when a reviewer approves.
-fn produce_row(
-    producer: &Producer,
+fn start_row<'p>(
+    producer: &'p Producer,
     input_dir: &Path,
     row: &ValidRow,
     decision: &Decision,
     review: bool,
-) -> RowArtefacts {
-    let artefacts = match decision.new_version() {
+) -> RowStarted<'p> {
+    let version = match decision.new_version() {
         Some(identifier) if review => match producer.preview(&row.licence, identifier) {
-            Ok(pdf) => {
-                Some(Artefacts { id: identifier.clone(), pdf, xml: String::new(), ofd: None })
-            }
-            Err(e) => return RowArtefacts::Refused(Rule::Render, e.to_string()),
+            Ok(pdf) => NewVersion::Preview(Artefacts {
+                id: identifier.clone(),
+                pdf,
+                xml: String::new(),
+                ofd: None,
+            }),
+            Err(e) => return RowStarted::Done(RowArtefacts::Refused(Rule::Render, e.to_string())),
         },
-        Some(identifier) => match producer.produce(&row.licence, identifier) {
-            Ok(a) => Some(a),
-            // The TSA, not the row: the run stops before this chunk is loaded.
-            Err(
-                ProduceError::Sign(SignError::Timestamp(e))
-                | ProduceError::OfdSeal(OfdSealError::Sign(SignError::Timestamp(e))),
-            ) => return RowArtefacts::Outage(e),
-            Err(e) => return RowArtefacts::Refused(Rule::Render, e.to_string()),
+        Some(identifier) => match producer.start(&row.licence, identifier) {
+            Ok(started) => NewVersion::Signing(Box::new(started)),
+            Err(e) => return RowStarted::Done(not_produced(e)),
         },
-        None => None,
+        None => NewVersion::None,
     };
     let archive = match &row.archive_copy {
         Some(path) => match read_archive_copy(&input_dir.join(path)) {
             Ok(bytes) => Some(bytes),
-            Err(e) => return RowArtefacts::Refused(Rule::ArchiveCopy, format!("{path}: {e}")),
+            Err(e) => {
+                let refusal = RowArtefacts::Refused(Rule::ArchiveCopy, format!("{path}: {e}"));
+                return RowStarted::Done(refusal);
+            }
         },
         None => None,
     };
-    RowArtefacts::Ready(artefacts.map(|a| (a.pdf, a.xml.into_bytes(), a.ofd)), archive)
+    RowStarted::Producing(version, archive)
+}
+
+/// A row between [`start_row`] and [`RowStarted::finish`].
+enum RowStarted<'p> {
+    Producing(NewVersion<'p>, Option<Vec<u8>>),
+    Done(RowArtefacts),
+}
+
+enum NewVersion<'p> {
+    None,
+    Preview(Artefacts),
+    Signing(Box<StartedLicence<'p>>),
+}
+
+impl RowStarted<'_> {
+    /// Waits for the row's timestamps and gives its files.
+    fn finish(self) -> RowArtefacts {
+        let (version, archive) = match self {
+            RowStarted::Done(done) => return done,
+            RowStarted::Producing(version, archive) => (version, archive),
+        };
+        let artefacts = match version {
+            NewVersion::None => None,
+            NewVersion::Preview(artefacts) => Some(artefacts),
+            NewVersion::Signing(started) => match started.finish() {
+                Ok(artefacts) => Some(artefacts),
+                Err(e) => return not_produced(e),
+            },
+        };
+        RowArtefacts::Ready(artefacts.map(|a| (a.pdf, a.xml.into_bytes(), a.ofd)), archive)
+    }
+}
+
+/// Why a new version was not produced: the row's own fault, or the TSA's (then the run stops
+/// before this chunk is loaded).
+fn not_produced(e: ProduceError) -> RowArtefacts {
+    match e {
+        ProduceError::Sign(SignError::Timestamp(e))
+        | ProduceError::OfdSeal(OfdSealError::Sign(SignError::Timestamp(e))) => {
+            RowArtefacts::Outage(e)
+        }
+        e => RowArtefacts::Refused(Rule::Render, e.to_string()),
+    }
 }
 
 /// What the registry decides a valid row from.

@@ -23,7 +23,7 @@ use crate::render::RenderError;
 use crate::render::ofd::{OFD_NS, OfdPackage, SIGNATURES_PATH};
 use crate::sign::signer::{DigestAlgorithm, OID_SM2_WITH_SM3, OID_SM3};
 use crate::sign::{SignatureAlgorithm, Signer, Sm2Signer};
-use crate::timestamp::Tsa;
+use crate::timestamp::{PendingToken, Tsa};
 
 use super::asn1::{SesSignature, TbsSign};
 use super::{Seal, SealError, generalized_time};
@@ -229,6 +229,31 @@ impl OfdSealer {
         at: DateTime<Utc>,
         tsa: Option<&dyn Tsa>,
     ) -> Result<Vec<u8>, OfdSealError> {
+        match self.sign_package(package, at, tsa)? {
+            Sealing::Done(ofd) => Ok(ofd),
+            Sealing::Signed(signed) => signed.finish(package),
+        }
+    }
+
+    /// The first half of [`OfdSealer::seal_package`]: the seal's signature made and its
+    /// timestamp asked for ([`Tsa::request`]) but not awaited; [`StartedSeal::finish`] puts it
+    /// in and writes the OFD file.
+    pub fn start_seal(
+        &self,
+        package: OfdPackage,
+        at: DateTime<Utc>,
+        tsa: Option<&dyn Tsa>,
+    ) -> Result<StartedSeal<'_>, OfdSealError> {
+        let sealing = self.sign_package(&package, at, tsa)?;
+        Ok(StartedSeal { package, sealing })
+    }
+
+    fn sign_package(
+        &self,
+        package: &OfdPackage,
+        at: DateTime<Utc>,
+        tsa: Option<&dyn Tsa>,
+    ) -> Result<Sealing<'_>, OfdSealError> {
         let signer: &dyn Signer = self.signer.as_ref();
         check_sealable(signer, &self.seal, at)?;
         let signature_xml = signature_xml(package, &self.seal, at);
@@ -237,22 +262,66 @@ impl OfdSealer {
         if tail.len() != self.tail_len {
             // The head's length field counts a tail of the length it was made with (a time
             // outside 0000–9999 would not be): the general path encodes it all.
-            return seal_ofd_with(package, signer, &self.seal, at, tsa);
+            return seal_ofd_with(package, signer, &self.seal, at, tsa).map(Sealing::Done);
         }
         let mut hash = self.hashed_head.clone();
         hash.update(&tail);
         let signature = self.signer.sign_digest(&hash.finalize())?;
-        let time_stamp = match tsa {
-            Some(tsa) => Some(tsa.stamp(&signature).map_err(crate::sign::SignError::Timestamp)?),
-            None => None,
-        };
+        let time_stamp = tsa.map(|tsa| tsa.request(&signature));
+        let signed = SignedSeal { sealer: self, tail, signature, signature_xml, time_stamp };
+        Ok(Sealing::Signed(Box::new(signed)))
+    }
+}
+
+/// An OFD face whose seal is signed ([`OfdSealer::start_seal`]), its timestamp on the way.
+#[derive(Debug)]
+pub struct StartedSeal<'a> {
+    package: OfdPackage,
+    sealing: Sealing<'a>,
+}
+
+impl StartedSeal<'_> {
+    /// Waits for the token and writes the sealed OFD file.
+    pub fn finish(self) -> Result<Vec<u8>, OfdSealError> {
+        match self.sealing {
+            Sealing::Done(ofd) => Ok(ofd),
+            Sealing::Signed(signed) => signed.finish(&self.package),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Sealing<'a> {
+    /// Sealed whole already (the general path, token awaited).
+    Done(Vec<u8>),
+    Signed(Box<SignedSeal<'a>>),
+}
+
+/// `TBS_Sign`'s per-document tail, its signature and the token asked for over it.
+#[derive(Debug)]
+struct SignedSeal<'a> {
+    sealer: &'a OfdSealer,
+    tail: Vec<u8>,
+    signature: Vec<u8>,
+    signature_xml: String,
+    time_stamp: Option<PendingToken>,
+}
+
+impl SignedSeal<'_> {
+    fn finish(self, package: &OfdPackage) -> Result<Vec<u8>, OfdSealError> {
+        let time_stamp = self
+            .time_stamp
+            .map(PendingToken::wait)
+            .transpose()
+            .map_err(crate::sign::SignError::Timestamp)?;
+        let sealer = self.sealer;
         let signed_value = ses_signature(
-            &[&self.tbs_head, &tail],
-            signer.certificate_der(),
-            &signature,
+            &[&sealer.tbs_head, &self.tail],
+            sealer.signer.certificate_der(),
+            &self.signature,
             time_stamp.as_ref().map(|t| t.der.as_slice()),
         )?;
-        zip_sealed(package, &self.seal, &signature_xml, &signed_value)
+        zip_sealed(package, &sealer.seal, &self.signature_xml, &signed_value)
     }
 }
 

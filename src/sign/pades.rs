@@ -24,11 +24,11 @@ use lopdf::{Dictionary, IncrementalDocument, Object, ObjectId, StringFormat};
 
 use super::SignError;
 use super::ltv::PdfTail;
-use super::signed_data::{build_detached_cms, detached_cms_len};
+use super::signed_data::{SignedCms, detached_cms_len, sign_detached_cms};
 use super::signer::Signer;
 use crate::pdf::objects::{date, text_string, write_object};
 use crate::pdf::{RenderedPdf, write_xref_table};
-use crate::timestamp::Tsa;
+use crate::timestamp::{PendingToken, Tsa};
 
 /// Bytes reserved in `/Contents` for the timestamp token of a PAdES B-T signature, on top of
 /// the CMS without it ([`contents_reserve`]), from a TSA that has not answered yet: the test
@@ -159,6 +159,19 @@ pub fn sign_rendered_pdf_tail(
     signing_time: DateTime<Utc>,
     opts: &PdfSignOptions,
 ) -> Result<(Vec<u8>, PdfTail), SignError> {
+    start_rendered_pdf(rendered, signer, signing_time, opts)?.finish()
+}
+
+/// The first half of [`sign_rendered_pdf_tail`]: the update written and signed, and its
+/// timestamp token asked for ([`Tsa::request`]) but not awaited; [`StartedPdf::finish`]
+/// puts the token in and gives the signed file. Between the two, a pipelining TSA works
+/// while the caller renders other licences.
+pub fn start_rendered_pdf<'s>(
+    rendered: RenderedPdf,
+    signer: &'s dyn Signer,
+    signing_time: DateTime<Utc>,
+    opts: &PdfSignOptions,
+) -> Result<StartedPdf<'s>, SignError> {
     let (mut out, layout) = rendered.into_parts();
     let catalog_dict = dict_without_close(&out, &layout.catalog.dict, "catalog dictionary")?;
     let page_dict = dict_without_close(&out, &layout.page.dict, "page dictionary")?;
@@ -166,28 +179,94 @@ pub fn sign_rendered_pdf_tail(
         .get(layout.trailer_entries.clone())
         .ok_or(SignError::PdfStructure { what: "trailer" })?
         .to_vec();
-    let sig_id = layout.size;
-    let widget_id = layout.size + 1;
-
     if out.last() != Some(&b'\n') {
         out.push(b'\n');
     }
     // Objects in ascending numbers, as lopdf writes an update.
     let mut changed = [(layout.catalog.number, catalog_dict), (layout.page.number, page_dict)];
     changed.sort_by_key(|(number, _)| *number);
-    let rendered_len = out.len();
-    let mut reserve = contents_reserve(signer, opts.tsa.as_deref())?;
-    let mut attempts = 0;
-    let xref_start = loop {
-        attempts += 1;
+    let update = SignatureUpdate {
+        catalog: layout.catalog.number,
+        page: layout.page.number,
+        changed,
+        trailer_entries,
+        sig_id: layout.size,
+        widget_id: layout.size + 1,
+        prev_xref: layout.xref_offset,
+        rendered_len: out.len(),
+        signing_time,
+        opts: opts.clone(),
+    };
+    let reserve = contents_reserve(signer, opts.tsa.as_deref())?;
+    let (placeholder, xref_start) = update.write(&mut out, reserve)?;
+    let signed = sign_placeholder(&mut out, &placeholder, signer)?;
+    let token = opts.tsa.as_ref().map(|tsa| tsa.request(signed.signature()));
+    Ok(StartedPdf { out, update, placeholder, xref_start, signed, token, signer })
+}
+
+/// A rendered face signed by [`start_rendered_pdf`], its timestamp token on the way.
+#[derive(Debug)]
+pub struct StartedPdf<'s> {
+    out: Vec<u8>,
+    update: SignatureUpdate,
+    placeholder: Placeholders,
+    xref_start: usize,
+    signed: SignedCms,
+    token: Option<PendingToken>,
+    signer: &'s dyn Signer,
+}
+
+impl StartedPdf<'_> {
+    /// Waits for the token, writes the CMS into `/Contents` and returns the signed file and its
+    /// tail. A token longer than the reserve: the update is written and signed again with room
+    /// for it (asking the TSA again, and waiting).
+    pub fn finish(self) -> Result<(Vec<u8>, PdfTail), SignError> {
+        let StartedPdf { mut out, update, placeholder, xref_start, signed, token, signer } = self;
+        let token = token.map(PendingToken::wait).transpose()?;
+        let cms = signed.finish(signer, token.as_ref())?;
+        let xref_start = match write_cms(&mut out, &placeholder, &cms) {
+            Ok(()) => xref_start,
+            Err(SignError::PlaceholderTooSmall { needed, .. }) if token.is_some() => {
+                update.sign_again(&mut out, signer, needed + TIMESTAMP_TOKEN_SLACK)?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok((out, update.into_tail(xref_start)))
+    }
+}
+
+/// What the signature update of a rendered face writes: the catalog and page again (their
+/// dictionaries without the closing `>>`), the signature dictionary and the widget.
+#[derive(Debug)]
+struct SignatureUpdate {
+    catalog: u32,
+    page: u32,
+    /// The catalog and the page, in ascending object numbers.
+    changed: [(u32, Vec<u8>); 2],
+    trailer_entries: Vec<u8>,
+    sig_id: u32,
+    widget_id: u32,
+    /// `startxref` of the rendered file.
+    prev_xref: usize,
+    /// The rendered file's length, with the newline the update starts after.
+    rendered_len: usize,
+    signing_time: DateTime<Utc>,
+    opts: PdfSignOptions,
+}
+
+impl SignatureUpdate {
+    /// Appends the update to `out` (the rendered file) with `reserve` bytes for the CMS;
+    /// returns where its placeholders are and its xref section's offset.
+    fn write(&self, out: &mut Vec<u8>, reserve: usize) -> Result<(Placeholders, usize), SignError> {
+        let (sig_id, widget_id) = (self.sig_id, self.widget_id);
         out.reserve(2 * reserve + 2048);
         let mut offsets = Vec::with_capacity(4);
-        for (number, dict) in &changed {
+        for (number, dict) in &self.changed {
             let number = *number;
             offsets.push((number, out.len()));
             let _ = writeln!(out, "{number} 0 obj");
             out.extend_from_slice(dict);
-            if number == layout.catalog.number {
+            if number == self.catalog {
                 // ISO 32000-1 §12.7.2 Table 219: SigFlags 3 = SignaturesExist | AppendOnly.
                 let _ = write!(out, "/AcroForm<</Fields[{widget_id} 0 R]/SigFlags 3>>");
             } else {
@@ -215,13 +294,14 @@ pub fn sign_rendered_pdf_tail(
         out.push(b'>');
         let contents_end = out.len();
         out.extend_from_slice(b"/M");
-        write_pdf_object(&mut out, &date(signing_time))?;
+        write_pdf_object(out, &date(self.signing_time))?;
+        let opts = &self.opts;
         for (key, value) in
             [("Name", &opts.name), ("Reason", &opts.reason), ("Location", &opts.location)]
         {
             if !value.is_empty() {
                 let _ = write!(out, "/{key}");
-                write_pdf_object(&mut out, &text_string(value))?;
+                write_pdf_object(out, &text_string(value))?;
             }
         }
         out.extend_from_slice(b">>\nendobj\n");
@@ -232,56 +312,74 @@ pub fn sign_rendered_pdf_tail(
             out,
             "{widget_id} 0 obj\n<</Type/Annot/Subtype/Widget/FT/Sig/T(Signature1)/V {sig_id} 0 R\
          /P {page} 0 R/Rect[0 0 0 0]/F 132>>\nendobj\n",
-            page = layout.page.number
+            page = self.page
         );
 
         // ISO 32000-1 §7.5.6: the update's xref section and a trailer pointing at the previous one.
         let xref_start = out.len();
-        write_xref_table(&mut out, &offsets);
+        write_xref_table(out, &offsets);
         out.extend_from_slice(b"trailer\n<<");
-        out.extend_from_slice(&trailer_entries);
+        out.extend_from_slice(&self.trailer_entries);
         let _ = write!(
             out,
             "/Size {}/Prev {}>>\nstartxref\n{xref_start}\n%%EOF",
             widget_id + 1,
-            layout.xref_offset
+            self.prev_xref
         );
-
         let placeholder =
             Placeholders { byte_range_start, byte_range_len, contents_start, contents_end };
-        match fill_signature(&mut out, &placeholder, signer, opts.tsa.as_deref()) {
-            Ok(()) => break xref_start,
-            // A token longer than this TSA's earlier ones: the update again, with room for it.
-            Err(SignError::PlaceholderTooSmall { needed, .. })
-                if opts.tsa.is_some() && attempts < MAX_SIGNING_ATTEMPTS =>
-            {
-                out.truncate(rendered_len);
-                reserve = needed + TIMESTAMP_TOKEN_SLACK;
+        Ok((placeholder, xref_start))
+    }
+
+    /// Writes the update again in place of the one `out` holds, with `reserve` bytes for the
+    /// CMS, and signs it with a token awaited now (again with more room if the TSA's next token
+    /// is longer still, at most [`MAX_SIGNING_ATTEMPTS`] in all).
+    fn sign_again(
+        &self,
+        out: &mut Vec<u8>,
+        signer: &dyn Signer,
+        mut reserve: usize,
+    ) -> Result<usize, SignError> {
+        let tsa = self.opts.tsa.as_deref();
+        let mut attempts = 1;
+        loop {
+            attempts += 1;
+            out.truncate(self.rendered_len);
+            let (placeholder, xref_start) = self.write(out, reserve)?;
+            match fill_signature(out, &placeholder, signer, tsa) {
+                Ok(()) => return Ok(xref_start),
+                Err(SignError::PlaceholderTooSmall { needed, .. })
+                    if tsa.is_some() && attempts < MAX_SIGNING_ATTEMPTS =>
+                {
+                    reserve = needed + TIMESTAMP_TOKEN_SLACK;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
-    };
-    let [(first, first_dict), (_, second_dict)] = changed;
-    let (catalog_open, page_open) = if first == layout.catalog.number {
-        (first_dict, second_dict)
-    } else {
-        (second_dict, first_dict)
-    };
-    let tail = PdfTail {
-        catalog: layout.catalog.number,
-        catalog_open,
-        page: layout.page.number,
-        page_open,
-        fields: vec![widget_id],
-        annots: vec![widget_id],
-        dss: None,
-        dss_certs: Vec::new(),
-        dss_crls: Vec::new(),
-        trailer_entries,
-        prev_xref: xref_start,
-        size: widget_id + 1,
-    };
-    Ok((out, tail))
+    }
+
+    fn into_tail(self, xref_start: usize) -> PdfTail {
+        let [(first, first_dict), (_, second_dict)] = self.changed;
+        let (catalog_open, page_open) = if first == self.catalog {
+            (first_dict, second_dict)
+        } else {
+            (second_dict, first_dict)
+        };
+        PdfTail {
+            catalog: self.catalog,
+            catalog_open,
+            page: self.page,
+            page_open,
+            fields: vec![self.widget_id],
+            annots: vec![self.widget_id],
+            dss: None,
+            dss_certs: Vec::new(),
+            dss_crls: Vec::new(),
+            trailer_entries: self.trailer_entries,
+            prev_xref: xref_start,
+            size: self.widget_id + 1,
+        }
+    }
 }
 
 /// The dictionary at `range` of `pdf` without its closing `>>`, for appending entries.
@@ -311,6 +409,18 @@ fn fill_signature(
     signer: &dyn Signer,
     tsa: Option<&dyn Tsa>,
 ) -> Result<(), SignError> {
+    let signed = sign_placeholder(out, placeholder, signer)?;
+    let token = tsa.map(|tsa| tsa.stamp(signed.signature())).transpose()?;
+    let cms = signed.finish(signer, token.as_ref())?;
+    write_cms(out, placeholder, &cms)
+}
+
+/// Patches `/ByteRange` to the real offsets and signs the bytes it covers.
+fn sign_placeholder(
+    out: &mut [u8],
+    placeholder: &Placeholders,
+    signer: &dyn Signer,
+) -> Result<SignedCms, SignError> {
     // ISO 32000-1 §12.8.1: the byte range covers the whole file except the /Contents
     // value including its angle brackets.
     let byte_range = [
@@ -325,14 +435,17 @@ fn fill_signature(
         .algorithm()
         .digest()
         .digest_parts(&[&out[..placeholder.contents_start], &out[placeholder.contents_end..]]);
+    sign_detached_cms(signer, &digest)
+}
 
-    let cms = build_detached_cms(signer, &digest, tsa)?;
+/// Writes the DER `cms` as hex into the `/Contents` placeholder (the rest stays zeros).
+fn write_cms(out: &mut [u8], placeholder: &Placeholders, cms: &[u8]) -> Result<(), SignError> {
     let available = (placeholder.contents_end - placeholder.contents_start - 2) / 2;
     if cms.len() > available {
         return Err(SignError::PlaceholderTooSmall { needed: cms.len(), available });
     }
     let hex_start = placeholder.contents_start + 1;
-    hex::encode_to_slice(&cms, &mut out[hex_start..hex_start + 2 * cms.len()])
+    hex::encode_to_slice(cms, &mut out[hex_start..hex_start + 2 * cms.len()])
         .map_err(|e| SignError::Cms { detail: e.to_string() })
 }
 
@@ -470,6 +583,7 @@ fn add_signature_objects(
     Ok(())
 }
 
+#[derive(Debug)]
 struct Placeholders {
     byte_range_start: usize,
     byte_range_len: usize,

@@ -20,8 +20,8 @@ use x509_cert::serial_number::SerialNumber;
 
 use super::SignError;
 use super::signer::{DigestAlgorithm, SignatureAlgorithm, Signer};
-use crate::timestamp::Tsa;
 use crate::timestamp::asn1::OID_SIGNATURE_TIME_STAMP_TOKEN;
+use crate::timestamp::{Token, Tsa};
 
 pub use super::signer::{OID_SHA256, OID_SHA256_WITH_RSA};
 
@@ -71,26 +71,57 @@ pub fn build_detached_cms(
     digest: &[u8],
     tsa: Option<&dyn Tsa>,
 ) -> Result<Vec<u8>, SignError> {
+    let signed = sign_detached_cms(signer, digest)?;
+    let token = tsa.map(|tsa| tsa.stamp(signed.signature())).transpose()?;
+    signed.finish(signer, token.as_ref())
+}
+
+/// The first half of [`build_detached_cms`]: the signature over the signed attributes, whose
+/// value a timestamp token is then asked for.
+pub fn sign_detached_cms(signer: &dyn Signer, digest: &[u8]) -> Result<SignedCms, SignError> {
     let signed_attrs = signed_attributes(signer, digest)?;
     // RFC 5652 §5.4: the signature covers the DER encoding of the SET OF signed
     // attributes (tag 0x31), not the [0] IMPLICIT form stored in SignerInfo.
     let signed_attrs_der = signed_attrs.to_der().map_err(|e| cms_err(&e))?;
     let signature = signer.sign(&signed_attrs_der)?;
-    let unsigned_attrs = match tsa {
-        Some(tsa) => {
-            let token = tsa.stamp(&signature)?;
-            let value = Any::from_der(&token.der).map_err(|e| cms_err(&e))?;
-            let mut values = SetOfVec::new();
-            values.insert(value).map_err(|e| cms_err(&e))?;
-            let mut attrs = SetOfVec::new();
-            attrs
-                .insert(Attribute { oid: OID_SIGNATURE_TIME_STAMP_TOKEN, values })
-                .map_err(|e| cms_err(&e))?;
-            Some(attrs)
-        }
-        None => None,
-    };
-    content_info(signer, signed_attrs, signature, unsigned_attrs)
+    Ok(SignedCms { signed_attrs, signature })
+}
+
+/// A SignerInfo's signed attributes and signature, before its unsigned attributes.
+pub struct SignedCms {
+    signed_attrs: SetOfVec<Attribute>,
+    signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for SignedCms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedCms").field("signature_len", &self.signature.len()).finish()
+    }
+}
+
+impl SignedCms {
+    /// The signature value: what a signature timestamp is over (RFC 3161 Appendix A).
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// The DER `ContentInfo`, with `token` (when given) as the signature timestamp.
+    pub fn finish(self, signer: &dyn Signer, token: Option<&Token>) -> Result<Vec<u8>, SignError> {
+        let unsigned_attrs = match token {
+            Some(token) => {
+                let value = Any::from_der(&token.der).map_err(|e| cms_err(&e))?;
+                let mut values = SetOfVec::new();
+                values.insert(value).map_err(|e| cms_err(&e))?;
+                let mut attrs = SetOfVec::new();
+                attrs
+                    .insert(Attribute { oid: OID_SIGNATURE_TIME_STAMP_TOKEN, values })
+                    .map_err(|e| cms_err(&e))?;
+                Some(attrs)
+            }
+            None => None,
+        };
+        content_info(signer, self.signed_attrs, self.signature, unsigned_attrs)
+    }
 }
 
 /// The length of what [`build_detached_cms`] returns for `signer` without a timestamp, when

@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::SignError;
 use super::signer::{SignatureAlgorithm, Signer};
-use crate::timestamp::Tsa;
+use crate::timestamp::{PendingToken, Tsa};
 
 /// XML-DSig namespace (XML Signature §4).
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -96,6 +96,16 @@ pub fn sign_xml_with(
     signer: &dyn Signer,
     tsa: Option<&dyn Tsa>,
 ) -> Result<String, SignError> {
+    start_xml(doc, signer, tsa)?.finish()
+}
+
+/// The first half of [`sign_xml_with`]: the document signed, and the signature timestamp
+/// asked for ([`Tsa::request`]) but not awaited; [`StartedXml::finish`] puts it in.
+pub fn start_xml(
+    doc: &str,
+    signer: &dyn Signer,
+    tsa: Option<&dyn Tsa>,
+) -> Result<StartedXml, SignError> {
     let body = doc.trim_end_matches(['\n', ' ', '\t']);
     let trailer = &doc[body.len()..];
     check_canonical(body)?;
@@ -112,26 +122,52 @@ pub fn sign_xml_with(
     let signature = signer.sign(signed_info.as_bytes())?;
 
     let certificate_b64 = BASE64.encode(signer.certificate_der());
-    let mut out = String::with_capacity(doc.len() + 2200 + certificate_b64.len());
-    out.push_str(&body[..root_end]);
-    out.push_str(if tsa.is_some() { SIGNATURE_START_WITH_ID } else { SIGNATURE_START });
+    let mut head = String::with_capacity(doc.len() + 2200 + certificate_b64.len());
+    head.push_str(&body[..root_end]);
+    head.push_str(if tsa.is_some() { SIGNATURE_START_WITH_ID } else { SIGNATURE_START });
     // Inside <Signature> the namespace is inherited, so SignedInfo carries no xmlns here.
-    out.push_str("<SignedInfo>");
-    push_signed_info_children(&mut out, algorithm, &digest_b64);
-    out.push_str("</SignedInfo><SignatureValue>");
-    BASE64.encode_string(&signature, &mut out);
+    head.push_str("<SignedInfo>");
+    push_signed_info_children(&mut head, algorithm, &digest_b64);
+    head.push_str("</SignedInfo><SignatureValue>");
+    let value_start = head.len();
+    BASE64.encode_string(&signature, &mut head);
+    let token =
+        tsa.map(|tsa| tsa.request(canonical_signature_value(&head[value_start..]).as_bytes()));
     // XML Signature §4.5.4: the signer certificate.
-    out.push_str("</SignatureValue><KeyInfo><X509Data><X509Certificate>");
-    out.push_str(&certificate_b64);
-    out.push_str("</X509Certificate></X509Data></KeyInfo>");
-    if let Some(tsa) = tsa {
-        let token = tsa.stamp(canonical_signature_value(&BASE64.encode(&signature)).as_bytes())?;
-        push_signature_timestamp(&mut out, &BASE64.encode(&token.der));
+    head.push_str("</SignatureValue><KeyInfo><X509Data><X509Certificate>");
+    head.push_str(&certificate_b64);
+    head.push_str("</X509Certificate></X509Data></KeyInfo>");
+    let mut rest = String::with_capacity(SIGNATURE_END.len() + doc.len() - root_end);
+    rest.push_str(SIGNATURE_END);
+    rest.push_str(&body[root_end..]);
+    rest.push_str(trailer);
+    Ok(StartedXml { head, token, rest })
+}
+
+/// A document signed by [`start_xml`], its signature timestamp on the way.
+#[derive(Debug)]
+pub struct StartedXml {
+    /// Up to the end of `KeyInfo`.
+    head: String,
+    token: Option<PendingToken>,
+    /// From the end of `Signature` on.
+    rest: String,
+}
+
+impl StartedXml {
+    /// Waits for the token and returns the signed document.
+    pub fn finish(self) -> Result<String, SignError> {
+        let StartedXml { mut head, token, rest } = self;
+        if let Some(token) = token {
+            let token = token.wait()?;
+            head.reserve(SIGNATURE_TIMESTAMP_START.len() + 4 * token.der.len() / 3 + 200);
+            head.push_str(SIGNATURE_TIMESTAMP_START);
+            BASE64.encode_string(&token.der, &mut head);
+            head.push_str(SIGNATURE_TIMESTAMP_END);
+        }
+        head.push_str(&rest);
+        Ok(head)
     }
-    out.push_str(SIGNATURE_END);
-    out.push_str(&body[root_end..]);
-    out.push_str(trailer);
-    Ok(out)
 }
 
 /// The document an elicence signature was made over: `signed` without its `<Signature>`
@@ -164,12 +200,6 @@ pub const SIGNATURE_TIMESTAMP_START: &str = "<Object><QualifyingProperties \
 /// The end of that `Object`, after the token's base64.
 pub const SIGNATURE_TIMESTAMP_END: &str = "</EncapsulatedTimeStamp></SignatureTimeStamp>\
     </UnsignedSignatureProperties></UnsignedProperties></QualifyingProperties></Object>";
-
-fn push_signature_timestamp(out: &mut String, token_b64: &str) {
-    out.push_str(SIGNATURE_TIMESTAMP_START);
-    out.push_str(token_b64);
-    out.push_str(SIGNATURE_TIMESTAMP_END);
-}
 
 /// Escapes character data for canonical XML (Canonical XML 1.0 §2.3, text nodes):
 /// `&` → `&amp;`, `<` → `&lt;`, `>` → `&gt;`, CR → `&#xD;`. Quotes stay as they are.

@@ -14,11 +14,13 @@
 
 pub mod asn1;
 mod http;
+mod pipeline;
 mod plain_http;
 pub mod token;
 
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::thread::Thread;
 use std::time::Duration;
 
 pub use http::HttpTsa;
@@ -29,6 +31,20 @@ pub trait Tsa: Send + Sync + Debug {
     /// A token over the SHA-256 of `message`, checked as [`token::accept_reply`] checks it.
     fn stamp(&self, message: &[u8]) -> Result<Token, TsaError>;
 
+    /// Asks for a token over the SHA-256 of `message` and returns before it arrives when this
+    /// TSA pipelines its requests ([`Tsa::pipelines`]): a signer asks for the tokens of a whole
+    /// chunk of licences, goes on rendering, and collects them with [`PendingToken::wait`].
+    /// Otherwise (the default), the token is asked for now, as [`Tsa::stamp`] does.
+    fn request(&self, message: &[u8]) -> PendingToken {
+        PendingToken::ready(self.stamp(message))
+    }
+
+    /// Whether [`Tsa::request`] returns before the token arrives, so that no thread needs to
+    /// wait on the TSA while others render.
+    fn pipelines(&self) -> bool {
+        false
+    }
+
     /// The TSA's address, for messages.
     fn url(&self) -> &str;
 
@@ -37,6 +53,59 @@ pub trait Tsa: Send + Sync + Debug {
     /// (the length of a token is only known once the TSA answers).
     fn largest_token_len(&self) -> usize {
         0
+    }
+}
+
+/// A token asked for with [`Tsa::request`].
+#[derive(Debug)]
+pub struct PendingToken(Pending);
+
+#[derive(Debug)]
+enum Pending {
+    Ready(Result<Token, TsaError>),
+    /// The client's thread (`Thread`, woken when the token is awaited) sends the checked
+    /// token (or why there is none); `String` is the TSA's address, for the error when that
+    /// thread has gone.
+    Waiting(mpsc::Receiver<Result<Token, TsaError>>, Thread, String),
+}
+
+impl PendingToken {
+    /// A token (or a failure) already at hand.
+    pub fn ready(token: Result<Token, TsaError>) -> PendingToken {
+        PendingToken(Pending::Ready(token))
+    }
+
+    fn waiting(
+        reply: mpsc::Receiver<Result<Token, TsaError>>,
+        client: Thread,
+        url: &str,
+    ) -> PendingToken {
+        PendingToken(Pending::Waiting(reply, client, url.to_owned()))
+    }
+
+    /// The token, waiting for it if it has not arrived (each reply is awaited at most
+    /// [`REQUEST_TIMEOUT`] per attempt by the client).
+    pub fn wait(self) -> Result<Token, TsaError> {
+        match self.0 {
+            Pending::Ready(token) => token,
+            Pending::Waiting(reply, client, url) => {
+                let token = match reply.try_recv() {
+                    Ok(token) => Ok(token),
+                    Err(_) => {
+                        // Needed now: the client stops gathering requests and sends them.
+                        client.unpark();
+                        reply.recv()
+                    }
+                };
+                token.unwrap_or_else(|_| {
+                    Err(TsaError::Unavailable {
+                        url,
+                        attempts: 0,
+                        detail: "the TSA client stopped before answering".into(),
+                    })
+                })
+            }
+        }
     }
 }
 

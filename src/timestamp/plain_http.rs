@@ -43,6 +43,8 @@ pub(super) struct Reply {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// The server keeps the connection open after this reply (RFC 9112 §9.3).
+    pub keep_alive: bool,
 }
 
 /// The server of an `http://` URL and the request target to POST to.
@@ -84,16 +86,8 @@ impl PlainHttp {
         Some(PlainHttp { authority, target, user_agent, timeout, idle: Mutex::new(Vec::new()) })
     }
 
-    /// POSTs `body` with `content_type`, asking for `accept`, and reads the reply (its body at
-    /// most `max_body` bytes), all within the client's timeout.
-    pub(super) fn post(
-        &self,
-        body: &[u8],
-        content_type: &str,
-        accept: &str,
-        max_body: usize,
-    ) -> Result<Reply, Failure> {
-        let deadline = Instant::now() + self.timeout;
+    /// The bytes of a POST of `body` with `content_type`, asking for `accept`.
+    pub(super) fn request(&self, body: &[u8], content_type: &str, accept: &str) -> Vec<u8> {
         let mut request = Vec::with_capacity(256 + body.len());
         let _ = write!(
             request,
@@ -105,6 +99,25 @@ impl PlainHttp {
             body.len()
         );
         request.extend_from_slice(body);
+        request
+    }
+
+    /// The time an attempt may take in all.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// POSTs `body` with `content_type`, asking for `accept`, and reads the reply (its body at
+    /// most `max_body` bytes), all within the client's timeout.
+    pub(super) fn post(
+        &self,
+        body: &[u8],
+        content_type: &str,
+        accept: &str,
+        max_body: usize,
+    ) -> Result<Reply, Failure> {
+        let deadline = Instant::now() + self.timeout;
+        let request = self.request(body, content_type, accept);
         let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         if let Some(stream) = pooled {
             match exchange(stream, &request, deadline, self.timeout, max_body) {
@@ -137,7 +150,8 @@ impl PlainHttp {
         }
     }
 
-    fn connect(&self, deadline: Instant) -> Result<TcpStream, Failure> {
+    /// A new connection to the server, with the client's timeouts and no Nagle delay.
+    pub(super) fn connect(&self, deadline: Instant) -> Result<TcpStream, Failure> {
         let io = |e: std::io::Error| Failure::Transport(format!("{}: {e}", self.authority));
         let addrs: Vec<SocketAddr> = self.authority.to_socket_addrs().map_err(io)?.collect();
         let mut last = Failure::Transport(format!("{}: no address", self.authority));
@@ -159,14 +173,14 @@ impl PlainHttp {
 }
 
 /// How one exchange on one connection ended, when it did not end with a reply.
-enum Exchange {
+pub(super) enum Exchange {
     /// Nothing came back on a connection that had been idle: the server may have closed it.
     Stale(String),
     Failed(Failure),
 }
 
 impl Exchange {
-    fn into_failure(self) -> Failure {
+    pub(super) fn into_failure(self) -> Failure {
         match self {
             Exchange::Stale(why) => Failure::Transport(why),
             Exchange::Failed(failure) => failure,
@@ -191,62 +205,15 @@ fn exchange(
     max_body: usize,
 ) -> Result<(Reply, Option<TcpStream>), Exchange> {
     stream.write_all(request).map_err(|e| Exchange::Stale(e.to_string()))?;
-    let mut conn = Connection {
-        stream,
-        buf: Vec::with_capacity(4096),
-        start: 0,
-        deadline,
-        read_timeout: timeout,
-    };
-    // Head: status line and fields (RFC 9112 §2.1); 1xx interim replies are skipped.
-    let (status, content_type, framing, keep_alive, head_len) = loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut head = httparse::Response::new(&mut headers);
-        match head.parse(conn.unread()) {
-            Ok(httparse::Status::Complete(len)) => {
-                let status = head.code.unwrap_or(0);
-                if (100..200).contains(&status) {
-                    conn.start += len;
-                    continue;
-                }
-                let (framing, keep_alive, content_type) = framing_of(&head)?;
-                break (status, content_type, framing, keep_alive, len);
-            }
-            Ok(httparse::Status::Partial) if conn.unread().len() < MAX_HEAD_BYTES => {
-                let fresh = conn.buf.is_empty();
-                match conn.fill() {
-                    Ok(true) => {}
-                    Ok(false) if fresh => return Err(Exchange::Stale("closed".into())),
-                    Err(why) if fresh => return Err(Exchange::Stale(why)),
-                    Ok(false) => return Err(transport(CLOSED_EARLY.into())),
-                    Err(why) => return Err(transport(why)),
-                }
-            }
-            Ok(httparse::Status::Partial) => {
-                return Err(transport(format!("reply head over {MAX_HEAD_BYTES} bytes")));
-            }
-            Err(e) => return Err(transport(format!("not an HTTP reply: {e}"))),
-        }
-    };
-    conn.start += head_len;
-    if (300..400).contains(&status) {
-        return Err(Exchange::Failed(Failure::Redirect(status)));
-    }
-    let (body, reusable) = match framing {
-        Framing::Chunked => (conn.read_chunked(max_body)?, keep_alive),
-        Framing::Length(len) if len > max_body as u64 => {
-            return Err(transport(format!("reply body of {len} bytes")));
-        }
-        Framing::Length(len) => (conn.read_exact_body(len as usize)?, keep_alive),
-        Framing::UntilClose => (conn.read_to_close(max_body)?, false),
-    };
+    let mut conn = Connection::new(stream, deadline, timeout);
+    let reply = conn.read_reply(max_body)?;
     // Bytes beyond the reply: not ours to interpret, so the connection is not used again.
     // A shortened read timeout is restored for the next exchange.
-    let reusable = reusable
+    let reusable = reply.keep_alive
         && conn.unread().is_empty()
         && (conn.read_timeout == timeout || conn.stream.set_read_timeout(Some(timeout)).is_ok());
     let keep = reusable.then_some(conn.stream);
-    Ok((Reply { status, content_type, body }, keep))
+    Ok((reply, keep))
 }
 
 fn transport(why: String) -> Exchange {
@@ -304,7 +271,7 @@ fn framing_of(head: &httparse::Response) -> Result<(Framing, bool, String), Exch
 
 /// A connection's stream with what has been read from it and not consumed yet
 /// (`buf[start..]`).
-struct Connection {
+pub(super) struct Connection {
     stream: TcpStream,
     buf: Vec<u8>,
     start: usize,
@@ -314,6 +281,74 @@ struct Connection {
 }
 
 impl Connection {
+    /// A connection on `stream` (whose read timeout is `read_timeout`), reading until `deadline`.
+    pub(super) fn new(stream: TcpStream, deadline: Instant, read_timeout: Duration) -> Connection {
+        Connection { stream, buf: Vec::with_capacity(4096), start: 0, deadline, read_timeout }
+    }
+
+    /// The socket, for writing requests.
+    pub(super) fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Reads until `deadline` from now on (a pipelined client waits for each reply in turn).
+    pub(super) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
+    /// Reads one reply, its body at most `max_body` bytes; what the server sent after it (the
+    /// replies to pipelined requests) stays unread for the next call. A redirect is a failure.
+    pub(super) fn read_reply(&mut self, max_body: usize) -> Result<Reply, Exchange> {
+        // Consumed bytes are dropped before a long-lived connection's buffer grows.
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        // Head: status line and fields (RFC 9112 §2.1); 1xx interim replies are skipped.
+        let (status, content_type, framing, keep_alive, head_len) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut head = httparse::Response::new(&mut headers);
+            match head.parse(self.unread()) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let status = head.code.unwrap_or(0);
+                    if (100..200).contains(&status) {
+                        self.start += len;
+                        continue;
+                    }
+                    let (framing, keep_alive, content_type) = framing_of(&head)?;
+                    break (status, content_type, framing, keep_alive, len);
+                }
+                Ok(httparse::Status::Partial) if self.unread().len() < MAX_HEAD_BYTES => {
+                    let fresh = self.buf.is_empty();
+                    match self.fill() {
+                        Ok(true) => {}
+                        Ok(false) if fresh => return Err(Exchange::Stale("closed".into())),
+                        Err(why) if fresh => return Err(Exchange::Stale(why)),
+                        Ok(false) => return Err(transport(CLOSED_EARLY.into())),
+                        Err(why) => return Err(transport(why)),
+                    }
+                }
+                Ok(httparse::Status::Partial) => {
+                    return Err(transport(format!("reply head over {MAX_HEAD_BYTES} bytes")));
+                }
+                Err(e) => return Err(transport(format!("not an HTTP reply: {e}"))),
+            }
+        };
+        self.start += head_len;
+        if (300..400).contains(&status) {
+            return Err(Exchange::Failed(Failure::Redirect(status)));
+        }
+        let (body, keep_alive) = match framing {
+            Framing::Chunked => (self.read_chunked(max_body)?, keep_alive),
+            Framing::Length(len) if len > max_body as u64 => {
+                return Err(transport(format!("reply body of {len} bytes")));
+            }
+            Framing::Length(len) => (self.read_exact_body(len as usize)?, keep_alive),
+            Framing::UntilClose => (self.read_to_close(max_body)?, false),
+        };
+        Ok(Reply { status, content_type, body, keep_alive })
+    }
+
     fn unread(&self) -> &[u8] {
         self.buf.get(self.start..).unwrap_or_default()
     }
