@@ -222,7 +222,8 @@ impl Tsa for HttpTsa {
             Ok(parts) => parts,
             Err(e) => return PendingToken::ready(Err(e)),
         };
-        let (reply, token) = mpsc::channel();
+        // One slot: the one reply (a list channel would allocate a block of 31).
+        let (reply, token) = mpsc::sync_channel(1);
         let http = plain.request(&query, QUERY_TYPE, REPLY_TYPE);
         if pipeline.send(Job { http, req, reply, retries: 0 }) {
             PendingToken::waiting(token, pipeline.thread().clone(), &self.url)

@@ -41,7 +41,7 @@ pub(super) const MAX_IN_FLIGHT: usize = 64;
 pub(super) struct Job {
     pub http: Vec<u8>,
     pub req: TimeStampReq,
-    pub reply: mpsc::Sender<Result<Token, TsaError>>,
+    pub reply: mpsc::SyncSender<Result<Token, TsaError>>,
     /// Replies that asked to try again later (HTTP 5xx, 429).
     pub retries: u32,
 }
@@ -50,7 +50,7 @@ pub(super) struct Job {
 /// A licence's two tokens are asked for within ≈ 1 ms of each other, and a local TSA signs
 /// one in ≈ 0.1–0.3 ms; a token is not needed before its chunk is signed (or a caller waits,
 /// and then this is cut short).
-const GATHER: Duration = Duration::from_millis(2);
+const GATHER: Duration = Duration::from_millis(10);
 
 /// The queue of the client's pipelining thread; the thread ends when this is dropped.
 #[derive(Debug)]
@@ -179,7 +179,7 @@ impl Worker {
     /// Reads the reply to the oldest request written and answers it.
     fn read_one(&mut self) {
         let Some(conn) = self.conn.as_mut() else { return };
-        conn.set_deadline(Instant::now() + self.plain.timeout());
+        conn.set_deadline(Instant::now() + self.plain.timeout(), self.plain.timeout());
         let reply = match conn.read_reply(MAX_REPLY_BYTES as usize) {
             Ok(reply) => reply,
             Err(Exchange::Failed(Failure::Redirect(code))) => {
@@ -412,7 +412,7 @@ mod tests {
             let nonce = (i as u64 + 1).to_be_bytes();
             let (req, der) = request(&imprint, &nonce).expect("request");
             let http = plain.request(&der, "application/timestamp-query", "x");
-            let (reply, token) = mpsc::channel();
+            let (reply, token) = mpsc::sync_channel(1);
             assert!(pipeline.send(Job { http, req, reply, retries: 0 }));
             waiting.push((message, token));
         }

@@ -25,6 +25,8 @@ const MAX_HEADERS: usize = 48;
 /// How far past its deadline an attempt may run before the socket's timeout is shortened.
 const TIMEOUT_SLACK: Duration = Duration::from_secs(1);
 const CLOSED_EARLY: &str = "connection closed before the whole reply";
+/// Free bytes a connection's buffer has before each read.
+const READ_ROOM: usize = 8192;
 /// Idle keep-alive connections kept (one per thread that may wait on the TSA at once).
 const MAX_IDLE: usize = 256;
 
@@ -270,11 +272,12 @@ fn framing_of(head: &httparse::Response) -> Result<(Framing, bool, String), Exch
 }
 
 /// A connection's stream with what has been read from it and not consumed yet
-/// (`buf[start..]`).
+/// (`buf[start..end]`; `buf` beyond `end` is room for the next read, zeroed once).
 pub(super) struct Connection {
     stream: TcpStream,
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     deadline: Instant,
     /// The socket's read timeout, as last set.
     read_timeout: Duration,
@@ -283,7 +286,7 @@ pub(super) struct Connection {
 impl Connection {
     /// A connection on `stream` (whose read timeout is `read_timeout`), reading until `deadline`.
     pub(super) fn new(stream: TcpStream, deadline: Instant, read_timeout: Duration) -> Connection {
-        Connection { stream, buf: Vec::with_capacity(4096), start: 0, deadline, read_timeout }
+        Connection { stream, buf: Vec::new(), start: 0, end: 0, deadline, read_timeout }
     }
 
     /// The socket, for writing requests.
@@ -291,9 +294,13 @@ impl Connection {
         &mut self.stream
     }
 
-    /// Reads until `deadline` from now on (a pipelined client waits for each reply in turn).
-    pub(super) fn set_deadline(&mut self, deadline: Instant) {
+    /// Reads until `deadline` from now on (a pipelined client waits for each reply in turn),
+    /// with the socket's read timeout `timeout` again if an earlier wait shortened it.
+    pub(super) fn set_deadline(&mut self, deadline: Instant, timeout: Duration) {
         self.deadline = deadline;
+        if self.read_timeout != timeout && self.stream.set_read_timeout(Some(timeout)).is_ok() {
+            self.read_timeout = timeout;
+        }
     }
 
     /// Reads one reply, its body at most `max_body` bytes; what the server sent after it (the
@@ -301,7 +308,8 @@ impl Connection {
     pub(super) fn read_reply(&mut self, max_body: usize) -> Result<Reply, Exchange> {
         // Consumed bytes are dropped before a long-lived connection's buffer grows.
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
         // Head: status line and fields (RFC 9112 §2.1); 1xx interim replies are skipped.
@@ -319,7 +327,7 @@ impl Connection {
                     break (status, content_type, framing, keep_alive, len);
                 }
                 Ok(httparse::Status::Partial) if self.unread().len() < MAX_HEAD_BYTES => {
-                    let fresh = self.buf.is_empty();
+                    let fresh = self.end == 0;
                     match self.fill() {
                         Ok(true) => {}
                         Ok(false) if fresh => return Err(Exchange::Stale("closed".into())),
@@ -350,15 +358,15 @@ impl Connection {
     }
 
     fn unread(&self) -> &[u8] {
-        self.buf.get(self.start..).unwrap_or_default()
+        self.buf.get(self.start..self.end).unwrap_or_default()
     }
 
     /// Reads more into `buf`: `false` at the end of the stream; fails on an error or at the
     /// deadline.
     fn fill(&mut self) -> Result<bool, String> {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
+        if self.start == self.end {
             self.start = 0;
+            self.end = 0;
         }
         let left = remaining(self.deadline).map_err(|e| match e.into_failure() {
             Failure::Transport(why) => why,
@@ -370,23 +378,30 @@ impl Connection {
             self.stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
             self.read_timeout = left;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + 8192, 0);
+        // Room for at least 8 KiB more (several replies of a pipelined batch in one read):
+        // consumed bytes make way first.
+        if self.buf.len() - self.end < READ_ROOM && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < READ_ROOM {
+            let grown = (self.end + READ_ROOM).max(2 * self.buf.len());
+            self.buf.resize(grown, 0);
+        }
+        let end = self.end;
         let read = loop {
-            match self.stream.read(&mut self.buf[len..]) {
+            match self.stream.read(&mut self.buf[end..]) {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 other => break other,
             }
         };
         match read {
             Ok(n) => {
-                self.buf.truncate(len + n);
+                self.end += n;
                 Ok(n > 0)
             }
-            Err(e) => {
-                self.buf.truncate(len);
-                Err(e.to_string())
-            }
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -463,7 +478,7 @@ impl Connection {
                 Ok(true) => {}
                 Ok(false) => {
                     let body = self.unread().to_vec();
-                    self.start = self.buf.len();
+                    self.start = self.end;
                     return Ok(body);
                 }
                 Err(why) => return Err(transport(why)),
