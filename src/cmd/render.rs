@@ -18,7 +18,7 @@ use crate::identify::LicenceId;
 use crate::keyset::{IssuerRequest, load_identities};
 use crate::licence::Licence;
 use crate::pipeline::{self, LevelNeedsTsa, PadesLevel};
-use crate::produce::{Formats, LongTerm, ProduceError, Producer};
+use crate::produce::{Formats, LongTerm, ProduceError, Producer, StartedLicence};
 use crate::registry::Registry;
 use crate::report::Counts;
 use crate::sign::{check_production_key, passphrase_from_env_or_file};
@@ -99,6 +99,8 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
         return Err(LevelNeedsTsa { level }.into());
     }
     let tsa = tsa_url.map(timestamp::connect).transpose()?;
+    // A TSA that pipelines needs no thread waiting on it (see `RenderSink::flush`).
+    let waits_for_tsa = tsa.as_ref().is_some_and(|tsa| !tsa.pipelines());
     let public_url = args.public_url.public_url.as_deref().or(plan.public_url.as_deref());
     let public_url = public_url.map(crate::render::check_public_url).transpose()?;
     let long_term = match (&tsa, level >= PadesLevel::BLt) {
@@ -114,7 +116,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.jobs.unwrap_or(0)).build()?;
-    let production = engine::production_pool(args.jobs, tsa_url.is_some())?;
+    let production = engine::production_pool(args.jobs, waits_for_tsa)?;
 
     let mut sink = RenderSink {
         pool: production.as_ref().unwrap_or(&pool),
@@ -167,20 +169,26 @@ impl RenderSink<'_> {
     fn flush(&mut self) -> anyhow::Result<()> {
         let batch = std::mem::take(&mut self.pending);
         let producer = self.producer;
+        // The batch signed first, its timestamps asked for; then the tokens put in (as a run
+        // does: a pipelining TSA answers meanwhile).
         let results: Vec<_> = self.pool.install(|| {
-            batch
+            let started: Vec<_> = batch
                 .par_iter()
                 .map(|(licence, version)| {
-                    let produced = LicenceId::for_printed_number(
+                    let started = LicenceId::for_printed_number(
                         &licence.type_code,
                         &licence.issuer_code,
                         &licence.printed_no,
                         *version,
                     )
                     .map_err(ProduceError::from)
-                    .and_then(|id| producer.produce(licence, &id));
-                    (licence, produced)
+                    .and_then(|id| producer.start(licence, &id));
+                    (licence, started)
                 })
+                .collect();
+            started
+                .into_par_iter()
+                .map(|(licence, started)| (licence, started.and_then(StartedLicence::finish)))
                 .collect()
         });
         for (licence, result) in results {
