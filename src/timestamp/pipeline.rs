@@ -77,7 +77,6 @@ impl Pipeline {
             written: VecDeque::new(),
             queued: VecDeque::new(),
             failures: 0,
-            last_failure: String::new(),
         };
         let handle = std::thread::Builder::new()
             .name("elicence-tsa".into())
@@ -112,7 +111,6 @@ struct Worker {
     served: usize,
     /// Connections lost in a row without a reply in between.
     failures: u32,
-    last_failure: String,
 }
 
 impl Worker {
@@ -223,7 +221,7 @@ impl Worker {
                     self.queued.push_front(job);
                 }
                 None => {
-                    let _ = job.reply.send(Err(self.unavailable(why)));
+                    let _ = job.reply.send(Err(unavailable(&self.url, why)));
                 }
             },
         }
@@ -235,7 +233,6 @@ impl Worker {
     fn lost(&mut self, why: String, stale: bool) {
         self.conn = None;
         self.requeue_written();
-        self.last_failure = why;
         if stale {
             return;
         }
@@ -246,13 +243,8 @@ impl Worker {
             }
             None => {
                 self.failures = 0;
-                let detail = std::mem::take(&mut self.last_failure);
                 for job in self.queued.drain(..) {
-                    let _ = job.reply.send(Err(TsaError::Unavailable {
-                        url: self.url.clone(),
-                        attempts: BACKOFF.len() as u32 + 1,
-                        detail: detail.clone(),
-                    }));
+                    let _ = job.reply.send(Err(unavailable(&self.url, why.clone())));
                 }
             }
         }
@@ -264,14 +256,11 @@ impl Worker {
             self.queued.push_front(job);
         }
     }
+}
 
-    fn unavailable(&self, why: String) -> TsaError {
-        TsaError::Unavailable {
-            url: self.url.clone(),
-            attempts: BACKOFF.len() as u32 + 1,
-            detail: why,
-        }
-    }
+/// Every attempt at `url` failed, the last because of `why`.
+fn unavailable(url: &str, why: String) -> TsaError {
+    TsaError::Unavailable { url: url.to_owned(), attempts: BACKOFF.len() as u32 + 1, detail: why }
 }
 
 fn failure_text(failure: Failure) -> String {
