@@ -357,6 +357,7 @@ pub fn run(options: &RunOptions) -> anyhow::Result<RunResult> {
             registry: registry_ref,
             loader,
             in_flight: Default::default(),
+            started: None,
             files,
             pending: Vec::with_capacity(CHUNK),
             rejects: Vec::new(),

@@ -1,9 +1,10 @@
 //! The chunk scheduler of a run: valid rows are gathered into chunks; each chunk is decided
 //! against the registry in input order (new, unchanged, change, revoke), its new versions are
-//! produced (rendered and signed) on all cores, and it goes to the loader thread, which commits
-//! it in one transaction while the next chunk is being produced. A row that touches a licence
-//! (or, for single-instance types, a holder) of a chunk still in flight waits, so that every
-//! decision sees the registry as the earlier rows left it.
+//! rendered and signed on all cores with their timestamps asked for, and once the next chunk
+//! has been started the same way, its tokens are put in and it goes to the loader thread,
+//! which commits it in one transaction while the chunks after it are produced. A row that
+//! touches a licence (or, for single-instance types, a holder) of a chunk still in flight
+//! waits, so that every decision sees the registry as the earlier rows left it.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -43,8 +44,13 @@ pub(super) struct ChunkScheduler<'a, 'scope> {
     /// This thread's connection: decisions only (the loader commits on its own).
     pub(super) registry: &'a Registry,
     pub(super) loader: Loader<'scope>,
-    /// Natural keys and holders of each chunk in flight, oldest first.
+    /// Natural keys and holders of each chunk in flight (started or with the loader), oldest
+    /// first.
     pub(super) in_flight: VecDeque<(HashSet<NaturalKey>, HashSet<String>)>,
+    /// The newest chunk: signed, its timestamps asked for, not yet finished. It is finished
+    /// (its tokens put in) once the next chunk is started, so that the TSA answers its last
+    /// requests while the cores sign the next chunk instead of waiting for them.
+    pub(super) started: Option<StartedChunk<'a>>,
     pub(super) files: Option<RowFiles>,
     pub(super) pending: Vec<ValidRow>,
     pub(super) rejects: Vec<RejectRecord>,
@@ -76,7 +82,7 @@ pub(super) struct ScheduledTotals {
 /// Attempts at deciding one chunk when other processes keep changing the same licences.
 const MAX_ATTEMPTS: u32 = 5;
 
-impl ChunkScheduler<'_, '_> {
+impl<'a> ChunkScheduler<'a, '_> {
     fn reject(&mut self, r: &RowReject) -> anyhow::Result<()> {
         self.counts.rejected += 1;
         if let Some(p) = r.primary() {
@@ -124,6 +130,20 @@ impl ChunkScheduler<'_, '_> {
         self.drain_pending()?;
         while self.collect(true)? {}
         Ok(())
+    }
+
+    /// Finishes the started chunk (if any) and hands it to the loader. When it cannot be
+    /// finished (the TSA failed), nothing of it is loaded and it is no longer in flight.
+    fn send_started(&mut self) -> anyhow::Result<()> {
+        let Some(started) = self.started.take() else {
+            return Ok(());
+        };
+        let sent = self.finish_chunk(started).and_then(|chunk| self.loader.send(chunk));
+        if sent.is_err() {
+            // It was the newest chunk in flight.
+            self.in_flight.pop_back();
+        }
+        sent
     }
 
     /// Splits `rows` into those that can be decided now and those that touch a licence (or,
@@ -192,15 +212,20 @@ impl ChunkScheduler<'_, '_> {
         let keys: HashSet<NaturalKey> = inputs.iter().map(|i| i.key.clone()).collect();
         let holders: HashSet<String> =
             inputs.iter().filter(|i| i.single_instance).map(|i| i.holder_code.clone()).collect();
-        let chunk = self.prepare(rows, inputs, rejects, attempt)?;
-        self.loader.send(chunk)?;
+        let chunk = self.start_chunk(rows, inputs, rejects, attempt)?;
+        // The previous chunk's tokens came back while this one was signed.
+        self.send_started()?;
         self.in_flight.push_back((keys, holders));
+        self.started = Some(chunk);
         Ok(())
     }
 
-    /// Takes one finished chunk from the loader (waiting for it when `wait`). False when there
-    /// was none.
+    /// Takes one finished chunk from the loader (waiting for it when `wait`, after handing it
+    /// the started chunk). False when there was none.
     fn collect(&mut self, wait: bool) -> anyhow::Result<bool> {
+        if wait {
+            self.send_started()?;
+        }
         let Some(outcome) = self.loader.next(wait)? else {
             return Ok(false);
         };
@@ -238,15 +263,16 @@ impl ChunkScheduler<'_, '_> {
         Ok(true)
     }
 
-    /// Decides `rows` against the registry, renders and signs the new versions on all cores,
-    /// reads archive copies, and builds the chunk for the loader.
-    fn prepare(
+    /// Decides `rows` against the registry, renders and signs the new versions on all cores
+    /// with their timestamps asked for, and reads archive copies; [`Self::finish_chunk`] puts
+    /// the tokens in.
+    fn start_chunk(
         &mut self,
         rows: Vec<ValidRow>,
         inputs: Vec<DecisionInput>,
         rejects: Vec<RejectRecord>,
         attempt: u32,
-    ) -> anyhow::Result<DecidedChunk> {
+    ) -> anyhow::Result<StartedChunk<'a>> {
         let started = Instant::now();
         let decisions = if self.review {
             self.registry.decide_staged(&inputs)?
@@ -258,16 +284,23 @@ impl ChunkScheduler<'_, '_> {
         let producer = self.producer;
         let input_dir = &self.input_dir;
         let review = self.review;
-        // Every licence of the chunk signed first, its tokens asked for; then the tokens put in
-        // (a pipelining TSA answers meanwhile, so no thread waits on it per licence).
-        let produced: Vec<RowArtefacts> = self.pool.install(|| {
-            let started: Vec<RowStarted> = rows
-                .par_iter()
+        let signing: Vec<RowStarted<'a>> = self.pool.install(|| {
+            rows.par_iter()
                 .zip(decisions.par_iter())
                 .map(|(row, decision)| start_row(producer, input_dir, row, decision, review))
-                .collect();
-            started.into_par_iter().map(RowStarted::finish).collect()
+                .collect()
         });
+        self.stages.render_sign_s += started.elapsed().as_secs_f64();
+        Ok(StartedChunk { rows, inputs, decisions, signing, rejects, attempt })
+    }
+
+    /// Waits for a started chunk's timestamps (a pipelining TSA answered them meanwhile, so
+    /// no thread waits on it per licence) and builds the chunk for the loader.
+    fn finish_chunk(&mut self, started_chunk: StartedChunk<'a>) -> anyhow::Result<DecidedChunk> {
+        let StartedChunk { rows, inputs, decisions, signing, rejects, attempt } = started_chunk;
+        let started = Instant::now();
+        let produced: Vec<RowArtefacts> =
+            self.pool.install(|| signing.into_par_iter().map(RowStarted::finish).collect());
         self.stages.render_sign_s += started.elapsed().as_secs_f64();
         let mut chunk = DecidedChunk {
             items: Vec::with_capacity(rows.len()),
@@ -412,6 +445,17 @@ fn start_row<'p>(
         None => None,
     };
     RowStarted::Producing(version, archive)
+}
+
+/// A chunk decided and signed, its timestamps asked for ([`ChunkScheduler::start_chunk`]).
+pub(super) struct StartedChunk<'p> {
+    rows: Vec<ValidRow>,
+    inputs: Vec<DecisionInput>,
+    decisions: Vec<Decision>,
+    /// One per row of `rows`.
+    signing: Vec<RowStarted<'p>>,
+    rejects: Vec<RejectRecord>,
+    attempt: u32,
 }
 
 /// A row between [`start_row`] and [`RowStarted::finish`].
