@@ -38,10 +38,7 @@ use axum::routing::post;
 use axum::serve::ListenerExt;
 use cms::builder::{create_content_type_attribute, create_message_digest_attribute};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
+use cms::signed_data::CertificateSet;
 use der::asn1::{Any, BitString, Int, ObjectIdentifier, OctetString, SetOfVec};
 use der::{Decode, Encode, Tag};
 use elicence::sign::signed_data::{
@@ -98,8 +95,8 @@ pub enum BenchTsaError {
     KeyType { path: PathBuf, kind: Id },
     #[error("{path}: certificate: {source}")]
     Certificate { path: PathBuf, source: der::Error },
-    #[error("cannot encode the signing-certificate-v2 attribute: {0}")]
-    Encode(der::Error),
+    #[error("cannot encode the parts every token shares: {0}")]
+    Encode(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -122,16 +119,21 @@ impl KeyFiles {
     }
 }
 
-/// The TSA: its key, certificate and serial number counter.
+/// The TSA: its key, the parts of a token that are the same in every token (DER, encoded
+/// once: encoding them for every token was over a quarter of this TSA's CPU, session 20), and
+/// its serial number counter.
 pub struct Authority {
     key: PKey<Private>,
-    signature_algorithm: AlgorithmIdentifierOwned,
-    /// The TSA certificate.
-    certificate: Certificate,
-    /// The TSA certificate and the intermediates after it (not a self-issued root).
-    chain: Vec<Certificate>,
-    /// signingCertificateV2 naming the TSA certificate: the same in every token.
-    signing_certificate: Attribute,
+    /// `signatureAlgorithm` of the SignerInfo (DER AlgorithmIdentifier).
+    signature_algorithm: Vec<u8>,
+    /// `sid` of the SignerInfo: the TSA certificate's issuer and serial number (DER).
+    signer_id: Vec<u8>,
+    /// `certificates` of the SignedData, `[0] IMPLICIT CertificateSet`: the TSA certificate
+    /// and the intermediates after it (not a self-issued root), in DER SET OF order.
+    certificates: Vec<u8>,
+    /// The signed attributes contentType (id-ct-TSTInfo) and signingCertificateV2 naming the
+    /// TSA certificate (DER Attributes); messageDigest is added per token.
+    constant_attributes: [Vec<u8>; 2],
     /// The next serial number; starts at the start time in microseconds, so serial numbers
     /// also increase across restarts.
     serial: AtomicI64,
@@ -156,6 +158,8 @@ impl Authority {
             Id::EC => AlgorithmIdentifierOwned { oid: OID_ECDSA_WITH_SHA256, parameters: None },
             kind => return Err(BenchTsaError::KeyType { path: key_path, kind }),
         };
+        let signature_algorithm =
+            signature_algorithm.to_der().map_err(|e| BenchTsaError::Encode(e.to_string()))?;
         let mut chain = Vec::new();
         for name in [cert_name, "ca.pem"] {
             let path = dir.join(name);
@@ -187,15 +191,35 @@ impl Authority {
             .first()
             .cloned()
             .ok_or_else(|| BenchTsaError::NoCertificate { path: dir.join(cert_name) })?;
-        let signing_certificate =
-            signing_certificate_attribute(&certificate).map_err(BenchTsaError::Encode)?;
+        let encoded = (|| -> Result<_, Box<dyn std::error::Error>> {
+            let tbs = certificate.tbs_certificate();
+            let signer_id = IssuerAndSerialNumber {
+                issuer: tbs.issuer().clone(),
+                serial_number: tbs.serial_number().clone(),
+            }
+            .to_der()?;
+            let mut set = SetOfVec::new();
+            for cert in chain {
+                set.insert(CertificateChoices::Certificate(cert))?;
+            }
+            // [0] IMPLICIT: the SET OF's encoding with its tag replaced (the length stays).
+            let mut certificates = CertificateSet(set).to_der()?;
+            if let Some(tag) = certificates.first_mut() {
+                *tag = 0xA0;
+            }
+            let content_type = create_content_type_attribute(OID_TST_INFO)?.to_der()?;
+            let signing_certificate = signing_certificate_attribute(&certificate)?.to_der()?;
+            Ok((signer_id, certificates, [content_type, signing_certificate]))
+        })();
+        let (signer_id, certificates, constant_attributes) =
+            encoded.map_err(|e| BenchTsaError::Encode(e.to_string()))?;
         let start = chrono::Utc::now().timestamp_micros();
         Ok(Authority {
             key,
             signature_algorithm,
-            certificate,
-            chain,
-            signing_certificate,
+            signer_id,
+            certificates,
+            constant_attributes,
             serial: AtomicI64::new(start),
         })
     }
@@ -265,71 +289,91 @@ impl Authority {
         Ok(Some(content_info))
     }
 
-    /// RFC 3161 §2.4.2 / RFC 5652 §5: SignedData with the TSTInfo encapsulated, one SignerInfo.
+    /// RFC 3161 §2.4.2 / RFC 5652 §5: SignedData with the TSTInfo encapsulated, one SignerInfo,
+    /// written as DER from the parts encoded at load and the few that change per token.
     fn signed_data(&self, tst_info_der: Vec<u8>, with_certificate: bool) -> Result<Any, String> {
         let der_err = |e: der::Error| e.to_string();
         let digest = Sha256::digest(&tst_info_der);
         // RFC 5652 §5.3: with an eContentType other than id-data, the signed attributes must
         // be present and carry contentType and messageDigest; RFC 3161 §2.4.2 (as updated by
         // RFC 5816) adds ESS signingCertificate(V2), which `openssl ts -verify` requires.
-        let mut signed_attrs = SetOfVec::new();
-        for attribute in [
-            create_content_type_attribute(OID_TST_INFO).map_err(|e| e.to_string())?,
-            create_message_digest_attribute(&digest).map_err(|e| e.to_string())?,
-            self.signing_certificate.clone(),
-        ] {
-            signed_attrs.insert(attribute).map_err(der_err)?;
-        }
+        let message_digest = create_message_digest_attribute(&digest)
+            .map_err(|e| e.to_string())?
+            .to_der()
+            .map_err(der_err)?;
+        let [content_type, signing_certificate] = &self.constant_attributes;
+        let mut attributes: [&[u8]; 3] = [content_type, &message_digest, signing_certificate];
+        // DER SET OF: the elements in ascending order of their encodings (X.690 §11.6).
+        attributes.sort();
+        let attributes = attributes.concat();
         // RFC 5652 §5.4: the signature is over the DER SET OF, not the [0] IMPLICIT form.
-        let to_sign = signed_attrs.to_der().map_err(der_err)?;
         let signature = openssl::sign::Signer::new(MessageDigest::sha256(), &self.key)
-            .and_then(|mut signer| signer.sign_oneshot_to_vec(&to_sign))
+            .and_then(|mut signer| signer.sign_oneshot_to_vec(&with_tag(0x31, &attributes)))
             .map_err(|e| e.to_string())?;
-        let tbs = self.certificate.tbs_certificate();
-        let sha256 = AlgorithmIdentifierOwned { oid: OID_SHA256, parameters: None };
-        let signer_info = SignerInfo {
-            version: CmsVersion::V1,
-            sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-                issuer: tbs.issuer().clone(),
-                serial_number: tbs.serial_number().clone(),
-            }),
-            digest_alg: sha256.clone(),
-            signed_attrs: Some(signed_attrs),
-            signature_algorithm: self.signature_algorithm.clone(),
-            signature: OctetString::new(signature).map_err(der_err)?,
-            unsigned_attrs: None,
-        };
-        let certificates = if with_certificate {
-            let mut set = SetOfVec::new();
-            for cert in &self.chain {
-                set.insert(CertificateChoices::Certificate(cert.clone())).map_err(der_err)?;
-            }
-            Some(CertificateSet(set))
-        } else {
-            None
-        };
-        let mut digest_algorithms = SetOfVec::new();
-        digest_algorithms.insert(sha256).map_err(der_err)?;
-        let mut signer_infos = SetOfVec::new();
-        signer_infos.insert(signer_info).map_err(der_err)?;
-        let signed_data = SignedData {
-            // RFC 5652 §5.1: version 3 when eContentType is not id-data.
-            version: CmsVersion::V3,
-            digest_algorithms,
-            encap_content_info: EncapsulatedContentInfo {
-                econtent_type: OID_TST_INFO,
-                econtent: Some(Any::new(Tag::OctetString, tst_info_der).map_err(der_err)?),
-            },
-            certificates,
-            crls: None,
-            signer_infos: SignerInfos(signer_infos),
-        };
-        let content_info = ContentInfo {
-            content_type: OID_SIGNED_DATA,
-            content: Any::encode_from(&signed_data).map_err(der_err)?,
-        };
-        Any::encode_from(&content_info).map_err(der_err)
+        let sha256 = AlgorithmIdentifierOwned { oid: OID_SHA256, parameters: None }
+            .to_der()
+            .map_err(der_err)?;
+        // SignerInfo (RFC 5652 §5.3): version 1 (issuerAndSerialNumber), sid, digestAlgorithm,
+        // [0] IMPLICIT signedAttrs, signatureAlgorithm, signature.
+        let signer_info = with_tag(
+            0x30,
+            &[
+                &[0x02, 0x01, 0x01][..],
+                &self.signer_id,
+                &sha256,
+                &with_tag(0xA0, &attributes),
+                &self.signature_algorithm,
+                &with_tag(0x04, &signature),
+            ]
+            .concat(),
+        );
+        let encapsulated = with_tag(
+            0x30,
+            &[
+                &OID_TST_INFO.to_der().map_err(der_err)?[..],
+                &with_tag(0xA0, &with_tag(0x04, &tst_info_der)),
+            ]
+            .concat(),
+        );
+        let certificates: &[u8] = if with_certificate { &self.certificates } else { &[] };
+        // SignedData (RFC 5652 §5.1): version 3 (eContentType is not id-data), the digest
+        // algorithms, the encapsulated TSTInfo, the certificates, the signer infos.
+        let signed_data = with_tag(
+            0x30,
+            &[
+                &[0x02, 0x01, 0x03][..],
+                &with_tag(0x31, &sha256),
+                &encapsulated,
+                certificates,
+                &with_tag(0x31, &signer_info),
+            ]
+            .concat(),
+        );
+        let content_info = with_tag(
+            0x30,
+            &[&OID_SIGNED_DATA.to_der().map_err(der_err)?[..], &with_tag(0xA0, &signed_data)]
+                .concat(),
+        );
+        Any::from_der(&content_info).map_err(der_err)
     }
+}
+
+/// The DER TLV of `tag` (one byte: universal or context class, low tag numbers) around
+/// `content`, the length in the shortest form (X.690 §10.1).
+fn with_tag(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
 }
 
 /// signingCertificateV2 (RFC 5035 §3) with one ESSCertIDv2: SHA-256 (the default, so left

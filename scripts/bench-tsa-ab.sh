@@ -7,8 +7,8 @@
 #   default: the run on CPU 0 and the TSA on CPU 1 (`taskset`), as a TSA on a machine of its
 #   own, so the difference is what our client costs; --shared: both on all cores (the TSA's
 #   own signing then comes off the run's cores too).
-# Prints one line per run (round, mode, licences/s over the whole command) and the mean
-# difference. Needs a release build: CARGO_TARGET_DIR (default target) and ELICENCE_BIN.
+# Prints one line per run (round, mode, licences/s over the whole command, the TSA's CPU
+# seconds during it) and the mean difference. Needs a release build: CARGO_TARGET_DIR (default target) and ELICENCE_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:?usage: bench-tsa-ab.sh ROUNDS [ROWS] [--shared]}
@@ -31,11 +31,14 @@ tsa_pid=$!
 until [ -s "$work/tsa.url" ]; do sleep 0.1; done
 url=$(cat "$work/tsa.url")
 results="$work/results"
+# utime + stime of the TSA process, in clock ticks (proc(5)).
+tsa_cpu() { awk '{ print $14 + $15 }' "/proc/$tsa_pid/stat"; }
 for round in $(seq 1 "$rounds"); do
   for mode in plain tsa; do
     rm -rf "$work/data"
     extra=()
     [ "$mode" = tsa ] && extra=(--tsa "$url" --pades-level b-t)
+    tsa_cpu_before=$(tsa_cpu)
     start=$(date +%s.%N)
     "${pin[@]}" "$bin" run pipelines/food-business-permit.toml --input "$work/export.csv" \
       --data "$work/data" --json --progress never --quiet --formats pdf,xml --segments \
@@ -43,7 +46,9 @@ for round in $(seq 1 "$rounds"); do
       || { cat "$work/stderr" >&2; exit 1; }
     end=$(date +%s.%N)
     rate=$(python3 -c "print(round($rows / ($end - $start), 1))")
-    echo "$round $mode $rate" | tee -a "$results"
+    # The TSA's own CPU over the run (user + system), in seconds.
+    tsa_s=$(python3 -c "print(round(($(tsa_cpu) - $tsa_cpu_before) / $(getconf CLK_TCK), 2))")
+    echo "$round $mode $rate $tsa_s" | tee -a "$results"
   done
 done
 python3 - "$results" <<'EOF'
@@ -55,4 +60,6 @@ diffs = [(t / p - 1) * 100 for p, t in zip(plain, tsa)]
 spread = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
 print(f"without --tsa {statistics.mean(plain):.1f}/s, with {statistics.mean(tsa):.1f}/s: "
       f"{statistics.mean(diffs):+.1f} % (round by round, standard error {spread:.1f})")
+tsa_cpu = [float(r[3]) for r in rows if r[1] == "tsa"]
+print(f"the TSA's own CPU a run with --tsa: {statistics.mean(tsa_cpu):.2f} s")
 EOF
