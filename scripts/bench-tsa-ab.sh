@@ -8,7 +8,8 @@
 #   own, so the difference is what our client costs; --shared: both on all cores (the TSA's
 #   own signing then comes off the run's cores too).
 # Prints one line per run (round, mode, licences/s over the whole command, the TSA's CPU
-# seconds during it) and the mean difference. Needs a release build: CARGO_TARGET_DIR (default target) and ELICENCE_BIN.
+# seconds during it) and the mean difference. Needs a release build: CARGO_TARGET_DIR (default
+# target); ELICENCE_BIN and BENCH_TSA_BIN measure other builds of the two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:?usage: bench-tsa-ab.sh ROUNDS [ROWS] [--shared]}
@@ -26,7 +27,8 @@ work=$(mktemp -d)
 trap 'kill "$tsa_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin" gen pipelines/food-business-permit.toml --rows "$rows" --seed 1 --out "$work/export.csv" >/dev/null
 scripts/bench-tsa-keys.sh "$work/tsa" >/dev/null
-"${tsa_pin[@]}" "$target/release/examples/bench_tsa" "$work/tsa" 0 --ec >"$work/tsa.url" &
+"${tsa_pin[@]}" "${BENCH_TSA_BIN:-$target/release/examples/bench_tsa}" "$work/tsa" 0 --ec \
+  >"$work/tsa.url" &
 tsa_pid=$!
 until [ -s "$work/tsa.url" ]; do sleep 0.1; done
 url=$(cat "$work/tsa.url")
