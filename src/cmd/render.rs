@@ -125,6 +125,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
         formats,
         limit: args.limit.unwrap_or(usize::MAX),
         pending: Vec::with_capacity(BATCH),
+        started: Vec::new(),
         versions: HashMap::new(),
         rendered: 0,
         failed: 0,
@@ -133,6 +134,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let today = at.date_naive();
     let summary = engine::validate_input(&plan, &args.input, today, &pool, &mut dedupe, &mut sink)?;
     sink.flush()?;
+    sink.write_started()?;
     let c: Counts = summary.counts;
     eprintln!(
         "read {}: valid {}, rejected {}, duplicates {}; rendered and signed {} licence(s) into {}{}",
@@ -159,33 +161,51 @@ struct RenderSink<'a> {
     formats: Formats,
     limit: usize,
     pending: Vec<(Licence, u16)>,
+    /// The batch signed last, its timestamps asked for: its files are written once the next
+    /// batch is signed, so that the TSA answers its last requests meanwhile.
+    started: Vec<(Licence, Result<StartedLicence<'a>, ProduceError>)>,
     /// Rows seen per natural key (type, issuer, printed number): the next row's version.
     versions: HashMap<(String, String), u16>,
     rendered: usize,
     failed: usize,
 }
 
-impl RenderSink<'_> {
+impl<'a> RenderSink<'a> {
+    /// Signs the pending batch with its timestamps asked for, then writes the batch signed
+    /// before it (as a run does: a pipelining TSA answers meanwhile).
     fn flush(&mut self) -> anyhow::Result<()> {
         let batch = std::mem::take(&mut self.pending);
         let producer = self.producer;
-        // The batch signed first, its timestamps asked for; then the tokens put in (as a run
-        // does: a pipelining TSA answers meanwhile).
-        let results: Vec<_> = self.pool.install(|| {
-            let started: Vec<_> = batch
-                .par_iter()
+        let started = self.pool.install(|| {
+            batch
+                .into_par_iter()
                 .map(|(licence, version)| {
                     let started = LicenceId::for_printed_number(
                         &licence.type_code,
                         &licence.issuer_code,
                         &licence.printed_no,
-                        *version,
+                        version,
                     )
                     .map_err(ProduceError::from)
-                    .and_then(|id| producer.start(licence, &id));
+                    .and_then(|id| producer.start(&licence, &id));
                     (licence, started)
                 })
-                .collect();
+                .collect()
+        });
+        self.write_started()?;
+        self.started = started;
+        Ok(())
+    }
+
+    /// Rows taken towards `--limit`: written, failed, signed and waiting, pending.
+    fn taken(&self) -> usize {
+        self.rendered + self.failed + self.started.len() + self.pending.len()
+    }
+
+    /// Puts the tokens into the batch signed last and writes its files.
+    fn write_started(&mut self) -> anyhow::Result<()> {
+        let started = std::mem::take(&mut self.started);
+        let results: Vec<_> = self.pool.install(|| {
             started
                 .into_par_iter()
                 .map(|(licence, started)| (licence, started.and_then(StartedLicence::finish)))
@@ -224,7 +244,7 @@ impl RowSink for RenderSink<'_> {
 
     fn row(&mut self, outcome: Outcome) -> anyhow::Result<()> {
         if let Outcome::Valid(row) = outcome {
-            if self.rendered + self.failed + self.pending.len() >= self.limit {
+            if self.taken() >= self.limit {
                 return Ok(());
             }
             let l = row.licence;
@@ -240,6 +260,6 @@ impl RowSink for RenderSink<'_> {
     }
 
     fn done(&self) -> bool {
-        self.rendered + self.failed + self.pending.len() >= self.limit
+        self.taken() >= self.limit
     }
 }
