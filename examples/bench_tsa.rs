@@ -126,6 +126,9 @@ pub struct Authority {
     key: PKey<Private>,
     /// `signatureAlgorithm` of the SignerInfo (DER AlgorithmIdentifier).
     signature_algorithm: Vec<u8>,
+    /// `digestAlgorithm` of the SignerInfo and the SignedData's only digest algorithm: SHA-256
+    /// (DER AlgorithmIdentifier, parameters absent).
+    digest_algorithm: Vec<u8>,
     /// `sid` of the SignerInfo: the TSA certificate's issuer and serial number (DER).
     signer_id: Vec<u8>,
     /// `certificates` of the SignedData, `[0] IMPLICIT CertificateSet`: the TSA certificate
@@ -209,14 +212,17 @@ impl Authority {
             }
             let content_type = create_content_type_attribute(OID_TST_INFO)?.to_der()?;
             let signing_certificate = signing_certificate_attribute(&certificate)?.to_der()?;
-            Ok((signer_id, certificates, [content_type, signing_certificate]))
+            let digest_algorithm =
+                AlgorithmIdentifierOwned { oid: OID_SHA256, parameters: None }.to_der()?;
+            Ok((signer_id, certificates, [content_type, signing_certificate], digest_algorithm))
         })();
-        let (signer_id, certificates, constant_attributes) =
+        let (signer_id, certificates, constant_attributes, digest_algorithm) =
             encoded.map_err(|e| BenchTsaError::Encode(e.to_string()))?;
         let start = chrono::Utc::now().timestamp_micros();
         Ok(Authority {
             key,
             signature_algorithm,
+            digest_algorithm,
             signer_id,
             certificates,
             constant_attributes,
@@ -310,9 +316,6 @@ impl Authority {
         let signature = openssl::sign::Signer::new(MessageDigest::sha256(), &self.key)
             .and_then(|mut signer| signer.sign_oneshot_to_vec(&with_tag(0x31, &attributes)))
             .map_err(|e| e.to_string())?;
-        let sha256 = AlgorithmIdentifierOwned { oid: OID_SHA256, parameters: None }
-            .to_der()
-            .map_err(der_err)?;
         // SignerInfo (RFC 5652 §5.3): version 1 (issuerAndSerialNumber), sid, digestAlgorithm,
         // [0] IMPLICIT signedAttrs, signatureAlgorithm, signature.
         let signer_info = with_tag(
@@ -320,7 +323,7 @@ impl Authority {
             &[
                 &[0x02, 0x01, 0x01][..],
                 &self.signer_id,
-                &sha256,
+                &self.digest_algorithm,
                 &with_tag(0xA0, &attributes),
                 &self.signature_algorithm,
                 &with_tag(0x04, &signature),
@@ -342,7 +345,7 @@ impl Authority {
             0x30,
             &[
                 &[0x02, 0x01, 0x03][..],
-                &with_tag(0x31, &sha256),
+                &with_tag(0x31, &self.digest_algorithm),
                 &encapsulated,
                 certificates,
                 &with_tag(0x31, &signer_info),
